@@ -1,0 +1,41 @@
+import { looksLikeAddress } from '../common/address.js';
+
+const COMMANDS = new Set([
+  'master', 'worker', 'dev', 'submit', 'status', 'wait', 'results', 'cancel', 'jobs', 'workers', 'cluster', 'token', 'help',
+]);
+
+export interface GlobalArgs {
+  /** `--master` wherever it stood, or the seed's address-first form. */
+  master?: string;
+  json: boolean;
+  rest: string[];
+}
+
+/**
+ * Pulls the options that may stand anywhere (`--master URL`, `--json`) out of the argument
+ * list, and turns the seed's `weir HOST:PORT submit …` into `--master HOST:PORT`.
+ */
+export function extractGlobalArgs(argv: readonly string[]): GlobalArgs {
+  const rest: string[] = [];
+  let master: string | undefined;
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--master') {
+      master = argv[++i];
+      if (master === undefined) throw new Error('--master needs a URL, e.g. --master http://127.0.0.1:8080');
+    } else if (a.startsWith('--master=')) {
+      master = a.slice('--master='.length);
+    } else if (a === '--json') {
+      json = true;
+    } else {
+      rest.push(a);
+    }
+  }
+  const first = rest[0];
+  if (first && !COMMANDS.has(first) && looksLikeAddress(first)) {
+    master ??= first;
+    rest.shift();
+  }
+  return { ...(master !== undefined ? { master } : {}), json, rest };
+}

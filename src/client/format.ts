@@ -1,0 +1,52 @@
+import type { ClusterStatus, JobView, WorkerView } from './sdk.js';
+
+const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
+
+export function progressLine(j: JobView): string {
+  const p = j.progress;
+  return `${p.completed}/${p.total} completed, ${p.running} running, ${p.pending} pending, ${p.failed} failed`;
+}
+
+export function formatJob(j: JobView): string {
+  const lines = [
+    `job ${j.job_id}  "${j.name}"  ${j.type}${j.operation ? `/${j.operation}` : ''}  ${j.status.toUpperCase()}`,
+    `progress: ${progressLine(j)}`,
+    `created ${when(j.created_at)}  started ${when(j.started_at)}  finished ${when(j.finished_at)}`,
+  ];
+  if (j.error) {
+    lines.push(`error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempts` : ''}: ${j.error.message}`);
+    if (j.error.stack) lines.push(j.error.stack.split('\n').map((l) => `  ${l}`).join('\n'));
+  }
+  return lines.join('\n');
+}
+
+/** Left-aligned columns; the last column may be ragged. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatJobs(jobs: JobView[]): string {
+  if (jobs.length === 0) return 'no jobs yet; submit one with: weir submit batch NAME';
+  return table(
+    ['JOB', 'NAME', 'STATUS', 'DONE', 'CREATED'],
+    jobs.map((j) => [j.job_id, j.name, j.status, `${j.progress.completed}/${j.progress.total}`, when(j.created_at)]),
+  );
+}
+
+export function formatWorkers(workers: WorkerView[]): string {
+  if (workers.length === 0) return 'no workers registered; start one with: weir worker --master URL';
+  return table(
+    ['WORKER', 'ADDRESS', 'STATUS', 'TASKS', 'LAST HEARTBEAT'],
+    workers.map((w) => [w.worker_id, w.address, w.status, `${w.active_tasks}/${w.max_tasks}`, when(w.last_heartbeat)]),
+  );
+}
+
+export function formatCluster(c: ClusterStatus): string {
+  const head = `node ${c.current_node_id} is ${c.current_role}; leader ${c.leader_id ?? 'unknown'} (${c.leader_address ?? '-'}); term ${c.term}, commit ${c.commit_index}, applied ${c.last_applied}`;
+  return `${head}\n${table(
+    ['ID', 'ADDRESS', 'ROLE', 'HEALTHY'],
+    c.nodes.map((n) => [String(n.id), n.address, n.role + (n.is_leader ? ' *' : ''), n.healthy ? 'yes' : 'no']),
+  )}`;
+}

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { TokenSource } from '../common/auth.js';
+import { HttpClient } from '../common/http-client.js';
+
+export interface JobView {
+  job_id: string;
+  name: string;
+  type: string;
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+  operation?: string;
+  progress: { total: number; pending: number; running: number; completed: number; failed: number };
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error?: { task: number; message: string; stack?: string; attempts?: number };
+}
+
+export interface WorkerView {
+  worker_id: string;
+  address: string;
+  status: 'active' | 'draining' | 'dead';
+  max_tasks: number;
+  active_tasks: number;
+  last_heartbeat: string | null;
+}
+
+export interface ClusterStatus {
+  current_node_id: number;
+  current_role: string;
+  leader_id: number | null;
+  leader_address: string | null;
+  total_nodes: number;
+  nodes: { id: number; address: string; role: string; is_leader: boolean; healthy: boolean }[];
+  term: number;
+  commit_index: number;
+  last_applied: number;
+}
+
+export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
+
+export interface WeirClientOptions {
+  masters: string[];
+  tokens?: TokenSource;
+  retryForMs?: number;
+}
+
+/** The typed SDK over the REST API; the CLI is a thin layer over it. */
+export class WeirClient {
+  readonly http: HttpClient;
+
+  constructor(o: WeirClientOptions) {
+    this.http = new HttpClient({
+      urls: o.masters,
+      tokens: o.tokens ?? TokenSource.fromEnv('weir-cli'),
+      ...(o.retryForMs !== undefined ? { retryForMs: o.retryForMs } : {}),
+    });
+  }
+
+  /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
+  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey = randomUUID()) {
+    return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
+  }
+
+  /** The job; with `waitMs`, answered early as soon as it finishes. */
+  job(jobId: string, waitMs = 0): Promise<JobView> {
+    const q = waitMs > 0 ? `?wait_ms=${waitMs}` : '';
+    return this.http.get<JobView>(`/api/jobs/${encodeURIComponent(jobId)}${q}`, { timeoutMs: waitMs + 10_000 });
+  }
+
+  /** Resolves with the finished job, calling `onProgress` as it changes. */
+  async wait(jobId: string, onProgress?: (job: JobView) => void): Promise<JobView> {
+    for (;;) {
+      const job = await this.job(jobId, 1000);
+      onProgress?.(job);
+      if (TERMINAL_STATUSES.has(job.status)) return job;
+    }
+  }
+
+  jobs(cursor?: string, limit = 100) {
+    const q = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
+    return this.http.get<{ jobs: JobView[]; next_cursor: string | null }>(`/api/jobs?${q}`);
+  }
+
+  /** Every result of a completed job, page by page. */
+  async *results(jobId: string, pageSize = 10_000): AsyncGenerator<unknown[]> {
+    let cursor: string | null = null;
+    do {
+      const q = new URLSearchParams({ limit: String(pageSize), ...(cursor ? { cursor } : {}) });
+      const page: { results: unknown[]; next_cursor: string | null } = await this.http.get(
+        `/api/jobs/${encodeURIComponent(jobId)}/results?${q}`,
+      );
+      yield page.results;
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  cancel(jobId: string): Promise<JobView> {
+    return this.http.post<JobView>(`/api/jobs/${encodeURIComponent(jobId)}/cancel`);
+  }
+
+  workers() {
+    return this.http.get<{ workers: WorkerView[] }>('/api/workers');
+  }
+
+  cluster() {
+    return this.http.get<ClusterStatus>('/cluster/status');
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}

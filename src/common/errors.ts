@@ -1,0 +1,55 @@
+// One catalogue of errors with stable codes. Every error that crosses the API edge is a
+// WeirError; the HTTP layer maps it to `{error: {code, message}}` with its status.
+
+export type ErrorCode =
+  | 'bad_request'
+  | 'invalid_json'
+  | 'validation_failed'
+  | 'unauthorized'
+  | 'not_found'
+  | 'unknown_worker'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'no_leader'
+  | 'unavailable'
+  | 'internal';
+
+const STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  invalid_json: 400,
+  validation_failed: 400,
+  unauthorized: 401,
+  not_found: 404,
+  unknown_worker: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  no_leader: 503,
+  unavailable: 503,
+  internal: 500,
+};
+
+export class WeirError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'WeirError';
+    this.code = code;
+    this.status = STATUS[code];
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export const badRequest = (message: string): WeirError => new WeirError('bad_request', message);
+
+export const notFound = (kind: string, id: string): WeirError =>
+  new WeirError('not_found', `no ${kind} with id '${id}' exists; list them with 'weir ${kind}s'`);
+
+export const noLeader = (): WeirError =>
+  new WeirError('no_leader', 'this master has no leader in reach; retry shortly or try another master');
+
+export const statusOf = (code: string): number => STATUS[code as ErrorCode] ?? 500;

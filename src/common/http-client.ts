@@ -1,0 +1,128 @@
+import { Agent, request } from 'undici';
+import { WeirError, statusOf, type ErrorCode } from './errors.js';
+import type { TokenSource } from './auth.js';
+
+export interface HttpClientOptions {
+  /** Masters to try in turn; the one that answered last is tried first next time. */
+  urls: string[];
+  tokens?: TokenSource;
+  /** How long to keep trying other masters on connection errors and 503s. */
+  retryForMs?: number;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Overrides the per-request timeout (long polls). */
+  timeoutMs?: number;
+  /** Give up after the first failure instead of retrying for `retryForMs`. */
+  noRetry?: boolean;
+}
+
+/** Raised when no master answered within the retry window (the CLI's exit code 3). */
+export class UnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * JSON over HTTP to a set of masters. Connection errors and 503 (no leader) move on to the
+ * next master and retry with backoff; any other error answer is raised as a WeirError with
+ * the server's code and message.
+ */
+export class HttpClient {
+  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, pipelining: 1 });
+  private readonly urls: string[];
+  private current = 0;
+  private readonly retryForMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: HttpClientOptions) {
+    if (options.urls.length === 0) throw new Error('HttpClient needs at least one master URL');
+    this.urls = [...options.urls];
+    this.retryForMs = options.retryForMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  get baseUrl(): string {
+    return this.urls[this.current] ?? this.urls[0]!;
+  }
+
+  async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+    return this.call<T>('GET', path, opts);
+  }
+
+  async post<T>(path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+    return this.call<T>('POST', path, { ...opts, body });
+  }
+
+  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts: RequestOptions = {}): Promise<T> {
+    const deadline = Date.now() + (opts.noRetry ? 0 : this.retryForMs);
+    let delay = 50;
+    let lastProblem = '';
+    for (let attempt = 0; ; attempt++) {
+      const base = this.urls[this.current]!;
+      try {
+        return await this.once<T>(method, base, path, opts);
+      } catch (err) {
+        const retriable = !(err instanceof WeirError) || err.code === 'no_leader' || err.code === 'unavailable';
+        if (!retriable) throw err;
+        lastProblem = `${base}: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      this.current = (this.current + 1) % this.urls.length;
+      if (Date.now() >= deadline) break;
+      // Go round the list quickly once, then back off.
+      if ((attempt + 1) % this.urls.length === 0) {
+        await sleep(delay);
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+    throw new UnreachableError(`no master answered (${this.urls.join(', ')}); last: ${lastProblem}`);
+  }
+
+  private async once<T>(method: string, base: string, path: string, opts: RequestOptions): Promise<T> {
+    const headers: Record<string, string> = { ...opts.headers };
+    const auth = await this.options.tokens?.header();
+    if (auth) headers.authorization = auth;
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] = 'application/json';
+    }
+    const timeout = opts.timeoutMs ?? this.timeoutMs;
+    const res = await request(`${base}${path}`, {
+      method: method as 'GET',
+      headers,
+      body,
+      dispatcher: this.agent,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+    });
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.statusCode >= 400) {
+      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const code = (e?.code ?? (res.statusCode === 503 ? 'unavailable' : 'internal')) as ErrorCode;
+      const err = new WeirError(code, e?.message ?? `HTTP ${res.statusCode} from ${base}${path}`);
+      // Keep the server's status even for codes this client does not know.
+      (err as { status: number }).status = statusOf(code) === 500 ? res.statusCode : err.status;
+      throw err;
+    }
+    return json as T;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

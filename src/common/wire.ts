@@ -1,0 +1,40 @@
+import { Packr } from 'msgpackr';
+import type { TaskError, TaskRef } from '../state/commands.js';
+import type { TaskSpec } from '../ops/batch-ops.js';
+
+/**
+ * Messages on the persistent channel between the leader and a worker (a WebSocket carrying
+ * msgpack frames). Assignments and cancellations flow down; reports flow up and are
+ * acknowledged only once their outcome is committed, so a worker re-sends every report it
+ * holds until it sees the ack — across master restarts and failovers.
+ */
+export interface TaskAssignment extends TaskRef {
+  spec: TaskSpec;
+  timeout_ms: number;
+  memory_mb: number;
+}
+
+export type TaskReport = TaskRef & ({ ok: true; result: unknown[] } | { ok: false; error: TaskError });
+
+export type ToWorker =
+  | { t: 'assign'; tasks: TaskAssignment[] }
+  | { t: 'cancel'; tasks: TaskRef[] }
+  | { t: 'ack'; tasks: TaskRef[] };
+
+export type ToMaster =
+  /** First frame after connecting: what the worker runs and what it still has to report. */
+  | { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] }
+  | { t: 'report'; reports: TaskReport[] }
+  | { t: 'drain' };
+
+/** Close codes a master uses on the channel. */
+export const CLOSE_UNKNOWN_WORKER = 4404;
+export const CLOSE_REPLACED = 4409;
+export const CLOSE_NOT_LEADER = 4503;
+
+const packr = new Packr({ useRecords: false });
+
+export const encode = (msg: ToWorker | ToMaster): Buffer => packr.pack(msg);
+export const decode = <T extends ToWorker | ToMaster>(data: Buffer): T => packr.unpack(data) as T;
+
+export const taskKey = (t: TaskRef): string => `${t.job_id}:${t.idx}:${t.attempt}`;

@@ -1,0 +1,39 @@
+import type { ApplyResult, Command } from '../state/commands.js';
+
+export type Role = 'leader' | 'follower' | 'candidate' | 'learner';
+
+export interface MemberInfo {
+  id: number;
+  address: string;
+  role: Role;
+  healthy: boolean;
+}
+
+export interface ConsensusStatus {
+  node_id: number;
+  role: Role;
+  leader_id: number | null;
+  leader_address: string | null;
+  term: number;
+  commit_index: number;
+  last_applied: number;
+  members: MemberInfo[];
+}
+
+/** Called on every master, in log order, after each committed batch has been applied. */
+export type AppliedListener = (entries: readonly { command: Command; result: ApplyResult }[]) => void;
+
+/**
+ * What the master asks of consensus, whatever sits behind it (a cluster of one today, Raft
+ * next). `propose` resolves with the command's apply result on this node once the command
+ * is committed and applied — the only acknowledgement a client ever gets.
+ */
+export interface Consensus {
+  propose(command: Command): Promise<ApplyResult>;
+  isLeader(): boolean;
+  status(): ConsensusStatus;
+  onApplied(listener: AppliedListener): void;
+  /** Called when this node gains (true) or loses (false) leadership. */
+  onLeadershipChange(listener: (leader: boolean) => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,20 @@
+import type { Logger } from '../common/logger.js';
+import type { Consensus } from '../consensus/consensus.js';
+import type { Queries } from '../state/queries.js';
+import type { JobWatch } from './job-watch.js';
+import type { MasterMetrics } from './metrics.js';
+import type { WorkerChannels } from './worker-channels.js';
+import type { WorkerRegistry } from './worker-registry.js';
+
+/** What the HTTP routes of a master reach for. */
+export interface MasterContext {
+  consensus: Consensus;
+  queries: Queries;
+  registry: WorkerRegistry;
+  channels: WorkerChannels;
+  jobWatch: JobWatch;
+  metrics: MasterMetrics;
+  log: Logger;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+}

@@ -1,0 +1,96 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Consensus } from '../consensus/consensus.js';
+import type { Queries } from '../state/queries.js';
+
+/** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
+export class MasterMetrics {
+  readonly registry = new Registry();
+  readonly taskDuration: Histogram;
+  readonly tasksReported: Counter;
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor(queries: Queries, consensus: Consensus) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'weir_master_' });
+    this.loopDelay.enable();
+    const loopDelay = this.loopDelay;
+    new Gauge({
+      name: 'weir_jobs',
+      help: 'Jobs by status',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const counts = queries.jobCountsByStatus();
+        for (const s of ['pending', 'running', 'completed', 'failed', 'cancelled']) {
+          this.set({ status: s }, counts.get(s) ?? 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'weir_tasks',
+      help: 'Tasks by status',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        for (const [s, n] of queries.taskCountsByStatus()) this.set({ status: s }, n);
+      },
+    });
+    new Gauge({
+      name: 'weir_queue_depth',
+      help: 'Tasks waiting for a worker',
+      registers,
+      collect() {
+        this.set(queries.taskCountsByStatus().get('pending') ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'weir_workers_alive',
+      help: 'Workers not declared dead',
+      registers,
+      collect() {
+        this.set(queries.workers().filter((w) => w.status !== 'dead').length);
+      },
+    });
+    new Gauge({
+      name: 'weir_event_loop_delay_seconds',
+      help: 'Event loop delay (p99 since last scrape); long delays delay heartbeats and elections',
+      labelNames: ['quantile'],
+      registers,
+      collect() {
+        this.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
+        this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
+        this.set({ quantile: '1' }, loopDelay.max / 1e9);
+        loopDelay.reset();
+      },
+    });
+    new Gauge({
+      name: 'weir_consensus_index',
+      help: 'Commit index and last applied index of this master',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const s = consensus.status();
+        this.set({ kind: 'commit' }, s.commit_index);
+        this.set({ kind: 'applied' }, s.last_applied);
+        this.set({ kind: 'term' }, s.term);
+      },
+    });
+    this.taskDuration = new Histogram({
+      name: 'weir_task_duration_seconds',
+      help: 'Time from assignment to completion of tasks',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300],
+      registers,
+    });
+    this.tasksReported = new Counter({
+      name: 'weir_task_reports_total',
+      help: 'Task outcomes recorded, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+  }
+
+  close(): void {
+    this.loopDelay.disable();
+  }
+}

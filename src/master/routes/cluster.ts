@@ -1,0 +1,42 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { MasterContext } from '../context.js';
+
+/** Routes every master answers itself, without a token: cluster view, health, metrics. */
+export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
+  const { consensus, metrics } = ctx;
+  return async (app) => {
+    app.get('/cluster/status', async () => {
+      const s = consensus.status();
+      return {
+        current_node_id: s.node_id,
+        current_role: s.role,
+        leader_id: s.leader_id,
+        leader_address: s.leader_address,
+        total_nodes: s.members.length,
+        nodes: s.members.map((m) => ({
+          id: m.id,
+          address: m.address,
+          role: m.role,
+          is_leader: m.id === s.leader_id,
+          healthy: m.healthy,
+        })),
+        term: s.term,
+        commit_index: s.commit_index,
+        last_applied: s.last_applied,
+      };
+    });
+
+    app.get('/health', async () => ({ status: 'ok' }));
+
+    app.get('/ready', async (_req, reply) => {
+      const s = consensus.status();
+      const ready = s.leader_id !== null && s.last_applied >= s.commit_index;
+      return reply.code(ready ? 200 : 503).send({ ready, role: s.role, leader_id: s.leader_id });
+    });
+
+    app.get('/metrics', async (_req, reply) => {
+      const body = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(body);
+    });
+  };
+}

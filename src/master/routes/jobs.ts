@@ -1,0 +1,184 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
+import { ID_PATTERN, newId } from '../../common/ids.js';
+import { normalizeBatchConfig } from '../../ops/batch-config.js';
+import type { MasterContext } from '../context.js';
+import { TERMINAL, jobView } from '../views.js';
+
+const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
+
+const SubmitBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  type: Type.Union([Type.Literal('batch'), Type.Literal('streaming')]),
+  config: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
+});
+
+const MAX_RESULTS_PAGE = 100_000;
+
+/** Results cursor: `<task index>.<offset in that task's results>`. */
+function parseCursor(cursor: string | undefined): { idx: number; offset: number } {
+  if (!cursor) return { idx: 0, offset: 0 };
+  const m = /^(\d+)\.(\d+)$/.exec(cursor);
+  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
+  return { idx: Number(m[1]), offset: Number(m[2]) };
+}
+
+export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
+  const { consensus, queries, jobWatch } = ctx;
+
+  const requireJob = (jobId: string) => {
+    const row = queries.job(jobId);
+    if (!row) throw notFound('job', jobId);
+    return row;
+  };
+
+  return async (app) => {
+    app.post(
+      '/jobs',
+      { schema: { body: SubmitBody, headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }) } },
+      async (req, reply) => {
+        const { name, type } = req.body;
+        if (type === 'streaming') {
+          throw new WeirError('bad_request', 'streaming topologies are not supported by this version of Weir yet');
+        }
+        const config = normalizeBatchConfig(req.body.config ?? undefined);
+        const key = req.headers['idempotency-key'];
+        if (key !== undefined && (key.length === 0 || key.length > 200)) {
+          throw badRequest('the Idempotency-Key header must be 1 to 200 characters');
+        }
+        if (!consensus.isLeader()) throw noLeader();
+        const at = Date.now();
+        const result = await consensus.propose({
+          type: 'submitJob',
+          at,
+          job_id: newId('job', at),
+          name,
+          job_type: 'batch',
+          config,
+          ...(key ? { idempotency_key: key } : {}),
+        });
+        if (!result.ok) throw new WeirError(result.code, result.message);
+        const row = requireJob(result.job_id as string);
+        return reply.code(result.duplicate ? 200 : 201).send(jobView(row));
+      },
+    );
+
+    app.get(
+      '/jobs',
+      {
+        schema: {
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            cursor: Type.Optional(Type.String({ pattern: '^\\d+$' })),
+            status: Type.Optional(Type.String({ pattern: '^(pending|running|completed|failed|cancelled)$' })),
+          }),
+        },
+      },
+      async (req) => {
+        const limit = req.query.limit ?? 100;
+        const before = req.query.cursor ? Number(req.query.cursor) : Number.MAX_SAFE_INTEGER;
+        const rows = queries.jobs(before, limit + 1, req.query.status);
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        return { jobs: page.map(jobView), next_cursor: rows.length > limit && last ? String(last.seq) : null };
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id',
+      {
+        schema: {
+          params: JobParams,
+          querystring: Type.Object({ wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) }),
+        },
+      },
+      async (req) => {
+        let row = requireJob(req.params.job_id);
+        // Long poll: answer as soon as the job finishes, or when wait_ms runs out.
+        const deadline = Date.now() + (req.query.wait_ms ?? 0);
+        while (!TERMINAL.has(row.status) && Date.now() < deadline) {
+          await jobWatch.wait(row.job_id, deadline - Date.now());
+          row = requireJob(row.job_id);
+        }
+        return jobView(row);
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id/tasks',
+      {
+        schema: {
+          params: JobParams,
+          querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })) }),
+        },
+      },
+      async (req) => {
+        requireJob(req.params.job_id);
+        const tasks = queries.tasksOfJob(req.params.job_id, req.query.limit ?? 1000).map((t) => ({
+          idx: t.idx,
+          status: t.status,
+          attempt: t.attempt,
+          failures: t.failures,
+          worker_id: t.worker_id,
+          started_at: t.started_at == null ? null : new Date(t.started_at).toISOString(),
+          finished_at: t.finished_at == null ? null : new Date(t.finished_at).toISOString(),
+          ...(t.error ? { error: JSON.parse(t.error) as unknown } : {}),
+        }));
+        return { tasks };
+      },
+    );
+
+    app.get(
+      '/jobs/:job_id/results',
+      {
+        schema: {
+          params: JobParams,
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESULTS_PAGE })),
+            cursor: Type.Optional(Type.String()),
+          }),
+        },
+      },
+      async (req) => {
+        const row = requireJob(req.params.job_id);
+        if (row.status !== 'completed') {
+          throw new WeirError(
+            'conflict',
+            `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
+          );
+        }
+        const limit = req.query.limit ?? 10_000;
+        let { idx, offset } = parseCursor(req.query.cursor);
+        const results: unknown[] = [];
+        let next: string | null = null;
+        outer: while (idx < row.total) {
+          const tasks = queries.results(row.job_id, idx, 256);
+          if (tasks.length === 0) break;
+          for (const t of tasks) {
+            const take = t.result.slice(offset, offset + (limit - results.length));
+            results.push(...take);
+            if (offset + take.length < t.result.length) {
+              next = `${t.idx}.${offset + take.length}`;
+              break outer;
+            }
+            offset = 0;
+            idx = t.idx + 1;
+            if (results.length >= limit) {
+              next = idx < row.total ? `${idx}.0` : null;
+              break outer;
+            }
+          }
+        }
+        return { results, next_cursor: next };
+      },
+    );
+
+    app.post('/jobs/:job_id/cancel', { schema: { params: JobParams } }, async (req) => {
+      requireJob(req.params.job_id);
+      if (!consensus.isLeader()) throw noLeader();
+      const result = await consensus.propose({ type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });
+      if (!result.ok) throw new WeirError(result.code, result.message);
+      return jobView(requireJob(req.params.job_id));
+    });
+  };
+}

@@ -1,0 +1,65 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { WeirError, noLeader } from '../../common/errors.js';
+import { ID_PATTERN, newId } from '../../common/ids.js';
+import type { MasterContext } from '../context.js';
+import { workerView } from '../views.js';
+
+const RegisterBody = Type.Object({
+  address: Type.String({ minLength: 1, maxLength: 300 }),
+  max_tasks: Type.Integer({ minimum: 1, maximum: 10_000 }),
+});
+
+const HeartbeatBody = Type.Object({
+  worker_id: Type.String({ pattern: ID_PATTERN.source }),
+  status: Type.Optional(Type.String({ maxLength: 50 })),
+  active_tasks: Type.Optional(Type.Integer({ minimum: 0 })),
+  metrics: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  timestamp: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
+  const { consensus, queries, registry, channels } = ctx;
+  return async (app) => {
+    app.post('/workers/register', { schema: { body: RegisterBody } }, async (req, reply) => {
+      if (!consensus.isLeader()) throw noLeader();
+      const at = Date.now();
+      const workerId = newId('w', at);
+      const result = await consensus.propose({
+        type: 'registerWorker',
+        at,
+        worker_id: workerId,
+        address: req.body.address,
+        max_tasks: req.body.max_tasks,
+      });
+      if (!result.ok) throw new WeirError(result.code, result.message);
+      registry.grace(workerId, Date.now());
+      ctx.log.info({ worker_id: workerId, address: req.body.address }, 'worker registered');
+      return reply.code(201).send({
+        worker_id: workerId,
+        heartbeat_interval_ms: ctx.heartbeatIntervalMs,
+        heartbeat_timeout_ms: ctx.heartbeatTimeoutMs,
+      });
+    });
+
+    app.post('/workers/heartbeat', { schema: { body: HeartbeatBody } }, async (req) => {
+      if (!consensus.isLeader()) throw noLeader();
+      const w = queries.worker(req.body.worker_id);
+      if (!w || w.status === 'dead') {
+        throw new WeirError('unknown_worker', `worker '${req.body.worker_id}' is not registered (or was declared dead); register again`);
+      }
+      registry.heartbeat(w.worker_id, Date.now(), req.body.active_tasks ?? 0, req.body.metrics ?? {});
+      return { ok: true, status: w.status };
+    });
+
+    app.get('/workers', async () => ({
+      workers: queries.workers().map((w) => workerView(w, registry.get(w.worker_id))),
+    }));
+
+    // The worker's persistent channel (assignments down, reports up); see common/wire.ts.
+    app.get(
+      '/workers/:worker_id/channel',
+      { websocket: true, schema: { params: Type.Object({ worker_id: Type.String({ pattern: ID_PATTERN.source }) }) } },
+      (socket, req) => channels.accept((req.params as { worker_id: string }).worker_id, socket),
+    );
+  };
+}

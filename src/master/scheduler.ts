@@ -1,0 +1,155 @@
+import type { Logger } from '../common/logger.js';
+import type { TaskAssignment } from '../common/wire.js';
+import type { Consensus } from '../consensus/consensus.js';
+import { taskSpec } from '../ops/batch-ops.js';
+import type { RunningTask } from '../state/apply.js';
+import type { Queries } from '../state/queries.js';
+import { placeTasks, type WorkerSlot } from './scheduler-policy.js';
+import type { WorkerRegistry } from './worker-registry.js';
+
+/**
+ * The leader's dispatch loop. A pass runs whenever something may have made work runnable
+ * (a submit, a completion freeing a slot, a retry, a worker joining) — on the next turn of
+ * the event loop, not on a timer — so a task reaches an idle worker within milliseconds.
+ * One assignment proposal is in flight at a time, so a task is never placed twice.
+ */
+export class Scheduler {
+  private scheduled = false;
+  private inFlight = false;
+  private cursor = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryAt = Infinity;
+  private active = false;
+
+  constructor(
+    private readonly consensus: Consensus,
+    private readonly queries: Queries,
+    private readonly registry: WorkerRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.active = true;
+    this.kick();
+  }
+
+  stop(): void {
+    this.active = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  kick(): void {
+    if (!this.active) return;
+    if (this.inFlight || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pass();
+    });
+  }
+
+  private freeSlots(): WorkerSlot[] {
+    const running = this.queries.runningByWorker();
+    const slots: WorkerSlot[] = [];
+    for (const w of this.queries.workers()) {
+      if (w.status !== 'active' || !this.registry.connected(w.worker_id)) continue;
+      slots.push({ worker_id: w.worker_id, max_tasks: w.max_tasks, running: running.get(w.worker_id) ?? 0 });
+    }
+    return slots;
+  }
+
+  private pass(): void {
+    if (!this.active || !this.consensus.isLeader()) return;
+    const slots = this.freeSlots();
+    const free = slots.reduce((n, w) => n + Math.max(0, w.max_tasks - w.running), 0);
+    if (free === 0) return;
+    const now = Date.now();
+    let nextRetry = Infinity;
+    const ready = [];
+    for (const t of this.queries.pending(free * 2 + 64)) {
+      if (t.not_before > now) {
+        nextRetry = Math.min(nextRetry, t.not_before);
+        continue;
+      }
+      ready.push({ job_id: t.job_id, idx: t.idx, attempt: t.attempt, avoid: t.worker_id });
+      if (ready.length >= free) break;
+    }
+    if (nextRetry < Infinity) this.wakeAt(nextRetry);
+    const { assignments, cursor } = placeTasks(ready, slots, this.cursor);
+    if (assignments.length === 0) return;
+    this.cursor = cursor;
+    this.inFlight = true;
+    this.consensus
+      .propose({
+        type: 'assignTasks',
+        at: now,
+        assignments: assignments.map(({ task, worker_id }) => ({
+          job_id: task.job_id,
+          idx: task.idx,
+          attempt: task.attempt,
+          worker_id,
+        })),
+      })
+      .then((r) => {
+        if (r.ok) this.dispatch(r.assigned as RunningTask[]);
+      })
+      .catch((err: Error) => this.log.warn({ err }, 'assigning tasks failed'))
+      .finally(() => {
+        this.inFlight = false;
+        // Slots may have freed while the proposal was in flight.
+        this.kick();
+      });
+  }
+
+  /** Sends committed assignments to their workers, grouped per worker. */
+  dispatch(assigned: readonly RunningTask[]): void {
+    const perWorker = new Map<string, TaskAssignment[]>();
+    for (const a of assigned) {
+      const config = this.queries.jobConfig(a.job_id);
+      if (!config) continue;
+      let list = perWorker.get(a.worker_id);
+      if (!list) perWorker.set(a.worker_id, (list = []));
+      list.push({
+        job_id: a.job_id,
+        idx: a.idx,
+        attempt: a.attempt,
+        spec: taskSpec(config, a.idx),
+        timeout_ms: config.timeout_ms,
+        memory_mb: config.memory_mb,
+      });
+    }
+    // A worker whose channel dropped meanwhile gets them again when it reconnects (hello).
+    for (const [workerId, tasks] of perWorker) this.registry.send(workerId, { t: 'assign', tasks });
+  }
+
+  /** Tells workers to stop tasks of a cancelled or failed job. */
+  stopTasks(tasks: readonly RunningTask[]): void {
+    const perWorker = new Map<string, RunningTask[]>();
+    for (const t of tasks) {
+      let list = perWorker.get(t.worker_id);
+      if (!list) perWorker.set(t.worker_id, (list = []));
+      list.push(t);
+    }
+    for (const [workerId, list] of perWorker) {
+      this.registry.send(workerId, {
+        t: 'cancel',
+        tasks: list.map(({ job_id, idx, attempt }) => ({ job_id, idx, attempt })),
+      });
+    }
+  }
+
+  private wakeAt(when: number): void {
+    if (this.retryTimer && this.retryAt <= when) return;
+    clearTimeout(this.retryTimer);
+    this.retryAt = when;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.retryAt = Infinity;
+        this.kick();
+      },
+      Math.max(1, when - Date.now()),
+    );
+  }
+}

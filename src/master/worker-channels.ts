@@ -1,0 +1,119 @@
+import type { WebSocket } from 'ws';
+import type { Logger } from '../common/logger.js';
+import {
+  CLOSE_NOT_LEADER,
+  CLOSE_REPLACED,
+  CLOSE_UNKNOWN_WORKER,
+  decode,
+  taskKey,
+  type TaskReport,
+  type ToMaster,
+} from '../common/wire.js';
+import type { Consensus } from '../consensus/consensus.js';
+import type { CompleteTasks, FailTasks } from '../state/commands.js';
+import type { Queries } from '../state/queries.js';
+import type { FailureDetector } from './failure-detector.js';
+import type { Scheduler } from './scheduler.js';
+import type { WorkerRegistry } from './worker-registry.js';
+
+/**
+ * The leader's end of each worker's channel: accepts reports (acknowledged once their
+ * outcome is committed), reconciles what a reconnecting worker runs against the log, and
+ * turns a dropped connection into a dead worker.
+ */
+export class WorkerChannels {
+  private closing = false;
+
+  constructor(
+    private readonly consensus: Consensus,
+    private readonly queries: Queries,
+    private readonly registry: WorkerRegistry,
+    private readonly scheduler: Scheduler,
+    private readonly detector: FailureDetector,
+    private readonly log: Logger,
+  ) {}
+
+  accept(workerId: string, socket: WebSocket): void {
+    if (!this.consensus.isLeader()) {
+      socket.close(CLOSE_NOT_LEADER, 'not the leader');
+      return;
+    }
+    const w = this.queries.worker(workerId);
+    if (!w || w.status === 'dead') {
+      socket.close(CLOSE_UNKNOWN_WORKER, 'unknown worker; register again');
+      return;
+    }
+    this.registry.attach(workerId, socket, Date.now())?.close(CLOSE_REPLACED, 'replaced by a newer connection');
+    socket.on('message', (data: Buffer) => {
+      let msg: ToMaster;
+      try {
+        msg = decode<ToMaster>(data);
+      } catch {
+        this.log.warn({ worker_id: workerId }, 'undecodable frame on a worker channel');
+        return;
+      }
+      this.registry.grace(workerId, Date.now());
+      this.onMessage(workerId, msg);
+    });
+    socket.on('close', () => {
+      if (this.registry.detach(workerId, socket) && !this.closing) {
+        this.detector.declareDead(workerId, 'connection lost');
+      }
+    });
+    socket.on('error', (err) => this.log.debug({ err, worker_id: workerId }, 'worker channel error'));
+    this.scheduler.kick();
+  }
+
+  private onMessage(workerId: string, msg: ToMaster): void {
+    switch (msg.t) {
+      case 'hello':
+        return this.reconcile(workerId, msg);
+      case 'report':
+        return this.onReports(workerId, msg.reports);
+      case 'drain':
+        void this.consensus
+          .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })
+          .catch((err: Error) => this.log.warn({ err }, 'draining a worker failed'));
+        return;
+    }
+  }
+
+  /** Re-sends assignments the log says this worker runs but the worker does not know of. */
+  private reconcile(workerId: string, hello: Extract<ToMaster, { t: 'hello' }>): void {
+    const known = new Set([...hello.running, ...hello.unacked].map(taskKey));
+    const missing = this.queries
+      .runningOnWorker(workerId)
+      .filter((t) => !known.has(taskKey(t)))
+      .map((t) => ({ ...t, worker_id: workerId }));
+    if (missing.length > 0) {
+      this.log.info({ worker_id: workerId, tasks: missing.length }, 're-sending assignments after reconnect');
+      this.scheduler.dispatch(missing);
+    }
+  }
+
+  private onReports(workerId: string, reports: TaskReport[]): void {
+    const at = Date.now();
+    const completions: CompleteTasks['completions'] = [];
+    const failures: FailTasks['failures'] = [];
+    for (const r of reports) {
+      const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
+      if (r.ok) completions.push({ ...ref, result: r.result });
+      else failures.push({ ...ref, error: r.error });
+    }
+    const proposals = [];
+    if (completions.length) proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions }));
+    if (failures.length) proposals.push(this.consensus.propose({ type: 'failTasks', at, failures }));
+    Promise.all(proposals)
+      .then(() => {
+        // Stale and duplicate reports are acknowledged too: there is nothing left to do with them.
+        const tasks = reports.map(({ job_id, idx, attempt }) => ({ job_id, idx, attempt }));
+        this.registry.send(workerId, { t: 'ack', tasks });
+      })
+      .catch((err: Error) => this.log.warn({ err, worker_id: workerId }, 'recording task reports failed'));
+  }
+
+  close(): void {
+    this.closing = true;
+    for (const w of this.registry.all()) w.socket?.close(1001, 'master shutting down');
+  }
+}

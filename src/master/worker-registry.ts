@@ -1,0 +1,85 @@
+import type { WebSocket } from 'ws';
+import { encode, type ToWorker } from '../common/wire.js';
+
+export interface LiveWorker {
+  worker_id: string;
+  /** When the leader last heard from it (heartbeat or channel frame); soft state. */
+  lastSeen: number;
+  lastHeartbeat: number | null;
+  activeTasks: number;
+  metrics: Record<string, unknown>;
+  socket?: WebSocket;
+}
+
+/**
+ * The leader's soft state about workers: heartbeat times, reported load and metrics, and
+ * the open channel to each. Never logged; rebuilt from the workers' next heartbeats and
+ * reconnections after a restart or failover.
+ */
+export class WorkerRegistry {
+  private readonly workers = new Map<string, LiveWorker>();
+
+  get(workerId: string): LiveWorker | undefined {
+    return this.workers.get(workerId);
+  }
+
+  private entry(workerId: string, now: number): LiveWorker {
+    let w = this.workers.get(workerId);
+    if (!w) {
+      w = { worker_id: workerId, lastSeen: now, lastHeartbeat: null, activeTasks: 0, metrics: {} };
+      this.workers.set(workerId, w);
+    }
+    return w;
+  }
+
+  /** Gives a worker the benefit of the doubt from `now` (a new leader, a new registration). */
+  grace(workerId: string, now: number): void {
+    this.entry(workerId, now).lastSeen = now;
+  }
+
+  heartbeat(workerId: string, now: number, activeTasks: number, metrics: Record<string, unknown>): void {
+    const w = this.entry(workerId, now);
+    w.lastSeen = now;
+    w.lastHeartbeat = now;
+    w.activeTasks = activeTasks;
+    w.metrics = metrics;
+  }
+
+  /** Attaches a channel; returns the one it replaces, if any. */
+  attach(workerId: string, socket: WebSocket, now: number): WebSocket | undefined {
+    const w = this.entry(workerId, now);
+    const old = w.socket;
+    w.socket = socket;
+    w.lastSeen = now;
+    return old;
+  }
+
+  /** Detaches `socket` if it is still the worker's channel; says whether it was. */
+  detach(workerId: string, socket: WebSocket): boolean {
+    const w = this.workers.get(workerId);
+    if (!w || w.socket !== socket) return false;
+    w.socket = undefined;
+    return true;
+  }
+
+  connected(workerId: string): boolean {
+    return this.workers.get(workerId)?.socket?.readyState === 1;
+  }
+
+  send(workerId: string, msg: ToWorker): boolean {
+    const s = this.workers.get(workerId)?.socket;
+    if (!s || s.readyState !== 1) return false;
+    s.send(encode(msg));
+    return true;
+  }
+
+  forget(workerId: string): WebSocket | undefined {
+    const w = this.workers.get(workerId);
+    this.workers.delete(workerId);
+    return w?.socket;
+  }
+
+  all(): LiveWorker[] {
+    return [...this.workers.values()];
+  }
+}

@@ -1,0 +1,156 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { BatchConfig } from '../ops/batch-config.js';
+
+export interface JobRow {
+  job_id: string;
+  seq: number;
+  name: string;
+  type: string;
+  status: string;
+  config: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  error: string | null;
+  total: number;
+  pending: number;
+  running: number;
+  completed: number;
+  failed: number;
+}
+
+export interface WorkerRow {
+  worker_id: string;
+  address: string;
+  max_tasks: number;
+  status: 'active' | 'draining' | 'dead';
+  registered_at: number;
+  dead_at: number | null;
+  running: number;
+}
+
+export interface PendingTask {
+  job_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string | null;
+  not_before: number;
+}
+
+export interface TaskRow {
+  job_id: string;
+  idx: number;
+  status: string;
+  attempt: number;
+  failures: number;
+  worker_id: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+  error: string | null;
+}
+
+/** Read-only questions about the state database, prepared once. */
+export class Queries {
+  private readonly s: Record<string, Statement>;
+  private readonly configCache = new Map<string, BatchConfig>();
+
+  constructor(db: Database) {
+    const st = (sql: string) => db.prepare(sql);
+    this.s = {
+      job: st(`SELECT * FROM jobs WHERE job_id = ?`),
+      jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
+      jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
+      workers: st(
+        `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
+         FROM workers w ORDER BY w.registered_at, w.worker_id`,
+      ),
+      worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
+      runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
+      pending: st(
+        `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
+         ORDER BY seq, idx LIMIT ?`,
+      ),
+      runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
+      results: st(
+        `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
+      ),
+      tasksOfJob: st(
+        `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
+         FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
+      ),
+      countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
+      taskCounts: st(
+        `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs
+         UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
+         UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
+         UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
+      ),
+    };
+  }
+
+  job(jobId: string): JobRow | undefined {
+    return this.s.job!.get(jobId) as JobRow | undefined;
+  }
+
+  /** A job's config, parsed once: jobs are immutable once submitted. */
+  jobConfig(jobId: string): BatchConfig | undefined {
+    let c = this.configCache.get(jobId);
+    if (!c) {
+      const row = this.job(jobId);
+      if (!row) return undefined;
+      c = JSON.parse(row.config) as BatchConfig;
+      if (this.configCache.size > 1000) this.configCache.clear();
+      this.configCache.set(jobId, c);
+    }
+    return c;
+  }
+
+  /** Newest first; `beforeSeq` is the cursor. */
+  jobs(beforeSeq: number, limit: number, status?: string): JobRow[] {
+    return (
+      status ? this.s.jobsByStatus!.all(beforeSeq, status, limit) : this.s.jobsFrom!.all(beforeSeq, limit)
+    ) as JobRow[];
+  }
+
+  workers(): WorkerRow[] {
+    return this.s.workers!.all() as WorkerRow[];
+  }
+
+  worker(workerId: string): WorkerRow | undefined {
+    return this.s.worker!.get(workerId) as WorkerRow | undefined;
+  }
+
+  runningByWorker(): Map<string, number> {
+    const rows = this.s.runningByWorker!.all() as { worker_id: string; n: number }[];
+    return new Map(rows.map((r) => [r.worker_id, r.n]));
+  }
+
+  /** Pending tasks, oldest job first; the caller filters those still backing off. */
+  pending(limit: number): PendingTask[] {
+    return this.s.pending!.all(limit) as PendingTask[];
+  }
+
+  runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
+    return this.s.runningOnWorker!.all(workerId) as { job_id: string; idx: number; attempt: number }[];
+  }
+
+  /** Completed task results from task `fromIdx` on, in task order (each an array). */
+  results(jobId: string, fromIdx: number, limit: number): { idx: number; result: unknown[] }[] {
+    const rows = this.s.results!.all(jobId, fromIdx, limit) as { idx: number; result: string }[];
+    return rows.map((r) => ({ idx: r.idx, result: JSON.parse(r.result) as unknown[] }));
+  }
+
+  tasksOfJob(jobId: string, limit: number): TaskRow[] {
+    return this.s.tasksOfJob!.all(jobId, limit) as TaskRow[];
+  }
+
+  jobCountsByStatus(): Map<string, number> {
+    const rows = this.s.countsByStatus!.all() as { status: string; n: number }[];
+    return new Map(rows.map((r) => [r.status, r.n]));
+  }
+
+  taskCountsByStatus(): Map<string, number> {
+    const rows = this.s.taskCounts!.all() as { status: string; n: number }[];
+    return new Map(rows.map((r) => [r.status, r.n]));
+  }
+}

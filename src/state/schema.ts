@@ -1,0 +1,75 @@
+import type { Database } from 'better-sqlite3';
+
+/**
+ * Numbered migrations of the state database; `user_version` records how many ran. Add a
+ * new entry to change the schema — never edit one that has shipped.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+  INSERT INTO meta (key, value) VALUES ('last_applied', 0), ('job_seq', 0);
+
+  CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    address       TEXT NOT NULL,
+    max_tasks     INTEGER NOT NULL,
+    status        TEXT NOT NULL,            -- active | draining | dead
+    registered_at INTEGER NOT NULL,
+    dead_at       INTEGER,
+    dead_reason   TEXT
+  ) STRICT;
+
+  CREATE TABLE jobs (
+    job_id          TEXT PRIMARY KEY,
+    seq             INTEGER NOT NULL UNIQUE, -- submission order, the list cursor
+    name            TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    status          TEXT NOT NULL,           -- pending | running | completed | failed | cancelled
+    config          TEXT NOT NULL,           -- JSON
+    idempotency_key TEXT UNIQUE,
+    created_at      INTEGER NOT NULL,
+    started_at      INTEGER,
+    finished_at     INTEGER,
+    error           TEXT,                    -- JSON {task, message, stack}
+    max_retries     INTEGER NOT NULL,
+    total           INTEGER NOT NULL,
+    pending         INTEGER NOT NULL,        -- counters kept by apply, so status is O(1)
+    running         INTEGER NOT NULL,
+    completed       INTEGER NOT NULL,
+    failed          INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE tasks (
+    job_id      TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    status      TEXT NOT NULL,               -- pending | running | completed | failed | cancelled
+    attempt     INTEGER NOT NULL,            -- bumped every time the task goes back to pending
+    failures    INTEGER NOT NULL,            -- failed attempts that count against max_retries
+    worker_id   TEXT,                        -- running: where; otherwise: where it last ran
+    not_before  INTEGER NOT NULL,            -- retry backoff: not scheduled before this time
+    seq         INTEGER NOT NULL,            -- the job's seq: pending tasks run oldest job first
+    started_at  INTEGER,
+    finished_at INTEGER,
+    result      TEXT,                        -- JSON array of the task's results
+    error       TEXT,                        -- JSON of the last failure
+    PRIMARY KEY (job_id, idx)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX tasks_pending ON tasks (seq, idx) WHERE status = 'pending';
+  CREATE INDEX tasks_running ON tasks (worker_id) WHERE status = 'running';
+  `,
+];
+
+export function migrate(db: Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `the state database has schema version ${version}, newer than this Weir knows (${MIGRATIONS.length}); upgrade Weir`,
+    );
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,255 @@
+import { WebSocket } from 'ws';
+import type { TokenSource } from '../common/auth.js';
+import { WeirError } from '../common/errors.js';
+import type { HttpClient } from '../common/http-client.js';
+import type { Logger } from '../common/logger.js';
+import {
+  CLOSE_UNKNOWN_WORKER,
+  decode,
+  encode,
+  taskKey,
+  type TaskAssignment,
+  type TaskReport,
+  type ToMaster,
+  type ToWorker,
+} from '../common/wire.js';
+import type { TaskRef } from '../state/commands.js';
+import { describeError, type ExecutorPool } from './executor-pool.js';
+import type { WorkerStats } from './worker-stats.js';
+
+export interface AgentOptions {
+  client: HttpClient;
+  tokens: TokenSource;
+  pool: ExecutorPool;
+  stats: WorkerStats;
+  address: string;
+  maxTasks: number;
+  heartbeatIntervalMs?: number;
+  log: Logger;
+}
+
+interface Running {
+  ref: TaskRef;
+  abort: AbortController;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The worker's side of the cluster: registers, heartbeats, keeps a channel to the leader,
+ * runs what it is assigned and reports every outcome until the leader acknowledges it.
+ * Reports survive a master restart or failover: they are re-sent on every reconnect.
+ */
+export class WorkerAgent {
+  workerId: string | undefined;
+  private socket: WebSocket | undefined;
+  private readonly running = new Map<string, Running>();
+  private readonly unacked = new Map<string, { report: TaskReport; sentAt: number }>();
+  private outbox: TaskReport[] = [];
+  private flushScheduled = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private resendTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private draining = false;
+  private registering: Promise<void> | undefined;
+  private reconnectDelay = 50;
+  private readonly heartbeatIntervalMs: number;
+
+  constructor(private readonly o: AgentOptions) {
+    this.heartbeatIntervalMs = o.heartbeatIntervalMs ?? 1000;
+  }
+
+  get activeTasks(): number {
+    return this.running.size;
+  }
+
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  get status(): 'active' | 'draining' {
+    return this.draining ? 'draining' : 'active';
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
+    this.resendTimer = setInterval(() => this.resendStale(), 2000);
+    this.connect();
+  }
+
+  /** Registers (again); concurrent callers share one registration. */
+  private register(): Promise<void> {
+    this.registering ??= (async () => {
+      for (let delay = 100; !this.stopped; delay = Math.min(delay * 2, 2000)) {
+        try {
+          const r = await this.o.client.post<{ worker_id: string }>('/api/workers/register', {
+            address: this.o.address,
+            max_tasks: this.o.maxTasks,
+          });
+          if (this.workerId) this.o.log.warn({ old: this.workerId, new: r.worker_id }, 'registered again');
+          this.workerId = r.worker_id;
+          // Reports of the old identity's tasks are stale now: the master re-ran those tasks.
+          this.unacked.clear();
+          this.o.log.info({ worker_id: r.worker_id, master: this.o.client.baseUrl }, 'registered');
+          return;
+        } catch (err) {
+          this.o.log.warn({ err: (err as Error).message }, 'registration failed; retrying');
+          await sleep(delay);
+        }
+      }
+    })().finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!this.workerId || this.registering) return;
+    try {
+      await this.o.client.post(
+        '/api/workers/heartbeat',
+        {
+          worker_id: this.workerId,
+          status: this.status,
+          active_tasks: this.running.size,
+          metrics: this.o.stats.snapshot(),
+          timestamp: new Date().toISOString(),
+        },
+        { noRetry: true, timeoutMs: Math.max(1000, this.heartbeatIntervalMs) },
+      );
+    } catch (err) {
+      if (err instanceof WeirError && err.code === 'unknown_worker') {
+        await this.register();
+        this.socket?.close();
+      } else {
+        this.o.log.debug({ err: (err as Error).message }, 'heartbeat failed');
+      }
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped || !this.workerId) return;
+    const url = `${this.o.client.baseUrl.replace(/^http/, 'ws')}/api/workers/${this.workerId}/channel`;
+    void this.o.tokens.header().then((auth) => {
+      if (this.stopped) return;
+      const ws = new WebSocket(url, { headers: auth ? { authorization: auth } : {}, maxPayload: 64 * 1024 * 1024 });
+      this.socket = ws;
+      ws.on('open', () => {
+        this.reconnectDelay = 50;
+        this.send({
+          t: 'hello',
+          running: [...this.running.values()].map((r) => r.ref),
+          unacked: [...this.unacked.values()].map(({ report: r }) => ({ job_id: r.job_id, idx: r.idx, attempt: r.attempt })),
+        });
+        const pending = [...this.unacked.values()].map((u) => u.report);
+        if (pending.length) this.send({ t: 'report', reports: pending });
+        if (this.draining) this.send({ t: 'drain' });
+      });
+      ws.on('message', (data: Buffer) => this.onMessage(decode<ToWorker>(data)));
+      ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'channel error'));
+      ws.on('close', (code) => {
+        if (this.socket === ws) this.socket = undefined;
+        if (this.stopped) return;
+        void (async () => {
+          if (code === CLOSE_UNKNOWN_WORKER) await this.register();
+          await sleep(this.reconnectDelay);
+          this.reconnectDelay = Math.min(this.reconnectDelay * 2, 1000);
+          this.connect();
+        })();
+      });
+    });
+  }
+
+  private send(msg: ToMaster): boolean {
+    const ws = this.socket;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(encode(msg));
+    return true;
+  }
+
+  private onMessage(msg: ToWorker): void {
+    switch (msg.t) {
+      case 'assign':
+        for (const a of msg.tasks) this.runTask(a);
+        return;
+      case 'cancel':
+        for (const ref of msg.tasks) this.running.get(taskKey(ref))?.abort.abort(new Error('task cancelled'));
+        return;
+      case 'ack':
+        for (const ref of msg.tasks) this.unacked.delete(taskKey(ref));
+        return;
+    }
+  }
+
+  private runTask(a: TaskAssignment): void {
+    const key = taskKey(a);
+    // A re-sent assignment for a task already running or done is a duplicate.
+    if (this.running.has(key) || this.unacked.has(key)) return;
+    const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
+    const abort = new AbortController();
+    this.running.set(key, { ref, abort });
+    const started = performance.now();
+    this.o.pool
+      .run(a.spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal })
+      .then(
+        (result): TaskReport => {
+          this.o.stats.taskDone(performance.now() - started);
+          return { ...ref, ok: true, result };
+        },
+        (err: unknown): TaskReport => {
+          this.o.stats.taskFailed();
+          return { ...ref, ok: false, error: describeError(err) };
+        },
+      )
+      .then((report) => {
+        this.running.delete(key);
+        // A cancelled task's outcome no longer matters to anyone.
+        if (abort.signal.aborted && !report.ok && /cancelled/.test(report.error.message)) return;
+        this.unacked.set(key, { report, sentAt: Date.now() });
+        this.outbox.push(report);
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          setImmediate(() => this.flushReports());
+        }
+      });
+  }
+
+  /** Reports finished in the same turn of the event loop travel in one frame. */
+  private flushReports(): void {
+    this.flushScheduled = false;
+    const reports = this.outbox;
+    this.outbox = [];
+    if (reports.length) this.send({ t: 'report', reports });
+  }
+
+  private resendStale(): void {
+    const now = Date.now();
+    const stale = [];
+    for (const u of this.unacked.values()) {
+      if (now - u.sentAt > 2000) {
+        u.sentAt = now;
+        stale.push(u.report);
+      }
+    }
+    if (stale.length) this.send({ t: 'report', reports: stale });
+  }
+
+  /**
+   * Graceful stop: take no new tasks, let running ones finish and their reports be
+   * acknowledged (up to `graceMs`), then leave.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.send({ t: 'drain' });
+    const deadline = Date.now() + graceMs;
+    while ((this.running.size > 0 || this.unacked.size > 0) && Date.now() < deadline) await sleep(50);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.resendTimer);
+    for (const r of this.running.values()) r.abort.abort(new Error('worker stopping'));
+    this.socket?.close(1000, 'worker stopping');
+  }
+}

@@ -1,0 +1,132 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { TokenSource, verifyBearer } from '../common/auth.js';
+import { lockDataDir } from '../common/data-dir.js';
+import { WeirError } from '../common/errors.js';
+import { HttpClient } from '../common/http-client.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { WorkerAgent } from './agent.js';
+import { ExecutorPool } from './executor-pool.js';
+import { WorkerStats } from './worker-stats.js';
+
+export interface WorkerOptions {
+  host: string;
+  port: number;
+  masters: string[];
+  maxTasks: number;
+  dataDir: string;
+  jwtSecret?: string;
+  token?: string;
+  heartbeatIntervalMs?: number;
+  logger?: Logger;
+}
+
+/** A worker process: its agent, its executor pool and its own small HTTP server. */
+export class WorkerNode {
+  private closed = false;
+
+  private constructor(
+    readonly agent: WorkerAgent,
+    private readonly pool: ExecutorPool,
+    private readonly app: FastifyInstance,
+    private readonly client: HttpClient,
+    private readonly release: () => void,
+    readonly log: Logger,
+  ) {}
+
+  static async start(o: WorkerOptions): Promise<WorkerNode> {
+    const log = o.logger ?? createLogger('weir-worker', { port: o.port });
+    const release = lockDataDir(o.dataDir);
+    const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`);
+    const client = new HttpClient({ urls: o.masters, tokens, retryForMs: 5000 });
+    const pool = new ExecutorPool(o.maxTasks);
+    const stats = new WorkerStats();
+    const address = `${o.host}:${o.port}`;
+    const agent = new WorkerAgent({
+      client,
+      tokens,
+      pool,
+      stats,
+      address,
+      maxTasks: o.maxTasks,
+      log,
+      ...(o.heartbeatIntervalMs ? { heartbeatIntervalMs: o.heartbeatIntervalMs } : {}),
+    });
+
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics, prefix: 'weir_worker_' });
+    new Gauge({
+      name: 'weir_worker_active_tasks',
+      help: 'Tasks running now',
+      registers: [metrics],
+      collect() {
+        this.set(agent.activeTasks);
+      },
+    });
+    new Counter({
+      name: 'weir_worker_tasks_total',
+      help: 'Tasks finished, by outcome',
+      labelNames: ['outcome'],
+      registers: [metrics],
+      collect() {
+        this.reset();
+        this.inc({ outcome: 'completed' }, stats.tasksDone);
+        this.inc({ outcome: 'failed' }, stats.tasksFailed);
+      },
+    });
+
+    const app = Fastify({
+      loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+      disableRequestLogging: true,
+    });
+    if (o.jwtSecret) {
+      const secret = o.jwtSecret;
+      app.addHook('onRequest', async (req) => {
+        if (req.url.startsWith('/api/')) await verifyBearer(secret, req.headers.authorization);
+      });
+    }
+    app.setErrorHandler((err, _req, reply) => {
+      const e = err instanceof WeirError ? err : new WeirError('internal', (err as Error).message);
+      void reply.code(e.status).send(e.toJSON());
+    });
+    app.get('/api/status', async () => ({
+      worker_id: agent.workerId ?? null,
+      address,
+      status: agent.status,
+      connected: agent.connected,
+      master: client.baseUrl,
+      max_tasks: o.maxTasks,
+      active_tasks: agent.activeTasks,
+      threads: pool.threads,
+      metrics: stats.totals(),
+    }));
+    app.get('/health', async () => ({ status: 'ok' }));
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    try {
+      await app.listen({ host: o.host, port: o.port });
+      await agent.start();
+    } catch (err) {
+      await app.close();
+      await pool.close();
+      release();
+      throw err;
+    }
+    if (!o.jwtSecret) log.warn('JWT_SECRET is not set: this worker accepts requests from anyone');
+    log.info({ address, masters: o.masters, max_tasks: o.maxTasks }, 'worker started');
+    return new WorkerNode(agent, pool, app, client, release, log);
+  }
+
+  /** Graceful: finish and report running tasks first (SIGTERM). */
+  async drainAndClose(graceMs = 30_000): Promise<void> {
+    await this.agent.drain(graceMs);
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.agent.stop();
+    await Promise.allSettled([this.app.close(), this.pool.close(), this.client.close()]);
+    this.release();
+  }
+}
