@@ -99,8 +99,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--input <file>', 'a local input file to upload')
     .action(async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
       if (type !== 'batch' && type !== 'streaming') throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
-      if (f.module || f.input) throw new CliError('--module and --input need user-code jobs, which this version does not run yet');
-      const config = readConfig(configArg);
+      if (f.input) throw new CliError('--input (uploading a local file) is not supported yet; pass the records as config.data');
+      let config = readConfig(configArg);
+      if (f.module) {
+        let source: string;
+        try {
+          source = readFileSync(f.module, 'utf8');
+        } catch {
+          throw new CliError(`cannot read module file '${f.module}'`);
+        }
+        config = { ...config, module: source };
+      }
       const job = await sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
       if (g.json) out(JSON.stringify(job, null, 2));
       else {

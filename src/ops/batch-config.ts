@@ -1,6 +1,7 @@
 import { badRequest } from '../common/errors.js';
+import { checkUserModule } from './user-module.js';
 
-export const OPERATIONS = ['multiply', 'noop', 'sleep'] as const;
+export const OPERATIONS = ['multiply', 'noop', 'sleep', 'map'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 export const MAX_TASK_COUNT = 100_000;
@@ -18,6 +19,8 @@ export type BatchConfig = TaskLimits & { task_count: number } & (
     | { operation: 'multiply'; factor: number; data?: number[] }
     | { operation: 'noop' }
     | { operation: 'sleep'; ms: number }
+    /** User code: the module's `map(record, emit)` over `data`, map stage only for now. */
+    | { operation: 'map'; module: string; data: unknown[] }
   );
 
 type Raw = Record<string, unknown>;
@@ -47,7 +50,7 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
   if (input === undefined || input === null) return { operation: 'noop', task_count: 1, ...DEFAULT_LIMITS };
   if (typeof input !== 'object' || Array.isArray(input)) throw badRequest('config must be a JSON object');
   const raw = input as Raw;
-  const operation = raw.operation ?? 'noop';
+  const operation = raw.operation ?? (raw.module !== undefined ? 'map' : 'noop');
   if (typeof operation !== 'string' || !(OPERATIONS as readonly string[]).includes(operation)) {
     throw badRequest(`unknown operation ${JSON.stringify(operation)}; choose one of: ${OPERATIONS.join(', ')}`);
   }
@@ -80,5 +83,15 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
         task_count: integer(raw, 'task_count', 1, MAX_TASK_COUNT, 1),
         ...limits,
       };
+    case 'map': {
+      if (raw.input !== undefined) throw badRequest('config.input (files and URLs) is not supported yet; pass the records as config.data');
+      if (raw.reduce_tasks !== undefined) throw badRequest('reduce stages are not supported yet; the module runs its map stage only');
+      const module = checkUserModule(raw.module, ['map']);
+      if (!Array.isArray(raw.data) || raw.data.length === 0) {
+        throw badRequest('config.data must be a non-empty array of records for the module to map');
+      }
+      const task_count = integer(raw, 'task_count', 1, Math.min(raw.data.length, MAX_TASK_COUNT), 1);
+      return { operation: 'map', module, data: raw.data as unknown[], task_count, ...limits };
+    }
   }
 }

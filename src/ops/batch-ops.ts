@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BatchConfig } from './batch-config.js';
 import { contiguousPartition } from './partition.js';
+import { runUserMap } from './user-module.js';
 
 /** What one task gets: enough to run without the job's config (which may be large). */
 export interface TaskSpec {
@@ -26,8 +27,15 @@ export function taskSpec(config: BatchConfig, idx: number): TaskSpec {
       return { operation: 'noop', params: {}, input: null, idx };
     case 'sleep':
       return { operation: 'sleep', params: { ms: config.ms }, input: null, idx };
+    case 'map': {
+      const { start, end } = contiguousPartition(config.data.length, config.task_count, idx);
+      return { operation: 'map', params: { module: config.module }, input: config.data.slice(start, end), idx };
+    }
   }
 }
+
+/** Jobs whose results are `{key, value}` rows, served sorted by key. */
+export const KEYED_OPERATIONS: ReadonlySet<string> = new Set(['map']);
 
 /** Runs one task; called inside a worker thread. Returns the task's results, in order. */
 export async function runTask(spec: TaskSpec): Promise<unknown[]> {
@@ -45,5 +53,7 @@ export async function runTask(spec: TaskSpec): Promise<unknown[]> {
     case 'sleep':
       await sleep(spec.params.ms as number);
       return [spec.idx];
+    case 'map':
+      return runUserMap(spec.params.module as string, spec.input as unknown[]);
   }
 }

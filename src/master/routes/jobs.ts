@@ -3,6 +3,7 @@ import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.j
 import { ID_PATTERN, newId } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
+import { pageResults } from '../results-pager.js';
 import { TERMINAL, jobView } from '../views.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
@@ -14,14 +15,6 @@ const SubmitBody = Type.Object({
 });
 
 const MAX_RESULTS_PAGE = 100_000;
-
-/** Results cursor: `<task index>.<offset in that task's results>`. */
-function parseCursor(cursor: string | undefined): { idx: number; offset: number } {
-  if (!cursor) return { idx: 0, offset: 0 };
-  const m = /^(\d+)\.(\d+)$/.exec(cursor);
-  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
-  return { idx: Number(m[1]), offset: Number(m[2]) };
-}
 
 export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   const { consensus, queries, jobWatch } = ctx;
@@ -147,29 +140,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
           );
         }
-        const limit = req.query.limit ?? 10_000;
-        let { idx, offset } = parseCursor(req.query.cursor);
-        const results: unknown[] = [];
-        let next: string | null = null;
-        outer: while (idx < row.total) {
-          const tasks = queries.results(row.job_id, idx, 256);
-          if (tasks.length === 0) break;
-          for (const t of tasks) {
-            const take = t.result.slice(offset, offset + (limit - results.length));
-            results.push(...take);
-            if (offset + take.length < t.result.length) {
-              next = `${t.idx}.${offset + take.length}`;
-              break outer;
-            }
-            offset = 0;
-            idx = t.idx + 1;
-            if (results.length >= limit) {
-              next = idx < row.total ? `${idx}.0` : null;
-              break outer;
-            }
-          }
-        }
-        return { results, next_cursor: next };
+        const config = queries.jobConfig(row.job_id)!;
+        return pageResults(queries, row, config, req.query.cursor, req.query.limit ?? 10_000);
       },
     );
 

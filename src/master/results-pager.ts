@@ -1,0 +1,74 @@
+import { badRequest } from '../common/errors.js';
+import { KEYED_OPERATIONS } from '../ops/batch-ops.js';
+import type { BatchConfig } from '../ops/batch-config.js';
+import type { Queries } from '../state/queries.js';
+
+export interface ResultsPage {
+  results: unknown[];
+  next_cursor: string | null;
+}
+
+/** Orders keys as a person expects: numbers numerically, then strings, then the rest. */
+export function compareKeys(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  const sa = typeof a === 'string' ? a : JSON.stringify(a);
+  const sb = typeof b === 'string' ? b : JSON.stringify(b);
+  return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+/**
+ * A page of a completed job's results. Lists (multiply, noop, sleep) come in input order,
+ * walked task by task with the cursor `<task>.<offset>`; keyed rows come sorted by key,
+ * with the cursor `k<offset>`.
+ */
+export function pageResults(
+  queries: Queries,
+  job: { job_id: string; total: number },
+  config: BatchConfig,
+  cursor: string | undefined,
+  limit: number,
+): ResultsPage {
+  if (KEYED_OPERATIONS.has(config.operation)) return keyedPage(queries, job, cursor, limit);
+  const m = cursor === undefined ? ['', '0', '0'] : /^(\d+)\.(\d+)$/.exec(cursor);
+  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
+  let idx = Number(m[1]);
+  let offset = Number(m[2]);
+  const results: unknown[] = [];
+  while (idx < job.total) {
+    const tasks = queries.results(job.job_id, idx, 256);
+    if (tasks.length === 0) break;
+    for (const t of tasks) {
+      const take = t.result.slice(offset, offset + (limit - results.length));
+      for (const r of take) results.push(r);
+      if (offset + take.length < t.result.length) return { results, next_cursor: `${t.idx}.${offset + take.length}` };
+      offset = 0;
+      idx = t.idx + 1;
+      if (results.length >= limit) return { results, next_cursor: idx < job.total ? `${idx}.0` : null };
+    }
+  }
+  return { results, next_cursor: null };
+}
+
+function keyedPage(
+  queries: Queries,
+  job: { job_id: string; total: number },
+  cursor: string | undefined,
+  limit: number,
+): ResultsPage {
+  const m = cursor === undefined ? ['', '0'] : /^k(\d+)$/.exec(cursor);
+  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
+  const offset = Number(m[1]);
+  const rows: { key: unknown }[] = [];
+  for (let idx = 0; idx < job.total; ) {
+    const tasks = queries.results(job.job_id, idx, 256);
+    if (tasks.length === 0) break;
+    for (const t of tasks) for (const r of t.result) rows.push(r as { key: unknown });
+    idx = tasks[tasks.length - 1]!.idx + 1;
+  }
+  rows.sort((a, b) => compareKeys(a.key, b.key));
+  const results = rows.slice(offset, offset + limit);
+  const next = offset + results.length;
+  return { results, next_cursor: next < rows.length ? `k${next}` : null };
+}
