@@ -1,7 +1,19 @@
 import { looksLikeAddress } from '../common/address.js';
 
 const COMMANDS = new Set([
-  'master', 'worker', 'dev', 'submit', 'status', 'wait', 'results', 'cancel', 'jobs', 'workers', 'cluster', 'token', 'help',
+  'master',
+  'worker',
+  'dev',
+  'submit',
+  'status',
+  'wait',
+  'results',
+  'cancel',
+  'jobs',
+  'workers',
+  'cluster',
+  'token',
+  'help',
 ]);
 
 export interface GlobalArgs {

@@ -57,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
 
   const program = new Command('weir')
-    .description('Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --json')
+    .description(
+      'Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --json',
+    )
     .usage('[HOST:PORT] <command> [options]')
     .exitOverride()
     .showHelpAfterError('(run weir --help for the commands)')
@@ -97,26 +99,32 @@ export async function main(argv: string[]): Promise<number> {
     .argument('[config]', 'JSON (starting with {) or a JSON file')
     .option('--module <file>', 'JavaScript module with the job’s functions')
     .option('--input <file>', 'a local input file to upload')
-    .action(async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
-      if (type !== 'batch' && type !== 'streaming') throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
-      if (f.input) throw new CliError('--input (uploading a local file) is not supported yet; pass the records as config.data');
-      let config = readConfig(configArg);
-      if (f.module) {
-        let source: string;
-        try {
-          source = readFileSync(f.module, 'utf8');
-        } catch {
-          throw new CliError(`cannot read module file '${f.module}'`);
+    .action(
+      async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
+        if (type !== 'batch' && type !== 'streaming')
+          throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
+        if (f.input)
+          throw new CliError('--input (uploading a local file) is not supported yet; pass the records as config.data');
+        let config = readConfig(configArg);
+        if (f.module) {
+          let source: string;
+          try {
+            source = readFileSync(f.module, 'utf8');
+          } catch {
+            throw new CliError(`cannot read module file '${f.module}'`);
+          }
+          config = { ...config, module: source };
         }
-        config = { ...config, module: source };
-      }
-      const job = await sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
-      if (g.json) out(JSON.stringify(job, null, 2));
-      else {
-        note(`submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`);
-        out(job.job_id);
-      }
-    });
+        const job = await sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
+        if (g.json) out(JSON.stringify(job, null, 2));
+        else {
+          note(
+            `submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`,
+          );
+          out(job.job_id);
+        }
+      },
+    );
 
   program
     .command('status')
@@ -238,7 +246,11 @@ async function waitWithProgress(client: WeirClient, id: string, quiet: boolean):
       if (tty) {
         if (!bar) {
           bar = new cliProgress.SingleBar(
-            { format: '{bar} {percentage}% | {value}/{total} tasks | {status}', stream: process.stderr, hideCursor: true },
+            {
+              format: '{bar} {percentage}% | {value}/{total} tasks | {status}',
+              stream: process.stderr,
+              hideCursor: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(job.progress.total, 0, { status: job.status });

@@ -20,7 +20,17 @@ export async function runDev(): Promise<void> {
     { name: 'master-1', args: ['master', '--host', '127.0.0.1', '--port', '8080', '--data-dir', 'data/master-1'] },
     ...[8081, 8082].map((port, i) => ({
       name: `worker-${i + 1}`,
-      args: ['worker', '--host', '127.0.0.1', '--port', String(port), '--master', master, '--data-dir', `data/worker-${i + 1}`],
+      args: [
+        'worker',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--master',
+        master,
+        '--data-dir',
+        `data/worker-${i + 1}`,
+      ],
     })),
   ];
   let stopping = false;

@@ -14,8 +14,16 @@ export function formatJob(j: JobView): string {
     `created ${when(j.created_at)}  started ${when(j.started_at)}  finished ${when(j.finished_at)}`,
   ];
   if (j.error) {
-    lines.push(`error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempts` : ''}: ${j.error.message}`);
-    if (j.error.stack) lines.push(j.error.stack.split('\n').map((l) => `  ${l}`).join('\n'));
+    lines.push(
+      `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempts` : ''}: ${j.error.message}`,
+    );
+    if (j.error.stack)
+      lines.push(
+        j.error.stack
+          .split('\n')
+          .map((l) => `  ${l}`)
+          .join('\n'),
+      );
   }
   return lines.join('\n');
 }

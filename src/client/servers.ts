@@ -15,7 +15,8 @@ export interface MasterFlags {
 
 function port(text: string | undefined, fallback: number, what: string): number {
   const n = text === undefined ? fallback : Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`${what} must be a port number from 1 to 65535; got '${text}'`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new Error(`${what} must be a port number from 1 to 65535; got '${text}'`);
   return n;
 }
 
@@ -35,7 +36,10 @@ function untilSignal(stop: (signal: NodeJS.Signals) => Promise<void>): void {
 }
 
 export async function runMaster(f: MasterFlags): Promise<void> {
-  if (f.discover) throw new Error('--discover (DNS discovery) needs a cluster of masters, which this version does not run yet; use --peers');
+  if (f.discover)
+    throw new Error(
+      '--discover (DNS discovery) needs a cluster of masters, which this version does not run yet; use --peers',
+    );
   const p = port(f.port ?? process.env.PORT, 8080, '--port');
   const id = f.id !== undefined ? Number(f.id) : (nodeIdFromIpv4(f.host) ?? 1);
   if (!Number.isInteger(id) || id < 0) throw new Error(`--id must be a non-negative integer; got '${f.id}'`);

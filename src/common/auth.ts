@@ -30,7 +30,8 @@ export async function verifyBearer(secret: string, header: string | undefined): 
   try {
     await jwtVerify(m[1], keyOf(secret), { algorithms: [ALG] });
   } catch (err) {
-    const why = err instanceof joseErrors.JWTExpired ? 'the token has expired' : 'the token is not valid for this cluster';
+    const why =
+      err instanceof joseErrors.JWTExpired ? 'the token has expired' : 'the token is not valid for this cluster';
     throw new WeirError('unauthorized', `${why}; mint a new one with 'weir token' and the cluster's JWT_SECRET`);
   }
 }

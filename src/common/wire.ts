@@ -17,15 +17,11 @@ export interface TaskAssignment extends TaskRef {
 export type TaskReport = TaskRef & ({ ok: true; result: unknown[] } | { ok: false; error: TaskError });
 
 export type ToWorker =
-  | { t: 'assign'; tasks: TaskAssignment[] }
-  | { t: 'cancel'; tasks: TaskRef[] }
-  | { t: 'ack'; tasks: TaskRef[] };
+  { t: 'assign'; tasks: TaskAssignment[] } | { t: 'cancel'; tasks: TaskRef[] } | { t: 'ack'; tasks: TaskRef[] };
 
 export type ToMaster =
   /** First frame after connecting: what the worker runs and what it still has to report. */
-  | { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] }
-  | { t: 'report'; reports: TaskReport[] }
-  | { t: 'drain' };
+  { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] } | { t: 'report'; reports: TaskReport[] } | { t: 'drain' };
 
 /** Close codes a master uses on the channel. */
 export const CLOSE_UNKNOWN_WORKER = 4404;

@@ -22,7 +22,10 @@ export function toHttpError(err: FastifyError | Error): WeirError {
   const e = err as FastifyError;
   if (e.validation) {
     const where = e.validationContext ?? 'request';
-    return new WeirError('validation_failed', `invalid ${where}: ${e.message.replace(/^(body|querystring|params|headers)\/?/, '')}`);
+    return new WeirError(
+      'validation_failed',
+      `invalid ${where}: ${e.message.replace(/^(body|querystring|params|headers)\/?/, '')}`,
+    );
   }
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -62,7 +65,12 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.setNotFoundHandler((req, reply) => {
     void reply
       .code(404)
-      .send(new WeirError('not_found', `no route ${req.method} ${req.url.split('?')[0]}; see the README's API section`).toJSON());
+      .send(
+        new WeirError(
+          'not_found',
+          `no route ${req.method} ${req.url.split('?')[0]}; see the README's API section`,
+        ).toJSON(),
+      );
   });
 
   await app.register(websocket, { options: { maxPayload: BODY_LIMIT } });

@@ -61,7 +61,7 @@ function keyedPage(
   if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
   const offset = Number(m[1]);
   const rows: { key: unknown }[] = [];
-  for (let idx = 0; idx < job.total; ) {
+  for (let idx = 0; idx < job.total;) {
     const tasks = queries.results(job.job_id, idx, 256);
     if (tasks.length === 0) break;
     for (const t of tasks) for (const r of t.result) rows.push(r as { key: unknown });

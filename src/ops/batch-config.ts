@@ -84,8 +84,10 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
         ...limits,
       };
     case 'map': {
-      if (raw.input !== undefined) throw badRequest('config.input (files and URLs) is not supported yet; pass the records as config.data');
-      if (raw.reduce_tasks !== undefined) throw badRequest('reduce stages are not supported yet; the module runs its map stage only');
+      if (raw.input !== undefined)
+        throw badRequest('config.input (files and URLs) is not supported yet; pass the records as config.data');
+      if (raw.reduce_tasks !== undefined)
+        throw badRequest('reduce stages are not supported yet; the module runs its map stage only');
       const module = checkUserModule(raw.module, ['map']);
       if (!Array.isArray(raw.data) || raw.data.length === 0) {
         throw badRequest('config.data must be a non-empty array of records for the module to map');

@@ -151,8 +151,7 @@ export class Applier {
     const toStop: RunningTask[] = [];
     for (const f of cmd.failures) {
       const row = this.s.runningTaskWithJob.get(f.job_id, f.idx, f.attempt) as
-        | { failures: number; max_retries: number }
-        | undefined;
+        { failures: number; max_retries: number } | undefined;
       if (!row) continue;
       const failures = row.failures + 1;
       const error = JSON.stringify(f.error);
@@ -268,9 +267,7 @@ function prepare(db: Database) {
     cancelTasks: st(
       `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN ('pending', 'running')`,
     ),
-    finishJob: st(
-      `UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`,
-    ),
+    finishJob: st(`UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`),
     bumpCounters: st(
       `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?
        WHERE job_id = ?`,

@@ -7,14 +7,7 @@ import type { BatchConfig } from '../ops/batch-config.js';
  * `at` is milliseconds since the epoch, as the leader saw it.
  */
 export type Command =
-  | RegisterWorker
-  | MarkWorkerDead
-  | DrainWorker
-  | SubmitJob
-  | AssignTasks
-  | CompleteTasks
-  | FailTasks
-  | CancelJob;
+  RegisterWorker | MarkWorkerDead | DrainWorker | SubmitJob | AssignTasks | CompleteTasks | FailTasks | CancelJob;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -85,5 +78,4 @@ export interface CancelJob {
 
 /** What applying a command produced, for the proposer (never used by apply itself). */
 export type ApplyResult =
-  | { ok: true; [k: string]: unknown }
-  | { ok: false; code: 'not_found' | 'conflict'; message: string };
+  { ok: true; [k: string]: unknown } | { ok: false; code: 'not_found' | 'conflict'; message: string };

@@ -32,8 +32,9 @@ export class StateMachine {
     migrate(this.db);
     this.applier = new Applier(this.db);
     this.setApplied = this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'last_applied'`);
-    this.applied = (this.db.prepare(`SELECT value FROM meta WHERE key = 'last_applied'`).get() as { value: number })
-      .value;
+    this.applied = (
+      this.db.prepare(`SELECT value FROM meta WHERE key = 'last_applied'`).get() as { value: number }
+    ).value;
   }
 
   get lastApplied(): number {

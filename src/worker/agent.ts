@@ -138,7 +138,11 @@ export class WorkerAgent {
         this.send({
           t: 'hello',
           running: [...this.running.values()].map((r) => r.ref),
-          unacked: [...this.unacked.values()].map(({ report: r }) => ({ job_id: r.job_id, idx: r.idx, attempt: r.attempt })),
+          unacked: [...this.unacked.values()].map(({ report: r }) => ({
+            job_id: r.job_id,
+            idx: r.idx,
+            attempt: r.attempt,
+          })),
         });
         const pending = [...this.unacked.values()].map((u) => u.report);
         if (pending.length) this.send({ t: 'report', reports: pending });

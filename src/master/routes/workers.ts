@@ -45,7 +45,10 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       if (!consensus.isLeader()) throw noLeader();
       const w = queries.worker(req.body.worker_id);
       if (!w || w.status === 'dead') {
-        throw new WeirError('unknown_worker', `worker '${req.body.worker_id}' is not registered (or was declared dead); register again`);
+        throw new WeirError(
+          'unknown_worker',
+          `worker '${req.body.worker_id}' is not registered (or was declared dead); register again`,
+        );
       }
       registry.heartbeat(w.worker_id, Date.now(), req.body.active_tasks ?? 0, req.body.metrics ?? {});
       return { ok: true, status: w.status };

@@ -1,0 +1,162 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import type { Command } from '../../src/state/commands.js';
+import { Queries } from '../../src/state/queries.js';
+import { StateMachine } from '../../src/state/state-machine.js';
+
+let dir: string;
+let sm: StateMachine;
+let q: Queries;
+let index: number;
+
+const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, command }])[0]!;
+const submit = (job_id: string, config: unknown, extra: Partial<Command> = {}) =>
+  apply({ type: 'submitJob', at: 1000, job_id, name: job_id, job_type: 'batch', config: normalizeBatchConfig(config), ...extra } as Command);
+const register = (worker_id: string, max_tasks = 10) =>
+  apply({ type: 'registerWorker', at: 1000, worker_id, address: `${worker_id}:1`, max_tasks });
+const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
+  apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id, idx, attempt, worker_id }] });
+const complete = (job_id: string, idx: number, worker_id: string, attempt = 1, result: unknown[] = [idx]) =>
+  apply({ type: 'completeTasks', at: 3000, completions: [{ job_id, idx, attempt, worker_id, result }] });
+const fail = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
+  apply({ type: 'failTasks', at: 3000, failures: [{ job_id, idx, attempt, worker_id, error: { message: `boom ${attempt}` } }] });
+const task = (job_id: string, idx: number) => q.tasksOfJob(job_id, 1000).find((t) => t.idx === idx)!;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-apply-'));
+  sm = new StateMachine(join(dir, 'state.db'));
+  q = new Queries(sm.db);
+  index = 0;
+});
+afterEach(() => {
+  sm.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('apply: jobs', () => {
+  it('submitJob creates the job and one pending task per partition', () => {
+    submit('j1', { operation: 'noop', task_count: 3 });
+    const job = q.job('j1')!;
+    expect(job).toMatchObject({ status: 'pending', total: 3, pending: 3, running: 0, completed: 0 });
+    expect(q.pending(10).map((t) => t.idx)).toEqual([0, 1, 2]);
+  });
+
+  it('submitJob with a known idempotency key returns the first job and creates nothing', () => {
+    submit('j1', undefined, { idempotency_key: 'k' });
+    const again = submit('j2', undefined, { idempotency_key: 'k' });
+    expect(again).toMatchObject({ ok: true, job_id: 'j1', duplicate: true });
+    expect(q.job('j2')).toBeUndefined();
+  });
+
+  it('the last completion completes the job; progress counts every step', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 2 });
+    assign('j', 0, 'w');
+    expect(q.job('j')).toMatchObject({ status: 'running', pending: 1, running: 1 });
+    complete('j', 0, 'w');
+    assign('j', 1, 'w');
+    complete('j', 1, 'w');
+    expect(q.job('j')).toMatchObject({ status: 'completed', pending: 0, running: 0, completed: 2 });
+    expect(q.results('j', 0, 10)).toEqual([
+      { idx: 0, result: [0] },
+      { idx: 1, result: [1] },
+    ]);
+  });
+
+  it('cancelJob cancels unfinished tasks and names those still running', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 2 });
+    assign('j', 0, 'w');
+    const r = apply({ type: 'cancelJob', at: 5000, job_id: 'j' });
+    expect(r).toMatchObject({ ok: true, to_stop: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w' }] });
+    expect(q.job('j')).toMatchObject({ status: 'cancelled', pending: 0, running: 0 });
+    expect(q.pending(10)).toEqual([]);
+  });
+
+  it('cancelJob refuses unknown and finished jobs, changing nothing', () => {
+    expect(apply({ type: 'cancelJob', at: 1, job_id: 'nope' })).toMatchObject({ ok: false, code: 'not_found' });
+    register('w');
+    submit('j', undefined);
+    assign('j', 0, 'w');
+    complete('j', 0, 'w');
+    expect(apply({ type: 'cancelJob', at: 1, job_id: 'j' })).toMatchObject({ ok: false, code: 'conflict' });
+    expect(q.job('j')!.status).toBe('completed');
+  });
+});
+
+describe('apply: tasks', () => {
+  it('records a result once: a repeated or stale report changes nothing', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 2 });
+    assign('j', 0, 'w');
+    complete('j', 0, 'w', 1, ['first']);
+    expect(complete('j', 0, 'w', 1, ['second'])).toMatchObject({ accepted: [] });
+    expect(complete('j', 1, 'w', 1)).toMatchObject({ accepted: [] }); // never assigned
+    expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: ['first'] }]);
+  });
+
+  it('assignment only takes a pending task at its current attempt, on a live worker', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 1 });
+    expect(assign('j', 0, 'w', 2)).toMatchObject({ assigned: [] });
+    expect(assign('j', 0, 'ghost')).toMatchObject({ assigned: [] });
+    expect(assign('j', 0, 'w')).toMatchObject({ assigned: [{ idx: 0 }] });
+    expect(assign('j', 0, 'w')).toMatchObject({ assigned: [] });
+  });
+
+  it('a failed task goes back to pending with attempt+1 and a backoff, until its retries run out', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 2, max_retries: 1 });
+    assign('j', 0, 'w');
+    fail('j', 0, 'w', 1);
+    expect(task('j', 0)).toMatchObject({ status: 'pending', attempt: 2, failures: 1, worker_id: 'w' });
+    expect(q.pending(10)[0]!.not_before).toBe(3000 + 200);
+    assign('j', 0, 'w', 2);
+    assign('j', 1, 'w');
+    const r = fail('j', 0, 'w', 2);
+    expect(r).toMatchObject({ failed_jobs: ['j'], to_stop: [{ idx: 1, worker_id: 'w' }] });
+    const job = q.job('j')!;
+    expect(job.status).toBe('failed');
+    expect(JSON.parse(job.error!)).toMatchObject({ task: 0, attempts: 2, message: 'boom 2' });
+    expect(task('j', 1).status).toBe('cancelled');
+  });
+
+  it('a dead worker hands its running tasks back, at attempt+1, without using up retries', () => {
+    register('w1');
+    register('w2');
+    submit('j', { operation: 'noop', task_count: 2 });
+    assign('j', 0, 'w1');
+    assign('j', 1, 'w2');
+    expect(apply({ type: 'markWorkerDead', at: 4000, worker_id: 'w1', reason: 'test' })).toMatchObject({ requeued: 1 });
+    expect(task('j', 0)).toMatchObject({ status: 'pending', attempt: 2, failures: 0 });
+    expect(q.job('j')).toMatchObject({ pending: 1, running: 1 });
+    // The dead worker's late report is stale.
+    expect(complete('j', 0, 'w1', 1)).toMatchObject({ accepted: [] });
+    expect(q.worker('w1')!.status).toBe('dead');
+  });
+});
+
+describe('the state machine', () => {
+  it('re-applying an entry it already holds is a no-op', () => {
+    const cmd: Command = { type: 'registerWorker', at: 1, worker_id: 'w', address: 'a', max_tasks: 1 };
+    sm.applyBatch([{ index: 1, term: 1, command: cmd }]);
+    expect(sm.applyBatch([{ index: 1, term: 1, command: cmd }])).toEqual([{ ok: true, replayed: true }]);
+    expect(sm.lastApplied).toBe(1);
+  });
+
+  it('refuses to apply out of order', () => {
+    expect(() => sm.applyBatch([{ index: 5, term: 1, command: { type: 'drainWorker', at: 1, worker_id: 'w' } }])).toThrow(
+      /out of order/,
+    );
+  });
+
+  it('keeps last_applied across a reopen', () => {
+    register('w');
+    sm.close();
+    sm = new StateMachine(join(dir, 'state.db'));
+    expect(sm.lastApplied).toBe(1);
+  });
+});

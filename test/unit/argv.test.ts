@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { nodeIdFromIpv4, normalizeUrl } from '../../src/common/address.js';
+import { parseDuration } from '../../src/common/duration.js';
+import { extractGlobalArgs } from '../../src/client/argv.js';
+
+describe('CLI arguments', () => {
+  it("accepts the seed's address-first form", () => {
+    expect(extractGlobalArgs(['localhost:8080', 'submit', 'batch', 'Mi Trabajo'])).toEqual({
+      master: 'localhost:8080',
+      json: false,
+      rest: ['submit', 'batch', 'Mi Trabajo'],
+    });
+  });
+
+  it('takes --master and --json before or after the subcommand', () => {
+    expect(extractGlobalArgs(['status', 'j1', '--master', 'http://h:1', '--json'])).toEqual({
+      master: 'http://h:1',
+      json: true,
+      rest: ['status', 'j1'],
+    });
+    expect(extractGlobalArgs(['--master=h:2', 'jobs']).master).toBe('h:2');
+  });
+
+  it('does not mistake a command for an address', () => {
+    expect(extractGlobalArgs(['workers']).rest).toEqual(['workers']);
+  });
+});
+
+describe('addresses and durations', () => {
+  it('adds http:// when it is missing and drops trailing slashes', () => {
+    expect(normalizeUrl('127.0.0.1:8080/')).toBe('http://127.0.0.1:8080');
+    expect(normalizeUrl('http://a:1')).toBe('http://a:1');
+  });
+
+  it("derives the seed's node id from the last two octets", () => {
+    expect(nodeIdFromIpv4('10.0.2.3')).toBe(515);
+    expect(nodeIdFromIpv4('127.0.0.2')).toBe(2);
+    expect(nodeIdFromIpv4('localhost')).toBeUndefined();
+    expect(nodeIdFromIpv4('1.2.3.256')).toBeUndefined();
+  });
+
+  it('parses 30s, 5m, 1h, 7d', () => {
+    expect(['30s', '5m', '1h', '7d', '250ms'].map(parseDuration)).toEqual([30_000, 300_000, 3_600_000, 604_800_000, 250]);
+    expect(() => parseDuration('soon')).toThrow(/30s, 5m, 1h or 7d/);
+  });
+});
