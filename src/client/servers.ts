@@ -1,5 +1,6 @@
+import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
-import { nodeIdFromIpv4, normalizeUrl, splitUrls } from '../common/address.js';
+import { nodeIdFromIpv4, normalizeUrl } from '../common/address.js';
 import { MasterNode } from '../master/master-node.js';
 import { WorkerNode } from '../worker/worker-node.js';
 
@@ -35,29 +36,59 @@ function untilSignal(stop: (signal: NodeJS.Signals) => Promise<void>): void {
   }
 }
 
-export async function runMaster(f: MasterFlags): Promise<void> {
-  if (f.discover)
-    throw new Error(
-      '--discover (DNS discovery) needs a cluster of masters, which this version does not run yet; use --peers',
-    );
-  const p = port(f.port ?? process.env.PORT, 8080, '--port');
-  const id = f.id !== undefined ? Number(f.id) : (nodeIdFromIpv4(f.host) ?? 1);
-  if (!Number.isInteger(id) || id < 0) throw new Error(`--id must be a non-negative integer; got '${f.id}'`);
-  const self = normalizeUrl(`${f.host}:${p}`);
-  const peers = f.peers ? splitUrls(f.peers) : [self];
-  if (!peers.includes(self)) {
-    throw new Error(`--peers must include this master's own URL (${self}); it lists ${peers.join(', ')}`);
+/** The address others reach this master at: the listen host, or the machine's IPv4 for 0.0.0.0. */
+function advertisedHost(host: string): string {
+  if (host !== '0.0.0.0') return host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
-  const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${f.host}-${p}`);
+  return '127.0.0.1';
+}
+
+export async function runMaster(f: MasterFlags): Promise<void> {
+  const p = port(f.port ?? process.env.PORT, 8080, '--port');
+  const host = advertisedHost(f.host);
+  const id = f.id !== undefined ? Number(f.id) : nodeIdFromIpv4(host);
+  if (id === undefined) throw new Error(`cannot derive a node id from the host '${host}'; pass --id N`);
+  if (!Number.isInteger(id) || id < 1) throw new Error(`--id must be a positive integer; got '${f.id}'`);
+  const serviceName = process.env.SERVICE_NAME;
+  const discover = f.discover ?? (serviceName && !f.peers ? `dns:${serviceName}` : undefined);
+  if (discover && !discover.startsWith('dns:')) throw new Error(`--discover takes dns:NAME; got '${discover}'`);
+  if (discover && f.peers) throw new Error('use either --peers or --discover, not both');
+  const bootstrapExpect = f.bootstrapExpect === undefined ? undefined : Number(f.bootstrapExpect);
+  if (bootstrapExpect !== undefined && (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1)) {
+    throw new Error(`--bootstrap-expect must be a positive integer; got '${f.bootstrapExpect}'`);
+  }
+  const peers = f.peers
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(\d+)=(.+)$/.exec(entry);
+      return m ? `${m[1]}=${normalizeUrl(m[2]!)}` : normalizeUrl(entry);
+    });
+  const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${host}-${p}`);
   const node = await MasterNode.start({
     id,
-    host: f.host,
+    host,
+    listenHost: f.host,
     port: p,
     dataDir,
-    peers,
+    ...(peers ? { peers } : {}),
+    ...(discover ? { discover } : {}),
+    ...(bootstrapExpect ? { bootstrapExpect } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
+    ...timingFromEnv(),
   });
   untilSignal(() => node.close());
+}
+
+/** `WEIR_TICK_MS` / `WEIR_ELECTION_TICKS` tune Raft's clock (tests and slow machines). */
+function timingFromEnv(): { timing?: { tickMs?: number; electionTicks?: number } } {
+  const tickMs = Number(process.env.WEIR_TICK_MS) || undefined;
+  const electionTicks = Number(process.env.WEIR_ELECTION_TICKS) || undefined;
+  if (!tickMs && !electionTicks) return {};
+  return { timing: { ...(tickMs ? { tickMs } : {}), ...(electionTicks ? { electionTicks } : {}) } };
 }
 
 export interface WorkerFlags {

@@ -54,6 +54,18 @@ export class HttpClient {
     return this.urls[this.current] ?? this.urls[0]!;
   }
 
+  /** Tries `url` first from now on (a master named the leader). */
+  prefer(url: string): void {
+    let i = this.urls.indexOf(url);
+    if (i < 0) i = this.urls.push(url) - 1;
+    this.current = i;
+  }
+
+  /** Moves on to the next master (the current one did not serve). */
+  rotate(): void {
+    this.current = (this.current + 1) % this.urls.length;
+  }
+
   async get<T>(path: string, opts: RequestOptions = {}): Promise<T> {
     return this.call<T>('GET', path, opts);
   }

@@ -6,6 +6,7 @@ export interface MemberInfo {
   id: number;
   address: string;
   role: Role;
+  voter: boolean;
   healthy: boolean;
 }
 
@@ -24,14 +25,22 @@ export interface ConsensusStatus {
 export type AppliedListener = (entries: readonly { command: Command; result: ApplyResult }[]) => void;
 
 /**
- * What the master asks of consensus, whatever sits behind it (a cluster of one today, Raft
- * next). `propose` resolves with the command's apply result on this node once the command
- * is committed and applied — the only acknowledgement a client ever gets.
+ * What the master asks of consensus. `propose` resolves with the command's apply result on
+ * this node once the command is committed and applied — the only acknowledgement a client
+ * ever gets. A master that is not the leader forwards requests to `leaderUrl()`.
  */
 export interface Consensus {
   propose(command: Command): Promise<ApplyResult>;
   isLeader(): boolean;
+  /** The leader's URL as this node knows it (null: no leader known). */
+  leaderUrl(): string | null;
+  /** Resolves when this leader may serve a linearizable read (§6.4 read index). */
+  readBarrier(): Promise<void>;
   status(): ConsensusStatus;
+  addMember(id: number, address: string): Promise<void>;
+  removeMember(id: number): Promise<void>;
+  /** Hands leadership to another voter before this node stops (graceful shutdown). */
+  stepDown(): Promise<void>;
   onApplied(listener: AppliedListener): void;
   /** Called when this node gains (true) or loses (false) leadership. */
   onLeadershipChange(listener: (leader: boolean) => void): void;

@@ -4,7 +4,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { verifyBearer } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
+import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
+import { LeaderForwarding } from './forwarding.js';
+import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
@@ -42,6 +45,7 @@ export function toHttpError(err: FastifyError | Error): WeirError {
 
 export interface AppOptions {
   jwtSecret?: string;
+  transport: PeerTransport;
 }
 
 /** The master's HTTP edge: routes per resource under /api, auth, one error handler. */
@@ -73,20 +77,28 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       );
   });
 
-  await app.register(websocket, { options: { maxPayload: BODY_LIMIT } });
+  // Snapshots travel between masters as single frames.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 * 1024 } });
 
   const secret = opts.jwtSecret;
   if (secret) {
     app.addHook('onRequest', async (req) => {
-      if (req.url.startsWith('/api/') || req.url === '/api') await verifyBearer(secret, req.headers.authorization);
+      if (req.url.startsWith('/api/') || req.url === '/api' || req.url.startsWith(PEER_PATH)) {
+        await verifyBearer(secret, req.headers.authorization);
+      }
     });
   }
+  const forwarding = new LeaderForwarding(ctx.consensus);
+  app.addHook('onRequest', forwarding.hook);
+  app.addHook('onClose', async () => forwarding.close());
 
+  app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers));
   await app.register(clusterRoutes(ctx));
   await app.register(
     async (api) => {
       await api.register(jobRoutes(ctx));
       await api.register(workerRoutes(ctx));
+      await api.register(clusterMemberRoutes(ctx));
     },
     { prefix: '/api' },
   );

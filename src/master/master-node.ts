@@ -1,13 +1,17 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { TokenSource } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { LogStore } from '../consensus/log-store.js';
-import { SingleNodeConsensus } from '../consensus/single-node.js';
+import { PeerTransport } from '../consensus/peer-transport.js';
+import { DEFAULT_TIMING, RaftConsensus, type RaftTiming } from '../consensus/raft-consensus.js';
+import { RaftStorage } from '../consensus/raft-storage.js';
 import type { RunningTask } from '../state/apply.js';
 import { Queries } from '../state/queries.js';
 import { StateMachine } from '../state/state-machine.js';
 import { buildApp } from './app.js';
+import { findRunningCluster, requestJoin } from './cluster-join.js';
+import { DnsDiscovery, StaticDiscovery, checkUniqueIds, type Discovery, type Peer } from './discovery.js';
 import type { MasterContext } from './context.js';
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
@@ -18,15 +22,34 @@ import { WorkerRegistry } from './worker-registry.js';
 
 export interface MasterOptions {
   id: number;
+  /** The host other masters, workers and clients reach this one at. */
   host: string;
+  /** Where to listen (default: `host`). */
+  listenHost?: string;
   port: number;
   dataDir: string;
-  /** Every master's URL, this one's included. Only a cluster of one is supported yet. */
-  peers: string[];
+  /** Every master (its own included) as `URL` or `ID=URL`; bootstraps an empty data dir only. */
+  peers?: string[];
+  /** `dns:NAME`: the peers are the A records of NAME, on this master's port. */
+  discover?: string;
+  /** With DNS discovery: how many masters must resolve before a new cluster is founded. */
+  bootstrapExpect?: number;
   jwtSecret?: string;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
+  timing?: Partial<RaftTiming>;
   logger?: Logger;
+}
+
+/** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
+const REDISCOVER_MS = 10_000;
+
+function parsePeer(entry: string, self: Peer): Peer {
+  const m = /^(\d+)=(.+)$/.exec(entry);
+  const url = m ? m[2]! : entry;
+  if (url === self.url) return self;
+  if (m) return { id: Number(m[1]), url };
+  return new StaticDiscovery([url]).peersSync()[0]!;
 }
 
 /**
@@ -35,16 +58,17 @@ export interface MasterOptions {
  */
 export class MasterNode {
   private app: FastifyInstance | undefined;
-  private closed = false;
+  closed = false;
   readonly log: Logger;
 
   private constructor(
     readonly options: MasterOptions,
     private readonly parts: {
       release: () => void;
-      logStore: LogStore;
+      storage: RaftStorage;
       state: StateMachine;
-      consensus: SingleNodeConsensus;
+      consensus: RaftConsensus;
+      rediscover?: NodeJS.Timeout;
       scheduler: Scheduler;
       detector: FailureDetector;
       channels: WorkerChannels;
@@ -62,19 +86,42 @@ export class MasterNode {
 
   static async start(options: MasterOptions): Promise<MasterNode> {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
-    const self = `http://${options.host}:${options.port}`;
-    const others = options.peers.filter((p) => p !== self);
-    if (others.length > 0) {
-      throw new Error(
-        `--peers names other masters (${others.join(', ')}), but this version of Weir runs a cluster of one master; start it with --peers ${self} or without --peers`,
-      );
-    }
+    const selfUrl = `http://${options.host}:${options.port}`;
+    const self: Peer = { id: options.id, url: selfUrl };
+    const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`);
+    const discovery: Discovery = options.discover
+      ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), options.port, log)
+      : new StaticDiscovery((options.peers ?? [selfUrl]).map((p) => parsePeer(p, self)));
     const release = lockDataDir(options.dataDir);
     try {
-      const logStore = new LogStore(join(options.dataDir, 'raft.db'));
+      const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
-      const consensus = new SingleNodeConsensus(logStore, state, { id: options.id, address: self });
-      const queries = new Queries(state.db);
+      let joinVia: string[] | undefined;
+      if (!storage.initialized) {
+        const peers = await MasterNode.firstPeers(discovery, self, options, log);
+        const running = await findRunningCluster(peers, self);
+        if (running && !running.nodes.some((n) => n.id === self.id)) {
+          joinVia = [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== selfUrl)];
+          log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
+        } else {
+          const members = peers.map((p) => ({ id: p.id, address: p.url, voter: true }));
+          storage.bootstrap(members);
+          log.info({ members: members.map((m) => `${m.id}=${m.address}`) }, 'founded a new cluster');
+        }
+      }
+      const timing = { ...DEFAULT_TIMING, ...options.timing };
+      let consensus!: RaftConsensus;
+      const transport = new PeerTransport(
+        self.id,
+        tokens,
+        {
+          onFrame: (f) => consensus.onFrame(f),
+          onSnapshotFailed: (to) => consensus.onSnapshotFailed(to),
+        },
+        log.child({ component: 'peers' }),
+      );
+      consensus = new RaftConsensus({ id: self.id, address: selfUrl }, storage, state, transport, timing, log);
+      const queries = new Queries(state);
       const registry = new WorkerRegistry();
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
       const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
@@ -130,12 +177,13 @@ export class MasterNode {
         } else {
           scheduler.stop();
           detector.stop();
+          channels.dropAll();
         }
       });
 
       const node = new MasterNode(
         options,
-        { release, logStore, state, consensus, scheduler, detector, channels, jobWatch, metrics },
+        { release, storage, state, consensus, scheduler, detector, channels, jobWatch, metrics },
         log,
       );
       const ctx: MasterContext = {
@@ -149,10 +197,18 @@ export class MasterNode {
         heartbeatIntervalMs,
         heartbeatTimeoutMs,
       };
-      node.app = await buildApp(ctx, options.jwtSecret ? { jwtSecret: options.jwtSecret } : {});
-      await node.app.listen({ host: options.host, port: options.port });
+      node.app = await buildApp(ctx, { transport, ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}) });
+      await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
+      consensus.start();
       if (!options.jwtSecret) log.warn('JWT_SECRET is not set: the cluster is open to anyone who can reach it');
-      log.info({ url: self, data_dir: options.dataDir, last_applied: state.lastApplied }, 'master started');
+      log.info({ url: selfUrl, id: self.id, data_dir: options.dataDir, last_applied: state.lastApplied }, 'master started');
+      if (joinVia) {
+        const via = joinVia;
+        void requestJoin(via, self, tokens, log, () => node.closed).catch((err: Error) => {
+          log.error({ err: err.message }, 'could not join the cluster');
+        });
+      }
+      if (options.discover) node.parts.rediscover = node.watchDns(discovery);
       return node;
     } catch (err) {
       release();
@@ -160,11 +216,49 @@ export class MasterNode {
     }
   }
 
+  /** The founding peers: the static list, or as many DNS records as `bootstrapExpect` asks. */
+  private static async firstPeers(discovery: Discovery, self: Peer, o: MasterOptions, log: Logger): Promise<Peer[]> {
+    const expect = o.bootstrapExpect ?? 1;
+    for (let waited = 0; ; waited++) {
+      let peers = await discovery.peers();
+      if (!peers.some((p) => p.url === self.url)) {
+        if (!o.discover) throw new Error(`--peers must include this master's own URL (${self.url})`);
+        peers = [...peers.filter((p) => p.id !== self.id), self];
+      }
+      checkUniqueIds(peers);
+      if (peers.length >= expect) return peers.sort((a, b) => a.id - b.id);
+      if (waited % 10 === 0) log.info({ found: peers.length, expect }, 'waiting for more masters to appear in DNS');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** The leader adds masters that appear in DNS (a new or restarted node joins on its own). */
+  private watchDns(discovery: Discovery): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      const c = this.parts.consensus;
+      if (!c.isLeader()) return;
+      void discovery.peers().then(async (peers) => {
+        const known = new Set(c.status().members.map((m) => m.id));
+        for (const p of peers) {
+          if (known.has(p.id)) continue;
+          this.log.info({ id: p.id, address: p.url }, 'a new master appeared in DNS: adding it as a learner');
+          await c.addMember(p.id, p.url).catch((err: Error) => this.log.warn({ err: err.message }, 'adding failed'));
+          return; // one membership change at a time
+        }
+      });
+    }, REDISCOVER_MS);
+    timer.unref();
+    return timer;
+  }
+
   /** Stops serving, then closes storage; safe to call twice. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const p = this.parts;
+    clearInterval(p.rediscover);
+    // A leader that leaves on purpose hands over first, sparing the cluster an election.
+    await p.consensus.stepDown().catch(() => undefined);
     p.scheduler.stop();
     p.detector.stop();
     p.channels.close();
@@ -177,7 +271,7 @@ export class MasterNode {
     await p.consensus.close();
     p.metrics.close();
     p.state.close();
-    p.logStore.close();
+    p.storage.close();
     p.release();
   }
 }

@@ -35,7 +35,8 @@ export class WorkerChannels {
 
   accept(workerId: string, socket: WebSocket): void {
     if (!this.consensus.isLeader()) {
-      socket.close(CLOSE_NOT_LEADER, 'not the leader');
+      // The reason carries the leader's URL, so the worker goes straight there.
+      socket.close(CLOSE_NOT_LEADER, this.consensus.leaderUrl() ?? '');
       return;
     }
     const w = this.queries.worker(workerId);
@@ -110,6 +111,11 @@ export class WorkerChannels {
         this.registry.send(workerId, { t: 'ack', tasks });
       })
       .catch((err: Error) => this.log.warn({ err, worker_id: workerId }, 'recording task reports failed'));
+  }
+
+  /** Leadership moved: every worker reconnects to the new leader (named in the reason). */
+  dropAll(): void {
+    for (const w of this.registry.all()) w.socket?.close(CLOSE_NOT_LEADER, this.consensus.leaderUrl() ?? '');
   }
 
   close(): void {

@@ -49,43 +49,24 @@ export interface TaskRow {
   error: string | null;
 }
 
-/** Read-only questions about the state database, prepared once. */
+/**
+ * Read-only questions about the state database, prepared once per database (a snapshot
+ * install replaces the database; statements are prepared again on first use after it).
+ */
 export class Queries {
-  private readonly s: Record<string, Statement>;
+  private statements: Record<string, Statement> = {};
+  private generation = -1;
   private readonly configCache = new Map<string, BatchConfig>();
 
-  constructor(db: Database) {
-    const st = (sql: string) => db.prepare(sql);
-    this.s = {
-      job: st(`SELECT * FROM jobs WHERE job_id = ?`),
-      jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
-      jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
-      workers: st(
-        `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
-         FROM workers w ORDER BY w.registered_at, w.worker_id`,
-      ),
-      worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
-      runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
-      pending: st(
-        `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
-         ORDER BY seq, idx LIMIT ?`,
-      ),
-      runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
-      results: st(
-        `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
-      ),
-      tasksOfJob: st(
-        `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
-         FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
-      ),
-      countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
-      taskCounts: st(
-        `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs
-         UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
-         UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
-         UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
-      ),
-    };
+  constructor(private readonly source: { db: Database; generation: number }) {}
+
+  private get s(): Record<string, Statement> {
+    if (this.generation !== this.source.generation) {
+      this.statements = prepare(this.source.db);
+      this.generation = this.source.generation;
+      this.configCache.clear();
+    }
+    return this.statements;
   }
 
   job(jobId: string): JobRow | undefined {
@@ -153,4 +134,38 @@ export class Queries {
     const rows = this.s.taskCounts!.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
   }
+}
+
+function prepare(db: Database): Record<string, Statement> {
+  const st = (sql: string) => db.prepare(sql);
+  return {
+      job: st(`SELECT * FROM jobs WHERE job_id = ?`),
+      jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
+      jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
+      workers: st(
+        `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
+         FROM workers w ORDER BY w.registered_at, w.worker_id`,
+      ),
+      worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
+      runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
+      pending: st(
+        `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
+         ORDER BY seq, idx LIMIT ?`,
+      ),
+      runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
+      results: st(
+        `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
+      ),
+      tasksOfJob: st(
+        `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
+         FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
+      ),
+      countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
+      taskCounts: st(
+        `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs
+         UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
+         UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
+         UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
+      ),
+  };
 }

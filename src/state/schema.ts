@@ -57,6 +57,12 @@ const MIGRATIONS: string[] = [
   CREATE INDEX tasks_pending ON tasks (seq, idx) WHERE status = 'pending';
   CREATE INDEX tasks_running ON tasks (worker_id) WHERE status = 'running';
   `,
+  `
+  -- The masters' configuration as of last_applied, so a snapshot of this database says
+  -- which nodes it belongs to.
+  CREATE TABLE members (id INTEGER PRIMARY KEY, address TEXT NOT NULL, voter INTEGER NOT NULL) STRICT;
+  INSERT INTO meta (key, value) VALUES ('last_applied_term', 0);
+  `,
 ];
 
 export function migrate(db: Database): void {

@@ -4,6 +4,7 @@ import { WeirError } from '../common/errors.js';
 import type { HttpClient } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import {
+  CLOSE_NOT_LEADER,
   CLOSE_UNKNOWN_WORKER,
   decode,
   encode,
@@ -150,10 +151,18 @@ export class WorkerAgent {
       });
       ws.on('message', (data: Buffer) => this.onMessage(decode<ToWorker>(data)));
       ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'channel error'));
-      ws.on('close', (code) => {
+      ws.on('close', (code, reason) => {
         if (this.socket === ws) this.socket = undefined;
         if (this.stopped) return;
         void (async () => {
+          const leader = reason.toString();
+          if (code === CLOSE_NOT_LEADER && /^https?:\/\//.test(leader)) {
+            this.o.client.prefer(leader);
+            this.reconnectDelay = 50;
+          } else if (code !== CLOSE_UNKNOWN_WORKER) {
+            // The master went away (crash, failover): try the next one.
+            this.o.client.rotate();
+          }
           if (code === CLOSE_UNKNOWN_WORKER) await this.register();
           await sleep(this.reconnectDelay);
           this.reconnectDelay = Math.min(this.reconnectDelay * 2, 1000);

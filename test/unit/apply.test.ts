@@ -12,7 +12,7 @@ let sm: StateMachine;
 let q: Queries;
 let index: number;
 
-const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, command }])[0]!;
+const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
 const submit = (job_id: string, config: unknown, extra: Partial<Command> = {}) =>
   apply({ type: 'submitJob', at: 1000, job_id, name: job_id, job_type: 'batch', config: normalizeBatchConfig(config), ...extra } as Command);
 const register = (worker_id: string, max_tasks = 10) =>
@@ -28,7 +28,7 @@ const task = (job_id: string, idx: number) => q.tasksOfJob(job_id, 1000).find((t
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'weir-apply-'));
   sm = new StateMachine(join(dir, 'state.db'));
-  q = new Queries(sm.db);
+  q = new Queries(sm);
   index = 0;
 });
 afterEach(() => {
@@ -142,21 +142,44 @@ describe('apply: tasks', () => {
 describe('the state machine', () => {
   it('re-applying an entry it already holds is a no-op', () => {
     const cmd: Command = { type: 'registerWorker', at: 1, worker_id: 'w', address: 'a', max_tasks: 1 };
-    sm.applyBatch([{ index: 1, term: 1, command: cmd }]);
-    expect(sm.applyBatch([{ index: 1, term: 1, command: cmd }])).toEqual([{ ok: true, replayed: true }]);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }]);
+    expect(sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }])).toEqual([{ ok: true, replayed: true }]);
     expect(sm.lastApplied).toBe(1);
   });
 
   it('refuses to apply out of order', () => {
-    expect(() => sm.applyBatch([{ index: 5, term: 1, command: { type: 'drainWorker', at: 1, worker_id: 'w' } }])).toThrow(
+    expect(() =>
+      sm.applyBatch([{ index: 5, term: 1, kind: 'cmd', data: { type: 'drainWorker', at: 1, worker_id: 'w' } }]),
+    ).toThrow(
       /out of order/,
     );
   });
 
-  it('keeps last_applied across a reopen', () => {
+  it('keeps last_applied and its term across a reopen', () => {
     register('w');
     sm.close();
     sm = new StateMachine(join(dir, 'state.db'));
-    expect(sm.lastApplied).toBe(1);
+    expect([sm.lastApplied, sm.lastAppliedTerm]).toEqual([1, 1]);
+  });
+
+  it('applies membership changes, so a copy of the database is a whole snapshot', () => {
+    sm.applyBatch([
+      { index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members: [{ id: 1, address: 'http://a:1', voter: true }] } },
+      { index: 2, term: 2, kind: 'noop' },
+      { index: 3, term: 2, kind: 'conf', data: { op: 'addLearner', id: 2, address: 'http://b:1' } },
+    ]);
+    const { meta, data } = sm.snapshot();
+    expect(meta).toEqual({
+      index: 3,
+      term: 2,
+      members: [
+        { id: 1, address: 'http://a:1', voter: true },
+        { id: 2, address: 'http://b:1', voter: false },
+      ],
+    });
+    const other = new StateMachine(join(dir, 'other.db'));
+    other.install(data);
+    expect([other.lastApplied, other.members().length]).toEqual([3, 2]);
+    other.close();
   });
 });

@@ -6,6 +6,8 @@ import type { ConfChange, Entry, Member, NodeId } from './types.js';
  */
 export function applyConfChange(members: readonly Member[], cc: ConfChange): Member[] {
   switch (cc.op) {
+    case 'bootstrap':
+      return [...cc.members].sort((a, b) => a.id - b.id);
     case 'addLearner':
       if (members.some((m) => m.id === cc.id)) return [...members];
       return [...members, { id: cc.id, address: cc.address, voter: false }].sort((a, b) => a.id - b.id);
@@ -24,3 +26,13 @@ export function membersAfter(base: readonly Member[], entries: Iterable<Entry>):
 }
 
 export const votersOf = (members: readonly Member[]): NodeId[] => members.filter((m) => m.voter).map((m) => m.id);
+
+/**
+ * The durable state a founding master starts from: one committed entry holding the first
+ * configuration, the same on every founder, so a master that joins later learns the whole
+ * configuration from the log (or a snapshot) like everything else.
+ */
+export function bootstrapState(members: readonly Member[]) {
+  const entry: Entry = { index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members: [...members] } };
+  return { hardState: { term: 1, vote: 0, commit: 1 }, entries: [entry] };
+}

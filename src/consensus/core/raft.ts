@@ -189,6 +189,7 @@ export class Raft {
     if (this.pendingConfIndex > this.log.committed) {
       throw new ProposalRefusedError('another membership change is still in progress; retry when it has committed');
     }
+    if (cc.op === 'bootstrap') throw new ProposalRefusedError('a running cluster cannot be bootstrapped again');
     const member = this.members.find((m) => m.id === cc.id);
     if (cc.op === 'addLearner' && member) throw new ProposalRefusedError(`node ${cc.id} is already a member`);
     if (cc.op === 'promote' && !member) throw new ProposalRefusedError(`node ${cc.id} is not a member`);

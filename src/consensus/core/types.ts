@@ -20,6 +20,8 @@ export interface Member {
 }
 
 export type ConfChange =
+  /** Entry 1 of a new cluster's log, identical on every founding master. */
+  | { op: 'bootstrap'; members: Member[] }
   | { op: 'addLearner'; id: NodeId; address: string }
   | { op: 'promote'; id: NodeId }
   | { op: 'remove'; id: NodeId };

@@ -1,0 +1,191 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Packr } from 'msgpackr';
+import { WebSocket } from 'ws';
+import type { TokenSource } from '../common/auth.js';
+import type { Logger } from '../common/logger.js';
+import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+
+/** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
+export interface PeerFrame {
+  from: NodeId;
+  msgs?: Message[];
+  snapshot?: { meta: SnapshotMeta; data: Buffer };
+  ping?: true;
+}
+
+export interface TransportHandlers {
+  onFrame(frame: PeerFrame): void;
+  /** A snapshot could not be delivered to `to`. */
+  onSnapshotFailed(to: NodeId): void;
+}
+
+const packr = new Packr({ useRecords: false });
+export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
+export const decodeFrame = (b: Buffer): PeerFrame => packr.unpack(b) as PeerFrame;
+
+/** Frames queued for a peer while its connection is down; Raft re-sends what matters. */
+const MAX_QUEUED = 256;
+/** Past this much unsent data the peer is too slow: drop rather than grow memory. */
+const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+const PING_MS = 500;
+export const PEER_PATH = '/raft/stream';
+
+/** A persistent, reconnecting WebSocket to one peer master, sending msgpack frames. */
+class PeerLink {
+  private ws: WebSocket | undefined;
+  private queue: Buffer[] = [];
+  private closed = false;
+  private retryMs = 50;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSent = 0;
+
+  constructor(
+    readonly id: NodeId,
+    public address: string,
+    private readonly selfId: NodeId,
+    private readonly tokens: TokenSource,
+    private readonly log: Logger,
+  ) {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    void this.tokens.header().then((auth) => {
+      if (this.closed) return;
+      const url = `${this.address.replace(/^http/, 'ws')}${PEER_PATH}`;
+      const ws = new WebSocket(url, {
+        headers: { ...(auth ? { authorization: auth } : {}), 'x-weir-node-id': String(this.selfId) },
+        maxPayload: 1024 * 1024 * 1024,
+        perMessageDeflate: false,
+      });
+      this.ws = ws;
+      ws.on('open', () => {
+        this.retryMs = 50;
+        for (const b of this.queue.splice(0)) ws.send(b);
+        this.lastSent = Date.now();
+      });
+      ws.on('error', (err) => this.log.debug({ peer: this.id, err: err.message }, 'peer link error'));
+      ws.on('close', () => {
+        if (this.ws === ws) this.ws = undefined;
+        if (this.closed) return;
+        this.timer = setTimeout(() => this.connect(), this.retryMs);
+        this.retryMs = Math.min(this.retryMs * 2, 1000);
+      });
+    });
+  }
+
+  /** Queues or sends a frame; false when it had to be dropped. */
+  send(frame: Buffer): boolean {
+    const ws = this.ws;
+    if (ws?.readyState === WebSocket.OPEN) {
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) return false;
+      ws.send(frame);
+      this.lastSent = Date.now();
+      return true;
+    }
+    if (this.queue.length >= MAX_QUEUED) this.queue.shift();
+    this.queue.push(frame);
+    return true;
+  }
+
+  pingIfIdle(frame: Buffer): void {
+    if (Date.now() - this.lastSent >= PING_MS && this.ws?.readyState === WebSocket.OPEN) this.send(frame);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.ws?.close();
+  }
+}
+
+/**
+ * Peer traffic between masters: one outgoing link per peer for what this node sends, and
+ * whatever peers send arriving on their own links to `PEER_PATH`. Links ping when idle, so
+ * every node knows which peers it hears from (the `healthy` of /cluster/status).
+ */
+export class PeerTransport {
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly heard = new Map<NodeId, number>();
+  private readonly pingFrame: Buffer;
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(
+    private readonly selfId: NodeId,
+    private readonly tokens: TokenSource,
+    private readonly handlers: TransportHandlers,
+    private readonly log: Logger,
+  ) {
+    this.pingFrame = encodeFrame({ from: selfId, ping: true });
+    this.pinger = setInterval(() => {
+      for (const l of this.links.values()) l.pingIfIdle(this.pingFrame);
+    }, PING_MS);
+    this.pinger.unref();
+  }
+
+  /** Keeps one link per member other than this node. */
+  setPeers(members: readonly Member[]): void {
+    const wanted = new Map(members.filter((m) => m.id !== this.selfId).map((m) => [m.id, m.address]));
+    for (const [id, link] of this.links) {
+      if (wanted.get(id) !== link.address) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const [id, address] of wanted) {
+      if (!this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.log));
+    }
+  }
+
+  /** Sends messages grouped per peer, one frame each; `snapshotFor` supplies snapshot data. */
+  send(msgs: readonly Message[], snapshotFor: () => { meta: SnapshotMeta; data: Buffer }): void {
+    const perPeer = new Map<NodeId, Message[]>();
+    for (const m of msgs) {
+      let list = perPeer.get(m.to);
+      if (!list) perPeer.set(m.to, (list = []));
+      list.push(m);
+    }
+    for (const [to, list] of perPeer) {
+      const link = this.links.get(to);
+      const snap = list.find((m) => m.type === 'snap');
+      let frame: PeerFrame = { from: this.selfId, msgs: list };
+      if (snap) {
+        const s = snapshotFor();
+        // The snapshot sent is the state machine now; its message says so.
+        frame = { from: this.selfId, msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)), snapshot: s };
+      }
+      const delivered = link ? link.send(encodeFrame(frame)) : false;
+      if (snap && !delivered) this.handlers.onSnapshotFailed(to);
+    }
+  }
+
+  /** A peer's incoming link (the server side of `PEER_PATH`). */
+  accept(socket: WebSocket, headers: IncomingHttpHeaders): void {
+    const claimed = Number(headers['x-weir-node-id']);
+    socket.on('message', (data: Buffer) => {
+      let frame: PeerFrame;
+      try {
+        frame = decodeFrame(data);
+      } catch {
+        this.log.warn({ peer: claimed }, 'undecodable frame from a peer; closing its link');
+        socket.close(1003, 'bad frame');
+        return;
+      }
+      this.heard.set(frame.from, Date.now());
+      if (!frame.ping) this.handlers.onFrame(frame);
+    });
+    socket.on('error', () => socket.close());
+  }
+
+  /** When this node last heard from `id` (0: never). */
+  lastHeard(id: NodeId): number {
+    return this.heard.get(id) ?? 0;
+  }
+
+  close(): void {
+    clearInterval(this.pinger);
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+}

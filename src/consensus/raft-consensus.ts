@@ -1,0 +1,410 @@
+import { randomInt } from 'node:crypto';
+import { WeirError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { ApplyResult, Command } from '../state/commands.js';
+import type { StateMachine } from '../state/state-machine.js';
+import type { AppliedListener, Consensus, ConsensusStatus, MemberInfo } from './consensus.js';
+import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
+import type { NodeId, Ready, SnapshotMeta } from './core/types.js';
+import type { PeerFrame, PeerTransport } from './peer-transport.js';
+import type { RaftStorage } from './raft-storage.js';
+
+export interface RaftTiming {
+  /** One Raft tick; heartbeats and election timeouts are counted in ticks. */
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+}
+
+export const DEFAULT_TIMING: RaftTiming = { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 };
+
+/** Compact the log once this many applied entries sit in it, keeping the newest `KEEP`. */
+const COMPACT_AFTER = 25_000;
+const KEEP = 5_000;
+/** A peer is shown healthy when heard from within this (DESIGN.md: 2 s). */
+const HEALTHY_MS = 2_000;
+
+interface Waiter {
+  term: number;
+  resolve: (r: ApplyResult) => void;
+  reject: (e: Error) => void;
+}
+
+const leadershipLost = () =>
+  new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
+
+/**
+ * The driver around the pure Raft core: owns the timer, the durable storage, the state
+ * machine and the peer transport, and keeps the core's ordering rule — PERSIST, THEN SEND,
+ * THEN APPLY. Ready is processed on the next turn of the event loop after anything happens,
+ * so whatever arrived meanwhile goes to disk together (group commit: one fsync per batch).
+ */
+export class RaftConsensus implements Consensus {
+  private readonly raft: Raft;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly appliedListeners: AppliedListener[] = [];
+  private readonly leaderListeners: ((leader: boolean) => void)[] = [];
+  private readonly addresses = new Map<NodeId, string>();
+  private readWaiters: { ctx: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readCtx = 0;
+  private scheduled = false;
+  private closed = false;
+  private ticker: NodeJS.Timeout | undefined;
+  /** Leading, and our first entry of this term is applied: leader duties may start. */
+  private leading = false;
+  private leaderStartIndex = 0;
+  private incomingSnapshot: { meta: SnapshotMeta; data: Buffer } | undefined;
+  private outgoingSnapshot: { at: number; snap: { meta: SnapshotMeta; data: Buffer } } | undefined;
+
+  constructor(
+    private readonly self: { id: NodeId; address: string },
+    private readonly storage: RaftStorage,
+    private readonly state: StateMachine,
+    private readonly transport: PeerTransport,
+    private readonly timing: RaftTiming,
+    private readonly log: Logger,
+  ) {
+    const snapshot = storage.snapshot();
+    this.raft = new Raft({
+      id: self.id,
+      electionTicks: timing.electionTicks,
+      heartbeatTicks: timing.heartbeatTicks,
+      random: () => randomInt(1 << 30) / (1 << 30),
+      hardState: storage.hardState(),
+      snapshot,
+      entries: storage.entries(),
+    });
+    this.syncPeers();
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.tick(), this.timing.tickMs);
+    // A cluster of one need not wait out an election timeout to lead.
+    if (this.raft.promotable && this.raft.voters.length === 1) this.raft.tick();
+    this.schedule();
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  onFrame(frame: PeerFrame): void {
+    if (this.closed) return;
+    if (frame.snapshot) this.incomingSnapshot = frame.snapshot;
+    for (const m of frame.msgs ?? []) this.raft.step(m);
+    this.schedule();
+  }
+
+  onSnapshotFailed(to: NodeId): void {
+    this.raft.reportSnapshotFailure(to);
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    const loneVoter = this.raft.promotable && this.raft.voters.length === 1 && this.raft.role !== 'leader';
+    this.raft.tick();
+    if (loneVoter) for (let i = 0; i < 2 * this.timing.electionTicks; i++) this.raft.tick();
+    if (this.raft.role === 'leader') this.leaderHousekeeping();
+    this.schedule();
+  }
+
+  /** Promotes caught-up learners, and prefers the highest id as leader (the seed's rule). */
+  private leaderHousekeeping(): void {
+    const r = this.raft;
+    if (r.transferring) return;
+    for (const m of r.members) {
+      const pr = r.progressOf(m.id);
+      if (!m.voter && pr && pr.match >= r.log.committed && pr.heardElapsed <= this.timing.electionTicks) {
+        try {
+          r.proposeConfChange({ op: 'promote', id: m.id });
+          this.log.info({ node: m.id }, 'promoting a caught-up learner to voter');
+        } catch {
+          // another change is in flight; try again next tick
+        }
+        return;
+      }
+    }
+    // Hand over to the highest-id voter that has been healthy and current for two
+    // election timeouts: a planned transfer, never two leaders in one term.
+    let best: NodeId = 0;
+    for (const id of r.voters) {
+      if (id > this.self.id && id > best && (r.progressOf(id)?.healthyTicks ?? 0) >= 2 * this.timing.electionTicks) {
+        best = id;
+      }
+    }
+    if (best) {
+      this.log.info({ to: best }, 'handing leadership to the highest-id healthy voter');
+      r.transferLeadership(best);
+    }
+  }
+
+  propose(command: Command): Promise<ApplyResult> {
+    if (this.closed) return Promise.reject(new WeirError('unavailable', 'this master is shutting down'));
+    let index: number;
+    try {
+      index = this.raft.propose(command);
+    } catch (err) {
+      return Promise.reject(this.translate(err));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) => this.waiters.set(index, { term: this.raft.term, resolve, reject }));
+  }
+
+  readBarrier(): Promise<void> {
+    if (!this.leading) return Promise.reject(new WeirError('no_leader', 'this master is not the leader'));
+    const ctx = ++this.readCtx;
+    try {
+      this.raft.readIndex(ctx);
+    } catch (err) {
+      return Promise.reject(this.translate(err));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.readWaiters = this.readWaiters.filter((w) => w.ctx !== ctx);
+        reject(new WeirError('no_leader', 'could not confirm leadership with a quorum in time; retry'));
+      }, 5_000);
+      this.readWaiters.push({
+        ctx,
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+    });
+  }
+
+  async addMember(id: number, address: string): Promise<void> {
+    const known = this.raft.members.find((m) => m.id === id);
+    if (known) {
+      if (known.address === address) return;
+      throw new WeirError('conflict', `node id ${id} is already taken by ${known.address}; give this master another --id`);
+    }
+    await this.proposeConf({ op: 'addLearner', id, address });
+  }
+
+  async removeMember(id: number): Promise<void> {
+    if (!this.raft.members.some((m) => m.id === id)) throw new WeirError('not_found', `node ${id} is not a member`);
+    await this.proposeConf({ op: 'remove', id });
+  }
+
+  private proposeConf(cc: Parameters<Raft['proposeConfChange']>[0]): Promise<void> {
+    let index: number;
+    try {
+      index = this.raft.proposeConfChange(cc);
+    } catch (err) {
+      return Promise.reject(this.translate(err));
+    }
+    this.schedule();
+    return new Promise((resolve, reject) =>
+      this.waiters.set(index, { term: this.raft.term, resolve: () => resolve(), reject }),
+    );
+  }
+
+  async stepDown(): Promise<void> {
+    if (this.raft.role !== 'leader') return;
+    const to = this.raft.voters
+      .filter((id) => id !== this.self.id)
+      .sort((a, b) => (this.raft.progressOf(b)?.match ?? 0) - (this.raft.progressOf(a)?.match ?? 0))[0];
+    if (!to) return;
+    this.raft.transferLeadership(to);
+    this.schedule();
+    const deadline = Date.now() + this.timing.tickMs * this.timing.electionTicks * 2;
+    while (this.raft.role === 'leader' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private translate(err: unknown): Error {
+    if (err instanceof NotLeaderError) return new WeirError('no_leader', err.message);
+    if (err instanceof ProposalRefusedError) return new WeirError('unavailable', err.message);
+    return err as Error;
+  }
+
+  // ------------------------------------------------------------------ the Ready loop
+
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.process();
+    });
+  }
+
+  private process(): void {
+    if (this.closed) return;
+    for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
+      const rd = this.raft.ready();
+      this.persist(rd);
+      // ONLY NOW may messages leave: a vote or an acknowledgement must not outrun the disk.
+      if (rd.messages.length) this.transport.send(rd.messages, () => this.snapshotToSend());
+      this.apply(rd);
+      this.raft.advance(rd);
+      if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
+    }
+    this.updateLeadership();
+    this.maybeCompact();
+    if (this.raft.hasReady()) this.schedule();
+  }
+
+  private persist(rd: Ready): void {
+    if (rd.snapshot) {
+      const incoming = this.incomingSnapshot;
+      if (!incoming || incoming.meta.index !== rd.snapshot.index) {
+        throw new Error(`snapshot ${rd.snapshot.index} to install but its data is missing`);
+      }
+      this.state.install(incoming.data);
+      this.incomingSnapshot = undefined;
+      this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
+    }
+    if (rd.hardState || rd.entries.length || rd.snapshot) this.storage.save(rd.hardState, rd.entries, rd.snapshot);
+  }
+
+  private apply(rd: Ready): void {
+    if (rd.committed.length) {
+      const results = this.state.applyBatch(rd.committed);
+      const applied: { command: Command; result: ApplyResult }[] = [];
+      for (const [i, e] of rd.committed.entries()) {
+        const result = results[i]!;
+        if (e.kind === 'cmd' && !(result as { replayed?: boolean }).replayed) {
+          applied.push({ command: e.data as Command, result });
+        }
+        const w = this.waiters.get(e.index);
+        if (!w) continue;
+        this.waiters.delete(e.index);
+        // Another leader's entry took this index: ours was never committed.
+        if (w.term === e.term) w.resolve(result);
+        else w.reject(leadershipLost());
+      }
+      if (applied.length) for (const l of this.appliedListeners) l(applied);
+    }
+    for (const rs of rd.readStates) {
+      // Applied is at least the read's index by now: the core hands reads out no earlier
+      // than the commits they wait for, and this Ready's commits were just applied.
+      const ready = this.readWaiters.filter((w) => w.ctx <= rs.ctx);
+      this.readWaiters = this.readWaiters.filter((w) => w.ctx > rs.ctx);
+      if (this.state.lastApplied >= rs.index) for (const w of ready) w.resolve();
+      else for (const w of ready) this.waitApplied(rs.index, w);
+    }
+  }
+
+  private waitApplied(index: number, w: { resolve: () => void; reject: (e: Error) => void }): void {
+    const check = () => {
+      if (this.state.lastApplied >= index) w.resolve();
+      else if (this.closed || this.raft.role !== 'leader') w.reject(leadershipLost());
+      else setTimeout(check, 1);
+    };
+    check();
+  }
+
+  private updateLeadership(): void {
+    const r = this.raft;
+    if (r.role === 'leader' && !this.leading) {
+      if (!this.leaderStartIndex) this.leaderStartIndex = r.log.lastIndex;
+      // Lead only once our own first entry is applied: the state database is then current.
+      if (this.state.lastApplied >= this.leaderStartIndex) {
+        this.leading = true;
+        this.log.info({ term: r.term }, 'leading');
+        for (const l of this.leaderListeners) l(true);
+      }
+    } else if (r.role !== 'leader' && (this.leading || this.leaderStartIndex)) {
+      const was = this.leading;
+      this.leading = false;
+      this.leaderStartIndex = 0;
+      for (const [, w] of this.waiters) w.reject(leadershipLost());
+      this.waiters.clear();
+      for (const w of this.readWaiters.splice(0)) w.reject(leadershipLost());
+      if (was) {
+        this.log.info({ term: r.term, leader: r.leader }, 'no longer leading');
+        for (const l of this.leaderListeners) l(false);
+      }
+    }
+  }
+
+  private snapshotToSend(): { meta: SnapshotMeta; data: Buffer } {
+    // Several followers needing one at once share it.
+    const now = Date.now();
+    if (!this.outgoingSnapshot || now - this.outgoingSnapshot.at > 2_000) {
+      this.outgoingSnapshot = { at: now, snap: this.state.snapshot() };
+      this.log.info({ index: this.outgoingSnapshot.snap.meta.index }, 'sending a snapshot to a follower');
+    }
+    return this.outgoingSnapshot.snap;
+  }
+
+  private maybeCompact(): void {
+    const applied = this.raft.log.applied;
+    if (applied - this.raft.log.firstIndex < COMPACT_AFTER) return;
+    const to = applied - KEEP;
+    // The entries go only once the state database holds them on disk.
+    this.state.checkpoint();
+    const meta = this.raft.snapshotMeta(to);
+    this.raft.compact(to);
+    this.storage.compact(meta);
+  }
+
+  private syncPeers(): void {
+    for (const m of this.raft.members) this.addresses.set(m.id, m.address);
+    this.transport.setPeers(this.raft.members);
+  }
+
+  // ------------------------------------------------------------------ questions
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  leaderUrl(): string | null {
+    const id = this.raft.leader;
+    if (!id) return null;
+    return id === this.self.id ? this.self.address : (this.addresses.get(id) ?? null);
+  }
+
+  status(): ConsensusStatus {
+    const r = this.raft;
+    const now = Date.now();
+    const roleOf = (id: NodeId, voter: boolean): MemberInfo['role'] => {
+      if (id === r.leader) return 'leader';
+      if (!voter) return 'learner';
+      if (id === this.self.id) return r.role === 'leader' ? 'leader' : r.role === 'follower' ? 'follower' : 'candidate';
+      return 'follower';
+    };
+    const selfMember = r.members.find((m) => m.id === this.self.id);
+    const myRole: MemberInfo['role'] =
+      r.role === 'leader'
+        ? 'leader'
+        : r.role === 'follower'
+          ? selfMember && !selfMember.voter
+            ? 'learner'
+            : 'follower'
+          : 'candidate';
+    return {
+      node_id: this.self.id,
+      role: myRole,
+      leader_id: r.leader || null,
+      leader_address: this.leaderUrl(),
+      term: r.term,
+      commit_index: r.log.committed,
+      last_applied: this.state.lastApplied,
+      members: r.members.map((m) => ({
+        id: m.id,
+        address: m.address,
+        voter: m.voter,
+        role: m.id === this.self.id ? myRole : roleOf(m.id, m.voter),
+        healthy: m.id === this.self.id || now - this.transport.lastHeard(m.id) <= HEALTHY_MS,
+      })),
+    };
+  }
+
+  onApplied(listener: AppliedListener): void {
+    this.appliedListeners.push(listener);
+  }
+
+  onLeadershipChange(listener: (leader: boolean) => void): void {
+    this.leaderListeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.ticker);
+    for (const [, w] of this.waiters) w.reject(new WeirError('unavailable', 'this master is shutting down'));
+    this.waiters.clear();
+    for (const w of this.readWaiters.splice(0)) w.reject(new WeirError('unavailable', 'this master is shutting down'));
+    this.transport.close();
+  }
+}

@@ -1,0 +1,64 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Agent, request } from 'undici';
+import { noLeader } from '../common/errors.js';
+import type { Consensus } from '../consensus/consensus.js';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
+export const FORWARDED = 'x-weir-forwarded';
+
+/**
+ * Any master answers: a follower proxies calls that need the leader to it (a redirect would
+ * lose the Authorization header in common clients), streaming the body through untouched.
+ * Reads with `?consistency=stale` are served locally; the leader serves the others after a
+ * read-index round, so they are linearizable.
+ */
+export class LeaderForwarding {
+  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+
+  constructor(private readonly consensus: Consensus) {}
+
+  /** An onRequest hook for /api routes. */
+  hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    if (!req.url.startsWith('/api/') || req.headers.upgrade) return undefined;
+    if (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url)) return undefined;
+    if (this.consensus.isLeader()) {
+      if (req.method === 'GET') await this.consensus.readBarrier();
+      return undefined;
+    }
+    const leader = this.consensus.leaderUrl();
+    // One hop only: a master that was told it leads but does not is in an election.
+    if (!leader || req.headers[FORWARDED]) throw noLeader();
+    return this.forward(req, reply, leader);
+  };
+
+  private async forward(req: FastifyRequest, reply: FastifyReply, leader: string): Promise<FastifyReply> {
+    const headers: Record<string, string> = { [FORWARDED]: '1' };
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
+    }
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    let res;
+    try {
+      res = await request(`${leader}${req.url}`, {
+        method: req.method as 'POST',
+        headers,
+        body: hasBody ? req.raw : null,
+        dispatcher: this.agent,
+        headersTimeout: 90_000,
+        bodyTimeout: 90_000,
+      });
+    } catch {
+      throw noLeader();
+    }
+    reply.code(res.statusCode);
+    const type = res.headers['content-type'];
+    if (typeof type === 'string') reply.header('content-type', type);
+    const retry = res.headers['retry-after'];
+    if (typeof retry === 'string') reply.header('retry-after', retry);
+    return reply.send(res.body);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
