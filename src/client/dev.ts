@@ -9,29 +9,42 @@ interface Member {
   proc?: ChildProcess;
 }
 
+const MASTERS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((ip) => `http://${ip}:8080`);
+
 /**
- * `weir dev` (what `npm start` runs): a whole local cluster — a master on 127.0.0.1:8080
- * and two workers on :8081 and :8082, data under ./data — with every line of output
- * prefixed by who wrote it. Ctrl-C stops everything, workers first.
+ * `weir dev` (what `npm start` runs): a whole local cluster — three masters on
+ * 127.0.0.1–3:8080 (ids 1, 2, 3) and two workers on 127.0.0.1:8081 and :8082, data under
+ * ./data — with every line of output prefixed by who wrote it. Ctrl-C stops everything,
+ * workers first.
  */
 export async function runDev(): Promise<void> {
-  const master = 'http://127.0.0.1:8080';
+  const master = MASTERS[0]!;
+  const peers = MASTERS.join(',');
+  const masterArgs = (url: string, i: number) => [
+    'master',
+    '--host',
+    new URL(url).hostname,
+    '--port',
+    '8080',
+    '--peers',
+    peers,
+    '--data-dir',
+    `data/master-${i + 1}`,
+  ];
+  const workerArgs = (port: number, i: number) => [
+    'worker',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--master',
+    peers,
+    '--data-dir',
+    `data/worker-${i + 1}`,
+  ];
   const members: Member[] = [
-    { name: 'master-1', args: ['master', '--host', '127.0.0.1', '--port', '8080', '--data-dir', 'data/master-1'] },
-    ...[8081, 8082].map((port, i) => ({
-      name: `worker-${i + 1}`,
-      args: [
-        'worker',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--master',
-        master,
-        '--data-dir',
-        `data/worker-${i + 1}`,
-      ],
-    })),
+    ...MASTERS.map((url, i) => ({ name: `master-${i + 1}`, args: masterArgs(url, i) })),
+    ...[8081, 8082].map((port, i) => ({ name: `worker-${i + 1}`, args: workerArgs(port, i) })),
   ];
   let stopping = false;
   const stopAll = async (code: number) => {
@@ -90,8 +103,9 @@ export async function runDev(): Promise<void> {
     [
       '',
       'Weir local cluster is up:',
-      `  master   ${master}   (data/master-1)`,
+      `  masters  ${MASTERS.join(', ')}   (data/master-1..3)`,
       '  workers  127.0.0.1:8081, 127.0.0.1:8082',
+      '  see who leads:  npx weir cluster',
       '',
       'Try, in another terminal:',
       `  npx weir submit batch "Multiplicar" '{"operation":"multiply","factor":3,"task_count":5}'`,

@@ -153,7 +153,11 @@ export class PeerTransport {
       if (snap) {
         const s = snapshotFor();
         // The snapshot sent is the state machine now; its message says so.
-        frame = { from: this.selfId, msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)), snapshot: s };
+        frame = {
+          from: this.selfId,
+          msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)),
+          snapshot: s,
+        };
       }
       const delivered = link ? link.send(encodeFrame(frame)) : false;
       if (snap && !delivered) this.handlers.onSnapshotFailed(to);

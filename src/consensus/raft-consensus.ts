@@ -174,7 +174,10 @@ export class RaftConsensus implements Consensus {
     const known = this.raft.members.find((m) => m.id === id);
     if (known) {
       if (known.address === address) return;
-      throw new WeirError('conflict', `node id ${id} is already taken by ${known.address}; give this master another --id`);
+      throw new WeirError(
+        'conflict',
+        `node id ${id} is already taken by ${known.address}; give this master another --id`,
+      );
     }
     await this.proposeConf({ op: 'addLearner', id, address });
   }

@@ -50,10 +50,10 @@ export interface AppOptions {
 
 /** The master's HTTP edge: routes per resource under /api, auth, one error handler. */
 export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<FastifyInstance> {
+  // Request lines are info-level noise at thousands a second; the edge logs warnings up.
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
-    loggerInstance: ctx.log.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(({ schema, httpPart }) => {
@@ -63,7 +63,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const e = toHttpError(err);
-    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    if (e.code === 'internal') req.log.error({ err }, 'request failed');
     void reply.code(e.status).send(e.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {

@@ -30,7 +30,8 @@ export class StaticDiscovery implements Discovery {
     this.list = peers.map((p) => {
       if (typeof p !== 'string') return p;
       const peer = peerFromUrl(p);
-      if (!peer) throw new Error(`cannot derive a node id from ${p}: write it as ID=URL in --peers, or use an IPv4 address`);
+      if (!peer)
+        throw new Error(`cannot derive a node id from ${p}: write it as ID=URL in --peers, or use an IPv4 address`);
       return peer;
     });
   }

@@ -171,7 +171,6 @@ export class MasterNode {
       });
       consensus.onLeadershipChange((leader) => {
         if (leader) {
-          log.info({ term: consensus.status().term }, 'leading');
           detector.start();
           scheduler.start();
         } else {
@@ -201,7 +200,10 @@ export class MasterNode {
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
       if (!options.jwtSecret) log.warn('JWT_SECRET is not set: the cluster is open to anyone who can reach it');
-      log.info({ url: selfUrl, id: self.id, data_dir: options.dataDir, last_applied: state.lastApplied }, 'master started');
+      log.info(
+        { url: selfUrl, id: self.id, data_dir: options.dataDir, last_applied: state.lastApplied },
+        'master started',
+      );
       if (joinVia) {
         const via = joinVia;
         void requestJoin(via, self, tokens, log, () => node.closed).catch((err: Error) => {

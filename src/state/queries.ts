@@ -139,33 +139,33 @@ export class Queries {
 function prepare(db: Database): Record<string, Statement> {
   const st = (sql: string) => db.prepare(sql);
   return {
-      job: st(`SELECT * FROM jobs WHERE job_id = ?`),
-      jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
-      jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
-      workers: st(
-        `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
+    job: st(`SELECT * FROM jobs WHERE job_id = ?`),
+    jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
+    jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
+    workers: st(
+      `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
          FROM workers w ORDER BY w.registered_at, w.worker_id`,
-      ),
-      worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
-      runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
-      pending: st(
-        `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
+    ),
+    worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
+    runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
+    pending: st(
+      `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
          ORDER BY seq, idx LIMIT ?`,
-      ),
-      runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
-      results: st(
-        `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
-      ),
-      tasksOfJob: st(
-        `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
+    ),
+    runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
+    results: st(
+      `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
+    ),
+    tasksOfJob: st(
+      `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
          FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
-      ),
-      countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
-      taskCounts: st(
-        `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs
+    ),
+    countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
+    taskCounts: st(
+      `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs
          UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
          UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
          UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
-      ),
+    ),
   };
 }

@@ -76,8 +76,7 @@ export class WorkerNode {
     });
 
     const app = Fastify({
-      loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
-      disableRequestLogging: true,
+      loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     });
     if (o.jwtSecret) {
       const secret = o.jwtSecret;

@@ -107,7 +107,10 @@ export class Raft {
     this.term = o.hardState.term;
     this.vote = o.hardState.vote;
     this.log = new RaftLog(o.snapshot, o.entries, o.hardState.commit);
-    this.members = membersAfter(o.snapshot.members, o.entries.filter((e) => e.index > o.snapshot.index));
+    this.members = membersAfter(
+      o.snapshot.members,
+      o.entries.filter((e) => e.index > o.snapshot.index),
+    );
     this.pendingConfIndex = this.log.lastIndex;
     this.prevHard = { ...o.hardState };
     this.resetElectionTimeout();
@@ -482,7 +485,12 @@ export class Raft {
   // ---------------------------------------------------------------- leader side
 
   private appendEntry(kind: EntryKind, data: unknown): number {
-    const entry: Entry = { index: this.log.lastIndex + 1, term: this.term, kind, ...(data !== undefined ? { data } : {}) };
+    const entry: Entry = {
+      index: this.log.lastIndex + 1,
+      term: this.term,
+      kind,
+      ...(data !== undefined ? { data } : {}),
+    };
     this.log.append([entry]);
     if (kind === 'conf') this.setMembers(applyConfChange(this.members, data as ConfChange));
     this.needBroadcast = true;

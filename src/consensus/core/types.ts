@@ -39,9 +39,26 @@ export interface SnapshotMeta {
 }
 
 export type Message =
-  | { type: 'preVote' | 'vote'; from: NodeId; to: NodeId; term: number; lastIndex: number; lastTerm: number; transfer?: boolean }
+  | {
+      type: 'preVote' | 'vote';
+      from: NodeId;
+      to: NodeId;
+      term: number;
+      lastIndex: number;
+      lastTerm: number;
+      transfer?: boolean;
+    }
   | { type: 'preVoteResp' | 'voteResp'; from: NodeId; to: NodeId; term: number; reject: boolean }
-  | { type: 'app'; from: NodeId; to: NodeId; term: number; prevIndex: number; prevTerm: number; entries: Entry[]; commit: number }
+  | {
+      type: 'app';
+      from: NodeId;
+      to: NodeId;
+      term: number;
+      prevIndex: number;
+      prevTerm: number;
+      entries: Entry[];
+      commit: number;
+    }
   | { type: 'appResp'; from: NodeId; to: NodeId; term: number; index: number; reject: boolean; hint: number }
   | { type: 'heartbeat'; from: NodeId; to: NodeId; term: number; commit: number; ctx: number }
   | { type: 'heartbeatResp'; from: NodeId; to: NodeId; term: number; ctx: number }

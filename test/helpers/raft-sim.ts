@@ -1,0 +1,977 @@
+// A deterministic simulated cluster for the Raft core (src/consensus/core).
+//
+// Everything random comes from one seeded PRNG (mulberry32), so a seed replays exactly. Each
+// node is a `Raft` with a driver that handles Ready as types.ts prescribes: persist into a
+// simulated durable store, THEN send, then apply to a state machine (the list of applied
+// commands), then advance. The network drops, delays, duplicates and reorders messages, and
+// can be partitioned or cut in one direction; nodes crash (losing everything not persisted and
+// every message on its way to them) and restart from their durable store.
+//
+// After every step, and after every input to a node, the cluster checks the Raft safety
+// properties (§5.2 election safety, §5.3 log matching, §5.4 leader completeness and state
+// machine safety) and throws a SimFailure naming the seed when one breaks.
+import { NotLeaderError, ProposalRefusedError, Raft } from '../../src/consensus/core/raft.js';
+import type { ConfChange, Entry, HardState, Message, NodeId, Ready, SnapshotMeta } from '../../src/consensus/core/types.js';
+
+// ------------------------------------------------------------------ randomness
+
+/** A small, fast, seedable PRNG: floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class Rng {
+  readonly float: () => number;
+  constructor(seed: number) {
+    this.float = mulberry32(seed);
+  }
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.float() * n);
+  }
+  /** An integer in [lo, hi]. */
+  between(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+  chance(p: number): boolean {
+    return p > 0 && this.float() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('pick from an empty list');
+    return items[this.int(items.length)]!;
+  }
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  }
+}
+
+// ------------------------------------------------------------------ configuration
+
+export interface Faults {
+  /** Per-message probability that it is lost. */
+  drop: number;
+  /** Per-message probability that it is delivered twice. */
+  duplicate: number;
+  /** A message is delivered 1..maxDelay steps after it is sent (so messages overtake each other). */
+  maxDelay: number;
+  /** Per-message probability of a long delay (up to 4·maxDelay more steps): heavy reordering. */
+  straggle: number;
+  /** Per-Ready probability that the node crashes while handling it (before or after persisting). */
+  crashInReady: number;
+}
+
+export const NO_FAULTS: Faults = { drop: 0, duplicate: 0, maxDelay: 1, straggle: 0, crashInReady: 0 };
+
+export interface SimOptions {
+  seed: number;
+  /** Initial voters, ids 1..nodes. */
+  nodes: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  maxInflight?: number;
+  maxEntriesPerMsg?: number;
+  maxApplyBatch?: number;
+  faults?: Faults;
+  /** Probability that a live node's clock ticks in a step (below 1: clocks drift apart). */
+  tickChance?: number;
+  /** Probability that a node hands its Ready to the driver right after each message. */
+  eagerReady?: number;
+  /** Keep a readable log of what happened (for replaying one seed). */
+  trace?: boolean;
+}
+
+export class SimFailure extends Error {
+  constructor(
+    readonly seed: number,
+    readonly at: number,
+    what: string,
+    trace: readonly string[],
+  ) {
+    super(
+      `seed ${seed}, step ${at}: ${what}\nreplay: SEED=${seed} npx vitest run test/simulation` +
+        (trace.length ? `\n--- last events ---\n${trace.join('\n')}` : ''),
+    );
+    this.name = 'SimFailure';
+  }
+}
+
+// ------------------------------------------------------------------ nodes and network
+
+/** What survives a crash: exactly what the driver persisted from Ready. */
+export interface DurableStore {
+  hardState: HardState;
+  snapshot: SnapshotMeta;
+  /** The state machine as of `snapshot.index` (the applied commands). */
+  snapshotData: string[];
+  /** The log after the snapshot: entries[k].index === snapshot.index + 1 + k. */
+  entries: Entry[];
+}
+
+export interface SimNode {
+  readonly id: NodeId;
+  /** Undefined while crashed. */
+  raft: Raft | undefined;
+  store: DurableStore;
+  /** The state machine: every command applied, in order. */
+  sm: string[];
+  /** The last log index applied to `sm`. */
+  smIndex: number;
+  /** Bumped on every restart: a report meant for an earlier life is not delivered. */
+  incarnation: number;
+  /** Snapshot data received with a `snap` message, until the Ready that installs it. */
+  received: WeakMap<SnapshotMeta, string[]>;
+  /** Highest commit index already checked against the committed registry. */
+  seenCommit: number;
+  /** Highest term this node has ever had (terms never go back, not even across a crash). */
+  maxTerm: number;
+}
+
+interface Packet {
+  at: number;
+  from: NodeId;
+  to: NodeId;
+  fromIncarnation: number;
+  msg: Message;
+  snapshotData?: string[];
+}
+
+interface ReadRequest {
+  node: NodeId;
+  /** The highest index any node knew to be committed when the read was asked for. */
+  minIndex: number;
+}
+
+const cloneEntry = (e: Entry): Entry =>
+  e.kind === 'conf' ? { ...e, data: { ...(e.data as ConfChange) } } : { ...e };
+
+const cloneMeta = (s: SnapshotMeta): SnapshotMeta => ({ ...s, members: s.members.map((m) => ({ ...m })) });
+
+/** Messages cross a wire: the receiver never shares objects with the sender. */
+function cloneMessage(m: Message): Message {
+  if (m.type === 'app') return { ...m, entries: m.entries.map(cloneEntry) };
+  if (m.type === 'snap') return { ...m, snapshot: cloneMeta(m.snapshot) };
+  return { ...m };
+}
+
+const entryKey = (e: Entry): string => `${e.kind}:${e.data === undefined ? '' : JSON.stringify(e.data)}`;
+
+const describe = (m: Message): string => {
+  const base = `${m.type} ${m.from}→${m.to} t${m.term}`;
+  switch (m.type) {
+    case 'app':
+      return `${base} prev=${m.prevIndex}/${m.prevTerm} n=${m.entries.length} commit=${m.commit}`;
+    case 'appResp':
+      return `${base} idx=${m.index}${m.reject ? ` REJECT hint=${m.hint}` : ''}`;
+    case 'preVote':
+    case 'vote':
+      return `${base} last=${m.lastIndex}/${m.lastTerm}${m.transfer ? ' transfer' : ''}`;
+    case 'preVoteResp':
+    case 'voteResp':
+      return `${base}${m.reject ? ' REJECT' : ' grant'}`;
+    case 'heartbeat':
+      return `${base} commit=${m.commit} ctx=${m.ctx}`;
+    case 'snap':
+      return `${base} snap=${m.snapshot.index}/${m.snapshot.term}`;
+    default:
+      return base;
+  }
+};
+
+// ------------------------------------------------------------------ the cluster
+
+export class SimCluster {
+  readonly seed: number;
+  readonly rng: Rng;
+  faults: Faults;
+  now = 0;
+  readonly nodes = new Map<NodeId, SimNode>();
+  /** The configuration every node starts from (a joining node too): the index-0 snapshot. */
+  readonly bootstrap: SnapshotMeta;
+
+  private readonly opts: Required<Omit<SimOptions, 'faults' | 'trace' | 'seed' | 'nodes'>>;
+  private queue: Packet[] = [];
+  /** Partition: node → group; nodes in different groups cannot talk. Empty: no partition. */
+  private groups = new Map<NodeId, number>();
+  /** One-way cuts, `from>to`. */
+  private cuts = new Set<string>();
+  private readonly traceOn: boolean;
+  private readonly traceLog: string[] = [];
+
+  // What the checks remember.
+  /** term → the one node that led it (§5.2 election safety). */
+  readonly termLeader = new Map<number, NodeId>();
+  /** index → the entry known committed there (term and content); never changes (§5.4). */
+  private readonly committed: { term: number; key: string }[] = [];
+  /** Highest index known committed anywhere. */
+  maxCommitted = 0;
+  /** `${index}:${term}` → the term before it and the content: log matching (§5.3). */
+  private readonly logFacts = new Map<string, { prevTerm: number; key: string }>();
+  /** The one history of applied commands that every state machine is a prefix of. */
+  readonly history: string[] = [];
+  /** `${node}:${term}` → whom the node voted for (one vote per term, even across crashes). */
+  private readonly votes = new Map<string, NodeId>();
+  private readonly reads = new Map<number, ReadRequest>();
+  private nextCtx = 1;
+  /** Counters for the report. */
+  readonly stats = { applied: 0, snapshotsSent: 0, snapshotsInstalled: 0, reads: 0, crashes: 0, elections: 0 };
+
+  constructor(o: SimOptions) {
+    this.seed = o.seed;
+    this.rng = new Rng(o.seed);
+    this.faults = o.faults ?? NO_FAULTS;
+    this.traceOn = o.trace ?? false;
+    this.opts = {
+      electionTicks: o.electionTicks ?? 10,
+      heartbeatTicks: o.heartbeatTicks ?? 2,
+      maxInflight: o.maxInflight ?? 64,
+      maxEntriesPerMsg: o.maxEntriesPerMsg ?? 512,
+      maxApplyBatch: o.maxApplyBatch ?? 2048,
+      tickChance: o.tickChance ?? 1,
+      eagerReady: o.eagerReady ?? 0.5,
+    };
+    const members = Array.from({ length: o.nodes }, (_, i) => ({ id: i + 1, address: `n${i + 1}`, voter: true }));
+    this.bootstrap = { index: 0, term: 0, members };
+    for (const m of members) this.addNode(m.id);
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  /** Starts a node with an empty durable store (a fresh node, or one about to join). */
+  addNode(id: NodeId): SimNode {
+    if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
+    const node: SimNode = {
+      id,
+      raft: undefined,
+      store: {
+        hardState: { term: 0, vote: 0, commit: 0 },
+        snapshot: cloneMeta(this.bootstrap),
+        snapshotData: [],
+        entries: [],
+      },
+      sm: [],
+      smIndex: 0,
+      incarnation: 0,
+      received: new WeakMap(),
+      seenCommit: 0,
+      maxTerm: 0,
+    };
+    this.nodes.set(id, node);
+    this.boot(node);
+    return node;
+  }
+
+  node(id: NodeId): SimNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  raft(id: NodeId): Raft {
+    const r = this.node(id).raft;
+    if (!r) throw new Error(`node ${id} is down`);
+    return r;
+  }
+
+  live(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.raft);
+  }
+
+  /** Live nodes that believe they lead; there may briefly be two (of different terms). */
+  leaders(): Raft[] {
+    return this.live()
+      .map((n) => n.raft!)
+      .filter((r) => r.role === 'leader');
+  }
+
+  /** The leader of the highest term among live nodes, if any. */
+  leader(): Raft | undefined {
+    let best: Raft | undefined;
+    for (const r of this.leaders()) if (!best || r.term > best.term) best = r;
+    return best;
+  }
+
+  /** Rebuilds a node's Raft from its durable store, as a restarted process would. */
+  private boot(node: SimNode): void {
+    const s = node.store;
+    node.raft = new Raft({
+      id: node.id,
+      electionTicks: this.opts.electionTicks,
+      heartbeatTicks: this.opts.heartbeatTicks,
+      maxInflight: this.opts.maxInflight,
+      maxEntriesPerMsg: this.opts.maxEntriesPerMsg,
+      maxApplyBatch: this.opts.maxApplyBatch,
+      random: mulberry32(this.rng.int(2 ** 32)),
+      hardState: { ...s.hardState },
+      snapshot: cloneMeta(s.snapshot),
+      entries: s.entries.map(cloneEntry),
+    });
+    node.incarnation++;
+    node.sm = [...s.snapshotData];
+    node.smIndex = s.snapshot.index;
+    node.seenCommit = s.snapshot.index;
+    node.received = new WeakMap();
+    this.observe(node);
+  }
+
+  crash(id: NodeId): void {
+    const node = this.node(id);
+    if (!node.raft) return;
+    this.trace(`CRASH ${id}`);
+    this.stats.crashes++;
+    node.raft = undefined;
+    node.sm = [];
+    // Whatever was on its way to the node is lost with it.
+    this.queue = this.queue.filter((p) => p.to !== id);
+  }
+
+  restart(id: NodeId): void {
+    const node = this.node(id);
+    if (node.raft) return;
+    this.trace(`RESTART ${id} from term ${node.store.hardState.term}, snapshot ${node.store.snapshot.index}, ${node.store.entries.length} entries`);
+    this.boot(node);
+  }
+
+  // ---------------------------------------------------------------- network
+
+  /** Splits the cluster: nodes in different groups cannot talk; unlisted nodes form one more group. */
+  partition(...groups: NodeId[][]): void {
+    this.groups.clear();
+    groups.forEach((g, i) => g.forEach((id) => this.groups.set(id, i + 1)));
+    this.trace(`PARTITION ${groups.map((g) => `[${g.join(',')}]`).join(' ')}`);
+  }
+
+  isolate(id: NodeId): void {
+    this.partition([id]);
+  }
+
+  /** Messages from `from` to `to` are lost; the other direction still works. */
+  cut(from: NodeId, to: NodeId): void {
+    this.cuts.add(`${from}>${to}`);
+    this.trace(`CUT ${from}→${to}`);
+  }
+
+  heal(): void {
+    this.groups.clear();
+    this.cuts.clear();
+    this.trace('HEAL network');
+  }
+
+  private canReach(from: NodeId, to: NodeId): boolean {
+    if (this.cuts.has(`${from}>${to}`)) return false;
+    return (this.groups.get(from) ?? 0) === (this.groups.get(to) ?? 0);
+  }
+
+  private send(node: SimNode, msg: Message, snapshotData?: string[]): void {
+    const f = this.faults;
+    if (this.rng.chance(f.drop)) {
+      this.trace(`drop ${describe(msg)}`);
+      if (msg.type === 'snap') this.snapshotFailed(node.id, node.incarnation, msg.to);
+      return;
+    }
+    const copies = this.rng.chance(f.duplicate) ? 2 : 1;
+    for (let c = 0; c < copies; c++) {
+      let delay = this.rng.between(1, Math.max(1, f.maxDelay));
+      if (this.rng.chance(f.straggle)) delay += this.rng.between(1, 4 * Math.max(1, f.maxDelay));
+      const packet: Packet = { at: this.now + delay, from: node.id, to: msg.to, fromIncarnation: node.incarnation, msg };
+      if (snapshotData) packet.snapshotData = snapshotData;
+      this.queue.push(packet);
+    }
+  }
+
+  /** The transport noticed a snapshot did not get through: it tells the sender's Raft. */
+  private snapshotFailed(from: NodeId, incarnation: number, to: NodeId): void {
+    const sender = this.nodes.get(from);
+    if (sender?.raft && sender.incarnation === incarnation) sender.raft.reportSnapshotFailure(to);
+  }
+
+  private deliver(p: Packet): void {
+    const dest = this.nodes.get(p.to);
+    if (!dest?.raft || !this.canReach(p.from, p.to)) {
+      if (this.traceOn) this.trace(`lost ${describe(p.msg)}`);
+      if (p.msg.type === 'snap') this.snapshotFailed(p.from, p.fromIncarnation, p.to);
+      return;
+    }
+    const msg = cloneMessage(p.msg);
+    if (msg.type === 'snap') dest.received.set(msg.snapshot, p.snapshotData ?? this.fail(`snap without data`));
+    if (this.traceOn) this.trace(`deliver ${describe(msg)}`);
+    this.input(dest, () => dest.raft!.step(msg));
+    if (this.rng.chance(this.opts.eagerReady)) this.handleReady(dest);
+  }
+
+  /** Messages in flight (for scenarios that wait for the network to drain). */
+  get inFlight(): number {
+    return this.queue.length;
+  }
+
+  // ---------------------------------------------------------------- the driver
+
+  /** Feeds one input to a node's Raft, then checks what can be checked at once. */
+  private input(node: SimNode, f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof SimFailure) throw e;
+      this.fail(`node ${node.id} threw: ${(e as Error).stack ?? e}`);
+    }
+    this.observe(node);
+  }
+
+  /** Handles Ready until there is none, in the order types.ts prescribes. */
+  handleReady(node: SimNode): void {
+    for (let guard = 0; node.raft?.hasReady(); guard++) {
+      if (guard > 1000) this.fail(`node ${node.id} keeps having Ready`);
+      const raft = node.raft;
+      const rd = raft.ready();
+      if (this.rng.chance(this.faults.crashInReady)) {
+        // Power fails in the middle of the Ready: before the disk write, or after it but
+        // before any message leaves.
+        const persisted = this.rng.chance(0.5);
+        if (persisted) this.persist(node, rd);
+        this.trace(`crash in Ready of ${node.id} (${persisted ? 'after' : 'before'} persisting)`);
+        this.crash(node.id);
+        return;
+      }
+      // 1. Persist: hard state, snapshot, entries — durably.
+      this.persist(node, rd);
+      // 2. Only then send.
+      for (const m of rd.messages) {
+        if (m.type === 'snap') {
+          // The driver sends its state machine's own snapshot, at what it has applied.
+          if (node.smIndex !== raft.log.applied) this.fail(`node ${node.id}: state machine at ${node.smIndex}, applied ${raft.log.applied}`);
+          const meta = raft.snapshotMeta(raft.log.applied);
+          this.stats.snapshotsSent++;
+          this.send(node, { ...m, snapshot: meta }, [...node.sm]);
+        } else {
+          this.send(node, m);
+        }
+      }
+      // 3. Apply what is committed; serve reads.
+      for (const e of rd.committed) this.apply(node, e);
+      for (const rs of rd.readStates) this.checkRead(node, rs.ctx, rs.index);
+      // 4. Advance.
+      this.input(node, () => raft.advance(rd));
+    }
+  }
+
+  private persist(node: SimNode, rd: Ready): void {
+    const s = node.store;
+    if (rd.hardState) {
+      const h = rd.hardState;
+      if (h.term < s.hardState.term) this.fail(`node ${node.id} persisted term ${h.term} after ${s.hardState.term}`);
+      if (h.commit < s.hardState.commit) {
+        this.fail(`node ${node.id} persisted commit ${h.commit} after ${s.hardState.commit}`);
+      }
+      if (h.vote) {
+        const key = `${node.id}:${h.term}`;
+        const before = this.votes.get(key);
+        if (before !== undefined && before !== h.vote) {
+          this.fail(`node ${node.id} voted for ${before} and then ${h.vote} in term ${h.term}`);
+        }
+        this.votes.set(key, h.vote);
+      }
+      s.hardState = { ...h };
+    }
+    if (rd.snapshot) {
+      const data = node.received.get(rd.snapshot) ?? this.fail(`node ${node.id} installs a snapshot it never received`);
+      if (!this.isHistoryPrefix(data)) this.fail(`snapshot for node ${node.id} is not a prefix of the history`);
+      s.snapshot = cloneMeta(rd.snapshot);
+      s.snapshotData = [...data];
+      s.entries = []; // a snapshot replaces the whole log
+      node.sm = [...data];
+      node.smIndex = rd.snapshot.index;
+      this.stats.snapshotsInstalled++;
+      this.trace(`node ${node.id} installs snapshot ${rd.snapshot.index}/${rd.snapshot.term}`);
+    }
+    if (rd.entries.length) {
+      const first = rd.entries[0]!.index;
+      const durableLast = s.snapshot.index + s.entries.length;
+      if (first <= s.snapshot.index || first > durableLast + 1) {
+        this.fail(`node ${node.id}: Ready entries start at ${first}; durable log covers ${s.snapshot.index}..${durableLast}`);
+      }
+      s.entries.length = first - s.snapshot.index - 1; // entries[0].index and after replace what was there
+      for (const e of rd.entries) {
+        if (e.index !== s.snapshot.index + s.entries.length + 1) this.fail(`node ${node.id}: Ready entries are not contiguous`);
+        const prevTerm = s.entries.length ? s.entries[s.entries.length - 1]!.term : s.snapshot.term;
+        this.checkLogFact(node, e, prevTerm);
+        s.entries.push(cloneEntry(e));
+      }
+    }
+  }
+
+  private apply(node: SimNode, e: Entry): void {
+    if (e.index !== node.smIndex + 1) this.fail(`node ${node.id} applies ${e.index} after ${node.smIndex}`);
+    if (e.index > node.store.hardState.commit) this.fail(`node ${node.id} applies ${e.index} before its commit ${node.store.hardState.commit} is durable`);
+    this.checkCommitted(node, e, 'applied');
+    if (e.kind === 'cmd') {
+      const cmd = e.data as string;
+      const pos = node.sm.length;
+      if (pos < this.history.length) {
+        if (this.history[pos] !== cmd) {
+          this.fail(`node ${node.id} applies ${cmd} as command #${pos}; the history has ${this.history[pos]}`);
+        }
+      } else if (pos === this.history.length) {
+        this.history.push(cmd);
+      } else {
+        this.fail(`node ${node.id} skipped commands`);
+      }
+      node.sm.push(cmd);
+      this.stats.applied++;
+    }
+    node.smIndex = e.index;
+  }
+
+  private isHistoryPrefix(data: readonly string[]): boolean {
+    return data.length <= this.history.length && data.every((c, i) => this.history[i] === c);
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  /** Proposes a command to `to` (default: the leader); false when it was refused. */
+  propose(cmd: string, to?: NodeId): boolean {
+    const r = to === undefined ? this.leader() : this.nodes.get(to)?.raft;
+    if (!r) return false;
+    const node = this.node(r.id);
+    let ok = false;
+    this.input(node, () => {
+      try {
+        r.propose(cmd);
+        ok = true;
+      } catch (e) {
+        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
+      }
+    });
+    if (ok) this.trace(`propose ${cmd} at ${r.id}`);
+    return ok;
+  }
+
+  proposeConfChange(cc: ConfChange, to?: NodeId): boolean {
+    const r = to === undefined ? this.leader() : this.nodes.get(to)?.raft;
+    if (!r) return false;
+    let ok = false;
+    this.input(this.node(r.id), () => {
+      try {
+        r.proposeConfChange(cc);
+        ok = true;
+      } catch (e) {
+        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
+      }
+    });
+    if (ok) this.trace(`propose conf ${JSON.stringify(cc)} at ${r.id}`);
+    return ok;
+  }
+
+  transfer(to: NodeId, via?: NodeId): boolean {
+    const r = via === undefined ? this.leader() : this.nodes.get(via)?.raft;
+    if (!r) return false;
+    let ok = false;
+    this.input(this.node(r.id), () => {
+      try {
+        r.transferLeadership(to);
+        ok = true;
+      } catch (e) {
+        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
+      }
+    });
+    if (ok) this.trace(`transfer ${r.id} → ${to}`);
+    return ok;
+  }
+
+  /** Asks `at` (default: the leader) for a read index; returns the ctx, or 0 when refused. */
+  readIndex(at?: NodeId): number {
+    const r = at === undefined ? this.leader() : this.nodes.get(at)?.raft;
+    if (!r) return 0;
+    const ctx = this.nextCtx++;
+    let ok = false;
+    this.input(this.node(r.id), () => {
+      try {
+        r.readIndex(ctx);
+        ok = true;
+      } catch (e) {
+        if (!(e instanceof NotLeaderError)) throw e;
+      }
+    });
+    if (!ok) return 0;
+    this.reads.set(ctx, { node: r.id, minIndex: this.maxCommitted });
+    this.trace(`read ctx=${ctx} at ${r.id} (committed anywhere: ${this.maxCommitted})`);
+    return ctx;
+  }
+
+  /** Reads answered so far: ctx → index. */
+  readonly readResults = new Map<number, number>();
+
+  /** The driver takes a state-machine snapshot at `applied` and lets the core drop the log. */
+  compact(id: NodeId): void {
+    const node = this.node(id);
+    const raft = node.raft;
+    if (!raft) return;
+    const index = raft.log.applied;
+    if (index <= node.store.snapshot.index) return;
+    if (node.smIndex !== index) this.fail(`node ${id}: state machine at ${node.smIndex}, applied ${index}`);
+    const meta = raft.snapshotMeta(index);
+    node.store.snapshot = cloneMeta(meta);
+    node.store.snapshotData = [...node.sm];
+    node.store.entries = node.store.entries.filter((e) => e.index > index);
+    this.input(node, () => raft.compact(index));
+    this.trace(`node ${id} compacts to ${index}`);
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** One step: every live clock ticks (mostly), due messages arrive, Readies are handled. */
+  step(): void {
+    this.now++;
+    for (const node of this.live()) {
+      if (this.rng.chance(this.opts.tickChance)) this.input(node, () => node.raft!.tick());
+      if (this.rng.chance(this.opts.eagerReady)) this.handleReady(node);
+    }
+    const due: Packet[] = [];
+    const later: Packet[] = [];
+    for (const p of this.queue) (p.at <= this.now ? due : later).push(p);
+    this.queue = later;
+    for (const p of this.rng.shuffle(due)) this.deliver(p);
+    for (const node of this.live()) this.handleReady(node);
+    this.checkAll();
+  }
+
+  run(steps: number): void {
+    for (let i = 0; i < steps; i++) this.step();
+  }
+
+  /** Steps until `pred` holds; fails after `max` steps. */
+  runUntil(pred: () => boolean, max: number, what = 'condition'): void {
+    for (let i = 0; i < max; i++) {
+      if (pred()) return;
+      this.step();
+    }
+    if (!pred()) this.fail(`${what} did not happen within ${max} steps`);
+  }
+
+  /** Proposes `cmd` (retrying while refused) until every live voter has applied it. */
+  commitEverywhere(cmd: string, max = 1000): void {
+    let proposedAt = -Infinity;
+    this.runUntil(
+      () => {
+        const leader = this.leader();
+        if (!leader) return false;
+        const voters = leader.voters.map((id) => this.node(id)).filter((n) => n.raft);
+        if (voters.length && voters.every((n) => n.sm.includes(cmd))) return true;
+        // Re-propose when it seems lost (a leader change can drop it); duplicates are fine.
+        if (!this.history.includes(cmd) && this.now - proposedAt > 4 * this.opts.electionTicks) {
+          if (this.propose(cmd)) proposedAt = this.now;
+        }
+        return false;
+      },
+      max,
+      `commit of ${cmd} on every live voter`,
+    );
+  }
+
+  // ---------------------------------------------------------------- checks
+
+  fail(what: string): never {
+    throw new SimFailure(this.seed, this.now, what, this.traceLog);
+  }
+
+  trace(line: string): void {
+    if (!this.traceOn) return;
+    this.traceLog.push(`[${this.now}] ${line}`);
+    if (this.traceLog.length > 400) this.traceLog.splice(0, this.traceLog.length - 400);
+  }
+
+  /** Checks made after every input to a node. */
+  private observe(node: SimNode): void {
+    const r = node.raft;
+    if (!r) return;
+    // Terms never go back, not even across a crash.
+    if (r.term < node.maxTerm) this.fail(`node ${node.id} went back from term ${node.maxTerm} to ${r.term}`);
+    node.maxTerm = r.term;
+    // (a) §5.2 election safety: at most one leader per term, ever.
+    if (r.role === 'leader') {
+      const before = this.termLeader.get(r.term);
+      if (before === undefined) {
+        this.termLeader.set(r.term, node.id);
+        this.stats.elections++;
+        this.trace(`LEADER ${node.id} term ${r.term}`);
+        this.checkLeaderCompleteness(node);
+      } else if (before !== node.id) {
+        this.fail(`two leaders in term ${r.term}: ${before} and ${node.id}`);
+      }
+    }
+    // (e) applied <= commit <= lastIndex.
+    const { applied, committed, lastIndex } = r.log;
+    if (!(applied <= committed && committed <= lastIndex)) {
+      this.fail(`node ${node.id}: applied ${applied}, commit ${committed}, last ${lastIndex}`);
+    }
+    // (c) what a node learns is committed must match what anyone learned before.
+    if (committed > node.seenCommit) {
+      for (let i = Math.max(node.seenCommit + 1, r.log.firstIndex); i <= committed; i++) {
+        this.checkCommitted(node, r.log.entry(i)!, 'committed');
+      }
+      node.seenCommit = committed;
+    }
+  }
+
+  private checkCommitted(node: SimNode, e: Entry, how: string): void {
+    const known = this.committed[e.index];
+    const key = entryKey(e);
+    if (!known) {
+      this.committed[e.index] = { term: e.term, key };
+      this.maxCommitted = Math.max(this.maxCommitted, e.index);
+    } else if (known.term !== e.term || known.key !== key) {
+      this.fail(
+        `node ${node.id} ${how} index ${e.index} as term ${e.term} ${key}; it was committed as term ${known.term} ${known.key}`,
+      );
+    }
+  }
+
+  /** §5.4 leader completeness: a new leader holds every entry known committed. */
+  private checkLeaderCompleteness(node: SimNode): void {
+    const log = node.raft!.log;
+    for (let i = log.firstIndex; i <= this.maxCommitted; i++) {
+      const known = this.committed[i];
+      if (known && log.term(i) !== known.term) {
+        this.fail(`new leader ${node.id} (term ${node.raft!.term}) lacks committed entry ${i} (term ${known.term}); it has term ${log.term(i)}`);
+      }
+    }
+  }
+
+  /**
+   * (b) §5.3 log matching, checked as each entry is persisted: an (index, term) pair always
+   * comes with the same content and the same term before it. By induction, two logs that share
+   * an (index, term) agree on everything before it that both still hold.
+   */
+  private checkLogFact(node: SimNode, e: Entry, prevTerm: number): void {
+    const id = `${e.index}:${e.term}`;
+    const fact = this.logFacts.get(id);
+    const key = entryKey(e);
+    if (!fact) this.logFacts.set(id, { prevTerm, key });
+    else if (fact.prevTerm !== prevTerm || fact.key !== key) {
+      this.fail(
+        `log matching: node ${node.id} persists ${id} (${key}) after term ${prevTerm}; elsewhere it is ${fact.key} after term ${fact.prevTerm}`,
+      );
+    }
+  }
+
+  /** (b) literally: every pair of durable logs agrees below any (index, term) they share. */
+  checkLogMatching(): void {
+    const logs = [...this.nodes.values()].map((n) => ({ id: n.id, s: n.store }));
+    for (let a = 0; a < logs.length; a++) {
+      for (let b = a + 1; b < logs.length; b++) {
+        const x = logs[a]!;
+        const y = logs[b]!;
+        const lo = Math.max(x.s.snapshot.index, y.s.snapshot.index) + 1;
+        const hi = Math.min(x.s.snapshot.index + x.s.entries.length, y.s.snapshot.index + y.s.entries.length);
+        let matched = false;
+        for (let i = hi; i >= lo; i--) {
+          const ex = x.s.entries[i - x.s.snapshot.index - 1]!;
+          const ey = y.s.entries[i - y.s.snapshot.index - 1]!;
+          if (ex.term === ey.term && entryKey(ex) !== entryKey(ey)) {
+            this.fail(`log matching: nodes ${x.id} and ${y.id} hold different entries at ${i} in term ${ex.term}`);
+          }
+          if (ex.term === ey.term) matched = true;
+          else if (matched) {
+            this.fail(`log matching: nodes ${x.id} and ${y.id} agree on a later entry but differ at ${i} (terms ${ex.term} and ${ey.term})`);
+          }
+        }
+      }
+    }
+  }
+
+  private checkRead(node: SimNode, ctx: number, index: number): void {
+    const req = this.reads.get(ctx) ?? this.fail(`node ${node.id} answers read ${ctx} nobody asked for`);
+    if (req.node !== node.id) this.fail(`read ${ctx} asked at ${req.node} is answered by ${node.id}`);
+    // §6.4 linearizable reads: the read must see every write committed before it was asked.
+    if (index < req.minIndex) this.fail(`read ${ctx} at ${node.id} got index ${index}; ${req.minIndex} was already committed`);
+    this.reads.delete(ctx);
+    this.readResults.set(ctx, index);
+    this.stats.reads++;
+    this.trace(`read ctx=${ctx} at ${node.id} → ${index}`);
+  }
+
+  /** Checks made after every step. */
+  checkAll(): void {
+    for (const node of this.live()) {
+      const r = node.raft!;
+      // (d) every state machine is a prefix of the one history (checked on apply, and here).
+      if (node.sm.length > this.history.length) this.fail(`node ${node.id} applied more than the history`);
+      if (node.smIndex !== r.log.applied) this.fail(`node ${node.id}: state machine at ${node.smIndex}, core applied ${r.log.applied}`);
+      this.observe(node);
+    }
+    if (this.now % 16 === 0) this.checkLogMatching();
+  }
+}
+
+// ------------------------------------------------------------------ seeded chaos runs
+
+export interface SeedPlan {
+  nodes: number;
+  membership: boolean;
+  chaosSteps: number;
+}
+
+/** What a seed does is decided by the seed alone, so `SEED=n` replays it exactly. */
+export function planFor(seed: number): SeedPlan {
+  return { nodes: seed % 2 === 0 ? 5 : 3, membership: seed % 3 === 0, chaosSteps: 300 };
+}
+
+export interface SeedReport {
+  seed: number;
+  nodes: number;
+  steps: number;
+  commands: number;
+  terms: number;
+  stats: SimCluster['stats'];
+}
+
+/**
+ * Runs one seed: a phase of chaos (faults, partitions, one-way cuts, crashes, client traffic,
+ * transfers, reads, compactions and — for some seeds — membership changes), then everything
+ * heals and the cluster must elect a leader and commit a fresh command on every live voter.
+ */
+export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number } = {}): SeedReport {
+  const plan = planFor(seed);
+  const setup = new Rng(seed ^ 0x5eed);
+  const faults: Faults = {
+    drop: setup.pick([0, 0.02, 0.05, 0.1, 0.2]),
+    duplicate: setup.pick([0, 0.02, 0.1]),
+    maxDelay: setup.pick([1, 2, 3, 5]),
+    straggle: setup.pick([0, 0.01, 0.05]),
+    crashInReady: setup.pick([0, 0.001, 0.005]),
+  };
+  const sim = new SimCluster({
+    seed,
+    nodes: plan.nodes,
+    electionTicks: 10,
+    heartbeatTicks: setup.pick([1, 2, 3]),
+    maxInflight: setup.pick([1, 2, 4, 64]),
+    maxEntriesPerMsg: setup.pick([1, 3, 512]),
+    maxApplyBatch: setup.pick([1, 4, 2048]),
+    tickChance: setup.pick([1, 0.9, 0.7]),
+    eagerReady: setup.pick([0, 0.5, 1]),
+    faults,
+    trace: o.trace ?? false,
+  });
+  const rng = sim.rng;
+  const p = {
+    propose: setup.pick([0.1, 0.3, 0.6]),
+    partition: setup.pick([0, 0.005, 0.02]),
+    cut: setup.pick([0, 0.005, 0.02]),
+    crash: setup.pick([0, 0.003, 0.01]),
+    transfer: setup.pick([0, 0.005, 0.02]),
+    read: setup.pick([0, 0.02, 0.05]),
+    compact: setup.pick([0, 0.01, 0.05]),
+    conf: plan.membership ? setup.pick([0.01, 0.03]) : 0,
+  };
+  let cmd = 0;
+  let partitionUntil = 0;
+  const cutsUntil: number[] = [];
+  const restartAt = new Map<NodeId, number>();
+  const learnerSince = new Map<NodeId, number>();
+  let nextId = plan.nodes + 1;
+  const chaosSteps = o.chaosSteps ?? plan.chaosSteps;
+
+  try {
+    for (let s = 0; s < chaosSteps; s++) {
+      // The network: partitions and one-way cuts come and go.
+      if (partitionUntil && sim.now >= partitionUntil) {
+        sim.heal();
+        partitionUntil = 0;
+        cutsUntil.length = 0;
+      }
+      if (!partitionUntil && rng.chance(p.partition)) {
+        const ids = rng.shuffle([...sim.nodes.keys()]);
+        const k = rng.between(1, Math.floor(ids.length / 2));
+        sim.partition(ids.slice(0, k));
+        partitionUntil = sim.now + rng.between(5, 80);
+      }
+      if (rng.chance(p.cut)) {
+        const ids = [...sim.nodes.keys()];
+        const a = rng.pick(ids);
+        const b = rng.pick(ids.filter((x) => x !== a));
+        sim.cut(a, b);
+        if (!partitionUntil) partitionUntil = sim.now + rng.between(5, 60);
+      }
+      // Crashes and restarts.
+      for (const [id, at] of restartAt) {
+        if (sim.now >= at) {
+          restartAt.delete(id);
+          sim.restart(id);
+        }
+      }
+      for (const node of sim.nodes.values()) {
+        if (!node.raft && !restartAt.has(node.id)) restartAt.set(node.id, sim.now + rng.between(3, 60)); // crashed in Ready
+      }
+      if (rng.chance(p.crash)) {
+        const victim = rng.pick(sim.live()).id;
+        sim.crash(victim);
+        restartAt.set(victim, sim.now + rng.between(3, 60));
+      }
+      // Clients.
+      if (rng.chance(p.propose)) {
+        const live = sim.live();
+        const to = rng.chance(0.9) ? sim.leader()?.id : live.length ? rng.pick(live).id : undefined;
+        sim.propose(`s${seed}c${++cmd}`, to);
+      }
+      const leader = sim.leader();
+      if (leader && rng.chance(p.transfer)) {
+        const others = leader.voters.filter((v) => v !== leader.id);
+        if (others.length) sim.transfer(rng.pick(others));
+      }
+      if (leader && rng.chance(p.read)) sim.readIndex();
+      if (rng.chance(p.compact)) {
+        const live = sim.live();
+        if (live.length) sim.compact(rng.pick(live).id);
+      }
+      if (leader && rng.chance(p.conf)) {
+        const learner = leader.members.find((m) => !m.voter);
+        const voters = leader.voters;
+        if (learner) {
+          if (sim.now - (learnerSince.get(learner.id) ?? 0) > 20) sim.proposeConfChange({ op: 'promote', id: learner.id });
+        } else if (voters.length < plan.nodes + 1 && nextId <= plan.nodes + 3 && rng.chance(0.6)) {
+          const id = nextId;
+          if (sim.proposeConfChange({ op: 'addLearner', id, address: `n${id}` })) {
+            nextId++;
+            sim.addNode(id);
+            learnerSince.set(id, sim.now);
+          }
+        } else if (voters.length > Math.max(2, plan.nodes - 2)) {
+          // Sometimes the leader removes itself (thesis §4.2.2).
+          const victim = rng.chance(0.25) ? leader.id : rng.pick(voters);
+          sim.proposeConfChange({ op: 'remove', id: victim });
+        }
+      }
+      sim.step();
+    }
+
+    // Heal everything and go quiet: a leader must emerge and a fresh command must commit.
+    sim.trace('=== heal ===');
+    sim.heal();
+    sim.faults = NO_FAULTS;
+    for (const id of sim.nodes.keys()) sim.restart(id);
+    sim.runUntil(() => sim.leader() !== undefined, 300, 'a leader after healing');
+    sim.commitEverywhere(`s${seed}-final`, 1500);
+    sim.checkLogMatching();
+    return {
+      seed,
+      nodes: plan.nodes,
+      steps: sim.now,
+      commands: sim.history.length,
+      terms: sim.termLeader.size,
+      stats: sim.stats,
+    };
+  } catch (e) {
+    if (e instanceof SimFailure) throw e;
+    throw new SimFailure(seed, sim.now, `unexpected error: ${(e as Error).stack ?? e}`, []);
+  }
+}

@@ -1,0 +1,198 @@
+// Malformed requests against one real master (addresses 127.0.0.51–59 belong to this file):
+// each gets a 4xx `{error: {code, message}}` a person can act on, and changes nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, allJobs, http, httpEarlyAnswer, type HttpAnswer, type MasterProc } from '../helpers/cluster.js';
+
+const c = new Cluster('bad-input');
+let m: MasterProc;
+
+beforeAll(async () => {
+  m = await c.master('127.0.0.51');
+});
+afterAll(() => c.cleanup());
+
+const jobCount = async () => (await allJobs(m.url)).length;
+const workerCount = async () => (await http('GET', `${m.url}/api/workers`)).json.workers.length as number;
+
+function expectError(r: HttpAnswer, status: number, code?: string) {
+  expect(r.status, r.error ?? r.text.slice(0, 300)).toBe(status);
+  expect(r.json, r.text.slice(0, 300)).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+  expect(r.json.error.message.length).toBeGreaterThan(10);
+  if (code) expect(r.json.error.code).toBe(code);
+}
+
+const batch = (config: unknown) => ({ name: 'bad', type: 'batch', config });
+
+// [what, body (a string is sent as is), status]
+const badSubmits: [string, unknown, number][] = [
+  ['a body that is not valid JSON', '{"name": "x", "type": "batch",', 400],
+  ['an empty body', '', 400],
+  ['a body that is an array, not an object', '[{"name":"x","type":"batch"}]', 400],
+  ['a body that is a string, not an object', '"submit please"', 400],
+  ['a body that is a number', '42', 400],
+  ['a body that is null', 'null', 400],
+  ['a missing name', { type: 'batch' }, 400],
+  ['an empty name', { name: '', type: 'batch' }, 400],
+  ['a 201-character name', { name: 'n'.repeat(201), type: 'batch' }, 400],
+  ['a name that is not a string', { name: 42, type: 'batch' }, 400],
+  ['a missing type', { name: 'x' }, 400],
+  ['a type other than batch or streaming', { name: 'x', type: 'stream' }, 400],
+  ['an unknown operation', batch({ operation: 'divide', task_count: 2 }), 400],
+  ['an operation that is not a string', batch({ operation: 7 }), 400],
+  ['task_count 0', batch({ operation: 'noop', task_count: 0 }), 400],
+  ['task_count -1', batch({ operation: 'noop', task_count: -1 }), 400],
+  ['task_count 1.5', batch({ operation: 'noop', task_count: 1.5 }), 400],
+  ['task_count "5" (a string)', batch({ operation: 'noop', task_count: '5' }), 400],
+  ['task_count 100001', batch({ operation: 'noop', task_count: 100_001 }), 400],
+  ['task_count over data.length', batch({ operation: 'multiply', factor: 2, task_count: 4, data: [1, 2, 3] }), 400],
+  ['data with a non-number', batch({ operation: 'multiply', factor: 2, task_count: 1, data: [1, '2', 3] }), 400],
+  ['data that is not an array', batch({ operation: 'multiply', factor: 2, data: '1,2,3' }), 400],
+  ['empty data', batch({ operation: 'multiply', factor: 2, data: [] }), 400],
+  ['a factor that is not a number', batch({ operation: 'multiply', factor: '3', task_count: 2 }), 400],
+  ['a sleep with negative ms', batch({ operation: 'sleep', ms: -5, task_count: 1 }), 400],
+  ['max_retries that is not an integer', batch({ operation: 'noop', max_retries: 'many' }), 400],
+  ['a config that is an array', batch([1, 2, 3]), 400],
+  ['a config that is a string', batch('{"operation":"noop"}'), 400],
+];
+
+describe('POST /api/jobs refuses a malformed submission and creates no job', () => {
+  it.each(badSubmits.map(([what, body, status]) => ({ what, body, status })))(
+    '$what → $status',
+    async ({ body, status }) => {
+      const before = await jobCount();
+      const r = await http('POST', `${m.url}/api/jobs`, body);
+      expectError(r, status);
+      expect(await jobCount()).toBe(before);
+    },
+  );
+
+  it('says which field is wrong, and for a choice, what the choices are', async () => {
+    const post = async (body: unknown) => (await http('POST', `${m.url}/api/jobs`, body)).json.error.message as string;
+    expect(await post({ type: 'batch' })).toMatch(/\bname\b/);
+    expect(await post(batch({ operation: 'noop', task_count: 0 }))).toMatch(/task_count/);
+    expect(await post(batch({ operation: 'divide' }))).toMatch(/multiply/);
+    const typeMessage = await post({ name: 'x', type: 'stream' });
+    expect(typeMessage).toMatch(/\btype\b/);
+    expect(typeMessage).toMatch(/batch/);
+    expect(typeMessage).toMatch(/streaming/);
+  });
+
+  describe('a body over 16 MiB', () => {
+    const big = `{"name":"big","type":"batch","config":{"operation":"multiply","data":[${'1,'.repeat(9 * 1024 * 1024)}1]}}`;
+
+    it('→ 413 payload_too_large (read by a client that listens while it sends, as curl does)', async () => {
+      expect(big.length).toBeGreaterThan(16 * 1024 * 1024);
+      const before = await jobCount();
+      const r = await httpEarlyAnswer('POST', `${m.url}/api/jobs`, big);
+      expectError(r, 413, 'payload_too_large');
+      expect(await jobCount()).toBe(before);
+      expect((await http('GET', `${m.url}/health`)).status).toBe(200);
+    });
+
+    it('→ 413 that a plain fetch client receives too, every time (not a broken pipe), 20 times in a row', async () => {
+      const before = await jobCount();
+      const outcomes: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await http('POST', `${m.url}/api/jobs`, big, {}, 30_000);
+        outcomes.push(r.status ? String(r.status) : (r.error ?? 'no answer'));
+      }
+      expect(outcomes).toEqual(Array(20).fill('413'));
+      expect(await jobCount()).toBe(before);
+    });
+  });
+
+  it('an empty Idempotency-Key header → 400', async () => {
+    const before = await jobCount();
+    const r = await http('POST', `${m.url}/api/jobs`, { name: 'x', type: 'batch' }, { 'Idempotency-Key': '' });
+    expectError(r, 400);
+    expect(await jobCount()).toBe(before);
+  });
+
+  it('while the limits themselves are accepted: a 200-character name, task_count 100000, task_count = data.length', async () => {
+    const ok = [
+      { name: 'n'.repeat(200), type: 'batch' },
+      { name: 'many', type: 'batch', config: { operation: 'noop', task_count: 100_000 } },
+      { name: 'exact', type: 'batch', config: { operation: 'multiply', factor: 2, task_count: 3, data: [1, 2, 3] } },
+    ];
+    for (const body of ok) {
+      const r = await http('POST', `${m.url}/api/jobs`, body);
+      expect(r.status, r.text.slice(0, 300)).toBe(201);
+    }
+  });
+});
+
+describe('unknown and malformed ids', () => {
+  it.each([
+    ['GET', '/api/jobs/job-that-does-not-exist'],
+    ['GET', '/api/jobs/job-that-does-not-exist/results'],
+    ['POST', '/api/jobs/job-that-does-not-exist/cancel'],
+  ])('%s %s → 404 not_found', async (method, path) => {
+    const before = await jobCount();
+    expectError(await http(method, `${m.url}${path}`), 404, 'not_found');
+    expect(await jobCount()).toBe(before);
+  });
+
+  it.each([
+    ['GET', '/api/jobs/bad!id'],
+    ['GET', '/api/jobs/bad.id/results'],
+    ['POST', '/api/jobs/bad%20id/cancel'],
+    ['GET', `/api/jobs/${'a'.repeat(65)}`],
+  ])('%s %s (an id with bad characters or too long) → 400', async (method, path) => {
+    expectError(await http(method, `${m.url}${path}`), 400);
+  });
+});
+
+describe('the worker endpoints', () => {
+  it('a heartbeat for an unknown worker → 404 unknown_worker', async () => {
+    const r = await http('POST', `${m.url}/api/workers/heartbeat`, {
+      worker_id: 'w-nobody',
+      status: 'active',
+      active_tasks: 0,
+      metrics: {},
+      timestamp: new Date().toISOString(),
+    });
+    expectError(r, 404, 'unknown_worker');
+    expect(await workerCount()).toBe(0);
+  });
+
+  it.each([
+    ['max_tasks 0', { address: '127.0.0.59:9999', max_tasks: 0 }],
+    ['max_tasks -3', { address: '127.0.0.59:9999', max_tasks: -3 }],
+    ['max_tasks 2.5', { address: '127.0.0.59:9999', max_tasks: 2.5 }],
+    ['no address', { max_tasks: 2 }],
+  ])('register with %s → 400 and no worker', async (_what, body) => {
+    expectError(await http('POST', `${m.url}/api/workers/register`, body), 400);
+    expect(await workerCount()).toBe(0);
+  });
+});
+
+describe('the CLI on bad input', () => {
+  it("`weir submit batch X '{bad json'` exits non-zero with one clear line on stderr, no stack trace, and submits nothing", async () => {
+    const before = await jobCount();
+    const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{bad json']);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/json/i);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(await jobCount()).toBe(before);
+  });
+
+  it("`weir status nope` exits 1 with the server's message", async () => {
+    const server = (await http('GET', `${m.url}/api/jobs/nope`)).json.error.message as string;
+    const r = await c.cli([`${m.host}:${m.port}`, 'status', 'nope']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(server);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("`weir submit` of an unknown operation exits 1 with the server's message", async () => {
+    const before = await jobCount();
+    const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"divide"}']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown operation/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(await jobCount()).toBe(before);
+  });
+});
