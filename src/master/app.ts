@@ -6,42 +6,20 @@ import { verifyBearer } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
+import { BODY_LIMIT, toHttpError, tooLarge } from './http-errors.js';
 import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
 
-export const BODY_LIMIT = 16 * 1024 * 1024;
+/** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
+const MAX_DRAIN = 256 * 1024 * 1024;
 
 // Bodies are JSON and must arrive with the right types; query strings and path parameters
 // are text, so numbers in them are parsed.
 const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, allErrors: false });
 const queryAjv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false });
-
-/** Maps any error to `{error: {code, message}}` with a status a client can act on. */
-export function toHttpError(err: FastifyError | Error): WeirError {
-  if (err instanceof WeirError) return err;
-  const e = err as FastifyError;
-  if (e.validation) {
-    const where = e.validationContext ?? 'request';
-    return new WeirError(
-      'validation_failed',
-      `invalid ${where}: ${e.message.replace(/^(body|querystring|params|headers)\/?/, '')}`,
-    );
-  }
-  switch (e.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new WeirError('invalid_json', `the body is not valid JSON: ${e.message}`);
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new WeirError('payload_too_large', `the body is over the ${BODY_LIMIT / 1024 / 1024} MiB limit`);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new WeirError('bad_request', 'send the body as application/json');
-  }
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new WeirError('bad_request', e.message);
-  return new WeirError('internal', 'the master hit an internal error; see its log');
-}
 
 export interface AppOptions {
   jwtSecret?: string;
@@ -75,6 +53,22 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
           `no route ${req.method} ${req.url.split('?')[0]}; see the README's API section`,
         ).toJSON(),
       );
+  });
+
+  // An oversized body is read to its end before the 413 goes out: a client still sending
+  // would otherwise see its connection reset instead of the answer.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!(Number(req.headers['content-length']) > BODY_LIMIT)) return done();
+    let seen = 0;
+    req.raw.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > MAX_DRAIN) req.raw.destroy();
+    });
+    req.raw.on('end', () => {
+      void reply
+        .code(413)
+        .send(toHttpError(Object.assign(new Error('too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE' })).toJSON());
+    });
   });
 
   // Snapshots travel between masters as single frames.

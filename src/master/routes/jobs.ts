@@ -10,7 +10,7 @@ const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source
 
 const SubmitBody = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
-  type: Type.Union([Type.Literal('batch'), Type.Literal('streaming')]),
+  type: Type.Unsafe<'batch' | 'streaming'>({ type: 'string', enum: ['batch', 'streaming'] }),
   config: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
 });
 
