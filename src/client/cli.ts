@@ -199,10 +199,20 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('cluster')
-    .description('the masters and who leads')
-    .action(async () => {
-      const c = await sdk().cluster();
-      print(c, () => formatCluster(c));
+    .description('the masters and who leads; `cluster remove ID` takes a master out')
+    .argument('[action]', 'remove')
+    .argument('[id]', 'the node id to remove')
+    .action(async (action: string | undefined, id: string | undefined) => {
+      if (action === undefined) {
+        const c = await sdk().cluster();
+        print(c, () => formatCluster(c));
+        return;
+      }
+      if (action !== 'remove' || !id || !/^\d+$/.test(id)) {
+        throw new CliError("usage: weir cluster [remove ID]; list the ids with 'weir cluster'");
+      }
+      const r = await sdk().removeMaster(Number(id));
+      print(r, () => `removed master ${id} from the cluster`);
     });
 
   program

@@ -106,6 +106,11 @@ export class WeirClient {
     return this.http.get<ClusterStatus>('/cluster/status');
   }
 
+  /** Takes a master out of the cluster's configuration. */
+  removeMaster(id: number) {
+    return this.http.call<{ removed: number }>('DELETE', `/api/cluster/members/${id}`);
+  }
+
   close(): Promise<void> {
     return this.http.close();
   }

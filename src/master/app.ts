@@ -65,9 +65,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       if (seen > MAX_DRAIN) req.raw.destroy();
     });
     req.raw.on('end', () => {
-      void reply
-        .code(413)
-        .send(toHttpError(Object.assign(new Error('too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE' })).toJSON());
+      void reply.code(413).send(tooLarge().toJSON());
     });
   });
 

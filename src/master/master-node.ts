@@ -110,17 +110,25 @@ export class MasterNode {
         }
       }
       const timing = { ...DEFAULT_TIMING, ...options.timing };
-      let consensus!: RaftConsensus;
+      // The transport delivers to consensus, which sends through the transport.
+      const inbox: { consensus?: RaftConsensus } = {};
       const transport = new PeerTransport(
         self.id,
         tokens,
         {
-          onFrame: (f) => consensus.onFrame(f),
-          onSnapshotFailed: (to) => consensus.onSnapshotFailed(to),
+          onFrame: (f) => inbox.consensus?.onFrame(f),
+          onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
         },
         log.child({ component: 'peers' }),
       );
-      consensus = new RaftConsensus({ id: self.id, address: selfUrl }, storage, state, transport, timing, log);
+      const consensus = (inbox.consensus = new RaftConsensus(
+        { id: self.id, address: selfUrl },
+        storage,
+        state,
+        transport,
+        timing,
+        log,
+      ));
       const queries = new Queries(state);
       const registry = new WorkerRegistry();
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
