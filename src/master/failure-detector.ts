@@ -23,7 +23,7 @@ export class FailureDetector {
 
   start(): void {
     const now = Date.now();
-    for (const w of this.queries.workers()) if (w.status !== 'dead') this.registry.grace(w.worker_id, now);
+    for (const w of this.queries.liveWorkers()) this.registry.grace(w.worker_id, now);
     this.timer = setInterval(() => this.check(), Math.max(50, Math.min(250, this.timeoutMs / 4)));
     this.timer.unref();
   }
@@ -36,8 +36,7 @@ export class FailureDetector {
   private check(): void {
     if (!this.consensus.isLeader()) return;
     const now = Date.now();
-    for (const w of this.queries.workers()) {
-      if (w.status === 'dead') continue;
+    for (const w of this.queries.liveWorkers()) {
       const live = this.registry.get(w.worker_id);
       const silentFor = now - (live?.lastSeen ?? 0);
       if (!live) this.registry.grace(w.worker_id, now);

@@ -52,7 +52,7 @@ export class Scheduler {
   private freeSlots(): WorkerSlot[] {
     const running = this.queries.runningByWorker();
     const slots: WorkerSlot[] = [];
-    for (const w of this.queries.workers()) {
+    for (const w of this.queries.liveWorkers()) {
       if (w.status !== 'active' || !this.registry.connected(w.worker_id)) continue;
       slots.push({ worker_id: w.worker_id, max_tasks: w.max_tasks, running: running.get(w.worker_id) ?? 0 });
     }

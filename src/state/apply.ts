@@ -125,8 +125,8 @@ export class Applier {
       }
       if (!ok) continue;
       if (this.s.assign.run(a.worker_id, cmd.at, a.job_id, a.idx, a.attempt).changes === 0) continue;
+      if (!this.deltas.has(a.job_id)) this.s.startJob.run(cmd.at, a.job_id); // once per job
       this.delta(a.job_id, { pending: -1, running: 1 });
-      this.s.startJob.run(cmd.at, a.job_id);
       assigned.push(a);
     }
     return { ok: true, assigned };

@@ -97,6 +97,11 @@ export class Queries {
     return this.s.workers!.all() as WorkerRow[];
   }
 
+  /** Workers not declared dead, without their task counts (the scheduler's hot path). */
+  liveWorkers(): Omit<WorkerRow, 'running'>[] {
+    return this.s.liveWorkers!.all() as Omit<WorkerRow, 'running'>[];
+  }
+
   worker(workerId: string): WorkerRow | undefined {
     return this.s.worker!.get(workerId) as WorkerRow | undefined;
   }
