@@ -364,12 +364,20 @@ export class Cluster {
   async worker(
     host: string,
     master: MasterProc,
-    o: { maxTasks?: number; env?: Record<string, string | undefined>; wait?: boolean; token?: string } = {},
+    o: {
+      maxTasks?: number;
+      env?: Record<string, string | undefined>;
+      wait?: boolean;
+      token?: string;
+      /** Every master the worker is given (`--master URL,URL…`); default: `master` alone. */
+      masters?: string[];
+    } = {},
   ): Promise<WorkerProc> {
     const port = await freePort(host);
     const dataDir = join(this.tmp, `worker-${host}-${port}`);
     mkdirSync(dataDir, { recursive: true });
-    const args = ['worker', '--host', host, '--port', String(port), '--master', master.url, '--data-dir', dataDir];
+    const masterArg = (o.masters ?? [master.url]).join(',');
+    const args = ['worker', '--host', host, '--port', String(port), '--master', masterArg, '--data-dir', dataDir];
     if (o.maxTasks !== undefined) args.push('--max-tasks', String(o.maxTasks));
     const p = this.spawn('worker', `worker-${host}`, args, o.env ?? {});
     const w: WorkerProc = Object.assign(p, {
@@ -453,6 +461,15 @@ export class Cluster {
     ]);
   }
 
+  /** A process's whole log so far ('' when there is none yet). */
+  log(p: Proc): string {
+    try {
+      return readFileSync(p.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
   /** The last lines of a process's log, for failure messages. */
   tail(p: Proc, lines = 40): string {
     try {
@@ -512,5 +529,112 @@ export async function untilJobStatus(
       return s === status ? r.json : undefined;
     },
     timeoutMs,
+  );
+}
+
+// ---------------------------------------------------------------- several masters
+
+/** The GET /cluster/status body of one master (undefined when it does not answer). */
+export async function clusterStatus(url: string, timeoutMs = 2000): Promise<Json | undefined> {
+  const r = await http('GET', `${url}/cluster/status`, undefined, {}, timeoutMs);
+  return r.status === 200 ? r.json : undefined;
+}
+
+/** One free port on each host, for masters that must know each other's URLs before they start. */
+export async function freePorts(hosts: readonly string[]): Promise<number[]> {
+  return Promise.all(hosts.map((h) => freePort(h)));
+}
+
+/** A port free on every one of `hosts` (DNS discovery gives all masters one port). */
+export async function commonFreePort(hosts: readonly string[]): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort(hosts[0]!);
+    const free = await Promise.all(
+      hosts.slice(1).map(
+        (host) =>
+          new Promise<boolean>((res) => {
+            const srv = createServer();
+            srv.unref();
+            srv.once('error', () => res(false));
+            srv.listen({ host, port, exclusive: true }, () => srv.close(() => res(true)));
+          }),
+      ),
+    );
+    if (free.every(Boolean)) return port;
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')}`);
+}
+
+export interface AgreedLeader {
+  /** The leader every master named. */
+  leaderId: number;
+  leaderUrl: string;
+  term: number;
+  /** Each master's /cluster/status at that moment, in the order of `urls`. */
+  statuses: Json[];
+}
+
+/**
+ * Waits until every master in `urls` answers /cluster/status naming one leader in one term,
+ * and that leader says it leads (`leaderId`: a particular one). Fails fast when a master
+ * process given in `procs` exits.
+ */
+export async function untilAgreedLeader(
+  urls: readonly string[],
+  o: {
+    leaderId?: number;
+    /** Only a leader of this term or a later one counts (after a failover: the old term + 1). */
+    minTerm?: number;
+    timeoutMs?: number;
+    everyMs?: number;
+    procs?: readonly Proc[];
+  } = {},
+): Promise<AgreedLeader> {
+  return waitFor(
+    `${urls.join(', ')} to agree on ${o.leaderId ? `leader ${o.leaderId}` : 'one leader'}`,
+    async () => {
+      for (const p of o.procs ?? []) {
+        if (p.exitCode !== undefined) throw new GiveUp(`${p.name} exited with ${p.exitCode}`);
+      }
+      const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
+      // Thrown (not returned) so that a timeout names what each master said last.
+      const view = statuses
+        .map((s, i) => (s ? `${s.current_node_id}:${s.current_role}/leader=${s.leader_id}@${s.term}` : `${urls[i]}:-`))
+        .join(' ');
+      const leaderId = statuses[0]?.leader_id;
+      const term = statuses[0]?.term;
+      // The leader itself, when it is one of `urls`, must say it leads.
+      const leader = statuses.find((s) => s?.current_node_id === leaderId);
+      const agreed =
+        leaderId != null &&
+        (o.leaderId === undefined || leaderId === o.leaderId) &&
+        (o.minTerm === undefined || term >= o.minTerm) &&
+        statuses.every((s) => s && s.leader_id === leaderId && s.term === term) &&
+        (!leader || leader.current_role === 'leader');
+      if (!agreed) throw new Error(view);
+      return { leaderId, leaderUrl: statuses[0].leader_address as string, term, statuses } as AgreedLeader;
+    },
+    o.timeoutMs ?? 30_000,
+    o.everyMs ?? 50,
+  );
+}
+
+/**
+ * Waits until every master in `urls` has applied the same index, at least `atLeast` (the
+ * leader's commit index at some moment), and returns that index.
+ */
+export async function untilConverged(urls: readonly string[], atLeast = 0, timeoutMs = 30_000): Promise<number> {
+  return waitFor(
+    `${urls.join(', ')} to apply the same log (at least up to ${atLeast})`,
+    async () => {
+      const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
+      if (statuses.some((s) => !s)) return undefined;
+      const applied = statuses.map((s) => s.last_applied as number);
+      const commits = statuses.map((s) => s.commit_index as number);
+      const target = Math.max(atLeast, ...commits);
+      return applied.every((a) => a === applied[0] && a >= target) ? applied[0] : undefined;
+    },
+    timeoutMs,
+    100,
   );
 }

@@ -10,8 +10,17 @@
 // After every step, and after every input to a node, the cluster checks the Raft safety
 // properties (§5.2 election safety, §5.3 log matching, §5.4 leader completeness and state
 // machine safety) and throws a SimFailure naming the seed when one breaks.
+import { bootstrapState } from '../../src/consensus/core/membership.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from '../../src/consensus/core/raft.js';
-import type { ConfChange, Entry, HardState, Message, NodeId, Ready, SnapshotMeta } from '../../src/consensus/core/types.js';
+import type {
+  ConfChange,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  Ready,
+  SnapshotMeta,
+} from '../../src/consensus/core/types.js';
 
 // ------------------------------------------------------------------ randomness
 
@@ -65,7 +74,7 @@ export interface Faults {
   duplicate: number;
   /** A message is delivered 1..maxDelay steps after it is sent (so messages overtake each other). */
   maxDelay: number;
-  /** Per-message probability of a long delay (up to 4·maxDelay more steps): heavy reordering. */
+  /** Per-message probability of a long delay (up to 50 more steps): arrives from another era. */
   straggle: number;
   /** Per-Ready probability that the node crashes while handling it (before or after persisting). */
   crashInReady: number;
@@ -133,7 +142,7 @@ export interface SimNode {
   received: WeakMap<SnapshotMeta, string[]>;
   /** Highest commit index already checked against the committed registry. */
   seenCommit: number;
-  /** Highest term this node has ever had (terms never go back, not even across a crash). */
+  /** Highest term this life has had; a restart goes back to the durable one, never below. */
   maxTerm: number;
 }
 
@@ -152,8 +161,7 @@ interface ReadRequest {
   minIndex: number;
 }
 
-const cloneEntry = (e: Entry): Entry =>
-  e.kind === 'conf' ? { ...e, data: { ...(e.data as ConfChange) } } : { ...e };
+const cloneEntry = (e: Entry): Entry => (e.kind === 'conf' ? { ...e, data: { ...(e.data as ConfChange) } } : { ...e });
 
 const cloneMeta = (s: SnapshotMeta): SnapshotMeta => ({ ...s, members: s.members.map((m) => ({ ...m })) });
 
@@ -164,7 +172,9 @@ function cloneMessage(m: Message): Message {
   return { ...m };
 }
 
-const entryKey = (e: Entry): string => `${e.kind}:${e.data === undefined ? '' : JSON.stringify(e.data)}`;
+/** What an entry says, for comparing entries (commands are strings; conf changes are small). */
+const entryKey = (e: Entry): string =>
+  e.kind === 'cmd' ? (e.data as string) : e.kind === 'noop' ? 'noop' : `conf:${JSON.stringify(e.data)}`;
 
 const describe = (m: Message): string => {
   const base = `${m.type} ${m.from}→${m.to} t${m.term}`;
@@ -196,8 +206,6 @@ export class SimCluster {
   faults: Faults;
   now = 0;
   readonly nodes = new Map<NodeId, SimNode>();
-  /** The configuration every node starts from (a joining node too): the index-0 snapshot. */
-  readonly bootstrap: SnapshotMeta;
 
   private readonly opts: Required<Omit<SimOptions, 'faults' | 'trace' | 'seed' | 'nodes'>>;
   private queue: Packet[] = [];
@@ -224,7 +232,15 @@ export class SimCluster {
   private readonly reads = new Map<number, ReadRequest>();
   private nextCtx = 1;
   /** Counters for the report. */
-  readonly stats = { applied: 0, snapshotsSent: 0, snapshotsInstalled: 0, reads: 0, crashes: 0, elections: 0 };
+  readonly stats = {
+    applied: 0,
+    confChanges: 0,
+    snapshotsSent: 0,
+    snapshotsInstalled: 0,
+    reads: 0,
+    crashes: 0,
+    elections: 0,
+  };
 
   constructor(o: SimOptions) {
     this.seed = o.seed;
@@ -240,24 +256,26 @@ export class SimCluster {
       tickChance: o.tickChance ?? 1,
       eagerReady: o.eagerReady ?? 0.5,
     };
+    // Founders start as the real driver starts them (raft-storage.ts): from one committed entry
+    // holding the first configuration. A node that joins later starts empty.
     const members = Array.from({ length: o.nodes }, (_, i) => ({ id: i + 1, address: `n${i + 1}`, voter: true }));
-    this.bootstrap = { index: 0, term: 0, members };
-    for (const m of members) this.addNode(m.id);
+    const founding = bootstrapState(members);
+    for (const m of members) this.addNode(m.id, { ...founding.hardState }, founding.entries.map(cloneEntry));
   }
 
   // ---------------------------------------------------------------- nodes
 
-  /** Starts a node with an empty durable store (a fresh node, or one about to join). */
-  addNode(id: NodeId): SimNode {
+  /** Starts a node; by default with an empty durable store (a node about to join). */
+  addNode(id: NodeId, hardState: HardState = { term: 0, vote: 0, commit: 0 }, entries: Entry[] = []): SimNode {
     if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
     const node: SimNode = {
       id,
       raft: undefined,
       store: {
-        hardState: { term: 0, vote: 0, commit: 0 },
-        snapshot: cloneMeta(this.bootstrap),
+        hardState,
+        snapshot: { index: 0, term: 0, members: [] },
         snapshotData: [],
-        entries: [],
+        entries,
       },
       sm: [],
       smIndex: 0,
@@ -320,6 +338,7 @@ export class SimCluster {
     node.sm = [...s.snapshotData];
     node.smIndex = s.snapshot.index;
     node.seenCommit = s.snapshot.index;
+    node.maxTerm = s.hardState.term; // a term never persisted (and never sent) may be lost
     node.received = new WeakMap();
     this.observe(node);
   }
@@ -338,7 +357,9 @@ export class SimCluster {
   restart(id: NodeId): void {
     const node = this.node(id);
     if (node.raft) return;
-    this.trace(`RESTART ${id} from term ${node.store.hardState.term}, snapshot ${node.store.snapshot.index}, ${node.store.entries.length} entries`);
+    this.trace(
+      `RESTART ${id} from term ${node.store.hardState.term}, snapshot ${node.store.snapshot.index}, ${node.store.entries.length} entries`,
+    );
     this.boot(node);
   }
 
@@ -382,8 +403,14 @@ export class SimCluster {
     const copies = this.rng.chance(f.duplicate) ? 2 : 1;
     for (let c = 0; c < copies; c++) {
       let delay = this.rng.between(1, Math.max(1, f.maxDelay));
-      if (this.rng.chance(f.straggle)) delay += this.rng.between(1, 4 * Math.max(1, f.maxDelay));
-      const packet: Packet = { at: this.now + delay, from: node.id, to: msg.to, fromIncarnation: node.incarnation, msg };
+      if (this.rng.chance(f.straggle)) delay += this.rng.between(1, 50); // a message that turns up very late
+      const packet: Packet = {
+        at: this.now + delay,
+        from: node.id,
+        to: msg.to,
+        fromIncarnation: node.incarnation,
+        msg,
+      };
       if (snapshotData) packet.snapshotData = snapshotData;
       this.queue.push(packet);
     }
@@ -448,7 +475,8 @@ export class SimCluster {
       for (const m of rd.messages) {
         if (m.type === 'snap') {
           // The driver sends its state machine's own snapshot, at what it has applied.
-          if (node.smIndex !== raft.log.applied) this.fail(`node ${node.id}: state machine at ${node.smIndex}, applied ${raft.log.applied}`);
+          if (node.smIndex !== raft.log.applied)
+            this.fail(`node ${node.id}: state machine at ${node.smIndex}, applied ${raft.log.applied}`);
           const meta = raft.snapshotMeta(raft.log.applied);
           this.stats.snapshotsSent++;
           this.send(node, { ...m, snapshot: meta }, [...node.sm]);
@@ -497,11 +525,14 @@ export class SimCluster {
       const first = rd.entries[0]!.index;
       const durableLast = s.snapshot.index + s.entries.length;
       if (first <= s.snapshot.index || first > durableLast + 1) {
-        this.fail(`node ${node.id}: Ready entries start at ${first}; durable log covers ${s.snapshot.index}..${durableLast}`);
+        this.fail(
+          `node ${node.id}: Ready entries start at ${first}; durable log covers ${s.snapshot.index}..${durableLast}`,
+        );
       }
       s.entries.length = first - s.snapshot.index - 1; // entries[0].index and after replace what was there
       for (const e of rd.entries) {
-        if (e.index !== s.snapshot.index + s.entries.length + 1) this.fail(`node ${node.id}: Ready entries are not contiguous`);
+        if (e.index !== s.snapshot.index + s.entries.length + 1)
+          this.fail(`node ${node.id}: Ready entries are not contiguous`);
         const prevTerm = s.entries.length ? s.entries[s.entries.length - 1]!.term : s.snapshot.term;
         this.checkLogFact(node, e, prevTerm);
         s.entries.push(cloneEntry(e));
@@ -511,7 +542,8 @@ export class SimCluster {
 
   private apply(node: SimNode, e: Entry): void {
     if (e.index !== node.smIndex + 1) this.fail(`node ${node.id} applies ${e.index} after ${node.smIndex}`);
-    if (e.index > node.store.hardState.commit) this.fail(`node ${node.id} applies ${e.index} before its commit ${node.store.hardState.commit} is durable`);
+    if (e.index > node.store.hardState.commit)
+      this.fail(`node ${node.id} applies ${e.index} before its commit ${node.store.hardState.commit} is durable`);
     this.checkCommitted(node, e, 'applied');
     if (e.kind === 'cmd') {
       const cmd = e.data as string;
@@ -640,6 +672,7 @@ export class SimCluster {
     for (const p of this.queue) (p.at <= this.now ? due : later).push(p);
     this.queue = later;
     for (const p of this.rng.shuffle(due)) this.deliver(p);
+    if (this.queue.length > 5000) this.fail(`message storm: ${this.queue.length} messages in flight`);
     for (const node of this.live()) this.handleReady(node);
     this.checkAll();
   }
@@ -657,14 +690,17 @@ export class SimCluster {
     if (!pred()) this.fail(`${what} did not happen within ${max} steps`);
   }
 
-  /** Proposes `cmd` (retrying while refused) until every live voter has applied it. */
-  commitEverywhere(cmd: string, max = 1000): void {
+  /**
+   * Proposes `cmd` (retrying while refused) until every live voter — or every node in `on` —
+   * has applied it.
+   */
+  commitEverywhere(cmd: string, max = 1000, on?: NodeId[]): void {
     let proposedAt = -Infinity;
     this.runUntil(
       () => {
         const leader = this.leader();
         if (!leader) return false;
-        const voters = leader.voters.map((id) => this.node(id)).filter((n) => n.raft);
+        const voters = (on ?? leader.voters).map((id) => this.node(id)).filter((n) => n.raft);
         if (voters.length && voters.every((n) => n.sm.includes(cmd))) return true;
         // Re-propose when it seems lost (a leader change can drop it); duplicates are fine.
         if (!this.history.includes(cmd) && this.now - proposedAt > 4 * this.opts.electionTicks) {
@@ -680,7 +716,30 @@ export class SimCluster {
   // ---------------------------------------------------------------- checks
 
   fail(what: string): never {
-    throw new SimFailure(this.seed, this.now, what, this.traceLog);
+    throw new SimFailure(this.seed, this.now, `${what}\n${this.describeState()}`, this.traceLog);
+  }
+
+  /** One line per node: role, term, log, and (on a leader) what it knows of each follower. */
+  describeState(): string {
+    const lines: string[] = [];
+    for (const n of this.nodes.values()) {
+      const r = n.raft;
+      if (!r) {
+        lines.push(`  node ${n.id}: down (durable term ${n.store.hardState.term}, snapshot ${n.store.snapshot.index})`);
+        continue;
+      }
+      const l = r.log;
+      let line = `  node ${n.id}: ${r.role} term ${r.term} vote ${r.vote} leader ${r.leader}; log ${l.firstIndex}..${l.lastIndex} commit ${l.committed} applied ${l.applied}; members ${r.members.map((m) => `${m.id}${m.voter ? '' : 'L'}`).join(',')}`;
+      if (r.role === 'leader') {
+        for (const m of r.members) {
+          const pr = r.progressOf(m.id);
+          if (pr)
+            line += `\n    → ${m.id}: ${pr.state} match ${pr.match} next ${pr.next} paused ${pr.paused} inflight ${pr.inflight.length}`;
+        }
+      }
+      lines.push(line);
+    }
+    return lines.join('\n');
   }
 
   trace(line: string): void {
@@ -693,7 +752,7 @@ export class SimCluster {
   private observe(node: SimNode): void {
     const r = node.raft;
     if (!r) return;
-    // Terms never go back, not even across a crash.
+    // Terms never go back (a restart resumes from the durable term; persist checks that).
     if (r.term < node.maxTerm) this.fail(`node ${node.id} went back from term ${node.maxTerm} to ${r.term}`);
     node.maxTerm = r.term;
     // (a) §5.2 election safety: at most one leader per term, ever.
@@ -727,6 +786,7 @@ export class SimCluster {
     const key = entryKey(e);
     if (!known) {
       this.committed[e.index] = { term: e.term, key };
+      if (e.kind === 'conf') this.stats.confChanges++;
       this.maxCommitted = Math.max(this.maxCommitted, e.index);
     } else if (known.term !== e.term || known.key !== key) {
       this.fail(
@@ -741,7 +801,9 @@ export class SimCluster {
     for (let i = log.firstIndex; i <= this.maxCommitted; i++) {
       const known = this.committed[i];
       if (known && log.term(i) !== known.term) {
-        this.fail(`new leader ${node.id} (term ${node.raft!.term}) lacks committed entry ${i} (term ${known.term}); it has term ${log.term(i)}`);
+        this.fail(
+          `new leader ${node.id} (term ${node.raft!.term}) lacks committed entry ${i} (term ${known.term}); it has term ${log.term(i)}`,
+        );
       }
     }
   }
@@ -781,7 +843,9 @@ export class SimCluster {
           }
           if (ex.term === ey.term) matched = true;
           else if (matched) {
-            this.fail(`log matching: nodes ${x.id} and ${y.id} agree on a later entry but differ at ${i} (terms ${ex.term} and ${ey.term})`);
+            this.fail(
+              `log matching: nodes ${x.id} and ${y.id} agree on a later entry but differ at ${i} (terms ${ex.term} and ${ey.term})`,
+            );
           }
         }
       }
@@ -792,7 +856,8 @@ export class SimCluster {
     const req = this.reads.get(ctx) ?? this.fail(`node ${node.id} answers read ${ctx} nobody asked for`);
     if (req.node !== node.id) this.fail(`read ${ctx} asked at ${req.node} is answered by ${node.id}`);
     // §6.4 linearizable reads: the read must see every write committed before it was asked.
-    if (index < req.minIndex) this.fail(`read ${ctx} at ${node.id} got index ${index}; ${req.minIndex} was already committed`);
+    if (index < req.minIndex)
+      this.fail(`read ${ctx} at ${node.id} got index ${index}; ${req.minIndex} was already committed`);
     this.reads.delete(ctx);
     this.readResults.set(ctx, index);
     this.stats.reads++;
@@ -805,10 +870,11 @@ export class SimCluster {
       const r = node.raft!;
       // (d) every state machine is a prefix of the one history (checked on apply, and here).
       if (node.sm.length > this.history.length) this.fail(`node ${node.id} applied more than the history`);
-      if (node.smIndex !== r.log.applied) this.fail(`node ${node.id}: state machine at ${node.smIndex}, core applied ${r.log.applied}`);
+      if (node.smIndex !== r.log.applied)
+        this.fail(`node ${node.id}: state machine at ${node.smIndex}, core applied ${r.log.applied}`);
       this.observe(node);
     }
-    if (this.now % 16 === 0) this.checkLogMatching();
+    if (this.now % 50 === 0) this.checkLogMatching();
   }
 }
 
@@ -822,7 +888,7 @@ export interface SeedPlan {
 
 /** What a seed does is decided by the seed alone, so `SEED=n` replays it exactly. */
 export function planFor(seed: number): SeedPlan {
-  return { nodes: seed % 2 === 0 ? 5 : 3, membership: seed % 3 === 0, chaosSteps: 300 };
+  return { nodes: seed % 2 === 0 ? 5 : 3, membership: seed % 3 === 0, chaosSteps: 600 };
 }
 
 export interface SeedReport {
@@ -841,13 +907,14 @@ export interface SeedReport {
  */
 export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number } = {}): SeedReport {
   const plan = planFor(seed);
+  // The seed's character: how hostile the network is, how busy the clients are.
   const setup = new Rng(seed ^ 0x5eed);
   const faults: Faults = {
     drop: setup.pick([0, 0.02, 0.05, 0.1, 0.2]),
     duplicate: setup.pick([0, 0.02, 0.1]),
     maxDelay: setup.pick([1, 2, 3, 5]),
     straggle: setup.pick([0, 0.01, 0.05]),
-    crashInReady: setup.pick([0, 0.001, 0.005]),
+    crashInReady: setup.pick([0, 0.002, 0.01]),
   };
   const sim = new SimCluster({
     seed,
@@ -868,39 +935,44 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     partition: setup.pick([0, 0.005, 0.02]),
     cut: setup.pick([0, 0.005, 0.02]),
     crash: setup.pick([0, 0.003, 0.01]),
+    /** Of a partition or crash, the chance that it aims at the leader. */
+    aimAtLeader: setup.pick([0, 0.5, 0.9]),
     transfer: setup.pick([0, 0.005, 0.02]),
     read: setup.pick([0, 0.02, 0.05]),
     compact: setup.pick([0, 0.01, 0.05]),
     conf: plan.membership ? setup.pick([0.01, 0.03]) : 0,
   };
   let cmd = 0;
-  let partitionUntil = 0;
-  const cutsUntil: number[] = [];
+  let healAt = 0;
   const restartAt = new Map<NodeId, number>();
   const learnerSince = new Map<NodeId, number>();
   let nextId = plan.nodes + 1;
   const chaosSteps = o.chaosSteps ?? plan.chaosSteps;
+  const leaderOr = (pick: () => NodeId): NodeId => {
+    const l = sim.leader();
+    return l && rng.chance(p.aimAtLeader) ? l.id : pick();
+  };
 
   try {
     for (let s = 0; s < chaosSteps; s++) {
       // The network: partitions and one-way cuts come and go.
-      if (partitionUntil && sim.now >= partitionUntil) {
+      if (healAt && sim.now >= healAt) {
         sim.heal();
-        partitionUntil = 0;
-        cutsUntil.length = 0;
+        healAt = 0;
       }
-      if (!partitionUntil && rng.chance(p.partition)) {
-        const ids = rng.shuffle([...sim.nodes.keys()]);
-        const k = rng.between(1, Math.floor(ids.length / 2));
-        sim.partition(ids.slice(0, k));
-        partitionUntil = sim.now + rng.between(5, 80);
+      if (!healAt && rng.chance(p.partition)) {
+        const ids = [...sim.nodes.keys()];
+        const first = leaderOr(() => rng.pick(ids));
+        const rest = rng.shuffle(ids.filter((id) => id !== first));
+        const k = rng.between(1, Math.floor(ids.length / 2)); // a minority, perhaps with the leader
+        sim.partition([first, ...rest.slice(0, k - 1)]);
+        healAt = sim.now + rng.between(5, 80);
       }
       if (rng.chance(p.cut)) {
         const ids = [...sim.nodes.keys()];
         const a = rng.pick(ids);
-        const b = rng.pick(ids.filter((x) => x !== a));
-        sim.cut(a, b);
-        if (!partitionUntil) partitionUntil = sim.now + rng.between(5, 60);
+        sim.cut(a, rng.pick(ids.filter((x) => x !== a)));
+        if (!healAt) healAt = sim.now + rng.between(5, 60);
       }
       // Crashes and restarts.
       for (const [id, at] of restartAt) {
@@ -912,44 +984,52 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       for (const node of sim.nodes.values()) {
         if (!node.raft && !restartAt.has(node.id)) restartAt.set(node.id, sim.now + rng.between(3, 60)); // crashed in Ready
       }
-      if (rng.chance(p.crash)) {
-        const victim = rng.pick(sim.live()).id;
+      const live = sim.live();
+      if (live.length && rng.chance(p.crash)) {
+        const victim = leaderOr(() => rng.pick(live).id);
         sim.crash(victim);
         restartAt.set(victim, sim.now + rng.between(3, 60));
       }
-      // Clients.
+      // Clients talk to whoever claims to lead (during a partition that may be a stale leader
+      // of an older term), now and then to any node.
+      const leaders = sim.leaders();
       if (rng.chance(p.propose)) {
-        const live = sim.live();
-        const to = rng.chance(0.9) ? sim.leader()?.id : live.length ? rng.pick(live).id : undefined;
-        sim.propose(`s${seed}c${++cmd}`, to);
+        const to = rng.chance(0.9) && leaders.length ? rng.pick(leaders).id : live.length ? rng.pick(live).id : undefined;
+        if (to !== undefined) sim.propose(`s${seed}c${++cmd}`, to);
       }
+      // A read goes to every node that claims to lead: a stale one must not answer it.
+      if (rng.chance(p.read)) for (const l of leaders) sim.readIndex(l.id);
       const leader = sim.leader();
       if (leader && rng.chance(p.transfer)) {
         const others = leader.voters.filter((v) => v !== leader.id);
         if (others.length) sim.transfer(rng.pick(others));
       }
-      if (leader && rng.chance(p.read)) sim.readIndex();
-      if (rng.chance(p.compact)) {
-        const live = sim.live();
-        if (live.length) sim.compact(rng.pick(live).id);
-      }
+      if (live.length && rng.chance(p.compact)) sim.compact(rng.pick(live).id);
       if (leader && rng.chance(p.conf)) {
-        const learner = leader.members.find((m) => !m.voter);
+        // One change at a time (the core refuses more): add a learner (up to two at once),
+        // promote one that has had time to catch up, or remove a voter — the leader itself too.
+        const learners = leader.members.filter((m) => !m.voter).map((m) => m.id);
         const voters = leader.voters;
-        if (learner) {
-          if (sim.now - (learnerSince.get(learner.id) ?? 0) > 20) sim.proposeConfChange({ op: 'promote', id: learner.id });
-        } else if (voters.length < plan.nodes + 1 && nextId <= plan.nodes + 3 && rng.chance(0.6)) {
-          const id = nextId;
-          if (sim.proposeConfChange({ op: 'addLearner', id, address: `n${id}` })) {
-            nextId++;
-            sim.addNode(id);
-            learnerSince.set(id, sim.now);
-          }
-        } else if (voters.length > Math.max(2, plan.nodes - 2)) {
-          // Sometimes the leader removes itself (thesis §4.2.2).
-          const victim = rng.chance(0.25) ? leader.id : rng.pick(voters);
-          sim.proposeConfChange({ op: 'remove', id: victim });
+        const ripe = learners.filter((id) => sim.now - (learnerSince.get(id) ?? 0) > 20);
+        const options: (() => void)[] = [];
+        if (learners.length < 2 && nextId <= plan.nodes + 4) {
+          options.push(() => {
+            const id = nextId;
+            if (sim.proposeConfChange({ op: 'addLearner', id, address: `n${id}` }, leader.id)) {
+              nextId++;
+              sim.addNode(id);
+              learnerSince.set(id, sim.now);
+            }
+          });
         }
+        if (ripe.length) options.push(() => sim.proposeConfChange({ op: 'promote', id: rng.pick(ripe) }, leader.id));
+        if (voters.length > (plan.nodes === 3 ? 1 : 3)) {
+          options.push(() => {
+            const victim = rng.chance(0.25) ? leader.id : rng.pick(voters);
+            sim.proposeConfChange({ op: 'remove', id: victim }, leader.id);
+          });
+        }
+        if (options.length) rng.pick(options)();
       }
       sim.step();
     }

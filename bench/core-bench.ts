@@ -1,0 +1,233 @@
+// Weir's core benchmark (`npm run bench`): throughput and latency of no-op batch tasks on a
+// real local cluster, against BullMQ on Redis doing the same work, and against one
+// in-process thread pool as the machine's ceiling. Figures go to stdout as a table and to
+// bench/results/core-<date>.json.
+//
+// Options: --max-tasks N   skip the sweep and run the workers with --max-tasks N
+//          --cpu-prof      profile the Weir master and workers (node --cpu-prof) and summarise
+//          --skip-bullmq   leave the peer out
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REDIS_FLAGS, bullLatency, bullThroughputRound, ensureRedisServer, startBull } from './bullmq.js';
+import { poolRound, startPool } from './pool.js';
+import { cleanup, killAllNow } from './procs.js';
+import { formatProfile } from './profile-summary.js';
+import { formatReport, targetsOf, writeResults, type Results, type SystemResult } from './report.js';
+import { log, percentiles, spread } from './stats.js';
+import { startWeirCluster, weirLatency, weirThroughputRound, type ThroughputShape } from './weir.js';
+
+/** 10,000 tasks as 100 jobs of 100, at most 16 submits in flight. */
+const SHAPE: ThroughputShape = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
+const TOTAL = SHAPE.jobs * SHAPE.tasksPerJob;
+const ROUNDS = 3;
+const LATENCY = { samples: 500, warmup: 50 };
+const MAX_TASKS_CANDIDATES = [16, 64, 128];
+const SWEEP_ROUNDS = 2;
+const BULL = { workers: 2, concurrency: 8 };
+const POOL_THREADS = 2;
+/** The whole run stops by itself after this long, whatever it is doing. */
+const DEADLINE_MS = 5 * 60_000;
+
+interface Options {
+  maxTasks?: number;
+  cpuProf: boolean;
+  skipBullmq: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { cpuProf: false, skipBullmq: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--cpu-prof') o.cpuProf = true;
+    else if (a === '--skip-bullmq') o.skipBullmq = true;
+    else if (a === '--max-tasks') o.maxTasks = Number(argv[++i]);
+    else throw new Error(`unknown option '${a}' (known: --max-tasks N, --cpu-prof, --skip-bullmq)`);
+  }
+  if (o.maxTasks !== undefined && !(Number.isInteger(o.maxTasks) && o.maxTasks > 0)) {
+    throw new Error('--max-tasks takes a positive integer');
+  }
+  return o;
+}
+
+/** Throughput rounds after one untimed warm-up round. */
+async function rounds(n: number, round: (label: string) => Promise<number>, what: string): Promise<number[]> {
+  await round('warmup');
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(await round(`r${i}`));
+    log(`  ${what} round ${i + 1}/${n}: ${Math.round(out[i]!)} tasks/s`);
+  }
+  return out;
+}
+
+/**
+ * Tries each --max-tasks on a fresh cluster and keeps the fastest (mean of its rounds):
+ * more slots per worker hide the round trip to the master, but each slot may also become a
+ * thread of the worker's pool, and threads beyond the 2 cores cost more than they give.
+ */
+async function sweepMaxTasks(): Promise<{ best: number; sweep: { max_tasks: number; tasks_per_s: number[] }[] }> {
+  const sweep = [];
+  for (const maxTasks of MAX_TASKS_CANDIDATES) {
+    log(`Weir sweep: --max-tasks ${maxTasks}`);
+    const cluster = await startWeirCluster({ maxTasks });
+    try {
+      const runs = await rounds(SWEEP_ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, `sweep-${l}`), 'sweep');
+      sweep.push({ max_tasks: maxTasks, tasks_per_s: runs });
+    } finally {
+      await cluster.stop();
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  const best = sweep.reduce((a, b) => (mean(b.tasks_per_s) > mean(a.tasks_per_s) ? b : a));
+  return { best: best.max_tasks, sweep };
+}
+
+/** `--cpu-prof` for every node, each profile named after its process. */
+function profileArgs(dir: string): { nodeArgs: (name: string) => string[] } {
+  return { nodeArgs: (name) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] };
+}
+
+async function benchWeir(o: Options): Promise<Results['weir']> {
+  const { best: maxTasks, sweep } = o.maxTasks ? { best: o.maxTasks, sweep: [] } : await sweepMaxTasks();
+  log(`Weir: 1 master + 2 workers, --max-tasks ${maxTasks}`);
+  const profDir = o.cpuProf ? mkdtempSync(join(tmpdir(), 'weir-bench-prof-')) : undefined;
+  const cluster = await startWeirCluster({
+    maxTasks,
+    ...(profDir ? profileArgs(profDir) : {}),
+  });
+  let result: Results['weir'];
+  try {
+    const runs = await rounds(ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, l), 'Weir');
+    log(`  Weir latency: ${LATENCY.samples} one-task jobs after ${LATENCY.warmup} warm-up`);
+    const latency = percentiles(await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup));
+    result = {
+      label: `Weir (1 master, 2 workers × max-tasks ${maxTasks})`,
+      throughput: spread(runs),
+      latency,
+      max_tasks: maxTasks,
+      sweep,
+    };
+  } finally {
+    await cluster.stop();
+  }
+  if (profDir) for (const f of readdirSync(profDir).sort()) log(formatProfile(join(profDir, f)));
+  return result;
+}
+
+async function benchBullmq(): Promise<Results['bullmq']> {
+  log(
+    `BullMQ: redis-server ${REDIS_FLAGS.map((f) => f || "''").join(' ')}, ${BULL.workers} worker processes × concurrency ${BULL.concurrency}`,
+  );
+  const bull = await startBull(BULL);
+  try {
+    const runs = await rounds(ROUNDS, () => bullThroughputRound(bull.queue, SHAPE), 'BullMQ');
+    log(`  BullMQ latency: ${LATENCY.samples} single jobs after ${LATENCY.warmup} warm-up`);
+    const latency = percentiles(await bullLatency(bull, LATENCY.samples, LATENCY.warmup));
+    return {
+      label: `BullMQ (Redis, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
+      throughput: spread(runs),
+      latency,
+      redis: bull.version,
+      redis_flags: REDIS_FLAGS,
+    };
+  } finally {
+    await bull.stop();
+  }
+}
+
+async function benchPool(): Promise<SystemResult> {
+  log(`Pool: piscina, ${POOL_THREADS} threads, in-process`);
+  const pool = startPool(POOL_THREADS);
+  try {
+    const runs = await rounds(ROUNDS, () => poolRound(pool, TOTAL), 'pool');
+    return { label: `piscina pool (${POOL_THREADS} threads, in-process)`, throughput: spread(runs) };
+  } finally {
+    await pool.destroy();
+  }
+}
+
+interface Measured {
+  weir: Results['weir'];
+  bullmq: Results['bullmq'];
+  pool: SystemResult;
+}
+
+function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number): Results {
+  const ratios = {
+    weir_over_bullmq: 'skipped' in m.bullmq ? null : m.weir.throughput.median / m.bullmq.throughput.median,
+    weir_over_pool: m.weir.throughput.median / m.pool.throughput.median,
+  };
+  const results: Results = {
+    started_at: startedAt.toISOString(),
+    duration_s: (performance.now() - t0) / 1000,
+    load: { start: loadAtStart, end: loadavg()[0]! },
+    machine: {
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      platform: process.platform,
+    },
+    workload: {
+      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after a warm-up; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup} warm-up`,
+      jobs: SHAPE.jobs,
+      tasks_per_job: SHAPE.tasksPerJob,
+      submits_in_flight: SHAPE.inFlight,
+      rounds: ROUNDS,
+      latency_samples: LATENCY.samples,
+      latency_warmup: LATENCY.warmup,
+    },
+    ...m,
+    ratios,
+    targets: [],
+  };
+  results.targets = targetsOf(results);
+  return results;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const loadAtStart = loadavg()[0]!;
+  // First, so that an install's output comes before any figure and a refusal is known early.
+  const redis = o.skipBullmq ? { ok: false as const, reason: '--skip-bullmq' } : await ensureRedisServer();
+  if (!redis.ok) log(`BullMQ will be skipped: ${redis.reason}`);
+  const weir = await benchWeir(o);
+  const bullmq: Results['bullmq'] = redis.ok ? await benchBullmq() : { skipped: redis.reason };
+  const pool = await benchPool();
+  const results = assemble({ weir, bullmq, pool }, startedAt, t0, loadAtStart);
+  process.stdout.write(`\n${formatReport(results)}\n`);
+  log(`\nfigures written to ${writeResults(results)}`);
+}
+
+/** Tears everything down, whichever way the run ends; a failed run keeps its logs. */
+function exitWith(code: number, keepLogs = code !== 0): void {
+  void cleanup(keepLogs).then(
+    (kept) => {
+      if (kept.length) log(`logs kept in: ${kept.join(' ')}`);
+      process.exit(code);
+    },
+    () => process.exit(code),
+  );
+}
+
+process.on('exit', killAllNow);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`\n${sig}: stopping every process the bench started`);
+    exitWith(128 + (sig === 'SIGINT' ? 2 : 15), false);
+  });
+}
+setTimeout(() => {
+  log(`bench: still running after ${DEADLINE_MS / 1000} s; stopping`);
+  exitWith(1);
+}, DEADLINE_MS).unref();
+
+main().then(
+  () => exitWith(0),
+  (err: Error) => {
+    log(`bench failed: ${err.stack ?? err.message}`);
+    exitWith(1);
+  },
+);

@@ -1,0 +1,138 @@
+// The benchmark's output: a table with ratios and targets on stdout, the figures as JSON.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Percentiles, Spread } from './stats.js';
+
+export interface SystemResult {
+  label: string;
+  throughput: Spread;
+  latency?: Percentiles;
+}
+
+export interface Results {
+  started_at: string;
+  duration_s: number;
+  machine: { cpus: number; cpu_model: string; node: string; platform: string };
+  /** 1-minute load average at start and end: other work on the machine skews every row. */
+  load: { start: number; end: number };
+  workload: Record<string, unknown>;
+  weir: SystemResult & { max_tasks: number; sweep: { max_tasks: number; tasks_per_s: number[] }[] };
+  bullmq: (SystemResult & { redis: string; redis_flags: string[] }) | { skipped: string };
+  pool: SystemResult;
+  ratios: { weir_over_bullmq: number | null; weir_over_pool: number };
+  targets: Target[];
+}
+
+export interface Target {
+  what: string;
+  value: number | null;
+  unit: 'tasks/s' | '×' | 'ms';
+  goal: string;
+  met: boolean | null;
+}
+
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number | undefined) => (n === undefined ? '—' : n.toFixed(2));
+const ratio = (n: number | null) => (n === null ? '—' : `${n.toFixed(2)}×`);
+
+export const TARGETS = {
+  weirTasksPerS: 10_000,
+  weirOverBullmq: 1.0,
+  p50Ms: 3,
+  p99Ms: 15,
+};
+
+export function targetsOf(r: Pick<Results, 'weir' | 'ratios'>): Target[] {
+  const t = (
+    what: string,
+    value: number | null | undefined,
+    unit: Target['unit'],
+    goal: string,
+    ok: (v: number) => boolean,
+  ): Target => ({
+    what,
+    value: value ?? null,
+    unit,
+    goal,
+    met: value == null || Number.isNaN(value) ? null : ok(value),
+  });
+  return [
+    t(
+      'Weir throughput',
+      r.weir.throughput.median,
+      'tasks/s',
+      `≥ ${int(TARGETS.weirTasksPerS)} tasks/s`,
+      (v) => v >= TARGETS.weirTasksPerS,
+    ),
+    t(
+      'Weir / BullMQ throughput',
+      r.ratios.weir_over_bullmq,
+      '×',
+      `≥ ${TARGETS.weirOverBullmq.toFixed(1)}×`,
+      (v) => v >= TARGETS.weirOverBullmq,
+    ),
+    t('Weir p50 latency', r.weir.latency?.p50, 'ms', `≤ ${TARGETS.p50Ms} ms`, (v) => v <= TARGETS.p50Ms),
+    t('Weir p99 latency', r.weir.latency?.p99, 'ms', `≤ ${TARGETS.p99Ms} ms`, (v) => v <= TARGETS.p99Ms),
+  ];
+}
+
+function formatValue(t: Target): string {
+  if (t.value === null) return '—';
+  if (t.unit === '×') return ratio(t.value);
+  return t.unit === 'ms' ? `${ms(t.value)} ms` : `${int(t.value)} tasks/s`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
+    .join('\n');
+}
+
+function systemRow(s: SystemResult): string[] {
+  const t = s.throughput;
+  return [s.label, int(t.median), `${int(t.min)}–${int(t.max)}`, ms(s.latency?.p50), ms(s.latency?.p99)];
+}
+
+export function formatReport(r: Results): string {
+  const rows = [['system', 'tasks/s (median)', 'min–max (3 runs)', 'p50 ms', 'p99 ms'], systemRow(r.weir)];
+  rows.push('skipped' in r.bullmq ? ['BullMQ', 'skipped', '', '', ''] : systemRow(r.bullmq));
+  rows.push(systemRow(r.pool));
+  const ratios = [
+    ['ratio', 'value', 'target'],
+    ['Weir / BullMQ throughput', ratio(r.ratios.weir_over_bullmq), `≥ ${TARGETS.weirOverBullmq.toFixed(1)}×`],
+    ['Weir / pool throughput', ratio(r.ratios.weir_over_pool), '(context: the machine’s ceiling)'],
+  ];
+  const targets = [
+    ['target', 'value', 'goal', ''],
+    ...r.targets.map((t) => [t.what, formatValue(t), t.goal, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
+  ];
+  const notes = [
+    `Workload: ${r.workload.description as string}.`,
+    r.weir.sweep.length === 0
+      ? `Weir --max-tasks ${r.weir.max_tasks}, as given on the command line.`
+      : `Weir --max-tasks ${r.weir.max_tasks}: the fastest of the sweep (tasks/s per round: ${r.weir.sweep
+          .map((s) => `${s.max_tasks} → ${s.tasks_per_s.map(int).join(', ')}`)
+          .join('; ')}).`,
+    'skipped' in r.bullmq
+      ? `BullMQ skipped: ${r.bullmq.skipped}`
+      : `Redis ${r.bullmq.redis} started with ${r.bullmq.redis_flags.map((f) => (f === '' ? "''" : f)).join(' ')} (no persistence: an in-memory peer).`,
+    `Machine: ${r.machine.cpus} × ${r.machine.cpu_model}, Node ${r.machine.node}. Total bench time ${r.duration_s.toFixed(0)} s.`,
+    `Load average (1 min): ${r.load.start.toFixed(2)} at start, ${r.load.end.toFixed(2)} at end${
+      Math.max(r.load.start, r.load.end) > r.machine.cpus / 2
+        ? ' — other processes were competing for the CPUs: treat these figures as low'
+        : ''
+    }.`,
+  ];
+  return [table(rows), '', table(ratios), '', table(targets), '', ...notes].join('\n');
+}
+
+/** Writes the figures to bench/results/core-<date>.json and returns the path. */
+export function writeResults(r: Results): string {
+  const dir = new URL('../../bench/results/', import.meta.url);
+  mkdirSync(dir, { recursive: true });
+  // Date and time, so two runs on one day keep both files.
+  const stamp = r.started_at.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const file = new URL(`core-${stamp}.json`, dir);
+  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  return file.pathname;
+}

@@ -1,0 +1,63 @@
+// Small statistics and timing helpers shared by the benchmark's parts.
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  mean: number;
+  max: number;
+  samples: number;
+}
+
+export function spread(runs: number[]): Spread {
+  const sorted = [...runs].sort((a, b) => a - b);
+  return { median: quantile(sorted, 0.5), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN, runs };
+}
+
+/** Nearest-rank quantile of an ascending array (no interpolation: a p99 is a real sample). */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil(q * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+export function percentiles(samples: readonly number[]): Percentiles {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = sorted.reduce((s, x) => s + x, 0) / (sorted.length || 1);
+  return {
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    mean,
+    max: sorted[sorted.length - 1] ?? NaN,
+    samples: sorted.length,
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+/** Times `samples` sequential calls of `once` after `warmup` untimed ones; milliseconds each. */
+export async function sampleLatency(once: () => Promise<void>, samples: number, warmup: number): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await once();
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    await once();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+export const log = (text: string) => process.stderr.write(`${text}\n`);
