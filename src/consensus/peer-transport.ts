@@ -8,6 +8,8 @@ import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
 /** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
 export interface PeerFrame {
   from: NodeId;
+  /** The sender's URL: a master not yet in our configuration (one joining) can be answered. */
+  addr?: string;
   msgs?: Message[];
   snapshot?: { meta: SnapshotMeta; data: Buffer };
   ping?: true;
@@ -108,25 +110,35 @@ class PeerLink {
 export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly heard = new Map<NodeId, number>();
+  /** Addresses senders gave in their frames, for peers the configuration does not (yet) name. */
+  private readonly learned = new Map<NodeId, string>();
+  private members: readonly Member[] = [];
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
 
   constructor(
     private readonly selfId: NodeId,
+    private readonly selfAddress: string,
     private readonly tokens: TokenSource,
     private readonly handlers: TransportHandlers,
     private readonly log: Logger,
   ) {
-    this.pingFrame = encodeFrame({ from: selfId, ping: true });
+    this.pingFrame = encodeFrame({ from: selfId, addr: selfAddress, ping: true });
     this.pinger = setInterval(() => {
       for (const l of this.links.values()) l.pingIfIdle(this.pingFrame);
     }, PING_MS);
     this.pinger.unref();
   }
 
-  /** Keeps one link per member other than this node. */
+  /**
+   * Keeps one link per member other than this node — and per peer that wrote to us without
+   * being in our configuration (we are joining and do not know the cluster yet).
+   */
   setPeers(members: readonly Member[]): void {
-    const wanted = new Map(members.filter((m) => m.id !== this.selfId).map((m) => [m.id, m.address]));
+    this.members = members;
+    const wanted = new Map(this.learned);
+    for (const m of members) if (m.id !== this.selfId) wanted.set(m.id, m.address);
+    wanted.delete(this.selfId);
     for (const [id, link] of this.links) {
       if (wanted.get(id) !== link.address) {
         link.close();
@@ -149,15 +161,11 @@ export class PeerTransport {
     for (const [to, list] of perPeer) {
       const link = this.links.get(to);
       const snap = list.find((m) => m.type === 'snap');
-      let frame: PeerFrame = { from: this.selfId, msgs: list };
+      let frame: PeerFrame = { from: this.selfId, addr: this.selfAddress, msgs: list };
       if (snap) {
         const s = snapshotFor();
         // The snapshot sent is the state machine now; its message says so.
-        frame = {
-          from: this.selfId,
-          msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)),
-          snapshot: s,
-        };
+        frame = { ...frame, msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)), snapshot: s };
       }
       const delivered = link ? link.send(encodeFrame(frame)) : false;
       if (snap && !delivered) this.handlers.onSnapshotFailed(to);
@@ -177,6 +185,10 @@ export class PeerTransport {
         return;
       }
       this.heard.set(frame.from, Date.now());
+      if (frame.addr && !this.links.has(frame.from) && /^https?:\/\/[^/\s]+$/.test(frame.addr)) {
+        this.learned.set(frame.from, frame.addr);
+        this.setPeers(this.members);
+      }
       if (!frame.ping) this.handlers.onFrame(frame);
     });
     socket.on('error', () => socket.close());

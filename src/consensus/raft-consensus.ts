@@ -367,13 +367,14 @@ export class RaftConsensus implements Consensus {
       return 'follower';
     };
     const selfMember = r.members.find((m) => m.id === this.self.id);
+    // A master outside the configuration (still joining) is no voter either: a learner.
     const myRole: MemberInfo['role'] =
       r.role === 'leader'
         ? 'leader'
         : r.role === 'follower'
-          ? selfMember && !selfMember.voter
-            ? 'learner'
-            : 'follower'
+          ? selfMember?.voter
+            ? 'follower'
+            : 'learner'
           : 'candidate';
     return {
       node_id: this.self.id,

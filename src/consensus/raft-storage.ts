@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
 import { Packr } from 'msgpackr';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
@@ -14,7 +14,7 @@ const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
  */
 export class RaftStorage {
   private readonly db: Db;
-  private readonly s: Record<string, Statement>;
+  private readonly s: ReturnType<RaftStorage['prepare']>;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -24,7 +24,11 @@ export class RaftStorage {
       CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB) STRICT;
       CREATE TABLE IF NOT EXISTS raft_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     `);
-    this.s = {
+    this.s = this.prepare();
+  }
+
+  private prepare() {
+    return {
       insert: this.db.prepare(`INSERT OR REPLACE INTO log (idx, term, kind, data) VALUES (?, ?, ?, ?)`),
       truncate: this.db.prepare(`DELETE FROM log WHERE idx >= ?`),
       compact: this.db.prepare(`DELETE FROM log WHERE idx <= ?`),
@@ -43,12 +47,12 @@ export class RaftStorage {
   }
 
   private getJson<T>(key: string): T | undefined {
-    const row = this.s.get!.get(key) as { value: string } | undefined;
+    const row = this.s.get.get(key) as { value: string } | undefined;
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
 
   private setJson(key: string, value: unknown): void {
-    this.s.set!.run(key, JSON.stringify(value));
+    this.s.set.run(key, JSON.stringify(value));
   }
 
   hardState(): HardState {
@@ -62,7 +66,7 @@ export class RaftStorage {
   /** Every entry after the compaction point. */
   entries(): Entry[] {
     const after = this.snapshot().index;
-    const rows = this.s.all!.all(after) as { idx: number; term: number; kind: number; data: Buffer | null }[];
+    const rows = this.s.all.all(after) as { idx: number; term: number; kind: number; data: Buffer | null }[];
     return rows.map((r) => ({
       index: r.idx,
       term: r.term,
@@ -75,15 +79,15 @@ export class RaftStorage {
   save(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: SnapshotMeta): void {
     this.db.transaction(() => {
       if (snapshot) {
-        this.s.clear!.run();
+        this.s.clear.run();
         this.setJson('snapshot', snapshot);
       }
       if (hardState) this.setJson('hard_state', hardState);
       if (entries.length) {
         // A leader's entries from this index on replace whatever we held (§5.3).
-        this.s.truncate!.run(entries[0]!.index);
+        this.s.truncate.run(entries[0]!.index);
         for (const e of entries) {
-          this.s.insert!.run(e.index, e.term, KINDS.indexOf(e.kind), e.data === undefined ? null : packr.pack(e.data));
+          this.s.insert.run(e.index, e.term, KINDS.indexOf(e.kind), e.data === undefined ? null : packr.pack(e.data));
         }
       }
     })();
@@ -98,7 +102,7 @@ export class RaftStorage {
   /** Drops entries the state database holds durably (up to `meta.index`). */
   compact(meta: SnapshotMeta): void {
     this.db.transaction(() => {
-      this.s.compact!.run(meta.index);
+      this.s.compact.run(meta.index);
       this.setJson('snapshot', meta);
     })();
   }

@@ -114,6 +114,7 @@ export class MasterNode {
       const inbox: { consensus?: RaftConsensus } = {};
       const transport = new PeerTransport(
         self.id,
+        selfUrl,
         tokens,
         {
           onFrame: (f) => inbox.consensus?.onFrame(f),

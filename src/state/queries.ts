@@ -1,4 +1,4 @@
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import type { BatchConfig } from '../ops/batch-config.js';
 
 export interface JobRow {
@@ -54,14 +54,14 @@ export interface TaskRow {
  * install replaces the database; statements are prepared again on first use after it).
  */
 export class Queries {
-  private statements: Record<string, Statement> = {};
+  private statements: Statements | undefined;
   private generation = -1;
   private readonly configCache = new Map<string, BatchConfig>();
 
   constructor(private readonly source: { db: Database; generation: number }) {}
 
-  private get s(): Record<string, Statement> {
-    if (this.generation !== this.source.generation) {
+  private get s(): Statements {
+    if (!this.statements || this.generation !== this.source.generation) {
       this.statements = prepare(this.source.db);
       this.generation = this.source.generation;
       this.configCache.clear();
@@ -70,7 +70,7 @@ export class Queries {
   }
 
   job(jobId: string): JobRow | undefined {
-    return this.s.job!.get(jobId) as JobRow | undefined;
+    return this.s.job.get(jobId) as JobRow | undefined;
   }
 
   /** A job's config, parsed once: jobs are immutable once submitted. */
@@ -89,59 +89,61 @@ export class Queries {
   /** Newest first; `beforeSeq` is the cursor. */
   jobs(beforeSeq: number, limit: number, status?: string): JobRow[] {
     return (
-      status ? this.s.jobsByStatus!.all(beforeSeq, status, limit) : this.s.jobsFrom!.all(beforeSeq, limit)
+      status ? this.s.jobsByStatus.all(beforeSeq, status, limit) : this.s.jobsFrom.all(beforeSeq, limit)
     ) as JobRow[];
   }
 
   workers(): WorkerRow[] {
-    return this.s.workers!.all() as WorkerRow[];
+    return this.s.workers.all() as WorkerRow[];
   }
 
   /** Workers not declared dead, without their task counts (the scheduler's hot path). */
   liveWorkers(): Omit<WorkerRow, 'running'>[] {
-    return this.s.liveWorkers!.all() as Omit<WorkerRow, 'running'>[];
+    return this.s.liveWorkers.all() as Omit<WorkerRow, 'running'>[];
   }
 
   worker(workerId: string): WorkerRow | undefined {
-    return this.s.worker!.get(workerId) as WorkerRow | undefined;
+    return this.s.worker.get(workerId) as WorkerRow | undefined;
   }
 
   runningByWorker(): Map<string, number> {
-    const rows = this.s.runningByWorker!.all() as { worker_id: string; n: number }[];
+    const rows = this.s.runningByWorker.all() as { worker_id: string; n: number }[];
     return new Map(rows.map((r) => [r.worker_id, r.n]));
   }
 
   /** Pending tasks, oldest job first; the caller filters those still backing off. */
   pending(limit: number): PendingTask[] {
-    return this.s.pending!.all(limit) as PendingTask[];
+    return this.s.pending.all(limit) as PendingTask[];
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
-    return this.s.runningOnWorker!.all(workerId) as { job_id: string; idx: number; attempt: number }[];
+    return this.s.runningOnWorker.all(workerId) as { job_id: string; idx: number; attempt: number }[];
   }
 
   /** Completed task results from task `fromIdx` on, in task order (each an array). */
   results(jobId: string, fromIdx: number, limit: number): { idx: number; result: unknown[] }[] {
-    const rows = this.s.results!.all(jobId, fromIdx, limit) as { idx: number; result: string }[];
+    const rows = this.s.results.all(jobId, fromIdx, limit) as { idx: number; result: string }[];
     return rows.map((r) => ({ idx: r.idx, result: JSON.parse(r.result) as unknown[] }));
   }
 
   tasksOfJob(jobId: string, limit: number): TaskRow[] {
-    return this.s.tasksOfJob!.all(jobId, limit) as TaskRow[];
+    return this.s.tasksOfJob.all(jobId, limit) as TaskRow[];
   }
 
   jobCountsByStatus(): Map<string, number> {
-    const rows = this.s.countsByStatus!.all() as { status: string; n: number }[];
+    const rows = this.s.countsByStatus.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
   }
 
   taskCountsByStatus(): Map<string, number> {
-    const rows = this.s.taskCounts!.all() as { status: string; n: number }[];
+    const rows = this.s.taskCounts.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
   }
 }
 
-function prepare(db: Database): Record<string, Statement> {
+type Statements = ReturnType<typeof prepare>;
+
+function prepare(db: Database) {
   const st = (sql: string) => db.prepare(sql);
   return {
     job: st(`SELECT * FROM jobs WHERE job_id = ?`),
@@ -152,6 +154,7 @@ function prepare(db: Database): Record<string, Statement> {
          FROM workers w ORDER BY w.registered_at, w.worker_id`,
     ),
     worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
+    liveWorkers: st(`SELECT * FROM workers WHERE status != 'dead' ORDER BY registered_at, worker_id`),
     runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
     pending: st(
       `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'

@@ -1,6 +1,6 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
 import { applyConfChange } from '../consensus/core/membership.js';
 import type { ConfChange, Entry, Member, SnapshotMeta } from '../consensus/core/types.js';
 import { Applier } from './apply.js';
@@ -20,7 +20,7 @@ export type LogEntry = Pick<Entry, 'index' | 'term' | 'kind' | 'data'>;
 export class StateMachine {
   private database!: Db;
   private applier!: Applier;
-  private s!: Record<string, Statement>;
+  private s!: ReturnType<StateMachine['prepare']>;
   private applied = 0;
   private appliedTerm = 0;
   /** Bumped whenever the database is replaced by a snapshot; readers re-prepare. */
@@ -38,17 +38,21 @@ export class StateMachine {
     this.database.pragma('synchronous = NORMAL');
     migrate(this.database);
     this.applier = new Applier(this.database);
+    this.s = this.prepare();
+    this.applied = (this.s.getMeta.get('last_applied') as { value: number }).value;
+    this.appliedTerm = (this.s.getMeta.get('last_applied_term') as { value: number }).value;
+    this.generation++;
+  }
+
+  private prepare() {
     const st = (sql: string) => this.database.prepare(sql);
-    this.s = {
+    return {
       setMeta: st(`UPDATE meta SET value = ? WHERE key = ?`),
       getMeta: st(`SELECT value FROM meta WHERE key = ?`),
       members: st(`SELECT id, address, voter FROM members ORDER BY id`),
       clearMembers: st(`DELETE FROM members`),
       insertMember: st(`INSERT INTO members (id, address, voter) VALUES (?, ?, ?)`),
     };
-    this.applied = (this.s.getMeta!.get('last_applied') as { value: number }).value;
-    this.appliedTerm = (this.s.getMeta!.get('last_applied_term') as { value: number }).value;
-    this.generation++;
   }
 
   get db(): Db {
@@ -64,7 +68,7 @@ export class StateMachine {
   }
 
   members(): Member[] {
-    return (this.s.members!.all() as { id: number; address: string; voter: number }[]).map((m) => ({
+    return (this.s.members.all() as { id: number; address: string; voter: number }[]).map((m) => ({
       id: m.id,
       address: m.address,
       voter: m.voter === 1,
@@ -77,8 +81,8 @@ export class StateMachine {
   }
 
   private writeMembers(members: readonly Member[]): void {
-    this.s.clearMembers!.run();
-    for (const m of members) this.s.insertMember!.run(m.id, m.address, m.voter ? 1 : 0);
+    this.s.clearMembers.run();
+    for (const m of members) this.s.insertMember.run(m.id, m.address, m.voter ? 1 : 0);
   }
 
   /** Applies consecutive committed entries; returns one result per entry, in order. */
@@ -99,8 +103,8 @@ export class StateMachine {
         this.applied = e.index;
         this.appliedTerm = e.term;
       }
-      this.s.setMeta!.run(this.applied, 'last_applied');
-      this.s.setMeta!.run(this.appliedTerm, 'last_applied_term');
+      this.s.setMeta.run(this.applied, 'last_applied');
+      this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
     })();
     return results;
   }

@@ -19,6 +19,8 @@ export class Progress {
   heardElapsed = 0;
   /** Ticks it has been caught up and responsive (leadership preference). */
   healthyTicks = 0;
+  /** Ticks since the snapshot went out (snapshot state); its answer may be lost, like any message. */
+  snapshotElapsed = 0;
 
   constructor(next: number) {
     this.next = next;
@@ -42,6 +44,7 @@ export class Progress {
     this.state = 'snapshot';
     this.paused = true;
     this.inflight = [];
+    this.snapshotElapsed = 0;
   }
 
   /** Records an accepted append up to `index`; says whether it moved anything. */

@@ -127,6 +127,18 @@ export class Raft {
     return this.members.some((m) => m.id === this.id && m.voter);
   }
 
+  /**
+   * Thesis §4.2.2: "a server that is not part of its own latest configuration should still
+   * start new elections, as it might still be needed until the Cnew entry is committed" (Figure
+   * 4.6: a leader removing itself from {S1, S2} steps down before S2 has the entry; only S1 can
+   * lead, since S2 needs S1's vote and S1 refuses it for S2's shorter log). Its own vote counts
+   * only where it is a voter: voteResult counts `voters` alone.
+   */
+  private mayCampaign(): boolean {
+    if (this.promotable) return true;
+    return this.log.committed < this.log.lastIndex && votersOf(this.membersAt(this.log.committed)).includes(this.id);
+  }
+
   get isLearner(): boolean {
     return this.members.some((m) => m.id === this.id && !m.voter);
   }
@@ -140,7 +152,7 @@ export class Raft {
   tick(): void {
     if (this.role === 'leader') return this.tickLeader();
     this.electionElapsed++;
-    if (this.promotable && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.mayCampaign()) {
       this.electionElapsed = 0;
       this.campaign('preVote');
     }
@@ -153,6 +165,9 @@ export class Raft {
       pr.heardElapsed++;
       const healthy = pr.heardElapsed <= this.electionTicks && pr.match >= this.log.committed && id !== this.id;
       pr.healthyTicks = healthy ? pr.healthyTicks + 1 : 0;
+      // §5.1: an unanswered RPC is retried. The snapshot or its answer may have been lost (the
+      // driver cannot always tell): after an election timeout, probe again (and resend if needed).
+      if (pr.state === 'snapshot' && ++pr.snapshotElapsed >= this.electionTicks) pr.becomeProbe();
     }
     if (this.transferee) {
       this.transferElapsed++;
@@ -220,7 +235,9 @@ export class Raft {
 
   private startRead(ctx: number): void {
     const read = { ctx, index: this.log.committed, acks: new Set([this.id]) };
-    if (this.voters.length <= 1) {
+    // Answer at once only when this leader alone is a quorum; a leader removing itself is no
+    // voter, and the remaining voter may already follow a newer leader.
+    if (voteResult(this.voters, new Map([[this.id, true]])) === 'won') {
       this.readStates.push({ ctx, index: read.index });
       return;
     }
@@ -252,7 +269,8 @@ export class Raft {
 
   /** The state machine holds everything up to `index` durably: drop those entries. */
   compact(index: number): void {
-    this.log.compact(Math.min(index, this.log.applied), this.membersAt(index));
+    const upTo = Math.min(index, this.log.applied);
+    this.log.compact(upTo, this.membersAt(upTo));
   }
 
   /**
@@ -266,7 +284,7 @@ export class Raft {
     return { index, term: this.log.term(index)!, members: this.membersAt(index) };
   }
 
-  /** The configuration in effect at `index` (≤ applied). */
+  /** The configuration in effect at `index` (≤ lastIndex, ≥ the snapshot's). */
   private membersAt(index: number): Member[] {
     const entries = this.log.slice(this.log.firstIndex, index);
     return membersAfter(this.log.snapshot.members, entries);
@@ -404,6 +422,9 @@ export class Raft {
         return;
       case 'heartbeatResp':
         if (pr.state === 'probe') pr.paused = false;
+        // Every append filling the window may have been lost (nothing would ever answer them):
+        // free one slot, so the next append goes out and its answer resynchronises us.
+        else if (pr.state === 'replicate' && pr.isPaused(this.maxInflight)) pr.inflight.shift();
         if (pr.match < this.log.lastIndex) this.sendAppend(m.from);
         if (m.ctx) this.ackRead(m.from, m.ctx);
         return;
