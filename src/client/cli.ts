@@ -83,6 +83,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port', '8081')
     .option('--max-tasks <n>', 'tasks run at once', '10')
+    .option('--threads <n>', 'threads running them (default: one per task slot)')
     .option('--data-dir <dir>', 'scratch space (default $WEIR_DATA_DIR or ./data/worker-HOST-PORT)')
     .action(async (f) => runWorker(f, masterUrls()));
 

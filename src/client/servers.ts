@@ -95,6 +95,7 @@ export interface WorkerFlags {
   host: string;
   port?: string;
   maxTasks: string;
+  threads?: string;
   dataDir?: string;
 }
 
@@ -104,11 +105,16 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
   if (!Number.isInteger(maxTasks) || maxTasks < 1 || maxTasks > 10_000) {
     throw new Error(`--max-tasks must be an integer from 1 to 10000; got '${f.maxTasks}'`);
   }
+  const threads = f.threads === undefined ? undefined : Number(f.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > maxTasks)) {
+    throw new Error(`--threads must be an integer from 1 to --max-tasks (${maxTasks}); got '${f.threads}'`);
+  }
   const node = await WorkerNode.start({
     host: f.host,
     port: p,
     masters,
     maxTasks,
+    ...(threads ? { threads } : {}),
     dataDir: resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(process.env.WEIR_TOKEN ? { token: process.env.WEIR_TOKEN } : {}),

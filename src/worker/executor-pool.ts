@@ -21,11 +21,14 @@ export class TaskTimeoutError extends Error {
  * Runs tasks in worker threads, one task per thread at a time, so a task that loops, throws
  * or exhausts its heap takes down only its own thread: the pool replaces it and the worker
  * lives on. Threads with different memory limits live in different pools (a heap limit is
- * fixed when a thread starts).
+ * fixed when a thread starts). With fewer threads than slots, tasks wait here for a thread,
+ * and a task's timeout starts only when it gets one.
  */
 export class ExecutorPool {
   private readonly pools = new Map<number, Piscina>();
   private readonly filename = new URL('./task-thread.js', import.meta.url).href;
+  private busy = 0;
+  private readonly waiting: { start: () => void; signal?: AbortSignal }[] = [];
 
   constructor(private readonly maxThreads: number) {}
 
@@ -46,6 +49,43 @@ export class ExecutorPool {
   }
 
   async run(spec: TaskSpec, limits: RunLimits): Promise<unknown[]> {
+    await this.acquire(limits.signal);
+    try {
+      return await this.runNow(spec, limits);
+    } finally {
+      this.release();
+    }
+  }
+
+  private acquire(signal?: AbortSignal): Promise<void> {
+    if (this.busy < this.maxThreads) {
+      this.busy++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { start: () => resolve(), ...(signal ? { signal } : {}) };
+      this.waiting.push(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i >= 0) {
+            this.waiting.splice(i, 1);
+            reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+          }
+        },
+        { once: true },
+      );
+    });
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next.start();
+    else this.busy--;
+  }
+
+  private async runNow(spec: TaskSpec, limits: RunLimits): Promise<unknown[]> {
     const ac = new AbortController();
     const onAbort = () => ac.abort(limits.signal?.reason);
     limits.signal?.addEventListener('abort', onAbort, { once: true });

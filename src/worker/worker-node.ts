@@ -14,6 +14,8 @@ export interface WorkerOptions {
   port: number;
   masters: string[];
   maxTasks: number;
+  /** Threads running tasks (default: one per slot); fewer suits tiny or CPU-bound tasks. */
+  threads?: number;
   dataDir: string;
   jwtSecret?: string;
   token?: string;
@@ -39,7 +41,7 @@ export class WorkerNode {
     const release = lockDataDir(o.dataDir);
     const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`);
     const client = new HttpClient({ urls: o.masters, tokens, retryForMs: 5000 });
-    const pool = new ExecutorPool(o.maxTasks);
+    const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
     const address = `${o.host}:${o.port}`;
     const agent = new WorkerAgent({
