@@ -21,6 +21,7 @@ function open() {
   const state = new StateMachine(join(dir, 'state.db'));
   const transport = new PeerTransport(
     1,
+    SELF.address,
     new TokenSource(undefined, undefined, 't'),
     {
       onFrame: () => undefined,
