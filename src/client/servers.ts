@@ -79,6 +79,10 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...timingFromEnv(),
+    onFatal: (err) => {
+      process.stderr.write(`weir master: ${err.message}\n`);
+      void node.close().finally(() => process.exit(1));
+    },
   });
   untilSignal(() => node.close());
 }

@@ -39,6 +39,8 @@ export interface MasterOptions {
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
   logger?: Logger;
+  /** A failure after start-up that leaves this master useless (the cluster refused it). */
+  onFatal?: (err: Error) => void;
 }
 
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
@@ -217,6 +219,7 @@ export class MasterNode {
         const via = joinVia;
         void requestJoin(via, self, tokens, log, () => node.closed).catch((err: Error) => {
           log.error({ err: err.message }, 'could not join the cluster');
+          options.onFatal?.(err);
         });
       }
       if (options.discover) node.parts.rediscover = node.watchDns(discovery);
