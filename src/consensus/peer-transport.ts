@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import type { TokenSource } from '../common/auth.js';
+import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
 
@@ -152,13 +153,7 @@ export class PeerTransport {
 
   /** Sends messages grouped per peer, one frame each; `snapshotFor` supplies snapshot data. */
   send(msgs: readonly Message[], snapshotFor: () => { meta: SnapshotMeta; data: Buffer }): void {
-    const perPeer = new Map<NodeId, Message[]>();
-    for (const m of msgs) {
-      let list = perPeer.get(m.to);
-      if (!list) perPeer.set(m.to, (list = []));
-      list.push(m);
-    }
-    for (const [to, list] of perPeer) {
+    for (const [to, list] of groupBy(msgs, (m) => m.to)) {
       const link = this.links.get(to);
       const snap = list.find((m) => m.type === 'snap');
       let frame: PeerFrame = { from: this.selfId, addr: this.selfAddress, msgs: list };

@@ -1,3 +1,4 @@
+import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
@@ -104,34 +105,29 @@ export class Scheduler {
 
   /** Sends committed assignments to their workers, grouped per worker. */
   dispatch(assigned: readonly RunningTask[]): void {
-    const perWorker = new Map<string, TaskAssignment[]>();
+    const assignments: (TaskAssignment & { worker_id: string })[] = [];
     for (const a of assigned) {
       const config = this.queries.jobConfig(a.job_id);
       if (!config) continue;
-      let list = perWorker.get(a.worker_id);
-      if (!list) perWorker.set(a.worker_id, (list = []));
-      list.push({
+      assignments.push({
         job_id: a.job_id,
         idx: a.idx,
         attempt: a.attempt,
+        worker_id: a.worker_id,
         spec: taskSpec(config, a.idx),
         timeout_ms: config.timeout_ms,
         memory_mb: config.memory_mb,
       });
     }
     // A worker whose channel dropped meanwhile gets them again when it reconnects (hello).
-    for (const [workerId, tasks] of perWorker) this.registry.send(workerId, { t: 'assign', tasks });
+    for (const [workerId, tasks] of groupBy(assignments, (a) => a.worker_id)) {
+      this.registry.send(workerId, { t: 'assign', tasks: tasks.map(({ worker_id: _, ...task }) => task) });
+    }
   }
 
   /** Tells workers to stop tasks of a cancelled or failed job. */
   stopTasks(tasks: readonly RunningTask[]): void {
-    const perWorker = new Map<string, RunningTask[]>();
-    for (const t of tasks) {
-      let list = perWorker.get(t.worker_id);
-      if (!list) perWorker.set(t.worker_id, (list = []));
-      list.push(t);
-    }
-    for (const [workerId, list] of perWorker) {
+    for (const [workerId, list] of groupBy(tasks, (t) => t.worker_id)) {
       this.registry.send(workerId, {
         t: 'cancel',
         tasks: list.map(({ job_id, idx, attempt }) => ({ job_id, idx, attempt })),
