@@ -320,13 +320,17 @@ export class RaftConsensus implements Consensus {
   }
 
   private snapshotToSend(): { meta: SnapshotMeta; data: Buffer } {
-    // Several followers needing one at once share it.
+    // Several followers needing one at once share it — while the log still follows on from
+    // it; a snapshot older than the compaction point would leave its receiver stuck behind.
     const now = Date.now();
-    if (!this.outgoingSnapshot || now - this.outgoingSnapshot.at > 2_000) {
-      this.outgoingSnapshot = { at: now, snap: this.state.snapshot() };
-      this.log.info({ index: this.outgoingSnapshot.snap.meta.index }, 'sending a snapshot to a follower');
+    const cached = this.outgoingSnapshot;
+    if (cached && now - cached.at <= 2_000 && cached.snap.meta.index >= this.raft.log.snapshot.index) {
+      return cached.snap;
     }
-    return this.outgoingSnapshot.snap;
+    const snap = this.state.snapshot();
+    this.outgoingSnapshot = { at: now, snap };
+    this.log.info({ index: snap.meta.index, bytes: snap.data.length }, 'sending a snapshot to a follower');
+    return snap;
   }
 
   private maybeCompact(): void {

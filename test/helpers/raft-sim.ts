@@ -176,7 +176,7 @@ function cloneMessage(m: Message): Message {
 const entryKey = (e: Entry): string =>
   e.kind === 'cmd' ? (e.data as string) : e.kind === 'noop' ? 'noop' : `conf:${JSON.stringify(e.data)}`;
 
-const describe = (m: Message): string => {
+const describeMessage = (m: Message): string => {
   const base = `${m.type} ${m.from}→${m.to} t${m.term}`;
   switch (m.type) {
     case 'app':
@@ -396,7 +396,7 @@ export class SimCluster {
   private send(node: SimNode, msg: Message, snapshotData?: string[]): void {
     const f = this.faults;
     if (this.rng.chance(f.drop)) {
-      this.trace(`drop ${describe(msg)}`);
+      if (this.traceOn) this.trace(`drop ${describeMessage(msg)}`);
       if (msg.type === 'snap') this.snapshotFailed(node.id, node.incarnation, msg.to);
       return;
     }
@@ -425,13 +425,13 @@ export class SimCluster {
   private deliver(p: Packet): void {
     const dest = this.nodes.get(p.to);
     if (!dest?.raft || !this.canReach(p.from, p.to)) {
-      if (this.traceOn) this.trace(`lost ${describe(p.msg)}`);
+      if (this.traceOn) this.trace(`lost ${describeMessage(p.msg)}`);
       if (p.msg.type === 'snap') this.snapshotFailed(p.from, p.fromIncarnation, p.to);
       return;
     }
     const msg = cloneMessage(p.msg);
     if (msg.type === 'snap') dest.received.set(msg.snapshot, p.snapshotData ?? this.fail(`snap without data`));
-    if (this.traceOn) this.trace(`deliver ${describe(msg)}`);
+    if (this.traceOn) this.trace(`deliver ${describeMessage(msg)}`);
     this.input(dest, () => dest.raft!.step(msg));
     if (this.rng.chance(this.opts.eagerReady)) this.handleReady(dest);
   }
@@ -888,7 +888,7 @@ export interface SeedPlan {
 
 /** What a seed does is decided by the seed alone, so `SEED=n` replays it exactly. */
 export function planFor(seed: number): SeedPlan {
-  return { nodes: seed % 2 === 0 ? 5 : 3, membership: seed % 3 === 0, chaosSteps: 600 };
+  return { nodes: seed % 2 === 0 ? 5 : 3, membership: seed % 3 === 0, chaosSteps: 400 + (seed % 7) * 150 };
 }
 
 export interface SeedReport {
@@ -994,7 +994,8 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       // of an older term), now and then to any node.
       const leaders = sim.leaders();
       if (rng.chance(p.propose)) {
-        const to = rng.chance(0.9) && leaders.length ? rng.pick(leaders).id : live.length ? rng.pick(live).id : undefined;
+        const to =
+          rng.chance(0.9) && leaders.length ? rng.pick(leaders).id : live.length ? rng.pick(live).id : undefined;
         if (to !== undefined) sim.propose(`s${seed}c${++cmd}`, to);
       }
       // A read goes to every node that claims to lead: a stale one must not answer it.

@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { NO_FAULTS, runSeed, SimCluster, SimFailure, type SeedReport } from '../helpers/raft-sim.js';
 
-const SEEDS = Number(process.env.SOAK_SEEDS ?? 1000);
+const SEEDS = Number(process.env.SOAK_SEEDS ?? 2000);
 const CHUNK = 250;
 const ONE_SEED = process.env.SEED === undefined ? undefined : Number(process.env.SEED);
 

@@ -14,7 +14,15 @@ let index: number;
 
 const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
 const submit = (job_id: string, config: unknown, extra: Partial<Command> = {}) =>
-  apply({ type: 'submitJob', at: 1000, job_id, name: job_id, job_type: 'batch', config: normalizeBatchConfig(config), ...extra } as Command);
+  apply({
+    type: 'submitJob',
+    at: 1000,
+    job_id,
+    name: job_id,
+    job_type: 'batch',
+    config: normalizeBatchConfig(config),
+    ...extra,
+  } as Command);
 const register = (worker_id: string, max_tasks = 10) =>
   apply({ type: 'registerWorker', at: 1000, worker_id, address: `${worker_id}:1`, max_tasks });
 const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
@@ -22,7 +30,11 @@ const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
 const complete = (job_id: string, idx: number, worker_id: string, attempt = 1, result: unknown[] = [idx]) =>
   apply({ type: 'completeTasks', at: 3000, completions: [{ job_id, idx, attempt, worker_id, result }] });
 const fail = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
-  apply({ type: 'failTasks', at: 3000, failures: [{ job_id, idx, attempt, worker_id, error: { message: `boom ${attempt}` } }] });
+  apply({
+    type: 'failTasks',
+    at: 3000,
+    failures: [{ job_id, idx, attempt, worker_id, error: { message: `boom ${attempt}` } }],
+  });
 const task = (job_id: string, idx: number) => q.tasksOfJob(job_id, 1000).find((t) => t.idx === idx)!;
 
 beforeEach(() => {
@@ -150,9 +162,7 @@ describe('the state machine', () => {
   it('refuses to apply out of order', () => {
     expect(() =>
       sm.applyBatch([{ index: 5, term: 1, kind: 'cmd', data: { type: 'drainWorker', at: 1, worker_id: 'w' } }]),
-    ).toThrow(
-      /out of order/,
-    );
+    ).toThrow(/out of order/);
   });
 
   it('keeps last_applied and its term across a reopen', () => {
@@ -164,7 +174,12 @@ describe('the state machine', () => {
 
   it('applies membership changes, so a copy of the database is a whole snapshot', () => {
     sm.applyBatch([
-      { index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members: [{ id: 1, address: 'http://a:1', voter: true }] } },
+      {
+        index: 1,
+        term: 1,
+        kind: 'conf',
+        data: { op: 'bootstrap', members: [{ id: 1, address: 'http://a:1', voter: true }] },
+      },
       { index: 2, term: 2, kind: 'noop' },
       { index: 3, term: 2, kind: 'conf', data: { op: 'addLearner', id: 2, address: 'http://b:1' } },
     ]);

@@ -40,7 +40,9 @@ describe('addresses and durations', () => {
   });
 
   it('parses 30s, 5m, 1h, 7d', () => {
-    expect(['30s', '5m', '1h', '7d', '250ms'].map(parseDuration)).toEqual([30_000, 300_000, 3_600_000, 604_800_000, 250]);
+    expect(['30s', '5m', '1h', '7d', '250ms'].map(parseDuration)).toEqual([
+      30_000, 300_000, 3_600_000, 604_800_000, 250,
+    ]);
     expect(() => parseDuration('soon')).toThrow(/30s, 5m, 1h or 7d/);
   });
 });

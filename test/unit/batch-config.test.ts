@@ -60,7 +60,9 @@ describe('batch job configs', () => {
 
   it('checks a user module at submission without running it', () => {
     expect(refused({ module: 'export function map( {', data: [1] })).toMatch(/syntax error/);
-    expect(refused({ module: 'export function mop() {}', data: [1] })).toMatch(/does not export 'map'; it exports 'mop'/);
+    expect(refused({ module: 'export function mop() {}', data: [1] })).toMatch(
+      /does not export 'map'; it exports 'mop'/,
+    );
     expect(refused({ module: 'export function map() {}' })).toMatch(/config.data/);
   });
 

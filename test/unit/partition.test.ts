@@ -3,7 +3,14 @@ import { contiguousPartition } from '../../src/ops/partition.js';
 
 describe('contiguousPartition', () => {
   it('covers every item exactly once, in order', () => {
-    for (const [n, k] of [[5, 5], [100, 7], [7, 3], [1, 1], [10, 10], [1000, 999]] as const) {
+    for (const [n, k] of [
+      [5, 5],
+      [100, 7],
+      [7, 3],
+      [1, 1],
+      [10, 10],
+      [1000, 999],
+    ] as const) {
       let next = 0;
       for (let i = 0; i < k; i++) {
         const { start, end } = contiguousPartition(n, k, i);

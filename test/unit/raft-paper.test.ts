@@ -7,7 +7,15 @@
 // delivers everything until the cluster is quiet; it can cut links and isolate nodes.
 import { describe, expect, it } from 'vitest';
 import { NotLeaderError, ProposalRefusedError, Raft } from '../../src/consensus/core/raft.js';
-import type { ConfChange, Entry, Member, Message, NodeId, ReadState, SnapshotMeta } from '../../src/consensus/core/types.js';
+import type {
+  ConfChange,
+  Entry,
+  Member,
+  Message,
+  NodeId,
+  ReadState,
+  SnapshotMeta,
+} from '../../src/consensus/core/types.js';
 
 const ELECTION = 10;
 
@@ -77,7 +85,7 @@ function drain(r: Raft): Drained {
 
 const sent = (r: Raft) => drain(r).messages;
 const ofType = <T extends Message['type']>(msgs: Message[], type: T) =>
-  msgs.filter((m): m is Extract<Message, { type: T }> => m.type === type);
+  msgs.filter((m): m is Message & { type: T } => m.type === type);
 
 function tick(r: Raft, n: number): void {
   for (let i = 0; i < n; i++) r.tick();
@@ -107,7 +115,10 @@ class Net {
   }
 
   isolate(id: NodeId): void {
-    this.partition([id], [...this.peers.keys()].filter((other) => other !== id));
+    this.partition(
+      [id],
+      [...this.peers.keys()].filter((other) => other !== id),
+    );
   }
 
   /** Nodes in different groups cannot talk. */
@@ -146,7 +157,8 @@ class Net {
       queue.push(...d.messages);
     };
     for (const r of this.peers.values()) collect(r);
-    while (queue.length) {
+    for (let delivered = 0; queue.length; delivered++) {
+      if (delivered > 100_000) throw new Error('the network never goes quiet');
       const m = queue.shift()!;
       const to = this.peers.get(m.to);
       if (!to || this.cut.has(`${m.from}>${m.to}`)) continue;
@@ -209,7 +221,8 @@ const cluster = (n: number, spec: NodeSpec = {}) => {
 function leaderOf(spec: NodeSpec & { voters: NodeId[] }): Raft {
   const r = node(1, spec);
   tick(r, ELECTION);
-  for (const v of spec.voters) if (v !== 1) r.step({ type: 'preVoteResp', from: v, to: 1, term: r.term + 1, reject: false });
+  for (const v of spec.voters)
+    if (v !== 1) r.step({ type: 'preVoteResp', from: v, to: 1, term: r.term + 1, reject: false });
   for (const v of spec.voters) if (v !== 1) r.step({ type: 'voteResp', from: v, to: 1, term: r.term, reject: false });
   expect(r.role).toBe('leader');
   drain(r);
@@ -244,7 +257,16 @@ describe('§5.1 Raft basics: terms', () => {
 
   it('a request from an older term is rejected and tells the stale sender the current term', () => {
     const r = node(1, { term: 3, log: [1, 2] });
-    r.step({ type: 'app', from: 2, to: 1, term: 2, prevIndex: 2, prevTerm: 2, entries: [{ index: 3, term: 2, kind: 'cmd', data: 'x' }], commit: 3 });
+    r.step({
+      type: 'app',
+      from: 2,
+      to: 1,
+      term: 2,
+      prevIndex: 2,
+      prevTerm: 2,
+      entries: [{ index: 3, term: 2, kind: 'cmd', data: 'x' }],
+      commit: 3,
+    });
     expect(r.log.lastIndex).toBe(2);
     expect(r.log.committed).toBe(0);
     const [resp] = ofType(sent(r), 'appResp');
@@ -406,7 +428,9 @@ describe('§5.3 log replication', () => {
     expect(index).toBe(3);
     const d = drain(r);
     expect(d.entries).toEqual([{ index: 3, term: 2, kind: 'cmd', data: 'x' }]); // for the driver to persist
-    expect(ofType(d.messages, 'app').map((m) => [m.to, m.prevIndex, m.prevTerm, m.entries.map((e) => e.index)])).toEqual([
+    expect(
+      ofType(d.messages, 'app').map((m) => [m.to, m.prevIndex, m.prevTerm, m.entries.map((e) => e.index)]),
+    ).toEqual([
       [2, 2, 2, [3]],
       [3, 2, 2, [3]],
     ]);
@@ -437,7 +461,12 @@ describe('§5.3 log replication', () => {
       expect(r.log.committed >= index).toBe(committed);
       if (committed) {
         expect(d.committed.map((e) => e.data)).toContain('x');
-        for (const to of acceptors) expect(ofType(d.messages, 'app').filter((m) => m.to === to).at(-1)?.commit).toBe(index);
+        for (const to of acceptors)
+          expect(
+            ofType(d.messages, 'app')
+              .filter((m) => m.to === to)
+              .at(-1)?.commit,
+          ).toBe(index);
       }
     }
   });
@@ -464,7 +493,9 @@ describe('§5.3 log replication', () => {
     ] as const) {
       const r = node(1, { term: 3, log: [...log] });
       r.step({ type: 'app', from: 2, to: 1, term: 3, prevIndex, prevTerm, entries: [], commit: 0 });
-      expect(ofType(sent(r), 'appResp')).toEqual([{ type: 'appResp', from: 1, to: 2, term: 3, index: prevIndex, reject: true, hint }]);
+      expect(ofType(sent(r), 'appResp')).toEqual([
+        { type: 'appResp', from: 1, to: 2, term: 3, index: prevIndex, reject: true, hint },
+      ]);
       expect(r.log.lastIndex).toBe(log.length);
     }
   });
@@ -490,8 +521,32 @@ describe('§5.3 log replication', () => {
 
   it('a stale, reordered append does not truncate entries the follower already has from the same leader', () => {
     const r = node(1, { term: 2, log: [1, 2, 2, 2] });
-    r.step({ type: 'app', from: 2, to: 1, term: 2, prevIndex: 1, prevTerm: 1, entries: [{ index: 2, term: 2, kind: 'cmd', data: 'e2' }], commit: 0 });
+    r.step({
+      type: 'app',
+      from: 2,
+      to: 1,
+      term: 2,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [{ index: 2, term: 2, kind: 'cmd', data: 'e2' }],
+      commit: 0,
+    });
     expect(r.log.lastIndex).toBe(4);
+  });
+
+  it('a heartbeat never tells a follower to commit past what the leader knows it holds', () => {
+    // Node 3 may still hold stale entries at those indexes from an older term.
+    const r = leaderOf({ voters: [1, 2, 3], term: 1 });
+    r.propose('x');
+    r.step({ type: 'appResp', from: 2, to: 1, term: 2, index: 2, reject: false, hint: 0 });
+    drain(r);
+    expect(r.log.committed).toBe(2);
+    r.tick();
+    const beats = ofType(sent(r), 'heartbeat');
+    expect(beats.map((m) => [m.to, m.commit])).toEqual([
+      [2, 2],
+      [3, 0],
+    ]);
   });
 
   it('a follower commits up to the leader commit, but never past the last entry this append vouched for', () => {
@@ -684,7 +739,16 @@ describe('§6, thesis ch. 4: membership changes, one server at a time', () => {
     const add: Omit<Entry, 'index'> = { term: 1, kind: 'conf', data: { op: 'addLearner', id: 4, address: 'n4' } };
     const r = node(2, { term: 1, log: [1], extra: [add] });
     expect(r.members.map((m) => m.id)).toEqual([1, 2, 3, 4]);
-    r.step({ type: 'app', from: 3, to: 2, term: 2, prevIndex: 1, prevTerm: 1, entries: [{ index: 2, term: 2, kind: 'noop' }], commit: 0 });
+    r.step({
+      type: 'app',
+      from: 3,
+      to: 2,
+      term: 2,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [{ index: 2, term: 2, kind: 'noop' }],
+      commit: 0,
+    });
     expect(r.members.map((m) => m.id)).toEqual([1, 2, 3]);
   });
 
@@ -754,7 +818,9 @@ describe('§7 log compaction and snapshots', () => {
     const d = drain(f);
     expect(d.snapshot).toBe(snapshot);
     expect(d.committed).toEqual([]); // the state machine comes from the snapshot, not from entries
-    expect(ofType(d.messages, 'appResp')).toEqual([{ type: 'appResp', from: 3, to: 1, term: 2, index: 10, reject: false, hint: 0 }]);
+    expect(ofType(d.messages, 'appResp')).toEqual([
+      { type: 'appResp', from: 3, to: 1, term: 2, index: 10, reject: false, hint: 0 },
+    ]);
     expect(f.log).toMatchObject({ firstIndex: 11, lastIndex: 10, committed: 10, applied: 10 });
     expect(f.members.map((m) => m.id)).toEqual([1, 2, 3, 4]);
   });
@@ -798,17 +864,18 @@ describe('§7 log compaction and snapshots', () => {
 describe('pipelined replication survives lost appends', () => {
   it('when every append filling the window was lost, a heartbeat answer lets replication resume', () => {
     const voters = [1, 2, 3];
-    const nodes = voters.map((id) =>
-      new Raft({
-        id,
-        electionTicks: ELECTION,
-        heartbeatTicks: 1,
-        random: () => 0,
-        maxInflight: 2,
-        hardState: { term: 0, vote: 0, commit: 0 },
-        snapshot: { index: 0, term: 0, members: membersOf(voters) },
-        entries: [],
-      }),
+    const nodes = voters.map(
+      (id) =>
+        new Raft({
+          id,
+          electionTicks: ELECTION,
+          heartbeatTicks: 1,
+          random: () => 0,
+          maxInflight: 2,
+          hardState: { term: 0, vote: 0, commit: 0 },
+          snapshot: { index: 0, term: 0, members: membersOf(voters) },
+          entries: [],
+        }),
     );
     const net = new Net(...nodes);
     const leader = net.elect(1);

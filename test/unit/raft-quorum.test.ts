@@ -108,7 +108,9 @@ describe('voteResult', () => {
       const votes = new Map<NodeId, boolean>();
       for (const id of [...voters, ...others]) if (rng.chance(0.6)) votes.set(id, rng.chance(0.5));
       const got = voteResult(voters, votes);
-      expect(got, `voters ${JSON.stringify(voters)}, votes ${JSON.stringify([...votes])}`).toBe(naiveVote(voters, votes));
+      expect(got, `voters ${JSON.stringify(voters)}, votes ${JSON.stringify([...votes])}`).toBe(
+        naiveVote(voters, votes),
+      );
     }
   });
 
