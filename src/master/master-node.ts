@@ -98,19 +98,9 @@ export class MasterNode {
     try {
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
-      let joinVia: string[] | undefined;
-      if (!storage.initialized) {
-        const peers = await MasterNode.firstPeers(discovery, self, options, log);
-        const running = await findRunningCluster(peers, self);
-        if (running && !running.nodes.some((n) => n.id === self.id)) {
-          joinVia = [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== selfUrl)];
-          log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
-        } else {
-          const members = peers.map((p) => ({ id: p.id, address: p.url, voter: true }));
-          storage.bootstrap(members);
-          log.info({ members: members.map((m) => `${m.id}=${m.address}`) }, 'founded a new cluster');
-        }
-      }
+      const joinVia = storage.initialized
+        ? undefined
+        : await MasterNode.foundOrJoin(storage, discovery, self, options, log);
       const timing = { ...DEFAULT_TIMING, ...options.timing };
       // The transport delivers to consensus, which sends through the transport.
       const inbox: { consensus?: RaftConsensus } = {};
@@ -228,6 +218,29 @@ export class MasterNode {
       release();
       throw err;
     }
+  }
+
+  /**
+   * An empty data dir either founds a new cluster with its peers, or — when they already run
+   * one without this master — is to join it: returns where to ask.
+   */
+  private static async foundOrJoin(
+    storage: RaftStorage,
+    discovery: Discovery,
+    self: Peer,
+    options: MasterOptions,
+    log: Logger,
+  ): Promise<string[] | undefined> {
+    const peers = await MasterNode.firstPeers(discovery, self, options, log);
+    const running = await findRunningCluster(peers, self);
+    if (running && !running.nodes.some((n) => n.id === self.id)) {
+      log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
+      return [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== self.url)];
+    }
+    const members = peers.map((p) => ({ id: p.id, address: p.url, voter: true }));
+    storage.bootstrap(members);
+    log.info({ members: members.map((m) => `${m.id}=${m.address}`) }, 'founded a new cluster');
+    return undefined;
   }
 
   /** The founding peers: the static list, or as many DNS records as `bootstrapExpect` asks. */
