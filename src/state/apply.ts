@@ -135,10 +135,10 @@ export class Applier {
   private completeTasks(cmd: CompleteTasks): ApplyResult {
     const accepted: (TaskRef & { started_at: number })[] = [];
     for (const c of cmd.completions) {
-      const row = this.s.runningTask.get(c.job_id, c.idx, c.attempt) as { started_at: number } | undefined;
       // First completion from the live attempt wins; stale or repeated reports change nothing.
+      const row = this.s.complete.get(cmd.at, JSON.stringify(c.result), c.job_id, c.idx, c.attempt) as
+        { started_at: number } | undefined;
       if (!row) continue;
-      this.s.complete.run(cmd.at, JSON.stringify(c.result), c.job_id, c.idx);
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, started_at: row.started_at });
     }
@@ -249,13 +249,13 @@ function prepare(db: Database) {
        WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'pending'`,
     ),
     startJob: st(`UPDATE jobs SET status = 'running', started_at = ? WHERE job_id = ? AND status = 'pending'`),
-    runningTask: st(`SELECT started_at FROM tasks WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running'`),
     runningTaskWithJob: st(
       `SELECT t.failures, j.max_retries FROM tasks t JOIN jobs j ON j.job_id = t.job_id
        WHERE t.job_id = ? AND t.idx = ? AND t.attempt = ? AND t.status = 'running'`,
     ),
     complete: st(
-      `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL WHERE job_id = ? AND idx = ?`,
+      `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
+       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' RETURNING started_at`,
     ),
     retry: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?
