@@ -5,7 +5,7 @@ import type { ApplyResult, Command } from '../state/commands.js';
 import type { StateMachine } from '../state/state-machine.js';
 import type { AppliedListener, Consensus, ConsensusStatus, MemberInfo } from './consensus.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
-import type { NodeId, Ready, SnapshotMeta } from './core/types.js';
+import type { MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import type { PeerFrame, PeerTransport } from './peer-transport.js';
 import type { RaftStorage } from './raft-storage.js';
 
@@ -21,6 +21,9 @@ export const DEFAULT_TIMING: RaftTiming = { tickMs: 50, electionTicks: 10, heart
 /** Compact the log once this many applied entries sit in it, keeping the newest `KEEP`. */
 const COMPACT_AFTER = 25_000;
 const KEEP = 5_000;
+/** What only a leader sends; none of it vouches for the sender's own durable state. */
+const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow']);
+
 /** A peer is shown healthy when heard from within this (DESIGN.md: 2 s). */
 const HEALTHY_MS = 2_000;
 
@@ -54,6 +57,8 @@ export class RaftConsensus implements Consensus {
   private leading = false;
   private leaderStartIndex = 0;
   private incomingSnapshot: { meta: SnapshotMeta; data: Buffer } | undefined;
+  /** The term on disk: a leader's appends may leave before the disk write only within it. */
+  private persistedTerm: number;
   private outgoingSnapshot: { at: number; snap: { meta: SnapshotMeta; data: Buffer } } | undefined;
 
   constructor(
@@ -65,6 +70,7 @@ export class RaftConsensus implements Consensus {
     private readonly log: Logger,
   ) {
     const snapshot = storage.snapshot();
+    this.persistedTerm = storage.hardState().term;
     this.raft = new Raft({
       id: self.id,
       electionTicks: timing.electionTicks,
@@ -233,9 +239,17 @@ export class RaftConsensus implements Consensus {
     if (this.closed) return;
     for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
       const rd = this.raft.ready();
+      // A leader's appends promise nothing about its own disk (it counts itself toward a
+      // quorum only once persisted), so they leave first and followers write in parallel
+      // (thesis §10.2.1). Everything else — votes, acknowledgements — waits for the disk.
+      // (Not in a Ready that also starts a new term: that term must be on disk first.)
+      const sameTerm = !rd.hardState || rd.hardState.term === this.persistedTerm;
+      const early = sameTerm ? rd.messages.filter((m) => LEADER_MESSAGES.has(m.type)) : [];
+      const late = early.length ? rd.messages.filter((m) => !LEADER_MESSAGES.has(m.type)) : rd.messages;
+      if (early.length) this.transport.send(early, () => this.snapshotToSend());
       this.persist(rd);
-      // ONLY NOW may messages leave: a vote or an acknowledgement must not outrun the disk.
-      if (rd.messages.length) this.transport.send(rd.messages, () => this.snapshotToSend());
+      // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
+      if (late.length) this.transport.send(late, () => this.snapshotToSend());
       this.apply(rd);
       this.raft.advance(rd);
       if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
@@ -256,6 +270,7 @@ export class RaftConsensus implements Consensus {
       this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
     }
     if (rd.hardState || rd.entries.length || rd.snapshot) this.storage.save(rd.hardState, rd.entries, rd.snapshot);
+    if (rd.hardState) this.persistedTerm = rd.hardState.term;
   }
 
   private apply(rd: Ready): void {

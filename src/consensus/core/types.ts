@@ -82,7 +82,9 @@ export interface ReadState {
  * What the driver must do, in this order:
  * 1. persist `hardState`, `snapshot` (install it) and `entries` (entries[0].index and after
  *    replace whatever the log held from there) — durably;
- * 2. only THEN send `messages` (a vote or an acknowledgement must never outrun the disk);
+ * 2. only THEN send `messages` (a vote or an acknowledgement must never outrun the disk) —
+ *    except a leader's own appends and heartbeats within an already durable term, which may
+ *    leave before its disk write (thesis §10.2.1: the leader counts itself only once stable);
  * 3. apply `committed` in order, serve `readStates` once applied;
  * 4. call `advance(ready)`.
  */
