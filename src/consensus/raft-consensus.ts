@@ -50,6 +50,8 @@ export class RaftConsensus implements Consensus {
   private readonly addresses = new Map<NodeId, string>();
   private readWaiters: { ctx: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   private readCtx = 0;
+  /** The read-index round collecting reads, not yet handed to the core (0: none). */
+  private unissuedRead = 0;
   private scheduled = false;
   private closed = false;
   private ticker: NodeJS.Timeout | undefined;
@@ -156,12 +158,10 @@ export class RaftConsensus implements Consensus {
 
   readBarrier(): Promise<void> {
     if (!this.leading) return Promise.reject(new WeirError('no_leader', 'this master is not the leader'));
-    const ctx = ++this.readCtx;
-    try {
-      this.raft.readIndex(ctx);
-    } catch (err) {
-      return Promise.reject(this.translate(err));
-    }
+    // Reads arriving in one turn of the event loop share one read-index round (one
+    // heartbeat to each follower), issued when the Ready loop next runs.
+    if (!this.unissuedRead) this.unissuedRead = ++this.readCtx;
+    const ctx = this.unissuedRead;
     this.schedule();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -174,6 +174,19 @@ export class RaftConsensus implements Consensus {
         reject: (e) => (clearTimeout(timer), reject(e)),
       });
     });
+  }
+
+  private issueRead(): void {
+    const ctx = this.unissuedRead;
+    if (!ctx) return;
+    this.unissuedRead = 0;
+    try {
+      this.raft.readIndex(ctx);
+    } catch (err) {
+      const e = this.translate(err);
+      for (const w of this.readWaiters.filter((r) => r.ctx === ctx)) w.reject(e);
+      this.readWaiters = this.readWaiters.filter((r) => r.ctx !== ctx);
+    }
   }
 
   async addMember(id: number, address: string): Promise<void> {
@@ -237,6 +250,7 @@ export class RaftConsensus implements Consensus {
 
   private process(): void {
     if (this.closed) return;
+    this.issueRead();
     for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
       const rd = this.raft.ready();
       // A leader's appends promise nothing about its own disk (it counts itself toward a
