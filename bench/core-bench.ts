@@ -4,25 +4,48 @@
 // bench/results/core-<date>.json.
 //
 // Options: --max-tasks N   skip the sweep and run the workers with --max-tasks N
+//          --threads T     with --max-tasks: the workers' --threads (default: one per slot)
 //          --cpu-prof      profile the Weir master and workers (node --cpu-prof) and summarise
 //          --skip-bullmq   leave the peer out
+//          --cluster       then run the cluster benchmark (cluster-bench.ts) with the
+//                          winning worker settings
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REDIS_FLAGS, bullLatency, bullThroughputRound, ensureRedisServer, startBull } from './bullmq.js';
 import { poolRound, startPool } from './pool.js';
-import { cleanup, killAllNow } from './procs.js';
-import { formatProfile } from './profile-summary.js';
-import { formatReport, targetsOf, writeResults, type Results, type SystemResult } from './report.js';
+import { runMain } from './main.js';
+import { cpuProfArgs, formatProfile } from './profile-summary.js';
+import { formatReport, targetsOf, writeResults, type Results, type SweepRow, type SystemResult } from './report.js';
 import { log, percentiles, spread } from './stats.js';
-import { startWeirCluster, weirLatency, weirThroughputRound, type ThroughputShape } from './weir.js';
+import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
+import {
+  describeSetting,
+  startWeirCluster,
+  weirLatency,
+  weirThroughputRound,
+  type ThroughputShape,
+  type WorkerSetting,
+} from './weir.js';
 
 /** 10,000 tasks as 100 jobs of 100, at most 16 submits in flight. */
 const SHAPE: ThroughputShape = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
 const TOTAL = SHAPE.jobs * SHAPE.tasksPerJob;
 const ROUNDS = 3;
 const LATENCY = { samples: 500, warmup: 50 };
-const MAX_TASKS_CANDIDATES = [16, 64, 128];
+/**
+ * Worker settings tried by the sweep, as (--max-tasks, --threads). Slots hide the round trip
+ * to the master; threads do the work, and on 2 cores a few threads beat one per slot for
+ * no-op tasks. (16, 16) and (128, 128) are the old default: one thread per slot.
+ */
+const CANDIDATES: WorkerSetting[] = [
+  { maxTasks: 16, threads: 2 },
+  { maxTasks: 64, threads: 2 },
+  { maxTasks: 64, threads: 4 },
+  { maxTasks: 128, threads: 2 },
+  { maxTasks: 16, threads: 16 },
+  { maxTasks: 128, threads: 128 },
+];
 const SWEEP_ROUNDS = 2;
 const BULL = { workers: 2, concurrency: 8 };
 const POOL_THREADS = 2;
@@ -30,23 +53,36 @@ const POOL_THREADS = 2;
 const DEADLINE_MS = 5 * 60_000;
 
 interface Options {
-  maxTasks?: number;
+  setting?: WorkerSetting;
   cpuProf: boolean;
   skipBullmq: boolean;
+  cluster: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { cpuProf: false, skipBullmq: false };
+  const o: Options = { cpuProf: false, skipBullmq: false, cluster: false };
+  let maxTasks: number | undefined;
+  let threads: number | undefined;
+  const positive = (flag: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} takes a positive integer`);
+    return n;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--skip-bullmq') o.skipBullmq = true;
-    else if (a === '--max-tasks') o.maxTasks = Number(argv[++i]);
-    else throw new Error(`unknown option '${a}' (known: --max-tasks N, --cpu-prof, --skip-bullmq)`);
+    else if (a === '--cluster') o.cluster = true;
+    else if (a === '--max-tasks') maxTasks = positive(a, argv[++i]);
+    else if (a === '--threads') threads = positive(a, argv[++i]);
+    else {
+      throw new Error(
+        `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster)`,
+      );
+    }
   }
-  if (o.maxTasks !== undefined && !(Number.isInteger(o.maxTasks) && o.maxTasks > 0)) {
-    throw new Error('--max-tasks takes a positive integer');
-  }
+  if (threads !== undefined && maxTasks === undefined) throw new Error('--threads goes with --max-tasks');
+  if (maxTasks !== undefined) o.setting = { maxTasks, ...(threads === undefined ? {} : { threads }) };
   return o;
 }
 
@@ -62,39 +98,34 @@ async function rounds(n: number, round: (label: string) => Promise<number>, what
 }
 
 /**
- * Tries each --max-tasks on a fresh cluster and keeps the fastest (mean of its rounds):
- * more slots per worker hide the round trip to the master, but each slot may also become a
- * thread of the worker's pool, and threads beyond the 2 cores cost more than they give.
+ * Tries each (--max-tasks, --threads) on a fresh cluster and keeps the fastest (mean of its
+ * rounds): more slots per worker hide the round trip to the master, while threads beyond
+ * the 2 cores cost more than they give.
  */
-async function sweepMaxTasks(): Promise<{ best: number; sweep: { max_tasks: number; tasks_per_s: number[] }[] }> {
-  const sweep = [];
-  for (const maxTasks of MAX_TASKS_CANDIDATES) {
-    log(`Weir sweep: --max-tasks ${maxTasks}`);
-    const cluster = await startWeirCluster({ maxTasks });
+async function sweepSettings(): Promise<{ best: WorkerSetting; sweep: SweepRow[] }> {
+  const sweep: SweepRow[] = [];
+  for (const setting of CANDIDATES) {
+    log(`Weir sweep: ${describeSetting(setting)}`);
+    const cluster = await startWeirCluster(setting);
     try {
       const runs = await rounds(SWEEP_ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, `sweep-${l}`), 'sweep');
-      sweep.push({ max_tasks: maxTasks, tasks_per_s: runs });
+      sweep.push({ max_tasks: setting.maxTasks, threads: setting.threads ?? null, tasks_per_s: runs });
     } finally {
       await cluster.stop();
     }
   }
   const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
   const best = sweep.reduce((a, b) => (mean(b.tasks_per_s) > mean(a.tasks_per_s) ? b : a));
-  return { best: best.max_tasks, sweep };
-}
-
-/** `--cpu-prof` for every node, each profile named after its process. */
-function profileArgs(dir: string): { nodeArgs: (name: string) => string[] } {
-  return { nodeArgs: (name) => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] };
+  return { best: { maxTasks: best.max_tasks, ...(best.threads === null ? {} : { threads: best.threads }) }, sweep };
 }
 
 async function benchWeir(o: Options): Promise<Results['weir']> {
-  const { best: maxTasks, sweep } = o.maxTasks ? { best: o.maxTasks, sweep: [] } : await sweepMaxTasks();
-  log(`Weir: 1 master + 2 workers, --max-tasks ${maxTasks}`);
+  const { best: setting, sweep } = o.setting ? { best: o.setting, sweep: [] } : await sweepSettings();
+  log(`Weir: 1 master + 2 workers, ${describeSetting(setting)}`);
   const profDir = o.cpuProf ? mkdtempSync(join(tmpdir(), 'weir-bench-prof-')) : undefined;
   const cluster = await startWeirCluster({
-    maxTasks,
-    ...(profDir ? profileArgs(profDir) : {}),
+    ...setting,
+    ...(profDir ? { nodeArgs: cpuProfArgs(profDir) } : {}),
   });
   let result: Results['weir'];
   try {
@@ -102,10 +133,11 @@ async function benchWeir(o: Options): Promise<Results['weir']> {
     log(`  Weir latency: ${LATENCY.samples} one-task jobs after ${LATENCY.warmup} warm-up`);
     const latency = percentiles(await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup));
     result = {
-      label: `Weir (1 master, 2 workers × max-tasks ${maxTasks})`,
+      label: `Weir (1 master, 2 workers × ${describeSetting(setting)})`,
       throughput: spread(runs),
       latency,
-      max_tasks: maxTasks,
+      max_tasks: setting.maxTasks,
+      threads: setting.threads ?? null,
       sweep,
     };
   } finally {
@@ -199,35 +231,13 @@ async function main(): Promise<void> {
   const results = assemble({ weir, bullmq, pool }, startedAt, t0, loadAtStart);
   process.stdout.write(`\n${formatReport(results)}\n`);
   log(`\nfigures written to ${writeResults(results)}`);
+  if (o.cluster) await runClusterBench({ setting: settingOf(results.weir) });
 }
 
-/** Tears everything down, whichever way the run ends; a failed run keeps its logs. */
-function exitWith(code: number, keepLogs = code !== 0): void {
-  void cleanup(keepLogs).then(
-    (kept) => {
-      if (kept.length) log(`logs kept in: ${kept.join(' ')}`);
-      process.exit(code);
-    },
-    () => process.exit(code),
-  );
-}
+const settingOf = (w: Results['weir']): WorkerSetting => ({
+  maxTasks: w.max_tasks,
+  ...(w.threads === null ? {} : { threads: w.threads }),
+});
 
-process.on('exit', killAllNow);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`\n${sig}: stopping every process the bench started`);
-    exitWith(128 + (sig === 'SIGINT' ? 2 : 15), false);
-  });
-}
-setTimeout(() => {
-  log(`bench: still running after ${DEADLINE_MS / 1000} s; stopping`);
-  exitWith(1);
-}, DEADLINE_MS).unref();
-
-main().then(
-  () => exitWith(0),
-  (err: Error) => {
-    log(`bench failed: ${err.stack ?? err.message}`);
-    exitWith(1);
-  },
-);
+// With --cluster the cluster benchmark's own limit comes on top.
+runMain(main, { deadlineMs: DEADLINE_MS + (process.argv.includes('--cluster') ? CLUSTER_DEADLINE_MS : 0) });

@@ -84,11 +84,11 @@ export function killAllNow(): void {
   for (const c of children) c.proc.kill('SIGKILL');
 }
 
-function isFree(port: number): Promise<boolean> {
+function isFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -104,22 +104,23 @@ function ephemeralRange(): { lo: number; hi: number } {
 }
 
 /**
- * A loopback port P such that P … P+n-1 are all free (the cluster uses consecutive ports).
+ * A loopback port P such that P … P+n-1 are all free on every one of `hosts` (the cluster
+ * uses consecutive ports; a multi-master cluster puts each master on its own 127.0.0.x).
  * Chosen below the ephemeral range: polling a port there before its server listens can make
  * the kernel pick that very port as the poller's source port (a TCP self-connect), and the
  * server then fails with EADDRINUSE.
  */
-export async function freePortBlock(n: number): Promise<number> {
+export async function freePortBlock(n: number, hosts: readonly string[] = ['127.0.0.1']): Promise<number> {
   const { lo } = ephemeralRange();
   const min = 10_000;
   const max = Math.max(min + 1000, lo) - n;
   for (let attempt = 0; attempt < 100; attempt++) {
     const base = min + Math.floor(Math.random() * (max - min));
     let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await isFree(base + i);
+    for (let i = 0; i < n && ok; i++) for (const h of hosts) ok &&= await isFree(base + i, h);
     if (ok) return base;
   }
-  throw new Error(`found no ${n} consecutive free ports on 127.0.0.1 between ${min} and ${max + n}`);
+  throw new Error(`found no ${n} consecutive free ports on ${hosts.join(', ')} between ${min} and ${max + n}`);
 }
 
 /** Polls `probe` until it returns true, or fails with `what` after `timeoutMs`. */

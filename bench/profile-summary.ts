@@ -75,6 +75,11 @@ export function summarizeProfile(path: string, n = 15): { functions: Share[]; ow
   };
 }
 
+/** Node flags that make a process write NAME.cpuprofile into `dir` when it exits. */
+export const cpuProfArgs =
+  (dir: string) =>
+  (name: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`];
+
 export function formatProfile(path: string): string {
   const s = summarizeProfile(path);
   const rows = (list: Share[]) => list.map((x) => `  ${x.percent.toFixed(1).padStart(5)}%  ${x.name}`).join('\n');

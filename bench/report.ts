@@ -15,11 +15,18 @@ export interface Results {
   /** 1-minute load average at start and end: other work on the machine skews every row. */
   load: { start: number; end: number };
   workload: Record<string, unknown>;
-  weir: SystemResult & { max_tasks: number; sweep: { max_tasks: number; tasks_per_s: number[] }[] };
+  weir: SystemResult & { max_tasks: number; threads: number | null; sweep: SweepRow[] };
   bullmq: (SystemResult & { redis: string; redis_flags: string[] }) | { skipped: string };
   pool: SystemResult;
   ratios: { weir_over_bullmq: number | null; weir_over_pool: number };
   targets: Target[];
+}
+
+/** One worker setting of the sweep; `threads` null: the worker's default, one per slot. */
+export interface SweepRow {
+  max_tasks: number;
+  threads: number | null;
+  tasks_per_s: number[];
 }
 
 export interface Target {
@@ -81,17 +88,13 @@ function formatValue(t: Target): string {
   return t.unit === 'ms' ? `${ms(t.value)} ms` : `${int(t.value)} tasks/s`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
-    .join('\n');
-}
-
 function systemRow(s: SystemResult): string[] {
   const t = s.throughput;
   return [s.label, int(t.median), `${int(t.min)}–${int(t.max)}`, ms(s.latency?.p50), ms(s.latency?.p99)];
 }
+
+const settingText = (maxTasks: number, threads: number | null) =>
+  `--max-tasks ${maxTasks} --threads ${threads ?? `${maxTasks} (default)`}`;
 
 export function formatReport(r: Results): string {
   const rows = [['system', 'tasks/s (median)', 'min–max (3 runs)', 'p50 ms', 'p99 ms'], systemRow(r.weir)];
@@ -109,17 +112,18 @@ export function formatReport(r: Results): string {
   const notes = [
     `Workload: ${r.workload.description as string}.`,
     r.weir.sweep.length === 0
-      ? `Weir --max-tasks ${r.weir.max_tasks}, as given on the command line.`
-      : `Weir --max-tasks ${r.weir.max_tasks}: the fastest of the sweep (tasks/s per round: ${r.weir.sweep
-          .map((s) => `${s.max_tasks} → ${s.tasks_per_s.map(int).join(', ')}`)
+      ? `Weir ${settingText(r.weir.max_tasks, r.weir.threads)}, as given on the command line.`
+      : `Weir ${settingText(r.weir.max_tasks, r.weir.threads)}: the fastest of the sweep (tasks/s per round: ${r.weir.sweep
+          .map((s) => `(${s.max_tasks}, ${s.threads ?? s.max_tasks}) → ${s.tasks_per_s.map(int).join(', ')}`)
           .join('; ')}).`,
     'skipped' in r.bullmq
       ? `BullMQ skipped: ${r.bullmq.skipped}`
       : `Redis ${r.bullmq.redis} started with ${r.bullmq.redis_flags.map((f) => (f === '' ? "''" : f)).join(' ')} (no persistence: an in-memory peer).`,
     `Machine: ${r.machine.cpus} × ${r.machine.cpu_model}, Node ${r.machine.node}. Total bench time ${r.duration_s.toFixed(0)} s.`,
     `Load average (1 min): ${r.load.start.toFixed(2)} at start, ${r.load.end.toFixed(2)} at end${
-      Math.max(r.load.start, r.load.end) > r.machine.cpus / 2
-        ? ' — other processes were competing for the CPUs: treat these figures as low'
+      // At the end the load is mostly the bench's own processes: only the start says who else ran.
+      r.load.start > r.machine.cpus / 2
+        ? ' — other processes were already busy at the start: treat these figures as low'
         : ''
     }.`,
   ];
@@ -128,11 +132,24 @@ export function formatReport(r: Results): string {
 
 /** Writes the figures to bench/results/core-<date>.json and returns the path. */
 export function writeResults(r: Results): string {
+  return writeJson('core', r.started_at, r);
+}
+
+/** Writes `figures` to bench/results/<prefix>-<start time>.json and returns the path. */
+export function writeJson(prefix: string, startedAt: string, figures: unknown): string {
   const dir = new URL('../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
   // Date and time, so two runs on one day keep both files.
-  const stamp = r.started_at.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  const file = new URL(`core-${stamp}.json`, dir);
-  writeFileSync(file, `${JSON.stringify(r, null, 2)}\n`);
+  const stamp = startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const file = new URL(`${prefix}-${stamp}.json`, dir);
+  writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
   return file.pathname;
+}
+
+/** Columns padded to their widest cell: the first `leftColumns` left-aligned (labels), the rest right-aligned. */
+export function table(rows: string[][], leftColumns = 1): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r) => r.map((cell, c) => (c < leftColumns ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
+    .join('\n');
 }

@@ -1,5 +1,5 @@
-// The Weir side of the benchmark: a real cluster of child processes (1 master, 2 workers)
-// driven over its REST API, as a user would drive it.
+// The Weir side of the benchmarks: a real cluster of child processes (1 or 3 masters,
+// 2 workers) driven over its REST API, as a user would drive it.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -8,7 +8,7 @@ import { mapLimit, sampleLatency } from './stats.js';
 
 const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
 
-interface JobView {
+export interface JobView {
   job_id: string;
   status: string;
   progress: { total: number; completed: number };
@@ -27,16 +27,26 @@ export class Api {
   }
 
   async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const { status, text } = await this.send(method, path, body);
+    if (status >= 300) throw new Error(`${method} ${path} → ${status}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as T;
+  }
+
+  /** The status and body, whatever the status; connection errors and timeouts throw. */
+  async send(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    timeoutMs = 30_000,
+  ): Promise<{ status: number; text: string }> {
     const res = await this.pool.request({
       method,
       path,
       ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw new Error(`${method} ${path} → ${res.statusCode}: ${text.slice(0, 300)}`);
-    return JSON.parse(text) as T;
+    return { status: res.statusCode, text: await res.body.text() };
   }
 
   close(): Promise<void> {
@@ -44,68 +54,209 @@ export class Api {
   }
 }
 
-export interface WeirCluster {
+/** A master process and what it takes to start it again on the same data dir. */
+export interface MasterProc {
+  name: string;
+  /** Raft node id: the last two octets of the host, as the master derives it. */
+  id: number;
+  url: string;
   api: Api;
-  master: Child;
+  child: Child;
+  /** Starts the same master again (after a kill), on its data dir; updates `child`. */
+  restart(): Child;
+}
+
+export interface WeirCluster {
+  /** The leader's API (the only master, or the leader when the cluster was ready). */
+  api: Api;
+  masters: MasterProc[];
   workers: Child[];
   maxTasks: number;
+  threads: number | undefined;
+  /** Where every node keeps its data dir and log. */
+  dir: string;
   stop(): Promise<void>;
 }
 
-export interface ClusterOptions {
+/** How each worker is started: task slots, and threads running them. */
+export interface WorkerSetting {
   maxTasks: number;
-  /** Extra node flags per process ('master', 'w1', 'w2'), e.g. `--cpu-prof`. */
+  /** The workers' --threads; left out, each worker runs one thread per slot. */
+  threads?: number;
+}
+
+export const describeSetting = (s: WorkerSetting): string =>
+  `max-tasks ${s.maxTasks}, threads ${s.threads ?? `${s.maxTasks} (one per slot)`}`;
+
+export interface ClusterOptions extends WorkerSetting {
+  /**
+   * One loopback address per master, all on one port (default: one master on 127.0.0.1).
+   * With several, they are started with `--peers` and form a Raft cluster.
+   */
+  masterHosts?: string[];
+  /** Where the two workers listen (default: the first master's host, on the next ports). */
+  workerHost?: string;
+  /** Extra node flags per process ('master' or 'm<id>', 'w1', 'w2'), e.g. `--cpu-prof`. */
   nodeArgs?: (name: string) => string[];
 }
 
-/** Starts a master and two workers on consecutive free ports; resolves once tasks can run. */
-export async function startWeirCluster(o: ClusterOptions): Promise<WeirCluster> {
-  const dir = makeTempDir('weir-bench-');
-  const port = await freePortBlock(3);
-  const masterUrl = `http://127.0.0.1:${port}`;
-  // An open cluster (no JWT_SECRET) so that auth is not part of the measurement.
-  const env = { ...process.env, JWT_SECRET: undefined, WEIR_TOKEN: undefined, WEIR_MASTER: undefined };
-  const node = (name: string, args: string[]) => {
-    mkdirSync(join(dir, name), { recursive: true });
-    const nodeArgs = o.nodeArgs?.(name) ?? [];
-    return startChild(name, process.execPath, [...nodeArgs, WEIR_BIN, ...args, '--data-dir', join(dir, name)], {
-      logFile: join(dir, `${name}.log`),
-      env,
-    });
+/** An open cluster (no JWT_SECRET) so that auth is not part of the measurement. */
+const CHILD_ENV = { ...process.env, JWT_SECRET: undefined, WEIR_TOKEN: undefined, WEIR_MASTER: undefined };
+
+/** Starts `bin/weir.js ARGS --data-dir DIR/NAME` with its output in DIR/NAME.log. */
+export function spawnWeir(dir: string, name: string, args: string[], nodeArgs: string[] = []): Child {
+  mkdirSync(join(dir, name), { recursive: true });
+  return startChild(name, process.execPath, [...nodeArgs, WEIR_BIN, ...args, '--data-dir', join(dir, name)], {
+    logFile: join(dir, `${name}.log`),
+    env: CHILD_ENV,
+  });
+}
+
+/** The id a master derives from its IPv4 address `a.b.c.d`: c*256+d (DESIGN.md section 3). */
+export const nodeIdOf = (host: string): number => {
+  const [, , c, d] = host.split('.').map(Number);
+  return c! * 256 + d!;
+};
+
+/**
+ * A master process on `host:port`. `peers` (every master's URL, its own included) makes it
+ * found a cluster with them on an empty data dir, or join the running one.
+ */
+export function startMaster(
+  dir: string,
+  host: string,
+  port: number,
+  o: { name?: string; peers?: string[]; nodeArgs?: (name: string) => string[] } = {},
+): MasterProc {
+  const name = o.name ?? `m${nodeIdOf(host)}`;
+  const url = `http://${host}:${port}`;
+  const args = ['master', '--host', host, '--port', String(port), ...(o.peers ? ['--peers', o.peers.join(',')] : [])];
+  const launch = () => spawnWeir(dir, name, args, o.nodeArgs?.(name));
+  const m: MasterProc = {
+    name,
+    id: nodeIdOf(host),
+    url,
+    api: new Api(url),
+    child: launch(),
+    restart: () => (m.child = launch()),
   };
-  const master = node('master', ['master', '--host', '127.0.0.1', '--port', String(port)]);
-  const api = new Api(masterUrl);
+  return m;
+}
+
+/** The `weir worker` flags for the cluster's workers. */
+function workerArgs(host: string, port: number, masters: string[], o: ClusterOptions): string[] {
+  return [
+    'worker',
+    ...['--host', host, '--port', String(port), '--master', masters.join(',')],
+    ...['--max-tasks', String(o.maxTasks)],
+    ...(o.threads === undefined ? [] : ['--threads', String(o.threads)]),
+  ];
+}
+
+/**
+ * Starts the masters and two workers on free ports; resolves once there is a leader every
+ * master agrees on (for several: the one the seed's highest-id rule settles on) and both
+ * workers can take tasks.
+ */
+export async function startWeirCluster(o: ClusterOptions): Promise<WeirCluster> {
+  const hosts = o.masterHosts ?? ['127.0.0.1'];
+  const workerHost = o.workerHost ?? hosts[0]!;
+  const dir = makeTempDir('weir-bench-');
+  const port = await freePortBlock(3, [...new Set([...hosts, workerHost])]);
+  const urls = hosts.map((h) => `http://${h}:${port}`);
+  const peers = hosts.length > 1 ? urls : undefined;
+  const masters = hosts.map((h) =>
+    startMaster(dir, h, port, {
+      ...(hosts.length === 1 ? { name: 'master' } : {}),
+      ...(peers ? { peers } : {}),
+      ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+    }),
+  );
+  const workers: Child[] = [];
   const stop = async () => {
-    await api.close();
+    await Promise.all(masters.map((m) => m.api.close()));
     // Generous grace: a profiled process writes its profile on the way out.
     await Promise.all(workers.map((w) => stopChild(w, 10_000)));
-    await stopChild(master, 10_000);
+    await Promise.all(masters.map((m) => stopChild(m.child, 10_000)));
   };
-  const workers: Child[] = [];
   try {
-    await waitUntil('the master to be ready', async () => (await fetch(`${masterUrl}/ready`)).ok, 20_000, [master]);
+    const alive = () => [...masters.map((m) => m.child), ...workers];
+    const leader = await waitForSettledLeader(masters, 30_000, alive);
     for (const i of [1, 2]) {
-      const flags = ['--host', '127.0.0.1', '--port', String(port + i), '--master', masterUrl];
-      workers.push(node(`w${i}`, ['worker', ...flags, '--max-tasks', String(o.maxTasks)]));
+      workers.push(spawnWeir(dir, `w${i}`, workerArgs(workerHost, port + i, urls, o), o.nodeArgs?.(`w${i}`)));
     }
-    await waitUntil('both workers to connect', () => workersConnected(port, 2), 20_000, [master, ...workers]);
+    await waitUntil('both workers to connect', () => workersConnected(workerHost, port, 2), 20_000, alive());
+    return { api: leader.api, masters, workers, maxTasks: o.maxTasks, threads: o.threads, dir, stop };
   } catch (err) {
     await stop();
     throw err;
   }
-  return { api, master, workers, maxTasks: o.maxTasks, stop };
 }
 
-/** A worker can take tasks once its channel to the master is open (its /api/status says so). */
-async function workersConnected(masterPort: number, n: number): Promise<boolean> {
+/** A worker can take tasks once its channel to the leader is open (its /api/status says so). */
+async function workersConnected(host: string, masterPort: number, n: number): Promise<boolean> {
   for (let i = 1; i <= n; i++) {
-    const res = await fetch(`http://127.0.0.1:${masterPort + i}/api/status`);
+    const res = await fetch(`http://${host}:${masterPort + i}/api/status`);
     if (!res.ok || !((await res.json()) as { connected: boolean }).connected) return false;
   }
   return true;
 }
 
-const noopJob = (name: string, taskCount: number) => ({
+/** The part of GET /cluster/status the benchmarks read. */
+export interface ClusterStatus {
+  current_node_id: number;
+  current_role: 'leader' | 'follower' | 'candidate' | 'learner';
+  leader_id: number | null;
+  leader_address: string | null;
+  term: number;
+  commit_index: number;
+  last_applied: number;
+  nodes: { id: number; address: string; role: string; healthy: boolean }[];
+}
+
+/** One master's own view; undefined when it does not answer within `timeoutMs`. */
+export async function clusterStatus(url: string, timeoutMs = 1000): Promise<ClusterStatus | undefined> {
+  try {
+    const res = await fetch(`${url}/cluster/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? ((await res.json()) as ClusterStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Waits until every master answers, names the same leader and the leader is ready
+ * (`/ready`: it has applied what it committed). With several masters it also waits for the
+ * highest id to lead: the leader hands over to it once it has been healthy for two election
+ * timeouts, and a hand-over in the middle of a measurement would be counted as a fault.
+ * Past `preferMs` without that, any agreed leader will do.
+ */
+export async function waitForSettledLeader(
+  masters: readonly MasterProc[],
+  timeoutMs: number,
+  alive: () => Child[] = () => masters.map((m) => m.child),
+  preferMs = 10_000,
+): Promise<MasterProc> {
+  const highest = Math.max(...masters.map((m) => m.id));
+  const t0 = Date.now();
+  let leader: MasterProc | undefined;
+  await waitUntil(
+    'the masters to agree on a leader',
+    async () => {
+      const views = await Promise.all(masters.map((m) => clusterStatus(m.url)));
+      const id = views[0]?.leader_id;
+      if (!id || views.some((v) => v?.leader_id !== id)) return false;
+      if (id !== highest && Date.now() - t0 < preferMs) return false;
+      leader = masters.find((m) => m.id === id);
+      return !!leader && (await fetch(`${leader.url}/ready`)).ok;
+    },
+    timeoutMs,
+    alive(),
+  );
+  return leader!;
+}
+
+export const noopJob = (name: string, taskCount: number) => ({
   name,
   type: 'batch',
   config: { operation: 'noop', task_count: taskCount },
@@ -115,7 +266,7 @@ const noopJob = (name: string, taskCount: number) => ({
 const JOB_TIMEOUT_MS = 60_000;
 
 /** Long-polls until the job is finished; anything but `completed` is a failed run. */
-async function waitCompleted(api: Api, jobId: string): Promise<void> {
+export async function waitCompleted(api: Api, jobId: string): Promise<void> {
   for (const t0 = performance.now(); performance.now() - t0 < JOB_TIMEOUT_MS;) {
     const job = await api.call<JobView>('GET', `/api/jobs/${jobId}?wait_ms=5000`);
     if (job.status === 'completed') {

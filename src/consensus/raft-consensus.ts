@@ -61,6 +61,7 @@ export class RaftConsensus implements Consensus {
   private incomingSnapshot: { meta: SnapshotMeta; data: Buffer } | undefined;
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
   private persistedTerm: number;
+  private persistedVote: number;
   private outgoingSnapshot: { at: number; snap: { meta: SnapshotMeta; data: Buffer } } | undefined;
 
   constructor(
@@ -72,13 +73,16 @@ export class RaftConsensus implements Consensus {
     private readonly log: Logger,
   ) {
     const snapshot = storage.snapshot();
-    this.persistedTerm = storage.hardState().term;
+    const hardState = storage.hardState();
+    this.persistedTerm = hardState.term;
+    this.persistedVote = hardState.vote;
     this.raft = new Raft({
       id: self.id,
       electionTicks: timing.electionTicks,
       heartbeatTicks: timing.heartbeatTicks,
       random: () => randomInt(1 << 30) / (1 << 30),
-      hardState: storage.hardState(),
+      // Whatever the state machine applied was committed, whatever the saved commit says.
+      hardState: { ...hardState, commit: Math.max(hardState.commit, state.lastApplied) },
       snapshot,
       entries: storage.entries(),
     });
@@ -283,8 +287,20 @@ export class RaftConsensus implements Consensus {
       this.incomingSnapshot = undefined;
       this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
     }
-    if (rd.hardState || rd.entries.length || rd.snapshot) this.storage.save(rd.hardState, rd.entries, rd.snapshot);
-    if (rd.hardState) this.persistedTerm = rd.hardState.term;
+    // The commit index is volatile in Raft (a restarted node relearns it), so a Ready that
+    // only moves it needs no disk write of its own — it rides along with the next one.
+    const hs = rd.hardState;
+    const mustSync =
+      rd.entries.length > 0 ||
+      rd.snapshot ||
+      (hs && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote));
+    if (mustSync) {
+      this.storage.save(hs, rd.entries, rd.snapshot);
+      if (hs) {
+        this.persistedTerm = hs.term;
+        this.persistedVote = hs.vote;
+      }
+    }
   }
 
   private apply(rd: Ready): void {

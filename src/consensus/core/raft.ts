@@ -93,6 +93,8 @@ export class Raft {
   private readsAwaitingCommit: number[] = [];
   private readStates: ReadState[] = [];
   private needBroadcast = false;
+  /** The commit index at the leader's previous tick (how current a follower must be). */
+  private commitAtLastTick = 0;
   private prevHard: HardState;
   private snapshotToInstall: SnapshotMeta | undefined;
 
@@ -163,12 +165,15 @@ export class Raft {
     this.electionElapsed++;
     for (const [id, pr] of this.progress) {
       pr.heardElapsed++;
-      const healthy = pr.heardElapsed <= this.electionTicks && pr.match >= this.log.committed && id !== this.id;
+      // Current means holding what was committed a tick ago: under a steady stream of writes
+      // a healthy follower is always about one batch behind the latest commit.
+      const healthy = pr.heardElapsed <= this.electionTicks && pr.match >= this.commitAtLastTick && id !== this.id;
       pr.healthyTicks = healthy ? pr.healthyTicks + 1 : 0;
       // §5.1: an unanswered RPC is retried. The snapshot or its answer may have been lost (the
       // driver cannot always tell): after an election timeout, probe again (and resend if needed).
       if (pr.state === 'snapshot' && ++pr.snapshotElapsed >= this.electionTicks) pr.becomeProbe();
     }
+    this.commitAtLastTick = this.log.committed;
     if (this.transferee) {
       this.transferElapsed++;
       if (this.transferElapsed >= this.electionTicks) this.transferee = 0; // gave up
