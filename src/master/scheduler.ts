@@ -68,7 +68,8 @@ export class Scheduler {
     const now = Date.now();
     let nextRetry = Infinity;
     const ready = [];
-    for (const t of this.queries.pending(free * 2 + 64)) {
+    // Tasks still backing off are skipped, so look a little past the free slots.
+    for (const t of this.queries.pending(free * 4 + 64)) {
       if (t.not_before > now) {
         nextRetry = Math.min(nextRetry, t.not_before);
         continue;

@@ -112,8 +112,9 @@ export class Queries {
   }
 
   /** Pending tasks, oldest job first; the caller filters those still backing off. */
-  pending(limit: number): PendingTask[] {
-    return this.s.pending.all(limit) as PendingTask[];
+  pending(limit: number): IterableIterator<PendingTask> {
+    // Iterated, not materialised: the scheduler stops as soon as it has enough.
+    return this.s.pending.iterate(limit) as IterableIterator<PendingTask>;
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {

@@ -53,7 +53,7 @@ describe('apply: jobs', () => {
     submit('j1', { operation: 'noop', task_count: 3 });
     const job = q.job('j1')!;
     expect(job).toMatchObject({ status: 'pending', total: 3, pending: 3, running: 0, completed: 0 });
-    expect(q.pending(10).map((t) => t.idx)).toEqual([0, 1, 2]);
+    expect([...q.pending(10)].map((t) => t.idx)).toEqual([0, 1, 2]);
   });
 
   it('submitJob with a known idempotency key returns the first job and creates nothing', () => {
@@ -85,7 +85,7 @@ describe('apply: jobs', () => {
     const r = apply({ type: 'cancelJob', at: 5000, job_id: 'j' });
     expect(r).toMatchObject({ ok: true, to_stop: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w' }] });
     expect(q.job('j')).toMatchObject({ status: 'cancelled', pending: 0, running: 0 });
-    expect(q.pending(10)).toEqual([]);
+    expect([...q.pending(10)]).toEqual([]);
   });
 
   it('cancelJob refuses unknown and finished jobs, changing nothing', () => {
@@ -125,7 +125,7 @@ describe('apply: tasks', () => {
     assign('j', 0, 'w');
     fail('j', 0, 'w', 1);
     expect(task('j', 0)).toMatchObject({ status: 'pending', attempt: 2, failures: 1, worker_id: 'w' });
-    expect(q.pending(10)[0]!.not_before).toBe(3000 + 200);
+    expect([...q.pending(10)][0]!.not_before).toBe(3000 + 200);
     assign('j', 0, 'w', 2);
     assign('j', 1, 'w');
     const r = fail('j', 0, 'w', 2);
