@@ -149,10 +149,15 @@ export class RaftConsensus implements Consensus {
   }
 
   propose(command: Command): Promise<ApplyResult> {
+    return this.track(() => this.raft.propose(command));
+  }
+
+  /** Appends through `append` and resolves with the entry's apply result once committed. */
+  private track(append: () => number): Promise<ApplyResult> {
     if (this.closed) return Promise.reject(new WeirError('unavailable', 'this master is shutting down'));
     let index: number;
     try {
-      index = this.raft.propose(command);
+      index = append();
     } catch (err) {
       return Promise.reject(this.translate(err));
     }
@@ -210,17 +215,8 @@ export class RaftConsensus implements Consensus {
     await this.proposeConf({ op: 'remove', id });
   }
 
-  private proposeConf(cc: Parameters<Raft['proposeConfChange']>[0]): Promise<void> {
-    let index: number;
-    try {
-      index = this.raft.proposeConfChange(cc);
-    } catch (err) {
-      return Promise.reject(this.translate(err));
-    }
-    this.schedule();
-    return new Promise((resolve, reject) =>
-      this.waiters.set(index, { term: this.raft.term, resolve: () => resolve(), reject }),
-    );
+  private async proposeConf(cc: Parameters<Raft['proposeConfChange']>[0]): Promise<void> {
+    await this.track(() => this.raft.proposeConfChange(cc));
   }
 
   async stepDown(): Promise<void> {

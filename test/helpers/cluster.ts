@@ -638,3 +638,23 @@ export async function untilConverged(urls: readonly string[], atLeast = 0, timeo
     100,
   );
 }
+
+/**
+ * Submits as a client that retries does: 503 (no leader yet, or leadership moving) and
+ * connection errors are retried for up to `forMs`, with one Idempotency-Key throughout.
+ */
+export async function submitRetrying(url: string, job: unknown, forMs = 10_000): Promise<string> {
+  const key = `it-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const r = await waitFor(
+    `POST ${url}/api/jobs to be accepted`,
+    async () => {
+      const a = await http('POST', `${url}/api/jobs`, job, { 'Idempotency-Key': key });
+      if (a.status === 201 || a.status === 200) return a;
+      if (a.status === 0 || a.status === 503) throw new Error(`${a.status} ${a.text}${a.error ?? ''}`);
+      throw new GiveUp(`POST ${url}/api/jobs -> ${a.status} ${a.text}`);
+    },
+    forMs,
+    50,
+  );
+  return (r.json as { job_id: string }).job_id;
+}

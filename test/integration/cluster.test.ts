@@ -9,7 +9,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
-  GiveUp,
   clusterStatus,
   commonFreePort,
   freePorts,
@@ -21,6 +20,7 @@ import {
   waitFor,
   type Json,
   type MasterProc,
+  submitRetrying,
 } from '../helpers/cluster.js';
 import { DnsServer } from '../helpers/dns-server.js';
 
@@ -33,26 +33,6 @@ const range = (n: number) => [...Array(n).keys()];
 async function submit(url: string, job: unknown): Promise<string> {
   const r = await http('POST', `${url}/api/jobs`, job);
   expect(r.status, `POST ${url}/api/jobs: ${r.text}${r.error ?? ''}`).toBe(201);
-  return r.json.job_id as string;
-}
-
-/**
- * Submits as a client that retries does: 503 (no leader yet, or leadership moving) and
- * connection errors are retried for up to `forMs`, with one Idempotency-Key throughout.
- */
-async function submitRetrying(url: string, job: unknown, forMs = 10_000): Promise<string> {
-  const key = `it-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const r = await waitFor(
-    `POST ${url}/api/jobs to be accepted`,
-    async () => {
-      const a = await http('POST', `${url}/api/jobs`, job, { 'Idempotency-Key': key });
-      if (a.status === 201 || a.status === 200) return a;
-      if (a.status === 0 || a.status === 503) throw new Error(`${a.status} ${a.text}${a.error ?? ''}`);
-      throw new GiveUp(`POST ${url}/api/jobs -> ${a.status} ${a.text}`);
-    },
-    forMs,
-    50,
-  );
   return r.json.job_id as string;
 }
 

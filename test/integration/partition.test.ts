@@ -25,6 +25,7 @@ import {
   type HttpAnswer,
   type Json,
   type MasterProc,
+  submitRetrying,
 } from '../helpers/cluster.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 
@@ -54,23 +55,6 @@ function healAll(): void {
 }
 
 const range = (n: number) => [...Array(n).keys()];
-
-/** A submit as a retrying client makes it (503 and connection errors retried, one Idempotency-Key). */
-async function submitRetrying(url: string, job: unknown, forMs = 10_000): Promise<string> {
-  const key = `it-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const r = await waitFor(
-    `POST ${url}/api/jobs to be accepted`,
-    async () => {
-      const a = await http('POST', `${url}/api/jobs`, job, { 'Idempotency-Key': key });
-      if (a.status === 201 || a.status === 200) return a;
-      if (a.status === 0 || a.status === 503) throw new Error(`${a.status} ${a.text}${a.error ?? ''}`);
-      throw new GiveUp(`POST ${url}/api/jobs -> ${a.status} ${a.text}`);
-    },
-    forMs,
-    50,
-  );
-  return r.json.job_id as string;
-}
 
 /** Every job in one master's own copy of the state (stale reads: no forwarding, no leader needed). */
 async function jobsOn(url: string): Promise<Json[]> {
