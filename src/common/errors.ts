@@ -32,11 +32,12 @@ export class WeirError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
 
-  constructor(code: ErrorCode, message: string) {
+  /** `status` overrides the code's own, for answers from a server with codes we do not know. */
+  constructor(code: ErrorCode, message: string, status?: number) {
     super(message);
     this.name = 'WeirError';
     this.code = code;
-    this.status = STATUS[code];
+    this.status = status ?? STATUS[code] ?? 500;
   }
 
   toJSON(): { error: { code: ErrorCode; message: string } } {
@@ -51,5 +52,3 @@ export const notFound = (kind: string, id: string): WeirError =>
 
 export const noLeader = (): WeirError =>
   new WeirError('no_leader', 'this master has no leader in reach; retry shortly or try another master');
-
-export const statusOf = (code: string): number => STATUS[code as ErrorCode] ?? 500;

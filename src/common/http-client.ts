@@ -1,5 +1,5 @@
 import { Agent, request } from 'undici';
-import { WeirError, statusOf, type ErrorCode } from './errors.js';
+import { WeirError, type ErrorCode } from './errors.js';
 import type { TokenSource } from './auth.js';
 
 export interface HttpClientOptions {
@@ -126,10 +126,7 @@ export class HttpClient {
     if (res.statusCode >= 400) {
       const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       const code = (e?.code ?? (res.statusCode === 503 ? 'unavailable' : 'internal')) as ErrorCode;
-      const err = new WeirError(code, e?.message ?? `HTTP ${res.statusCode} from ${base}${path}`);
-      // Keep the server's status even for codes this client does not know.
-      (err as { status: number }).status = statusOf(code) === 500 ? res.statusCode : err.status;
-      throw err;
+      throw new WeirError(code, e?.message ?? `HTTP ${res.statusCode} from ${base}${path}`, res.statusCode);
     }
     return json as T;
   }

@@ -82,10 +82,6 @@ export class MasterNode {
     this.log = log;
   }
 
-  get url(): string {
-    return `http://${this.options.host}:${this.options.port}`;
-  }
-
   static async start(options: MasterOptions): Promise<MasterNode> {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
     const selfUrl = `http://${options.host}:${options.port}`;
