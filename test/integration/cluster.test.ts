@@ -22,6 +22,18 @@ import {
   type MasterProc,
   submitRetrying,
 } from '../helpers/cluster.js';
+
+/** Waits until every master counts `n` members and `id` among them as a voter. */
+async function untilVoter(urls: string[], id: number, n: number, timeoutMs: number): Promise<void> {
+  await waitFor(
+    `every master to count ${id} as a voter`,
+    async () => {
+      const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
+      return statuses.every((s) => s?.total_nodes === n && s.nodes.find((m: Json) => m.id === id)?.role !== 'learner');
+    },
+    timeoutMs,
+  );
+}
 import { DnsServer } from '../helpers/dns-server.js';
 
 const c = new Cluster('cluster');
@@ -312,16 +324,7 @@ describe('three masters started together', () => {
           20_000,
         );
         // Once caught up, the leader promotes it: every master counts four voters.
-        await waitFor(
-          'every master to count 74 as a voter',
-          async () => {
-            const statuses = await Promise.all(all().map((u) => clusterStatus(u)));
-            return statuses.every(
-              (s) => s?.total_nodes === 4 && s.nodes.find((n: Json) => n.id === 74)?.role !== 'learner',
-            );
-          },
-          20_000,
-        );
+        await untilVoter(all(), 74, 4, 20_000);
         const agreed = await untilAgreedLeader(all(), { timeoutMs: 20_000 });
         expect(agreed.statuses.map((s: Json) => s.total_nodes)).toEqual([4, 4, 4, 4]);
         // It was a learner first: the leader promoted it (a transient state, so read from the log).
@@ -397,16 +400,7 @@ describe('three masters started together', () => {
             () => /installed a snapshot from the leader/.test(c.log(fourth)),
             60_000,
           );
-          await waitFor(
-            'every master to count 74 as a voter',
-            async () => {
-              const statuses = await Promise.all(all().map((u) => clusterStatus(u)));
-              return statuses.every(
-                (s) => s?.total_nodes === 4 && s.nodes.find((n: Json) => n.id === 74)?.role !== 'learner',
-              );
-            },
-            30_000,
-          );
+          await untilVoter(all(), 74, 4, 30_000);
           await untilConverged(all(), 0, 30_000);
           const r = await http('DELETE', `${urls()[0]}/api/cluster/members/74`);
           expect(r.status, r.text).toBe(200);
