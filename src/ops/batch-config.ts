@@ -1,4 +1,5 @@
 import { badRequest } from '../common/errors.js';
+import { INPUT_FORMATS, type InputFormat, type InputSpec } from './input-split.js';
 import { checkUserModule } from './user-module.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', 'map'] as const;
@@ -19,8 +20,8 @@ export type BatchConfig = TaskLimits & { task_count: number } & (
     | { operation: 'multiply'; factor: number; data?: number[] }
     | { operation: 'noop' }
     | { operation: 'sleep'; ms: number }
-    /** User code: the module's `map(record, emit)` over `data`, map stage only for now. */
-    | { operation: 'map'; module: string; data: unknown[] }
+    /** User code: the module's `map(record, emit)` over `data` or an input file, map stage only for now. */
+    | ({ operation: 'map'; module: string } & ({ data: unknown[]; input?: never } | { input: InputSpec; data?: never }))
   );
 
 type Raw = Record<string, unknown>;
@@ -84,16 +85,42 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
         ...limits,
       };
     case 'map': {
-      if (raw.input !== undefined)
-        throw badRequest('config.input (files and URLs) is not supported yet; pass the records as config.data');
       if (raw.reduce_tasks !== undefined)
         throw badRequest('reduce stages are not supported yet; the module runs its map stage only');
       const module = checkUserModule(raw.module, ['map']);
+      if (raw.input !== undefined) {
+        if (raw.data !== undefined) throw badRequest('give either config.data or config.input, not both');
+        const input = inputOf(raw.input);
+        const task_count = integer(raw, 'task_count', 1, MAX_TASK_COUNT, 1);
+        return { operation: 'map', module, input, task_count, ...limits };
+      }
       if (!Array.isArray(raw.data) || raw.data.length === 0) {
-        throw badRequest('config.data must be a non-empty array of records for the module to map');
+        throw badRequest(
+          'config.data must be a non-empty array of records (or config.input a file) for the module to map',
+        );
       }
       const task_count = integer(raw, 'task_count', 1, Math.min(raw.data.length, MAX_TASK_COUNT), 1);
       return { operation: 'map', module, data: raw.data as unknown[], task_count, ...limits };
     }
   }
+}
+
+/**
+ * An input file the workers read themselves, split into `task_count` byte ranges on record
+ * boundaries. The path must be one every worker sees (a shared or replicated filesystem).
+ */
+function inputOf(raw: unknown): InputSpec {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw badRequest('config.input must be an object like {"path": "/data/in.txt", "format": "lines"}');
+  }
+  const { path, url, format } = raw as Record<string, unknown>;
+  if (url !== undefined) throw badRequest('config.input.url is not supported yet; use config.input.path');
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw badRequest('config.input.path must be an absolute path that every worker can read');
+  }
+  const f = format ?? 'lines';
+  if (typeof f !== 'string' || !(INPUT_FORMATS as readonly string[]).includes(f)) {
+    throw badRequest(`config.input.format must be one of: ${INPUT_FORMATS.join(', ')} (csv is not supported yet)`);
+  }
+  return { path, format: f as InputFormat };
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BatchConfig } from './batch-config.js';
+import { readInputSplit, type InputSpec } from './input-split.js';
 import { contiguousPartition } from './partition.js';
 import { runUserMap } from './user-module.js';
 
@@ -28,8 +29,11 @@ export function taskSpec(config: BatchConfig, idx: number): TaskSpec {
     case 'sleep':
       return { operation: 'sleep', params: { ms: config.ms }, input: null, idx };
     case 'map': {
+      const params = { module: config.module, task_count: config.task_count };
+      // A file is read by the worker (split idx of task_count); inline data travels with the task.
+      if (config.input) return { operation: 'map', params: { ...params, input: config.input }, input: null, idx };
       const { start, end } = contiguousPartition(config.data.length, config.task_count, idx);
-      return { operation: 'map', params: { module: config.module }, input: config.data.slice(start, end), idx };
+      return { operation: 'map', params, input: config.data.slice(start, end), idx };
     }
   }
 }
@@ -53,7 +57,12 @@ export async function runTask(spec: TaskSpec): Promise<unknown[]> {
     case 'sleep':
       await sleep(spec.params.ms as number);
       return [spec.idx];
-    case 'map':
-      return runUserMap(spec.params.module as string, spec.input as unknown[]);
+    case 'map': {
+      const file = spec.params.input as InputSpec | undefined;
+      const records = file
+        ? await readInputSplit(file, spec.params.task_count as number, spec.idx)
+        : (spec.input as unknown[]);
+      return runUserMap(spec.params.module as string, records);
+    }
   }
 }
