@@ -58,7 +58,8 @@ export class RaftConsensus implements Consensus {
   /** Leading, and our first entry of this term is applied: leader duties may start. */
   private leading = false;
   private leaderStartIndex = 0;
-  private incomingSnapshot: { meta: SnapshotMeta; data: Buffer } | undefined;
+  /** Snapshots received and not yet installed, by index (two may arrive in one turn). */
+  private readonly incomingSnapshots = new Map<number, { meta: SnapshotMeta; data: Buffer }>();
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
   private persistedTerm: number;
   private persistedVote: number;
@@ -100,7 +101,7 @@ export class RaftConsensus implements Consensus {
 
   onFrame(frame: PeerFrame): void {
     if (this.closed) return;
-    if (frame.snapshot) this.incomingSnapshot = frame.snapshot;
+    if (frame.snapshot) this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
     for (const m of frame.msgs ?? []) this.raft.step(m);
     this.schedule();
   }
@@ -268,6 +269,8 @@ export class RaftConsensus implements Consensus {
       this.raft.advance(rd);
       if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
     }
+    // A snapshot the core wanted was installed by the first Ready above; others were stale.
+    this.incomingSnapshots.clear();
     this.updateLeadership();
     this.maybeCompact();
     if (this.raft.hasReady()) this.schedule();
@@ -275,12 +278,10 @@ export class RaftConsensus implements Consensus {
 
   private persist(rd: Ready): void {
     if (rd.snapshot) {
-      const incoming = this.incomingSnapshot;
-      if (!incoming || incoming.meta.index !== rd.snapshot.index) {
-        throw new Error(`snapshot ${rd.snapshot.index} to install but its data is missing`);
-      }
+      const incoming = this.incomingSnapshots.get(rd.snapshot.index);
+      if (!incoming) throw new Error(`snapshot ${rd.snapshot.index} to install but its data is missing`);
       this.state.install(incoming.data);
-      this.incomingSnapshot = undefined;
+      this.incomingSnapshots.clear();
       this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
     }
     // The commit index is volatile in Raft (a restarted node relearns it), so a Ready that
