@@ -149,7 +149,16 @@ export class WorkerAgent {
         if (pending.length) this.send({ t: 'report', reports: pending });
         if (this.draining) this.send({ t: 'drain' });
       });
-      ws.on('message', (data: Buffer) => this.onMessage(decode<ToWorker>(data)));
+      ws.on('message', (data: Buffer) => {
+        let msg: ToWorker;
+        try {
+          msg = decode<ToWorker>(data);
+        } catch {
+          this.o.log.warn('undecodable frame from the master; ignored');
+          return;
+        }
+        this.onMessage(msg);
+      });
       ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'channel error'));
       ws.on('close', (code, reason) => {
         if (this.socket === ws) this.socket = undefined;
