@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
-import { nodeIdFromIpv4, normalizeUrl } from '../common/address.js';
+import { nodeIdFromIpv4 } from '../common/address.js';
+import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
 import { WorkerNode } from '../worker/worker-node.js';
 
@@ -63,10 +64,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((entry) => {
-      const m = /^(\d+)=(.+)$/.exec(entry);
-      return m ? `${m[1]}=${normalizeUrl(m[2]!)}` : normalizeUrl(entry);
-    });
+    .map(parsePeerEntry);
   const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${host}-${p}`);
   const node = await MasterNode.start({
     id,

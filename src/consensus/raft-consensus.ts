@@ -406,22 +406,14 @@ export class RaftConsensus implements Consensus {
   status(): ConsensusStatus {
     const r = this.raft;
     const now = Date.now();
-    const roleOf = (id: NodeId, voter: boolean): MemberInfo['role'] => {
+    // Each master as this one sees it: the leader, its own campaign, and otherwise voters
+    // follow while non-voters (and a master still joining, outside the configuration) learn.
+    const roleOf = (id: NodeId): MemberInfo['role'] => {
       if (id === r.leader) return 'leader';
-      if (!voter) return 'learner';
-      if (id === this.self.id) return r.role === 'leader' ? 'leader' : r.role === 'follower' ? 'follower' : 'candidate';
-      return 'follower';
+      if (id === this.self.id && r.role !== 'follower' && r.role !== 'leader') return 'candidate';
+      return r.members.find((m) => m.id === id)?.voter ? 'follower' : 'learner';
     };
-    const selfMember = r.members.find((m) => m.id === this.self.id);
-    // A master outside the configuration (still joining) is no voter either: a learner.
-    const myRole: MemberInfo['role'] =
-      r.role === 'leader'
-        ? 'leader'
-        : r.role === 'follower'
-          ? selfMember?.voter
-            ? 'follower'
-            : 'learner'
-          : 'candidate';
+    const myRole = r.role === 'leader' ? 'leader' : roleOf(this.self.id);
     return {
       node_id: this.self.id,
       role: myRole,
@@ -434,7 +426,7 @@ export class RaftConsensus implements Consensus {
         id: m.id,
         address: m.address,
         voter: m.voter,
-        role: m.id === this.self.id ? myRole : roleOf(m.id, m.voter),
+        role: m.id === this.self.id ? myRole : roleOf(m.id),
         healthy: m.id === this.self.id || now - this.transport.lastHeard(m.id) <= HEALTHY_MS,
       })),
     };

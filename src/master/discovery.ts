@@ -1,5 +1,5 @@
 import { Resolver } from 'node:dns/promises';
-import { nodeIdFromIpv4 } from '../common/address.js';
+import { nodeIdFromIpv4, normalizeUrl } from '../common/address.js';
 import type { Logger } from '../common/logger.js';
 
 export interface Peer {
@@ -23,24 +23,34 @@ export function peerFromUrl(url: string): Peer | undefined {
   return id === undefined ? undefined : { id, url };
 }
 
+/** A `--peers` entry: `URL` or `ID=URL`. */
+export interface PeerEntry {
+  id?: number;
+  url: string;
+}
+
+export function parsePeerEntry(entry: string): PeerEntry {
+  const m = /^(\d+)=(.+)$/.exec(entry.trim());
+  return m ? { id: Number(m[1]), url: normalizeUrl(m[2]!) } : { url: normalizeUrl(entry) };
+}
+
 export class StaticDiscovery implements Discovery {
   private readonly list: Peer[];
 
-  constructor(peers: (string | Peer)[]) {
-    this.list = peers.map((p) => {
-      if (typeof p !== 'string') return p;
-      const peer = peerFromUrl(p);
-      if (!peer)
-        throw new Error(`cannot derive a node id from ${p}: write it as ID=URL in --peers, or use an IPv4 address`);
+  /** `self` is this master: its own entry takes its id, whatever its address says. */
+  constructor(entries: readonly PeerEntry[], self: Peer) {
+    this.list = entries.map((e) => {
+      if (e.url === self.url) return self;
+      if (e.id !== undefined) return { id: e.id, url: e.url };
+      const peer = peerFromUrl(e.url);
+      if (!peer) {
+        throw new Error(`cannot derive a node id from ${e.url}: write it as ID=URL in --peers, or use an IPv4 address`);
+      }
       return peer;
     });
   }
 
   async peers(): Promise<Peer[]> {
-    return this.peersSync();
-  }
-
-  peersSync(): Peer[] {
     return this.list;
   }
 }

@@ -21,10 +21,6 @@ export class JobWatch {
     });
   }
 
-  get watching(): boolean {
-    return this.waiters.size > 0;
-  }
-
   has(jobId: string): boolean {
     return this.waiters.has(jobId);
   }

@@ -11,7 +11,14 @@ import { Queries } from '../state/queries.js';
 import { StateMachine } from '../state/state-machine.js';
 import { buildApp } from './app.js';
 import { findRunningCluster, requestJoin } from './cluster-join.js';
-import { DnsDiscovery, StaticDiscovery, checkUniqueIds, type Discovery, type Peer } from './discovery.js';
+import {
+  DnsDiscovery,
+  StaticDiscovery,
+  checkUniqueIds,
+  type Discovery,
+  type Peer,
+  type PeerEntry,
+} from './discovery.js';
 import type { MasterContext } from './context.js';
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
@@ -28,8 +35,8 @@ export interface MasterOptions {
   listenHost?: string;
   port: number;
   dataDir: string;
-  /** Every master (its own included) as `URL` or `ID=URL`; bootstraps an empty data dir only. */
-  peers?: string[];
+  /** Every master, its own included (`--peers`); bootstraps an empty data dir only. */
+  peers?: PeerEntry[];
   /** `dns:NAME`: the peers are the A records of NAME, on this master's port. */
   discover?: string;
   /** With DNS discovery: how many masters must resolve before a new cluster is founded. */
@@ -45,14 +52,6 @@ export interface MasterOptions {
 
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
 const REDISCOVER_MS = 10_000;
-
-function parsePeer(entry: string, self: Peer): Peer {
-  const m = /^(\d+)=(.+)$/.exec(entry);
-  const url = m ? m[2]! : entry;
-  if (url === self.url) return self;
-  if (m) return { id: Number(m[1]), url };
-  return new StaticDiscovery([url]).peersSync()[0]!;
-}
 
 /**
  * A master: the state machine behind consensus, and — while it leads — the scheduler and
@@ -89,7 +88,7 @@ export class MasterNode {
     const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`);
     const discovery: Discovery = options.discover
       ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), options.port, log)
-      : new StaticDiscovery((options.peers ?? [selfUrl]).map((p) => parsePeer(p, self)));
+      : new StaticDiscovery(options.peers ?? [self], self);
     const release = lockDataDir(options.dataDir);
     try {
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));

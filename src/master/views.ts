@@ -1,7 +1,7 @@
 import type { JobRow, WorkerRow } from '../state/queries.js';
 import type { LiveWorker } from './worker-registry.js';
 
-const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
+export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
 
 export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 

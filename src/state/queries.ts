@@ -102,8 +102,8 @@ export class Queries {
     return this.s.liveWorkers.all() as Omit<WorkerRow, 'running'>[];
   }
 
-  worker(workerId: string): WorkerRow | undefined {
-    return this.s.worker.get(workerId) as WorkerRow | undefined;
+  worker(workerId: string): Omit<WorkerRow, 'running'> | undefined {
+    return this.s.worker.get(workerId) as Omit<WorkerRow, 'running'> | undefined;
   }
 
   runningByWorker(): Map<string, number> {
@@ -154,7 +154,7 @@ function prepare(db: Database) {
       `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
          FROM workers w ORDER BY w.registered_at, w.worker_id`,
     ),
-    worker: st(`SELECT w.*, 0 AS running FROM workers w WHERE worker_id = ?`),
+    worker: st(`SELECT * FROM workers WHERE worker_id = ?`),
     liveWorkers: st(`SELECT * FROM workers WHERE status != 'dead' ORDER BY registered_at, worker_id`),
     runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
     pending: st(

@@ -75,11 +75,6 @@ export class StateMachine {
     }));
   }
 
-  /** Records the configuration a cluster starts with (before any entry). */
-  setMembers(members: readonly Member[]): void {
-    this.database.transaction(() => this.writeMembers(members))();
-  }
-
   private writeMembers(members: readonly Member[]): void {
     this.s.clearMembers.run();
     for (const m of members) this.s.insertMember.run(m.id, m.address, m.voter ? 1 : 0);

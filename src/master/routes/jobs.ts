@@ -4,7 +4,7 @@ import { ID_PATTERN, newId } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
 import { pageResults } from '../results-pager.js';
-import { TERMINAL, jobView } from '../views.js';
+import { TERMINAL, iso, jobView } from '../views.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -113,8 +113,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           attempt: t.attempt,
           failures: t.failures,
           worker_id: t.worker_id,
-          started_at: t.started_at == null ? null : new Date(t.started_at).toISOString(),
-          finished_at: t.finished_at == null ? null : new Date(t.finished_at).toISOString(),
+          started_at: iso(t.started_at),
+          finished_at: iso(t.finished_at),
           ...(t.error ? { error: JSON.parse(t.error) as unknown } : {}),
         }));
         return { tasks };
