@@ -17,7 +17,11 @@ export interface TaskAssignment extends TaskRef {
 export type TaskReport = TaskRef & ({ ok: true; result: unknown[] } | { ok: false; error: TaskError });
 
 export type ToWorker =
-  { t: 'assign'; tasks: TaskAssignment[] } | { t: 'cancel'; tasks: TaskRef[] } | { t: 'ack'; tasks: TaskRef[] };
+  | { t: 'assign'; tasks: TaskAssignment[] }
+  | { t: 'cancel'; tasks: TaskRef[] }
+  | { t: 'ack'; tasks: TaskRef[] }
+  /** These jobs are over: what the worker keeps for them (map outputs) may go. */
+  | { t: 'forget'; job_ids: string[] };
 
 export type ToMaster =
   /** First frame after connecting: what the worker runs and what it still has to report. */

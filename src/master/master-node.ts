@@ -139,22 +139,29 @@ export class MasterNode {
                 if (jobWatch.has(a.job_id)) jobWatch.notify(a.job_id);
               }
               metrics.tasksReported.inc({ outcome: 'completed' }, accepted.length);
+              scheduler.forgetJobs(result.finished_jobs as string[]);
               kick = true;
               break;
             }
             case 'failTasks':
               scheduler.stopTasks(result.to_stop as RunningTask[]);
+              scheduler.forgetJobs(result.failed_jobs as string[]);
               for (const f of command.failures) jobWatch.notify(f.job_id);
               metrics.tasksReported.inc({ outcome: 'failed' }, command.failures.length);
               kick = true;
               break;
             case 'cancelJob':
               scheduler.stopTasks(result.to_stop as RunningTask[]);
+              scheduler.forgetJobs([command.job_id]);
               jobWatch.notify(command.job_id);
               kick = true;
               break;
-            case 'submitJob':
             case 'markWorkerDead':
+              // Consumers of map outputs lost with the worker stop; the maps run again.
+              scheduler.stopTasks(result.to_stop as RunningTask[]);
+              kick = true;
+              break;
+            case 'submitJob':
             case 'registerWorker':
               kick = true;
               break;

@@ -1,21 +1,13 @@
 import { badRequest } from '../common/errors.js';
-import { KEYED_OPERATIONS } from '../ops/batch-ops.js';
+import { isKeyed } from '../ops/batch-ops.js';
 import type { BatchConfig } from '../ops/batch-config.js';
+import { compareKeys } from '../ops/keys.js';
+import { finalStage, type JobPlan } from '../ops/stages.js';
 import type { Queries } from '../state/queries.js';
 
 export interface ResultsPage {
   results: unknown[];
   next_cursor: string | null;
-}
-
-/** Orders keys as a person expects: numbers numerically, then strings, then the rest. */
-export function compareKeys(a: unknown, b: unknown): number {
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  if (typeof a === 'number') return -1;
-  if (typeof b === 'number') return 1;
-  const sa = typeof a === 'string' ? a : JSON.stringify(a);
-  const sb = typeof b === 'string' ? b : JSON.stringify(b);
-  return sa < sb ? -1 : sa > sb ? 1 : 0;
 }
 
 /**
@@ -30,10 +22,13 @@ export function pageResults(
   cursor: string | undefined,
   limit: number,
 ): ResultsPage {
-  if (KEYED_OPERATIONS.has(config.operation)) return keyedPage(queries, job, cursor, limit);
-  const m = cursor === undefined ? ['', '0', '0'] : /^(\d+)\.(\d+)$/.exec(cursor);
+  // A multi-stage job's results are its last stage's; earlier stages only fed it.
+  const plan: JobPlan | undefined = queries.jobPlan(job.job_id);
+  const first = plan ? finalStage(plan.stages).first : 0;
+  if (isKeyed(config)) return keyedPage(queries, job, first, cursor, limit);
+  const m = cursor === undefined ? ['', String(first), '0'] : /^(\d+)\.(\d+)$/.exec(cursor);
   if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
-  let idx = Number(m[1]);
+  let idx = Math.max(first, Number(m[1]));
   let offset = Number(m[2]);
   const results: unknown[] = [];
   while (idx < job.total) {
@@ -54,6 +49,7 @@ export function pageResults(
 function keyedPage(
   queries: Queries,
   job: { job_id: string; total: number },
+  first: number,
   cursor: string | undefined,
   limit: number,
 ): ResultsPage {
@@ -61,7 +57,7 @@ function keyedPage(
   if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
   const offset = Number(m[1]);
   const rows: { key: unknown }[] = [];
-  for (let idx = 0; idx < job.total;) {
+  for (let idx = first; idx < job.total;) {
     const tasks = queries.results(job.job_id, idx, 256);
     if (tasks.length === 0) break;
     for (const t of tasks) for (const r of t.result) rows.push(r as { key: unknown });

@@ -2,7 +2,8 @@ import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
-import { taskSpec } from '../ops/batch-ops.js';
+import { taskSpec, type DispatchContext } from '../ops/batch-ops.js';
+import { stageOf } from '../ops/stages.js';
 import type { RunningTask } from '../state/apply.js';
 import type { Queries } from '../state/queries.js';
 import { placeTasks, type WorkerSlot } from './scheduler-policy.js';
@@ -115,7 +116,7 @@ export class Scheduler {
         idx: a.idx,
         attempt: a.attempt,
         worker_id: a.worker_id,
-        spec: taskSpec(config, a.idx),
+        spec: taskSpec(config, a.idx, this.dispatchContext(a)),
         timeout_ms: config.timeout_ms,
         memory_mb: config.memory_mb,
       });
@@ -124,6 +125,24 @@ export class Scheduler {
     for (const [workerId, tasks] of groupBy(assignments, (a) => a.worker_id)) {
       this.registry.send(workerId, { t: 'assign', tasks: tasks.map(({ worker_id: _, ...task }) => task) });
     }
+  }
+
+  /** A later-stage task also needs the job's plan, and a reduce task its map outputs. */
+  private dispatchContext(a: RunningTask): DispatchContext {
+    const plan = this.queries.jobPlan(a.job_id);
+    if (!plan) return { job_id: a.job_id, attempt: a.attempt };
+    const { stage } = stageOf(plan.stages, a.idx);
+    const producer = plan.stages[stage - 1];
+    const maps =
+      plan.stages[stage]!.name === 'reduce' && producer
+        ? this.queries.mapOutputs(a.job_id, producer.first, producer.count)
+        : undefined;
+    return { job_id: a.job_id, attempt: a.attempt, plan, ...(maps ? { maps } : {}) };
+  }
+
+  /** Workers may delete what they keep for these jobs (map outputs): the jobs are over. */
+  forgetJobs(jobIds: readonly string[]): void {
+    if (jobIds.length) this.registry.broadcast({ t: 'forget', job_ids: [...jobIds] });
   }
 
   /** Tells workers to stop tasks of a cancelled or failed job. */

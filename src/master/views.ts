@@ -1,13 +1,43 @@
-import type { JobRow, WorkerRow } from '../state/queries.js';
+import type { JobPlan } from '../ops/stages.js';
+import type { JobRow, Queries, WorkerRow } from '../state/queries.js';
 import type { LiveWorker } from './worker-registry.js';
 
 export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
 
 export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
-/** A job as the REST API shows it (DESIGN.md section 5). */
-export function jobView(row: JobRow) {
-  const config = JSON.parse(row.config) as { operation?: string; task_count?: number };
+/** Each stage of a multi-stage job with its tasks by status ('waiting' counts as pending). */
+function stagesView(queries: Queries, row: JobRow, plan: JobPlan) {
+  return plan.stages.map((st, i) => {
+    const n = queries.progressInRange(row.job_id, st.first, st.count);
+    const status = i < row.stage ? 'completed' : i === row.stage ? row.status : 'waiting';
+    return {
+      name: st.name,
+      status: TERMINAL.has(row.status) && row.status !== 'completed' && i >= row.stage ? row.status : status,
+      total: st.count,
+      pending: (n.get('pending') ?? 0) + (n.get('waiting') ?? 0),
+      running: n.get('running') ?? 0,
+      completed: n.get('completed') ?? 0,
+      failed: n.get('failed') ?? 0,
+    };
+  });
+}
+
+/** The part files a completed job wrote to `config.output`. */
+function outputView(queries: Queries, row: JobRow, plan: JobPlan, path: string) {
+  const last = plan.stages[plan.stages.length - 1]!;
+  const parts: unknown[] = [];
+  for (const t of queries.results(row.job_id, last.first, last.count)) parts.push(...t.result);
+  return { path, parts };
+}
+
+/**
+ * A job as the REST API shows it (DESIGN.md section 5). With `queries`, a multi-stage job
+ * also shows its stages, and a job writing part files lists them.
+ */
+export function jobView(row: JobRow, queries?: Queries) {
+  const config = JSON.parse(row.config) as { operation?: string; task_count?: number; output?: { path: string } };
+  const plan = row.plan ? (JSON.parse(row.plan) as JobPlan) : undefined;
   return {
     job_id: row.job_id,
     name: row.name,
@@ -24,6 +54,10 @@ export function jobView(row: JobRow) {
     created_at: iso(row.created_at),
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
+    ...(queries && plan ? { stages: stagesView(queries, row, plan) } : {}),
+    ...(queries && plan && config.output && row.status === 'completed'
+      ? { output: outputView(queries, row, plan, config.output.path) }
+      : {}),
     ...(row.error ? { error: JSON.parse(row.error) as { task: number; message: string; stack?: string } } : {}),
   };
 }

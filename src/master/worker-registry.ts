@@ -73,6 +73,12 @@ export class WorkerRegistry {
     return true;
   }
 
+  /** Sends to every connected worker. */
+  broadcast(msg: ToWorker): void {
+    const frame = encode(msg);
+    for (const w of this.workers.values()) if (w.socket?.readyState === 1) w.socket.send(frame);
+  }
+
   forget(workerId: string): WebSocket | undefined {
     const w = this.workers.get(workerId);
     this.workers.delete(workerId);

@@ -1,11 +1,17 @@
 import { badRequest } from '../common/errors.js';
+import { BUILTIN_JOBS, type BuiltinJob } from './builtin-jobs.js';
 import { INPUT_FORMATS, type InputFormat, type InputSpec } from './input-split.js';
 import { checkUserModule } from './user-module.js';
 
-export const OPERATIONS = ['multiply', 'noop', 'sleep', 'map'] as const;
+/** Operations over data: user code and the built-in jobs, all on the map → reduce machinery. */
+export const DATA_OPERATIONS = ['map', 'wordcount', 'grep', 'sort', 'sum', 'avg', 'pi'] as const;
+export type DataOperation = (typeof DATA_OPERATIONS)[number];
+
+export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 export const MAX_TASK_COUNT = 100_000;
+export const MAX_REDUCE_TASKS = 10_000;
 
 /** Per-job limits and retry policy; every field has a default (DESIGN.md section 5). */
 export interface TaskLimits {
@@ -16,13 +22,37 @@ export interface TaskLimits {
 
 export const DEFAULT_LIMITS: TaskLimits = { max_retries: 3, timeout_ms: 60_000, memory_mb: 256 };
 
+/**
+ * A job over records: a map over input splits, optionally combined on the map side and
+ * shuffled by key into `reduce_tasks` reduce tasks (0: map only). `module` is the user's
+ * source; built-ins name their functions by `operation` and take `params`.
+ */
+export interface DataJobFields {
+  operation: DataOperation;
+  module?: string;
+  params: Record<string, unknown>;
+  task_count: number;
+  reduce_tasks: number;
+  combine: boolean;
+  partitioner: 'hash' | 'range';
+  /** rows: `{key, value}` pairs; values: the reduce's values alone (sort). */
+  results: 'rows' | 'values';
+  output?: { path: string };
+  data?: unknown[];
+  input?: InputSpec;
+}
+
 export type BatchConfig = TaskLimits & { task_count: number } & (
     | { operation: 'multiply'; factor: number; data?: number[] }
     | { operation: 'noop' }
     | { operation: 'sleep'; ms: number }
-    /** User code: the module's `map(record, emit)` over `data` or an input file, map stage only for now. */
-    | ({ operation: 'map'; module: string } & ({ data: unknown[]; input?: never } | { input: InputSpec; data?: never }))
+    | DataJobFields
   );
+
+export type DataJobConfig = Extract<BatchConfig, { operation: DataOperation }>;
+
+export const isDataJob = (c: BatchConfig): c is DataJobConfig =>
+  (DATA_OPERATIONS as readonly string[]).includes(c.operation);
 
 type Raw = Record<string, unknown>;
 
@@ -84,43 +114,107 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
         task_count: integer(raw, 'task_count', 1, MAX_TASK_COUNT, 1),
         ...limits,
       };
-    case 'map': {
-      if (raw.reduce_tasks !== undefined)
-        throw badRequest('reduce stages are not supported yet; the module runs its map stage only');
-      const module = checkUserModule(raw.module, ['map']);
-      if (raw.input !== undefined) {
-        if (raw.data !== undefined) throw badRequest('give either config.data or config.input, not both');
-        const input = inputOf(raw.input);
-        const task_count = integer(raw, 'task_count', 1, MAX_TASK_COUNT, 1);
-        return { operation: 'map', module, input, task_count, ...limits };
-      }
-      if (!Array.isArray(raw.data) || raw.data.length === 0) {
-        throw badRequest(
-          'config.data must be a non-empty array of records (or config.input a file) for the module to map',
-        );
-      }
-      const task_count = integer(raw, 'task_count', 1, Math.min(raw.data.length, MAX_TASK_COUNT), 1);
-      return { operation: 'map', module, data: raw.data as unknown[], task_count, ...limits };
-    }
+    default:
+      return { ...dataJobOf(operation as DataOperation, raw), ...limits };
   }
 }
 
+function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, never> {
+  let exports: ReadonlySet<string>;
+  let module: string | undefined;
+  let params: Record<string, unknown> = {};
+  let builtin: BuiltinJob | undefined;
+  if (operation === 'map') {
+    const checked = checkUserModule(raw.module, ['map']);
+    module = checked.source;
+    exports = checked.exports;
+  } else {
+    if (raw.module !== undefined) {
+      throw badRequest(`config.module is for user code (operation "map"); '${operation}' is built in`);
+    }
+    builtin = BUILTIN_JOBS[operation];
+    params = builtin.params(raw);
+    exports = new Set(['map', ...(builtin.combine ? ['combine'] : []), ...(builtin.reduce ? ['reduce'] : [])]);
+  }
+
+  const source = sourceOf(raw, builtin?.needsInput ?? true);
+  const records = source.data?.length;
+  const task_count = integer(raw, 'task_count', 1, Math.min(records ?? MAX_TASK_COUNT, MAX_TASK_COUNT), 1);
+  const partitioner = builtin?.partitioner ?? 'hash';
+  let reduce_tasks = 0;
+  if (exports.has('reduce')) {
+    const fallback = partitioner === 'range' ? task_count : 1;
+    reduce_tasks = integer(raw, 'reduce_tasks', 1, MAX_REDUCE_TASKS, fallback);
+  } else if (raw.reduce_tasks !== undefined) {
+    throw badRequest('config.reduce_tasks needs a reduce stage: the module must export reduce(key, values, emit)');
+  }
+  const output = outputOf(raw.output);
+  if (output && !reduce_tasks) throw badRequest('config.output needs a reduce stage (part files are written by it)');
+  const combine = raw.combine === undefined ? exports.has('combine') : raw.combine === true;
+  if (combine && !exports.has('combine')) throw badRequest('config.combine is true but the module exports no combine');
+  return {
+    operation,
+    ...(module !== undefined ? { module } : {}),
+    params,
+    task_count,
+    reduce_tasks,
+    combine,
+    partitioner,
+    results: builtin?.results ?? 'rows',
+    ...(output ? { output } : {}),
+    ...source,
+  };
+}
+
+function sourceOf(raw: Raw, needsInput: boolean): { data?: unknown[]; input?: InputSpec } {
+  if (raw.input !== undefined) {
+    if (raw.data !== undefined) throw badRequest('give either config.data or config.input, not both');
+    return { input: inputOf(raw.input) };
+  }
+  if (raw.data !== undefined) {
+    if (!Array.isArray(raw.data) || raw.data.length === 0) throw badRequest('config.data must be a non-empty array');
+    return { data: raw.data as unknown[] };
+  }
+  if (needsInput) {
+    throw badRequest('config.data must be a non-empty array of records, or config.input a file to read');
+  }
+  return {};
+}
+
 /**
- * An input file the workers read themselves, split into `task_count` byte ranges on record
- * boundaries. The path must be one every worker sees (a shared or replicated filesystem).
+ * An input the workers read themselves, split into `task_count` byte ranges on record
+ * boundaries: a path every worker sees (a shared or replicated filesystem), or an http(s)
+ * URL whose server answers range requests.
  */
 function inputOf(raw: unknown): InputSpec {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw badRequest('config.input must be an object like {"path": "/data/in.txt", "format": "lines"}');
   }
   const { path, url, format } = raw as Record<string, unknown>;
-  if (url !== undefined) throw badRequest('config.input.url is not supported yet; use config.input.path');
-  if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw badRequest('config.input.path must be an absolute path that every worker can read');
-  }
   const f = format ?? 'lines';
   if (typeof f !== 'string' || !(INPUT_FORMATS as readonly string[]).includes(f)) {
-    throw badRequest(`config.input.format must be one of: ${INPUT_FORMATS.join(', ')} (csv is not supported yet)`);
+    throw badRequest(`config.input.format must be one of: ${INPUT_FORMATS.join(', ')}; got ${JSON.stringify(f)}`);
+  }
+  if (url !== undefined) {
+    if (path !== undefined) throw badRequest('give either config.input.path or config.input.url, not both');
+    if (typeof url !== 'string' || !/^https?:\/\/[^\s]+$/.test(url)) {
+      throw badRequest('config.input.url must be an http:// or https:// URL');
+    }
+    return { url, format: f as InputFormat };
+  }
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw badRequest(
+      'config.input.path must be an absolute path that every worker can read (or give config.input.url)',
+    );
   }
   return { path, format: f as InputFormat };
+}
+
+function outputOf(raw: unknown): { path: string } | undefined {
+  if (raw === undefined) return undefined;
+  const path = (raw as { path?: unknown } | null)?.path;
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw badRequest('config.output must be {"path": "/absolute/dir"}, a directory every worker can write');
+  }
+  return { path };
 }

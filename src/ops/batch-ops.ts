@@ -1,22 +1,35 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BatchConfig } from './batch-config.js';
-import { readInputSplit, type InputSpec } from './input-split.js';
+import { isDataJob, type BatchConfig, type DataJobConfig } from './batch-config.js';
+import { runDataTask, type DataTaskSpec, type MapOutput } from './data-tasks.js';
 import { contiguousPartition } from './partition.js';
-import { runUserMap } from './user-module.js';
+import { planStages, stageOf, type JobPlan } from './stages.js';
 
-/** What one task gets: enough to run without the job's config (which may be large). */
-export interface TaskSpec {
-  operation: BatchConfig['operation'];
+/** A task of a built-in list job (multiply, noop, sleep). */
+export interface ListTaskSpec {
+  operation: 'multiply' | 'noop' | 'sleep';
   params: Record<string, unknown>;
   input: unknown;
   idx: number;
 }
 
+/** What one task gets: enough to run without the job's config (which may be large). */
+export type TaskSpec = ListTaskSpec | DataTaskSpec;
+
+/** What the leader knows at dispatch beyond the config: the job's plan and its map outputs. */
+export interface DispatchContext {
+  job_id: string;
+  attempt: number;
+  plan?: JobPlan | undefined;
+  maps?: MapOutput[];
+}
+
 /**
- * The input of task `idx` of a job — a pure function of the config, so every master derives
- * the same tasks from a logged submitJob and the log never carries them twice.
+ * The input of task `idx` of a job — a pure function of the config (and, for later stages,
+ * of the plan and map outputs), so every master derives the same tasks from a logged
+ * submitJob and the log never carries them twice.
  */
-export function taskSpec(config: BatchConfig, idx: number): TaskSpec {
+export function taskSpec(config: BatchConfig, idx: number, ctx?: DispatchContext): TaskSpec {
+  if (isDataJob(config)) return dataTaskSpec(config, idx, ctx ?? { job_id: '', attempt: 1 });
   switch (config.operation) {
     case 'multiply': {
       const n = config.data ? config.data.length : config.task_count;
@@ -28,18 +41,43 @@ export function taskSpec(config: BatchConfig, idx: number): TaskSpec {
       return { operation: 'noop', params: {}, input: null, idx };
     case 'sleep':
       return { operation: 'sleep', params: { ms: config.ms }, input: null, idx };
-    case 'map': {
-      const params = { module: config.module, task_count: config.task_count };
-      // A file is read by the worker (split idx of task_count); inline data travels with the task.
-      if (config.input) return { operation: 'map', params: { ...params, input: config.input }, input: null, idx };
-      const { start, end } = contiguousPartition(config.data.length, config.task_count, idx);
-      return { operation: 'map', params, input: config.data.slice(start, end), idx };
-    }
   }
 }
 
+function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): DataTaskSpec {
+  const stages = planStages(c) ?? [{ name: 'map' as const, first: 0, count: c.task_count }];
+  const { stage, local } = stageOf(stages, idx);
+  const name = stages[stage]!.name;
+  const spec: DataTaskSpec = {
+    operation: c.operation,
+    idx,
+    job_id: ctx.job_id,
+    attempt: ctx.attempt,
+    stage: name,
+    part: local,
+    ...(c.module !== undefined ? { module: c.module } : {}),
+    params: c.params,
+    reduce_tasks: c.reduce_tasks,
+    combine: c.combine,
+    partitioner: c.partitioner,
+    results: c.results,
+  };
+  if (name === 'reduce') {
+    return { ...spec, maps: ctx.maps ?? [], ...(c.output ? { output: c.output } : {}) };
+  }
+  // Sample and map tasks read split `local`: a file is read by the worker; inline data travels here.
+  if (c.data) {
+    const { start, end } = contiguousPartition(c.data.length, c.task_count, local);
+    spec.records = c.data.slice(start, end);
+  } else if (c.input) {
+    spec.input = { spec: c.input, splits: c.task_count };
+  }
+  if (name === 'map' && c.partitioner === 'range') spec.boundaries = ctx.plan?.boundaries ?? [];
+  return spec;
+}
+
 /** Jobs whose results are `{key, value}` rows, served sorted by key. */
-export const KEYED_OPERATIONS: ReadonlySet<string> = new Set(['map']);
+export const isKeyed = (c: BatchConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
 
 /** Runs one task; called inside a worker thread. Returns the task's results, in order. */
 export async function runTask(spec: TaskSpec): Promise<unknown[]> {
@@ -57,12 +95,7 @@ export async function runTask(spec: TaskSpec): Promise<unknown[]> {
     case 'sleep':
       await sleep(spec.params.ms as number);
       return [spec.idx];
-    case 'map': {
-      const file = spec.params.input as InputSpec | undefined;
-      const records = file
-        ? await readInputSplit(file, spec.params.task_count as number, spec.idx)
-        : (spec.input as unknown[]);
-      return runUserMap(spec.params.module as string, records);
-    }
+    default:
+      return runDataTask(spec);
   }
 }

@@ -1,13 +1,12 @@
 import { open } from 'node:fs/promises';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { contiguousPartition } from './partition.js';
 
-export const INPUT_FORMATS = ['lines', 'jsonl'] as const;
+export const INPUT_FORMATS = ['lines', 'jsonl', 'csv'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
 
-export interface InputSpec {
-  path: string;
-  format: InputFormat;
-}
+/** Where a job's input is: a path every worker sees, or a URL whose server answers range requests. */
+export type InputSpec = ({ path: string; url?: never } | { url: string; path?: never }) & { format: InputFormat };
 
 const NEWLINE = 0x0a;
 const CHUNK = 1024 * 1024;
@@ -78,29 +77,114 @@ async function skipPastNewline(read: (p: number, n: number) => Promise<Buffer>, 
   }
 }
 
-/** Reads split `idx` of `count` of an input file and parses its records. */
-export async function readInputSplit(input: InputSpec, count: number, idx: number): Promise<unknown[]> {
-  const file = await open(input.path, 'r');
-  try {
+type Read = (position: number, length: number) => Promise<Buffer>;
+
+interface OpenInput {
+  size: number;
+  read: Read;
+  close(): Promise<void>;
+}
+
+const where = (input: InputSpec) => input.path ?? input.url;
+
+/** Opens a file or a URL for positioned reads. */
+async function openInput(input: InputSpec): Promise<OpenInput> {
+  if (input.path !== undefined) {
+    const file = await open(input.path, 'r');
     const { size } = await file.stat();
-    const { start, end } = splitRange(size, count, idx);
-    const read = async (position: number, length: number) => {
-      const buf = Buffer.allocUnsafe(length);
-      const { bytesRead } = await file.read(buf, 0, length, position);
-      return buf.subarray(0, bytesRead);
+    return {
+      size,
+      read: async (position, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buf, 0, length, position);
+        return buf.subarray(0, bytesRead);
+      },
+      close: () => file.close(),
     };
-    const lines = await readSplitLines(read, start, end);
-    if (input.format === 'lines') return lines;
-    return lines
-      .filter((l) => l.trim() !== '')
-      .map((l, i) => {
-        try {
-          return JSON.parse(l) as unknown;
-        } catch {
-          throw new SyntaxError(`${input.path}: line ${i + 1} of split ${idx} is not JSON: ${l.slice(0, 80)}`);
-        }
-      });
-  } finally {
-    await file.close();
   }
+  const url = input.url;
+  const head = await fetch(url, { method: 'HEAD' });
+  if (!head.ok) throw new Error(`input ${url}: HEAD answered ${head.status}`);
+  const size = Number(head.headers.get('content-length'));
+  if (!Number.isFinite(size)) throw new Error(`input ${url}: the server sends no Content-Length`);
+  return {
+    size,
+    read: async (position, length) => {
+      if (position >= size) return Buffer.alloc(0);
+      const last = Math.min(size, position + length) - 1;
+      const res = await fetch(url, { headers: { range: `bytes=${position}-${last}` } });
+      if (res.status !== 206) {
+        await res.body?.cancel();
+        throw new Error(`input ${url}: a range request answered ${res.status}; the server must support ranges`);
+      }
+      return Buffer.from(await res.arrayBuffer());
+    },
+    close: async () => {},
+  };
+}
+
+/** The first line of the input: a csv file's header. */
+async function headerOf(read: Read): Promise<string[]> {
+  const [line] = await readSplitLines(read, 0, 1);
+  if (line === undefined) return [];
+  return parseCsv(line, { relax_quotes: true })[0] as string[];
+}
+
+function parseRecords(input: InputSpec, lines: string[], header: string[] | undefined, what: string): unknown[] {
+  switch (input.format) {
+    case 'lines':
+      return lines;
+    case 'jsonl':
+      return lines
+        .filter((l) => l.trim() !== '')
+        .map((l, i) => {
+          try {
+            return JSON.parse(l) as unknown;
+          } catch {
+            throw new SyntaxError(`${where(input)}: line ${i + 1} of ${what} is not JSON: ${l.slice(0, 80)}`);
+          }
+        });
+    case 'csv': {
+      const body = lines.filter((l) => l.trim() !== '').join('\n');
+      if (body === '') return [];
+      // Records are whole lines: a quoted field may not hold a line break (documented).
+      return parseCsv(body, { columns: header, relax_column_count: true, cast: true }) as unknown[];
+    }
+  }
+}
+
+/**
+ * Reads split `idx` of `count` of an input and parses its records. With `sample`, reads only
+ * that many windows of `sampleBytes` spread over the split (a range partitioner's sample).
+ */
+export async function readInputSplit(
+  input: InputSpec,
+  count: number,
+  idx: number,
+  sample?: { windows: number; bytes: number },
+): Promise<unknown[]> {
+  const f = await openInput(input);
+  try {
+    const { start, end } = splitRange(f.size, count, idx);
+    const header = input.format === 'csv' ? await headerOf(f.read) : undefined;
+    // The header line is no record: the split holding it starts after it.
+    const from = header ? Math.max(start, (await firstLineEnd(f.read)) ?? f.size) : start;
+    if (from >= end) return [];
+    const lines: string[] = [];
+    if (sample) {
+      const step = Math.max(sample.bytes, Math.floor((end - from) / sample.windows));
+      for (let s = from; s < end; s += step)
+        lines.push(...(await readSplitLines(f.read, s, Math.min(end, s + sample.bytes))));
+    } else {
+      lines.push(...(await readSplitLines(f.read, from, end)));
+    }
+    return parseRecords(input, lines, header, `split ${idx}`);
+  } finally {
+    await f.close();
+  }
+}
+
+async function firstLineEnd(read: Read): Promise<number | undefined> {
+  const end = await skipPastNewline(read, 0);
+  return end;
 }

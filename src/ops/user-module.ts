@@ -9,7 +9,10 @@ export const MAX_MODULE_BYTES = 1024 * 1024;
  * module and export every function the job's stages name. The message names the problem
  * and where it is, so the person can fix the file.
  */
-export function checkUserModule(source: unknown, required: readonly string[]): string {
+export function checkUserModule(
+  source: unknown,
+  required: readonly string[],
+): { source: string; exports: ReadonlySet<string> } {
   if (typeof source !== 'string' || source.trim() === '') {
     throw badRequest('config.module must be the JavaScript source of an ES module (weir submit … --module FILE)');
   }
@@ -43,10 +46,8 @@ export function checkUserModule(source: unknown, required: readonly string[]): s
       }`,
     );
   }
-  return source;
+  return { source, exports: exported };
 }
-
-type MapFn = (record: unknown, emit: (key: unknown, value: unknown) => void) => unknown;
 
 const loaded = new Map<string, Promise<Record<string, unknown>>>();
 
@@ -61,15 +62,4 @@ export function loadUserModule(source: string): Promise<Record<string, unknown>>
     loaded.set(source, m);
   }
   return m;
-}
-
-/** Runs the module's `map` over records; what it emits are the task's `{key, value}` rows. */
-export async function runUserMap(source: string, records: readonly unknown[]): Promise<unknown[]> {
-  const mod = await loadUserModule(source);
-  const map = mod.map as MapFn | undefined;
-  if (typeof map !== 'function') throw new TypeError("the job's module has no function export 'map'");
-  const rows: { key: unknown; value: unknown }[] = [];
-  const emit = (key: unknown, value: unknown) => void rows.push({ key, value });
-  for (const r of records) await map(r, emit);
-  return rows;
 }

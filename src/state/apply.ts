@@ -12,6 +12,9 @@ import type {
   SubmitJob,
   TaskRef,
 } from './commands.js';
+import { isDataJob } from '../ops/batch-config.js';
+import { rangeBoundaries } from '../ops/keys.js';
+import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { mayRetry, retryBackoffMs } from './retry-policy.js';
 
 /** A task a worker should stop running (its job was cancelled or failed). */
@@ -38,6 +41,8 @@ export class Applier {
   private readonly s: ReturnType<typeof prepare>;
   /** Counter deltas per job, flushed once per command rather than once per task. */
   private deltas = new Map<string, Counters>();
+  /** Jobs the current command completed (their workers may drop the job's map outputs). */
+  private finished: string[] = [];
 
   constructor(private readonly db: Database) {
     this.s = prepare(db);
@@ -80,7 +85,8 @@ export class Applier {
         this.s.requeue.run(cmd.at, null, t.job_id, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
       }
-      return { ok: true, requeued: running.length };
+      const toStop = this.rerunLostMapOutputs(cmd.worker_id, cmd.at);
+      return { ok: true, requeued: running.length, to_stop: toStop };
     });
   }
 
@@ -96,7 +102,8 @@ export class Applier {
     }
     const seq = (this.s.getMeta.get('job_seq') as { value: number }).value + 1;
     this.s.setMeta.run(seq, 'job_seq');
-    const n = cmd.config.task_count;
+    const stages = isDataJob(cmd.config) ? planStages(cmd.config) : undefined;
+    const n = stages ? stages.reduce((k, st) => k + st.count, 0) : cmd.config.task_count;
     this.s.insertJob.run(
       cmd.job_id,
       seq,
@@ -108,8 +115,13 @@ export class Applier {
       cmd.config.max_retries,
       n,
       n,
+      stages ? JSON.stringify({ stages } satisfies JobPlan) : null,
     );
-    for (let idx = 0; idx < n; idx++) this.s.insertTask.run(cmd.job_id, idx, cmd.at, seq);
+    // Only the first stage is runnable; the others wait for the stage before them.
+    const runnable = stages ? stages[0]!.count : n;
+    for (let idx = 0; idx < n; idx++) {
+      this.s.insertTask.run(cmd.job_id, idx, idx < runnable ? 'pending' : 'waiting', cmd.at, seq);
+    }
     return { ok: true, job_id: cmd.job_id, duplicate: false };
   }
 
@@ -142,7 +154,9 @@ export class Applier {
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, started_at: row.started_at });
     }
-    return { ok: true, accepted, at: cmd.at };
+    for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
+    this.flushCounters();
+    return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished() };
   }
 
   private failTasks(cmd: FailTasks): ApplyResult {
@@ -153,6 +167,12 @@ export class Applier {
       const row = this.s.runningTaskWithJob.get(f.job_id, f.idx, f.attempt) as
         { failures: number; max_retries: number } | undefined;
       if (!row) continue;
+      if (f.error.fetch_failed) {
+        // Not the reduce task's fault: the map output it needed is gone (lineage, not a retry).
+        toStop.push(...this.onFetchFailed(f, f.error.fetch_failed, cmd.at));
+        retried.push(f);
+        continue;
+      }
       const failures = row.failures + 1;
       const error = JSON.stringify(f.error);
       if (mayRetry(failures, row.max_retries)) {
@@ -178,6 +198,89 @@ export class Applier {
     }
     const toStop = this.withCounters(() => this.finishJob(cmd.job_id, 'cancelled', cmd.at, null));
     return { ok: true, to_stop: toStop };
+  }
+
+  /** Moves a multi-stage job to its next stage(s) once every task of the current one completed. */
+  private advanceStages(jobId: string, at: number): void {
+    const job = this.s.jobPlan.get(jobId) as { plan: string | null; stage: number; status: string } | undefined;
+    if (!job?.plan || (job.status !== 'running' && job.status !== 'pending')) return;
+    const plan = JSON.parse(job.plan) as JobPlan;
+    let stage = job.stage;
+    for (; stage < plan.stages.length - 1; stage++) {
+      const st = plan.stages[stage]!;
+      if ((this.s.unfinishedInRange.get(jobId, st.first, st.first + st.count - 1) as { n: number }).n > 0) break;
+      if (st.name === 'sample') {
+        const keys: unknown[] = [];
+        for (const r of this.s.resultsInRange.all(jobId, st.first, st.first + st.count - 1) as { result: string }[]) {
+          keys.push(...(JSON.parse(r.result) as unknown[]));
+        }
+        plan.boundaries = rangeBoundaries(keys, plan.stages[plan.stages.length - 1]!.count);
+        this.s.setPlan.run(JSON.stringify(plan), jobId);
+      }
+      const next = plan.stages[stage + 1]!;
+      this.s.activate.run(at, jobId, next.first, next.first + next.count - 1);
+    }
+    if (stage !== job.stage) this.s.setStage.run(stage, jobId);
+  }
+
+  /**
+   * A dead worker took its map outputs with it: completed map tasks whose output a later
+   * stage still needs run again, and that stage waits for them (lineage, as Spark re-runs
+   * lost shuffle outputs). Returns tasks to stop: consumers that were running.
+   */
+  private rerunLostMapOutputs(workerId: string, at: number): RunningTask[] {
+    const toStop: RunningTask[] = [];
+    for (const job of this.s.stagedActiveJobs.all() as { job_id: string; plan: string }[]) {
+      const plan = JSON.parse(job.plan) as JobPlan;
+      plan.stages.forEach((st, s) => {
+        if (st.name !== 'map' || s === plan.stages.length - 1) return;
+        const consumer = plan.stages[s + 1]!;
+        const left = this.s.unfinishedInRange.get(job.job_id, consumer.first, consumer.first + consumer.count - 1);
+        if ((left as { n: number }).n === 0) return;
+        const lost = this.s.completedOnWorkerInRange.all(job.job_id, st.first, st.first + st.count - 1, workerId);
+        if (lost.length === 0) return;
+        for (const t of lost as { idx: number }[]) this.invalidate(job.job_id, t.idx, at);
+        toStop.push(...this.rewind(job.job_id, plan, s));
+      });
+    }
+    return toStop;
+  }
+
+  private onFetchFailed(f: RunningTask, lost: { idx: number; attempt: number }, at: number): RunningTask[] {
+    const job = this.s.jobPlan.get(f.job_id) as { plan: string | null; stage: number };
+    const map = this.s.taskState.get(f.job_id, lost.idx) as { status: string; attempt: number } | undefined;
+    if (job.plan && map?.status === 'completed' && map.attempt === lost.attempt) {
+      const plan = JSON.parse(job.plan) as JobPlan;
+      this.invalidate(f.job_id, lost.idx, at);
+      return this.rewind(f.job_id, plan, stageOf(plan.stages, lost.idx).stage);
+    }
+    // That output was already replaced: run again with the new locations.
+    this.s.retryAs.run('pending', at + 200, f.job_id, f.idx);
+    this.delta(f.job_id, { running: -1, pending: 1 });
+    return [];
+  }
+
+  /** A completed task whose output is lost goes back to pending, as a new attempt. */
+  private invalidate(jobId: string, idx: number, at: number): void {
+    if (this.s.invalidate.run(at, jobId, idx).changes > 0) this.delta(jobId, { completed: -1, pending: 1 });
+  }
+
+  /** The job goes back to `stage`: later stages' unfinished tasks wait (new attempts). */
+  private rewind(jobId: string, plan: JobPlan, stage: number): RunningTask[] {
+    const last = plan.stages[plan.stages.length - 1]!;
+    const from = plan.stages[stage + 1]!.first;
+    const to = last.first + last.count - 1;
+    const running = this.s.runningInRange.all(jobId, from, to) as RunningTask[];
+    this.s.toWaiting.run(jobId, from, to);
+    if (running.length) this.delta(jobId, { running: -running.length, pending: running.length });
+    this.s.setStage.run(stage, jobId);
+    return running;
+  }
+
+  private takeFinished(): string[] {
+    const f = this.finished;
+    this.finished = [];
+    return f;
   }
 
   /** Ends a job: its unfinished tasks are cancelled; returns those a worker is still running. */
@@ -211,7 +314,7 @@ export class Applier {
     for (const [jobId, c] of this.deltas) {
       this.s.bumpCounters.run(c.pending, c.running, c.completed, c.failed, jobId);
       // The last task done completes the job (only a running job: a failed one stays failed).
-      if (c.completed > 0) this.s.completeJobIfDone.run(jobId);
+      if (c.completed > 0 && this.s.completeJobIfDone.run(jobId).changes > 0) this.finished.push(jobId);
     }
     this.deltas.clear();
   }
@@ -238,11 +341,11 @@ function prepare(db: Database) {
     getJob: st(`SELECT status FROM jobs WHERE job_id = ?`),
     insertJob: st(
       `INSERT INTO jobs (job_id, seq, name, type, status, config, idempotency_key, created_at, max_retries,
-                         total, pending, running, completed, failed)
-       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0)`,
+                         total, pending, running, completed, failed, plan)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)`,
     ),
     insertTask: st(
-      `INSERT INTO tasks (job_id, idx, status, attempt, failures, not_before, seq) VALUES (?, ?, 'pending', 1, 0, ?, ?)`,
+      `INSERT INTO tasks (job_id, idx, status, attempt, failures, not_before, seq) VALUES (?, ?, ?, 1, 0, ?, ?)`,
     ),
     assign: st(
       `UPDATE tasks SET status = 'running', worker_id = ?, started_at = ?
@@ -265,13 +368,43 @@ function prepare(db: Database) {
       `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ? WHERE job_id = ? AND idx = ?`,
     ),
     cancelTasks: st(
-      `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN ('pending', 'running')`,
+      `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN ('pending', 'running', 'waiting')`,
     ),
     finishJob: st(`UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`),
     bumpCounters: st(
       `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?
        WHERE job_id = ?`,
     ),
+    jobPlan: st(`SELECT plan, stage, status FROM jobs WHERE job_id = ?`),
+    setPlan: st(`UPDATE jobs SET plan = ? WHERE job_id = ?`),
+    setStage: st(`UPDATE jobs SET stage = ? WHERE job_id = ?`),
+    stagedActiveJobs: st(
+      `SELECT job_id, plan FROM jobs WHERE plan IS NOT NULL AND status IN ('pending', 'running') ORDER BY job_id`,
+    ),
+    unfinishedInRange: st(
+      `SELECT count(*) AS n FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status != 'completed'`,
+    ),
+    resultsInRange: st(`SELECT result FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
+    completedOnWorkerInRange: st(
+      `SELECT idx FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'completed' AND worker_id = ?
+       ORDER BY idx`,
+    ),
+    runningInRange: st(
+      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running'`,
+    ),
+    activate: st(
+      `UPDATE tasks SET status = 'pending', not_before = ? WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'waiting'`,
+    ),
+    toWaiting: st(
+      `UPDATE tasks SET status = 'waiting', attempt = attempt + 1
+       WHERE job_id = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`,
+    ),
+    invalidate: st(
+      `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, result = NULL, finished_at = NULL
+       WHERE job_id = ? AND idx = ? AND status = 'completed'`,
+    ),
+    taskState: st(`SELECT status, attempt FROM tasks WHERE job_id = ? AND idx = ?`),
+    retryAs: st(`UPDATE tasks SET status = ?, attempt = attempt + 1, not_before = ? WHERE job_id = ? AND idx = ?`),
     completeJobIfDone: st(
       `UPDATE jobs SET status = 'completed', finished_at = (SELECT max(finished_at) FROM tasks WHERE tasks.job_id = jobs.job_id)
        WHERE job_id = ? AND status = 'running' AND completed = total`,

@@ -62,6 +62,8 @@ export interface TaskError {
   message: string;
   stack?: string;
   name?: string;
+  /** A reduce task could not fetch this map output: the map task re-runs (lineage). */
+  fetch_failed?: { idx: number; attempt: number };
 }
 
 export interface FailTasks {

@@ -1,5 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import type { BatchConfig } from '../ops/batch-config.js';
+import type { MapOutput } from '../ops/data-tasks.js';
+import type { JobPlan } from '../ops/stages.js';
 
 export interface JobRow {
   job_id: string;
@@ -17,6 +19,8 @@ export interface JobRow {
   running: number;
   completed: number;
   failed: number;
+  plan: string | null;
+  stage: number;
 }
 
 export interface WorkerRow {
@@ -84,6 +88,23 @@ export class Queries {
       this.configCache.set(jobId, c);
     }
     return c;
+  }
+
+  /** A multi-stage job's stages and partition boundaries (undefined for single-stage jobs). */
+  jobPlan(jobId: string): JobPlan | undefined {
+    const row = this.s.plan.get(jobId) as { plan: string | null } | undefined;
+    return row?.plan ? (JSON.parse(row.plan) as JobPlan) : undefined;
+  }
+
+  /** Where the completed tasks of `[first, first+count)` ran: the map outputs a reduce task fetches. */
+  mapOutputs(jobId: string, first: number, count: number): MapOutput[] {
+    return this.s.mapOutputs.all(jobId, first, first + count - 1) as MapOutput[];
+  }
+
+  /** Task counts by status for each index range `[first, first+count)` (a job's stages). */
+  progressInRange(jobId: string, first: number, count: number): Map<string, number> {
+    const rows = this.s.progressInRange.all(jobId, first, first + count - 1) as { status: string; n: number }[];
+    return new Map(rows.map((r) => [r.status, r.n]));
   }
 
   /** Newest first; `beforeSeq` is the cursor. */
@@ -168,6 +189,14 @@ function prepare(db: Database) {
     tasksOfJob: st(
       `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
          FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
+    ),
+    plan: st(`SELECT plan FROM jobs WHERE job_id = ?`),
+    mapOutputs: st(
+      `SELECT t.idx, t.attempt, w.address FROM tasks t JOIN workers w ON w.worker_id = t.worker_id
+        WHERE t.job_id = ? AND t.idx BETWEEN ? AND ? AND t.status = 'completed' ORDER BY t.idx`,
+    ),
+    progressInRange: st(
+      `SELECT status, count(*) AS n FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? GROUP BY status`,
     ),
     countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
     taskCounts: st(

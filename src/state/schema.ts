@@ -63,6 +63,13 @@ const MIGRATIONS: string[] = [
   CREATE TABLE members (id INTEGER PRIMARY KEY, address TEXT NOT NULL, voter INTEGER NOT NULL) STRICT;
   INSERT INTO meta (key, value) VALUES ('last_applied_term', 0);
   `,
+  `
+  -- Jobs in stages (map → reduce): the plan says which task indexes form which stage, and
+  -- holds a range partitioner's boundaries; 'waiting' tasks belong to a later stage.
+  ALTER TABLE jobs ADD COLUMN plan TEXT;             -- JSON JobPlan, NULL for single-stage jobs
+  ALTER TABLE jobs ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX jobs_staged_active ON jobs (job_id) WHERE plan IS NOT NULL AND status IN ('pending', 'running');
+  `,
 ];
 
 export function migrate(db: Database): void {

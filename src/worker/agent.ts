@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
@@ -14,6 +16,7 @@ import {
   type ToMaster,
   type ToWorker,
 } from '../common/wire.js';
+import type { TaskSpec } from '../ops/batch-ops.js';
 import type { TaskRef } from '../state/commands.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { WorkerStats } from './worker-stats.js';
@@ -25,6 +28,8 @@ export interface AgentOptions {
   stats: WorkerStats;
   address: string;
   maxTasks: number;
+  /** Where map outputs are kept until their job is over. */
+  shuffleDir: string;
   heartbeatIntervalMs?: number;
   log: Logger;
 }
@@ -199,6 +204,13 @@ export class WorkerAgent {
       case 'ack':
         for (const ref of msg.tasks) this.unacked.delete(taskKey(ref));
         return;
+      case 'forget':
+        for (const jobId of msg.job_ids) {
+          void rm(join(this.o.shuffleDir, jobId), { recursive: true, force: true }).catch((err: Error) =>
+            this.o.log.warn({ err, job_id: jobId }, 'could not delete map outputs'),
+          );
+        }
+        return;
     }
   }
 
@@ -210,8 +222,8 @@ export class WorkerAgent {
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
     const started = performance.now();
-    this.o.pool
-      .run(a.spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal })
+    this.withEnv(a)
+      .then((spec) => this.o.pool.run(spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal }))
       .then(
         (result): TaskReport => {
           this.o.stats.taskDone(performance.now() - started);
@@ -233,6 +245,13 @@ export class WorkerAgent {
           setImmediate(() => this.flushReports());
         }
       });
+  }
+
+  /** A data job's task learns where this worker keeps map outputs and how to fetch others'. */
+  private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
+    if (!('job_id' in a.spec)) return a.spec;
+    const auth = await this.o.tokens.header();
+    return { ...a.spec, env: { shuffle_dir: this.o.shuffleDir, ...(auth ? { auth } : {}) } };
   }
 
   /** Reports finished in the same turn of the event loop travel in one frame. */

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { TaskError } from '../state/commands.js';
 import type { TaskSpec } from '../ops/batch-ops.js';
+import { fetchFailureOf } from '../ops/shuffle-files.js';
 
 export interface RunLimits {
   timeoutMs: number;
@@ -123,10 +124,13 @@ export function describeError(err: unknown): TaskError {
     const e = err as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
     let message = typeof e.message === 'string' ? e.message : String(err);
     if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') message = `task ran out of memory (${message})`;
+    const name = typeof e.name === 'string' ? e.name : 'Error';
+    const lost = fetchFailureOf({ name, message });
     return {
-      name: typeof e.name === 'string' ? e.name : 'Error',
+      name,
       message,
       ...(typeof e.stack === 'string' ? { stack: e.stack } : {}),
+      ...(lost ? { fetch_failed: lost } : {}),
     };
   }
   return { name: 'Error', message: String(err) };

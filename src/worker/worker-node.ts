@@ -1,8 +1,13 @@
+import { createReadStream, mkdirSync, rmSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { TokenSource, verifyBearer } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
-import { WeirError } from '../common/errors.js';
+import { WeirError, badRequest } from '../common/errors.js';
+import { ID_PATTERN } from '../common/ids.js';
+import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { WorkerAgent } from './agent.js';
@@ -44,7 +49,12 @@ export class WorkerNode {
     const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
     const address = `${o.host}:${o.port}`;
+    // Map outputs of an earlier run belong to attempts the masters have written off.
+    const shuffleDir = join(o.dataDir, 'shuffle');
+    rmSync(shuffleDir, { recursive: true, force: true });
+    mkdirSync(shuffleDir, { recursive: true });
     const agent = new WorkerAgent({
+      shuffleDir,
       client,
       tokens,
       pool,
@@ -101,6 +111,22 @@ export class WorkerNode {
       threads: pool.threads,
       metrics: stats.totals(),
     }));
+    app.get('/api/shuffle/:job_id/:task/:partition', async (req, reply) => {
+      const { job_id = '', task = '', partition = '' } = req.params as Record<string, string | undefined>;
+      const m = /^(\d+)\.(\d+)$/.exec(task);
+      if (!ID_PATTERN.test(job_id) || !m || !/^\d+$/.test(partition)) {
+        throw badRequest('expected /api/shuffle/JOB_ID/TASK.ATTEMPT/PARTITION');
+      }
+      const file = partitionFile(mapOutputDir(shuffleDir, job_id, Number(m[1]), Number(m[2])), Number(partition));
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => undefined,
+      );
+      if (size === undefined) {
+        throw new WeirError('not_found', `no map output ${job_id}/${task}/${partition} here: lost, or its job is over`);
+      }
+      return reply.type('application/msgpack').header('content-length', size).send(createReadStream(file));
+    });
     app.get('/health', async () => ({ status: 'ok' }));
     app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
     try {

@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { taskSpec } from '../../src/ops/batch-ops.js';
+import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
 
 // The pool loads its thread entry from the compiled tree (npm test builds first).
@@ -8,7 +10,7 @@ const { ExecutorPool: BuiltPool } = (await import(built)) as {
 };
 
 const sleep = (ms: number, idx = 0) => ({ operation: 'sleep' as const, params: { ms }, input: null, idx });
-const user = (source: string) => ({ operation: 'map' as const, params: { module: source }, input: [1], idx: 0 });
+const user = (module: string) => taskSpec(normalizeBatchConfig({ module, data: [1] }), 0);
 const limits = { timeoutMs: 5_000, memoryMb: 64 };
 
 describe('the executor pool', () => {

@@ -73,7 +73,10 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const rows = queries.jobs(before, limit + 1, req.query.status);
         const page = rows.slice(0, limit);
         const last = page[page.length - 1];
-        return { jobs: page.map(jobView), next_cursor: rows.length > limit && last ? String(last.seq) : null };
+        return {
+          jobs: page.map((r) => jobView(r)),
+          next_cursor: rows.length > limit && last ? String(last.seq) : null,
+        };
       },
     );
 
@@ -93,7 +96,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           await jobWatch.wait(row.job_id, deadline - Date.now());
           row = requireJob(row.job_id);
         }
-        return jobView(row);
+        return jobView(row, queries);
       },
     );
 
@@ -150,7 +153,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       if (!consensus.isLeader()) throw noLeader();
       const result = await consensus.propose({ type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });
       if (!result.ok) throw new WeirError(result.code, result.message);
-      return jobView(requireJob(req.params.job_id));
+      return jobView(requireJob(req.params.job_id), queries);
     });
   };
 }

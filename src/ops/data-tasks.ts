@@ -1,0 +1,217 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import type { DataOperation } from './batch-config.js';
+import { BUILTIN_JOBS, type Emit, type JobFunctions } from './builtin-jobs.js';
+import { readInputSplit, type InputSpec } from './input-split.js';
+import { compareKeys, evenSample, hashPartition, rangePartition } from './keys.js';
+import { FetchFailedError, mapOutputDir, partitionFile, shuffleUrl } from './shuffle-files.js';
+import { loadUserModule } from './user-module.js';
+
+/** A map output a reduce task reads: which task attempt wrote it, on which worker. */
+export interface MapOutput {
+  idx: number;
+  attempt: number;
+  address: string;
+}
+
+/** One task of a data job, as a worker thread runs it. */
+export interface DataTaskSpec {
+  operation: DataOperation;
+  idx: number;
+  job_id: string;
+  attempt: number;
+  stage: 'map' | 'sample' | 'reduce';
+  /** The task's index within its stage: its input split, or its reduce partition. */
+  part: number;
+  module?: string;
+  params: Record<string, unknown>;
+  /** Inline records of this split, or the input file with the number of splits. */
+  records?: unknown[];
+  input?: { spec: InputSpec; splits: number };
+  reduce_tasks: number;
+  combine: boolean;
+  partitioner: 'hash' | 'range';
+  boundaries?: unknown[];
+  results: 'rows' | 'values';
+  output?: { path: string };
+  maps?: MapOutput[];
+  /** Set by the worker: where it keeps map outputs, and a token for fetching other workers'. */
+  env?: { shuffle_dir: string; auth?: string };
+}
+
+/** Keys a sample task returns: enough for even quantiles, few enough for the log. */
+const SAMPLE_KEYS = 256;
+/** Results of one task carried through the log; beyond it, part files (config.output). */
+export const MAX_TASK_RESULT_BYTES = 16 * 1024 * 1024;
+
+const packr = new Packr({ useRecords: false });
+
+async function functionsOf(spec: DataTaskSpec): Promise<JobFunctions> {
+  if (spec.operation !== 'map') return BUILTIN_JOBS[spec.operation].functions(spec.params);
+  const mod = await loadUserModule(spec.module!);
+  for (const name of ['map', 'combine', 'reduce'] as const) {
+    if (mod[name] !== undefined && typeof mod[name] !== 'function') {
+      throw new TypeError(`the job's module exports '${name}' but it is not a function`);
+    }
+  }
+  if (typeof mod.map !== 'function') throw new TypeError("the job's module has no function export 'map'");
+  return mod as unknown as JobFunctions;
+}
+
+async function recordsOf(spec: DataTaskSpec, sample?: { windows: number; bytes: number }): Promise<unknown[]> {
+  if (spec.records) return spec.records;
+  if (spec.input) return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample);
+  return [spec.part]; // no input: each map task's one record is its own index (pi)
+}
+
+async function runMap(fns: JobFunctions, records: readonly unknown[], emit: Emit): Promise<void> {
+  if (fns.mapSplit) return fns.mapSplit(records, emit);
+  for (const r of records) await fns.map(r, emit);
+}
+
+/** Groups pairs by key (in key order) and runs `fn` on each group. */
+async function grouped(
+  pairs: [unknown, unknown][],
+  fn: (key: unknown, values: unknown[], emit: Emit) => unknown,
+  emit: Emit,
+): Promise<void> {
+  pairs.sort((a, b) => compareKeys(a[0], b[0]));
+  for (let i = 0; i < pairs.length;) {
+    const key = pairs[i]![0];
+    const values: unknown[] = [];
+    for (; i < pairs.length && compareKeys(pairs[i]![0], key) === 0; i++) values.push(pairs[i]![1]);
+    await fn(key, values, emit);
+  }
+}
+
+/** Runs one task of a data job inside a worker thread; returns what the master records. */
+export async function runDataTask(spec: DataTaskSpec): Promise<unknown[]> {
+  const fns = await functionsOf(spec);
+  switch (spec.stage) {
+    case 'sample':
+      return sampleKeys(spec, fns);
+    case 'map':
+      return spec.reduce_tasks > 0 ? mapToShuffle(spec, fns) : checkedSize(await mapOnly(spec, fns));
+    case 'reduce':
+      return reduce(spec, fns);
+  }
+}
+
+async function mapOnly(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]> {
+  const rows: { key: unknown; value: unknown }[] = [];
+  await runMap(fns, await recordsOf(spec), (key, value) => void rows.push({ key, value }));
+  return rows;
+}
+
+/** The keys the map emits over a few windows of the split: the range partitioner's sample. */
+async function sampleKeys(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]> {
+  const keys: unknown[] = [];
+  const records = await recordsOf(spec, { windows: 8, bytes: 64 * 1024 });
+  await runMap(fns, records, (key) => void keys.push(key));
+  return evenSample(keys, SAMPLE_KEYS);
+}
+
+/**
+ * Map side of the shuffle: partitions what the map emits by key into `reduce_tasks` files
+ * on this worker's disk (combined first when the job has a combiner). The master records
+ * only their sizes; reduce tasks fetch the files from this worker directly.
+ */
+async function mapToShuffle(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]> {
+  const r = spec.reduce_tasks;
+  const parts: [unknown, unknown][][] = Array.from({ length: r }, () => []);
+  const partition =
+    spec.partitioner === 'range'
+      ? (k: unknown) => rangePartition(k, spec.boundaries ?? [])
+      : (k: unknown) => hashPartition(k, r);
+  await runMap(fns, await recordsOf(spec), (key, value) => void parts[partition(key)]!.push([key, value]));
+  const root = spec.env?.shuffle_dir;
+  if (!root) throw new Error('this worker keeps no shuffle directory; cannot run a map task with a reduce stage');
+  const dir = mapOutputDir(root, spec.job_id, spec.idx, spec.attempt);
+  const tmp = `${dir}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const sizes: number[] = [];
+  let records = 0;
+  for (let p = 0; p < r; p++) {
+    let pairs = parts[p]!;
+    if (spec.combine && fns.combine && pairs.length > 1) {
+      const combined: [unknown, unknown][] = [];
+      await grouped(pairs, fns.combine, (k, v) => void combined.push([k, v]));
+      pairs = combined;
+    }
+    parts[p] = [];
+    const bytes = packr.pack(pairs);
+    await writeFile(partitionFile(tmp, p), bytes);
+    sizes.push(bytes.length);
+    records += pairs.length;
+  }
+  // Appears whole or not at all: a half-written output is never served.
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  return [{ records, bytes: sizes.reduce((a, b) => a + b, 0) }];
+}
+
+async function fetchPartition(spec: DataTaskSpec, m: MapOutput): Promise<[unknown, unknown][]> {
+  const url = shuffleUrl(m.address, spec.job_id, m.idx, m.attempt, spec.part);
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: spec.env?.auth ? { authorization: spec.env.auth } : {} });
+  } catch (err) {
+    throw new FetchFailedError(m.idx, m.attempt, `${m.address} unreachable (${(err as Error).message})`);
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new FetchFailedError(m.idx, m.attempt, `${m.address} answered ${res.status}`);
+  }
+  return packr.unpack(Buffer.from(await res.arrayBuffer())) as [unknown, unknown][];
+}
+
+/**
+ * Reduce side: fetches this partition from every map output (a few at a time), sorts the
+ * pairs by key, and calls `reduce(key, values, emit)` once per key, in key order.
+ */
+async function reduce(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]> {
+  if (!fns.reduce) throw new TypeError("the job's module has no function export 'reduce'");
+  const maps = spec.maps ?? [];
+  const fetched: [unknown, unknown][][] = [];
+  let next = 0;
+  const fetcher = async () => {
+    while (next < maps.length) fetched.push(await fetchPartition(spec, maps[next++]!));
+  };
+  await Promise.all(Array.from({ length: Math.min(4, maps.length) }, fetcher));
+  const pairs = fetched.flat();
+  fetched.length = 0;
+  const out: unknown[] = [];
+  const emit: Emit =
+    spec.results === 'values' ? (_key, value) => void out.push(value) : (key, value) => void out.push({ key, value });
+  await grouped(pairs, fns.reduce, emit);
+  return spec.output ? [await writePart(spec, out)] : checkedSize(out);
+}
+
+/** Writes a reduce task's output as `part-NNNNN` under the job's output directory. */
+async function writePart(
+  spec: DataTaskSpec,
+  out: unknown[],
+): Promise<{ part: string; records: number; bytes: number }> {
+  const dir = spec.output!.path;
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `part-${String(spec.part).padStart(5, '0')}`);
+  const text = out.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join('\n');
+  const body = text === '' ? '' : `${text}\n`;
+  // A retried or duplicate reduce writes the same bytes; the rename makes each write whole.
+  const tmp = `${path}.${spec.attempt}.tmp`;
+  await writeFile(tmp, body);
+  await rename(tmp, path);
+  return { part: path, records: out.length, bytes: Buffer.byteLength(body) };
+}
+
+function checkedSize(results: unknown[]): unknown[] {
+  const bytes = Buffer.byteLength(JSON.stringify(results));
+  if (bytes > MAX_TASK_RESULT_BYTES) {
+    throw new RangeError(
+      `this task's results are ${(bytes / 1048576).toFixed(1)} MiB, over the ${MAX_TASK_RESULT_BYTES / 1048576} MiB kept on the masters per task; write them to part files with config.output = {"path": "/dir"}`,
+    );
+  }
+  return results;
+}

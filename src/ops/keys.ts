@@ -1,0 +1,69 @@
+/**
+ * How keys emitted by a job are ordered and partitioned. Pure functions: every master and
+ * worker must agree on them, so they depend on the key's value only.
+ */
+
+/** Orders keys as a person expects: numbers numerically, then strings, then the rest by JSON. */
+export function compareKeys(a: unknown, b: unknown): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  const sa = typeof a === 'string' ? a : (JSON.stringify(a) ?? '');
+  const sb = typeof b === 'string' ? b : (JSON.stringify(b) ?? '');
+  return sa < sb ? -1 : sa > sb ? 1 : 0;
+}
+
+/** FNV-1a (32 bit) over the UTF-16 code units of a string: fast, stable, well spread. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The reduce partition of a key under hash partitioning: equal keys always meet. */
+export function hashPartition(key: unknown, partitions: number): number {
+  if (partitions === 1) return 0;
+  const s = typeof key === 'string' ? key : `\u0000${JSON.stringify(key) ?? ''}`;
+  return fnv1a(s) % partitions;
+}
+
+/**
+ * `partitions - 1` split points from a sample of keys, as TeraSort's sampler picks them:
+ * the sample sorted, cut at even quantiles. Partition `i` then holds keys in
+ * `[boundaries[i-1], boundaries[i])`, so concatenating partitions in order is a total order.
+ */
+export function rangeBoundaries(sample: readonly unknown[], partitions: number): unknown[] {
+  if (partitions <= 1 || sample.length === 0) return [];
+  const sorted = [...sample].sort(compareKeys);
+  const out: unknown[] = [];
+  for (let i = 1; i < partitions; i++) {
+    const b = sorted[Math.min(sorted.length - 1, Math.floor((i * sorted.length) / partitions))];
+    // Equal neighbours would leave a partition empty by construction; skip repeats.
+    if (out.length === 0 || compareKeys(out[out.length - 1], b) < 0) out.push(b);
+  }
+  return out;
+}
+
+/** The partition of a key under range partitioning: the number of boundaries ≤ key. */
+export function rangePartition(key: unknown, boundaries: readonly unknown[]): number {
+  let lo = 0;
+  let hi = boundaries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(boundaries[mid], key) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Takes up to `n` items spread evenly over `items` (deterministic, unlike a reservoir). */
+export function evenSample<T>(items: readonly T[], n: number): T[] {
+  if (items.length <= n) return [...items];
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(items[Math.floor((i * items.length) / n)]!);
+  return out;
+}
