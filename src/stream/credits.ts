@@ -1,0 +1,92 @@
+// Credit-based flow control for one channel (sender instance -> receiver instance), as in
+// Flink's network stack: the receiver has a bounded buffer and grants the sender one credit
+// per free slot; the sender sends only what it holds credits for, so the buffer never
+// overflows and a slow receiver pushes back on its senders instead of growing memory.
+// Pure bookkeeping; the runtime carries the grants as messages.
+
+/** The sender's side: credits granted and not yet used. */
+export class SendCredits {
+  private credits = 0;
+
+  get available(): number {
+    return this.credits;
+  }
+
+  /** Takes credits for up to `n` events and returns how many may be sent now (0 = wait for a grant). */
+  trySend(n = 1): number {
+    const k = Math.min(n, this.credits);
+    this.credits -= k;
+    return k;
+  }
+
+  grant(n: number): void {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`a grant must be a whole number >= 0; got ${n}`);
+    this.credits += n;
+  }
+
+  /** A new connection starts with nothing: the credits of the old one died with it. */
+  reset(): void {
+    this.credits = 0;
+  }
+}
+
+/**
+ * The receiver's side, with a buffer of `capacity` events. Invariant:
+ * `buffered + outstanding + ungranted === capacity`, where `outstanding` is what the sender
+ * holds (as far as the receiver knows) and `ungranted` the free slots not yet granted.
+ * Freed slots are granted back in batches of at least `batch` (default half the buffer),
+ * trading a little buffer for far fewer grant messages. Since the buffer drains to empty
+ * when the sender is out of credits, every batch is eventually reached: no deadlock.
+ */
+export class ReceiveWindow {
+  private buffered_ = 0;
+  private outstanding = 0;
+  private ungranted: number;
+
+  constructor(
+    readonly capacity: number,
+    readonly batch = Math.ceil(capacity / 2),
+  ) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be >= 1; got ${capacity}`);
+    if (!Number.isInteger(batch) || batch < 1 || batch > capacity) {
+      throw new RangeError(`batch must be from 1 to capacity (${capacity}); got ${batch}`);
+    }
+    this.ungranted = capacity;
+  }
+
+  get buffered(): number {
+    return this.buffered_;
+  }
+
+  /**
+   * The first grant for a (new) sender: every free slot. Credits granted to an earlier
+   * connection are void, so they return to the pool first.
+   */
+  open(): number {
+    this.ungranted += this.outstanding;
+    this.outstanding = this.ungranted;
+    this.ungranted = 0;
+    return this.outstanding;
+  }
+
+  /** `n` events arrived. More than the sender had credits for is a sender bug and fails loudly. */
+  received(n: number): void {
+    if (n > this.outstanding) {
+      throw new RangeError(`sender overran its credits: got ${n} events with ${this.outstanding} credits outstanding`);
+    }
+    this.outstanding -= n;
+    this.buffered_ += n;
+  }
+
+  /** `n` events left the buffer; returns the credits to grant the sender now (often 0). */
+  consumed(n: number): number {
+    if (n > this.buffered_) throw new RangeError(`consumed ${n} events with only ${this.buffered_} buffered`);
+    this.buffered_ -= n;
+    this.ungranted += n;
+    if (this.ungranted < this.batch) return 0;
+    const grant = this.ungranted;
+    this.outstanding += grant;
+    this.ungranted = 0;
+    return grant;
+  }
+}
