@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { Command, CommanderError } from 'commander';
 import cliProgress from 'cli-progress';
@@ -54,6 +54,16 @@ export async function main(argv: string[]): Promise<number> {
   let client: WeirClient | undefined;
   const sdk = () => (client ??= new WeirClient({ masters: masterUrls() }));
   const print = (json: unknown, human: () => string) => out(g.json ? JSON.stringify(json, null, 2) : human());
+  /** Uploads a local input file; the job reads it back from the master by URL. */
+  const uploadInput = async (file: string, given: unknown) => {
+    if (!existsSync(file)) throw new CliError(`cannot read input file '${file}'`);
+    const format =
+      (given as { format?: unknown } | undefined)?.format ??
+      (/\.jsonl$/i.test(file) ? 'jsonl' : /\.csv$/i.test(file) ? 'csv' : 'lines');
+    const up = await sdk().upload(file);
+    note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB); workers read it from ${up.url}`);
+    return { url: up.url, format };
+  };
   let exitCode = 0;
 
   const program = new Command('weir')
@@ -104,9 +114,8 @@ export async function main(argv: string[]): Promise<number> {
       async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
         if (type !== 'batch' && type !== 'streaming')
           throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
-        if (f.input)
-          throw new CliError('--input (uploading a local file) is not supported yet; pass the records as config.data');
         let config = readConfig(configArg);
+        if (f.input) config = { ...config, input: await uploadInput(f.input, config?.input) };
         if (f.module) {
           let source: string;
           try {

@@ -4,7 +4,9 @@ const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+
 
 export function progressLine(j: JobView): string {
   const p = j.progress;
-  return `${p.completed}/${p.total} completed, ${p.running} running, ${p.pending} pending, ${p.failed} failed`;
+  const line = `${p.completed}/${p.total} completed, ${p.running} running, ${p.pending} pending, ${p.failed} failed`;
+  const current = j.stages?.find((s) => s.status === 'running' || s.status === 'pending');
+  return current ? `${line} (stage ${current.name}: ${current.completed}/${current.total})` : line;
 }
 
 export function formatJob(j: JobView): string {
@@ -13,6 +15,27 @@ export function formatJob(j: JobView): string {
     `progress: ${progressLine(j)}`,
     `created ${when(j.created_at)}  started ${when(j.started_at)}  finished ${when(j.finished_at)}`,
   ];
+  if (j.stages) {
+    lines.push(
+      table(
+        ['STAGE', 'STATUS', 'DONE', 'RUNNING', 'PENDING', 'FAILED'],
+        j.stages.map((s) => [
+          s.name,
+          s.status,
+          `${s.completed}/${s.total}`,
+          String(s.running),
+          String(s.pending),
+          String(s.failed),
+        ]),
+      ),
+    );
+  }
+  if (j.output) {
+    const bytes = j.output.parts.reduce((n, p) => n + p.bytes, 0);
+    lines.push(
+      `output: ${j.output.parts.length} part file(s), ${(bytes / 1048576).toFixed(1)} MiB in ${j.output.path}`,
+    );
+  }
   if (j.error) {
     lines.push(
       `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempts` : ''}: ${j.error.message}`,

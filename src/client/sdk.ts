@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
 import { TokenSource } from '../common/auth.js';
 import { HttpClient } from '../common/http-client.js';
 
@@ -9,6 +10,18 @@ export interface JobView {
   status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
   operation?: string;
   progress: { total: number; pending: number; running: number; completed: number; failed: number };
+  /** Multi-stage jobs (map → reduce): each stage's tasks. */
+  stages?: {
+    name: string;
+    status: string;
+    total: number;
+    pending: number;
+    running: number;
+    completed: number;
+    failed: number;
+  }[];
+  /** Part files written to config.output, once the job completed. */
+  output?: { path: string; parts: { part: string; records: number; bytes: number }[] };
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
@@ -59,6 +72,15 @@ export class WeirClient {
   /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
   submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey = randomUUID()) {
     return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
+  }
+
+  /** Uploads a local file to the master for a job's input; returns the URL workers read it from. */
+  async upload(path: string): Promise<{ upload_id: string; url: string; bytes: number }> {
+    const { size } = statSync(path);
+    return this.http.post('/api/uploads', undefined, {
+      upload: { open: () => createReadStream(path), length: size },
+      timeoutMs: 600_000,
+    });
   }
 
   /** The job; with `waitMs`, answered early as soon as it finishes. */

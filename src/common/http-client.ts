@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { WeirError, type ErrorCode } from './errors.js';
 import type { TokenSource } from './auth.js';
@@ -19,6 +20,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Give up after the first failure instead of retrying for `retryForMs`. */
   noRetry?: boolean;
+  /** A raw body (a file): opened again for each attempt. */
+  upload?: { open: () => Readable; length: number };
 }
 
 /** Raised when no master answered within the retry window (the CLI's exit code 3). */
@@ -102,8 +105,12 @@ export class HttpClient {
     const headers: Record<string, string> = { ...opts.headers };
     const auth = await this.options.tokens?.header();
     if (auth) headers.authorization = auth;
-    let body: string | undefined;
-    if (opts.body !== undefined) {
+    let body: string | Readable | undefined;
+    if (opts.upload) {
+      body = opts.upload.open();
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = String(opts.upload.length);
+    } else if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
       headers['content-type'] = 'application/json';
     }

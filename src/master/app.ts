@@ -12,6 +12,8 @@ import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
+import { UPLOADS_PATH } from './forwarding.js';
+import { uploadRoutes, type UploadStore } from './uploads.js';
 
 /** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
 const MAX_DRAIN = 256 * 1024 * 1024;
@@ -24,6 +26,8 @@ const queryAjv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: fals
 export interface AppOptions {
   jwtSecret?: string;
   transport: PeerTransport;
+  uploads: UploadStore;
+  selfUrl: string;
 }
 
 /** The master's HTTP edge: routes per resource under /api, auth, one error handler. */
@@ -58,7 +62,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // An oversized body is read to its end before the 413 goes out: a client still sending
   // would otherwise see its connection reset instead of the answer.
   app.addHook('onRequest', (req, reply, done) => {
-    if (!(Number(req.headers['content-length']) > BODY_LIMIT)) return done();
+    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.url === UPLOADS_PATH) return done();
     let seen = 0;
     req.raw.on('data', (chunk: Buffer) => {
       seen += chunk.length;
@@ -85,6 +89,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.addHook('onClose', async () => forwarding.close());
 
   app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers));
+  await app.register(uploadRoutes(opts.uploads, opts.selfUrl));
   await app.register(clusterRoutes(ctx));
   await app.register(
     async (api) => {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
 import { TokenSource } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
@@ -199,7 +200,12 @@ export class MasterNode {
         heartbeatIntervalMs,
         heartbeatTimeoutMs,
       };
-      node.app = await buildApp(ctx, { transport, ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}) });
+      node.app = await buildApp(ctx, {
+        transport,
+        uploads: new UploadStore(options.dataDir),
+        selfUrl,
+        ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
+      });
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
       if (!options.jwtSecret) log.warn('JWT_SECRET is not set: the cluster is open to anyone who can reach it');

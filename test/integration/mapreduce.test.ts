@@ -219,6 +219,27 @@ export function reduce(k, v, emit) {
     expect(job.error.stack).toMatch(/RangeError: no threes here\n\s+at reduce/);
   });
 
+  it('uploads a local input file with --input, and shows the stages in status', async () => {
+    const lines = Array.from({ length: 3000 }, (_, i) => `${WORDS[i % 10]} ${WORDS[(i * 3) % 10]}`);
+    const file = join(c.tmp, 'local-words.txt');
+    writeFileSync(file, lines.join('\n'));
+    const config = JSON.stringify({ operation: 'wordcount', task_count: 3, reduce_tasks: 2 });
+    const sub = await c.cli(['--master', m.url, 'submit', 'batch', 'wc', config, '--input', file]);
+    expect(sub.code, sub.stderr).toBe(0);
+    expect(sub.stderr).toMatch(
+      /uploaded .*local-words.txt .*workers read it from http:\/\/127.0.0.111:\d+\/uploads\/up_/,
+    );
+    const id = sub.stdout.trim();
+    const wait = await c.cli(['--master', m.url, 'wait', id]);
+    expect(wait.code, wait.stderr).toBe(0);
+    expect(new Map((await results(id)).map((r) => [r.key, r.value]))).toEqual(countWords(lines));
+    const status = await c.cli(['--master', m.url, 'status', id]);
+    expect(status.stdout).toMatch(/STAGE\s+STATUS\s+DONE[\s\S]*map\s+completed\s+3\/3[\s\S]*reduce\s+completed\s+2\/2/);
+    const missing = await c.cli(['--master', m.url, 'submit', 'batch', 'wc', config, '--input', '/nonexistent/file']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/cannot read input file '\/nonexistent\/file'/);
+  });
+
   it('refuses stage configs it cannot run, naming the problem', async () => {
     const bad = async (config: unknown) => {
       const r = await http('POST', `${m.url}/api/jobs`, { name: 'bad', type: 'batch', config });
