@@ -141,6 +141,8 @@ export class MasterNode {
               }
               metrics.tasksReported.inc({ outcome: 'completed' }, accepted.length);
               scheduler.forgetJobs(result.finished_jobs as string[]);
+              // The losers of speculative races.
+              scheduler.stopTasks(result.to_stop as RunningTask[]);
               kick = true;
               break;
             }
@@ -167,6 +169,7 @@ export class MasterNode {
               kick = true;
               break;
             case 'assignTasks':
+            case 'speculateTasks':
             case 'drainWorker':
               break;
           }

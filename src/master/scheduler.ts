@@ -3,10 +3,15 @@ import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import { taskSpec, type DispatchContext } from '../ops/batch-ops.js';
-import { stageOf } from '../ops/stages.js';
+import { isDataJob } from '../ops/batch-config.js';
+import { stageOf, type JobPlan } from '../ops/stages.js';
 import type { RunningTask } from '../state/apply.js';
 import type { Queries } from '../state/queries.js';
-import { placeTasks, type WorkerSlot } from './scheduler-policy.js';
+import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-policy.js';
+import { stragglers } from './speculation.js';
+
+/** How often the leader looks for straggling tasks. */
+const SPECULATION_CHECK_MS = 500;
 import type { WorkerRegistry } from './worker-registry.js';
 
 /**
@@ -22,6 +27,7 @@ export class Scheduler {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryAt = Infinity;
   private active = false;
+  private speculationTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly consensus: Consensus,
@@ -32,6 +38,7 @@ export class Scheduler {
 
   start(): void {
     this.active = true;
+    this.speculationTimer = setInterval(() => this.speculate(), SPECULATION_CHECK_MS);
     this.kick();
   }
 
@@ -39,6 +46,8 @@ export class Scheduler {
     this.active = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    clearInterval(this.speculationTimer);
+    this.speculationTimer = undefined;
   }
 
   kick(): void {
@@ -101,6 +110,46 @@ export class Scheduler {
       .finally(() => {
         this.inFlight = false;
         // Slots may have freed while the proposal was in flight.
+        this.kick();
+      });
+  }
+
+  /**
+   * Speculative execution: stragglers of a running data job's current stage get a copy on
+   * another worker with a free slot, once nothing else waits for one; the first attempt to
+   * finish wins and the other is stopped.
+   */
+  private speculate(): void {
+    if (!this.active || this.inFlight || !this.consensus.isLeader()) return;
+    if (!this.queries.pending(1).next().done) return;
+    const now = Date.now();
+    const candidates: SchedulableTask[] = [];
+    for (const job of this.queries.runningJobs()) {
+      const config = this.queries.jobConfig(job.job_id);
+      if (!config || !isDataJob(config) || !config.speculation) continue;
+      const plan = job.plan ? (JSON.parse(job.plan) as JobPlan) : undefined;
+      const stage = plan?.stages[job.stage] ?? { first: 0, count: config.task_count };
+      for (const t of stragglers(this.queries.stageTimes(job.job_id, stage.first, stage.count), stage.count, now)) {
+        candidates.push({ job_id: job.job_id, idx: t.idx, attempt: t.attempt, avoid: t.worker_id });
+      }
+    }
+    if (candidates.length === 0) return;
+    const { assignments, cursor } = placeTasks(candidates, this.freeSlots(), this.cursor);
+    const copies = assignments
+      .filter((a) => a.worker_id !== a.task.avoid)
+      .map(({ task, worker_id }) => ({ job_id: task.job_id, idx: task.idx, attempt: task.attempt, worker_id }));
+    if (copies.length === 0) return;
+    this.cursor = cursor;
+    this.inFlight = true;
+    this.log.info({ copies: copies.length }, 'running speculative copies of straggling tasks');
+    this.consensus
+      .propose({ type: 'speculateTasks', at: now, copies })
+      .then((r) => {
+        if (r.ok) this.dispatch(r.assigned as RunningTask[]);
+      })
+      .catch((err: Error) => this.log.warn({ err }, 'speculating failed'))
+      .finally(() => {
+        this.inFlight = false;
         this.kick();
       });
   }

@@ -40,6 +40,8 @@ export interface DataJobFields {
   output?: { path: string };
   data?: unknown[];
   input?: InputSpec;
+  /** Stragglers get a copy on another worker; the first to finish wins. */
+  speculation: boolean;
 }
 
 export type BatchConfig = TaskLimits & { task_count: number } & (
@@ -151,6 +153,9 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
   const output = outputOf(raw.output);
   if (output && !reduce_tasks) throw badRequest('config.output needs a reduce stage (part files are written by it)');
   const combine = raw.combine === undefined ? exports.has('combine') : raw.combine === true;
+  if (raw.speculation !== undefined && typeof raw.speculation !== 'boolean') {
+    throw badRequest('config.speculation must be true or false');
+  }
   if (combine && !exports.has('combine')) throw badRequest('config.combine is true but the module exports no combine');
   return {
     operation,
@@ -161,6 +166,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     combine,
     partitioner,
     results: builtin?.results ?? 'rows',
+    speculation: raw.speculation !== false,
     ...(output ? { output } : {}),
     ...source,
   };

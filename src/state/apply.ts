@@ -9,6 +9,7 @@ import type {
   FailTasks,
   MarkWorkerDead,
   RegisterWorker,
+  SpeculateTasks,
   SubmitJob,
   TaskRef,
 } from './commands.js';
@@ -20,6 +21,26 @@ import { mayRetry, retryBackoffMs } from './retry-policy.js';
 /** A task a worker should stop running (its job was cancelled or failed). */
 export interface RunningTask extends TaskRef {
   worker_id: string;
+}
+
+/** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
+interface Attempts {
+  job_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  alt_attempt: number | null;
+  alt_worker_id: string | null;
+  started_at: number;
+}
+
+/** The attempts of a running task other than `attempt`. */
+function otherAttempts(t: Attempts, attempt: number | null): RunningTask[] {
+  const all = [{ job_id: t.job_id, idx: t.idx, attempt: t.attempt, worker_id: t.worker_id }];
+  if (t.alt_attempt !== null && t.alt_worker_id !== null) {
+    all.push({ job_id: t.job_id, idx: t.idx, attempt: t.alt_attempt, worker_id: t.alt_worker_id });
+  }
+  return all.filter((a) => a.attempt !== attempt);
 }
 
 interface Counters {
@@ -60,6 +81,8 @@ export class Applier {
         return this.submitJob(cmd);
       case 'assignTasks':
         return this.withCounters(() => this.assignTasks(cmd));
+      case 'speculateTasks':
+        return this.speculateTasks(cmd);
       case 'completeTasks':
         return this.withCounters(() => this.completeTasks(cmd));
       case 'failTasks':
@@ -79,13 +102,16 @@ export class Applier {
     if (!w || w.status === 'dead') return { ok: true, requeued: 0 };
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
     // A lost worker does not count against the task's retries: attempt moves on, failures stay.
-    const running = this.s.runningOnWorker.all(cmd.worker_id) as { job_id: string; idx: number }[];
+    const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as Attempts[];
     return this.withCounters(() => {
+      const toStop: RunningTask[] = [];
       for (const t of running) {
+        // A task raced by a copy starts over too; the surviving attempt on a live worker stops.
+        toStop.push(...otherAttempts(t, t.worker_id === cmd.worker_id ? t.attempt : t.alt_attempt));
         this.s.requeue.run(cmd.at, null, t.job_id, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
       }
-      const toStop = this.rerunLostMapOutputs(cmd.worker_id, cmd.at);
+      toStop.push(...this.rerunLostMapOutputs(cmd.worker_id, cmd.at));
       return { ok: true, requeued: running.length, to_stop: toStop };
     });
   }
@@ -144,19 +170,38 @@ export class Applier {
     return { ok: true, assigned };
   }
 
+  private speculateTasks(cmd: SpeculateTasks): ApplyResult {
+    const assigned: RunningTask[] = [];
+    for (const c of cmd.copies) {
+      const w = this.s.getWorker.get(c.worker_id) as { status: string } | undefined;
+      if (w?.status !== 'active') continue;
+      if (this.s.speculate.run(c.worker_id, c.job_id, c.idx, c.attempt, c.worker_id).changes === 0) continue;
+      assigned.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt + 1, worker_id: c.worker_id });
+    }
+    return { ok: true, assigned };
+  }
+
   private completeTasks(cmd: CompleteTasks): ApplyResult {
     const accepted: (TaskRef & { started_at: number })[] = [];
+    const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
       // First completion from the live attempt wins; stale or repeated reports change nothing.
-      const row = this.s.complete.get(cmd.at, JSON.stringify(c.result), c.job_id, c.idx, c.attempt) as
+      let row = this.s.complete.get(cmd.at, JSON.stringify(c.result), c.job_id, c.idx, c.attempt) as
         { started_at: number } | undefined;
-      if (!row) continue;
+      if (!row) {
+        // Raced by a speculative copy: either attempt may win; the other one stops.
+        const t = this.s.runningCopy.get(c.job_id, c.idx, c.attempt, c.attempt) as Attempts | undefined;
+        if (!t) continue;
+        this.s.completeCopy.run(cmd.at, JSON.stringify(c.result), c.attempt, c.worker_id, c.job_id, c.idx);
+        toStop.push(...otherAttempts(t, c.attempt));
+        row = t;
+      }
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, started_at: row.started_at });
     }
     for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
     this.flushCounters();
-    return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished() };
+    return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished(), to_stop: toStop };
   }
 
   private failTasks(cmd: FailTasks): ApplyResult {
@@ -164,9 +209,11 @@ export class Applier {
     const failedJobs: string[] = [];
     const toStop: RunningTask[] = [];
     for (const f of cmd.failures) {
-      const row = this.s.runningTaskWithJob.get(f.job_id, f.idx, f.attempt) as
-        { failures: number; max_retries: number } | undefined;
+      const row = this.s.runningTaskWithJob.get(f.job_id, f.idx, f.attempt, f.attempt) as
+        (Attempts & { failures: number; max_retries: number }) | undefined;
       if (!row) continue;
+      // A failure ends a speculative race too: the task retries (or fails) as a whole.
+      toStop.push(...otherAttempts(row, f.attempt));
       if (f.error.fetch_failed) {
         // Not the reduce task's fault: the map output it needed is gone (lineage, not a retry).
         toStop.push(...this.onFetchFailed(f, f.error.fetch_failed, cmd.at));
@@ -270,7 +317,7 @@ export class Applier {
     const last = plan.stages[plan.stages.length - 1]!;
     const from = plan.stages[stage + 1]!.first;
     const to = last.first + last.count - 1;
-    const running = this.s.runningInRange.all(jobId, from, to) as RunningTask[];
+    const running = this.s.runningInRange.all(jobId, from, to, jobId, from, to) as RunningTask[];
     this.s.toWaiting.run(jobId, from, to);
     if (running.length) this.delta(jobId, { running: -running.length, pending: running.length });
     this.s.setStage.run(stage, jobId);
@@ -285,7 +332,7 @@ export class Applier {
 
   /** Ends a job: its unfinished tasks are cancelled; returns those a worker is still running. */
   private finishJob(jobId: string, status: 'failed' | 'cancelled', at: number, error: string | null): RunningTask[] {
-    const running = this.s.runningOfJob.all(jobId) as RunningTask[];
+    const running = this.s.runningOfJob.all(jobId, jobId) as RunningTask[];
     this.flushCounters();
     this.s.cancelTasks.run(at, jobId);
     this.s.finishJob.run(status, at, error, jobId);
@@ -331,10 +378,33 @@ function prepare(db: Database) {
     getWorker: st(`SELECT status FROM workers WHERE worker_id = ?`),
     setWorkerDead: st(`UPDATE workers SET status = 'dead', dead_at = ?, dead_reason = ? WHERE worker_id = ?`),
     setWorkerDraining: st(`UPDATE workers SET status = 'draining' WHERE worker_id = ? AND status = 'active'`),
-    runningOnWorker: st(`SELECT job_id, idx FROM tasks WHERE status = 'running' AND worker_id = ?`),
-    runningOfJob: st(`SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND status = 'running'`),
+    runningOnWorker: st(
+      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
+        WHERE status = 'running' AND worker_id = ?
+       UNION SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
+        WHERE status = 'running' AND alt_worker_id = ?`,
+    ),
+    runningOfJob: st(
+      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND status = 'running'
+       UNION ALL SELECT job_id, idx, alt_attempt, alt_worker_id FROM tasks
+        WHERE job_id = ? AND status = 'running' AND alt_attempt IS NOT NULL`,
+    ),
+    speculate: st(
+      `UPDATE tasks SET alt_attempt = attempt, alt_worker_id = worker_id, attempt = attempt + 1, worker_id = ?
+       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL AND worker_id != ?`,
+    ),
+    runningCopy: st(
+      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id, started_at FROM tasks
+        WHERE job_id = ? AND idx = ? AND status = 'running' AND alt_attempt IS NOT NULL AND (attempt = ? OR alt_attempt = ?)`,
+    ),
+    completeCopy: st(
+      `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL, attempt = ?, worker_id = ?,
+                        alt_attempt = NULL, alt_worker_id = NULL
+       WHERE job_id = ? AND idx = ?`,
+    ),
     requeue: st(
-      `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, started_at = ?
+      `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, started_at = ?,
+                        alt_attempt = NULL, alt_worker_id = NULL
        WHERE job_id = ? AND idx = ?`,
     ),
     jobByKey: st(`SELECT job_id FROM jobs WHERE idempotency_key = ?`),
@@ -353,19 +423,24 @@ function prepare(db: Database) {
     ),
     startJob: st(`UPDATE jobs SET status = 'running', started_at = ? WHERE job_id = ? AND status = 'pending'`),
     runningTaskWithJob: st(
-      `SELECT t.failures, j.max_retries FROM tasks t JOIN jobs j ON j.job_id = t.job_id
-       WHERE t.job_id = ? AND t.idx = ? AND t.attempt = ? AND t.status = 'running'`,
+      `SELECT t.job_id, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.failures, j.max_retries
+         FROM tasks t JOIN jobs j ON j.job_id = t.job_id
+       WHERE t.job_id = ? AND t.idx = ? AND (t.attempt = ? OR t.alt_attempt = ?) AND t.status = 'running'`,
     ),
     complete: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
-       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' RETURNING started_at`,
+       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL
+       RETURNING started_at`,
     ),
     retry: st(
-      `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?
+      `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?,
+                        alt_attempt = NULL, alt_worker_id = NULL
        WHERE job_id = ? AND idx = ?`,
     ),
     failTask: st(
-      `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ? WHERE job_id = ? AND idx = ?`,
+      `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ?,
+                        alt_attempt = NULL, alt_worker_id = NULL
+       WHERE job_id = ? AND idx = ?`,
     ),
     cancelTasks: st(
       `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN ('pending', 'running', 'waiting')`,
@@ -390,13 +465,15 @@ function prepare(db: Database) {
        ORDER BY idx`,
     ),
     runningInRange: st(
-      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running'`,
+      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running'
+       UNION ALL SELECT job_id, idx, alt_attempt, alt_worker_id FROM tasks
+        WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running' AND alt_attempt IS NOT NULL`,
     ),
     activate: st(
       `UPDATE tasks SET status = 'pending', not_before = ? WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'waiting'`,
     ),
     toWaiting: st(
-      `UPDATE tasks SET status = 'waiting', attempt = attempt + 1
+      `UPDATE tasks SET status = 'waiting', attempt = attempt + 1, alt_attempt = NULL, alt_worker_id = NULL
        WHERE job_id = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`,
     ),
     invalidate: st(
@@ -404,7 +481,10 @@ function prepare(db: Database) {
        WHERE job_id = ? AND idx = ? AND status = 'completed'`,
     ),
     taskState: st(`SELECT status, attempt FROM tasks WHERE job_id = ? AND idx = ?`),
-    retryAs: st(`UPDATE tasks SET status = ?, attempt = attempt + 1, not_before = ? WHERE job_id = ? AND idx = ?`),
+    retryAs: st(
+      `UPDATE tasks SET status = ?, attempt = attempt + 1, not_before = ?, alt_attempt = NULL, alt_worker_id = NULL
+       WHERE job_id = ? AND idx = ?`,
+    ),
     completeJobIfDone: st(
       `UPDATE jobs SET status = 'completed', finished_at = (SELECT max(finished_at) FROM tasks WHERE tasks.job_id = jobs.job_id)
        WHERE job_id = ? AND status = 'running' AND completed = total`,

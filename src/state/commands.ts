@@ -7,7 +7,15 @@ import type { BatchConfig } from '../ops/batch-config.js';
  * `at` is milliseconds since the epoch, as the leader saw it.
  */
 export type Command =
-  RegisterWorker | MarkWorkerDead | DrainWorker | SubmitJob | AssignTasks | CompleteTasks | FailTasks | CancelJob;
+  | RegisterWorker
+  | MarkWorkerDead
+  | DrainWorker
+  | SubmitJob
+  | AssignTasks
+  | SpeculateTasks
+  | CompleteTasks
+  | FailTasks
+  | CancelJob;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -50,6 +58,16 @@ export interface AssignTasks {
   type: 'assignTasks';
   at: number;
   assignments: (TaskRef & { worker_id: string })[];
+}
+
+/**
+ * Runs a copy of each straggling task on another worker; `attempt` is the running attempt
+ * the copy races (the copy is `attempt + 1`).
+ */
+export interface SpeculateTasks {
+  type: 'speculateTasks';
+  at: number;
+  copies: (TaskRef & { worker_id: string })[];
 }
 
 export interface CompleteTasks {

@@ -41,6 +41,16 @@ export interface PendingTask {
   not_before: number;
 }
 
+export interface StageTask {
+  idx: number;
+  status: 'running' | 'completed';
+  attempt: number;
+  worker_id: string;
+  alt_attempt: number | null;
+  started_at: number;
+  finished_at: number | null;
+}
+
 export interface TaskRow {
   job_id: string;
   idx: number;
@@ -139,7 +149,17 @@ export class Queries {
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
-    return this.s.runningOnWorker.all(workerId) as { job_id: string; idx: number; attempt: number }[];
+    return this.s.runningOnWorker.all(workerId, workerId) as { job_id: string; idx: number; attempt: number }[];
+  }
+
+  /** Jobs running now, oldest first, with their plan (multi-stage) and current stage. */
+  runningJobs(): { job_id: string; plan: string | null; stage: number }[] {
+    return this.s.runningJobs.all() as { job_id: string; plan: string | null; stage: number }[];
+  }
+
+  /** Running and completed tasks of `[first, first+count)` with their times: a stage's pace. */
+  stageTimes(jobId: string, first: number, count: number): StageTask[] {
+    return this.s.stageTimes.all(jobId, first, first + count - 1) as StageTask[];
   }
 
   /** Completed task results from task `fromIdx` on, in task order (each an array). */
@@ -172,17 +192,33 @@ function prepare(db: Database) {
     jobsFrom: st(`SELECT * FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`),
     jobsByStatus: st(`SELECT * FROM jobs WHERE seq < ? AND status = ? ORDER BY seq DESC LIMIT ?`),
     workers: st(
-      `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id) AS running
+      `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id)
+                 + (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.alt_worker_id = w.worker_id) AS running
          FROM workers w ORDER BY w.registered_at, w.worker_id`,
     ),
     worker: st(`SELECT * FROM workers WHERE worker_id = ?`),
     liveWorkers: st(`SELECT * FROM workers WHERE status != 'dead' ORDER BY registered_at, worker_id`),
-    runningByWorker: st(`SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id`),
+    // A speculative copy takes a slot on its worker as much as the attempt it races.
+    runningByWorker: st(
+      `SELECT worker_id, sum(n) AS n FROM (
+         SELECT worker_id, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY worker_id
+         UNION ALL SELECT alt_worker_id, count(*) FROM tasks
+          WHERE status = 'running' AND alt_worker_id IS NOT NULL GROUP BY alt_worker_id)
+       GROUP BY worker_id`,
+    ),
     pending: st(
       `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
          ORDER BY seq, idx LIMIT ?`,
     ),
-    runningOnWorker: st(`SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?`),
+    runningOnWorker: st(
+      `SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?
+       UNION ALL SELECT job_id, idx, alt_attempt FROM tasks WHERE status = 'running' AND alt_worker_id = ?`,
+    ),
+    runningJobs: st(`SELECT job_id, plan, stage FROM jobs WHERE status = 'running' ORDER BY seq`),
+    stageTimes: st(
+      `SELECT idx, status, attempt, worker_id, alt_attempt, started_at, finished_at FROM tasks
+        WHERE job_id = ? AND idx BETWEEN ? AND ? AND status IN ('running', 'completed')`,
+    ),
     results: st(
       `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
     ),

@@ -69,6 +69,12 @@ const MIGRATIONS: string[] = [
   ALTER TABLE jobs ADD COLUMN plan TEXT;             -- JSON JobPlan, NULL for single-stage jobs
   ALTER TABLE jobs ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX jobs_staged_active ON jobs (job_id) WHERE plan IS NOT NULL AND status IN ('pending', 'running');
+  CREATE INDEX jobs_running ON jobs (seq) WHERE status = 'running';
+  -- A speculative copy of a running task: the original attempt and where it runs (attempt
+  -- and worker_id then name the copy). The first of the two to complete wins.
+  ALTER TABLE tasks ADD COLUMN alt_attempt INTEGER;
+  ALTER TABLE tasks ADD COLUMN alt_worker_id TEXT;
+  CREATE INDEX tasks_copies ON tasks (alt_worker_id) WHERE status = 'running' AND alt_worker_id IS NOT NULL;
   `,
 ];
 

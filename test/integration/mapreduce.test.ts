@@ -207,6 +207,30 @@ describe('map → shuffle → reduce', () => {
     expect(new Map((await results(id)).map((r) => [r.key, r.value]))).toEqual(expected);
   });
 
+  it('runs a copy of a straggling task on another worker, and the first to finish wins', async () => {
+    // Tasks on this worker take 30 s: the others finish in milliseconds.
+    const slow = await c.worker('127.0.0.115', m, { maxTasks: 2, env: { WEIR_TEST_STRAGGLE: '1' } });
+    const module = `
+      export function map(r, emit) {
+        if (process.env.WEIR_TEST_STRAGGLE) { const t = Date.now(); while (Date.now() - t < 30000); }
+        emit(r % 4, 1);
+      }
+      export function reduce(k, ones, emit) { emit(k, ones.length) }`;
+    const started = Date.now();
+    const id = await submit({ module, data: Array.from({ length: 80 }, (_, i) => i), task_count: 8, reduce_tasks: 1 });
+    await untilJobStatus(m.url, id, 'completed', 25_000);
+    expect(Date.now() - started).toBeLessThan(25_000);
+    const listed = (await http('GET', `${m.url}/api/workers`)).json.workers as Json[];
+    const slowId = listed.find((w) => w.address === slow.address)!.worker_id;
+    const tasks = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json.tasks as Json[];
+    // Map tasks are 0–7; the reduce (8) does not straggle anywhere.
+    const maps = tasks.filter((t) => t.idx < 8);
+    expect(maps.every((t) => t.worker_id !== slowId), JSON.stringify(maps)).toBe(true);
+    expect(maps.some((t) => t.attempt === 2)).toBe(true);
+    expect(await results(id)).toEqual([0, 1, 2, 3].map((k) => ({ key: k, value: 20 })));
+    await c.stop(slow, 'SIGKILL');
+  });
+
   it('fails the job with the stack of the user code that threw in the reduce', async () => {
     const module = `export function map(r, emit) { emit(r, 1) }
 export function reduce(k, v, emit) {
