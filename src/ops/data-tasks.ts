@@ -176,8 +176,13 @@ async function reduce(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]>
   const maps = spec.maps ?? [];
   const fetched: [unknown, unknown][][] = [];
   let next = 0;
+  // Outputs keep map-task order, whatever order they arrive in: a retried reduce sees its
+  // values in the same order and writes the same bytes.
   const fetcher = async () => {
-    while (next < maps.length) fetched.push(await fetchPartition(spec, maps[next++]!));
+    while (next < maps.length) {
+      const i = next++;
+      fetched[i] = await fetchPartition(spec, maps[i]!);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(4, maps.length) }, fetcher));
   const pairs = fetched.flat();

@@ -127,7 +127,8 @@ async function openInput(input: InputSpec): Promise<OpenInput> {
 async function headerOf(read: Read): Promise<string[]> {
   const [line] = await readSplitLines(read, 0, 1);
   if (line === undefined) return [];
-  return parseCsv(line, { relax_quotes: true })[0] as string[];
+  // Spreadsheets start their csv with a byte-order mark; it is no part of the first name.
+  return parseCsv(line.replace(/^\uFEFF/, ''), { relax_quotes: true })[0] as string[];
 }
 
 function parseRecords(input: InputSpec, lines: string[], header: string[] | undefined, what: string): unknown[] {

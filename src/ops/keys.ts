@@ -9,8 +9,11 @@ export function compareKeys(a: unknown, b: unknown): number {
   if (typeof a === 'number') return -1;
   if (typeof b === 'number') return 1;
   if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
-  const sa = typeof a === 'string' ? a : (JSON.stringify(a) ?? '');
-  const sb = typeof b === 'string' ? b : (JSON.stringify(b) ?? '');
+  if (typeof a === 'string') return -1;
+  if (typeof b === 'string') return 1;
+  // null, booleans, arrays, objects: by their JSON text (so equal values meet).
+  const sa = JSON.stringify(a) ?? '';
+  const sb = JSON.stringify(b) ?? '';
   return sa < sb ? -1 : sa > sb ? 1 : 0;
 }
 

@@ -214,7 +214,7 @@ export class Applier {
       if (!row) continue;
       // A failure ends a speculative race too: the task retries (or fails) as a whole.
       toStop.push(...otherAttempts(row, f.attempt));
-      if (f.error.fetch_failed) {
+      if (f.error.fetch_failed && this.isShuffleRead(f.job_id, f.idx, f.error.fetch_failed.idx)) {
         // Not the reduce task's fault: the map output it needed is gone (lineage, not a retry).
         toStop.push(...this.onFetchFailed(f, f.error.fetch_failed, cmd.at));
         retried.push(f);
@@ -295,9 +295,9 @@ export class Applier {
 
   private onFetchFailed(f: RunningTask, lost: { idx: number; attempt: number }, at: number): RunningTask[] {
     const job = this.s.jobPlan.get(f.job_id) as { plan: string | null; stage: number };
+    const plan = job.plan ? (JSON.parse(job.plan) as JobPlan) : undefined;
     const map = this.s.taskState.get(f.job_id, lost.idx) as { status: string; attempt: number } | undefined;
-    if (job.plan && map?.status === 'completed' && map.attempt === lost.attempt) {
-      const plan = JSON.parse(job.plan) as JobPlan;
+    if (plan && map?.status === 'completed' && map.attempt === lost.attempt) {
       this.invalidate(f.job_id, lost.idx, at);
       return this.rewind(f.job_id, plan, stageOf(plan.stages, lost.idx).stage);
     }
@@ -305,6 +305,24 @@ export class Applier {
     this.s.retryAs.run('pending', at + 200, f.job_id, f.idx);
     this.delta(f.job_id, { running: -1, pending: 1 });
     return [];
+  }
+
+  /**
+   * Whether task `idx` reads the map outputs of the stage holding `mapIdx` — the only case
+   * where a fetch failure is trusted (anything else claiming one is an ordinary failure).
+   */
+  private isShuffleRead(jobId: string, idx: number, mapIdx: number): boolean {
+    const job = this.s.jobPlan.get(jobId) as { plan: string | null } | undefined;
+    if (!job?.plan) return false;
+    const { stages } = JSON.parse(job.plan) as JobPlan;
+    const reader = stages.findIndex((st) => idx >= st.first && idx < st.first + st.count);
+    const producer = stages[reader - 1];
+    return (
+      stages[reader]?.name === 'reduce' &&
+      producer?.name === 'map' &&
+      mapIdx >= producer.first &&
+      mapIdx < producer.first + producer.count
+    );
   }
 
   /** A completed task whose output is lost goes back to pending, as a new attempt. */

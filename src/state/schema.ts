@@ -69,6 +69,8 @@ const MIGRATIONS: string[] = [
   ALTER TABLE jobs ADD COLUMN plan TEXT;             -- JSON JobPlan, NULL for single-stage jobs
   ALTER TABLE jobs ADD COLUMN stage INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX jobs_staged_active ON jobs (job_id) WHERE plan IS NOT NULL AND status IN ('pending', 'running');
+  `,
+  `
   CREATE INDEX jobs_running ON jobs (seq) WHERE status = 'running';
   -- A speculative copy of a running task: the original attempt and where it runs (attempt
   -- and worker_id then name the copy). The first of the two to complete wins.

@@ -225,10 +225,32 @@ describe('map → shuffle → reduce', () => {
     const tasks = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json.tasks as Json[];
     // Map tasks are 0–7; the reduce (8) does not straggle anywhere.
     const maps = tasks.filter((t) => t.idx < 8);
-    expect(maps.every((t) => t.worker_id !== slowId), JSON.stringify(maps)).toBe(true);
+    expect(
+      maps.every((t) => t.worker_id !== slowId),
+      JSON.stringify(maps),
+    ).toBe(true);
     expect(maps.some((t) => t.attempt === 2)).toBe(true);
     expect(await results(id)).toEqual([0, 1, 2, 3].map((k) => ({ key: k, value: 20 })));
     await c.stop(slow, 'SIGKILL');
+  });
+
+  it('cancels user code stuck in a loop: its threads stop and the slots are free again', async () => {
+    const id = await submit({ module: 'export function map() { for (;;) {} }', data: [1, 2, 3, 4], task_count: 4 });
+    await waitFor('the looping tasks to run', async () => {
+      const job = (await http('GET', `${m.url}/api/jobs/${id}`)).json;
+      return job.progress.running === 4;
+    });
+    expect((await http('POST', `${m.url}/api/jobs/${id}/cancel`)).json.status).toBe('cancelled');
+    await waitFor(
+      "every worker's own count of running tasks to drop to 0",
+      async () => {
+        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+        return all.every((r) => r.status !== 200 || r.json.active_tasks === 0);
+      },
+      10_000,
+    );
+    const after = await submit({ operation: 'wordcount', data: ['a b', 'b'], task_count: 2 });
+    expect((await untilJobStatus(m.url, after, 'completed', 10_000)).status).toBe('completed');
   });
 
   it('fails the job with the stack of the user code that threw in the reduce', async () => {

@@ -75,3 +75,123 @@ describe('batch job configs', () => {
     ]);
   });
 });
+
+describe('data job configs', () => {
+  const words = ['a b', 'b c', 'c d'];
+
+  it('gives wordcount one hash-partitioned reduce task and a combiner by default', () => {
+    const c = normalizeBatchConfig({ operation: 'wordcount', data: words });
+    expect(c).toMatchObject({
+      operation: 'wordcount',
+      params: {},
+      task_count: 1,
+      reduce_tasks: 1,
+      combine: true,
+      partitioner: 'hash',
+      results: 'rows',
+      data: words,
+      max_retries: 3,
+    });
+    expect(c).not.toHaveProperty('module');
+    expect(c).not.toHaveProperty('output');
+  });
+
+  it('gives sort a range partitioner, as many reduce tasks as map tasks, and plain values as results', () => {
+    expect(normalizeBatchConfig({ operation: 'sort', data: [3, 1, 2], task_count: 3 })).toMatchObject({
+      reduce_tasks: 3,
+      partitioner: 'range',
+      combine: false,
+      results: 'values',
+    });
+  });
+
+  it('gives a user module a reduce stage only when it exports reduce', () => {
+    const mapOnly = normalizeBatchConfig({ module: 'export function map(r, emit) {}', data: [1] });
+    expect(mapOnly).toMatchObject({ operation: 'map', reduce_tasks: 0, combine: false, partitioner: 'hash' });
+    const withReduce = normalizeBatchConfig({
+      module: 'export function map(r, emit) {}\nexport function reduce(k, vs, emit) {}',
+      data: [1],
+      reduce_tasks: 4,
+    });
+    expect(withReduce).toMatchObject({ reduce_tasks: 4, combine: false });
+  });
+
+  it('takes a file input instead of inline data, lines by default', () => {
+    expect(normalizeBatchConfig({ operation: 'wordcount', input: { path: '/data/in.txt' } })).toMatchObject({
+      input: { path: '/data/in.txt', format: 'lines' },
+    });
+    expect(
+      normalizeBatchConfig({ operation: 'sum', field: 'x', input: { url: 'http://h/in.csv', format: 'csv' } }),
+    ).toMatchObject({ input: { url: 'http://h/in.csv', format: 'csv' }, params: { field: 'x' } });
+  });
+
+  it('refuses data job configs it cannot run, naming the field', () => {
+    const map = 'export function map(r, emit) {}';
+    expect(refused({ module: map, data: [1], reduce_tasks: 2 })).toMatch(/reduce_tasks needs a reduce stage/);
+    expect(refused({ module: map, data: [1], output: { path: '/out' } })).toMatch(/output needs a reduce stage/);
+    expect(refused({ module: map, data: [1], combine: true })).toMatch(/exports no combine/);
+    expect(refused({ operation: 'wordcount', module: map, data: [1] })).toMatch(/built in/);
+    expect(refused({ operation: 'wordcount', data: words, reduce_tasks: 0 })).toMatch(/reduce_tasks/);
+    expect(refused({ operation: 'wordcount', data: words, task_count: 4 })).toMatch(/task_count/);
+    expect(refused({ operation: 'wordcount', data: words, output: { path: 'out' } })).toMatch(/config.output/);
+    expect(refused({ operation: 'wordcount' })).toMatch(/config.data/);
+    expect(refused({ operation: 'wordcount', data: [] })).toMatch(/config.data/);
+    expect(refused({ operation: 'wordcount', data: words, input: { path: '/x' } })).toMatch(/either/);
+    expect(refused({ operation: 'wordcount', input: { path: 'relative.txt' } })).toMatch(/absolute path/);
+    expect(refused({ operation: 'wordcount', input: { path: '/x', format: 'xml' } })).toMatch(/format/);
+    expect(refused({ operation: 'wordcount', input: { url: 'ftp://h/x' } })).toMatch(/http/);
+    expect(refused({ operation: 'grep', data: words })).toMatch(/config.pattern/);
+    expect(refused({ operation: 'grep', data: words, pattern: '(' })).toMatch(/not a valid regular expression/);
+    expect(refused({ operation: 'sum', data: words })).toMatch(/config.field/);
+    expect(refused({ operation: 'pi', samples: 0 })).toMatch(/config.samples/);
+  });
+
+  it('needs no input for pi: each map task draws its own points', () => {
+    expect(normalizeBatchConfig({ operation: 'pi', task_count: 5 })).toMatchObject({
+      task_count: 5,
+      reduce_tasks: 1,
+      params: { samples: 1_000_000 },
+    });
+  });
+});
+
+describe('data task specs', () => {
+  it('splits inline data into contiguous parts, one per map task', () => {
+    const data = Array.from({ length: 10 }, (_, i) => i);
+    const c = normalizeBatchConfig({ operation: 'wordcount', data, task_count: 3, reduce_tasks: 2 });
+    const specs = [0, 1, 2].map((i) => taskSpec(c, i, { job_id: 'j', attempt: 1 }));
+    expect(specs.map((s) => ('records' in s ? s.records : undefined))).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7, 8, 9],
+    ]);
+    expect(specs[1]).toMatchObject({ stage: 'map', part: 1, idx: 1, job_id: 'j', reduce_tasks: 2, combine: true });
+  });
+
+  it('gives a reduce task its partition, the map outputs to fetch and no records', () => {
+    const c = normalizeBatchConfig({ operation: 'wordcount', data: [1, 2, 3], task_count: 3, reduce_tasks: 2 });
+    const maps = [{ idx: 0, attempt: 2, address: 'w:1' }];
+    const s = taskSpec(c, 4, { job_id: 'j', attempt: 3, maps });
+    expect(s).toMatchObject({ stage: 'reduce', part: 1, idx: 4, attempt: 3, maps });
+    expect(s).not.toHaveProperty('records');
+  });
+
+  it("has a sort job's sample and map tasks read the same split, the map with the plan's boundaries", () => {
+    const c = normalizeBatchConfig({ operation: 'sort', data: [5, 4, 3, 2, 1, 0], task_count: 2, reduce_tasks: 2 });
+    const sample = taskSpec(c, 1, { job_id: 'j', attempt: 1 });
+    const plan = { stages: [], boundaries: [3] };
+    const map = taskSpec(c, 3, { job_id: 'j', attempt: 1, plan });
+    expect(sample).toMatchObject({ stage: 'sample', part: 1, records: [2, 1, 0] });
+    expect(sample).not.toHaveProperty('boundaries');
+    expect(map).toMatchObject({ stage: 'map', part: 1, records: [2, 1, 0], boundaries: [3] });
+  });
+
+  it('tells a task reading a file which split of how many is its own', () => {
+    const c = normalizeBatchConfig({ operation: 'grep', pattern: 'x', input: { path: '/in.txt' }, task_count: 4 });
+    expect(taskSpec(c, 2, { job_id: 'j', attempt: 1 })).toMatchObject({
+      stage: 'map',
+      part: 2,
+      input: { spec: { path: '/in.txt', format: 'lines' }, splits: 4 },
+    });
+  });
+});
