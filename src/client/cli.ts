@@ -105,9 +105,9 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('submit')
     .description('submit a job; prints its id alone on stdout')
-    .argument('<type>', 'batch (streaming is coming)')
+    .argument('<type>', 'batch or streaming')
     .argument('<name>', 'a name for the job')
-    .argument('[config]', 'JSON (starting with {) or a JSON file')
+    .argument('[config]', 'JSON (starting with {) or a JSON file; for streaming, the topology file')
     .option('--module <file>', 'JavaScript module with the job’s functions')
     .option('--input <file>', 'a local input file to upload')
     .action(
@@ -115,6 +115,12 @@ export async function main(argv: string[]): Promise<number> {
         if (type !== 'batch' && type !== 'streaming')
           throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
         let config = readConfig(configArg);
+        if (type === 'streaming') {
+          if (!config)
+            throw new CliError('give the topology: weir submit streaming NAME TOPOLOGY_FILE [--module FILE]');
+          // The file is the topology itself, or a whole config holding it.
+          if (!('topology' in config)) config = { topology: config };
+        }
         if (f.input) config = { ...config, input: await uploadInput(f.input, config?.input) };
         if (f.module) {
           let source: string;
@@ -163,8 +169,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('-o, --output <file>', 'write them to a file')
     .option('--follow', 'wait for the job to finish first')
     .action(async (id: string, f: { output?: string; follow?: boolean }) => {
-      if (f.follow) await waitWithProgress(sdk(), id, true);
       const sink = f.output ? createWriteStream(f.output) : process.stdout;
+      if (f.follow && (await sdk().job(id)).type === 'streaming') {
+        // A stream never finishes: its rows are printed as they come, one JSON line each.
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        for await (const rows of sdk().follow(id, stop.signal)) {
+          for (const r of rows) if (!sink.write(`${JSON.stringify(r)}\n`)) await once(sink, 'drain');
+        }
+        return;
+      }
+      if (f.follow) await waitWithProgress(sdk(), id, true);
       const write = async (s: string) => {
         if (!sink.write(s)) await once(sink, 'drain');
       };

@@ -30,6 +30,26 @@ export function formatJob(j: JobView): string {
       ),
     );
   }
+  if (j.components) {
+    lines.push(
+      table(
+        ['COMPONENT', 'KIND', '#', 'WORKER', 'IN/S', 'OUT/S', 'BUFFER', 'PENDING', 'BACKPRESSURE'],
+        j.components.flatMap((c) =>
+          c.instances.map((i) => [
+            c.id,
+            c.kind,
+            String(i.index),
+            i.address ?? i.status,
+            String(i.in_per_s),
+            String(i.out_per_s),
+            `${Math.round(i.queue_fill * 100)}%`,
+            String(i.pending),
+            i.backpressure ? 'yes' : 'no',
+          ]),
+        ),
+      ),
+    );
+  }
   if (j.output) {
     const bytes = j.output.parts.reduce((n, p) => n + p.bytes, 0);
     lines.push(

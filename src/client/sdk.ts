@@ -20,6 +20,23 @@ export interface JobView {
     completed: number;
     failed: number;
   }[];
+  /** Streaming jobs: each component's instances, where they run and their figures. */
+  components?: {
+    id: string;
+    kind: string;
+    parallelism: number;
+    instances: {
+      index: number;
+      status: string;
+      address: string | null;
+      in_per_s: number;
+      out_per_s: number;
+      queue_fill: number;
+      backpressure: boolean;
+      pending: number;
+      errors: number;
+    }[];
+  }[];
   /** Part files written to config.output, once the job completed. */
   output?: { path: string; parts: { part: string; records: number; bytes: number }[] };
   created_at: string;
@@ -114,6 +131,26 @@ export class WeirClient {
       yield page.results;
       cursor = page.next_cursor;
     } while (cursor);
+  }
+
+  /**
+   * A streaming job's rows as they arrive: every row delivered (or re-delivered, when a
+   * window fires again) after the previous poll, until the job ends or `signal` aborts.
+   */
+  async *follow(jobId: string, signal?: AbortSignal, intervalMs = 500): AsyncGenerator<unknown[]> {
+    let cursor: string | undefined;
+    while (!signal?.aborted) {
+      const q = new URLSearchParams({ limit: '10000', ...(cursor ? { cursor } : {}) });
+      const page: { results: unknown[]; next_cursor: string | null; follow_cursor?: string } = await this.http.get(
+        `/api/jobs/${encodeURIComponent(jobId)}/results?${q}`,
+      );
+      if (page.results.length) yield page.results;
+      cursor = page.follow_cursor ?? cursor;
+      if (page.next_cursor) continue;
+      const job = await this.job(jobId);
+      if (job.status !== 'running' && job.status !== 'pending') return;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
   }
 
   cancel(jobId: string): Promise<JobView> {

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import type { TaskError, TaskRef } from '../state/commands.js';
 import type { TaskSpec } from '../ops/batch-ops.js';
+import type { PlacedInstance } from '../stream/stream-config.js';
 
 /**
  * Messages on the persistent channel between the leader and a worker (a WebSocket carrying
@@ -21,7 +22,9 @@ export type ToWorker =
   | { t: 'cancel'; tasks: TaskRef[] }
   | { t: 'ack'; tasks: TaskRef[] }
   /** These jobs are over: what the worker keeps for them (map outputs) may go. */
-  | { t: 'forget'; job_ids: string[] };
+  | { t: 'forget'; job_ids: string[] }
+  /** Where a streaming job's instances run now. */
+  | { t: 'placement'; job_id: string; instances: PlacedInstance[] };
 
 export type ToMaster =
   /** First frame after connecting: what the worker runs and what it still has to report. */

@@ -12,6 +12,7 @@ import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
+import { streamRoutes } from './routes/streams.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
 
@@ -94,6 +95,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(
     async (api) => {
       await api.register(jobRoutes(ctx));
+      await api.register(streamRoutes(ctx, ctx.tokens));
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
     },

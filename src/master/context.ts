@@ -1,3 +1,4 @@
+import type { TokenSource } from '../common/auth.js';
 import type { Logger } from '../common/logger.js';
 import type { Consensus } from '../consensus/consensus.js';
 import type { Queries } from '../state/queries.js';
@@ -17,4 +18,6 @@ export interface MasterContext {
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** This master's own tokens, for calls it makes to workers. */
+  tokens: TokenSource;
 }

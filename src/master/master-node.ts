@@ -162,6 +162,8 @@ export class MasterNode {
             case 'markWorkerDead':
               // Consumers of map outputs lost with the worker stop; the maps run again.
               scheduler.stopTasks(result.to_stop as RunningTask[]);
+              // Streaming instances that ran there are unplaced until the scheduler places them again.
+              scheduler.announcePlacements(result.jobs as string[]);
               kick = true;
               break;
             case 'submitJob':
@@ -202,6 +204,7 @@ export class MasterNode {
         log,
         heartbeatIntervalMs,
         heartbeatTimeoutMs,
+        tokens,
       };
       node.app = await buildApp(ctx, {
         transport,

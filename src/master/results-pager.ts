@@ -1,6 +1,7 @@
 import { badRequest } from '../common/errors.js';
 import { isKeyed } from '../ops/batch-ops.js';
 import type { BatchConfig } from '../ops/batch-config.js';
+import type { JobConfig } from '../state/commands.js';
 import { compareKeys } from '../ops/keys.js';
 import { finalStage, type JobPlan } from '../ops/stages.js';
 import type { Queries } from '../state/queries.js';
@@ -8,6 +9,26 @@ import type { Queries } from '../state/queries.js';
 export interface ResultsPage {
   results: unknown[];
   next_cursor: string | null;
+  /** Streaming jobs: where to ask from next time, even when nothing more is there yet. */
+  follow_cursor?: string;
+}
+
+/**
+ * A streaming job's collected rows in the order they were (last) delivered; the cursor
+ * `s<seq>` resumes after a row, so a follower sees replaced rows again with their new value.
+ */
+export function streamRowsPage(
+  queries: Queries,
+  jobId: string,
+  cursor: string | undefined,
+  limit: number,
+): ResultsPage {
+  const m = cursor === undefined ? ['', '0'] : /^s(\d+)$/.exec(cursor);
+  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
+  const rows = queries.streamRows(jobId, Number(m[1]), limit + 1);
+  const page = rows.slice(0, limit);
+  const last = page.length ? `s${page[page.length - 1]!.seq}` : `s${m[1]}`;
+  return { results: page.map((r) => r.value), next_cursor: rows.length > limit ? last : null, follow_cursor: last };
 }
 
 /**
@@ -18,7 +39,7 @@ export interface ResultsPage {
 export function pageResults(
   queries: Queries,
   job: { job_id: string; total: number },
-  config: BatchConfig,
+  config: JobConfig & BatchConfig,
   cursor: string | undefined,
   limit: number,
 ): ResultsPage {

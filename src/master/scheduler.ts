@@ -4,6 +4,7 @@ import type { TaskAssignment } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import { taskSpec, type DispatchContext } from '../ops/batch-ops.js';
 import { isDataJob } from '../ops/batch-config.js';
+import { isStreamConfig } from '../stream/stream-config.js';
 import { stageOf, type JobPlan } from '../ops/stages.js';
 import type { RunningTask } from '../state/apply.js';
 import type { Queries } from '../state/queries.js';
@@ -174,10 +175,34 @@ export class Scheduler {
     for (const [workerId, tasks] of groupBy(assignments, (a) => a.worker_id)) {
       this.registry.send(workerId, { t: 'assign', tasks: tasks.map(({ worker_id: _, ...task }) => task) });
     }
+    this.announcePlacements(assignments.filter((a) => a.spec.operation === 'stream').map((a) => a.job_id));
+  }
+
+  /**
+   * Tells every worker running an instance of these streaming jobs where all the job's
+   * instances run now, so their links follow re-placements.
+   */
+  announcePlacements(jobIds: readonly string[]): void {
+    for (const jobId of new Set(jobIds)) {
+      const config = this.queries.jobConfig(jobId);
+      if (!config || !isStreamConfig(config)) continue;
+      const placed = this.queries.streamPlacement(jobId);
+      const instances = placed.map(({ idx, attempt, address }) => ({ idx, attempt, address }));
+      for (const workerId of new Set(placed.map((p) => p.worker_id))) {
+        this.registry.send(workerId, { t: 'placement', job_id: jobId, instances });
+      }
+    }
   }
 
   /** A later-stage task also needs the job's plan, and a reduce task its map outputs. */
   private dispatchContext(a: RunningTask): DispatchContext {
+    const config = this.queries.jobConfig(a.job_id);
+    if (config && isStreamConfig(config)) {
+      const placement = this.queries
+        .streamPlacement(a.job_id)
+        .map(({ idx, attempt, address }) => ({ idx, attempt, address }));
+      return { job_id: a.job_id, attempt: a.attempt, placement };
+    }
     const plan = this.queries.jobPlan(a.job_id);
     if (!plan) return { job_id: a.job_id, attempt: a.attempt };
     const { stage } = stageOf(plan.stages, a.idx);

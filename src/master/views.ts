@@ -1,6 +1,8 @@
 import type { JobPlan } from '../ops/stages.js';
 import type { JobRow, Queries, WorkerRow } from '../state/queries.js';
-import type { LiveWorker } from './worker-registry.js';
+import { isStreamConfig, type StreamConfig } from '../stream/stream-config.js';
+import { instancesOf } from '../stream/topology.js';
+import type { LiveWorker, WorkerRegistry } from './worker-registry.js';
 
 export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
 
@@ -32,10 +34,51 @@ function outputView(queries: Queries, row: JobRow, plan: JobPlan, path: string) 
 }
 
 /**
- * A job as the REST API shows it (DESIGN.md section 5). With `queries`, a multi-stage job
- * also shows its stages, and a job writing part files lists them.
+ * A streaming job's components, each instance with where it runs and its figures (as its
+ * worker last reported them in a heartbeat).
  */
-export function jobView(row: JobRow, queries?: Queries) {
+function componentsView(queries: Queries, registry: WorkerRegistry, row: JobRow, config: StreamConfig) {
+  const placed = new Map(queries.streamPlacement(row.job_id).map((p) => [p.idx, p]));
+  const figures = new Map<number, Record<string, unknown>>();
+  for (const p of placed.values()) {
+    const stream = registry.get(p.worker_id)?.metrics.stream as { job_id: string; idx: number }[] | undefined;
+    for (const m of stream ?? []) if (m.job_id === row.job_id) figures.set(m.idx, m);
+  }
+  const all = instancesOf(config.topology);
+  return [...config.topology.spouts, ...config.topology.bolts].map((c) => ({
+    id: c.id,
+    kind: 'type' in c ? `spout/${c.type}` : `bolt/${c.op}`,
+    parallelism: c.parallelism,
+    instances: all.flatMap((inst, idx) => {
+      if (inst.component !== c.id) return [];
+      const p = placed.get(idx);
+      const f = figures.get(idx);
+      return [
+        {
+          index: inst.index,
+          status: p ? 'running' : 'unplaced',
+          worker_id: p?.worker_id ?? null,
+          address: p?.address ?? null,
+          in_per_s: f?.in_per_s ?? 0,
+          out_per_s: f?.out_per_s ?? 0,
+          events_in: f?.events_in ?? 0,
+          events_out: f?.events_out ?? 0,
+          queue_fill: f?.queue_fill ?? 0,
+          backpressure: f?.backpressure ?? false,
+          pending: f?.pending ?? 0,
+          errors: f?.errors ?? 0,
+        },
+      ];
+    }),
+  }));
+}
+
+/**
+ * A job as the REST API shows it (DESIGN.md section 5). With `queries`, a multi-stage job
+ * also shows its stages, and a job writing part files lists them; with `registry` too, a
+ * streaming job shows its components and instances.
+ */
+export function jobView(row: JobRow, queries?: Queries, registry?: WorkerRegistry) {
   const config = JSON.parse(row.config) as { operation?: string; task_count?: number; output?: { path: string } };
   const plan = row.plan ? (JSON.parse(row.plan) as JobPlan) : undefined;
   return {
@@ -55,6 +98,9 @@ export function jobView(row: JobRow, queries?: Queries) {
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
     ...(queries && plan ? { stages: stagesView(queries, row, plan) } : {}),
+    ...(queries && registry && isStreamConfig(config as { operation: string })
+      ? { components: componentsView(queries, registry, row, config as unknown as StreamConfig) }
+      : {}),
     ...(queries && plan && config.output && row.status === 'completed'
       ? { output: outputView(queries, row, plan, config.output.path) }
       : {}),

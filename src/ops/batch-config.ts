@@ -53,7 +53,7 @@ export type BatchConfig = TaskLimits & { task_count: number } & (
 
 export type DataJobConfig = Extract<BatchConfig, { operation: DataOperation }>;
 
-export const isDataJob = (c: BatchConfig): c is DataJobConfig =>
+export const isDataJob = (c: { operation: string }): c is DataJobConfig =>
   (DATA_OPERATIONS as readonly string[]).includes(c.operation);
 
 type Raw = Record<string, unknown>;

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isDataJob, type BatchConfig, type DataJobConfig } from './batch-config.js';
+import type { JobConfig } from '../state/commands.js';
+import { isStreamConfig, type PlacedInstance, type StreamTaskSpec } from '../stream/stream-config.js';
+import { isDataJob, type DataJobConfig } from './batch-config.js';
 import { runDataTask, type DataTaskSpec, type MapOutput } from './data-tasks.js';
 import { contiguousPartition } from './partition.js';
 import { planStages, stageOf, type JobPlan } from './stages.js';
@@ -13,7 +15,7 @@ export interface ListTaskSpec {
 }
 
 /** What one task gets: enough to run without the job's config (which may be large). */
-export type TaskSpec = ListTaskSpec | DataTaskSpec;
+export type TaskSpec = ListTaskSpec | DataTaskSpec | StreamTaskSpec;
 
 /** What the leader knows at dispatch beyond the config: the job's plan and its map outputs. */
 export interface DispatchContext {
@@ -21,6 +23,8 @@ export interface DispatchContext {
   attempt: number;
   plan?: JobPlan | undefined;
   maps?: MapOutput[];
+  /** A streaming job's instances, where they run now. */
+  placement?: PlacedInstance[];
 }
 
 /**
@@ -28,7 +32,11 @@ export interface DispatchContext {
  * of the plan and map outputs), so every master derives the same tasks from a logged
  * submitJob and the log never carries them twice.
  */
-export function taskSpec(config: BatchConfig, idx: number, ctx?: DispatchContext): TaskSpec {
+export function taskSpec(config: JobConfig, idx: number, ctx?: DispatchContext): TaskSpec {
+  if (isStreamConfig(config)) {
+    const { job_id = '', attempt = 1, placement = [] } = ctx ?? {};
+    return { operation: 'stream', job_id, idx, attempt, config, placement };
+  }
   if (isDataJob(config)) return dataTaskSpec(config, idx, ctx ?? { job_id: '', attempt: 1 });
   switch (config.operation) {
     case 'multiply': {
@@ -77,7 +85,7 @@ function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): Data
 }
 
 /** Jobs whose results are `{key, value}` rows, served sorted by key. */
-export const isKeyed = (c: BatchConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
+export const isKeyed = (c: JobConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
 
 /** Runs one task; called inside a worker thread. Returns the task's results, in order. */
 export async function runTask(spec: TaskSpec): Promise<unknown[]> {
@@ -95,6 +103,8 @@ export async function runTask(spec: TaskSpec): Promise<unknown[]> {
     case 'sleep':
       await sleep(spec.params.ms as number);
       return [spec.idx];
+    case 'stream':
+      throw new TypeError('a stream instance runs in the worker’s stream runtime, not in a task thread');
     default:
       return runDataTask(spec);
   }

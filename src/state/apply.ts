@@ -3,6 +3,7 @@ import type {
   ApplyResult,
   AssignTasks,
   CancelJob,
+  CollectRows,
   Command,
   CompleteTasks,
   DrainWorker,
@@ -89,6 +90,8 @@ export class Applier {
         return this.withCounters(() => this.failTasks(cmd));
       case 'cancelJob':
         return this.cancelJob(cmd);
+      case 'collectRows':
+        return this.collectRows(cmd);
     }
   }
 
@@ -99,7 +102,7 @@ export class Applier {
 
   private markWorkerDead(cmd: MarkWorkerDead): ApplyResult {
     const w = this.s.getWorker.get(cmd.worker_id) as { status: string } | undefined;
-    if (!w || w.status === 'dead') return { ok: true, requeued: 0 };
+    if (!w || w.status === 'dead') return { ok: true, requeued: 0, to_stop: [], jobs: [] };
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
     // A lost worker does not count against the task's retries: attempt moves on, failures stay.
     const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as Attempts[];
@@ -112,7 +115,7 @@ export class Applier {
         this.delta(t.job_id, { running: -1, pending: 1 });
       }
       toStop.push(...this.rerunLostMapOutputs(cmd.worker_id, cmd.at));
-      return { ok: true, requeued: running.length, to_stop: toStop };
+      return { ok: true, requeued: running.length, to_stop: toStop, jobs: [...new Set(running.map((t) => t.job_id))] };
     });
   }
 
@@ -235,6 +238,16 @@ export class Applier {
       failedJobs.push(f.job_id);
     }
     return { ok: true, retried, failed_jobs: failedJobs, to_stop: toStop };
+  }
+
+  private collectRows(cmd: CollectRows): ApplyResult {
+    const job = this.s.getJob.get(cmd.job_id) as { status: string } | undefined;
+    if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
+    // Rows of a cancelled job are still kept: the sink delivered them before it stopped.
+    let seq = (this.s.getMeta.get('row_seq') as { value: number }).value;
+    for (const r of cmd.rows) this.s.upsertRow.run(cmd.job_id, r.key, ++seq, JSON.stringify(r.value));
+    this.s.setMeta.run(seq, 'row_seq');
+    return { ok: true, rows: cmd.rows.length };
   }
 
   private cancelJob(cmd: CancelJob): ApplyResult {
@@ -469,6 +482,10 @@ function prepare(db: Database) {
        WHERE job_id = ?`,
     ),
     jobPlan: st(`SELECT plan, stage, status FROM jobs WHERE job_id = ?`),
+    upsertRow: st(
+      `INSERT INTO stream_rows (job_id, row_key, seq, value) VALUES (?, ?, ?, ?)
+       ON CONFLICT (job_id, row_key) DO UPDATE SET seq = excluded.seq, value = excluded.value`,
+    ),
     setPlan: st(`UPDATE jobs SET plan = ? WHERE job_id = ?`),
     setStage: st(`UPDATE jobs SET stage = ? WHERE job_id = ?`),
     stagedActiveJobs: st(

@@ -1,4 +1,8 @@
 import type { BatchConfig } from '../ops/batch-config.js';
+import type { StreamConfig } from '../stream/stream-config.js';
+
+/** What a job runs: batch tasks, or the instances of a streaming topology. */
+export type JobConfig = BatchConfig | StreamConfig;
 
 /**
  * Every change of cluster state is one of these commands, applied in log order on every
@@ -15,7 +19,8 @@ export type Command =
   | SpeculateTasks
   | CompleteTasks
   | FailTasks
-  | CancelJob;
+  | CancelJob
+  | CollectRows;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -43,8 +48,8 @@ export interface SubmitJob {
   at: number;
   job_id: string;
   name: string;
-  job_type: 'batch';
-  config: BatchConfig;
+  job_type: 'batch' | 'streaming';
+  config: JobConfig;
   idempotency_key?: string;
 }
 
@@ -88,6 +93,17 @@ export interface FailTasks {
   type: 'failTasks';
   at: number;
   failures: (TaskRef & { worker_id: string; error: TaskError })[];
+}
+
+/**
+ * Rows a streaming job's `collect` sink delivered. A row with the key of an existing one
+ * replaces it (a window that fired again); `seq` orders them for followers.
+ */
+export interface CollectRows {
+  type: 'collectRows';
+  at: number;
+  job_id: string;
+  rows: { key: string; value: unknown }[];
 }
 
 export interface CancelJob {

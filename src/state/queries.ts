@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import type { BatchConfig } from '../ops/batch-config.js';
+import type { JobConfig } from './commands.js';
 import type { MapOutput } from '../ops/data-tasks.js';
 import type { JobPlan } from '../ops/stages.js';
 
@@ -70,7 +70,7 @@ export interface TaskRow {
 export class Queries {
   private statements: Statements | undefined;
   private generation = -1;
-  private readonly configCache = new Map<string, BatchConfig>();
+  private readonly configCache = new Map<string, JobConfig>();
 
   constructor(private readonly source: { db: Database; generation: number }) {}
 
@@ -88,12 +88,12 @@ export class Queries {
   }
 
   /** A job's config, parsed once: jobs are immutable once submitted. */
-  jobConfig(jobId: string): BatchConfig | undefined {
+  jobConfig(jobId: string): JobConfig | undefined {
     let c = this.configCache.get(jobId);
     if (!c) {
       const row = this.job(jobId);
       if (!row) return undefined;
-      c = JSON.parse(row.config) as BatchConfig;
+      c = JSON.parse(row.config) as JobConfig;
       if (this.configCache.size > 1000) this.configCache.clear();
       this.configCache.set(jobId, c);
     }
@@ -150,6 +150,17 @@ export class Queries {
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
     return this.s.runningOnWorker.all(workerId, workerId) as { job_id: string; idx: number; attempt: number }[];
+  }
+
+  /** A streaming job's collected rows after `afterSeq`, in delivery order. */
+  streamRows(jobId: string, afterSeq: number, limit: number): { seq: number; value: unknown }[] {
+    const rows = this.s.streamRows.all(jobId, afterSeq, limit) as { seq: number; value: string }[];
+    return rows.map((r) => ({ seq: r.seq, value: JSON.parse(r.value) as unknown }));
+  }
+
+  /** A streaming job's running instances and where they run. */
+  streamPlacement(jobId: string): { idx: number; attempt: number; address: string; worker_id: string }[] {
+    return this.s.streamPlacement.all(jobId) as { idx: number; attempt: number; address: string; worker_id: string }[];
   }
 
   /** Jobs running now, oldest first, with their plan (multi-stage) and current stage. */
@@ -213,6 +224,11 @@ function prepare(db: Database) {
     runningOnWorker: st(
       `SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?
        UNION ALL SELECT job_id, idx, alt_attempt FROM tasks WHERE status = 'running' AND alt_worker_id = ?`,
+    ),
+    streamRows: st(`SELECT seq, value FROM stream_rows WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    streamPlacement: st(
+      `SELECT t.idx, t.attempt, w.address, t.worker_id FROM tasks t JOIN workers w ON w.worker_id = t.worker_id
+        WHERE t.job_id = ? AND t.status = 'running' ORDER BY t.idx`,
     ),
     runningJobs: st(`SELECT job_id, plan, stage FROM jobs WHERE status = 'running' ORDER BY seq`),
     stageTimes: st(

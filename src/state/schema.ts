@@ -78,6 +78,19 @@ const MIGRATIONS: string[] = [
   ALTER TABLE tasks ADD COLUMN alt_worker_id TEXT;
   CREATE INDEX tasks_copies ON tasks (alt_worker_id) WHERE status = 'running' AND alt_worker_id IS NOT NULL;
   `,
+  `
+  -- What streaming jobs' collect sinks delivered: one row per key (a window's key and
+  -- bounds, or an event's id), replaced when it comes again; seq orders rows for followers.
+  CREATE TABLE stream_rows (
+    job_id  TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (job_id, row_key)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX stream_rows_seq ON stream_rows (job_id, seq);
+  INSERT INTO meta (key, value) VALUES ('row_seq', 0);
+  `,
 ];
 
 export function migrate(db: Database): void {

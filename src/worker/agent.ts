@@ -19,6 +19,7 @@ import {
 import type { TaskSpec } from '../ops/batch-ops.js';
 import type { TaskRef } from '../state/commands.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
+import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
 
 export interface AgentOptions {
@@ -30,6 +31,8 @@ export interface AgentOptions {
   maxTasks: number;
   /** Where map outputs are kept until their job is over. */
   shuffleDir: string;
+  /** Runs the streaming instances placed on this worker. */
+  streams: StreamRuntime;
   heartbeatIntervalMs?: number;
   log: Logger;
 }
@@ -117,7 +120,10 @@ export class WorkerAgent {
           worker_id: this.workerId,
           status: this.status,
           active_tasks: this.running.size,
-          metrics: this.o.stats.snapshot(),
+          metrics: {
+            ...this.o.stats.snapshot(),
+            ...(this.o.streams.instances ? { stream: this.o.streams.metrics() } : {}),
+          },
           timestamp: new Date().toISOString(),
         },
         { noRetry: true, timeoutMs: Math.max(1000, this.heartbeatIntervalMs) },
@@ -204,6 +210,9 @@ export class WorkerAgent {
       case 'ack':
         for (const ref of msg.tasks) this.unacked.delete(taskKey(ref));
         return;
+      case 'placement':
+        this.o.streams.placement(msg.job_id, msg.instances);
+        return;
       case 'forget':
         for (const jobId of msg.job_ids) {
           void rm(join(this.o.shuffleDir, jobId), { recursive: true, force: true }).catch((err: Error) =>
@@ -223,7 +232,11 @@ export class WorkerAgent {
     this.running.set(key, { ref, abort });
     const started = performance.now();
     this.withEnv(a)
-      .then((spec) => this.o.pool.run(spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal }))
+      .then((spec) =>
+        spec.operation === 'stream'
+          ? this.o.streams.run(spec, abort.signal)
+          : this.o.pool.run(spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal }),
+      )
       .then(
         (result): TaskReport => {
           this.o.stats.taskDone(performance.now() - started);
@@ -249,7 +262,7 @@ export class WorkerAgent {
 
   /** A data job's task learns where this worker keeps map outputs and how to fetch others'. */
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
-    if (!('job_id' in a.spec)) return a.spec;
+    if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
     const auth = await this.o.tokens.header();
     return { ...a.spec, env: { shuffle_dir: this.o.shuffleDir, ...(auth ? { auth } : {}) } };
   }
@@ -291,6 +304,7 @@ export class WorkerAgent {
     clearInterval(this.heartbeatTimer);
     clearInterval(this.resendTimer);
     for (const r of this.running.values()) r.abort.abort(new Error('worker stopping'));
+    this.o.streams.close();
     this.socket?.close(1000, 'worker stopping');
   }
 }

@@ -1,6 +1,7 @@
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { TokenSource, verifyBearer } from '../common/auth.js';
@@ -8,6 +9,8 @@ import { lockDataDir } from '../common/data-dir.js';
 import { WeirError, badRequest } from '../common/errors.js';
 import { ID_PATTERN } from '../common/ids.js';
 import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
+import { LINK_PATH } from './stream/links.js';
+import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { WorkerAgent } from './agent.js';
@@ -53,8 +56,10 @@ export class WorkerNode {
     const shuffleDir = join(o.dataDir, 'shuffle');
     rmSync(shuffleDir, { recursive: true, force: true });
     mkdirSync(shuffleDir, { recursive: true });
+    const streams = new StreamRuntime({ address, tokens, client, log: log.child({ component: 'stream' }) });
     const agent = new WorkerAgent({
       shuffleDir,
+      streams,
       client,
       tokens,
       pool,
@@ -75,6 +80,31 @@ export class WorkerNode {
         this.set(agent.activeTasks);
       },
     });
+    // Per-operator figures of the streaming instances here (as `weir status` shows them).
+    const perInstance = (name: string, help: string, pick: (m: InstanceMetrics) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['job_id', 'component', 'index'],
+        registers: [metrics],
+        collect() {
+          this.reset();
+          for (const m of streamFigures())
+            this.set({ job_id: m.job_id, component: m.component, index: m.index }, pick(m));
+        },
+      });
+    let figures: { at: number; list: InstanceMetrics[] } = { at: 0, list: [] };
+    const streamFigures = () => {
+      if (Date.now() - figures.at > 500) figures = { at: Date.now(), list: streams.metrics() };
+      return figures.list;
+    };
+    perInstance('weir_stream_events_in_total', 'Events an operator instance took in', (m) => m.events_in);
+    perInstance('weir_stream_events_out_total', 'Events an operator instance sent on', (m) => m.events_out);
+    perInstance('weir_stream_queue_fill', 'Share of the instance input buffer in use (0–1)', (m) => m.queue_fill);
+    perInstance('weir_stream_backpressure', '1 when the instance waits for room downstream', (m) =>
+      m.backpressure ? 1 : 0,
+    );
+    perInstance('weir_stream_pending_roots', 'Source events not yet fully processed', (m) => m.pending);
     new Counter({
       name: 'weir_worker_tasks_total',
       help: 'Tasks finished, by outcome',
@@ -96,6 +126,17 @@ export class WorkerNode {
         if (req.url.startsWith('/api/')) await verifyBearer(secret, req.headers.authorization);
       });
     }
+    await app.register(websocket, { options: { maxPayload: 256 * 1024 * 1024 } });
+    app.get(LINK_PATH, { websocket: true }, (socket) => streams.accept(socket));
+    app.post('/api/stream/:job_id/:idx/events', async (req, reply) => {
+      const { job_id = '', idx = '' } = req.params as Record<string, string | undefined>;
+      const events = (req.body as { events?: unknown } | undefined)?.events;
+      if (!ID_PATTERN.test(job_id) || !/^\d+$/.test(idx) || !Array.isArray(events)) {
+        throw badRequest('expected POST /api/stream/JOB_ID/INSTANCE/events with {"events": [...]}');
+      }
+      await streams.ingest(job_id, Number(idx), events as Record<string, unknown>[]);
+      return reply.code(200).send({ accepted: events.length });
+    });
     app.setErrorHandler((err, _req, reply) => {
       const e = err instanceof WeirError ? err : new WeirError('internal', (err as Error).message);
       void reply.code(e.status).send(e.toJSON());

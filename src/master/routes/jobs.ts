@@ -3,7 +3,8 @@ import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.j
 import { ID_PATTERN, newId } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
-import { pageResults } from '../results-pager.js';
+import { pageResults, streamRowsPage } from '../results-pager.js';
+import { isStreamConfig, normalizeStreamConfig } from '../../stream/stream-config.js';
 import { TERMINAL, iso, jobView } from '../views.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
@@ -31,10 +32,10 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       { schema: { body: SubmitBody, headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }) } },
       async (req, reply) => {
         const { name, type } = req.body;
-        if (type === 'streaming') {
-          throw new WeirError('bad_request', 'streaming topologies are not supported by this version of Weir yet');
-        }
-        const config = normalizeBatchConfig(req.body.config ?? undefined);
+        const config =
+          type === 'streaming'
+            ? normalizeStreamConfig(req.body.config ?? undefined)
+            : normalizeBatchConfig(req.body.config ?? undefined);
         const key = req.headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 200)) {
           throw badRequest('the Idempotency-Key header must be 1 to 200 characters');
@@ -46,7 +47,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           at,
           job_id: newId('job', at),
           name,
-          job_type: 'batch',
+          job_type: type,
           config,
           ...(key ? { idempotency_key: key } : {}),
         });
@@ -96,7 +97,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           await jobWatch.wait(row.job_id, deadline - Date.now());
           row = requireJob(row.job_id);
         }
-        return jobView(row, queries);
+        return jobView(row, queries, ctx.registry);
       },
     );
 
@@ -137,13 +138,16 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       },
       async (req) => {
         const row = requireJob(req.params.job_id);
+        const config = queries.jobConfig(row.job_id)!;
+        // A streaming job's rows are served while it runs: `weir results --follow` polls them.
+        if (isStreamConfig(config))
+          return streamRowsPage(queries, row.job_id, req.query.cursor, req.query.limit ?? 10_000);
         if (row.status !== 'completed') {
           throw new WeirError(
             'conflict',
             `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
           );
         }
-        const config = queries.jobConfig(row.job_id)!;
         return pageResults(queries, row, config, req.query.cursor, req.query.limit ?? 10_000);
       },
     );
@@ -153,7 +157,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       if (!consensus.isLeader()) throw noLeader();
       const result = await consensus.propose({ type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });
       if (!result.ok) throw new WeirError(result.code, result.message);
-      return jobView(requireJob(req.params.job_id), queries);
+      return jobView(requireJob(req.params.job_id), queries, ctx.registry);
     });
   };
 }

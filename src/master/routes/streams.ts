@@ -1,0 +1,151 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Agent, request } from 'undici';
+import type { TokenSource } from '../../common/auth.js';
+import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
+import { ID_PATTERN } from '../../common/ids.js';
+import { isStreamConfig, type StreamConfig } from '../../stream/stream-config.js';
+import { instancesOf } from '../../stream/topology.js';
+import type { MasterContext } from '../context.js';
+
+const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
+
+/** How long the master keeps trying to hand events to a source instance (re-placements included). */
+const DELIVERY_WINDOW_MS = 30_000;
+
+/** Parses a JSON array or NDJSON body into events; each must be a JSON object. */
+function eventsOf(body: unknown): Record<string, unknown>[] {
+  let list: unknown = body;
+  if (typeof body === 'string') {
+    list = body
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as unknown;
+        } catch {
+          throw badRequest(`line ${i + 1} of the NDJSON body is not JSON: ${l.slice(0, 80)}`);
+        }
+      });
+  }
+  if (!Array.isArray(list)) throw badRequest('send the events as a JSON array, or as NDJSON (one object per line)');
+  const bad = list.findIndex((e) => e === null || typeof e !== 'object' || Array.isArray(e));
+  if (bad >= 0) throw badRequest(`event ${bad} is not a JSON object`);
+  if (list.length === 0) throw badRequest('there are no events in the body');
+  return list as Record<string, unknown>[];
+}
+
+/**
+ * A streaming job's edges on the masters: events for its http sources (handed to a source
+ * instance on its worker, answered once they are safe) and the rows its collect sinks
+ * deliver (committed through the log).
+ */
+export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPluginAsyncTypebox {
+  const { consensus, queries } = ctx;
+  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+  let turn = 0;
+
+  const streamingJob = (jobId: string): StreamConfig => {
+    const row = queries.job(jobId);
+    if (!row) throw notFound('job', jobId);
+    const config = queries.jobConfig(jobId);
+    if (!config || !isStreamConfig(config)) throw badRequest(`job '${jobId}' is not a streaming job`);
+    if (row.status !== 'running' && row.status !== 'pending') {
+      throw new WeirError('conflict', `job '${jobId}' is ${row.status}; it takes no more events`);
+    }
+    return config;
+  };
+
+  /** Global indexes of the instances of http source `spout` (the only one when not named). */
+  const sourceInstances = (config: StreamConfig, spout: string | undefined): number[] => {
+    const http = config.topology.spouts.filter((s) => s.type === 'http');
+    if (http.length === 0) throw badRequest('this topology has no http source to send events to');
+    if (spout === undefined && http.length > 1) {
+      throw badRequest(
+        `this topology has several http sources; name one with ?spout= (${http.map((s) => s.id).join(', ')})`,
+      );
+    }
+    const id = spout ?? http[0]!.id;
+    if (!http.some((s) => s.id === id)) {
+      throw badRequest(
+        `no http source '${id}' in this topology; its http sources: ${http.map((s) => s.id).join(', ')}`,
+      );
+    }
+    return instancesOf(config.topology).flatMap((inst, idx) => (inst.component === id ? [idx] : []));
+  };
+
+  return async (app) => {
+    app.addContentTypeParser(['application/x-ndjson', 'text/plain'], { parseAs: 'string' }, (_req, body, done) =>
+      done(null, body),
+    );
+    app.addHook('onClose', async () => agent.close());
+
+    app.post(
+      '/jobs/:job_id/events',
+      { schema: { params: JobParams, querystring: Type.Object({ spout: Type.Optional(Type.String()) }) } },
+      async (req, reply) => {
+        const jobId = req.params.job_id;
+        const config = streamingJob(jobId);
+        const events = eventsOf(req.body);
+        const candidates = sourceInstances(config, req.query.spout);
+        const deadline = Date.now() + DELIVERY_WINDOW_MS;
+        let last = 'no source instance is placed yet';
+        while (Date.now() < deadline) {
+          if (!consensus.isLeader()) throw noLeader();
+          const placed = queries.streamPlacement(jobId).filter((p) => candidates.includes(p.idx));
+          const target = placed[turn++ % Math.max(1, placed.length)];
+          if (target) {
+            const auth = await tokens.header();
+            try {
+              const res = await request(`http://${target.address}/api/stream/${jobId}/${target.idx}/events`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+                body: JSON.stringify({ events }),
+                dispatcher: agent,
+                headersTimeout: 2 * config.ack_timeout_ms,
+                bodyTimeout: 2 * config.ack_timeout_ms,
+              });
+              const text = await res.body.text();
+              if (res.statusCode === 200) return reply.code(202).send({ accepted: events.length });
+              if (res.statusCode === 429) {
+                return reply
+                  .code(429)
+                  .header('retry-after', '1')
+                  .send(new WeirError('unavailable', 'the topology is saturated; retry after a second', 429).toJSON());
+              }
+              last = `${target.address} answered ${res.statusCode}: ${text.slice(0, 200)}`;
+            } catch (err) {
+              // The instance's worker died with the events: they go to its replacement.
+              last = `${target.address}: ${(err as Error).message}`;
+            }
+          }
+          if (streamingJob(jobId) && Date.now() + 200 < deadline) await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new WeirError('unavailable', `could not hand the events to a source instance (${last}); send them again`);
+      },
+    );
+
+    app.post(
+      '/jobs/:job_id/rows',
+      {
+        schema: {
+          params: JobParams,
+          body: Type.Object({
+            rows: Type.Array(Type.Object({ key: Type.String(), value: Type.Unknown() }), { maxItems: 100_000 }),
+          }),
+        },
+      },
+      async (req) => {
+        if (!consensus.isLeader()) throw noLeader();
+        const result = await consensus.propose({
+          type: 'collectRows',
+          at: Date.now(),
+          job_id: req.params.job_id,
+          rows: req.body.rows.map((r) => ({ key: r.key, value: r.value })),
+        });
+        if (!result.ok) throw new WeirError(result.code, result.message);
+        return { stored: req.body.rows.length };
+      },
+    );
+  };
+}

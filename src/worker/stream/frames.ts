@@ -1,0 +1,31 @@
+import { Packr } from 'msgpackr';
+
+/**
+ * An event on its way between instances: the event itself, the instance it goes to, and
+ * its place in a tuple tree — the root it descends from (owned by instance `o`, incarnation
+ * `a`) and its own 64-bit id as two uint32 halves (`h`, `l`).
+ */
+export interface Tuple {
+  v: Record<string, unknown>;
+  o: number;
+  a: number;
+  r: number;
+  h: number;
+  l: number;
+}
+
+/** An ack update for root `r` of instance `o` (incarnation `a`): XOR `h`,`l` into its value. */
+export type AckItem = [o: number, a: number, r: number, h: number, l: number];
+
+/** Frames on a link between two workers (a WebSocket, msgpack). */
+export type LinkFrame =
+  /** Tuples for instances on the receiving worker; they spend the sender's credits. */
+  | { t: 'tuples'; job: string; to: number[]; tuples: Tuple[] }
+  /** Ack updates; never held back by credits, so acking cannot deadlock on a full buffer. */
+  | { t: 'acks'; job: string; acks: AckItem[] }
+  /** The receiver freed buffer space: the sender may send `n` more tuples. */
+  | { t: 'credit'; n: number };
+
+const packr = new Packr({ useRecords: false });
+export const encodeFrame = (f: LinkFrame): Buffer => packr.pack(f);
+export const decodeFrame = (b: Buffer): LinkFrame => packr.unpack(b) as LinkFrame;

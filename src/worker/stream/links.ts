@@ -1,0 +1,160 @@
+import { WebSocket } from 'ws';
+import type { TokenSource } from '../../common/auth.js';
+import type { Logger } from '../../common/logger.js';
+import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
+import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
+
+/** Tuples a receiving worker buffers per sending worker before it stops granting credits. */
+export const LINK_WINDOW = 16_384;
+/** Tuples a sender queues for one link while it waits for credits; beyond it, producers pause. */
+export const LINK_QUEUE = 16_384;
+const MAX_BATCH = 4096;
+
+export const LINK_PATH = '/api/stream/link';
+
+/**
+ * The sending end of a persistent connection to another worker. Tuples wait here for
+ * credits the receiver grants as its buffers drain (so a slow consumer slows its producers
+ * instead of growing memory); acks go out at once. What is queued when the connection dies
+ * is dropped: the sources replay whatever was not fully processed.
+ */
+export class OutLink {
+  private socket: WebSocket | undefined;
+  private readonly credits = new SendCredits();
+  private queue: { job: string; to: number; tuple: Tuple }[] = [];
+  private acks = new Map<string, AckItem[]>();
+  private flushScheduled = false;
+  private closed = false;
+  private retryDelay = 50;
+
+  constructor(
+    readonly address: string,
+    private readonly tokens: TokenSource,
+    private readonly log: Logger,
+    private readonly onCredit: () => void,
+  ) {
+    this.connect();
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get full(): boolean {
+    return this.queue.length >= LINK_QUEUE;
+  }
+
+  send(job: string, to: number, tuple: Tuple): void {
+    this.queue.push({ job, to, tuple });
+    this.schedule();
+  }
+
+  ack(job: string, item: AckItem): void {
+    let list = this.acks.get(job);
+    if (!list) this.acks.set(job, (list = []));
+    list.push(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const ws = this.socket;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    for (const [job, acks] of this.acks) ws.send(encodeFrame({ t: 'acks', job, acks }));
+    this.acks.clear();
+    while (this.queue.length > 0) {
+      const n = this.credits.trySend(Math.min(MAX_BATCH, this.queue.length));
+      if (n === 0) break;
+      const batch = this.queue.splice(0, n);
+      // One frame per job in the batch (almost always one).
+      const byJob = new Map<string, { to: number[]; tuples: Tuple[] }>();
+      for (const q of batch) {
+        let b = byJob.get(q.job);
+        if (!b) byJob.set(q.job, (b = { to: [], tuples: [] }));
+        b.to.push(q.to);
+        b.tuples.push(q.tuple);
+      }
+      for (const [job, b] of byJob) ws.send(encodeFrame({ t: 'tuples', job, to: b.to, tuples: b.tuples }));
+    }
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    void this.tokens.header().then((auth) => {
+      if (this.closed) return;
+      const ws = new WebSocket(`ws://${this.address}${LINK_PATH}`, {
+        headers: auth ? { authorization: auth } : {},
+        maxPayload: 256 * 1024 * 1024,
+      });
+      this.socket = ws;
+      ws.on('open', () => {
+        this.retryDelay = 50;
+        this.credits.reset();
+      });
+      ws.on('message', (data: Buffer) => {
+        const f = decodeFrame(data);
+        if (f.t === 'credit') {
+          this.credits.grant(f.n);
+          this.schedule();
+          this.onCredit();
+        }
+      });
+      ws.on('error', (err) => this.log.debug({ err: err.message, to: this.address }, 'stream link error'));
+      ws.on('close', () => {
+        if (this.socket === ws) this.socket = undefined;
+        // Tuples in flight or queued are lost with the connection; their roots replay.
+        this.queue = [];
+        this.credits.reset();
+        this.onCredit();
+        if (this.closed) return;
+        setTimeout(() => this.connect(), this.retryDelay);
+        this.retryDelay = Math.min(this.retryDelay * 2, 1000);
+      });
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue = [];
+    this.socket?.close();
+  }
+}
+
+/**
+ * The receiving end: tuples are handed to `deliver` with a release callback; credits go
+ * back to the sender as the instances consume them.
+ */
+export class InLink {
+  private readonly window = new ReceiveWindow(LINK_WINDOW);
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly deliver: (job: string, to: number, tuple: Tuple, release: () => void) => void,
+    private readonly onAcks: (job: string, acks: AckItem[]) => void,
+  ) {
+    socket.on('message', (data: Buffer) => this.onFrame(decodeFrame(data)));
+    this.grant(this.window.open());
+  }
+
+  private readonly release = () => {
+    const n = this.window.consumed(1);
+    if (n > 0) this.grant(n);
+  };
+
+  private onFrame(f: LinkFrame): void {
+    if (f.t === 'acks') return this.onAcks(f.job, f.acks);
+    if (f.t !== 'tuples') return;
+    this.window.received(f.tuples.length);
+    for (let i = 0; i < f.tuples.length; i++) this.deliver(f.job, f.to[i]!, f.tuples[i]!, this.release);
+  }
+
+  private grant(n: number): void {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encodeFrame({ t: 'credit', n }));
+  }
+}

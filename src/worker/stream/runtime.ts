@@ -1,0 +1,408 @@
+import type { WebSocket } from 'ws';
+import type { TokenSource } from '../../common/auth.js';
+import { WeirError } from '../../common/errors.js';
+import type { HttpClient } from '../../common/http-client.js';
+import type { Logger } from '../../common/logger.js';
+import { loadUserModule } from '../../ops/user-module.js';
+import type { TupleId } from '../../stream/acker.js';
+import { EdgeRouter } from '../../stream/grouping.js';
+import type { PlacedInstance, StreamConfig, StreamTaskSpec } from '../../stream/stream-config.js';
+import { consumersOf, instancesOf, type ComponentSpec } from '../../stream/topology.js';
+import type { AckItem, Tuple } from './frames.js';
+import {
+  CollectSink,
+  FileSink,
+  FileSpout,
+  FnBolt,
+  GeneratorSpout,
+  HttpSink,
+  HttpSpout,
+  INBOX_CAPACITY,
+  WindowBolt,
+  tupleIds,
+  type Instance,
+  type InstanceHost,
+} from './instances.js';
+import { InLink, OutLink } from './links.js';
+
+const TICK_MS = 20;
+/** How long a saturated http source makes a POST wait for room before answering 429. */
+export const INGEST_WAIT_MS = 5000;
+
+export interface InstanceMetrics {
+  job_id: string;
+  idx: number;
+  component: string;
+  index: number;
+  events_in: number;
+  events_out: number;
+  in_per_s: number;
+  out_per_s: number;
+  queue: number;
+  queue_fill: number;
+  backpressure: boolean;
+  pending: number;
+  errors: number;
+  late: number;
+}
+
+/** The instances of one streaming job that run on this worker, and their routing. */
+class JobRuntime implements InstanceHost {
+  readonly local = new Map<number, Instance>();
+  private placement = new Map<number, { attempt: number; address: string }>();
+  private readonly components: { spec: ComponentSpec; index: number }[];
+  private readonly first = new Map<string, number>();
+  private fns: Record<string, unknown> = {};
+  private pumpScheduled = false;
+  private readonly timer: NodeJS.Timeout;
+  readonly ackTimeoutMs: number;
+  readonly maxPending: number;
+
+  constructor(
+    readonly jobId: string,
+    private readonly config: StreamConfig,
+    private readonly rt: StreamRuntime,
+  ) {
+    this.ackTimeoutMs = config.ack_timeout_ms;
+    this.maxPending = config.max_pending;
+    const byId = new Map<string, ComponentSpec>(
+      [...config.topology.spouts, ...config.topology.bolts].map((c) => [c.id, c]),
+    );
+    this.components = instancesOf(config.topology).map(({ component, index }, idx) => {
+      if (index === 0) this.first.set(component, idx);
+      return { spec: byId.get(component)!, index };
+    });
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  async load(): Promise<void> {
+    if (this.config.module) this.fns = await loadUserModule(this.config.module);
+  }
+
+  fn(name: string): (event: Record<string, unknown>) => unknown {
+    const f = this.fns[name];
+    if (typeof f !== 'function') throw new TypeError(`the job's module has no function export '${name}'`);
+    return f as (event: Record<string, unknown>) => unknown;
+  }
+
+  setPlacement(instances: readonly PlacedInstance[]): void {
+    this.placement = new Map(instances.map((p) => [p.idx, { attempt: p.attempt, address: p.address }]));
+    this.wake();
+  }
+
+  start(idx: number, attempt: number): Instance {
+    const { spec, index } = this.components[idx]!;
+    const now = Date.now();
+    let inst: Instance;
+    if ('type' in spec) {
+      if (spec.type === 'generator') inst = new GeneratorSpout(idx, attempt, spec, index, this, now);
+      else if (spec.type === 'http') inst = new HttpSpout(idx, attempt, spec, index, this);
+      else inst = new FileSpout(idx, attempt, spec, index, this);
+    } else {
+      const ctor = {
+        map: FnBolt,
+        filter: FnBolt,
+        flat_map: FnBolt,
+        window: WindowBolt,
+        collect: CollectSink,
+        file: FileSink,
+        http: HttpSink,
+      }[spec.op];
+      inst = new ctor(idx, attempt, spec, index, this);
+    }
+    // Each instance routes with its own round-robin cursor per edge.
+    for (const { bolt, input } of consumersOf(this.config.topology, spec.id)) {
+      const base = this.first.get(bolt.id)!;
+      inst.routers.push({ router: new EdgeRouter(input, bolt.parallelism, index), base });
+      for (let i = 0; i < bolt.parallelism; i++) if (!inst.targets.includes(base + i)) inst.targets.push(base + i);
+    }
+    this.local.set(idx, inst);
+    this.placement.set(idx, { attempt, address: this.rt.address });
+    this.wake();
+    return inst;
+  }
+
+  stopInstance(idx: number): void {
+    const inst = this.local.get(idx);
+    if (!inst) return;
+    inst.stop();
+    this.local.delete(idx);
+    for (const t of inst.inbox) t.release?.();
+  }
+
+  addresses(): string[] {
+    return [...this.placement.values()].map((p) => p.address);
+  }
+
+  get empty(): boolean {
+    return this.local.size === 0;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const idx of [...this.local.keys()]) this.stopInstance(idx);
+  }
+
+  // ------------------------------------------------------------ InstanceHost
+
+  emit(from: Instance, event: Record<string, unknown>, o: number, a: number, r: number): TupleId {
+    let hi = 0;
+    let lo = 0;
+    for (const { router, base } of from.routers) {
+      for (const t of router.route(event)) {
+        const id = tupleIds.next();
+        hi ^= id.hi;
+        lo ^= id.lo;
+        this.deliver(base + t, { v: event, o, a, r, h: id.hi, l: id.lo });
+      }
+    }
+    return { hi: hi >>> 0, lo: lo >>> 0 };
+  }
+
+  canEmit(from: Instance): boolean {
+    for (const idx of from.targets) {
+      const local = this.local.get(idx);
+      if (local) {
+        if (local.inbox.length >= INBOX_CAPACITY) return false;
+        continue;
+      }
+      const p = this.placement.get(idx);
+      // Not placed (its worker died): wait for the master to place it again.
+      if (!p || p.address === this.rt.address) return false;
+      if (this.rt.link(p.address).full) return false;
+    }
+    return true;
+  }
+
+  /** Hands a tuple to its instance here, or to the worker it runs on; `release` frees link credit. */
+  deliver(to: number, tuple: Tuple, release?: () => void): void {
+    const local = this.local.get(to);
+    if (local) {
+      local.inbox.push(release ? { tuple, release } : { tuple });
+      this.wake();
+      return;
+    }
+    release?.();
+    const p = this.placement.get(to);
+    // Nowhere to go: dropped, and replayed by its source after the ack timeout.
+    if (!p || p.address === this.rt.address) return;
+    this.rt.link(p.address).send(this.jobId, to, tuple);
+  }
+
+  ack(o: number, a: number, r: number, h: number, l: number): void {
+    const local = this.local.get(o);
+    if (local) {
+      if (local.attempt === a) local.onAck(r, h, l);
+      return;
+    }
+    const p = this.placement.get(o);
+    if (p && p.attempt === a && p.address !== this.rt.address) this.rt.link(p.address).ack(this.jobId, [o, a, r, h, l]);
+  }
+
+  onAcks(acks: AckItem[]): void {
+    for (const [o, a, r, h, l] of acks) {
+      const inst = this.local.get(o);
+      if (inst && inst.attempt === a) inst.onAck(r, h, l);
+    }
+  }
+
+  collect(rows: { key: string; value: unknown }[]): Promise<void> {
+    return this.rt.collect(this.jobId, rows);
+  }
+
+  wake(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => this.pump());
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    const now = Date.now();
+    let more = false;
+    for (const inst of this.local.values()) {
+      try {
+        if (inst.step(now)) more = true;
+      } catch (err) {
+        this.rt.log.warn({ err, job_id: this.jobId, idx: inst.idx }, 'a stream instance failed a step');
+      }
+    }
+    if (more) this.wake();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const inst of this.local.values()) {
+      try {
+        inst.tick(now);
+      } catch (err) {
+        this.rt.log.warn({ err, job_id: this.jobId, idx: inst.idx }, 'a stream instance failed a tick');
+      }
+    }
+    this.wake();
+  }
+
+  componentOf(idx: number): { spec: ComponentSpec; index: number } {
+    return this.components[idx]!;
+  }
+}
+
+export interface StreamRuntimeOptions {
+  address: string;
+  tokens: TokenSource;
+  client: HttpClient;
+  log: Logger;
+}
+
+/**
+ * Everything streaming on one worker: the instances the master placed here (grouped by
+ * job), the links to other workers, ingestion for http sources, and per-instance figures.
+ */
+export class StreamRuntime {
+  private readonly jobs = new Map<string, JobRuntime>();
+  private readonly links = new Map<string, OutLink>();
+  private readonly seen = new Map<string, { at: number; in: number; out: number }>();
+  readonly address: string;
+  readonly log: Logger;
+
+  constructor(private readonly o: StreamRuntimeOptions) {
+    this.address = o.address;
+    this.log = o.log;
+  }
+
+  /** Runs one instance until the master stops it (`signal`); never resolves on its own. */
+  async run(spec: StreamTaskSpec, signal: AbortSignal): Promise<unknown[]> {
+    let job = this.jobs.get(spec.job_id);
+    if (!job) {
+      job = new JobRuntime(spec.job_id, spec.config, this);
+      this.jobs.set(spec.job_id, job);
+      await job.load();
+    }
+    job.setPlacement(spec.placement.filter((p) => p.idx !== spec.idx));
+    job.start(spec.idx, spec.attempt);
+    this.log.info({ job_id: spec.job_id, idx: spec.idx, attempt: spec.attempt }, 'stream instance started');
+    const j = job;
+    return new Promise((_resolve, reject) => {
+      const stop = () => {
+        j.stopInstance(spec.idx);
+        if (j.empty) {
+          j.close();
+          this.jobs.delete(spec.job_id);
+        }
+        reject(signal.reason instanceof Error ? signal.reason : new Error('task cancelled'));
+      };
+      if (signal.aborted) stop();
+      else signal.addEventListener('abort', stop, { once: true });
+    });
+  }
+
+  /** Where every instance of a job runs now (the master tells us whenever it changes). */
+  placement(jobId: string, instances: readonly PlacedInstance[]): void {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    // Our own instances are where they are; the master's view may lag by a message.
+    job.setPlacement([
+      ...instances.filter((p) => !job.local.has(p.idx)),
+      ...[...job.local.values()].map((i) => ({ idx: i.idx, attempt: i.attempt, address: this.address })),
+    ]);
+    // Links to workers no instance runs on any more only hold tuples nobody will take.
+    const used = new Set([...this.jobs.values()].flatMap((j) => j.addresses()));
+    for (const [address, link] of this.links) {
+      if (!used.has(address)) {
+        link.close();
+        this.links.delete(address);
+      }
+    }
+  }
+
+  link(address: string): OutLink {
+    let l = this.links.get(address);
+    if (!l) {
+      l = new OutLink(address, this.o.tokens, this.log, () => {
+        for (const j of this.jobs.values()) j.wake();
+      });
+      this.links.set(address, l);
+    }
+    return l;
+  }
+
+  /** A link another worker opened to this one. */
+  accept(socket: WebSocket): void {
+    new InLink(
+      socket,
+      (job, to, tuple, release) => {
+        const j = this.jobs.get(job);
+        if (j) j.deliver(to, tuple, release);
+        else release();
+      },
+      (job, acks) => this.jobs.get(job)?.onAcks(acks),
+    );
+  }
+
+  /** Events for an http source instance; resolves once they are all fully processed. */
+  async ingest(jobId: string, idx: number, events: Record<string, unknown>[]): Promise<void> {
+    const job = this.jobs.get(jobId);
+    const inst = job?.local.get(idx);
+    if (!job || !(inst instanceof HttpSpout)) {
+      throw new WeirError('not_found', `instance ${idx} of job '${jobId}' is not an http source on this worker`);
+    }
+    const deadline = Date.now() + INGEST_WAIT_MS;
+    // Saturated: wait for room (an empty source always takes a request, however large).
+    while (inst.pending + inst.queued > 0 && inst.pending + inst.queued + events.length > job.maxPending) {
+      if (Date.now() >= deadline) throw new WeirError('unavailable', 'the topology is saturated; retry later', 429);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return inst.ingest(events);
+  }
+
+  collect(jobId: string, rows: { key: string; value: unknown }[]): Promise<void> {
+    return this.o.client.post(`/api/jobs/${jobId}/rows`, { rows }, { timeoutMs: 10_000 }).then(() => undefined);
+  }
+
+  /** Per-instance figures; rates are since the previous call. */
+  metrics(): InstanceMetrics[] {
+    const now = Date.now();
+    const out: InstanceMetrics[] = [];
+    for (const [jobId, job] of this.jobs) {
+      for (const inst of job.local.values()) {
+        const key = `${jobId}:${inst.idx}:${inst.attempt}`;
+        const last = this.seen.get(key);
+        const dt = last ? Math.max(1, now - last.at) / 1000 : 1;
+        const { spec, index } = job.componentOf(inst.idx);
+        const queue = inst.inbox.length;
+        out.push({
+          job_id: jobId,
+          idx: inst.idx,
+          component: spec.id,
+          index,
+          events_in: inst.stats.in,
+          events_out: inst.stats.out,
+          in_per_s: last ? Math.round((inst.stats.in - last.in) / dt) : 0,
+          out_per_s: last ? Math.round((inst.stats.out - last.out) / dt) : 0,
+          queue,
+          queue_fill: queue / INBOX_CAPACITY,
+          backpressure: inst.backpressured,
+          pending: inst.pending,
+          errors: inst.stats.errors,
+          late: inst.stats.late,
+        });
+        this.seen.set(key, { at: now, in: inst.stats.in, out: inst.stats.out });
+      }
+    }
+    if (this.seen.size > 10_000) this.seen.clear();
+    return out;
+  }
+
+  get instances(): number {
+    let n = 0;
+    for (const j of this.jobs.values()) n += j.local.size;
+    return n;
+  }
+
+  close(): void {
+    for (const j of this.jobs.values()) j.close();
+    this.jobs.clear();
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+  }
+}
