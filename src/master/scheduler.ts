@@ -122,7 +122,7 @@ export class Scheduler {
    */
   private speculate(): void {
     if (!this.active || this.inFlight || !this.consensus.isLeader()) return;
-    if (!this.queries.pending(1).next().done) return;
+    if (this.queries.anyPending()) return;
     const now = Date.now();
     const candidates: SchedulableTask[] = [];
     for (const job of this.queries.runningJobs()) {

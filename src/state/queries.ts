@@ -148,6 +148,10 @@ export class Queries {
     return this.s.pending.iterate(limit) as IterableIterator<PendingTask>;
   }
 
+  anyPending(): boolean {
+    return this.s.anyPending.get() !== undefined;
+  }
+
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
     return this.s.runningOnWorker.all(workerId, workerId) as { job_id: string; idx: number; attempt: number }[];
   }
@@ -225,6 +229,7 @@ function prepare(db: Database) {
       `SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?
        UNION ALL SELECT job_id, idx, alt_attempt FROM tasks WHERE status = 'running' AND alt_worker_id = ?`,
     ),
+    anyPending: st(`SELECT 1 FROM tasks WHERE status = 'pending' LIMIT 1`),
     streamRows: st(`SELECT seq, value FROM stream_rows WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
     streamPlacement: st(
       `SELECT t.idx, t.attempt, w.address, t.worker_id FROM tasks t JOIN workers w ON w.worker_id = t.worker_id

@@ -1,7 +1,6 @@
 // Streaming topologies on real workers: events worker to worker, windows, at-least-once
 // through a SIGKILL, backpressure, and refusals (addresses 127.0.0.121–129 belong to this file).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, http, waitFor, type Json, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
 
@@ -98,5 +97,168 @@ describe('a word-count topology over events POSTed to the job', () => {
     expect(await counted(id)).toEqual(truth(lines));
     const cancel = await http('POST', `${m.url}/api/jobs/${id}/cancel`);
     expect(cancel.json.status).toBe('cancelled');
+  });
+});
+
+describe('at-least-once', () => {
+  it('loses no event when a worker running instances is SIGKILLed mid-stream', async () => {
+    const extra = await c.worker('127.0.0.124', m, { maxTasks: 10 });
+    const id = await submitStream({ topology: wordCount(), module: words, ack_timeout_ms: 11_000 });
+    const job = await untilPlaced(id, 7);
+    const onExtra = job.components.flatMap((c: Json) => c.instances).filter((i: Json) => i.address === extra.address);
+    expect(onExtra.length).toBeGreaterThan(0);
+    const lines = Array.from({ length: 3000 }, (_, i) => lineOf(i * 7));
+    const sending = send(id, lines, 30);
+    await new Promise((r) => setTimeout(r, 300));
+    await c.stop(extra, 'SIGKILL');
+    await sending; // every POST answered 202: its events were processed, here or after a replay
+    const got = await counted(id);
+    for (const [word, n] of truth(lines)) expect(got.get(word) ?? 0, word).toBeGreaterThanOrEqual(n);
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+  }, 90_000);
+});
+
+describe('backpressure', () => {
+  it('slows an unbounded source to what a slow sink takes, with bounded buffers', async () => {
+    let delivered = 0;
+    const slow = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () =>
+        setTimeout(() => {
+          delivered += (JSON.parse(Buffer.concat(chunks).toString()) as unknown[]).length;
+          res.end('ok');
+        }, 300),
+      );
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.129', r));
+    const { port } = slow.address() as { port: number };
+    try {
+      const id = await submitStream({
+        topology: {
+          spouts: [{ id: 'gen', type: 'generator', keys: 10 }],
+          bolts: [
+            { id: 'tag', op: 'map', fn: 'tag', inputs: [{ from: 'gen', grouping: 'shuffle' }] },
+            {
+              id: 'sink',
+              op: 'http',
+              url: `http://127.0.0.129:${port}/in`,
+              inputs: [{ from: 'tag', grouping: 'shuffle' }],
+            },
+          ],
+        },
+        module: 'export function tag(e) { return { ...e, tagged: true } }',
+        max_pending: 2000,
+      });
+      await untilPlaced(id, 3);
+      const seen = await waitFor(
+        'the source to be held back',
+        async () => {
+          const job = (await http('GET', `${m.url}/api/jobs/${id}`)).json;
+          const gen = job.components.find((c: Json) => c.id === 'gen').instances[0];
+          return delivered > 0 && gen.events_out > 0 && gen.pending > 0 ? { job, gen } : undefined;
+        },
+        20_000,
+      );
+      // The source never runs ahead of the sink by more than its in-flight allowance.
+      expect(seen.gen.pending).toBeLessThanOrEqual(2000);
+      const job = (await http('GET', `${m.url}/api/jobs/${id}`)).json;
+      const gen = job.components.find((c: Json) => c.id === 'gen').instances[0];
+      expect(gen.events_out).toBeLessThanOrEqual(delivered + 2000 + 8192);
+      expect(gen.backpressure || gen.pending >= 1000).toBe(true);
+      await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+    } finally {
+      slow.close();
+    }
+  });
+});
+
+describe('operations', () => {
+  it("follows a stream's rows with results --follow until the job is cancelled, which frees the workers", async () => {
+    const id = await submitStream({
+      topology: {
+        spouts: [{ id: 'gen', type: 'generator', keys: 3, rate: 2000 }],
+        bolts: [
+          {
+            id: 'per-key',
+            op: 'window',
+            aggregate: 'sum',
+            field: 'value',
+            key: 'key',
+            window: { type: 'tumbling', size_ms: 200 },
+            inputs: [{ from: 'gen', grouping: 'fields', fields: ['key'] }],
+          },
+          { id: 'out', op: 'collect', inputs: [{ from: 'per-key', grouping: 'global' }] },
+        ],
+      },
+    });
+    await untilPlaced(id, 3);
+    const follow = c.cli(['--master', m.url, 'results', id, '--follow'], { timeoutMs: 30_000 });
+    await waitFor('rows to be collected', async () => {
+      const r = (await http('GET', `${m.url}/api/jobs/${id}/results`)).json;
+      return r.results.length >= 6;
+    });
+    const status = await c.cli(['--master', m.url, 'status', id]);
+    expect(status.stdout).toMatch(/COMPONENT\s+KIND[\s\S]*gen\s+spout\/generator[\s\S]*per-key\s+bolt\/window/);
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+    const out = await follow;
+    expect(out.code, out.stderr).toBe(0);
+    const rows = out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Json);
+    expect(rows.length).toBeGreaterThanOrEqual(6);
+    expect(rows[0]).toMatchObject({ key: expect.stringMatching(/^k[0-2]$/), window_start: expect.any(Number) });
+    await waitFor(
+      'the workers to run nothing',
+      async () => {
+        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+        return all.every((r) => r.json.active_tasks === 0);
+      },
+      10_000,
+    );
+  });
+
+  it('refuses bad topologies with a message naming the fault', async () => {
+    const bad = async (config: unknown) => {
+      const r = await http('POST', `${m.url}/api/jobs`, { name: 'bad', type: 'streaming', config });
+      expect(r.status, r.text).toBe(400);
+      return r.json.error.message as string;
+    };
+    const spout = { id: 's', type: 'http' };
+    expect(
+      await bad({
+        topology: {
+          spouts: [spout],
+          bolts: [{ id: 'b', op: 'collect', inputs: [{ from: 'x', grouping: 'shuffle' }] }],
+        },
+      }),
+    ).toMatch(/'x'/);
+    expect(
+      await bad({
+        topology: {
+          spouts: [spout],
+          bolts: [
+            { id: 'a', op: 'map', fn: 'f', inputs: [{ from: 'b', grouping: 'shuffle' }] },
+            { id: 'b', op: 'map', fn: 'f', inputs: [{ from: 'a', grouping: 'shuffle' }] },
+          ],
+        },
+        module: 'export function f(e) { return e }',
+      }),
+    ).toMatch(/cycle/);
+    expect(await bad({ topology: { spouts: [spout], bolts: [{ id: 'b', op: 'collect', inputs: [] }] } })).toMatch(
+      /input/,
+    );
+    expect(
+      await bad({
+        topology: {
+          spouts: [spout],
+          bolts: [{ id: 'm', op: 'map', fn: 'nope', inputs: [{ from: 's', grouping: 'shuffle' }] }],
+        },
+        module: 'export function f() {}',
+      }),
+    ).toMatch(/nope/);
+    expect(await bad({ topology: { spouts: [], bolts: [] } })).toMatch(/spout/);
+    expect(await bad(undefined)).toMatch(/topology/);
   });
 });
