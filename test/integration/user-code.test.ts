@@ -93,8 +93,9 @@ describe('a user map over an input file', () => {
     const bad = async (input: unknown) =>
       http('POST', `${m.url}/api/jobs`, { name: 'x', type: 'batch', config: { module: countModule, input } });
     expect((await bad({ path: 'relative.txt' })).json.error.message).toMatch(/absolute path/);
-    expect((await bad({ path: '/x', format: 'csv' })).json.error.message).toMatch(/lines, jsonl/);
-    expect((await bad({ url: 'http://x/y' })).json.error.message).toMatch(/url is not supported/);
+    expect((await bad({ path: '/x', format: 'xml' })).json.error.message).toMatch(/lines, jsonl, csv/);
+    expect((await bad({ url: 'ftp://x/y' })).json.error.message).toMatch(/http:\/\/ or https:\/\//);
+    expect((await bad({ path: '/x', url: 'http://x/y' })).json.error.message).toMatch(/not both/);
   });
 
   it('fails the job, with the reason, when the workers cannot read the file', async () => {
