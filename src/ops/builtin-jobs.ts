@@ -7,7 +7,7 @@ export interface JobFunctions {
   map(record: unknown, emit: Emit): unknown;
   combine?(key: unknown, values: unknown[], emit: Emit): unknown;
   reduce?(key: unknown, values: unknown[], emit: Emit): unknown;
-  /** A whole split at once, for built-ins that combine inside the map (wordcount). */
+  /** A whole split at once, for built-ins that combine inside the map (wordcount): it emits each key once, so no combine runs after it. */
   mapSplit?(records: readonly unknown[], emit: Emit): void;
 }
 

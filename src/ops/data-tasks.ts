@@ -4,7 +4,15 @@ import { Packr } from 'msgpackr';
 import type { DataOperation } from './batch-config.js';
 import { BUILTIN_JOBS, type Emit, type JobFunctions } from './builtin-jobs.js';
 import { readInputSplit, type InputSpec } from './input-split.js';
-import { compareKeys, evenSample, hashPartition, rangePartition } from './keys.js';
+import {
+  compareKeys,
+  evenSample,
+  groupByKey,
+  hashPartition,
+  mergeSortedRuns,
+  rangePartition,
+  type Run,
+} from './keys.js';
 import { FetchFailedError, mapOutputDir, partitionFile, shuffleUrl } from './shuffle-files.js';
 import { loadUserModule } from './user-module.js';
 
@@ -70,20 +78,18 @@ async function runMap(fns: JobFunctions, records: readonly unknown[], emit: Emit
   for (const r of records) await fns.map(r, emit);
 }
 
-/** Groups pairs by key (in key order) and runs `fn` on each group. */
-async function grouped(
-  pairs: [unknown, unknown][],
-  fn: (key: unknown, values: unknown[], emit: Emit) => unknown,
-  emit: Emit,
-): Promise<void> {
-  pairs.sort((a, b) => compareKeys(a[0], b[0]));
-  for (let i = 0; i < pairs.length;) {
-    const key = pairs[i]![0];
-    const values: unknown[] = [];
-    for (; i < pairs.length && compareKeys(pairs[i]![0], key) === 0; i++) values.push(pairs[i]![1]);
-    await fn(key, values, emit);
+/** Runs `combine` over each key's values, grouped by hashing: no order is needed on the map side. */
+async function combined(pairs: [unknown, unknown][], combine: NonNullable<JobFunctions['combine']>) {
+  const out: [unknown, unknown][] = [];
+  const emit: Emit = (k, v) => void out.push([k, v]);
+  for (const [key, values] of groupByKey(pairs)) {
+    const done = combine(key, values, emit);
+    if (done instanceof Promise) await done;
   }
+  return out;
 }
+
+const byKey = (a: readonly [unknown, unknown], b: readonly [unknown, unknown]) => compareKeys(a[0], b[0]);
 
 /** Runs one task of a data job inside a worker thread; returns what the master records. */
 export async function runDataTask(spec: DataTaskSpec): Promise<unknown[]> {
@@ -135,13 +141,14 @@ async function mapToShuffle(spec: DataTaskSpec, fns: JobFunctions): Promise<unkn
   let records = 0;
   for (let p = 0; p < r; p++) {
     let pairs = parts[p]!;
-    if (spec.combine && fns.combine && pairs.length > 1) {
-      const combined: [unknown, unknown][] = [];
-      await grouped(pairs, fns.combine, (k, v) => void combined.push([k, v]));
-      pairs = combined;
-    }
     parts[p] = [];
-    const bytes = packr.pack(pairs);
+    // A mapSplit combines inside: each key comes once already.
+    if (spec.combine && fns.combine && !fns.mapSplit && pairs.length > 1) pairs = await combined(pairs, fns.combine);
+    // Sorted here, in parallel over the map tasks, so the reduce only merges (stable: values
+    // of one key keep the order they were emitted in).
+    pairs.sort(byKey);
+    const run: Run = { keys: pairs.map((kv) => kv[0]), values: pairs.map((kv) => kv[1]) };
+    const bytes = packr.pack(run);
     await writeFile(partitionFile(tmp, p), bytes);
     sizes.push(bytes.length);
     records += pairs.length;
@@ -152,7 +159,7 @@ async function mapToShuffle(spec: DataTaskSpec, fns: JobFunctions): Promise<unkn
   return [{ records, bytes: sizes.reduce((a, b) => a + b, 0) }];
 }
 
-async function fetchPartition(spec: DataTaskSpec, m: MapOutput): Promise<[unknown, unknown][]> {
+async function fetchPartition(spec: DataTaskSpec, m: MapOutput): Promise<Run> {
   const url = shuffleUrl(m.address, spec.job_id, m.idx, m.attempt, spec.part);
   let res: Response;
   try {
@@ -164,17 +171,17 @@ async function fetchPartition(spec: DataTaskSpec, m: MapOutput): Promise<[unknow
     await res.body?.cancel();
     throw new FetchFailedError(m.idx, m.attempt, `${m.address} answered ${res.status}`);
   }
-  return packr.unpack(Buffer.from(await res.arrayBuffer())) as [unknown, unknown][];
+  return packr.unpack(Buffer.from(await res.arrayBuffer())) as Run;
 }
 
 /**
- * Reduce side: fetches this partition from every map output (a few at a time), sorts the
- * pairs by key, and calls `reduce(key, values, emit)` once per key, in key order.
+ * Reduce side: fetches this partition from every map output (a few at a time), each sorted
+ * by key, and merges them, calling `reduce(key, values, emit)` once per key, in key order.
  */
 async function reduce(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]> {
   if (!fns.reduce) throw new TypeError("the job's module has no function export 'reduce'");
   const maps = spec.maps ?? [];
-  const fetched: [unknown, unknown][][] = [];
+  const fetched: Run[] = [];
   let next = 0;
   // Outputs keep map-task order, whatever order they arrive in: a retried reduce sees its
   // values in the same order and writes the same bytes.
@@ -185,12 +192,11 @@ async function reduce(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]>
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, maps.length) }, fetcher));
-  const pairs = fetched.flat();
-  fetched.length = 0;
   const out: unknown[] = [];
   const emit: Emit =
     spec.results === 'values' ? (_key, value) => void out.push(value) : (key, value) => void out.push({ key, value });
-  await grouped(pairs, fns.reduce, emit);
+  const reduceFn = fns.reduce;
+  await mergeSortedRuns(fetched, (key, values) => reduceFn(key, values, emit));
   return spec.output ? [await writePart(spec, out)] : checkedSize(out);
 }
 

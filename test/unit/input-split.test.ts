@@ -29,6 +29,15 @@ describe('input splits on record boundaries (Hadoop-style)', () => {
     }
   });
 
+  it('reads lines across many chunks, and splits of a million lines', async () => {
+    const many = Array.from({ length: 1_000_000 }, (_, i) => `line ${i}`);
+    const text = `${many.join('\n')}\n`;
+    const whole = await readSplitLines(reader(text), 0, Buffer.byteLength(text));
+    expect(whole.length).toBe(many.length);
+    expect(whole.join('\n')).toBe(many.join('\n'));
+    expect((await allSplits(text, 7)).flat().join('\n')).toBe(many.join('\n'));
+  });
+
   it('keeps a last line that has no newline', async () => {
     expect((await allSplits('a\nb\nlast', 2)).flat()).toEqual(['a', 'b', 'last']);
   });

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { compareKeys, evenSample, hashPartition, rangeBoundaries, rangePartition } from '../../src/ops/keys.js';
+import {
+  compareKeys,
+  evenSample,
+  groupByKey,
+  hashPartition,
+  mergeSortedRuns,
+  rangeBoundaries,
+  rangePartition,
+  type Run,
+} from '../../src/ops/keys.js';
 
 const sorted = (keys: unknown[]) => [...keys].sort(compareKeys);
 const sign = (n: number) => Math.sign(n) + 0; // +0: -0 and 0 are the same answer
@@ -195,5 +204,91 @@ describe('evenSample', () => {
 
   it('takes nothing when asked for nothing', () => {
     expect(evenSample([1, 2, 3], 0)).toEqual([]);
+  });
+});
+
+describe('groupByKey: the map side of a combine', () => {
+  it('puts keys that compare equal in one group, values in arrival order, groups in first-seen order', () => {
+    const pairs: [unknown, unknown][] = [
+      ['b', 1],
+      [2, 'x'],
+      ['b', 2],
+      [{ a: 1 }, 'o1'],
+      [2, 'y'],
+      [{ a: 1 }, 'o2'],
+      [-0, 'z'],
+    ];
+    expect(groupByKey(pairs)).toEqual([
+      ['b', [1, 2]],
+      [2, ['x', 'y']],
+      [{ a: 1 }, ['o1', 'o2']],
+      [-0, ['z']],
+    ]);
+  });
+
+  it('keeps a string apart from a non-string key whose JSON is that string', () => {
+    const groups = groupByKey([
+      ['null', 1],
+      [null, 2],
+      ['[1]', 3],
+      [[1], 4],
+      ['1', 5],
+      [1, 6],
+    ]);
+    expect(groups).toHaveLength(6);
+  });
+});
+
+describe('mergeSortedRuns: the reduce side of the shuffle', () => {
+  const run = (...pairs: [unknown, unknown][]): Run => ({
+    keys: pairs.map((p) => p[0]),
+    values: pairs.map((p) => p[1]),
+  });
+  const merge = async (runs: Run[]) => {
+    const out: [unknown, unknown[]][] = [];
+    await mergeSortedRuns(runs, (k, vs) => void out.push([k, vs]));
+    return out;
+  };
+
+  it('calls back once per key, in key order, with the values of every run', async () => {
+    const out = await merge([run([1, 'a'], ['k', 'b']), run([0, 'c'], [1, 'd'], ['z', 'e']), run()]);
+    expect(out).toEqual([
+      [0, ['c']],
+      [1, ['a', 'd']],
+      ['k', ['b']],
+      ['z', ['e']],
+    ]);
+  });
+
+  it('gives the values of a key run by run, in run order, whatever the runs hold', async () => {
+    const out = await merge([run(['k', 'r0-a'], ['k', 'r0-b']), run(['k', 'r1']), run(['j', 'r2'], ['k', 'r2'])]);
+    expect(out).toEqual([
+      ['j', ['r2']],
+      ['k', ['r0-a', 'r0-b', 'r1', 'r2']],
+    ]);
+  });
+
+  it('merges many runs into the same groups as sorting everything at once', async () => {
+    let x = 7;
+    const rand = () => (x = (x * 1103515245 + 12345) % 2 ** 31) % 50;
+    const runs = Array.from({ length: 9 }, (_, r) =>
+      run(
+        ...Array.from({ length: 40 }, (): [unknown, unknown] => [rand() % 3 ? `w${rand()}` : rand(), r]).sort((a, b) =>
+          compareKeys(a[0], b[0]),
+        ),
+      ),
+    );
+    const all = runs.flatMap((r) => r.keys.map((k, i): [unknown, unknown] => [k, r.values[i]]));
+    const expected = groupByKey([...all].sort((a, b) => compareKeys(a[0], b[0])));
+    expect(await merge(runs)).toEqual(expected);
+  });
+
+  it('waits for an asynchronous callback before the next key', async () => {
+    const seen: unknown[] = [];
+    await mergeSortedRuns([run(['a', 1], ['b', 2])], async (k) => {
+      await new Promise((r) => setTimeout(r, 1));
+      seen.push(k);
+    });
+    expect(seen).toEqual(['a', 'b']);
   });
 });
