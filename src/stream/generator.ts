@@ -39,16 +39,30 @@ export class EventGenerator {
    * so a slow caller catches up instead of drifting below the rate.
    */
   take(nowMs: number, max: number): GeneratedEvent[] {
-    const { rate, parallelism, keys } = this.spec;
+    const { rate, parallelism } = this.spec;
     // The first event is due at once; then one every parallelism/rate seconds.
     const due = rate === undefined ? Infinity : Math.floor(((nowMs - this.startMs) * rate) / parallelism / 1000) + 1;
     const n = Math.max(0, Math.min(max, due - this.emitted, this.total - this.emitted));
+    const out = this.events(this.instance + this.emitted * parallelism, n, nowMs);
+    this.emitted += n;
+    return out;
+  }
+
+  /**
+   * The `n` events from `firstSeq` on, as `take` made them at `ts`: a batch to replay is
+   * three numbers, not its events.
+   */
+  replay(batch: { seq: number; n: number; ts: number }): GeneratedEvent[] {
+    return this.events(batch.seq, batch.n, batch.ts);
+  }
+
+  private events(firstSeq: number, n: number, ts: number): GeneratedEvent[] {
+    const { parallelism, keys } = this.spec;
     const out: GeneratedEvent[] = new Array<GeneratedEvent>(n);
     for (let j = 0; j < n; j++) {
-      const seq = this.instance + (this.emitted + j) * parallelism;
-      out[j] = { seq, key: `k${seq % keys}`, value: 1, ts: nowMs };
+      const seq = firstSeq + j * parallelism;
+      out[j] = { seq, key: `k${seq % keys}`, value: 1, ts };
     }
-    this.emitted += n;
     return out;
   }
 }

@@ -48,21 +48,23 @@ export function fnv1a32(s: string): number {
  * differ, and object values hash by their key order as written.
  */
 export function fieldsTarget(event: Record<string, unknown>, fields: readonly string[], parallelism: number): number {
-  const values = fields.map((f) => event[f] ?? null);
-  return fnv1a32(JSON.stringify(values)) % parallelism;
+  // One string field (the common case) without building the array: the same JSON text.
+  const one = fields.length === 1 ? event[fields[0]!] : undefined;
+  const json =
+    typeof one === 'string' ? `[${JSON.stringify(one)}]` : JSON.stringify(fields.map((f) => event[f] ?? null));
+  return fnv1a32(json) % parallelism;
 }
 
 /**
- * Routes one sender instance's events along one edge. `route` returns shared, frozen arrays
- * (no allocation per event); callers must not keep or change them.
+ * Routes one sender instance's batches along one edge: `split` says which instance gets
+ * which events of a batch.
  *
- * Shuffle is round-robin per sender, starting at `senderIndex` so that senders that start
- * together do not all hit instance 0 first. `global` always picks instance 0, whatever the
- * parallelism; `all` picks every instance.
+ * Shuffle is round-robin per batch, per sender, starting at `senderIndex` so that senders
+ * that start together do not all hit instance 0 first. `fields` splits a batch by the hash
+ * of each event's fields. `global` always picks instance 0, whatever the parallelism; `all`
+ * gives every instance the same batch (shared: receivers must not change it).
  */
 export class EdgeRouter {
-  private readonly singles: readonly (readonly number[])[];
-  private readonly every: readonly number[];
   private cursor: number;
 
   constructor(
@@ -72,24 +74,30 @@ export class EdgeRouter {
   ) {
     if (!Number.isInteger(parallelism) || parallelism < 1)
       throw new RangeError(`parallelism ${parallelism} is not >= 1`);
-    this.every = Object.freeze(Array.from({ length: parallelism }, (_, i) => i));
-    this.singles = Object.freeze(this.every.map((i) => Object.freeze([i])));
     this.cursor = senderIndex % parallelism;
   }
 
-  route(event: Record<string, unknown>): readonly number[] {
+  /** `[instance, events]` for every instance that gets some of `events` (none for an empty batch). */
+  split<E extends Record<string, unknown>>(events: E[]): [number, E[]][] {
+    if (events.length === 0) return [];
     switch (this.input.grouping) {
       case 'shuffle': {
         const target = this.cursor;
         this.cursor = (this.cursor + 1) % this.parallelism;
-        return this.singles[target]!;
+        return [[target, events]];
       }
-      case 'fields':
-        return this.singles[fieldsTarget(event, this.input.fields, this.parallelism)]!;
-      case 'all':
-        return this.every;
       case 'global':
-        return this.singles[0]!;
+        return [[0, events]];
+      case 'all':
+        return Array.from({ length: this.parallelism }, (_, i): [number, E[]] => [i, events]);
+      case 'fields': {
+        if (this.parallelism === 1) return [[0, events]];
+        const parts: E[][] = Array.from({ length: this.parallelism }, () => []);
+        for (const e of events) parts[fieldsTarget(e, this.input.fields, this.parallelism)]!.push(e);
+        const out: [number, E[]][] = [];
+        for (let i = 0; i < parts.length; i++) if (parts[i]!.length > 0) out.push([i, parts[i]!]);
+        return out;
+      }
     }
   }
 }

@@ -13,7 +13,11 @@ export interface StreamConfig {
   module?: string;
   /** A source event not fully processed within this is replayed. */
   ack_timeout_ms: number;
-  /** Source events in flight per spout instance; beyond it the source waits (backpressure). */
+  /**
+   * Source events in flight per spout instance; beyond it the source waits (backpressure).
+   * A window holds its input until it fires, so this bounds a windowed stream's rate to
+   * about max_pending / window size per spout instance.
+   */
   max_pending: number;
   /** One task per instance. */
   task_count: number;
@@ -23,6 +27,9 @@ export interface StreamConfig {
 }
 
 export const isStreamConfig = (c: { operation: string }): c is StreamConfig => c.operation === 'stream';
+
+/** Enough for 250,000 events/s per spout instance through 1 s windows. */
+const DEFAULT_MAX_PENDING = 250_000;
 
 /** The longest a window holds an event before it fires: its size plus lateness. */
 function longestHold(t: Topology): number {
@@ -57,7 +64,7 @@ export function normalizeStreamConfig(input: unknown): StreamConfig {
       `config.ack_timeout_ms must be an integer from ${floor} (twice the longest window plus lateness, plus 10 s) to 3600000`,
     );
   }
-  const pending = raw.max_pending ?? 20_000;
+  const pending = raw.max_pending ?? DEFAULT_MAX_PENDING;
   if (typeof pending !== 'number' || !Number.isInteger(pending) || pending < 1 || pending > 1_000_000) {
     throw badRequest('config.max_pending must be an integer from 1 to 1000000');
   }

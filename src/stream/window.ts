@@ -23,7 +23,9 @@ import type { WindowParams } from './topology.js';
 //
 // Acks. An event's ack id is held by its LAST window (largest start), which closes no
 // earlier than any other window holding it, so the id comes back exactly once, when the
-// event's last window fires; with sliding windows, earlier windows fire without it.
+// event's last window fires; with sliding windows, earlier windows fire without it. Events
+// of one batch share an ack id: a pane keeps it once however many of them it holds (`add`
+// says 'joined' for the rest), so an id comes back once per pane that holds it.
 
 export interface WindowResult {
   /** The value of the event's `key` field (`null` when missing, or when the bolt has no key). */
@@ -40,8 +42,12 @@ export interface FiredWindow<A> {
   acks: A[];
 }
 
-/** `held`: in at least one window. `late`: every window it belongs to had closed. `no_time`: no usable event time. */
-export type AddOutcome = 'held' | 'late' | 'no_time';
+/**
+ * `held`: in at least one window, its ack id now held by a pane. `joined`: the same, but that
+ * pane already held the same ack id (the event before it there carried it too). `late`:
+ * every window it belongs to had closed. `no_time`: no usable event time.
+ */
+export type AddOutcome = 'held' | 'joined' | 'late' | 'no_time';
 
 interface Pane<A> {
   key: unknown;
@@ -110,10 +116,13 @@ export class WindowOperator<A = string> {
       return 'late';
     }
     const keyValue = this.spec.key === undefined ? null : (event[this.spec.key] ?? null);
-    const keyJson = JSON.stringify(keyValue);
+    // Strings (the usual key) by themselves; anything else by its JSON, kept apart by a prefix
+    // no JSON text starts with.
+    const keyJson = typeof keyValue === 'string' ? keyValue : `\u0000${JSON.stringify(keyValue)}`;
     const x = this.spec.field === undefined ? undefined : event[this.spec.field];
     const num = typeof x === 'number' && Number.isFinite(x) ? x : undefined;
     if (this.spec.field !== undefined && num === undefined) this.stats.not_numeric++;
+    let outcome: AddOutcome = 'held';
     for (let start = lastStart; start > t - size && start + size > horizon; start -= slide) {
       const pane = this.paneOf(start, keyJson, keyValue);
       pane.count++;
@@ -125,11 +134,14 @@ export class WindowOperator<A = string> {
       }
       if (start === lastStart) {
         pane.lastOf++;
-        if (ackId !== undefined) pane.acks.push(ackId);
+        if (ackId !== undefined) {
+          if (pane.acks.length > 0 && pane.acks[pane.acks.length - 1] === ackId) outcome = 'joined';
+          else pane.acks.push(ackId);
+        }
       }
     }
     this.held++;
-    return 'held';
+    return outcome;
   }
 
   /** Fires, in order of window end, every window closed by `nowMs` (or by the watermark). */

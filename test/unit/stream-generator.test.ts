@@ -20,6 +20,14 @@ describe('EventGenerator', () => {
     ]);
   });
 
+  it('replays a batch from its first seq, size and time: the same events again', () => {
+    const g = new EventGenerator(spec({ parallelism: 2, keys: 5 }), 1, 0);
+    g.take(3, 2);
+    const batch = g.take(9, 3);
+    expect(g.replay({ seq: batch[0]!.seq, n: 3, ts: 9 })).toEqual(batch);
+    expect(g.take(9, 1)[0]!.seq).toBe(11); // replaying does not move the generator on
+  });
+
   it('splits the seqs between instances without overlap, and stops at count', () => {
     const s = spec({ parallelism: 3, count: 10 });
     const seqs = [0, 1, 2].map((i) => new EventGenerator(s, i, 0).take(0, 100).map((e) => e.seq));

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { EdgeRouter, fieldsTarget, fnv1a32 } from '../../src/stream/grouping.js';
 
-const routeAll = (router: EdgeRouter, events: Record<string, unknown>[]) => events.map((e) => [...router.route(e)]);
+/** Where each event of `batch` goes, in batch order. */
+function targetsOf(router: EdgeRouter, batch: Record<string, unknown>[]): number[][] {
+  const to = batch.map((): number[] => []);
+  for (const [target, events] of router.split(batch)) for (const e of events) to[batch.indexOf(e)]!.push(target);
+  return to;
+}
 
 describe('fnv1a32', () => {
   it('matches the published FNV-1a test vectors', () => {
@@ -43,32 +48,46 @@ describe('fields grouping', () => {
     for (const c of counts) expect(c).toBeGreaterThan(800);
   });
 
-  it('routes through EdgeRouter to one instance per event', () => {
+  it('splits a batch through EdgeRouter: each event to the one instance of its key, in batch order', () => {
     const r = new EdgeRouter({ from: 's', grouping: 'fields', fields: ['k'] }, 5);
-    const events = [{ k: 'a' }, { k: 'b' }, { k: 'a' }];
-    const targets = routeAll(r, events);
-    expect(targets.map((t) => t.length)).toEqual([1, 1, 1]);
+    const events = [{ k: 'a' }, { k: 'b' }, { k: 'a' }, { k: 'c', n: 1 }];
+    const targets = targetsOf(r, events);
+    expect(targets.map((t) => t.length)).toEqual([1, 1, 1, 1]);
     expect(targets[0]).toEqual(targets[2]);
     expect(targets[0]).toEqual([fieldsTarget({ k: 'a' }, ['k'], 5)]);
+    for (const [target, part] of r.split(events)) {
+      expect(part.length).toBeGreaterThan(0);
+      expect(part).toEqual(events.filter((e) => fieldsTarget(e, ['k'], 5) === target));
+    }
+  });
+
+  it('hashes a single string field as the JSON array of it, like every other value', () => {
+    expect(fieldsTarget({ k: 'say "hi"' }, ['k'], 1000)).toBe(fnv1a32(JSON.stringify(['say "hi"'])) % 1000);
+    expect(fieldsTarget({ k: 7 }, ['k'], 1000)).toBe(fnv1a32('[7]') % 1000);
   });
 });
 
 describe('EdgeRouter', () => {
-  it('shuffles round-robin per sender, starting at the sender index', () => {
-    const e = {};
-    expect(routeAll(new EdgeRouter({ from: 's', grouping: 'shuffle' }, 3), [e, e, e, e])).toEqual([[0], [1], [2], [0]]);
-    expect(routeAll(new EdgeRouter({ from: 's', grouping: 'shuffle' }, 3, 4), [e, e, e])).toEqual([[1], [2], [0]]);
+  it('shuffles whole batches round-robin per sender, starting at the sender index', () => {
+    const batch = [{}, {}];
+    const r = new EdgeRouter({ from: 's', grouping: 'shuffle' }, 3);
+    expect([0, 1, 2, 3].map(() => r.split(batch).map(([t]) => t))).toEqual([[0], [1], [2], [0]]);
+    const from4 = new EdgeRouter({ from: 's', grouping: 'shuffle' }, 3, 4);
+    expect([0, 1, 2].map(() => from4.split(batch).map(([t]) => t))).toEqual([[1], [2], [0]]);
+    expect(r.split(batch)[0]![1]).toBe(batch); // the batch itself, not a copy
   });
 
-  it('sends to every instance for all, and to instance 0 for global', () => {
-    expect([...new EdgeRouter({ from: 's', grouping: 'all' }, 4).route({})]).toEqual([0, 1, 2, 3]);
-    expect([...new EdgeRouter({ from: 's', grouping: 'global' }, 4).route({ k: 'x' })]).toEqual([0]);
+  it('sends the batch to every instance for all, and to instance 0 for global', () => {
+    const batch = [{ k: 'x' }];
+    expect(new EdgeRouter({ from: 's', grouping: 'all' }, 4).split(batch)).toEqual([0, 1, 2, 3].map((i) => [i, batch]));
+    expect(new EdgeRouter({ from: 's', grouping: 'global' }, 4).split(batch)).toEqual([[0, batch]]);
   });
 
-  it('returns frozen shared arrays, so routing allocates nothing per event', () => {
-    const r = new EdgeRouter({ from: 's', grouping: 'global' }, 2);
-    expect(r.route({})).toBe(r.route({}));
-    expect(Object.isFrozen(r.route({}))).toBe(true);
+  it('sends nothing for an empty batch', () => {
+    for (const grouping of ['shuffle', 'global', 'all'] as const) {
+      expect(new EdgeRouter({ from: 's', grouping }, 3).split([])).toEqual([]);
+    }
+    expect(new EdgeRouter({ from: 's', grouping: 'fields', fields: ['k'] }, 3).split([])).toEqual([]);
   });
 
   it('refuses a parallelism below 1', () => {

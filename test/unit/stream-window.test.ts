@@ -244,6 +244,20 @@ describe('acks', () => {
     expect(w.openWindows).toBe(0);
   });
 
+  it('holds an ack id shared by a batch once per pane, and says so', () => {
+    const w = new WindowOperator<string>({ aggregate: 'count', key: 'k', window: tumbling(100) });
+    expect(w.add({ k: 'a' }, 10, 'batch1')).toBe('held');
+    expect(w.add({ k: 'a' }, 11, 'batch1')).toBe('joined');
+    expect(w.add({ k: 'b' }, 12, 'batch1')).toBe('held');
+    expect(w.add({ k: 'a' }, 13, 'batch2')).toBe('held');
+    expect(w.add({ k: 'a' }, 150, 'batch2')).toBe('held'); // another window: another pane
+    expect(w.advance(100).map((f) => [f.result.key, f.result.value, f.acks])).toEqual([
+      ['a', 3, ['batch1', 'batch2']],
+      ['b', 1, ['batch1']],
+    ]);
+    expect(w.advance(200).map((f) => f.acks)).toEqual([['batch2']]);
+  });
+
   it('counts events without an ack id as held all the same', () => {
     const w = new WindowOperator({ aggregate: 'count', window: tumbling(100) });
     w.add({}, 0);

@@ -1,12 +1,14 @@
 import { Packr } from 'msgpackr';
 
 /**
- * An event on its way between instances: the event itself, the instance it goes to, and
- * its place in a tuple tree — the root it descends from (owned by instance `o`, incarnation
- * `a`) and its own 64-bit id as two uint32 halves (`h`, `l`).
+ * A batch of events on its way to one instance, tracked as one tuple: the events, and the
+ * batch's place in a tuple tree — the root it descends from (owned by instance `o`,
+ * incarnation `a`) and its own 64-bit id as two uint32 halves (`h`, `l`). Batches, as
+ * Flink's network buffers and Trident's batches, make routing, acking and framing cost per
+ * batch instead of per event; a root that fails replays its whole batch.
  */
 export interface Tuple {
-  v: Record<string, unknown>;
+  e: Record<string, unknown>[];
   o: number;
   a: number;
   r: number;

@@ -6,18 +6,20 @@ import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../stream/topology.j
 import { WindowOperator } from '../../stream/window.js';
 import type { Tuple } from './frames.js';
 
-/** Tuples an instance buffers before its producers pause. */
-export const INBOX_CAPACITY = 8192;
+/** Tuples (batches) an instance buffers before its producers pause. */
+export const INBOX_CAPACITY = 64;
+/** Events a spout puts in one batch (one root), at most. */
+const BATCH = 1024;
 /** Tuples a bolt takes from its inbox per step, so one busy instance cannot starve the others. */
-const STEP = 1024;
+const STEP_TUPLES = 4;
 
 /** What an instance needs from the job runtime around it. */
 export interface InstanceHost {
   readonly jobId: string;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
-  /** Sends `event` along every edge leaving `from`; returns the XOR of the new tuples' ids. */
-  emit(from: Instance, event: Record<string, unknown>, o: number, a: number, r: number): TupleId;
+  /** Sends `events` along every edge leaving `from`; returns the XOR of the new tuples' ids. */
+  emit(from: Instance, events: Record<string, unknown>[], o: number, a: number, r: number): TupleId;
   /** Whether every instance `from` sends to has room. */
   canEmit(from: Instance): boolean;
   /** XORs `h`,`l` into root `r` of instance `o` (incarnation `a`), wherever it runs. */
@@ -29,6 +31,7 @@ export interface InstanceHost {
   wake(): void;
 }
 
+/** Events in and out, and what went wrong with some of them. */
 export interface InstanceStats {
   in: number;
   out: number;
@@ -42,6 +45,12 @@ interface Inbound {
   release?: () => void;
 }
 
+/** A root this instance owns: what it gets back on completion or expiry, and its size. */
+interface OwnedRoot {
+  pending: unknown;
+  events: number;
+}
+
 /** One instance of a spout or bolt on this worker: an inbox, a step function, a tick. */
 export abstract class Instance {
   readonly inbox: Inbound[] = [];
@@ -50,8 +59,9 @@ export abstract class Instance {
   routers: { router: EdgeRouter; base: number }[] = [];
   /** Every instance this one sends to (global indexes), for backpressure checks. */
   targets: number[] = [];
-  protected readonly acker = new Acker<unknown>();
+  private readonly acker = new Acker<OwnedRoot>();
   private nextRoot = 1;
+  private pendingEvents = 0;
 
   constructor(
     readonly idx: number,
@@ -66,7 +76,10 @@ export abstract class Instance {
 
   /** Timers: window firing, replays of expired roots, sink flushes. */
   tick(now: number): void {
-    for (const root of this.acker.expire(now, this.host.ackTimeoutMs)) this.expired(root.spout, now);
+    for (const { spout: root } of this.acker.expire(now, this.host.ackTimeoutMs)) {
+      this.pendingEvents -= root.events;
+      this.expired(root.pending, now);
+    }
   }
 
   /** A root this instance owns was fully processed. */
@@ -75,23 +88,30 @@ export abstract class Instance {
   /** A root this instance owns timed out: replay it. */
   protected expired(_pending: unknown, _now: number): void {}
 
+  /** Events of roots this instance owns that are not yet fully processed. */
   get pending(): number {
-    return this.acker.pending;
+    return this.pendingEvents;
   }
 
   onAck(r: number, h: number, l: number): void {
     const done = this.acker.update(String(r), { hi: h, lo: l });
-    if (done) this.completed(done.spout);
+    if (done) this.finish(done.spout);
   }
 
-  /** Emits a new root owned by this instance; `pending` comes back on completion or expiry. */
-  protected emitRoot(event: Record<string, unknown>, pending: unknown, now: number): void {
+  /** Emits `events` as a new root owned by this instance; `pending` comes back on completion or expiry. */
+  protected emitRoot(events: Record<string, unknown>[], pending: unknown, now: number): void {
     const r = this.nextRoot++;
-    const x = this.host.emit(this, event, this.idx, this.attempt, r);
-    this.stats.out++;
+    const x = this.host.emit(this, events, this.idx, this.attempt, r);
+    this.stats.out += events.length;
     if ((x.hi | x.lo) === 0) return this.completed(pending); // nobody consumes it
-    const done = this.acker.track(String(r), pending, now, x);
-    if (done) this.completed(done.spout);
+    this.pendingEvents += events.length;
+    const done = this.acker.track(String(r), { pending, events: events.length }, now, x);
+    if (done) this.finish(done.spout);
+  }
+
+  private finish(root: OwnedRoot): void {
+    this.pendingEvents -= root.events;
+    this.completed(root.pending);
   }
 
   /** Acks an input tuple, with the XOR of the children emitted on it (Storm's rule: one update). */
@@ -105,18 +125,54 @@ export abstract class Instance {
 
 const ZERO: TupleId = { hi: 0, lo: 0 };
 
-// ---------------------------------------------------------------- spouts
+/** A queue taken from the front in batches without shifting the rest each time. */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
 
-abstract class Spout extends Instance {
-  /** Up to `max` new source events, each with what comes back when its root completes or expires. */
-  protected abstract take(now: number, max: number): { event: Record<string, unknown>; pending: unknown }[];
-
-  protected room(): number {
-    return Math.min(STEP, this.host.maxPending - this.acker.pending);
+  get length(): number {
+    return this.items.length - this.head;
   }
 
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  take(max: number): T[] {
+    const out = this.items.slice(this.head, this.head + max);
+    this.head += out.length;
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return out;
+  }
+
+  clear(): T[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return rest;
+  }
+}
+
+// ---------------------------------------------------------------- spouts
+
+/** A batch of source events, and what its root gets back on completion or expiry. */
+interface SourceBatch {
+  events: Record<string, unknown>[];
+  pending: unknown;
+}
+
+abstract class Spout extends Instance {
+  /** Up to `max` new source events as one batch. */
+  protected abstract take(now: number, max: number): SourceBatch;
+
+  /** The events of a batch whose root expired, to emit again. */
+  protected abstract replay(pending: unknown): Record<string, unknown>[];
+
   step(now: number): boolean {
-    const room = this.room();
+    const room = Math.min(BATCH, this.host.maxPending - this.pending);
     if (room <= 0) return false;
     if (!this.host.canEmit(this)) {
       this.stats.blocked++;
@@ -124,14 +180,14 @@ abstract class Spout extends Instance {
       return false;
     }
     this.backpressured = false;
-    const items = this.take(now, room);
-    for (const { event, pending } of items) this.emitRoot(event, pending, now);
-    return items.length === room;
+    const batch = this.take(now, room);
+    if (batch.events.length > 0) this.emitRoot(batch.events, batch.pending, now);
+    return batch.events.length === room;
   }
 
   protected override expired(pending: unknown, now: number): void {
-    // A new root for the same event: stray acks for the old one cannot complete it.
-    this.emitRoot(pending as Record<string, unknown>, pending, now);
+    // A new root for the same events: stray acks for the old one cannot complete it.
+    this.emitRoot(this.replay(pending), pending, now);
   }
 }
 
@@ -143,8 +199,16 @@ export class GeneratorSpout extends Spout {
     this.gen = new EventGenerator(spec as Extract<SpoutSpec, { type: 'generator' }>, index, now);
   }
 
-  protected take(now: number, max: number) {
-    return this.gen.take(now, max).map((e) => ({ event: e as unknown as Record<string, unknown>, pending: e }));
+  protected take(now: number, max: number): SourceBatch {
+    const events = this.gen.take(now, max);
+    return {
+      events: events as unknown as Record<string, unknown>[],
+      pending: events.length ? { seq: events[0]!.seq, n: events.length, ts: events[0]!.ts } : undefined,
+    };
+  }
+
+  protected replay(pending: unknown): Record<string, unknown>[] {
+    return this.gen.replay(pending as { seq: number; n: number; ts: number }) as unknown as Record<string, unknown>[];
   }
 
   override step(now: number): boolean {
@@ -158,9 +222,11 @@ interface Ingested {
   reject: (err: Error) => void;
 }
 
+type Queued = { event: Record<string, unknown>; request: Ingested };
+
 /** Events POSTed to the job: each request is answered once all its events are fully processed. */
 export class HttpSpout extends Spout {
-  private readonly queue: { event: Record<string, unknown>; batch: Ingested }[] = [];
+  private readonly queue = new Fifo<Queued>();
 
   get queued(): number {
     return this.queue.length;
@@ -169,14 +235,19 @@ export class HttpSpout extends Spout {
   ingest(events: Record<string, unknown>[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const batch = { remaining: events.length, resolve, reject };
-      for (const event of events) this.queue.push({ event, batch });
+      const request = { remaining: events.length, resolve, reject };
+      for (const event of events) this.queue.push({ event, request });
       this.host.wake();
     });
   }
 
-  protected take(_now: number, max: number) {
-    return this.queue.splice(0, max).map((q) => ({ event: q.event, pending: q }));
+  protected take(_now: number, max: number): SourceBatch {
+    const items = this.queue.take(max);
+    return { events: items.map((q) => q.event), pending: items };
+  }
+
+  protected replay(pending: unknown): Record<string, unknown>[] {
+    return (pending as Queued[]).map((q) => q.event);
   }
 
   override step(now: number): boolean {
@@ -186,19 +257,12 @@ export class HttpSpout extends Spout {
   }
 
   protected override completed(pending: unknown): void {
-    const q = pending as { batch: Ingested };
-    if (--q.batch.remaining === 0) q.batch.resolve();
-  }
-
-  protected override expired(pending: unknown, now: number): void {
-    const q = pending as { event: Record<string, unknown>; batch: Ingested };
-    this.emitRoot(q.event, q, now);
+    for (const q of pending as Queued[]) if (--q.request.remaining === 0) q.request.resolve();
   }
 
   override stop(): void {
     const err = new Error('the stream instance stopped; send the events again');
-    for (const q of this.queue) q.batch.reject(err);
-    this.queue.length = 0;
+    for (const q of this.queue.clear()) q.request.reject(err);
   }
 }
 
@@ -256,9 +320,14 @@ export class FileSpout extends Spout {
     }
   }
 
-  protected take(_now: number, max: number) {
+  protected take(_now: number, max: number): SourceBatch {
     if (this.buffered.length < max) void this.fill();
-    return this.buffered.splice(0, max).map((event) => ({ event, pending: event }));
+    const events = this.buffered.splice(0, max);
+    return { events, pending: events };
+  }
+
+  protected replay(pending: unknown): Record<string, unknown>[] {
+    return pending as Record<string, unknown>[];
   }
 
   override step(now: number): boolean {
@@ -287,126 +356,127 @@ abstract class Bolt extends Instance {
       return false;
     }
     this.backpressured = false;
-    const n = Math.min(STEP, this.inbox.length);
-    const batch = this.inbox.splice(0, n);
-    for (const { tuple, release } of batch) {
+    for (const { tuple, release } of this.inbox.splice(0, STEP_TUPLES)) {
       release?.();
-      this.stats.in++;
-      try {
-        this.process(tuple, now);
-      } catch {
-        // A function that throws on an event drops that event (counted), rather than
-        // replaying it forever.
-        this.stats.errors++;
-        this.ackInput(tuple);
-      }
+      this.stats.in += tuple.e.length;
+      this.process(tuple, now);
     }
     return this.inbox.length > 0;
   }
 }
 
+const isEvent = (e: unknown): e is Record<string, unknown> => e !== null && typeof e === 'object';
+
 /** map, filter and flat_map with the module's functions. */
 export class FnBolt extends Bolt {
   private readonly f: (event: Record<string, unknown>) => unknown;
+  private readonly op: 'map' | 'filter' | 'flat_map';
 
   constructor(idx: number, attempt: number, spec: BoltSpec, index: number, host: InstanceHost) {
     super(idx, attempt, spec, index, host);
     this.f = host.fn((spec as { fn: string }).fn);
+    this.op = (spec as { op: 'map' | 'filter' | 'flat_map' }).op;
   }
 
   protected process(t: Tuple): void {
-    const out = this.f(t.v);
-    let hi = 0;
-    let lo = 0;
-    const send = (e: unknown) => {
-      if (e === null || typeof e !== 'object') return;
-      const x = this.host.emit(this, e as Record<string, unknown>, t.o, t.a, t.r);
-      hi ^= x.hi;
-      lo ^= x.lo;
-      this.stats.out++;
-    };
-    switch ((this.spec as BoltSpec).op) {
-      case 'map':
-        send(out);
-        break;
-      case 'filter':
-        if (out) send(t.v);
-        break;
-      default:
-        if (out && typeof (out as Iterable<unknown>)[Symbol.iterator] === 'function') {
-          for (const e of out as Iterable<unknown>) send(e);
+    const out: Record<string, unknown>[] = [];
+    for (const e of t.e) {
+      try {
+        const r = this.f(e);
+        if (this.op === 'map') {
+          if (isEvent(r)) out.push(r);
+        } else if (this.op === 'filter') {
+          if (r) out.push(e);
+        } else if (r && typeof (r as Iterable<unknown>)[Symbol.iterator] === 'function') {
+          for (const x of r as Iterable<unknown>) if (isEvent(x)) out.push(x);
         }
+      } catch {
+        // A function that throws on an event drops that event (counted), rather than
+        // replaying its batch forever.
+        this.stats.errors++;
+      }
     }
-    this.ackInput(t, { hi: hi >>> 0, lo: lo >>> 0 });
+    this.stats.out += out.length;
+    this.ackInput(t, out.length ? this.host.emit(this, out, t.o, t.a, t.r) : ZERO);
   }
 }
 
-interface HeldAck {
-  o: number;
-  a: number;
-  r: number;
-  h: number;
-  l: number;
+/** An input batch a window holds: acked once every pane holding some of its events fired. */
+interface HeldBatch {
+  t: Tuple;
+  refs: number;
 }
 
 /**
- * A keyed window. Its inputs are acknowledged only once the window holding them fired and
- * its result was fully processed downstream (the result is a root this instance owns), so
- * a lost window is rebuilt by the sources' replays.
+ * A keyed window. Its inputs are acknowledged only once the windows holding them fired and
+ * their results were fully processed downstream (the results are a root this instance
+ * owns), so a lost window is rebuilt by the sources' replays.
  */
 export class WindowBolt extends Bolt {
-  private readonly win: WindowOperator<HeldAck>;
+  private readonly win: WindowOperator<HeldBatch>;
 
   constructor(idx: number, attempt: number, spec: BoltSpec, index: number, host: InstanceHost) {
     super(idx, attempt, spec, index, host);
-    this.win = new WindowOperator<HeldAck>(spec as Extract<BoltSpec, { op: 'window' }>);
-  }
-
-  get held(): number {
-    return this.win.heldEvents;
+    this.win = new WindowOperator<HeldBatch>(spec as Extract<BoltSpec, { op: 'window' }>);
   }
 
   protected process(t: Tuple, now: number): void {
-    const outcome = this.win.add(t.v, now, { o: t.o, a: t.a, r: t.r, h: t.h, l: t.l });
-    if (outcome !== 'held') {
-      this.stats.late++;
-      this.ackInput(t);
+    // One reference while the batch is being added, one per pane that holds it.
+    const held: HeldBatch = { t, refs: 1 };
+    for (const e of t.e) {
+      const outcome = this.win.add(e, now, held);
+      if (outcome === 'held') held.refs++;
+      else if (outcome !== 'joined') this.stats.late++;
     }
+    this.release(held);
+  }
+
+  private release(held: HeldBatch): void {
+    if (--held.refs === 0) this.ackInput(held.t);
   }
 
   override tick(now: number): void {
     super.tick(now);
-    for (const f of this.win.advance(now)) {
-      this.emitRoot(f.result as unknown as Record<string, unknown>, f, now);
-    }
+    const fired = this.win.advance(now);
+    if (fired.length === 0) return;
+    const results = fired.map((f) => f.result as unknown as Record<string, unknown>);
+    this.emitRoot(results, { results, held: fired.flatMap((f) => f.acks) }, now);
   }
 
   protected override completed(pending: unknown): void {
-    for (const a of (pending as { acks: HeldAck[] }).acks) this.host.ack(a.o, a.a, a.r, a.h, a.l);
+    for (const h of (pending as { held: HeldBatch[] }).held) this.release(h);
   }
 
   protected override expired(pending: unknown, now: number): void {
-    const f = pending as { result: Record<string, unknown> };
-    this.emitRoot(f.result, pending, now);
+    this.emitRoot((pending as { results: Record<string, unknown>[] }).results, pending, now);
   }
 }
 
-/** Sinks buffer what they receive and acknowledge it once it is delivered. */
+/** Events a sink buffers before it stops taking more. */
+const SINK_BUFFER = 16_384;
+
+/**
+ * Sinks buffer what they receive and acknowledge it once it is delivered. A delivery starts
+ * as soon as there is something to deliver and none is under way, so what arrives during
+ * one goes out together in the next: batches grow with the load, never wait for a timer.
+ */
 abstract class Sink extends Bolt {
-  protected buffer: Tuple[] = [];
+  private buffer: Tuple[] = [];
+  private buffered = 0;
   private flushing = false;
   private failures = 0;
   private nextTry = 0;
 
   protected process(t: Tuple): void {
     this.buffer.push(t);
+    this.buffered += t.e.length;
   }
 
   override step(now: number): boolean {
     // A sink emits nothing: its backpressure is its own delivery.
-    if (this.buffer.length >= INBOX_CAPACITY) return false;
+    if (this.buffered >= SINK_BUFFER) return false;
     const more = super.step(now);
-    if (this.buffer.length >= 1000) this.flush(now);
+    this.flush(now);
     return more;
   }
 
@@ -421,6 +491,7 @@ abstract class Sink extends Bolt {
     if (this.flushing || this.buffer.length === 0 || now < this.nextTry) return;
     const batch = this.buffer;
     this.buffer = [];
+    this.buffered = 0;
     this.flushing = true;
     this.deliver(batch)
       .then(
@@ -433,6 +504,7 @@ abstract class Sink extends Bolt {
           this.failures++;
           this.nextTry = Date.now() + Math.min(5000, 100 * 2 ** this.failures);
           this.buffer = batch.concat(this.buffer);
+          for (const t of batch) this.buffered += t.e.length;
           this.stats.errors++;
         },
       )
@@ -443,18 +515,22 @@ abstract class Sink extends Bolt {
   }
 }
 
-/** A collect row's key: a window's key and bounds (a re-fired window replaces its row), or the tuple. */
-function rowKey(t: Tuple): string {
-  const v = t.v;
+const eventsOf = (tuples: Tuple[]): Record<string, unknown>[] => tuples.flatMap((t) => t.e);
+
+/**
+ * A collect row's key: a window's key and bounds (a re-fired window replaces its row), or
+ * the event's place in its tuple.
+ */
+function rowKey(t: Tuple, v: Record<string, unknown>, i: number): string {
   if ('window_start' in v && 'window_end' in v && 'key' in v) {
     return JSON.stringify([v.key, v.window_start, v.window_end]);
   }
-  return `${t.o}.${t.a}.${t.r}.${t.h}.${t.l}`;
+  return `${t.o}.${t.a}.${t.r}.${t.h}.${t.l}.${i}`;
 }
 
 export class CollectSink extends Sink {
   protected deliver(tuples: Tuple[]): Promise<void> {
-    return this.host.collect(tuples.map((t) => ({ key: rowKey(t), value: t.v })));
+    return this.host.collect(tuples.flatMap((t) => t.e.map((v, i) => ({ key: rowKey(t, v, i), value: v }))));
   }
 }
 
@@ -462,7 +538,12 @@ export class FileSink extends Sink {
   protected deliver(tuples: Tuple[]): Promise<void> {
     const spec = this.spec as Extract<BoltSpec, { op: 'file' }>;
     const path = spec.parallelism > 1 ? `${spec.path}-${this.index}` : spec.path;
-    return appendFile(path, tuples.map((t) => `${JSON.stringify(t.v)}\n`).join(''));
+    return appendFile(
+      path,
+      eventsOf(tuples)
+        .map((v) => `${JSON.stringify(v)}\n`)
+        .join(''),
+    );
   }
 }
 
@@ -472,7 +553,7 @@ export class HttpSink extends Sink {
     const res = await fetch(spec.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(tuples.map((t) => t.v)),
+      body: JSON.stringify(eventsOf(tuples)),
       signal: AbortSignal.timeout(10_000),
     });
     await res.body?.cancel();

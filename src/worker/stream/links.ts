@@ -4,11 +4,16 @@ import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
 
-/** Tuples a receiving worker buffers per sending worker before it stops granting credits. */
-export const LINK_WINDOW = 16_384;
+/**
+ * Tuples a receiving worker buffers per sending worker before it stops granting credits. A
+ * tuple is a batch of at most a spout's batch of events (1024), as a Flink credit is a
+ * buffer, not a record.
+ */
+export const LINK_WINDOW = 64;
 /** Tuples a sender queues for one link while it waits for credits; beyond it, producers pause. */
-export const LINK_QUEUE = 16_384;
-const MAX_BATCH = 4096;
+export const LINK_QUEUE = 64;
+/** Tuples per frame. */
+const MAX_BATCH = 16;
 
 export const LINK_PATH = '/api/stream/link';
 

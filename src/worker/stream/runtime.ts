@@ -25,7 +25,8 @@ import {
 } from './instances.js';
 import { InLink, OutLink } from './links.js';
 
-const TICK_MS = 20;
+/** How often instances' timers run: window firing (latency), replays, sink retries. */
+const TICK_MS = 10;
 /** How long a saturated http source makes a POST wait for room before answering 429. */
 export const INGEST_WAIT_MS = 5000;
 
@@ -145,15 +146,15 @@ class JobRuntime implements InstanceHost {
 
   // ------------------------------------------------------------ InstanceHost
 
-  emit(from: Instance, event: Record<string, unknown>, o: number, a: number, r: number): TupleId {
+  emit(from: Instance, events: Record<string, unknown>[], o: number, a: number, r: number): TupleId {
     let hi = 0;
     let lo = 0;
     for (const { router, base } of from.routers) {
-      for (const t of router.route(event)) {
+      for (const [target, part] of router.split(events)) {
         const id = tupleIds.next();
         hi ^= id.hi;
         lo ^= id.lo;
-        this.deliver(base + t, { v: event, o, a, r, h: id.hi, l: id.lo });
+        this.deliver(base + target, { e: part, o, a, r, h: id.hi, l: id.lo });
       }
     }
     return { hi: hi >>> 0, lo: lo >>> 0 };
