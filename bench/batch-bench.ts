@@ -1,4 +1,4 @@
-// Weir's batch benchmark (`npm run bench:batch`, issue 5): two data jobs on a real local
+// Weir's batch benchmark (`npm run bench -- batch`, issue 5): two data jobs on a real local
 // cluster of 1 master + 2 workers (child processes on 127.0.0.x), on generated inputs.
 //
 //   a. wordcount over a generated text file (default 256 MiB), timed from submit to

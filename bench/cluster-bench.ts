@@ -1,4 +1,4 @@
-// Weir's cluster benchmark (`node dist/bench/cluster-bench.js`, or `npm run bench -- --cluster`
+// Weir's cluster benchmark (`npm run bench -- cluster`, or `npm run bench -- core --cluster`
 // after the core benchmark): what replicating the control plane through Raft costs and what
 // it buys, on real local clusters of masters on 127.0.0.x addresses.
 //

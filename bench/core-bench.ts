@@ -1,4 +1,4 @@
-// Weir's core benchmark (`npm run bench`): throughput and latency of no-op batch tasks on a
+// Weir's core benchmark (`npm run bench -- core`): throughput and latency of no-op batch tasks on a
 // real local cluster, against BullMQ on Redis doing the same work, and against one
 // in-process thread pool as the machine's ceiling. Figures go to stdout as a table and to
 // bench/results/core-<date>.json.
