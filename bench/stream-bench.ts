@@ -21,7 +21,7 @@ import { log, percentiles, type Percentiles } from './stats.js';
 import { startWeirCluster, type WeirCluster } from './weir.js';
 
 /** Clear of the tests' addresses and of the other benchmarks'. */
-const HOSTS = { master: '127.0.0.221', workers: '127.0.0.222', sink: '127.0.0.223' };
+const HOSTS = { master: '127.0.0.241', workers: '127.0.0.242', sink: '127.0.0.243' };
 const DEADLINE_MS = 20 * 60_000;
 const WINDOW_MS = 1000;
 /** Windows that end in the first seconds of a phase are warm-up: JIT, placement, links. */
