@@ -104,7 +104,7 @@ export class WorkerNode {
     perInstance('weir_stream_backpressure', '1 when the instance waits for room downstream', (m) =>
       m.backpressure ? 1 : 0,
     );
-    perInstance('weir_stream_pending_roots', 'Source events not yet fully processed', (m) => m.pending);
+    perInstance('weir_stream_pending_events', 'Source events not yet fully processed', (m) => m.pending);
     new Counter({
       name: 'weir_worker_tasks_total',
       help: 'Tasks finished, by outcome',
