@@ -18,6 +18,8 @@ export interface ConsensusStatus {
   term: number;
   commit_index: number;
   last_applied: number;
+  /** Every committed entry is applied or queued to be (a follower applies in batches). */
+  caught_up: boolean;
   members: MemberInfo[];
 }
 

@@ -5,7 +5,7 @@ import type { ApplyResult, Command } from '../state/commands.js';
 import type { StateMachine } from '../state/state-machine.js';
 import type { AppliedListener, Consensus, ConsensusStatus, MemberInfo } from './consensus.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
-import type { MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
+import type { Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import type { PeerFrame, PeerTransport } from './peer-transport.js';
 import type { RaftStorage } from './raft-storage.js';
 
@@ -26,6 +26,14 @@ const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', '
 
 /** A peer is shown healthy when heard from within this (DESIGN.md: 2 s). */
 const HEALTHY_MS = 2_000;
+/**
+ * A follower applies committed entries in batches of up to this many, or once the oldest
+ * has waited APPLY_DELAY_MS: nobody waits on a follower's applies (proposals and
+ * linearizable reads go to the leader), and one transaction of many entries writes each
+ * hot page of the state database once instead of once per small batch.
+ */
+const APPLY_BATCH = 256;
+const APPLY_DELAY_MS = 20;
 
 interface Waiter {
   term: number;
@@ -64,6 +72,9 @@ export class RaftConsensus implements Consensus {
   private persistedTerm: number;
   private persistedVote: number;
   private outgoingSnapshot: { at: number; snap: { meta: SnapshotMeta; data: Buffer } } | undefined;
+  /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
+  private deferred: Entry[] = [];
+  private applyTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly self: { id: NodeId; address: string },
@@ -265,7 +276,8 @@ export class RaftConsensus implements Consensus {
       this.persist(rd);
       // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
       if (late.length) this.transport.send(late, () => this.snapshotToSend());
-      this.apply(rd);
+      this.apply(rd.committed);
+      this.serveReads(rd);
       this.raft.advance(rd);
       if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
     }
@@ -284,43 +296,64 @@ export class RaftConsensus implements Consensus {
       this.incomingSnapshots.clear();
       this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
     }
-    // The commit index is volatile in Raft (a restarted node relearns it), so a Ready that
-    // only moves it needs no disk write of its own — it rides along with the next one.
+    // The commit index is volatile in Raft (a restarted node relearns it from the leader),
+    // so only a new term or vote is written: the commit it carries rides along then.
     const hs = rd.hardState;
-    const mustSync =
-      rd.entries.length > 0 ||
-      rd.snapshot ||
-      (hs && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote));
-    if (mustSync) {
-      this.storage.save(hs, rd.entries, rd.snapshot);
-      if (hs) {
+    const newVote = hs !== undefined && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote);
+    if (rd.entries.length > 0 || rd.snapshot || newVote) {
+      this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
+      if (newVote) {
         this.persistedTerm = hs.term;
         this.persistedVote = hs.vote;
       }
     }
   }
 
-  private apply(rd: Ready): void {
-    if (rd.committed.length) {
-      const results = this.state.applyBatch(rd.committed);
-      const applied: { command: Command; result: ApplyResult }[] = [];
-      for (const [i, e] of rd.committed.entries()) {
-        const result = results[i]!;
-        if (e.kind === 'cmd' && !(result as { replayed?: boolean }).replayed) {
-          applied.push({ command: e.data as Command, result });
-        }
-        const w = this.waiters.get(e.index);
-        if (!w) continue;
-        this.waiters.delete(e.index);
-        // Another leader's entry took this index: ours was never committed.
-        if (w.term === e.term) w.resolve(result);
-        else w.reject(leadershipLost());
-      }
-      if (applied.length) for (const l of this.appliedListeners) l(applied);
+  /**
+   * Applies committed entries — at once on a leader or candidate, in batches on a follower
+   * (APPLY_BATCH). The core counts them applied when handed over; the state database may lag
+   * behind it on a follower, never ahead, and compaction follows the database.
+   */
+  private apply(committed: readonly Entry[]): void {
+    if (committed.length) this.deferred.push(...committed);
+    if (this.deferred.length === 0) return;
+    if (this.raft.role === 'follower' && this.deferred.length < APPLY_BATCH) {
+      this.applyTimer ??= setTimeout(() => {
+        this.applyTimer = undefined;
+        this.applyDeferred();
+      }, APPLY_DELAY_MS);
+      return;
     }
+    this.applyDeferred();
+  }
+
+  private applyDeferred(): void {
+    clearTimeout(this.applyTimer);
+    this.applyTimer = undefined;
+    const entries = this.deferred;
+    if (entries.length === 0 || this.closed) return;
+    this.deferred = [];
+    const results = this.state.applyBatch(entries);
+    const applied: { command: Command; result: ApplyResult }[] = [];
+    for (const [i, e] of entries.entries()) {
+      const result = results[i]!;
+      if (e.kind === 'cmd' && !(result as { replayed?: boolean }).replayed) {
+        applied.push({ command: e.data as Command, result });
+      }
+      const w = this.waiters.get(e.index);
+      if (!w) continue;
+      this.waiters.delete(e.index);
+      // Another leader's entry took this index: ours was never committed.
+      if (w.term === e.term) w.resolve(result);
+      else w.reject(leadershipLost());
+    }
+    if (applied.length) for (const l of this.appliedListeners) l(applied);
+  }
+
+  private serveReads(rd: Ready): void {
     for (const rs of rd.readStates) {
-      // Applied is at least the read's index by now: the core hands reads out no earlier
-      // than the commits they wait for, and this Ready's commits were just applied.
+      // A leader applies at once, so applied is at least the read's index by now: the core
+      // hands reads out no earlier than the commits they wait for.
       const ready = this.readWaiters.filter((w) => w.ctx <= rs.ctx);
       this.readWaiters = this.readWaiters.filter((w) => w.ctx > rs.ctx);
       if (this.state.lastApplied >= rs.index) for (const w of ready) w.resolve();
@@ -376,7 +409,7 @@ export class RaftConsensus implements Consensus {
   }
 
   private maybeCompact(): void {
-    const applied = this.raft.log.applied;
+    const applied = this.state.lastApplied;
     if (applied - this.raft.log.firstIndex < COMPACT_AFTER) return;
     const to = applied - KEEP;
     // The entries go only once the state database holds them on disk.
@@ -422,6 +455,8 @@ export class RaftConsensus implements Consensus {
       term: r.term,
       commit_index: r.log.committed,
       last_applied: this.state.lastApplied,
+      // Everything committed is applied, or only waits for a follower's next batch.
+      caught_up: r.log.applied >= r.log.committed,
       members: r.members.map((m) => ({
         id: m.id,
         address: m.address,
@@ -442,6 +477,7 @@ export class RaftConsensus implements Consensus {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.applyDeferred();
     this.closed = true;
     clearInterval(this.ticker);
     for (const [, w] of this.waiters) w.reject(new WeirError('unavailable', 'this master is shutting down'));

@@ -8,9 +8,10 @@ const packr = new Packr({ useRecords: false });
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
 /**
- * The Raft log, hard state (term, vote, commit) and the last compaction point, in their own
- * SQLite file with `synchronous = FULL`: when `save` returns, everything it was given is on
- * disk — one transaction, so one fsync per Ready.
+ * The Raft log, hard state (term, vote, and the commit index as of the last change of either:
+ * a lower bound, Raft relearns it) and the last compaction point, in their own SQLite file
+ * with `synchronous = FULL`: when `save` returns, everything it was given is on disk — one
+ * transaction, so one fsync per Ready.
  */
 export class RaftStorage {
   private readonly db: Db;

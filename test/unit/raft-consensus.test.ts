@@ -74,6 +74,16 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await n.close();
   });
 
+  it('writes its hard state only when the term or vote changes: the commit index is relearned', async () => {
+    const n = open();
+    await n.leading;
+    const save = vi.spyOn(n.storage, 'save');
+    for (let i = 0; i < 5; i++) await n.consensus.propose(reg(i));
+    expect(save.mock.calls.length).toBeGreaterThan(0);
+    expect(save.mock.calls.every(([hardState]) => hardState === undefined)).toBe(true);
+    await n.close();
+  });
+
   it('an acknowledged command survives a restart', async () => {
     const a = open();
     await a.leading;

@@ -30,7 +30,7 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
 
     app.get('/ready', async (_req, reply) => {
       const s = consensus.status();
-      const ready = s.leader_id !== null && s.last_applied >= s.commit_index;
+      const ready = s.leader_id !== null && s.caught_up;
       return reply.code(ready ? 200 : 503).send({ ready, role: s.role, leader_id: s.leader_id });
     });
 
