@@ -11,21 +11,25 @@ import type { WindowParams } from './topology.js';
 // keeps the largest it has seen). Event time reads `event[time_field]` (ms since the epoch,
 // or an ISO string) and keeps a WATERMARK = the largest event time seen minus
 // `allowed_lateness_ms`: the operator's claim that no more events older than it will come.
-// The watermark is per operator instance and driven only by events (no idle timeout), so
-// with input stopped the last windows wait; `drain()` closes them at the end of a bounded
-// stream. The lateness delays every firing by that much in exchange for tolerating
-// disorder up to it; each window fires once.
+// The watermark is per operator instance and driven by events; but once no event has
+// arrived for IDLE_MS of the clock, event time is taken to move on with the clock, so the
+// last windows close when the input pauses or ends (and a source held back by its
+// in-flight limit, waiting for these very windows, cannot wait for ever). `drain()` closes
+// every window at once. The watermark never goes back. The lateness delays every firing by
+// that much in exchange for tolerating disorder up to it; each window fires once.
 //
 // A window CLOSES when its end <= the watermark (event time) or the clock (processing time);
 // this is decided on `add` too, so the results do not depend on how often `advance` runs.
 // An event whose windows are all closed is LATE: dropped and counted. One with some windows
 // still open joins those only.
 //
-// Acks. An event's ack id is held by its LAST window (largest start), which closes no
-// earlier than any other window holding it, so the id comes back exactly once, when the
-// event's last window fires; with sliding windows, earlier windows fire without it. Events
-// of one batch share an ack id: a pane keeps it once however many of them it holds (`add`
-// says 'joined' for the rest), so an id comes back once per pane that holds it.
+// Acks. An event's ack id is held by every pane (window and key) it is counted in, and comes
+// back with each of them when it fires: the caller acks the event once all of them did (and
+// their results were processed). Events of one batch share an ack id: a pane keeps it once
+// however many of them it holds; `add` says how many panes newly took it.
+
+/** Without events for this long (of the clock), event time moves on with the clock. */
+export const IDLE_MS = 1000;
 
 export interface WindowResult {
   /** The value of the event's `key` field (`null` when missing, or when the bolt has no key). */
@@ -38,16 +42,22 @@ export interface WindowResult {
 
 export interface FiredWindow<A> {
   result: WindowResult;
-  /** Ack ids of the events whose last window this is, to anchor the result on and then ack. */
+  /** Ack ids of the events in this pane (each once), to ack once their every pane has fired. */
   acks: A[];
 }
 
 /**
- * `held`: in at least one window, its ack id now held by a pane. `joined`: the same, but that
- * pane already held the same ack id (the event before it there carried it too). `late`:
- * every window it belongs to had closed. `no_time`: no usable event time.
+ * `held`: in at least one window; `newHolds` panes took its ack id (0 when they already held
+ * it, from an event before it in the same batch). `late`: every window it belongs to had
+ * closed. `no_time`: no usable event time.
  */
-export type AddOutcome = 'held' | 'joined' | 'late' | 'no_time';
+export interface AddOutcome {
+  outcome: 'held' | 'late' | 'no_time';
+  newHolds: number;
+}
+
+const LATE: AddOutcome = Object.freeze({ outcome: 'late', newHolds: 0 });
+const NO_TIME: AddOutcome = Object.freeze({ outcome: 'no_time', newHolds: 0 });
 
 interface Pane<A> {
   key: unknown;
@@ -62,11 +72,24 @@ interface Pane<A> {
   lastOf: number;
 }
 
+/**
+ * The panes of one window, in the order their keys arrived: keyed by the key itself when it
+ * is a primitive (a Map tells 1 from '1'), else by one token per JSON text.
+ */
+interface Panes<A> {
+  byKey: Map<unknown, Pane<A>>;
+  tokens: Map<string, object>;
+}
+
 export class WindowOperator<A = string> {
-  /** Window start -> key (as JSON) -> pane. */
-  private readonly windows = new Map<number, Map<string, Pane<A>>>();
+  /** Window start -> key -> pane. */
+  private readonly windows = new Map<number, Panes<A>>();
   private clock = -Infinity;
   private maxEventTime = -Infinity;
+  /** The clock when the last event with a usable time arrived. */
+  private lastArrival = -Infinity;
+  /** The watermark as it stood before the last arrival: it never goes back. */
+  private watermarkFloor = -Infinity;
   /** Set by `drain()`: windows ending at or before it are closed whatever the time says. */
   private drainedTo = -Infinity;
   private panes = 0;
@@ -87,9 +110,10 @@ export class WindowOperator<A = string> {
 
   /** -Infinity until an event with a time arrives; always -Infinity for processing time. */
   get watermark(): number {
-    return this.spec.window.time_field === undefined
-      ? -Infinity
-      : this.maxEventTime - this.spec.window.allowed_lateness_ms;
+    if (this.spec.window.time_field === undefined) return -Infinity;
+    const byEvents = this.maxEventTime - this.spec.window.allowed_lateness_ms;
+    const idle = this.lastArrival === -Infinity ? 0 : this.clock - this.lastArrival - IDLE_MS;
+    return Math.max(this.watermarkFloor, idle > 0 ? byEvents + idle : byEvents);
   }
 
   /**
@@ -104,27 +128,27 @@ export class WindowOperator<A = string> {
       const et = eventTime(event[time_field]);
       if (et === undefined) {
         this.stats.no_time++;
-        return 'no_time';
+        return NO_TIME;
       }
       t = et;
+      // An arrival ends an idle stretch; what the watermark reached meanwhile stays.
+      this.watermarkFloor = this.watermark;
+      this.lastArrival = this.clock;
       this.maxEventTime = Math.max(this.maxEventTime, t);
     }
     const horizon = this.horizon();
     const lastStart = Math.floor(t / slide) * slide;
     if (lastStart + size <= horizon) {
       this.stats.late++;
-      return 'late';
+      return LATE;
     }
     const keyValue = this.spec.key === undefined ? null : (event[this.spec.key] ?? null);
-    // Strings (the usual key) by themselves; anything else by its JSON, kept apart by a prefix
-    // no JSON text starts with.
-    const keyJson = typeof keyValue === 'string' ? keyValue : `\u0000${JSON.stringify(keyValue)}`;
     const x = this.spec.field === undefined ? undefined : event[this.spec.field];
     const num = typeof x === 'number' && Number.isFinite(x) ? x : undefined;
     if (this.spec.field !== undefined && num === undefined) this.stats.not_numeric++;
-    let outcome: AddOutcome = 'held';
+    let newHolds = 0;
     for (let start = lastStart; start > t - size && start + size > horizon; start -= slide) {
-      const pane = this.paneOf(start, keyJson, keyValue);
+      const pane = this.paneOf(start, keyValue);
       pane.count++;
       if (num !== undefined) {
         pane.numeric++;
@@ -132,16 +156,14 @@ export class WindowOperator<A = string> {
         pane.min = Math.min(pane.min, num);
         pane.max = Math.max(pane.max, num);
       }
-      if (start === lastStart) {
-        pane.lastOf++;
-        if (ackId !== undefined) {
-          if (pane.acks.length > 0 && pane.acks[pane.acks.length - 1] === ackId) outcome = 'joined';
-          else pane.acks.push(ackId);
-        }
+      if (start === lastStart) pane.lastOf++;
+      if (ackId !== undefined && pane.acks[pane.acks.length - 1] !== ackId) {
+        pane.acks.push(ackId);
+        newHolds++;
       }
     }
     this.held++;
-    return outcome;
+    return { outcome: 'held', newHolds };
   }
 
   /** Fires, in order of window end, every window closed by `nowMs` (or by the watermark). */
@@ -163,16 +185,22 @@ export class WindowOperator<A = string> {
     return Math.max(time, this.drainedTo);
   }
 
-  private paneOf(start: number, keyJson: string, key: unknown): Pane<A> {
-    let byKey = this.windows.get(start);
-    if (!byKey) {
-      byKey = new Map();
-      this.windows.set(start, byKey);
+  private paneOf(start: number, key: unknown): Pane<A> {
+    let panes = this.windows.get(start);
+    if (!panes) {
+      panes = { byKey: new Map(), tokens: new Map() };
+      this.windows.set(start, panes);
     }
-    let pane = byKey.get(keyJson);
+    let k = key;
+    if (key !== null && typeof key === 'object') {
+      const json = JSON.stringify(key);
+      k = panes.tokens.get(json);
+      if (!k) panes.tokens.set(json, (k = {}));
+    }
+    let pane = panes.byKey.get(k);
     if (!pane) {
       pane = { key, count: 0, numeric: 0, sum: 0, min: Infinity, max: -Infinity, acks: [], lastOf: 0 };
-      byKey.set(keyJson, pane);
+      panes.byKey.set(k, pane);
       this.panes++;
     }
     return pane;
@@ -183,7 +211,7 @@ export class WindowOperator<A = string> {
     const starts = [...this.windows.keys()].filter((s) => s + size <= horizon).sort((a, b) => a - b);
     const fired: FiredWindow<A>[] = [];
     for (const start of starts) {
-      for (const pane of this.windows.get(start)!.values()) {
+      for (const pane of this.windows.get(start)!.byKey.values()) {
         fired.push({
           result: { key: pane.key, window_start: start, window_end: start + size, value: this.valueOf(pane) },
           acks: pane.acks,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WindowParams } from '../../src/stream/topology.js';
-import { WindowOperator, type FiredWindow } from '../../src/stream/window.js';
+import { IDLE_MS, WindowOperator, type FiredWindow } from '../../src/stream/window.js';
 
 const tumbling = (size_ms: number, extra: Partial<WindowParams['window']> = {}): WindowParams['window'] => ({
   type: 'tumbling',
@@ -123,10 +123,10 @@ describe('event time', () => {
 
   it('refuses events without a usable time, and counts them', () => {
     const w = op(tumbling(1000, { time_field: 'ts' }));
-    expect(w.add({}, 0)).toBe('no_time');
-    expect(w.add({ ts: 'yesterday' }, 0)).toBe('no_time');
-    expect(w.add({ ts: '5' }, 0)).toBe('no_time');
-    expect(w.add({ ts: Infinity }, 0)).toBe('no_time');
+    expect(w.add({}, 0).outcome).toBe('no_time');
+    expect(w.add({ ts: 'yesterday' }, 0).outcome).toBe('no_time');
+    expect(w.add({ ts: '5' }, 0).outcome).toBe('no_time');
+    expect(w.add({ ts: Infinity }, 0).outcome).toBe('no_time');
     expect(w.stats.no_time).toBe(4);
     expect(w.heldEvents).toBe(0);
   });
@@ -139,21 +139,41 @@ describe('event time', () => {
     expect(w.watermark).toBe(900);
   });
 
-  it('fires a window when the watermark reaches its end, whatever the clock says', () => {
+  it('fires a window when the watermark reaches its end, whatever the clock says while events flow', () => {
     const w = op(tumbling(1000, { time_field: 'ts', allowed_lateness_ms: 300 }));
     w.add({ ts: 500 }, 0);
     w.add({ ts: 1299 }, 0);
-    expect(w.advance(1_000_000)).toEqual([]); // watermark 999 < 1000
-    w.add({ ts: 1300 }, 0);
-    expect(results(w.advance(0))).toEqual([{ key: null, window_start: 0, window_end: 1000, value: 1 }]);
+    expect(w.advance(IDLE_MS)).toEqual([]); // watermark 999 < 1000
+    w.add({ ts: 1300 }, IDLE_MS);
+    expect(results(w.advance(IDLE_MS))).toEqual([{ key: null, window_start: 0, window_end: 1000, value: 1 }]);
+  });
+
+  it('moves event time on with the clock once no event came for IDLE_MS, so the last windows close', () => {
+    const w = op(tumbling(1000, { time_field: 'ts', allowed_lateness_ms: 300 }));
+    w.add({ ts: 1500 }, 10_000); // watermark 1200
+    expect(w.advance(10_000 + IDLE_MS)).toEqual([]);
+    expect(w.watermark).toBe(1200);
+    // Idle: 800 ms past IDLE_MS, the watermark is 2000 and [1000, 2000) closes.
+    expect(spans(w.advance(10_000 + IDLE_MS + 800))).toEqual([[1000, 2000]]);
+    expect(w.watermark).toBe(2000);
+  });
+
+  it('never moves the watermark back when events come again after an idle stretch', () => {
+    const w = op(tumbling(1000, { time_field: 'ts' }));
+    w.add({ ts: 500 }, 0);
+    w.advance(IDLE_MS + 2000); // idle: watermark 2500
+    expect(w.watermark).toBe(2500);
+    expect(w.add({ ts: 1900 }, IDLE_MS + 2000).outcome).toBe('late'); // [1000, 2000) closed while idle
+    expect(w.add({ ts: 2600 }, IDLE_MS + 2001).outcome).toBe('held');
+    expect(w.watermark).toBe(2600);
   });
 
   it('accepts disorder up to the lateness and drops what comes later, counting it', () => {
     const w = op(tumbling(1000, { time_field: 'ts', allowed_lateness_ms: 300 }));
     w.add({ ts: 1250 }, 0);
-    expect(w.add({ ts: 999 }, 0)).toBe('held'); // 251 ms late, window [0, 1000) still open
+    expect(w.add({ ts: 999 }, 0).outcome).toBe('held'); // 251 ms late, window [0, 1000) still open
     w.add({ ts: 1400 }, 0); // watermark 1100: [0, 1000) is closed
-    expect(w.add({ ts: 999 }, 0, 'late-one')).toBe('late');
+    expect(w.add({ ts: 999 }, 0, 'late-one').outcome).toBe('late');
     expect(w.stats.late).toBe(1);
     const fired = w.advance(0);
     expect(results(fired)).toEqual([{ key: null, window_start: 0, window_end: 1000, value: 1 }]);
@@ -183,7 +203,7 @@ describe('event time', () => {
   it('puts a partly late event in the sliding windows still open', () => {
     const w = op(sliding(1000, 500, { time_field: 'ts' }));
     w.add({ ts: 1200 }, 0); // watermark 1200: [0, 1000) is closed
-    expect(w.add({ ts: 700 }, 0)).toBe('held'); // in [0, 1000) (closed) and [500, 1500) (open)
+    expect(w.add({ ts: 700 }, 0).outcome).toBe('held'); // in [0, 1000) (closed) and [500, 1500) (open)
     expect(results(w.advance(0))).toEqual([]);
     w.add({ ts: 2000 }, 0);
     expect(results(w.advance(0))).toEqual([
@@ -200,8 +220,8 @@ describe('event time', () => {
       [0, 100],
       [200, 300],
     ]);
-    expect(w.add({ ts: 260 }, 0)).toBe('late');
-    expect(w.add({ ts: 300 }, 0)).toBe('held');
+    expect(w.add({ ts: 260 }, 0).outcome).toBe('late');
+    expect(w.add({ ts: 300 }, 0).outcome).toBe('held');
   });
 });
 
@@ -222,40 +242,53 @@ describe('acks', () => {
     expect(w.heldEvents).toBe(0);
   });
 
-  it('acks an event in several sliding windows only when its last window fires', () => {
+  it('holds an event in several sliding windows in each of them, so it is acked after the last fires', () => {
     const w = new WindowOperator<string>({ aggregate: 'count', window: sliding(300, 100) });
-    w.add({}, 250, 'e'); // in [0, 300), [100, 400), [200, 500)
-    w.add({}, 350, 'f'); // in [100, 400), [200, 500), [300, 600)
+    expect(w.add({}, 250, 'e').newHolds).toBe(3); // in [0, 300), [100, 400), [200, 500)
+    expect(w.add({}, 350, 'f').newHolds).toBe(3); // in [100, 400), [200, 500), [300, 600)
     const step = (now: number) => w.advance(now).map((f) => [f.result.window_start, f.result.value, f.acks]);
-    expect(step(300)).toEqual([[0, 1, []]]);
-    expect(step(400)).toEqual([[100, 2, []]]);
+    expect(step(300)).toEqual([[0, 1, ['e']]]);
+    expect(step(400)).toEqual([[100, 2, ['e', 'f']]]);
     expect(w.heldEvents).toBe(2);
-    expect(step(500)).toEqual([[200, 2, ['e']]]);
+    expect(step(500)).toEqual([[200, 2, ['e', 'f']]]);
     expect(w.heldEvents).toBe(1);
     expect(step(600)).toEqual([[300, 1, ['f']]]);
     expect(w.heldEvents).toBe(0);
   });
 
-  it('returns every ack id exactly once', () => {
+  it('returns every ack id once per pane it was counted in', () => {
     const w = new WindowOperator<number>({ aggregate: 'count', key: 'k', window: sliding(1000, 100) });
-    for (let i = 0; i < 500; i++) w.add({ k: i % 7 }, i * 13, i);
-    const acks = [...w.advance(3000), ...w.advance(9000)].flatMap((f) => f.acks);
-    expect(acks.sort((a, b) => a - b)).toEqual([...Array(500).keys()]);
+    let holds = 0;
+    for (let i = 0; i < 500; i++) holds += w.add({ k: i % 7 }, i * 13, i).newHolds;
+    const fired = [...w.advance(3000), ...w.advance(9000)];
+    const acks = fired.flatMap((f) => f.acks);
+    expect(acks).toHaveLength(holds);
+    expect(new Set(acks).size).toBe(500);
+    expect(fired.reduce((n, f) => n + (f.result.value ?? 0), 0)).toBe(holds); // one count per pane
     expect(w.openWindows).toBe(0);
   });
 
-  it('holds an ack id shared by a batch once per pane, and says so', () => {
+  it('holds an ack id shared by a batch once per pane, and says how many panes newly took it', () => {
     const w = new WindowOperator<string>({ aggregate: 'count', key: 'k', window: tumbling(100) });
-    expect(w.add({ k: 'a' }, 10, 'batch1')).toBe('held');
-    expect(w.add({ k: 'a' }, 11, 'batch1')).toBe('joined');
-    expect(w.add({ k: 'b' }, 12, 'batch1')).toBe('held');
-    expect(w.add({ k: 'a' }, 13, 'batch2')).toBe('held');
-    expect(w.add({ k: 'a' }, 150, 'batch2')).toBe('held'); // another window: another pane
+    const holds = (k: string, t: number, id: string) => w.add({ k }, t, id).newHolds;
+    expect(holds('a', 10, 'batch1')).toBe(1);
+    expect(holds('a', 11, 'batch1')).toBe(0);
+    expect(holds('b', 12, 'batch1')).toBe(1);
+    expect(holds('a', 13, 'batch2')).toBe(1);
+    expect(holds('a', 150, 'batch2')).toBe(1); // another window: another pane
     expect(w.advance(100).map((f) => [f.result.key, f.result.value, f.acks])).toEqual([
       ['a', 3, ['batch1', 'batch2']],
       ['b', 1, ['batch1']],
     ]);
     expect(w.advance(200).map((f) => f.acks)).toEqual([['batch2']]);
+  });
+
+  it('counts a hold again when another batch came in between: the caller counts pushes, not batches', () => {
+    const w = new WindowOperator<string>({ aggregate: 'count', key: 'k', window: tumbling(100) });
+    expect(['a', 'b', 'a'].map((k) => w.add({ k }, 10, 'b1').newHolds)).toEqual([1, 1, 0]);
+    expect(w.add({ k: 'a' }, 11, 'b2').newHolds).toBe(1);
+    expect(w.add({ k: 'a' }, 12, 'b1').newHolds).toBe(1);
+    expect(w.advance(100)[0]!.acks).toEqual(['b1', 'b2', 'b1']);
   });
 
   it('counts events without an ack id as held all the same', () => {

@@ -8,8 +8,8 @@ import type { Tuple } from './frames.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;
-/** Events a spout puts in one batch (one root), at most. */
-const BATCH = 1024;
+/** Events in one batch, at most: a spout's batch (one root), and every tuple on an edge. */
+export const BATCH = 1024;
 /** Tuples a bolt takes from its inbox per step, so one busy instance cannot starve the others. */
 const STEP_TUPLES = 4;
 
@@ -227,15 +227,20 @@ type Queued = { event: Record<string, unknown>; request: Ingested };
 /** Events POSTed to the job: each request is answered once all its events are fully processed. */
 export class HttpSpout extends Spout {
   private readonly queue = new Fifo<Queued>();
+  /** Requests not answered yet: each is settled exactly once. */
+  private readonly open = new Set<Ingested>();
+  private stopped = false;
 
   get queued(): number {
     return this.queue.length;
   }
 
   ingest(events: Record<string, unknown>[]): Promise<void> {
+    if (this.stopped) return Promise.reject(stoppedError());
     if (events.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const request = { remaining: events.length, resolve, reject };
+      const request: Ingested = { remaining: events.length, resolve, reject };
+      this.open.add(request);
       for (const event of events) this.queue.push({ event, request });
       this.host.wake();
     });
@@ -252,19 +257,27 @@ export class HttpSpout extends Spout {
 
   override step(now: number): boolean {
     if (this.queue.length === 0) return false;
-    super.step(now);
-    return this.queue.length > 0;
+    // More right away only if it could emit: blocked, it waits for a wake-up.
+    return super.step(now) && this.queue.length > 0;
   }
 
   protected override completed(pending: unknown): void {
-    for (const q of pending as Queued[]) if (--q.request.remaining === 0) q.request.resolve();
+    for (const q of pending as Queued[]) {
+      if (--q.request.remaining === 0 && this.open.delete(q.request)) q.request.resolve();
+    }
   }
 
   override stop(): void {
-    const err = new Error('the stream instance stopped; send the events again');
-    for (const q of this.queue.clear()) q.request.reject(err);
+    this.stopped = true;
+    // In the queue or in flight: the sender must send them again (to the instance placed anew).
+    const err = stoppedError();
+    for (const r of this.open) r.reject(err);
+    this.open.clear();
+    this.queue.clear();
   }
 }
+
+const stoppedError = () => new Error('the stream instance stopped; send the events again');
 
 /** Lines of a file from an offset: `{line}` events, or the parsed objects of JSON lines. */
 export class FileSpout extends Spout {
@@ -346,6 +359,7 @@ export class FileSpout extends Spout {
 // ---------------------------------------------------------------- bolts
 
 abstract class Bolt extends Instance {
+  /** Processes one tuple and acks it; should not throw (a throw drops the tuple, counted). */
   protected abstract process(t: Tuple, now: number): void;
 
   step(now: number): boolean {
@@ -356,10 +370,17 @@ abstract class Bolt extends Instance {
       return false;
     }
     this.backpressured = false;
-    for (const { tuple, release } of this.inbox.splice(0, STEP_TUPLES)) {
-      release?.();
+    const taken = this.inbox.splice(0, STEP_TUPLES);
+    // Out of the inbox: their buffer space (link credits) is free, whatever happens next.
+    for (const { release } of taken) release?.();
+    for (const { tuple } of taken) {
       this.stats.in += tuple.e.length;
-      this.process(tuple, now);
+      try {
+        this.process(tuple, now);
+      } catch {
+        this.stats.errors++;
+        this.ackInput(tuple);
+      }
     }
     return this.inbox.length > 0;
   }
@@ -396,12 +417,20 @@ export class FnBolt extends Bolt {
         this.stats.errors++;
       }
     }
-    this.stats.out += out.length;
-    this.ackInput(t, out.length ? this.host.emit(this, out, t.o, t.a, t.r) : ZERO);
+    let children = ZERO;
+    try {
+      if (out.length) children = this.host.emit(this, out, t.o, t.a, t.r);
+      this.stats.out += out.length;
+    } catch {
+      // Events that cannot be routed (a fields grouping over a value with no JSON) are
+      // dropped, counted; nothing of them left, so the input is acked on its own.
+      this.stats.errors += out.length;
+    }
+    this.ackInput(t, children);
   }
 }
 
-/** An input batch a window holds: acked once every pane holding some of its events fired. */
+/** An input batch a window holds: acked once every pane holding some of its events fired and its result was processed. */
 interface HeldBatch {
   t: Tuple;
   refs: number;
@@ -424,9 +453,13 @@ export class WindowBolt extends Bolt {
     // One reference while the batch is being added, one per pane that holds it.
     const held: HeldBatch = { t, refs: 1 };
     for (const e of t.e) {
-      const outcome = this.win.add(e, now, held);
-      if (outcome === 'held') held.refs++;
-      else if (outcome !== 'joined') this.stats.late++;
+      try {
+        const r = this.win.add(e, now, held);
+        if (r.outcome === 'held') held.refs += r.newHolds;
+        else this.stats.late++;
+      } catch {
+        this.stats.errors++; // a key with no JSON (a BigInt, a cycle): dropped, counted
+      }
     }
     this.release(held);
   }
@@ -452,13 +485,19 @@ export class WindowBolt extends Bolt {
   }
 }
 
-/** Events a sink buffers before it stops taking more. */
+/** Events a sink buffers before it stops taking more; at most this many go in one delivery. */
 const SINK_BUFFER = 16_384;
+const MAX_DELIVERY = 8192;
+
+/** A delivery the receiver refused for what it is (a 4xx): trying it again cannot help. */
+export class RefusedDelivery extends Error {}
 
 /**
  * Sinks buffer what they receive and acknowledge it once it is delivered. A delivery starts
  * as soon as there is something to deliver and none is under way, so what arrives during
- * one goes out together in the next: batches grow with the load, never wait for a timer.
+ * one goes out together in the next: batches grow with the load (up to MAX_DELIVERY events),
+ * never wait for a timer. A failed delivery is tried again, backing off; a refused one is
+ * dropped and counted, since sending it again would be refused again and hold up the rest.
  */
 abstract class Sink extends Bolt {
   private buffer: Tuple[] = [];
@@ -489,25 +528,31 @@ abstract class Sink extends Bolt {
 
   private flush(now: number): void {
     if (this.flushing || this.buffer.length === 0 || now < this.nextTry) return;
-    const batch = this.buffer;
-    this.buffer = [];
-    this.buffered = 0;
+    let n = 0;
+    let events = 0;
+    while (n < this.buffer.length && (n === 0 || events + this.buffer[n]!.e.length <= MAX_DELIVERY)) {
+      events += this.buffer[n++]!.e.length;
+    }
+    const batch = this.buffer.splice(0, n);
+    this.buffered -= events;
     this.flushing = true;
+    const done = () => {
+      this.failures = 0;
+      for (const t of batch) this.ackInput(t);
+    };
     this.deliver(batch)
-      .then(
-        () => {
-          this.failures = 0;
-          for (const t of batch) this.ackInput(t);
-        },
-        () => {
-          // Kept and tried again, backing off; the sources replay if it takes too long.
-          this.failures++;
-          this.nextTry = Date.now() + Math.min(5000, 100 * 2 ** this.failures);
-          this.buffer = batch.concat(this.buffer);
-          for (const t of batch) this.buffered += t.e.length;
-          this.stats.errors++;
-        },
-      )
+      .then(done, (err: unknown) => {
+        if (err instanceof RefusedDelivery) {
+          this.stats.errors += events;
+          return done();
+        }
+        // Kept and tried again, backing off; the sources replay if it takes too long.
+        this.failures++;
+        this.nextTry = Date.now() + Math.min(5000, 100 * 2 ** this.failures);
+        this.buffer = batch.concat(this.buffer);
+        this.buffered += events;
+        this.stats.errors++;
+      })
       .finally(() => {
         this.flushing = false;
         this.host.wake();
@@ -528,10 +573,43 @@ function rowKey(t: Tuple, v: Record<string, unknown>, i: number): string {
   return `${t.o}.${t.a}.${t.r}.${t.h}.${t.l}.${i}`;
 }
 
+/** A collect POST stays well inside the masters' 16 MiB body limit. */
+const MAX_COLLECT_BYTES = 8 * 1024 * 1024;
+
 export class CollectSink extends Sink {
-  protected deliver(tuples: Tuple[]): Promise<void> {
-    return this.host.collect(tuples.flatMap((t) => t.e.map((v, i) => ({ key: rowKey(t, v, i), value: v }))));
+  protected async deliver(tuples: Tuple[]): Promise<void> {
+    const rows = tuples.flatMap((t) => t.e.map((v, i) => ({ key: rowKey(t, v, i), value: v })));
+    let chunk: typeof rows = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const size = JSON.stringify(row).length;
+      if (size > MAX_COLLECT_BYTES) throw new RefusedDelivery('a row larger than a collect request may carry');
+      if (bytes + size > MAX_COLLECT_BYTES) {
+        await this.send(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(row);
+      bytes += size;
+    }
+    if (chunk.length) await this.send(chunk);
   }
+
+  private async send(rows: { key: string; value: unknown }[]): Promise<void> {
+    try {
+      await this.host.collect(rows);
+    } catch (err) {
+      const status = (err as { status?: number }).status ?? 0;
+      throw refusedOr(status, err);
+    }
+  }
+}
+
+/** A 4xx other than 408 and 429 says the request itself is wrong: never worth repeating. */
+function refusedOr(status: number, err: unknown): unknown {
+  return status >= 400 && status < 500 && status !== 408 && status !== 429
+    ? new RefusedDelivery(`refused with ${status}: ${(err as Error).message}`)
+    : err;
 }
 
 export class FileSink extends Sink {
@@ -557,7 +635,7 @@ export class HttpSink extends Sink {
       signal: AbortSignal.timeout(10_000),
     });
     await res.body?.cancel();
-    if (!res.ok) throw new Error(`${spec.url} answered ${res.status}`);
+    if (!res.ok) throw refusedOr(res.status, new Error(`${spec.url} answered ${res.status}`));
   }
 }
 

@@ -10,6 +10,7 @@ import type { PlacedInstance, StreamConfig, StreamTaskSpec } from '../../stream/
 import { consumersOf, instancesOf, type ComponentSpec } from '../../stream/topology.js';
 import type { AckItem, Tuple } from './frames.js';
 import {
+  BATCH,
   CollectSink,
   FileSink,
   FileSpout,
@@ -147,15 +148,21 @@ class JobRuntime implements InstanceHost {
   // ------------------------------------------------------------ InstanceHost
 
   emit(from: Instance, events: Record<string, unknown>[], o: number, a: number, r: number): TupleId {
-    let hi = 0;
-    let lo = 0;
+    // Every route first: if one throws (a key with no JSON), nothing was sent.
+    const parts: [number, Record<string, unknown>[]][] = [];
     for (const { router, base } of from.routers) {
       for (const [target, part] of router.split(events)) {
-        const id = tupleIds.next();
-        hi ^= id.hi;
-        lo ^= id.lo;
-        this.deliver(base + target, { e: part, o, a, r, h: id.hi, l: id.lo });
+        // No tuple over BATCH events, so buffers counted in tuples stay bounded in events.
+        for (let i = 0; i < part.length; i += BATCH) parts.push([base + target, part.slice(i, i + BATCH)]);
       }
+    }
+    let hi = 0;
+    let lo = 0;
+    for (const [to, e] of parts) {
+      const id = tupleIds.next();
+      hi ^= id.hi;
+      lo ^= id.lo;
+      this.deliver(to, { e, o, a, r, h: id.hi, l: id.lo });
     }
     return { hi: hi >>> 0, lo: lo >>> 0 };
   }
@@ -353,6 +360,7 @@ export class StreamRuntime {
       if (Date.now() >= deadline) throw new WeirError('unavailable', 'the topology is saturated; retry later', 429);
       await new Promise((r) => setTimeout(r, 20));
     }
+    // A stopped instance refuses (and the master sends the events to where it runs now).
     return inst.ingest(events);
   }
 

@@ -1,0 +1,260 @@
+// Stream instances against a host that records what they send and routes acks back: when
+// batches are acknowledged, what sinks deliver, and how requests to an http source settle.
+import { describe, expect, it } from 'vitest';
+import type { TupleId } from '../../src/stream/acker.js';
+import type { BoltSpec, SpoutSpec } from '../../src/stream/topology.js';
+import type { Tuple } from '../../src/worker/stream/frames.js';
+import {
+  CollectSink,
+  FnBolt,
+  HttpSpout,
+  WindowBolt,
+  tupleIds,
+  type Instance,
+  type InstanceHost,
+} from '../../src/worker/stream/instances.js';
+
+/** One downstream consumer per emit; acks go to the instance that owns the root. */
+class Host implements InstanceHost {
+  jobId = 'job';
+  ackTimeoutMs = 1000;
+  maxPending = 100_000;
+  sent: { from: number; tuple: Tuple }[] = [];
+  acked: { o: number; r: number }[] = [];
+  owners = new Map<number, Instance>();
+  collected: number[] = [];
+  collectResult: () => Promise<void> = () => Promise.resolve();
+  f: (e: Record<string, unknown>) => unknown = (e) => e;
+
+  emit(from: Instance, events: Record<string, unknown>[], o: number, a: number, r: number): TupleId {
+    // A value with no JSON cannot be routed by fields: as the runtime does, nothing is sent.
+    JSON.stringify(events);
+    const id = tupleIds.next();
+    this.sent.push({ from: from.idx, tuple: { e: events, o, a, r, h: id.hi, l: id.lo } });
+    return id;
+  }
+  canEmit(): boolean {
+    return true;
+  }
+  ack(o: number, a: number, r: number, h: number, l: number): void {
+    this.acked.push({ o, r });
+    this.owners.get(o)?.onAck(r, h, l);
+  }
+  fn(): (e: Record<string, unknown>) => unknown {
+    return (e) => this.f(e);
+  }
+  collect(rows: { key: string; value: unknown }[]): Promise<void> {
+    this.collected.push(rows.length);
+    return this.collectResult();
+  }
+  wake(): void {}
+
+  /** Downstream finishes everything `from` sent so far. */
+  finish(from: number): void {
+    const done = this.sent.filter((s) => s.from === from);
+    this.sent = this.sent.filter((s) => s.from !== from);
+    for (const { tuple: t } of done) this.ack(t.o, t.a, t.r, t.h, t.l);
+  }
+
+  /** Roots of source instance `o` that were acked. */
+  ackedRoots(o: number): number[] {
+    return this.acked.filter((a) => a.o === o).map((a) => a.r);
+  }
+}
+
+/** A tuple from source instance 0, root `r`. */
+const input = (r: number, e: Record<string, unknown>[]): Tuple => ({ e, o: 0, a: 1, r, h: 0xabc + r, l: 0xdef });
+
+const eventTimeWindow = (type: 'tumbling' | 'sliding', size: number, slide = size): BoltSpec =>
+  ({
+    id: 'w',
+    op: 'window',
+    aggregate: 'count',
+    key: 'k',
+    window: { type, size_ms: size, slide_ms: slide, time_field: 't', allowed_lateness_ms: 0 },
+    parallelism: 1,
+    inputs: [{ from: 's', grouping: 'global' }],
+  }) as BoltSpec;
+
+function windowBolt(spec: BoltSpec, host: Host): WindowBolt {
+  const w = new WindowBolt(5, 1, spec, 0, host);
+  host.owners.set(5, w);
+  return w;
+}
+
+const feed = (i: Instance, t: Tuple, now = 0) => {
+  i.inbox.push({ tuple: t });
+  i.step(now);
+};
+
+describe('a window bolt acknowledges a batch', () => {
+  it('only once every window holding its events fired and each result was processed', () => {
+    const host = new Host();
+    const w = windowBolt(eventTimeWindow('tumbling', 100), host);
+    feed(
+      w,
+      input(1, [
+        { k: 'a', t: 10 },
+        { k: 'b', t: 150 },
+      ]),
+    );
+    feed(w, input(2, [{ k: 'a', t: 120 }])); // the watermark (120) closes [0, 100)
+    w.tick(0);
+    host.finish(5); // the result of [0, 100) is processed
+    expect(host.ackedRoots(0)).toEqual([]); // root 1 still has an event in [100, 200)
+    feed(w, input(3, [{ k: 'c', t: 250 }])); // closes [100, 200)
+    w.tick(0);
+    expect(host.ackedRoots(0)).toEqual([]); // fired, but its result is not processed yet
+    host.finish(5);
+    expect(host.ackedRoots(0).sort()).toEqual([1, 2]);
+  });
+
+  it('in sliding windows, only after the last pane holding it, not the last window, is done', () => {
+    const host = new Host();
+    const w = windowBolt(eventTimeWindow('sliding', 200, 100), host);
+    feed(w, input(1, [{ k: 'a', t: 150 }])); // in [0, 200) and [100, 300)
+    feed(w, input(2, [{ k: 'a', t: 210 }])); // closes [0, 200)
+    w.tick(0);
+    const first = host.sent.splice(0); // the result of [0, 200) is still on its way
+    feed(w, input(3, [{ k: 'a', t: 310 }])); // closes [100, 300)
+    w.tick(0);
+    host.finish(5);
+    expect(host.ackedRoots(0)).not.toContain(1);
+    host.sent.push(...first);
+    host.finish(5);
+    expect(host.ackedRoots(0)).toContain(1);
+  });
+
+  it('at once when every event in it is late, and keeps count of them', () => {
+    const host = new Host();
+    const w = windowBolt(eventTimeWindow('tumbling', 100), host);
+    feed(w, input(1, [{ k: 'a', t: 500 }]));
+    feed(
+      w,
+      input(2, [
+        { k: 'a', t: 10 },
+        { k: 'b', t: 20 },
+      ]),
+    );
+    expect(host.ackedRoots(0)).toEqual([2]);
+    expect(w.stats.late).toBe(2);
+  });
+});
+
+describe('a bolt whose output cannot be routed', () => {
+  it('drops those events (counted), acks its inputs, and frees every tuple it took', () => {
+    const host = new Host();
+    host.f = (e) => ({ ...e, n: 1n }); // a BigInt has no JSON
+    const m = new FnBolt(3, 1, { id: 'm', op: 'map', fn: 'f', parallelism: 1, inputs: [] } as BoltSpec, 0, host);
+    let released = 0;
+    for (let r = 1; r <= 4; r++) m.inbox.push({ tuple: input(r, [{ r }]), release: () => released++ });
+    m.step(0);
+    expect(released).toBe(4);
+    expect(host.ackedRoots(0)).toEqual([1, 2, 3, 4]);
+    expect(m.stats.errors).toBe(4);
+  });
+});
+
+describe('a sink', () => {
+  const collect = (host: Host) =>
+    new CollectSink(7, 1, { id: 'out', op: 'collect', parallelism: 1, inputs: [] } as BoltSpec, 0, host);
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+
+  it('delivers at most 8192 events at a time, however much it holds', async () => {
+    const host = new Host();
+    const s = collect(host);
+    let release = () => {};
+    host.collectResult = () => new Promise<void>((r) => (release = r));
+    const batch = (r: number) =>
+      input(
+        r,
+        Array.from({ length: 1024 }, (_, i) => ({ r, i })),
+      );
+    for (let r = 1; r <= 20; r++) s.inbox.push({ tuple: batch(r) });
+    for (let i = 0; i < 5; i++) s.step(0);
+    expect(host.collected).toEqual([4096]); // the first step's tuples went out; the rest waits for them
+    for (let i = 0; i < 2; i++) {
+      release();
+      await settle();
+      s.tick(0);
+    }
+    expect(host.collected).toEqual([4096, 8192, 8192]);
+  });
+
+  it('keeps a failed delivery and acks it once, when it gets through', async () => {
+    const host = new Host();
+    const s = collect(host);
+    host.collectResult = () => Promise.reject(Object.assign(new Error('no leader'), { status: 503 }));
+    feed(s, input(1, [{ x: 1 }]));
+    await settle();
+    expect(host.ackedRoots(0)).toEqual([]);
+    host.collectResult = () => Promise.resolve();
+    s.tick(Date.now() + 10_000);
+    await settle();
+    expect(host.ackedRoots(0)).toEqual([1]);
+    expect(host.collected).toEqual([1, 1]);
+  });
+
+  it('drops, counts and acks a delivery the receiver refuses (a 4xx), rather than retry it for ever', async () => {
+    const host = new Host();
+    const s = collect(host);
+    host.collectResult = () => Promise.reject(Object.assign(new Error('too many rows'), { status: 400 }));
+    feed(s, input(1, [{ x: 1 }, { x: 2 }]));
+    await settle();
+    expect(host.ackedRoots(0)).toEqual([1]);
+    expect(s.stats.errors).toBe(2);
+  });
+});
+
+describe('an http source', () => {
+  const spout = (host: Host) => {
+    const s = new HttpSpout(0, 1, { id: 'in', type: 'http', parallelism: 1 } as SpoutSpec, 0, host);
+    host.owners.set(0, s);
+    return s;
+  };
+
+  it('answers a request once, after every batch holding its events was processed', async () => {
+    const host = new Host();
+    const s = spout(host);
+    let answered = 0;
+    const request = s.ingest(Array.from({ length: 1500 }, (_, i) => ({ i }))).then(() => answered++);
+    s.step(0);
+    s.step(0); // two batches: 1024 and 476 events
+    expect(host.sent.map((x) => x.tuple.e.length)).toEqual([1024, 476]);
+    expect(s.pending).toBe(1500);
+    const [first] = host.sent.splice(0, 1);
+    host.ack(first!.tuple.o, first!.tuple.a, first!.tuple.r, first!.tuple.h, first!.tuple.l);
+    await Promise.resolve();
+    expect(answered).toBe(0);
+    host.finish(0);
+    await request;
+    expect(answered).toBe(1);
+    expect(s.pending).toBe(0);
+  });
+
+  it('replays a batch not processed in time as a new root, then answers', async () => {
+    const host = new Host();
+    const s = spout(host);
+    const request = s.ingest([{ i: 1 }]);
+    s.step(0);
+    host.sent.splice(0); // lost
+    s.tick(host.ackTimeoutMs + 1);
+    expect(host.sent).toHaveLength(1);
+    expect(host.sent[0]!.tuple.r).toBe(2);
+    expect(s.pending).toBe(1);
+    host.finish(0);
+    await expect(request).resolves.toBeUndefined();
+  });
+
+  it('when stopped, refuses the requests in flight and any new one: the sender sends them again', async () => {
+    const host = new Host();
+    const s = spout(host);
+    const inFlight = s.ingest([{ i: 1 }]);
+    s.step(0);
+    const queued = s.ingest([{ i: 2 }]);
+    s.stop();
+    await expect(inFlight).rejects.toThrow(/send the events again/);
+    await expect(queued).rejects.toThrow(/send the events again/);
+    await expect(s.ingest([{ i: 3 }])).rejects.toThrow(/send the events again/);
+  });
+});
