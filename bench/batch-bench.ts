@@ -34,7 +34,7 @@ import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { formatProfile, summarizeProfile } from './profile-summary.js';
 import { table, writeJson } from './report.js';
-import { log, spread, type Spread } from './stats.js';
+import { log, positiveInt, spread, type Spread } from './stats.js';
 import { describeSetting, startWeirCluster, type Api, type WeirCluster, type WorkerSetting } from './weir.js';
 
 /** Clear of the integration tests' 127.0.0.2–99 and of the other benchmarks' masters. */
@@ -109,24 +109,19 @@ function parseArgs(argv: string[]): Options {
     cpuProf: false,
   };
   const fixed: { maxTasks?: number; threads?: number; taskCount?: number; reduceTasks?: number } = {};
-  const positive = (flag: string, v: string | undefined) => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} takes a positive integer`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => argv[++i];
-    if (a === '--size-mb') o.wordcountMb = o.sortMb = positive(a, next());
+    if (a === '--size-mb') o.wordcountMb = o.sortMb = positiveInt(a, next());
     else if (a === '--only') {
       const p = next();
       if (p !== 'wordcount' && p !== 'sort') throw new Error('--only takes wordcount or sort');
       o.parts = new Set([p]);
-    } else if (a === '--max-tasks') fixed.maxTasks = positive(a, next());
-    else if (a === '--threads') fixed.threads = positive(a, next());
-    else if (a === '--task-count') fixed.taskCount = positive(a, next());
-    else if (a === '--reduce-tasks') fixed.reduceTasks = positive(a, next());
-    else if (a === '--repeats') o.repeats = positive(a, next());
+    } else if (a === '--max-tasks') fixed.maxTasks = positiveInt(a, next());
+    else if (a === '--threads') fixed.threads = positiveInt(a, next());
+    else if (a === '--task-count') fixed.taskCount = positiveInt(a, next());
+    else if (a === '--reduce-tasks') fixed.reduceTasks = positiveInt(a, next());
+    else if (a === '--repeats') o.repeats = positiveInt(a, next());
     else if (a === '--cpu-prof') o.cpuProf = true;
     else {
       throw new Error(

@@ -38,7 +38,7 @@ import { runMain } from './main.js';
 import { freePortBlock, stopChild, waitUntil } from './procs.js';
 import { cpuProfArgs, formatProfile } from './profile-summary.js';
 import { writeJson } from './report.js';
-import { log, mapLimit, quantile, spread } from './stats.js';
+import { log, mapLimit, positiveInt, quantile, spread } from './stats.js';
 import {
   clusterStatus,
   describeSetting,
@@ -120,19 +120,14 @@ const DEFAULTS: ClusterBenchOptions = {
 
 function parseArgs(argv: string[]): ClusterBenchOptions {
   const o = { ...DEFAULTS, setting: { ...DEFAULTS.setting } };
-  const positive = (flag: string, v: string | undefined) => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} takes a positive integer`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => argv[++i];
-    if (a === '--max-tasks') o.setting.maxTasks = positive(a, next());
-    else if (a === '--threads') o.setting.threads = positive(a, next());
-    else if (a === '--trials') o.trials = positive(a, next());
-    else if (a === '--steady-s') o.steadyS = positive(a, next());
-    else if (a === '--catchup-tasks') o.catchupTasks = positive(a, next());
+    if (a === '--max-tasks') o.setting.maxTasks = positiveInt(a, next());
+    else if (a === '--threads') o.setting.threads = positiveInt(a, next());
+    else if (a === '--trials') o.trials = positiveInt(a, next());
+    else if (a === '--steady-s') o.steadyS = positiveInt(a, next());
+    else if (a === '--catchup-tasks') o.catchupTasks = positiveInt(a, next());
     else if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--parts') {
       const parts = (next() ?? '').split(',');

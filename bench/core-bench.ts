@@ -17,7 +17,7 @@ import { poolRound, startPool } from './pool.js';
 import { runMain } from './main.js';
 import { cpuProfArgs, formatProfile } from './profile-summary.js';
 import { formatReport, targetsOf, writeResults, type Results, type SweepRow, type SystemResult } from './report.js';
-import { log, percentiles, spread } from './stats.js';
+import { log, percentiles, positiveInt, spread } from './stats.js';
 import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
 import {
   describeSetting,
@@ -63,18 +63,13 @@ function parseArgs(argv: string[]): Options {
   const o: Options = { cpuProf: false, skipBullmq: false, cluster: false };
   let maxTasks: number | undefined;
   let threads: number | undefined;
-  const positive = (flag: string, v: string | undefined) => {
-    const n = Number(v);
-    if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} takes a positive integer`);
-    return n;
-  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--skip-bullmq') o.skipBullmq = true;
     else if (a === '--cluster') o.cluster = true;
-    else if (a === '--max-tasks') maxTasks = positive(a, argv[++i]);
-    else if (a === '--threads') threads = positive(a, argv[++i]);
+    else if (a === '--max-tasks') maxTasks = positiveInt(a, argv[++i]);
+    else if (a === '--threads') threads = positiveInt(a, argv[++i]);
     else {
       throw new Error(
         `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster)`,

@@ -61,3 +61,10 @@ export async function sampleLatency(once: () => Promise<void>, samples: number, 
 }
 
 export const log = (text: string) => process.stderr.write(`${text}\n`);
+
+/** A command-line option's value as a positive integer, or an error naming the flag. */
+export function positiveInt(flag: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`${flag} takes a positive integer`);
+  return n;
+}

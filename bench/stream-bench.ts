@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { runMain } from './main.js';
 import { table, writeJson } from './report.js';
-import { log, percentiles, type Percentiles } from './stats.js';
+import { log, percentiles, positiveInt, type Percentiles } from './stats.js';
 import { startWeirCluster, type WeirCluster } from './weir.js';
 
 /** Clear of the tests' addresses and of the other benchmarks'. */
@@ -42,12 +42,7 @@ function parseArgs(argv: string[]): Options {
   const o: Options = { seconds: 20, keys: 1000, parallelism: 2, maxTasks: 16 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const n = Number(argv[i + 1]);
-    const take = () => {
-      if (!(Number.isInteger(n) && n > 0)) throw new Error(`${a} takes a positive integer`);
-      i++;
-      return n;
-    };
+    const take = () => positiveInt(a, argv[++i]);
     if (a === '--seconds') o.seconds = take();
     else if (a === '--keys') o.keys = take();
     else if (a === '--parallelism') o.parallelism = take();

@@ -1,4 +1,5 @@
 import { badRequest } from '../common/errors.js';
+import { mulberry32 } from '../common/mulberry32.js';
 
 export type Emit = (key: unknown, value: unknown) => void;
 
@@ -82,18 +83,6 @@ function aggregate(kind: 'sum' | 'avg'): BuiltinJob {
     combine: true,
     reduce: true,
     needsInput: true,
-  };
-}
-
-/** mulberry32: a tiny seeded generator, so a re-run pi task draws the same points. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -182,7 +171,8 @@ export const BUILTIN_JOBS: Record<Exclude<import('./batch-config.js').DataOperat
     functions: (p) => ({
       map(record, emit) {
         const n = p.samples as number;
-        const random = seeded(0x9e3779b9 ^ Number(record));
+        // Seeded by the task: a re-run pi task draws the same points.
+        const random = mulberry32(0x9e3779b9 ^ Number(record));
         let inside = 0;
         for (let i = 0; i < n; i++) {
           const x = random();

@@ -10,6 +10,7 @@
 // After every step, and after every input to a node, the cluster checks the Raft safety
 // properties (§5.2 election safety, §5.3 log matching, §5.4 leader completeness and state
 // machine safety) and throws a SimFailure naming the seed when one breaks.
+import { mulberry32 } from '../../src/common/mulberry32.js';
 import { bootstrapState } from '../../src/consensus/core/membership.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from '../../src/consensus/core/raft.js';
 import type {
@@ -23,18 +24,6 @@ import type {
 } from '../../src/consensus/core/types.js';
 
 // ------------------------------------------------------------------ randomness
-
-/** A small, fast, seedable PRNG: floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Rng {
   readonly float: () => number;
