@@ -15,7 +15,8 @@ export interface TaskAssignment extends TaskRef {
   memory_mb: number;
 }
 
-export type TaskReport = TaskRef & ({ ok: true; result: unknown[] } | { ok: false; error: TaskError });
+/** `result_json`: the task's results, a JSON array as the task thread wrote it. */
+export type TaskReport = TaskRef & ({ ok: true; result_json: string } | { ok: false; error: TaskError });
 
 export type ToWorker =
   | { t: 'assign'; tasks: TaskAssignment[] }

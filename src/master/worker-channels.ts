@@ -98,7 +98,7 @@ export class WorkerChannels {
     const failures: FailTasks['failures'] = [];
     for (const r of reports) {
       const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
-      if (r.ok) completions.push({ ...ref, result: r.result });
+      if (r.ok) completions.push({ ...ref, result_json: r.result_json });
       else failures.push({ ...ref, error: r.error });
     }
     const proposals = [];

@@ -87,6 +87,24 @@ function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): Data
 /** Jobs whose results are `{key, value}` rows, served sorted by key. */
 export const isKeyed = (c: JobConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
 
+/** Results of one task carried through the log; beyond it, part files (config.output). */
+export const MAX_TASK_RESULT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Runs one task inside a worker thread and returns its results as the JSON text the masters
+ * store: made once, here, and carried as it is to the state database.
+ */
+export async function runTaskToJson(spec: TaskSpec): Promise<string> {
+  const json = JSON.stringify(await runTask(spec));
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_TASK_RESULT_BYTES) {
+    throw new RangeError(
+      `this task's results are ${(bytes / 1048576).toFixed(1)} MiB, over the ${MAX_TASK_RESULT_BYTES / 1048576} MiB kept on the masters per task; write them to part files with config.output = {"path": "/dir"}`,
+    );
+  }
+  return json;
+}
+
 /** Runs one task; called inside a worker thread. Returns the task's results, in order. */
 export async function runTask(spec: TaskSpec): Promise<unknown[]> {
   switch (spec.operation) {

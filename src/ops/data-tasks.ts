@@ -50,8 +50,6 @@ export interface DataTaskSpec {
 
 /** Keys a sample task returns: enough for even quantiles, few enough for the log. */
 const SAMPLE_KEYS = 256;
-/** Results of one task carried through the log; beyond it, part files (config.output). */
-export const MAX_TASK_RESULT_BYTES = 16 * 1024 * 1024;
 
 const packr = new Packr({ useRecords: false });
 
@@ -98,7 +96,7 @@ export async function runDataTask(spec: DataTaskSpec): Promise<unknown[]> {
     case 'sample':
       return sampleKeys(spec, fns);
     case 'map':
-      return spec.reduce_tasks > 0 ? mapToShuffle(spec, fns) : checkedSize(await mapOnly(spec, fns));
+      return spec.reduce_tasks > 0 ? mapToShuffle(spec, fns) : mapOnly(spec, fns);
     case 'reduce':
       return reduce(spec, fns);
   }
@@ -197,7 +195,7 @@ async function reduce(spec: DataTaskSpec, fns: JobFunctions): Promise<unknown[]>
     spec.results === 'values' ? (_key, value) => void out.push(value) : (key, value) => void out.push({ key, value });
   const reduceFn = fns.reduce;
   await mergeSortedRuns(fetched, (key, values) => reduceFn(key, values, emit));
-  return spec.output ? [await writePart(spec, out)] : checkedSize(out);
+  return spec.output ? [await writePart(spec, out)] : out;
 }
 
 /** Writes a reduce task's output as `part-NNNNN` under the job's output directory. */
@@ -215,14 +213,4 @@ async function writePart(
   await writeFile(tmp, body);
   await rename(tmp, path);
   return { part: path, records: out.length, bytes: Buffer.byteLength(body) };
-}
-
-function checkedSize(results: unknown[]): unknown[] {
-  const bytes = Buffer.byteLength(JSON.stringify(results));
-  if (bytes > MAX_TASK_RESULT_BYTES) {
-    throw new RangeError(
-      `this task's results are ${(bytes / 1048576).toFixed(1)} MiB, over the ${MAX_TASK_RESULT_BYTES / 1048576} MiB kept on the masters per task; write them to part files with config.output = {"path": "/dir"}`,
-    );
-  }
-  return results;
 }

@@ -189,13 +189,13 @@ export class Applier {
     const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
       // First completion from the live attempt wins; stale or repeated reports change nothing.
-      let row = this.s.complete.get(cmd.at, JSON.stringify(c.result), c.job_id, c.idx, c.attempt) as
+      let row = this.s.complete.get(cmd.at, c.result_json, c.job_id, c.idx, c.attempt) as
         { started_at: number } | undefined;
       if (!row) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
         const t = this.s.runningCopy.get(c.job_id, c.idx, c.attempt, c.attempt) as Attempts | undefined;
         if (!t) continue;
-        this.s.completeCopy.run(cmd.at, JSON.stringify(c.result), c.attempt, c.worker_id, c.job_id, c.idx);
+        this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, c.job_id, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
         row = t;
       }

@@ -78,7 +78,8 @@ export interface SpeculateTasks {
 export interface CompleteTasks {
   type: 'completeTasks';
   at: number;
-  completions: (TaskRef & { worker_id: string; result: unknown[] })[];
+  /** `result_json`: the task's results, a JSON array, stored as it is. */
+  completions: (TaskRef & { worker_id: string; result_json: string })[];
 }
 
 export interface TaskError {

@@ -238,9 +238,9 @@ export class WorkerAgent {
           : this.o.pool.run(spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal }),
       )
       .then(
-        (result): TaskReport => {
+        (json): TaskReport => {
           this.o.stats.taskDone(performance.now() - started);
-          return { ...ref, ok: true, result };
+          return { ...ref, ok: true, result_json: json };
         },
         (err: unknown): TaskReport => {
           this.o.stats.taskFailed();

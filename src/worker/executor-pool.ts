@@ -49,7 +49,7 @@ export class ExecutorPool {
     return p;
   }
 
-  async run(spec: TaskSpec, limits: RunLimits): Promise<unknown[]> {
+  async run(spec: TaskSpec, limits: RunLimits): Promise<string> {
     await this.acquire(limits.signal);
     try {
       return await this.runNow(spec, limits);
@@ -86,7 +86,7 @@ export class ExecutorPool {
     else this.busy--;
   }
 
-  private async runNow(spec: TaskSpec, limits: RunLimits): Promise<unknown[]> {
+  private async runNow(spec: TaskSpec, limits: RunLimits): Promise<string> {
     const ac = new AbortController();
     const onAbort = () => ac.abort(limits.signal?.reason);
     limits.signal?.addEventListener('abort', onAbort, { once: true });
@@ -96,7 +96,7 @@ export class ExecutorPool {
       ac.abort(new TaskTimeoutError(limits.timeoutMs));
     }, limits.timeoutMs);
     try {
-      return (await this.pool(limits.memoryMb).run(spec, { signal: ac.signal })) as unknown[];
+      return (await this.pool(limits.memoryMb).run(spec, { signal: ac.signal })) as string;
     } catch (err) {
       if (timedOut) throw new TaskTimeoutError(limits.timeoutMs);
       throw err;

@@ -33,7 +33,11 @@ const submit = (job_id: string, config: unknown) =>
 const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
   apply({ type: 'assignTasks', at: at(), assignments: [{ job_id, idx, attempt, worker_id }] });
 const complete = (job_id: string, idx: number, worker_id: string, attempt = 1, result: unknown[] = [{ idx }]) =>
-  apply({ type: 'completeTasks', at: at(), completions: [{ job_id, idx, attempt, worker_id, result }] });
+  apply({
+    type: 'completeTasks',
+    at: at(),
+    completions: [{ job_id, idx, attempt, worker_id, result_json: JSON.stringify(result) }],
+  });
 /** Assigns and completes a task in one go. */
 const run = (job_id: string, idx: number, worker_id: string, attempt = 1, result?: unknown[]) => {
   expect(assign(job_id, idx, worker_id, attempt)).toMatchObject({ assigned: [{ idx }] });
@@ -410,11 +414,11 @@ describe('determinism', () => {
       type: 'completeTasks',
       at: 6,
       completions: [
-        { job_id: 'wc', idx: 0, attempt: 1, worker_id: 'w1', result: [{ records: 2, bytes: 9 }] },
-        { job_id: 'wc', idx: 1, attempt: 1, worker_id: 'w2', result: [{ records: 2, bytes: 9 }] },
-        { job_id: 'wc', idx: 2, attempt: 1, worker_id: 'w1', result: [{ records: 3, bytes: 12 }] },
-        { job_id: 'sort', idx: 0, attempt: 1, worker_id: 'w2', result: [5, 3] },
-        { job_id: 'sort', idx: 1, attempt: 1, worker_id: 'w1', result: [9, 1] },
+        { job_id: 'wc', idx: 0, attempt: 1, worker_id: 'w1', result_json: JSON.stringify([{ records: 2, bytes: 9 }]) },
+        { job_id: 'wc', idx: 1, attempt: 1, worker_id: 'w2', result_json: JSON.stringify([{ records: 2, bytes: 9 }]) },
+        { job_id: 'wc', idx: 2, attempt: 1, worker_id: 'w1', result_json: JSON.stringify([{ records: 3, bytes: 12 }]) },
+        { job_id: 'sort', idx: 0, attempt: 1, worker_id: 'w2', result_json: JSON.stringify([5, 3]) },
+        { job_id: 'sort', idx: 1, attempt: 1, worker_id: 'w1', result_json: JSON.stringify([9, 1]) },
       ],
     },
     {
@@ -443,7 +447,15 @@ describe('determinism', () => {
     {
       type: 'completeTasks',
       at: 9,
-      completions: [{ job_id: 'sort', idx: 2, attempt: 1, worker_id: 'w1', result: [{ records: 2, bytes: 5 }] }],
+      completions: [
+        {
+          job_id: 'sort',
+          idx: 2,
+          attempt: 1,
+          worker_id: 'w1',
+          result_json: JSON.stringify([{ records: 2, bytes: 5 }]),
+        },
+      ],
     },
     { type: 'markWorkerDead', at: 10, worker_id: 'w1', reason: 'timeout' },
     { type: 'assignTasks', at: 11, assignments: [{ job_id: 'wc', idx: 0, attempt: 2, worker_id: 'w2' }] },

@@ -28,7 +28,11 @@ const register = (worker_id: string, max_tasks = 10) =>
 const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
   apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id, idx, attempt, worker_id }] });
 const complete = (job_id: string, idx: number, worker_id: string, attempt = 1, result: unknown[] = [idx]) =>
-  apply({ type: 'completeTasks', at: 3000, completions: [{ job_id, idx, attempt, worker_id, result }] });
+  apply({
+    type: 'completeTasks',
+    at: 3000,
+    completions: [{ job_id, idx, attempt, worker_id, result_json: JSON.stringify(result) }],
+  });
 const fail = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
   apply({
     type: 'failTasks',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WeirError } from '../../src/common/errors.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
-import { runTask, taskSpec } from '../../src/ops/batch-ops.js';
+import { runTask, runTaskToJson, taskSpec } from '../../src/ops/batch-ops.js';
 
 const refused = (config: unknown) => {
   try {
@@ -43,6 +43,20 @@ describe('batch job configs', () => {
   it('gives noop and sleep results as task indexes', async () => {
     expect(await resultsOf({ operation: 'noop', task_count: 4 })).toEqual([0, 1, 2, 3]);
     expect(await resultsOf({ operation: 'sleep', ms: 1, task_count: 3 })).toEqual([0, 1, 2]);
+  });
+
+  it('hands results on as the JSON text the masters keep, and refuses more than 16 MiB of it', async () => {
+    const config = normalizeBatchConfig({ operation: 'multiply', factor: 3, task_count: 1, data: [1, 2] });
+    expect(await runTaskToJson(taskSpec(config, 0, { job_id: 'j', attempt: 1 }))).toBe('[3,6]');
+    const big = normalizeBatchConfig({
+      operation: 'multiply',
+      factor: 1,
+      task_count: 1,
+      data: new Array(2_000_000).fill(1e15),
+    });
+    await expect(runTaskToJson(taskSpec(big, 0, { job_id: 'j', attempt: 1 }))).rejects.toThrow(
+      /over the 16 MiB.*config\.output/,
+    );
   });
 
   it('refuses what it cannot run, naming the field', () => {

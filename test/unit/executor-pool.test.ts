@@ -18,21 +18,21 @@ describe('the executor pool', () => {
   afterAll(() => pool.close());
 
   it('runs a task in a thread and returns its results', async () => {
-    expect(await pool.run(sleep(1, 7), limits)).toEqual([7]);
+    expect(await pool.run(sleep(1, 7), limits)).toBe('[7]');
   });
 
   it('fails a task that loops past its timeout, and goes on running others', async () => {
     await expect(
       pool.run(user('export function map() { for (;;) {} }'), { ...limits, timeoutMs: 200 }),
     ).rejects.toThrow(/timed out after 200 ms/);
-    expect(await pool.run(sleep(1, 1), limits)).toEqual([1]);
+    expect(await pool.run(sleep(1, 1), limits)).toBe('[1]');
   });
 
   it('starts a queued task’s timeout only when it gets a thread', async () => {
     const first = pool.run(sleep(300, 1), limits);
     // Waits ~300 ms for the only thread, then needs 50 ms of its 200 ms budget.
     const second = pool.run(sleep(50, 2), { ...limits, timeoutMs: 200 });
-    expect(await Promise.all([first, second])).toEqual([[1], [2]]);
+    expect(await Promise.all([first, second])).toEqual(['[1]', '[2]']);
   });
 
   it('drops a queued task that is cancelled before it starts', async () => {
@@ -41,7 +41,7 @@ describe('the executor pool', () => {
     const second = pool.run(sleep(1, 2), { ...limits, signal: ac.signal });
     ac.abort(new Error('task cancelled'));
     await expect(second).rejects.toThrow(/cancelled/);
-    expect(await first).toEqual([1]);
+    expect(await first).toBe('[1]');
   });
 
   it('names its timeout error', () => {

@@ -279,7 +279,7 @@ export class StreamRuntime {
   }
 
   /** Runs one instance until the master stops it (`signal`); never resolves on its own. */
-  async run(spec: StreamTaskSpec, signal: AbortSignal): Promise<unknown[]> {
+  async run(spec: StreamTaskSpec, signal: AbortSignal): Promise<never> {
     let job = this.jobs.get(spec.job_id);
     if (!job) {
       job = new JobRuntime(spec.job_id, spec.config, this);
