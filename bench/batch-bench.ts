@@ -74,6 +74,7 @@ const WORKER_SETTINGS: WorkerSetting[] = [
   { maxTasks: 4, threads: 2 },
 ];
 const WORDCOUNT_SHAPES: Shape[] = [
+  { task_count: 2, reduce_tasks: 2 },
   { task_count: 4, reduce_tasks: 2 },
   { task_count: 8, reduce_tasks: 2 },
   { task_count: 16, reduce_tasks: 2 },
