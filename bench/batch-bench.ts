@@ -26,14 +26,14 @@
 //                               the workers profiled (node --cpu-prof) and summarise
 import { closeSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { freemem, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { formatProfile, summarizeProfile } from './profile-summary.js';
-import { table, writeJson } from './report.js';
+import { machineInfo, table, writeJson, type Machine } from './report.js';
 import { log, positiveInt, spread, type Spread } from './stats.js';
 import { describeSetting, startWeirCluster, type Api, type WeirCluster, type WorkerSetting } from './weir.js';
 
@@ -960,7 +960,7 @@ async function partSort(o: Options, dir: string, w: Warmups): Promise<SortResult
 interface BatchResults {
   started_at: string;
   duration_s: number;
-  machine: { cpus: number; cpu_model: string; node: string; platform: string; memory_gb: number };
+  machine: Machine;
   load: { start: number; end: number; max: number; samples: number[] };
   hosts: typeof HOSTS;
   job_limits: typeof LIMITS;
@@ -1070,13 +1070,7 @@ async function main(): Promise<void> {
   const r: BatchResults = {
     started_at: startedAt.toISOString(),
     duration_s: 0,
-    machine: {
-      cpus: cpus().length,
-      cpu_model: cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      platform: process.platform,
-      memory_gb: Math.round(totalmem() / 2 ** 30),
-    },
+    machine: machineInfo(),
     load: { start: loadAtStart, end: NaN, max: NaN, samples: load.samples },
     hosts: HOSTS,
     job_limits: LIMITS,

@@ -22,7 +22,7 @@
 //          --catchup-tasks N          completed tasks the joiner catches up on (default 100,000)
 //          --cpu-prof                 profile the masters of part a and summarise
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LoadStream, timeFailover, watchElections } from './cluster-load.js';
@@ -37,7 +37,7 @@ import {
 import { runMain } from './main.js';
 import { freePortBlock, stopChild, waitUntil } from './procs.js';
 import { cpuProfArgs, formatProfile } from './profile-summary.js';
-import { writeJson } from './report.js';
+import { machineInfo, writeJson } from './report.js';
 import { log, mapLimit, positiveInt, quantile, spread } from './stats.js';
 import {
   clusterStatus,
@@ -517,12 +517,7 @@ function newResults(o: ClusterBenchOptions): ClusterResults {
   return {
     started_at: new Date().toISOString(),
     duration_s: 0,
-    machine: {
-      cpus: cpus().length,
-      cpu_model: cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      platform: process.platform,
-    },
+    machine: machineInfo(),
     load: { start: loadavg(), end: [] },
     workers: { max_tasks: o.setting.maxTasks, threads: o.setting.threads ?? null },
     notes: [],

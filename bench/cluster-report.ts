@@ -1,7 +1,7 @@
 // The cluster benchmark's output: one table of figures against their targets on stdout,
 // every figure (trials, events, sizes) as JSON in bench/results/cluster-<date>.json.
 import type { ElectionWatch } from './cluster-load.js';
-import { table } from './report.js';
+import { table, type Machine } from './report.js';
 import type { Spread } from './stats.js';
 
 /** Median, p90 and max of a set of durations (nearest rank, as stats.ts). */
@@ -28,7 +28,7 @@ export interface FailoverTrial {
 export interface ClusterResults {
   started_at: string;
   duration_s: number;
-  machine: { cpus: number; cpu_model: string; node: string; platform: string };
+  machine: Machine;
   /** os.loadavg() (1, 5, 15 min) at start and end: other work on the machine skews every figure. */
   load: { start: number[]; end: number[] };
   workers: { max_tasks: number; threads: number | null };

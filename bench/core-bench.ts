@@ -10,13 +10,21 @@
 //          --cluster       then run the cluster benchmark (cluster-bench.ts) with the
 //                          winning worker settings
 import { mkdtempSync, readdirSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REDIS_FLAGS, bullLatency, bullThroughputRound, ensureRedisServer, startBull } from './bullmq.js';
 import { poolRound, startPool } from './pool.js';
 import { runMain } from './main.js';
 import { cpuProfArgs, formatProfile } from './profile-summary.js';
-import { formatReport, targetsOf, writeResults, type Results, type SweepRow, type SystemResult } from './report.js';
+import {
+  formatReport,
+  machineInfo,
+  targetsOf,
+  writeResults,
+  type Results,
+  type SweepRow,
+  type SystemResult,
+} from './report.js';
 import { log, percentiles, positiveInt, spread } from './stats.js';
 import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
 import {
@@ -189,12 +197,7 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number)
     started_at: startedAt.toISOString(),
     duration_s: (performance.now() - t0) / 1000,
     load: { start: loadAtStart, end: loadavg()[0]! },
-    machine: {
-      cpus: cpus().length,
-      cpu_model: cpus()[0]?.model ?? 'unknown',
-      node: process.version,
-      platform: process.platform,
-    },
+    machine: machineInfo(),
     workload: {
       description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after a warm-up; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup} warm-up`,
       jobs: SHAPE.jobs,

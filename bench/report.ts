@@ -1,6 +1,26 @@
 // The benchmark's output: a table with ratios and targets on stdout, the figures as JSON.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import type { Percentiles, Spread } from './stats.js';
+
+/** The machine a benchmark ran on, as every report states it. */
+export interface Machine {
+  cpus: number;
+  cpu_model: string;
+  node: string;
+  platform: string;
+  memory_gb: number;
+}
+
+export function machineInfo(): Machine {
+  return {
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: process.platform,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+  };
+}
 
 export interface SystemResult {
   label: string;
@@ -11,7 +31,7 @@ export interface SystemResult {
 export interface Results {
   started_at: string;
   duration_s: number;
-  machine: { cpus: number; cpu_model: string; node: string; platform: string };
+  machine: Machine;
   /** 1-minute load average at start and end: other work on the machine skews every row. */
   load: { start: number; end: number };
   workload: Record<string, unknown>;

@@ -14,9 +14,9 @@
 // Options: --seconds N (each measured phase, default 20), --keys N (default 1000),
 //          --parallelism P (of each component but the sink, default 2), --max-tasks N.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { runMain } from './main.js';
-import { table, writeJson } from './report.js';
+import { machineInfo, table, writeJson, type Machine } from './report.js';
 import { log, percentiles, positiveInt, type Percentiles } from './stats.js';
 import { startWeirCluster, type WeirCluster } from './weir.js';
 
@@ -195,7 +195,7 @@ function ceiling(o: Options, seconds: number): number {
 
 interface StreamResults {
   started_at: string;
-  machine: { cpus: number; cpu_model: string; node: string };
+  machine: Machine;
   load: { start: number; end: number };
   options: Options;
   throughput: { events_per_s: number; windows: number; rows: number };
@@ -234,7 +234,7 @@ async function main(): Promise<void> {
 
     const r: StreamResults = {
       started_at: startedAt,
-      machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version },
+      machine: machineInfo(),
       load: { start: loadStart, end: loadavg()[0]! },
       options: o,
       throughput: { events_per_s: flat.rate, windows: flat.windows, rows: throughputRows },
