@@ -315,7 +315,7 @@ export class RaftConsensus implements Consensus {
    * behind it on a follower, never ahead, and compaction follows the database.
    */
   private apply(committed: readonly Entry[]): void {
-    if (committed.length) this.deferred.push(...committed);
+    for (const e of committed) this.deferred.push(e);
     if (this.deferred.length === 0) return;
     if (this.raft.role === 'follower' && this.deferred.length < APPLY_BATCH) {
       this.applyTimer ??= setTimeout(() => {
