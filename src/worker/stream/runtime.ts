@@ -28,6 +28,8 @@ import { InLink, OutLink } from './links.js';
 
 /** How often instances' timers run: window firing (latency), replays, sink retries. */
 const TICK_MS = 10;
+/** How long tuples wait for an instance that has not started on this worker yet. */
+const PARK_MS = 10_000;
 /** How long a saturated http source makes a POST wait for room before answering 429. */
 export const INGEST_WAIT_MS = 5000;
 
@@ -55,6 +57,7 @@ class JobRuntime implements InstanceHost {
   private readonly components: { spec: ComponentSpec; index: number }[];
   private readonly first = new Map<string, number>();
   private fns: Record<string, unknown> = {};
+  private loading: Promise<void> | undefined;
   private pumpScheduled = false;
   private readonly timer: NodeJS.Timeout;
   readonly ackTimeoutMs: number;
@@ -77,8 +80,18 @@ class JobRuntime implements InstanceHost {
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
 
-  async load(): Promise<void> {
-    if (this.config.module) this.fns = await loadUserModule(this.config.module);
+  /** The job's module, loaded once: every instance that starts here waits for the same load. */
+  load(): Promise<void> {
+    this.loading ??= this.config.module
+      ? loadUserModule(this.config.module).then(
+          (fns) => void (this.fns = fns),
+          (err: unknown) => {
+            this.loading = undefined; // the next instance (a retry) tries again
+            throw err;
+          },
+        )
+      : Promise.resolve();
+    return this.loading;
   }
 
   fn(name: string): (event: Record<string, unknown>) => unknown {
@@ -182,6 +195,16 @@ class JobRuntime implements InstanceHost {
     return true;
   }
 
+  /**
+   * Whether a tuple for instance `to` can be handed on now: the instance runs here, or runs
+   * (as far as this worker knows) on another worker.
+   */
+  accepts(to: number): boolean {
+    if (this.local.has(to)) return true;
+    const p = this.placement.get(to);
+    return p !== undefined && p.address !== this.rt.address;
+  }
+
   /** Hands a tuple to its instance here, or to the worker it runs on; `release` frees link credit. */
   deliver(to: number, tuple: Tuple, release?: () => void): void {
     const local = this.local.get(to);
@@ -270,6 +293,13 @@ export class StreamRuntime {
   private readonly jobs = new Map<string, JobRuntime>();
   private readonly links = new Map<string, OutLink>();
   private readonly seen = new Map<string, { at: number; in: number; out: number }>();
+  /**
+   * Tuples from other workers for instances that have not started here yet (their
+   * assignment is still on its way from the master): held, with their link credit, until the
+   * instance starts or PARK_MS passes (then dropped: the sources replay them).
+   */
+  private parked: { job: string; to: number; tuple: Tuple; release: () => void; at: number }[] = [];
+  private readonly parkTimer = setInterval(() => this.unpark(), 1000).unref();
   readonly address: string;
   readonly log: Logger;
 
@@ -284,10 +314,20 @@ export class StreamRuntime {
     if (!job) {
       job = new JobRuntime(spec.job_id, spec.config, this);
       this.jobs.set(spec.job_id, job);
+    }
+    // Instances arriving together start once the module is in (the first one loads it).
+    try {
       await job.load();
+    } catch (err) {
+      if (job.empty) {
+        job.close();
+        this.jobs.delete(spec.job_id);
+      }
+      throw err;
     }
     job.setPlacement(spec.placement.filter((p) => p.idx !== spec.idx));
     job.start(spec.idx, spec.attempt);
+    this.unpark();
     this.log.info({ job_id: spec.job_id, idx: spec.idx, attempt: spec.attempt }, 'stream instance started');
     const j = job;
     return new Promise((_resolve, reject) => {
@@ -340,11 +380,25 @@ export class StreamRuntime {
       socket,
       (job, to, tuple, release) => {
         const j = this.jobs.get(job);
-        if (j) j.deliver(to, tuple, release);
-        else release();
+        if (j?.accepts(to)) j.deliver(to, tuple, release);
+        else this.parked.push({ job, to, tuple, release, at: Date.now() });
       },
       (job, acks) => this.jobs.get(job)?.onAcks(acks),
     );
+  }
+
+  /** Hands on parked tuples whose instance runs now; drops those parked too long. */
+  private unpark(): void {
+    if (this.parked.length === 0) return;
+    const now = Date.now();
+    const still: typeof this.parked = [];
+    for (const p of this.parked) {
+      const j = this.jobs.get(p.job);
+      if (j?.accepts(p.to)) j.deliver(p.to, p.tuple, p.release);
+      else if (now - p.at >= PARK_MS) p.release();
+      else still.push(p);
+    }
+    this.parked = still;
   }
 
   /** Events for an http source instance; resolves once they are all fully processed. */
@@ -409,6 +463,9 @@ export class StreamRuntime {
   }
 
   close(): void {
+    clearInterval(this.parkTimer);
+    for (const p of this.parked) p.release();
+    this.parked = [];
     for (const j of this.jobs.values()) j.close();
     this.jobs.clear();
     for (const l of this.links.values()) l.close();
