@@ -390,11 +390,14 @@ export class Cluster {
     if (o.wait !== false) {
       const headers: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
       await waitFor(
-        `worker ${w.address} to be active on ${master.url}`,
+        `worker ${w.address} to be active on ${master.url}, its channel open`,
         async () => {
           if (w.exitCode !== undefined) throw new GiveUp(`worker exited with ${w.exitCode}:\n${this.tail(w)}`);
           const r = await http('GET', `${master.url}/api/workers`, undefined, headers, 2000);
-          return r.json?.workers?.some((x: Json) => x.address === w.address && x.status === 'active');
+          if (!r.json?.workers?.some((x: Json) => x.address === w.address && x.status === 'active')) return false;
+          // Registered is not enough: tasks are placed only on workers whose channel is open.
+          const s = await http('GET', `${w.url}/api/status`, undefined, headers, 2000);
+          return s.json?.connected === true;
         },
         30_000,
       );
