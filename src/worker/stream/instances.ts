@@ -490,7 +490,7 @@ const SINK_BUFFER = 16_384;
 const MAX_DELIVERY = 8192;
 
 /** A delivery the receiver refused for what it is (a 4xx): trying it again cannot help. */
-export class RefusedDelivery extends Error {}
+class RefusedDelivery extends Error {}
 
 /**
  * Sinks buffer what they receive and acknowledge it once it is delivered. A delivery starts

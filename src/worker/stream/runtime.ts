@@ -166,7 +166,8 @@ class JobRuntime implements InstanceHost {
     for (const { router, base } of from.routers) {
       for (const [target, part] of router.split(events)) {
         // No tuple over BATCH events, so buffers counted in tuples stay bounded in events.
-        for (let i = 0; i < part.length; i += BATCH) parts.push([base + target, part.slice(i, i + BATCH)]);
+        if (part.length <= BATCH) parts.push([base + target, part]);
+        else for (let i = 0; i < part.length; i += BATCH) parts.push([base + target, part.slice(i, i + BATCH)]);
       }
     }
     let hi = 0;
