@@ -5,6 +5,7 @@ import type { TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
 
 /** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
 export interface PeerFrame {
@@ -22,7 +23,9 @@ export interface TransportHandlers {
   onSnapshotFailed(to: NodeId): void;
 }
 
-const packr = new Packr({ useRecords: false });
+// Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
+// for as long as the entry stays in the in-memory log.
+const packr = new Packr({ useRecords: false, copyBuffers: true });
 export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
 export const decodeFrame = (b: Buffer): PeerFrame => packr.unpack(b) as PeerFrame;
 
@@ -60,7 +63,7 @@ class PeerLink {
       const ws = new WebSocket(url, {
         headers: { ...(auth ? { authorization: auth } : {}), 'x-weir-node-id': String(this.selfId) },
         maxPayload: 1024 * 1024 * 1024,
-        perMessageDeflate: false,
+        ...INTERNAL_WS_OPTIONS,
       });
       this.ws = ws;
       ws.on('open', () => {

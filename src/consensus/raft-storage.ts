@@ -7,6 +7,12 @@ import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/t
 const packr = new Packr({ useRecords: false });
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
+/** A command's data is already its encoding (see raft-consensus.ts); the rest is packed here. */
+function encodeData(e: Entry): Buffer | null {
+  if (e.data === undefined) return null;
+  return e.kind === 'cmd' && Buffer.isBuffer(e.data) ? e.data : packr.pack(e.data);
+}
+
 /**
  * The Raft log, hard state (term, vote, and the commit index as of the last change of either:
  * a lower bound, Raft relearns it) and the last compaction point, in their own SQLite file
@@ -68,12 +74,12 @@ export class RaftStorage {
   entries(): Entry[] {
     const after = this.snapshot().index;
     const rows = this.s.all.all(after) as { idx: number; term: number; kind: number; data: Buffer | null }[];
-    return rows.map((r) => ({
-      index: r.idx,
-      term: r.term,
-      kind: KINDS[r.kind]!,
-      ...(r.data ? { data: packr.unpack(r.data) as unknown } : {}),
-    }));
+    return rows.map((r) => {
+      const kind = KINDS[r.kind]!;
+      if (!r.data) return { index: r.idx, term: r.term, kind };
+      // A command is kept encoded, as the driver proposed it; the rest is the core's to read.
+      return { index: r.idx, term: r.term, kind, data: kind === 'cmd' ? r.data : (packr.unpack(r.data) as unknown) };
+    });
   }
 
   /** Persists one Ready's worth of state, durably, in one transaction. */
@@ -88,7 +94,7 @@ export class RaftStorage {
         // A leader's entries from this index on replace whatever we held (§5.3).
         this.s.truncate.run(entries[0]!.index);
         for (const e of entries) {
-          this.s.insert.run(e.index, e.term, KINDS.indexOf(e.kind), e.data === undefined ? null : packr.pack(e.data));
+          this.s.insert.run(e.index, e.term, KINDS.indexOf(e.kind), encodeData(e));
         }
       }
     })();

@@ -6,12 +6,11 @@ import {
   CLOSE_UNKNOWN_WORKER,
   decode,
   taskKey,
-  type TaskReport,
   type ToMaster,
 } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
-import type { CompleteTasks, FailTasks } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
+import { ReportBatcher } from './report-batcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { Scheduler } from './scheduler.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -23,6 +22,7 @@ import type { WorkerRegistry } from './worker-registry.js';
  */
 export class WorkerChannels {
   private closing = false;
+  private readonly reports: ReportBatcher;
 
   constructor(
     private readonly consensus: Consensus,
@@ -31,7 +31,9 @@ export class WorkerChannels {
     private readonly scheduler: Scheduler,
     private readonly detector: FailureDetector,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.reports = new ReportBatcher(consensus, (workerId, tasks) => registry.send(workerId, { t: 'ack', tasks }), log);
+  }
 
   accept(workerId: string, socket: WebSocket): void {
     if (!this.consensus.isLeader()) {
@@ -70,7 +72,7 @@ export class WorkerChannels {
       case 'hello':
         return this.reconcile(workerId, msg);
       case 'report':
-        return this.onReports(workerId, msg.reports);
+        return this.reports.add(workerId, msg.reports);
       case 'drain':
         void this.consensus
           .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })
@@ -90,27 +92,6 @@ export class WorkerChannels {
       this.log.info({ worker_id: workerId, tasks: missing.length }, 're-sending assignments after reconnect');
       this.scheduler.dispatch(missing);
     }
-  }
-
-  private onReports(workerId: string, reports: TaskReport[]): void {
-    const at = Date.now();
-    const completions: CompleteTasks['completions'] = [];
-    const failures: FailTasks['failures'] = [];
-    for (const r of reports) {
-      const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
-      if (r.ok) completions.push({ ...ref, result_json: r.result_json });
-      else failures.push({ ...ref, error: r.error });
-    }
-    const proposals = [];
-    if (completions.length) proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions }));
-    if (failures.length) proposals.push(this.consensus.propose({ type: 'failTasks', at, failures }));
-    Promise.all(proposals)
-      .then(() => {
-        // Stale and duplicate reports are acknowledged too: there is nothing left to do with them.
-        const tasks = reports.map(({ job_id, idx, attempt }) => ({ job_id, idx, attempt }));
-        this.registry.send(workerId, { t: 'ack', tasks });
-      })
-      .catch((err: Error) => this.log.warn({ err, worker_id: workerId }, 'recording task reports failed'));
   }
 
   /** Leadership moved: every worker reconnects to the new leader (named in the reason). */

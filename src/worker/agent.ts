@@ -21,6 +21,7 @@ import type { TaskRef } from '../state/commands.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
+import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
 
 export interface AgentOptions {
   client: HttpClient;
@@ -143,7 +144,7 @@ export class WorkerAgent {
     const url = `${this.o.client.baseUrl.replace(/^http/, 'ws')}/api/workers/${this.workerId}/channel`;
     void this.o.tokens.header().then((auth) => {
       if (this.stopped) return;
-      const ws = new WebSocket(url, { headers: auth ? { authorization: auth } : {}, maxPayload: 64 * 1024 * 1024 });
+      const ws = new WebSocket(url, { headers: auth ? { authorization: auth } : {}, maxPayload: 64 * 1024 * 1024, ...INTERNAL_WS_OPTIONS });
       this.socket = ws;
       ws.on('open', () => {
         this.reconnectDelay = 50;

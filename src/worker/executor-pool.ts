@@ -42,6 +42,7 @@ export class ExecutorPool {
         maxThreads: this.maxThreads,
         concurrentTasksPerWorker: 1,
         idleTimeout: 30_000,
+        recordTiming: false,
         resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, memoryMb / 4) },
       });
       this.pools.set(memoryMb, p);

@@ -3,6 +3,7 @@ import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
+import { INTERNAL_WS_OPTIONS } from '../../common/ws-client.js';
 
 /**
  * Tuples a receiving worker buffers per sending worker before it stops granting credits. A
@@ -96,6 +97,7 @@ export class OutLink {
       const ws = new WebSocket(`ws://${this.address}${LINK_PATH}`, {
         headers: auth ? { authorization: auth } : {},
         maxPayload: 256 * 1024 * 1024,
+        ...INTERNAL_WS_OPTIONS,
       });
       this.socket = ws;
       ws.on('open', () => {

@@ -1,0 +1,78 @@
+import type { Logger } from '../common/logger.js';
+import type { TaskReport } from '../common/wire.js';
+import type { Consensus } from '../consensus/consensus.js';
+import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
+
+/** Reports the batcher took from one worker, acknowledged together once recorded. */
+interface Batch {
+  completions: CompleteTasks['completions'];
+  failures: FailTasks['failures'];
+  /** Per worker: the reports to acknowledge once the batch is committed. */
+  acks: Map<string, TaskRef[]>;
+}
+
+const emptyBatch = (): Batch => ({ completions: [], failures: [], acks: new Map() });
+
+/**
+ * Turns the workers' task reports into log entries — one proposal in flight at a time, the
+ * reports that arrive meanwhile gathered into the next. Under load every worker's reports of
+ * a commit round share one entry (one log row, one apply, one job-counter update per job
+ * on every master) instead of one entry per report per worker; when idle, a report is
+ * proposed at once. Group commit, as the Raft driver does for the disk.
+ */
+export class ReportBatcher {
+  private next = emptyBatch();
+  private inFlight = false;
+  private flushQueued = false;
+
+  constructor(
+    private readonly consensus: Consensus,
+    private readonly ack: (workerId: string, tasks: TaskRef[]) => void,
+    private readonly log: Logger,
+  ) {}
+
+  add(workerId: string, reports: TaskReport[]): void {
+    const b = this.next;
+    for (const r of reports) {
+      const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
+      if (r.ok) b.completions.push({ ...ref, result_json: r.result_json });
+      else b.failures.push({ ...ref, error: r.error });
+    }
+    let acks = b.acks.get(workerId);
+    if (!acks) b.acks.set(workerId, (acks = []));
+    for (const { job_id, idx, attempt } of reports) acks.push({ job_id, idx, attempt });
+    this.queueFlush();
+  }
+
+  private queueFlush(): void {
+    if (this.inFlight || this.flushQueued) return;
+    this.flushQueued = true;
+    // Reports of one turn of the event loop go together even when nothing is in flight.
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    const b = this.next;
+    if (this.inFlight || b.acks.size === 0) return;
+    this.next = emptyBatch();
+    this.inFlight = true;
+    const at = Date.now();
+    const proposals = [];
+    if (b.completions.length) proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions: b.completions }));
+    if (b.failures.length) proposals.push(this.consensus.propose({ type: 'failTasks', at, failures: b.failures }));
+    Promise.all(proposals)
+      .then(() => {
+        // Stale and duplicate reports are acknowledged too: there is nothing left to do with them.
+        for (const [workerId, tasks] of b.acks) this.ack(workerId, tasks);
+      })
+      // Unacknowledged reports are sent again by their workers, to this leader or the next.
+      .catch((err: Error) => this.log.warn({ err }, 'recording task reports failed'))
+      .finally(() => {
+        this.inFlight = false;
+        if (this.next.acks.size) this.queueFlush();
+      });
+  }
+}
