@@ -61,7 +61,8 @@ export class ReportBatcher {
     this.inFlight = true;
     const at = Date.now();
     const proposals = [];
-    if (b.completions.length) proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions: b.completions }));
+    if (b.completions.length)
+      proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions: b.completions }));
     if (b.failures.length) proposals.push(this.consensus.propose({ type: 'failTasks', at, failures: b.failures }));
     Promise.all(proposals)
       .then(() => {

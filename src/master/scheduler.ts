@@ -3,10 +3,12 @@ import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import { taskSpec, type DispatchContext } from '../ops/batch-ops.js';
+import type { MapOutput } from '../ops/data-tasks.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { isStreamConfig } from '../stream/stream-config.js';
 import { stageOf, type JobPlan } from '../ops/stages.js';
 import type { RunningTask } from '../state/apply.js';
+import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
 import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-policy.js';
 import { stragglers } from './speculation.js';
@@ -158,18 +160,21 @@ export class Scheduler {
   /** Sends committed assignments to their workers, grouped per worker. */
   dispatch(assigned: readonly RunningTask[]): void {
     const assignments: (TaskAssignment & { worker_id: string })[] = [];
-    for (const a of assigned) {
-      const config = this.queries.jobConfig(a.job_id);
+    for (const [jobId, tasks] of groupBy(assigned, (a) => a.job_id)) {
+      const config = this.queries.jobConfig(jobId);
       if (!config) continue;
-      assignments.push({
-        job_id: a.job_id,
-        idx: a.idx,
-        attempt: a.attempt,
-        worker_id: a.worker_id,
-        spec: taskSpec(config, a.idx, this.dispatchContext(a)),
-        timeout_ms: config.timeout_ms,
-        memory_mb: config.memory_mb,
-      });
+      const context = this.dispatchContext(jobId, config);
+      for (const a of tasks) {
+        assignments.push({
+          job_id: a.job_id,
+          idx: a.idx,
+          attempt: a.attempt,
+          worker_id: a.worker_id,
+          spec: taskSpec(config, a.idx, context?.(a)),
+          timeout_ms: config.timeout_ms,
+          memory_mb: config.memory_mb,
+        });
+      }
     }
     // A worker whose channel dropped meanwhile gets them again when it reconnects (hello).
     for (const [workerId, tasks] of groupBy(assignments, (a) => a.worker_id)) {
@@ -194,24 +199,32 @@ export class Scheduler {
     }
   }
 
-  /** A later-stage task also needs the job's plan, and a reduce task its map outputs. */
-  private dispatchContext(a: RunningTask): DispatchContext {
-    const config = this.queries.jobConfig(a.job_id);
-    if (config && isStreamConfig(config)) {
+  /**
+   * What a task needs beyond its job's config — a stream instance the placement of its job, a
+   * data task the plan, a reduce task its map outputs — looked up once per job and stage of a
+   * dispatch. Undefined for jobs whose tasks need nothing more.
+   */
+  private dispatchContext(jobId: string, config: JobConfig): ((a: RunningTask) => DispatchContext) | undefined {
+    if (isStreamConfig(config)) {
       const placement = this.queries
-        .streamPlacement(a.job_id)
+        .streamPlacement(jobId)
         .map(({ idx, attempt, address }) => ({ idx, attempt, address }));
-      return { job_id: a.job_id, attempt: a.attempt, placement };
+      return (a) => ({ job_id: jobId, attempt: a.attempt, placement });
     }
-    const plan = this.queries.jobPlan(a.job_id);
-    if (!plan) return { job_id: a.job_id, attempt: a.attempt };
-    const { stage } = stageOf(plan.stages, a.idx);
-    const producer = plan.stages[stage - 1];
-    const maps =
-      plan.stages[stage]!.name === 'reduce' && producer
-        ? this.queries.mapOutputs(a.job_id, producer.first, producer.count)
-        : undefined;
-    return { job_id: a.job_id, attempt: a.attempt, plan, ...(maps ? { maps } : {}) };
+    if (!isDataJob(config)) return undefined;
+    const plan = this.queries.jobPlan(jobId);
+    if (!plan) return (a) => ({ job_id: jobId, attempt: a.attempt });
+    const maps = new Map<number, MapOutput[] | undefined>();
+    return (a) => {
+      const { stage } = stageOf(plan.stages, a.idx);
+      if (!maps.has(stage)) {
+        const producer = plan.stages[stage - 1];
+        const reads = plan.stages[stage]!.name === 'reduce' && producer;
+        maps.set(stage, reads ? this.queries.mapOutputs(jobId, producer.first, producer.count) : undefined);
+      }
+      const outputs = maps.get(stage);
+      return { job_id: jobId, attempt: a.attempt, plan, ...(outputs ? { maps: outputs } : {}) };
+    };
   }
 
   /** Workers may delete what they keep for these jobs (map outputs): the jobs are over. */

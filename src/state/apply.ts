@@ -148,9 +148,8 @@ export class Applier {
     );
     // Only the first stage is runnable; the others wait for the stage before them.
     const runnable = stages ? stages[0]!.count : n;
-    for (let idx = 0; idx < n; idx++) {
-      this.s.insertTask.run(cmd.job_id, idx, idx < runnable ? 'pending' : 'waiting', cmd.at, seq);
-    }
+    if (runnable > 0) this.s.insertTasks.run(0, runnable, cmd.job_id, 'pending', cmd.at, seq);
+    if (n > runnable) this.s.insertTasks.run(runnable, n, cmd.job_id, 'waiting', cmd.at, seq);
     return { ok: true, job_id: cmd.job_id, duplicate: false };
   }
 
@@ -445,8 +444,11 @@ function prepare(db: Database) {
                          total, pending, running, completed, failed, plan)
        VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)`,
     ),
-    insertTask: st(
-      `INSERT INTO tasks (job_id, idx, status, attempt, failures, not_before, seq) VALUES (?, ?, ?, 1, 0, ?, ?)`,
+    // Tasks [first, end) in one statement: a job's tasks go in at half the cost of a row each.
+    insertTasks: st(
+      `WITH RECURSIVE ids(idx) AS (SELECT ? UNION ALL SELECT idx + 1 FROM ids WHERE idx + 1 < ?)
+       INSERT INTO tasks (job_id, idx, status, attempt, failures, not_before, seq)
+       SELECT ?, idx, ?, 1, 0, ?, ? FROM ids`,
     ),
     assign: st(
       `UPDATE tasks SET status = 'running', worker_id = ?, started_at = ?
