@@ -144,7 +144,11 @@ export class WorkerAgent {
     const url = `${this.o.client.baseUrl.replace(/^http/, 'ws')}/api/workers/${this.workerId}/channel`;
     void this.o.tokens.header().then((auth) => {
       if (this.stopped) return;
-      const ws = new WebSocket(url, { headers: auth ? { authorization: auth } : {}, maxPayload: 64 * 1024 * 1024, ...INTERNAL_WS_OPTIONS });
+      const ws = new WebSocket(url, {
+        headers: auth ? { authorization: auth } : {},
+        maxPayload: 64 * 1024 * 1024,
+        ...INTERNAL_WS_OPTIONS,
+      });
       this.socket = ws;
       ws.on('open', () => {
         this.reconnectDelay = 50;

@@ -1,0 +1,126 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TokenSource } from '../../src/common/auth.js';
+import { createLogger } from '../../src/common/logger.js';
+import type { TaskReport } from '../../src/common/wire.js';
+import { PeerTransport } from '../../src/consensus/peer-transport.js';
+import { RaftConsensus } from '../../src/consensus/raft-consensus.js';
+import { RaftStorage } from '../../src/consensus/raft-storage.js';
+import { ReportBatcher } from '../../src/master/report-batcher.js';
+import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import type { TaskRef } from '../../src/state/commands.js';
+import { Queries } from '../../src/state/queries.js';
+import { StateMachine } from '../../src/state/state-machine.js';
+
+const log = createLogger('test');
+log.level = 'silent';
+const SELF = { id: 1, address: 'http://127.0.0.1:1' };
+const JOB = 'job-batcher';
+
+let dir: string;
+
+/** A real master's consensus and state (a cluster of one), with JOB's 10 tasks running: 0–4 on w1, 5–9 on w2. */
+async function master() {
+  const storage = new RaftStorage(join(dir, 'raft.db'));
+  storage.bootstrap([{ id: 1, address: SELF.address, voter: true }]);
+  const state = new StateMachine(join(dir, 'state.db'));
+  const handlers = { onFrame: () => undefined, onSnapshotFailed: () => undefined };
+  const transport = new PeerTransport(1, SELF.address, new TokenSource(undefined, undefined, 't'), handlers, log);
+  const consensus = new RaftConsensus(
+    SELF,
+    storage,
+    state,
+    transport,
+    { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 },
+    log,
+  );
+  const leading = new Promise<void>((r) => consensus.onLeadershipChange((l) => l && r()));
+  consensus.start();
+  await leading;
+  for (const w of ['w1', 'w2']) {
+    await consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: 10 });
+  }
+  const config = normalizeBatchConfig({ operation: 'noop', task_count: 10 });
+  await consensus.propose({ type: 'submitJob', at: 2, job_id: JOB, name: JOB, job_type: 'batch', config });
+  const assignments = Array.from({ length: 10 }, (_, idx) => ({
+    job_id: JOB,
+    idx,
+    attempt: 1,
+    worker_id: idx < 5 ? 'w1' : 'w2',
+  }));
+  await consensus.propose({ type: 'assignTasks', at: 3, assignments });
+  const close = async () => {
+    await consensus.close();
+    state.close();
+    storage.close();
+  };
+  return { consensus, queries: new Queries(state), close };
+}
+
+const done = (idx: number): TaskReport => ({ job_id: JOB, idx, attempt: 1, ok: true, result_json: `[${idx}]` });
+const ref = (idx: number): TaskRef => ({ job_id: JOB, idx, attempt: 1 });
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-batcher-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the leader turning task reports into log entries', () => {
+  it('gathers the reports that arrive while one entry is in flight into the next one, and acknowledges each worker once committed', async () => {
+    const m = await master();
+    const acks: { worker: string; tasks: TaskRef[] }[] = [];
+    const before = m.consensus.status().commit_index;
+    await new Promise<void>((allAcked) => {
+      const batcher = new ReportBatcher(
+        m.consensus,
+        (worker, tasks) => {
+          acks.push({ worker, tasks });
+          if (acks.flatMap((a) => a.tasks).length === 10) allAcked();
+        },
+        log,
+      );
+      batcher.add('w1', [done(0), done(1)]);
+      // The first entry is proposed on the next turn; these come while it is in flight.
+      setImmediate(() => {
+        batcher.add('w1', [done(2), done(3), done(4)]);
+        batcher.add('w2', [done(5), done(6)]);
+        batcher.add('w2', [done(7), done(8), done(9)]);
+      });
+    });
+
+    expect(m.consensus.status().commit_index - before).toBe(2);
+    expect(acks).toEqual([
+      { worker: 'w1', tasks: [ref(0), ref(1)] },
+      { worker: 'w1', tasks: [ref(2), ref(3), ref(4)] },
+      { worker: 'w2', tasks: [5, 6, 7, 8, 9].map(ref) },
+    ]);
+    expect(m.queries.job(JOB)).toMatchObject({ status: 'completed', completed: 10 });
+    await m.close();
+  });
+
+  it('records failures in the same round as completions, and acknowledges both', async () => {
+    const m = await master();
+    const acked = new Promise<TaskRef[]>((resolve) => {
+      const batcher = new ReportBatcher(m.consensus, (_, tasks) => resolve(tasks), log);
+      batcher.add('w1', [done(0), { ...ref(1), ok: false, error: { name: 'Error', message: 'boom' } }]);
+    });
+    expect(await acked).toEqual([ref(0), ref(1)]);
+    expect(m.queries.job(JOB)).toMatchObject({ completed: 1, running: 8, pending: 1 });
+    await m.close();
+  });
+
+  it('acknowledges nothing it could not record: the worker sends those reports again', async () => {
+    const m = await master();
+    await m.consensus.close();
+    const acks: TaskRef[][] = [];
+    const warned = new Promise<void>((resolve) => {
+      const watching = { warn: () => resolve() } as unknown as typeof log;
+      new ReportBatcher(m.consensus, (_, tasks) => acks.push(tasks), watching).add('w1', [done(0)]);
+    });
+    await warned;
+    expect(acks).toEqual([]);
+    await m.close();
+  });
+});
