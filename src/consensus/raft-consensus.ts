@@ -31,7 +31,9 @@ const HEALTHY_MS = 2_000;
  * A follower applies committed entries in batches of up to this many, or once the oldest
  * has waited APPLY_DELAY_MS: nobody waits on a follower's applies (proposals and
  * linearizable reads go to the leader), and one transaction of many entries writes each
- * hot page of the state database once instead of once per small batch.
+ * hot page of the state database once instead of once per small batch. A follower's stale
+ * reads lag the leader by at most APPLY_DELAY_MS more; one that stands for election applies
+ * everything at once (only a follower defers).
  */
 const APPLY_BATCH = 4096;
 const APPLY_DELAY_MS = 100;

@@ -36,7 +36,6 @@ export class StateMachine {
     // The Raft log is the durable record; the state database is rebuilt from it after a
     // crash, so its commits need not wait for the disk.
     this.database.pragma('synchronous = NORMAL');
-    this.database.pragma('cache_size = -65536');
     migrate(this.database);
     this.applier = new Applier(this.database);
     this.s = this.prepare();
