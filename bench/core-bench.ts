@@ -89,9 +89,21 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Throughput rounds after one untimed warm-up round. */
-async function rounds(n: number, round: (label: string) => Promise<number>, what: string): Promise<number[]> {
-  await round('warmup');
+/**
+ * Untimed rounds before the measured ones, for every system alike: by then each has its hot
+ * paths JIT-compiled and its connections and pools at size (the sweep, which only ranks
+ * settings, warms up once).
+ */
+const WARMUP_ROUNDS = 3;
+
+/** Throughput rounds after `warmups` untimed warm-up rounds. */
+async function rounds(
+  n: number,
+  round: (label: string) => Promise<number>,
+  what: string,
+  warmups = WARMUP_ROUNDS,
+): Promise<number[]> {
+  for (let i = 0; i < warmups; i++) await round(`warmup${i}`);
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     out.push(await round(`r${i}`));
@@ -111,7 +123,7 @@ async function sweepSettings(): Promise<{ best: WorkerSetting; sweep: SweepRow[]
     log(`Weir sweep: ${describeSetting(setting)}`);
     const cluster = await startWeirCluster(setting);
     try {
-      const runs = await rounds(SWEEP_ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, `sweep-${l}`), 'sweep');
+      const runs = await rounds(SWEEP_ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, `sweep-${l}`), 'sweep', 1);
       sweep.push({ max_tasks: setting.maxTasks, threads: setting.threads ?? null, tasks_per_s: runs });
     } finally {
       await cluster.stop();
@@ -199,7 +211,7 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number)
     load: { start: loadAtStart, end: loadavg()[0]! },
     machine: machineInfo(),
     workload: {
-      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after a warm-up; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup} warm-up`,
+      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup} warm-up`,
       jobs: SHAPE.jobs,
       tasks_per_job: SHAPE.tasksPerJob,
       submits_in_flight: SHAPE.inFlight,
