@@ -1,11 +1,11 @@
 /**
- * Long-poll support: callers wait for a job to change, woken after each applied batch that
- * touched it (or on timeout), instead of polling the database in a loop.
+ * Long-poll support: callers wait for a job to end, woken once an applied batch may have
+ * ended it (or on timeout), instead of polling the database in a loop.
  */
 export class JobWatch {
   private readonly waiters = new Map<string, Set<() => void>>();
 
-  /** Resolves when `jobId` may have changed, or after `timeoutMs`. */
+  /** Resolves when `jobId` may have ended, or after `timeoutMs`. */
   wait(jobId: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       let set = this.waiters.get(jobId);
@@ -19,10 +19,6 @@ export class JobWatch {
       const timer = setTimeout(done, timeoutMs);
       set.add(done);
     });
-  }
-
-  has(jobId: string): boolean {
-    return this.waiters.has(jobId);
   }
 
   notify(jobId: string): void {

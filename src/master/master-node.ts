@@ -135,11 +135,10 @@ export class MasterNode {
           switch (command.type) {
             case 'completeTasks': {
               const accepted = result.accepted as { job_id: string; started_at: number }[];
-              for (const a of accepted) {
-                metrics.taskDuration.observe((command.at - a.started_at) / 1000);
-                if (jobWatch.has(a.job_id)) jobWatch.notify(a.job_id);
-              }
+              for (const a of accepted) metrics.taskDuration.observe((command.at - a.started_at) / 1000);
               metrics.tasksReported.inc({ outcome: 'completed' }, accepted.length);
+              // Long polls answer when a job ends: a completion that leaves it running wakes nobody.
+              for (const jobId of result.finished_jobs as string[]) jobWatch.notify(jobId);
               scheduler.forgetJobs(result.finished_jobs as string[]);
               // The losers of speculative races.
               scheduler.stopTasks(result.to_stop as RunningTask[]);
