@@ -15,8 +15,11 @@ export interface TaskAssignment extends TaskRef {
   memory_mb: number;
 }
 
-/** `result_json`: the task's results, a JSON array as the task thread wrote it. */
-export type TaskReport = TaskRef & ({ ok: true; result_json: string } | { ok: false; error: TaskError });
+/**
+ * `result_json`: the task's results, a JSON array as the task thread wrote it; `ms`: how long
+ * it ran here, from assignment received to result.
+ */
+export type TaskReport = TaskRef & ({ ok: true; result_json: string; ms?: number } | { ok: false; error: TaskError });
 
 export type ToWorker =
   | { t: 'assign'; tasks: TaskAssignment[] }

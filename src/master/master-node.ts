@@ -134,8 +134,8 @@ export class MasterNode {
           if (!result.ok) continue;
           switch (command.type) {
             case 'completeTasks': {
-              const accepted = result.accepted as { job_id: string; started_at: number }[];
-              for (const a of accepted) metrics.taskDuration.observe((command.at - a.started_at) / 1000);
+              const accepted = result.accepted as { ms?: number }[];
+              for (const a of accepted) if (a.ms !== undefined) metrics.taskDuration.observe(a.ms / 1000);
               metrics.tasksReported.inc({ outcome: 'completed' }, accepted.length);
               // Long polls answer when a job ends: a completion that leaves it running wakes nobody.
               for (const jobId of result.finished_jobs as string[]) jobWatch.notify(jobId);

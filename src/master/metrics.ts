@@ -78,7 +78,7 @@ export class MasterMetrics {
     });
     this.taskDuration = new Histogram({
       name: 'weir_task_duration_seconds',
-      help: 'Time from assignment to completion of tasks',
+      help: 'Time tasks took on their workers, from assignment received to result',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300],
       registers,
     });

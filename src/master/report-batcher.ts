@@ -35,7 +35,7 @@ export class ReportBatcher {
     const b = this.next;
     for (const r of reports) {
       const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
-      if (r.ok) b.completions.push({ ...ref, result_json: r.result_json });
+      if (r.ok) b.completions.push({ ...ref, result_json: r.result_json, ...(r.ms === undefined ? {} : { ms: r.ms }) });
       else b.failures.push({ ...ref, error: r.error });
     }
     let acks = b.acks.get(workerId);

@@ -184,22 +184,19 @@ export class Applier {
   }
 
   private completeTasks(cmd: CompleteTasks): ApplyResult {
-    const accepted: (TaskRef & { started_at: number })[] = [];
+    const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
       // First completion from the live attempt wins; stale or repeated reports change nothing.
-      let row = this.s.complete.get(cmd.at, c.result_json, c.job_id, c.idx, c.attempt) as
-        { started_at: number } | undefined;
-      if (!row) {
+      if (this.s.complete.run(cmd.at, c.result_json, c.job_id, c.idx, c.attempt).changes === 0) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
         const t = this.s.runningCopy.get(c.job_id, c.idx, c.attempt, c.attempt) as Attempts | undefined;
         if (!t) continue;
         this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, c.job_id, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
-        row = t;
       }
       this.delta(c.job_id, { running: -1, completed: 1 });
-      accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, started_at: row.started_at });
+      accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, ...(c.ms === undefined ? {} : { ms: c.ms }) });
     }
     for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
     this.flushCounters();
@@ -462,8 +459,7 @@ function prepare(db: Database) {
     ),
     complete: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
-       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL
-       RETURNING started_at`,
+       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL`,
     ),
     retry: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?,

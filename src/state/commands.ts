@@ -78,8 +78,11 @@ export interface SpeculateTasks {
 export interface CompleteTasks {
   type: 'completeTasks';
   at: number;
-  /** `result_json`: the task's results, a JSON array, stored as it is. */
-  completions: (TaskRef & { worker_id: string; result_json: string })[];
+  /**
+   * `result_json`: the task's results, a JSON array, stored as it is; `ms`: how long the
+   * task ran on its worker (absent from commands logged before workers reported it).
+   */
+  completions: (TaskRef & { worker_id: string; result_json: string; ms?: number })[];
 }
 
 export interface TaskError {

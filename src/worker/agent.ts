@@ -244,8 +244,9 @@ export class WorkerAgent {
       )
       .then(
         (json): TaskReport => {
-          this.o.stats.taskDone(performance.now() - started);
-          return { ...ref, ok: true, result_json: json };
+          const ms = performance.now() - started;
+          this.o.stats.taskDone(ms);
+          return { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };
         },
         (err: unknown): TaskReport => {
           this.o.stats.taskFailed();
