@@ -2,50 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { TokenSource } from '../../src/common/auth.js';
 import { createLogger } from '../../src/common/logger.js';
-import { PeerTransport } from '../../src/consensus/peer-transport.js';
-import { RaftConsensus } from '../../src/consensus/raft-consensus.js';
-import { RaftStorage } from '../../src/consensus/raft-storage.js';
 import type { Command } from '../../src/state/commands.js';
-import { StateMachine } from '../../src/state/state-machine.js';
+import { openSingleMaster } from '../helpers/single-master.js';
 
 let dir: string;
 const log = createLogger('test');
 log.level = 'silent';
-const SELF = { id: 1, address: 'http://127.0.0.1:1' };
 
-function open() {
-  const storage = new RaftStorage(join(dir, 'raft.db'));
-  if (!storage.initialized) storage.bootstrap([{ id: 1, address: SELF.address, voter: true }]);
-  const state = new StateMachine(join(dir, 'state.db'));
-  const transport = new PeerTransport(
-    1,
-    SELF.address,
-    new TokenSource(undefined, undefined, 't'),
-    {
-      onFrame: () => undefined,
-      onSnapshotFailed: () => undefined,
-    },
-    log,
-  );
-  const consensus = new RaftConsensus(
-    SELF,
-    storage,
-    state,
-    transport,
-    { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 },
-    log,
-  );
-  const leading = new Promise<void>((r) => consensus.onLeadershipChange((l) => l && r()));
-  consensus.start();
-  const close = async () => {
-    await consensus.close();
-    state.close();
-    storage.close();
-  };
-  return { storage, state, consensus, leading, close };
-}
+const open = () => openSingleMaster(dir, log);
 
 const reg = (i: number): Command => ({ type: 'registerWorker', at: i, worker_id: `w${i}`, address: 'a', max_tasks: 1 });
 

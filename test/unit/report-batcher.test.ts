@@ -2,42 +2,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TokenSource } from '../../src/common/auth.js';
 import { createLogger } from '../../src/common/logger.js';
 import type { TaskReport } from '../../src/common/wire.js';
-import { PeerTransport } from '../../src/consensus/peer-transport.js';
-import { RaftConsensus } from '../../src/consensus/raft-consensus.js';
-import { RaftStorage } from '../../src/consensus/raft-storage.js';
 import { ReportBatcher } from '../../src/master/report-batcher.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { TaskRef } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
-import { StateMachine } from '../../src/state/state-machine.js';
+import { openSingleMaster } from '../helpers/single-master.js';
 
 const log = createLogger('test');
 log.level = 'silent';
-const SELF = { id: 1, address: 'http://127.0.0.1:1' };
 const JOB = 'job-batcher';
 
 let dir: string;
 
 /** A real master's consensus and state (a cluster of one), with JOB's 10 tasks running: 0–4 on w1, 5–9 on w2. */
 async function master() {
-  const storage = new RaftStorage(join(dir, 'raft.db'));
-  storage.bootstrap([{ id: 1, address: SELF.address, voter: true }]);
-  const state = new StateMachine(join(dir, 'state.db'));
-  const handlers = { onFrame: () => undefined, onSnapshotFailed: () => undefined };
-  const transport = new PeerTransport(1, SELF.address, new TokenSource(undefined, undefined, 't'), handlers, log);
-  const consensus = new RaftConsensus(
-    SELF,
-    storage,
-    state,
-    transport,
-    { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 },
-    log,
-  );
-  const leading = new Promise<void>((r) => consensus.onLeadershipChange((l) => l && r()));
-  consensus.start();
+  const { consensus, state, leading, close } = openSingleMaster(dir, log);
   await leading;
   for (const w of ['w1', 'w2']) {
     await consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: 10 });
@@ -51,11 +32,6 @@ async function master() {
     worker_id: idx < 5 ? 'w1' : 'w2',
   }));
   await consensus.propose({ type: 'assignTasks', at: 3, assignments });
-  const close = async () => {
-    await consensus.close();
-    state.close();
-    storage.close();
-  };
   return { consensus, queries: new Queries(state), close };
 }
 
