@@ -446,7 +446,7 @@ describe('§5.3 log replication', () => {
     expect(apps.filter((m) => m.to === 3)).toEqual([]);
   });
 
-  it('an entry is committed once the leader has it on a majority, and later appends carry the commit', () => {
+  it('an entry is committed once the leader has it on a majority; the next append or heartbeat carries the commit', () => {
     for (const [size, acceptors, committed] of [
       [3, [], false],
       [3, [2], true],
@@ -459,16 +459,32 @@ describe('§5.3 log replication', () => {
       for (const to of acceptors) r.step({ type: 'appResp', from: to, to: 1, term: 2, index, reject: false, hint: 0 });
       const d = drain(r);
       expect(r.log.committed >= index).toBe(committed);
-      if (committed) {
-        expect(d.committed.map((e) => e.data)).toContain('x');
-        for (const to of acceptors)
-          expect(
-            ofType(d.messages, 'app')
-              .filter((m) => m.to === to)
-              .at(-1)?.commit,
-          ).toBe(index);
-      }
+      if (!committed) continue;
+      expect(d.committed.map((e) => e.data)).toContain('x');
+      r.tick();
+      const beats = ofType(drain(r).messages, 'heartbeat');
+      for (const to of acceptors) expect(beats.find((m) => m.to === to)?.commit).toBe(index);
+      r.propose('y');
+      const apps = ofType(drain(r).messages, 'app');
+      for (const to of acceptors) expect(apps.filter((m) => m.to === to).at(-1)?.commit).toBe(index);
     }
+  });
+
+  it('a commit sends nothing of its own: followers learn it from the next heartbeat', () => {
+    const r = leaderOf({ voters: [1, 2, 3], term: 1 });
+    for (const from of [2, 3]) r.step({ type: 'appResp', from, to: 1, term: 2, index: 1, reject: false, hint: 0 });
+    drain(r);
+    const index = r.propose('x');
+    expect(ofType(sent(r), 'app').map((m) => m.to)).toEqual([2, 3]);
+    r.step({ type: 'appResp', from: 2, to: 1, term: 2, index, reject: false, hint: 0 });
+    const d = drain(r);
+    expect(d.committed.map((e) => e.data)).toEqual(['x']);
+    expect(ofType(d.messages, 'app')).toEqual([]);
+    r.tick();
+    expect(ofType(sent(r), 'heartbeat').map((m) => [m.to, m.commit])).toEqual([
+      [2, index],
+      [3, 1],
+    ]);
   });
 
   it('the leader counts its own copy only once it is persisted (a Ready was advanced)', () => {

@@ -413,7 +413,9 @@ export class Raft {
         }
         if (pr.maybeUpdate(m.index)) {
           if (pr.state === 'probe' || pr.state === 'snapshot') pr.becomeReplicate();
-          if (this.maybeCommit()) this.needBroadcast = true;
+          // Followers learn a new commit index with their next append or heartbeat: no
+          // message of its own (they apply in batches, and a read goes to the leader).
+          this.maybeCommit();
           if (m.from === this.transferee && pr.match === this.log.lastIndex) {
             this.send({ type: 'timeoutNow', to: m.from, term: this.term });
           }
@@ -705,7 +707,7 @@ export class Raft {
     }
     if (rd.committed.length) this.log.applied = rd.committed[rd.committed.length - 1]!.index;
     // The leader's own durable entries count toward its quorum only once persisted.
-    if (this.role === 'leader' && rd.entries.length && this.maybeCommit()) this.needBroadcast = true;
+    if (this.role === 'leader' && rd.entries.length) this.maybeCommit();
   }
 
   status() {
