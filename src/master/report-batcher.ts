@@ -3,7 +3,7 @@ import type { TaskReport } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
 
-/** Reports the batcher took from one worker, acknowledged together once recorded. */
+/** The reports of every worker gathered for one proposal, acknowledged once it is committed. */
 interface Batch {
   completions: CompleteTasks['completions'];
   failures: FailTasks['failures'];
