@@ -338,7 +338,10 @@ export class RaftConsensus implements Consensus {
   private apply(committed: readonly Entry[]): void {
     for (const e of committed) this.deferred.push(e);
     if (this.deferred.length === 0) return;
-    if (this.raft.role === 'follower' && this.deferred.length < APPLY_BATCH) {
+    // Entries this node proposed are applied at once even if it follows now (a leader that
+    // committed its own removal, or lost the lead in the Ready that committed them): their
+    // callers get the result, not "leadership changed".
+    if (this.raft.role === 'follower' && this.waiters.size === 0 && this.deferred.length < APPLY_BATCH) {
       this.applyTimer ??= setTimeout(() => {
         this.applyTimer = undefined;
         this.applyDeferred();
