@@ -181,8 +181,9 @@ export class RaftConsensus implements Consensus {
   }
 
   private commandOf(e: Entry): Command {
-    const bytes = e.data as Buffer;
-    return this.proposed.get(bytes) ?? (commands.unpack(bytes) as Command);
+    // A master of the previous version sends commands as objects: a mixed cluster still works.
+    if (!Buffer.isBuffer(e.data)) return e.data as Command;
+    return this.proposed.get(e.data) ?? (commands.unpack(e.data) as Command);
   }
 
   /** Appends through `append` and resolves with the entry's apply result once committed. */
