@@ -1,5 +1,4 @@
 import { randomInt } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import { WeirError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { ApplyResult, Command } from '../state/commands.js';
@@ -8,7 +7,8 @@ import type { AppliedListener, Consensus, ConsensusStatus, MemberInfo } from './
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
 import type { Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import type { PeerFrame, PeerTransport } from './peer-transport.js';
-import type { RaftStorage } from './raft-storage.js';
+import { logCodec, type RaftStorage } from './raft-storage.js';
+import { onNextTurn } from '../common/next-turn.js';
 
 export interface RaftTiming {
   /** One Raft tick; heartbeats and election timeouts are counted in ticks. */
@@ -44,13 +44,6 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-/**
- * A command travels as the bytes it was encoded to once, on the leader that proposed it: the
- * same bytes go to the leader's log, into every follower's frame and into every follower's
- * log, and are decoded only to be applied (the format of the log's rows before this change).
- */
-const commands = new Packr({ useRecords: false });
-
 const leadershipLost = () =>
   new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
 
@@ -70,7 +63,6 @@ export class RaftConsensus implements Consensus {
   private readCtx = 0;
   /** The read-index round collecting reads, not yet handed to the core (0: none). */
   private unissuedRead = 0;
-  private scheduled = false;
   private closed = false;
   private ticker: NodeJS.Timeout | undefined;
   /** Leading, and our first entry of this term is applied: leader duties may start. */
@@ -172,9 +164,14 @@ export class RaftConsensus implements Consensus {
     }
   }
 
+  /**
+   * A command travels as the bytes it is encoded to here, once, on the leader that proposes
+   * it: the same bytes go to its log, into every follower's frame and every follower's log,
+   * and are decoded only to be applied.
+   */
   propose(command: Command): Promise<ApplyResult> {
     return this.track(() => {
-      const bytes = commands.pack(command);
+      const bytes = logCodec.pack(command);
       this.proposed.set(bytes, command);
       return this.raft.propose(bytes);
     });
@@ -183,7 +180,7 @@ export class RaftConsensus implements Consensus {
   private commandOf(e: Entry): Command {
     // A master of the previous version sends commands as objects: a mixed cluster still works.
     if (!Buffer.isBuffer(e.data)) return e.data as Command;
-    return this.proposed.get(e.data) ?? (commands.unpack(e.data) as Command);
+    return this.proposed.get(e.data) ?? (logCodec.unpack(e.data) as Command);
   }
 
   /** Appends through `append` and resolves with the entry's apply result once committed. */
@@ -273,14 +270,7 @@ export class RaftConsensus implements Consensus {
 
   // ------------------------------------------------------------------ the Ready loop
 
-  private schedule(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.process();
-    });
-  }
+  private readonly schedule = onNextTurn(() => this.process());
 
   private process(): void {
     if (this.closed) return;

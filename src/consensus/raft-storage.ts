@@ -4,13 +4,17 @@ import { Packr } from 'msgpackr';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
 
-const packr = new Packr({ useRecords: false });
+/**
+ * How every entry's data is encoded in the log. The driver encodes commands with it when they
+ * are proposed (raft-consensus.ts), so a command's bytes are stored as they come; the rest is
+ * encoded here.
+ */
+export const logCodec = new Packr({ useRecords: false });
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
-/** A command's data is already its encoding (see raft-consensus.ts); the rest is packed here. */
 function encodeData(e: Entry): Buffer | null {
   if (e.data === undefined) return null;
-  return e.kind === 'cmd' && Buffer.isBuffer(e.data) ? e.data : packr.pack(e.data);
+  return e.kind === 'cmd' && Buffer.isBuffer(e.data) ? e.data : logCodec.pack(e.data);
 }
 
 /**
@@ -78,7 +82,7 @@ export class RaftStorage {
       const kind = KINDS[r.kind]!;
       if (!r.data) return { index: r.idx, term: r.term, kind };
       // A command is kept encoded, as the driver proposed it; the rest is the core's to read.
-      return { index: r.idx, term: r.term, kind, data: kind === 'cmd' ? r.data : (packr.unpack(r.data) as unknown) };
+      return { index: r.idx, term: r.term, kind, data: kind === 'cmd' ? r.data : (logCodec.unpack(r.data) as unknown) };
     });
   }
 

@@ -148,7 +148,7 @@ export class MasterNode {
             case 'failTasks':
               scheduler.stopTasks(result.to_stop as RunningTask[]);
               scheduler.forgetJobs(result.failed_jobs as string[]);
-              for (const f of command.failures) jobWatch.notify(f.job_id);
+              for (const jobId of result.failed_jobs as string[]) jobWatch.notify(jobId);
               metrics.tasksReported.inc({ outcome: 'failed' }, command.failures.length);
               kick = true;
               break;

@@ -2,6 +2,7 @@ import type { Logger } from '../common/logger.js';
 import type { TaskReport } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
+import { onNextTurn } from '../common/next-turn.js';
 
 /** The reports of every worker gathered for one proposal, acknowledged once it is committed. */
 interface Batch {
@@ -23,7 +24,8 @@ const emptyBatch = (): Batch => ({ completions: [], failures: [], acks: new Map(
 export class ReportBatcher {
   private next = emptyBatch();
   private inFlight = false;
-  private flushQueued = false;
+  // Reports of one turn of the event loop go together even when nothing is in flight.
+  private readonly flushSoon = onNextTurn(() => this.flush());
 
   constructor(
     private readonly consensus: Consensus,
@@ -45,13 +47,7 @@ export class ReportBatcher {
   }
 
   private queueFlush(): void {
-    if (this.inFlight || this.flushQueued) return;
-    this.flushQueued = true;
-    // Reports of one turn of the event loop go together even when nothing is in flight.
-    setImmediate(() => {
-      this.flushQueued = false;
-      this.flush();
-    });
+    if (!this.inFlight) this.flushSoon();
   }
 
   private flush(): void {

@@ -16,6 +16,7 @@ import { stragglers } from './speculation.js';
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
 import type { WorkerRegistry } from './worker-registry.js';
+import { onNextTurn } from '../common/next-turn.js';
 
 /**
  * The leader's dispatch loop. A pass runs whenever something may have made work runnable
@@ -24,7 +25,6 @@ import type { WorkerRegistry } from './worker-registry.js';
  * One assignment proposal is in flight at a time, so a task is never placed twice.
  */
 export class Scheduler {
-  private scheduled = false;
   private inFlight = false;
   private cursor = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -53,14 +53,11 @@ export class Scheduler {
     this.speculationTimer = undefined;
   }
 
+  private readonly passSoon = onNextTurn(() => this.pass());
+
   kick(): void {
-    if (!this.active) return;
-    if (this.inFlight || this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.pass();
-    });
+    if (!this.active || this.inFlight) return;
+    this.passSoon();
   }
 
   private freeSlots(): WorkerSlot[] {

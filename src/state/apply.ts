@@ -32,7 +32,6 @@ interface Attempts {
   worker_id: string;
   alt_attempt: number | null;
   alt_worker_id: string | null;
-  started_at: number;
 }
 
 /** The attempts of a running task other than `attempt`. */
@@ -421,7 +420,7 @@ function prepare(db: Database) {
        WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL AND worker_id != ?`,
     ),
     runningCopy: st(
-      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id, started_at FROM tasks
+      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
         WHERE job_id = ? AND idx = ? AND status = 'running' AND alt_attempt IS NOT NULL AND (attempt = ? OR alt_attempt = ?)`,
     ),
     completeCopy: st(

@@ -22,6 +22,7 @@ import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
 import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
+import { onNextTurn } from '../common/next-turn.js';
 
 export interface AgentOptions {
   client: HttpClient;
@@ -56,7 +57,8 @@ export class WorkerAgent {
   private readonly running = new Map<string, Running>();
   private readonly unacked = new Map<string, { report: TaskReport; sentAt: number }>();
   private outbox: TaskReport[] = [];
-  private flushScheduled = false;
+  /** Reports finished in the same turn of the event loop travel in one frame. */
+  private readonly flushReportsSoon = onNextTurn(() => this.flushReports());
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -259,10 +261,7 @@ export class WorkerAgent {
         if (abort.signal.aborted && !report.ok && /cancelled/.test(report.error.message)) return;
         this.unacked.set(key, { report, sentAt: Date.now() });
         this.outbox.push(report);
-        if (!this.flushScheduled) {
-          this.flushScheduled = true;
-          setImmediate(() => this.flushReports());
-        }
+        this.flushReportsSoon();
       });
   }
 
@@ -273,9 +272,7 @@ export class WorkerAgent {
     return { ...a.spec, env: { shuffle_dir: this.o.shuffleDir, ...(auth ? { auth } : {}) } };
   }
 
-  /** Reports finished in the same turn of the event loop travel in one frame. */
   private flushReports(): void {
-    this.flushScheduled = false;
     const reports = this.outbox;
     this.outbox = [];
     if (reports.length) this.send({ t: 'report', reports });

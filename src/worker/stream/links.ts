@@ -4,6 +4,7 @@ import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
 import { INTERNAL_WS_OPTIONS } from '../../common/ws-client.js';
+import { onNextTurn } from '../../common/next-turn.js';
 
 /**
  * Tuples a receiving worker buffers per sending worker before it stops granting credits. A
@@ -29,7 +30,6 @@ export class OutLink {
   private readonly credits = new SendCredits();
   private queue: { job: string; to: number; tuple: Tuple }[] = [];
   private acks = new Map<string, AckItem[]>();
-  private flushScheduled = false;
   private closed = false;
   private retryDelay = 50;
 
@@ -62,14 +62,9 @@ export class OutLink {
     this.schedule();
   }
 
-  private schedule(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
+  private readonly schedule = onNextTurn(() => this.flush());
 
   private flush(): void {
-    this.flushScheduled = false;
     const ws = this.socket;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     for (const [job, acks] of this.acks) ws.send(encodeFrame({ t: 'acks', job, acks }));

@@ -25,6 +25,7 @@ import {
   type InstanceHost,
 } from './instances.js';
 import { InLink, OutLink } from './links.js';
+import { onNextTurn } from '../../common/next-turn.js';
 
 /** How often instances' timers run: window firing (latency), replays, sink retries. */
 const TICK_MS = 10;
@@ -58,7 +59,6 @@ class JobRuntime implements InstanceHost {
   private readonly first = new Map<string, number>();
   private fns: Record<string, unknown> = {};
   private loading: Promise<void> | undefined;
-  private pumpScheduled = false;
   private readonly timer: NodeJS.Timeout;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
@@ -242,14 +242,9 @@ class JobRuntime implements InstanceHost {
     return this.rt.collect(this.jobId, rows);
   }
 
-  wake(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => this.pump());
-  }
+  readonly wake = onNextTurn(() => this.pump());
 
   private pump(): void {
-    this.pumpScheduled = false;
     const now = Date.now();
     let more = false;
     for (const inst of this.local.values()) {
