@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr';
+import { newCodec } from './msgpack.js';
 import type { TaskError, TaskRef } from '../state/commands.js';
 import type { TaskSpec } from '../ops/batch-ops.js';
 import type { PlacedInstance } from '../stream/stream-config.js';
@@ -39,7 +39,7 @@ export const CLOSE_UNKNOWN_WORKER = 4404;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_NOT_LEADER = 4503;
 
-const packr = new Packr({ useRecords: false });
+const packr = newCodec();
 
 export const encode = (msg: ToWorker | ToMaster): Buffer => packr.pack(msg);
 export const decode = <T extends ToWorker | ToMaster>(data: Buffer): T => packr.unpack(data) as T;

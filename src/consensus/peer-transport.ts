@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Packr } from 'msgpackr';
+import { newCodec } from '../common/msgpack.js';
 import { WebSocket } from 'ws';
 import type { TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
@@ -25,7 +25,7 @@ export interface TransportHandlers {
 
 // Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
 // for as long as the entry stays in the in-memory log.
-const packr = new Packr({ useRecords: false, copyBuffers: true });
+const packr = newCodec({ copyBuffers: true });
 export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
 export const decodeFrame = (b: Buffer): PeerFrame => packr.unpack(b) as PeerFrame;
 

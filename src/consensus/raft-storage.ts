@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { Packr } from 'msgpackr';
+import { newCodec } from '../common/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
 
@@ -9,7 +9,7 @@ import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/t
  * are proposed (raft-consensus.ts), so a command's bytes are stored as they come; the rest is
  * encoded here.
  */
-export const logCodec = new Packr({ useRecords: false });
+export const logCodec = newCodec();
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
 function encodeData(e: Entry): Buffer | null {
