@@ -72,9 +72,15 @@ export const DEFAULT_SETTING: WorkerSetting = { maxTasks: 128, threads: 2 };
 
 /** As the core benchmark: 10,000 tasks as 100 jobs of 100, at most 16 submits in flight. */
 const SHAPE: ThroughputShape = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
-const ROUNDS = 5;
-/** Rounds run on each cluster before measuring: the masters' hot paths are JIT-compiled by then. */
-const WARMUP_ROUNDS = 3;
+const ROUNDS = 7;
+/**
+ * Rounds run on each cluster before measuring, so the figures are a long-running master's.
+ * A follower's hot functions run once per append, not once per task, so V8 optimizes them
+ * late. Traced with --trace-opt, a follower spent 174 ms of 4 rounds compiling after 3
+ * warm-up rounds (≈ 4 µs a task, 5–8% of the cluster's CPU), 61–112 ms after 10, 3–16 ms
+ * after 14 and more.
+ */
+const WARMUP_ROUNDS = 15;
 
 /**
  * Each part's cluster on its own addresses (ids = last octet, as the masters derive them),
