@@ -369,7 +369,9 @@ describe('three masters started together', () => {
         '(WEIR_SLOW) after the log is compacted, a new 74 catches up by snapshot install',
         { timeout: 300_000 },
         async () => {
-          const leader = await untilAgreedLeader(urls());
+          // After 74's removal any of the three may win the election; the highest id then
+          // takes the lead (the seed's rule). Start once it has, not during the hand-over.
+          const leader = await untilAgreedLeader(urls(), { leaderId: 73, timeoutMs: 20_000 });
           const first = (await clusterStatus(leader.leaderUrl)).commit_index as number;
           // Compaction runs once 25,000 applied entries sit in the log; one small job costs
           // about one entry (assignments and completions are batched).
