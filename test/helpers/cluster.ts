@@ -631,11 +631,16 @@ export async function untilConverged(urls: readonly string[], atLeast = 0, timeo
     `${urls.join(', ')} to apply the same log (at least up to ${atLeast})`,
     async () => {
       const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
-      if (statuses.some((s) => !s)) return undefined;
+      const silent = urls.filter((_, i) => !statuses[i]);
+      if (silent.length) throw new Error(`no status from ${silent.join(', ')}`);
       const applied = statuses.map((s) => s.last_applied as number);
       const commits = statuses.map((s) => s.commit_index as number);
       const target = Math.max(atLeast, ...commits);
-      return applied.every((a) => a === applied[0] && a >= target) ? applied[0] : undefined;
+      if (applied.every((a) => a === applied[0] && a >= target)) return applied[0];
+      // Said on a timeout: where each master stands.
+      throw new Error(
+        `applied ${applied.join(' / ')}, committed ${commits.join(' / ')}, roles ${statuses.map((s) => `${s.current_node_id}:${s.current_role}`).join(' ')}`,
+      );
     },
     timeoutMs,
     100,

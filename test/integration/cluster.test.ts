@@ -377,6 +377,7 @@ describe('three masters started together', () => {
           // about one entry (assignments and completions are batched).
           const target = first + 26_000;
           let sent = 0;
+          let lastJob = '';
           let reached = false;
           const t0 = Date.now();
           const poller = (async () => {
@@ -395,6 +396,7 @@ describe('three masters started together', () => {
                   config: { operation: 'noop', task_count: 1 },
                 });
                 expect(r.status, r.text).toBe(201);
+                lastJob = r.json.job_id as string;
               }
             }),
           );
@@ -413,6 +415,9 @@ describe('three masters started together', () => {
             60_000,
           );
           await untilVoter(all(), 74, 4, 30_000);
+          // The fillers' tasks run on after their submits: the log grows until the last is done
+          // (oldest jobs run first), and only then can every master stand at the same index.
+          await untilJobStatus(urls()[0]!, lastJob, 'completed', 120_000);
           await untilConverged(all(), 0, 30_000);
           const r = await http('DELETE', `${urls()[0]}/api/cluster/members/74`);
           expect(r.status, r.text).toBe(200);
