@@ -12,11 +12,11 @@ import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
 import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-policy.js';
 import { stragglers } from './speculation.js';
+import type { WorkerRegistry } from './worker-registry.js';
+import { onNextTurn } from '../common/next-turn.js';
 
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
-import type { WorkerRegistry } from './worker-registry.js';
-import { onNextTurn } from '../common/next-turn.js';
 
 /**
  * The leader's dispatch loop. A pass runs whenever something may have made work runnable
