@@ -242,7 +242,12 @@ export class WorkerAgent {
       .then((spec) =>
         spec.operation === 'stream'
           ? this.o.streams.run(spec, abort.signal)
-          : this.o.pool.run(spec, { timeoutMs: a.timeout_ms, memoryMb: a.memory_mb, signal: abort.signal }),
+          : this.o.pool.run(spec, {
+              timeoutMs: a.timeout_ms,
+              memoryMb: a.memory_mb,
+              signal: abort.signal,
+              key: a.job_id,
+            }),
       )
       .then(
         (json): TaskReport => {

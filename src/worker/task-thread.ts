@@ -1,7 +1,50 @@
-// Entry point of the executor's worker threads: runs one task and returns its results as
-// JSON text. Errors thrown here reach the pool with their name, message and stack.
-import { runTaskToJson, type TaskSpec } from '../ops/batch-ops.js';
+// Entry point of the executor's worker threads: runs a chunk of tasks one after the other
+// and returns each one's results as JSON text, or its error as plain data, and its run time. It keeps the
+// pool told, through shared memory, which task runs and since when, so a timeout or a
+// cancellation can be pinned on that task alone.
+import { runTaskToJson } from '../ops/batch-ops.js';
+import {
+  PROGRESS_RUNNING,
+  PROGRESS_SINCE,
+  PROGRESS_TASKS,
+  STARTED,
+  WAITING,
+  type ChunkOutcome,
+  type ChunkRequest,
+  type ThrownError,
+} from './task-chunks.js';
 
-export default function run(spec: TaskSpec): Promise<string> {
-  return runTaskToJson(spec);
+export default async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
+  const progress = new Int32Array(req.progress);
+  const started = Date.now();
+  const outcomes: ChunkOutcome[] = [];
+  for (let i = 0; i < req.specs.length; i++) {
+    if (i > 0 && Date.now() - started >= req.budgetMs) break;
+    if (Atomics.compareExchange(progress, PROGRESS_TASKS + i, WAITING, STARTED) !== WAITING) {
+      outcomes.push({ withdrawn: true });
+      continue;
+    }
+    Atomics.store(progress, PROGRESS_SINCE, Date.now() - req.base);
+    Atomics.store(progress, PROGRESS_RUNNING, i);
+    const t0 = performance.now();
+    try {
+      const json = await runTaskToJson(req.specs[i]!);
+      outcomes.push({ json, ms: performance.now() - t0 });
+    } catch (err) {
+      outcomes.push({ error: plainError(err), ms: performance.now() - t0 });
+    }
+  }
+  return outcomes;
+}
+
+function plainError(err: unknown): ThrownError {
+  if (err && typeof err === 'object') {
+    const e = err as { name?: unknown; message?: unknown; stack?: unknown };
+    return {
+      name: typeof e.name === 'string' ? e.name : 'Error',
+      message: typeof e.message === 'string' ? e.message : String(err),
+      ...(typeof e.stack === 'string' ? { stack: e.stack } : {}),
+    };
+  }
+  return { name: 'Error', message: String(err) };
 }

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { taskSpec } from '../../src/ops/batch-ops.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
-import { ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
+import { describeError, ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
 
 // The pool loads its thread entry from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
@@ -12,6 +12,8 @@ const { ExecutorPool: BuiltPool } = (await import(built)) as {
 const sleep = (ms: number, idx = 0) => ({ operation: 'sleep' as const, params: { ms }, input: null, idx });
 const user = (module: string) => taskSpec(normalizeBatchConfig({ module, data: [1] }), 0);
 const limits = { timeoutMs: 5_000, memoryMb: 64 };
+const noop = (idx: number) => ({ operation: 'noop' as const, params: {}, input: null, idx });
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('the executor pool', () => {
   const pool = new BuiltPool(1);
@@ -46,5 +48,154 @@ describe('the executor pool', () => {
 
   it('names its timeout error', () => {
     expect(new TaskTimeoutError(5).name).toBe('TaskTimeoutError');
+  });
+});
+
+describe('chunks: a thread gets several quick tasks in one message', () => {
+  /**
+   * One thread, busy with a task of another job while `tasks` (of job `key`, known to be
+   * quick) queue up behind it — so they leave in one chunk when it frees.
+   */
+  async function inOneChunk<T>(
+    pool: ExecutorPool,
+    key: string,
+    tasks: (() => Promise<T>)[],
+  ): Promise<PromiseSettledResult<T>[]> {
+    await pool.run(noop(0), { ...limits, key }); // learns that the job is quick
+    const blocker = pool.run(sleep(50), { ...limits, key: `${key}-blocker` });
+    const settled = Promise.allSettled(tasks.map((t) => t()));
+    await blocker;
+    return settled;
+  }
+
+  it('runs a backlog of a quick job in far fewer thread messages than tasks, each with its own result', async () => {
+    const pool = new BuiltPool(2);
+    try {
+      await pool.run(noop(0), { ...limits, key: 'job' });
+      const before = pool.sent;
+      const results = await Promise.all(range(500).map((i) => pool.run(noop(i), { ...limits, key: 'job' })));
+      expect(results).toEqual(range(500).map((i) => `[${i}]`));
+      const tasks = pool.sent.tasks - before.tasks;
+      const chunks = pool.sent.chunks - before.chunks;
+      expect(tasks).toBe(500);
+      expect(chunks).toBeLessThan(100);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('sends a slow job’s tasks one per message, and a job nobody named', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      await pool.run(sleep(5), { ...limits, key: 'slow' });
+      const before = pool.sent;
+      await Promise.all(range(5).map((i) => pool.run(sleep(5, i), { ...limits, key: 'slow' })));
+      await Promise.all(range(5).map((i) => pool.run(noop(i), limits)));
+      expect(pool.sent.chunks - before.chunks).toBe(10);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('fails a task that throws alone, with its name and message; its chunk-mates succeed', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      const o = { ...limits, key: 'throws' };
+      const thrower = user('export function map() { throw new TypeError("bad row 7") }');
+      const [a, bad, c] = await inOneChunk(pool, 'throws', [
+        () => pool.run(noop(1), o),
+        () => pool.run(thrower, o),
+        () => pool.run(noop(3), o),
+      ]);
+      expect(a).toEqual({ status: 'fulfilled', value: '[1]' });
+      expect(c).toEqual({ status: 'fulfilled', value: '[3]' });
+      expect(bad).toMatchObject({ status: 'rejected', reason: { name: 'TypeError', message: 'bad row 7' } });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('times out only the task that ran past its timeout; its chunk-mates complete', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      const o = { ...limits, timeoutMs: 300, key: 'loops' };
+      const looper = user('export function map() { for (;;) {} }');
+      const [a, loop, c, d] = await inOneChunk(pool, 'loops', [
+        () => pool.run(noop(1), o),
+        () => pool.run(looper, o),
+        () => pool.run(noop(3), o),
+        () => pool.run(noop(4), o),
+      ]);
+      expect(loop).toMatchObject({ status: 'rejected', reason: { name: 'TaskTimeoutError' } });
+      expect([a, c, d]).toEqual(['[1]', '[3]', '[4]'].map((value) => ({ status: 'fulfilled', value })));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('pins running out of memory on the task that did; its chunk-mates complete', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      const o = { ...limits, memoryMb: 32, key: 'hungry' };
+      const hog = user('export function map() { const a = []; for (;;) a.push(new Array(1e5).fill(a.length)); }');
+      // The blocker must share the limits' heap size for all of them to share the one thread.
+      await pool.run(noop(0), o);
+      const blocker = pool.run(sleep(50), { ...o, key: 'blocker' });
+      const settled = Promise.allSettled([pool.run(noop(1), o), pool.run(hog, o), pool.run(noop(3), o)]);
+      await blocker;
+      const [a, oom, c] = await settled;
+      expect(oom.status).toBe('rejected');
+      expect(describeError((oom as PromiseRejectedResult).reason).message).toMatch(/ran out of memory/);
+      expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('stops a cancelled task that runs in a chunk, and only that one', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      const ac = new AbortController();
+      const o = { ...limits, key: 'cancels' };
+      const looper = user('export function map() { for (;;) {} }');
+      const settled = inOneChunk(pool, 'cancels', [
+        () => pool.run(noop(1), o),
+        () => {
+          // By then the blocker (50 ms) is done and the looper runs, its chunk-mate done.
+          setTimeout(() => ac.abort(new Error('task cancelled')), 150);
+          return pool.run(looper, { ...o, signal: ac.signal });
+        },
+        () => pool.run(noop(3), o),
+      ]);
+      const [a, loop, c] = await settled;
+      expect(loop).toMatchObject({ status: 'rejected', reason: { message: 'task cancelled' } });
+      expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('drops a cancelled task of a chunk before it starts, without waiting for the chunk', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      const ac = new AbortController();
+      const o = { ...limits, key: 'drops' };
+      const order: string[] = [];
+      const settled = inOneChunk(pool, 'drops', [
+        () => pool.run(sleep(200, 1), o).finally(() => order.push('slow')),
+        () => {
+          // By then the blocker (50 ms) is done and the 200 ms task ahead of this one runs.
+          setTimeout(() => ac.abort(new Error('task cancelled')), 100);
+          return pool.run(noop(2), { ...o, signal: ac.signal }).finally(() => order.push('cancelled'));
+        },
+        () => pool.run(noop(3), o).finally(() => order.push('last')),
+      ]);
+      const [slow, cancelled, last] = await settled;
+      expect(cancelled).toMatchObject({ status: 'rejected', reason: { message: 'task cancelled' } });
+      expect([slow, last]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
+      expect(order).toEqual(['cancelled', 'slow', 'last']);
+    } finally {
+      await pool.close();
+    }
   });
 });
