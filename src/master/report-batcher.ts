@@ -1,8 +1,14 @@
 import type { Logger } from '../common/logger.js';
-import type { TaskReport } from '../common/wire.js';
+import { taskKey, type TaskReport } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
 import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
+
+/** Told of reports from the moment they arrive until their outcome is committed or lost. */
+export interface ReportTracker {
+  reported(workerId: string, keys: readonly string[]): void;
+  recorded(workerId: string, keys: readonly string[]): void;
+}
 
 /** The reports of every worker gathered for one proposal, acknowledged once it is committed. */
 interface Batch {
@@ -31,6 +37,7 @@ export class ReportBatcher {
     private readonly consensus: Consensus,
     private readonly ack: (workerId: string, tasks: TaskRef[]) => void,
     private readonly log: Logger,
+    private readonly tracker?: ReportTracker,
   ) {}
 
   add(workerId: string, reports: TaskReport[]): void {
@@ -43,6 +50,7 @@ export class ReportBatcher {
     let acks = b.acks.get(workerId);
     if (!acks) b.acks.set(workerId, (acks = []));
     for (const { job_id, idx, attempt } of reports) acks.push({ job_id, idx, attempt });
+    this.tracker?.reported(workerId, reports.map(taskKey));
     this.queueFlush();
   }
 
@@ -68,6 +76,7 @@ export class ReportBatcher {
       // Unacknowledged reports are sent again by their workers, to this leader or the next.
       .catch((err: Error) => this.log.warn({ err }, 'recording task reports failed'))
       .finally(() => {
+        if (this.tracker) for (const [workerId, tasks] of b.acks) this.tracker.recorded(workerId, tasks.map(taskKey));
         this.inFlight = false;
         if (this.next.acks.size) this.queueFlush();
       });

@@ -65,7 +65,11 @@ export class Scheduler {
     const slots: WorkerSlot[] = [];
     for (const w of this.queries.liveWorkers()) {
       if (w.status !== 'active' || !this.registry.connected(w.worker_id)) continue;
-      slots.push({ worker_id: w.worker_id, max_tasks: w.max_tasks, running: running.get(w.worker_id) ?? 0 });
+      // A task the worker reported done no longer takes a slot there, committed or not:
+      // the slot goes back to work while the outcome replicates. (A stale report may free
+      // one slot too many until it is committed and dropped; the worker queues the extra.)
+      const busy = (running.get(w.worker_id) ?? 0) - this.registry.finishingOn(w.worker_id);
+      slots.push({ worker_id: w.worker_id, max_tasks: w.max_tasks, running: Math.max(0, busy) });
     }
     return slots;
   }

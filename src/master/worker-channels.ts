@@ -32,7 +32,12 @@ export class WorkerChannels {
     private readonly detector: FailureDetector,
     private readonly log: Logger,
   ) {
-    this.reports = new ReportBatcher(consensus, (workerId, tasks) => registry.send(workerId, { t: 'ack', tasks }), log);
+    this.reports = new ReportBatcher(
+      consensus,
+      (workerId, tasks) => registry.send(workerId, { t: 'ack', tasks }),
+      log,
+      registry,
+    );
   }
 
   accept(workerId: string, socket: WebSocket): void {
@@ -72,7 +77,9 @@ export class WorkerChannels {
       case 'hello':
         return this.reconcile(workerId, msg);
       case 'report':
-        return this.reports.add(workerId, msg.reports);
+        this.reports.add(workerId, msg.reports);
+        // Their slots are free now, not once the outcomes are committed.
+        return this.scheduler.kick();
       case 'drain':
         void this.consensus
           .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })

@@ -18,6 +18,8 @@ export interface LiveWorker {
  */
 export class WorkerRegistry {
   private readonly workers = new Map<string, LiveWorker>();
+  /** Per worker, tasks it reported done whose outcome is not committed yet (by task key). */
+  private readonly finishing = new Map<string, Set<string>>();
 
   get(workerId: string): LiveWorker | undefined {
     return this.workers.get(workerId);
@@ -79,9 +81,33 @@ export class WorkerRegistry {
     for (const w of this.workers.values()) if (w.socket?.readyState === 1) w.socket.send(frame);
   }
 
+  /**
+   * A worker reported these tasks done: their slots are free on the worker already, though
+   * the log still says they run until their outcome commits (see `finishingOn`).
+   */
+  reported(workerId: string, keys: readonly string[]): void {
+    let set = this.finishing.get(workerId);
+    if (!set) this.finishing.set(workerId, (set = new Set()));
+    for (const k of keys) set.add(k);
+  }
+
+  /** Their outcome is committed (or its proposal failed, and the worker will report again). */
+  recorded(workerId: string, keys: readonly string[]): void {
+    const set = this.finishing.get(workerId);
+    if (!set) return;
+    for (const k of keys) set.delete(k);
+    if (set.size === 0) this.finishing.delete(workerId);
+  }
+
+  /** How many of the tasks the log says run on this worker have in fact finished there. */
+  finishingOn(workerId: string): number {
+    return this.finishing.get(workerId)?.size ?? 0;
+  }
+
   forget(workerId: string): WebSocket | undefined {
     const w = this.workers.get(workerId);
     this.workers.delete(workerId);
+    this.finishing.delete(workerId);
     return w?.socket;
   }
 

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
 import type { TaskReport } from '../../src/common/wire.js';
 import { ReportBatcher } from '../../src/master/report-batcher.js';
+import { WorkerRegistry } from '../../src/master/worker-registry.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { TaskRef } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
@@ -84,6 +85,41 @@ describe('the leader turning task reports into log entries', () => {
     });
     expect(await acked).toEqual([ref(0), ref(1)]);
     expect(m.queries.job(JOB)).toMatchObject({ completed: 1, running: 8, pending: 1 });
+    await m.close();
+  });
+
+  it('counts a reported task’s slot free from the moment the report arrives until its outcome is committed', async () => {
+    const m = await master();
+    const registry = new WorkerRegistry();
+    const committed = new Promise<void>((resolve) => {
+      const batcher = new ReportBatcher(m.consensus, () => resolve(), log, registry);
+      batcher.add('w1', [done(0), done(1)]);
+      batcher.add('w1', [done(1)]); // a re-sent report counts once
+      // Reported: the log still says 0 and 1 run on w1, but w1 has finished them.
+      expect(registry.finishingOn('w1')).toBe(2);
+      expect(registry.finishingOn('w2')).toBe(0);
+      expect(m.queries.runningOnWorker('w1')).toHaveLength(5);
+    });
+    await committed;
+    // Committed: the log has caught up, and nothing is counted twice.
+    await new Promise((r) => setImmediate(r));
+    expect(m.queries.runningOnWorker('w1')).toHaveLength(3);
+    expect(registry.finishingOn('w1')).toBe(0);
+    await m.close();
+  });
+
+  it('stops counting reports it could not record as finishing: their worker reports them again', async () => {
+    const m = await master();
+    await m.consensus.close();
+    const registry = new WorkerRegistry();
+    const warned = new Promise<void>((resolve) => {
+      const watching = { warn: () => resolve() } as unknown as typeof log;
+      new ReportBatcher(m.consensus, () => {}, watching, registry).add('w1', [done(0)]);
+      expect(registry.finishingOn('w1')).toBe(1);
+    });
+    await warned;
+    await new Promise((r) => setImmediate(r));
+    expect(registry.finishingOn('w1')).toBe(0);
     await m.close();
   });
 
