@@ -54,14 +54,15 @@ export async function main(argv: string[]): Promise<number> {
   let client: WeirClient | undefined;
   const sdk = () => (client ??= new WeirClient({ masters: masterUrls() }));
   const print = (json: unknown, human: () => string) => out(g.json ? JSON.stringify(json, null, 2) : human());
-  /** Uploads a local input file; the job reads it back from the master by URL. */
+  /** Uploads a local input file; the job reads it back from the masters by URL. */
   const uploadInput = async (file: string, given: unknown) => {
     if (!existsSync(file)) throw new CliError(`cannot read input file '${file}'`);
     const format =
       (given as { format?: unknown } | undefined)?.format ??
       (/\.jsonl$/i.test(file) ? 'jsonl' : /\.csv$/i.test(file) ? 'csv' : 'lines');
     const up = await sdk().upload(file);
-    note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB); workers read it from ${up.url}`);
+    const kept = up.copies > 1 ? `, kept by ${up.copies} masters` : '';
+    note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB${kept}); workers read it from ${up.url}`);
     return { url: up.url, format };
   };
   let exitCode = 0;

@@ -91,8 +91,11 @@ export class WeirClient {
     return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
   }
 
-  /** Uploads a local file to the master for a job's input; returns the URL workers read it from. */
-  async upload(path: string): Promise<{ upload_id: string; url: string; bytes: number }> {
+  /**
+   * Uploads a local file for a job's input; returns the URL workers read it from, once a
+   * majority of the masters hold a copy (`copies`: how many did by then).
+   */
+  async upload(path: string): Promise<{ upload_id: string; url: string; bytes: number; copies: number }> {
     const { size } = statSync(path);
     return this.http.post('/api/uploads', undefined, {
       upload: { open: () => createReadStream(path), length: size },

@@ -53,6 +53,11 @@ export class HttpClient {
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
+  /** Every master this client knows of. */
+  get masters(): readonly string[] {
+    return this.urls;
+  }
+
   get baseUrl(): string {
     return this.urls[this.current] ?? this.urls[0]!;
   }

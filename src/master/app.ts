@@ -7,13 +7,13 @@ import { WeirError } from '../common/errors.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
 import { BODY_LIMIT, toHttpError, tooLarge } from './http-errors.js';
-import { LeaderForwarding } from './forwarding.js';
+import { isUpload, LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
-import { UPLOADS_PATH } from './forwarding.js';
+import { UploadReplicator } from './upload-replication.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
 
 /** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
@@ -63,7 +63,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // An oversized body is read to its end before the 413 goes out: a client still sending
   // would otherwise see its connection reset instead of the answer.
   app.addHook('onRequest', (req, reply, done) => {
-    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.url === UPLOADS_PATH) return done();
+    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || isUpload(req.url)) return done();
     let seen = 0;
     req.raw.on('data', (chunk: Buffer) => {
       seen += chunk.length;
@@ -90,7 +90,8 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.addHook('onClose', async () => forwarding.close());
 
   app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers));
-  await app.register(uploadRoutes(opts.uploads, opts.selfUrl));
+  const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log);
+  await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));
   await app.register(
     async (api) => {

@@ -5,8 +5,9 @@ import type { Consensus } from '../consensus/consensus.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 export const FORWARDED = 'x-weir-forwarded';
-/** Uploads are kept by the master that receives them; they need no leader. */
+/** Uploads are copied from master to master, not through the log: they need no leader. */
 export const UPLOADS_PATH = '/api/uploads';
+export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`);
 
 /**
  * Any master answers: a follower proxies calls that need the leader to it (a redirect would
@@ -21,7 +22,7 @@ export class LeaderForwarding {
 
   /** An onRequest hook for /api routes. */
   hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
-    if (!req.url.startsWith('/api/') || req.headers.upgrade || req.url === UPLOADS_PATH) return undefined;
+    if (!req.url.startsWith('/api/') || req.headers.upgrade || isUpload(req.url)) return undefined;
     if (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url)) return undefined;
     if (this.consensus.isLeader()) {
       if (req.method === 'GET') await this.consensus.readBarrier();

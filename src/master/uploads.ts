@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { WeirError, badRequest } from '../common/errors.js';
+import type { UploadReplicator } from './upload-replication.js';
 
 /** Largest file `weir submit --input` may upload. */
 export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
@@ -14,10 +15,10 @@ export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 const UPLOAD_ID = /^up_[0-9a-f]{32}$/;
 
 /**
- * Input files uploaded for jobs whose workers cannot see the client's disk. Each is kept
- * by the master that received it, under its data dir, and workers read it from there
- * with range requests (`/uploads/ID`) as they read any input URL. Not replicated: a job
- * reading an upload needs that master alive.
+ * Input files uploaded for jobs whose workers cannot see the client's disk, under each
+ * master's data dir. The master that receives one copies it to the others and answers once
+ * a majority holds it (upload-replication.ts); workers read it with range requests
+ * (`/uploads/ID`) from the master named in its URL, or from any other that holds it.
  */
 export class UploadStore {
   private readonly dir: string;
@@ -27,10 +28,21 @@ export class UploadStore {
     mkdirSync(this.dir, { recursive: true });
   }
 
-  /** Stores a body stream; refuses (and drops) one over the limit. */
-  async save(body: Readable): Promise<{ upload_id: string; bytes: number }> {
-    const id = `up_${randomBytes(16).toString('hex')}`;
-    const tmp = join(this.dir, `${id}.tmp`);
+  /** Stores a body stream under a new id; refuses (and drops) one over the limit. */
+  save(body: Readable): Promise<{ upload_id: string; bytes: number }> {
+    return this.write(`up_${randomBytes(16).toString('hex')}`, body);
+  }
+
+  /** Stores another master's copy of upload `id`. */
+  saveCopy(id: string, body: Readable): Promise<{ upload_id: string; bytes: number }> {
+    if (!UPLOAD_ID.test(id)) throw badRequest(`'${id}' is no upload id`);
+    return this.write(id, body);
+  }
+
+  /** Writes to a temporary name, syncs, then renames: an upload is whole and durable or absent. */
+  private async write(id: string, body: Readable): Promise<{ upload_id: string; bytes: number }> {
+    // Copies of one id arriving twice at once (a retry) must not share a temporary file.
+    const tmp = join(this.dir, `${id}.${randomBytes(4).toString('hex')}.tmp`);
     let bytes = 0;
     body.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
@@ -42,8 +54,22 @@ export class UploadStore {
       await rm(tmp, { force: true });
       throw err instanceof WeirError ? err : badRequest(`the upload was interrupted: ${(err as Error).message}`);
     }
-    await rename(tmp, join(this.dir, id));
+    const file = await open(tmp, 'r+');
+    try {
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, this.pathOf(id));
     return { upload_id: id, bytes };
+  }
+
+  pathOf(id: string): string {
+    return join(this.dir, id);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (UPLOAD_ID.test(id)) await rm(this.pathOf(id), { force: true });
   }
 
   async open(id: string): Promise<{ path: string; size: number } | undefined> {
@@ -60,16 +86,45 @@ const tooBig = () =>
     `an upload may be at most ${MAX_UPLOAD_BYTES / 1024 ** 3} GiB; put larger inputs where every worker can read them`,
   );
 
-/** `POST /api/uploads` (raw bytes) → `{upload_id, url, bytes}`; `GET /uploads/ID` with ranges. */
-export function uploadRoutes(store: UploadStore, selfUrl: string) {
+const octetStream = (headers: Record<string, unknown>) => {
+  const type = headers['content-type'];
+  if (typeof type !== 'string' || !type.startsWith('application/octet-stream')) {
+    throw badRequest('send the file as the body with Content-Type: application/octet-stream');
+  }
+};
+
+/**
+ * `POST /api/uploads` (raw bytes) → `{upload_id, url, bytes, copies}` once a majority of
+ * masters hold it; `PUT /api/uploads/ID`, a master's copy from another; `GET /uploads/ID`
+ * with ranges.
+ */
+export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, selfUrl: string) {
   return async (app: FastifyInstance): Promise<void> => {
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
     app.post('/api/uploads', { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
-      if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
-        throw badRequest('send the file as the body with Content-Type: application/octet-stream');
-      }
+      octetStream(req.headers);
       const saved = await store.save(req.body as Readable);
-      return reply.code(201).send({ ...saved, url: `${selfUrl}/uploads/${saved.upload_id}` });
+      let copies: number;
+      try {
+        copies = await replicator.replicate(saved.upload_id, store.pathOf(saved.upload_id), saved.bytes);
+      } catch (err) {
+        // Refused uploads leave nothing here; copies that did land elsewhere are never named.
+        await store.remove(saved.upload_id);
+        throw err;
+      }
+      return reply.code(201).send({ ...saved, copies, url: `${selfUrl}/uploads/${saved.upload_id}` });
+    });
+    app.put('/api/uploads/:id', { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
+      octetStream(req.headers);
+      const id = (req.params as { id: string }).id;
+      const body = req.body as Readable;
+      const held = await store.open(id);
+      if (held) {
+        // A copy sent again (the sender retried): the same id is the same file.
+        body.resume();
+        return reply.code(200).send({ upload_id: id, bytes: held.size });
+      }
+      return reply.code(201).send(await store.saveCopy(id, body));
     });
     app.get('/uploads/:id', async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);

@@ -45,7 +45,12 @@ export interface DataTaskSpec {
   output?: { path: string };
   maps?: MapOutput[];
   /** Set by the worker: where it keeps map outputs, and a token for fetching other workers'. */
-  env?: { shuffle_dir: string; auth?: string };
+  env?: {
+    shuffle_dir: string;
+    auth?: string;
+    /** The masters the worker knows: each holds a copy of uploaded inputs. */
+    masters?: string[];
+  };
 }
 
 /** Keys a sample task returns: enough for even quantiles, few enough for the log. */
@@ -67,7 +72,7 @@ async function functionsOf(spec: DataTaskSpec): Promise<JobFunctions> {
 
 async function recordsOf(spec: DataTaskSpec, sample?: { windows: number; bytes: number }): Promise<unknown[]> {
   if (spec.records) return spec.records;
-  if (spec.input) return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample);
+  if (spec.input) return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample, spec.env?.masters);
   return [spec.part]; // no input: each map task's one record is its own index (pi)
 }
 

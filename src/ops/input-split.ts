@@ -92,8 +92,19 @@ interface OpenInput {
 
 const where = (input: InputSpec) => input.path ?? input.url;
 
-/** Opens a file or a URL for positioned reads. */
-async function openInput(input: InputSpec): Promise<OpenInput> {
+/**
+ * Where an input URL can be read: the URL itself and, for an upload (`/uploads/ID` on a
+ * master), the same path on every master the worker knows — each master holds a copy, so
+ * the input outlives the master that received it.
+ */
+export function inputSources(url: string, masters: readonly string[] = []): string[] {
+  const own = new URL(url);
+  if (!/^\/uploads\/up_[0-9a-f]{32}$/.test(own.pathname)) return [url];
+  return [...new Set([own.href, ...masters.map((m) => new URL(own.pathname, m).href)])];
+}
+
+/** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
+async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
   if (input.path !== undefined) {
     const file = await open(input.path, 'r');
     const { size } = await file.stat();
@@ -107,22 +118,50 @@ async function openInput(input: InputSpec): Promise<OpenInput> {
       close: () => file.close(),
     };
   }
-  const url = input.url;
-  const head = await fetch(url, { method: 'HEAD' });
-  if (!head.ok) throw new Error(`input ${url}: HEAD answered ${head.status}`);
-  const size = Number(head.headers.get('content-length'));
-  if (!Number.isFinite(size)) throw new Error(`input ${url}: the server sends no Content-Length`);
+  const sources = inputSources(input.url, masters);
+  const failed: string[] = [];
+  /** The input's size from the first source that answers; reads go there first. */
+  let at = -1;
+  let size = NaN;
+  for (const [i, src] of sources.entries()) {
+    const head = await fetch(src, { method: 'HEAD' }).catch((err: Error) => err);
+    if (head instanceof Response && head.ok) {
+      at = i;
+      size = Number(head.headers.get('content-length'));
+      break;
+    }
+    failed.push(
+      `${src} ${head instanceof Response ? `answered HEAD with ${head.status}` : `unreachable (${head.message})`}`,
+    );
+  }
+  if (at < 0) throw new Error(`input ${input.url}: ${failed.join('; ')}`);
+  if (!Number.isFinite(size)) throw new Error(`input ${sources[at]}: the server sends no Content-Length`);
+  const readFrom = async (src: string, position: number, last: number): Promise<Buffer> => {
+    const res = await fetch(src, { headers: { range: `bytes=${position}-${last}` } });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      throw new Error(`input ${src}: a range request answered ${res.status}; the server must support ranges`);
+    }
+    return Buffer.from(await res.arrayBuffer());
+  };
   return {
     size,
     read: async (position, length) => {
       if (position >= size) return Buffer.alloc(0);
       const last = Math.min(size, position + length) - 1;
-      const res = await fetch(url, { headers: { range: `bytes=${position}-${last}` } });
-      if (res.status !== 206) {
-        await res.body?.cancel();
-        throw new Error(`input ${url}: a range request answered ${res.status}; the server must support ranges`);
+      // The source that answered last first, then the others: a master may die mid-task.
+      let firstErr: unknown;
+      for (let k = 0; k < sources.length; k++) {
+        const i = (at + k) % sources.length;
+        try {
+          const buf = await readFrom(sources[i]!, position, last);
+          at = i;
+          return buf;
+        } catch (err) {
+          firstErr ??= err;
+        }
       }
-      return Buffer.from(await res.arrayBuffer());
+      throw firstErr;
     },
     close: async () => {},
   };
@@ -162,14 +201,16 @@ function parseRecords(input: InputSpec, lines: string[], header: string[] | unde
 /**
  * Reads split `idx` of `count` of an input and parses its records. With `sample`, reads only
  * that many windows of `sampleBytes` spread over the split (a range partitioner's sample).
+ * `masters`: where an uploaded input has copies besides the master in its URL.
  */
 export async function readInputSplit(
   input: InputSpec,
   count: number,
   idx: number,
   sample?: { windows: number; bytes: number },
+  masters?: readonly string[],
 ): Promise<unknown[]> {
-  const f = await openInput(input);
+  const f = await openInput(input, masters);
   try {
     const { start, end } = splitRange(f.size, count, idx);
     const header = input.format === 'csv' ? await headerOf(f.read) : undefined;

@@ -274,7 +274,10 @@ export class WorkerAgent {
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
     if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
     const auth = await this.o.tokens.header();
-    return { ...a.spec, env: { shuffle_dir: this.o.shuffleDir, ...(auth ? { auth } : {}) } };
+    return {
+      ...a.spec,
+      env: { shuffle_dir: this.o.shuffleDir, masters: [...this.o.client.masters], ...(auth ? { auth } : {}) },
+    };
   }
 
   private flushReports(): void {

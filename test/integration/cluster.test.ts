@@ -6,6 +6,8 @@
 //
 // WEIR_SLOW=1 adds a test that drives the log past compaction (25,000 entries) so that a
 // joining master must be sent a snapshot; it takes about a minute on its own.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
@@ -162,7 +164,9 @@ describe('three masters started together', () => {
       let atKill: Json;
       let failoverMs: number;
       let newLeader: number;
+      let upload: { upload_id: string; url: string; copies: number };
       const survivors = () => ids.filter((id) => id !== oldLeader).map(urlOf);
+      const WORDS = Array.from({ length: 2000 }, (_, i) => `w${i % 7} w${i % 3}`);
 
       beforeAll(async () => {
         const agreed = await untilAgreedLeader(urls());
@@ -172,6 +176,20 @@ describe('three masters started together', () => {
 
         doneBefore = await submit(urlOf(follower), multiply('before-the-kill'));
         await untilJobStatus(urlOf(follower), doneBefore, 'completed', 30_000);
+
+        // An input file uploaded to the master about to die, read by a job only after it died.
+        const up = await fetch(`${urlOf(oldLeader)}/api/uploads`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/octet-stream' },
+          body: WORDS.join('\n'),
+        });
+        expect(up.status, await up.clone().text()).toBe(201);
+        upload = (await up.json()) as typeof upload;
+        await waitFor(
+          'every master to hold a copy of the upload',
+          () => ids.every((id) => existsSync(join(masters.get(id)!.dataDir, 'uploads', upload.upload_id))),
+          10_000,
+        );
 
         // 20 tasks of 500 ms on 2 × 2 slots: about 2.5 s of work; the kill lands mid-job.
         sleeper = await submit(urlOf(follower), {
@@ -261,6 +279,24 @@ describe('three masters started together', () => {
           await untilJobStatus(url, id, 'completed', 30_000);
           expect(await results(survivors()[1]!, id)).toEqual([0, 1]);
         }
+      });
+
+      it('a job reads an input uploaded to the killed master from the survivors’ copies', async () => {
+        // Acknowledged once a majority held it; the third copy followed.
+        expect(upload.copies).toBeGreaterThanOrEqual(2);
+        expect(upload.url.startsWith(urlOf(oldLeader))).toBe(true);
+        const url = survivors()[0]!;
+        const id = await submitRetrying(url, {
+          name: 'reads-a-dead-masters-upload',
+          type: 'batch',
+          config: { operation: 'wordcount', task_count: 3, reduce_tasks: 2, input: { url: upload.url } },
+        });
+        const job = await untilJobStatus(url, id, 'completed', 60_000);
+        expect(job.progress.failed).toBe(0);
+        const counted = new Map((await results(url, id)).map((r) => [(r as Json).key, (r as Json).value]));
+        const expected = new Map<string, number>();
+        for (const w of WORDS.join(' ').split(' ')) expected.set(w, (expected.get(w) ?? 0) + 1);
+        expect(counted).toEqual(expected);
       });
 
       it('the killed master, restarted on its data dir, rejoins and catches up', async () => {
@@ -477,5 +513,28 @@ describe('three masters that find each other in DNS (--discover dns:weir.test --
     await untilAgreedLeader(urls, { leaderId: 78, timeoutMs: 15_000 });
     const r = await http('POST', `${masters[0]!.url}/api/jobs`, { name: 'found-by-dns', type: 'batch' });
     expect(r.status, r.text).toBe(201);
+  });
+});
+
+describe('an upload to a master that cannot reach a majority of the masters', () => {
+  it('is refused with a message saying why, and leaves no file behind', async () => {
+    // Three masters configured, two never started: this one alone is no majority.
+    const hosts = ['127.0.0.75', '127.0.0.78', '127.0.0.79'];
+    const ports = await freePorts(hosts);
+    const port = ports[0]!;
+    const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+    const lone = await c.master('127.0.0.75', { port, args: ['--peers', peers], wait: false });
+    await waitFor('the lone master to answer', async () => (await clusterStatus(lone.url)) !== undefined, 30_000);
+    const up = await fetch(`${lone.url}/api/uploads`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: 'a\nb\n',
+    });
+    expect(up.status).toBe(503);
+    const { error } = (await up.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('unavailable');
+    expect(error.message).toMatch(/reached 1 of the 2 masters that must hold it .*retry when more masters are up/);
+    expect(readdirSync(join(lone.dataDir, 'uploads'))).toEqual([]);
+    await c.stop(lone);
   });
 });

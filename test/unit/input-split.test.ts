@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readInputSplit, readSplitLines, splitRange } from '../../src/ops/input-split.js';
+import { inputSources, readInputSplit, readSplitLines, splitRange } from '../../src/ops/input-split.js';
 
 const reader = (text: string) => {
   const buf = Buffer.from(text);
@@ -192,5 +192,25 @@ describe('sampling a split (the range partitioner)', () => {
     expect(sample.length).toBeGreaterThan(0);
     for (const r of sample) expect(typeof r.i).toBe('number');
     expect(sample[0]).toEqual({ i: 0, word: 'w0' });
+  });
+});
+
+describe('where an input URL is read from', () => {
+  const id = `up_${'ab'.repeat(16)}`;
+  const masters = ['http://10.0.0.1:8080', 'http://10.0.0.2:8080/', 'http://10.0.0.3:8080'];
+
+  it('an upload: the master in its URL first, then every other master the worker knows', () => {
+    expect(inputSources(`http://10.0.0.2:8080/uploads/${id}`, masters)).toEqual([
+      `http://10.0.0.2:8080/uploads/${id}`,
+      `http://10.0.0.1:8080/uploads/${id}`,
+      `http://10.0.0.3:8080/uploads/${id}`,
+    ]);
+  });
+
+  it('any other URL: only itself', () => {
+    expect(inputSources('https://data.example/uploads/words.txt', masters)).toEqual([
+      'https://data.example/uploads/words.txt',
+    ]);
+    expect(inputSources(`http://10.0.0.2:8080/uploads/${id}`)).toEqual([`http://10.0.0.2:8080/uploads/${id}`]);
   });
 });
