@@ -54,8 +54,8 @@ export class HttpClient {
   }
 
   /** Every master this client knows of. */
-  get masters(): readonly string[] {
-    return this.urls;
+  get masters(): string[] {
+    return [...this.urls];
   }
 
   get baseUrl(): string {

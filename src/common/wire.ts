@@ -32,7 +32,13 @@ export type ToWorker =
 
 export type ToMaster =
   /** First frame after connecting: what the worker runs and what it still has to report. */
-  { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] } | { t: 'report'; reports: TaskReport[] } | { t: 'drain' };
+  | { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] }
+  /**
+   * `resent`: reports sent before (after a reconnect, or unacknowledged for long); they may
+   * be committed already, so the leader does not count their slots free again.
+   */
+  | { t: 'report'; reports: TaskReport[]; resent?: true }
+  | { t: 'drain' };
 
 /** Close codes a master uses on the channel. */
 export const CLOSE_UNKNOWN_WORKER = 4404;

@@ -1,3 +1,4 @@
+import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import { taskKey, type TaskReport } from '../common/wire.js';
 import type { Consensus } from '../consensus/consensus.js';
@@ -40,7 +41,11 @@ export class ReportBatcher {
     private readonly tracker?: ReportTracker,
   ) {}
 
-  add(workerId: string, reports: TaskReport[]): void {
+  /**
+   * `fresh`: first sent now, so each names a task that ran on that worker until just now; the
+   * tracker hears of those only (a re-sent report may be committed already).
+   */
+  add(workerId: string, reports: TaskReport[], { fresh = true } = {}): void {
     const b = this.next;
     for (const r of reports) {
       const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
@@ -50,7 +55,7 @@ export class ReportBatcher {
     let acks = b.acks.get(workerId);
     if (!acks) b.acks.set(workerId, (acks = []));
     for (const { job_id, idx, attempt } of reports) acks.push({ job_id, idx, attempt });
-    this.tracker?.reported(workerId, reports.map(taskKey));
+    if (fresh) this.tracker?.reported(workerId, reports.map(taskKey));
     this.queueFlush();
   }
 
@@ -64,10 +69,25 @@ export class ReportBatcher {
     this.next = emptyBatch();
     this.inFlight = true;
     const at = Date.now();
+    // Each outcome stops counting as finishing once its own entry is applied (or lost).
+    const recorded = (list: readonly (TaskRef & { worker_id: string })[]) => () => {
+      if (!this.tracker) return;
+      for (const [workerId, tasks] of groupBy(list, (t) => t.worker_id))
+        this.tracker.recorded(workerId, tasks.map(taskKey));
+    };
     const proposals = [];
-    if (b.completions.length)
-      proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions: b.completions }));
-    if (b.failures.length) proposals.push(this.consensus.propose({ type: 'failTasks', at, failures: b.failures }));
+    if (b.completions.length) {
+      proposals.push(
+        this.consensus
+          .propose({ type: 'completeTasks', at, completions: b.completions })
+          .finally(recorded(b.completions)),
+      );
+    }
+    if (b.failures.length) {
+      proposals.push(
+        this.consensus.propose({ type: 'failTasks', at, failures: b.failures }).finally(recorded(b.failures)),
+      );
+    }
     Promise.all(proposals)
       .then(() => {
         // Stale and duplicate reports are acknowledged too: there is nothing left to do with them.
@@ -76,7 +96,6 @@ export class ReportBatcher {
       // Unacknowledged reports are sent again by their workers, to this leader or the next.
       .catch((err: Error) => this.log.warn({ err }, 'recording task reports failed'))
       .finally(() => {
-        if (this.tracker) for (const [workerId, tasks] of b.acks) this.tracker.recorded(workerId, tasks.map(taskKey));
         this.inFlight = false;
         if (this.next.acks.size) this.queueFlush();
       });

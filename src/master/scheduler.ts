@@ -66,8 +66,9 @@ export class Scheduler {
     for (const w of this.queries.liveWorkers()) {
       if (w.status !== 'active' || !this.registry.connected(w.worker_id)) continue;
       // A task the worker reported done no longer takes a slot there, committed or not:
-      // the slot goes back to work while the outcome replicates. (A stale report may free
-      // one slot too many until it is committed and dropped; the worker queues the extra.)
+      // the slot goes back to work while the outcome replicates. (Re-sent reports are not
+      // counted; a first report of a task the log no longer runs there may free one slot
+      // too many until it is committed and dropped, and the worker queues the extra task.)
       const busy = (running.get(w.worker_id) ?? 0) - this.registry.finishingOn(w.worker_id);
       slots.push({ worker_id: w.worker_id, max_tasks: w.max_tasks, running: Math.max(0, busy) });
     }

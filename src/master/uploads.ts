@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,6 +26,8 @@ export class UploadStore {
   constructor(dataDir: string) {
     this.dir = join(dataDir, 'uploads');
     mkdirSync(this.dir, { recursive: true });
+    // Halves of uploads a crash interrupted: nobody was told of them.
+    for (const f of readdirSync(this.dir)) if (f.endsWith('.tmp')) rmSync(join(this.dir, f), { force: true });
   }
 
   /** Stores a body stream under a new id; refuses (and drops) one over the limit. */
@@ -54,13 +56,15 @@ export class UploadStore {
       await rm(tmp, { force: true });
       throw err instanceof WeirError ? err : badRequest(`the upload was interrupted: ${(err as Error).message}`);
     }
-    const file = await open(tmp, 'r+');
     try {
-      await file.datasync();
-    } finally {
-      await file.close();
+      await syncPath(tmp, 'r+');
+      await rename(tmp, this.pathOf(id));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
     }
-    await rename(tmp, this.pathOf(id));
+    // The new name is durable only once the directory holding it is.
+    await syncPath(this.dir, 'r');
     return { upload_id: id, bytes };
   }
 
@@ -77,6 +81,15 @@ export class UploadStore {
     const path = join(this.dir, id);
     const s = await stat(path).catch(() => undefined);
     return s ? { path, size: s.size } : undefined;
+  }
+}
+
+async function syncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const handle = await open(path, flags);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -120,9 +133,12 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       const body = req.body as Readable;
       const held = await store.open(id);
       if (held) {
-        // A copy sent again (the sender retried): the same id is the same file.
         body.resume();
-        return reply.code(200).send({ upload_id: id, bytes: held.size });
+        // A copy sent again (the sender retried): the same id is the same file.
+        if (Number(req.headers['content-length']) === held.size) {
+          return reply.code(200).send({ upload_id: id, bytes: held.size });
+        }
+        throw new WeirError('conflict', `this master holds a different file as upload ${id}`);
       }
       return reply.code(201).send(await store.saveCopy(id, body));
     });

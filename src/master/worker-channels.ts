@@ -77,7 +77,7 @@ export class WorkerChannels {
       case 'hello':
         return this.reconcile(workerId, msg);
       case 'report':
-        this.reports.add(workerId, msg.reports);
+        this.reports.add(workerId, msg.reports, { fresh: msg.resent !== true });
         // Their slots are free now, not once the outcomes are committed.
         return this.scheduler.kick();
       case 'drain':

@@ -99,7 +99,10 @@ export class WorkerRegistry {
     if (set.size === 0) this.finishing.delete(workerId);
   }
 
-  /** How many of the tasks the log says run on this worker have in fact finished there. */
+  /**
+   * How many tasks this worker reported done (first sends only) whose outcome is not yet
+   * committed: the log still counts them as running there.
+   */
   finishingOn(workerId: string): number {
     return this.finishing.get(workerId)?.size ?? 0;
   }

@@ -103,6 +103,9 @@ export function inputSources(url: string, masters: readonly string[] = []): stri
   return [...new Set([own.href, ...masters.map((m) => new URL(own.pathname, m).href)])];
 }
 
+/** How long an input URL has to answer HEAD before the next copy is tried. */
+const HEAD_TIMEOUT_MS = 5_000;
+
 /** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
 async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
   if (input.path !== undefined) {
@@ -124,7 +127,10 @@ async function openInput(input: InputSpec, masters?: readonly string[]): Promise
   let at = -1;
   let size = NaN;
   for (const [i, src] of sources.entries()) {
-    const head = await fetch(src, { method: 'HEAD' }).catch((err: Error) => err);
+    // A master that is down may not refuse connections: give up on it soon, try the next.
+    const head = await fetch(src, { method: 'HEAD', signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) }).catch(
+      (err: Error) => err,
+    );
     if (head instanceof Response && head.ok) {
       at = i;
       size = Number(head.headers.get('content-length'));

@@ -164,7 +164,7 @@ export class WorkerAgent {
           })),
         });
         const pending = [...this.unacked.values()].map((u) => u.report);
-        if (pending.length) this.send({ t: 'report', reports: pending });
+        if (pending.length) this.send({ t: 'report', reports: pending, resent: true });
         if (this.draining) this.send({ t: 'drain' });
       });
       ws.on('message', (data: Buffer) => {
@@ -276,7 +276,7 @@ export class WorkerAgent {
     const auth = await this.o.tokens.header();
     return {
       ...a.spec,
-      env: { shuffle_dir: this.o.shuffleDir, masters: [...this.o.client.masters], ...(auth ? { auth } : {}) },
+      env: { shuffle_dir: this.o.shuffleDir, masters: this.o.client.masters, ...(auth ? { auth } : {}) },
     };
   }
 
@@ -295,7 +295,7 @@ export class WorkerAgent {
         stale.push(u.report);
       }
     }
-    if (stale.length) this.send({ t: 'report', reports: stale });
+    if (stale.length) this.send({ t: 'report', reports: stale, resent: true });
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   PROGRESS_SINCE,
   PROGRESS_TASKS,
   QUICK_TASK_MS,
+  STARTED,
   WAITING,
   WITHDRAWN,
   type Chunkable,
@@ -49,7 +50,8 @@ interface Task extends Chunkable {
 
 interface Chunk {
   tasks: Task[];
-  progress: Int32Array;
+  /** Shared with the thread (task-chunks.ts); none for a task sent alone. */
+  progress: Int32Array | undefined;
   /** Date.now() when it was sent; the thread's PROGRESS_SINCE counts from here. */
   base: number;
   /** Aborting it terminates the thread (the pool replaces it). */
@@ -144,16 +146,19 @@ export class ExecutorPool {
     this.chunksSent++;
     this.tasksSent += tasks.length;
     const { memoryMb, timeoutMs } = tasks[0]!;
-    const shared = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (PROGRESS_TASKS + tasks.length));
+    const shared =
+      tasks.length > 1
+        ? new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (PROGRESS_TASKS + tasks.length))
+        : undefined;
     const chunk: Chunk = {
       tasks,
-      progress: new Int32Array(shared),
+      progress: shared && new Int32Array(shared),
       base: Date.now(),
       kill: new AbortController(),
       culprit: undefined,
       timer: undefined,
     };
-    chunk.progress[PROGRESS_RUNNING] = -1;
+    if (chunk.progress) chunk.progress[PROGRESS_RUNNING] = -1;
     tasks.forEach((t, i) => {
       t.chunk = chunk;
       t.slot = i;
@@ -161,12 +166,18 @@ export class ExecutorPool {
     chunk.timer = setTimeout(() => this.checkTimeout(chunk, timeoutMs), timeoutMs);
     const req: ChunkRequest = {
       specs: tasks.map((t) => t.spec),
-      progress: shared,
+      ...(shared ? { progress: shared } : {}),
       base: chunk.base,
       budgetMs: CHUNK_BUDGET_MS,
     };
-    this.pool(memoryMb)
-      .run(req, { signal: chunk.kill.signal })
+    let running: Promise<unknown>;
+    try {
+      running = this.pool(memoryMb).run(req, { signal: chunk.kill.signal });
+    } catch (err) {
+      // No thread could take it (the pool refused its limits): each task fails, none hangs.
+      running = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    running
       .then(
         (outcomes) => this.finished(chunk, outcomes as ChunkOutcome[]),
         (err: unknown) => this.died(chunk, err),
@@ -180,10 +191,11 @@ export class ExecutorPool {
 
   /** The chunk's timer: fails the task running now if it has run its time, else waits on. */
   private checkTimeout(chunk: Chunk, timeoutMs: number): void {
-    const running = Atomics.load(chunk.progress, PROGRESS_RUNNING);
+    const running = runningIn(chunk);
     // Before its first task starts, the chunk's time is its first task's (a thread starting).
-    const since = running < 0 ? 0 : Atomics.load(chunk.progress, PROGRESS_SINCE);
-    const left = chunk.base + since + timeoutMs - Date.now();
+    // Between two tasks, the next one's time has not begun.
+    const since = running < 0 || !chunk.progress ? 0 : Atomics.load(chunk.progress, PROGRESS_SINCE);
+    const left = running === BETWEEN ? timeoutMs : chunk.base + since + timeoutMs - Date.now();
     if (left > 0) chunk.timer = setTimeout(() => this.checkTimeout(chunk, timeoutMs), left);
     else this.killFor(chunk, Math.max(0, running), new TaskTimeoutError(timeoutMs));
   }
@@ -200,9 +212,12 @@ export class ExecutorPool {
     if (!chunk) {
       const i = this.queue.indexOf(task);
       if (i >= 0) this.queue.splice(i, 1);
-    } else if (Atomics.compareExchange(chunk.progress, PROGRESS_TASKS + task.slot, WAITING, WITHDRAWN) !== WAITING) {
+    } else if (
+      !chunk.progress ||
+      Atomics.compareExchange(chunk.progress, PROGRESS_TASKS + task.slot, WAITING, WITHDRAWN) !== WAITING
+    ) {
       // The thread has it: stop it if it runs now; if it is done, its result is dropped.
-      if (Atomics.load(chunk.progress, PROGRESS_RUNNING) === task.slot) this.killFor(chunk, task.slot, reason);
+      if (runningIn(chunk) === task.slot) this.killFor(chunk, task.slot, reason);
     }
     this.settle(task, reason);
   }
@@ -220,10 +235,11 @@ export class ExecutorPool {
   }
 
   private died(chunk: Chunk, err: unknown): void {
-    const running = Atomics.load(chunk.progress, PROGRESS_RUNNING);
-    const culprit = chunk.culprit ?? { slot: Math.max(0, running), error: err };
+    const taken = chunk.progress ? Math.max(0, Atomics.load(chunk.progress, PROGRESS_RUNNING)) : 0;
+    const culprit = chunk.culprit ?? { slot: taken, error: err };
     const culpritTask = chunk.tasks[culprit.slot]!;
-    this.observe(culpritTask, Infinity);
+    // Killed for a cancellation, the task said nothing about its job's speed.
+    if (culprit.error instanceof TaskTimeoutError || !chunk.culprit) this.observe(culpritTask, Infinity);
     this.settle(culpritTask, culprit.error);
     this.requeue(
       chunk.tasks.filter((t) => t !== culpritTask),
@@ -274,6 +290,20 @@ export class ExecutorPool {
     await Promise.allSettled([...this.pools.values()].map((p) => p.close({ force: true })));
     this.pools.clear();
   }
+}
+
+/** runningIn's answer when the thread is between two tasks of its chunk (or done with all). */
+const BETWEEN = -2;
+
+/**
+ * The index of the task a chunk's thread runs now: -1 before the first, BETWEEN when the one
+ * it took last has returned. A lone task counts as running from the start.
+ */
+function runningIn(chunk: Chunk): number {
+  if (!chunk.progress) return 0;
+  const i = Atomics.load(chunk.progress, PROGRESS_RUNNING);
+  if (i < 0) return i;
+  return Atomics.load(chunk.progress, PROGRESS_TASKS + i) === STARTED ? i : BETWEEN;
 }
 
 const reasonOf = (signal: AbortSignal): Error =>

@@ -20,22 +20,27 @@ export const QUICK_TASK_MS = 1;
 export const CHUNK_BUDGET_MS = 2;
 
 /**
- * Shared between the pool and the thread running a chunk: which task runs now and since
- * when (written by the thread), and per task who has it — the thread when it starts it, the
- * pool when it takes it back unstarted (a cancellation). Both claim a task by compare-and-
- * exchange from WAITING, so exactly one of them gets it.
+ * Shared between the pool and the thread running a chunk: which task the thread took last
+ * and since when (written before it claims it), and per task who has it — the thread when
+ * it starts it, the pool when it takes it back unstarted (a cancellation). Both claim a task
+ * by compare-and-exchange from WAITING, so exactly one of them gets it; the thread marks it
+ * DONE when it returns. A task runs now iff it is RUNNING and its claim is STARTED.
  */
-export const PROGRESS_RUNNING = 0; // index of the task running now; -1 before the first
-export const PROGRESS_SINCE = 1; // when it started, ms after ChunkRequest.base
+export const PROGRESS_RUNNING = 0; // index of the task taken last; -1 before the first
+export const PROGRESS_SINCE = 1; // when it was taken, ms after ChunkRequest.base
 export const PROGRESS_TASKS = 2; // then one claim per task:
 export const WAITING = 0;
 export const STARTED = 1;
 export const WITHDRAWN = 2;
+export const DONE = 3;
 
 export interface ChunkRequest {
   specs: TaskSpec[];
-  /** Int32Array over a SharedArrayBuffer laid out as above. */
-  progress: SharedArrayBuffer;
+  /**
+   * Int32Array over a SharedArrayBuffer laid out as above; none for a task sent alone (it
+   * runs at once, and sharing memory with a thread costs a lone task ~0.1 ms more).
+   */
+  progress?: SharedArrayBuffer;
   /** Date.now() when the pool sent the chunk; PROGRESS_SINCE counts from it. */
   base: number;
   budgetMs: number;

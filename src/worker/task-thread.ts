@@ -4,6 +4,7 @@
 // cancellation can be pinned on that task alone.
 import { runTaskToJson } from '../ops/batch-ops.js';
 import {
+  DONE,
   PROGRESS_RUNNING,
   PROGRESS_SINCE,
   PROGRESS_TASKS,
@@ -15,17 +16,20 @@ import {
 } from './task-chunks.js';
 
 export default async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
-  const progress = new Int32Array(req.progress);
+  const progress = req.progress ? new Int32Array(req.progress) : undefined;
   const started = Date.now();
   const outcomes: ChunkOutcome[] = [];
   for (let i = 0; i < req.specs.length; i++) {
     if (i > 0 && Date.now() - started >= req.budgetMs) break;
-    if (Atomics.compareExchange(progress, PROGRESS_TASKS + i, WAITING, STARTED) !== WAITING) {
-      outcomes.push({ withdrawn: true });
-      continue;
+    if (progress) {
+      // Named before claimed: a pool that sees the claim STARTED sees which task it is.
+      Atomics.store(progress, PROGRESS_SINCE, Date.now() - req.base);
+      Atomics.store(progress, PROGRESS_RUNNING, i);
+      if (Atomics.compareExchange(progress, PROGRESS_TASKS + i, WAITING, STARTED) !== WAITING) {
+        outcomes.push({ withdrawn: true });
+        continue;
+      }
     }
-    Atomics.store(progress, PROGRESS_SINCE, Date.now() - req.base);
-    Atomics.store(progress, PROGRESS_RUNNING, i);
     const t0 = performance.now();
     try {
       const json = await runTaskToJson(req.specs[i]!);
@@ -33,6 +37,7 @@ export default async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[
     } catch (err) {
       outcomes.push({ error: plainError(err), ms: performance.now() - t0 });
     }
+    if (progress) Atomics.store(progress, PROGRESS_TASKS + i, DONE);
   }
   return outcomes;
 }

@@ -92,9 +92,10 @@ describe('the leader turning task reports into log entries', () => {
     const m = await master();
     const registry = new WorkerRegistry();
     const committed = new Promise<void>((resolve) => {
-      const batcher = new ReportBatcher(m.consensus, () => resolve(), log, registry);
+      const batcher = new ReportBatcher(m.consensus, (worker) => worker === 'w1' && resolve(), log, registry);
       batcher.add('w1', [done(0), done(1)]);
-      batcher.add('w1', [done(1)]); // a re-sent report counts once
+      batcher.add('w1', [done(1)]); // the same report twice counts once
+      batcher.add('w2', [done(5)], { fresh: false }); // re-sent: it may be committed already
       // Reported: the log still says 0 and 1 run on w1, but w1 has finished them.
       expect(registry.finishingOn('w1')).toBe(2);
       expect(registry.finishingOn('w2')).toBe(0);
