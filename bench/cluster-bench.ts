@@ -439,8 +439,10 @@ async function joinAndTime(dir: string, members: MasterProc[], host: string): Pr
 }
 
 /**
- * Runs jobs of 100 tasks until the leader has applied more than COMPACT_LOG_AFTER entries,
- * so that every master compacts its log; returns the tasks it took.
+ * Runs one-task jobs until the leader has applied more than COMPACT_LOG_AFTER entries, so
+ * that every master compacts its log; returns the tasks it took. One task per job keeps the
+ * cluster near the history's size (each job is a few entries): with jobs of 100, entries grow
+ * with how many tasks the leader batches per entry, and the snapshot with them (1 M tasks).
  */
 async function compactLog(members: readonly MasterProc[]): Promise<number> {
   const leader = await waitForSettledLeader(members, 20_000);
@@ -449,14 +451,14 @@ async function compactLog(members: readonly MasterProc[]): Promise<number> {
     const s = await clusterStatus(leader.url);
     if ((s?.commit_index ?? 0) > COMPACT_LOG_AFTER + COMPACT_MARGIN) return tasks;
     await mapLimit(
-      Array.from({ length: 16 }, (_, i) => i),
-      8,
+      Array.from({ length: 256 }, (_, i) => i),
+      16,
       async (i) => {
-        const job = await leader.api.call<JobView>('POST', '/api/jobs', noopJob(`top-up-${batch}-${i}`, 100));
+        const job = await leader.api.call<JobView>('POST', '/api/jobs', noopJob(`top-up-${batch}-${i}`, 1));
         await waitCompleted(leader.api, job.job_id);
       },
     );
-    tasks += 16 * 100;
+    tasks += 256;
   }
 }
 
