@@ -75,10 +75,9 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       const before = pool.sent;
       const results = await Promise.all(range(500).map((i) => pool.run(noop(i), { ...limits, key: 'job' })));
       expect(results).toEqual(range(500).map((i) => `[${i}]`));
-      const tasks = pool.sent.tasks - before.tasks;
-      const chunks = pool.sent.chunks - before.chunks;
-      expect(tasks).toBe(500);
-      expect(chunks).toBeLessThan(100);
+      // A chunk's thread hands back what it had no time for (its budget): those go out again.
+      expect(pool.sent.tasks - before.tasks).toBeGreaterThanOrEqual(500);
+      expect(pool.sent.chunks - before.chunks).toBeLessThan(100);
     } finally {
       await pool.close();
     }
