@@ -51,6 +51,16 @@ describe('the executor pool', () => {
   });
 });
 
+/** Runs `body` with a pool of `threads` threads of its own, closed after. */
+async function withPool(threads: number, body: (pool: ExecutorPool) => Promise<void>): Promise<void> {
+  const pool = new BuiltPool(threads);
+  try {
+    await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
 describe('chunks: a thread gets several quick tasks in one message', () => {
   /**
    * One thread, busy with a task of another job while `tasks` (of job `key`, known to be
@@ -68,9 +78,8 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
     return settled;
   }
 
-  it('runs a backlog of a quick job in far fewer thread messages than tasks, each with its own result', async () => {
-    const pool = new BuiltPool(2);
-    try {
+  it('runs a backlog of a quick job in far fewer thread messages than tasks, each with its own result', () =>
+    withPool(2, async (pool) => {
       await pool.run(noop(0), { ...limits, key: 'job' });
       const before = pool.sent;
       const results = await Promise.all(range(500).map((i) => pool.run(noop(i), { ...limits, key: 'job' })));
@@ -78,27 +87,19 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       // A chunk's thread hands back what it had no time for (its budget): those go out again.
       expect(pool.sent.tasks - before.tasks).toBeGreaterThanOrEqual(500);
       expect(pool.sent.chunks - before.chunks).toBeLessThan(100);
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('sends a slow job’s tasks one per message, and a job nobody named', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('sends a slow job’s tasks one per message, and a job nobody named', () =>
+    withPool(1, async (pool) => {
       await pool.run(sleep(5), { ...limits, key: 'slow' });
       const before = pool.sent;
       await Promise.all(range(5).map((i) => pool.run(sleep(5, i), { ...limits, key: 'slow' })));
       await Promise.all(range(5).map((i) => pool.run(noop(i), limits)));
       expect(pool.sent.chunks - before.chunks).toBe(10);
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('fails a task that throws alone, with its name and message; its chunk-mates succeed', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('fails a task that throws alone, with its name and message; its chunk-mates succeed', () =>
+    withPool(1, async (pool) => {
       const o = { ...limits, key: 'throws' };
       const thrower = user('export function map() { throw new TypeError("bad row 7") }');
       const [a, bad, c] = await inOneChunk(pool, 'throws', [
@@ -109,14 +110,10 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       expect(a).toEqual({ status: 'fulfilled', value: '[1]' });
       expect(c).toEqual({ status: 'fulfilled', value: '[3]' });
       expect(bad).toMatchObject({ status: 'rejected', reason: { name: 'TypeError', message: 'bad row 7' } });
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('times out only the task that ran past its timeout; its chunk-mates complete', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('times out only the task that ran past its timeout; its chunk-mates complete', () =>
+    withPool(1, async (pool) => {
       const o = { ...limits, timeoutMs: 300, key: 'loops' };
       const looper = user('export function map() { for (;;) {} }');
       const [a, loop, c, d] = await inOneChunk(pool, 'loops', [
@@ -127,14 +124,10 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       ]);
       expect(loop).toMatchObject({ status: 'rejected', reason: { name: 'TaskTimeoutError' } });
       expect([a, c, d]).toEqual(['[1]', '[3]', '[4]'].map((value) => ({ status: 'fulfilled', value })));
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('pins running out of memory on the task that did; its chunk-mates complete', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('pins running out of memory on the task that did; its chunk-mates complete', () =>
+    withPool(1, async (pool) => {
       const o = { ...limits, memoryMb: 32, key: 'hungry' };
       const hog = user('export function map() { const a = []; for (;;) a.push(new Array(1e5).fill(a.length)); }');
       // The blocker must share the limits' heap size for all of them to share the one thread.
@@ -146,14 +139,10 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       expect(oom.status).toBe('rejected');
       expect(describeError((oom as PromiseRejectedResult).reason).message).toMatch(/ran out of memory/);
       expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('stops a cancelled task that runs in a chunk, and only that one', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('stops a cancelled task that runs in a chunk, and only that one', () =>
+    withPool(1, async (pool) => {
       const ac = new AbortController();
       const o = { ...limits, key: 'cancels' };
       const looper = user('export function map() { for (;;) {} }');
@@ -169,14 +158,10 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       const [a, loop, c] = await settled;
       expect(loop).toMatchObject({ status: 'rejected', reason: { message: 'task cancelled' } });
       expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 
-  it('drops a cancelled task of a chunk before it starts, without waiting for the chunk', async () => {
-    const pool = new BuiltPool(1);
-    try {
+  it('drops a cancelled task of a chunk before it starts, without waiting for the chunk', () =>
+    withPool(1, async (pool) => {
       const ac = new AbortController();
       const o = { ...limits, key: 'drops' };
       const order: string[] = [];
@@ -193,8 +178,5 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       expect(cancelled).toMatchObject({ status: 'rejected', reason: { message: 'task cancelled' } });
       expect([slow, last]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
       expect(order).toEqual(['cancelled', 'slow', 'last']);
-    } finally {
-      await pool.close();
-    }
-  });
+    }));
 });
