@@ -10,3 +10,14 @@ export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export function newId(prefix: string, now = Date.now()): string {
   return `${prefix}-${now.toString(36)}${randomBytes(8).toString('hex')}`;
 }
+
+/**
+ * Upload ids are capabilities: whoever knows one may read the file, so they are unguessable
+ * (128 random bits). Every master serves an upload at the same path.
+ */
+export const UPLOAD_ID = /^up_[0-9a-f]{32}$/;
+export const newUploadId = (): string => `up_${randomBytes(16).toString('hex')}`;
+export const uploadPath = (id: string): string => `/uploads/${id}`;
+/** Whether a URL path names an upload (`/uploads/ID`). */
+export const isUploadPath = (path: string): boolean =>
+  path.startsWith('/uploads/') && UPLOAD_ID.test(path.slice('/uploads/'.length));

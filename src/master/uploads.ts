@@ -6,13 +6,11 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { WeirError, badRequest } from '../common/errors.js';
+import { newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
 import type { UploadReplicator } from './upload-replication.js';
 
 /** Largest file `weir submit --input` may upload. */
 export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
-
-/** Upload ids are capabilities: whoever knows one may read the file, so they are unguessable. */
-const UPLOAD_ID = /^up_[0-9a-f]{32}$/;
 
 /**
  * Input files uploaded for jobs whose workers cannot see the client's disk, under each
@@ -32,7 +30,7 @@ export class UploadStore {
 
   /** Stores a body stream under a new id; refuses (and drops) one over the limit. */
   save(body: Readable): Promise<{ upload_id: string; bytes: number }> {
-    return this.write(`up_${randomBytes(16).toString('hex')}`, body);
+    return this.write(newUploadId(), body);
   }
 
   /** Stores another master's copy of upload `id`. */
@@ -125,7 +123,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
         await store.remove(saved.upload_id);
         throw err;
       }
-      return reply.code(201).send({ ...saved, copies, url: `${selfUrl}/uploads/${saved.upload_id}` });
+      return reply.code(201).send({ ...saved, copies, url: `${selfUrl}${uploadPath(saved.upload_id)}` });
     });
     app.put('/api/uploads/:id', { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
       octetStream(req.headers);
@@ -142,7 +140,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply.code(201).send(await store.saveCopy(id, body));
     });
-    app.get('/uploads/:id', async (req, reply) => {
+    app.get(uploadPath(':id'), async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);
       if (!f) throw new WeirError('not_found', 'no such upload on this master');
       void reply.header('accept-ranges', 'bytes');

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { contiguousPartition } from './partition.js';
+import { isUploadPath } from '../common/ids.js';
 
 export const INPUT_FORMATS = ['lines', 'jsonl', 'csv'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
@@ -99,7 +100,7 @@ const where = (input: InputSpec) => input.path ?? input.url;
  */
 export function inputSources(url: string, masters: readonly string[] = []): string[] {
   const own = new URL(url);
-  if (!/^\/uploads\/up_[0-9a-f]{32}$/.test(own.pathname)) return [url];
+  if (!isUploadPath(own.pathname)) return [url];
   return [...new Set([own.href, ...masters.map((m) => new URL(own.pathname, m).href)])];
 }
 

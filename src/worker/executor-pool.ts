@@ -12,6 +12,7 @@ import {
   QUICK_TASK_MS,
   STARTED,
   WAITING,
+  thrownError,
   WITHDRAWN,
   type Chunkable,
   type ChunkOutcome,
@@ -86,8 +87,8 @@ export class ExecutorPool {
   private chunksSent = 0;
   /**
    * Per job, whether its last task ran quickly (see QUICK_TASK_MS), for the jobs seen lately:
-   * two generations, the older dropped whole when the newer fills — no scan to find the
-   * oldest entry (evicting Map entries one by one from the front cost lone tasks ~0.2 ms).
+   * two generations, the older dropped whole when the newer fills, so keeping the memory
+   * bounded costs no scan for the oldest entry.
    */
   private quickNow = new Map<string, boolean>();
   private quickBefore = new Map<string, boolean>();
@@ -329,18 +330,10 @@ function errorFrom(e: ThrownError): Error {
 
 /** A task's failure as reported to the master; thread boundaries lose prototypes, not names. */
 export function describeError(err: unknown): TaskError {
-  if (err && typeof err === 'object') {
-    const e = err as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
-    let message = typeof e.message === 'string' ? e.message : String(err);
-    if (e.code === 'ERR_WORKER_OUT_OF_MEMORY') message = `task ran out of memory (${message})`;
-    const name = typeof e.name === 'string' ? e.name : 'Error';
-    const lost = fetchFailureOf({ name, message });
-    return {
-      name,
-      message,
-      ...(typeof e.stack === 'string' ? { stack: e.stack } : {}),
-      ...(lost ? { fetch_failed: lost } : {}),
-    };
+  const e = thrownError(err);
+  if ((err as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    e.message = `task ran out of memory (${e.message})`;
   }
-  return { name: 'Error', message: String(err) };
+  const lost = fetchFailureOf(e);
+  return { ...e, ...(lost ? { fetch_failed: lost } : {}) };
 }

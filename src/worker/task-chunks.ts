@@ -53,6 +53,19 @@ export interface ThrownError {
   stack?: string;
 }
 
+/** What a task threw — an Error or anything else — as a name, a message and a stack. */
+export function thrownError(err: unknown): ThrownError {
+  if (err && typeof err === 'object') {
+    const e = err as { name?: unknown; message?: unknown; stack?: unknown };
+    return {
+      name: typeof e.name === 'string' ? e.name : 'Error',
+      message: typeof e.message === 'string' ? e.message : String(err),
+      ...(typeof e.stack === 'string' ? { stack: e.stack } : {}),
+    };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
 /**
  * One per task the thread got to, in order, with how long it ran; fewer than the chunk's
  * tasks when the budget ran out (the rest were not started). `withdrawn`: the pool took it

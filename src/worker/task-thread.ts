@@ -9,10 +9,10 @@ import {
   PROGRESS_SINCE,
   PROGRESS_TASKS,
   STARTED,
+  thrownError,
   WAITING,
   type ChunkOutcome,
   type ChunkRequest,
-  type ThrownError,
 } from './task-chunks.js';
 
 export default async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
@@ -35,21 +35,9 @@ export default async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[
       const json = await runTaskToJson(req.specs[i]!);
       outcomes.push({ json, ms: performance.now() - t0 });
     } catch (err) {
-      outcomes.push({ error: plainError(err), ms: performance.now() - t0 });
+      outcomes.push({ error: thrownError(err), ms: performance.now() - t0 });
     }
     if (progress) Atomics.store(progress, PROGRESS_TASKS + i, DONE);
   }
   return outcomes;
-}
-
-function plainError(err: unknown): ThrownError {
-  if (err && typeof err === 'object') {
-    const e = err as { name?: unknown; message?: unknown; stack?: unknown };
-    return {
-      name: typeof e.name === 'string' ? e.name : 'Error',
-      message: typeof e.message === 'string' ? e.message : String(err),
-      ...(typeof e.stack === 'string' ? { stack: e.stack } : {}),
-    };
-  }
-  return { name: 'Error', message: String(err) };
 }
