@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import { WeirError, badRequest } from '../common/errors.js';
 import { newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
+import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
 
 /** Largest file `weir submit --input` may upload. */
@@ -112,7 +113,7 @@ const octetStream = (headers: Record<string, unknown>) => {
 export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, selfUrl: string) {
   return async (app: FastifyInstance): Promise<void> => {
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
-    app.post('/api/uploads', { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
+    app.post(UPLOADS_PATH, { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
       octetStream(req.headers);
       const saved = await store.save(req.body as Readable);
       let copies: number;
@@ -125,7 +126,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply.code(201).send({ ...saved, copies, url: `${selfUrl}${uploadPath(saved.upload_id)}` });
     });
-    app.put('/api/uploads/:id', { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
+    app.put(`${UPLOADS_PATH}/:id`, { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
       octetStream(req.headers);
       const id = (req.params as { id: string }).id;
       const body = req.body as Readable;

@@ -122,7 +122,12 @@ async function openInput(input: InputSpec, masters?: readonly string[]): Promise
       close: () => file.close(),
     };
   }
-  const sources = inputSources(input.url, masters);
+  return openUrl(input.url, masters);
+}
+
+/** An input URL, read from the first of its sources that answers (see inputSources). */
+async function openUrl(url: string, masters?: readonly string[]): Promise<OpenInput> {
+  const sources = inputSources(url, masters);
   const failed: string[] = [];
   /** The input's size from the first source that answers; reads go there first. */
   let at = -1;
@@ -141,7 +146,7 @@ async function openInput(input: InputSpec, masters?: readonly string[]): Promise
       `${src} ${head instanceof Response ? `answered HEAD with ${head.status}` : `unreachable (${head.message})`}`,
     );
   }
-  if (at < 0) throw new Error(`input ${input.url}: ${failed.join('; ')}`);
+  if (at < 0) throw new Error(`input ${url}: ${failed.join('; ')}`);
   if (!Number.isFinite(size)) throw new Error(`input ${sources[at]}: the server sends no Content-Length`);
   const readFrom = async (src: string, position: number, last: number): Promise<Buffer> => {
     const res = await fetch(src, { headers: { range: `bytes=${position}-${last}` } });
