@@ -27,6 +27,7 @@ export interface RunningTask extends TaskRef {
 /** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
 interface Attempts {
   job_id: string;
+  seq: number;
   idx: number;
   attempt: number;
   worker_id: string;
@@ -52,6 +53,15 @@ interface Counters {
 
 const zero = (): Counters => ({ pending: 0, running: 0, completed: 0, failed: 0 });
 
+/** What apply needs of a job to find and create its tasks' rows (tasks are keyed by seq). */
+interface JobKey {
+  seq: number;
+  status: string;
+  total: number;
+  created_at: number;
+  untouched_from: number;
+}
+
 /**
  * The deterministic state transition function: `apply(command)` against the state database,
  * inside the transaction the caller opened. Same commands in the same order → same database
@@ -64,12 +74,15 @@ export class Applier {
   private deltas = new Map<string, Counters>();
   /** Jobs the current command completed (their workers may drop the job's map outputs). */
   private finished: string[] = [];
+  /** Jobs the current command touched, by id: looked up once per job per command. */
+  private jobs = new Map<string, JobKey | undefined>();
 
   constructor(private readonly db: Database) {
     this.s = prepare(db);
   }
 
   apply(cmd: Command): ApplyResult {
+    this.jobs.clear();
     switch (cmd.type) {
       case 'registerWorker':
         return this.registerWorker(cmd);
@@ -110,7 +123,7 @@ export class Applier {
       for (const t of running) {
         // A task raced by a copy starts over too; the surviving attempt on a live worker stops.
         toStop.push(...otherAttempts(t, t.worker_id === cmd.worker_id ? t.attempt : t.alt_attempt));
-        this.s.requeue.run(cmd.at, null, t.job_id, t.idx);
+        this.s.requeue.run(cmd.at, null, t.seq, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
       }
       toStop.push(...this.rerunLostMapOutputs(cmd.worker_id, cmd.at));
@@ -132,6 +145,10 @@ export class Applier {
     this.s.setMeta.run(seq, 'job_seq');
     const stages = isDataJob(cmd.config) ? planStages(cmd.config) : undefined;
     const n = stages ? stages.reduce((k, st) => k + st.count, 0) : cmd.config.task_count;
+    // Only the first stage is runnable; the others wait for the stage before them. A job of
+    // one stage gets its tasks' rows as they are assigned (see untouched_from in schema.ts).
+    const runnable = stages ? stages[0]!.count : n;
+    const lazy = runnable === n;
     this.s.insertJob.run(
       cmd.job_id,
       seq,
@@ -144,17 +161,18 @@ export class Applier {
       n,
       n,
       stages ? JSON.stringify({ stages } satisfies JobPlan) : null,
+      lazy ? 0 : n,
     );
-    // Only the first stage is runnable; the others wait for the stage before them.
-    const runnable = stages ? stages[0]!.count : n;
-    if (runnable > 0) this.s.insertTasks.run(0, runnable, cmd.job_id, 'pending', cmd.at, seq);
-    if (n > runnable) this.s.insertTasks.run(runnable, n, cmd.job_id, 'waiting', cmd.at, seq);
+    if (lazy) return { ok: true, job_id: cmd.job_id, duplicate: false };
+    if (runnable > 0) this.s.insertTasks.run(0, runnable, 'pending', cmd.at, seq);
+    this.s.insertTasks.run(runnable, n, 'waiting', cmd.at, seq);
     return { ok: true, job_id: cmd.job_id, duplicate: false };
   }
 
   private assignTasks(cmd: AssignTasks): ApplyResult {
     const assigned: RunningTask[] = [];
     const live = new Map<string, boolean>();
+    const touched = new Set<JobKey>();
     for (const a of cmd.assignments) {
       let ok = live.get(a.worker_id);
       if (ok === undefined) {
@@ -162,12 +180,25 @@ export class Applier {
         ok = w?.status === 'active';
         live.set(a.worker_id, ok);
       }
-      if (!ok) continue;
-      if (this.s.assign.run(a.worker_id, cmd.at, a.job_id, a.idx, a.attempt).changes === 0) continue;
+      const job = this.jobOf(a.job_id);
+      if (!ok || !job) continue;
+      if (a.idx < job.untouched_from) {
+        if (this.s.assign.run(a.worker_id, cmd.at, job.seq, a.idx, a.attempt).changes === 0) continue;
+      } else {
+        // The task's first assignment gives it its row. Tasks it skips over get theirs now,
+        // still pending, so that untouched_from keeps meaning "no row from here on".
+        if (a.attempt !== 1 || a.idx >= job.total || (job.status !== 'pending' && job.status !== 'running')) continue;
+        if (a.idx > job.untouched_from)
+          this.s.insertTasks.run(job.untouched_from, a.idx, 'pending', job.created_at, job.seq);
+        this.s.insertRunning.run(job.seq, a.idx, a.worker_id, job.created_at, cmd.at);
+        job.untouched_from = a.idx + 1;
+        touched.add(job);
+      }
       if (!this.deltas.has(a.job_id)) this.s.startJob.run(cmd.at, a.job_id); // once per job
       this.delta(a.job_id, { pending: -1, running: 1 });
       assigned.push(a);
     }
+    for (const job of touched) this.s.setUntouched.run(job.untouched_from, job.seq);
     return { ok: true, assigned };
   }
 
@@ -175,8 +206,9 @@ export class Applier {
     const assigned: RunningTask[] = [];
     for (const c of cmd.copies) {
       const w = this.s.getWorker.get(c.worker_id) as { status: string } | undefined;
-      if (w?.status !== 'active') continue;
-      if (this.s.speculate.run(c.worker_id, c.job_id, c.idx, c.attempt, c.worker_id).changes === 0) continue;
+      const job = this.jobOf(c.job_id);
+      if (w?.status !== 'active' || !job) continue;
+      if (this.s.speculate.run(c.worker_id, job.seq, c.idx, c.attempt, c.worker_id).changes === 0) continue;
       assigned.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt + 1, worker_id: c.worker_id });
     }
     return { ok: true, assigned };
@@ -186,12 +218,14 @@ export class Applier {
     const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
+      const seq = this.jobOf(c.job_id)?.seq;
+      if (seq === undefined) continue;
       // First completion from the live attempt wins; stale or repeated reports change nothing.
-      if (this.s.complete.run(cmd.at, c.result_json, c.job_id, c.idx, c.attempt).changes === 0) {
+      if (this.s.complete.run(cmd.at, c.result_json, seq, c.idx, c.attempt).changes === 0) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
-        const t = this.s.runningCopy.get(c.job_id, c.idx, c.attempt, c.attempt) as Attempts | undefined;
+        const t = this.s.runningCopy.get(seq, c.idx, c.attempt, c.attempt) as Attempts | undefined;
         if (!t) continue;
-        this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, c.job_id, c.idx);
+        this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
       }
       this.delta(c.job_id, { running: -1, completed: 1 });
@@ -207,7 +241,9 @@ export class Applier {
     const failedJobs: string[] = [];
     const toStop: RunningTask[] = [];
     for (const f of cmd.failures) {
-      const row = this.s.runningTaskWithJob.get(f.job_id, f.idx, f.attempt, f.attempt) as
+      const seq = this.jobOf(f.job_id)?.seq;
+      if (seq === undefined) continue;
+      const row = this.s.runningTaskWithJob.get(seq, f.idx, f.attempt, f.attempt) as
         (Attempts & { failures: number; max_retries: number }) | undefined;
       if (!row) continue;
       // A failure ends a speculative race too: the task retries (or fails) as a whole.
@@ -221,12 +257,12 @@ export class Applier {
       const failures = row.failures + 1;
       const error = JSON.stringify(f.error);
       if (mayRetry(failures, row.max_retries)) {
-        this.s.retry.run(cmd.at + retryBackoffMs(failures), error, f.job_id, f.idx);
+        this.s.retry.run(cmd.at + retryBackoffMs(failures), error, seq, f.idx);
         this.delta(f.job_id, { running: -1, pending: 1 });
         retried.push(f);
         continue;
       }
-      this.s.failTask.run(cmd.at, error, f.job_id, f.idx);
+      this.s.failTask.run(cmd.at, error, seq, f.idx);
       this.delta(f.job_id, { running: -1, failed: 1 });
       const jobError = JSON.stringify({ task: f.idx, attempts: failures, ...f.error });
       toStop.push(...this.finishJob(f.job_id, 'failed', cmd.at, jobError));
@@ -257,23 +293,24 @@ export class Applier {
 
   /** Moves a multi-stage job to its next stage(s) once every task of the current one completed. */
   private advanceStages(jobId: string, at: number): void {
-    const job = this.s.jobPlan.get(jobId) as { plan: string | null; stage: number; status: string } | undefined;
+    const job = this.s.jobPlan.get(jobId) as
+      { seq: number; plan: string | null; stage: number; status: string } | undefined;
     if (!job?.plan || (job.status !== 'running' && job.status !== 'pending')) return;
     const plan = JSON.parse(job.plan) as JobPlan;
     let stage = job.stage;
     for (; stage < plan.stages.length - 1; stage++) {
       const st = plan.stages[stage]!;
-      if ((this.s.unfinishedInRange.get(jobId, st.first, st.first + st.count - 1) as { n: number }).n > 0) break;
+      if ((this.s.unfinishedInRange.get(job.seq, st.first, st.first + st.count - 1) as { n: number }).n > 0) break;
       if (st.name === 'sample') {
         const keys: unknown[] = [];
-        for (const r of this.s.resultsInRange.all(jobId, st.first, st.first + st.count - 1) as { result: string }[]) {
+        for (const r of this.s.resultsInRange.all(job.seq, st.first, st.first + st.count - 1) as { result: string }[]) {
           keys.push(...(JSON.parse(r.result) as unknown[]));
         }
         plan.boundaries = rangeBoundaries(keys, plan.stages[plan.stages.length - 1]!.count);
         this.s.setPlan.run(JSON.stringify(plan), jobId);
       }
       const next = plan.stages[stage + 1]!;
-      this.s.activate.run(at, jobId, next.first, next.first + next.count - 1);
+      this.s.activate.run(at, job.seq, next.first, next.first + next.count - 1);
     }
     if (stage !== job.stage) this.s.setStage.run(stage, jobId);
   }
@@ -285,32 +322,32 @@ export class Applier {
    */
   private rerunLostMapOutputs(workerId: string, at: number): RunningTask[] {
     const toStop: RunningTask[] = [];
-    for (const job of this.s.stagedActiveJobs.all() as { job_id: string; plan: string }[]) {
+    for (const job of this.s.stagedActiveJobs.all() as { job_id: string; seq: number; plan: string }[]) {
       const plan = JSON.parse(job.plan) as JobPlan;
       plan.stages.forEach((st, s) => {
         if (st.name !== 'map' || s === plan.stages.length - 1) return;
         const consumer = plan.stages[s + 1]!;
-        const left = this.s.unfinishedInRange.get(job.job_id, consumer.first, consumer.first + consumer.count - 1);
+        const left = this.s.unfinishedInRange.get(job.seq, consumer.first, consumer.first + consumer.count - 1);
         if ((left as { n: number }).n === 0) return;
-        const lost = this.s.completedOnWorkerInRange.all(job.job_id, st.first, st.first + st.count - 1, workerId);
+        const lost = this.s.completedOnWorkerInRange.all(job.seq, st.first, st.first + st.count - 1, workerId);
         if (lost.length === 0) return;
-        for (const t of lost as { idx: number }[]) this.invalidate(job.job_id, t.idx, at);
-        toStop.push(...this.rewind(job.job_id, plan, s));
+        for (const t of lost as { idx: number }[]) this.invalidate(job.job_id, job.seq, t.idx, at);
+        toStop.push(...this.rewind(job.job_id, job.seq, plan, s));
       });
     }
     return toStop;
   }
 
   private onFetchFailed(f: RunningTask, lost: { idx: number; attempt: number }, at: number): RunningTask[] {
-    const job = this.s.jobPlan.get(f.job_id) as { plan: string | null; stage: number };
+    const job = this.s.jobPlan.get(f.job_id) as { seq: number; plan: string | null; stage: number };
     const plan = job.plan ? (JSON.parse(job.plan) as JobPlan) : undefined;
-    const map = this.s.taskState.get(f.job_id, lost.idx) as { status: string; attempt: number } | undefined;
+    const map = this.s.taskState.get(job.seq, lost.idx) as { status: string; attempt: number } | undefined;
     if (plan && map?.status === 'completed' && map.attempt === lost.attempt) {
-      this.invalidate(f.job_id, lost.idx, at);
-      return this.rewind(f.job_id, plan, stageOf(plan.stages, lost.idx).stage);
+      this.invalidate(f.job_id, job.seq, lost.idx, at);
+      return this.rewind(f.job_id, job.seq, plan, stageOf(plan.stages, lost.idx).stage);
     }
     // That output was already replaced: run again with the new locations.
-    this.s.retryAs.run('pending', at + 200, f.job_id, f.idx);
+    this.s.retryAs.run('pending', at + 200, job.seq, f.idx);
     this.delta(f.job_id, { running: -1, pending: 1 });
     return [];
   }
@@ -334,20 +371,20 @@ export class Applier {
   }
 
   /** A completed task whose output is lost goes back to pending, as a new attempt. */
-  private invalidate(jobId: string, idx: number, at: number): void {
-    if (this.s.invalidate.run(at, jobId, idx).changes > 0) this.delta(jobId, { completed: -1, pending: 1 });
+  private invalidate(jobId: string, seq: number, idx: number, at: number): void {
+    if (this.s.invalidate.run(at, seq, idx).changes > 0) this.delta(jobId, { completed: -1, pending: 1 });
   }
 
   /** The job goes back to `stage`: later stages' unfinished tasks wait (new attempts). */
-  private rewind(jobId: string, plan: JobPlan, stage: number): RunningTask[] {
+  private rewind(jobId: string, seq: number, plan: JobPlan, stage: number): RunningTask[] {
     const last = plan.stages[plan.stages.length - 1]!;
     const from = plan.stages[stage + 1]!.first;
     const to = last.first + last.count - 1;
-    const running = this.s.runningInRange.all(jobId, from, to, jobId, from, to) as RunningTask[];
-    this.s.toWaiting.run(jobId, from, to);
+    const running = this.s.runningInRange.all(seq, from, to, seq, from, to) as Omit<RunningTask, 'job_id'>[];
+    this.s.toWaiting.run(seq, from, to);
     if (running.length) this.delta(jobId, { running: -running.length, pending: running.length });
     this.s.setStage.run(stage, jobId);
-    return running;
+    return running.map((t) => ({ job_id: jobId, ...t }));
   }
 
   private takeFinished(): string[] {
@@ -358,12 +395,20 @@ export class Applier {
 
   /** Ends a job: its unfinished tasks are cancelled; returns those a worker is still running. */
   private finishJob(jobId: string, status: 'failed' | 'cancelled', at: number, error: string | null): RunningTask[] {
-    const running = this.s.runningOfJob.all(jobId, jobId) as RunningTask[];
+    const { seq } = this.jobOf(jobId)!;
+    const running = this.s.runningOfJob.all(seq, seq) as Omit<RunningTask, 'job_id'>[];
     this.flushCounters();
-    this.s.cancelTasks.run(at, jobId);
+    this.s.cancelTasks.run(at, seq);
     this.s.finishJob.run(status, at, error, jobId);
     this.deltas.delete(jobId);
-    return running;
+    return running.map((t) => ({ job_id: jobId, ...t }));
+  }
+
+  private jobOf(jobId: string): JobKey | undefined {
+    if (this.jobs.has(jobId)) return this.jobs.get(jobId);
+    const job = this.s.jobKey.get(jobId) as JobKey | undefined;
+    this.jobs.set(jobId, job);
+    return job;
   }
 
   private delta(jobId: string, d: Partial<Counters>): void {
@@ -405,80 +450,88 @@ function prepare(db: Database) {
     setWorkerDead: st(`UPDATE workers SET status = 'dead', dead_at = ?, dead_reason = ? WHERE worker_id = ?`),
     setWorkerDraining: st(`UPDATE workers SET status = 'draining' WHERE worker_id = ? AND status = 'active'`),
     runningOnWorker: st(
-      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
-        WHERE status = 'running' AND worker_id = ?
-       UNION SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
-        WHERE status = 'running' AND alt_worker_id = ?`,
+      `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
+         FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.worker_id = ?
+       UNION SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
+         FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.alt_worker_id = ?`,
     ),
     runningOfJob: st(
-      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND status = 'running'
-       UNION ALL SELECT job_id, idx, alt_attempt, alt_worker_id FROM tasks
-        WHERE job_id = ? AND status = 'running' AND alt_attempt IS NOT NULL`,
+      `SELECT idx, attempt, worker_id FROM tasks WHERE seq = ? AND status = 'running'
+       UNION ALL SELECT idx, alt_attempt, alt_worker_id FROM tasks
+        WHERE seq = ? AND status = 'running' AND alt_attempt IS NOT NULL`,
     ),
     speculate: st(
       `UPDATE tasks SET alt_attempt = attempt, alt_worker_id = worker_id, attempt = attempt + 1, worker_id = ?
-       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL AND worker_id != ?`,
+       WHERE seq = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL AND worker_id != ?`,
     ),
     runningCopy: st(
-      `SELECT job_id, idx, attempt, worker_id, alt_attempt, alt_worker_id FROM tasks
-        WHERE job_id = ? AND idx = ? AND status = 'running' AND alt_attempt IS NOT NULL AND (attempt = ? OR alt_attempt = ?)`,
+      `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
+         FROM tasks t JOIN jobs j ON j.seq = t.seq
+        WHERE t.seq = ? AND t.idx = ? AND t.status = 'running' AND t.alt_attempt IS NOT NULL
+          AND (t.attempt = ? OR t.alt_attempt = ?)`,
     ),
     completeCopy: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL, attempt = ?, worker_id = ?,
                         alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx = ?`,
+       WHERE seq = ? AND idx = ?`,
     ),
     requeue: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, started_at = ?,
                         alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx = ?`,
+       WHERE seq = ? AND idx = ?`,
     ),
     jobByKey: st(`SELECT job_id FROM jobs WHERE idempotency_key = ?`),
     getJob: st(`SELECT status FROM jobs WHERE job_id = ?`),
+    jobKey: st(`SELECT seq, status, total, created_at, untouched_from FROM jobs WHERE job_id = ?`),
+    setUntouched: st(`UPDATE jobs SET untouched_from = ? WHERE seq = ?`),
     insertJob: st(
       `INSERT INTO jobs (job_id, seq, name, type, status, config, idempotency_key, created_at, max_retries,
-                         total, pending, running, completed, failed, plan)
-       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)`,
+                         total, pending, running, completed, failed, plan, untouched_from)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)`,
     ),
     // Tasks [first, end) in one statement: a job's tasks go in at half the cost of a row each.
     insertTasks: st(
       `WITH RECURSIVE ids(idx) AS (SELECT ? UNION ALL SELECT idx + 1 FROM ids WHERE idx + 1 < ?)
-       INSERT INTO tasks (job_id, idx, status, attempt, failures, not_before, seq)
-       SELECT ?, idx, ?, 1, 0, ?, ? FROM ids`,
+       INSERT INTO tasks (idx, status, attempt, failures, not_before, seq)
+       SELECT idx, ?, 1, 0, ?, ? FROM ids`,
+    ),
+    insertRunning: st(
+      `INSERT INTO tasks (seq, idx, status, attempt, failures, worker_id, not_before, started_at)
+       VALUES (?, ?, 'running', 1, 0, ?, ?, ?)`,
     ),
     assign: st(
       `UPDATE tasks SET status = 'running', worker_id = ?, started_at = ?
-       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'pending'`,
+       WHERE seq = ? AND idx = ? AND attempt = ? AND status = 'pending'`,
     ),
     startJob: st(`UPDATE jobs SET status = 'running', started_at = ? WHERE job_id = ? AND status = 'pending'`),
     runningTaskWithJob: st(
-      `SELECT t.job_id, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.failures, j.max_retries
-         FROM tasks t JOIN jobs j ON j.job_id = t.job_id
-       WHERE t.job_id = ? AND t.idx = ? AND (t.attempt = ? OR t.alt_attempt = ?) AND t.status = 'running'`,
+      `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.failures, j.max_retries
+         FROM tasks t JOIN jobs j ON j.seq = t.seq
+       WHERE t.seq = ? AND t.idx = ? AND (t.attempt = ? OR t.alt_attempt = ?) AND t.status = 'running'`,
     ),
     complete: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
-       WHERE job_id = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL`,
+       WHERE seq = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL`,
     ),
     retry: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?,
                         alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx = ?`,
+       WHERE seq = ? AND idx = ?`,
     ),
     failTask: st(
       `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ?,
                         alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx = ?`,
+       WHERE seq = ? AND idx = ?`,
     ),
     cancelTasks: st(
-      `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status IN ('pending', 'running', 'waiting')`,
+      `UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE seq = ? AND status IN ('pending', 'running', 'waiting')`,
     ),
     finishJob: st(`UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`),
     bumpCounters: st(
       `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?
        WHERE job_id = ?`,
     ),
-    jobPlan: st(`SELECT plan, stage, status FROM jobs WHERE job_id = ?`),
+    jobPlan: st(`SELECT seq, plan, stage, status FROM jobs WHERE job_id = ?`),
     upsertRow: st(
       `INSERT INTO stream_rows (job_id, row_key, seq, value) VALUES (?, ?, ?, ?)
        ON CONFLICT (job_id, row_key) DO UPDATE SET seq = excluded.seq, value = excluded.value`,
@@ -486,39 +539,39 @@ function prepare(db: Database) {
     setPlan: st(`UPDATE jobs SET plan = ? WHERE job_id = ?`),
     setStage: st(`UPDATE jobs SET stage = ? WHERE job_id = ?`),
     stagedActiveJobs: st(
-      `SELECT job_id, plan FROM jobs WHERE plan IS NOT NULL AND status IN ('pending', 'running') ORDER BY job_id`,
+      `SELECT job_id, seq, plan FROM jobs WHERE plan IS NOT NULL AND status IN ('pending', 'running') ORDER BY job_id`,
     ),
     unfinishedInRange: st(
-      `SELECT count(*) AS n FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status != 'completed'`,
+      `SELECT count(*) AS n FROM tasks WHERE seq = ? AND idx BETWEEN ? AND ? AND status != 'completed'`,
     ),
-    resultsInRange: st(`SELECT result FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
+    resultsInRange: st(`SELECT result FROM tasks WHERE seq = ? AND idx BETWEEN ? AND ? ORDER BY idx`),
     completedOnWorkerInRange: st(
-      `SELECT idx FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'completed' AND worker_id = ?
+      `SELECT idx FROM tasks WHERE seq = ? AND idx BETWEEN ? AND ? AND status = 'completed' AND worker_id = ?
        ORDER BY idx`,
     ),
     runningInRange: st(
-      `SELECT job_id, idx, attempt, worker_id FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running'
-       UNION ALL SELECT job_id, idx, alt_attempt, alt_worker_id FROM tasks
-        WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'running' AND alt_attempt IS NOT NULL`,
+      `SELECT idx, attempt, worker_id FROM tasks WHERE seq = ? AND idx BETWEEN ? AND ? AND status = 'running'
+       UNION ALL SELECT idx, alt_attempt, alt_worker_id FROM tasks
+        WHERE seq = ? AND idx BETWEEN ? AND ? AND status = 'running' AND alt_attempt IS NOT NULL`,
     ),
     activate: st(
-      `UPDATE tasks SET status = 'pending', not_before = ? WHERE job_id = ? AND idx BETWEEN ? AND ? AND status = 'waiting'`,
+      `UPDATE tasks SET status = 'pending', not_before = ? WHERE seq = ? AND idx BETWEEN ? AND ? AND status = 'waiting'`,
     ),
     toWaiting: st(
       `UPDATE tasks SET status = 'waiting', attempt = attempt + 1, alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`,
+       WHERE seq = ? AND idx BETWEEN ? AND ? AND status IN ('pending', 'running')`,
     ),
     invalidate: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, result = NULL, finished_at = NULL
-       WHERE job_id = ? AND idx = ? AND status = 'completed'`,
+       WHERE seq = ? AND idx = ? AND status = 'completed'`,
     ),
-    taskState: st(`SELECT status, attempt FROM tasks WHERE job_id = ? AND idx = ?`),
+    taskState: st(`SELECT status, attempt FROM tasks WHERE seq = ? AND idx = ?`),
     retryAs: st(
       `UPDATE tasks SET status = ?, attempt = attempt + 1, not_before = ?, alt_attempt = NULL, alt_worker_id = NULL
-       WHERE job_id = ? AND idx = ?`,
+       WHERE seq = ? AND idx = ?`,
     ),
     completeJobIfDone: st(
-      `UPDATE jobs SET status = 'completed', finished_at = (SELECT max(finished_at) FROM tasks WHERE tasks.job_id = jobs.job_id)
+      `UPDATE jobs SET status = 'completed', finished_at = (SELECT max(finished_at) FROM tasks WHERE tasks.seq = jobs.seq)
        WHERE job_id = ? AND status = 'running' AND completed = total`,
     ),
   };

@@ -21,6 +21,23 @@ export interface JobRow {
   failed: number;
   plan: string | null;
   stage: number;
+  /** Tasks from this index on were never assigned and have no row yet. */
+  untouched_from: number;
+}
+
+interface UntouchedJob {
+  job_id: string;
+  seq: number;
+  untouched_from: number;
+  total: number;
+  created_at: number;
+}
+
+/** A job's tasks that were never assigned: pending, first attempt, since submission. */
+function* untouchedTasks(job: UntouchedJob): IterableIterator<PendingTask> {
+  for (let idx = job.untouched_from; idx < job.total; idx++) {
+    yield { job_id: job.job_id, idx, attempt: 1, worker_id: null, not_before: job.created_at };
+  }
 }
 
 export interface WorkerRow {
@@ -71,6 +88,7 @@ export class Queries {
   private statements: Statements | undefined;
   private generation = -1;
   private readonly configCache = new Map<string, JobConfig>();
+  private readonly jobIds = new Map<number, string>();
 
   constructor(private readonly source: { db: Database; generation: number }) {}
 
@@ -79,6 +97,7 @@ export class Queries {
       this.statements = prepare(this.source.db);
       this.generation = this.source.generation;
       this.configCache.clear();
+      this.jobIds.clear();
     }
     return this.statements;
   }
@@ -142,14 +161,51 @@ export class Queries {
     return new Map(rows.map((r) => [r.worker_id, r.n]));
   }
 
-  /** Pending tasks, oldest job first; the caller filters those still backing off. */
-  pending(limit: number): IterableIterator<PendingTask> {
+  /**
+   * Pending tasks in job order, then task order; the caller filters those still backing
+   * off. Two sources: tasks with a pending row (retried, requeued, a later stage's), and
+   * tasks never assigned, which have no row (a job's from its untouched_from on) — a job's
+   * rows come first, as their indexes are lower.
+   */
+  *pending(limit: number): IterableIterator<PendingTask> {
+    const fresh = this.s.untouchedJobs.all(limit) as UntouchedJob[];
+    let f = 0;
+    let n = 0;
     // Iterated, not materialised: the scheduler stops as soon as it has enough.
-    return this.s.pending.iterate(limit) as IterableIterator<PendingTask>;
+    for (const t of this.s.pending.iterate(limit) as IterableIterator<Omit<PendingTask, 'job_id'> & { seq: number }>) {
+      for (; f < fresh.length && fresh[f]!.seq < t.seq; f++) {
+        for (const u of untouchedTasks(fresh[f]!)) {
+          if (n++ >= limit) return;
+          yield u;
+        }
+      }
+      const jobId = this.jobIdOf(t.seq);
+      if (jobId === undefined) continue;
+      if (n++ >= limit) return;
+      yield { job_id: jobId, idx: t.idx, attempt: t.attempt, worker_id: t.worker_id, not_before: t.not_before };
+    }
+    for (; f < fresh.length; f++) {
+      for (const u of untouchedTasks(fresh[f]!)) {
+        if (n++ >= limit) return;
+        yield u;
+      }
+    }
+  }
+
+  /** The id of the job with this seq (tasks' rows are keyed by seq); ids never change. */
+  private jobIdOf(seq: number): string | undefined {
+    let jobId = this.jobIds.get(seq);
+    if (jobId === undefined) {
+      jobId = (this.s.jobIdOfSeq.get(seq) as { job_id: string } | undefined)?.job_id;
+      if (jobId === undefined) return undefined;
+      if (this.jobIds.size > 1000) this.jobIds.clear();
+      this.jobIds.set(seq, jobId);
+    }
+    return jobId;
   }
 
   anyPending(): boolean {
-    return this.s.anyPending.get() !== undefined;
+    return this.s.anyPending.get() !== undefined || this.s.anyUntouched.get() !== undefined;
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
@@ -183,8 +239,26 @@ export class Queries {
     return rows.map((r) => ({ idx: r.idx, result: JSON.parse(r.result) as unknown[] }));
   }
 
+  /** A job's tasks in order, those never assigned included (they have no row of their own). */
   tasksOfJob(jobId: string, limit: number): TaskRow[] {
-    return this.s.tasksOfJob.all(jobId, limit) as TaskRow[];
+    const rows = this.s.tasksOfJob.all(jobId, limit) as TaskRow[];
+    const job = this.job(jobId);
+    if (!job) return rows;
+    const live = job.status === 'pending' || job.status === 'running';
+    for (let idx = job.untouched_from; idx < job.total && rows.length < limit; idx++) {
+      rows.push({
+        job_id: jobId,
+        idx,
+        status: live ? 'pending' : 'cancelled',
+        attempt: 1,
+        failures: 0,
+        worker_id: null,
+        started_at: null,
+        finished_at: live ? null : job.finished_at,
+        error: null,
+      });
+    }
+    return rows;
   }
 
   jobCountsByStatus(): Map<string, number> {
@@ -222,38 +296,45 @@ function prepare(db: Database) {
        GROUP BY worker_id`,
     ),
     pending: st(
-      `SELECT job_id, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending'
-         ORDER BY seq, idx LIMIT ?`,
+      `SELECT seq, idx, attempt, worker_id, not_before FROM tasks WHERE status = 'pending' ORDER BY seq, idx LIMIT ?`,
     ),
+    jobIdOfSeq: st(`SELECT job_id FROM jobs WHERE seq = ?`),
     runningOnWorker: st(
-      `SELECT job_id, idx, attempt FROM tasks WHERE status = 'running' AND worker_id = ?
-       UNION ALL SELECT job_id, idx, alt_attempt FROM tasks WHERE status = 'running' AND alt_worker_id = ?`,
+      `SELECT j.job_id, t.idx, t.attempt FROM tasks t JOIN jobs j ON j.seq = t.seq
+        WHERE t.status = 'running' AND t.worker_id = ?
+       UNION ALL SELECT j.job_id, t.idx, t.alt_attempt FROM tasks t JOIN jobs j ON j.seq = t.seq
+        WHERE t.status = 'running' AND t.alt_worker_id = ?`,
     ),
     anyPending: st(`SELECT 1 FROM tasks WHERE status = 'pending' LIMIT 1`),
+    untouchedJobs: st(
+      `SELECT job_id, seq, untouched_from, total, created_at FROM jobs
+        WHERE untouched_from < total AND status IN ('pending', 'running') ORDER BY seq LIMIT ?`,
+    ),
+    anyUntouched: st(`SELECT 1 FROM jobs WHERE untouched_from < total AND status IN ('pending', 'running') LIMIT 1`),
     streamRows: st(`SELECT seq, value FROM stream_rows WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
     streamPlacement: st(
       `SELECT t.idx, t.attempt, w.address, t.worker_id FROM tasks t JOIN workers w ON w.worker_id = t.worker_id
-        WHERE t.job_id = ? AND t.status = 'running' ORDER BY t.idx`,
+        WHERE t.seq = (SELECT seq FROM jobs WHERE job_id = ?) AND t.status = 'running' ORDER BY t.idx`,
     ),
     runningJobs: st(`SELECT job_id, plan, stage FROM jobs WHERE status = 'running' ORDER BY seq`),
     stageTimes: st(
       `SELECT idx, status, attempt, worker_id, alt_attempt, started_at, finished_at FROM tasks
-        WHERE job_id = ? AND idx BETWEEN ? AND ? AND status IN ('running', 'completed')`,
+        WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx BETWEEN ? AND ? AND status IN ('running', 'completed')`,
     ),
     results: st(
-      `SELECT idx, result FROM tasks WHERE job_id = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
+      `SELECT idx, result FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
     ),
     tasksOfJob: st(
-      `SELECT job_id, idx, status, attempt, failures, worker_id, started_at, finished_at, error
-         FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ?`,
+      `SELECT j.job_id, t.idx, t.status, t.attempt, t.failures, t.worker_id, t.started_at, t.finished_at, t.error
+         FROM jobs j JOIN tasks t ON t.seq = j.seq WHERE j.job_id = ? ORDER BY t.idx LIMIT ?`,
     ),
     plan: st(`SELECT plan FROM jobs WHERE job_id = ?`),
     mapOutputs: st(
       `SELECT t.idx, t.attempt, w.address FROM tasks t JOIN workers w ON w.worker_id = t.worker_id
-        WHERE t.job_id = ? AND t.idx BETWEEN ? AND ? AND t.status = 'completed' ORDER BY t.idx`,
+        WHERE t.seq = (SELECT seq FROM jobs WHERE job_id = ?) AND t.idx BETWEEN ? AND ? AND t.status = 'completed' ORDER BY t.idx`,
     ),
     progressInRange: st(
-      `SELECT status, count(*) AS n FROM tasks WHERE job_id = ? AND idx BETWEEN ? AND ? GROUP BY status`,
+      `SELECT status, count(*) AS n FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx BETWEEN ? AND ? GROUP BY status`,
     ),
     countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
     taskCounts: st(

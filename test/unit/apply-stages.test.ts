@@ -5,6 +5,7 @@ import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { JobPlan } from '../../src/ops/stages.js';
 import { Applier } from '../../src/state/apply.js';
 import type { ApplyResult, Command, TaskError } from '../../src/state/commands.js';
+import { Queries } from '../../src/state/queries.js';
 import { migrate } from '../../src/state/schema.js';
 
 /** A fresh state database in memory, and `apply` as the state machine runs it: one transaction per command. */
@@ -48,18 +49,8 @@ const fail = (job_id: string, idx: number, worker_id: string, attempt: number, e
 const dead = (worker_id: string) => apply({ type: 'markWorkerDead', at: at(), worker_id, reason: 'lost' });
 const cancel = (job_id: string) => apply({ type: 'cancelJob', at: at(), job_id });
 
-interface Task {
-  idx: number;
-  status: string;
-  attempt: number;
-  failures: number;
-  worker_id: string | null;
-  not_before: number;
-}
-const tasks = (job_id: string) =>
-  db
-    .prepare(`SELECT idx, status, attempt, failures, worker_id, not_before FROM tasks WHERE job_id = ? ORDER BY idx`)
-    .all(job_id) as Task[];
+/** A job's tasks as the API lists them (tasks never assigned have no row of their own). */
+const tasks = (job_id: string) => new Queries({ db, generation: 0 }).tasksOfJob(job_id, 1000);
 const task = (job_id: string, idx: number) => tasks(job_id).find((t) => t.idx === idx)!;
 const statuses = (job_id: string) => tasks(job_id).map((t) => t.status);
 const job = (job_id: string) =>
@@ -469,7 +460,9 @@ describe('determinism', () => {
       return {
         results,
         jobs: a.db.prepare(`SELECT * FROM jobs ORDER BY job_id`).all(),
-        tasks: a.db.prepare(`SELECT * FROM tasks ORDER BY job_id, idx`).all(),
+        tasks: a.db
+          .prepare(`SELECT j.job_id, t.* FROM tasks t JOIN jobs j ON j.seq = t.seq ORDER BY t.seq, t.idx`)
+          .all(),
         meta: a.db.prepare(`SELECT * FROM meta ORDER BY key`).all(),
       };
     };

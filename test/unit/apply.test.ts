@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { Command } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
+import { migrate } from '../../src/state/schema.js';
 import { StateMachine } from '../../src/state/state-machine.js';
 
 let dir: string;
@@ -152,6 +154,99 @@ describe('apply: tasks', () => {
     // The dead worker's late report is stale.
     expect(complete('j', 0, 'w1', 1)).toMatchObject({ accepted: [] });
     expect(q.worker('w1')!.status).toBe('dead');
+  });
+});
+
+describe('apply: a task gets its row when first assigned', () => {
+  const rows = (job_id: string) =>
+    sm.db
+      .prepare(`SELECT count(*) AS n FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?)`)
+      .get(job_id) as {
+      n: number;
+    };
+  const pendingIdx = (limit = 100) => [...q.pending(limit)].map((t) => `${t.job_id}/${t.idx}@${t.attempt}`);
+
+  it('a single-stage job is submitted without task rows, yet lists and schedules every task as pending', () => {
+    submit('j', { operation: 'noop', task_count: 3 });
+    expect(rows('j').n).toBe(0);
+    expect(q.tasksOfJob('j', 10)).toEqual(
+      [0, 1, 2].map((idx) => expect.objectContaining({ idx, status: 'pending', attempt: 1, worker_id: null })),
+    );
+    expect([...q.pending(10)][0]).toEqual({ job_id: 'j', idx: 0, attempt: 1, worker_id: null, not_before: 1000 });
+    expect(q.anyPending()).toBe(true);
+  });
+
+  it('assigning a task past untouched ones gives them rows too, still pending, still first in line', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 5 });
+    expect(assign('j', 2, 'w')).toMatchObject({ assigned: [{ idx: 2 }] });
+    expect(rows('j').n).toBe(3);
+    expect(q.tasksOfJob('j', 10).map((t) => t.status)).toEqual(['pending', 'pending', 'running', 'pending', 'pending']);
+    expect(pendingIdx()).toEqual(['j/0@1', 'j/1@1', 'j/3@1', 'j/4@1']);
+    expect(q.job('j')).toMatchObject({ pending: 4, running: 1, untouched_from: 3 });
+  });
+
+  it("pending tasks come oldest job first: a job's retried tasks, then its untouched ones, then the next job", () => {
+    register('w');
+    submit('a', { operation: 'noop', task_count: 3, max_retries: 2 });
+    submit('b', { operation: 'noop', task_count: 2 });
+    assign('a', 0, 'w');
+    fail('a', 0, 'w');
+    expect(pendingIdx()).toEqual(['a/0@2', 'a/1@1', 'a/2@1', 'b/0@1', 'b/1@1']);
+    expect(pendingIdx(3)).toEqual(['a/0@2', 'a/1@1', 'a/2@1']);
+  });
+
+  it('refuses to create a row for a task outside the job or at an attempt it never had', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 2 });
+    expect(assign('j', 2, 'w')).toMatchObject({ assigned: [] });
+    expect(assign('j', 0, 'w', 2)).toMatchObject({ assigned: [] });
+    expect(rows('j').n).toBe(0);
+    expect(q.job('j')).toMatchObject({ pending: 2, running: 0, untouched_from: 0 });
+  });
+
+  it('a cancelled job lists its untouched tasks as cancelled, and an assignment proposed before the cancel takes none', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 3 });
+    assign('j', 0, 'w');
+    apply({ type: 'cancelJob', at: 5000, job_id: 'j' });
+    expect(assign('j', 1, 'w')).toMatchObject({ assigned: [] });
+    expect(q.tasksOfJob('j', 10).map((t) => [t.status, t.finished_at])).toEqual([
+      ['cancelled', 5000],
+      ['cancelled', 5000],
+      ['cancelled', 5000],
+    ]);
+    expect(q.anyPending()).toBe(false);
+    expect(pendingIdx()).toEqual([]);
+  });
+});
+
+describe('schema migrations', () => {
+  it("re-keys tasks by their job's seq without losing a task, a result or a pending retry", () => {
+    sm.close();
+    const path = join(dir, 'old.db');
+    const db = new Database(path);
+    migrate(db, 5); // the layout before tasks were keyed by seq
+    db.exec(`
+      INSERT INTO jobs (job_id, seq, name, type, status, config, created_at, max_retries, total, pending, running, completed, failed)
+        VALUES ('j', 7, 'j', 'batch', 'running', '{}', 1000, 3, 3, 1, 1, 1, 0);
+      INSERT INTO tasks (job_id, idx, status, attempt, failures, worker_id, not_before, seq, result)
+        VALUES ('j', 0, 'completed', 1, 0, 'w', 1000, 7, '[0]'),
+               ('j', 1, 'running', 1, 0, 'w', 1000, 7, NULL),
+               ('j', 2, 'pending', 2, 1, 'w', 1200, 7, NULL);
+    `);
+    migrate(db);
+    db.close();
+    sm = new StateMachine(path);
+    q = new Queries(sm);
+    expect(q.tasksOfJob('j', 10).map((t) => [t.idx, t.status, t.attempt])).toEqual([
+      [0, 'completed', 1],
+      [1, 'running', 1],
+      [2, 'pending', 2],
+    ]);
+    expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: [0] }]);
+    expect([...q.pending(10)]).toEqual([{ job_id: 'j', idx: 2, attempt: 2, worker_id: 'w', not_before: 1200 }]);
+    expect(q.job('j')!.untouched_from).toBe(3);
   });
 });
 
