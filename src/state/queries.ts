@@ -25,19 +25,16 @@ export interface JobRow {
   untouched_from: number;
 }
 
+/** A pending task's row: tasks are keyed by their job's seq. */
+type PendingRow = Omit<PendingTask, 'job_id'> & { seq: number };
+
+/** A job with tasks never assigned, which have no row yet: pending, first attempt, since submission. */
 interface UntouchedJob {
   job_id: string;
   seq: number;
   untouched_from: number;
   total: number;
   created_at: number;
-}
-
-/** A job's tasks that were never assigned: pending, first attempt, since submission. */
-function* untouchedTasks(job: UntouchedJob): IterableIterator<PendingTask> {
-  for (let idx = job.untouched_from; idx < job.total; idx++) {
-    yield { job_id: job.job_id, idx, attempt: 1, worker_id: null, not_before: job.created_at };
-  }
 }
 
 export interface WorkerRow {
@@ -168,27 +165,31 @@ export class Queries {
    * rows come first, as their indexes are lower.
    */
   *pending(limit: number): IterableIterator<PendingTask> {
-    const fresh = this.s.untouchedJobs.all(limit) as UntouchedJob[];
-    let f = 0;
-    let n = 0;
-    // Iterated, not materialised: the scheduler stops as soon as it has enough.
-    for (const t of this.s.pending.iterate(limit) as IterableIterator<Omit<PendingTask, 'job_id'> & { seq: number }>) {
-      for (; f < fresh.length && fresh[f]!.seq < t.seq; f++) {
-        for (const u of untouchedTasks(fresh[f]!)) {
-          if (n++ >= limit) return;
-          yield u;
+    // Both iterated, not materialised: the scheduler stops as soon as it has enough.
+    const rows = this.s.pending.iterate(limit) as IterableIterator<PendingRow>;
+    const jobs = this.s.untouchedJobs.iterate(limit) as IterableIterator<UntouchedJob>;
+    try {
+      let row = rows.next();
+      let job = jobs.next();
+      for (let n = 0; n < limit && !(row.done && job.done);) {
+        if (!row.done && (job.done || row.value.seq <= job.value.seq)) {
+          const { seq, ...t } = row.value;
+          const jobId = this.jobIdOf(seq);
+          if (jobId !== undefined) {
+            n++;
+            yield { job_id: jobId, ...t };
+          }
+          row = rows.next();
+          continue;
         }
+        for (let idx = job.value.untouched_from; idx < job.value.total && n < limit; idx++, n++) {
+          yield { job_id: job.value.job_id, idx, attempt: 1, worker_id: null, not_before: job.value.created_at };
+        }
+        job = jobs.next();
       }
-      const jobId = this.jobIdOf(t.seq);
-      if (jobId === undefined) continue;
-      if (n++ >= limit) return;
-      yield { job_id: jobId, idx: t.idx, attempt: t.attempt, worker_id: t.worker_id, not_before: t.not_before };
-    }
-    for (; f < fresh.length; f++) {
-      for (const u of untouchedTasks(fresh[f]!)) {
-        if (n++ >= limit) return;
-        yield u;
-      }
+    } finally {
+      rows.return?.();
+      jobs.return?.();
     }
   }
 
