@@ -10,6 +10,7 @@ import { stageOf, type JobPlan } from '../ops/stages.js';
 import type { RunningTask } from '../state/apply.js';
 import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
+import { taskKey } from '../common/wire.js';
 import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-policy.js';
 import { stragglers } from './speculation.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -99,20 +100,32 @@ export class Scheduler {
     if (assignments.length === 0) return;
     this.cursor = cursor;
     this.inFlight = true;
+    const proposed = assignments.map(({ task, worker_id }) => ({
+      job_id: task.job_id,
+      idx: task.idx,
+      attempt: task.attempt,
+      worker_id,
+    }));
+    // Batch tasks leave for their workers now, while the assignment replicates — as a leader
+    // writes its own log while its followers write theirs — so a slot's turnaround is one
+    // commit shorter. The log stays the authority: a report counts only from the worker an
+    // applied assignment names (apply.ts), and a task the entry did not assign after all
+    // (its job cancelled, its worker dead meanwhile) is stopped. A stream instance waits for
+    // the commit: the placement its job's instances are told comes from the log.
+    const early = proposed.filter((a) => !this.isStreaming(a.job_id));
+    this.dispatch(early);
     this.consensus
-      .propose({
-        type: 'assignTasks',
-        at: now,
-        assignments: assignments.map(({ task, worker_id }) => ({
-          job_id: task.job_id,
-          idx: task.idx,
-          attempt: task.attempt,
-          worker_id,
-        })),
-      })
+      .propose({ type: 'assignTasks', at: now, assignments: proposed })
       .then((r) => {
-        if (r.ok) this.dispatch(r.assigned as RunningTask[]);
+        const assigned = r.ok ? (r.assigned as RunningTask[]) : [];
+        const taken = new Set(assigned.map((a) => `${a.worker_id} ${taskKey(a)}`));
+        const refused = early.filter((a) => !taken.has(`${a.worker_id} ${taskKey(a)}`));
+        if (refused.length) this.log.info({ tasks: refused.length }, 'stopping tasks sent before the log refused them');
+        this.stopTasks(refused);
+        this.dispatch(assigned.filter((a) => this.isStreaming(a.job_id)));
       })
+      // Not committed by us (leadership moved): a task sent early runs for nothing unless the
+      // next leader commits the entry; its report from that worker is refused otherwise.
       .catch((err: Error) => this.log.warn({ err }, 'assigning tasks failed'))
       .finally(() => {
         this.inFlight = false;
@@ -161,8 +174,14 @@ export class Scheduler {
       });
   }
 
-  /** Sends committed assignments to their workers, grouped per worker. */
+  private isStreaming(jobId: string): boolean {
+    const config = this.queries.jobConfig(jobId);
+    return config !== undefined && isStreamConfig(config);
+  }
+
+  /** Sends assignments to their workers, grouped per worker. */
   dispatch(assigned: readonly RunningTask[]): void {
+    if (assigned.length === 0) return;
     const assignments: (TaskAssignment & { worker_id: string })[] = [];
     for (const [jobId, tasks] of groupBy(assigned, (a) => a.job_id)) {
       const config = this.queries.jobConfig(jobId);

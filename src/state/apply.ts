@@ -220,10 +220,13 @@ export class Applier {
     for (const c of cmd.completions) {
       const seq = this.jobOf(c.job_id)?.seq;
       if (seq === undefined) continue;
-      // First completion from the live attempt wins; stale or repeated reports change nothing.
-      if (this.s.complete.run(cmd.at, c.result_json, seq, c.idx, c.attempt).changes === 0) {
+      // First completion from the live attempt wins; stale or repeated reports change nothing,
+      // nor does a report from a worker the log does not name for that attempt (the leader
+      // sends tasks out before their assignment commits; one that never did may have run).
+      if (this.s.complete.run(cmd.at, c.result_json, seq, c.idx, c.attempt, c.worker_id).changes === 0) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
-        const t = this.s.runningCopy.get(seq, c.idx, c.attempt, c.attempt) as Attempts | undefined;
+        const t = this.s.runningCopy.get(seq, c.idx, c.attempt, c.worker_id, c.attempt, c.worker_id) as
+          Attempts | undefined;
         if (!t) continue;
         this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
@@ -243,7 +246,7 @@ export class Applier {
     for (const f of cmd.failures) {
       const seq = this.jobOf(f.job_id)?.seq;
       if (seq === undefined) continue;
-      const row = this.s.runningTaskWithJob.get(seq, f.idx, f.attempt, f.attempt) as
+      const row = this.s.runningTaskWithJob.get(seq, f.idx, f.attempt, f.worker_id, f.attempt, f.worker_id) as
         (Attempts & { failures: number; max_retries: number }) | undefined;
       if (!row) continue;
       // A failure ends a speculative race too: the task retries (or fails) as a whole.
@@ -468,7 +471,7 @@ function prepare(db: Database) {
       `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
          FROM tasks t JOIN jobs j ON j.seq = t.seq
         WHERE t.seq = ? AND t.idx = ? AND t.status = 'running' AND t.alt_attempt IS NOT NULL
-          AND (t.attempt = ? OR t.alt_attempt = ?)`,
+          AND ((t.attempt = ? AND t.worker_id = ?) OR (t.alt_attempt = ? AND t.alt_worker_id = ?))`,
     ),
     completeCopy: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL, attempt = ?, worker_id = ?,
@@ -507,11 +510,12 @@ function prepare(db: Database) {
     runningTaskWithJob: st(
       `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.failures, j.max_retries
          FROM tasks t JOIN jobs j ON j.seq = t.seq
-       WHERE t.seq = ? AND t.idx = ? AND (t.attempt = ? OR t.alt_attempt = ?) AND t.status = 'running'`,
+       WHERE t.seq = ? AND t.idx = ? AND t.status = 'running'
+         AND ((t.attempt = ? AND t.worker_id = ?) OR (t.alt_attempt = ? AND t.alt_worker_id = ?))`,
     ),
     complete: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
-       WHERE seq = ? AND idx = ? AND attempt = ? AND status = 'running' AND alt_attempt IS NULL`,
+       WHERE seq = ? AND idx = ? AND attempt = ? AND worker_id = ? AND status = 'running' AND alt_attempt IS NULL`,
     ),
     retry: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?,

@@ -253,6 +253,31 @@ describe('map → shuffle → reduce', () => {
     expect((await untilJobStatus(m.url, after, 'completed', 10_000)).status).toBe('completed');
   });
 
+  it('stops tasks sent out while their job was being cancelled: nothing is left running', async () => {
+    // The leader sends tasks as it proposes their assignment; a cancel committed first makes
+    // the log refuse it, and those tasks must stop like the job's running ones.
+    const ids = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const id = await submit(
+          { module: 'export function map() { for (;;) {} }', data: [1, 2, 3], task_count: 3 },
+          `c${i}`,
+        );
+        const r = await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+        expect(r.json.status).toBe('cancelled');
+        return id;
+      }),
+    );
+    await waitFor(
+      "every worker's own count of running tasks to drop to 0",
+      async () => {
+        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+        return all.every((r) => r.status !== 200 || r.json.active_tasks === 0);
+      },
+      10_000,
+    );
+    for (const id of ids) expect((await http('GET', `${m.url}/api/jobs/${id}`)).json.status).toBe('cancelled');
+  });
+
   it('fails the job with the stack of the user code that threw in the reduce', async () => {
     const module = `export function map(r, emit) { emit(r, 1) }
 export function reduce(k, v, emit) {

@@ -116,6 +116,19 @@ describe('apply: tasks', () => {
     expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: ['first'] }]);
   });
 
+  it('takes a result or a failure only from the worker the log names for that attempt', () => {
+    register('w1');
+    register('w2');
+    submit('j', { operation: 'noop', task_count: 1 });
+    assign('j', 0, 'w1');
+    // w2 ran the task too (sent to it by a leader whose assignment never committed).
+    expect(complete('j', 0, 'w2', 1, ['w2'])).toMatchObject({ accepted: [] });
+    expect(fail('j', 0, 'w2', 1)).toMatchObject({ retried: [], failed_jobs: [] });
+    expect(task('j', 0)).toMatchObject({ status: 'running', attempt: 1, failures: 0, worker_id: 'w1' });
+    expect(complete('j', 0, 'w1', 1, ['w1'])).toMatchObject({ accepted: [{ idx: 0 }] });
+    expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: ['w1'] }]);
+  });
+
   it('assignment only takes a pending task at its current attempt, on a live worker', () => {
     register('w');
     submit('j', { operation: 'noop', task_count: 1 });
