@@ -78,7 +78,7 @@ export class Scheduler {
 
   private pass(): void {
     if (!this.active || !this.consensus.isLeader()) return;
-    // Most passes a report asks for find nothing waiting: that answer is one index probe.
+    // Most passes a report asks for find nothing waiting: that answer is two index probes.
     if (!this.queries.anyPending()) return;
     const slots = this.freeSlots();
     const free = slots.reduce((n, w) => n + Math.max(0, w.max_tasks - w.running), 0);

@@ -164,8 +164,8 @@ export class Applier {
       lazy ? 0 : n,
     );
     if (lazy) return { ok: true, job_id: cmd.job_id, duplicate: false };
-    if (runnable > 0) this.s.insertTasks.run(0, runnable, 'pending', cmd.at, seq);
-    this.s.insertTasks.run(runnable, n, 'waiting', cmd.at, seq);
+    this.s.insertTasks.run({ first: 0, end: runnable, status: 'pending', at: cmd.at, seq });
+    this.s.insertTasks.run({ first: runnable, end: n, status: 'waiting', at: cmd.at, seq });
     return { ok: true, job_id: cmd.job_id, duplicate: false };
   }
 
@@ -181,15 +181,17 @@ export class Applier {
         live.set(a.worker_id, ok);
       }
       const job = this.jobOf(a.job_id);
-      if (!ok || !job) continue;
+      // Only the leader proposes assignments; still, an index that is not one must not reach
+      // the row inserts below (a string would make the range insert endless on every master).
+      if (!ok || !job || !Number.isSafeInteger(a.idx) || a.idx < 0) continue;
       if (a.idx < job.untouched_from) {
         if (this.s.assign.run(a.worker_id, cmd.at, job.seq, a.idx, a.attempt).changes === 0) continue;
       } else {
         // The task's first assignment gives it its row. Tasks it skips over get theirs now,
         // still pending, so that untouched_from keeps meaning "no row from here on".
         if (a.attempt !== 1 || a.idx >= job.total || (job.status !== 'pending' && job.status !== 'running')) continue;
-        if (a.idx > job.untouched_from)
-          this.s.insertTasks.run(job.untouched_from, a.idx, 'pending', job.created_at, job.seq);
+        const skipped = { first: job.untouched_from, end: a.idx, status: 'pending', at: job.created_at, seq: job.seq };
+        this.s.insertTasks.run(skipped);
         this.s.insertRunning.run(job.seq, a.idx, a.worker_id, job.created_at, cmd.at);
         job.untouched_from = a.idx + 1;
         touched.add(job);
@@ -494,9 +496,9 @@ function prepare(db: Database) {
     ),
     // Tasks [first, end) in one statement: a job's tasks go in at half the cost of a row each.
     insertTasks: st(
-      `WITH RECURSIVE ids(idx) AS (SELECT ? UNION ALL SELECT idx + 1 FROM ids WHERE idx + 1 < ?)
+      `WITH RECURSIVE ids(idx) AS (SELECT @first WHERE @first < @end UNION ALL SELECT idx + 1 FROM ids WHERE idx + 1 < @end)
        INSERT INTO tasks (idx, status, attempt, failures, not_before, seq)
-       SELECT idx, ?, 1, 0, ?, ? FROM ids`,
+       SELECT idx, @status, 1, 0, @at, @seq FROM ids`,
     ),
     insertRunning: st(
       `INSERT INTO tasks (seq, idx, status, attempt, failures, worker_id, not_before, started_at)

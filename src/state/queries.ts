@@ -127,7 +127,10 @@ export class Queries {
     return this.s.mapOutputs.all(jobId, first, first + count - 1) as MapOutput[];
   }
 
-  /** Task counts by status for each index range `[first, first+count)` (a job's stages). */
+  /**
+   * Task counts by status for each index range `[first, first+count)` (a job's stages). Rows
+   * only: jobs in stages have every task's row from submission (see untouched_from).
+   */
   progressInRange(jobId: string, first: number, count: number): Map<string, number> {
     const rows = this.s.progressInRange.all(jobId, first, first + count - 1) as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
@@ -160,9 +163,9 @@ export class Queries {
 
   /**
    * Pending tasks in job order, then task order; the caller filters those still backing
-   * off. Two sources: tasks with a pending row (retried, requeued, a later stage's), and
-   * tasks never assigned, which have no row (a job's from its untouched_from on) — a job's
-   * rows come first, as their indexes are lower.
+   * off. Two sources: tasks with a pending row (retried or requeued ones, those of jobs in
+   * stages, those an assignment skipped over), and tasks never assigned, which have no row
+   * (a job's from its untouched_from on) — a job's rows come first, their indexes are lower.
    */
   *pending(limit: number): IterableIterator<PendingTask> {
     // Both iterated, not materialised: the scheduler stops as soon as it has enough.

@@ -93,7 +93,7 @@ const MIGRATIONS: string[] = [
   `,
   `
   -- Tasks are keyed by their job's seq, not its id: every master writes each task's row,
-  -- and an integer key makes those writes ~20% cheaper than a text one.
+  -- and an integer key made those writes about a fifth cheaper than a text one (measured).
   CREATE TABLE tasks_by_seq (
     seq           INTEGER NOT NULL,          -- the job's seq: pending tasks run oldest job first
     idx           INTEGER NOT NULL,
@@ -122,7 +122,8 @@ const MIGRATIONS: string[] = [
 
   -- A single-stage job's tasks get their row when first assigned, not at submission: one
   -- write less per task, and no pending-index entry to add and remove. Tasks from
-  -- untouched_from on have no row: pending (attempt 1) while the job runs, cancelled with it.
+  -- untouched_from on have no row: pending (attempt 1) while the job is pending or running,
+  -- cancelled once it is cancelled or failed. Jobs in stages keep every row from submission.
   ALTER TABLE jobs ADD COLUMN untouched_from INTEGER NOT NULL DEFAULT 0;
   UPDATE jobs SET untouched_from = total;
   CREATE INDEX jobs_untouched ON jobs (seq) WHERE untouched_from < total AND status IN ('pending', 'running');

@@ -209,10 +209,10 @@ describe('apply: a task gets its row when first assigned', () => {
     expect(pendingIdx(3)).toEqual(['a/0@2', 'a/1@1', 'a/2@1']);
   });
 
-  it('refuses to create a row for a task outside the job or at an attempt it never had', () => {
+  it("refuses to create a row for an index that is not one of the job's tasks, or an attempt it never had", () => {
     register('w');
     submit('j', { operation: 'noop', task_count: 2 });
-    expect(assign('j', 2, 'w')).toMatchObject({ assigned: [] });
+    for (const idx of [2, -1, 0.5]) expect(assign('j', idx, 'w')).toMatchObject({ assigned: [] });
     expect(assign('j', 0, 'w', 2)).toMatchObject({ assigned: [] });
     expect(rows('j').n).toBe(0);
     expect(q.job('j')).toMatchObject({ pending: 2, running: 0, untouched_from: 0 });
