@@ -45,6 +45,17 @@ async function results(id: string): Promise<Json[]> {
   return rows;
 }
 
+/** Waits until no worker runs a task by its own count (user code stopped, slots free). */
+const untilWorkersIdle = () =>
+  waitFor(
+    "every worker's own count of running tasks to drop to 0",
+    async () => {
+      const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+      return all.every((r) => r.status !== 200 || r.json.active_tasks === 0);
+    },
+    10_000,
+  );
+
 beforeAll(async () => {
   m = await c.master('127.0.0.111');
   workers = [await c.worker('127.0.0.112', m, { maxTasks: 3 }), await c.worker('127.0.0.113', m, { maxTasks: 3 })];
@@ -241,14 +252,7 @@ describe('map → shuffle → reduce', () => {
       return job.progress.running === 4;
     });
     expect((await http('POST', `${m.url}/api/jobs/${id}/cancel`)).json.status).toBe('cancelled');
-    await waitFor(
-      "every worker's own count of running tasks to drop to 0",
-      async () => {
-        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
-        return all.every((r) => r.status !== 200 || r.json.active_tasks === 0);
-      },
-      10_000,
-    );
+    await untilWorkersIdle();
     const after = await submit({ operation: 'wordcount', data: ['a b', 'b'], task_count: 2 });
     expect((await untilJobStatus(m.url, after, 'completed', 10_000)).status).toBe('completed');
   });
@@ -267,14 +271,7 @@ describe('map → shuffle → reduce', () => {
         return id;
       }),
     );
-    await waitFor(
-      "every worker's own count of running tasks to drop to 0",
-      async () => {
-        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
-        return all.every((r) => r.status !== 200 || r.json.active_tasks === 0);
-      },
-      10_000,
-    );
+    await untilWorkersIdle();
     for (const id of ids) expect((await http('GET', `${m.url}/api/jobs/${id}`)).json.status).toBe('cancelled');
   });
 
