@@ -34,6 +34,8 @@ export type AppliedListener = (entries: readonly { command: Command; result: App
 export interface Consensus {
   propose(command: Command): Promise<ApplyResult>;
   isLeader(): boolean;
+  /** How many voters the configuration has (1: this node commits on its own disk alone). */
+  voters(): number;
   /** The leader's URL as this node knows it (null: no leader known). */
   leaderUrl(): string | null;
   /** Resolves when this leader may serve a linearizable read (§6.4 read index). */

@@ -446,6 +446,10 @@ export class RaftConsensus implements Consensus {
     return this.leading;
   }
 
+  voters(): number {
+    return this.raft.members.filter((m) => m.voter).length;
+  }
+
   leaderUrl(): string | null {
     const id = this.raft.leader;
     if (!id) return null;
