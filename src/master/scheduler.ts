@@ -30,12 +30,12 @@ export class Scheduler {
   private inFlight = 0;
   /**
    * How many assignment proposals may be in flight. Alone, a master commits on its own disk
-   * in well under a millisecond and a second proposal only adds entries (−3–10% for one
+   * in well under a millisecond and a second proposal only adds entries (−6–10% for one
    * master, measured); replicated, a commit takes a round trip and a follower's disk, and
    * slots freed meanwhile would idle until it lands (+2–13% for three masters).
    */
   private depth = 1;
-  /** Tasks of assignment proposals in flight, by task key: where each was placed. */
+  /** Tasks (and speculative copies) of proposals in flight, by task key: where each was placed. */
   private readonly proposed = new Map<string, string>();
   private cursor = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -181,6 +181,8 @@ export class Scheduler {
     if (copies.length === 0) return;
     this.cursor = cursor;
     this.inFlight++;
+    const keys = copies.map((c) => taskKey({ ...c, attempt: c.attempt + 1 }));
+    keys.forEach((k, i) => this.proposed.set(k, copies[i]!.worker_id));
     this.log.info({ copies: copies.length }, 'running speculative copies of straggling tasks');
     this.consensus
       .propose({ type: 'speculateTasks', at: now, copies })
@@ -190,6 +192,7 @@ export class Scheduler {
       .catch((err: Error) => this.log.warn({ err }, 'speculating failed'))
       .finally(() => {
         this.inFlight--;
+        for (const k of keys) this.proposed.delete(k);
         this.kick();
       });
   }
