@@ -245,9 +245,12 @@ export class Queries {
 
   /** A job's tasks in order, those never assigned included (they have no row of their own). */
   tasksOfJob(jobId: string, limit: number): TaskRow[] {
-    const rows = this.s.tasksOfJob.all(jobId, limit) as TaskRow[];
     const job = this.job(jobId);
-    if (!job) return rows;
+    if (!job) return [];
+    const rows = (this.s.tasksOfJob.all(job.seq, limit) as Omit<TaskRow, 'job_id'>[]).map((t): TaskRow => ({
+      job_id: jobId,
+      ...t,
+    }));
     const live = job.status === 'pending' || job.status === 'running';
     for (let idx = job.untouched_from; idx < job.total && rows.length < limit; idx++) {
       rows.push({
@@ -329,8 +332,8 @@ function prepare(db: Database) {
       `SELECT idx, result FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
     ),
     tasksOfJob: st(
-      `SELECT j.job_id, t.idx, t.status, t.attempt, t.failures, t.worker_id, t.started_at, t.finished_at, t.error
-         FROM jobs j JOIN tasks t ON t.seq = j.seq WHERE j.job_id = ? ORDER BY t.idx LIMIT ?`,
+      `SELECT idx, status, attempt, failures, worker_id, started_at, finished_at, error
+         FROM tasks WHERE seq = ? ORDER BY idx LIMIT ?`,
     ),
     plan: st(`SELECT plan FROM jobs WHERE job_id = ?`),
     mapOutputs: st(
