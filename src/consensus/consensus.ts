@@ -1,5 +1,3 @@
-import type { ApplyResult, Command } from '../state/commands.js';
-
 export type Role = 'leader' | 'follower' | 'candidate' | 'learner';
 
 export interface MemberInfo {
@@ -23,16 +21,25 @@ export interface ConsensusStatus {
   members: MemberInfo[];
 }
 
+/** Commands are a tagged union; `Results` maps each tag to what applying it returns. */
+export type Tagged = { type: string };
+export type ResultMap<C extends Tagged> = { [K in C['type']]: unknown };
+
+/** One applied command with its result, correlated by `type` (a switch on it narrows both). */
+export type Applied<C extends Tagged, M extends ResultMap<C>> = {
+  [K in C['type']]: { type: K; command: Extract<C, { type: K }>; result: M[K] };
+}[C['type']];
+
 /** Called on every master, in log order, after each committed batch has been applied. */
-export type AppliedListener = (entries: readonly { command: Command; result: ApplyResult }[]) => void;
+export type AppliedListener<C extends Tagged, M extends ResultMap<C>> = (entries: readonly Applied<C, M>[]) => void;
 
 /**
  * What the master asks of consensus. `propose` resolves with the command's apply result on
  * this node once the command is committed and applied — the only acknowledgement a client
  * ever gets. A master that is not the leader forwards requests to `leaderUrl()`.
  */
-export interface Consensus {
-  propose(command: Command): Promise<ApplyResult>;
+export interface Consensus<C extends Tagged, M extends ResultMap<C>> {
+  propose<T extends C>(command: T): Promise<M[T['type']]>;
   isLeader(): boolean;
   /** How many voters the configuration has (1: this node commits on its own disk alone). */
   voters(): number;
@@ -45,7 +52,7 @@ export interface Consensus {
   removeMember(id: number): Promise<void>;
   /** Hands leadership to another voter before this node stops (graceful shutdown). */
   stepDown(): Promise<void>;
-  onApplied(listener: AppliedListener): void;
+  onApplied(listener: AppliedListener<C, M>): void;
   /** Called when this node gains (true) or loses (false) leadership. */
   onLeadershipChange(listener: (leader: boolean) => void): void;
   close(): Promise<void>;

@@ -1,14 +1,30 @@
 import { randomInt } from 'node:crypto';
 import { WeirError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { ApplyResult, Command } from '../state/commands.js';
-import type { StateMachine } from '../state/state-machine.js';
-import type { AppliedListener, Consensus, ConsensusStatus, MemberInfo } from './consensus.js';
+import type {
+  Applied,
+  AppliedListener,
+  Consensus,
+  ConsensusStatus,
+  MemberInfo,
+  ResultMap,
+  Tagged,
+} from './consensus.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
-import type { Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
-import type { PeerFrame, PeerTransport } from './peer-transport.js';
-import { logCodec, type RaftStorage } from './raft-storage.js';
-import { onNextTurn } from '../common/next-turn.js';
+import type { ConfChange, Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
+import { eventLoopClock } from './event-loop-clock.js';
+import {
+  StorageError,
+  type Cancel,
+  type Clock,
+  type Codec,
+  type Committed,
+  type Inbound,
+  type LogStore,
+  type Snapshot,
+  type StateMachine,
+  type Transport,
+} from './ports.js';
 
 export interface RaftTiming {
   /** One Raft tick; heartbeats and election timeouts are counted in ticks. */
@@ -19,13 +35,29 @@ export interface RaftTiming {
 
 export const DEFAULT_TIMING: RaftTiming = { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 };
 
-/** Compact the log once this many applied entries sit in it, keeping the newest `KEEP`. */
-const COMPACT_AFTER = 25_000;
-const KEEP = 5_000;
+export interface RaftConsensusOptions<C extends Tagged, M extends ResultMap<C>> {
+  self: { id: NodeId; address: string };
+  storage: LogStore;
+  state: StateMachine<C, M[C['type']]>;
+  transport: Transport;
+  codec: Codec<C>;
+  timing: RaftTiming;
+  log: Logger;
+  clock?: Clock;
+  /** Randomness in [0, 1) for election timeouts. */
+  random?: () => number;
+  /** Compact the log once this many applied entries sit in it (default 25,000)… */
+  snapshotEntries?: number;
+  /** …keeping the newest this many, for followers slightly behind (default 5,000). */
+  keepEntries?: number;
+  /** Limits of the core, for the simulation to vary; production keeps the core's defaults. */
+  core?: { maxInflight?: number; maxEntriesPerMsg?: number; maxApplyBatch?: number };
+}
+
 /** What only a leader sends; none of it vouches for the sender's own durable state. */
 const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set(['app', 'heartbeat', 'snap', 'timeoutNow']);
 
-/** A peer is shown healthy when heard from within this (DESIGN.md: 2 s). */
+/** A peer is shown healthy when heard from within this. */
 const HEALTHY_MS = 2_000;
 /**
  * A follower applies committed entries in batches of up to this many, or once the oldest
@@ -37,85 +69,145 @@ const HEALTHY_MS = 2_000;
  */
 const APPLY_BATCH = 4096;
 const APPLY_DELAY_MS = 100;
+/** A read that a quorum has not confirmed by then fails: the caller retries elsewhere. */
+const READ_TIMEOUT_MS = 5_000;
+/** How often a disk failure is logged while it lasts (every failed write is retried). */
+const DISK_LOG_EVERY_MS = 5_000;
+
+/** Called once a proposal is applied here (with its result) or lost (with why). */
+export type Done<R> = (err: Error | undefined, result?: R) => void;
 
 interface Waiter {
   term: number;
-  resolve: (r: ApplyResult) => void;
-  reject: (e: Error) => void;
+  done: Done<unknown>;
 }
 
 const leadershipLost = () =>
   new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
+const shuttingDown = () => new WeirError('unavailable', 'this master is shutting down');
+const diskRefused = () =>
+  new WeirError('unavailable', "this master's disk refused a write; retry, or free space on its data dir");
 
 /**
- * The driver around the pure Raft core: owns the timer, the durable storage, the state
- * machine and the peer transport, and keeps the core's ordering rule — PERSIST, THEN SEND,
- * THEN APPLY. Ready is processed on the next turn of the event loop after anything happens,
- * so whatever arrived meanwhile goes to disk together (group commit: one fsync per batch).
+ * The driver around the pure Raft core: owns the clock, the durable log, the state machine
+ * and the transport — each behind a port — and keeps the core's ordering rule — PERSIST,
+ * THEN SEND, THEN APPLY. Ready is processed on a later turn after anything happens, so
+ * whatever arrived meanwhile goes to disk together (group commit: one fsync per batch).
+ *
+ * A write the disk refuses is survived as a crash would be: the core is rebuilt from what is
+ * durable, pending callers are told, and the node carries on once the disk takes writes again.
  */
-export class RaftConsensus implements Consensus {
-  private readonly raft: Raft;
+export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements Consensus<C, M> {
+  private raft: Raft;
+  private readonly self: { id: NodeId; address: string };
+  private readonly storage: LogStore;
+  private readonly state: StateMachine<C, M[C['type']]>;
+  private readonly transport: Transport;
+  private readonly codec: Codec<C>;
+  private readonly timing: RaftTiming;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly snapshotEntries: number;
+  private readonly keepEntries: number;
+  private readonly coreLimits: RaftConsensusOptions<C, M>['core'];
+
   private readonly waiters = new Map<number, Waiter>();
-  private readonly appliedListeners: AppliedListener[] = [];
+  private readonly appliedListeners: AppliedListener<C, M>[] = [];
   private readonly leaderListeners: ((leader: boolean) => void)[] = [];
   private readonly addresses = new Map<NodeId, string>();
-  private readWaiters: { ctx: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readWaiters: { ctx: number; done: (err?: Error) => void }[] = [];
   private readCtx = 0;
   /** The read-index round collecting reads, not yet handed to the core (0: none). */
   private unissuedRead = 0;
   private closed = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private stopTicker: Cancel | undefined;
   /** Leading, and our first entry of this term is applied: leader duties may start. */
   private leading = false;
   private leaderStartIndex = 0;
   /** Snapshots received and not yet installed, by index (two may arrive in one turn). */
-  private readonly incomingSnapshots = new Map<number, { meta: SnapshotMeta; data: Buffer }>();
+  private readonly incomingSnapshots = new Map<number, Snapshot>();
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
-  private persistedTerm: number;
-  private persistedVote: number;
-  private outgoingSnapshot: { at: number; snap: { meta: SnapshotMeta; data: Buffer } } | undefined;
+  private persistedTerm = 0;
+  private persistedVote = 0;
+  private outgoingSnapshot: { at: number; snap: Snapshot } | undefined;
   /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
   private deferred: Entry[] = [];
-  private applyTimer: NodeJS.Timeout | undefined;
+  private cancelApplyTimer: Cancel | undefined;
   /** Commands this node proposed, by their encoding: applied without decoding them again. */
-  private readonly proposed = new WeakMap<Buffer, Command>();
+  private readonly proposed = new WeakMap<Buffer, C>();
+  /** The disk refused a write and the core could not be rebuilt yet: retried on each tick. */
+  private broken = false;
+  private lastDiskLog = -Infinity;
+  private readonly schedule: () => void;
 
-  constructor(
-    private readonly self: { id: NodeId; address: string },
-    private readonly storage: RaftStorage,
-    private readonly state: StateMachine,
-    private readonly transport: PeerTransport,
-    private readonly timing: RaftTiming,
-    private readonly log: Logger,
-  ) {
-    const snapshot = storage.snapshot();
-    const hardState = storage.hardState();
-    this.persistedTerm = hardState.term;
-    this.persistedVote = hardState.vote;
-    this.raft = new Raft({
-      id: self.id,
-      electionTicks: timing.electionTicks,
-      heartbeatTicks: timing.heartbeatTicks,
-      random: () => randomInt(1 << 30) / (1 << 30),
-      // Whatever the state machine applied was committed, whatever the saved commit says.
-      hardState: { ...hardState, commit: Math.max(hardState.commit, state.lastApplied) },
-      snapshot,
-      entries: storage.entries(),
-    });
+  constructor(o: RaftConsensusOptions<C, M>) {
+    this.self = o.self;
+    this.storage = o.storage;
+    this.state = o.state;
+    this.transport = o.transport;
+    this.codec = o.codec;
+    this.timing = o.timing;
+    this.log = o.log;
+    this.clock = o.clock ?? eventLoopClock;
+    this.random = o.random ?? (() => randomInt(1 << 30) / (1 << 30));
+    this.snapshotEntries = o.snapshotEntries ?? 25_000;
+    this.keepEntries = o.keepEntries ?? 5_000;
+    this.coreLimits = o.core;
+    this.schedule = this.clock.coalesce(() => this.process());
+    this.raft = this.boot();
     this.syncPeers();
   }
 
+  /**
+   * The core, as the durable state says it stands. The state machine may be ahead of the log:
+   * a snapshot it installed just before a crash, before the log recorded it. Then the log
+   * starts from that snapshot — its content is committed — and what the log held is dropped.
+   */
+  private boot(): Raft {
+    const hardState = this.storage.hardState();
+    let snapshot = this.storage.snapshot();
+    let entries = this.storage.entries();
+    const applied = this.state.applied();
+    if (applied.index > snapshot.index) {
+      const at = entries[applied.index - snapshot.index - 1];
+      if (!at || at.term !== applied.term) {
+        this.storage.save(undefined, [], applied);
+        snapshot = applied;
+        entries = [];
+      }
+    }
+    this.persistedTerm = hardState.term;
+    this.persistedVote = hardState.vote;
+    return new Raft({
+      id: this.self.id,
+      electionTicks: this.timing.electionTicks,
+      heartbeatTicks: this.timing.heartbeatTicks,
+      random: this.random,
+      ...this.coreLimits,
+      // Whatever the state machine applied was committed, whatever the saved commit says.
+      hardState: { ...hardState, commit: Math.max(hardState.commit, applied.index) },
+      snapshot,
+      entries,
+    });
+  }
+
   start(): void {
-    this.ticker = setInterval(() => this.tick(), this.timing.tickMs);
+    this.stopTicker = this.clock.every(this.timing.tickMs, () => this.tick());
     // A cluster of one need not wait out an election timeout to lead.
     if (this.raft.promotable && this.raft.voters.length === 1) this.raft.tick();
     this.schedule();
   }
 
+  /** The core, read only: for status pages and the simulation's checks. Never step it. */
+  get core(): Raft {
+    return this.raft;
+  }
+
   // ------------------------------------------------------------------ inputs
 
-  onFrame(frame: PeerFrame): void {
-    if (this.closed) return;
+  onFrame(frame: Inbound): void {
+    if (this.closed || this.broken) return;
     if (frame.snapshot) this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
     for (const m of frame.msgs ?? []) this.raft.step(m);
     this.schedule();
@@ -127,6 +219,7 @@ export class RaftConsensus implements Consensus {
 
   private tick(): void {
     if (this.closed) return;
+    if (this.broken && !this.rebuild()) return;
     const loneVoter = this.raft.promotable && this.raft.voters.length === 1 && this.raft.role !== 'leader';
     this.raft.tick();
     if (loneVoter) for (let i = 0; i < 2 * this.timing.electionTicks; i++) this.raft.tick();
@@ -169,51 +262,80 @@ export class RaftConsensus implements Consensus {
    * it: the same bytes go to its log, into every follower's frame and every follower's log,
    * and are decoded only to be applied.
    */
-  propose(command: Command): Promise<ApplyResult> {
-    return this.track(() => {
-      const bytes = logCodec.pack(command);
-      this.proposed.set(bytes, command);
-      return this.raft.propose(bytes);
+  propose<T extends C>(command: T): Promise<M[T['type']]> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.submit(command, (err, result) => (err ? reject(err) : resolve(result as M[T['type']])));
+      } catch (err) {
+        reject(err as Error);
+      }
     });
   }
 
-  private commandOf(e: Entry): Command {
-    // A master of the previous version sends commands as objects: a mixed cluster still works.
-    if (!Buffer.isBuffer(e.data)) return e.data as Command;
-    return this.proposed.get(e.data) ?? (logCodec.unpack(e.data) as Command);
+  /**
+   * Appends `command` to the log now and returns its index; `done` is called once it is
+   * applied here, or lost. Throws a WeirError when this node cannot take it.
+   */
+  submit(command: C, done: Done<M[C['type']]>): number {
+    return this.track(() => {
+      const bytes = this.codec.encode(command);
+      this.proposed.set(bytes, command);
+      return this.raft.propose(bytes);
+    }, done as Done<unknown>);
   }
 
-  /** Appends through `append` and resolves with the entry's apply result once committed. */
-  private track(append: () => number): Promise<ApplyResult> {
-    if (this.closed) return Promise.reject(new WeirError('unavailable', 'this master is shutting down'));
+  /** As `submit`, for a membership change. */
+  submitConf(cc: ConfChange, done: Done<unknown>): number {
+    return this.track(() => this.raft.proposeConfChange(cc), done);
+  }
+
+  private commandOf(e: Entry): C {
+    // A master of the previous version sends commands as objects: a mixed cluster still works.
+    if (!Buffer.isBuffer(e.data)) return e.data as C;
+    return this.proposed.get(e.data) ?? this.codec.decode(e.data);
+  }
+
+  private track(append: () => number, done: Done<unknown>): number {
+    if (this.closed) throw shuttingDown();
+    if (this.broken) throw diskRefused();
     let index: number;
     try {
       index = append();
     } catch (err) {
-      return Promise.reject(this.translate(err));
+      throw this.translate(err);
     }
+    this.waiters.set(index, { term: this.raft.term, done });
     this.schedule();
-    return new Promise((resolve, reject) => this.waiters.set(index, { term: this.raft.term, resolve, reject }));
+    return index;
   }
 
   readBarrier(): Promise<void> {
-    if (!this.leading) return Promise.reject(new WeirError('no_leader', 'this master is not the leader'));
+    return new Promise((resolve, reject) => this.requestRead((err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * Calls `done` once this leader may serve a linearizable read (§6.4 read index): a quorum
+   * confirmed it still leads, and it has applied what was committed when the read was asked.
+   */
+  requestRead(done: (err?: Error) => void): void {
+    if (!this.leading) return done(new WeirError('no_leader', 'this master is not the leader'));
     // Reads arriving in one turn of the event loop share one read-index round (one
     // heartbeat to each follower), issued when the Ready loop next runs.
     if (!this.unissuedRead) this.unissuedRead = ++this.readCtx;
     const ctx = this.unissuedRead;
     this.schedule();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.readWaiters = this.readWaiters.filter((w) => w.ctx !== ctx);
-        reject(new WeirError('no_leader', 'could not confirm leadership with a quorum in time; retry'));
-      }, 5_000);
-      this.readWaiters.push({
-        ctx,
-        resolve: () => (clearTimeout(timer), resolve()),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      });
+    let finished = false;
+    const cancel = this.clock.after(READ_TIMEOUT_MS, () => {
+      this.readWaiters = this.readWaiters.filter((w) => w.ctx !== ctx);
+      finish(new WeirError('no_leader', 'could not confirm leadership with a quorum in time; retry'));
     });
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      cancel();
+      done(err);
+    };
+    this.readWaiters.push({ ctx, done: finish });
   }
 
   private issueRead(): void {
@@ -224,7 +346,7 @@ export class RaftConsensus implements Consensus {
       this.raft.readIndex(ctx);
     } catch (err) {
       const e = this.translate(err);
-      for (const w of this.readWaiters.filter((r) => r.ctx === ctx)) w.reject(e);
+      for (const w of this.readWaiters.filter((r) => r.ctx === ctx)) w.done(e);
       this.readWaiters = this.readWaiters.filter((r) => r.ctx !== ctx);
     }
   }
@@ -246,8 +368,24 @@ export class RaftConsensus implements Consensus {
     await this.proposeConf({ op: 'remove', id });
   }
 
-  private async proposeConf(cc: Parameters<Raft['proposeConfChange']>[0]): Promise<void> {
-    await this.track(() => this.raft.proposeConfChange(cc));
+  private proposeConf(cc: ConfChange): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.submitConf(cc, (err) => (err ? reject(err) : resolve()));
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  }
+
+  /** Asks the core to hand leadership to `to`; throws a WeirError when it cannot. */
+  transferLeadership(to: NodeId): void {
+    try {
+      this.raft.transferLeadership(to);
+    } catch (err) {
+      throw this.translate(err);
+    }
+    this.schedule();
   }
 
   async stepDown(): Promise<void> {
@@ -256,10 +394,11 @@ export class RaftConsensus implements Consensus {
       .filter((id) => id !== this.self.id)
       .sort((a, b) => (this.raft.progressOf(b)?.match ?? 0) - (this.raft.progressOf(a)?.match ?? 0))[0];
     if (!to) return;
-    this.raft.transferLeadership(to);
-    this.schedule();
-    const deadline = Date.now() + this.timing.tickMs * this.timing.electionTicks * 2;
-    while (this.raft.role === 'leader' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.transferLeadership(to);
+    const deadline = this.clock.now() + this.timing.tickMs * this.timing.electionTicks * 2;
+    while (this.raft.role === 'leader' && this.clock.now() < deadline) {
+      await new Promise<void>((r) => this.clock.after(10, r));
+    }
   }
 
   private translate(err: unknown): Error {
@@ -270,33 +409,37 @@ export class RaftConsensus implements Consensus {
 
   // ------------------------------------------------------------------ the Ready loop
 
-  private readonly schedule = onNextTurn(() => this.process());
-
   private process(): void {
-    if (this.closed) return;
-    this.issueRead();
-    for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
-      const rd = this.raft.ready();
-      // A leader's appends promise nothing about its own disk (it counts itself toward a
-      // quorum only once persisted), so they leave first and followers write in parallel
-      // (thesis §10.2.1). Everything else — votes, acknowledgements — waits for the disk.
-      // (Not in a Ready that also starts a new term: that term must be on disk first.)
-      const sameTerm = !rd.hardState || rd.hardState.term === this.persistedTerm;
-      const early = sameTerm ? rd.messages.filter((m) => LEADER_MESSAGES.has(m.type)) : [];
-      const late = early.length ? rd.messages.filter((m) => !LEADER_MESSAGES.has(m.type)) : rd.messages;
-      if (early.length) this.transport.send(early, () => this.snapshotToSend());
-      this.persist(rd);
-      // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
-      if (late.length) this.transport.send(late, () => this.snapshotToSend());
-      this.apply(rd.committed);
-      this.serveReads(rd);
-      this.raft.advance(rd);
-      if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
+    if (this.closed || this.broken) return;
+    try {
+      this.issueRead();
+      for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
+        const rd = this.raft.ready();
+        // A leader's appends promise nothing about its own disk (it counts itself toward a
+        // quorum only once persisted), so they leave first and followers write in parallel
+        // (thesis §10.2.1). Everything else — votes, acknowledgements — waits for the disk.
+        // (Not in a Ready that also starts a new term: that term must be on disk first.)
+        const sameTerm = !rd.hardState || rd.hardState.term === this.persistedTerm;
+        const early = sameTerm ? rd.messages.filter((m) => LEADER_MESSAGES.has(m.type)) : [];
+        const late = early.length ? rd.messages.filter((m) => !LEADER_MESSAGES.has(m.type)) : rd.messages;
+        if (early.length) this.transport.send(early, () => this.snapshotToSend());
+        this.persist(rd);
+        // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
+        if (late.length) this.transport.send(late, () => this.snapshotToSend());
+        this.apply(rd.committed);
+        this.serveReads(rd);
+        this.raft.advance(rd);
+        if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
+      }
+      // A snapshot the core wanted was installed by the first Ready above; others were stale.
+      this.incomingSnapshots.clear();
+      this.updateLeadership();
+      this.maybeCompact();
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      this.diskRefused(err);
+      return;
     }
-    // A snapshot the core wanted was installed by the first Ready above; others were stale.
-    this.incomingSnapshots.clear();
-    this.updateLeadership();
-    this.maybeCompact();
     if (this.raft.hasReady()) this.schedule();
   }
 
@@ -304,7 +447,9 @@ export class RaftConsensus implements Consensus {
     if (rd.snapshot) {
       const incoming = this.incomingSnapshots.get(rd.snapshot.index);
       if (!incoming) throw new Error(`snapshot ${rd.snapshot.index} to install but its data is missing`);
-      this.state.install(incoming.data);
+      // The state machine takes it first: should we crash before the log records it, boot()
+      // finds the state ahead of the log and starts the log from there.
+      this.state.restore(incoming);
       this.incomingSnapshots.clear();
       this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
     }
@@ -333,37 +478,49 @@ export class RaftConsensus implements Consensus {
     // committed its own removal, or lost the lead in the Ready that committed them): their
     // callers get the result, not "leadership changed".
     if (this.raft.role === 'follower' && this.waiters.size === 0 && this.deferred.length < APPLY_BATCH) {
-      this.applyTimer ??= setTimeout(() => {
-        this.applyTimer = undefined;
-        this.applyDeferred();
-      }, APPLY_DELAY_MS);
+      this.cancelApplyTimer ??= this.clock.after(APPLY_DELAY_MS, () => {
+        this.cancelApplyTimer = undefined;
+        try {
+          this.applyDeferred();
+        } catch (err) {
+          if (!(err instanceof StorageError)) throw err;
+          this.diskRefused(err);
+        }
+      });
       return;
     }
     this.applyDeferred();
   }
 
   private applyDeferred(): void {
-    clearTimeout(this.applyTimer);
-    this.applyTimer = undefined;
+    this.cancelApplyTimer?.();
+    this.cancelApplyTimer = undefined;
     const entries = this.deferred;
     if (entries.length === 0 || this.closed) return;
     this.deferred = [];
-    const decoded = entries.map((e) => (e.kind === 'cmd' ? { ...e, data: this.commandOf(e) } : e));
+    const decoded = entries.map((e) => this.committedOf(e));
     const results = this.state.applyBatch(decoded);
-    const applied: { command: Command; result: ApplyResult }[] = [];
+    const applied: Applied<C, M>[] = [];
     for (const [i, e] of decoded.entries()) {
-      const result = results[i]!;
-      if (e.kind === 'cmd' && !(result as { replayed?: boolean }).replayed) {
-        applied.push({ command: e.data as Command, result });
+      const result = results[i];
+      if (e.kind === 'cmd' && result !== undefined) {
+        applied.push({ type: e.data.type, command: e.data, result } as Applied<C, M>);
       }
       const w = this.waiters.get(e.index);
       if (!w) continue;
       this.waiters.delete(e.index);
       // Another leader's entry took this index: ours was never committed.
-      if (w.term === e.term) w.resolve(result);
-      else w.reject(leadershipLost());
+      if (w.term === e.term) w.done(undefined, result);
+      else w.done(leadershipLost());
     }
     if (applied.length) for (const l of this.appliedListeners) l(applied);
+  }
+
+  private committedOf(e: Entry): Committed<C> {
+    const { index, term } = e;
+    if (e.kind === 'cmd') return { index, term, kind: 'cmd', data: this.commandOf(e) };
+    if (e.kind === 'conf') return { index, term, kind: 'conf', data: e.data as ConfChange };
+    return { index, term, kind: 'noop' };
   }
 
   private serveReads(rd: Ready): void {
@@ -372,18 +529,14 @@ export class RaftConsensus implements Consensus {
       // hands reads out no earlier than the commits they wait for.
       const ready = this.readWaiters.filter((w) => w.ctx <= rs.ctx);
       this.readWaiters = this.readWaiters.filter((w) => w.ctx > rs.ctx);
-      if (this.state.lastApplied >= rs.index) for (const w of ready) w.resolve();
-      else for (const w of ready) this.waitApplied(rs.index, w);
+      for (const w of ready) this.whenApplied(rs.index, w.done);
     }
   }
 
-  private waitApplied(index: number, w: { resolve: () => void; reject: (e: Error) => void }): void {
-    const check = () => {
-      if (this.state.lastApplied >= index) w.resolve();
-      else if (this.closed || this.raft.role !== 'leader') w.reject(leadershipLost());
-      else setTimeout(check, 1);
-    };
-    check();
+  private whenApplied(index: number, done: (err?: Error) => void): void {
+    if (this.state.lastApplied >= index) done();
+    else if (this.closed || this.raft.role !== 'leader') done(leadershipLost());
+    else this.clock.after(1, () => this.whenApplied(index, done));
   }
 
   private updateLeadership(): void {
@@ -397,23 +550,62 @@ export class RaftConsensus implements Consensus {
         for (const l of this.leaderListeners) l(true);
       }
     } else if (r.role !== 'leader' && (this.leading || this.leaderStartIndex)) {
-      const was = this.leading;
-      this.leading = false;
-      this.leaderStartIndex = 0;
-      for (const [, w] of this.waiters) w.reject(leadershipLost());
-      this.waiters.clear();
-      for (const w of this.readWaiters.splice(0)) w.reject(leadershipLost());
-      if (was) {
-        this.log.info({ term: r.term, leader: r.leader }, 'no longer leading');
-        for (const l of this.leaderListeners) l(false);
-      }
+      this.stopLeading(leadershipLost());
     }
   }
 
-  private snapshotToSend(): { meta: SnapshotMeta; data: Buffer } {
+  private stopLeading(why: Error): void {
+    const was = this.leading;
+    this.leading = false;
+    this.leaderStartIndex = 0;
+    for (const [, w] of this.waiters) w.done(why);
+    this.waiters.clear();
+    for (const w of this.readWaiters.splice(0)) w.done(why);
+    if (was) {
+      this.log.info({ term: this.raft.term, leader: this.raft.leader }, 'no longer leading');
+      for (const l of this.leaderListeners) l(false);
+    }
+  }
+
+  /**
+   * The disk refused a write: whatever this node had not made durable is gone, as in a crash.
+   * Callers waiting on it are told to retry, and the core starts again from the durable state
+   * (votes and acknowledgements it had not persisted were never sent).
+   */
+  private diskRefused(err: StorageError): void {
+    const now = this.clock.now();
+    if (now - this.lastDiskLog >= DISK_LOG_EVERY_MS) {
+      this.lastDiskLog = now;
+      this.log.error({ err: err.message }, 'the disk refused a write: starting over from the durable state');
+    }
+    this.stopLeading(diskRefused());
+    this.cancelApplyTimer?.();
+    this.cancelApplyTimer = undefined;
+    this.deferred = [];
+    this.incomingSnapshots.clear();
+    this.outgoingSnapshot = undefined;
+    this.unissuedRead = 0;
+    this.broken = true;
+    this.rebuild();
+  }
+
+  /** Rebuilds the core from the durable state; false while the disk still refuses. */
+  private rebuild(): boolean {
+    try {
+      this.raft = this.boot();
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      return false;
+    }
+    this.broken = false;
+    this.syncPeers();
+    return true;
+  }
+
+  private snapshotToSend(): Snapshot {
     // Several followers needing one at once share it — while the log still follows on from
     // it; a snapshot older than the compaction point would leave its receiver stuck behind.
-    const now = Date.now();
+    const now = this.clock.now();
     const cached = this.outgoingSnapshot;
     if (cached && now - cached.at <= 2_000 && cached.snap.meta.index >= this.raft.log.snapshot.index) {
       return cached.snap;
@@ -425,14 +617,17 @@ export class RaftConsensus implements Consensus {
   }
 
   private maybeCompact(): void {
-    const applied = this.state.lastApplied;
-    if (applied - this.raft.log.firstIndex < COMPACT_AFTER) return;
-    const to = applied - KEEP;
-    // The entries go only once the state database holds them on disk.
+    if (this.state.lastApplied - this.raft.log.firstIndex >= this.snapshotEntries) this.compact();
+  }
+
+  /** Drops applied entries but the newest `keepEntries`, once the state machine holds them durably. */
+  compact(): void {
+    const to = this.state.lastApplied - this.keepEntries;
+    if (to <= this.raft.log.snapshot.index) return;
     this.state.checkpoint();
-    const meta = this.raft.snapshotMeta(to);
-    this.raft.compact(to);
+    const meta: SnapshotMeta = this.raft.snapshotMeta(to);
     this.storage.compact(meta);
+    this.raft.compact(to);
   }
 
   private syncPeers(): void {
@@ -458,7 +653,7 @@ export class RaftConsensus implements Consensus {
 
   status(): ConsensusStatus {
     const r = this.raft;
-    const now = Date.now();
+    const now = this.clock.now();
     // Each master as this one sees it: the leader, its own campaign, and otherwise voters
     // follow while non-voters (and a master still joining, outside the configuration) learn.
     const roleOf = (id: NodeId): MemberInfo['role'] => {
@@ -487,7 +682,7 @@ export class RaftConsensus implements Consensus {
     };
   }
 
-  onApplied(listener: AppliedListener): void {
+  onApplied(listener: AppliedListener<C, M>): void {
     this.appliedListeners.push(listener);
   }
 
@@ -497,12 +692,17 @@ export class RaftConsensus implements Consensus {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.applyDeferred();
+    try {
+      this.applyDeferred();
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+    }
     this.closed = true;
-    clearInterval(this.ticker);
-    for (const [, w] of this.waiters) w.reject(new WeirError('unavailable', 'this master is shutting down'));
+    this.stopTicker?.();
+    this.cancelApplyTimer?.();
+    for (const [, w] of this.waiters) w.done(shuttingDown());
     this.waiters.clear();
-    for (const w of this.readWaiters.splice(0)) w.reject(new WeirError('unavailable', 'this master is shutting down'));
+    for (const w of this.readWaiters.splice(0)) w.done(shuttingDown());
     this.transport.close();
   }
 }

@@ -1,15 +1,13 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
+import { isDiskError } from '../common/disk-errors.js';
 import { newCodec } from '../common/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
+import { StorageError, type LogStore } from './ports.js';
 
-/**
- * How every entry's data is encoded in the log. The driver encodes commands with it when they
- * are proposed (raft-consensus.ts), so a command's bytes are stored as they come; the rest is
- * encoded here.
- */
-export const logCodec = newCodec();
+/** How entries other than commands are encoded; a command's bytes are stored as proposed. */
+const logCodec = newCodec();
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
 function encodeData(e: Entry): Buffer | null {
@@ -23,7 +21,7 @@ function encodeData(e: Entry): Buffer | null {
  * with `synchronous = FULL`: when `save` returns, everything it was given is on disk — one
  * transaction, so one fsync per Ready.
  */
-export class RaftStorage {
+export class RaftStorage implements LogStore {
   private readonly db: Db;
   private readonly s: ReturnType<RaftStorage['prepare']>;
 
@@ -88,7 +86,7 @@ export class RaftStorage {
 
   /** Persists one Ready's worth of state, durably, in one transaction. */
   save(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: SnapshotMeta): void {
-    this.db.transaction(() => {
+    this.write(() => {
       if (snapshot) {
         this.s.clear.run();
         this.setJson('snapshot', snapshot);
@@ -101,7 +99,17 @@ export class RaftStorage {
           this.s.insert.run(e.index, e.term, KINDS.indexOf(e.kind), encodeData(e));
         }
       }
-    })();
+    });
+  }
+
+  /** One transaction; a write the disk refused is a StorageError, and rolled back. */
+  private write(fn: () => void): void {
+    try {
+      this.db.transaction(fn)();
+    } catch (err) {
+      if (isDiskError(err)) throw new StorageError(`the Raft log could not be written: ${(err as Error).message}`, err);
+      throw err;
+    }
   }
 
   /** Founds a new cluster: its first entry holds the configuration. */
@@ -112,10 +120,10 @@ export class RaftStorage {
 
   /** Drops entries the state database holds durably (up to `meta.index`). */
   compact(meta: SnapshotMeta): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.s.compact.run(meta.index);
       this.setJson('snapshot', meta);
-    })();
+    });
   }
 
   close(): void {

@@ -1,15 +1,15 @@
 import type { TokenSource } from '../common/auth.js';
 import type { Logger } from '../common/logger.js';
-import type { Consensus } from '../consensus/consensus.js';
 import type { Queries } from '../state/queries.js';
 import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
 import type { WorkerChannels } from './worker-channels.js';
 import type { WorkerRegistry } from './worker-registry.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /** What the HTTP routes of a master reach for. */
 export interface MasterContext {
-  consensus: Consensus;
+  consensus: ClusterConsensus;
   queries: Queries;
   registry: WorkerRegistry;
   channels: WorkerChannels;

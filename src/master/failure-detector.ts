@@ -1,7 +1,7 @@
 import type { Logger } from '../common/logger.js';
-import type { Consensus } from '../consensus/consensus.js';
 import type { Queries } from '../state/queries.js';
 import type { WorkerRegistry } from './worker-registry.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /**
  * The leader's watch over workers: one that has not been heard from for `timeoutMs`, or
@@ -14,7 +14,7 @@ export class FailureDetector {
   private readonly declaring = new Set<string>();
 
   constructor(
-    private readonly consensus: Consensus,
+    private readonly consensus: ClusterConsensus,
     private readonly queries: Queries,
     private readonly registry: WorkerRegistry,
     private readonly timeoutMs: number,

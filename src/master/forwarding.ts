@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import { noLeader } from '../common/errors.js';
-import type { Consensus } from '../consensus/consensus.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 export const FORWARDED = 'x-weir-forwarded';
@@ -18,7 +18,7 @@ export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(
 export class LeaderForwarding {
   private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
 
-  constructor(private readonly consensus: Consensus) {}
+  constructor(private readonly consensus: ClusterConsensus) {}
 
   /** An onRequest hook for /api routes. */
   hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {

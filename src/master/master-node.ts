@@ -7,8 +7,9 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { PeerTransport } from '../consensus/peer-transport.js';
 import { DEFAULT_TIMING, RaftConsensus, type RaftTiming } from '../consensus/raft-consensus.js';
 import { RaftStorage } from '../consensus/raft-storage.js';
-import type { RunningTask } from '../state/apply.js';
 import { Queries } from '../state/queries.js';
+import { commandCodec } from '../state/command-codec.js';
+import type { Command, Results } from '../state/commands.js';
 import { StateMachine } from '../state/state-machine.js';
 import { buildApp } from './app.js';
 import { findRunningCluster, requestJoin } from './cluster-join.js';
@@ -25,6 +26,7 @@ import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
+import { appliedEffects } from './applied-effects.js';
 import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
 
@@ -69,7 +71,7 @@ export class MasterNode {
       release: () => void;
       storage: RaftStorage;
       state: StateMachine;
-      consensus: RaftConsensus;
+      consensus: RaftConsensus<Command, Results>;
       rediscover?: NodeJS.Timeout;
       scheduler: Scheduler;
       detector: FailureDetector;
@@ -99,7 +101,7 @@ export class MasterNode {
         : await MasterNode.foundOrJoin(storage, discovery, self, options, log);
       const timing = { ...DEFAULT_TIMING, ...options.timing };
       // The transport delivers to consensus, which sends through the transport.
-      const inbox: { consensus?: RaftConsensus } = {};
+      const inbox: { consensus?: RaftConsensus<Command, Results> } = {};
       const transport = new PeerTransport(
         self.id,
         selfUrl,
@@ -110,14 +112,15 @@ export class MasterNode {
         },
         log.child({ component: 'peers' }),
       );
-      const consensus = (inbox.consensus = new RaftConsensus(
-        { id: self.id, address: selfUrl },
+      const consensus = (inbox.consensus = new RaftConsensus<Command, Results>({
+        self: { id: self.id, address: selfUrl },
         storage,
         state,
         transport,
+        codec: commandCodec,
         timing,
         log,
-      ));
+      }));
       const queries = new Queries(state);
       const registry = new WorkerRegistry();
       const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
@@ -128,55 +131,7 @@ export class MasterNode {
       const jobWatch = new JobWatch();
       const metrics = new MasterMetrics(queries, consensus);
 
-      consensus.onApplied((batch) => {
-        let kick = false;
-        for (const { command, result } of batch) {
-          if (!result.ok) continue;
-          switch (command.type) {
-            case 'completeTasks': {
-              const accepted = result.accepted as { ms?: number }[];
-              for (const a of accepted) if (a.ms !== undefined) metrics.taskDuration.observe(a.ms / 1000);
-              metrics.tasksReported.inc({ outcome: 'completed' }, accepted.length);
-              // Long polls answer when a job ends: a completion that leaves it running wakes nobody.
-              for (const jobId of result.finished_jobs as string[]) jobWatch.notify(jobId);
-              scheduler.forgetJobs(result.finished_jobs as string[]);
-              // The losers of speculative races.
-              scheduler.stopTasks(result.to_stop as RunningTask[]);
-              kick = true;
-              break;
-            }
-            case 'failTasks':
-              scheduler.stopTasks(result.to_stop as RunningTask[]);
-              scheduler.forgetJobs(result.failed_jobs as string[]);
-              for (const jobId of result.failed_jobs as string[]) jobWatch.notify(jobId);
-              metrics.tasksReported.inc({ outcome: 'failed' }, command.failures.length);
-              kick = true;
-              break;
-            case 'cancelJob':
-              scheduler.stopTasks(result.to_stop as RunningTask[]);
-              scheduler.forgetJobs([command.job_id]);
-              jobWatch.notify(command.job_id);
-              kick = true;
-              break;
-            case 'markWorkerDead':
-              // Consumers of map outputs lost with the worker stop; the maps run again.
-              scheduler.stopTasks(result.to_stop as RunningTask[]);
-              // Streaming instances that ran there are unplaced until the scheduler places them again.
-              scheduler.announcePlacements(result.jobs as string[]);
-              kick = true;
-              break;
-            case 'submitJob':
-            case 'registerWorker':
-              kick = true;
-              break;
-            case 'assignTasks':
-            case 'speculateTasks':
-            case 'drainWorker':
-              break;
-          }
-        }
-        if (kick) scheduler.kick();
-      });
+      consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
       consensus.onLeadershipChange((leader) => {
         if (leader) {
           detector.start();

@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Consensus } from '../consensus/consensus.js';
 import type { Queries } from '../state/queries.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
 export class MasterMetrics {
@@ -10,7 +10,7 @@ export class MasterMetrics {
   readonly tasksReported: Counter;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
-  constructor(queries: Queries, consensus: Consensus) {
+  constructor(queries: Queries, consensus: ClusterConsensus) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'weir_master_' });
     this.loopDelay.enable();

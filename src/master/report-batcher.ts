@@ -1,9 +1,9 @@
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import { taskKey, type TaskReport } from '../common/wire.js';
-import type { Consensus } from '../consensus/consensus.js';
 import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /** Told of reports from the moment they arrive until their outcome is committed or lost. */
 export interface ReportTracker {
@@ -35,7 +35,7 @@ export class ReportBatcher {
   private readonly flushSoon = onNextTurn(() => this.flush());
 
   constructor(
-    private readonly consensus: Consensus,
+    private readonly consensus: ClusterConsensus,
     private readonly ack: (workerId: string, tasks: TaskRef[]) => void,
     private readonly log: Logger,
     private readonly tracker?: ReportTracker,

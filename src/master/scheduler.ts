@@ -1,13 +1,12 @@
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../common/wire.js';
-import type { Consensus } from '../consensus/consensus.js';
 import { taskSpec, type DispatchContext } from '../ops/batch-ops.js';
 import type { MapOutput } from '../ops/data-tasks.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { isStreamConfig } from '../stream/stream-config.js';
 import { stageOf, type JobPlan } from '../ops/stages.js';
-import type { RunningTask } from '../state/apply.js';
+import type { RunningTask } from '../state/commands.js';
 import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
 import { taskKey } from '../common/wire.js';
@@ -15,6 +14,7 @@ import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-p
 import { stragglers } from './speculation.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import { onNextTurn } from '../common/next-turn.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
@@ -44,7 +44,7 @@ export class Scheduler {
   private speculationTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly consensus: Consensus,
+    private readonly consensus: ClusterConsensus,
     private readonly queries: Queries,
     private readonly registry: WorkerRegistry,
     private readonly log: Logger,
@@ -136,7 +136,7 @@ export class Scheduler {
     this.consensus
       .propose({ type: 'assignTasks', at: now, assignments: proposed })
       .then((r) => {
-        const assigned = r.ok ? (r.assigned as RunningTask[]) : [];
+        const assigned = r.ok ? r.assigned : [];
         const taken = new Set(assigned.map((a) => `${a.worker_id} ${taskKey(a)}`));
         const refused = early.filter((a) => !taken.has(`${a.worker_id} ${taskKey(a)}`));
         if (refused.length) this.log.info({ tasks: refused.length }, 'stopping tasks sent before the log refused them');
@@ -187,7 +187,7 @@ export class Scheduler {
     this.consensus
       .propose({ type: 'speculateTasks', at: now, copies })
       .then((r) => {
-        if (r.ok) this.dispatch(r.assigned as RunningTask[]);
+        if (r.ok) this.dispatch(r.assigned);
       })
       .catch((err: Error) => this.log.warn({ err }, 'speculating failed'))
       .finally(() => {

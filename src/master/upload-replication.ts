@@ -3,8 +3,9 @@ import { request } from 'undici';
 import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { Consensus, MemberInfo } from '../consensus/consensus.js';
+import type { MemberInfo } from '../consensus/consensus.js';
 import { UPLOADS_PATH } from './forwarding.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /** Who else gets a copy of an upload, and how many voting masters must hold one first. */
 export interface CopyPlan {
@@ -42,7 +43,7 @@ export function copyPlan(members: readonly MemberInfo[], selfUrl: string): CopyP
  */
 export class UploadReplicator {
   constructor(
-    private readonly consensus: Consensus,
+    private readonly consensus: ClusterConsensus,
     private readonly selfUrl: string,
     private readonly tokens: TokenSource,
     private readonly log: Logger,

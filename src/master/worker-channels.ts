@@ -8,12 +8,12 @@ import {
   taskKey,
   type ToMaster,
 } from '../common/wire.js';
-import type { Consensus } from '../consensus/consensus.js';
 import type { Queries } from '../state/queries.js';
 import { ReportBatcher } from './report-batcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { Scheduler } from './scheduler.js';
 import type { WorkerRegistry } from './worker-registry.js';
+import type { ClusterConsensus } from './cluster-log.js';
 
 /**
  * The leader's end of each worker's channel: accepts reports (acknowledged once their
@@ -25,7 +25,7 @@ export class WorkerChannels {
   private readonly reports: ReportBatcher;
 
   constructor(
-    private readonly consensus: Consensus,
+    private readonly consensus: ClusterConsensus,
     private readonly queries: Queries,
     private readonly registry: WorkerRegistry,
     private readonly scheduler: Scheduler,

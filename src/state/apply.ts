@@ -11,6 +11,7 @@ import type {
   MarkWorkerDead,
   RegisterWorker,
   SpeculateTasks,
+  RunningTask,
   SubmitJob,
   TaskRef,
 } from './commands.js';
@@ -18,11 +19,6 @@ import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { mayRetry, retryBackoffMs } from './retry-policy.js';
-
-/** A task a worker should stop running (its job was cancelled or failed). */
-export interface RunningTask extends TaskRef {
-  worker_id: string;
-}
 
 /** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
 interface Attempts {
@@ -107,12 +103,12 @@ export class Applier {
     }
   }
 
-  private registerWorker(cmd: RegisterWorker): ApplyResult {
+  private registerWorker(cmd: RegisterWorker): ApplyResult<'registerWorker'> {
     this.s.insertWorker.run(cmd.worker_id, cmd.address, cmd.max_tasks, cmd.at);
     return { ok: true, worker_id: cmd.worker_id };
   }
 
-  private markWorkerDead(cmd: MarkWorkerDead): ApplyResult {
+  private markWorkerDead(cmd: MarkWorkerDead): ApplyResult<'markWorkerDead'> {
     const w = this.s.getWorker.get(cmd.worker_id) as { status: string } | undefined;
     if (!w || w.status === 'dead') return { ok: true, requeued: 0, to_stop: [], jobs: [] };
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
@@ -131,12 +127,12 @@ export class Applier {
     });
   }
 
-  private drainWorker(cmd: DrainWorker): ApplyResult {
+  private drainWorker(cmd: DrainWorker): ApplyResult<'drainWorker'> {
     this.s.setWorkerDraining.run(cmd.worker_id);
     return { ok: true };
   }
 
-  private submitJob(cmd: SubmitJob): ApplyResult {
+  private submitJob(cmd: SubmitJob): ApplyResult<'submitJob'> {
     if (cmd.idempotency_key) {
       const existing = this.s.jobByKey.get(cmd.idempotency_key) as { job_id: string } | undefined;
       if (existing) return { ok: true, job_id: existing.job_id, duplicate: true };
@@ -169,7 +165,7 @@ export class Applier {
     return { ok: true, job_id: cmd.job_id, duplicate: false };
   }
 
-  private assignTasks(cmd: AssignTasks): ApplyResult {
+  private assignTasks(cmd: AssignTasks): ApplyResult<'assignTasks'> {
     const assigned: RunningTask[] = [];
     const live = new Map<string, boolean>();
     const touched = new Set<JobKey>();
@@ -204,7 +200,7 @@ export class Applier {
     return { ok: true, assigned };
   }
 
-  private speculateTasks(cmd: SpeculateTasks): ApplyResult {
+  private speculateTasks(cmd: SpeculateTasks): ApplyResult<'speculateTasks'> {
     const assigned: RunningTask[] = [];
     for (const c of cmd.copies) {
       const w = this.s.getWorker.get(c.worker_id) as { status: string } | undefined;
@@ -216,7 +212,7 @@ export class Applier {
     return { ok: true, assigned };
   }
 
-  private completeTasks(cmd: CompleteTasks): ApplyResult {
+  private completeTasks(cmd: CompleteTasks): ApplyResult<'completeTasks'> {
     const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
@@ -241,7 +237,7 @@ export class Applier {
     return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished(), to_stop: toStop };
   }
 
-  private failTasks(cmd: FailTasks): ApplyResult {
+  private failTasks(cmd: FailTasks): ApplyResult<'failTasks'> {
     const retried: TaskRef[] = [];
     const failedJobs: string[] = [];
     const toStop: RunningTask[] = [];
@@ -276,7 +272,7 @@ export class Applier {
     return { ok: true, retried, failed_jobs: failedJobs, to_stop: toStop };
   }
 
-  private collectRows(cmd: CollectRows): ApplyResult {
+  private collectRows(cmd: CollectRows): ApplyResult<'collectRows'> {
     const job = this.s.getJob.get(cmd.job_id) as { status: string } | undefined;
     if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
     // Rows of a cancelled job are still kept: the sink delivered them before it stopped.
@@ -286,7 +282,7 @@ export class Applier {
     return { ok: true, rows: cmd.rows.length };
   }
 
-  private cancelJob(cmd: CancelJob): ApplyResult {
+  private cancelJob(cmd: CancelJob): ApplyResult<'cancelJob'> {
     const job = this.s.getJob.get(cmd.job_id) as { status: string } | undefined;
     if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
     if (job.status !== 'pending' && job.status !== 'running') {

@@ -116,6 +116,42 @@ export interface CancelJob {
   job_id: string;
 }
 
-/** What applying a command produced, for the proposer (never used by apply itself). */
-export type ApplyResult =
-  { ok: true; [k: string]: unknown } | { ok: false; code: 'not_found' | 'conflict'; message: string };
+/** A task attempt on a worker. */
+export interface RunningTask extends TaskRef {
+  worker_id: string;
+}
+
+/** Why a command changed nothing; the same on every master. */
+export interface Refusal {
+  ok: false;
+  code: 'not_found' | 'conflict';
+  message: string;
+}
+
+/** What applying each command produced, for its proposer and the on-applied effects. */
+export interface Applied {
+  registerWorker: { ok: true; worker_id: string };
+  /** `to_stop`: attempts elsewhere that depended on the dead worker; `jobs`: streaming jobs it ran. */
+  markWorkerDead: { ok: true; requeued: number; to_stop: RunningTask[]; jobs: string[] };
+  drainWorker: { ok: true };
+  submitJob: { ok: true; job_id: string; duplicate: boolean };
+  assignTasks: { ok: true; assigned: RunningTask[] };
+  speculateTasks: { ok: true; assigned: RunningTask[] };
+  /** `to_stop`: the losers of speculative races. */
+  completeTasks: {
+    ok: true;
+    accepted: (TaskRef & { ms?: number })[];
+    at: number;
+    finished_jobs: string[];
+    to_stop: RunningTask[];
+  };
+  failTasks: { ok: true; retried: TaskRef[]; failed_jobs: string[]; to_stop: RunningTask[] };
+  cancelJob: { ok: true; to_stop: RunningTask[] };
+  collectRows: { ok: true; rows: number };
+}
+
+/** Each command's result, or why it was refused. */
+export type Results = { [K in Command['type']]: Applied[K] | Refusal };
+
+/** What applying a command of type `K` (any command by default) returns. */
+export type ApplyResult<K extends Command['type'] = Command['type']> = Results[K];

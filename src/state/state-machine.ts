@@ -1,14 +1,14 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
+import { isDiskError } from '../common/disk-errors.js';
 import { applyConfChange } from '../consensus/core/membership.js';
-import type { ConfChange, Entry, Member, SnapshotMeta } from '../consensus/core/types.js';
+import type { Member, SnapshotMeta } from '../consensus/core/types.js';
+import { StorageError, type Committed, type Snapshot, type StateMachine as Port } from '../consensus/ports.js';
 import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
-
-/** A committed log entry as the state machine sees it. */
-export type LogEntry = Pick<Entry, 'index' | 'term' | 'kind' | 'data'>;
 
 /**
  * The state database of one master. Committed entries are applied in index order, each
@@ -17,11 +17,11 @@ export type LogEntry = Pick<Entry, 'index' | 'term' | 'kind' | 'data'>;
  * Re-applying an entry at or below `last_applied` is a no-op. Membership changes are
  * applied here too, so a copy of this database is a complete snapshot.
  */
-export class StateMachine {
+export class StateMachine implements Port<Command, ApplyResult> {
   private database!: Db;
   private applier!: Applier;
   private s!: ReturnType<StateMachine['prepare']>;
-  private applied = 0;
+  private appliedIndex = 0;
   private appliedTerm = 0;
   /** Bumped whenever the database is replaced by a snapshot; readers re-prepare. */
   generation = 0;
@@ -39,7 +39,7 @@ export class StateMachine {
     migrate(this.database);
     this.applier = new Applier(this.database);
     this.s = this.prepare();
-    this.applied = (this.s.getMeta.get('last_applied') as { value: number }).value;
+    this.appliedIndex = (this.s.getMeta.get('last_applied') as { value: number }).value;
     this.appliedTerm = (this.s.getMeta.get('last_applied_term') as { value: number }).value;
     this.generation++;
   }
@@ -60,7 +60,7 @@ export class StateMachine {
   }
 
   get lastApplied(): number {
-    return this.applied;
+    return this.appliedIndex;
   }
 
   get lastAppliedTerm(): number {
@@ -80,55 +80,107 @@ export class StateMachine {
     for (const m of members) this.s.insertMember.run(m.id, m.address, m.voter ? 1 : 0);
   }
 
-  /** Applies consecutive committed entries; returns one result per entry, in order. */
-  applyBatch(entries: readonly LogEntry[]): ApplyResult[] {
-    const results: ApplyResult[] = [];
-    this.database.transaction(() => {
-      for (const e of entries) {
-        if (e.index <= this.applied) {
-          results.push({ ok: true, replayed: true });
-          continue;
+  applied(): SnapshotMeta {
+    return { index: this.appliedIndex, term: this.appliedTerm, members: this.members() };
+  }
+
+  /**
+   * Applies consecutive committed entries in one transaction; returns one result per entry,
+   * in order (undefined for entries applied before and for membership changes).
+   */
+  applyBatch(entries: readonly Committed<Command>[]): (ApplyResult | undefined)[] {
+    const results: (ApplyResult | undefined)[] = [];
+    this.guard(
+      'the state database',
+      this.database.transaction(() => {
+        const from = { applied: this.appliedIndex, term: this.appliedTerm };
+        try {
+          for (const e of entries) {
+            if (e.index <= this.appliedIndex) {
+              results.push(undefined);
+              continue;
+            }
+            if (e.index !== this.appliedIndex + 1)
+              throw new Error(`apply out of order: entry ${e.index} after ${this.appliedIndex}`);
+            if (e.kind === 'cmd') results.push(this.applier.apply(e.data));
+            else {
+              if (e.kind === 'conf') this.writeMembers(applyConfChange(this.members(), e.data));
+              results.push(undefined);
+            }
+            this.appliedIndex = e.index;
+            this.appliedTerm = e.term;
+          }
+          this.s.setMeta.run(this.appliedIndex, 'last_applied');
+          this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
+        } catch (err) {
+          // Rolled back: nothing of this batch was applied.
+          this.appliedIndex = from.applied;
+          this.appliedTerm = from.term;
+          throw err;
         }
-        if (e.index !== this.applied + 1) throw new Error(`apply out of order: entry ${e.index} after ${this.applied}`);
-        if (e.kind === 'cmd') results.push(this.applier.apply(e.data as Command));
-        else if (e.kind === 'conf') {
-          this.writeMembers(applyConfChange(this.members(), e.data as ConfChange));
-          results.push({ ok: true });
-        } else results.push({ ok: true });
-        this.applied = e.index;
-        this.appliedTerm = e.term;
-      }
-      this.s.setMeta.run(this.applied, 'last_applied');
-      this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
-    })();
+      }),
+    );
     return results;
   }
 
   /** The whole database as one buffer, with what it holds: a snapshot to send a peer. */
-  snapshot(): { meta: SnapshotMeta; data: Buffer } {
-    return {
-      meta: { index: this.applied, term: this.appliedTerm, members: this.members() },
-      data: this.database.serialize(),
-    };
+  snapshot(): Snapshot {
+    return { meta: this.applied(), data: this.database.serialize() };
   }
 
-  /** Replaces the database with a snapshot received from the leader. */
-  install(data: Buffer): void {
+  /** Replaces the database with a snapshot received from the leader, on disk before it returns. */
+  restore(snapshot: Snapshot): void {
     const tmp = `${this.path}.incoming`;
-    writeFileSync(tmp, data);
+    try {
+      this.guard('the snapshot', () => writeDurably(tmp, snapshot.data));
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
     this.database.close();
     rmSync(`${this.path}-wal`, { force: true });
     rmSync(`${this.path}-shm`, { force: true });
     renameSync(tmp, this.path);
+    syncDir(dirname(this.path));
     this.open();
   }
 
   /** Makes everything applied so far durable in the database file itself. */
   checkpoint(): void {
-    this.database.pragma('wal_checkpoint(TRUNCATE)');
+    this.guard('the state database', () => this.database.pragma('wal_checkpoint(TRUNCATE)'));
+  }
+
+  /** A write the disk refused is a StorageError (a transaction is rolled back). */
+  private guard(what: string, write: () => unknown): void {
+    try {
+      write();
+    } catch (err) {
+      if (isDiskError(err)) throw new StorageError(`${what} could not be written: ${(err as Error).message}`, err);
+      throw err;
+    }
   }
 
   close(): void {
     if (this.database.open) this.database.close();
+  }
+}
+
+function writeDurably(path: string, data: Buffer): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A rename is durable once its directory is synced. */
+function syncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -4,6 +4,8 @@ import type { Logger } from '../../src/common/logger.js';
 import { PeerTransport } from '../../src/consensus/peer-transport.js';
 import { RaftConsensus } from '../../src/consensus/raft-consensus.js';
 import { RaftStorage } from '../../src/consensus/raft-storage.js';
+import { commandCodec } from '../../src/state/command-codec.js';
+import type { Command, Results } from '../../src/state/commands.js';
 import { StateMachine } from '../../src/state/state-machine.js';
 
 export const SELF = { id: 1, address: 'http://127.0.0.1:1' };
@@ -19,7 +21,15 @@ export function openSingleMaster(dir: string, log: Logger) {
   const handlers = { onFrame: () => undefined, onSnapshotFailed: () => undefined };
   const transport = new PeerTransport(SELF.id, SELF.address, new TokenSource(undefined, undefined, 't'), handlers, log);
   const timing = { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 };
-  const consensus = new RaftConsensus(SELF, storage, state, transport, timing, log);
+  const consensus = new RaftConsensus<Command, Results>({
+    self: SELF,
+    storage,
+    state,
+    transport,
+    codec: commandCodec,
+    timing,
+    log,
+  });
   const leading = new Promise<void>((r) => consensus.onLeadershipChange((l) => l && r()));
   consensus.start();
   const close = async () => {

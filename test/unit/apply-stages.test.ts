@@ -289,7 +289,7 @@ describe('a reduce task that cannot fetch a map output', () => {
     assign('j', 4, 'w2');
     const r = fail('j', 3, 'w2', 1, fetchFailed(1, 1));
     expect(r).toMatchObject({ ok: true, failed_jobs: [], retried: [{ job_id: 'j', idx: 3, attempt: 1 }] });
-    expect(r.ok && r.to_stop).toContainEqual({ job_id: 'j', idx: 4, attempt: 1, worker_id: 'w2' });
+    expect(r.ok && 'to_stop' in r && r.to_stop).toContainEqual({ job_id: 'j', idx: 4, attempt: 1, worker_id: 'w2' });
     expect(tasks('j')).toMatchObject([
       { idx: 0, status: 'completed', attempt: 1 },
       { idx: 1, status: 'pending', attempt: 2, failures: 0 },

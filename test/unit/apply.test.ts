@@ -267,7 +267,7 @@ describe('the state machine', () => {
   it('re-applying an entry it already holds is a no-op', () => {
     const cmd: Command = { type: 'registerWorker', at: 1, worker_id: 'w', address: 'a', max_tasks: 1 };
     sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }]);
-    expect(sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }])).toEqual([{ ok: true, replayed: true }]);
+    expect(sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }])).toEqual([undefined]);
     expect(sm.lastApplied).toBe(1);
   });
 
@@ -305,7 +305,7 @@ describe('the state machine', () => {
       ],
     });
     const other = new StateMachine(join(dir, 'other.db'));
-    other.install(data);
+    other.restore({ meta: other.applied(), data });
     expect([other.lastApplied, other.members().length]).toEqual([3, 2]);
     other.close();
   });

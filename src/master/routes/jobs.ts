@@ -1,3 +1,4 @@
+import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN, newId } from '../../common/ids.js';
@@ -42,7 +43,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         }
         if (!consensus.isLeader()) throw noLeader();
         const at = Date.now();
-        const result = await consensus.propose({
+        const result = await commit(consensus, {
           type: 'submitJob',
           at,
           job_id: newId('job', at),
@@ -51,8 +52,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           config,
           ...(key ? { idempotency_key: key } : {}),
         });
-        if (!result.ok) throw new WeirError(result.code, result.message);
-        const row = requireJob(result.job_id as string);
+        const row = requireJob(result.job_id);
         return reply.code(result.duplicate ? 200 : 201).send(jobView(row));
       },
     );
@@ -155,8 +155,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     app.post('/jobs/:job_id/cancel', { schema: { params: JobParams } }, async (req) => {
       requireJob(req.params.job_id);
       if (!consensus.isLeader()) throw noLeader();
-      const result = await consensus.propose({ type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });
-      if (!result.ok) throw new WeirError(result.code, result.message);
+      await commit(consensus, { type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });
       return jobView(requireJob(req.params.job_id), queries, ctx.registry);
     });
   };

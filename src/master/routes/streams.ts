@@ -1,3 +1,4 @@
+import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
@@ -137,13 +138,12 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
       },
       async (req) => {
         if (!consensus.isLeader()) throw noLeader();
-        const result = await consensus.propose({
+        await commit(consensus, {
           type: 'collectRows',
           at: Date.now(),
           job_id: req.params.job_id,
           rows: req.body.rows.map((r) => ({ key: r.key, value: r.value })),
         });
-        if (!result.ok) throw new WeirError(result.code, result.message);
         return { stored: req.body.rows.length };
       },
     );

@@ -1,3 +1,4 @@
+import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WeirError, noLeader } from '../../common/errors.js';
 import { ID_PATTERN, newId } from '../../common/ids.js';
@@ -24,14 +25,13 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       if (!consensus.isLeader()) throw noLeader();
       const at = Date.now();
       const workerId = newId('w', at);
-      const result = await consensus.propose({
+      await commit(consensus, {
         type: 'registerWorker',
         at,
         worker_id: workerId,
         address: req.body.address,
         max_tasks: req.body.max_tasks,
       });
-      if (!result.ok) throw new WeirError(result.code, result.message);
       registry.grace(workerId, Date.now());
       ctx.log.info({ worker_id: workerId, address: req.body.address }, 'worker registered');
       return reply.code(201).send({

@@ -1,0 +1,17 @@
+/**
+ * Whether an error is the disk refusing a write (full, read-only, failing) rather than a bug:
+ * SQLite's result codes, or the system's for plain files.
+ */
+export function isDiskError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return (
+    code === 'SQLITE_FULL' ||
+    code.startsWith('SQLITE_IOERR') ||
+    code.startsWith('SQLITE_READONLY') ||
+    code === 'ENOSPC' ||
+    code === 'EDQUOT' ||
+    code === 'EIO' ||
+    code === 'EROFS'
+  );
+}
