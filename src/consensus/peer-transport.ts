@@ -5,6 +5,7 @@ import type { TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+import type { Transport } from './ports.js';
 import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
 
 /** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
@@ -111,7 +112,7 @@ class PeerLink {
  * whatever peers send arriving on their own links to `PEER_PATH`. Links ping when idle, so
  * every node knows which peers it hears from (the `healthy` of /cluster/status).
  */
-export class PeerTransport {
+export class PeerTransport implements Transport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly heard = new Map<NodeId, number>();
   /** Addresses senders gave in their frames, for peers the configuration does not (yet) name. */
