@@ -187,6 +187,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       ...this.coreLimits,
       // Whatever the state machine applied was committed, whatever the saved commit says.
       hardState: { ...hardState, commit: Math.max(hardState.commit, applied.index) },
+      applied: applied.index,
       snapshot,
       entries,
     });

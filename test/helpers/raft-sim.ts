@@ -1,27 +1,41 @@
-// A deterministic simulated cluster for the Raft core (src/consensus/core).
+// A deterministic simulated cluster running the real consensus driver (RaftConsensus).
 //
-// Everything random comes from one seeded PRNG (mulberry32), so a seed replays exactly. Each
-// node is a `Raft` with a driver that handles Ready as types.ts prescribes: persist into a
-// simulated durable store, THEN send, then apply to a state machine (the list of applied
-// commands), then advance. The network drops, delays, duplicates and reorders messages, and
-// can be partitioned or cut in one direction; nodes crash (losing everything not persisted and
-// every message on its way to them) and restart from their durable store.
+// Each node is a `RaftConsensus` over in-memory versions of its ports: a log store that
+// survives crashes (and can refuse writes, as a full disk does), a state machine whose durable
+// part survives crashes (the list of applied commands), a transport onto a simulated network,
+// and a stepped clock. Everything random comes from one seeded PRNG (mulberry32), so a seed
+// replays exactly. The network drops, delays, duplicates and reorders messages, and can be
+// partitioned or cut in one direction; nodes crash — also between any two writes of a Ready
+// or of a snapshot install — losing everything not durable and every message on its way to
+// them, and restart from what is durable.
 //
 // After every step, and after every input to a node, the cluster checks the Raft safety
 // properties (§5.2 election safety, §5.3 log matching, §5.4 leader completeness and state
 // machine safety) and throws a SimFailure naming the seed when one breaks.
+import { createLogger } from '../../src/common/logger.js';
 import { mulberry32 } from '../../src/common/mulberry32.js';
-import { bootstrapState } from '../../src/consensus/core/membership.js';
-import { NotLeaderError, ProposalRefusedError, Raft } from '../../src/consensus/core/raft.js';
+import { applyConfChange, bootstrapState } from '../../src/consensus/core/membership.js';
+import type { Raft } from '../../src/consensus/core/raft.js';
 import type {
   ConfChange,
   Entry,
   HardState,
+  Member,
   Message,
   NodeId,
-  Ready,
   SnapshotMeta,
 } from '../../src/consensus/core/types.js';
+import {
+  StorageError,
+  type Clock,
+  type Codec,
+  type Committed,
+  type LogStore,
+  type Snapshot,
+  type StateMachine,
+  type Transport,
+} from '../../src/consensus/ports.js';
+import { RaftConsensus } from '../../src/consensus/raft-consensus.js';
 
 // ------------------------------------------------------------------ randomness
 
@@ -65,11 +79,23 @@ export interface Faults {
   maxDelay: number;
   /** Per-message probability of a long delay (up to 50 more steps): arrives from another era. */
   straggle: number;
-  /** Per-Ready probability that the node crashes while handling it (before or after persisting). */
+  /**
+   * Per-write probability that the node crashes at that write (a Ready's log write, or either
+   * side of a snapshot install): before it or just after it.
+   */
   crashInReady: number;
+  /** Per-step probability that a live node's disk starts refusing writes for a while. */
+  diskRefuses: number;
 }
 
-export const NO_FAULTS: Faults = { drop: 0, duplicate: 0, maxDelay: 1, straggle: 0, crashInReady: 0 };
+export const NO_FAULTS: Faults = {
+  drop: 0,
+  duplicate: 0,
+  maxDelay: 1,
+  straggle: 0,
+  crashInReady: 0,
+  diskRefuses: 0,
+};
 
 export interface SimOptions {
   seed: number;
@@ -80,10 +106,13 @@ export interface SimOptions {
   maxInflight?: number;
   maxEntriesPerMsg?: number;
   maxApplyBatch?: number;
+  /** The driver compacts its log past this many applied entries, keeping `keepEntries`. */
+  snapshotEntries?: number;
+  keepEntries?: number;
   faults?: Faults;
   /** Probability that a live node's clock ticks in a step (below 1: clocks drift apart). */
   tickChance?: number;
-  /** Probability that a node hands its Ready to the driver right after each message. */
+  /** Probability that a node runs its pending turn (its Ready loop) right after each message. */
   eagerReady?: number;
   /** Keep a readable log of what happened (for replaying one seed). */
   trace?: boolean;
@@ -104,55 +133,52 @@ export class SimFailure extends Error {
   }
 }
 
-// ------------------------------------------------------------------ nodes and network
+/** Thrown by an in-memory port to end its node at that point, as a power cut would. */
+class SimCrash extends Error {}
 
-/** What survives a crash: exactly what the driver persisted from Ready. */
-export interface DurableStore {
-  hardState: HardState;
-  snapshot: SnapshotMeta;
-  /** The state machine as of `snapshot.index` (the applied commands). */
-  snapshotData: string[];
-  /** The log after the snapshot: entries[k].index === snapshot.index + 1 + k. */
-  entries: Entry[];
-}
+/** A simulated tick of every node's clock, in its own milliseconds. */
+const TICK_MS = 10;
 
-export interface SimNode {
-  readonly id: NodeId;
-  /** Undefined while crashed. */
-  raft: Raft | undefined;
-  store: DurableStore;
-  /** The state machine: every command applied, in order. */
-  sm: string[];
-  /** The last log index applied to `sm`. */
-  smIndex: number;
-  /** Bumped on every restart: a report meant for an earlier life is not delivered. */
-  incarnation: number;
-  /** Snapshot data received with a `snap` message, until the Ready that installs it. */
-  received: WeakMap<SnapshotMeta, string[]>;
-  /** Highest commit index already checked against the committed registry. */
-  seenCommit: number;
-  /** Highest term this life has had; a restart goes back to the durable one, never below. */
-  maxTerm: number;
-}
+// ------------------------------------------------------------------ commands
 
-interface Packet {
-  at: number;
-  from: NodeId;
-  to: NodeId;
-  fromIncarnation: number;
-  msg: Message;
-  snapshotData?: string[];
+/** `poison` is a command the state machine cannot apply: it is refused, the same everywhere. */
+export type SimCommand = { type: 'put'; value: string } | { type: 'poison'; value: string };
+export interface SimResults {
+  put: { ok: true };
+  poison: { ok: false; message: string };
 }
+type SimResult = SimResults[keyof SimResults];
 
-interface ReadRequest {
-  node: NodeId;
-  /** The highest index any node knew to be committed when the read was asked for. */
-  minIndex: number;
-}
+const codec: Codec<SimCommand> = {
+  encode: (c) => Buffer.from(JSON.stringify(c)),
+  decode: (b) => JSON.parse(b.toString()) as SimCommand,
+};
+
+/** How a command reads in a state machine and in the history. */
+const describeCommand = (c: SimCommand): string => (c.type === 'put' ? c.value : `refused:${c.value}`);
+
+const silent = createLogger('sim');
+silent.level = 'silent';
+
+// ------------------------------------------------------------------ the ports, in memory
 
 const cloneEntry = (e: Entry): Entry => (e.kind === 'conf' ? { ...e, data: { ...(e.data as ConfChange) } } : { ...e });
 
 const cloneMeta = (s: SnapshotMeta): SnapshotMeta => ({ ...s, members: s.members.map((m) => ({ ...m })) });
+
+/** What the log store of a node holds durably: it survives crashes. */
+interface DurableLog {
+  hardState: HardState;
+  snapshot: SnapshotMeta;
+  /** The log after the snapshot: entries[k].index === snapshot.index + 1 + k. */
+  entries: Entry[];
+}
+
+/** What the state machine of a node holds durably (as of its last checkpoint or restore). */
+interface DurableState {
+  meta: SnapshotMeta;
+  cmds: string[];
+}
 
 /** Messages cross a wire: the receiver never shares objects with the sender. */
 function cloneMessage(m: Message): Message {
@@ -161,9 +187,15 @@ function cloneMessage(m: Message): Message {
   return { ...m };
 }
 
-/** What an entry says, for comparing entries (commands are strings; conf changes are small). */
+/** What an entry says, for comparing entries (commands are JSON; conf changes are small). */
 const entryKey = (e: Entry): string =>
-  e.kind === 'cmd' ? (e.data as string) : e.kind === 'noop' ? 'noop' : `conf:${JSON.stringify(e.data)}`;
+  e.kind === 'cmd'
+    ? Buffer.isBuffer(e.data)
+      ? e.data.toString()
+      : JSON.stringify(e.data)
+    : e.kind === 'noop'
+      ? 'noop'
+      : `conf:${JSON.stringify(e.data)}`;
 
 const describeMessage = (m: Message): string => {
   const base = `${m.type} ${m.from}→${m.to} t${m.term}`;
@@ -187,6 +219,109 @@ const describeMessage = (m: Message): string => {
   }
 };
 
+/** A node's clock: time moves only when the simulation ticks it; turns run when it says. */
+class SimClock implements Clock {
+  time = 0;
+  private timers: { at: number; seq: number; every: number; fn: () => void }[] = [];
+  private seq = 0;
+  private turns: (() => void)[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  after(ms: number, fn: () => void): () => void {
+    return this.add(ms, 0, fn);
+  }
+
+  every(ms: number, fn: () => void): () => void {
+    return this.add(ms, ms, fn);
+  }
+
+  private add(ms: number, every: number, fn: () => void): () => void {
+    const t = { at: this.time + ms, seq: this.seq++, every, fn };
+    this.timers.push(t);
+    return () => {
+      this.timers = this.timers.filter((x) => x !== t);
+    };
+  }
+
+  coalesce(fn: () => void): () => void {
+    let queued = false;
+    return () => {
+      if (queued) return;
+      queued = true;
+      this.turns.push(() => {
+        queued = false;
+        fn();
+      });
+    };
+  }
+
+  /** Moves time on by `ms`, firing what fell due in order. */
+  advance(ms: number): void {
+    this.time += ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= this.time).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      if (!due) return;
+      if (due.every) due.at += due.every;
+      else this.timers = this.timers.filter((t) => t !== due);
+      due.fn();
+    }
+  }
+
+  /** Runs pending turns (and the turns they ask for) until none is left. */
+  runTurns(): boolean {
+    let ran = false;
+    for (let guard = 0; this.turns.length; guard++) {
+      if (guard > 1000) throw new Error('a node keeps asking for turns');
+      this.turns.shift()!();
+      ran = true;
+    }
+    return ran;
+  }
+}
+
+export interface SimNode {
+  readonly id: NodeId;
+  /** Undefined while crashed. */
+  driver: RaftConsensus<SimCommand, SimResults> | undefined;
+  /** The driver's core (undefined while crashed): what the checks look at. */
+  readonly raft: Raft | undefined;
+  clock: SimClock;
+  log: DurableLog;
+  durableState: DurableState;
+  /** The live state machine: every command applied, in order. */
+  sm: string[];
+  /** The last log index applied to `sm`. */
+  smIndex: number;
+  /** Bumped on every restart: a report meant for an earlier life is not delivered. */
+  incarnation: number;
+  /** The disk refuses writes until this step. */
+  refusingUntil: number;
+  /** Highest commit index already checked against the committed registry. */
+  seenCommit: number;
+  /** Highest term this life has had; a restart goes back to the durable one, never below. */
+  maxTerm: number;
+  /** The core the checks last saw: the driver replaces it when it starts over. */
+  core: Raft | undefined;
+}
+
+interface Packet {
+  at: number;
+  from: NodeId;
+  to: NodeId;
+  fromIncarnation: number;
+  msg: Message;
+  snapshotData?: Buffer;
+}
+
+interface ReadRequest {
+  node: NodeId;
+  /** The highest index any node knew to be committed when the read was asked for. */
+  minIndex: number;
+}
+
 // ------------------------------------------------------------------ the cluster
 
 export class SimCluster {
@@ -204,6 +339,10 @@ export class SimCluster {
   private cuts = new Set<string>();
   private readonly traceOn: boolean;
   private readonly traceLog: string[] = [];
+  /** Set while a node boots: its ports take no faults then. */
+  private booting = false;
+  /** Crashes scenarios ask for: node → at its next write of this kind, before or after it. */
+  private readonly plannedCrashes = new Map<NodeId, { what: string; when: 'crash-before' | 'crash-after' }>();
 
   // What the checks remember.
   /** term → the one node that led it (§5.2 election safety). */
@@ -219,16 +358,18 @@ export class SimCluster {
   /** `${node}:${term}` → whom the node voted for (one vote per term, even across crashes). */
   private readonly votes = new Map<string, NodeId>();
   private readonly reads = new Map<number, ReadRequest>();
-  private nextCtx = 1;
+  private nextRead = 1;
   /** Counters for the report. */
   readonly stats = {
     applied: 0,
+    refused: 0,
     confChanges: 0,
     snapshotsSent: 0,
     snapshotsInstalled: 0,
     reads: 0,
     crashes: 0,
     elections: 0,
+    diskRefusals: 0,
   };
 
   constructor(o: SimOptions) {
@@ -242,11 +383,13 @@ export class SimCluster {
       maxInflight: o.maxInflight ?? 64,
       maxEntriesPerMsg: o.maxEntriesPerMsg ?? 512,
       maxApplyBatch: o.maxApplyBatch ?? 2048,
+      snapshotEntries: o.snapshotEntries ?? 1_000_000,
+      keepEntries: o.keepEntries ?? 0,
       tickChance: o.tickChance ?? 1,
       eagerReady: o.eagerReady ?? 0.5,
     };
-    // Founders start as the real driver starts them (raft-storage.ts): from one committed entry
-    // holding the first configuration. A node that joins later starts empty.
+    // Founders start as a real master founds a cluster (RaftStorage.bootstrap): from one
+    // committed entry holding the first configuration. A node that joins later starts empty.
     const members = Array.from({ length: o.nodes }, (_, i) => ({ id: i + 1, address: `n${i + 1}`, voter: true }));
     const founding = bootstrapState(members);
     for (const m of members) this.addNode(m.id, { ...founding.hardState }, founding.entries.map(cloneEntry));
@@ -259,19 +402,20 @@ export class SimCluster {
     if (this.nodes.has(id)) throw new Error(`node ${id} exists`);
     const node: SimNode = {
       id,
-      raft: undefined,
-      store: {
-        hardState,
-        snapshot: { index: 0, term: 0, members: [] },
-        snapshotData: [],
-        entries,
+      driver: undefined,
+      get raft() {
+        return this.driver?.core;
       },
+      clock: new SimClock(),
+      log: { hardState, snapshot: { index: 0, term: 0, members: [] }, entries },
+      durableState: { meta: { index: 0, term: 0, members: [] }, cmds: [] },
       sm: [],
       smIndex: 0,
       incarnation: 0,
-      received: new WeakMap(),
+      refusingUntil: 0,
       seenCommit: 0,
       maxTerm: 0,
+      core: undefined,
     };
     this.nodes.set(id, node);
     this.boot(node);
@@ -291,7 +435,7 @@ export class SimCluster {
   }
 
   live(): SimNode[] {
-    return [...this.nodes.values()].filter((n) => n.raft);
+    return [...this.nodes.values()].filter((n) => n.driver);
   }
 
   /** Live nodes that believe they lead; there may briefly be two (of different terms). */
@@ -308,36 +452,48 @@ export class SimCluster {
     return best;
   }
 
-  /** Rebuilds a node's Raft from its durable store, as a restarted process would. */
+  /** Starts a node's driver from its durable state, as a restarted process would. */
   private boot(node: SimNode): void {
-    const s = node.store;
-    node.raft = new Raft({
-      id: node.id,
-      electionTicks: this.opts.electionTicks,
-      heartbeatTicks: this.opts.heartbeatTicks,
-      maxInflight: this.opts.maxInflight,
-      maxEntriesPerMsg: this.opts.maxEntriesPerMsg,
-      maxApplyBatch: this.opts.maxApplyBatch,
-      random: mulberry32(this.rng.int(2 ** 32)),
-      hardState: { ...s.hardState },
-      snapshot: cloneMeta(s.snapshot),
-      entries: s.entries.map(cloneEntry),
-    });
     node.incarnation++;
-    node.sm = [...s.snapshotData];
-    node.smIndex = s.snapshot.index;
-    node.seenCommit = s.snapshot.index;
-    node.maxTerm = s.hardState.term; // a term never persisted (and never sent) may be lost
-    node.received = new WeakMap();
+    node.clock = new SimClock();
+    const d = node.durableState;
+    node.sm = [...d.cmds];
+    node.smIndex = d.meta.index;
+    node.seenCommit = Math.max(node.log.snapshot.index, d.meta.index);
+    node.maxTerm = node.log.hardState.term; // a term never persisted (and never sent) may be lost
+    this.booting = true;
+    try {
+      node.driver = new RaftConsensus<SimCommand, SimResults>({
+        self: { id: node.id, address: `n${node.id}` },
+        storage: this.logStore(node),
+        state: this.stateMachine(node, { ...d.meta, members: d.meta.members.map((m) => ({ ...m })) }),
+        transport: this.transport(node),
+        codec,
+        timing: { tickMs: TICK_MS, electionTicks: this.opts.electionTicks, heartbeatTicks: this.opts.heartbeatTicks },
+        log: silent,
+        clock: node.clock,
+        random: mulberry32(this.rng.int(2 ** 32)),
+        snapshotEntries: this.opts.snapshotEntries,
+        keepEntries: this.opts.keepEntries,
+        core: {
+          maxInflight: this.opts.maxInflight,
+          maxEntriesPerMsg: this.opts.maxEntriesPerMsg,
+          maxApplyBatch: this.opts.maxApplyBatch,
+        },
+      });
+      node.driver.start();
+    } finally {
+      this.booting = false;
+    }
     this.observe(node);
   }
 
   crash(id: NodeId): void {
     const node = this.node(id);
-    if (!node.raft) return;
+    if (!node.driver) return;
     this.trace(`CRASH ${id}`);
     this.stats.crashes++;
-    node.raft = undefined;
+    node.driver = undefined;
     node.sm = [];
     // Whatever was on its way to the node is lost with it.
     this.queue = this.queue.filter((p) => p.to !== id);
@@ -345,11 +501,209 @@ export class SimCluster {
 
   restart(id: NodeId): void {
     const node = this.node(id);
-    if (node.raft) return;
+    if (node.driver) return;
     this.trace(
-      `RESTART ${id} from term ${node.store.hardState.term}, snapshot ${node.store.snapshot.index}, ${node.store.entries.length} entries`,
+      `RESTART ${id} from term ${node.log.hardState.term}, log snapshot ${node.log.snapshot.index}, ${node.log.entries.length} entries, state at ${node.durableState.meta.index}`,
     );
     this.boot(node);
+  }
+
+  // ---------------------------------------------------------------- the ports
+
+  /** A write about to happen on `node`'s disk: refused, crashed at (before or after), or done. */
+  private diskFault(node: SimNode, what: string): 'refuse' | 'crash-before' | 'crash-after' | undefined {
+    if (this.booting) return undefined;
+    const planned = this.plannedCrashes.get(node.id);
+    if (planned && planned.what === what) {
+      this.plannedCrashes.delete(node.id);
+      return planned.when;
+    }
+    if (this.now < node.refusingUntil) {
+      this.stats.diskRefusals++;
+      if (this.traceOn) this.trace(`disk of ${node.id} refuses ${what}`);
+      return 'refuse';
+    }
+    if (this.rng.chance(this.faults.crashInReady)) return this.rng.chance(0.5) ? 'crash-after' : 'crash-before';
+    return undefined;
+  }
+
+  /** Runs a write with the fault the disk has for it; `write` makes it durable. */
+  private write(node: SimNode, what: string, write: () => void): void {
+    const fault = this.diskFault(node, what);
+    if (fault === 'refuse') throw new StorageError(`simulated: the disk of node ${node.id} refuses ${what}`);
+    if (fault !== 'crash-before') write();
+    if (fault) {
+      this.trace(`crash of ${node.id} at ${what} (${fault === 'crash-after' ? 'after' : 'before'} it)`);
+      throw new SimCrash();
+    }
+  }
+
+  private logStore(node: SimNode): LogStore {
+    const s = node.log;
+    return {
+      hardState: () => ({ ...s.hardState }),
+      snapshot: () => cloneMeta(s.snapshot),
+      entries: () => s.entries.map(cloneEntry),
+      save: (hardState, entries, snapshot) =>
+        this.write(node, snapshot ? 'a snapshot record' : 'a log write', () =>
+          this.persist(node, hardState, entries, snapshot),
+        ),
+      compact: (meta) =>
+        this.write(node, 'a compaction', () => {
+          if (node.durableState.meta.index < meta.index) {
+            this.fail(
+              `node ${node.id} compacts its log to ${meta.index}; its state is durable only to ${node.durableState.meta.index}`,
+            );
+          }
+          s.snapshot = cloneMeta(meta);
+          s.entries = s.entries.filter((e) => e.index > meta.index);
+          this.trace(`node ${node.id} compacts to ${meta.index}`);
+        }),
+    };
+  }
+
+  private persist(
+    node: SimNode,
+    hardState: HardState | undefined,
+    entries: readonly Entry[],
+    snapshot?: SnapshotMeta,
+  ): void {
+    const s = node.log;
+    if (hardState) {
+      const h = hardState;
+      if (h.term < s.hardState.term) this.fail(`node ${node.id} persisted term ${h.term} after ${s.hardState.term}`);
+      if (h.vote) {
+        const key = `${node.id}:${h.term}`;
+        const before = this.votes.get(key);
+        if (before !== undefined && before !== h.vote) {
+          this.fail(`node ${node.id} voted for ${before} and then ${h.vote} in term ${h.term}`);
+        }
+        this.votes.set(key, h.vote);
+      }
+      s.hardState = { ...h };
+    }
+    if (snapshot) {
+      if (node.durableState.meta.index < snapshot.index) {
+        this.fail(
+          `node ${node.id} records snapshot ${snapshot.index} in its log; its state is durable only to ${node.durableState.meta.index}`,
+        );
+      }
+      s.snapshot = cloneMeta(snapshot);
+      s.entries = []; // a snapshot replaces the whole log
+    }
+    if (entries.length) {
+      const first = entries[0]!.index;
+      const durableLast = s.snapshot.index + s.entries.length;
+      if (first <= s.snapshot.index || first > durableLast + 1) {
+        this.fail(
+          `node ${node.id}: Ready entries start at ${first}; durable log covers ${s.snapshot.index}..${durableLast}`,
+        );
+      }
+      s.entries.length = first - s.snapshot.index - 1; // entries[0].index and after replace what was there
+      for (const e of entries) {
+        if (e.index !== s.snapshot.index + s.entries.length + 1)
+          this.fail(`node ${node.id}: Ready entries are not contiguous`);
+        const prevTerm = s.entries.length ? s.entries[s.entries.length - 1]!.term : s.snapshot.term;
+        this.checkLogFact(node, e, prevTerm);
+        s.entries.push(cloneEntry(e));
+      }
+    }
+  }
+
+  /** The state machine: a list of commands; `poison` ones are refused (recorded as such). */
+  private stateMachine(node: SimNode, start: SnapshotMeta): StateMachine<SimCommand, SimResult> {
+    let meta = start;
+    return {
+      get lastApplied() {
+        return meta.index;
+      },
+      applied: () => cloneMeta(meta),
+      applyBatch: (entries: readonly Committed<SimCommand>[]) => {
+        if (this.now < node.refusingUntil && !this.booting) {
+          this.stats.diskRefusals++;
+          throw new StorageError(`simulated: the disk of node ${node.id} refuses an apply`);
+        }
+        return entries.map((e): SimResult | undefined => {
+          if (e.index <= meta.index) return undefined;
+          if (e.index !== meta.index + 1) this.fail(`node ${node.id} applies ${e.index} after ${meta.index}`);
+          this.checkCommitted(
+            node,
+            {
+              index: e.index,
+              term: e.term,
+              kind: e.kind,
+              data: e.kind === 'cmd' ? codec.encode(e.data) : e.kind === 'conf' ? e.data : undefined,
+            },
+            'applied',
+          );
+          let result: SimResult | undefined;
+          if (e.kind === 'cmd') {
+            this.record(node, describeCommand(e.data));
+            result = e.data.type === 'put' ? { ok: true } : { ok: false, message: 'poison' };
+          }
+          const members: Member[] = e.kind === 'conf' ? applyConfChange(meta.members, e.data) : meta.members;
+          meta = { index: e.index, term: e.term, members };
+          node.smIndex = e.index;
+          return result;
+        });
+      },
+      snapshot: (): Snapshot => ({ meta: cloneMeta(meta), data: Buffer.from(JSON.stringify(node.sm)) }),
+      restore: (snap: Snapshot) =>
+        this.write(node, 'a snapshot install', () => {
+          const cmds = JSON.parse(snap.data.toString()) as string[];
+          if (!this.isHistoryPrefix(cmds)) this.fail(`snapshot for node ${node.id} is not a prefix of the history`);
+          meta = cloneMeta(snap.meta);
+          node.sm = [...cmds];
+          node.smIndex = meta.index;
+          node.durableState = { meta: cloneMeta(meta), cmds: [...cmds] };
+          this.stats.snapshotsInstalled++;
+          this.trace(`node ${node.id} installs snapshot ${meta.index}/${meta.term}`);
+        }),
+      checkpoint: () =>
+        this.write(node, 'a checkpoint', () => {
+          node.durableState = { meta: cloneMeta(meta), cmds: [...node.sm] };
+        }),
+    };
+  }
+
+  private record(node: SimNode, cmd: string): void {
+    const pos = node.sm.length;
+    if (pos < this.history.length) {
+      if (this.history[pos] !== cmd) {
+        this.fail(`node ${node.id} applies ${cmd} as command #${pos}; the history has ${this.history[pos]}`);
+      }
+    } else if (pos === this.history.length) {
+      this.history.push(cmd);
+    } else {
+      this.fail(`node ${node.id} skipped commands`);
+    }
+    node.sm.push(cmd);
+    if (cmd.startsWith('refused:')) this.stats.refused++;
+    else this.stats.applied++;
+  }
+
+  private transport(node: SimNode): Transport {
+    return {
+      send: (messages, snapshotFor) => {
+        for (const m of messages) {
+          if (m.type !== 'snap') {
+            this.send(node, m);
+            continue;
+          }
+          // As the peer transport does: the snapshot sent is the state machine now.
+          const s = snapshotFor();
+          this.stats.snapshotsSent++;
+          this.send(node, { ...m, snapshot: s.meta }, s.data);
+        }
+      },
+      setPeers: () => undefined,
+      lastHeard: () => node.clock.now(),
+      close: () => undefined,
+    };
+  }
+
+  private isHistoryPrefix(data: readonly string[]): boolean {
+    return data.length <= this.history.length && data.every((c, i) => this.history[i] === c);
   }
 
   // ---------------------------------------------------------------- network
@@ -377,12 +731,27 @@ export class SimCluster {
     this.trace('HEAL network');
   }
 
+  /**
+   * Crashes `id` at its next write of a kind (`a log write`, `a snapshot install` into the
+   * state machine, `a snapshot record` in the log, `a checkpoint`, `a compaction`), just
+   * before or just after it is durable.
+   */
+  crashAt(id: NodeId, what: string, when: 'before' | 'after'): void {
+    this.plannedCrashes.set(id, { what, when: when === 'before' ? 'crash-before' : 'crash-after' });
+  }
+
+  /** The disk of `id` refuses every write for the next `steps` steps. */
+  refuseWrites(id: NodeId, steps: number): void {
+    this.node(id).refusingUntil = this.now + steps;
+    this.trace(`DISK of ${id} refuses writes for ${steps} steps`);
+  }
+
   private canReach(from: NodeId, to: NodeId): boolean {
     if (this.cuts.has(`${from}>${to}`)) return false;
     return (this.groups.get(from) ?? 0) === (this.groups.get(to) ?? 0);
   }
 
-  private send(node: SimNode, msg: Message, snapshotData?: string[]): void {
+  private send(node: SimNode, msg: Message, snapshotData?: Buffer): void {
     const f = this.faults;
     if (this.rng.chance(f.drop)) {
       if (this.traceOn) this.trace(`drop ${describeMessage(msg)}`);
@@ -405,24 +774,28 @@ export class SimCluster {
     }
   }
 
-  /** The transport noticed a snapshot did not get through: it tells the sender's Raft. */
+  /** The transport noticed a snapshot did not get through: it tells the sender's driver. */
   private snapshotFailed(from: NodeId, incarnation: number, to: NodeId): void {
     const sender = this.nodes.get(from);
-    if (sender?.raft && sender.incarnation === incarnation) sender.raft.reportSnapshotFailure(to);
+    if (sender?.driver && sender.incarnation === incarnation) sender.driver.onSnapshotFailed(to);
   }
 
   private deliver(p: Packet): void {
     const dest = this.nodes.get(p.to);
-    if (!dest?.raft || !this.canReach(p.from, p.to)) {
+    if (!dest?.driver || !this.canReach(p.from, p.to)) {
       if (this.traceOn) this.trace(`lost ${describeMessage(p.msg)}`);
       if (p.msg.type === 'snap') this.snapshotFailed(p.from, p.fromIncarnation, p.to);
       return;
     }
     const msg = cloneMessage(p.msg);
-    if (msg.type === 'snap') dest.received.set(msg.snapshot, p.snapshotData ?? this.fail(`snap without data`));
     if (this.traceOn) this.trace(`deliver ${describeMessage(msg)}`);
-    this.input(dest, () => dest.raft!.step(msg));
-    if (this.rng.chance(this.opts.eagerReady)) this.handleReady(dest);
+    const driver = dest.driver;
+    this.input(dest, () => {
+      if (msg.type !== 'snap') return driver.onFrame({ msgs: [msg] });
+      const data = p.snapshotData ?? this.fail('snap without data');
+      driver.onFrame({ msgs: [msg], snapshot: { meta: msg.snapshot, data } });
+    });
+    if (this.rng.chance(this.opts.eagerReady)) this.runTurns(dest);
   }
 
   /** Messages in flight (for scenarios that wait for the network to drain). */
@@ -430,163 +803,55 @@ export class SimCluster {
     return this.queue.length;
   }
 
-  // ---------------------------------------------------------------- the driver
+  // ---------------------------------------------------------------- driving the nodes
 
-  /** Feeds one input to a node's Raft, then checks what can be checked at once. */
+  /**
+   * Feeds one input to a node, then checks what can be checked at once. A port that crashes
+   * its node ends the input there; anything else the driver throws is a failure.
+   */
   private input(node: SimNode, f: () => void): void {
     try {
       f();
     } catch (e) {
+      if (e instanceof SimCrash) return this.crash(node.id);
       if (e instanceof SimFailure) throw e;
       this.fail(`node ${node.id} threw: ${(e as Error).stack ?? e}`);
     }
     this.observe(node);
   }
 
-  /** Handles Ready until there is none, in the order types.ts prescribes. */
-  handleReady(node: SimNode): void {
-    for (let guard = 0; node.raft?.hasReady(); guard++) {
-      if (guard > 1000) this.fail(`node ${node.id} keeps having Ready`);
-      const raft = node.raft;
-      const rd = raft.ready();
-      if (this.rng.chance(this.faults.crashInReady)) {
-        // Power fails in the middle of the Ready: before the disk write, or after it but
-        // before any message leaves.
-        const persisted = this.rng.chance(0.5);
-        if (persisted) this.persist(node, rd);
-        this.trace(`crash in Ready of ${node.id} (${persisted ? 'after' : 'before'} persisting)`);
-        this.crash(node.id);
-        return;
-      }
-      // 1. Persist: hard state, snapshot, entries — durably.
-      this.persist(node, rd);
-      // 2. Only then send.
-      for (const m of rd.messages) {
-        if (m.type === 'snap') {
-          // The driver sends its state machine's own snapshot, at what it has applied.
-          if (node.smIndex !== raft.log.applied)
-            this.fail(`node ${node.id}: state machine at ${node.smIndex}, applied ${raft.log.applied}`);
-          const meta = raft.snapshotMeta(raft.log.applied);
-          this.stats.snapshotsSent++;
-          this.send(node, { ...m, snapshot: meta }, [...node.sm]);
-        } else {
-          this.send(node, m);
-        }
-      }
-      // 3. Apply what is committed; serve reads.
-      for (const e of rd.committed) this.apply(node, e);
-      for (const rs of rd.readStates) this.checkRead(node, rs.ctx, rs.index);
-      // 4. Advance.
-      this.input(node, () => raft.advance(rd));
-    }
+  /** Runs the node's pending turns: its Ready loop, as the event loop would. */
+  runTurns(node: SimNode): void {
+    if (node.driver) this.input(node, () => node.clock.runTurns());
   }
 
-  private persist(node: SimNode, rd: Ready): void {
-    const s = node.store;
-    if (rd.hardState) {
-      const h = rd.hardState;
-      if (h.term < s.hardState.term) this.fail(`node ${node.id} persisted term ${h.term} after ${s.hardState.term}`);
-      if (h.commit < s.hardState.commit) {
-        this.fail(`node ${node.id} persisted commit ${h.commit} after ${s.hardState.commit}`);
-      }
-      if (h.vote) {
-        const key = `${node.id}:${h.term}`;
-        const before = this.votes.get(key);
-        if (before !== undefined && before !== h.vote) {
-          this.fail(`node ${node.id} voted for ${before} and then ${h.vote} in term ${h.term}`);
-        }
-        this.votes.set(key, h.vote);
-      }
-      s.hardState = { ...h };
-    }
-    if (rd.snapshot) {
-      const data = node.received.get(rd.snapshot) ?? this.fail(`node ${node.id} installs a snapshot it never received`);
-      if (!this.isHistoryPrefix(data)) this.fail(`snapshot for node ${node.id} is not a prefix of the history`);
-      s.snapshot = cloneMeta(rd.snapshot);
-      s.snapshotData = [...data];
-      s.entries = []; // a snapshot replaces the whole log
-      node.sm = [...data];
-      node.smIndex = rd.snapshot.index;
-      this.stats.snapshotsInstalled++;
-      this.trace(`node ${node.id} installs snapshot ${rd.snapshot.index}/${rd.snapshot.term}`);
-    }
-    if (rd.entries.length) {
-      const first = rd.entries[0]!.index;
-      const durableLast = s.snapshot.index + s.entries.length;
-      if (first <= s.snapshot.index || first > durableLast + 1) {
-        this.fail(
-          `node ${node.id}: Ready entries start at ${first}; durable log covers ${s.snapshot.index}..${durableLast}`,
-        );
-      }
-      s.entries.length = first - s.snapshot.index - 1; // entries[0].index and after replace what was there
-      for (const e of rd.entries) {
-        if (e.index !== s.snapshot.index + s.entries.length + 1)
-          this.fail(`node ${node.id}: Ready entries are not contiguous`);
-        const prevTerm = s.entries.length ? s.entries[s.entries.length - 1]!.term : s.snapshot.term;
-        this.checkLogFact(node, e, prevTerm);
-        s.entries.push(cloneEntry(e));
-      }
-    }
-  }
-
-  private apply(node: SimNode, e: Entry): void {
-    if (e.index !== node.smIndex + 1) this.fail(`node ${node.id} applies ${e.index} after ${node.smIndex}`);
-    if (e.index > node.store.hardState.commit)
-      this.fail(`node ${node.id} applies ${e.index} before its commit ${node.store.hardState.commit} is durable`);
-    this.checkCommitted(node, e, 'applied');
-    if (e.kind === 'cmd') {
-      const cmd = e.data as string;
-      const pos = node.sm.length;
-      if (pos < this.history.length) {
-        if (this.history[pos] !== cmd) {
-          this.fail(`node ${node.id} applies ${cmd} as command #${pos}; the history has ${this.history[pos]}`);
-        }
-      } else if (pos === this.history.length) {
-        this.history.push(cmd);
-      } else {
-        this.fail(`node ${node.id} skipped commands`);
-      }
-      node.sm.push(cmd);
-      this.stats.applied++;
-    }
-    node.smIndex = e.index;
-  }
-
-  private isHistoryPrefix(data: readonly string[]): boolean {
-    return data.length <= this.history.length && data.every((c, i) => this.history[i] === c);
+  /** One tick of the node's clock: the driver's ticker, and any timer due. */
+  private tick(node: SimNode): void {
+    this.input(node, () => node.clock.advance(TICK_MS));
   }
 
   // ---------------------------------------------------------------- clients
 
-  /** Proposes a command to `to` (default: the leader); false when it was refused. */
-  propose(cmd: string, to?: NodeId): boolean {
+  /** Proposes a command to `to` (default: the leader); false when it was refused at once. */
+  propose(cmd: string, to?: NodeId, type: SimCommand['type'] = 'put'): boolean {
     const r = to === undefined ? this.leader() : this.nodes.get(to)?.raft;
     if (!r) return false;
     const node = this.node(r.id);
     let ok = false;
     this.input(node, () => {
-      try {
-        r.propose(cmd);
-        ok = true;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
-      }
+      ok = this.accepted(() => node.driver!.submit({ type, value: cmd }, () => undefined));
     });
-    if (ok) this.trace(`propose ${cmd} at ${r.id}`);
+    if (ok) this.trace(`propose ${type} ${cmd} at ${r.id}`);
     return ok;
   }
 
   proposeConfChange(cc: ConfChange, to?: NodeId): boolean {
     const r = to === undefined ? this.leader() : this.nodes.get(to)?.raft;
     if (!r) return false;
+    const node = this.node(r.id);
     let ok = false;
-    this.input(this.node(r.id), () => {
-      try {
-        r.proposeConfChange(cc);
-        ok = true;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
-      }
+    this.input(node, () => {
+      ok = this.accepted(() => node.driver!.submitConf(cc, () => undefined));
     });
     if (ok) this.trace(`propose conf ${JSON.stringify(cc)} at ${r.id}`);
     return ok;
@@ -595,66 +860,81 @@ export class SimCluster {
   transfer(to: NodeId, via?: NodeId): boolean {
     const r = via === undefined ? this.leader() : this.nodes.get(via)?.raft;
     if (!r) return false;
+    const node = this.node(r.id);
     let ok = false;
-    this.input(this.node(r.id), () => {
-      try {
-        r.transferLeadership(to);
-        ok = true;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError || e instanceof ProposalRefusedError)) throw e;
-      }
+    this.input(node, () => {
+      ok = this.accepted(() => node.driver!.transferLeadership(to));
     });
     if (ok) this.trace(`transfer ${r.id} → ${to}`);
     return ok;
   }
 
-  /** Asks `at` (default: the leader) for a read index; returns the ctx, or 0 when refused. */
+  /** Whether the driver took a request; the refusals it may give are errors with a code. */
+  private accepted(f: () => unknown): boolean {
+    try {
+      f();
+      return true;
+    } catch (e) {
+      if ((e as { code?: unknown }).code === undefined) throw e;
+      return false;
+    }
+  }
+
+  /** Asks `at` (default: the leader) for a linearizable read; returns its number, or 0 when refused. */
   readIndex(at?: NodeId): number {
     const r = at === undefined ? this.leader() : this.nodes.get(at)?.raft;
     if (!r) return 0;
-    const ctx = this.nextCtx++;
-    let ok = false;
-    this.input(this.node(r.id), () => {
-      try {
-        r.readIndex(ctx);
-        ok = true;
-      } catch (e) {
-        if (!(e instanceof NotLeaderError)) throw e;
-      }
-    });
-    if (!ok) return 0;
-    this.reads.set(ctx, { node: r.id, minIndex: this.maxCommitted });
-    this.trace(`read ctx=${ctx} at ${r.id} (committed anywhere: ${this.maxCommitted})`);
-    return ctx;
+    const node = this.node(r.id);
+    const id = this.nextRead++;
+    const req: ReadRequest = { node: node.id, minIndex: this.maxCommitted };
+    this.reads.set(id, req);
+    let refused = false;
+    const incarnation = node.incarnation;
+    this.input(node, () =>
+      node.driver!.requestRead((err) => {
+        if (err) {
+          refused = true;
+          this.reads.delete(id);
+        } else if (node.incarnation === incarnation) this.checkRead(node, id);
+      }),
+    );
+    if (refused) return 0;
+    this.trace(`read #${id} at ${node.id} (committed anywhere: ${req.minIndex})`);
+    return id;
   }
 
-  /** Reads answered so far: ctx → index. */
+  /** Reads answered so far: read → the index the node had applied when it answered. */
   readonly readResults = new Map<number, number>();
 
-  /** The driver takes a state-machine snapshot at `applied` and lets the core drop the log. */
+  /** The driver compacts its log now (keeping `keepEntries`), as it does past `snapshotEntries`. */
   compact(id: NodeId): void {
     const node = this.node(id);
-    const raft = node.raft;
-    if (!raft) return;
-    const index = raft.log.applied;
-    if (index <= node.store.snapshot.index) return;
-    if (node.smIndex !== index) this.fail(`node ${id}: state machine at ${node.smIndex}, applied ${index}`);
-    const meta = raft.snapshotMeta(index);
-    node.store.snapshot = cloneMeta(meta);
-    node.store.snapshotData = [...node.sm];
-    node.store.entries = node.store.entries.filter((e) => e.index > index);
-    this.input(node, () => raft.compact(index));
-    this.trace(`node ${id} compacts to ${index}`);
+    const driver = node.driver;
+    if (!driver) return;
+    this.input(node, () => {
+      try {
+        driver.compact();
+      } catch (e) {
+        if (!(e instanceof StorageError)) throw e; // the disk refused: nothing compacted
+      }
+    });
   }
 
   // ---------------------------------------------------------------- time
 
-  /** One step: every live clock ticks (mostly), due messages arrive, Readies are handled. */
+  /** One step: every live clock ticks (mostly), due messages arrive, turns run. */
   step(): void {
     this.now++;
     for (const node of this.live()) {
-      if (this.rng.chance(this.opts.tickChance)) this.input(node, () => node.raft!.tick());
-      if (this.rng.chance(this.opts.eagerReady)) this.handleReady(node);
+      if (this.rng.chance(this.opts.tickChance)) this.tick(node);
+      if (node.driver && this.rng.chance(this.opts.eagerReady)) this.runTurns(node);
+    }
+    if (this.faults.diskRefuses) {
+      for (const node of this.live()) {
+        if (this.now >= node.refusingUntil && this.rng.chance(this.faults.diskRefuses)) {
+          this.refuseWrites(node.id, this.rng.between(1, 30));
+        }
+      }
     }
     const due: Packet[] = [];
     const later: Packet[] = [];
@@ -662,7 +942,7 @@ export class SimCluster {
     this.queue = later;
     for (const p of this.rng.shuffle(due)) this.deliver(p);
     if (this.queue.length > 5000) this.fail(`message storm: ${this.queue.length} messages in flight`);
-    for (const node of this.live()) this.handleReady(node);
+    for (const node of this.live()) this.runTurns(node);
     this.checkAll();
   }
 
@@ -689,7 +969,7 @@ export class SimCluster {
       () => {
         const leader = this.leader();
         if (!leader) return false;
-        const voters = (on ?? leader.voters).map((id) => this.node(id)).filter((n) => n.raft);
+        const voters = (on ?? leader.voters).map((id) => this.node(id)).filter((n) => n.driver);
         if (voters.length && voters.every((n) => n.sm.includes(cmd))) return true;
         // Re-propose when it seems lost (a leader change can drop it); duplicates are fine.
         if (!this.history.includes(cmd) && this.now - proposedAt > 4 * this.opts.electionTicks) {
@@ -714,7 +994,9 @@ export class SimCluster {
     for (const n of this.nodes.values()) {
       const r = n.raft;
       if (!r) {
-        lines.push(`  node ${n.id}: down (durable term ${n.store.hardState.term}, snapshot ${n.store.snapshot.index})`);
+        lines.push(
+          `  node ${n.id}: down (durable term ${n.log.hardState.term}, log snapshot ${n.log.snapshot.index}, state ${n.durableState.meta.index})`,
+        );
         continue;
       }
       const l = r.log;
@@ -741,6 +1023,13 @@ export class SimCluster {
   private observe(node: SimNode): void {
     const r = node.raft;
     if (!r) return;
+    if (r !== node.core) {
+      // The driver rebuilt its core from the durable state (its disk refused a write): as
+      // after a restart, a term it never persisted (and so never sent) may be lost.
+      if (node.core) this.trace(`node ${node.id} starts over from its durable state (term ${node.log.hardState.term})`);
+      node.core = r;
+      node.maxTerm = node.log.hardState.term;
+    }
     // Terms never go back (a restart resumes from the durable term; persist checks that).
     if (r.term < node.maxTerm) this.fail(`node ${node.id} went back from term ${node.maxTerm} to ${r.term}`);
     node.maxTerm = r.term;
@@ -816,7 +1105,7 @@ export class SimCluster {
 
   /** (b) literally: every pair of durable logs agrees below any (index, term) they share. */
   checkLogMatching(): void {
-    const logs = [...this.nodes.values()].map((n) => ({ id: n.id, s: n.store }));
+    const logs = [...this.nodes.values()].map((n) => ({ id: n.id, s: n.log }));
     for (let a = 0; a < logs.length; a++) {
       for (let b = a + 1; b < logs.length; b++) {
         const x = logs[a]!;
@@ -841,16 +1130,17 @@ export class SimCluster {
     }
   }
 
-  private checkRead(node: SimNode, ctx: number, index: number): void {
-    const req = this.reads.get(ctx) ?? this.fail(`node ${node.id} answers read ${ctx} nobody asked for`);
-    if (req.node !== node.id) this.fail(`read ${ctx} asked at ${req.node} is answered by ${node.id}`);
+  private checkRead(node: SimNode, id: number): void {
+    const req = this.reads.get(id) ?? this.fail(`node ${node.id} answers read ${id} nobody asked for`);
+    if (req.node !== node.id) this.fail(`read ${id} asked at ${req.node} is answered by ${node.id}`);
     // §6.4 linearizable reads: the read must see every write committed before it was asked.
-    if (index < req.minIndex)
-      this.fail(`read ${ctx} at ${node.id} got index ${index}; ${req.minIndex} was already committed`);
-    this.reads.delete(ctx);
-    this.readResults.set(ctx, index);
+    if (node.smIndex < req.minIndex) {
+      this.fail(`read ${id} at ${node.id} answered at applied ${node.smIndex}; ${req.minIndex} was already committed`);
+    }
+    this.reads.delete(id);
+    this.readResults.set(id, node.smIndex);
     this.stats.reads++;
-    this.trace(`read ctx=${ctx} at ${node.id} → ${index}`);
+    this.trace(`read #${id} at ${node.id} → ${node.smIndex}`);
   }
 
   /** Checks made after every step. */
@@ -859,8 +1149,10 @@ export class SimCluster {
       const r = node.raft!;
       // (d) every state machine is a prefix of the one history (checked on apply, and here).
       if (node.sm.length > this.history.length) this.fail(`node ${node.id} applied more than the history`);
-      if (node.smIndex !== r.log.applied)
-        this.fail(`node ${node.id}: state machine at ${node.smIndex}, core applied ${r.log.applied}`);
+      // A follower applies in batches: its state machine may lag the core, never lead it.
+      if (node.smIndex > r.log.applied) {
+        this.fail(`node ${node.id}: state machine at ${node.smIndex}, core applied only ${r.log.applied}`);
+      }
       this.observe(node);
     }
     if (this.now % 50 === 0) this.checkLogMatching();
@@ -885,6 +1177,8 @@ export interface SeedReport {
   nodes: number;
   steps: number;
   commands: number;
+  /** Commands the state machine refused (the same on every node, the log going on). */
+  refused: number;
   terms: number;
   stats: SimCluster['stats'];
 }
@@ -904,6 +1198,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     maxDelay: setup.pick([1, 2, 3, 5]),
     straggle: setup.pick([0, 0.01, 0.05]),
     crashInReady: setup.pick([0, 0.002, 0.01]),
+    diskRefuses: setup.pick([0, 0, 0.001, 0.005]),
   };
   const sim = new SimCluster({
     seed,
@@ -915,12 +1210,16 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     maxApplyBatch: setup.pick([1, 4, 2048]),
     tickChance: setup.pick([1, 0.9, 0.7]),
     eagerReady: setup.pick([0, 0.5, 1]),
+    snapshotEntries: setup.pick([20, 100, 1_000_000]),
+    keepEntries: setup.pick([0, 5, 30]),
     faults,
     trace: o.trace ?? false,
   });
   const rng = sim.rng;
   const p = {
     propose: setup.pick([0.1, 0.3, 0.6]),
+    /** Of the proposals, the share the state machine must refuse. */
+    poison: setup.pick([0, 0.05]),
     partition: setup.pick([0, 0.005, 0.02]),
     cut: setup.pick([0, 0.005, 0.02]),
     crash: setup.pick([0, 0.003, 0.01]),
@@ -971,7 +1270,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
         }
       }
       for (const node of sim.nodes.values()) {
-        if (!node.raft && !restartAt.has(node.id)) restartAt.set(node.id, sim.now + rng.between(3, 60)); // crashed in Ready
+        if (!node.driver && !restartAt.has(node.id)) restartAt.set(node.id, sim.now + rng.between(3, 60)); // crashed at a write
       }
       const live = sim.live();
       if (live.length && rng.chance(p.crash)) {
@@ -985,7 +1284,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       if (rng.chance(p.propose)) {
         const to =
           rng.chance(0.9) && leaders.length ? rng.pick(leaders).id : live.length ? rng.pick(live).id : undefined;
-        if (to !== undefined) sim.propose(`s${seed}c${++cmd}`, to);
+        if (to !== undefined) sim.propose(`s${seed}c${++cmd}`, to, rng.chance(p.poison) ? 'poison' : 'put');
       }
       // A read goes to every node that claims to lead: a stale one must not answer it.
       if (rng.chance(p.read)) for (const l of leaders) sim.readIndex(l.id);
@@ -1028,6 +1327,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     sim.trace('=== heal ===');
     sim.heal();
     sim.faults = NO_FAULTS;
+    for (const node of sim.nodes.values()) node.refusingUntil = 0;
     for (const id of sim.nodes.keys()) sim.restart(id);
     sim.runUntil(() => sim.leader() !== undefined, 300, 'a leader after healing');
     sim.commitEverywhere(`s${seed}-final`, 1500);
@@ -1037,6 +1337,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       nodes: plan.nodes,
       steps: sim.now,
       commands: sim.history.length,
+      refused: sim.stats.refused,
       terms: sim.termLeader.size,
       stats: sim.stats,
     };

@@ -15,12 +15,12 @@ export class RaftLog {
   /** Entries up to here are durable; later ones still have to be handed to the driver. */
   stable: number;
 
-  constructor(snapshot: SnapshotMeta, entries: Entry[], committed: number) {
+  constructor(snapshot: SnapshotMeta, entries: Entry[], committed: number, applied = 0) {
     this.snapshot = snapshot;
     this.entries = entries.filter((e) => e.index > snapshot.index);
     this.stable = this.lastIndex;
     this.committed = Math.max(snapshot.index, Math.min(committed, this.lastIndex));
-    this.applied = snapshot.index;
+    this.applied = Math.max(snapshot.index, Math.min(applied, this.committed));
   }
 
   get firstIndex(): number {

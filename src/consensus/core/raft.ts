@@ -29,6 +29,11 @@ export interface RaftOptions {
   maxApplyBatch?: number;
   /** Durable state to resume from (all zero / empty for a new node). */
   hardState: HardState;
+  /**
+   * Entries up to here are applied already (the state machine kept them across a restart):
+   * they are not handed out to apply again.
+   */
+  applied?: number;
   snapshot: SnapshotMeta;
   entries: Entry[];
 }
@@ -108,7 +113,7 @@ export class Raft {
     this.maxApplyBatch = o.maxApplyBatch ?? 2048;
     this.term = o.hardState.term;
     this.vote = o.hardState.vote;
-    this.log = new RaftLog(o.snapshot, o.entries, o.hardState.commit);
+    this.log = new RaftLog(o.snapshot, o.entries, o.hardState.commit, o.applied);
     this.members = membersAfter(
       o.snapshot.members,
       o.entries.filter((e) => e.index > o.snapshot.index),
@@ -135,10 +140,22 @@ export class Raft {
    * 4.6: a leader removing itself from {S1, S2} steps down before S2 has the entry; only S1 can
    * lead, since S2 needs S1's vote and S1 refuses it for S2's shorter log). Its own vote counts
    * only where it is a voter: voteResult counts `voters` alone.
+   *
+   * This node's commit index may be behind the cluster's (it is relearned after a restart), so
+   * it counts as needed while it is a voter in any configuration its log holds from its commit
+   * on: a promotion it still thinks uncommitted may have committed already.
    */
   private mayCampaign(): boolean {
     if (this.promotable) return true;
-    return this.log.committed < this.log.lastIndex && votersOf(this.membersAt(this.log.committed)).includes(this.id);
+    if (this.log.committed >= this.log.lastIndex) return false;
+    let members = this.membersAt(this.log.committed);
+    if (votersOf(members).includes(this.id)) return true;
+    for (const e of this.log.slice(this.log.committed + 1, this.log.lastIndex)) {
+      if (e.kind !== 'conf') continue;
+      members = applyConfChange(members, e.data as ConfChange);
+      if (votersOf(members).includes(this.id)) return true;
+    }
+    return false;
   }
 
   get isLearner(): boolean {
