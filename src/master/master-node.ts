@@ -21,7 +21,6 @@ import {
   type Peer,
   type PeerEntry,
 } from './discovery.js';
-import type { MasterContext } from './context.js';
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
 import { MasterMetrics } from './metrics.js';
@@ -99,73 +98,18 @@ export class MasterNode {
       const joinVia = storage.initialized
         ? undefined
         : await MasterNode.foundOrJoin(storage, discovery, self, options, log);
-      const timing = { ...DEFAULT_TIMING, ...options.timing };
-      // The transport delivers to consensus, which sends through the transport.
-      const inbox: { consensus?: RaftConsensus<Command, Results> } = {};
-      const transport = new PeerTransport(
-        self.id,
-        selfUrl,
-        tokens,
+      const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
+      const duties = MasterNode.leaderDuties(consensus, state, options, log);
+      const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts }, log);
+      node.app = await buildApp(
+        { ...duties.context, consensus, log, tokens },
         {
-          onFrame: (f) => inbox.consensus?.onFrame(f),
-          onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
+          transport,
+          uploads: new UploadStore(options.dataDir),
+          selfUrl,
+          ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
         },
-        log.child({ component: 'peers' }),
       );
-      const consensus = (inbox.consensus = new RaftConsensus<Command, Results>({
-        self: { id: self.id, address: selfUrl },
-        storage,
-        state,
-        transport,
-        codec: commandCodec,
-        timing,
-        log,
-      }));
-      const queries = new Queries(state);
-      const registry = new WorkerRegistry();
-      const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
-      const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
-      const scheduler = new Scheduler(consensus, queries, registry, log.child({ component: 'scheduler' }));
-      const detector = new FailureDetector(consensus, queries, registry, heartbeatTimeoutMs, log);
-      const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
-      const jobWatch = new JobWatch();
-      const metrics = new MasterMetrics(queries, consensus);
-
-      consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
-      consensus.onLeadershipChange((leader) => {
-        if (leader) {
-          detector.start();
-          scheduler.start();
-        } else {
-          scheduler.stop();
-          detector.stop();
-          channels.dropAll();
-        }
-      });
-
-      const node = new MasterNode(
-        options,
-        { release, storage, state, consensus, scheduler, detector, channels, jobWatch, metrics },
-        log,
-      );
-      const ctx: MasterContext = {
-        consensus,
-        queries,
-        registry,
-        channels,
-        jobWatch,
-        metrics,
-        log,
-        heartbeatIntervalMs,
-        heartbeatTimeoutMs,
-        tokens,
-      };
-      node.app = await buildApp(ctx, {
-        transport,
-        uploads: new UploadStore(options.dataDir),
-        selfUrl,
-        ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
-      });
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
       if (!options.jwtSecret) log.warn('JWT_SECRET is not set: the cluster is open to anyone who can reach it');
@@ -186,6 +130,75 @@ export class MasterNode {
       release();
       throw err;
     }
+  }
+
+  /** Raft over this master's log and state database, talking to its peers over WebSockets. */
+  private static openConsensus(
+    self: Peer,
+    storage: RaftStorage,
+    state: StateMachine,
+    tokens: TokenSource,
+    options: MasterOptions,
+    log: Logger,
+  ): { consensus: RaftConsensus<Command, Results>; transport: PeerTransport } {
+    // The transport delivers to consensus, which sends through the transport.
+    const inbox: { consensus?: RaftConsensus<Command, Results> } = {};
+    const transport = new PeerTransport(
+      self.id,
+      self.url,
+      tokens,
+      {
+        onFrame: (f) => inbox.consensus?.onFrame(f),
+        onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
+      },
+      log.child({ component: 'peers' }),
+    );
+    const consensus = (inbox.consensus = new RaftConsensus<Command, Results>({
+      self: { id: self.id, address: self.url },
+      storage,
+      state,
+      transport,
+      codec: commandCodec,
+      timing: { ...DEFAULT_TIMING, ...options.timing },
+      log,
+    }));
+    return { consensus, transport };
+  }
+
+  /**
+   * What a master does beyond replicating: the scheduler and failure detector (running while
+   * it leads), the worker channels, long polls and metrics, and the effects of applied commands.
+   */
+  private static leaderDuties(
+    consensus: RaftConsensus<Command, Results>,
+    state: StateMachine,
+    options: MasterOptions,
+    log: Logger,
+  ) {
+    const queries = new Queries(state);
+    const registry = new WorkerRegistry();
+    const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1000;
+    const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
+    const scheduler = new Scheduler(consensus, queries, registry, log.child({ component: 'scheduler' }));
+    const detector = new FailureDetector(consensus, queries, registry, heartbeatTimeoutMs, log);
+    const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
+    const jobWatch = new JobWatch();
+    const metrics = new MasterMetrics(queries, consensus);
+    consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
+    consensus.onLeadershipChange((leader) => {
+      if (leader) {
+        detector.start();
+        scheduler.start();
+      } else {
+        scheduler.stop();
+        detector.stop();
+        channels.dropAll();
+      }
+    });
+    return {
+      parts: { scheduler, detector, channels, jobWatch, metrics },
+      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
+    };
   }
 
   /**

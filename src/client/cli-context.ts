@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { splitUrls } from '../common/address.js';
+import type { GlobalArgs } from './argv.js';
+import { WeirClient } from './sdk.js';
+
+/** Exit codes of `wait`; other commands use 1 for errors, 3 for an unreachable cluster. */
+export const EXIT = { ok: 0, failed: 1, cancelled: 2, unreachable: 3 } as const;
+
+/** A failure the person at the terminal can act on: its message is the whole story. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+export const note = (text: string): void => void process.stderr.write(`${text}\n`);
+
+/** What every command shares: the global options, one client, and the exit code to return. */
+export class CliContext {
+  exitCode = 0;
+  private client: WeirClient | undefined;
+
+  constructor(readonly global: GlobalArgs) {}
+
+  masterUrls(): string[] {
+    return splitUrls(this.global.master ?? process.env.WEIR_MASTER ?? 'http://127.0.0.1:8080');
+  }
+
+  sdk(): WeirClient {
+    return (this.client ??= new WeirClient({ masters: this.masterUrls() }));
+  }
+
+  /** The REST body with --json, else the human form. */
+  print(json: unknown, human: () => string): void {
+    out(this.global.json ? JSON.stringify(json, null, 2) : human());
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+}
+
+/** A config argument: JSON when it starts with `{`, else the path of a JSON file. */
+export function readConfig(arg: string | undefined): Record<string, unknown> | undefined {
+  if (arg === undefined) return undefined;
+  let text = arg;
+  if (!arg.trimStart().startsWith('{')) {
+    try {
+      text = readFileSync(arg, 'utf8');
+    } catch {
+      throw new CliError(`cannot read config file '${arg}' (a config starting with '{' is read as JSON)`);
+    }
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new CliError(`the config is not a JSON object: ${(err as Error).message}`);
+  }
+}
+
+export function readTextFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new CliError(`cannot read ${what} '${path}'`);
+  }
+}

@@ -1,0 +1,44 @@
+import type { Command } from 'commander';
+import { mintToken } from '../../common/auth.js';
+import { parseDuration } from '../../common/duration.js';
+import { CliError, out, type CliContext } from '../cli-context.js';
+import { formatCluster, formatWorkers } from '../format.js';
+
+/** `weir workers`, `weir cluster`, `weir token`: the cluster as a whole. */
+export function clusterCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('workers')
+    .description('list workers')
+    .action(async () => {
+      const w = await ctx.sdk().workers();
+      ctx.print(w, () => formatWorkers(w.workers));
+    });
+
+  program
+    .command('cluster')
+    .description('the masters and who leads; `cluster remove ID` takes a master out')
+    .argument('[action]', 'remove')
+    .argument('[id]', 'the node id to remove')
+    .action(async (action: string | undefined, id: string | undefined) => {
+      if (action === undefined) {
+        const c = await ctx.sdk().cluster();
+        ctx.print(c, () => formatCluster(c));
+        return;
+      }
+      if (action !== 'remove' || !id || !/^\d+$/.test(id)) {
+        throw new CliError("usage: weir cluster [remove ID]; list the ids with 'weir cluster'");
+      }
+      const r = await ctx.sdk().removeMaster(Number(id));
+      ctx.print(r, () => `removed master ${id} from the cluster`);
+    });
+
+  program
+    .command('token')
+    .description('print a bearer token signed with $JWT_SECRET')
+    .option('--ttl <duration>', 'lifetime: 30s, 5m, 1h, 7d', '1h')
+    .action(async (f: { ttl: string }) => {
+      const secret = process.env.JWT_SECRET;
+      if (!secret) throw new CliError('JWT_SECRET is not set; set it to the cluster’s secret to mint a token');
+      out(await mintToken(secret, parseDuration(f.ttl), 'weir-cli'));
+    });
+}

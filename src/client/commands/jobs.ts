@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream, existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
+import { formatJob, formatJobs, progressLine } from '../format.js';
+import type { JobView, WeirClient } from '../sdk.js';
+
+/** `weir submit`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
+export function jobCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('submit')
+    .description('submit a job; prints its id alone on stdout')
+    .argument('<type>', 'batch or streaming')
+    .argument('<name>', 'a name for the job')
+    .argument('[config]', 'JSON (starting with {) or a JSON file; for streaming, the topology file')
+    .option('--module <file>', 'JavaScript module with the job’s functions')
+    .option('--input <file>', 'a local input file to upload')
+    .action(
+      async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
+        if (type !== 'batch' && type !== 'streaming')
+          throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
+        let config = readConfig(configArg);
+        if (type === 'streaming') {
+          if (!config)
+            throw new CliError('give the topology: weir submit streaming NAME TOPOLOGY_FILE [--module FILE]');
+          // The file is the topology itself, or a whole config holding it.
+          if (!('topology' in config)) config = { topology: config };
+        }
+        if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
+        if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
+        const job = await ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
+        if (ctx.global.json) out(JSON.stringify(job, null, 2));
+        else {
+          note(
+            `submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`,
+          );
+          out(job.job_id);
+        }
+      },
+    );
+
+  program
+    .command('status')
+    .description("a job's status and progress")
+    .argument('<job_id>')
+    .action(async (id: string) => {
+      const job = await ctx.sdk().job(id);
+      ctx.print(job, () => formatJob(job));
+    });
+
+  program
+    .command('wait')
+    .description('wait for a job to finish: exit 0 completed, 1 failed, 2 cancelled, 3 cluster unreachable')
+    .argument('<job_id>')
+    .action(async (id: string) => {
+      const job = await waitWithProgress(ctx.sdk(), id, ctx.global.json);
+      if (ctx.global.json) out(JSON.stringify(job, null, 2));
+      else note(formatJob(job));
+      ctx.exitCode = job.status === 'completed' ? EXIT.ok : job.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
+    });
+
+  program
+    .command('results')
+    .description("a completed job's results, as JSON")
+    .argument('<job_id>')
+    .option('-o, --output <file>', 'write them to a file')
+    .option('--follow', 'wait for the job to finish first')
+    .action(async (id: string, f: { output?: string; follow?: boolean }) => writeResults(ctx, id, f));
+
+  program
+    .command('cancel')
+    .description('cancel a job')
+    .argument('<job_id>')
+    .action(async (id: string) => {
+      const job = await ctx.sdk().cancel(id);
+      ctx.print(job, () => `cancelled job ${job.job_id}`);
+    });
+
+  program
+    .command('jobs')
+    .description('list jobs, newest first')
+    .option('--limit <n>', 'how many', '50')
+    .action(async (f: { limit: string }) => {
+      const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)));
+      ctx.print(page, () => formatJobs(page.jobs));
+    });
+}
+
+/** Uploads a local input file; the job reads it back from the masters by URL. */
+async function uploadInput(ctx: CliContext, file: string, given: unknown): Promise<{ url: string; format: unknown }> {
+  if (!existsSync(file)) throw new CliError(`cannot read input file '${file}'`);
+  const format =
+    (given as { format?: unknown } | undefined)?.format ??
+    (/\.jsonl$/i.test(file) ? 'jsonl' : /\.csv$/i.test(file) ? 'csv' : 'lines');
+  const up = await ctx.sdk().upload(file);
+  const kept = up.copies > 1 ? `, kept by ${up.copies} masters` : '';
+  note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB${kept}); workers read it from ${up.url}`);
+  return { url: up.url, format };
+}
+
+/** The results as one JSON array, streamed page by page; a followed stream's rows as JSON lines. */
+async function writeResults(ctx: CliContext, id: string, f: { output?: string; follow?: boolean }): Promise<void> {
+  const sdk = ctx.sdk();
+  const sink = f.output ? createWriteStream(f.output) : process.stdout;
+  const write = async (s: string) => {
+    if (!sink.write(s)) await once(sink, 'drain');
+  };
+  if (f.follow && (await sdk.job(id)).type === 'streaming') {
+    // A stream never finishes: its rows are printed as they come, one JSON line each.
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    for await (const rows of sdk.follow(id, stop.signal)) for (const r of rows) await write(`${JSON.stringify(r)}\n`);
+    return;
+  }
+  if (f.follow) await waitWithProgress(sdk, id, true);
+  let n = 0;
+  await write('[');
+  for await (const page of sdk.results(id)) {
+    for (const r of page) await write((n++ ? ',' : '') + JSON.stringify(r));
+  }
+  await write(']\n');
+  if (f.output) {
+    (sink as NodeJS.WritableStream).end();
+    await once(sink, 'finish');
+    note(`wrote ${n} result(s) to ${f.output}`);
+  }
+}
+
+/** Follows a job to its end: a progress bar on a terminal, a line per change otherwise. */
+async function waitWithProgress(client: WeirClient, id: string, quiet: boolean): Promise<JobView> {
+  const tty = process.stderr.isTTY && !quiet;
+  let bar: cliProgress.SingleBar | undefined;
+  let lastLine = '';
+  try {
+    return await client.wait(id, (job) => {
+      if (quiet) return;
+      if (tty) {
+        if (!bar) {
+          bar = new cliProgress.SingleBar(
+            {
+              format: '{bar} {percentage}% | {value}/{total} tasks | {status}',
+              stream: process.stderr,
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(job.progress.total, 0, { status: job.status });
+        }
+        bar.update(job.progress.completed, { status: job.status });
+      } else {
+        const line = `${job.status}: ${progressLine(job)}`;
+        if (line !== lastLine) note(line);
+        lastLine = line;
+      }
+    });
+  } finally {
+    bar?.stop();
+  }
+}

@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../cli-context.js';
+import { runDev } from '../dev.js';
+import { runMaster, runWorker } from '../servers.js';
+
+/** `weir master`, `weir worker`, `weir dev`: the commands that run nodes. */
+export function nodeCommands(program: Command, ctx: CliContext): void {
+  program
+    .command('master')
+    .description('run a master node')
+    .option('--id <n>', 'node id (default: c*256+d of the host IPv4 a.b.c.d)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (default $PORT or 8080)')
+    .option('--data-dir <dir>', 'where the state lives (default $WEIR_DATA_DIR or ./data/master-HOST-PORT)')
+    .option('--peers <urls>', "every master's URL, this one's included")
+    .option('--discover <dns:NAME>', 'find the peers in DNS')
+    .option('--bootstrap-expect <n>', 'with DNS discovery, wait for N peers before the first election')
+    .action(async (f) => runMaster(f));
+
+  program
+    .command('worker')
+    .description('run a worker node')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port', '8081')
+    .option('--max-tasks <n>', 'tasks run at once', '10')
+    .option('--threads <n>', 'threads running them (default: one per task slot)')
+    .option('--data-dir <dir>', 'scratch space (default $WEIR_DATA_DIR or ./data/worker-HOST-PORT)')
+    .action(async (f) => runWorker(f, ctx.masterUrls()));
+
+  program
+    .command('dev')
+    .description('a local cluster (1 master, 2 workers) with data under ./data')
+    .action(async () => runDev());
+}
