@@ -77,6 +77,13 @@ export class Applier {
     this.s = prepare(db);
   }
 
+  /** Forgets what a command that threw half-way left behind (its writes are rolled back). */
+  reset(): void {
+    this.deltas.clear();
+    this.finished = [];
+    this.jobs.clear();
+  }
+
   apply(cmd: Command): ApplyResult {
     this.jobs.clear();
     switch (cmd.type) {
@@ -100,6 +107,8 @@ export class Applier {
         return this.cancelJob(cmd);
       case 'collectRows':
         return this.collectRows(cmd);
+      default:
+        throw new Error(`unknown command type ${JSON.stringify((cmd as { type?: unknown }).type)}`);
     }
   }
 

@@ -121,10 +121,13 @@ export interface RunningTask extends TaskRef {
   worker_id: string;
 }
 
-/** Why a command changed nothing; the same on every master. */
+/**
+ * Why a command changed nothing; the same on every master. `internal`: apply could not apply
+ * it at all (recorded in `refused_commands`).
+ */
 export interface Refusal {
   ok: false;
-  code: 'not_found' | 'conflict';
+  code: 'not_found' | 'conflict' | 'internal';
   message: string;
 }
 

@@ -128,6 +128,15 @@ const MIGRATIONS: string[] = [
   UPDATE jobs SET untouched_from = total;
   CREATE INDEX jobs_untouched ON jobs (seq) WHERE untouched_from < total AND status IN ('pending', 'running');
   `,
+  `
+  -- Commands apply could not apply (it threw on their data): recorded, identically on every
+  -- master, instead of stopping the log there.
+  CREATE TABLE refused_commands (
+    log_index INTEGER PRIMARY KEY,
+    type      TEXT NOT NULL,
+    message   TEXT NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** Runs the migrations the database has not run yet, up to `target` (tests stop short). */

@@ -20,6 +20,7 @@ import { migrate } from './schema.js';
 export class StateMachine implements Port<Command, ApplyResult> {
   private database!: Db;
   private applier!: Applier;
+  private applyInSavepoint!: (command: Command) => ApplyResult;
   private s!: ReturnType<StateMachine['prepare']>;
   private appliedIndex = 0;
   private appliedTerm = 0;
@@ -38,6 +39,8 @@ export class StateMachine implements Port<Command, ApplyResult> {
     this.database.pragma('synchronous = NORMAL');
     migrate(this.database);
     this.applier = new Applier(this.database);
+    // Nested in the batch's transaction, this is a savepoint.
+    this.applyInSavepoint = this.database.transaction((command: Command) => this.applier.apply(command));
     this.s = this.prepare();
     this.appliedIndex = (this.s.getMeta.get('last_applied') as { value: number }).value;
     this.appliedTerm = (this.s.getMeta.get('last_applied_term') as { value: number }).value;
@@ -52,6 +55,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
       members: st(`SELECT id, address, voter FROM members ORDER BY id`),
       clearMembers: st(`DELETE FROM members`),
       insertMember: st(`INSERT INTO members (id, address, voter) VALUES (?, ?, ?)`),
+      refuse: st(`INSERT OR REPLACE INTO refused_commands (log_index, type, message) VALUES (?, ?, ?)`),
     };
   }
 
@@ -102,7 +106,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
             }
             if (e.index !== this.appliedIndex + 1)
               throw new Error(`apply out of order: entry ${e.index} after ${this.appliedIndex}`);
-            if (e.kind === 'cmd') results.push(this.applier.apply(e.data));
+            if (e.kind === 'cmd') results.push(this.applyCommand(e.index, e.data));
             else {
               if (e.kind === 'conf') this.writeMembers(applyConfChange(this.members(), e.data));
               results.push(undefined);
@@ -121,6 +125,24 @@ export class StateMachine implements Port<Command, ApplyResult> {
       }),
     );
     return results;
+  }
+
+  /**
+   * One command, in a savepoint: should apply throw on its data (an ill-typed command that got
+   * into the log), its writes are undone and the refusal recorded — the same on every master,
+   * which then all go on with the next entry instead of stopping at this one for good.
+   */
+  private applyCommand(index: number, command: Command): ApplyResult {
+    try {
+      return this.applyInSavepoint(command);
+    } catch (err) {
+      if (isDiskError(err)) throw err;
+      this.applier.reset();
+      const type = typeof command?.type === 'string' ? command.type : typeof command;
+      const message = `command ${index} (${type}) could not be applied: ${(err as Error).message}`;
+      this.s.refuse.run(index, type, message);
+      return { ok: false, code: 'internal', message };
+    }
   }
 
   /** The whole database as one buffer, with what it holds: a snapshot to send a peer. */

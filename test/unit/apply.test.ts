@@ -310,3 +310,46 @@ describe('the state machine', () => {
     other.close();
   });
 });
+
+describe('a command apply cannot apply (ill-typed data that reached the log)', () => {
+  const refusals = () => sm.db.prepare('SELECT log_index, type, message FROM refused_commands').all();
+
+  it('is refused and recorded, its writes undone, and the next entry applies', () => {
+    submit('j', { operation: 'noop', task_count: 2 });
+    register('w1');
+    assign('j', 0, 'w1');
+    const before = JSON.stringify(q.tasksOfJob('j', 1000));
+    // A good completion followed by one whose job_id is not a string: all or nothing.
+    const r = apply({
+      type: 'completeTasks',
+      at: 3000,
+      completions: [
+        { job_id: 'j', idx: 0, attempt: 1, worker_id: 'w1', result_json: '[0]' },
+        { job_id: true, idx: 1, attempt: 1, worker_id: 'w1', result_json: '[1]' },
+      ],
+    } as unknown as Command);
+    expect(r).toMatchObject({ ok: false, code: 'internal' });
+    expect(refusals()).toEqual([
+      { log_index: index, type: 'completeTasks', message: expect.stringContaining('could not be applied') },
+    ]);
+    expect(JSON.stringify(q.tasksOfJob('j', 1000))).toBe(before);
+    expect(sm.lastApplied).toBe(index);
+    expect(complete('j', 0, 'w1')).toMatchObject({ ok: true, accepted: [{ job_id: 'j', idx: 0 }] });
+  });
+
+  it('an unknown command type, or no object at all, is refused the same way', () => {
+    expect(apply({ type: 'formatDisk' } as unknown as Command)).toMatchObject({ ok: false, code: 'internal' });
+    expect(apply(null as unknown as Command)).toMatchObject({ ok: false, code: 'internal' });
+    expect(refusals()).toHaveLength(2);
+    expect(register('w9')).toEqual({ ok: true, worker_id: 'w9' });
+  });
+
+  it('is refused identically on a second master applying the same entries', () => {
+    const other = new StateMachine(join(dir, 'other.db'));
+    const bad = { type: 'cancelJob', at: 1, job_id: { $gt: '' } } as unknown as Command;
+    const entries = [{ index: 1, term: 1, kind: 'cmd' as const, data: bad }];
+    expect(sm.applyBatch(entries)).toEqual(other.applyBatch(entries));
+    expect(other.db.prepare('SELECT * FROM refused_commands').all()).toEqual(refusals());
+    other.close();
+  });
+});
