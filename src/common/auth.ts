@@ -3,14 +3,45 @@ import { WeirError } from './errors.js';
 
 const ALG = 'HS256';
 
+/**
+ * Who a token speaks for. `client`: a user (also what a token without a role means);
+ * `worker`: a worker node, bound to its `worker_id` once registered; `peer`: a master, bound to
+ * its `node_id`; `admin`: an operator.
+ */
+export const ROLES = ['client', 'worker', 'peer', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What a token may carry beyond its subject and lifetime. */
+export interface TokenClaims {
+  role?: Role;
+  worker_id?: string;
+  node_id?: number;
+}
+
+/** The caller a verified token names; the open cluster's callers are `admin`. */
+export interface Principal {
+  role: Role;
+  subject: string;
+  worker_id?: string;
+  node_id?: number;
+}
+
+/** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
+export const OPEN_CLUSTER: Principal = Object.freeze({ role: 'admin', subject: 'anyone' });
+
 function keyOf(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
 /** A bearer token signed with the cluster's shared secret. */
-export async function mintToken(secret: string, ttlMs: number, subject = 'weir'): Promise<string> {
+export async function mintToken(
+  secret: string,
+  ttlMs: number,
+  subject = 'weir',
+  claims: TokenClaims = {},
+): Promise<string> {
   const nowS = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
+  return new SignJWT({ ...claims })
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })
     .setSubject(subject)
     .setIssuedAt(nowS)
@@ -18,22 +49,42 @@ export async function mintToken(secret: string, ttlMs: number, subject = 'weir')
     .sign(keyOf(secret));
 }
 
+const unauthorized = (why: string) =>
+  new WeirError('unauthorized', `${why}; mint a new one with 'weir token' and the cluster's JWT_SECRET`);
+
 /**
- * Verifies an `Authorization` header value. Only HS256 is accepted, so `alg: none` and
- * tokens signed with another algorithm are refused like a wrong signature.
+ * Verifies an `Authorization` header value and returns whom it names. Only HS256 is accepted,
+ * so `alg: none` and tokens signed with another algorithm are refused like a wrong signature;
+ * a token must expire (`exp`), and its claims must be of the right types.
  */
-export async function verifyBearer(secret: string, header: string | undefined): Promise<void> {
+export async function verifyBearer(secret: string, header: string | undefined): Promise<Principal> {
   const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   if (!m?.[1]) {
     throw new WeirError('unauthorized', 'this cluster needs a bearer token: set WEIR_TOKEN, or JWT_SECRET to mint one');
   }
+  let payload: Record<string, unknown>;
   try {
-    await jwtVerify(m[1], keyOf(secret), { algorithms: [ALG] });
+    ({ payload } = await jwtVerify(m[1], keyOf(secret), { algorithms: [ALG], requiredClaims: ['exp'] }));
   } catch (err) {
-    const why =
-      err instanceof joseErrors.JWTExpired ? 'the token has expired' : 'the token is not valid for this cluster';
-    throw new WeirError('unauthorized', `${why}; mint a new one with 'weir token' and the cluster's JWT_SECRET`);
+    if (err instanceof joseErrors.JWTExpired) throw unauthorized('the token has expired');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'exp') {
+      throw unauthorized('the token has no expiry (exp)');
+    }
+    throw unauthorized('the token is not valid for this cluster');
   }
+  const role = payload.role ?? 'client';
+  if (!ROLES.includes(role as Role))
+    throw unauthorized(`the token's role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
+  const principal: Principal = { role: role as Role, subject: typeof payload.sub === 'string' ? payload.sub : '' };
+  if (payload.worker_id !== undefined) {
+    if (typeof payload.worker_id !== 'string') throw unauthorized('the token’s worker_id is not a string');
+    principal.worker_id = payload.worker_id;
+  }
+  if (payload.node_id !== undefined) {
+    if (!Number.isSafeInteger(payload.node_id)) throw unauthorized('the token’s node_id is not an integer');
+    principal.node_id = payload.node_id as number;
+  }
+  return principal;
 }
 
 /**
@@ -48,10 +99,17 @@ export class TokenSource {
     private readonly secret: string | undefined,
     private readonly fixed: string | undefined,
     private readonly subject: string,
+    private claims: TokenClaims = {},
   ) {}
 
-  static fromEnv(subject: string, env: NodeJS.ProcessEnv = process.env): TokenSource {
-    return new TokenSource(env.JWT_SECRET || undefined, env.WEIR_TOKEN || undefined, subject);
+  static fromEnv(subject: string, claims: TokenClaims = {}, env: NodeJS.ProcessEnv = process.env): TokenSource {
+    return new TokenSource(env.JWT_SECRET || undefined, env.WEIR_TOKEN || undefined, subject, claims);
+  }
+
+  /** Tokens minted from now on carry these claims (a worker once it has its id). */
+  setClaims(claims: TokenClaims): void {
+    this.claims = claims;
+    this.token = undefined;
   }
 
   async header(): Promise<string | undefined> {
@@ -60,7 +118,7 @@ export class TokenSource {
     const now = Date.now();
     if (!this.token || now > this.expiresAt - 60_000) {
       const ttl = 3_600_000;
-      this.token = await mintToken(this.secret, ttl, this.subject);
+      this.token = await mintToken(this.secret, ttl, this.subject, this.claims);
       this.expiresAt = now + ttl;
     }
     return `Bearer ${this.token}`;
