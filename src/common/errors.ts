@@ -1,18 +1,22 @@
 // One catalogue of errors with stable codes. Every error that crosses the API edge is a
 // WeirError; the HTTP layer maps it to `{error: {code, message}}` with its status.
 
-export type ErrorCode =
-  | 'bad_request'
-  | 'invalid_json'
-  | 'validation_failed'
-  | 'unauthorized'
-  | 'not_found'
-  | 'unknown_worker'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'no_leader'
-  | 'unavailable'
-  | 'internal';
+/** Every code the edge answers with; README's Errors section documents each (a spec checks it). */
+export const ERROR_CODES = [
+  'bad_request',
+  'invalid_json',
+  'validation_failed',
+  'unauthorized',
+  'not_found',
+  'unknown_worker',
+  'conflict',
+  'payload_too_large',
+  'no_leader',
+  'unavailable',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,

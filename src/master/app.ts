@@ -1,12 +1,11 @@
 import websocket from '@fastify/websocket';
-import { Ajv } from 'ajv';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { verifyBearer } from '../common/auth.js';
-import { WeirError } from '../common/errors.js';
+import { BODY_LIMIT, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
+import { validatorCompiler } from '../common/http-validation.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
-import { BODY_LIMIT, toHttpError, tooLarge } from './http-errors.js';
 import { isUpload, LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -18,11 +17,6 @@ import { uploadRoutes, type UploadStore } from './uploads.js';
 
 /** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
 const MAX_DRAIN = 256 * 1024 * 1024;
-
-// Bodies are JSON and must arrive with the right types; query strings and path parameters
-// are text, so numbers in them are parsed.
-const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, allErrors: false });
-const queryAjv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false });
 
 export interface AppOptions {
   jwtSecret?: string;
@@ -38,27 +32,10 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
     bodyLimit: BODY_LIMIT,
     loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     forceCloseConnections: true,
+    frameworkErrors: frameworkErrors('master'),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(({ schema, httpPart }) => {
-    const ajv = httpPart === 'querystring' || httpPart === 'params' ? queryAjv : bodyAjv;
-    return ajv.compile(schema);
-  });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const e = toHttpError(err);
-    if (e.code === 'internal') req.log.error({ err }, 'request failed');
-    void reply.code(e.status).send(e.toJSON());
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply
-      .code(404)
-      .send(
-        new WeirError(
-          'not_found',
-          `no route ${req.method} ${req.url.split('?')[0]}; see the README's API section`,
-        ).toJSON(),
-      );
-  });
+  app.setValidatorCompiler(validatorCompiler);
+  installErrorHandlers(app, 'master');
 
   // An oversized body is read to its end before the 413 goes out: a client still sending
   // would otherwise see its connection reset instead of the answer.

@@ -1,20 +1,19 @@
-import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { TokenSource, verifyBearer } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
-import { WeirError, badRequest } from '../common/errors.js';
-import { ID_PATTERN } from '../common/ids.js';
-import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
-import { LINK_PATH } from './stream/links.js';
+import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
+import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { WorkerAgent } from './agent.js';
 import { ExecutorPool } from './executor-pool.js';
+import { workerRoutes } from './routes.js';
 import { WorkerStats } from './worker-stats.js';
 
 export interface WorkerOptions {
@@ -118,8 +117,12 @@ export class WorkerNode {
     });
 
     const app = Fastify({
+      bodyLimit: BODY_LIMIT,
       loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
-    });
+      frameworkErrors: frameworkErrors('worker'),
+    }).withTypeProvider<TypeBoxTypeProvider>();
+    app.setValidatorCompiler(validatorCompiler);
+    installErrorHandlers(app, 'worker');
     if (o.jwtSecret) {
       const secret = o.jwtSecret;
       app.addHook('onRequest', async (req) => {
@@ -127,49 +130,24 @@ export class WorkerNode {
       });
     }
     await app.register(websocket, { options: { maxPayload: 256 * 1024 * 1024 } });
-    app.get(LINK_PATH, { websocket: true }, (socket) => streams.accept(socket));
-    app.post('/api/stream/:job_id/:idx/events', async (req, reply) => {
-      const { job_id = '', idx = '' } = req.params as Record<string, string | undefined>;
-      const events = (req.body as { events?: unknown } | undefined)?.events;
-      if (!ID_PATTERN.test(job_id) || !/^\d+$/.test(idx) || !Array.isArray(events)) {
-        throw badRequest('expected POST /api/stream/JOB_ID/INSTANCE/events with {"events": [...]}');
-      }
-      await streams.ingest(job_id, Number(idx), events as Record<string, unknown>[]);
-      return reply.code(200).send({ accepted: events.length });
-    });
-    app.setErrorHandler((err, _req, reply) => {
-      const e = err instanceof WeirError ? err : new WeirError('internal', (err as Error).message);
-      void reply.code(e.status).send(e.toJSON());
-    });
-    app.get('/api/status', async () => ({
-      worker_id: agent.workerId ?? null,
-      address,
-      status: agent.status,
-      connected: agent.connected,
-      master: client.baseUrl,
-      max_tasks: o.maxTasks,
-      active_tasks: agent.activeTasks,
-      threads: pool.threads,
-      metrics: stats.totals(),
-    }));
-    app.get('/api/shuffle/:job_id/:task/:partition', async (req, reply) => {
-      const { job_id = '', task = '', partition = '' } = req.params as Record<string, string | undefined>;
-      const m = /^(\d+)\.(\d+)$/.exec(task);
-      if (!ID_PATTERN.test(job_id) || !m || !/^\d+$/.test(partition)) {
-        throw badRequest('expected /api/shuffle/JOB_ID/TASK.ATTEMPT/PARTITION');
-      }
-      const file = partitionFile(mapOutputDir(shuffleDir, job_id, Number(m[1]), Number(m[2])), Number(partition));
-      const size = await stat(file).then(
-        (s) => s.size,
-        () => undefined,
-      );
-      if (size === undefined) {
-        throw new WeirError('not_found', `no map output ${job_id}/${task}/${partition} here: lost, or its job is over`);
-      }
-      return reply.type('application/msgpack').header('content-length', size).send(createReadStream(file));
-    });
-    app.get('/health', async () => ({ status: 'ok' }));
-    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    await app.register(
+      workerRoutes({
+        streams,
+        shuffleDir,
+        metrics,
+        status: () => ({
+          worker_id: agent.workerId ?? null,
+          address,
+          status: agent.status,
+          connected: agent.connected,
+          master: client.baseUrl,
+          max_tasks: o.maxTasks,
+          active_tasks: agent.activeTasks,
+          threads: pool.threads,
+          metrics: stats.totals(),
+        }),
+      }),
+    );
     try {
       await app.listen({ host: o.host, port: o.port });
       await agent.start();

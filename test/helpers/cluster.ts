@@ -10,6 +10,10 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep, waitFor, GiveUp } from './wait.js';
+
+// The waits are the harness's too: its specs import everything from here.
+export { GiveUp, sleep, waitFor } from './wait.js';
 
 /**
  * The project whose `bin/weir.js` runs: this checkout, or WEIR_IT_ROOT (a built snapshot, to
@@ -35,8 +39,6 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return env;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /** A free TCP port on `host`: listen on port 0 there, note the port, close. */
 export async function freePort(host: string): Promise<number> {
   return new Promise((res, rej) => {
@@ -49,37 +51,6 @@ export async function freePort(host: string): Promise<number> {
       srv.close(() => res(addr.port));
     });
   });
-}
-
-/** Thrown inside a `waitFor` condition to stop waiting at once (the awaited state can no longer come). */
-export class GiveUp extends Error {}
-
-/**
- * Polls `fn` until it returns something truthy and returns that; never a fixed sleep. On
- * timeout it throws, naming `what` and the last value or error seen.
- */
-export async function waitFor<T>(
-  what: string,
-  fn: () => T | Promise<T>,
-  timeoutMs = 30_000,
-  everyMs = 100,
-): Promise<NonNullable<T>> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-      last = v;
-    } catch (err) {
-      if (err instanceof GiveUp) throw err;
-      last = err;
-    }
-    if (Date.now() - t0 >= timeoutMs) break;
-    await sleep(everyMs);
-  }
-  const shown = last instanceof Error ? last.message : JSON.stringify(last);
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(shown).slice(0, 500)})`);
 }
 
 /** A parsed REST body: tests read fields off it and assert on them, so it is loosely typed on purpose. */

@@ -1,13 +1,24 @@
-// Malformed requests against one real master (addresses 127.0.0.51–59 belong to this file):
-// each gets a 4xx `{error: {code, message}}` a person can act on, and changes nothing.
+// Malformed requests against one real master and one real worker (addresses 127.0.0.51–59
+// belong to this file): each gets a 4xx `{error: {code, message}}` a person can act on, and
+// changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, allJobs, http, httpEarlyAnswer, type HttpAnswer, type MasterProc } from '../helpers/cluster.js';
+import {
+  Cluster,
+  allJobs,
+  http,
+  httpEarlyAnswer,
+  type HttpAnswer,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
 
 const c = new Cluster('bad-input');
 let m: MasterProc;
+let w: WorkerProc;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.51');
+  w = await c.worker('127.0.0.52', m);
 });
 afterAll(() => c.cleanup());
 
@@ -151,8 +162,9 @@ describe('the worker endpoints', () => {
       metrics: {},
       timestamp: new Date().toISOString(),
     });
+    const before = await workerCount();
     expectError(r, 404, 'unknown_worker');
-    expect(await workerCount()).toBe(0);
+    expect(await workerCount()).toBe(before);
   });
 
   it.each([
@@ -161,8 +173,86 @@ describe('the worker endpoints', () => {
     ['max_tasks 2.5', { address: '127.0.0.59:9999', max_tasks: 2.5 }],
     ['no address', { max_tasks: 2 }],
   ])('register with %s → 400 and no worker', async (_what, body) => {
+    const before = await workerCount();
     expectError(await http('POST', `${m.url}/api/workers/register`, body), 400);
-    expect(await workerCount()).toBe(0);
+    expect(await workerCount()).toBe(before);
+  });
+});
+
+describe('unknown routes and paths that cannot be decoded', () => {
+  it.each([
+    ['GET', '/api/nothing-here'],
+    ['GET', '/no/such/page'],
+    ['DELETE', '/health'],
+  ])('%s %s → 404 not_found on the master and on a worker, naming the route', async (method, path) => {
+    for (const url of [m.url, w.url]) {
+      const r = await http(method, `${url}${path}?x=1`);
+      expectError(r, 404, 'not_found');
+      expect(r.json.error.message).toContain(`${method} ${path}`);
+    }
+  });
+
+  it.each([
+    ['master', 'GET', '/api/jobs/%E0%A4%A'],
+    ['master', 'POST', '/api/jobs/%E0%A4%A/cancel'],
+    ['master', 'GET', '/%E0%A4%A'],
+    ['worker', 'GET', '/api/shuffle/%E0%A4%A/0.1/0'],
+    ['worker', 'POST', '/api/stream/job1/%FF/events'],
+    ['worker', 'GET', '/%E0%A4%A'],
+  ])('on the %s, %s %s (a malformed percent-encoding) → 400 bad_request', async (node, method, path) => {
+    const url = node === 'master' ? m.url : w.url;
+    expectError(await http(method, `${url}${path}`), 400, 'bad_request');
+  });
+});
+
+describe("a worker's own routes", () => {
+  it.each([
+    ['a job id with bad characters', '/api/shuffle/bad!id/0.1/0', 'params.job_id'],
+    ['a task without its attempt', '/api/shuffle/job1/0/0', 'params.task'],
+    ['a task that is not a number', '/api/shuffle/job1/x.1/0', 'params.task'],
+    ['a partition that is not an integer', '/api/shuffle/job1/0.1/p', 'params.partition'],
+    ['a negative partition', '/api/shuffle/job1/0.1/-1', 'params.partition'],
+  ])('GET a map output with %s → 400 validation_failed naming %s', async (_what, path, field) => {
+    const r = await http('GET', `${w.url}${path}`);
+    expectError(r, 400, 'validation_failed');
+    expect(r.json.error.message).toContain(field);
+  });
+
+  it('GET a map output it does not hold → 404 not_found', async () => {
+    expectError(await http('GET', `${w.url}/api/shuffle/job1/0.1/0`), 404, 'not_found');
+  });
+
+  it.each([
+    ['a job id with bad characters', '/api/stream/bad.id/0/events', { events: [{}] }, 'params.job_id'],
+    ['an instance that is not an integer', '/api/stream/job1/first/events', { events: [{}] }, 'params.idx'],
+    ['no events', '/api/stream/job1/0/events', {}, 'body.events'],
+    ['events that are not an array', '/api/stream/job1/0/events', { events: { a: 1 } }, 'body.events'],
+    ['an event that is not an object', '/api/stream/job1/0/events', { events: [{}, 7] }, 'body.events.1'],
+  ])('POST events with %s → 400 validation_failed naming %s', async (_what, path, body, field) => {
+    const r = await http('POST', `${w.url}${path}`, body);
+    expectError(r, 400, 'validation_failed');
+    expect(r.json.error.message).toContain(field);
+  });
+
+  it('POST events that are not JSON → 400 invalid_json', async () => {
+    expectError(await http('POST', `${w.url}/api/stream/job1/0/events`, '{"events": ['), 400, 'invalid_json');
+  });
+
+  it('POST events for an instance it does not run → 404 not_found', async () => {
+    expectError(await http('POST', `${w.url}/api/stream/job1/0/events`, { events: [{ a: 1 }] }), 404, 'not_found');
+  });
+
+  it('still answers its status, whole, after all that', async () => {
+    const r = await http('GET', `${w.url}/api/status`);
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({
+      worker_id: expect.any(String),
+      address: w.address,
+      status: 'active',
+      connected: true,
+      max_tasks: expect.any(Number),
+      metrics: { tasks_done: expect.any(Number), uptime_s: expect.any(Number) },
+    });
   });
 });
 

@@ -2,7 +2,7 @@
 // through a SIGKILL, backpressure, and refusals (addresses 127.0.0.121–129 belong to this file).
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, http, waitFor, type Json, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
+import { Cluster, GiveUp, http, waitFor, type Json, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
 
 const c = new Cluster('stream');
 let m: MasterProc;
@@ -60,22 +60,40 @@ async function counted(id: string): Promise<Map<string, number>> {
   return sum;
 }
 
+/**
+ * POSTs `lines` as events in batches of `batch`, all at once; a batch refused as saturated
+ * (429) or leaderless (503) goes again.
+ */
 async function send(id: string, lines: string[], batch = 50): Promise<void> {
   const posts = [];
   for (let i = 0; i < lines.length; i += batch) {
     const events = lines.slice(i, i + batch).map((line) => ({ line }));
     posts.push(
-      (async () => {
-        for (;;) {
+      waitFor(
+        `events ${i}–${i + events.length - 1} to be accepted`,
+        async () => {
           const r = await http('POST', `${m.url}/api/jobs/${id}/events`, events, {}, 60_000);
-          if (r.status === 202) return;
-          if (r.status !== 429 && r.status !== 503) throw new Error(`events: ${r.status} ${r.text}`);
-          await new Promise((res) => setTimeout(res, 200));
-        }
-      })(),
+          if (r.status !== 202 && r.status !== 429 && r.status !== 503) {
+            throw new GiveUp(`events: ${r.status} ${r.text}`);
+          }
+          return r.status === 202;
+        },
+        60_000,
+        200,
+      ),
     );
   }
   await Promise.all(posts);
+}
+
+/** Events the instances of job `id` on worker `w` have taken in, as its /metrics shows them. */
+async function eventsInOn(w: WorkerProc, id: string): Promise<number> {
+  const text = (await http('GET', `${w.url}/metrics`)).text;
+  let n = 0;
+  for (const [, labels, value] of text.matchAll(/^weir_stream_events_in_total\{([^}]*)\} (\d+)/gm)) {
+    if (labels!.includes(`job_id="${id}"`)) n += Number(value);
+  }
+  return n;
 }
 
 beforeAll(async () => {
@@ -107,9 +125,20 @@ describe('at-least-once', () => {
     const job = await untilPlaced(id, 7);
     const onExtra = job.components.flatMap((c: Json) => c.instances).filter((i: Json) => i.address === extra.address);
     expect(onExtra.length).toBeGreaterThan(0);
-    const lines = Array.from({ length: 3000 }, (_, i) => lineOf(i * 7));
-    const sending = send(id, lines, 30);
-    await new Promise((r) => setTimeout(r, 300));
+    const lines = Array.from({ length: 6000 }, (_, i) => lineOf(i * 7));
+    let answered = false;
+    const sending = send(id, lines, 30).finally(() => (answered = true));
+    // Mid-stream: the worker is killed once its instances have taken events in, while POSTs
+    // still wait for theirs to be processed (else the kill would show nothing).
+    await waitFor(
+      'events to flow through the worker about to be killed',
+      async () => {
+        if (answered) throw new GiveUp('every POST was answered before the worker took events in');
+        return (await eventsInOn(extra, id)) > 0;
+      },
+      30_000,
+      20,
+    );
     await c.stop(extra, 'SIGKILL');
     await sending; // every POST answered 202: its events were processed, here or after a replay
     const got = await counted(id);

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { normalizeStreamConfig } from '../../src/stream/stream-config.js';
 import { encodeFrame, type Tuple } from '../../src/worker/stream/frames.js';
 import { StreamRuntime } from '../../src/worker/stream/runtime.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = createLogger('test');
 log.level = 'silent';
@@ -29,15 +30,41 @@ const config = normalizeStreamConfig({
   },
 });
 
-let stop: AbortController | undefined;
-afterEach(() => stop?.abort());
+const stops: AbortController[] = [];
+const runtimes: StreamRuntime[] = [];
+afterEach(() => {
+  for (const s of stops.splice(0)) s.abort();
+  for (const rt of runtimes.splice(0)) rt.close();
+});
+
+/** Starts collect instance 1 of `job` here (its spout, instance 0, runs on another worker). */
+function startCollect(rt: StreamRuntime, job: string): void {
+  const stop = new AbortController();
+  stops.push(stop);
+  void rt
+    .run(
+      {
+        operation: 'stream',
+        job_id: job,
+        idx: 1,
+        attempt: 1,
+        config,
+        placement: [{ idx: 0, attempt: 1, address: '127.0.0.2:1' }],
+      },
+      stop.signal,
+    )
+    .catch(() => undefined);
+}
+
+const tupleOf = (event: Record<string, unknown>): Tuple => ({ e: [event], o: 0, a: 1, r: 1, h: 1, l: 2 });
 
 describe('a worker receiving tuples for an instance that has not started yet', () => {
   it('holds them, with their credit, and hands them over when the instance starts', async () => {
-    const collected: unknown[] = [];
+    const collected = new Map<string, unknown[]>();
     const client = {
-      post: async (_path: string, body: { rows: { value: unknown }[] }) => {
-        collected.push(...body.rows.map((r) => r.value));
+      post: async (path: string, body: { rows: { value: unknown }[] }) => {
+        const job = /^\/api\/jobs\/([^/]+)\/rows$/.exec(path)![1]!;
+        collected.set(job, [...(collected.get(job) ?? []), ...body.rows.map((r) => r.value)]);
         return {};
       },
     } as unknown as HttpClient;
@@ -47,30 +74,23 @@ describe('a worker receiving tuples for an instance that has not started yet', (
       client,
       log,
     });
+    runtimes.push(rt);
+    startCollect(rt, 'marker');
+    await waitFor("the marker job's instance to run", () => rt.instances === 1, 5000, 5);
     const socket = new LinkSocket();
     rt.accept(socket as unknown as WebSocket);
-    const tuple: Tuple = { e: [{ word: 'early' }], o: 0, a: 1, r: 1, h: 1, l: 2 };
-    // From the spout's worker, for the collect instance (1), whose assignment is still on its way.
-    socket.emit('message', encodeFrame({ t: 'tuples', job: 'job1', to: [1], tuples: [tuple] }));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(collected).toEqual([]);
+    // From the spout's worker, for the collect instance (1) of job1, whose assignment is still
+    // on its way; then, on the same link, a tuple for a job whose collect instance runs.
+    socket.emit('message', encodeFrame({ t: 'tuples', job: 'job1', to: [1], tuples: [tupleOf({ word: 'early' })] }));
+    socket.emit('message', encodeFrame({ t: 'tuples', job: 'marker', to: [1], tuples: [tupleOf({ word: 'marker' })] }));
+    // That the early tuple goes nowhere before its instance runs rests on an event, not on a
+    // pause: the later tuple has reached its sink, and nothing of job1 was collected before it.
+    await waitFor('the marker tuple to be collected', () => collected.get('marker'), 5000, 5);
+    expect(collected.get('marker')).toEqual([{ word: 'marker' }]);
+    expect(collected.get('job1')).toBeUndefined();
 
-    stop = new AbortController();
-    void rt
-      .run(
-        {
-          operation: 'stream',
-          job_id: 'job1',
-          idx: 1,
-          attempt: 1,
-          config,
-          placement: [{ idx: 0, attempt: 1, address: '127.0.0.2:1' }],
-        },
-        stop.signal,
-      )
-      .catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(collected).toEqual([{ word: 'early' }]);
-    rt.close();
+    startCollect(rt, 'job1');
+    await waitFor('the held tuple to be collected once its instance runs', () => collected.get('job1'), 5000, 5);
+    expect(collected.get('job1')).toEqual([{ word: 'early' }]);
   });
 });

@@ -1,0 +1,103 @@
+import { Type } from '@fastify/type-provider-typebox';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import { ERROR_CODES, WeirError, badRequest } from './errors.js';
+
+export const BODY_LIMIT = 16 * 1024 * 1024;
+
+/** Which server answers; an internal error's message names it, so the client knows whose log to read. */
+export type NodeKind = 'master' | 'worker';
+
+/** The shape of every refusal, for routes' response schemas. */
+export const ErrorReply = Type.Object({
+  error: Type.Object({
+    code: Type.Unsafe<(typeof ERROR_CODES)[number]>({ type: 'string', enum: [...ERROR_CODES] }),
+    message: Type.String(),
+  }),
+});
+
+/** Response schemas of every refusal a route can give. */
+export const ERROR_REPLIES = { '4xx': ErrorReply, '5xx': ErrorReply } as const;
+
+type ValidationIssue = NonNullable<FastifyError['validation']>[number];
+
+/** One schema failure as a sentence naming the field and what it must be. */
+function describeIssue(where: string, issue: ValidationIssue): string {
+  const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const params = issue.params as Record<string, unknown>;
+  const field = (name: string) => (name ? `${where}.${name}` : where);
+  switch (issue.keyword) {
+    case 'required':
+      return `${field(path ? `${path}.${String(params.missingProperty)}` : String(params.missingProperty))} is required`;
+    case 'enum':
+      return `${field(path)} must be one of: ${(params.allowedValues as unknown[]).join(', ')}`;
+    case 'type':
+      return `${field(path)} must be ${/^[aeiou]/.test(String(params.type)) ? 'an' : 'a'} ${String(params.type)}`;
+    default:
+      return `${field(path)} ${issue.message ?? 'is not valid'}`;
+  }
+}
+
+const internal = (node: NodeKind): WeirError =>
+  new WeirError('internal', `the ${node} hit an internal error; see its log`);
+
+/**
+ * Maps any error to the catalogue, with a status a client can act on. An internal error's
+ * own text stays in the log: it may carry paths, addresses or stack details.
+ */
+export function toHttpError(err: FastifyError | Error, node: NodeKind): WeirError {
+  if (err instanceof WeirError) return err.code === 'internal' ? internal(node) : err;
+  const e = err as FastifyError;
+  if (e.validation) {
+    const where = e.validationContext ?? 'request';
+    const first = e.validation[0];
+    return new WeirError('validation_failed', `invalid ${where}: ${first ? describeIssue(where, first) : e.message}`);
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new WeirError('invalid_json', `the body is not valid JSON: ${e.message}`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return tooLarge();
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return badRequest('send the body as application/json');
+    case 'FST_ERR_BAD_URL':
+      return badRequest('the path cannot be decoded: percent-encode it as UTF-8');
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return badRequest(e.message);
+  return internal(node);
+}
+
+export const tooLarge = (): WeirError =>
+  new WeirError('payload_too_large', `the body is over the ${BODY_LIMIT / 1024 / 1024} MiB limit`);
+
+function reply(node: NodeKind, err: FastifyError | Error, req: FastifyRequest, res: FastifyReply): void {
+  const e = toHttpError(err, node);
+  if (e.code === 'internal') req.log.error({ err }, 'request failed');
+  void res.code(e.status).send(e.toJSON());
+}
+
+/**
+ * The constructor option for errors Fastify meets before it routes a request (a path that
+ * cannot be decoded, a path parameter too long): they skip the error handler otherwise.
+ */
+export const frameworkErrors = (node: NodeKind): FastifyServerOptions['frameworkErrors'] =>
+  ((err, req, res) => reply(node, err, req, res)) as FastifyServerOptions['frameworkErrors'];
+
+/** One error handler and one not-found handler: every refusal, a 404 included, is `{error: {code, message}}`. */
+export function installErrorHandlers(
+  app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler'>,
+  node: NodeKind,
+): void {
+  app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
+  app.setNotFoundHandler((req, res) => {
+    const path = req.url.split('?')[0];
+    void res
+      .code(404)
+      .send(
+        new WeirError(
+          'not_found',
+          `no route ${req.method} ${path} on this ${node}; see the README's API section`,
+        ).toJSON(),
+      );
+  });
+}

@@ -1,0 +1,105 @@
+import { createReadStream, type ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox';
+import type { Registry } from 'prom-client';
+import { WeirError } from '../common/errors.js';
+import { ERROR_REPLIES } from '../common/http-errors.js';
+import { ID_PATTERN } from '../common/ids.js';
+import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
+import { LINK_PATH } from './stream/links.js';
+import type { StreamRuntime } from './stream/runtime.js';
+
+const JobId = Type.String({ pattern: ID_PATTERN.source });
+/** Task indexes, attempts and partitions: bounded, so a path cannot name an absurd file. */
+const Index = Type.Integer({ minimum: 0, maximum: 999_999_999 });
+
+const EventsParams = Type.Object({ job_id: JobId, idx: Index });
+const EventsBody = Type.Object({
+  // The master has checked each event; here an event is anything JSON calls an object.
+  events: Type.Array(Type.Unsafe<Record<string, unknown>>({ type: 'object' })),
+});
+
+const ShuffleParams = Type.Object({
+  job_id: JobId,
+  task: Type.String({ pattern: '^\\d{1,9}\\.\\d{1,9}$', description: 'TASK.ATTEMPT' }),
+  partition: Index,
+});
+
+const WorkerStatus = Type.Object({
+  worker_id: Type.Union([Type.String(), Type.Null()]),
+  address: Type.String(),
+  status: Type.Union([Type.Literal('active'), Type.Literal('draining')]),
+  connected: Type.Boolean(),
+  master: Type.String(),
+  max_tasks: Type.Integer(),
+  active_tasks: Type.Integer(),
+  threads: Type.Integer(),
+  metrics: Type.Record(Type.String(), Type.Number()),
+});
+
+export interface WorkerRoutesOptions {
+  streams: StreamRuntime;
+  shuffleDir: string;
+  status: () => Static<typeof WorkerStatus>;
+  metrics: Registry;
+}
+
+/**
+ * A worker's HTTP edge: events for the http sources it runs (from the masters), its map
+ * outputs (to reduce tasks on other workers), stream links, and what it shows of itself.
+ */
+export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(LINK_PATH, { websocket: true }, (socket) => o.streams.accept(socket));
+
+    app.post(
+      '/api/stream/:job_id/:idx/events',
+      {
+        schema: {
+          params: EventsParams,
+          body: EventsBody,
+          response: { 200: Type.Object({ accepted: Type.Integer() }), ...ERROR_REPLIES },
+        },
+      },
+      async (req) => {
+        await o.streams.ingest(req.params.job_id, req.params.idx, req.body.events);
+        return { accepted: req.body.events.length };
+      },
+    );
+
+    app.get(
+      '/api/shuffle/:job_id/:task/:partition',
+      {
+        schema: {
+          params: ShuffleParams,
+          // The partition file as written: msgpack frames, streamed without serialising.
+          response: { 200: Type.Unsafe<ReadStream>({}), ...ERROR_REPLIES },
+        },
+      },
+      async (req, reply) => {
+        const { job_id, task, partition } = req.params;
+        const [idx, attempt] = task.split('.').map(Number) as [number, number];
+        const file = partitionFile(mapOutputDir(o.shuffleDir, job_id, idx, attempt), partition);
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => undefined,
+        );
+        if (size === undefined) {
+          throw new WeirError(
+            'not_found',
+            `no map output ${job_id}/${task}/${partition} here: lost, or its job is over`,
+          );
+        }
+        return reply.type('application/msgpack').header('content-length', size).send(createReadStream(file));
+      },
+    );
+
+    app.get('/api/status', { schema: { response: { 200: WorkerStatus, ...ERROR_REPLIES } } }, async () => o.status());
+
+    app.get('/health', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+      status: 'ok' as const,
+    }));
+
+    app.get('/metrics', async (_req, reply) => reply.type(o.metrics.contentType).send(await o.metrics.metrics()));
+  };
+}
