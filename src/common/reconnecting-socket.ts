@@ -4,7 +4,8 @@ import { INTERNAL_WS_OPTIONS } from './ws-client.js';
 
 /**
  * What follows a connection's end: another attempt after the current backoff, another
- * attempt after the initial backoff (the server pointed somewhere better), or none ever.
+ * attempt after the initial backoff (the server pointed somewhere better), or none ever (the
+ * socket is then closed as by `close()`).
  */
 export type AfterClose = 'retry' | 'retry-reset' | 'stop';
 
@@ -31,7 +32,10 @@ export interface ReconnectingSocketOptions {
   /** Runs on every open, after the queued frames have gone out. */
   onOpen?: () => void;
   onMessage?: (data: Buffer) => void;
-  /** Connection errors and failed attempts; a close (and so a retry) follows those of a connection. */
+  /**
+   * A connection's errors (its close follows) and attempts that failed before connecting (the
+   * token source threw); either way the next attempt follows as after a close answered 'retry'.
+   */
   onError?: (err: Error) => void;
   /**
    * Runs whenever a connection ends, also the last one after `close()` (so the owner may
@@ -86,6 +90,7 @@ export class ReconnectingSocket {
   /** The connection being opened or open; undefined between attempts. */
   private ws: WebSocket | undefined;
   private queue: Buffer[] = [];
+  /** The wait before the next attempt: initial after an open, doubled per attempt up to the cap. */
   private backoffMs: number;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -146,7 +151,7 @@ export class ReconnectingSocket {
       });
     } catch (err) {
       this.o.onError(err instanceof Error ? err : new Error(String(err)));
-      this.after('retry');
+      this.afterClose('retry');
       return;
     }
     this.ws = ws;
@@ -162,19 +167,19 @@ export class ReconnectingSocket {
       const next = this.o.onClose(code, reason.toString());
       if (next instanceof Promise) {
         next.then(
-          (n) => this.after(n),
+          (n) => this.afterClose(n),
           (err: unknown) => {
             this.o.onError(err instanceof Error ? err : new Error(String(err)));
-            this.after('retry');
+            this.afterClose('retry');
           },
         );
       } else {
-        this.after(next);
+        this.afterClose(next);
       }
     });
   }
 
-  private after(next: AfterClose | void): void {
+  private afterClose(next: AfterClose | void): void {
     if (this.closed) return;
     if (next === 'stop') {
       this.closed = true;
