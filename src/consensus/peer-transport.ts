@@ -1,12 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { newCodec } from '../common/msgpack.js';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
 import type { Transport } from './ports.js';
-import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
+import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
 
 /** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
 export interface PeerFrame {
@@ -39,71 +39,42 @@ export const PEER_PATH = '/raft/stream';
 
 /** A persistent, reconnecting WebSocket to one peer master, sending msgpack frames. */
 class PeerLink {
-  private ws: WebSocket | undefined;
-  private queue: Buffer[] = [];
-  private closed = false;
-  private retryMs = 50;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly socket: ReconnectingSocket;
   private lastSent = 0;
 
   constructor(
     readonly id: NodeId,
     public address: string,
-    private readonly selfId: NodeId,
-    private readonly tokens: TokenSource,
-    private readonly log: Logger,
+    selfId: NodeId,
+    tokens: TokenSource,
+    log: Logger,
   ) {
-    this.connect();
-  }
-
-  private connect(): void {
-    if (this.closed) return;
-    void this.tokens.header().then((auth) => {
-      if (this.closed) return;
-      const url = `${this.address.replace(/^http/, 'ws')}${PEER_PATH}`;
-      const ws = new WebSocket(url, {
-        headers: { ...(auth ? { authorization: auth } : {}), 'x-weir-node-id': String(this.selfId) },
-        maxPayload: 1024 * 1024 * 1024,
-        ...INTERNAL_WS_OPTIONS,
-      });
-      this.ws = ws;
-      ws.on('open', () => {
-        this.retryMs = 50;
-        for (const b of this.queue.splice(0)) ws.send(b);
-        this.lastSent = Date.now();
-      });
-      ws.on('error', (err) => this.log.debug({ peer: this.id, err: err.message }, 'peer link error'));
-      ws.on('close', () => {
-        if (this.ws === ws) this.ws = undefined;
-        if (this.closed) return;
-        this.timer = setTimeout(() => this.connect(), this.retryMs);
-        this.retryMs = Math.min(this.retryMs * 2, 1000);
-      });
+    this.socket = new ReconnectingSocket({
+      url: () => wsUrl(this.address, PEER_PATH),
+      tokens,
+      headers: { 'x-weir-node-id': String(selfId) },
+      maxPayload: 1024 * 1024 * 1024,
+      maxQueued: MAX_QUEUED,
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      onOpen: () => void (this.lastSent = Date.now()),
+      onError: (err) => log.debug({ peer: id, err: err.message }, 'peer link error'),
     });
   }
 
   /** Queues or sends a frame; false when it had to be dropped. */
   send(frame: Buffer): boolean {
-    const ws = this.ws;
-    if (ws?.readyState === WebSocket.OPEN) {
-      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) return false;
-      ws.send(frame);
-      this.lastSent = Date.now();
-      return true;
-    }
-    if (this.queue.length >= MAX_QUEUED) this.queue.shift();
-    this.queue.push(frame);
+    const open = this.socket.open;
+    if (!this.socket.send(frame)) return false;
+    if (open) this.lastSent = Date.now();
     return true;
   }
 
   pingIfIdle(frame: Buffer): void {
-    if (Date.now() - this.lastSent >= PING_MS && this.ws?.readyState === WebSocket.OPEN) this.send(frame);
+    if (Date.now() - this.lastSent >= PING_MS && this.socket.open) this.send(frame);
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.ws?.close();
+    this.socket.close();
   }
 }
 

@@ -1,6 +1,5 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
 import type { HttpClient } from '../common/http-client.js';
@@ -21,7 +20,7 @@ import type { TaskRef } from '../state/commands.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
-import { INTERNAL_WS_OPTIONS } from '../common/ws-client.js';
+import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
 
 export interface AgentOptions {
@@ -53,7 +52,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class WorkerAgent {
   workerId: string | undefined;
-  private socket: WebSocket | undefined;
+  private socket: ReconnectingSocket | undefined;
   private readonly running = new Map<string, Running>();
   private readonly unacked = new Map<string, { report: TaskReport; sentAt: number }>();
   private outbox: TaskReport[] = [];
@@ -64,7 +63,6 @@ export class WorkerAgent {
   private stopped = false;
   private draining = false;
   private registering: Promise<void> | undefined;
-  private reconnectDelay = 50;
   private readonly heartbeatIntervalMs: number;
 
   constructor(private readonly o: AgentOptions) {
@@ -76,7 +74,7 @@ export class WorkerAgent {
   }
 
   get connected(): boolean {
-    return this.socket?.readyState === WebSocket.OPEN;
+    return this.socket?.open ?? false;
   }
 
   get status(): 'active' | 'draining' {
@@ -134,7 +132,7 @@ export class WorkerAgent {
     } catch (err) {
       if (err instanceof WeirError && err.code === 'unknown_worker') {
         await this.register();
-        this.socket?.close();
+        this.socket?.drop();
       } else {
         this.o.log.debug({ err: (err as Error).message }, 'heartbeat failed');
       }
@@ -143,17 +141,11 @@ export class WorkerAgent {
 
   private connect(): void {
     if (this.stopped || !this.workerId) return;
-    const url = `${this.o.client.baseUrl.replace(/^http/, 'ws')}/api/workers/${this.workerId}/channel`;
-    void this.o.tokens.header().then((auth) => {
-      if (this.stopped) return;
-      const ws = new WebSocket(url, {
-        headers: auth ? { authorization: auth } : {},
-        maxPayload: 64 * 1024 * 1024,
-        ...INTERNAL_WS_OPTIONS,
-      });
-      this.socket = ws;
-      ws.on('open', () => {
-        this.reconnectDelay = 50;
+    this.socket = new ReconnectingSocket({
+      url: () => wsUrl(this.o.client.baseUrl, `/api/workers/${this.workerId}/channel`),
+      tokens: this.o.tokens,
+      maxPayload: 64 * 1024 * 1024,
+      onOpen: () => {
         this.send({
           t: 'hello',
           running: [...this.running.values()].map((r) => r.ref),
@@ -166,8 +158,8 @@ export class WorkerAgent {
         const pending = [...this.unacked.values()].map((u) => u.report);
         if (pending.length) this.send({ t: 'report', reports: pending, resent: true });
         if (this.draining) this.send({ t: 'drain' });
-      });
-      ws.on('message', (data: Buffer) => {
+      },
+      onMessage: (data) => {
         let msg: ToWorker;
         try {
           msg = decode<ToWorker>(data);
@@ -176,34 +168,28 @@ export class WorkerAgent {
           return;
         }
         this.onMessage(msg);
-      });
-      ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'channel error'));
-      ws.on('close', (code, reason) => {
-        if (this.socket === ws) this.socket = undefined;
-        if (this.stopped) return;
-        void (async () => {
-          const leader = reason.toString();
-          if (code === CLOSE_NOT_LEADER && /^https?:\/\//.test(leader)) {
-            this.o.client.prefer(leader);
-            this.reconnectDelay = 50;
-          } else if (code !== CLOSE_UNKNOWN_WORKER) {
-            // The master went away (crash, failover): try the next one.
-            this.o.client.rotate();
-          }
-          if (code === CLOSE_UNKNOWN_WORKER) await this.register();
-          await sleep(this.reconnectDelay);
-          this.reconnectDelay = Math.min(this.reconnectDelay * 2, 1000);
-          this.connect();
-        })();
-      });
+      },
+      onError: (err) => this.o.log.debug({ err: err.message }, 'channel error'),
+      onClose: async (code, leader): Promise<AfterClose> => {
+        if (this.stopped) return 'stop';
+        let next: AfterClose = 'retry';
+        if (code === CLOSE_NOT_LEADER && /^https?:\/\//.test(leader)) {
+          this.o.client.prefer(leader);
+          next = 'retry-reset';
+        } else if (code !== CLOSE_UNKNOWN_WORKER) {
+          // The master went away (crash, failover): try the next one.
+          this.o.client.rotate();
+        }
+        if (code === CLOSE_UNKNOWN_WORKER) await this.register();
+        return next;
+      },
     });
   }
 
   private send(msg: ToMaster): boolean {
-    const ws = this.socket;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(encode(msg));
-    return true;
+    const socket = this.socket;
+    if (!socket?.open) return false;
+    return socket.send(encode(msg));
   }
 
   private onMessage(msg: ToWorker): void {

@@ -3,7 +3,7 @@ import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
-import { INTERNAL_WS_OPTIONS } from '../../common/ws-client.js';
+import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
 
 /**
@@ -26,20 +26,38 @@ export const LINK_PATH = '/api/stream/link';
  * is dropped: the sources replay whatever was not fully processed.
  */
 export class OutLink {
-  private socket: WebSocket | undefined;
+  private readonly socket: ReconnectingSocket;
   private readonly credits = new SendCredits();
   private queue: { job: string; to: number; tuple: Tuple }[] = [];
   private acks = new Map<string, AckItem[]>();
-  private closed = false;
-  private retryDelay = 50;
 
   constructor(
     readonly address: string,
-    private readonly tokens: TokenSource,
-    private readonly log: Logger,
+    tokens: TokenSource,
+    log: Logger,
     private readonly onCredit: () => void,
   ) {
-    this.connect();
+    this.socket = new ReconnectingSocket({
+      url: () => wsUrl(this.address, LINK_PATH),
+      tokens,
+      maxPayload: 256 * 1024 * 1024,
+      onOpen: () => this.credits.reset(),
+      onMessage: (data) => {
+        const f = decodeFrame(data);
+        if (f.t === 'credit') {
+          this.credits.grant(f.n);
+          this.schedule();
+          this.onCredit();
+        }
+      },
+      onError: (err) => log.debug({ err: err.message, to: address }, 'stream link error'),
+      onClose: () => {
+        // Tuples in flight or queued are lost with the connection; their roots replay.
+        this.queue = [];
+        this.credits.reset();
+        this.onCredit();
+      },
+    });
   }
 
   get queued(): number {
@@ -66,7 +84,7 @@ export class OutLink {
 
   private flush(): void {
     const ws = this.socket;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws.open) return;
     for (const [job, acks] of this.acks) ws.send(encodeFrame({ t: 'acks', job, acks }));
     this.acks.clear();
     while (this.queue.length > 0) {
@@ -85,46 +103,9 @@ export class OutLink {
     }
   }
 
-  private connect(): void {
-    if (this.closed) return;
-    void this.tokens.header().then((auth) => {
-      if (this.closed) return;
-      const ws = new WebSocket(`ws://${this.address}${LINK_PATH}`, {
-        headers: auth ? { authorization: auth } : {},
-        maxPayload: 256 * 1024 * 1024,
-        ...INTERNAL_WS_OPTIONS,
-      });
-      this.socket = ws;
-      ws.on('open', () => {
-        this.retryDelay = 50;
-        this.credits.reset();
-      });
-      ws.on('message', (data: Buffer) => {
-        const f = decodeFrame(data);
-        if (f.t === 'credit') {
-          this.credits.grant(f.n);
-          this.schedule();
-          this.onCredit();
-        }
-      });
-      ws.on('error', (err) => this.log.debug({ err: err.message, to: this.address }, 'stream link error'));
-      ws.on('close', () => {
-        if (this.socket === ws) this.socket = undefined;
-        // Tuples in flight or queued are lost with the connection; their roots replay.
-        this.queue = [];
-        this.credits.reset();
-        this.onCredit();
-        if (this.closed) return;
-        setTimeout(() => this.connect(), this.retryDelay);
-        this.retryDelay = Math.min(this.retryDelay * 2, 1000);
-      });
-    });
-  }
-
   close(): void {
-    this.closed = true;
     this.queue = [];
-    this.socket?.close();
+    this.socket.close();
   }
 }
 
