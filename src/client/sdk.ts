@@ -81,7 +81,8 @@ export class WeirClient {
   constructor(o: WeirClientOptions) {
     this.http = new HttpClient({
       urls: o.masters,
-      tokens: o.tokens ?? TokenSource.fromEnv('weir-cli'),
+      // The CLI is the operator's tool: from JWT_SECRET it mints admin tokens.
+      tokens: o.tokens ?? TokenSource.fromEnv('weir-cli', { role: 'admin' }),
       ...(o.retryForMs !== undefined ? { retryForMs: o.retryForMs } : {}),
     });
   }

@@ -11,6 +11,8 @@ export interface AccessRule {
   owns?: (p: Principal, req: { params: unknown; body: unknown }) => boolean;
   /** Why `owns` refused, for the 403. */
   ownsWhy?: string;
+  /** Admins may not call it either (the peer stream speaks only for a master). */
+  notAdmin?: true;
 }
 
 /** Routes open to anyone: they hold no data (health, metrics, uploads by unguessable id). */
@@ -35,7 +37,7 @@ export function authorize(
 ): void {
   const rule = table[key];
   if (rule === OPEN) return;
-  if (principal.role === 'admin') return;
+  if (principal.role === 'admin' && !rule?.notAdmin) return;
   if (!rule || !rule.roles.includes(principal.role)) throw forbidden(principal, `call ${key}`);
   if (rule.owns && !rule.owns(principal, req)) throw forbidden(principal, rule.ownsWhy ?? `call ${key} for another`);
 }
@@ -55,6 +57,10 @@ export const OWN_WORKER: Pick<AccessRule, 'owns' | 'ownsWhy'> = {
 export function describeTable(table: AccessTable): { route: string; roles: string }[] {
   return Object.entries(table).map(([route, rule]) => ({
     route,
-    roles: rule === OPEN ? 'anyone' : [...rule.roles, 'admin'].join(', ') + (rule.ownsWhy ? ' (own only)' : ''),
+    roles:
+      rule === OPEN
+        ? 'anyone'
+        : [...rule.roles, ...(rule.notAdmin ? [] : ['admin'])].join(', ') +
+          (rule.ownsWhy ? ` (${rule.ownsWhy.replace(/ \(.*\)$/, '')}: refused)` : ''),
   }));
 }

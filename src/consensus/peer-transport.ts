@@ -1,34 +1,18 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { newCodec } from '../common/msgpack.js';
 import type { WebSocket } from 'ws';
-import type { TokenSource } from '../common/auth.js';
+import type { Principal, TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+import { decodeFrame, encodeFrame, type PeerFrame } from './peer-frame.js';
 import type { Transport } from './ports.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
-
-/** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
-export interface PeerFrame {
-  from: NodeId;
-  /** The sender's URL: a master not yet in our configuration (one joining) can be answered. */
-  addr?: string;
-  msgs?: Message[];
-  snapshot?: { meta: SnapshotMeta; data: Buffer };
-  ping?: true;
-}
 
 export interface TransportHandlers {
   onFrame(frame: PeerFrame): void;
   /** A snapshot could not be delivered to `to`. */
   onSnapshotFailed(to: NodeId): void;
 }
-
-// Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
-// for as long as the entry stays in the in-memory log.
-const packr = newCodec({ copyBuffers: true });
-export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
-export const decodeFrame = (b: Buffer): PeerFrame => packr.unpack(b) as PeerFrame;
 
 /** Frames queued for a peer while its connection is down; Raft re-sends what matters. */
 const MAX_QUEUED = 256;
@@ -89,6 +73,8 @@ export class PeerTransport implements Transport {
   /** Addresses senders gave in their frames, for peers the configuration does not (yet) name. */
   private readonly learned = new Map<NodeId, string>();
   private members: readonly Member[] = [];
+  /** Links and frames refused since start (bad frames, strangers): for /metrics. */
+  refusedFrames = 0;
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
 
@@ -142,26 +128,46 @@ export class PeerTransport implements Transport {
     }
   }
 
-  /** A peer's incoming link (the server side of `PEER_PATH`). */
-  accept(socket: WebSocket, headers: IncomingHttpHeaders): void {
-    const claimed = Number(headers['x-weir-node-id']);
-    socket.on('message', (data: Buffer) => {
-      let frame: PeerFrame;
-      try {
-        frame = decodeFrame(data);
-      } catch {
-        this.log.warn({ peer: claimed }, 'undecodable frame from a peer; closing its link');
-        socket.close(1003, 'bad frame');
+  /**
+   * A peer's incoming link (the server side of `PEER_PATH`). With a secret, the sender is the
+   * `node_id` its token carries, and it must be a member — unless this master knows no
+   * configuration yet (it is joining, and learns it from whoever leads). Without one the
+   * cluster is open, and the sender is who it says it is.
+   */
+  accept(socket: WebSocket, headers: IncomingHttpHeaders, principal: Principal | null): void {
+    const sender = principal && principal.role !== 'admin' ? principal.node_id : Number(headers['x-weir-node-id']);
+    if (principal && principal.role !== 'admin') {
+      const member = this.members.some((m) => m.id === sender);
+      if (sender === undefined || (!member && this.members.length > 0)) {
+        this.refused('not a member of this cluster', { node_id: sender ?? null });
+        socket.close(1008, 'not a member of this cluster');
         return;
       }
+    }
+    socket.on('message', (data: Buffer) => {
+      const decoded = decodeFrame(data);
+      const why =
+        'error' in decoded ? decoded.error : decoded.frame.from !== sender ? `a frame from ${decoded.frame.from}` : '';
+      if (why) {
+        this.refused(why, { peer: sender });
+        socket.close(1007, 'bad frame');
+        return;
+      }
+      const frame = (decoded as { frame: PeerFrame }).frame;
       this.heard.set(frame.from, Date.now());
-      if (frame.addr && !this.links.has(frame.from) && /^https?:\/\/[^/\s]+$/.test(frame.addr)) {
+      if (frame.addr && !this.links.has(frame.from)) {
         this.learned.set(frame.from, frame.addr);
         this.setPeers(this.members);
       }
       if (!frame.ping) this.handlers.onFrame(frame);
     });
     socket.on('error', () => socket.close());
+  }
+
+  /** A link or frame refused: logged, and counted for /metrics. */
+  private refused(why: string, fields: Record<string, unknown>): void {
+    this.refusedFrames++;
+    this.log.warn({ ...fields, why }, 'refused a peer frame; closing its link');
   }
 
   /** When this node last heard from `id` (0: never). */

@@ -1,7 +1,8 @@
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { verifyBearer } from '../common/auth.js';
+import { installAuth } from '../common/auth-hook.js';
+import { MASTER_ACCESS } from './access-table.js';
 import { BODY_LIMIT, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
@@ -54,19 +55,12 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // Snapshots travel between masters as single frames.
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 * 1024 } });
 
-  const secret = opts.jwtSecret;
-  if (secret) {
-    app.addHook('onRequest', async (req) => {
-      if (req.url.startsWith('/api/') || req.url === '/api' || req.url.startsWith(PEER_PATH)) {
-        await verifyBearer(secret, req.headers.authorization);
-      }
-    });
-  }
+  installAuth(app, MASTER_ACCESS, opts.jwtSecret);
   const forwarding = new LeaderForwarding(ctx.consensus);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());
 
-  app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers));
+  app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers, req.principal));
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));

@@ -10,9 +10,14 @@ interface RemoteStatus {
   nodes: { id: number; address: string }[];
 }
 
-async function statusOf(url: string): Promise<RemoteStatus | undefined> {
+async function statusOf(url: string, tokens: TokenSource): Promise<RemoteStatus | undefined> {
   try {
-    const res = await request(`${url}/cluster/status`, { headersTimeout: 1000, bodyTimeout: 1000 });
+    const auth = await tokens.header();
+    const res = await request(`${url}/cluster/status`, {
+      headersTimeout: 1000,
+      bodyTimeout: 1000,
+      ...(auth ? { headers: { authorization: auth } } : {}),
+    });
     if (res.statusCode !== 200) {
       await res.body.dump();
       return undefined;
@@ -27,9 +32,13 @@ async function statusOf(url: string): Promise<RemoteStatus | undefined> {
  * Whether the peers already form a cluster with a leader; returns that leader's view so a
  * new master can tell if it is a member or must ask to join.
  */
-export async function findRunningCluster(peers: readonly Peer[], self: Peer): Promise<RemoteStatus | undefined> {
+export async function findRunningCluster(
+  peers: readonly Peer[],
+  self: Peer,
+  tokens: TokenSource,
+): Promise<RemoteStatus | undefined> {
   const others = peers.filter((p) => p.url !== self.url);
-  const answers = await Promise.all(others.map((p) => statusOf(p.url)));
+  const answers = await Promise.all(others.map((p) => statusOf(p.url, tokens)));
   return answers.find((s) => s?.leader_id != null);
 }
 

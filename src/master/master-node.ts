@@ -87,7 +87,10 @@ export class MasterNode {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
     const selfUrl = `http://${options.host}:${options.port}`;
     const self: Peer = { id: options.id, url: selfUrl };
-    const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`);
+    const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`, {
+      role: 'peer',
+      node_id: options.id,
+    });
     const discovery: Discovery = options.discover
       ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), options.port, log)
       : new StaticDiscovery(options.peers ?? [self], self);
@@ -97,7 +100,7 @@ export class MasterNode {
       const state = new StateMachine(join(options.dataDir, 'state.db'));
       const joinVia = storage.initialized
         ? undefined
-        : await MasterNode.foundOrJoin(storage, discovery, self, options, log);
+        : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log);
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
       const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts }, log);
@@ -209,11 +212,12 @@ export class MasterNode {
     storage: RaftStorage,
     discovery: Discovery,
     self: Peer,
+    tokens: TokenSource,
     options: MasterOptions,
     log: Logger,
   ): Promise<string[] | undefined> {
     const peers = await MasterNode.firstPeers(discovery, self, options, log);
-    const running = await findRunningCluster(peers, self);
+    const running = await findRunningCluster(peers, self, tokens);
     if (running && !running.nodes.some((n) => n.id === self.id)) {
       log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
       return [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== self.url)];

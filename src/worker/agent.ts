@@ -99,6 +99,8 @@ export class WorkerAgent {
           });
           if (this.workerId) this.o.log.warn({ old: this.workerId, new: r.worker_id }, 'registered again');
           this.workerId = r.worker_id;
+          // Its channel, heartbeats and links now speak for this worker id alone.
+          this.o.tokens.setClaims({ role: 'worker', worker_id: r.worker_id });
           // Reports of the old identity's tasks are stale now: the master re-ran those tasks.
           this.unacked.clear();
           this.o.log.info({ worker_id: r.worker_id, master: this.o.client.baseUrl }, 'registered');

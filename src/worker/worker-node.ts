@@ -4,7 +4,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { TokenSource, verifyBearer } from '../common/auth.js';
+import { installAuth } from '../common/auth-hook.js';
+import { TokenSource } from '../common/auth.js';
+import { WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
@@ -46,7 +48,7 @@ export class WorkerNode {
   static async start(o: WorkerOptions): Promise<WorkerNode> {
     const log = o.logger ?? createLogger('weir-worker', { port: o.port });
     const release = lockDataDir(o.dataDir);
-    const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`);
+    const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`, { role: 'worker' });
     const client = new HttpClient({ urls: o.masters, tokens, retryForMs: 5000 });
     const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
@@ -123,12 +125,7 @@ export class WorkerNode {
     }).withTypeProvider<TypeBoxTypeProvider>();
     app.setValidatorCompiler(validatorCompiler);
     installErrorHandlers(app, 'worker');
-    if (o.jwtSecret) {
-      const secret = o.jwtSecret;
-      app.addHook('onRequest', async (req) => {
-        if (req.url.startsWith('/api/')) await verifyBearer(secret, req.headers.authorization);
-      });
-    }
+    installAuth(app, WORKER_ACCESS, o.jwtSecret);
     await app.register(websocket, { options: { maxPayload: 256 * 1024 * 1024 } });
     await app.register(
       workerRoutes({

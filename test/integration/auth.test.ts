@@ -118,9 +118,14 @@ describe('a master with JWT_SECRET', () => {
     expectUnauthorized(await http('GET', `${m.url}/api/jobs`, undefined, { authorization: value }));
   });
 
-  it.each(['/health', '/ready', '/metrics', '/cluster/status'])('leaves %s open without a token', async (path) => {
+  it.each(['/health', '/ready', '/metrics'])('leaves %s open without a token', async (path) => {
     const r = await http('GET', `${m.url}${path}`);
     expect(r.status, r.text.slice(0, 200)).toBe(200);
+  });
+
+  it('shows /cluster/status (the masters and their addresses) only with a token', async () => {
+    expectUnauthorized(await http('GET', `${m.url}/cluster/status`));
+    expect((await http('GET', `${m.url}/cluster/status`, undefined, bearer(token))).status).toBe(200);
   });
 });
 

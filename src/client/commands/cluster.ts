@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import { mintToken } from '../../common/auth.js';
+import { mintToken, type Role } from '../../common/auth.js';
+
+/** Roles a person mints tokens for; nodes mint their own `peer` tokens from the secret. */
+const TOKEN_ROLES: readonly Role[] = ['client', 'worker', 'admin'];
 import { parseDuration } from '../../common/duration.js';
 import { CliError, out, type CliContext } from '../cli-context.js';
 import { formatCluster, formatWorkers } from '../format.js';
@@ -36,9 +39,13 @@ export function clusterCommands(program: Command, ctx: CliContext): void {
     .command('token')
     .description('print a bearer token signed with $JWT_SECRET')
     .option('--ttl <duration>', 'lifetime: 30s, 5m, 1h, 7d', '1h')
-    .action(async (f: { ttl: string }) => {
+    .option('--role <role>', `what it may do: ${TOKEN_ROLES.join(', ')}`, 'client')
+    .action(async (f: { ttl: string; role: string }) => {
       const secret = process.env.JWT_SECRET;
       if (!secret) throw new CliError('JWT_SECRET is not set; set it to the cluster’s secret to mint a token');
-      out(await mintToken(secret, parseDuration(f.ttl), 'weir-cli'));
+      if (!TOKEN_ROLES.includes(f.role as Role)) {
+        throw new CliError(`--role must be one of ${TOKEN_ROLES.join(', ')}; got '${f.role}'`);
+      }
+      out(await mintToken(secret, parseDuration(f.ttl), 'weir-cli', { role: f.role as Role }));
     });
 }

@@ -1,0 +1,42 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authorize, OPEN, type AccessTable } from './access.js';
+import { OPEN_CLUSTER, verifyBearer, type Principal } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Whom the request's token names (an open cluster's callers are admins). */
+    principal: Principal | null;
+  }
+}
+
+/**
+ * The route the router matched, as its table names it: decided on the decoded, matched path
+ * (`/%61pi/jobs` is `/api/jobs`), never on the raw URL. Undefined for a path no route has:
+ * it gets the 404, and nothing else.
+ */
+export function routeKey(req: FastifyRequest): string | undefined {
+  const url = req.routeOptions.url;
+  if (url === undefined) return undefined;
+  return `${req.method === 'HEAD' ? 'GET' : req.method} ${url}`;
+}
+
+/**
+ * Auth for one server, in one place: the token is checked as the request arrives (401), and
+ * what its role may do once the route's params and body are validated (403) — before any
+ * handler runs and before a socket is upgraded.
+ */
+export function installAuth(app: FastifyInstance, table: AccessTable, secret: string | undefined): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req) => {
+    const key = routeKey(req);
+    if (key === undefined || table[key] === OPEN) return;
+    req.principal = secret ? await verifyBearer(secret, req.headers.authorization) : OPEN_CLUSTER;
+  });
+  // An open cluster (no secret) lets everyone do everything, and says so at start.
+  if (!secret) return;
+  app.addHook('preHandler', async (req) => {
+    const key = routeKey(req);
+    if (key === undefined || !req.principal) return;
+    authorize(table, key, req.principal, { params: req.params, body: req.body });
+  });
+}

@@ -1,0 +1,107 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { newCodec } from '../common/msgpack.js';
+import type { Message, NodeId, SnapshotMeta } from './core/types.js';
+
+// The frames masters send each other, and their schema: a frame is checked where it is
+// decoded, so nothing the core is handed can make it throw.
+
+const Id = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Index = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const Member = Type.Object({ id: Id, address: Type.String({ maxLength: 300 }), voter: Type.Boolean() });
+const SnapshotMetaSchema = Type.Object({ index: Index, term: Index, members: Type.Array(Member, { maxItems: 1000 }) });
+const ConfChange = Type.Union([
+  Type.Object({ op: Type.Literal('bootstrap'), members: Type.Array(Member, { maxItems: 1000 }) }),
+  Type.Object({ op: Type.Literal('addLearner'), id: Id, address: Type.String({ maxLength: 300 }) }),
+  Type.Object({ op: Type.Union([Type.Literal('promote'), Type.Literal('remove')]), id: Id }),
+]);
+// A command travels as its bytes (an object from a master of the previous version).
+const Entry = Type.Union([
+  Type.Object({
+    index: Index,
+    term: Index,
+    kind: Type.Literal('cmd'),
+    data: Type.Union([Type.Uint8Array(), Type.Object({})]),
+  }),
+  Type.Object({ index: Index, term: Index, kind: Type.Literal('conf'), data: ConfChange }),
+  Type.Object({ index: Index, term: Index, kind: Type.Literal('noop'), data: Type.Optional(Type.Unknown()) }),
+]);
+const head = { from: Id, to: Id, term: Index };
+const MessageSchema = Type.Union([
+  Type.Object({
+    type: Type.Union([Type.Literal('preVote'), Type.Literal('vote')]),
+    ...head,
+    lastIndex: Index,
+    lastTerm: Index,
+    transfer: Type.Optional(Type.Boolean()),
+  }),
+  Type.Object({
+    type: Type.Union([Type.Literal('preVoteResp'), Type.Literal('voteResp')]),
+    ...head,
+    reject: Type.Boolean(),
+  }),
+  Type.Object({
+    type: Type.Literal('app'),
+    ...head,
+    prevIndex: Index,
+    prevTerm: Index,
+    entries: Type.Array(Entry),
+    commit: Index,
+  }),
+  Type.Object({ type: Type.Literal('appResp'), ...head, index: Index, reject: Type.Boolean(), hint: Index }),
+  Type.Object({ type: Type.Literal('heartbeat'), ...head, commit: Index, ctx: Index }),
+  Type.Object({ type: Type.Literal('heartbeatResp'), ...head, ctx: Index }),
+  Type.Object({ type: Type.Literal('snap'), ...head, snapshot: SnapshotMetaSchema }),
+  Type.Object({ type: Type.Literal('timeoutNow'), ...head }),
+]);
+const PeerFrameSchema = Type.Object({
+  from: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  /** The sender's URL: a master not yet in our configuration (one joining) can be answered. */
+  addr: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+$', maxLength: 300 })),
+  msgs: Type.Optional(Type.Array(MessageSchema)),
+  snapshot: Type.Optional(Type.Object({ meta: SnapshotMetaSchema, data: Type.Uint8Array() })),
+  ping: Type.Optional(Type.Literal(true)),
+});
+
+/** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
+export interface PeerFrame {
+  from: NodeId;
+  addr?: string;
+  msgs?: Message[];
+  snapshot?: { meta: SnapshotMeta; data: Buffer };
+  ping?: true;
+}
+
+// The schema and the core's types describe the same frames; this keeps them from drifting.
+type Checked = Static<typeof PeerFrameSchema>;
+const _sameShape = (f: PeerFrame): Pick<Checked, 'from' | 'addr' | 'ping'> => f;
+void _sameShape;
+
+const check = TypeCompiler.Compile(PeerFrameSchema);
+
+// Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
+// for as long as the entry stays in the in-memory log.
+const packr = newCodec({ copyBuffers: true });
+
+export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
+
+/**
+ * The frame in `bytes`, or why it is not one: undecodable, of the wrong shape, or carrying a
+ * message that claims another sender than the frame.
+ */
+export function decodeFrame(bytes: Buffer): { frame: PeerFrame } | { error: string } {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch (err) {
+    return { error: `not msgpack: ${(err as Error).message}` };
+  }
+  if (!check.Check(value)) {
+    const first = check.Errors(value).First();
+    return { error: first ? `${first.path || 'frame'}: ${first.message}` : 'not a peer frame' };
+  }
+  const frame = value as PeerFrame;
+  if (frame.msgs?.some((m) => m.from !== frame.from))
+    return { error: 'a message claims another sender than its frame' };
+  return { frame };
+}

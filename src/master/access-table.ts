@@ -1,0 +1,44 @@
+import { OPEN, OWN_WORKER, type AccessRule, type AccessTable } from '../common/access.js';
+import { PEER_PATH } from '../consensus/peer-transport.js';
+
+/** What the CLI shows and a user does with jobs. */
+const USERS: AccessRule = { roles: ['client'] };
+/** Read-only views every node role may also ask for. */
+const VIEWS: AccessRule = { roles: ['client', 'worker', 'peer'] };
+
+/**
+ * Every route of a master and who may call it (admins every one but the peer stream; a route
+ * missing here is for admins alone). The README's Security section prints this table.
+ */
+export const MASTER_ACCESS: AccessTable = {
+  'GET /health': OPEN,
+  'GET /ready': OPEN,
+  'GET /metrics': OPEN,
+  // The id is unguessable: workers read a job's input with it and nothing else.
+  'GET /uploads/:id': OPEN,
+  'GET /cluster/status': VIEWS,
+  'POST /api/jobs': USERS,
+  'GET /api/jobs': USERS,
+  'GET /api/jobs/:job_id': USERS,
+  'GET /api/jobs/:job_id/tasks': USERS,
+  'GET /api/jobs/:job_id/results': USERS,
+  'POST /api/jobs/:job_id/cancel': USERS,
+  'POST /api/jobs/:job_id/events': USERS,
+  'POST /api/uploads': USERS,
+  'GET /api/workers': USERS,
+  'POST /api/workers/register': { roles: ['worker'] },
+  'POST /api/workers/heartbeat': { roles: ['worker'], ...OWN_WORKER },
+  'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },
+  // A streaming job's collect sink, on a worker.
+  'POST /api/jobs/:job_id/rows': { roles: ['worker'] },
+  'PUT /api/uploads/:id': { roles: ['peer'] },
+  // A master joining by itself; any other change of membership is an operator's.
+  'POST /api/cluster/members': {
+    roles: ['peer'],
+    owns: (p, req) => p.role !== 'peer' || p.node_id === (req.body as { id?: unknown } | undefined)?.id,
+    ownsWhy: 'add a master other than itself (its token carries another node_id)',
+  },
+  'DELETE /api/cluster/members/:id': { roles: [] },
+  // Which members may open it is the transport's to say (a frame counts only from its sender).
+  [`GET ${PEER_PATH}`]: { roles: ['peer'], notAdmin: true },
+};
