@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TupleId } from '../../src/stream/acker.js';
 import type { BoltSpec, SpoutSpec } from '../../src/stream/topology.js';
-import type { Tuple } from '../../src/worker/stream/frames.js';
+import type { Tuple } from '../../src/protocol/stream-link.js';
 import {
   CollectSink,
   FnBolt,

@@ -4,7 +4,7 @@ import { EventGenerator } from '../../stream/generator.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../stream/topology.js';
 import { WindowOperator } from '../../stream/window.js';
-import type { Tuple } from './frames.js';
+import type { Tuple } from '../../protocol/stream-link.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;

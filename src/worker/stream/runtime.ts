@@ -8,7 +8,7 @@ import type { TupleId } from '../../stream/acker.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { PlacedInstance, StreamConfig, StreamTaskSpec } from '../../stream/stream-config.js';
 import { consumersOf, instancesOf, type ComponentSpec } from '../../stream/topology.js';
-import type { AckItem, Tuple } from './frames.js';
+import type { AckItem, Tuple } from '../../protocol/stream-link.js';
 import {
   BATCH,
   CollectSink,
