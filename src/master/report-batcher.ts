@@ -1,8 +1,9 @@
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
-import { taskKey, type TaskReport } from '../common/wire.js';
+import { taskKey, type TaskRef } from '../protocol/task-ref.js';
+import type { TaskReport } from '../protocol/worker-channel.js';
 import type { Consensus } from '../consensus/consensus.js';
-import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
+import type { CompleteTasks, FailTasks } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
 
 /** Told of reports from the moment they arrive until their outcome is committed or lost. */

@@ -1,21 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobConfig } from '../state/commands.js';
-import { isStreamConfig, type PlacedInstance, type StreamTaskSpec } from '../stream/stream-config.js';
-import { isDataJob, type DataJobConfig } from './batch-config.js';
-import { runDataTask, type DataTaskSpec, type MapOutput } from './data-tasks.js';
+import { isStreamConfig, type StreamConfig } from '../protocol/stream-job.js';
+import type { DataTaskSpec, MapOutput, PlacedInstance, TaskSpec } from '../protocol/task-spec.js';
+import { isDataJob, type BatchConfig, type DataJobConfig } from './batch-config.js';
+import { runDataTask } from './data-tasks.js';
 import { contiguousPartition } from './partition.js';
 import { planStages, stageOf, type JobPlan } from './stages.js';
-
-/** A task of a built-in list job (multiply, noop, sleep). */
-export interface ListTaskSpec {
-  operation: 'multiply' | 'noop' | 'sleep';
-  params: Record<string, unknown>;
-  input: unknown;
-  idx: number;
-}
-
-/** What one task gets: enough to run without the job's config (which may be large). */
-export type TaskSpec = ListTaskSpec | DataTaskSpec | StreamTaskSpec;
 
 /** What the leader knows at dispatch beyond the config: the job's plan and its map outputs. */
 export interface DispatchContext {
@@ -32,7 +21,7 @@ export interface DispatchContext {
  * of the plan and map outputs), so every master derives the same tasks from a logged
  * submitJob and the log never carries them twice.
  */
-export function taskSpec(config: JobConfig, idx: number, ctx?: DispatchContext): TaskSpec {
+export function taskSpec(config: BatchConfig | StreamConfig, idx: number, ctx?: DispatchContext): TaskSpec {
   if (isStreamConfig(config)) {
     const { job_id = '', attempt = 1, placement = [] } = ctx ?? {};
     return { operation: 'stream', job_id, idx, attempt, config, placement };
@@ -85,7 +74,7 @@ function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): Data
 }
 
 /** Jobs whose results are `{key, value}` rows, served sorted by key. */
-export const isKeyed = (c: JobConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
+export const isKeyed = (c: BatchConfig | StreamConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
 
 /** Results of one task carried through the log; beyond it, part files (config.output). */
 export const MAX_TASK_RESULT_BYTES = 16 * 1024 * 1024;

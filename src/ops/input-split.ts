@@ -2,12 +2,7 @@ import { open } from 'node:fs/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { contiguousPartition } from './partition.js';
 import { isUploadPath } from '../common/ids.js';
-
-export const INPUT_FORMATS = ['lines', 'jsonl', 'csv'] as const;
-export type InputFormat = (typeof INPUT_FORMATS)[number];
-
-/** Where a job's input is: a path every worker sees, or a URL whose server answers range requests. */
-export type InputSpec = ({ path: string; url?: never } | { url: string; path?: never }) & { format: InputFormat };
+import type { InputSpec } from '../protocol/task-spec.js';
 
 const NEWLINE = 0x0a;
 const CHUNK = 1024 * 1024;

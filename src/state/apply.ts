@@ -12,8 +12,8 @@ import type {
   RegisterWorker,
   SpeculateTasks,
   SubmitJob,
-  TaskRef,
 } from './commands.js';
+import type { TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
