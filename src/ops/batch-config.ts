@@ -7,7 +7,7 @@ import {
   type InputFormat,
   type InputSpec,
 } from '../protocol/task-spec.js';
-import { checkUserModule } from './user-module.js';
+import { checkUserModule } from '../common/user-module.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];

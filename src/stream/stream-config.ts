@@ -1,5 +1,5 @@
 import { badRequest } from '../common/errors.js';
-import { checkUserModule } from '../ops/user-module.js';
+import { checkUserModule } from '../common/user-module.js';
 import type { StreamConfig, Topology } from '../protocol/stream-job.js';
 import { instancesOf, normalizeTopology } from './topology.js';
 
