@@ -8,7 +8,7 @@ import { TokenSource, verifyBearer } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { WeirError, badRequest } from '../common/errors.js';
 import { ID_PATTERN } from '../common/ids.js';
-import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
+import { mapOutputDir, partitionFile } from './tasks/shuffle-files.js';
 import { LINK_PATH } from './stream/links.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';

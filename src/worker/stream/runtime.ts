@@ -3,7 +3,7 @@ import type { TokenSource } from '../../common/auth.js';
 import { WeirError } from '../../common/errors.js';
 import type { HttpClient } from '../../common/http-client.js';
 import type { Logger } from '../../common/logger.js';
-import { loadUserModule } from '../../ops/user-module.js';
+import { loadUserModule } from '../tasks/load-module.js';
 import type { TupleId } from '../../stream/acker.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { StreamConfig } from '../../protocol/stream-job.js';

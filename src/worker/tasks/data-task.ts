@@ -1,9 +1,9 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
-import type { DataTaskSpec, MapOutput } from '../protocol/task-spec.js';
-import { BUILTIN_JOBS, type Emit, type JobFunctions } from './builtin-jobs.js';
-import { readInputSplit } from './input-split.js';
+import type { DataTaskSpec, MapOutput } from '../../protocol/task-spec.js';
+import { BUILTIN_JOBS, type Emit, type JobFunctions } from '../../ops/builtin-jobs.js';
+import { readInputSplit } from '../../ops/input-split.js';
 import {
   compareKeys,
   evenSample,
@@ -12,9 +12,9 @@ import {
   mergeSortedRuns,
   rangePartition,
   type Run,
-} from './keys.js';
+} from '../../ops/keys.js';
 import { FetchFailedError, mapOutputDir, partitionFile, shuffleUrl } from './shuffle-files.js';
-import { loadUserModule } from './user-module.js';
+import { loadUserModule } from './load-module.js';
 
 /** Keys a sample task returns: enough for even quantiles, few enough for the log. */
 const SAMPLE_KEYS = 256;
