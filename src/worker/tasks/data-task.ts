@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import type { DataTaskSpec, MapOutput } from '../../protocol/task-spec.js';
 import { BUILTIN_JOBS, type Emit, type JobFunctions } from '../../ops/builtin-jobs.js';
-import { readInputSplit } from '../../ops/input-split.js';
+import { readInputSplit } from './input-reader.js';
 import {
   compareKeys,
   evenSample,
