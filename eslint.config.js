@@ -1,6 +1,38 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// A folder of src/ imports only from the folders before it here, and ops/ and stream/ not from
+// each other.
+const LAYERS = ['protocol', 'common', 'ops', 'stream', 'consensus', 'state', 'master', 'worker', 'client'];
+
+const NODE_IO = ['fs', 'fs/promises', 'http', 'https', 'net', 'worker_threads', 'child_process', 'timers/promises'];
+const IO_MODULES = [...NODE_IO.flatMap((m) => [`node:${m}`, m]), 'undici', 'piscina', 'ws'];
+
+/**
+ * What a folder's files may not import: the folders after it in LAYERS and `beside`, a folder
+ * before it that it must not use either; for a `pure` folder, no I/O either.
+ */
+function layerRules(folder, { beside, pure = false } = {}) {
+  const at = LAYERS.indexOf(folder);
+  const banned = new Set([...LAYERS.slice(at + 1), ...(beside ? [beside] : [])]);
+  const allowed = LAYERS.slice(0, at).filter((f) => !banned.has(f));
+  const patterns = [
+    {
+      group: [...banned].flatMap((f) => [`../${f}/*`, `../../${f}/*`]),
+      message: `src/${folder}/ imports from ${allowed.length ? `no folder of src/ but ${allowed.join(', ')}` : 'no other folder of src/'}.`,
+    },
+  ];
+  if (!pure) return { 'no-restricted-imports': ['error', { patterns }] };
+  const why = `src/${folder}/ does no I/O (pure logic, tested as plain functions); worker/ does it.`;
+  return {
+    'no-restricted-imports': ['error', { patterns: [...patterns, { group: IO_MODULES, message: why }] }],
+    'no-restricted-globals': [
+      'error',
+      ...['fetch', 'setTimeout', 'setInterval'].map((name) => ({ name, message: why })),
+    ],
+  };
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'bench/results/'] },
   js.configs.recommended,
@@ -55,4 +87,8 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'inject randomness' }],
     },
   },
+  { files: ['src/protocol/**/*.ts'], rules: layerRules('protocol') },
+  { files: ['src/common/**/*.ts'], rules: layerRules('common') },
+  { files: ['src/ops/**/*.ts'], rules: layerRules('ops', { beside: 'stream', pure: true }) },
+  { files: ['src/stream/**/*.ts'], rules: layerRules('stream', { beside: 'ops', pure: true }) },
 );

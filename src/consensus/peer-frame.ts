@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { newCodec } from '../common/msgpack.js';
+import { newCodec } from '../protocol/msgpack.js';
 import type { Message, NodeId, SnapshotMeta } from './core/types.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { isDiskError } from '../common/disk-errors.js';
-import { newCodec } from '../common/msgpack.js';
+import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
 import { StorageError, type LogStore } from './ports.js';

@@ -1,7 +1,8 @@
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
-import { taskKey, type TaskReport } from '../common/wire.js';
-import type { CompleteTasks, FailTasks, TaskRef } from '../state/commands.js';
+import { taskKey, type TaskRef } from '../protocol/task-ref.js';
+import type { TaskReport } from '../protocol/worker-channel.js';
+import type { CompleteTasks, FailTasks } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
 import type { ClusterConsensus } from './cluster-log.js';
 

@@ -1,6 +1,6 @@
 import type { JobPlan } from '../ops/stages.js';
 import type { JobRow, Queries, WorkerRow } from '../state/queries.js';
-import { isStreamConfig, type StreamConfig } from '../stream/stream-config.js';
+import { isStreamConfig, type StreamConfig } from '../protocol/stream-job.js';
 import { instancesOf } from '../stream/topology.js';
 import type { LiveWorker, WorkerRegistry } from './worker-registry.js';
 

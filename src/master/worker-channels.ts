@@ -1,13 +1,13 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
+import { taskKey } from '../protocol/task-ref.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_REPLACED,
   CLOSE_UNKNOWN_WORKER,
   decode,
-  taskKey,
   type ToMaster,
-} from '../common/wire.js';
+} from '../protocol/worker-channel.js';
 import type { Queries } from '../state/queries.js';
 import { ReportBatcher } from './report-batcher.js';
 import type { FailureDetector } from './failure-detector.js';

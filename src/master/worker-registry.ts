@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { encode, type ToWorker } from '../common/wire.js';
+import { encode, type ToWorker } from '../protocol/worker-channel.js';
 
 export interface LiveWorker {
   worker_id: string;

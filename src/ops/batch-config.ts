@@ -1,11 +1,13 @@
 import { badRequest } from '../common/errors.js';
 import { BUILTIN_JOBS, type BuiltinJob } from './builtin-jobs.js';
-import { INPUT_FORMATS, type InputFormat, type InputSpec } from './input-split.js';
-import { checkUserModule } from './user-module.js';
-
-/** Operations over data: user code and the built-in jobs, all on the map → reduce machinery. */
-export const DATA_OPERATIONS = ['map', 'wordcount', 'grep', 'sort', 'sum', 'avg', 'pi'] as const;
-export type DataOperation = (typeof DATA_OPERATIONS)[number];
+import {
+  DATA_OPERATIONS,
+  INPUT_FORMATS,
+  type DataOperation,
+  type InputFormat,
+  type InputSpec,
+} from '../protocol/task-spec.js';
+import { checkUserModule } from '../common/user-module.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];

@@ -1,21 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobConfig } from '../state/commands.js';
-import { isStreamConfig, type PlacedInstance, type StreamTaskSpec } from '../stream/stream-config.js';
-import { isDataJob, type DataJobConfig } from './batch-config.js';
-import { runDataTask, type DataTaskSpec, type MapOutput } from './data-tasks.js';
+import { isStreamConfig, type StreamConfig } from '../protocol/stream-job.js';
+import type { DataTaskSpec, MapOutput, PlacedInstance, TaskSpec } from '../protocol/task-spec.js';
+import { isDataJob, type BatchConfig, type DataJobConfig } from './batch-config.js';
 import { contiguousPartition } from './partition.js';
 import { planStages, stageOf, type JobPlan } from './stages.js';
-
-/** A task of a built-in list job (multiply, noop, sleep). */
-export interface ListTaskSpec {
-  operation: 'multiply' | 'noop' | 'sleep';
-  params: Record<string, unknown>;
-  input: unknown;
-  idx: number;
-}
-
-/** What one task gets: enough to run without the job's config (which may be large). */
-export type TaskSpec = ListTaskSpec | DataTaskSpec | StreamTaskSpec;
 
 /** What the leader knows at dispatch beyond the config: the job's plan and its map outputs. */
 export interface DispatchContext {
@@ -32,7 +19,7 @@ export interface DispatchContext {
  * of the plan and map outputs), so every master derives the same tasks from a logged
  * submitJob and the log never carries them twice.
  */
-export function taskSpec(config: JobConfig, idx: number, ctx?: DispatchContext): TaskSpec {
+export function taskSpec(config: BatchConfig | StreamConfig, idx: number, ctx?: DispatchContext): TaskSpec {
   if (isStreamConfig(config)) {
     const { job_id = '', attempt = 1, placement = [] } = ctx ?? {};
     return { operation: 'stream', job_id, idx, attempt, config, placement };
@@ -85,45 +72,4 @@ function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): Data
 }
 
 /** Jobs whose results are `{key, value}` rows, served sorted by key. */
-export const isKeyed = (c: JobConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;
-
-/** Results of one task carried through the log; beyond it, part files (config.output). */
-export const MAX_TASK_RESULT_BYTES = 16 * 1024 * 1024;
-
-/**
- * Runs one task inside a worker thread and returns its results as the JSON text the masters
- * store: made once, here, and carried as it is to the state database.
- */
-export async function runTaskToJson(spec: TaskSpec): Promise<string> {
-  const json = JSON.stringify(await runTask(spec));
-  const bytes = Buffer.byteLength(json);
-  if (bytes > MAX_TASK_RESULT_BYTES) {
-    throw new RangeError(
-      `this task's results are ${(bytes / 1048576).toFixed(1)} MiB, over the ${MAX_TASK_RESULT_BYTES / 1048576} MiB kept on the masters per task; write them to part files with config.output = {"path": "/dir"}`,
-    );
-  }
-  return json;
-}
-
-/** Runs one task; called inside a worker thread. Returns the task's results, in order. */
-export async function runTask(spec: TaskSpec): Promise<unknown[]> {
-  switch (spec.operation) {
-    case 'multiply': {
-      const factor = spec.params.factor as number;
-      const input = spec.input as { values?: number[]; from?: number; to?: number };
-      if (input.values) return input.values.map((x) => x * factor);
-      const out: number[] = [];
-      for (let x = input.from ?? 1; x <= (input.to ?? 0); x++) out.push(x * factor);
-      return out;
-    }
-    case 'noop':
-      return [spec.idx];
-    case 'sleep':
-      await sleep(spec.params.ms as number);
-      return [spec.idx];
-    case 'stream':
-      throw new TypeError('a stream instance runs in the worker’s stream runtime, not in a task thread');
-    default:
-      return runDataTask(spec);
-  }
-}
+export const isKeyed = (c: BatchConfig | StreamConfig): boolean => isDataJob(c) && c.results === 'rows' && !c.output;

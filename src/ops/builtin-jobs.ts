@@ -1,5 +1,6 @@
 import { badRequest } from '../common/errors.js';
 import { mulberry32 } from '../common/mulberry32.js';
+import type { DataOperation } from '../protocol/task-spec.js';
 
 export type Emit = (key: unknown, value: unknown) => void;
 
@@ -86,7 +87,7 @@ function aggregate(kind: 'sum' | 'avg'): BuiltinJob {
   };
 }
 
-export const BUILTIN_JOBS: Record<Exclude<import('./batch-config.js').DataOperation, 'map'>, BuiltinJob> = {
+export const BUILTIN_JOBS: Record<Exclude<DataOperation, 'map'>, BuiltinJob> = {
   wordcount: {
     params: () => ({}),
     functions: () => ({

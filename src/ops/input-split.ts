@@ -1,13 +1,7 @@
-import { open } from 'node:fs/promises';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { contiguousPartition } from './partition.js';
 import { isUploadPath } from '../common/ids.js';
-
-export const INPUT_FORMATS = ['lines', 'jsonl', 'csv'] as const;
-export type InputFormat = (typeof INPUT_FORMATS)[number];
-
-/** Where a job's input is: a path every worker sees, or a URL whose server answers range requests. */
-export type InputSpec = ({ path: string; url?: never } | { url: string; path?: never }) & { format: InputFormat };
+import type { InputSpec } from '../protocol/task-spec.js';
 
 const NEWLINE = 0x0a;
 const CHUNK = 1024 * 1024;
@@ -83,13 +77,8 @@ async function skipPastNewline(read: (p: number, n: number) => Promise<Buffer>, 
   }
 }
 
-type Read = (position: number, length: number) => Promise<Buffer>;
-
-interface OpenInput {
-  size: number;
-  read: Read;
-  close(): Promise<void>;
-}
+/** Positioned reads of an input: `read(position, length)` returns the bytes there (fewer at the end). */
+export type Read = (position: number, length: number) => Promise<Buffer>;
 
 const where = (input: InputSpec) => input.path ?? input.url;
 
@@ -102,81 +91,6 @@ export function inputSources(url: string, masters: readonly string[] = []): stri
   const own = new URL(url);
   if (!isUploadPath(own.pathname)) return [url];
   return [...new Set([own.href, ...masters.map((m) => new URL(own.pathname, m).href)])];
-}
-
-/** How long an input URL has to answer HEAD before the next copy is tried. */
-const HEAD_TIMEOUT_MS = 5_000;
-
-/** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
-async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
-  if (input.path !== undefined) {
-    const file = await open(input.path, 'r');
-    const { size } = await file.stat();
-    return {
-      size,
-      read: async (position, length) => {
-        const buf = Buffer.allocUnsafe(length);
-        const { bytesRead } = await file.read(buf, 0, length, position);
-        return buf.subarray(0, bytesRead);
-      },
-      close: () => file.close(),
-    };
-  }
-  return openUrl(input.url, masters);
-}
-
-/** An input URL, read from the first of its sources that answers (see inputSources). */
-async function openUrl(url: string, masters?: readonly string[]): Promise<OpenInput> {
-  const sources = inputSources(url, masters);
-  const failed: string[] = [];
-  /** The input's size from the first source that answers; reads go there first. */
-  let at = -1;
-  let size = NaN;
-  for (const [i, src] of sources.entries()) {
-    // A master that is down may not refuse connections: give up on it soon, try the next.
-    const head = await fetch(src, { method: 'HEAD', signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) }).catch(
-      (err: Error) => err,
-    );
-    if (head instanceof Response && head.ok) {
-      at = i;
-      size = Number(head.headers.get('content-length'));
-      break;
-    }
-    failed.push(
-      `${src} ${head instanceof Response ? `answered HEAD with ${head.status}` : `unreachable (${head.message})`}`,
-    );
-  }
-  if (at < 0) throw new Error(`input ${url}: ${failed.join('; ')}`);
-  if (!Number.isFinite(size)) throw new Error(`input ${sources[at]}: the server sends no Content-Length`);
-  const readFrom = async (src: string, position: number, last: number): Promise<Buffer> => {
-    const res = await fetch(src, { headers: { range: `bytes=${position}-${last}` } });
-    if (res.status !== 206) {
-      await res.body?.cancel();
-      throw new Error(`input ${src}: a range request answered ${res.status}; the server must support ranges`);
-    }
-    return Buffer.from(await res.arrayBuffer());
-  };
-  return {
-    size,
-    read: async (position, length) => {
-      if (position >= size) return Buffer.alloc(0);
-      const last = Math.min(size, position + length) - 1;
-      // The source that answered last first, then the others: a master may die mid-task.
-      let firstErr: unknown;
-      for (let k = 0; k < sources.length; k++) {
-        const i = (at + k) % sources.length;
-        try {
-          const buf = await readFrom(sources[i]!, position, last);
-          at = i;
-          return buf;
-        } catch (err) {
-          firstErr ??= err;
-        }
-      }
-      throw firstErr;
-    },
-    close: async () => {},
-  };
 }
 
 /** The first line of the input: a csv file's header. */
@@ -211,35 +125,31 @@ function parseRecords(input: InputSpec, lines: string[], header: string[] | unde
 }
 
 /**
- * Reads split `idx` of `count` of an input and parses its records. With `sample`, reads only
- * that many windows of `sampleBytes` spread over the split (a range partitioner's sample).
- * `masters`: where an uploaded input has copies besides the master in its URL.
+ * The records of split `idx` of `count` of an input of `size` bytes, read through `read`.
+ * With `sample`, reads only that many windows of `sample.bytes` spread over the split (a
+ * range partitioner's sample).
  */
-export async function readInputSplit(
+export async function readSplitRecords(
+  read: Read,
+  size: number,
   input: InputSpec,
   count: number,
   idx: number,
   sample?: { windows: number; bytes: number },
-  masters?: readonly string[],
 ): Promise<unknown[]> {
-  const f = await openInput(input, masters);
-  try {
-    const { start, end } = splitRange(f.size, count, idx);
-    const header = input.format === 'csv' ? await headerOf(f.read) : undefined;
-    // The header line is no record: the split holding it starts after it.
-    const from = header ? Math.max(start, (await firstLineEnd(f.read)) ?? f.size) : start;
-    if (from >= end) return [];
-    const lines: string[] = [];
-    if (sample) {
-      const step = Math.max(sample.bytes, Math.floor((end - from) / sample.windows));
-      for (let s = from; s < end; s += step) await readSplitLines(f.read, s, Math.min(end, s + sample.bytes), lines);
-    } else {
-      await readSplitLines(f.read, from, end, lines);
-    }
-    return parseRecords(input, lines, header, `split ${idx}`);
-  } finally {
-    await f.close();
+  const { start, end } = splitRange(size, count, idx);
+  const header = input.format === 'csv' ? await headerOf(read) : undefined;
+  // The header line is no record: the split holding it starts after it.
+  const from = header ? Math.max(start, (await firstLineEnd(read)) ?? size) : start;
+  if (from >= end) return [];
+  const lines: string[] = [];
+  if (sample) {
+    const step = Math.max(sample.bytes, Math.floor((end - from) / sample.windows));
+    for (let s = from; s < end; s += step) await readSplitLines(read, s, Math.min(end, s + sample.bytes), lines);
+  } else {
+    await readSplitLines(read, from, end, lines);
   }
+  return parseRecords(input, lines, header, `split ${idx}`);
 }
 
 async function firstLineEnd(read: Read): Promise<number | undefined> {

@@ -13,8 +13,8 @@ import type {
   SpeculateTasks,
   RunningTask,
   SubmitJob,
-  TaskRef,
 } from './commands.js';
+import type { TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';

@@ -1,4 +1,4 @@
-import { newCodec } from '../common/msgpack.js';
+import { newCodec } from '../protocol/msgpack.js';
 import type { Codec } from '../consensus/ports.js';
 import type { Command } from './commands.js';
 

@@ -1,5 +1,6 @@
 import type { BatchConfig } from '../ops/batch-config.js';
-import type { StreamConfig } from '../stream/stream-config.js';
+import type { StreamConfig } from '../protocol/stream-job.js';
+import type { TaskError, TaskRef } from '../protocol/task-ref.js';
 
 /** What a job runs: batch tasks, or the instances of a streaming topology. */
 export type JobConfig = BatchConfig | StreamConfig;
@@ -53,12 +54,6 @@ export interface SubmitJob {
   idempotency_key?: string;
 }
 
-export interface TaskRef {
-  job_id: string;
-  idx: number;
-  attempt: number;
-}
-
 export interface AssignTasks {
   type: 'assignTasks';
   at: number;
@@ -83,14 +78,6 @@ export interface CompleteTasks {
    * task ran on its worker (absent from commands logged before workers reported it).
    */
   completions: (TaskRef & { worker_id: string; result_json: string; ms?: number })[];
-}
-
-export interface TaskError {
-  message: string;
-  stack?: string;
-  name?: string;
-  /** A reduce task could not fetch this map output: the map task re-runs (lineage). */
-  fetch_failed?: { idx: number; attempt: number };
 }
 
 export interface FailTasks {

@@ -1,6 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import type { JobConfig } from './commands.js';
-import type { MapOutput } from '../ops/data-tasks.js';
+import type { MapOutput } from '../protocol/task-spec.js';
 import type { JobPlan } from '../ops/stages.js';
 
 export interface JobRow {

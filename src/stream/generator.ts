@@ -1,4 +1,4 @@
-import type { SpoutSpec } from './topology.js';
+import type { SpoutSpec } from '../protocol/stream-job.js';
 
 export type GeneratorSpec = Extract<SpoutSpec, { type: 'generator' }>;
 

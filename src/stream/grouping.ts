@@ -1,4 +1,4 @@
-import type { BoltInput } from './topology.js';
+import type { BoltInput } from '../protocol/stream-job.js';
 
 // Which instances of a bolt receive an event, for one edge as seen by one sender instance.
 // Pure and deterministic: fields grouping must pick the same instance in every process,

@@ -1,32 +1,7 @@
 import { badRequest } from '../common/errors.js';
-import { checkUserModule } from '../ops/user-module.js';
-import { instancesOf, normalizeTopology, type Topology } from './topology.js';
-
-/**
- * A streaming job's config: the topology, the module its functions come from, and the
- * at-least-once timing. Every instance of every component is one task of the job, placed
- * on a worker by the scheduler and re-placed (through the log) when its worker dies.
- */
-export interface StreamConfig {
-  operation: 'stream';
-  topology: Topology;
-  module?: string;
-  /** A source event not fully processed within this is replayed. */
-  ack_timeout_ms: number;
-  /**
-   * Source events in flight per spout instance; beyond it the source waits (backpressure).
-   * A window holds its input until it fires, so this bounds a windowed stream's rate to
-   * about max_pending / window size per spout instance.
-   */
-  max_pending: number;
-  /** One task per instance. */
-  task_count: number;
-  max_retries: number;
-  timeout_ms: number;
-  memory_mb: number;
-}
-
-export const isStreamConfig = (c: { operation: string }): c is StreamConfig => c.operation === 'stream';
+import { checkUserModule } from '../common/user-module.js';
+import type { StreamConfig, Topology } from '../protocol/stream-job.js';
+import { instancesOf, normalizeTopology } from './topology.js';
 
 /** Enough for 250,000 events/s per spout instance through 1 s windows. */
 const DEFAULT_MAX_PENDING = 250_000;
@@ -38,6 +13,7 @@ function longestHold(t: Topology): number {
   return ms;
 }
 
+/** Checks a streaming job's config at submission and fills its defaults, naming the field it refuses. */
 export function normalizeStreamConfig(input: unknown): StreamConfig {
   if (!input || typeof input !== 'object' || Array.isArray(input)) {
     throw badRequest(
@@ -83,21 +59,4 @@ export function normalizeStreamConfig(input: unknown): StreamConfig {
     timeout_ms: 0,
     memory_mb: 0,
   };
-}
-
-/** Where an instance runs now (its task's current attempt and worker). */
-export interface PlacedInstance {
-  idx: number;
-  attempt: number;
-  address: string;
-}
-
-/** What a worker gets to run one instance of a topology. */
-export interface StreamTaskSpec {
-  operation: 'stream';
-  job_id: string;
-  idx: number;
-  attempt: number;
-  config: StreamConfig;
-  placement: PlacedInstance[];
 }

@@ -1,15 +1,24 @@
 import { badRequest } from '../common/errors.js';
+import {
+  AGGREGATES,
+  BOLT_OPS,
+  FILE_FORMATS,
+  GROUPINGS,
+  SPOUT_TYPES,
+  WINDOW_TYPES,
+  type BoltInput,
+  type BoltSpec,
+  type ComponentSpec,
+  type SpoutSpec,
+  type Topology,
+  type WindowParams,
+} from '../protocol/stream-job.js';
 
-// `config.topology` of a streaming job (DESIGN.md "Streaming topology"), checked once at
-// submission and returned as a trusted, fully defaulted structure. Pure: no I/O.
+// `config.topology` of a streaming job, checked once at submission and returned as a
+// trusted, fully defaulted structure; its types are in protocol/, since every worker running
+// an instance receives it. Pure: no I/O.
 
-export const SPOUT_TYPES = ['http', 'generator', 'file'] as const;
-export const BOLT_OPS = ['map', 'filter', 'flat_map', 'window', 'collect', 'file', 'http'] as const;
 export const SINK_OPS = ['collect', 'file', 'http'] as const;
-export const GROUPINGS = ['shuffle', 'fields', 'all', 'global'] as const;
-export const AGGREGATES = ['count', 'sum', 'min', 'max', 'avg'] as const;
-export const WINDOW_TYPES = ['tumbling', 'sliding'] as const;
-export const FILE_FORMATS = ['lines', 'jsonl'] as const;
 /** The fields of every event a window bolt emits; a fields grouping downstream must use these. */
 export const WINDOW_OUTPUT_FIELDS = ['key', 'window_start', 'window_end', 'value'] as const;
 
@@ -17,63 +26,7 @@ export const MAX_PARALLELISM = 256;
 export const MAX_WINDOW_MS = 86_400_000;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type SpoutType = (typeof SPOUT_TYPES)[number];
-export type BoltOp = (typeof BOLT_OPS)[number];
 export type SinkOp = (typeof SINK_OPS)[number];
-export type Grouping = (typeof GROUPINGS)[number];
-export type Aggregate = (typeof AGGREGATES)[number];
-
-/** `fields` is present exactly when the grouping is `fields`, and is never empty. */
-export type BoltInput =
-  { from: string; grouping: 'shuffle' | 'all' | 'global' } | { from: string; grouping: 'fields'; fields: string[] };
-
-export type SpoutSpec = { id: string; parallelism: number } & (
-  | { type: 'http' }
-  /**
-   * Synthetic load: event `seq` is `{seq, key: "k" + (seq % keys), value: 1, ts}` (see
-   * generator.ts). `rate` is events/s for the whole spout, absent = as fast as credits allow;
-   * `count` is the total for the whole spout, absent = unbounded.
-   */
-  | { type: 'generator'; rate?: number; count?: number; keys: number }
-  /** Reads one file in order from byte `offset`; `lines` gives `{line}` events, `jsonl` the parsed objects. */
-  | { type: 'file'; path: string; offset: number; format: (typeof FILE_FORMATS)[number] }
-);
-
-export interface WindowTiming {
-  type: (typeof WINDOW_TYPES)[number];
-  size_ms: number;
-  /** Equal to `size_ms` for tumbling windows; divides `size_ms` for sliding ones. */
-  slide_ms: number;
-  /** Event time when present (a number of ms or an ISO string in each event); processing time otherwise. */
-  time_field?: string;
-  /** 0 unless `time_field` is set. */
-  allowed_lateness_ms: number;
-}
-
-export interface WindowParams {
-  aggregate: Aggregate;
-  /** Present for every aggregate except `count`, which counts events. */
-  field?: string;
-  /** The event field whose value keys the window; absent = one global key (`null`). */
-  key?: string;
-  window: WindowTiming;
-}
-
-export type BoltSpec = { id: string; parallelism: number; inputs: BoltInput[] } & (
-  | { op: 'map' | 'filter' | 'flat_map'; fn: string }
-  | ({ op: 'window' } & WindowParams)
-  | { op: 'collect' }
-  | { op: 'file'; path: string }
-  | { op: 'http'; url: string }
-);
-
-export type ComponentSpec = SpoutSpec | BoltSpec;
-
-/** Spouts in the order given; bolts in topological order (every bolt after all its inputs). */
-export interface Topology {
-  spouts: SpoutSpec[];
-  bolts: BoltSpec[];
-}
 
 export const isSink = (bolt: BoltSpec): boolean => (SINK_OPS as readonly string[]).includes(bolt.op);
 

@@ -1,4 +1,4 @@
-import type { WindowParams } from './topology.js';
+import type { WindowParams } from '../protocol/stream-job.js';
 
 // Keyed tumbling and sliding windows for one instance of a window bolt. Pure: the caller
 // passes the time to `add` and `advance`, and does the acking and emitting.

@@ -9,14 +9,13 @@ import {
   CLOSE_UNKNOWN_WORKER,
   decode,
   encode,
-  taskKey,
   type TaskAssignment,
   type TaskReport,
   type ToMaster,
   type ToWorker,
-} from '../common/wire.js';
-import type { TaskSpec } from '../ops/batch-ops.js';
-import type { TaskRef } from '../state/commands.js';
+} from '../protocol/worker-channel.js';
+import { taskKey, type TaskRef } from '../protocol/task-ref.js';
+import type { TaskSpec } from '../protocol/task-spec.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';

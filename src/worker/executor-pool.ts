@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { TaskError } from '../state/commands.js';
-import type { TaskSpec } from '../ops/batch-ops.js';
-import { fetchFailureOf } from '../ops/shuffle-files.js';
+import type { TaskError } from '../protocol/task-ref.js';
+import type { TaskSpec } from '../protocol/task-spec.js';
+import { fetchFailureOf } from './tasks/shuffle-files.js';
 import {
   CHUNK_BUDGET_MS,
   chunkSize,

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { WeirError } from '../common/errors.js';
 import { ERROR_REPLIES } from '../common/http-errors.js';
 import { ID_PATTERN } from '../common/ids.js';
-import { mapOutputDir, partitionFile } from '../ops/shuffle-files.js';
+import { mapOutputDir, partitionFile } from './tasks/shuffle-files.js';
 import { LINK_PATH } from './stream/links.js';
 import type { StreamRuntime } from './stream/runtime.js';
 

@@ -1,7 +1,7 @@
 // What passes between the executor pool and its threads when tasks travel in chunks, and
 // how a chunk is chosen. Handing a thread one task costs ~40 µs of CPU for the two
 // messages and the wake-ups on each side; a chunk pays that once for all its tasks.
-import type { TaskSpec } from '../ops/batch-ops.js';
+import type { TaskSpec } from '../protocol/task-spec.js';
 
 /** Most tasks in one chunk: beyond this the saving per task is under a microsecond. */
 export const MAX_CHUNK = 32;

@@ -2,7 +2,7 @@
 // and returns each one's results as JSON text, or its error as plain data, and its run time. It keeps the
 // pool told, through shared memory, which task runs and since when, so a timeout or a
 // cancellation can be pinned on that task alone.
-import { runTaskToJson } from '../ops/batch-ops.js';
+import { runTaskToJson } from './tasks/run-task.js';
 import {
   DONE,
   PROGRESS_RUNNING,

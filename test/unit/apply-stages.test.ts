@@ -4,7 +4,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { JobPlan } from '../../src/ops/stages.js';
 import { Applier } from '../../src/state/apply.js';
-import type { ApplyResult, Command, TaskError } from '../../src/state/commands.js';
+import type { TaskError } from '../../src/protocol/task-ref.js';
+import type { ApplyResult, Command } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
 import { migrate } from '../../src/state/schema.js';
 

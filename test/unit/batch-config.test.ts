@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { WeirError } from '../../src/common/errors.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
-import { runTask, runTaskToJson, taskSpec } from '../../src/ops/batch-ops.js';
+import { taskSpec } from '../../src/ops/batch-ops.js';
+import { runTask, runTaskToJson } from '../../src/worker/tasks/run-task.js';
 
 const refused = (config: unknown) => {
   try {

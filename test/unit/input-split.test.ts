@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { inputSources, readInputSplit, readSplitLines, splitRange } from '../../src/ops/input-split.js';
+import { inputSources, readSplitLines, splitRange } from '../../src/ops/input-split.js';
+import { readInputSplit } from '../../src/worker/tasks/input-reader.js';
 
 const reader = (text: string) => {
   const buf = Buffer.from(text);

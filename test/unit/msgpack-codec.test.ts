@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { newCodec } from '../../src/common/msgpack.js';
+import { newCodec } from '../../src/protocol/msgpack.js';
 
 /** How the previous version encoded frames and log entries: plain maps. */
 const previous = new Packr({ useRecords: false });

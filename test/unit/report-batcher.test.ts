@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
-import type { TaskReport } from '../../src/common/wire.js';
+import type { TaskReport } from '../../src/protocol/worker-channel.js';
 import { ReportBatcher } from '../../src/master/report-batcher.js';
 import { WorkerRegistry } from '../../src/master/worker-registry.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
-import type { TaskRef } from '../../src/state/commands.js';
+import type { TaskRef } from '../../src/protocol/task-ref.js';
 import { Queries } from '../../src/state/queries.js';
 import { openSingleMaster } from '../helpers/single-master.js';
 

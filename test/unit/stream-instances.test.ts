@@ -2,8 +2,8 @@
 // batches are acknowledged, what sinks deliver, and how requests to an http source settle.
 import { describe, expect, it } from 'vitest';
 import type { TupleId } from '../../src/stream/acker.js';
-import type { BoltSpec, SpoutSpec } from '../../src/stream/topology.js';
-import type { Tuple } from '../../src/worker/stream/frames.js';
+import type { BoltSpec, SpoutSpec } from '../../src/protocol/stream-job.js';
+import type { Tuple } from '../../src/protocol/stream-link.js';
 import {
   CollectSink,
   FnBolt,

@@ -7,7 +7,7 @@ import { TokenSource } from '../../src/common/auth.js';
 import type { HttpClient } from '../../src/common/http-client.js';
 import { createLogger } from '../../src/common/logger.js';
 import { normalizeStreamConfig } from '../../src/stream/stream-config.js';
-import { encodeFrame, type Tuple } from '../../src/worker/stream/frames.js';
+import { encodeFrame, type Tuple } from '../../src/protocol/stream-link.js';
 import { StreamRuntime } from '../../src/worker/stream/runtime.js';
 import { waitFor } from '../helpers/wait.js';
 

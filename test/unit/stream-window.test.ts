@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { WindowParams } from '../../src/stream/topology.js';
+import type { WindowParams } from '../../src/protocol/stream-job.js';
 import { IDLE_MS, WindowOperator, type FiredWindow } from '../../src/stream/window.js';
 
 const tumbling = (size_ms: number, extra: Partial<WindowParams['window']> = {}): WindowParams['window'] => ({

@@ -5,7 +5,8 @@ import { ID_PATTERN, newId } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
-import { isStreamConfig, normalizeStreamConfig } from '../../stream/stream-config.js';
+import { isStreamConfig } from '../../protocol/stream-job.js';
+import { normalizeStreamConfig } from '../../stream/stream-config.js';
 import { TERMINAL, iso, jobView } from '../views.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });

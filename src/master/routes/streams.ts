@@ -4,7 +4,7 @@ import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
-import { isStreamConfig, type StreamConfig } from '../../stream/stream-config.js';
+import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
 import type { MasterContext } from '../context.js';
 

@@ -58,7 +58,7 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       workers: queries.workers().map((w) => workerView(w, registry.get(w.worker_id))),
     }));
 
-    // The worker's persistent channel (assignments down, reports up); see common/wire.ts.
+    // The worker's persistent channel (assignments down, reports up); see protocol/worker-channel.ts.
     app.get(
       '/workers/:worker_id/channel',
       { websocket: true, schema: { params: Type.Object({ worker_id: Type.String({ pattern: ID_PATTERN.source }) }) } },

@@ -2,9 +2,9 @@ import { open, appendFile, type FileHandle } from 'node:fs/promises';
 import { Acker, TupleIdSource, type TupleId } from '../../stream/acker.js';
 import { EventGenerator } from '../../stream/generator.js';
 import { EdgeRouter } from '../../stream/grouping.js';
-import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../stream/topology.js';
+import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../protocol/stream-job.js';
 import { WindowOperator } from '../../stream/window.js';
-import type { Tuple } from './frames.js';
+import type { Tuple } from '../../protocol/stream-link.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;

@@ -2,7 +2,7 @@ import { WebSocket } from 'ws';
 import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
-import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from './frames.js';
+import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from '../../protocol/stream-link.js';
 import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
 

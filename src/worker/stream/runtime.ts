@@ -3,12 +3,14 @@ import type { TokenSource } from '../../common/auth.js';
 import { WeirError } from '../../common/errors.js';
 import type { HttpClient } from '../../common/http-client.js';
 import type { Logger } from '../../common/logger.js';
-import { loadUserModule } from '../../ops/user-module.js';
+import { loadUserModule } from '../tasks/load-module.js';
 import type { TupleId } from '../../stream/acker.js';
 import { EdgeRouter } from '../../stream/grouping.js';
-import type { PlacedInstance, StreamConfig, StreamTaskSpec } from '../../stream/stream-config.js';
-import { consumersOf, instancesOf, type ComponentSpec } from '../../stream/topology.js';
-import type { AckItem, Tuple } from './frames.js';
+import type { StreamConfig } from '../../protocol/stream-job.js';
+import type { PlacedInstance, StreamTaskSpec } from '../../protocol/task-spec.js';
+import type { ComponentSpec } from '../../protocol/stream-job.js';
+import { consumersOf, instancesOf } from '../../stream/topology.js';
+import type { AckItem, Tuple } from '../../protocol/stream-link.js';
 import {
   BATCH,
   CollectSink,

@@ -1,7 +1,6 @@
 import { newCodec } from './msgpack.js';
-import type { TaskError, TaskRef } from '../state/commands.js';
-import type { TaskSpec } from '../ops/batch-ops.js';
-import type { PlacedInstance } from '../stream/stream-config.js';
+import type { TaskError, TaskRef } from './task-ref.js';
+import type { PlacedInstance, TaskSpec } from './task-spec.js';
 
 /**
  * Messages on the persistent channel between the leader and a worker (a WebSocket carrying
@@ -49,5 +48,3 @@ const packr = newCodec();
 
 export const encode = (msg: ToWorker | ToMaster): Buffer => packr.pack(msg);
 export const decode = <T extends ToWorker | ToMaster>(data: Buffer): T => packr.unpack(data) as T;
-
-export const taskKey = (t: TaskRef): string => `${t.job_id}:${t.idx}:${t.attempt}`;

@@ -1,9 +1,9 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
-import type { DataOperation } from './batch-config.js';
-import { BUILTIN_JOBS, type Emit, type JobFunctions } from './builtin-jobs.js';
-import { readInputSplit, type InputSpec } from './input-split.js';
+import type { DataTaskSpec, MapOutput } from '../../protocol/task-spec.js';
+import { BUILTIN_JOBS, type Emit, type JobFunctions } from '../../ops/builtin-jobs.js';
+import { readInputSplit } from './input-reader.js';
 import {
   compareKeys,
   evenSample,
@@ -12,46 +12,9 @@ import {
   mergeSortedRuns,
   rangePartition,
   type Run,
-} from './keys.js';
+} from '../../ops/keys.js';
 import { FetchFailedError, mapOutputDir, partitionFile, shuffleUrl } from './shuffle-files.js';
-import { loadUserModule } from './user-module.js';
-
-/** A map output a reduce task reads: which task attempt wrote it, on which worker. */
-export interface MapOutput {
-  idx: number;
-  attempt: number;
-  address: string;
-}
-
-/** One task of a data job, as a worker thread runs it. */
-export interface DataTaskSpec {
-  operation: DataOperation;
-  idx: number;
-  job_id: string;
-  attempt: number;
-  stage: 'map' | 'sample' | 'reduce';
-  /** The task's index within its stage: its input split, or its reduce partition. */
-  part: number;
-  module?: string;
-  params: Record<string, unknown>;
-  /** Inline records of this split, or the input file with the number of splits. */
-  records?: unknown[];
-  input?: { spec: InputSpec; splits: number };
-  reduce_tasks: number;
-  combine: boolean;
-  partitioner: 'hash' | 'range';
-  boundaries?: unknown[];
-  results: 'rows' | 'values';
-  output?: { path: string };
-  maps?: MapOutput[];
-  /** Set by the worker: where it keeps map outputs, and a token for fetching other workers'. */
-  env?: {
-    shuffle_dir: string;
-    auth?: string;
-    /** The masters the worker knows: each holds a copy of uploaded inputs. */
-    masters?: string[];
-  };
-}
+import { loadUserModule } from './load-module.js';
 
 /** Keys a sample task returns: enough for even quantiles, few enough for the log. */
 const SAMPLE_KEYS = 256;

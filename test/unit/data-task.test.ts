@@ -7,10 +7,11 @@ import { unpack } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizeBatchConfig, type BatchConfig } from '../../src/ops/batch-config.js';
 import { taskSpec, type DispatchContext } from '../../src/ops/batch-ops.js';
-import { runDataTask, type DataTaskSpec, type MapOutput } from '../../src/ops/data-tasks.js';
+import { runDataTask } from '../../src/worker/tasks/data-task.js';
+import type { DataTaskSpec, MapOutput } from '../../src/protocol/task-spec.js';
 import { compareKeys, hashPartition, rangeBoundaries, rangePartition, type Run } from '../../src/ops/keys.js';
 import { planStages, type JobPlan } from '../../src/ops/stages.js';
-import { fetchFailureOf } from '../../src/ops/shuffle-files.js';
+import { fetchFailureOf } from '../../src/worker/tasks/shuffle-files.js';
 
 let dir: string;
 let shuffleDir: string;

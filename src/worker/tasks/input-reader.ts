@@ -1,0 +1,104 @@
+import { open } from 'node:fs/promises';
+import { inputSources, readSplitRecords, type Read } from '../../ops/input-split.js';
+import type { InputSpec } from '../../protocol/task-spec.js';
+
+interface OpenInput {
+  size: number;
+  read: Read;
+  close(): Promise<void>;
+}
+
+/** How long an input URL has to answer HEAD before the next copy is tried. */
+const HEAD_TIMEOUT_MS = 5_000;
+
+/** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
+async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
+  if (input.path !== undefined) {
+    const file = await open(input.path, 'r');
+    const { size } = await file.stat();
+    return {
+      size,
+      read: async (position, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await file.read(buf, 0, length, position);
+        return buf.subarray(0, bytesRead);
+      },
+      close: () => file.close(),
+    };
+  }
+  return openUrl(input.url, masters);
+}
+
+/** An input URL, read from the first of its sources that answers (see inputSources). */
+async function openUrl(url: string, masters?: readonly string[]): Promise<OpenInput> {
+  const sources = inputSources(url, masters);
+  const failed: string[] = [];
+  /** The input's size from the first source that answers; reads go there first. */
+  let at = -1;
+  let size = NaN;
+  for (const [i, src] of sources.entries()) {
+    // A master that is down may not refuse connections: give up on it soon, try the next.
+    const head = await fetch(src, { method: 'HEAD', signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) }).catch(
+      (err: Error) => err,
+    );
+    if (head instanceof Response && head.ok) {
+      at = i;
+      size = Number(head.headers.get('content-length'));
+      break;
+    }
+    failed.push(
+      `${src} ${head instanceof Response ? `answered HEAD with ${head.status}` : `unreachable (${head.message})`}`,
+    );
+  }
+  if (at < 0) throw new Error(`input ${url}: ${failed.join('; ')}`);
+  if (!Number.isFinite(size)) throw new Error(`input ${sources[at]}: the server sends no Content-Length`);
+  const readFrom = async (src: string, position: number, last: number): Promise<Buffer> => {
+    const res = await fetch(src, { headers: { range: `bytes=${position}-${last}` } });
+    if (res.status !== 206) {
+      await res.body?.cancel();
+      throw new Error(`input ${src}: a range request answered ${res.status}; the server must support ranges`);
+    }
+    return Buffer.from(await res.arrayBuffer());
+  };
+  return {
+    size,
+    read: async (position, length) => {
+      if (position >= size) return Buffer.alloc(0);
+      const last = Math.min(size, position + length) - 1;
+      // The source that answered last first, then the others: a master may die mid-task.
+      let firstErr: unknown;
+      for (let k = 0; k < sources.length; k++) {
+        const i = (at + k) % sources.length;
+        try {
+          const buf = await readFrom(sources[i]!, position, last);
+          at = i;
+          return buf;
+        } catch (err) {
+          firstErr ??= err;
+        }
+      }
+      throw firstErr;
+    },
+    close: async () => {},
+  };
+}
+
+/**
+ * Reads split `idx` of `count` of an input, a file or a URL, and parses its records (see
+ * readSplitRecords for `sample`). `masters`: where an uploaded input has copies besides the
+ * master in its URL.
+ */
+export async function readInputSplit(
+  input: InputSpec,
+  count: number,
+  idx: number,
+  sample?: { windows: number; bytes: number },
+  masters?: readonly string[],
+): Promise<unknown[]> {
+  const f = await openInput(input, masters);
+  try {
+    return await readSplitRecords(f.read, f.size, input, count, idx, sample);
+  } finally {
+    await f.close();
+  }
+}
