@@ -70,6 +70,7 @@ export default tseslint.config(
               ],
               message: 'the core does no I/O',
             },
+            { group: ['../*', '../../*'], message: 'the core imports nothing outside consensus/core/' },
           ],
         },
       ],
@@ -91,4 +92,9 @@ export default tseslint.config(
   { files: ['src/common/**/*.ts'], rules: layerRules('common') },
   { files: ['src/ops/**/*.ts'], rules: layerRules('ops', { beside: 'stream', pure: true }) },
   { files: ['src/stream/**/*.ts'], rules: layerRules('stream', { beside: 'ops', pure: true }) },
+  // Consensus owns its ports; the state machine implements them, never the other way round.
+  { files: ['src/consensus/**/*.ts'], ignores: ['src/consensus/core/**'], rules: layerRules('consensus') },
+  { files: ['src/state/**/*.ts'], rules: layerRules('state') },
+  { files: ['src/master/**/*.ts'], rules: layerRules('master', { beside: 'worker' }) },
+  { files: ['src/worker/**/*.ts'], rules: layerRules('worker', { beside: 'master' }) },
 );
