@@ -112,7 +112,7 @@ export function spawnWeir(dir: string, name: string, args: string[], nodeArgs: s
   });
 }
 
-/** The id a master derives from its IPv4 address `a.b.c.d`: c*256+d (DESIGN.md section 3). */
+/** The id a master derives from its IPv4 address `a.b.c.d`: c*256+d, as `weir master` picks its default --id. */
 export const nodeIdOf = (host: string): number => {
   const [, , c, d] = host.split('.').map(Number);
   return c! * 256 + d!;

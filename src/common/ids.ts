@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-/** Every id on the wire matches this (DESIGN.md section 5). */
+/** Every id on the wire matches this: short, and safe in a URL path and a file name. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**

@@ -74,7 +74,7 @@ function componentsView(queries: Queries, registry: WorkerRegistry, row: JobRow,
 }
 
 /**
- * A job as the REST API shows it (DESIGN.md section 5). With `queries`, a multi-stage job
+ * A job as `GET /api/jobs/{job_id}` shows it (the public shape: rename nothing). With `queries`, a multi-stage job
  * also shows its stages, and a job writing part files lists them; with `registry` too, a
  * streaming job shows its components and instances.
  */

@@ -15,7 +15,7 @@ export type Operation = (typeof OPERATIONS)[number];
 export const MAX_TASK_COUNT = 100_000;
 export const MAX_REDUCE_TASKS = 10_000;
 
-/** Per-job limits and retry policy; every field has a default (DESIGN.md section 5). */
+/** Per-job limits and retry policy, public config fields; every one has a default. */
 export interface TaskLimits {
   max_retries: number;
   timeout_ms: number;

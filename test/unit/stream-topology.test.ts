@@ -13,7 +13,7 @@ const refused = (raw: unknown, moduleExports?: string[]): string => {
   throw new Error(`accepted ${JSON.stringify(raw)}`);
 };
 
-/** The example of DESIGN.md, "Streaming topology". */
+/** A word count: lines over http, split into words, counted in a window, collected. */
 const wordCount = () => ({
   spouts: [{ id: 'lines', type: 'http', parallelism: 2 }],
   bolts: [
