@@ -4,6 +4,7 @@ import type { Principal, TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+import { refusedFrames } from '../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type PeerFrame } from './peer-frame.js';
 import type { Transport } from './ports.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
@@ -73,8 +74,6 @@ export class PeerTransport implements Transport {
   /** Addresses senders gave in their frames, for peers the configuration does not (yet) name. */
   private readonly learned = new Map<NodeId, string>();
   private members: readonly Member[] = [];
-  /** Links and frames refused since start (bad frames, strangers): for /metrics. */
-  refusedFrames = 0;
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
 
@@ -166,7 +165,7 @@ export class PeerTransport implements Transport {
 
   /** A link or frame refused: logged, and counted for /metrics. */
   private refused(why: string, fields: Record<string, unknown>): void {
-    this.refusedFrames++;
+    refusedFrames.peer++;
     this.log.warn({ ...fields, why }, 'refused a peer frame; closing its link');
   }
 

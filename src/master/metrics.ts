@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
 
@@ -15,6 +16,7 @@ export class MasterMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'weir_master_' });
     this.loopDelay.enable();
     const loopDelay = this.loopDelay;
+    refusedFramesCounter(registers);
     new Gauge({
       name: 'weir_jobs',
       help: 'Jobs by status',

@@ -5,7 +5,7 @@ import {
   CLOSE_NOT_LEADER,
   CLOSE_REPLACED,
   CLOSE_UNKNOWN_WORKER,
-  decode,
+  decodeToMaster,
   type ToMaster,
 } from '../protocol/worker-channel.js';
 import type { Queries } from '../state/queries.js';
@@ -13,6 +13,7 @@ import { ReportBatcher } from './report-batcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { Scheduler } from './scheduler.js';
 import type { WorkerRegistry } from './worker-registry.js';
+import { refusedFrames } from '../protocol/checked-decode.js';
 import type { ClusterConsensus } from './cluster-log.js';
 
 /**
@@ -53,15 +54,16 @@ export class WorkerChannels {
     }
     this.registry.attach(workerId, socket, Date.now())?.close(CLOSE_REPLACED, 'replaced by a newer connection');
     socket.on('message', (data: Buffer) => {
-      let msg: ToMaster;
-      try {
-        msg = decode<ToMaster>(data);
-      } catch {
-        this.log.warn({ worker_id: workerId }, 'undecodable frame on a worker channel');
+      const d = decodeToMaster(data);
+      if (!d.ok) {
+        // Nothing of it reaches the log; the worker reconnects (and is declared dead meanwhile).
+        refusedFrames.worker_channel++;
+        this.log.warn({ worker_id: workerId, why: d.error }, 'a bad frame on a worker channel; closing it');
+        socket.close(1007, 'bad frame');
         return;
       }
       this.registry.grace(workerId, Date.now());
-      this.onMessage(workerId, msg);
+      this.onMessage(workerId, d.value);
     });
     socket.on('close', () => {
       if (this.registry.detach(workerId, socket) && !this.closing) {

@@ -1,4 +1,6 @@
+import { Type } from '@sinclair/typebox';
 import { Packr } from 'msgpackr';
+import { checkedDecoder } from './checked-decode.js';
 
 /**
  * A batch of events on its way to one instance, tracked as one tuple: the events, and the
@@ -30,4 +32,27 @@ export type LinkFrame =
 
 const packr = new Packr({ useRecords: false });
 export const encodeFrame = (f: LinkFrame): Buffer => packr.pack(f);
-export const decodeFrame = (b: Buffer): LinkFrame => packr.unpack(b) as LinkFrame;
+
+const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
+const Job = Type.String({ maxLength: 64 });
+const LinkFrameSchema = Type.Union([
+  Type.Object({
+    t: Type.Literal('tuples'),
+    job: Job,
+    to: Type.Array(U32),
+    tuples: Type.Array(
+      Type.Object({
+        e: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+        o: U32,
+        a: U32,
+        r: U32,
+        h: U32,
+        l: U32,
+      }),
+    ),
+  }),
+  Type.Object({ t: Type.Literal('acks'), job: Job, acks: Type.Array(Type.Tuple([U32, U32, U32, U32, U32])) }),
+  Type.Object({ t: Type.Literal('credit'), n: U32 }),
+]);
+
+export const decodeFrame = checkedDecoder<LinkFrame>(packr, LinkFrameSchema);

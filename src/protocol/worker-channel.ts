@@ -1,5 +1,7 @@
+import { Type } from '@sinclair/typebox';
+import { checkedDecoder } from './checked-decode.js';
 import { newCodec } from './msgpack.js';
-import type { TaskError, TaskRef } from './task-ref.js';
+import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
 
 /**
@@ -47,4 +49,55 @@ export const CLOSE_NOT_LEADER = 4503;
 const packr = newCodec();
 
 export const encode = (msg: ToWorker | ToMaster): Buffer => packr.pack(msg);
-export const decode = <T extends ToWorker | ToMaster>(data: Buffer): T => packr.unpack(data) as T;
+
+const Refs = Type.Array(TaskRefSchema);
+const ReportSchema = Type.Union([
+  Type.Intersect([
+    TaskRefSchema,
+    Type.Object({ ok: Type.Literal(true), result_json: Type.String(), ms: Type.Optional(Type.Number({ minimum: 0 })) }),
+  ]),
+  Type.Intersect([TaskRefSchema, Type.Object({ ok: Type.Literal(false), error: TaskErrorSchema })]),
+]);
+
+/** What a worker may send its master: every field a command is made of, checked. */
+const ToMasterSchema = Type.Union([
+  Type.Object({ t: Type.Literal('hello'), running: Refs, unacked: Refs }),
+  Type.Object({
+    t: Type.Literal('report'),
+    reports: Type.Array(ReportSchema),
+    resent: Type.Optional(Type.Literal(true)),
+  }),
+  Type.Object({ t: Type.Literal('drain') }),
+]);
+
+/**
+ * What the leader sends a worker. A task's spec is checked by what runs it (a bad one fails
+ * that task, not the worker), so here it need only be an object.
+ */
+const ToWorkerSchema = Type.Union([
+  Type.Object({
+    t: Type.Literal('assign'),
+    tasks: Type.Array(
+      Type.Intersect([
+        TaskRefSchema,
+        Type.Object({
+          spec: Type.Object({ operation: Type.String() }),
+          timeout_ms: Type.Integer({ minimum: 1 }),
+          memory_mb: Type.Integer({ minimum: 1 }),
+        }),
+      ]),
+    ),
+  }),
+  Type.Object({ t: Type.Union([Type.Literal('cancel'), Type.Literal('ack')]), tasks: Refs }),
+  Type.Object({ t: Type.Literal('forget'), job_ids: Type.Array(WireId) }),
+  Type.Object({
+    t: Type.Literal('placement'),
+    job_id: WireId,
+    instances: Type.Array(
+      Type.Object({ idx: Type.Integer({ minimum: 0 }), attempt: Type.Integer({ minimum: 0 }), address: Type.String() }),
+    ),
+  }),
+]);
+
+export const decodeToMaster = checkedDecoder<ToMaster>(packr, ToMasterSchema);
+export const decodeToWorker = checkedDecoder<ToWorker>(packr, ToWorkerSchema);

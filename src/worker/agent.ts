@@ -7,7 +7,7 @@ import type { Logger } from '../common/logger.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_UNKNOWN_WORKER,
-  decode,
+  decodeToWorker,
   encode,
   type TaskAssignment,
   type TaskReport,
@@ -19,6 +19,7 @@ import type { TaskSpec } from '../protocol/task-spec.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
+import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
 
@@ -161,14 +162,11 @@ export class WorkerAgent {
         if (this.draining) this.send({ t: 'drain' });
       },
       onMessage: (data) => {
-        let msg: ToWorker;
-        try {
-          msg = decode<ToWorker>(data);
-        } catch {
-          this.o.log.warn('undecodable frame from the master; ignored');
-          return;
-        }
-        this.onMessage(msg);
+        const d = decodeToWorker(data);
+        if (d.ok) return this.onMessage(d.value);
+        refusedFrames.worker_channel++;
+        this.o.log.warn({ why: d.error }, 'a bad frame from the master; reconnecting');
+        this.socket?.drop();
       },
       onError: (err) => this.o.log.debug({ err: err.message }, 'channel error'),
       onClose: async (code, leader): Promise<AfterClose> => {

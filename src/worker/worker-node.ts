@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { installAuth } from '../common/auth-hook.js';
 import { TokenSource } from '../common/auth.js';
+import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import { WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
@@ -72,6 +73,7 @@ export class WorkerNode {
     });
 
     const metrics = new Registry();
+    refusedFramesCounter([metrics]);
     collectDefaultMetrics({ register: metrics, prefix: 'weir_worker_' });
     new Gauge({
       name: 'weir_worker_active_tasks',

@@ -76,7 +76,7 @@ describe('a worker receiving tuples for an instance that has not started yet', (
     });
     runtimes.push(rt);
     startCollect(rt, 'marker');
-    await waitFor("the marker job's instance to run", () => rt.instances === 1, 5000, 5);
+    await waitFor("the marker job's instance to run", () => rt.instances === 1, 20_000, 5);
     const socket = new LinkSocket();
     rt.accept(socket as unknown as WebSocket);
     // From the spout's worker, for the collect instance (1) of job1, whose assignment is still
@@ -85,12 +85,12 @@ describe('a worker receiving tuples for an instance that has not started yet', (
     socket.emit('message', encodeFrame({ t: 'tuples', job: 'marker', to: [1], tuples: [tupleOf({ word: 'marker' })] }));
     // That the early tuple goes nowhere before its instance runs rests on an event, not on a
     // pause: the later tuple has reached its sink, and nothing of job1 was collected before it.
-    await waitFor('the marker tuple to be collected', () => collected.get('marker'), 5000, 5);
+    await waitFor('the marker tuple to be collected', () => collected.get('marker'), 20_000, 5);
     expect(collected.get('marker')).toEqual([{ word: 'marker' }]);
     expect(collected.get('job1')).toBeUndefined();
 
     startCollect(rt, 'job1');
-    await waitFor('the held tuple to be collected once its instance runs', () => collected.get('job1'), 5000, 5);
+    await waitFor('the held tuple to be collected once its instance runs', () => collected.get('job1'), 20_000, 5);
     expect(collected.get('job1')).toEqual([{ word: 'early' }]);
   });
 });

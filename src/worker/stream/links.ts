@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
+import { refusedFrames } from '../../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from '../../protocol/stream-link.js';
 import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
@@ -43,7 +44,14 @@ export class OutLink {
       maxPayload: 256 * 1024 * 1024,
       onOpen: () => this.credits.reset(),
       onMessage: (data) => {
-        const f = decodeFrame(data);
+        const d = decodeFrame(data);
+        if (!d.ok) {
+          refusedFrames.stream_link++;
+          log.warn({ to: address, why: d.error }, 'a bad frame on a stream link; closing it');
+          this.socket.drop();
+          return;
+        }
+        const f = d.value;
         if (f.t === 'credit') {
           this.credits.grant(f.n);
           this.schedule();
@@ -121,7 +129,13 @@ export class InLink {
     private readonly deliver: (job: string, to: number, tuple: Tuple, release: () => void) => void,
     private readonly onAcks: (job: string, acks: AckItem[]) => void,
   ) {
-    socket.on('message', (data: Buffer) => this.onFrame(decodeFrame(data)));
+    socket.on('message', (data: Buffer) => {
+      const d = decodeFrame(data);
+      if (d.ok) return this.onFrame(d.value);
+      // Whoever sent it learns no more than that: the link closes, its tuples replay.
+      refusedFrames.stream_link++;
+      socket.close(1007, 'bad frame');
+    });
     this.grant(this.window.open());
   }
 
