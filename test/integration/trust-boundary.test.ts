@@ -1,0 +1,286 @@
+// The trust boundary, tried as an attacker on the same network would (one master, one
+// worker, JWT_SECRET set; addresses 127.0.0.141–149 belong to this file): paths that decode
+// to a guarded route, strangers and wrong roles on every socket, and frames built to crash a
+// node. Every refusal is `{error: {code, message}}` or a closed socket, and afterwards every
+// process is alive and the cluster still runs jobs — across a restart of the master too.
+import { request as httpRequest } from 'node:http';
+import { SignJWT } from 'jose';
+import { Packr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import {
+  Cluster,
+  http,
+  untilJobStatus,
+  waitFor,
+  type HttpAnswer,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
+
+const SECRET = 'trust-boundary-secret-0123456789abcdef';
+const env = { JWT_SECRET: SECRET };
+const c = new Cluster('trust');
+let m: MasterProc;
+let w: WorkerProc;
+/** The master's node id: c*256+d of 127.0.0.141. */
+const MASTER_ID = 141;
+
+async function token(claims: Record<string, unknown>, o: { exp?: boolean } = {}): Promise<string> {
+  const nowS = Math.floor(Date.now() / 1000);
+  let jwt = new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject('attacker')
+    .setIssuedAt(nowS);
+  if (o.exp !== false) jwt = jwt.setExpirationTime(nowS + 600);
+  return jwt.sign(new TextEncoder().encode(SECRET));
+}
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+let client: string;
+let admin: string;
+
+/** One request with the path sent exactly as written (no client-side normalising). */
+function rawRequest(
+  url: string,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: unknown }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (s: string) => (text += s));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = text;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Opens a WebSocket; resolves with how it ended: refused at the upgrade, or closed with a code. */
+function socketOutcome(
+  url: string,
+  headers: Record<string, string>,
+  send: (ws: WebSocket) => void = () => undefined,
+): Promise<{ refused?: number; closed?: number; open?: true }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    // Still open after this long: the server took it (what these specs say must not happen).
+    const timer = setTimeout(() => {
+      resolve({ open: true });
+      ws.terminate();
+    }, 10_000);
+    ws.on('close', () => clearTimeout(timer));
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ refused: res.statusCode ?? 0 });
+      ws.terminate();
+    });
+    ws.on('open', () => send(ws));
+    ws.on('close', (code) => resolve({ closed: code }));
+    ws.on('error', () => undefined);
+  });
+}
+
+const alive = async (url: string) => (await http('GET', `${url}/health`, undefined, {}, 5000)).status === 200;
+const expectCatalogue = (r: { json: unknown }, code: string) =>
+  expect(r.json).toEqual({ error: { code, message: expect.any(String) } });
+const term = async () => (await http('GET', `${m.url}/cluster/status`, undefined, bearer(admin))).json.term as number;
+
+beforeAll(async () => {
+  client = await token({});
+  admin = await token({ role: 'admin' });
+  m = await c.master('127.0.0.141', { env });
+  w = await c.worker('127.0.0.142', m, { env, maxTasks: 2, token: admin });
+});
+afterAll(() => c.cleanup());
+
+describe('paths: auth is decided on the route the router matched', () => {
+  it.each([
+    ['POST', '/%61pi/jobs'],
+    ['POST', '/api/%6aobs'],
+    ['GET', '/api/jobs/'],
+    ['GET', '/%61pi/workers'],
+  ])('%s %s without a token: 401, and no job is created', async (method, path) => {
+    const r = await rawRequest(m.url, method, path, method === 'POST' ? '{"name":"x","type":"batch"}' : undefined);
+    expect(r.status).toBe(401);
+    expectCatalogue(r, 'unauthorized');
+    expect((await http('GET', `${m.url}/api/jobs`, undefined, bearer(admin))).json.jobs).toEqual([]);
+  });
+
+  it.each([
+    ['POST', '//api/jobs'],
+    ['POST', '/API/jobs'],
+  ])('%s %s is no route: 404 in the catalogue shape, nothing created', async (method, path) => {
+    const r = await rawRequest(m.url, method, path, '{"name":"x","type":"batch"}');
+    expect(r.status).toBe(404);
+    expectCatalogue(r, 'not_found');
+  });
+
+  it.each(['/api/jobs/%00%ff', '/api/jobs/%E0%A4%A'])('GET %s answers in the catalogue shape', async (path) => {
+    const r = await rawRequest(m.url, 'GET', path, undefined, bearer(client));
+    expect([400, 404]).toContain(r.status);
+    expect(r.json).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+  });
+
+  it.each(['/%61pi/status', '/%61pi/shuffle/j/0.1/0', '/api/%73tatus'])(
+    'on a worker, GET %s without a token: 401',
+    async (path) => {
+      const r = await rawRequest(w.url, 'GET', path);
+      expect(r.status).toBe(401);
+      expectCatalogue(r, 'unauthorized');
+    },
+  );
+
+  it('the peer stream and a stream link behind an encoded path refuse the upgrade without a token', async () => {
+    expect(await socketOutcome(`${m.url.replace('http', 'ws')}/r%61ft/stream`, {})).toEqual({ refused: 401 });
+    expect(await socketOutcome(`${w.url.replace('http', 'ws')}/%61pi/stream/link`, {})).toEqual({ refused: 401 });
+  });
+
+  it('a token without exp is refused: 401', async () => {
+    const r = await http('GET', `${m.url}/api/jobs`, undefined, bearer(await token({}, { exp: false })));
+    expect(r.status).toBe(401);
+    expect(r.json.error.message).toMatch(/exp/);
+  });
+});
+
+describe('roles: what a token may do is its role’s', () => {
+  it('a client token cannot add a master (which would be streamed the whole state): 403', async () => {
+    const r = await http(
+      'POST',
+      `${m.url}/api/cluster/members`,
+      { id: 9, address: 'http://127.0.0.149:1' },
+      bearer(client),
+    );
+    expect(r.status).toBe(403);
+    expectCatalogue(r, 'forbidden');
+    const members = (await http('GET', `${m.url}/cluster/status`, undefined, bearer(admin))).json.nodes;
+    expect(members.map((n: { id: number }) => n.id)).toEqual([MASTER_ID]);
+  });
+
+  it('a peer token adds only the master it names: 403 for another id', async () => {
+    const peer = await token({ role: 'peer', node_id: 7 });
+    const r = await http(
+      'POST',
+      `${m.url}/api/cluster/members`,
+      { id: 9, address: 'http://127.0.0.149:1' },
+      bearer(peer),
+    );
+    expect(r.status).toBe(403);
+  });
+
+  it('a client token cannot register a worker nor heartbeat for one: 403', async () => {
+    expect(
+      (await http('POST', `${m.url}/api/workers/register`, { address: '127.0.0.149:1', max_tasks: 1 }, bearer(client)))
+        .status,
+    ).toBe(403);
+    const workerId = await theWorkerId();
+    expect((await http('POST', `${m.url}/api/workers/heartbeat`, { worker_id: workerId }, bearer(client))).status).toBe(
+      403,
+    );
+  });
+
+  it("a worker's channel opens only for that worker: another worker's token and a client's are refused at the upgrade", async () => {
+    const workerId = await theWorkerId();
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${workerId}/channel`;
+    expect(await socketOutcome(url, bearer(client))).toEqual({ refused: 403 });
+    expect(await socketOutcome(url, bearer(await token({ role: 'worker', worker_id: 'w-other' })))).toEqual({
+      refused: 403,
+    });
+    expect(await socketOutcome(url, bearer(await token({ role: 'worker' })))).toEqual({ refused: 403 });
+    expect((await http('GET', `${w.url}/api/status`, undefined, bearer(admin))).json.connected).toBe(true);
+  });
+
+  it('the peer stream opens only for a member master’s token: a client, an admin and a stranger master are refused', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const before = await term();
+    expect(await socketOutcome(url, bearer(client))).toEqual({ refused: 403 });
+    expect(await socketOutcome(url, bearer(admin))).toEqual({ refused: 403 });
+    const stranger = await socketOutcome(url, bearer(await token({ role: 'peer', node_id: 999 })));
+    expect(stranger).toEqual({ closed: 1008 });
+    expect(await term()).toBe(before);
+  });
+});
+
+describe('frames built to crash a node', () => {
+  const packr = new Packr({ useRecords: true, mapsAsObjects: true });
+
+  it('{from: 77, msgs: 5} and a vote claiming another sender on the peer stream close that link; the term stays', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const peer = bearer(await token({ role: 'peer', node_id: MASTER_ID }));
+    const before = await term();
+    const frames = [
+      packr.pack({ from: 77, msgs: 5 }),
+      packr.pack({ from: MASTER_ID, msgs: 5 }),
+      packr.pack({
+        from: MASTER_ID,
+        msgs: [{ type: 'vote', from: 2, to: MASTER_ID, term: 1000, lastIndex: 1e9, lastTerm: 1000 }],
+      }),
+      Buffer.from([0x92]),
+    ];
+    for (const f of frames) expect(await socketOutcome(url, peer, (ws) => ws.send(f))).toEqual({ closed: 1007 });
+    expect(await alive(m.url)).toBe(true);
+    expect(await term()).toBe(before);
+  });
+
+  it('one byte (0x92) on a stream link closes that link; the worker lives on', async () => {
+    const url = `${w.url.replace('http', 'ws')}/api/stream/link`;
+    const r = await socketOutcome(url, bearer(await token({ role: 'worker', worker_id: 'w-x' })), (ws) =>
+      ws.send(Buffer.from([0x92])),
+    );
+    expect(r).toEqual({ closed: 1007 });
+    expect(await alive(w.url)).toBe(true);
+  });
+
+  it('a report with job_id: true on a worker channel closes it and reaches no log; the master survives a restart and runs jobs', async () => {
+    const workerId = await theWorkerId();
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${workerId}/channel`;
+    const own = bearer(await token({ role: 'worker', worker_id: workerId }));
+    const bad = packr.pack({
+      t: 'report',
+      reports: [{ job_id: true, idx: 0, attempt: 1, ok: true, result_json: '[]' }],
+    });
+    expect(await socketOutcome(url, own, (ws) => ws.send(bad))).toEqual({ closed: 1007 });
+    expect(await alive(m.url)).toBe(true);
+    const metrics = await http('GET', `${m.url}/metrics`);
+    expect(metrics.text).toMatch(/weir_refused_frames_total\{socket="worker_channel"\} [1-9]/);
+    // The real worker reconnects; after a restart the master applies its whole log again.
+    await c.stop(m, 'SIGKILL');
+    m = await c.master('127.0.0.141', { env, port: m.port, dataDir: m.dataDir });
+    await waitFor('the worker back on its channel', async () => {
+      const s = await http('GET', `${w.url}/api/status`, undefined, bearer(admin));
+      return s.json?.connected === true;
+    });
+    const job = await http(
+      'POST',
+      `${m.url}/api/jobs`,
+      { name: 'after', type: 'batch', config: { operation: 'multiply', factor: 2, task_count: 2 } },
+      bearer(client),
+    );
+    expect(job.status, job.text).toBe(201);
+    await untilJobStatus(m.url, job.json.job_id, 'completed', 60_000, bearer(client));
+  });
+});
+
+async function theWorkerId(): Promise<string> {
+  const r: HttpAnswer = await http('GET', `${m.url}/api/workers`, undefined, bearer(admin));
+  return r.json.workers.find((x: { address: string }) => x.address === w.address).worker_id;
+}
