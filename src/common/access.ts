@@ -53,14 +53,11 @@ export const OWN_WORKER: Pick<AccessRule, 'owns' | 'ownsWhy'> = {
   ownsWhy: 'act for another worker (its token carries another worker_id)',
 };
 
-/** The rules as rows for people: route, roles (admins may always), and what else is checked. */
-export function describeTable(table: AccessTable): { route: string; roles: string }[] {
+/** The rules as rows for people: route, who may call it (admins always but where said), what else is checked. */
+export function describeTable(table: AccessTable): { route: string; roles: string; checked: string }[] {
   return Object.entries(table).map(([route, rule]) => ({
     route,
-    roles:
-      rule === OPEN
-        ? 'anyone'
-        : [...rule.roles, ...(rule.notAdmin ? [] : ['admin'])].join(', ') +
-          (rule.ownsWhy ? ` (${rule.ownsWhy.replace(/ \(.*\)$/, '')}: refused)` : ''),
+    roles: rule === OPEN ? 'anyone' : [...rule.roles, ...(rule.notAdmin ? [] : ['admin'])].join(', '),
+    checked: rule.ownsWhy ? `a ${rule.roles.join('/')} token may not ${rule.ownsWhy}` : '',
   }));
 }

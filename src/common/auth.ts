@@ -29,6 +29,19 @@ export interface Principal {
 /** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
 export const OPEN_CLUSTER: Principal = Object.freeze({ role: 'admin', subject: 'anyone' });
 
+/** HS256 keys shorter than the hash add no strength; the seed's `secret_key` still works. */
+const STRONG_SECRET_BYTES = 32;
+
+/** What to warn at start about the cluster's secret, if anything. */
+export function secretWarning(secret: string | undefined): string | undefined {
+  if (!secret) return 'JWT_SECRET is not set: this node is open to anyone who can reach it';
+  const bytes = Buffer.byteLength(secret);
+  if (bytes < STRONG_SECRET_BYTES) {
+    return `JWT_SECRET is ${bytes} bytes: tokens signed with it can be forged by guessing it; use ${STRONG_SECRET_BYTES} random bytes or more`;
+  }
+  return undefined;
+}
+
 function keyOf(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }

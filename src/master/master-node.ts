@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
-import { TokenSource } from '../common/auth.js';
+import { secretWarning, TokenSource } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { PeerTransport } from '../consensus/peer-transport.js';
@@ -115,7 +115,8 @@ export class MasterNode {
       );
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
-      if (!options.jwtSecret) log.warn('JWT_SECRET is not set: the cluster is open to anyone who can reach it');
+      const weak = secretWarning(options.jwtSecret);
+      if (weak) log.warn(weak);
       log.info(
         { url: selfUrl, id: self.id, data_dir: options.dataDir, last_applied: state.lastApplied },
         'master started',

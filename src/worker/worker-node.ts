@@ -5,7 +5,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { installAuth } from '../common/auth-hook.js';
-import { TokenSource } from '../common/auth.js';
+import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import { WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
@@ -156,7 +156,8 @@ export class WorkerNode {
       release();
       throw err;
     }
-    if (!o.jwtSecret) log.warn('JWT_SECRET is not set: this worker accepts requests from anyone');
+    const weak = secretWarning(o.jwtSecret);
+    if (weak) log.warn(weak);
     log.info({ address, masters: o.masters, max_tasks: o.maxTasks }, 'worker started');
     return new WorkerNode(agent, pool, app, client, release, log);
   }
