@@ -111,6 +111,12 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > maxTasks)) {
     throw new Error(`--threads must be an integer from 1 to --max-tasks (${maxTasks}); got '${f.threads}'`);
   }
+  if (process.env.WEIR_TOKEN && !process.env.JWT_SECRET) {
+    // Its channel must carry its own worker_id, and its own routes must check tokens.
+    throw new Error(
+      'a worker mints its own tokens from JWT_SECRET and checks callers with it: set JWT_SECRET (WEIR_TOKEN is for the CLI)',
+    );
+  }
   const node = await WorkerNode.start({
     host: f.host,
     port: p,
@@ -119,7 +125,6 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
     ...(threads ? { threads } : {}),
     dataDir: resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
-    ...(process.env.WEIR_TOKEN ? { token: process.env.WEIR_TOKEN } : {}),
   });
   untilSignal((sig) => node.drainAndClose(sig === 'SIGTERM' ? 30_000 : 5_000));
 }

@@ -13,6 +13,8 @@ export interface AccessRule {
   ownsWhy?: string;
   /** Admins may not call it either (the peer stream speaks only for a master). */
   notAdmin?: true;
+  /** Scoped tokens it takes; a scoped token is refused everywhere else. */
+  scopes?: readonly string[];
 }
 
 /** Routes open to anyone: they hold no data (health, metrics, uploads by unguessable id). */
@@ -25,21 +27,42 @@ const forbidden = (p: Principal, what: string) =>
   new WeirError('forbidden', `a ${p.role} token may not ${what}; ask an operator for a token with the right role`);
 
 /**
- * Whether `principal` may call the route `key` (`GET /api/jobs/:job_id`); throws 403
- * `forbidden` otherwise. Admins may call every route of the table; routes outside it are for
- * admins alone.
+ * Whether `principal`'s role may call the route `key` (`GET /api/jobs/:job_id`) at all;
+ * throws 403 `forbidden` otherwise. Decided before anything of the request is read: a role
+ * that may not call a route learns nothing about its body's checks. Admins may call every
+ * route of the table but where it says; routes outside it are for admins alone.
  */
-export function authorize(
+export function authorizeRole(table: AccessTable, key: string, principal: Principal): void {
+  const rule = table[key];
+  if (rule === OPEN) return;
+  if (principal.scope !== undefined && !rule?.scopes?.includes(principal.scope)) {
+    throw forbidden(principal, `call ${key} (it is scoped to ${principal.scope})`);
+  }
+  if (principal.role === 'admin' && !rule?.notAdmin) return;
+  if (!rule || !rule.roles.includes(principal.role)) throw forbidden(principal, `call ${key}`);
+}
+
+/** Once the route's params and body are validated: whether the caller acts for itself. */
+export function authorizeOwner(
   table: AccessTable,
   key: string,
   principal: Principal,
   req: { params: unknown; body: unknown },
 ): void {
   const rule = table[key];
-  if (rule === OPEN) return;
-  if (principal.role === 'admin' && !rule?.notAdmin) return;
-  if (!rule || !rule.roles.includes(principal.role)) throw forbidden(principal, `call ${key}`);
-  if (rule.owns && !rule.owns(principal, req)) throw forbidden(principal, rule.ownsWhy ?? `call ${key} for another`);
+  if (!rule?.owns || principal.role === 'admin') return;
+  if (!rule.owns(principal, req)) throw forbidden(principal, rule.ownsWhy ?? `call ${key} for another`);
+}
+
+/** Both checks at once (for callers that hold the whole request). */
+export function authorize(
+  table: AccessTable,
+  key: string,
+  principal: Principal,
+  req: { params: unknown; body: unknown },
+): void {
+  authorizeRole(table, key, principal);
+  authorizeOwner(table, key, principal, req);
 }
 
 /** Whom a worker's route is about: its params' or body's `worker_id`. */
@@ -58,6 +81,11 @@ export function describeTable(table: AccessTable): { route: string; roles: strin
   return Object.entries(table).map(([route, rule]) => ({
     route,
     roles: rule === OPEN ? 'anyone' : [...rule.roles, ...(rule.notAdmin ? [] : ['admin'])].join(', '),
-    checked: rule.ownsWhy ? `a ${rule.roles.join('/')} token may not ${rule.ownsWhy}` : '',
+    checked: [
+      rule.ownsWhy ? `a ${rule.roles.join('/')} token may not ${rule.ownsWhy}` : '',
+      rule.scopes ? `takes a task's token (scope ${rule.scopes.join(', ')}), good for nothing else` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
   }));
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { authorize, OPEN, type AccessTable } from './access.js';
+import { authorizeOwner, authorizeRole, OPEN, type AccessTable } from './access.js';
 import { OPEN_CLUSTER, verifyBearer, type Principal } from './auth.js';
 
 declare module 'fastify' {
@@ -21,22 +21,28 @@ export function routeKey(req: FastifyRequest): string | undefined {
 }
 
 /**
- * Auth for one server, in one place: the token is checked as the request arrives (401), and
- * what its role may do once the route's params and body are validated (403) — before any
- * handler runs and before a socket is upgraded.
+ * Auth for one server, in one place: the token and whether its role may call the route are
+ * checked as the request arrives (401, 403), whether it acts for itself once the route's
+ * params and body are validated (403) — before any handler runs and before a socket is
+ * upgraded.
  */
 export function installAuth(app: FastifyInstance, table: AccessTable, secret: string | undefined): void {
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (req) => {
     const key = routeKey(req);
     if (key === undefined || table[key] === OPEN) return;
-    req.principal = secret ? await verifyBearer(secret, req.headers.authorization) : OPEN_CLUSTER;
+    // An open cluster (no secret) lets everyone do everything, and says so at start.
+    if (!secret) {
+      req.principal = OPEN_CLUSTER;
+      return;
+    }
+    req.principal = await verifyBearer(secret, req.headers.authorization);
+    authorizeRole(table, key, req.principal);
   });
-  // An open cluster (no secret) lets everyone do everything, and says so at start.
   if (!secret) return;
   app.addHook('preHandler', async (req) => {
     const key = routeKey(req);
     if (key === undefined || !req.principal) return;
-    authorize(table, key, req.principal, { params: req.params, body: req.body });
+    authorizeOwner(table, key, req.principal, { params: req.params, body: req.body });
   });
 }

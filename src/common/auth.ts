@@ -16,6 +16,8 @@ export interface TokenClaims {
   role?: Role;
   worker_id?: string;
   node_id?: number;
+  /** Narrows a token to the routes that name this scope (a task's token: `shuffle` reads). */
+  scope?: string;
 }
 
 /** The caller a verified token names; the open cluster's callers are `admin`. */
@@ -24,6 +26,7 @@ export interface Principal {
   subject: string;
   worker_id?: string;
   node_id?: number;
+  scope?: string;
 }
 
 /** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
@@ -93,6 +96,10 @@ export async function verifyBearer(secret: string, header: string | undefined): 
     if (typeof payload.worker_id !== 'string') throw unauthorized('the token’s worker_id is not a string');
     principal.worker_id = payload.worker_id;
   }
+  if (payload.scope !== undefined) {
+    if (typeof payload.scope !== 'string') throw unauthorized('the token’s scope is not a string');
+    principal.scope = payload.scope;
+  }
   if (payload.node_id !== undefined) {
     if (!Number.isSafeInteger(payload.node_id)) throw unauthorized('the token’s node_id is not an integer');
     principal.node_id = payload.node_id as number;
@@ -107,6 +114,7 @@ export async function verifyBearer(secret: string, header: string | undefined): 
 export class TokenSource {
   private token: string | undefined;
   private expiresAt = 0;
+  private generation = 0;
 
   constructor(
     private readonly secret: string | undefined,
@@ -119,10 +127,16 @@ export class TokenSource {
     return new TokenSource(env.JWT_SECRET || undefined, env.WEIR_TOKEN || undefined, subject, claims);
   }
 
+  /** A source of tokens with other claims, from the same secret (a narrower identity). */
+  derive(claims: TokenClaims): TokenSource {
+    return new TokenSource(this.secret, this.fixed, this.subject, claims);
+  }
+
   /** Tokens minted from now on carry these claims (a worker once it has its id). */
   setClaims(claims: TokenClaims): void {
     this.claims = claims;
     this.token = undefined;
+    this.generation++;
   }
 
   async header(): Promise<string | undefined> {
@@ -131,7 +145,11 @@ export class TokenSource {
     const now = Date.now();
     if (!this.token || now > this.expiresAt - 60_000) {
       const ttl = 3_600_000;
-      this.token = await mintToken(this.secret, ttl, this.subject, this.claims);
+      const generation = this.generation;
+      const token = await mintToken(this.secret, ttl, this.subject, this.claims);
+      // Claims that changed while it was minted make it stale: use it once, keep none.
+      if (generation !== this.generation) return `Bearer ${token}`;
+      this.token = token;
       this.expiresAt = now + ttl;
     }
     return `Bearer ${this.token}`;

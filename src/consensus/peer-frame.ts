@@ -15,7 +15,7 @@ const ConfChange = Type.Union([
   Type.Object({ op: Type.Literal('addLearner'), id: Id, address: Type.String({ maxLength: 300 }) }),
   Type.Object({ op: Type.Union([Type.Literal('promote'), Type.Literal('remove')]), id: Id }),
 ]);
-// A command travels as its bytes (an object from a master of the previous version).
+// A command travels as its bytes (an object in entries an earlier version logged).
 const Entry = Type.Union([
   Type.Object({
     index: Index,
@@ -101,7 +101,18 @@ export function decodeFrame(bytes: Buffer): { frame: PeerFrame } | { error: stri
     return { error: first ? `${first.path || 'frame'}: ${first.message}` : 'not a peer frame' };
   }
   const frame = value as PeerFrame;
-  if (frame.msgs?.some((m) => m.from !== frame.from))
-    return { error: 'a message claims another sender than its frame' };
+  for (const m of frame.msgs ?? []) {
+    if (m.from !== frame.from) return { error: 'a message claims another sender than its frame' };
+    if (m.type === 'app' && m.entries.some((e, i) => e.index !== m.prevIndex + 1 + i)) {
+      return { error: 'an append whose entries do not follow on from prevIndex' };
+    }
+    // A snapshot's data travels beside its message: the two must describe the same snapshot.
+    if (
+      m.type === 'snap' &&
+      (frame.snapshot?.meta.index !== m.snapshot.index || frame.snapshot.meta.term !== m.snapshot.term)
+    ) {
+      return { error: 'a snapshot message without its data' };
+    }
+  }
   return { frame };
 }

@@ -74,6 +74,9 @@ export class PeerTransport implements Transport {
   /** Addresses senders gave in their frames, for peers the configuration does not (yet) name. */
   private readonly learned = new Map<NodeId, string>();
   private members: readonly Member[] = [];
+  private joiningVia: ReadonlySet<NodeId> | undefined;
+  /** Links other masters opened to this one, by the node_id their tokens carry. */
+  private readonly incoming = new Map<WebSocket, NodeId>();
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
 
@@ -97,6 +100,10 @@ export class PeerTransport implements Transport {
    */
   setPeers(members: readonly Member[]): void {
     this.members = members;
+    // A master removed from the configuration loses the links it had opened to this one.
+    for (const [socket, id] of this.incoming) {
+      if (members.length > 0 && !members.some((m) => m.id === id)) socket.close(1008, 'no longer a member');
+    }
     const wanted = new Map(this.learned);
     for (const m of members) if (m.id !== this.selfId) wanted.set(m.id, m.address);
     wanted.delete(this.selfId);
@@ -134,25 +141,29 @@ export class PeerTransport implements Transport {
    * cluster is open, and the sender is who it says it is.
    */
   accept(socket: WebSocket, headers: IncomingHttpHeaders, principal: Principal | null): void {
-    const sender = principal && principal.role !== 'admin' ? principal.node_id : Number(headers['x-weir-node-id']);
-    if (principal && principal.role !== 'admin') {
-      const member = this.members.some((m) => m.id === sender);
-      if (sender === undefined || (!member && this.members.length > 0)) {
-        this.refused('not a member of this cluster', { node_id: sender ?? null });
-        socket.close(1008, 'not a member of this cluster');
-        return;
-      }
+    const secured = principal !== null && principal.role !== 'admin';
+    const sender = secured ? principal.node_id : Number(headers['x-weir-node-id']);
+    if (secured && (sender === undefined || !this.mayLink(sender))) {
+      this.refused('not a member of this cluster', { node_id: sender ?? null });
+      socket.close(1008, 'not a member of this cluster');
+      return;
     }
+    if (secured) this.incoming.set(socket, sender!);
+    socket.on('close', () => this.incoming.delete(socket));
     socket.on('message', (data: Buffer) => {
       const decoded = decodeFrame(data);
-      const why =
-        'error' in decoded ? decoded.error : decoded.frame.from !== sender ? `a frame from ${decoded.frame.from}` : '';
-      if (why) {
+      let why = 'error' in decoded ? decoded.error : '';
+      const frame = 'frame' in decoded ? decoded.frame : undefined;
+      if (frame && Number.isSafeInteger(sender) && frame.from !== sender) {
+        why = `a frame from ${frame.from} on the link of ${sender}`;
+      } else if (frame?.msgs?.some((m) => m.to !== this.selfId)) {
+        why = 'a message for another node';
+      }
+      if (why || !frame) {
         this.refused(why, { peer: sender });
         socket.close(1007, 'bad frame');
         return;
       }
-      const frame = (decoded as { frame: PeerFrame }).frame;
       this.heard.set(frame.from, Date.now());
       if (frame.addr && !this.links.has(frame.from)) {
         this.learned.set(frame.from, frame.addr);
@@ -161,6 +172,21 @@ export class PeerTransport implements Transport {
       if (!frame.ping) this.handlers.onFrame(frame);
     });
     socket.on('error', () => socket.close());
+  }
+
+  /**
+   * Whether master `id` may open a link to this one: a member — or, while this master knows
+   * no configuration yet (it is joining), one of the masters it asked to let it in.
+   */
+  private mayLink(id: NodeId): boolean {
+    if (this.members.length > 0) return this.members.some((m) => m.id === id);
+    // Restarted before it learned any configuration (its join's answer lost): any master.
+    return this.joiningVia === undefined || this.joiningVia.has(id);
+  }
+
+  /** The masters of the cluster this one is joining: until it learns the configuration, only they may link. */
+  expectJoinFrom(ids: readonly NodeId[]): void {
+    this.joiningVia = new Set(ids);
   }
 
   /** A link or frame refused: logged, and counted for /metrics. */

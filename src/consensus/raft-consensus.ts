@@ -73,6 +73,8 @@ const APPLY_DELAY_MS = 100;
 const READ_TIMEOUT_MS = 5_000;
 /** How often a disk failure is logged while it lasts (every failed write is retried). */
 const DISK_LOG_EVERY_MS = 5_000;
+/** After the disk refused a write, the core is rebuilt from what is durable this long after. */
+const REBUILD_EVERY_MS = 1_000;
 
 /** Called once a proposal is applied here (with its result) or lost (with why). */
 export type Done<R> = (err: Error | undefined, result?: R) => void;
@@ -138,6 +140,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private readonly proposed = new WeakMap<Buffer, C>();
   /** The disk refused a write and the core could not be rebuilt yet: retried on each tick. */
   private broken = false;
+  private brokenSince = 0;
   private lastDiskLog = -Infinity;
   private readonly schedule: () => void;
 
@@ -210,7 +213,14 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   onFrame(frame: Inbound): void {
     if (this.closed || this.broken) return;
     if (frame.snapshot) this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
-    for (const m of frame.msgs ?? []) this.raft.step(m);
+    try {
+      for (const m of frame.msgs ?? []) this.raft.step(m);
+    } catch (err) {
+      // A message no correct member sends (the transport checked its shape, not its sense):
+      // what it did to the core is dropped with everything else not durable.
+      this.startOver(`a message the core refused: ${(err as Error).message}`);
+      return;
+    }
     this.schedule();
   }
 
@@ -220,7 +230,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   private tick(): void {
     if (this.closed) return;
-    if (this.broken && !this.rebuild()) return;
+    if (this.broken) {
+      // Once a second at most: each try reads the whole log back.
+      if (this.clock.now() - this.brokenSince < REBUILD_EVERY_MS || !this.rebuild()) return;
+    }
     const loneVoter = this.raft.promotable && this.raft.voters.length === 1 && this.raft.role !== 'leader';
     this.raft.tick();
     if (loneVoter) for (let i = 0; i < 2 * this.timing.electionTicks; i++) this.raft.tick();
@@ -291,7 +304,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   }
 
   private commandOf(e: Entry): C {
-    // A master of the previous version sends commands as objects: a mixed cluster still works.
+    // Entries written by a version that logged commands as objects still read.
     if (!Buffer.isBuffer(e.data)) return e.data as C;
     return this.proposed.get(e.data) ?? this.codec.decode(e.data);
   }
@@ -435,12 +448,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       // A snapshot the core wanted was installed by the first Ready above; others were stale.
       this.incomingSnapshots.clear();
       this.updateLeadership();
-      this.maybeCompact();
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
       this.diskRefused(err);
       return;
     }
+    this.maybeCompact();
     if (this.raft.hasReady()) this.schedule();
   }
 
@@ -574,12 +587,24 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * (votes and acknowledgements it had not persisted were never sent).
    */
   private diskRefused(err: StorageError): void {
+    this.logDiskError(err, 'the disk refused a write: starting over from the durable state');
+    this.startOver(diskRefused());
+  }
+
+  private logDiskError(err: StorageError, what: string): void {
     const now = this.clock.now();
-    if (now - this.lastDiskLog >= DISK_LOG_EVERY_MS) {
-      this.lastDiskLog = now;
-      this.log.error({ err: err.message }, 'the disk refused a write: starting over from the durable state');
-    }
-    this.stopLeading(diskRefused());
+    if (now - this.lastDiskLog < DISK_LOG_EVERY_MS) return;
+    this.lastDiskLog = now;
+    this.log.error({ err: err.message }, what);
+  }
+
+  /**
+   * Drops what is not durable, as a crash would, and rebuilds the core from what is: at once,
+   * or from the ticker while the disk still refuses.
+   */
+  private startOver(why: Error | string): void {
+    if (typeof why === 'string') this.log.error({ why }, 'starting over from the durable state');
+    this.stopLeading(typeof why === 'string' ? leadershipLost() : why);
     this.cancelApplyTimer?.();
     this.cancelApplyTimer = undefined;
     this.deferred = [];
@@ -587,7 +612,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.outgoingSnapshot = undefined;
     this.unissuedRead = 0;
     this.broken = true;
-    this.rebuild();
+    this.brokenSince = this.clock.now();
+    if (typeof why === 'string') this.rebuild();
   }
 
   /** Rebuilds the core from the durable state; false while the disk still refuses. */
@@ -617,8 +643,15 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     return snap;
   }
 
+  /** A compaction the disk refuses changes nothing and is tried again later: it is what frees space. */
   private maybeCompact(): void {
-    if (this.state.lastApplied - this.raft.log.firstIndex >= this.snapshotEntries) this.compact();
+    if (this.state.lastApplied - this.raft.log.firstIndex < this.snapshotEntries) return;
+    try {
+      this.compact();
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      this.logDiskError(err, 'the disk refused a compaction; trying again later');
+    }
   }
 
   /** Drops applied entries but the newest `keepEntries`, once the state machine holds them durably. */

@@ -31,7 +31,11 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },
   // A streaming job's collect sink, on a worker.
   'POST /api/jobs/:job_id/rows': { roles: ['worker'] },
-  'PUT /api/uploads/:id': { roles: ['peer'] },
+  'PUT /api/uploads/:id': {
+    roles: ['peer'],
+    owns: (p) => p.role !== 'peer' || p.node_id !== undefined,
+    ownsWhy: 'copy an upload without a node_id (only a master copies them)',
+  },
   // A master joining by itself; any other change of membership is an operator's.
   'POST /api/cluster/members': {
     roles: ['peer'],

@@ -67,7 +67,9 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(
     async (api) => {
       await api.register(jobRoutes(ctx));
-      await api.register(streamRoutes(ctx, ctx.tokens));
+      // Workers are handed a master's token when it brings them events: one without the
+      // node_id that would open the Raft stream or copy uploads.
+      await api.register(streamRoutes(ctx, ctx.tokens.derive({ role: 'peer' })));
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
     },

@@ -22,7 +22,9 @@ export class LeaderForwarding {
 
   /** An onRequest hook for /api routes. */
   hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
-    if (!req.url.startsWith('/api/') || req.headers.upgrade || isUpload(req.url)) return undefined;
+    // Decided on the route the router matched, as auth is: `/%61pi/jobs` is forwarded too.
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/') || req.headers.upgrade || isUpload(route)) return undefined;
     if (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url)) return undefined;
     if (this.consensus.isLeader()) {
       if (req.method === 'GET') await this.consensus.readBarrier();

@@ -98,10 +98,17 @@ export class MasterNode {
     try {
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
-      const joinVia = storage.initialized
+      if (!storage.initialized && state.lastApplied > 0) {
+        // Its log would start from that state as if it were this cluster's: refuse instead.
+        throw new Error(
+          `${join(options.dataDir, 'state.db')} holds state up to entry ${state.lastApplied} but raft.db is new: it is another cluster's, or raft.db was lost; move state.db away to join or found a cluster afresh`,
+        );
+      }
+      const joining = storage.initialized
         ? undefined
         : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log);
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
+      if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
       const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts }, log);
       node.app = await buildApp(
@@ -121,9 +128,8 @@ export class MasterNode {
         { url: selfUrl, id: self.id, data_dir: options.dataDir, last_applied: state.lastApplied },
         'master started',
       );
-      if (joinVia) {
-        const via = joinVia;
-        void requestJoin(via, self, tokens, log, () => node.closed).catch((err: Error) => {
+      if (joining) {
+        void requestJoin(joining.urls, self, tokens, log, () => node.closed).catch((err: Error) => {
           log.error({ err: err.message }, 'could not join the cluster');
           options.onFatal?.(err);
         });
@@ -207,7 +213,8 @@ export class MasterNode {
 
   /**
    * An empty data dir either founds a new cluster with its peers, or — when they already run
-   * one without this master — is to join it: returns where to ask.
+   * one without this master — is to join it: returns where to ask, and which masters may link
+   * to this one before it learns the configuration.
    */
   private static async foundOrJoin(
     storage: RaftStorage,
@@ -216,12 +223,15 @@ export class MasterNode {
     tokens: TokenSource,
     options: MasterOptions,
     log: Logger,
-  ): Promise<string[] | undefined> {
+  ): Promise<{ urls: string[]; ids: number[] } | undefined> {
     const peers = await MasterNode.firstPeers(discovery, self, options, log);
     const running = await findRunningCluster(peers, self, tokens);
     if (running && !running.nodes.some((n) => n.id === self.id)) {
       log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
-      return [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== self.url)];
+      return {
+        urls: [running.leader_address!, ...peers.map((p) => p.url).filter((u) => u !== self.url)],
+        ids: running.nodes.map((n) => n.id),
+      };
     }
     const members = peers.map((p) => ({ id: p.id, address: p.url, voter: true }));
     storage.bootstrap(members);

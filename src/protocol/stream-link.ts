@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Packr } from 'msgpackr';
-import { checkedDecoder } from './checked-decode.js';
+import { checkedDecoder, type Decoded } from './checked-decode.js';
 
 /**
  * A batch of events on its way to one instance, tracked as one tuple: the events, and the
@@ -34,6 +34,8 @@ const packr = new Packr({ useRecords: false });
 export const encodeFrame = (f: LinkFrame): Buffer => packr.pack(f);
 
 const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
+/** A counter that only grows (a root's number): any safe integer. */
+const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Job = Type.String({ maxLength: 64 });
 const LinkFrameSchema = Type.Union([
   Type.Object({
@@ -42,17 +44,31 @@ const LinkFrameSchema = Type.Union([
     to: Type.Array(U32),
     tuples: Type.Array(
       Type.Object({
-        e: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+        e: Type.Array(Type.Unknown()),
         o: U32,
         a: U32,
-        r: U32,
+        r: Counter,
         h: U32,
         l: U32,
       }),
     ),
   }),
-  Type.Object({ t: Type.Literal('acks'), job: Job, acks: Type.Array(Type.Tuple([U32, U32, U32, U32, U32])) }),
+  Type.Object({ t: Type.Literal('acks'), job: Job, acks: Type.Array(Type.Tuple([U32, U32, Counter, U32, U32])) }),
   Type.Object({ t: Type.Literal('credit'), n: U32 }),
 ]);
 
-export const decodeFrame = checkedDecoder<LinkFrame>(packr, LinkFrameSchema);
+const decodeChecked = checkedDecoder<LinkFrame>(packr, LinkFrameSchema);
+
+/** A link frame, checked; tuples must each name the instance they are for. */
+export function decodeFrame(bytes: Buffer): Decoded<LinkFrame> {
+  const d = decodeChecked(bytes);
+  if (!d.ok || d.value.t !== 'tuples') return d;
+  const f = d.value;
+  if (f.to.length !== f.tuples.length)
+    return { ok: false, error: `${f.tuples.length} tuples for ${f.to.length} instances` };
+  // An event is any object the operators took as one, arrays and dates included.
+  if (!f.tuples.every((t) => t.e.every((e) => e !== null && typeof e === 'object'))) {
+    return { ok: false, error: 'an event that is not an object' };
+  }
+  return d;
+}

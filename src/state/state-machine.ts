@@ -94,11 +94,11 @@ export class StateMachine implements Port<Command, ApplyResult> {
    */
   applyBatch(entries: readonly Committed<Command>[]): (ApplyResult | undefined)[] {
     const results: (ApplyResult | undefined)[] = [];
-    this.guard(
-      'the state database',
-      this.database.transaction(() => {
-        const from = { applied: this.appliedIndex, term: this.appliedTerm };
-        try {
+    const from = { applied: this.appliedIndex, term: this.appliedTerm };
+    try {
+      this.guard(
+        'the state database',
+        this.database.transaction(() => {
           for (const e of entries) {
             if (e.index <= this.appliedIndex) {
               results.push(undefined);
@@ -116,27 +116,31 @@ export class StateMachine implements Port<Command, ApplyResult> {
           }
           this.s.setMeta.run(this.appliedIndex, 'last_applied');
           this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
-        } catch (err) {
-          // Rolled back: nothing of this batch was applied.
-          this.appliedIndex = from.applied;
-          this.appliedTerm = from.term;
-          throw err;
-        }
-      }),
-    );
+        }),
+      );
+    } catch (err) {
+      // Rolled back — also when the COMMIT itself failed, as a full disk makes it in WAL mode:
+      // nothing of this batch was applied.
+      this.appliedIndex = from.applied;
+      this.appliedTerm = from.term;
+      this.applier.reset();
+      throw err;
+    }
     return results;
   }
 
   /**
    * One command, in a savepoint: should apply throw on its data (an ill-typed command that got
    * into the log), its writes are undone and the refusal recorded — the same on every master,
-   * which then all go on with the next entry instead of stopping at this one for good.
+   * which then all go on with the next entry instead of stopping at this one for good. Only
+   * what the data decides is recorded so: anything a master could meet alone (memory, a busy
+   * or failing disk, a corrupt file) stops the batch instead, to be applied again.
    */
   private applyCommand(index: number, command: Command): ApplyResult {
     try {
       return this.applyInSavepoint(command);
     } catch (err) {
-      if (isDiskError(err)) throw err;
+      if (!decidedByData(err) || !this.database.inTransaction) throw err;
       this.applier.reset();
       const type = typeof command?.type === 'string' ? command.type : typeof command;
       const message = `command ${index} (${type}) could not be applied: ${(err as Error).message}`;
@@ -205,4 +209,16 @@ function syncDir(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Whether applying a command failed because of what the command says — the same on every
+ * master: a value SQLite cannot bind or store, a constraint, apply's own checks. SQLite's
+ * other codes and V8's RangeError (stack, memory) are this master's own trouble.
+ */
+function decidedByData(err: unknown): boolean {
+  if (err instanceof RangeError) return false;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return true;
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
 }

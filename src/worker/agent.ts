@@ -26,6 +26,8 @@ import { onNextTurn } from '../common/next-turn.js';
 export interface AgentOptions {
   client: HttpClient;
   tokens: TokenSource;
+  /** What tasks carry to read map outputs elsewhere: good for nothing else. */
+  taskTokens: TokenSource;
   pool: ExecutorPool;
   stats: WorkerStats;
   address: string;
@@ -258,7 +260,7 @@ export class WorkerAgent {
   /** A data job's task learns where this worker keeps map outputs and how to fetch others'. */
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
     if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
-    const auth = await this.o.tokens.header();
+    const auth = await this.o.taskTokens.header();
     return {
       ...a.spec,
       env: { shuffle_dir: this.o.shuffleDir, masters: this.o.client.masters, ...(auth ? { auth } : {}) },

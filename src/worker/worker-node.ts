@@ -7,7 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { installAuth } from '../common/auth-hook.js';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
-import { WORKER_ACCESS } from './access-table.js';
+import { TASK_SCOPE, WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
@@ -64,6 +64,7 @@ export class WorkerNode {
       streams,
       client,
       tokens,
+      taskTokens: tokens.derive({ role: 'worker', scope: TASK_SCOPE }),
       pool,
       stats,
       address,

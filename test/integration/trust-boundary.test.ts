@@ -3,7 +3,9 @@
 // to a guarded route, strangers and wrong roles on every socket, and frames built to crash a
 // node. Every refusal is `{error: {code, message}}` or a closed socket, and afterwards every
 // process is alive and the cluster still runs jobs — across a restart of the master too.
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -176,6 +178,11 @@ describe('roles: what a token may do is its role’s', () => {
     expect(members.map((n: { id: number }) => n.id)).toEqual([MASTER_ID]);
   });
 
+  it('a role that may not call a route hears 403 whatever its body says (not what is wrong with it)', async () => {
+    const r = await http('POST', `${m.url}/api/cluster/members`, { nope: true }, bearer(client));
+    expect(r.status).toBe(403);
+  });
+
   it('a peer token adds only the master it names: 403 for another id', async () => {
     const peer = await token({ role: 'peer', node_id: 7 });
     const r = await http(
@@ -277,6 +284,20 @@ describe('frames built to crash a node', () => {
     );
     expect(job.status, job.text).toBe(201);
     await untilJobStatus(m.url, job.json.job_id, 'completed', 60_000, bearer(client));
+  });
+});
+
+describe("a data dir whose state.db is another cluster's", () => {
+  it('keeps a master from starting on it (its new log would adopt that state): it exits saying what to move', async () => {
+    const dir = join(c.tmp, 'foreign');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['state.db', 'state.db-wal']) {
+      if (existsSync(join(m.dataDir, f))) copyFileSync(join(m.dataDir, f), join(dir, f));
+    }
+    const stray = await c.master('127.0.0.143', { env, dataDir: dir, wait: false });
+    await waitFor('the master to refuse', () => stray.exitCode !== undefined, 30_000);
+    expect(stray.exitCode).not.toBe(0);
+    expect(c.tail(stray)).toMatch(/state\.db .* raft\.db is new/);
   });
 });
 

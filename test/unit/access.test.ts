@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { authorize, describeTable, OPEN } from '../../src/common/access.js';
+import { authorize, authorizeRole, describeTable, OPEN } from '../../src/common/access.js';
 import type { Principal } from '../../src/common/auth.js';
 import { MASTER_ACCESS } from '../../src/master/access-table.js';
-import { WORKER_ACCESS } from '../../src/worker/access-table.js';
+import { TASK_SCOPE, WORKER_ACCESS } from '../../src/worker/access-table.js';
 
 const who = (role: Principal['role'], extra: Partial<Principal> = {}): Principal => ({ role, subject: 't', ...extra });
 const allowed = (key: string, p: Principal, req: { params?: unknown; body?: unknown } = {}) => {
@@ -48,6 +48,14 @@ describe('the access table of a master', () => {
     }
     expect(allowed('POST /api/backup', who('admin'))).toBe(true);
     expect(allowed('POST /api/backup', who('client'))).toBe(false);
+  });
+
+  it("refuses a task's scoped token everywhere but the routes that name its scope", () => {
+    const task = who('worker', { scope: TASK_SCOPE });
+    expect(() => authorizeRole(WORKER_ACCESS, 'GET /api/shuffle/:job_id/:task/:partition', task)).not.toThrow();
+    expect(() => authorizeRole(WORKER_ACCESS, 'GET /api/stream/link', task)).toThrow(/scoped/);
+    expect(allowed('POST /api/workers/register', task)).toBe(false);
+    expect(allowed('POST /api/jobs/:job_id/rows', task)).toBe(false);
   });
 
   it('keeps the health, readiness and metrics routes open', () => {

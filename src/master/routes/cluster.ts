@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { MasterContext } from '../context.js';
 
-/** Routes every master answers itself, without a token: cluster view, health, metrics. */
+/** Routes every master answers itself: cluster view (with a token), health and metrics (open). */
 export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
   const { consensus, metrics } = ctx;
   return async (app) => {

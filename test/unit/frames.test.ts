@@ -1,0 +1,126 @@
+// Every frame between nodes is checked where it is decoded: these are the frames the nodes
+// themselves build (which must pass) and the ones built to break a listener (which must not).
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { decodeFrame as decodePeer, encodeFrame as encodePeer } from '../../src/consensus/peer-frame.js';
+import { decodeFrame as decodeLink, encodeFrame as encodeLink } from '../../src/protocol/stream-link.js';
+import { decodeToMaster, decodeToWorker, encode } from '../../src/protocol/worker-channel.js';
+
+const raw = new Packr({ useRecords: true, mapsAsObjects: true });
+
+describe('the worker channel', () => {
+  it("takes a stream instance's assignment (no timeout, no memory limit of its own)", () => {
+    const frame = encode({
+      t: 'assign',
+      tasks: [
+        { job_id: 'job-1', idx: 0, attempt: 1, timeout_ms: 0, memory_mb: 0, spec: { operation: 'stream' } as never },
+      ],
+    });
+    expect(decodeToWorker(frame)).toMatchObject({ ok: true });
+  });
+
+  it('refuses a report whose job_id is not an id, naming the field', () => {
+    const d = decodeToMaster(
+      raw.pack({ t: 'report', reports: [{ job_id: true, idx: 0, attempt: 1, ok: true, result_json: '[]' }] }),
+    );
+    expect(d).toMatchObject({ ok: false });
+  });
+
+  it.each([
+    ['random bytes', Buffer.from([0x92])],
+    ['a frame of no known kind', raw.pack({ t: 'format' })],
+    ['a negative attempt', raw.pack({ t: 'hello', running: [{ job_id: 'j', idx: 0, attempt: -1 }], unacked: [] })],
+  ])('refuses %s', (_what, bytes) => {
+    expect(decodeToMaster(bytes).ok).toBe(false);
+  });
+});
+
+describe('the Raft stream', () => {
+  const vote = { type: 'vote' as const, from: 2, to: 1, term: 3, lastIndex: 10, lastTerm: 2 };
+
+  it('takes what masters send: votes, appends of commands and conf changes, snapshots with their data', () => {
+    const app = {
+      type: 'app' as const,
+      from: 2,
+      to: 1,
+      term: 3,
+      prevIndex: 4,
+      prevTerm: 2,
+      commit: 4,
+      entries: [
+        { index: 5, term: 3, kind: 'cmd' as const, data: Buffer.from([1, 2]) },
+        { index: 6, term: 3, kind: 'conf' as const, data: { op: 'promote', id: 3 } },
+        { index: 7, term: 3, kind: 'noop' as const },
+      ],
+    };
+    const meta = { index: 9, term: 3, members: [{ id: 1, address: 'http://a:1', voter: true }] };
+    for (const frame of [
+      { from: 2, msgs: [vote] },
+      { from: 2, msgs: [app] },
+      {
+        from: 2,
+        msgs: [{ type: 'snap' as const, from: 2, to: 1, term: 3, snapshot: meta }],
+        snapshot: { meta, data: Buffer.from('db') },
+      },
+      { from: 2, addr: 'http://127.0.0.2:8080', ping: true as const },
+    ]) {
+      expect(decodePeer(encodePeer(frame))).toHaveProperty('frame');
+    }
+  });
+
+  it.each([
+    ['{from: 77, msgs: 5}', { from: 77, msgs: 5 }],
+    ['a message from another sender than its frame', { from: 3, msgs: [vote] }],
+    [
+      'an append whose entries skip an index',
+      {
+        from: 2,
+        msgs: [
+          {
+            type: 'app',
+            from: 2,
+            to: 1,
+            term: 3,
+            prevIndex: 4,
+            prevTerm: 2,
+            commit: 4,
+            entries: [{ index: 6, term: 3, kind: 'noop' }],
+          },
+        ],
+      },
+    ],
+    [
+      'a snapshot message without its data',
+      { from: 2, msgs: [{ type: 'snap', from: 2, to: 1, term: 3, snapshot: { index: 9, term: 3, members: [] } }] },
+    ],
+    ['a term that is not a number', { from: 2, msgs: [{ ...vote, term: '3' }] }],
+  ])('refuses %s', (_what, frame) => {
+    expect(decodePeer(raw.pack(frame))).toHaveProperty('error');
+  });
+});
+
+describe('a stream link', () => {
+  const tuple = (e: unknown[]) => ({ e, o: 1, a: 1, r: 2 ** 40, h: 1, l: 2 });
+
+  it('takes events of any object kind, and root numbers past 32 bits', () => {
+    const f = encodeLink({
+      t: 'tuples',
+      job: 'j',
+      to: [0],
+      tuples: [tuple([{ w: 1 }, ['w', 1], new Date(0)]) as never],
+    });
+    expect(decodeLink(f)).toMatchObject({ ok: true });
+  });
+
+  it.each([
+    ['one byte', Buffer.from([0x92])],
+    [
+      'tuples for fewer instances than tuples',
+      encodeLink({ t: 'tuples', job: 'j', to: [], tuples: [tuple([{}]) as never] }),
+    ],
+    ['an event that is a number', encodeLink({ t: 'tuples', job: 'j', to: [0], tuples: [tuple([5]) as never] })],
+    ['a negative credit', encodeLink({ t: 'credit', n: -1 })],
+  ])('refuses %s', (_what, bytes) => {
+    expect(decodeLink(bytes).ok).toBe(false);
+  });
+});
