@@ -6,7 +6,6 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -19,6 +18,7 @@ import {
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { bearer, signedToken } from '../helpers/tokens.js';
 
 const SECRET = 'trust-boundary-secret-0123456789abcdef';
 const env = { JWT_SECRET: SECRET };
@@ -28,16 +28,8 @@ let w: WorkerProc;
 /** The master's node id: c*256+d of 127.0.0.141. */
 const MASTER_ID = 141;
 
-async function token(claims: Record<string, unknown>, o: { exp?: boolean } = {}): Promise<string> {
-  const nowS = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT(claims)
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('attacker')
-    .setIssuedAt(nowS);
-  if (o.exp !== false) jwt = jwt.setExpirationTime(nowS + 600);
-  return jwt.sign(new TextEncoder().encode(SECRET));
-}
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+const token = (claims: Record<string, unknown>, o: { exp?: boolean } = {}) =>
+  signedToken(SECRET, claims, { ...o, subject: 'attacker' });
 let client: string;
 let admin: string;
 
