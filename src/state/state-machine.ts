@@ -214,10 +214,11 @@ function syncDir(path: string): void {
 /**
  * Whether applying a command failed because of what the command says — the same on every
  * master: a value SQLite cannot bind or store, a constraint, apply's own checks. SQLite's
- * other codes and V8's RangeError (stack, memory) are this master's own trouble.
+ * other codes, a stack overflow and an allocation that failed are this master's own trouble.
  */
 function decidedByData(err: unknown): boolean {
-  if (err instanceof RangeError) return false;
+  // How deep the stack may go or how much memory there is differs between masters.
+  if (err instanceof RangeError && /call stack|allocation failed|out of memory/i.test(err.message)) return false;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return true;
   return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
