@@ -42,6 +42,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('dev')
-    .description('a local cluster (1 master, 2 workers) with data under ./data')
-    .action(async () => runDev());
+    .description('a local cluster (3 masters, 2 workers) with data under ./data')
+    .option('--tls', 'serve https: a throwaway CA and certificates under ./data/tls (needs openssl)')
+    .action(async (f: { tls?: boolean }) => runDev({ tls: f.tls === true }));
 }
