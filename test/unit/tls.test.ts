@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { HttpClient, UntrustedServerError } from '../../src/common/http-client.js';
+import { ReconnectingSocket, wsUrl } from '../../src/common/reconnecting-socket.js';
 import {
   isUntrustedCertificate,
   loadClientCa,
@@ -122,5 +125,64 @@ describe('a server that asks for client certificates', () => {
     expect(err).toBeInstanceOf(Error);
     expect(isUntrustedCertificate(err)).toBe(true);
     expect(isUntrustedCertificate(new Error('ECONNREFUSED'))).toBe(false);
+  });
+});
+
+describe('what a node connects to other nodes with', () => {
+  let server: Server;
+  let wss: WebSocketServer;
+  let origin: string;
+
+  beforeAll(async () => {
+    // Stricter than a node's own server: no certificate, no connection.
+    const a = loadNodeTls(files('a'))!;
+    server = createServer({ ...a.server, rejectUnauthorized: true }, (_req, res) => res.end('{"ok":true}'));
+    wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.send('hello'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+    await new Promise((r) => server.close(r));
+  });
+
+  const tokens = { header: () => Promise.resolve(undefined) };
+
+  it('presents its certificate over https (the HTTP client) and wss (the reconnecting socket)', async () => {
+    const connect = loadNodeTls(files('b'))!.connect;
+    const client = new HttpClient({ urls: [origin], tls: connect, retryForMs: 0 });
+    try {
+      expect(await client.get('/')).toEqual({ ok: true });
+    } finally {
+      await client.close();
+    }
+    const heard = new Promise<string>((resolve) => {
+      const socket = new ReconnectingSocket({
+        url: () => wsUrl(origin, '/'),
+        tokens,
+        tls: connect,
+        maxPayload: 1024,
+        onMessage: (data) => {
+          socket.close();
+          resolve(data.toString());
+        },
+      });
+    });
+    expect(await heard).toBe('hello');
+  });
+
+  it('gives up at once on a server no master’s certificate passes, and says whose', async () => {
+    const client = new HttpClient({ urls: [origin], tls: loadClientCa(certs.foreign.ca, '--tls-ca') });
+    const t0 = Date.now();
+    try {
+      await expect(client.get('/')).rejects.toThrow(UntrustedServerError);
+      await expect(client.get('/')).rejects.toThrow(`cannot verify the certificate of ${origin}`);
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      await client.close();
+    }
   });
 });
