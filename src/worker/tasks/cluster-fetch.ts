@@ -1,10 +1,27 @@
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Agent } from 'undici';
 import type { TaskTls } from '../../protocol/task-spec.js';
 
 export type Fetch = typeof fetch;
 
-/** One agent per CA for the life of the thread, so connections to other nodes are reused. */
-const agents = new Map<string, Agent>();
+/**
+ * undici with one agent per CA for the life of the thread, so connections to other nodes
+ * are reused. Loaded on first use: a thread of a cluster without TLS never pays for it.
+ */
+let undici: Promise<{ fetch: typeof import('undici').fetch; agent: (ca: string) => Agent }> | undefined;
+
+function loadUndici() {
+  return (undici ??= import('undici').then((u) => {
+    const agents = new Map<string, Agent>();
+    return {
+      fetch: u.fetch,
+      agent: (ca: string) => {
+        let a = agents.get(ca);
+        if (!a) agents.set(ca, (a = new u.Agent({ connect: { ca } })));
+        return a;
+      },
+    };
+  }));
+}
 
 /**
  * The fetch a task reaches other nodes of its cluster with: the global one, unless the
@@ -14,11 +31,10 @@ const agents = new Map<string, Agent>();
 export function clusterFetch(tls: TaskTls | undefined): Fetch {
   const ca = tls?.ca;
   if (ca === undefined) return fetch;
-  let dispatcher = agents.get(ca);
-  if (!dispatcher) agents.set(ca, (dispatcher = new Agent({ connect: { ca } })));
-  const d = dispatcher;
-  return ((input: string, init?: RequestInit) =>
-    undiciFetch(input, { ...(init as object), dispatcher: d })) as unknown as Fetch;
+  return (async (input: string, init?: RequestInit) => {
+    const u = await loadUndici();
+    return u.fetch(input, { ...(init as object), dispatcher: u.agent(ca) });
+  }) as unknown as Fetch;
 }
 
 /** `https` when the cluster serves TLS. */
