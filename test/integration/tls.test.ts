@@ -178,7 +178,7 @@ describe('a cluster serving TLS', () => {
     }
   });
 
-  it('tells a CLI without the CA, in one line, to give it with --tls-ca or WEIR_TLS_CA, and exits non-zero', async () => {
+  it('tells a CLI without the CA, in one line, to give it with --tls-ca or WEIR_TLS_CA, and exits non-zero (NODE_EXTRA_CA_CERTS does too)', async () => {
     const r = await cli(['jobs']);
     expect(r.code).toBe(3);
     const lines = r.stderr.trim().split('\n');
@@ -186,6 +186,9 @@ describe('a cluster serving TLS', () => {
     expect(lines[0]).toMatch(
       /^weir: cannot verify the certificate of https:\/\/127\.0\.0\.9[1-3]:\d+: .*--tls-ca FILE or WEIR_TLS_CA=FILE$/,
     );
+
+    const extra = await cli(['jobs'], { NODE_EXTRA_CA_CERTS: certs.ca });
+    expect(extra.code, extra.stderr).toBe(0);
 
     const wrong = await cli(['jobs'], { WEIR_TLS_CA: certs.foreign.ca });
     expect(wrong.code).toBe(3);
