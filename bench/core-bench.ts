@@ -9,6 +9,9 @@
 //          --skip-bullmq   leave the peer out
 //          --cluster       then run the cluster benchmark (cluster-bench.ts) with the
 //                          winning worker settings
+//          --tls           every Weir node serves https and verifies the others against a
+//                          throwaway CA (mutual TLS between nodes; needs openssl), so that
+//                          the cost of TLS can be read against a run without it
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,10 +68,11 @@ interface Options {
   cpuProf: boolean;
   skipBullmq: boolean;
   cluster: boolean;
+  tls: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { cpuProf: false, skipBullmq: false, cluster: false };
+  const o: Options = { cpuProf: false, skipBullmq: false, cluster: false, tls: false };
   let maxTasks: number | undefined;
   let threads: number | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -76,11 +80,12 @@ function parseArgs(argv: string[]): Options {
     if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--skip-bullmq') o.skipBullmq = true;
     else if (a === '--cluster') o.cluster = true;
+    else if (a === '--tls') o.tls = true;
     else if (a === '--max-tasks') maxTasks = positiveInt(a, argv[++i]);
     else if (a === '--threads') threads = positiveInt(a, argv[++i]);
     else {
       throw new Error(
-        `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster)`,
+        `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster, --tls)`,
       );
     }
   }
@@ -117,11 +122,11 @@ async function rounds(
  * rounds): more slots per worker hide the round trip to the master, while threads beyond
  * the 2 cores cost more than they give.
  */
-async function sweepSettings(): Promise<{ best: WorkerSetting; sweep: SweepRow[] }> {
+async function sweepSettings(tls: boolean): Promise<{ best: WorkerSetting; sweep: SweepRow[] }> {
   const sweep: SweepRow[] = [];
   for (const setting of CANDIDATES) {
     log(`Weir sweep: ${describeSetting(setting)}`);
-    const cluster = await startWeirCluster(setting);
+    const cluster = await startWeirCluster({ ...setting, tls });
     try {
       const runs = await rounds(SWEEP_ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, `sweep-${l}`), 'sweep', 1);
       sweep.push({ max_tasks: setting.maxTasks, threads: setting.threads ?? null, tasks_per_s: runs });
@@ -135,12 +140,14 @@ async function sweepSettings(): Promise<{ best: WorkerSetting; sweep: SweepRow[]
 }
 
 async function benchWeir(o: Options): Promise<Results['weir']> {
-  const { best: setting, sweep } = o.setting ? { best: o.setting, sweep: [] } : await sweepSettings();
-  log(`Weir: 1 master + 2 workers, ${describeSetting(setting)}`);
+  const { best: setting, sweep } = o.setting ? { best: o.setting, sweep: [] } : await sweepSettings(o.tls);
+  const over = o.tls ? ', over TLS' : '';
+  log(`Weir: 1 master + 2 workers, ${describeSetting(setting)}${over}`);
   const profDir = o.cpuProf ? mkdtempSync(join(tmpdir(), 'weir-bench-prof-')) : undefined;
   const cluster = await startWeirCluster({
     ...setting,
     ...(profDir ? { nodeArgs: cpuProfArgs(profDir) } : {}),
+    tls: o.tls,
   });
   let result: Results['weir'];
   try {
@@ -148,12 +155,13 @@ async function benchWeir(o: Options): Promise<Results['weir']> {
     log(`  Weir latency: ${LATENCY.samples} one-task jobs after ${LATENCY.warmup} warm-up`);
     const latency = percentiles(await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup));
     result = {
-      label: `Weir (1 master, 2 workers × ${describeSetting(setting)})`,
+      label: `Weir (1 master, 2 workers × ${describeSetting(setting)}${over})`,
       throughput: spread(runs),
       latency,
       max_tasks: setting.maxTasks,
       threads: setting.threads ?? null,
       sweep,
+      tls: o.tls,
     };
   } finally {
     await cluster.stop();

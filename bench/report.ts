@@ -35,7 +35,8 @@ export interface Results {
   /** 1-minute load average at start and end: other work on the machine skews every row. */
   load: { start: number; end: number };
   workload: Record<string, unknown>;
-  weir: SystemResult & { max_tasks: number; threads: number | null; sweep: SweepRow[] };
+  /** `tls`: the nodes served https and verified each other (absent in runs from before the option). */
+  weir: SystemResult & { max_tasks: number; threads: number | null; sweep: SweepRow[]; tls?: boolean };
   bullmq: (SystemResult & { redis: string; redis_flags: string[] }) | { skipped: string };
   pool: SystemResult;
   ratios: { weir_over_bullmq: number | null; weir_over_pool: number };

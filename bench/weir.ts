@@ -1,8 +1,9 @@
 // The Weir side of the benchmarks: a real cluster of child processes (1 or 3 masters,
 // 2 workers) driven over its REST API, as a user would drive it.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pool } from 'undici';
+import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { makeCertificates } from '../src/client/dev-certs.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
 import { mapLimit, sampleLatency } from './stats.js';
 
@@ -22,8 +23,17 @@ export interface JobView {
 export class Api {
   private readonly pool: Pool;
 
-  constructor(readonly origin: string) {
-    this.pool = new Pool(origin, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
+  /** `ca`: the PEM of the CA a TLS cluster's certificates are verified against (a client presents none). */
+  constructor(
+    readonly origin: string,
+    ca?: string,
+  ) {
+    this.pool = new Pool(origin, {
+      connections: 256,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      ...(ca ? { connect: { ca } } : {}),
+    });
   }
 
   async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
@@ -61,6 +71,8 @@ export interface MasterProc {
   id: number;
   url: string;
   api: Api;
+  /** For a master serving TLS: what reaches it for status checks. */
+  dispatcher?: Dispatcher;
   child: Child;
   /** Starts the same master again (after a kill), on its data dir; updates `child`. */
   restart(): Child;
@@ -98,6 +110,40 @@ export interface ClusterOptions extends WorkerSetting {
   workerHost?: string;
   /** Extra node flags per process ('master' or 'm<id>', 'w1', 'w2'), e.g. `--cpu-prof`. */
   nodeArgs?: (name: string) => string[];
+  /**
+   * Every node serves https with a certificate from a throwaway CA and verifies the others
+   * against it (mutual TLS between nodes); the benchmark's client trusts the CA.
+   */
+  tls?: boolean;
+}
+
+/** A cluster's TLS: each node's flags, the CA for clients, and an agent trusting it. */
+export interface BenchTls {
+  args: (name: string) => string[];
+  ca: string;
+  dispatcher: Dispatcher;
+}
+
+/** Certificates for the named nodes, as `weir dev --tls` makes them (the `openssl` command). */
+export function benchTls(dir: string, nodes: { name: string; host: string }[]): BenchTls {
+  const certs = makeCertificates(
+    join(dir, 'tls'),
+    nodes.map((n) => ({ name: n.name, hosts: [n.host, 'localhost'] })),
+  );
+  const ca = readFileSync(certs.ca, 'utf8');
+  return {
+    args: (name) => {
+      const n = certs.nodes[name]!;
+      return ['--tls-cert', n.cert, '--tls-key', n.key, '--tls-ca', certs.ca];
+    },
+    ca,
+    dispatcher: new Agent({ connect: { ca } }),
+  };
+}
+
+/** GET with the global fetch, or through `dispatcher` (one trusting a TLS cluster's CA). */
+async function get(url: string, dispatcher?: Dispatcher, init: { signal?: AbortSignal } = {}) {
+  return dispatcher ? undiciFetch(url, { ...init, dispatcher }) : fetch(url, init);
 }
 
 /** An open cluster (no JWT_SECRET) so that auth is not part of the measurement. */
@@ -126,17 +172,23 @@ export function startMaster(
   dir: string,
   host: string,
   port: number,
-  o: { name?: string; peers?: string[]; nodeArgs?: (name: string) => string[] } = {},
+  o: { name?: string; peers?: string[]; nodeArgs?: (name: string) => string[]; tls?: BenchTls } = {},
 ): MasterProc {
   const name = o.name ?? `m${nodeIdOf(host)}`;
-  const url = `http://${host}:${port}`;
-  const args = ['master', '--host', host, '--port', String(port), ...(o.peers ? ['--peers', o.peers.join(',')] : [])];
+  const url = `${o.tls ? 'https' : 'http'}://${host}:${port}`;
+  const args = [
+    'master',
+    ...['--host', host, '--port', String(port)],
+    ...(o.peers ? ['--peers', o.peers.join(',')] : []),
+    ...(o.tls?.args(name) ?? []),
+  ];
   const launch = () => spawnWeir(dir, name, args, o.nodeArgs?.(name));
   const m: MasterProc = {
     name,
     id: nodeIdOf(host),
     url,
-    api: new Api(url),
+    api: new Api(url, o.tls?.ca),
+    ...(o.tls ? { dispatcher: o.tls.dispatcher } : {}),
     child: launch(),
     restart: () => (m.child = launch()),
   };
@@ -144,12 +196,13 @@ export function startMaster(
 }
 
 /** The `weir worker` flags for the cluster's workers. */
-function workerArgs(host: string, port: number, masters: string[], o: ClusterOptions): string[] {
+function workerArgs(host: string, port: number, masters: string[], o: ClusterOptions, tls: string[]): string[] {
   return [
     'worker',
     ...['--host', host, '--port', String(port), '--master', masters.join(',')],
     ...['--max-tasks', String(o.maxTasks)],
     ...(o.threads === undefined ? [] : ['--threads', String(o.threads)]),
+    ...tls,
   ];
 }
 
@@ -163,13 +216,21 @@ export async function startWeirCluster(o: ClusterOptions): Promise<WeirCluster> 
   const workerHost = o.workerHost ?? hosts[0]!;
   const dir = makeTempDir('weir-bench-');
   const port = await freePortBlock(3, [...new Set([...hosts, workerHost])]);
-  const urls = hosts.map((h) => `http://${h}:${port}`);
+  const masterName = (h: string) => (hosts.length === 1 ? 'master' : `m${nodeIdOf(h)}`);
+  const tls = o.tls
+    ? benchTls(dir, [
+        ...hosts.map((h) => ({ name: masterName(h), host: h })),
+        ...['w1', 'w2'].map((name) => ({ name, host: workerHost })),
+      ])
+    : undefined;
+  const urls = hosts.map((h) => `${tls ? 'https' : 'http'}://${h}:${port}`);
   const peers = hosts.length > 1 ? urls : undefined;
   const masters = hosts.map((h) =>
     startMaster(dir, h, port, {
-      ...(hosts.length === 1 ? { name: 'master' } : {}),
+      name: masterName(h),
       ...(peers ? { peers } : {}),
       ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+      ...(tls ? { tls } : {}),
     }),
   );
   const workers: Child[] = [];
@@ -178,14 +239,17 @@ export async function startWeirCluster(o: ClusterOptions): Promise<WeirCluster> 
     // Generous grace: a profiled process writes its profile on the way out.
     await Promise.all(workers.map((w) => stopChild(w, 10_000)));
     await Promise.all(masters.map((m) => stopChild(m.child, 10_000)));
+    await tls?.dispatcher.close();
   };
   try {
     const alive = () => [...masters.map((m) => m.child), ...workers];
     const leader = await waitForSettledLeader(masters, 30_000, alive);
     for (const i of [1, 2]) {
-      workers.push(spawnWeir(dir, `w${i}`, workerArgs(workerHost, port + i, urls, o), o.nodeArgs?.(`w${i}`)));
+      const args = workerArgs(workerHost, port + i, urls, o, tls?.args(`w${i}`) ?? []);
+      workers.push(spawnWeir(dir, `w${i}`, args, o.nodeArgs?.(`w${i}`)));
     }
-    await waitUntil('both workers to connect', () => workersConnected(workerHost, port, 2), 20_000, alive());
+    const connected = () => workersConnected(workerHost, port, 2, tls?.dispatcher);
+    await waitUntil('both workers to connect', connected, 20_000, alive());
     return { api: leader.api, masters, workers, maxTasks: o.maxTasks, threads: o.threads, dir, stop };
   } catch (err) {
     await stop();
@@ -194,9 +258,9 @@ export async function startWeirCluster(o: ClusterOptions): Promise<WeirCluster> 
 }
 
 /** A worker can take tasks once its channel to the leader is open (its /api/status says so). */
-async function workersConnected(host: string, masterPort: number, n: number): Promise<boolean> {
+async function workersConnected(host: string, masterPort: number, n: number, tls?: Dispatcher): Promise<boolean> {
   for (let i = 1; i <= n; i++) {
-    const res = await fetch(`http://${host}:${masterPort + i}/api/status`);
+    const res = await get(`${tls ? 'https' : 'http'}://${host}:${masterPort + i}/api/status`, tls);
     if (!res.ok || !((await res.json()) as { connected: boolean }).connected) return false;
   }
   return true;
@@ -215,9 +279,13 @@ export interface ClusterStatus {
 }
 
 /** One master's own view; undefined when it does not answer within `timeoutMs`. */
-export async function clusterStatus(url: string, timeoutMs = 1000): Promise<ClusterStatus | undefined> {
+export async function clusterStatus(
+  url: string,
+  timeoutMs = 1000,
+  dispatcher?: Dispatcher,
+): Promise<ClusterStatus | undefined> {
   try {
-    const res = await fetch(`${url}/cluster/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await get(`${url}/cluster/status`, dispatcher, { signal: AbortSignal.timeout(timeoutMs) });
     return res.ok ? ((await res.json()) as ClusterStatus) : undefined;
   } catch {
     return undefined;
@@ -243,12 +311,12 @@ export async function waitForSettledLeader(
   await waitUntil(
     'the masters to agree on a leader',
     async () => {
-      const views = await Promise.all(masters.map((m) => clusterStatus(m.url)));
+      const views = await Promise.all(masters.map((m) => clusterStatus(m.url, 1000, m.dispatcher)));
       const id = views[0]?.leader_id;
       if (!id || views.some((v) => v?.leader_id !== id)) return false;
       if (id !== highest && Date.now() - t0 < preferMs) return false;
       leader = masters.find((m) => m.id === id);
-      return !!leader && (await fetch(`${leader.url}/ready`)).ok;
+      return !!leader && (await get(`${leader.url}/ready`, leader.dispatcher)).ok;
     },
     timeoutMs,
     alive(),

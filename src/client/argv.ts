@@ -19,17 +19,20 @@ const COMMANDS = new Set([
 export interface GlobalArgs {
   /** `--master` wherever it stood, or the seed's address-first form. */
   master?: string;
+  /** `--tls-ca FILE` wherever it stood: the CA the cluster's certificates are verified against. */
+  tlsCa?: string;
   json: boolean;
   rest: string[];
 }
 
 /**
- * Pulls the options that may stand anywhere (`--master URL`, `--json`) out of the argument
- * list, and turns the seed's `weir HOST:PORT submit …` into `--master HOST:PORT`.
+ * Pulls the options that may stand anywhere (`--master URL`, `--tls-ca FILE`, `--json`) out
+ * of the argument list, and turns the seed's `weir HOST:PORT submit …` into `--master HOST:PORT`.
  */
 export function extractGlobalArgs(argv: readonly string[]): GlobalArgs {
   const rest: string[] = [];
   let master: string | undefined;
+  let tlsCa: string | undefined;
   let json = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -38,6 +41,11 @@ export function extractGlobalArgs(argv: readonly string[]): GlobalArgs {
       if (master === undefined) throw new Error('--master needs a URL, e.g. --master http://127.0.0.1:8080');
     } else if (a.startsWith('--master=')) {
       master = a.slice('--master='.length);
+    } else if (a === '--tls-ca') {
+      tlsCa = argv[++i];
+      if (tlsCa === undefined) throw new Error("--tls-ca needs a file: the CA of the cluster's certificates");
+    } else if (a.startsWith('--tls-ca=')) {
+      tlsCa = a.slice('--tls-ca='.length);
     } else if (a === '--json') {
       json = true;
     } else {
@@ -49,5 +57,5 @@ export function extractGlobalArgs(argv: readonly string[]): GlobalArgs {
     master ??= first;
     rest.shift();
   }
-  return { ...(master !== undefined ? { master } : {}), json, rest };
+  return { ...(master !== undefined ? { master } : {}), ...(tlsCa !== undefined ? { tlsCa } : {}), json, rest };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { splitUrls } from '../common/address.js';
+import { loadClientCa, type TlsConnect } from '../common/tls.js';
 import type { GlobalArgs } from './argv.js';
 import { WeirClient } from './sdk.js';
 
@@ -26,12 +27,34 @@ export class CliContext {
 
   constructor(readonly global: GlobalArgs) {}
 
-  masterUrls(): string[] {
-    return splitUrls(this.global.master ?? process.env.WEIR_MASTER ?? 'http://127.0.0.1:8080');
+  /**
+   * The masters: `--master`, else WEIR_MASTER, else 127.0.0.1:8080. An address without a
+   * scheme is https when a CA was given (`--tls-ca`, WEIR_TLS_CA), else `scheme`.
+   */
+  masterUrls(scheme: 'http' | 'https' = this.caPath() ? 'https' : 'http'): string[] {
+    return splitUrls(this.global.master ?? process.env.WEIR_MASTER ?? '127.0.0.1:8080', scheme);
+  }
+
+  /** The CA the CLI verifies the masters against: `--tls-ca`, else WEIR_TLS_CA. */
+  caPath(): string | undefined {
+    return this.global.tlsCa ?? (process.env.WEIR_TLS_CA || undefined);
+  }
+
+  /** Which of `--tls-ca` and WEIR_TLS_CA gave the CA (for messages). */
+  caSource(): string {
+    return this.global.tlsCa !== undefined ? '--tls-ca' : 'WEIR_TLS_CA';
   }
 
   sdk(): WeirClient {
-    return (this.client ??= new WeirClient({ masters: this.masterUrls() }));
+    if (this.client) return this.client;
+    const ca = this.caPath();
+    let tls: TlsConnect | undefined;
+    try {
+      tls = ca === undefined ? undefined : loadClientCa(ca, this.caSource());
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
+    return (this.client = new WeirClient({ masters: this.masterUrls(), ...(tls ? { tls } : {}) }));
   }
 
   /** The REST body with --json, else the human form. */

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { WeirError } from '../common/errors.js';
-import { UnreachableError } from '../common/http-client.js';
+import { UnreachableError, UntrustedServerError } from '../common/http-client.js';
 import { extractGlobalArgs } from './argv.js';
 import { CliContext, CliError, EXIT, note } from './cli-context.js';
 import { clusterCommands } from './commands/cluster.js';
@@ -12,7 +12,7 @@ export async function main(argv: string[]): Promise<number> {
   const ctx = new CliContext(extractGlobalArgs(argv));
   const program = new Command('weir')
     .description(
-      'Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --json',
+      'Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --tls-ca FILE (default $WEIR_TLS_CA; https is then the default scheme), --json',
     )
     .usage('[HOST:PORT] <command> [options]')
     .exitOverride()
@@ -26,17 +26,30 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(ctx.global.rest, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
-    return exitCodeOf(err);
+    return exitCodeOf(err, ctx);
   } finally {
     await ctx.close();
   }
 }
 
 /** Says what went wrong in one line and picks the exit code. */
-function exitCodeOf(err: unknown): number {
+function exitCodeOf(err: unknown, ctx: CliContext): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+  if (err instanceof UntrustedServerError) {
+    const ca = ctx.caPath();
+    const todo =
+      ca === undefined
+        ? "give the CA that signed the cluster's certificates with --tls-ca FILE or WEIR_TLS_CA=FILE"
+        : `the CA in ${ctx.caSource()} ('${ca}') did not sign it: give the cluster's CA`;
+    note(`weir: ${err.message}; ${todo}`);
+    return EXIT.unreachable;
+  }
   if (err instanceof UnreachableError) {
-    note(`weir: cannot reach the cluster: ${err.message}`);
+    // A TLS server hangs up on a client speaking plain http, without a word.
+    const tls = /http:\/\/.*(other side closed|socket hang up)/.test(err.message)
+      ? ' (a master serving https hangs up on http://: give its https:// URL)'
+      : '';
+    note(`weir: cannot reach the cluster: ${err.message}${tls}`);
     return EXIT.unreachable;
   }
   if (err instanceof WeirError) {

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, request, type Dispatcher } from 'undici';
+import { makeCertificates } from './dev-certs.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/weir.js', import.meta.url));
 
@@ -9,17 +13,41 @@ interface Member {
   proc?: ChildProcess;
 }
 
-const MASTERS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((ip) => `http://${ip}:8080`);
+const MASTER_HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+/**
+ * Outside every node's data dir, so outside what a task may read unless a worker names it;
+ * made afresh on each start, and the CA's key is deleted once the nodes' certificates are signed.
+ */
+const TLS_DIR = 'data/tls';
+
+/** The certificates of the dev cluster's nodes, and each node's TLS flags. */
+function devCertificates(): { ca: string; flags: (name: string) => string[] } {
+  const names = [
+    ...MASTER_HOSTS.map((host, i) => ({ name: `master-${i + 1}`, hosts: [host, 'localhost'] })),
+    ...[1, 2].map((i) => ({ name: `worker-${i}`, hosts: ['127.0.0.1', 'localhost'] })),
+  ];
+  const certs = makeCertificates(TLS_DIR, names);
+  return {
+    ca: resolve(certs.ca),
+    flags: (name) => {
+      const n = certs.nodes[name]!;
+      return ['--tls-cert', n.cert, '--tls-key', n.key, '--tls-ca', certs.ca];
+    },
+  };
+}
 
 /**
  * `weir dev` (what `npm start` runs): a whole local cluster — three masters on
  * 127.0.0.1–3:8080 (ids 1, 2, 3) and two workers on 127.0.0.1:8081 and :8082, data under
  * ./data — with every line of output prefixed by who wrote it. Ctrl-C stops everything,
- * workers first.
+ * workers first. With `tls`, every node serves https with a certificate from a throwaway CA.
  */
-export async function runDev(): Promise<void> {
-  const master = MASTERS[0]!;
-  const peers = MASTERS.join(',');
+export async function runDev(o: { tls: boolean } = { tls: false }): Promise<void> {
+  const scheme = o.tls ? 'https' : 'http';
+  const masters = MASTER_HOSTS.map((ip) => `${scheme}://${ip}:8080`);
+  const tls = o.tls ? devCertificates() : undefined;
+  const master = masters[0]!;
+  const peers = masters.join(',');
   const masterArgs = (url: string, i: number) => [
     'master',
     '--host',
@@ -30,6 +58,7 @@ export async function runDev(): Promise<void> {
     peers,
     '--data-dir',
     `data/master-${i + 1}`,
+    ...(tls?.flags(`master-${i + 1}`) ?? []),
   ];
   const workerArgs = (port: number, i: number) => [
     'worker',
@@ -41,9 +70,10 @@ export async function runDev(): Promise<void> {
     peers,
     '--data-dir',
     `data/worker-${i + 1}`,
+    ...(tls?.flags(`worker-${i + 1}`) ?? []),
   ];
   const members: Member[] = [
-    ...MASTERS.map((url, i) => ({ name: `master-${i + 1}`, args: masterArgs(url, i) })),
+    ...masters.map((url, i) => ({ name: `master-${i + 1}`, args: masterArgs(url, i) })),
     ...[8081, 8082].map((port, i) => ({ name: `worker-${i + 1}`, args: workerArgs(port, i) })),
   ];
   let stopping = false;
@@ -88,26 +118,33 @@ export async function runDev(): Promise<void> {
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
   // Tell the person what they have once the cluster answers.
+  const dispatcher: Dispatcher | undefined = tls
+    ? new Agent({ connect: { ca: readFileSync(tls.ca, 'utf8') } })
+    : undefined;
   for (let i = 0; i < 100 && !stopping; i++) {
     try {
-      const r = await fetch(`${master}/api/workers`);
-      const body = (await r.json()) as { workers?: { status: string }[] };
+      const r = await request(`${master}/api/workers`, dispatcher ? { dispatcher } : {});
+      const body = (await r.body.json()) as { workers?: { status: string }[] };
       if ((body.workers ?? []).filter((w) => w.status === 'active').length >= 2) break;
     } catch {
       // not up yet
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  await dispatcher?.close();
   if (stopping) return;
+  const cli = tls ? `WEIR_TLS_CA=${tls.ca} npx weir` : 'npx weir';
   process.stdout.write(
     [
       '',
       'Weir local cluster is up:',
-      `  masters  ${MASTERS.join(', ')}   (data/master-1..3)`,
+      `  masters  ${masters.join(', ')}   (data/master-1..3)`,
       '  workers  127.0.0.1:8081, 127.0.0.1:8082',
-      '  see who leads:  npx weir cluster',
+      ...(tls ? [`  TLS      CA ${tls.ca}; certificates and keys in ${TLS_DIR}/`] : []),
+      `  see who leads:  ${cli} cluster`,
       '',
       'Try, in another terminal:',
+      ...(tls ? [`  export WEIR_TLS_CA=${tls.ca}   # or --tls-ca FILE on each line`] : []),
       `  npx weir submit batch "Multiplicar" '{"operation":"multiply","factor":3,"task_count":5}'`,
       '  npx weir wait <job_id> && npx weir results <job_id>',
       '',

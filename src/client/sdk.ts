@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { TokenSource } from '../common/auth.js';
 import { HttpClient } from '../common/http-client.js';
+import type { TlsConnect } from '../common/tls.js';
 
 export interface JobView {
   job_id: string;
@@ -72,6 +73,8 @@ export interface WeirClientOptions {
   masters: string[];
   tokens?: TokenSource;
   retryForMs?: number;
+  /** For https masters: the CA to verify them against (see tls.ts). */
+  tls?: TlsConnect;
 }
 
 /** The typed SDK over the REST API; the CLI is a thin layer over it. */
@@ -84,6 +87,7 @@ export class WeirClient {
       // The CLI is the operator's tool: from JWT_SECRET it mints admin tokens.
       tokens: o.tokens ?? TokenSource.fromEnv('weir-cli', { role: 'admin' }),
       ...(o.retryForMs !== undefined ? { retryForMs: o.retryForMs } : {}),
+      ...(o.tls ? { tls: o.tls } : {}),
     });
   }
 

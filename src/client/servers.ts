@@ -1,11 +1,21 @@
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { nodeIdFromIpv4 } from '../common/address.js';
+import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
 import { WorkerNode } from '../worker/worker-node.js';
 
-export interface MasterFlags {
+/** `--tls-cert`, `--tls-key` and (taken off the line before commander) `--tls-ca`. */
+export interface TlsFlags {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string | undefined;
+}
+
+const tlsOf = (f: TlsFlags): NodeTls | undefined => loadNodeTls({ cert: f.tlsCert, key: f.tlsKey, ca: f.tlsCa });
+
+export interface MasterFlags extends TlsFlags {
   id?: string;
   host: string;
   port?: string;
@@ -60,11 +70,12 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   if (bootstrapExpect !== undefined && (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1)) {
     throw new Error(`--bootstrap-expect must be a positive integer; got '${f.bootstrapExpect}'`);
   }
+  const tls = tlsOf(f);
   const peers = f.peers
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map(parsePeerEntry);
+    .map((entry) => parsePeerEntry(entry, schemeOf(tls)));
   const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${host}-${p}`);
   const node = await MasterNode.start({
     id,
@@ -76,6 +87,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
+    ...(tls ? { tls } : {}),
     ...timingFromEnv(),
     onFatal: (err) => {
       process.stderr.write(`weir master: ${err.message}\n`);
@@ -93,7 +105,7 @@ function timingFromEnv(): { timing?: { tickMs?: number; electionTicks?: number }
   return { timing: { ...(tickMs ? { tickMs } : {}), ...(electionTicks ? { electionTicks } : {}) } };
 }
 
-export interface WorkerFlags {
+export interface WorkerFlags extends TlsFlags {
   host: string;
   port?: string;
   maxTasks: string;
@@ -117,6 +129,16 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
       'a worker mints its own tokens from JWT_SECRET and checks callers with it: set JWT_SECRET (WEIR_TOKEN is for the CLI)',
     );
   }
+  const tls = tlsOf(f);
+  const scheme = schemeOf(tls);
+  const stranger = masters.find((m) => !m.startsWith(`${scheme}://`));
+  if (stranger) {
+    throw new Error(
+      tls
+        ? `a worker serving TLS talks to https:// masters; --master names ${stranger}`
+        : `--master names ${stranger}: a worker of a cluster serving https needs --tls-cert and --tls-key`,
+    );
+  }
   const node = await WorkerNode.start({
     host: f.host,
     port: p,
@@ -125,6 +147,7 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
     ...(threads ? { threads } : {}),
     dataDir: resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
+    ...(tls ? { tls } : {}),
   });
   untilSignal((sig) => node.drainAndClose(sig === 'SIGTERM' ? 30_000 : 5_000));
 }

@@ -1,17 +1,20 @@
-/** `host:port`, `http://host:port/` → `http://host:port` (the scheme is optional on the CLI). */
-export function normalizeUrl(text: string): string {
+/**
+ * `host:port`, `http://host:port/` → `http://host:port` (the scheme is optional on the CLI;
+ * `scheme` is the one a URL without one gets).
+ */
+export function normalizeUrl(text: string, scheme: 'http' | 'https' = 'http'): string {
   const trimmed = text.trim().replace(/\/+$/, '');
-  const withScheme = /^https?:\/\//.test(trimmed) ? trimmed : `http://${trimmed}`;
+  const withScheme = /^https?:\/\//.test(trimmed) ? trimmed : `${scheme}://${trimmed}`;
   const url = new URL(withScheme);
   return `${url.protocol}//${url.host}`;
 }
 
-export function splitUrls(text: string): string[] {
+export function splitUrls(text: string, scheme: 'http' | 'https' = 'http'): string[] {
   return text
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map(normalizeUrl);
+    .map((s) => normalizeUrl(s, scheme));
 }
 
 /** The seed's node id: the last two octets of an IPv4 address, `a.b.c.d` → `c*256+d`. */

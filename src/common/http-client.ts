@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { WeirError, type ErrorCode } from './errors.js';
 import type { TokenSource } from './auth.js';
+import { isUntrustedCertificate, type TlsConnect } from './tls.js';
 
 export interface HttpClientOptions {
   /** Masters to try in turn; the one that answered last is tried first next time. */
@@ -11,6 +12,8 @@ export interface HttpClientOptions {
   retryForMs?: number;
   /** Per-request timeout. */
   timeoutMs?: number;
+  /** For https masters: the CA to verify them against, and a client certificate (see tls.ts). */
+  tls?: TlsConnect;
 }
 
 export interface RequestOptions {
@@ -22,6 +25,20 @@ export interface RequestOptions {
   noRetry?: boolean;
   /** A raw body (a file): opened again for each attempt. */
   upload?: { open: () => Readable; length: number };
+}
+
+/**
+ * Raised when every master's certificate failed verification: retrying would not change
+ * that, so it is not retried.
+ */
+export class UntrustedServerError extends Error {
+  constructor(
+    readonly url: string,
+    cause: unknown,
+  ) {
+    super(`cannot verify the certificate of ${url}: ${(cause as Error).message}`, { cause });
+    this.name = 'UntrustedServerError';
+  }
 }
 
 /** Raised when no master answered within the retry window (the CLI's exit code 3). */
@@ -40,7 +57,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * the server's code and message.
  */
 export class HttpClient {
-  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, pipelining: 1 });
+  private readonly agent: Agent;
   private readonly urls: string[];
   private current = 0;
   private readonly retryForMs: number;
@@ -49,6 +66,12 @@ export class HttpClient {
   constructor(private readonly options: HttpClientOptions) {
     if (options.urls.length === 0) throw new Error('HttpClient needs at least one master URL');
     this.urls = [...options.urls];
+    this.agent = new Agent({
+      keepAliveTimeout: 10_000,
+      connections: 16,
+      pipelining: 1,
+      ...(options.tls ? { connect: options.tls } : {}),
+    });
     this.retryForMs = options.retryForMs ?? 30_000;
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
@@ -86,6 +109,7 @@ export class HttpClient {
     const deadline = Date.now() + (opts.noRetry ? 0 : this.retryForMs);
     let delay = 50;
     let lastProblem = '';
+    let untrusted: Set<string> | undefined;
     for (let attempt = 0; ; attempt++) {
       const base = this.urls[this.current]!;
       try {
@@ -93,6 +117,10 @@ export class HttpClient {
       } catch (err) {
         const retriable = !(err instanceof WeirError) || err.code === 'no_leader' || err.code === 'unavailable';
         if (!retriable) throw err;
+        if (isUntrustedCertificate(err)) {
+          (untrusted ??= new Set()).add(base);
+          if (untrusted.size === this.urls.length) throw new UntrustedServerError(base, err);
+        }
         lastProblem = `${base}: ${err instanceof Error ? err.message : String(err)}`;
       }
       this.current = (this.current + 1) % this.urls.length;

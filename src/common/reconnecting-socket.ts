@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import type { TokenSource } from './auth.js';
+import type { TlsConnect } from './tls.js';
 import { INTERNAL_WS_OPTIONS } from './ws-client.js';
 
 /**
@@ -16,6 +17,8 @@ export interface ReconnectingSocketOptions {
   tokens: Pick<TokenSource, 'header'>;
   /** Sent on every attempt besides `authorization`. */
   headers?: Readonly<Record<string, string>>;
+  /** For wss: the CA to verify the server against, and a client certificate (see tls.ts). */
+  tls?: TlsConnect;
   /** The largest frame taken from the server. */
   maxPayload: number;
   /** The wait before the first reconnect; it doubles after each attempt and starts again on an open. Default 50. */
@@ -53,6 +56,7 @@ function compile(o: ReconnectingSocketOptions): Compiled {
     url: o.url,
     tokens: o.tokens,
     headers: o.headers ?? {},
+    tls: o.tls ?? {},
     maxPayload: o.maxPayload,
     initialBackoffMs: o.initialBackoffMs ?? 50,
     maxBackoffMs: o.maxBackoffMs ?? 1000,
@@ -148,6 +152,7 @@ export class ReconnectingSocket {
         headers: { ...this.o.headers, ...(auth ? { authorization: auth } : {}) },
         maxPayload: this.o.maxPayload,
         ...INTERNAL_WS_OPTIONS,
+        ...this.o.tls,
       });
     } catch (err) {
       this.o.onError(err instanceof Error ? err : new Error(String(err)));

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Principal, TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
+import { isUntrustedCertificate, type TlsConnect } from '../common/tls.js';
 import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type PeerFrame } from './peer-frame.js';
@@ -26,23 +27,38 @@ export const PEER_PATH = '/raft/stream';
 class PeerLink {
   private readonly socket: ReconnectingSocket;
   private lastSent = 0;
+  private warnedUntrusted = false;
 
   constructor(
     readonly id: NodeId,
     public address: string,
     selfId: NodeId,
     tokens: TokenSource,
+    tls: TlsConnect | undefined,
     log: Logger,
   ) {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(this.address, PEER_PATH),
       tokens,
+      ...(tls ? { tls } : {}),
       headers: { 'x-weir-node-id': String(selfId) },
       maxPayload: 1024 * 1024 * 1024,
       maxQueued: MAX_QUEUED,
       maxBufferedBytes: MAX_BUFFERED_BYTES,
-      onOpen: () => void (this.lastSent = Date.now()),
-      onError: (err) => log.debug({ peer: id, err: err.message }, 'peer link error'),
+      onOpen: () => {
+        this.lastSent = Date.now();
+        this.warnedUntrusted = false;
+      },
+      onError: (err) => {
+        // A peer whose certificate fails verification stays cut off until someone acts: say
+        // so once, not on every attempt.
+        if (isUntrustedCertificate(err) && !this.warnedUntrusted) {
+          this.warnedUntrusted = true;
+          log.warn({ peer: id, address: this.address, err: err.message }, 'cannot verify the certificate of a peer');
+        } else {
+          log.debug({ peer: id, err: err.message }, 'peer link error');
+        }
+      },
     });
   }
 
@@ -84,6 +100,8 @@ export class PeerTransport implements Transport {
     private readonly selfId: NodeId,
     private readonly selfAddress: string,
     private readonly tokens: TokenSource,
+    /** For https peers: the CA and this master's certificate (see tls.ts). */
+    private readonly tls: TlsConnect | undefined,
     private readonly handlers: TransportHandlers,
     private readonly log: Logger,
   ) {
@@ -114,7 +132,8 @@ export class PeerTransport implements Transport {
       }
     }
     for (const [id, address] of wanted) {
-      if (!this.links.has(id)) this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.log));
+      if (!this.links.has(id))
+        this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.tls, this.log));
     }
   }
 

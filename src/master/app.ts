@@ -1,10 +1,12 @@
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Dispatcher } from 'undici';
 import { installAuth } from '../common/auth-hook.js';
 import { MASTER_ACCESS } from './access-table.js';
 import { BODY_LIMIT, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
+import { refuseUnverifiedClients } from '../common/tls.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
 import { isUpload, LeaderForwarding } from './forwarding.js';
@@ -24,6 +26,8 @@ export interface AppOptions {
   transport: PeerTransport;
   uploads: UploadStore;
   selfUrl: string;
+  /** For copies to the other masters when they serve TLS. */
+  peerAgent?: Dispatcher;
 }
 
 /** The master's HTTP edge: routes per resource under /api, auth, one error handler. */
@@ -34,7 +38,13 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
     loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     forceCloseConnections: true,
     frameworkErrors: frameworkErrors('master'),
+    ...(ctx.tls ? { https: ctx.tls.server } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
+  if (ctx.tls?.server.requestCert) {
+    refuseUnverifiedClients(app.server, (why, remote, count) =>
+      ctx.log.warn({ why, remote, count }, 'refused a TLS client: its certificate is not signed by --tls-ca'),
+    );
+  }
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app, 'master');
 
@@ -56,12 +66,12 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
-  const forwarding = new LeaderForwarding(ctx.consensus);
+  const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());
 
   app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers, req.principal));
-  const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log);
+  const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));
   await app.register(

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { TokenSource } from '../common/auth.js';
 import type { Logger } from '../common/logger.js';
 import type { Peer } from './discovery.js';
@@ -10,12 +10,17 @@ interface RemoteStatus {
   nodes: { id: number; address: string }[];
 }
 
-async function statusOf(url: string, tokens: TokenSource): Promise<RemoteStatus | undefined> {
+async function statusOf(
+  url: string,
+  tokens: TokenSource,
+  dispatcher: Dispatcher | undefined,
+): Promise<RemoteStatus | undefined> {
   try {
     const auth = await tokens.header();
     const res = await request(`${url}/cluster/status`, {
       headersTimeout: 1000,
       bodyTimeout: 1000,
+      ...(dispatcher ? { dispatcher } : {}),
       ...(auth ? { headers: { authorization: auth } } : {}),
     });
     if (res.statusCode !== 200) {
@@ -30,15 +35,17 @@ async function statusOf(url: string, tokens: TokenSource): Promise<RemoteStatus 
 
 /**
  * Whether the peers already form a cluster with a leader; returns that leader's view so a
- * new master can tell if it is a member or must ask to join.
+ * new master can tell if it is a member or must ask to join. `dispatcher`: one that speaks
+ * TLS to the other masters, when they serve it.
  */
 export async function findRunningCluster(
   peers: readonly Peer[],
   self: Peer,
   tokens: TokenSource,
+  dispatcher?: Dispatcher,
 ): Promise<RemoteStatus | undefined> {
   const others = peers.filter((p) => p.url !== self.url);
-  const answers = await Promise.all(others.map((p) => statusOf(p.url, tokens)));
+  const answers = await Promise.all(others.map((p) => statusOf(p.url, tokens, dispatcher)));
   return answers.find((s) => s?.leader_id != null);
 }
 
@@ -52,6 +59,7 @@ export async function requestJoin(
   tokens: TokenSource,
   log: Logger,
   stopped: () => boolean,
+  dispatcher?: Dispatcher,
 ): Promise<void> {
   for (let attempt = 0; !stopped(); attempt++) {
     const url = urls[attempt % urls.length]!;
@@ -63,6 +71,7 @@ export async function requestJoin(
         body: JSON.stringify({ id: self.id, address: self.url }),
         headersTimeout: 5000,
         bodyTimeout: 5000,
+        ...(dispatcher ? { dispatcher } : {}),
       });
       const text = await res.body.text();
       if (res.statusCode < 300) {

@@ -1,5 +1,6 @@
 import type { TokenSource } from '../common/auth.js';
 import type { Logger } from '../common/logger.js';
+import type { NodeTls } from '../common/tls.js';
 import type { Queries } from '../state/queries.js';
 import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
@@ -20,4 +21,6 @@ export interface MasterContext {
   heartbeatTimeoutMs: number;
   /** This master's own tokens, for calls it makes to workers. */
   tokens: TokenSource;
+  /** With TLS, workers are reached over https too, with this master's certificate. */
+  tls: NodeTls | undefined;
 }

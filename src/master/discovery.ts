@@ -1,6 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import { nodeIdFromIpv4, normalizeUrl } from '../common/address.js';
 import type { Logger } from '../common/logger.js';
+import type { Scheme } from '../common/tls.js';
 
 export interface Peer {
   id: number;
@@ -29,9 +30,10 @@ export interface PeerEntry {
   url: string;
 }
 
-export function parsePeerEntry(entry: string): PeerEntry {
+/** `scheme` is what an entry without one gets: https on a master serving TLS. */
+export function parsePeerEntry(entry: string, scheme: Scheme = 'http'): PeerEntry {
   const m = /^(\d+)=(.+)$/.exec(entry.trim());
-  return m ? { id: Number(m[1]), url: normalizeUrl(m[2]!) } : { url: normalizeUrl(entry) };
+  return m ? { id: Number(m[1]), url: normalizeUrl(m[2]!, scheme) } : { url: normalizeUrl(entry, scheme) };
 }
 
 export class StaticDiscovery implements Discovery {
@@ -60,6 +62,7 @@ export class DnsDiscovery implements Discovery {
 
   constructor(
     private readonly name: string,
+    private readonly scheme: Scheme,
     private readonly port: number,
     private readonly log: Logger,
     server = process.env.WEIR_DNS_SERVER,
@@ -71,7 +74,7 @@ export class DnsDiscovery implements Discovery {
     try {
       const addrs = await this.resolver.resolve4(this.name);
       return addrs
-        .map((a) => peerFromUrl(`http://${a}:${this.port}`))
+        .map((a) => peerFromUrl(`${this.scheme}://${a}:${this.port}`))
         .filter((p): p is Peer => p !== undefined)
         .sort((a, b) => a.id - b.id);
     } catch (err) {

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import { noLeader } from '../common/errors.js';
+import type { TlsConnect } from '../common/tls.js';
 import type { ClusterConsensus } from './cluster-log.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
@@ -16,9 +17,15 @@ export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(
  * read-index round, so they are linearizable.
  */
 export class LeaderForwarding {
-  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  private readonly agent: Agent;
 
-  constructor(private readonly consensus: ClusterConsensus) {}
+  /** `tls`: how to reach a leader serving https (see tls.ts). */
+  constructor(
+    private readonly consensus: ClusterConsensus,
+    tls?: TlsConnect,
+  ) {
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 64, ...(tls ? { connect: tls } : {}) });
+  }
 
   /** An onRequest hook for /api routes. */
   hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {

@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
+import { Agent } from 'undici';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { lockDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { schemeOf, type NodeTls } from '../common/tls.js';
 import { PeerTransport } from '../consensus/peer-transport.js';
 import { DEFAULT_TIMING, RaftConsensus, type RaftTiming } from '../consensus/raft-consensus.js';
 import { RaftStorage } from '../consensus/raft-storage.js';
@@ -44,6 +46,8 @@ export interface MasterOptions {
   /** With DNS discovery: how many masters must resolve before a new cluster is founded. */
   bootstrapExpect?: number;
   jwtSecret?: string;
+  /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
+  tls?: NodeTls;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
@@ -77,6 +81,8 @@ export class MasterNode {
       channels: WorkerChannels;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
+      /** Calls to other masters beside the forwarding and stream agents: only with TLS. */
+      peerAgent: Agent | undefined;
     },
     log: Logger,
   ) {
@@ -85,16 +91,26 @@ export class MasterNode {
 
   static async start(options: MasterOptions): Promise<MasterNode> {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
-    const selfUrl = `http://${options.host}:${options.port}`;
+    const scheme = schemeOf(options.tls);
+    const selfUrl = `${scheme}://${options.host}:${options.port}`;
     const self: Peer = { id: options.id, url: selfUrl };
+    const stranger = options.peers?.find((p) => !p.url.startsWith(`${scheme}://`));
+    if (stranger) {
+      throw new Error(
+        options.tls
+          ? `a master serving TLS has https:// peers; --peers names ${stranger.url}`
+          : `--peers names ${stranger.url}: serving https needs --tls-cert and --tls-key`,
+      );
+    }
     const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`, {
       role: 'peer',
       node_id: options.id,
     });
     const discovery: Discovery = options.discover
-      ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), options.port, log)
+      ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), scheme, options.port, log)
       : new StaticDiscovery(options.peers ?? [self], self);
     const release = lockDataDir(options.dataDir);
+    const peerAgent = options.tls ? new Agent({ connect: options.tls.connect }) : undefined;
     try {
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
@@ -106,18 +122,19 @@ export class MasterNode {
       }
       const joining = storage.initialized
         ? undefined
-        : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log);
+        : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log, peerAgent);
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
-      const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts }, log);
+      const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens },
+        { ...duties.context, consensus, log, tokens, tls: options.tls },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
           selfUrl,
           ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
+          ...(peerAgent ? { peerAgent } : {}),
         },
       );
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
@@ -129,7 +146,7 @@ export class MasterNode {
         'master started',
       );
       if (joining) {
-        void requestJoin(joining.urls, self, tokens, log, () => node.closed).catch((err: Error) => {
+        void requestJoin(joining.urls, self, tokens, log, () => node.closed, peerAgent).catch((err: Error) => {
           log.error({ err: err.message }, 'could not join the cluster');
           options.onFatal?.(err);
         });
@@ -138,6 +155,7 @@ export class MasterNode {
       return node;
     } catch (err) {
       release();
+      await peerAgent?.close();
       throw err;
     }
   }
@@ -157,6 +175,7 @@ export class MasterNode {
       self.id,
       self.url,
       tokens,
+      options.tls?.connect,
       {
         onFrame: (f) => inbox.consensus?.onFrame(f),
         onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
@@ -223,9 +242,10 @@ export class MasterNode {
     tokens: TokenSource,
     options: MasterOptions,
     log: Logger,
+    peerAgent: Agent | undefined,
   ): Promise<{ urls: string[]; ids: number[] } | undefined> {
     const peers = await MasterNode.firstPeers(discovery, self, options, log);
-    const running = await findRunningCluster(peers, self, tokens);
+    const running = await findRunningCluster(peers, self, tokens, peerAgent);
     if (running && !running.nodes.some((n) => n.id === self.id)) {
       log.info({ leader: running.leader_address }, 'a cluster is already running here: joining it');
       return {
@@ -293,6 +313,7 @@ export class MasterNode {
     }
     await p.consensus.close();
     p.metrics.close();
+    await p.peerAgent?.close();
     p.state.close();
     p.storage.close();
     p.release();

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -47,6 +47,8 @@ export class UploadReplicator {
     private readonly selfUrl: string,
     private readonly tokens: TokenSource,
     private readonly log: Logger,
+    /** One that speaks TLS to the other masters, when they serve it. */
+    private readonly dispatcher?: Dispatcher,
   ) {}
 
   /**
@@ -106,6 +108,7 @@ export class UploadReplicator {
       },
       headersTimeout: 60_000,
       bodyTimeout: 60_000,
+      ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
     });
     const text = await res.body.text();
     if (res.statusCode !== 200 && res.statusCode !== 201) {

@@ -18,6 +18,12 @@ export type InputFormat = (typeof INPUT_FORMATS)[number];
 /** Where a job's input is: a path every worker sees, or a URL whose server answers range requests. */
 export type InputSpec = ({ path: string; url?: never } | { url: string; path?: never }) & { format: InputFormat };
 
+/** How a task reaches other nodes of a cluster serving https. */
+export interface TaskTls {
+  /** The cluster's CA in PEM (`--tls-ca`). */
+  ca?: string;
+}
+
 /** A map output a reduce task reads: which task attempt wrote it, on which worker. */
 export interface MapOutput {
   idx: number;
@@ -52,6 +58,8 @@ export interface DataTaskSpec {
     auth?: string;
     /** The masters the worker knows: each holds a copy of uploaded inputs. */
     masters?: string[];
+    /** Present when the cluster serves https: other nodes are verified against `ca` (else the default store). */
+    tls?: TaskTls;
   };
 }
 

@@ -4,6 +4,7 @@ import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
 import type { HttpClient } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
+import type { NodeTls } from '../common/tls.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_UNKNOWN_WORKER,
@@ -37,6 +38,8 @@ export interface AgentOptions {
   /** Runs the streaming instances placed on this worker. */
   streams: StreamRuntime;
   heartbeatIntervalMs?: number;
+  /** The channel speaks wss with it, and tasks reach other nodes over https. */
+  tls: NodeTls | undefined;
   log: Logger;
 }
 
@@ -148,6 +151,7 @@ export class WorkerAgent {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(this.o.client.baseUrl, `/api/workers/${this.workerId}/channel`),
       tokens: this.o.tokens,
+      ...(this.o.tls ? { tls: this.o.tls.connect } : {}),
       maxPayload: 64 * 1024 * 1024,
       onOpen: () => {
         this.send({
@@ -257,13 +261,23 @@ export class WorkerAgent {
       });
   }
 
-  /** A data job's task learns where this worker keeps map outputs and how to fetch others'. */
+  /**
+   * A data job's task learns where this worker keeps map outputs and how to fetch others'.
+   * With TLS it gets the CA to verify the other nodes against, but never this node's private
+   * key: user code runs in the same thread, and its token already says who it acts for.
+   */
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
     if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
     const auth = await this.o.taskTokens.header();
+    const tls = this.o.tls;
     return {
       ...a.spec,
-      env: { shuffle_dir: this.o.shuffleDir, masters: this.o.client.masters, ...(auth ? { auth } : {}) },
+      env: {
+        shuffle_dir: this.o.shuffleDir,
+        masters: this.o.client.masters,
+        ...(auth ? { auth } : {}),
+        ...(tls ? { tls: tls.ca ? { ca: tls.ca } : {} } : {}),
+      },
     };
   }
 

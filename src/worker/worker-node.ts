@@ -14,6 +14,7 @@ import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
+import { refuseUnverifiedClients, type NodeTls } from '../common/tls.js';
 import { WorkerAgent } from './agent.js';
 import { ExecutorPool } from './executor-pool.js';
 import { workerRoutes } from './routes.js';
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   dataDir: string;
   jwtSecret?: string;
   token?: string;
+  /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
+  tls?: NodeTls;
   heartbeatIntervalMs?: number;
   logger?: Logger;
 }
@@ -50,7 +53,12 @@ export class WorkerNode {
     const log = o.logger ?? createLogger('weir-worker', { port: o.port });
     const release = lockDataDir(o.dataDir);
     const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`, { role: 'worker' });
-    const client = new HttpClient({ urls: o.masters, tokens, retryForMs: 5000 });
+    const client = new HttpClient({
+      urls: o.masters,
+      tokens,
+      retryForMs: 5000,
+      ...(o.tls ? { tls: o.tls.connect } : {}),
+    });
     const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
     const address = `${o.host}:${o.port}`;
@@ -58,7 +66,13 @@ export class WorkerNode {
     const shuffleDir = join(o.dataDir, 'shuffle');
     rmSync(shuffleDir, { recursive: true, force: true });
     mkdirSync(shuffleDir, { recursive: true });
-    const streams = new StreamRuntime({ address, tokens, client, log: log.child({ component: 'stream' }) });
+    const streams = new StreamRuntime({
+      address,
+      tokens,
+      client,
+      tls: o.tls,
+      log: log.child({ component: 'stream' }),
+    });
     const agent = new WorkerAgent({
       shuffleDir,
       streams,
@@ -69,6 +83,7 @@ export class WorkerNode {
       stats,
       address,
       maxTasks: o.maxTasks,
+      tls: o.tls,
       log,
       ...(o.heartbeatIntervalMs ? { heartbeatIntervalMs: o.heartbeatIntervalMs } : {}),
     });
@@ -125,7 +140,13 @@ export class WorkerNode {
       bodyLimit: BODY_LIMIT,
       loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
       frameworkErrors: frameworkErrors('worker'),
+      ...(o.tls ? { https: o.tls.server } : {}),
     }).withTypeProvider<TypeBoxTypeProvider>();
+    if (o.tls?.server.requestCert) {
+      refuseUnverifiedClients(app.server, (why, remote, count) =>
+        log.warn({ why, remote, count }, 'refused a TLS client: its certificate is not signed by --tls-ca'),
+      );
+    }
     app.setValidatorCompiler(validatorCompiler);
     installErrorHandlers(app, 'worker');
     installAuth(app, WORKER_ACCESS, o.jwtSecret);

@@ -10,6 +10,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { sleep, waitFor, GiveUp } from './wait.js';
 
 // The waits are the harness's too: its specs import everything from here.
@@ -25,7 +26,15 @@ export const ROOT = process.env.WEIR_IT_ROOT
 export const WEIR_BIN = join(ROOT, 'bin', 'weir.js');
 
 /** The caller's own settings must not leak into the processes under test. */
-const SCRUB = ['JWT_SECRET', 'WEIR_TOKEN', 'WEIR_MASTER', 'PORT', 'SERVICE_NAME', 'WEIR_DATA_DIR'] as const;
+const SCRUB = [
+  'JWT_SECRET',
+  'WEIR_TOKEN',
+  'WEIR_MASTER',
+  'WEIR_TLS_CA',
+  'PORT',
+  'SERVICE_NAME',
+  'WEIR_DATA_DIR',
+] as const;
 
 export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -66,13 +75,17 @@ export interface HttpAnswer<T = Json> {
   error?: string;
 }
 
-/** One HTTP request with fetch; a body that is not a string is sent as JSON. */
+/**
+ * One HTTP request with fetch; a body that is not a string is sent as JSON. `dispatcher`: one
+ * that trusts a TLS cluster's CA (see tls.ts), for https URLs.
+ */
 export async function http<T = Json>(
   method: string,
   url: string,
   body?: unknown,
   headers: Record<string, string> = {},
   timeoutMs = 15_000,
+  dispatcher?: Dispatcher,
 ): Promise<HttpAnswer<T>> {
   const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
   if (body !== undefined) {
@@ -81,7 +94,9 @@ export async function http<T = Json>(
     if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
   }
   try {
-    const r = await fetch(url, init);
+    const r = dispatcher
+      ? ((await undiciFetch(url, { ...(init as object), dispatcher })) as unknown as Response)
+      : await fetch(url, init);
     const text = await r.text();
     let json: Json;
     try {
@@ -225,12 +240,20 @@ export interface Proc {
   exitCode: number | null | undefined;
 }
 
+/** A node serving TLS: its `--tls-*` flags, and how the harness reaches it (trusting its CA). */
+export interface NodeTlsSetup {
+  args: string[];
+  dispatcher: Dispatcher;
+}
+
 export interface MasterProc extends Proc {
   host: string;
   port: number;
   url: string;
   dataDir: string;
   env: Record<string, string | undefined>;
+  /** Set for a master serving TLS: what reaches it. */
+  dispatcher?: Dispatcher;
 }
 
 export interface WorkerProc extends Proc {
@@ -300,6 +323,8 @@ export class Cluster {
       env?: Record<string, string | undefined>;
       args?: string[];
       wait?: boolean;
+      /** Serve https with these flags. */
+      tls?: NodeTlsSetup;
     } = {},
   ): Promise<MasterProc> {
     const port = o.port ?? (await freePort(host));
@@ -308,10 +333,28 @@ export class Cluster {
     const p = this.spawn(
       'master',
       `master-${host}`,
-      ['master', '--host', host, '--port', String(port), '--data-dir', dataDir, ...(o.args ?? [])],
+      [
+        'master',
+        '--host',
+        host,
+        '--port',
+        String(port),
+        '--data-dir',
+        dataDir,
+        ...(o.args ?? []),
+        ...(o.tls?.args ?? []),
+      ],
       env,
     );
-    const m: MasterProc = Object.assign(p, { host, port, url: `http://${host}:${port}`, dataDir, env });
+    const scheme = o.tls ? 'https' : 'http';
+    const m: MasterProc = Object.assign(p, {
+      host,
+      port,
+      url: `${scheme}://${host}:${port}`,
+      dataDir,
+      env,
+      ...(o.tls ? { dispatcher: o.tls.dispatcher } : {}),
+    });
     if (o.wait !== false) await this.untilReady(m);
     return m;
   }
@@ -322,7 +365,7 @@ export class Cluster {
       `master ${m.url} to be ready`,
       async () => {
         if (m.exitCode !== undefined) throw new GiveUp(`master exited with ${m.exitCode}:\n${this.tail(m)}`);
-        return (await http('GET', `${m.url}/ready`, undefined, {}, 2000)).status === 200;
+        return (await http('GET', `${m.url}/ready`, undefined, {}, 2000, m.dispatcher)).status === 200;
       },
       timeoutMs,
     );
@@ -342,6 +385,8 @@ export class Cluster {
       token?: string;
       /** Every master the worker is given (`--master URL,URL…`); default: `master` alone. */
       masters?: string[];
+      /** Serve https with these flags (and reach `master` with its dispatcher). */
+      tls?: NodeTlsSetup;
     } = {},
   ): Promise<WorkerProc> {
     const port = await freePort(host);
@@ -350,11 +395,13 @@ export class Cluster {
     const masterArg = (o.masters ?? [master.url]).join(',');
     const args = ['worker', '--host', host, '--port', String(port), '--master', masterArg, '--data-dir', dataDir];
     if (o.maxTasks !== undefined) args.push('--max-tasks', String(o.maxTasks));
+    args.push(...(o.tls?.args ?? []));
     const p = this.spawn('worker', `worker-${host}`, args, o.env ?? {});
+    const dispatcher = o.tls?.dispatcher;
     const w: WorkerProc = Object.assign(p, {
       host,
       port,
-      url: `http://${host}:${port}`,
+      url: `${o.tls ? 'https' : 'http'}://${host}:${port}`,
       address: `${host}:${port}`,
       dataDir,
     });
@@ -364,10 +411,10 @@ export class Cluster {
         `worker ${w.address} to be active on ${master.url}, its channel open`,
         async () => {
           if (w.exitCode !== undefined) throw new GiveUp(`worker exited with ${w.exitCode}:\n${this.tail(w)}`);
-          const r = await http('GET', `${master.url}/api/workers`, undefined, headers, 2000);
+          const r = await http('GET', `${master.url}/api/workers`, undefined, headers, 2000, master.dispatcher);
           if (!r.json?.workers?.some((x: Json) => x.address === w.address && x.status === 'active')) return false;
           // Registered is not enough: tasks are placed only on workers whose channel is open.
-          const s = await http('GET', `${w.url}/api/status`, undefined, headers, 2000);
+          const s = await http('GET', `${w.url}/api/status`, undefined, headers, 2000, dispatcher);
           return s.json?.connected === true;
         },
         30_000,

@@ -19,7 +19,8 @@ export function openSingleMaster(dir: string, log: Logger) {
   if (!storage.initialized) storage.bootstrap([{ id: SELF.id, address: SELF.address, voter: true }]);
   const state = new StateMachine(join(dir, 'state.db'));
   const handlers = { onFrame: () => undefined, onSnapshotFailed: () => undefined };
-  const transport = new PeerTransport(SELF.id, SELF.address, new TokenSource(undefined, undefined, 't'), handlers, log);
+  const tokens = new TokenSource(undefined, undefined, 't');
+  const transport = new PeerTransport(SELF.id, SELF.address, tokens, undefined, handlers, log);
   const timing = { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 };
   const consensus = new RaftConsensus<Command, Results>({
     self: SELF,

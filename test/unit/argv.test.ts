@@ -21,6 +21,16 @@ describe('CLI arguments', () => {
     expect(extractGlobalArgs(['--master=h:2', 'jobs']).master).toBe('h:2');
   });
 
+  it('takes --tls-ca anywhere, as --master', () => {
+    expect(extractGlobalArgs(['worker', '--tls-ca', 'ca.pem', '--tls-cert', 'w.pem'])).toEqual({
+      tlsCa: 'ca.pem',
+      json: false,
+      rest: ['worker', '--tls-cert', 'w.pem'],
+    });
+    expect(extractGlobalArgs(['--tls-ca=ca.pem', 'h:1', 'jobs'])).toMatchObject({ tlsCa: 'ca.pem', master: 'h:1' });
+    expect(() => extractGlobalArgs(['jobs', '--tls-ca'])).toThrow(/--tls-ca needs a file/);
+  });
+
   it('does not mistake a command for an address', () => {
     expect(extractGlobalArgs(['workers']).rest).toEqual(['workers']);
   });
@@ -30,6 +40,11 @@ describe('addresses and durations', () => {
   it('adds http:// when it is missing and drops trailing slashes', () => {
     expect(normalizeUrl('127.0.0.1:8080/')).toBe('http://127.0.0.1:8080');
     expect(normalizeUrl('http://a:1')).toBe('http://a:1');
+  });
+
+  it('adds https:// instead where TLS is on, and keeps a scheme that is given', () => {
+    expect(normalizeUrl('127.0.0.1:8080', 'https')).toBe('https://127.0.0.1:8080');
+    expect(normalizeUrl('http://a:1', 'https')).toBe('http://a:1');
   });
 
   it("derives the seed's node id from the last two octets", () => {

@@ -3,6 +3,10 @@ import type { CliContext } from '../cli-context.js';
 import { runDev } from '../dev.js';
 import { runMaster, runWorker } from '../servers.js';
 
+// `--tls-ca` is listed for --help; its value never reaches commander, which gets the line
+// without the options that may stand anywhere (see extractGlobalArgs).
+const TLS_CA_HELP = 'verify the other nodes against this CA and present --tls-cert to them (mutual TLS)';
+
 /** `weir master`, `weir worker`, `weir dev`: the commands that run nodes. */
 export function nodeCommands(program: Command, ctx: CliContext): void {
   program
@@ -15,7 +19,10 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--peers <urls>', "every master's URL, this one's included")
     .option('--discover <dns:NAME>', 'find the peers in DNS')
     .option('--bootstrap-expect <n>', 'with DNS discovery, wait for N peers before the first election')
-    .action(async (f) => runMaster(f));
+    .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', TLS_CA_HELP)
+    .action(async (f) => runMaster({ ...f, tlsCa: ctx.global.tlsCa }));
 
   program
     .command('worker')
@@ -25,10 +32,17 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--max-tasks <n>', 'tasks run at once', '10')
     .option('--threads <n>', 'threads running them (default: one per task slot)')
     .option('--data-dir <dir>', 'scratch space (default $WEIR_DATA_DIR or ./data/worker-HOST-PORT)')
-    .action(async (f) => runWorker(f, ctx.masterUrls()));
+    .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', TLS_CA_HELP)
+    .action(async (f) => {
+      const tls = { ...f, tlsCa: ctx.global.tlsCa };
+      return runWorker(tls, ctx.masterUrls(tls.tlsCert !== undefined ? 'https' : 'http'));
+    });
 
   program
     .command('dev')
-    .description('a local cluster (1 master, 2 workers) with data under ./data')
-    .action(async () => runDev());
+    .description('a local cluster (3 masters, 2 workers) with data under ./data')
+    .option('--tls', 'serve https: a throwaway CA and certificates under ./data/tls (needs openssl)')
+    .action(async (f: { tls?: boolean }) => runDev({ tls: f.tls === true }));
 }

@@ -4,6 +4,7 @@ import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
+import { schemeOf } from '../../common/tls.js';
 import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
 import type { MasterContext } from '../context.js';
@@ -43,7 +44,12 @@ function eventsOf(body: unknown): Record<string, unknown>[] {
  */
 export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPluginAsyncTypebox {
   const { consensus, queries } = ctx;
-  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+  const agent = new Agent({
+    keepAliveTimeout: 10_000,
+    connections: 32,
+    ...(ctx.tls ? { connect: ctx.tls.connect } : {}),
+  });
+  const scheme = schemeOf(ctx.tls);
   let turn = 0;
 
   const streamingJob = (jobId: string): StreamConfig => {
@@ -98,7 +104,7 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
           if (target) {
             const auth = await tokens.header();
             try {
-              const res = await request(`http://${target.address}/api/stream/${jobId}/${target.idx}/events`, {
+              const res = await request(`${scheme}://${target.address}/api/stream/${jobId}/${target.idx}/events`, {
                 method: 'POST',
                 headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
                 body: JSON.stringify({ events }),

@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
+import { schemeOf, type NodeTls } from '../../common/tls.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { refusedFrames } from '../../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from '../../protocol/stream-link.js';
@@ -35,12 +36,15 @@ export class OutLink {
   constructor(
     readonly address: string,
     tokens: TokenSource,
+    tls: NodeTls | undefined,
     log: Logger,
     private readonly onCredit: () => void,
   ) {
+    const base = `${schemeOf(tls)}://${address}`;
     this.socket = new ReconnectingSocket({
-      url: () => wsUrl(this.address, LINK_PATH),
+      url: () => wsUrl(base, LINK_PATH),
       tokens,
+      ...(tls ? { tls: tls.connect } : {}),
       maxPayload: 256 * 1024 * 1024,
       onOpen: () => this.credits.reset(),
       onMessage: (data) => {

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import type { TokenSource } from '../../common/auth.js';
 import { WeirError } from '../../common/errors.js';
 import type { HttpClient } from '../../common/http-client.js';
+import type { NodeTls } from '../../common/tls.js';
 import type { Logger } from '../../common/logger.js';
 import { loadUserModule } from '../tasks/load-module.js';
 import type { TupleId } from '../../stream/acker.js';
@@ -280,6 +281,8 @@ export interface StreamRuntimeOptions {
   address: string;
   tokens: TokenSource;
   client: HttpClient;
+  /** Links to other workers speak wss with it. */
+  tls?: NodeTls | undefined;
   log: Logger;
 }
 
@@ -364,7 +367,7 @@ export class StreamRuntime {
   link(address: string): OutLink {
     let l = this.links.get(address);
     if (!l) {
-      l = new OutLink(address, this.o.tokens, this.log, () => {
+      l = new OutLink(address, this.o.tokens, this.o.tls, this.log, () => {
         for (const j of this.jobs.values()) j.wake();
       });
       this.links.set(address, l);

@@ -14,6 +14,7 @@ import {
   type Run,
 } from '../../ops/keys.js';
 import { FetchFailedError, mapOutputDir, partitionFile, shuffleUrl } from './shuffle-files.js';
+import { clusterFetch, clusterScheme } from './cluster-fetch.js';
 import { loadUserModule } from './load-module.js';
 
 /** Keys a sample task returns: enough for even quantiles, few enough for the log. */
@@ -35,7 +36,9 @@ async function functionsOf(spec: DataTaskSpec): Promise<JobFunctions> {
 
 async function recordsOf(spec: DataTaskSpec, sample?: { windows: number; bytes: number }): Promise<unknown[]> {
   if (spec.records) return spec.records;
-  if (spec.input) return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample, spec.env?.masters);
+  if (spec.input) {
+    return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample, spec.env?.masters, spec.env?.tls);
+  }
   return [spec.part]; // no input: each map task's one record is its own index (pi)
 }
 
@@ -126,10 +129,11 @@ async function mapToShuffle(spec: DataTaskSpec, fns: JobFunctions): Promise<unkn
 }
 
 async function fetchPartition(spec: DataTaskSpec, m: MapOutput): Promise<Run> {
-  const url = shuffleUrl(m.address, spec.job_id, m.idx, m.attempt, spec.part);
+  const tls = spec.env?.tls;
+  const url = shuffleUrl(clusterScheme(tls), m.address, spec.job_id, m.idx, m.attempt, spec.part);
   let res: Response;
   try {
-    res = await fetch(url, { headers: spec.env?.auth ? { authorization: spec.env.auth } : {} });
+    res = await clusterFetch(tls)(url, { headers: spec.env?.auth ? { authorization: spec.env.auth } : {} });
   } catch (err) {
     throw new FetchFailedError(m.idx, m.attempt, `${m.address} unreachable (${(err as Error).message})`);
   }

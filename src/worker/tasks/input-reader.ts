@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { inputSources, readSplitRecords, type Read } from '../../ops/input-split.js';
-import type { InputSpec } from '../../protocol/task-spec.js';
+import type { InputSpec, TaskTls } from '../../protocol/task-spec.js';
+import { clusterFetch, type Fetch } from './cluster-fetch.js';
 
 interface OpenInput {
   size: number;
@@ -12,7 +13,7 @@ interface OpenInput {
 const HEAD_TIMEOUT_MS = 5_000;
 
 /** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
-async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
+async function openInput(input: InputSpec, masters?: readonly string[], tls?: TaskTls): Promise<OpenInput> {
   if (input.path !== undefined) {
     const file = await open(input.path, 'r');
     const { size } = await file.stat();
@@ -26,34 +27,46 @@ async function openInput(input: InputSpec, masters?: readonly string[]): Promise
       close: () => file.close(),
     };
   }
-  return openUrl(input.url, masters);
+  return openUrl(input.url, masters, tls);
+}
+
+/**
+ * The fetch for each source: the masters are verified against the cluster's CA (when it has
+ * one), any other server against the default trust store.
+ */
+function fetchesFor(sources: readonly string[], masters: readonly string[] = [], tls?: TaskTls): Fetch[] {
+  if (tls?.ca === undefined) return sources.map(() => fetch);
+  const ours = new Set(masters.map((m) => new URL(m).origin));
+  return sources.map((s) => (ours.has(new URL(s).origin) ? clusterFetch(tls) : fetch));
 }
 
 /** An input URL, read from the first of its sources that answers (see inputSources). */
-async function openUrl(url: string, masters?: readonly string[]): Promise<OpenInput> {
+async function openUrl(url: string, masters?: readonly string[], tls?: TaskTls): Promise<OpenInput> {
   const sources = inputSources(url, masters);
+  const fetches = fetchesFor(sources, masters, tls);
   const failed: string[] = [];
   /** The input's size from the first source that answers; reads go there first. */
   let at = -1;
   let size = NaN;
   for (const [i, src] of sources.entries()) {
     // A master that is down may not refuse connections: give up on it soon, try the next.
-    const head = await fetch(src, { method: 'HEAD', signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) }).catch(
-      (err: Error) => err,
+    const head = await fetches[i]!(src, { method: 'HEAD', signal: AbortSignal.timeout(HEAD_TIMEOUT_MS) }).catch(
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
-    if (head instanceof Response && head.ok) {
+    if (!(head instanceof Error) && head.ok) {
       at = i;
       size = Number(head.headers.get('content-length'));
       break;
     }
     failed.push(
-      `${src} ${head instanceof Response ? `answered HEAD with ${head.status}` : `unreachable (${head.message})`}`,
+      `${src} ${head instanceof Error ? `unreachable (${head.message})` : `answered HEAD with ${head.status}`}`,
     );
   }
   if (at < 0) throw new Error(`input ${url}: ${failed.join('; ')}`);
   if (!Number.isFinite(size)) throw new Error(`input ${sources[at]}: the server sends no Content-Length`);
-  const readFrom = async (src: string, position: number, last: number): Promise<Buffer> => {
-    const res = await fetch(src, { headers: { range: `bytes=${position}-${last}` } });
+  const readFrom = async (i: number, position: number, last: number): Promise<Buffer> => {
+    const src = sources[i]!;
+    const res = await fetches[i]!(src, { headers: { range: `bytes=${position}-${last}` } });
     if (res.status !== 206) {
       await res.body?.cancel();
       throw new Error(`input ${src}: a range request answered ${res.status}; the server must support ranges`);
@@ -70,7 +83,7 @@ async function openUrl(url: string, masters?: readonly string[]): Promise<OpenIn
       for (let k = 0; k < sources.length; k++) {
         const i = (at + k) % sources.length;
         try {
-          const buf = await readFrom(sources[i]!, position, last);
+          const buf = await readFrom(i, position, last);
           at = i;
           return buf;
         } catch (err) {
@@ -86,7 +99,7 @@ async function openUrl(url: string, masters?: readonly string[]): Promise<OpenIn
 /**
  * Reads split `idx` of `count` of an input, a file or a URL, and parses its records (see
  * readSplitRecords for `sample`). `masters`: where an uploaded input has copies besides the
- * master in its URL.
+ * master in its URL; `tls`: how to verify them when the cluster serves https.
  */
 export async function readInputSplit(
   input: InputSpec,
@@ -94,8 +107,9 @@ export async function readInputSplit(
   idx: number,
   sample?: { windows: number; bytes: number },
   masters?: readonly string[],
+  tls?: TaskTls,
 ): Promise<unknown[]> {
-  const f = await openInput(input, masters);
+  const f = await openInput(input, masters, tls);
   try {
     return await readSplitRecords(f.read, f.size, input, count, idx, sample);
   } finally {

@@ -10,8 +10,14 @@ export const mapOutputDir = (root: string, jobId: string, idx: number, attempt: 
 
 export const partitionFile = (dir: string, partition: number): string => join(dir, `${partition}.bin`);
 
-export const shuffleUrl = (address: string, jobId: string, idx: number, attempt: number, partition: number): string =>
-  `http://${address}/api/shuffle/${jobId}/${idx}.${attempt}/${partition}`;
+export const shuffleUrl = (
+  scheme: 'http' | 'https',
+  address: string,
+  jobId: string,
+  idx: number,
+  attempt: number,
+  partition: number,
+): string => `${scheme}://${address}/api/shuffle/${jobId}/${idx}.${attempt}/${partition}`;
 
 /** A reduce task could not read a map output: the map task must run again (lineage). */
 export class FetchFailedError extends Error {
