@@ -46,6 +46,8 @@ export interface DataTaskSpec {
   results: 'rows' | 'values';
   output?: { path: string };
   maps?: MapOutput[];
+  /** config.env: the task's whole process.env. */
+  user_env?: Record<string, string>;
   /** Set by the worker: where it keeps map outputs, and a token for fetching other workers'. */
   env?: {
     shuffle_dir: string;

@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
@@ -15,7 +16,9 @@ import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { WorkerAgent } from './agent.js';
-import { ExecutorPool } from './executor-pool.js';
+import { defaultRights, ExecutorPool } from './executor-pool.js';
+import type { TaskRights } from './executor-rules.js';
+import { DEFAULT_LIMITS } from '../ops/batch-config.js';
 import { workerRoutes } from './routes.js';
 import { WorkerStats } from './worker-stats.js';
 
@@ -24,8 +27,10 @@ export interface WorkerOptions {
   port: number;
   masters: string[];
   maxTasks: number;
-  /** Threads running tasks (default: one per slot); fewer suits tiny or CPU-bound tasks. */
+  /** Executor processes running tasks (default: one per slot); fewer suits tiny or CPU-bound tasks. */
   threads?: number;
+  /** What tasks may read, write and fetch (--allow-read, --allow-write, --allow-net). */
+  rights?: TaskRights;
   dataDir: string;
   jwtSecret?: string;
   token?: string;
@@ -51,13 +56,19 @@ export class WorkerNode {
     const release = lockDataDir(o.dataDir);
     const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`, { role: 'worker' });
     const client = new HttpClient({ urls: o.masters, tokens, retryForMs: 5000 });
-    const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
     const address = `${o.host}:${o.port}`;
     // Map outputs of an earlier run belong to attempts the masters have written off.
     const shuffleDir = join(o.dataDir, 'shuffle');
     rmSync(shuffleDir, { recursive: true, force: true });
     mkdirSync(shuffleDir, { recursive: true });
+    const rights = o.rights ?? defaultRights();
+    const executors = o.threads ?? o.maxTasks;
+    // Of the data dir, map tasks reach only where map outputs go (written, then renamed).
+    const pool = new ExecutorPool(executors, {
+      rights: { ...rights, read: [...rights.read, shuffleDir], write: [...rights.write, shuffleDir] },
+      warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
+    });
     const streams = new StreamRuntime({ address, tokens, client, log: log.child({ component: 'stream' }) });
     const agent = new WorkerAgent({
       shuffleDir,
@@ -143,6 +154,7 @@ export class WorkerNode {
           max_tasks: o.maxTasks,
           active_tasks: agent.activeTasks,
           threads: pool.threads,
+          executor_pids: pool.pids,
           metrics: stats.totals(),
         }),
       }),

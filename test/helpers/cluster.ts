@@ -342,6 +342,8 @@ export class Cluster {
       token?: string;
       /** Every master the worker is given (`--master URL,URL…`); default: `master` alone. */
       masters?: string[];
+      /** More flags (`--allow-read DIR`, …). */
+      args?: string[];
     } = {},
   ): Promise<WorkerProc> {
     const port = await freePort(host);
@@ -350,6 +352,7 @@ export class Cluster {
     const masterArg = (o.masters ?? [master.url]).join(',');
     const args = ['worker', '--host', host, '--port', String(port), '--master', masterArg, '--data-dir', dataDir];
     if (o.maxTasks !== undefined) args.push('--max-tasks', String(o.maxTasks));
+    args.push(...(o.args ?? []));
     const p = this.spawn('worker', `worker-${host}`, args, o.env ?? {});
     const w: WorkerProc = Object.assign(p, {
       host,
