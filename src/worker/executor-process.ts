@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { deathCause, executorFlags, parseStatm, type Statm } from './executor-rules.js';
 import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
 
@@ -40,6 +40,12 @@ export class Executor {
   /** The last figure memoryUsedMb gave for it. */
   lastUsedMb = 0;
   exited: string | undefined;
+  /**
+   * /proc/PID/statm, opened once: read again at offset 0 it is made afresh, for ~5 µs
+   * instead of the ~60 µs an open, read and close take (it is read once per chunk).
+   */
+  private statmFd: number | undefined;
+  private readonly statmBuf = Buffer.alloc(128);
   private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void } | undefined;
 
   constructor(
@@ -59,12 +65,19 @@ export class Executor {
     // First of its exit listeners: the others read `exited`.
     this.child.once('exit', (code, signal) => {
       this.exited = deathCause(code, signal);
+      if (this.statmFd !== undefined) closeSync(this.statmFd);
+      this.statmFd = undefined;
       this.answer?.reject(new ExecutorExit(this.exited));
       this.answer = undefined;
       this.onExit(this);
     });
     this.ready = new Promise((resolve, reject) => {
       this.child.once('message', () => {
+        try {
+          this.statmFd = openSync(`/proc/${this.child.pid}/statm`, 'r');
+        } catch {
+          // no /proc (not Linux): memory is bounded by the heap flag alone
+        }
         this.baseline = this.statm();
         resolve();
       });
@@ -99,9 +112,10 @@ export class Executor {
 
   /** Its memory now, read by the kernel (the process itself has no say in it). */
   statm(): Statm | undefined {
-    if (this.exited || this.child.pid === undefined) return undefined;
+    if (this.exited || this.statmFd === undefined) return undefined;
     try {
-      return parseStatm(readFileSync(`/proc/${this.child.pid}/statm`, 'latin1'));
+      const n = readSync(this.statmFd, this.statmBuf, 0, this.statmBuf.length, 0);
+      return parseStatm(this.statmBuf.toString('latin1', 0, n));
     } catch {
       return undefined;
     }
