@@ -54,6 +54,8 @@ export interface DataTaskSpec {
     auth?: string;
     /** The masters the worker knows: each holds a copy of uploaded inputs. */
     masters?: string[];
+    /** The worker's --allow-net entries (HOST or HOST:PORT): where url inputs may be; absent: anywhere. */
+    allow_net?: string[];
   };
 }
 

@@ -32,6 +32,8 @@ export interface AgentOptions {
   maxTasks: number;
   /** Where map outputs are kept until their job is over. */
   shuffleDir: string;
+  /** --allow-net: where url inputs may be (undefined: anywhere). */
+  allowNet?: string[];
   /** Runs the streaming instances placed on this worker. */
   streams: StreamRuntime;
   heartbeatIntervalMs?: number;
@@ -261,7 +263,12 @@ export class WorkerAgent {
     const auth = await this.o.tokens.header();
     return {
       ...a.spec,
-      env: { shuffle_dir: this.o.shuffleDir, masters: this.o.client.masters, ...(auth ? { auth } : {}) },
+      env: {
+        shuffle_dir: this.o.shuffleDir,
+        masters: this.o.client.masters,
+        ...(auth ? { auth } : {}),
+        ...(this.o.allowNet ? { allow_net: this.o.allowNet } : {}),
+      },
     };
   }
 

@@ -119,7 +119,9 @@ export class ExecutorPool {
     private readonly o: ExecutorPoolOptions = {},
   ) {
     const rights = o.rights ?? defaultRights();
-    this.read = [...codeRoots(), ...rights.read];
+    // A part file is written aside and renamed into place, and Node checks a rename's source
+    // for reading: what a task may write, it may read.
+    this.read = [...codeRoots(), ...rights.read, ...rights.write];
     this.write = rights.write;
     this.sampleMs = o.memorySampleMs ?? 5;
     this.keepWarm();

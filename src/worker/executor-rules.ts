@@ -26,13 +26,22 @@ export function isUnder(path: string, root: string): boolean {
 export function executorFlags(memoryMb: number, read: readonly string[], write: readonly string[]): string[] {
   const flags = ['--experimental-permission', '--no-warnings'];
   // One flag per root: Node 20.20 reads a comma as part of the path.
-  for (const r of read) flags.push(`--allow-fs-read=${r}`);
-  for (const w of write) flags.push(`--allow-fs-write=${w}`);
+  for (const r of outermost(read)) flags.push(`--allow-fs-read=${r}`);
+  for (const w of outermost(write)) flags.push(`--allow-fs-write=${w}`);
   flags.push(
     `--max-old-space-size=${memoryMb}`,
     `--max-semi-space-size=${Math.max(1, Math.min(16, Math.floor(memoryMb / 64)))}`,
   );
   return flags;
+}
+
+/**
+ * The roots that no other root holds, each once: Node 20.20 aborts at start (an assertion in
+ * its permission tree) when a path is given twice.
+ */
+export function outermost(roots: readonly string[]): string[] {
+  const unique = [...new Set(roots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r)))];
+  return unique.filter((r) => !unique.some((o) => o !== r && isUnder(r, o)));
 }
 
 /** Pages as /proc/PID/statm gives them: total, resident, shared, text, lib, data, dirty. */

@@ -69,9 +69,10 @@ export class WorkerNode {
       rights: { ...rights, read: [...rights.read, shuffleDir], write: [...rights.write, shuffleDir] },
       warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
     });
-    const streams = new StreamRuntime({ address, tokens, client, log: log.child({ component: 'stream' }) });
+    const streams = new StreamRuntime({ address, tokens, client, rights, log: log.child({ component: 'stream' }) });
     const agent = new WorkerAgent({
       shuffleDir,
+      ...(rights.net ? { allowNet: rights.net } : {}),
       streams,
       client,
       tokens,

@@ -1,7 +1,7 @@
 // User code contained: tasks run in executor processes that a task can end, never its
 // worker, with none of the worker's environment and only the paths it is allowed
 // (addresses 127.0.0.161–169 belong to this file).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -180,6 +180,61 @@ describe('what a task can reach', () => {
     expect(await bad({ operation: 'sort', data: ['a'], output: { path: '/tmp/x/../../etc' } })).toMatchObject({
       code: 'validation_failed',
       message: expect.stringMatching(/config\.output\.path/),
+    });
+  });
+});
+
+describe('a worker with --allow-read, --allow-write and --allow-net', () => {
+  let m2: MasterProc;
+  const inDir = join(c.tmp, 'in');
+  const outDir = join(c.tmp, 'out');
+  const sub = async (config: Json) => {
+    const r = await http('POST', `${m2.url}/api/jobs`, { name: 'x', type: 'batch', config });
+    expect(r.status, r.text).toBe(201);
+    return r.json.job_id as string;
+  };
+  const failedOn = async (config: Json) =>
+    (await untilJobStatus(m2.url, await sub(config), 'failed', 60_000)).error as Json;
+
+  beforeAll(async () => {
+    mkdirSync(inDir, { recursive: true });
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(inDir, 'words.txt'), 'río weir\nweir\n');
+    writeFileSync(join(c.tmp, 'outside.txt'), 'secret\n');
+    m2 = await c.master('127.0.0.165');
+    await c.worker('127.0.0.166', m2, {
+      maxTasks: 2,
+      args: ['--allow-read', inDir, '--allow-write', outDir, '--allow-net', 'example.invalid:8080'],
+    });
+  });
+
+  it('reads and writes inside its roots, through the shuffle', async () => {
+    const id = await sub({
+      operation: 'wordcount',
+      input: { path: join(inDir, 'words.txt') },
+      output: { path: join(outDir, 'wc') },
+    });
+    await untilJobStatus(m2.url, id, 'completed', 60_000);
+    expect(readFileSync(join(outDir, 'wc', 'part-00000'), 'utf8')).toMatch(/weir/);
+  });
+
+  it('is refused a file outside them, even in the temp dir, naming the flag', async () => {
+    const outside = join(c.tmp, 'outside.txt');
+    const e = await failedOn({ operation: 'grep', pattern: 's', input: { path: outside }, max_retries: 2 });
+    expect(e).toMatchObject({
+      name: 'permission_denied',
+      attempts: 1,
+      message: `permission_denied: ${outside} is outside --allow-read`,
+    });
+    const w = await failedOn({ operation: 'sort', data: ['b', 'a'], output: { path: join(c.tmp, 'not-out') } });
+    expect(w.message).toMatch(/^permission_denied: .*not-out.* is outside --allow-write$/);
+  });
+
+  it('is refused a url input on a host it does not name', async () => {
+    const e = await failedOn({ operation: 'grep', pattern: 's', input: { url: 'http://127.0.0.169:9/x.txt' } });
+    expect(e).toMatchObject({
+      name: 'permission_denied',
+      message: 'permission_denied: http://127.0.0.169:9/x.txt is outside --allow-net',
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   isUnder,
   memoryUsedMb,
   netAllowed,
+  outermost,
   parseStatm,
   permissionMessage,
 } from '../../src/worker/executor-rules.js';
@@ -17,6 +18,13 @@ describe('an executor’s rules', () => {
     expect(flags).toContain('--allow-fs-write=/tmp');
     expect(flags).toContain('--max-old-space-size=256');
     expect(flags.some((f) => /allow-(child-process|worker)/.test(f))).toBe(false);
+  });
+
+  it('gives each root once, and none that another holds (Node aborts on a path given twice)', () => {
+    expect(outermost(['/tmp', '/app', '/tmp/', '/tmp/data/shuffle', '/tmpx'])).toEqual(['/tmp', '/app', '/tmpx']);
+    expect(executorFlags(64, ['/tmp', '/tmp'], []).filter((f) => f.startsWith('--allow-fs-read'))).toEqual([
+      '--allow-fs-read=/tmp',
+    ]);
   });
 
   it('counts memory mapped but not yet touched, over its resident baseline', () => {

@@ -23,7 +23,10 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port', '8081')
     .option('--max-tasks <n>', 'tasks run at once', '10')
-    .option('--threads <n>', 'threads running them (default: one per task slot)')
+    .option('--threads <n>', 'executor processes running them (default: one per task slot)')
+    .option('--allow-read <dirs>', 'DIR[,DIR…] tasks may read (default: the working and temp dirs)')
+    .option('--allow-write <dirs>', 'DIR[,DIR…] tasks may write (default: the temp dir)')
+    .option('--allow-net <hosts>', 'HOST[:PORT][,…] url inputs and http sinks may reach (default: any)')
     .option('--data-dir <dir>', 'scratch space (default $WEIR_DATA_DIR or ./data/worker-HOST-PORT)')
     .action(async (f) => runWorker(f, ctx.masterUrls()));
 

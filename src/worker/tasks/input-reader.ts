@@ -1,6 +1,15 @@
 import { open } from 'node:fs/promises';
 import { inputSources, readSplitRecords, type Read } from '../../ops/input-split.js';
 import type { InputSpec } from '../../protocol/task-spec.js';
+import { namedError, netAllowed, PERMISSION_DENIED } from '../executor-rules.js';
+
+const sameOrigin = (a: string, b: string): boolean => {
+  try {
+    return new URL(a).host === new URL(b).host;
+  } catch {
+    return false;
+  }
+};
 
 interface OpenInput {
   size: number;
@@ -12,7 +21,11 @@ interface OpenInput {
 const HEAD_TIMEOUT_MS = 5_000;
 
 /** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
-async function openInput(input: InputSpec, masters?: readonly string[]): Promise<OpenInput> {
+async function openInput(
+  input: InputSpec,
+  masters?: readonly string[],
+  allowNet?: readonly string[],
+): Promise<OpenInput> {
   if (input.path !== undefined) {
     const file = await open(input.path, 'r');
     const { size } = await file.stat();
@@ -26,11 +39,15 @@ async function openInput(input: InputSpec, masters?: readonly string[]): Promise
       close: () => file.close(),
     };
   }
-  return openUrl(input.url, masters);
+  return openUrl(input.url, masters, allowNet);
 }
 
 /** An input URL, read from the first of its sources that answers (see inputSources). */
-async function openUrl(url: string, masters?: readonly string[]): Promise<OpenInput> {
+async function openUrl(url: string, masters?: readonly string[], allowNet?: readonly string[]): Promise<OpenInput> {
+  // The masters serve uploads: their copies are always in reach.
+  if (!netAllowed(url, allowNet) && !masters?.some((m) => sameOrigin(m, url))) {
+    throw namedError(PERMISSION_DENIED, `${PERMISSION_DENIED}: ${url} is outside --allow-net`);
+  }
   const sources = inputSources(url, masters);
   const failed: string[] = [];
   /** The input's size from the first source that answers; reads go there first. */
@@ -94,8 +111,9 @@ export async function readInputSplit(
   idx: number,
   sample?: { windows: number; bytes: number },
   masters?: readonly string[],
+  allowNet?: readonly string[],
 ): Promise<unknown[]> {
-  const f = await openInput(input, masters);
+  const f = await openInput(input, masters, allowNet);
   try {
     return await readSplitRecords(f.read, f.size, input, count, idx, sample);
   } finally {
