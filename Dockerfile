@@ -5,6 +5,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
 COPY . .
 RUN npm run build && npm prune --omit=dev
+# Weir runs as the image's unprivileged `node` user: a task that escapes its executor still
+# holds no root. The code stays root's, read-only to it; only /data is its own.
+RUN mkdir -p /data && chown node:node /data
+USER node
 ENV PORT=3000 WEIR_DATA_DIR=/data
 VOLUME /data
 EXPOSE 3000

@@ -5,6 +5,8 @@ import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
 import { WorkerNode } from '../worker/worker-node.js';
+import { defaultRights } from '../worker/executor-pool.js';
+import { isUnder, type TaskRights } from '../worker/executor-rules.js';
 
 /** `--tls-cert`, `--tls-key` and (taken off the line before commander) `--tls-ca`. */
 export interface TlsFlags {
@@ -111,6 +113,42 @@ export interface WorkerFlags extends TlsFlags {
   maxTasks: string;
   threads?: string;
   dataDir?: string;
+  allowRead?: string;
+  allowWrite?: string;
+  allowNet?: string;
+}
+
+/** DIR[,DIR…] as absolute, normalised roots. */
+function roots(text: string, flag: string): string[] {
+  const dirs = text
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map((d) => resolve(d));
+  if (!dirs.length) throw new Error(`${flag} takes DIR[,DIR…]; got '${text}'`);
+  return dirs;
+}
+
+/** --allow-read/--allow-write/--allow-net: each one given replaces its default. */
+export function rightsOf(f: Pick<WorkerFlags, 'allowRead' | 'allowWrite' | 'allowNet'>, dataDir: string): TaskRights {
+  const d = defaultRights();
+  const read = f.allowRead === undefined ? d.read : roots(f.allowRead, '--allow-read');
+  const write = f.allowWrite === undefined ? d.write : roots(f.allowWrite, '--allow-write');
+  let net: string[] | undefined;
+  if (f.allowNet !== undefined) {
+    net = f.allowNet
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean);
+    const bad = net.find((h) => !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h));
+    if (bad !== undefined || !net.length) throw new Error(`--allow-net takes HOST[:PORT][,…]; got '${f.allowNet}'`);
+  }
+  if (f.allowRead === undefined && read.some((r) => isUnder(dataDir, r))) {
+    process.stderr.write(
+      `weir worker: the data dir ${dataDir} lies under a default --allow-read root; tasks can read it (name --allow-read, or a --data-dir elsewhere)\n`,
+    );
+  }
+  return { read, write, ...(net ? { net } : {}) };
 }
 
 export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void> {
@@ -139,13 +177,15 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
         : `--master names ${stranger}: a worker of a cluster serving https needs --tls-cert and --tls-key`,
     );
   }
+  const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`);
   const node = await WorkerNode.start({
     host: f.host,
     port: p,
     masters,
     maxTasks,
     ...(threads ? { threads } : {}),
-    dataDir: resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`),
+    rights: rightsOf(f, dataDir),
+    dataDir,
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
   });

@@ -1,4 +1,4 @@
-import { badRequest } from '../common/errors.js';
+import { badRequest, WeirError } from '../common/errors.js';
 import { BUILTIN_JOBS, type BuiltinJob } from './builtin-jobs.js';
 import {
   DATA_OPERATIONS,
@@ -22,6 +22,9 @@ export interface TaskLimits {
   memory_mb: number;
 }
 
+/** A task's process, its baseline included, needs about 40 MiB before any user code runs. */
+export const MIN_MEMORY_MB = 64;
+
 export const DEFAULT_LIMITS: TaskLimits = { max_retries: 3, timeout_ms: 60_000, memory_mb: 256 };
 
 /**
@@ -44,6 +47,8 @@ export interface DataJobFields {
   input?: InputSpec;
   /** Stragglers get a copy on another worker; the first to finish wins. */
   speculation: boolean;
+  /** The whole of `process.env` in the job's tasks: nothing of the worker's reaches them. */
+  env?: Record<string, string>;
 }
 
 export type BatchConfig = TaskLimits & { task_count: number } & (
@@ -73,7 +78,7 @@ function limitsOf(raw: Raw): TaskLimits {
   return {
     max_retries: integer(raw, 'max_retries', 0, 100, DEFAULT_LIMITS.max_retries),
     timeout_ms: integer(raw, 'timeout_ms', 1, 86_400_000, DEFAULT_LIMITS.timeout_ms),
-    memory_mb: integer(raw, 'memory_mb', 16, 65_536, DEFAULT_LIMITS.memory_mb),
+    memory_mb: integer(raw, 'memory_mb', MIN_MEMORY_MB, 65_536, DEFAULT_LIMITS.memory_mb),
   };
 }
 
@@ -159,6 +164,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     throw badRequest('config.speculation must be true or false');
   }
   if (combine && !exports.has('combine')) throw badRequest('config.combine is true but the module exports no combine');
+  const env = envOf(raw.env);
   return {
     operation,
     ...(module !== undefined ? { module } : {}),
@@ -170,8 +176,38 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     results: builtin?.results ?? 'rows',
     speculation: raw.speculation !== false,
     ...(output ? { output } : {}),
+    ...(env ? { env } : {}),
     ...source,
   };
+}
+
+const invalid = (message: string): WeirError => new WeirError('validation_failed', message);
+
+/** An object of strings, at most 64 KiB of them: all the environment a task gets. */
+function envOf(raw: unknown): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw invalid('config.env must be an object of strings, like {"LANG": "C.UTF-8"}');
+  }
+  let bytes = 0;
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw invalid(`config.env.${k} must be a string; got ${JSON.stringify(v)}`);
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) {
+      throw invalid(`config.env has a name or value a process environment cannot hold: ${JSON.stringify(k)}`);
+    }
+    bytes += k.length + v.length;
+  }
+  if (bytes > 64 * 1024) throw invalid('config.env holds more than 64 KiB');
+  return raw as Record<string, string>;
+}
+
+/**
+ * A path a task reads or writes, as the masters can judge it: absolute, and without `..` (a
+ * worker's --allow-read and --allow-write judge the rest where the task runs).
+ */
+function checkTaskPath(path: string, field: string): void {
+  if (path.split('/').includes('..')) throw invalid(`${field} must not contain '..'; got ${JSON.stringify(path)}`);
+  if (path.includes('\0')) throw invalid(`${field} must not contain a NUL byte`);
 }
 
 function sourceOf(raw: Raw, needsInput: boolean): { data?: unknown[]; input?: InputSpec } {
@@ -211,10 +247,9 @@ function inputOf(raw: unknown): InputSpec {
     return { url, format: f as InputFormat };
   }
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw badRequest(
-      'config.input.path must be an absolute path that every worker can read (or give config.input.url)',
-    );
+    throw invalid('config.input.path must be an absolute path that every worker can read (or give config.input.url)');
   }
+  checkTaskPath(path, 'config.input.path');
   return { path, format: f as InputFormat };
 }
 
@@ -222,7 +257,8 @@ function outputOf(raw: unknown): { path: string } | undefined {
   if (raw === undefined) return undefined;
   const path = (raw as { path?: unknown } | null)?.path;
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw badRequest('config.output must be {"path": "/absolute/dir"}, a directory every worker can write');
+    throw invalid('config.output must be {"path": "/absolute/dir"}, a directory every worker can write');
   }
+  checkTaskPath(path, 'config.output.path');
   return { path };
 }

@@ -56,6 +56,7 @@ function dataTaskSpec(c: DataJobConfig, idx: number, ctx: DispatchContext): Data
     combine: c.combine,
     partitioner: c.partitioner,
     results: c.results,
+    ...(c.env ? { user_env: c.env } : {}),
   };
   if (name === 'reduce') {
     return { ...spec, maps: ctx.maps ?? [], ...(c.output ? { output: c.output } : {}) };

@@ -52,6 +52,8 @@ export interface DataTaskSpec {
   results: 'rows' | 'values';
   output?: { path: string };
   maps?: MapOutput[];
+  /** config.env: the task's whole process.env. */
+  user_env?: Record<string, string>;
   /** Set by the worker: where it keeps map outputs, and a token for fetching other workers'. */
   env?: {
     shuffle_dir: string;
@@ -60,6 +62,8 @@ export interface DataTaskSpec {
     masters?: string[];
     /** Present when the cluster serves https: other nodes are verified against `ca` (else the default store). */
     tls?: TaskTls;
+    /** The worker's --allow-net entries (HOST or HOST:PORT): where url inputs may be; absent: anywhere. */
+    allow_net?: string[];
   };
 }
 

@@ -18,7 +18,7 @@ import type { TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
-import { mayRetry, retryBackoffMs } from './retry-policy.js';
+import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
 
 /** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
 interface Attempts {
@@ -266,7 +266,8 @@ export class Applier {
       }
       const failures = row.failures + 1;
       const error = JSON.stringify(f.error);
-      if (mayRetry(failures, row.max_retries)) {
+      // A path or right the worker refuses stays refused: another attempt would only be refused again.
+      if (mayRetry(failures, row.max_retries) && !isFinalFailure(f.error)) {
         this.s.retry.run(cmd.at + retryBackoffMs(failures), error, seq, f.idx);
         this.delta(f.job_id, { running: -1, pending: 1 });
         retried.push(f);

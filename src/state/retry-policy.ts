@@ -7,3 +7,6 @@ export function retryBackoffMs(failures: number): number {
 export function mayRetry(failures: number, maxRetries: number): boolean {
   return failures <= maxRetries;
 }
+
+/** Failures no retry can mend: a task refused a path or a right by its worker. */
+export const isFinalFailure = (error: { name?: string }): boolean => error.name === 'permission_denied';

@@ -35,6 +35,8 @@ export interface AgentOptions {
   maxTasks: number;
   /** Where map outputs are kept until their job is over. */
   shuffleDir: string;
+  /** --allow-net: where url inputs may be (undefined: anywhere). */
+  allowNet?: string[];
   /** Runs the streaming instances placed on this worker. */
   streams: StreamRuntime;
   heartbeatIntervalMs?: number;
@@ -277,6 +279,7 @@ export class WorkerAgent {
         masters: this.o.client.masters,
         ...(auth ? { auth } : {}),
         ...(tls ? { tls: tls.ca ? { ca: tls.ca } : {} } : {}),
+        ...(this.o.allowNet ? { allow_net: this.o.allowNet } : {}),
       },
     };
   }

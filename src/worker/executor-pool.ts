@@ -1,19 +1,17 @@
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import { realpathSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
 import type { TaskSpec } from '../protocol/task-spec.js';
+import { Executor, ExecutorExit } from './executor-process.js';
+import { MEMORY_LIMIT, memoryUsedMb, namedError, type TaskRights } from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
 import {
   CHUNK_BUDGET_MS,
   chunkSize,
-  PROGRESS_RUNNING,
-  PROGRESS_SINCE,
-  PROGRESS_TASKS,
   QUICK_TASK_MS,
-  STARTED,
-  WAITING,
   thrownError,
-  WITHDRAWN,
   type Chunkable,
   type ChunkOutcome,
   type ChunkRequest,
@@ -23,10 +21,19 @@ import {
 export interface RunLimits {
   timeoutMs: number;
   memoryMb: number;
-  /** Aborting it stops the task (its thread is terminated and replaced). */
+  /** Aborting it stops the task (its executor is killed and replaced). */
   signal?: AbortSignal;
-  /** The task's job: tasks of a job seen to run quickly share thread messages. */
+  /** The task's job: tasks of a job seen to run quickly share executor messages. */
   key?: string;
+}
+
+export interface ExecutorPoolOptions {
+  /** What tasks may read and write. Default: read the working and temp dirs, write the temp dir. */
+  rights?: TaskRights;
+  /** Executors started before the first task, with this memory limit, and kept at that count. */
+  warm?: { count: number; memoryMb: number };
+  /** How often the memory of an executor running a task is read. Default 5 ms. */
+  memorySampleMs?: number;
 }
 
 export class TaskTimeoutError extends Error {
@@ -36,7 +43,7 @@ export class TaskTimeoutError extends Error {
   }
 }
 
-/** A task waiting for a thread or running in one. */
+/** A task waiting for an executor or running in one. */
 interface Task extends Chunkable {
   spec: TaskSpec;
   resolve(json: string): void;
@@ -44,73 +51,111 @@ interface Task extends Chunkable {
   settled: boolean;
   onAbort: (() => void) | undefined;
   signal: AbortSignal | undefined;
-  /** The chunk it was sent in, and its place there. */
+  /** The chunk it was sent in. */
   chunk: Chunk | undefined;
-  slot: number;
 }
 
 interface Chunk {
   tasks: Task[];
-  /** Shared with the thread (task-chunks.ts); none for a task sent alone. */
-  progress: Int32Array | undefined;
-  /** Date.now() when it was sent; the thread's PROGRESS_SINCE counts from here. */
-  base: number;
-  /** Aborting it terminates the thread (the pool replaces it). */
-  kill: AbortController;
-  /** The task it was killed for, and that task's error. */
-  culprit: { slot: number; error: unknown } | undefined;
+  executor: Executor;
+  memoryMb: number;
+  /** Why the pool killed its executor, and the task to charge when it is known. */
+  culprit: { task: Task | undefined; error: Error } | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
+/** The executor's own code, which it must read whatever the roots of user code are. */
+function codeRoots(): string[] {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const roots = [join(root, 'dist'), join(root, 'node_modules'), join(root, 'package.json')];
+  for (const p of [...roots]) {
+    try {
+      const real = realpathSync(p);
+      if (real !== p) roots.push(real);
+    } catch {
+      // absent (a bundled install): nothing to allow
+    }
+  }
+  return roots;
+}
+
+export const defaultRights = (): TaskRights => ({ read: [process.cwd(), tmpdir()], write: [tmpdir()] });
+
 /**
- * Runs tasks in worker threads, so a task that loops, throws or exhausts its heap takes
- * down only a thread: the pool replaces it and the worker lives on. Threads with different
- * memory limits live in different pools (a heap limit is fixed when a thread starts). With
- * fewer threads than slots, tasks wait here for a thread, and a task's timeout starts only
- * when it starts.
+ * Runs tasks in executor processes, so a task that loops, throws, exits, kills its process or
+ * exceeds its memory takes down only its executor: the pool replaces it and the worker lives
+ * on. An executor's heap limit is fixed when it starts, so executors are kept per memory
+ * limit. With fewer executors than slots, tasks wait here, and a task's timeout starts only
+ * when it is sent.
  *
- * When tasks of quick jobs queue up, a free thread gets several in one message (a chunk, see
- * task-chunks.ts), which it runs one after the other. Each task still fails alone: a timeout
- * or a cancellation kills the thread for the task that runs at that moment, a crash (such as
- * running out of memory) is pinned on it, and its chunk-mates that had not reported go back
- * to the queue to run again, each on its own — tasks may run more than once in Weir anyway
- * (retries, speculation), so that is safe.
+ * When tasks of quick jobs queue up, a free executor gets several in one message (a chunk,
+ * see task-chunks.ts), which it runs one after the other. When an executor ends mid-chunk —
+ * killed for a timeout, a cancellation or its memory, or by its own hand — the task it was
+ * killed for is charged; when that is not known (a chunk of several tasks), none is, and the
+ * chunk's unfinished tasks run again each alone, where the next fault has one owner. Tasks
+ * may run more than once in Weir anyway (retries, speculation), so that is safe.
  */
 export class ExecutorPool {
-  private readonly pools = new Map<number, Piscina>();
-  private readonly filename = new URL('./task-thread.js', import.meta.url).href;
+  private readonly entry = fileURLToPath(new URL('./executor-main.js', import.meta.url));
+  private readonly read: string[];
+  private readonly write: string[];
   private readonly queue: Task[] = [];
-  /** Chunks running: at most one per thread. */
+  private readonly executors = new Set<Executor>();
+  private readonly idle: Executor[] = [];
+  private readonly runningChunks = new Set<Chunk>();
+  private sampler: NodeJS.Timeout | undefined;
+  private readonly sampleMs: number;
+  /** Chunks running: at most one per executor. */
   private busy = 0;
   private closed = false;
   private tasksSent = 0;
   private chunksSent = 0;
-  /**
-   * Per job, whether its last task ran quickly (see QUICK_TASK_MS), for the jobs seen lately:
-   * two generations, the older dropped whole when the newer fills, so keeping the memory
-   * bounded costs no scan for the oldest entry.
-   */
   private quickNow = new Map<string, boolean>();
   private quickBefore = new Map<string, boolean>();
   private readonly isQuick = (key: string) => (this.quickNow.get(key) ?? this.quickBefore.get(key)) === true;
 
-  constructor(private readonly maxThreads: number) {}
+  constructor(
+    private readonly maxExecutors: number,
+    private readonly o: ExecutorPoolOptions = {},
+  ) {
+    const rights = o.rights ?? defaultRights();
+    // A part file is written aside and renamed into place, and Node checks a rename's source
+    // for reading: what a task may write, it may read.
+    this.read = [...codeRoots(), ...rights.read, ...rights.write];
+    this.write = rights.write;
+    this.sampleMs = o.memorySampleMs ?? 5;
+    this.keepWarm();
+  }
 
-  private pool(memoryMb: number): Piscina {
-    let p = this.pools.get(memoryMb);
-    if (!p) {
-      p = new Piscina({
-        filename: this.filename,
-        minThreads: Math.min(this.maxThreads, Math.max(1, availableParallelism())),
-        maxThreads: this.maxThreads,
-        concurrentTasksPerWorker: 1,
-        idleTimeout: 30_000,
-        recordTiming: false,
-        resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, memoryMb / 4) },
-      });
-      this.pools.set(memoryMb, p);
-    }
-    return p;
+  private keepWarm(): void {
+    const warm = this.o.warm;
+    if (!warm || this.closed) return;
+    while (this.executors.size < Math.min(warm.count, this.maxExecutors)) this.idle.push(this.spawn(warm.memoryMb));
+  }
+
+  private spawn(memoryMb: number): Executor {
+    const ex = new Executor({ entry: this.entry, memoryMb, read: this.read, write: this.write }, (e) => {
+      this.executors.delete(e);
+      const i = this.idle.indexOf(e);
+      if (i >= 0) this.idle.splice(i, 1);
+      // Replaced later, not here: an executor that cannot start must not respawn in a loop.
+    });
+    this.executors.add(ex);
+    return ex;
+  }
+
+  /** An idle executor with this memory limit, or a new one (in place of an idle one if need be). */
+  private acquire(memoryMb: number): Executor {
+    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb);
+    if (i >= 0) return this.idle.splice(i, 1)[0]!;
+    if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
+    return this.spawn(memoryMb);
+  }
+
+  private release(ex: Executor): void {
+    if (ex.exited) return;
+    if (this.closed) ex.kill();
+    else this.idle.push(ex);
   }
 
   run(spec: TaskSpec, limits: RunLimits): Promise<string> {
@@ -130,7 +175,6 @@ export class ExecutorPool {
         signal,
         onAbort: undefined,
         chunk: undefined,
-        slot: 0,
       };
       if (signal) {
         task.onAbort = () => this.cancel(task, reasonOf(signal));
@@ -142,8 +186,8 @@ export class ExecutorPool {
   }
 
   private pump(): void {
-    while (this.busy < this.maxThreads && this.queue.length > 0) {
-      this.send(this.queue.splice(0, chunkSize(this.queue, this.maxThreads, this.isQuick)));
+    while (this.busy < this.maxExecutors && this.queue.length > 0) {
+      this.send(this.queue.splice(0, chunkSize(this.queue, this.maxExecutors, this.isQuick)));
     }
   }
 
@@ -152,64 +196,53 @@ export class ExecutorPool {
     this.chunksSent++;
     this.tasksSent += tasks.length;
     const { memoryMb, timeoutMs } = tasks[0]!;
-    const shared =
-      tasks.length > 1
-        ? new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (PROGRESS_TASKS + tasks.length))
-        : undefined;
-    const chunk: Chunk = {
-      tasks,
-      progress: shared && new Int32Array(shared),
-      base: Date.now(),
-      kill: new AbortController(),
-      culprit: undefined,
-      timer: undefined,
-    };
-    if (chunk.progress) chunk.progress[PROGRESS_RUNNING] = -1;
-    tasks.forEach((t, i) => {
-      t.chunk = chunk;
-      t.slot = i;
-    });
-    chunk.timer = setTimeout(() => this.checkTimeout(chunk, timeoutMs), timeoutMs);
-    const req: ChunkRequest = {
-      specs: tasks.map((t) => t.spec),
-      ...(shared ? { progress: shared } : {}),
-      base: chunk.base,
-      budgetMs: CHUNK_BUDGET_MS,
-    };
-    let running: Promise<unknown>;
-    try {
-      running = this.pool(memoryMb).run(req, { signal: chunk.kill.signal });
-    } catch (err) {
-      // No thread could take it (the pool refused its limits): each task fails, none hangs.
-      running = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    running
+    const chunk: Chunk = { tasks, executor: this.acquire(memoryMb), memoryMb, culprit: undefined, timer: undefined };
+    for (const t of tasks) t.chunk = chunk;
+    const req: ChunkRequest = { specs: tasks.map((t) => t.spec), budgetMs: CHUNK_BUDGET_MS };
+    this.runningChunks.add(chunk);
+    chunk.executor
+      .run(req, () => {
+        const lone = tasks.length === 1 ? tasks[0] : undefined;
+        chunk.timer = setTimeout(() => this.killFor(chunk, lone, new TaskTimeoutError(timeoutMs)), timeoutMs);
+        this.sampler ??= setInterval(() => this.sampleMemory(), this.sampleMs);
+      })
       .then(
-        (outcomes) => this.finished(chunk, outcomes as ChunkOutcome[]),
+        (outcomes) => this.finished(chunk, outcomes),
         (err: unknown) => this.died(chunk, err),
       )
       .finally(() => {
         clearTimeout(chunk.timer);
+        this.runningChunks.delete(chunk);
+        if (this.runningChunks.size === 0) {
+          clearInterval(this.sampler);
+          this.sampler = undefined;
+        }
         this.busy--;
+        this.keepWarm();
         this.pump();
       });
   }
 
-  /** The chunk's timer: fails the task running now if it has run its time, else waits on. */
-  private checkTimeout(chunk: Chunk, timeoutMs: number): void {
-    const running = runningIn(chunk);
-    // Before its first task starts, the chunk's time is its first task's (a thread starting).
-    // Between two tasks, the next one's time has not begun.
-    const since = running < 0 || !chunk.progress ? 0 : Atomics.load(chunk.progress, PROGRESS_SINCE);
-    const left = running === BETWEEN ? timeoutMs : chunk.base + since + timeoutMs - Date.now();
-    if (left > 0) chunk.timer = setTimeout(() => this.checkTimeout(chunk, timeoutMs), left);
-    else this.killFor(chunk, Math.max(0, running), new TaskTimeoutError(timeoutMs));
+  /** Kills the executors running a chunk over their memory limit; true if this one is. */
+  private overLimit(chunk: Chunk): boolean {
+    const ex = chunk.executor;
+    const now = ex.statm();
+    if (!now || !ex.baseline) return false;
+    ex.lastUsedMb = memoryUsedMb(now, ex.baseline);
+    if (ex.lastUsedMb <= chunk.memoryMb) return false;
+    const lone = chunk.tasks.length === 1 ? chunk.tasks[0] : undefined;
+    this.killFor(chunk, lone, memoryError(ex.lastUsedMb, chunk.memoryMb));
+    return true;
   }
 
-  private killFor(chunk: Chunk, slot: number, error: unknown): void {
+  private sampleMemory(): void {
+    for (const chunk of this.runningChunks) if (!chunk.culprit) this.overLimit(chunk);
+  }
+
+  private killFor(chunk: Chunk, task: Task | undefined, error: Error): void {
     if (chunk.culprit) return;
-    chunk.culprit = { slot, error };
-    chunk.kill.abort(error);
+    chunk.culprit = { task, error };
+    chunk.executor.kill();
   }
 
   private cancel(task: Task, reason: Error): void {
@@ -218,37 +251,42 @@ export class ExecutorPool {
     if (!chunk) {
       const i = this.queue.indexOf(task);
       if (i >= 0) this.queue.splice(i, 1);
-    } else if (
-      !chunk.progress ||
-      Atomics.compareExchange(chunk.progress, PROGRESS_TASKS + task.slot, WAITING, WITHDRAWN) !== WAITING
-    ) {
-      // The thread has it: stop it if it runs now; if it is done, its result is dropped.
-      if (runningIn(chunk) === task.slot) this.killFor(chunk, task.slot, reason);
+    } else {
+      // Its chunk-mates, not charged, run again.
+      this.killFor(chunk, task, reason);
     }
     this.settle(task, reason);
   }
 
   private finished(chunk: Chunk, outcomes: ChunkOutcome[]): void {
+    // What a quick task allocated may be gone before any sample: read it once more now.
+    if (this.overLimit(chunk)) return;
     outcomes.forEach((o, i) => {
       const task = chunk.tasks[i]!;
-      if ('withdrawn' in o) return;
       this.observe(task, o.ms);
       if ('json' in o) this.settle(task, undefined, o.json);
       else this.settle(task, errorFrom(o.error));
     });
-    // The thread ran out of its budget before these: they wait for the next free thread.
+    this.release(chunk.executor);
+    // The executor ran out of its budget before these: they wait for the next free one.
     this.requeue(chunk.tasks.slice(outcomes.length), false);
   }
 
   private died(chunk: Chunk, err: unknown): void {
-    const taken = chunk.progress ? Math.max(0, Atomics.load(chunk.progress, PROGRESS_RUNNING)) : 0;
-    const culprit = chunk.culprit ?? { slot: taken, error: err };
-    const culpritTask = chunk.tasks[culprit.slot]!;
-    // Killed for a cancellation, the task said nothing about its job's speed.
-    if (culprit.error instanceof TaskTimeoutError || !chunk.culprit) this.observe(culpritTask, Infinity);
-    this.settle(culpritTask, culprit.error);
+    chunk.executor.kill();
+    const { culprit, tasks, executor } = chunk;
+    const charged = culprit ? culprit.task : tasks.length === 1 ? tasks[0] : undefined;
+    if (charged) {
+      // Killed for a cancellation, the task said nothing about its job's speed.
+      if (!culprit || culprit.error instanceof TaskTimeoutError || culprit.error.name === MEMORY_LIMIT) {
+        this.observe(charged, Infinity);
+      }
+      this.settle(charged, culprit?.error ?? exitError(err, executor, chunk.memoryMb));
+    } else {
+      for (const t of tasks) this.observe(t, Infinity);
+    }
     this.requeue(
-      chunk.tasks.filter((t) => t !== culpritTask),
+      tasks.filter((t) => t !== charged),
       true,
     );
   }
@@ -281,46 +319,51 @@ export class ExecutorPool {
     else task.reject(error);
   }
 
-  /** Tasks and thread messages (chunks) so far: how much chunking saved. */
+  /** Tasks and executor messages (chunks) so far: how much chunking saved. */
   get sent(): { tasks: number; chunks: number } {
     return { tasks: this.tasksSent, chunks: this.chunksSent };
   }
 
+  /** Executor processes alive now. */
   get threads(): number {
-    let n = 0;
-    for (const p of this.pools.values()) n += p.threads.length;
-    return n;
+    return this.executors.size;
+  }
+
+  /** Their process ids (tests check that none outlives its worker). */
+  get pids(): number[] {
+    return [...this.executors].flatMap((e) => (e.pid === undefined ? [] : [e.pid]));
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     for (const t of this.queue.splice(0)) this.settle(t, new Error('the executor is closed'));
-    await Promise.allSettled([...this.pools.values()].map((p) => p.close({ force: true })));
-    this.pools.clear();
+    const ended = [...this.executors].map((e) => new Promise((r) => (e.exited ? r(0) : e.child.once('exit', r))));
+    for (const e of this.executors) e.kill();
+    await Promise.allSettled(ended);
   }
 }
 
 /** Jobs per generation of the pool's quickness memory. */
 const QUICK_JOBS_KEPT = 512;
 
-/** runningIn's answer when the thread is between two tasks of its chunk (or done with all). */
-const BETWEEN = -2;
-
-/**
- * The index of the task a chunk's thread runs now: -1 before the first, BETWEEN when the one
- * it took last has returned. A lone task counts as running from the start.
- */
-function runningIn(chunk: Chunk): number {
-  if (!chunk.progress) return 0;
-  const i = Atomics.load(chunk.progress, PROGRESS_RUNNING);
-  if (i < 0) return i;
-  return Atomics.load(chunk.progress, PROGRESS_TASKS + i) === STARTED ? i : BETWEEN;
-}
-
 const reasonOf = (signal: AbortSignal): Error =>
   signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
 
-/** A task's error as thrown in its thread: same name, message and stack. */
+const memoryError = (usedMb: number, limitMb: number): Error =>
+  namedError(
+    MEMORY_LIMIT,
+    `${MEMORY_LIMIT}: the task's process used ${Math.round(usedMb)} MiB, over its memory_mb of ${limitMb}`,
+  );
+
+/** An executor that ended by itself: near its limit, the heap's own limit is what ended it. */
+function exitError(err: unknown, ex: Executor, limitMb: number): Error {
+  const cause = err instanceof ExecutorExit ? err.why : String(err);
+  if (ex.lastUsedMb >= 0.8 * limitMb) return namedError(MEMORY_LIMIT, `${MEMORY_LIMIT}: ${cause} near its memory_mb`);
+  return namedError('TaskProcessDied', cause);
+}
+
+/** A task's error as thrown in its executor: same name, message and stack. */
 function errorFrom(e: ThrownError): Error {
   const err = new Error(e.message);
   err.name = e.name;
@@ -328,12 +371,9 @@ function errorFrom(e: ThrownError): Error {
   return err;
 }
 
-/** A task's failure as reported to the master; thread boundaries lose prototypes, not names. */
+/** A task's failure as reported to the master; process boundaries lose prototypes, not names. */
 export function describeError(err: unknown): TaskError {
   const e = thrownError(err);
-  if ((err as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-    e.message = `task ran out of memory (${e.message})`;
-  }
   const lost = fetchFailureOf(e);
   return { ...e, ...(lost ? { fetch_failed: lost } : {}) };
 }

@@ -33,7 +33,9 @@ const WorkerStatus = Type.Object({
   master: Type.String(),
   max_tasks: Type.Integer(),
   active_tasks: Type.Integer(),
+  /** Executor processes alive (--threads is how many at most). */
   threads: Type.Integer(),
+  executor_pids: Type.Array(Type.Integer()),
   metrics: Type.Record(Type.String(), Type.Number()),
 });
 

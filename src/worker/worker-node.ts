@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
@@ -16,7 +17,9 @@ import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { refuseUnverifiedClients, type NodeTls } from '../common/tls.js';
 import { WorkerAgent } from './agent.js';
-import { ExecutorPool } from './executor-pool.js';
+import { defaultRights, ExecutorPool } from './executor-pool.js';
+import type { TaskRights } from './executor-rules.js';
+import { DEFAULT_LIMITS } from '../ops/batch-config.js';
 import { workerRoutes } from './routes.js';
 import { WorkerStats } from './worker-stats.js';
 
@@ -25,8 +28,10 @@ export interface WorkerOptions {
   port: number;
   masters: string[];
   maxTasks: number;
-  /** Threads running tasks (default: one per slot); fewer suits tiny or CPU-bound tasks. */
+  /** Executor processes running tasks (default: one per slot); fewer suits tiny or CPU-bound tasks. */
   threads?: number;
+  /** What tasks may read, write and fetch (--allow-read, --allow-write, --allow-net). */
+  rights?: TaskRights;
   dataDir: string;
   jwtSecret?: string;
   token?: string;
@@ -59,22 +64,30 @@ export class WorkerNode {
       retryForMs: 5000,
       ...(o.tls ? { tls: o.tls.connect } : {}),
     });
-    const pool = new ExecutorPool(o.threads ?? o.maxTasks);
     const stats = new WorkerStats();
     const address = `${o.host}:${o.port}`;
     // Map outputs of an earlier run belong to attempts the masters have written off.
     const shuffleDir = join(o.dataDir, 'shuffle');
     rmSync(shuffleDir, { recursive: true, force: true });
     mkdirSync(shuffleDir, { recursive: true });
+    const rights = o.rights ?? defaultRights();
+    const executors = o.threads ?? o.maxTasks;
+    // Of the data dir, map tasks reach only where map outputs go (written, then renamed).
+    const pool = new ExecutorPool(executors, {
+      rights: { ...rights, read: [...rights.read, shuffleDir], write: [...rights.write, shuffleDir] },
+      warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
+    });
     const streams = new StreamRuntime({
       address,
       tokens,
       client,
       tls: o.tls,
+      rights,
       log: log.child({ component: 'stream' }),
     });
     const agent = new WorkerAgent({
       shuffleDir,
+      ...(rights.net ? { allowNet: rights.net } : {}),
       streams,
       client,
       tokens,
@@ -165,6 +178,7 @@ export class WorkerNode {
           max_tasks: o.maxTasks,
           active_tasks: agent.activeTasks,
           threads: pool.threads,
+          executor_pids: pool.pids,
           metrics: stats.totals(),
         }),
       }),

@@ -387,6 +387,8 @@ export class Cluster {
       masters?: string[];
       /** Serve https with these flags (and reach `master` with its dispatcher). */
       tls?: NodeTlsSetup;
+      /** More flags (`--allow-read DIR`, …). */
+      args?: string[];
     } = {},
   ): Promise<WorkerProc> {
     const port = await freePort(host);
@@ -396,6 +398,7 @@ export class Cluster {
     const args = ['worker', '--host', host, '--port', String(port), '--master', masterArg, '--data-dir', dataDir];
     if (o.maxTasks !== undefined) args.push('--max-tasks', String(o.maxTasks));
     args.push(...(o.tls?.args ?? []));
+    args.push(...(o.args ?? []));
     const p = this.spawn('worker', `worker-${host}`, args, o.env ?? {});
     const dispatcher = o.tls?.dispatcher;
     const w: WorkerProc = Object.assign(p, {

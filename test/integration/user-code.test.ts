@@ -102,7 +102,7 @@ describe('a user map over an input file', () => {
     const r = await http('POST', `${m.url}/api/jobs`, {
       name: 'missing',
       type: 'batch',
-      config: { module: countModule, input: { path: '/nonexistent/weir-input.txt' }, max_retries: 0 },
+      config: { module: countModule, input: { path: join(c.tmp, 'nonexistent.txt') }, max_retries: 0 },
     });
     const job = await untilJobStatus(m.url, r.json.job_id, 'failed', 30_000);
     expect(job.error.message).toMatch(/ENOENT/);

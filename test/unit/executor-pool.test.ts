@@ -3,7 +3,7 @@ import { taskSpec } from '../../src/ops/batch-ops.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { describeError, ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
 
-// The pool loads its thread entry from the compiled tree (npm test builds first).
+// The pool starts its executors from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
 const { ExecutorPool: BuiltPool } = (await import(built)) as {
   ExecutorPool: typeof ExecutorPool;
@@ -19,7 +19,7 @@ describe('the executor pool', () => {
   const pool = new BuiltPool(1);
   afterAll(() => pool.close());
 
-  it('runs a task in a thread and returns its results', async () => {
+  it('runs a task in an executor process and returns its results', async () => {
     expect(await pool.run(sleep(1, 7), limits)).toBe('[7]');
   });
 
@@ -30,9 +30,9 @@ describe('the executor pool', () => {
     expect(await pool.run(sleep(1, 1), limits)).toBe('[1]');
   });
 
-  it('starts a queued task’s timeout only when it gets a thread', async () => {
+  it('starts a queued task’s timeout only when it gets an executor', async () => {
     const first = pool.run(sleep(300, 1), limits);
-    // Waits ~300 ms for the only thread, then needs 50 ms of its 200 ms budget.
+    // Waits ~300 ms for the only executor, then needs 50 ms of its 200 ms budget.
     const second = pool.run(sleep(50, 2), { ...limits, timeoutMs: 200 });
     expect(await Promise.all([first, second])).toEqual(['[1]', '[2]']);
   });
@@ -49,6 +49,46 @@ describe('the executor pool', () => {
   it('names its timeout error', () => {
     expect(new TaskTimeoutError(5).name).toBe('TaskTimeoutError');
   });
+
+  it('gives a task none of its worker’s environment, only its job’s', async () => {
+    process.env.JWT_SECRET_PROBE = 'x';
+    const spec = {
+      ...user('export function map(r, emit) { emit(process.env.JWT_SECRET_PROBE ?? "none", process.env.LANG) }'),
+      user_env: { LANG: 'C' },
+    };
+    expect(JSON.parse(await pool.run(spec, limits))).toEqual([{ key: 'none', value: 'C' }]);
+    delete process.env.JWT_SECRET_PROBE;
+  });
+
+  it('fails a task that ends its process with the cause, and runs the next one in a new process', async () => {
+    await expect(pool.run(user('export function map() { process.exit(3) }'), limits)).rejects.toThrow(
+      /exited with code 3/,
+    );
+    await expect(
+      pool.run(user('export function map() { process.kill(process.pid, "SIGKILL") }'), limits),
+    ).rejects.toThrow(/killed by SIGKILL/);
+    expect(await pool.run(sleep(1, 4), limits)).toBe('[4]');
+  });
+
+  it('fails a task over its memory, off-heap included, with memory_limit', async () => {
+    const hog = user('export function map(r, emit) { emit("n", Buffer.alloc(1024 * 1024 * 1024).length) }');
+    await expect(pool.run(hog, { ...limits, memoryMb: 128 })).rejects.toMatchObject({ name: 'memory_limit' });
+  });
+
+  it('refuses a path outside the roots, a process and a thread, as permission_denied', async () => {
+    const refused = (module: string) => pool.run(user(module), limits).catch((e: Error) => e);
+    expect(
+      await refused('import { readFileSync } from "node:fs"; export function map() { readFileSync("/etc/passwd") }'),
+    ).toMatchObject({ name: 'permission_denied', message: 'permission_denied: /etc/passwd is outside --allow-read' });
+    expect(
+      await refused('import { execSync } from "node:child_process"; export function map() { execSync("id") }'),
+    ).toMatchObject({ name: 'permission_denied' });
+    expect(
+      await refused(
+        'import { Worker } from "node:worker_threads"; export function map() { new Worker("1", { eval: true }) }',
+      ),
+    ).toMatchObject({ name: 'permission_denied' });
+  });
 });
 
 /** Runs `body` with a pool of `threads` threads of its own, closed after. */
@@ -61,9 +101,9 @@ async function withPool(threads: number, body: (pool: ExecutorPool) => Promise<v
   }
 }
 
-describe('chunks: a thread gets several quick tasks in one message', () => {
+describe('chunks: an executor gets several quick tasks in one message', () => {
   /**
-   * One thread, busy with a task of another job while `tasks` (of job `key`, known to be
+   * One executor, busy with a task of another job while `tasks` (of job `key`, known to be
    * quick) queue up behind it — so they leave in one chunk when it frees.
    */
   async function inOneChunk<T>(
@@ -78,13 +118,13 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
     return settled;
   }
 
-  it('runs a backlog of a quick job in far fewer thread messages than tasks, each with its own result', () =>
+  it('runs a backlog of a quick job in far fewer executor messages than tasks, each with its own result', () =>
     withPool(2, async (pool) => {
       await pool.run(noop(0), { ...limits, key: 'job' });
       const before = pool.sent;
       const results = await Promise.all(range(500).map((i) => pool.run(noop(i), { ...limits, key: 'job' })));
       expect(results).toEqual(range(500).map((i) => `[${i}]`));
-      // A chunk's thread hands back what it had no time for (its budget): those go out again.
+      // A chunk's executor hands back what it had no time for (its budget): those go out again.
       expect(pool.sent.tasks - before.tasks).toBeGreaterThanOrEqual(500);
       expect(pool.sent.chunks - before.chunks).toBeLessThan(100);
     }));
@@ -128,16 +168,29 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
 
   it('pins running out of memory on the task that did; its chunk-mates complete', () =>
     withPool(1, async (pool) => {
-      const o = { ...limits, memoryMb: 32, key: 'hungry' };
+      const o = { ...limits, memoryMb: 96, key: 'hungry' };
       const hog = user('export function map() { const a = []; for (;;) a.push(new Array(1e5).fill(a.length)); }');
-      // The blocker must share the limits' heap size for all of them to share the one thread.
+      // The blocker must share the limits' memory for all of them to share the one executor.
       await pool.run(noop(0), o);
       const blocker = pool.run(sleep(50), { ...o, key: 'blocker' });
       const settled = Promise.allSettled([pool.run(noop(1), o), pool.run(hog, o), pool.run(noop(3), o)]);
       await blocker;
       const [a, oom, c] = await settled;
       expect(oom.status).toBe('rejected');
-      expect(describeError((oom as PromiseRejectedResult).reason).message).toMatch(/ran out of memory/);
+      expect(describeError((oom as PromiseRejectedResult).reason).message).toMatch(/^memory_limit/);
+      expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
+    }));
+
+  it('charges a process’s death to no chunk-mate: each runs again alone, the culprit fails', () =>
+    withPool(1, async (pool) => {
+      const o = { ...limits, key: 'exits' };
+      const exits = user('export function map() { process.exit(3) }');
+      const [a, bad, c] = await inOneChunk(pool, 'exits', [
+        () => pool.run(noop(1), o),
+        () => pool.run(exits, o),
+        () => pool.run(noop(3), o),
+      ]);
+      expect(bad).toMatchObject({ status: 'rejected', reason: { message: /exited with code 3/ } });
       expect([a, c]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
     }));
 
@@ -149,7 +202,7 @@ describe('chunks: a thread gets several quick tasks in one message', () => {
       const settled = inOneChunk(pool, 'cancels', [
         () => pool.run(noop(1), o),
         () => {
-          // By then the blocker (50 ms) is done and the looper runs, its chunk-mate done.
+          // By then the blocker (50 ms) is done and the looper runs.
           setTimeout(() => ac.abort(new Error('task cancelled')), 150);
           return pool.run(looper, { ...o, signal: ac.signal });
         },

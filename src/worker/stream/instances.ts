@@ -1,4 +1,6 @@
 import { open, appendFile, type FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { isUnder, netAllowed, PERMISSION_DENIED, type TaskRights } from '../executor-rules.js';
 import { Acker, TupleIdSource, type TupleId } from '../../stream/acker.js';
 import { EventGenerator } from '../../stream/generator.js';
 import { EdgeRouter } from '../../stream/grouping.js';
@@ -18,6 +20,8 @@ export interface InstanceHost {
   readonly jobId: string;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
+  /** The worker's --allow-read/--allow-write/--allow-net; undefined: no bounds. */
+  readonly rights?: TaskRights | undefined;
   /** Sends `events` along every edge leaving `from`; returns the XOR of the new tuples' ids. */
   emit(from: Instance, events: Record<string, unknown>[], o: number, a: number, r: number): TupleId;
   /** Whether every instance `from` sends to has room. */
@@ -277,6 +281,13 @@ export class HttpSpout extends Spout {
   }
 }
 
+/** File spouts and sinks run in the worker itself: the roots are checked here, by path. */
+function checkPath(path: string, roots: readonly string[] | undefined, flag: string): void {
+  if (roots && !roots.some((r) => isUnder(resolve(path), r))) {
+    throw new Error(`${PERMISSION_DENIED}: ${path} is outside ${flag}`);
+  }
+}
+
 const stoppedError = () => new Error('the stream instance stopped; send the events again');
 
 /** Lines of a file from an offset: `{line}` events, or the parsed objects of JSON lines. */
@@ -301,6 +312,7 @@ export class FileSpout extends Spout {
     if (this.reading || this.eof) return;
     this.reading = true;
     try {
+      checkPath(this.fileSpec.path, this.host.rights?.read, '--allow-read');
       this.file ??= await open(this.fileSpec.path, 'r');
       const buf = Buffer.allocUnsafe(256 * 1024);
       const { bytesRead } = await this.file.read(buf, 0, buf.length, this.position);
@@ -616,6 +628,11 @@ export class FileSink extends Sink {
   protected deliver(tuples: Tuple[]): Promise<void> {
     const spec = this.spec as Extract<BoltSpec, { op: 'file' }>;
     const path = spec.parallelism > 1 ? `${spec.path}-${this.index}` : spec.path;
+    try {
+      checkPath(path, this.host.rights?.write, '--allow-write');
+    } catch (err) {
+      return Promise.reject(new RefusedDelivery((err as Error).message));
+    }
     return appendFile(
       path,
       eventsOf(tuples)
@@ -628,6 +645,9 @@ export class FileSink extends Sink {
 export class HttpSink extends Sink {
   protected async deliver(tuples: Tuple[]): Promise<void> {
     const spec = this.spec as Extract<BoltSpec, { op: 'http' }>;
+    if (!netAllowed(spec.url, this.host.rights?.net)) {
+      throw new RefusedDelivery(`${PERMISSION_DENIED}: ${spec.url} is outside --allow-net`);
+    }
     const res = await fetch(spec.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

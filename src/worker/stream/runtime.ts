@@ -27,6 +27,7 @@ import {
   type Instance,
   type InstanceHost,
 } from './instances.js';
+import type { TaskRights } from '../executor-rules.js';
 import { InLink, OutLink } from './links.js';
 import { onNextTurn } from '../../common/next-turn.js';
 
@@ -65,6 +66,7 @@ class JobRuntime implements InstanceHost {
   private readonly timer: NodeJS.Timeout;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
+  readonly rights: TaskRights | undefined;
 
   constructor(
     readonly jobId: string,
@@ -73,6 +75,7 @@ class JobRuntime implements InstanceHost {
   ) {
     this.ackTimeoutMs = config.ack_timeout_ms;
     this.maxPending = config.max_pending;
+    this.rights = rt.rights;
     const byId = new Map<string, ComponentSpec>(
       [...config.topology.spouts, ...config.topology.bolts].map((c) => [c.id, c]),
     );
@@ -279,6 +282,8 @@ class JobRuntime implements InstanceHost {
 
 export interface StreamRuntimeOptions {
   address: string;
+  /** What file spouts and sinks may read and write, and http sinks reach. */
+  rights?: TaskRights;
   tokens: TokenSource;
   client: HttpClient;
   /** Links to other workers speak wss with it. */
@@ -291,6 +296,7 @@ export interface StreamRuntimeOptions {
  * job), the links to other workers, ingestion for http sources, and per-instance figures.
  */
 export class StreamRuntime {
+  readonly rights: TaskRights | undefined;
   private readonly jobs = new Map<string, JobRuntime>();
   private readonly links = new Map<string, OutLink>();
   private readonly seen = new Map<string, { at: number; in: number; out: number }>();
@@ -306,6 +312,7 @@ export class StreamRuntime {
 
   constructor(private readonly o: StreamRuntimeOptions) {
     this.address = o.address;
+    this.rights = o.rights;
     this.log = o.log;
   }
 

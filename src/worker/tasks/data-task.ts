@@ -37,7 +37,15 @@ async function functionsOf(spec: DataTaskSpec): Promise<JobFunctions> {
 async function recordsOf(spec: DataTaskSpec, sample?: { windows: number; bytes: number }): Promise<unknown[]> {
   if (spec.records) return spec.records;
   if (spec.input) {
-    return readInputSplit(spec.input.spec, spec.input.splits, spec.part, sample, spec.env?.masters, spec.env?.tls);
+    return readInputSplit(
+      spec.input.spec,
+      spec.input.splits,
+      spec.part,
+      sample,
+      spec.env?.masters,
+      spec.env?.tls,
+      spec.env?.allow_net,
+    );
   }
   return [spec.part]; // no input: each map task's one record is its own index (pi)
 }

@@ -2,6 +2,15 @@ import { open } from 'node:fs/promises';
 import { inputSources, readSplitRecords, type Read } from '../../ops/input-split.js';
 import type { InputSpec, TaskTls } from '../../protocol/task-spec.js';
 import { clusterFetch, type Fetch } from './cluster-fetch.js';
+import { namedError, netAllowed, PERMISSION_DENIED } from '../executor-rules.js';
+
+const sameOrigin = (a: string, b: string): boolean => {
+  try {
+    return new URL(a).host === new URL(b).host;
+  } catch {
+    return false;
+  }
+};
 
 interface OpenInput {
   size: number;
@@ -13,7 +22,12 @@ interface OpenInput {
 const HEAD_TIMEOUT_MS = 5_000;
 
 /** Opens a file or a URL for positioned reads; `masters` are where uploads have copies. */
-async function openInput(input: InputSpec, masters?: readonly string[], tls?: TaskTls): Promise<OpenInput> {
+async function openInput(
+  input: InputSpec,
+  masters?: readonly string[],
+  tls?: TaskTls,
+  allowNet?: readonly string[],
+): Promise<OpenInput> {
   if (input.path !== undefined) {
     const file = await open(input.path, 'r');
     const { size } = await file.stat();
@@ -27,7 +41,7 @@ async function openInput(input: InputSpec, masters?: readonly string[], tls?: Ta
       close: () => file.close(),
     };
   }
-  return openUrl(input.url, masters, tls);
+  return openUrl(input.url, masters, tls, allowNet);
 }
 
 /**
@@ -41,7 +55,16 @@ function fetchesFor(sources: readonly string[], masters: readonly string[] = [],
 }
 
 /** An input URL, read from the first of its sources that answers (see inputSources). */
-async function openUrl(url: string, masters?: readonly string[], tls?: TaskTls): Promise<OpenInput> {
+async function openUrl(
+  url: string,
+  masters?: readonly string[],
+  tls?: TaskTls,
+  allowNet?: readonly string[],
+): Promise<OpenInput> {
+  // The masters serve uploads: their copies are always in reach.
+  if (!netAllowed(url, allowNet) && !masters?.some((m) => sameOrigin(m, url))) {
+    throw namedError(PERMISSION_DENIED, `${PERMISSION_DENIED}: ${url} is outside --allow-net`);
+  }
   const sources = inputSources(url, masters);
   const fetches = fetchesFor(sources, masters, tls);
   const failed: string[] = [];
@@ -108,8 +131,9 @@ export async function readInputSplit(
   sample?: { windows: number; bytes: number },
   masters?: readonly string[],
   tls?: TaskTls,
+  allowNet?: readonly string[],
 ): Promise<unknown[]> {
-  const f = await openInput(input, masters, tls);
+  const f = await openInput(input, masters, tls, allowNet);
   try {
     return await readSplitRecords(f.read, f.size, input, count, idx, sample);
   } finally {

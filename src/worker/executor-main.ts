@@ -1,0 +1,45 @@
+// Entry point of an executor process: runs the chunks of tasks its worker sends it, one task
+// after the other, and sends back each one's results as JSON text, or its error as plain
+// data, and its run time. It starts with a clean environment and under Node's permission
+// model (see executor-rules.ts); a task sees only the environment its job gave it.
+import { permissionMessage, PERMISSION_DENIED } from './executor-rules.js';
+import { runTaskToJson } from './tasks/run-task.js';
+import { thrownError, type ChunkOutcome, type ChunkRequest, type ThrownError } from './task-chunks.js';
+import type { TaskSpec } from '../protocol/task-spec.js';
+
+// Orphaned, an executor has no one to report to: it goes (its worker was killed).
+process.on('disconnect', () => process.exit(0));
+
+function useEnv(spec: TaskSpec): void {
+  const env = 'user_env' in spec ? spec.user_env : undefined;
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  if (env) Object.assign(process.env, env);
+}
+
+function failure(err: unknown): ThrownError {
+  const denied = permissionMessage(err);
+  return denied ? { name: PERMISSION_DENIED, message: denied } : thrownError(err);
+}
+
+async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
+  const started = Date.now();
+  const outcomes: ChunkOutcome[] = [];
+  for (let i = 0; i < req.specs.length; i++) {
+    if (i > 0 && Date.now() - started >= req.budgetMs) break;
+    const spec = req.specs[i]!;
+    useEnv(spec);
+    const t0 = performance.now();
+    try {
+      const json = await runTaskToJson(spec);
+      outcomes.push({ json, ms: performance.now() - t0 });
+    } catch (err) {
+      outcomes.push({ error: failure(err), ms: performance.now() - t0 });
+    }
+  }
+  return outcomes;
+}
+
+process.on('message', (req: ChunkRequest) => {
+  void runChunk(req).then((outcomes) => process.send!(outcomes));
+});
+process.send!('ready');

@@ -1,0 +1,124 @@
+// What an executor process may do and how its end is told, as pure functions: the flags it
+// starts with, how its memory is measured from outside, what its death means to the task
+// that ran in it, and how a refusal of Node's permission model reads to the user.
+import { isAbsolute, relative, sep } from 'node:path';
+
+/** What tasks may reach on this worker: the roots of --allow-read / --allow-write / --allow-net. */
+export interface TaskRights {
+  read: string[];
+  write: string[];
+  /** HOST or HOST:PORT entries; undefined: any. */
+  net?: string[];
+}
+
+/** Whether `path` (absolute, normalised) is `root` or lies under it. */
+export function isUnder(path: string, root: string): boolean {
+  const r = relative(root, path);
+  return r === '' || (!r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r));
+}
+
+/**
+ * Node flags of an executor: the permission model with exactly these roots (no child
+ * processes, no threads: neither flag is given), and a heap that cannot grow past the task's
+ * memory. The young generation is kept small so that what V8 commits for it (counted by the
+ * supervisor, see memoryUsedMb) stays a small share of the limit.
+ */
+export function executorFlags(memoryMb: number, read: readonly string[], write: readonly string[]): string[] {
+  const flags = ['--experimental-permission', '--no-warnings'];
+  // One flag per root: Node 20.20 reads a comma as part of the path.
+  for (const r of outermost(read)) flags.push(`--allow-fs-read=${r}`);
+  for (const w of outermost(write)) flags.push(`--allow-fs-write=${w}`);
+  flags.push(
+    `--max-old-space-size=${memoryMb}`,
+    `--max-semi-space-size=${Math.max(1, Math.min(16, Math.floor(memoryMb / 64)))}`,
+  );
+  return flags;
+}
+
+/**
+ * The roots that no other root holds, each once: Node 20.20 aborts at start (an assertion in
+ * its permission tree) when a path is given twice.
+ */
+export function outermost(roots: readonly string[]): string[] {
+  const unique = [...new Set(roots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r)))];
+  return unique.filter((r) => !unique.some((o) => o !== r && isUnder(r, o)));
+}
+
+/** Pages as /proc/PID/statm gives them: total, resident, shared, text, lib, data, dirty. */
+export interface Statm {
+  residentMb: number;
+  /** Private writable memory the process has mapped, touched or not (VmData). */
+  dataMb: number;
+}
+
+export function parseStatm(text: string, pageBytes = 4096): Statm | undefined {
+  const f = text.trim().split(/\s+/).map(Number);
+  if (f.length < 6 || f.some((n) => !Number.isFinite(n))) return undefined;
+  const mb = (pages: number) => (pages * pageBytes) / 1048576;
+  return { residentMb: mb(f[1]!), dataMb: mb(f[5]!) };
+}
+
+/**
+ * The memory a process holds, its baseline included: what is resident, or, when more, its
+ * resident baseline plus all it has mapped since — so a Buffer allocated but not yet
+ * touched (zeroed pages cost nothing until written) counts in full at once.
+ */
+export function memoryUsedMb(now: Statm, baseline: Statm): number {
+  return Math.max(now.residentMb, baseline.residentMb + (now.dataMb - baseline.dataMb));
+}
+
+export const MEMORY_LIMIT = 'memory_limit';
+export const PERMISSION_DENIED = 'permission_denied';
+
+/** Why an executor ended, as the message of the task attempt it was running. */
+export function deathCause(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `the task's process was killed by ${signal}`;
+  return `the task's process exited with code ${code ?? 'unknown'}`;
+}
+
+/** A task failure named like a thrown error, so it crosses the channel as one. */
+export function namedError(name: string, message: string): Error {
+  const err = new Error(message);
+  err.name = name;
+  return err;
+}
+
+/**
+ * A refusal of Node's permission model, as the user reads it: the path and the worker flag
+ * that would allow it; undefined for any other error.
+ */
+export function permissionMessage(err: unknown): string | undefined {
+  const e = err as { code?: unknown; permission?: unknown; resource?: unknown } | null;
+  if (!e || e.code !== 'ERR_ACCESS_DENIED') return undefined;
+  const what = typeof e.resource === 'string' ? e.resource : 'a path';
+  switch (e.permission) {
+    case 'FileSystemRead':
+      return `${PERMISSION_DENIED}: ${what} is outside --allow-read`;
+    case 'FileSystemWrite':
+      return `${PERMISSION_DENIED}: ${what} is outside --allow-write`;
+    case 'ChildProcess':
+      return `${PERMISSION_DENIED}: tasks cannot start processes`;
+    case 'WorkerThreads':
+      return `${PERMISSION_DENIED}: tasks cannot start threads`;
+    default:
+      return `${PERMISSION_DENIED}: ${String(e.permission ?? 'this operation')} is not allowed to tasks`;
+  }
+}
+
+/** Whether `host[:port]` of a URL is among the --allow-net entries (undefined: any). */
+export function netAllowed(url: string, allowed: readonly string[] | undefined): boolean {
+  if (!allowed) return true;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return allowed.some((a) => {
+    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(a.trim().toLowerCase());
+    if (!m) return false;
+    return m[1]!.replace(/^\[|\]$/g, '') === host && (m[2] === undefined || m[2] === port);
+  });
+}
