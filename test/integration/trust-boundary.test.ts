@@ -250,6 +250,22 @@ describe('frames built to crash a node', () => {
     expect(await alive(w.url)).toBe(true);
   });
 
+  it('65 tuples in one frame on a stream link, past the 64 credits it was granted, close that link; the worker lives on', async () => {
+    const url = `${w.url.replace('http', 'ws')}/api/stream/link`;
+    const tuple = { e: [{ seq: 1 }], o: 0, a: 1, r: 0, h: 1, l: 1 };
+    const frame = new Packr({ useRecords: false }).pack({
+      t: 'tuples',
+      job: 'job-x',
+      to: Array(65).fill(0),
+      tuples: Array(65).fill(tuple),
+    });
+    const r = await socketOutcome(url, bearer(await token({ role: 'worker', worker_id: 'w-x' })), (ws) =>
+      ws.send(frame),
+    );
+    expect(r).toEqual({ closed: 1007 });
+    expect(await alive(w.url)).toBe(true);
+  });
+
   it('a report with job_id: true on a worker channel closes it and reaches no log; the master survives a restart and runs jobs', async () => {
     const workerId = await theWorkerId();
     const url = `${m.url.replace('http', 'ws')}/api/workers/${workerId}/channel`;
