@@ -82,8 +82,9 @@ const ToWorkerSchema = Type.Union([
         TaskRefSchema,
         Type.Object({
           spec: Type.Object({ operation: Type.String() }),
-          timeout_ms: Type.Integer({ minimum: 1 }),
-          memory_mb: Type.Integer({ minimum: 1 }),
+          // 0 for a stream instance: it runs until its job ends, within the worker's memory.
+          timeout_ms: Type.Integer({ minimum: 0 }),
+          memory_mb: Type.Integer({ minimum: 0 }),
         }),
       ]),
     ),
