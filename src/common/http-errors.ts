@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { ERROR_CODES, WeirError, badRequest } from './errors.js';
@@ -82,6 +84,30 @@ function reply(node: NodeKind, err: FastifyError | Error, req: FastifyRequest, r
  */
 export const frameworkErrors = (node: NodeKind): FastifyServerOptions['frameworkErrors'] =>
   ((err, req, res) => reply(node, err, req, res)) as FastifyServerOptions['frameworkErrors'];
+
+/**
+ * The constructor option for requests Node cannot parse (a bad request line or header, headers
+ * over its 16 KiB, a request that did not arrive in time): they never reach Fastify's error
+ * handler, and its own answer to them is not in the catalogue's shape.
+ */
+export function clientErrors(err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new WeirError('payload_too_large', 'the request line and headers are over 16 KiB; send less in them', 431)
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? badRequest('the request did not arrive whole in time; send it again')
+        : badRequest('the bytes sent are not an HTTP/1.1 request (a malformed request line, header or body framing)');
+  const body = JSON.stringify(e.toJSON());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
 
 /** One error handler and one not-found handler: every refusal, a 404 included, is `{error: {code, message}}`. */
 export function installErrorHandlers(

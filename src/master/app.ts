@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installAuth } from '../common/auth-hook.js';
 import { MASTER_ACCESS } from './access-table.js';
-import { BODY_LIMIT, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
+import { BODY_LIMIT, clientErrors, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
@@ -31,6 +31,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // Request lines are info-level noise at thousands a second; the edge logs warnings up.
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
+    clientErrorHandler: clientErrors,
     loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     forceCloseConnections: true,
     frameworkErrors: frameworkErrors('master'),

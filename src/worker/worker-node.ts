@@ -9,7 +9,7 @@ import { TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import { WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
-import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
+import { BODY_LIMIT, clientErrors, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
@@ -122,6 +122,7 @@ export class WorkerNode {
 
     const app = Fastify({
       bodyLimit: BODY_LIMIT,
+      clientErrorHandler: clientErrors,
       loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
       frameworkErrors: frameworkErrors('worker'),
     }).withTypeProvider<TypeBoxTypeProvider>();

@@ -4,6 +4,7 @@
 // node. Every refusal is `{error: {code, message}}` or a closed socket, and afterwards every
 // process is alive and the cluster still runs jobs — across a restart of the master too.
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { SignJWT } from 'jose';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +74,27 @@ function rawRequest(
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Bytes over a bare connection, as no HTTP client would send them; the answer the server wrote before closing. */
+function rawBytes(url: string, bytes: string): Promise<{ status: number; json: unknown }> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    let text = '';
+    const sock = connect({ host: u.hostname, port: Number(u.port) }, () => sock.write(bytes));
+    sock.setEncoding('utf8').on('data', (s: string) => (text += s));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})[\s\S]*?\r\n\r\n([\s\S]*)$/.exec(text);
+      let json: unknown = m?.[2];
+      try {
+        json = JSON.parse(m?.[2] ?? '');
+      } catch {
+        // shown as text
+      }
+      resolve({ status: Number(m?.[1] ?? 0), json });
+    });
   });
 }
 
@@ -154,6 +176,31 @@ describe('paths: auth is decided on the route the router matched', () => {
     expect(await socketOutcome(`${m.url.replace('http', 'ws')}/r%61ft/stream`, {})).toEqual({ refused: 401 });
     expect(await socketOutcome(`${w.url.replace('http', 'ws')}/%61pi/stream/link`, {})).toEqual({ refused: 401 });
   });
+
+  it.each([
+    [
+      'headers over 16 KiB',
+      `GET /api/jobs HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'payload_too_large',
+    ],
+    ['a request line of HTTP/9.9', 'GET /api/jobs HTTP/9.9\r\nHost: x\r\n\r\n', 400, 'bad_request'],
+    [
+      'two lengths',
+      'POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n12',
+      400,
+      'bad_request',
+    ],
+  ])(
+    'a request Node cannot parse (%s) is answered in the catalogue shape, by masters and workers',
+    async (_, bytes, status, code) => {
+      for (const url of [m.url, w.url]) {
+        const r = await rawBytes(url, bytes);
+        expect(r.status, url).toBe(status);
+        expectCatalogue(r, code);
+      }
+    },
+  );
 
   it('a token without exp is refused: 401', async () => {
     const r = await http('GET', `${m.url}/api/jobs`, undefined, bearer(await token({}, { exp: false })));
