@@ -109,11 +109,26 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
   socket.destroy(err);
 }
 
-/** One error handler and one not-found handler: every refusal, a 404 included, is `{error: {code, message}}`. */
+/** A WebSocket route's answer to a request that asks for no upgrade. */
+async function notAnUpgrade(req: FastifyRequest): Promise<never> {
+  throw badRequest(`${req.routeOptions.url} opens a WebSocket: send the request as an upgrade (Upgrade: websocket)`);
+}
+
+/**
+ * One error handler and one not-found handler: every refusal, a 404 included, is `{error:
+ * {code, message}}`. Installed before the websocket plugin, so that a WebSocket route's plain
+ * requests get `notAnUpgrade` rather than the plugin's bare 404.
+ */
 export function installErrorHandlers(
-  app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler'>,
+  app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler' | 'addHook'>,
   node: NodeKind,
 ): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.websocket) return;
+    route.wsHandler = route.handler as unknown as typeof route.wsHandler;
+    route.handler = notAnUpgrade;
+    route.websocket = false;
+  });
   app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
   app.setNotFoundHandler((req, res) => {
     const path = req.url.split('?')[0];

@@ -202,6 +202,18 @@ describe('paths: auth is decided on the route the router matched', () => {
     },
   );
 
+  it('a request without an upgrade on a socket path is refused in the catalogue shape (not a bare 404)', async () => {
+    const answers = [
+      await http('GET', `${m.url}/raft/stream`, undefined, bearer(await token({ role: 'peer', node_id: MASTER_ID }))),
+      await http('GET', `${m.url}/api/workers/${await theWorkerId()}/channel`, undefined, bearer(admin)),
+      await http('GET', `${w.url}/api/stream/link`, undefined, bearer(await token({ role: 'worker' }))),
+    ];
+    for (const r of answers) {
+      expect(r.status, r.text).toBe(400);
+      expectCatalogue(r, 'bad_request');
+    }
+  });
+
   it('a token without exp is refused: 401', async () => {
     const r = await http('GET', `${m.url}/api/jobs`, undefined, bearer(await token({}, { exp: false })));
     expect(r.status).toBe(401);
