@@ -5,6 +5,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import { ERROR_CODES, WeirError, badRequest } from './errors.js';
 
 export const BODY_LIMIT = 16 * 1024 * 1024;
+/** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
+const MAX_DRAIN = 256 * 1024 * 1024;
 
 /** Which server answers; an internal error's message names it, so the client knows whose log to read. */
 export type NodeKind = 'master' | 'worker';
@@ -128,6 +130,20 @@ export function installErrorHandlers(
     route.wsHandler = route.handler as unknown as typeof route.wsHandler;
     route.handler = notAnUpgrade;
     route.websocket = false;
+  });
+  // An oversized body is read to its end before the 413 goes out: a client still sending
+  // would otherwise see its connection reset instead of the answer. Routes with a limit of
+  // their own (uploads) refuse while they stream.
+  app.addHook('onRequest', (req, res, done) => {
+    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.routeOptions.bodyLimit > BODY_LIMIT) return done();
+    let seen = 0;
+    req.raw.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > MAX_DRAIN) req.raw.destroy();
+    });
+    req.raw.on('end', () => {
+      void res.code(413).send(tooLarge().toJSON());
+    });
   });
   app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
   app.setNotFoundHandler((req, res) => {

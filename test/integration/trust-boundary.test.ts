@@ -202,6 +202,13 @@ describe('paths: auth is decided on the route the router matched', () => {
     },
   );
 
+  it('a body over 16 MiB sent whole to a worker gets its 413, not a reset connection', async () => {
+    const big = JSON.stringify({ events: [{ pad: 'x'.repeat(17 * 1024 * 1024) }] });
+    const r = await rawRequest(w.url, 'POST', '/api/stream/job-x/0/events', big, bearer(await token({ role: 'peer' })));
+    expect(r.status).toBe(413);
+    expectCatalogue(r, 'payload_too_large');
+  });
+
   it('a request without an upgrade on a socket path is refused in the catalogue shape (not a bare 404)', async () => {
     const answers = [
       await http('GET', `${m.url}/raft/stream`, undefined, bearer(await token({ role: 'peer', node_id: MASTER_ID }))),
