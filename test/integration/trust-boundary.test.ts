@@ -209,6 +209,18 @@ describe('paths: auth is decided on the route the router matched', () => {
     expectCatalogue(r, 'payload_too_large');
   });
 
+  it('a range outside an upload is refused with 416 in the catalogue shape', async () => {
+    const up = await http('POST', `${m.url}/api/uploads`, 'abcdef', {
+      ...bearer(client),
+      'content-type': 'application/octet-stream',
+    });
+    expect(up.status, up.text).toBe(201);
+    const r = await http('GET', `${m.url}/uploads/${up.json.upload_id}`, undefined, { range: 'bytes=9-2' });
+    expect(r.status).toBe(416);
+    expect(r.headers.get('content-range')).toBe('bytes */6');
+    expectCatalogue(r, 'bad_request');
+  });
+
   it('a request without an upgrade on a socket path is refused in the catalogue shape (not a bare 404)', async () => {
     const answers = [
       await http('GET', `${m.url}/raft/stream`, undefined, bearer(await token({ role: 'peer', node_id: MASTER_ID }))),
