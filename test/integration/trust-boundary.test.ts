@@ -209,6 +209,12 @@ describe('paths: auth is decided on the route the router matched', () => {
     expectCatalogue(r, 'payload_too_large');
   });
 
+  it('?limit=Infinity is refused as no number, not answered with a 500', async () => {
+    const r = await http('GET', `${m.url}/api/jobs?limit=Infinity`, undefined, bearer(client));
+    expect(r.status, r.text).toBe(400);
+    expectCatalogue(r, 'validation_failed');
+  });
+
   it('a range outside an upload is refused with 416 in the catalogue shape', async () => {
     const up = await http('POST', `${m.url}/api/uploads`, 'abcdef', {
       ...bearer(client),
