@@ -350,6 +350,41 @@ describe('frames built to crash a node', () => {
     expect(await alive(w.url)).toBe(true);
   });
 
+  it('a task reported done with results that are no JSON array closes that channel; the job completes elsewhere and its results are served', async () => {
+    const reg = await http(
+      'POST',
+      `${m.url}/api/workers/register`,
+      { address: '127.0.0.149:1', max_tasks: 1 },
+      bearer(await token({ role: 'worker' })),
+    );
+    expect(reg.status, reg.text).toBe(201);
+    const id = reg.json.worker_id as string;
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+    const own = bearer(await token({ role: 'worker', worker_id: id }));
+    const outcome = socketOutcome(url, own, (ws) => {
+      ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+      ws.on('message', (data: Buffer) => {
+        const msg = packr.unpack(data) as { t: string; tasks?: { job_id: string; idx: number; attempt: number }[] };
+        for (const t of msg.t === 'assign' ? (msg.tasks ?? []) : []) {
+          const ref = { job_id: t.job_id, idx: t.idx, attempt: t.attempt };
+          ws.send(packr.pack({ t: 'report', reports: [{ ...ref, ok: true, result_json: '{}' }] }));
+        }
+      });
+    });
+    // More tasks than the real worker's two slots: one is the fake worker's.
+    const job = await http(
+      'POST',
+      `${m.url}/api/jobs`,
+      { name: 'bad-results', type: 'batch', config: { operation: 'sleep', ms: 300, task_count: 4 } },
+      bearer(client),
+    );
+    expect(job.status, job.text).toBe(201);
+    await untilJobStatus(m.url, job.json.job_id, 'completed', 30_000, bearer(client));
+    const r = await http('GET', `${m.url}/api/jobs/${job.json.job_id}/results`, undefined, bearer(client));
+    expect(r.status, r.text).toBe(200);
+    expect(await outcome).toEqual({ closed: 1007 });
+  });
+
   it('a report with job_id: true on a worker channel closes it and reaches no log; the master survives a restart and runs jobs', async () => {
     const workerId = await theWorkerId();
     const url = `${m.url.replace('http', 'ws')}/api/workers/${workerId}/channel`;
