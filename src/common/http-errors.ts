@@ -87,14 +87,23 @@ function reply(node: NodeKind, err: FastifyError | Error, req: FastifyRequest, r
 export const frameworkErrors = (node: NodeKind): FastifyServerOptions['frameworkErrors'] =>
   ((err, req, res) => reply(node, err, req, res)) as FastifyServerOptions['frameworkErrors'];
 
+/** Connections already answered as unparsable: the parser fails again on every later chunk. */
+const answered = new WeakSet<Socket>();
+/** How long an answered connection is kept reading what the client still sends. */
+const LINGER_MS = 2_000;
+
 /**
  * The constructor option for requests Node cannot parse (a bad request line or header, headers
  * over its 16 KiB, a request that did not arrive in time): they never reach Fastify's error
- * handler, and its own answer to them is not in the catalogue's shape.
+ * handler, and its own answer to them is not in the catalogue's shape. The connection closes
+ * as it would after any refusal of a body still on the way: half-closed after the answer, and
+ * what arrives meanwhile read and dropped (up to MAX_DRAIN, for LINGER_MS of silence), since
+ * closing a socket with unread data resets it and the client never reads the answer.
  */
 export function clientErrors(err: Error & { code?: string }, socket: Socket): void {
   // A reset connection has nobody left to answer.
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+  answered.add(socket);
   const e =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? new WeirError('payload_too_large', 'the request line and headers are over 16 KiB; send less in them', 431)
@@ -102,13 +111,17 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
         ? badRequest('the request did not arrive whole in time; send it again')
         : badRequest('the bytes sent are not an HTTP/1.1 request (a malformed request line, header or body framing)');
   const body = JSON.stringify(e.toJSON());
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy(err);
+  if (!socket.writable) return void socket.destroy(err);
+  socket.end(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  let drained = 0;
+  socket.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > MAX_DRAIN) socket.destroy();
+  });
+  socket.setTimeout(LINGER_MS, () => socket.destroy());
 }
 
 /** A WebSocket route's answer to a request that asks for no upgrade. */

@@ -202,6 +202,15 @@ describe('paths: auth is decided on the route the router matched', () => {
     },
   );
 
+  it('headers over 16 KiB with a large body still on the way get their 431, not a reset connection', async () => {
+    const big = JSON.stringify({ pad: 'x'.repeat(17 * 1024 * 1024) });
+    for (const url of [m.url, w.url]) {
+      const r = await rawRequest(url, 'POST', '/api/jobs', big, { 'x-big': 'a'.repeat(20_000) });
+      expect(r.status, url).toBe(431);
+      expectCatalogue(r, 'payload_too_large');
+    }
+  });
+
   it('a body over 16 MiB sent whole to a worker gets its 413, not a reset connection', async () => {
     const big = JSON.stringify({ events: [{ pad: 'x'.repeat(17 * 1024 * 1024) }] });
     const r = await rawRequest(w.url, 'POST', '/api/stream/job-x/0/events', big, bearer(await token({ role: 'peer' })));
