@@ -702,12 +702,15 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
         },
         (res) => {
           let text = '';
+          let cut = false;
           res.setEncoding('utf8');
           res.on('data', (s: string) => {
-            if (text.length < 200_000) text += s;
+            if (text.length < 4_000_000) text += s;
+            else cut = true;
           });
+          // A body too long to keep is not judged as JSON (a streaming job's rows grow all run long).
           res.on('end', () =>
-            done({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), text }),
+            done({ status: res.statusCode ?? 0, type: cut ? 'cut' : String(res.headers['content-type'] ?? ''), text }),
           );
           res.on('error', (err) => done({ status: res.statusCode ?? 0, type: '', text, error: err.message }));
         },
