@@ -344,7 +344,10 @@ function runSocket(r: SocketRun): Promise<{ outcome: string; sent: number; body?
     };
     const ws = new WebSocket(r.url, { headers: r.headers, handshakeTimeout: 10_000, maxPayload: 64 * 1024 * 1024 });
     const hang = setTimeout(() => {
-      finish('hang');
+      const w = ws as unknown as { _closeFrameReceived?: boolean; _closeFrameSent?: boolean };
+      finish(
+        `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent})`,
+      );
       ws.terminate();
     }, 20_000);
     ws.on('unexpected-response', (_req, res) => {
@@ -406,7 +409,7 @@ type Expect = 'refused' | '1008' | 'any';
 function judgeSocket(expect: Expect, outcome: string, body: string | undefined): string | undefined {
   const [what, arg] = outcome.split(' ') as [string, string | undefined];
   const code = Number(arg);
-  if (what === 'hang') return 'no end within 20 s';
+  if (what === 'hang') return `no end within 20 s: ${outcome}`;
   if (what === 'error') return `no answer to the upgrade: ${outcome}`;
   if (what === 'refused') {
     if (code >= 500) return `upgrade refused with ${code}: ${body}`;
@@ -761,13 +764,21 @@ function responses(text: string): { status: number; body: string }[] {
   return out;
 }
 
+const decoded = (path: string): string | undefined => {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+};
+
 function judgeAnswer(req: FuzzRequest, a: Answer): string | undefined {
   // A request Node could not parse is answered with a body; the client, told it sent a HEAD,
   // reads none and trips on it. The bytes are checked by the raw requests instead.
   if (a.status === 0 && req.method === 'HEAD' && a.error?.startsWith('Parse Error')) return undefined;
   if (a.status === 0) return `no answer: ${a.error}`;
   // Not a refusal: a load balancer's answer, by its status.
-  if (a.status === 503 && req.path.split('?')[0] === '/ready' && (parse(a.text) as Json)?.ready === false)
+  if (a.status === 503 && decoded(req.path.split('?')[0]!) === '/ready' && (parse(a.text) as Json)?.ready === false)
     return undefined;
   if (a.status === 500) return `500: ${a.text.slice(0, 300)}`;
   if (a.status >= 400) {
