@@ -14,6 +14,7 @@
 // failure names the seed, in the name of the suite.
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -343,10 +344,13 @@ function runSocket(r: SocketRun): Promise<{ outcome: string; sent: number; body?
       resolve({ outcome, sent, ...(body !== undefined ? { body } : {}) });
     };
     const ws = new WebSocket(r.url, { headers: r.headers, handshakeTimeout: 10_000, maxPayload: 64 * 1024 * 1024 });
+    const t0 = Date.now();
     const hang = setTimeout(() => {
       const w = ws as unknown as { _closeFrameReceived?: boolean; _closeFrameSent?: boolean };
+      // Late by seconds, this process was stalled: what the socket did meanwhile is unknown.
+      const late = Date.now() - t0 - 20_000;
       finish(
-        `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent})`,
+        `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent}, noticed ${late} ms late)`,
       );
       ws.terminate();
     }, 20_000);
@@ -940,6 +944,9 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
     `for ${SECONDS} s, frames on every socket and requests on every route get refusals in the catalogue, sockets open only for their roles, and a client's jobs are acknowledged`,
     async () => {
       const root = new Rng(SEED);
+      // The fuzzer's own stalls, to tell a slow cluster from a starved fuzzer.
+      const loop = monitorEventLoopDelay({ resolution: 20 });
+      loop.enable();
       const t0 = Date.now();
       const deadline = t0 + SECONDS * 1000;
       const lane = async (rng: Rng, round: (rng: Rng) => Promise<string>, max: number) => {
@@ -974,6 +981,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
         submitter(root.fork()),
       ]);
       fuzzedMs = Date.now() - t0;
+      loop.disable();
       const summary = [...tally.entries()].sort(([a], [b]) => a.localeCompare(b));
       const byKind = new Map<string, number>();
       for (const [k, n] of summary) {
@@ -983,7 +991,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       console.log(
         [
           `FUZZ_SEED=${SEED}: ${(fuzzedMs / 1000).toFixed(1)} s of fuzzing; ${acked.length} jobs acknowledged; ${violationCount()} violations`,
-          `by kind: ${[...byKind.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}`,
+          `by kind: ${[...byKind.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}; the fuzzer's longest stall ${Math.round(loop.max / 1e6)} ms`,
           ...summary.map(([k, n]) => `  ${String(n).padStart(6)}  ${k}`),
         ].join('\n'),
       );
