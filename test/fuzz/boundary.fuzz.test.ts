@@ -368,7 +368,13 @@ function runSocket(r: SocketRun): Promise<{ outcome: string; sent: number; body?
       opened = true;
       void (async () => {
         for (let i = 0; i < r.frames && ws.readyState === WebSocket.OPEN; i++) {
-          const f = r.next(i);
+          let f;
+          try {
+            f = r.next(i);
+          } catch (err) {
+            violation(`the fuzzer itself failed: ${(err as Error).stack}`, `a frame for ${r.url}`);
+            break;
+          }
           ws.send(f.bytes, { binary: !f.text });
           sent++;
           await sleep(r.gapMs);

@@ -289,13 +289,17 @@ interface Slot {
   key: string | number;
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+
+/** The places in a value's arrays and plain objects (not inside bytes, dates, sets, typed arrays). */
 function slotsOf(root: { v: unknown }, max = 300): Slot[] {
   const out: Slot[] = [{ holder: root as Record<string, unknown>, key: 'v' }];
   for (let i = 0; i < out.length && out.length < max; i++) {
     const { holder, key } = out[i]!;
     const v = (holder as Record<string | number, unknown>)[key];
     if (Array.isArray(v)) for (let j = 0; j < v.length && out.length < max; j++) out.push({ holder: v, key: j });
-    else if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    else if (isPlainObject(v)) {
       for (const k of Object.keys(v)) if (out.length < max) out.push({ holder: v as Record<string, unknown>, key: k });
     }
   }
@@ -377,14 +381,13 @@ function mutateOnce(rng: Rng, root: { v: unknown }, binary: boolean): void {
       return;
     case 'extra':
       if (Array.isArray(x)) x.push(randomValue(rng, 2, binary));
-      else if (x && typeof x === 'object' && !(x instanceof Uint8Array))
-        setOwn(x, randomKey(rng), randomValue(rng, 2, binary));
+      else if (isPlainObject(x)) setOwn(x, randomKey(rng), randomValue(rng, 2, binary));
       else put([x, randomValue(rng, 1, binary)]);
       return;
     case 'proto': {
       const bad = {};
       setOwn(bad, rng.pick(PROTO_KEYS), rng.chance(0.5) ? { polluted: true } : randomValue(rng, 1, binary));
-      if (x && typeof x === 'object' && !Array.isArray(x) && !(x instanceof Uint8Array)) {
+      if (isPlainObject(x)) {
         setOwn(x, rng.pick(PROTO_KEYS), rng.chance(0.5) ? bad : randomValue(rng, 1, binary));
       } else put(bad);
       return;

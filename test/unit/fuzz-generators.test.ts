@@ -16,6 +16,7 @@ import {
   mutateBytes,
   mutatePath,
   peerFrame,
+  randomValue,
   staleTerms,
   toMasterFrame,
   type IdPools,
@@ -70,6 +71,11 @@ describe('mutate', () => {
     }
     expect(changed).toBeGreaterThan(270);
     expect(proto).toBeGreaterThan(10);
+  });
+
+  it('mutates any value it can make without throwing (typed arrays, dates, sets, prototype keys)', () => {
+    const r = new Rng(8);
+    for (let i = 0; i < 2000; i++) mutate(r, { a: randomValue(r, 3, true), b: [randomValue(r, 2, true)] }, true);
   });
 
   it('mutateBytes gives bytes a decoder refuses, mostly', () => {
