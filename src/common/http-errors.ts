@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { WebSocket } from 'ws';
 import { ERROR_CODES, WeirError, badRequest } from './errors.js';
 
 export const BODY_LIMIT = 16 * 1024 * 1024;
@@ -122,6 +123,21 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
     if (drained > MAX_DRAIN) socket.destroy();
   });
   socket.setTimeout(LINGER_MS, () => socket.destroy());
+}
+
+/**
+ * The websocket plugin's error handler. A frame ws itself cannot read (text that is not UTF-8,
+ * a frame over maxPayload, a bad opcode) has made ws close the socket already, with the code
+ * that says why (1007, 1009, 1002); the plugin's own handler would destroy the connection
+ * before that close frame went out, and log the sender's fault as the node's error.
+ */
+export function socketErrors(err: Error & { code?: string }, socket: WebSocket, req: FastifyRequest): void {
+  if (err.code?.startsWith('WS_ERR_')) {
+    req.log.warn({ why: err.message }, 'a frame ws could not read; its socket closes');
+    return;
+  }
+  req.log.error({ err }, 'a socket handler failed');
+  socket.close(1011, 'internal error');
 }
 
 /** A WebSocket route's answer to a request that asks for no upgrade. */

@@ -3,7 +3,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { installAuth } from '../common/auth-hook.js';
 import { MASTER_ACCESS } from './access-table.js';
-import { BODY_LIMIT, clientErrors, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
+import {
+  BODY_LIMIT,
+  clientErrors,
+  frameworkErrors,
+  installErrorHandlers,
+  socketErrors,
+} from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
@@ -37,7 +43,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   installErrorHandlers(app, 'master');
 
   // Snapshots travel between masters as single frames.
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 * 1024 } });
+  await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
   const forwarding = new LeaderForwarding(ctx.consensus);

@@ -343,6 +343,22 @@ describe('frames built to crash a node', () => {
     expect(await alive(w.url)).toBe(true);
   });
 
+  it('a text frame that is not UTF-8, with more on its way, closes a stream link and the peer stream with 1007, not a dropped connection', async () => {
+    const send = (ws: WebSocket) => {
+      ws.send(Buffer.from([0xff, 0xfe, 0xfd]), { binary: false });
+      ws.send(Buffer.alloc(4 * 1024 * 1024));
+    };
+    const link = `${w.url.replace('http', 'ws')}/api/stream/link`;
+    const peer = `${m.url.replace('http', 'ws')}/raft/stream`;
+    for (let i = 0; i < 5; i++) {
+      expect(await socketOutcome(link, bearer(await token({ role: 'worker' })), send)).toEqual({ closed: 1007 });
+      expect(await socketOutcome(peer, bearer(await token({ role: 'peer', node_id: MASTER_ID })), send)).toEqual({
+        closed: 1007,
+      });
+    }
+    expect(await alive(w.url)).toBe(true);
+  });
+
   it('65 tuples in one frame on a stream link, past the 64 credits it was granted, close that link; the worker lives on', async () => {
     const url = `${w.url.replace('http', 'ws')}/api/stream/link`;
     const tuple = { e: [{ seq: 1 }], o: 0, a: 1, r: 0, h: 1, l: 1 };
