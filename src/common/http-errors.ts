@@ -1,8 +1,13 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type { WebSocket } from 'ws';
 import { ERROR_CODES, WeirError, badRequest } from './errors.js';
 
 export const BODY_LIMIT = 16 * 1024 * 1024;
+/** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
+const MAX_DRAIN = 256 * 1024 * 1024;
 
 /** Which server answers; an internal error's message names it, so the client knows whose log to read. */
 export type NodeKind = 'master' | 'worker';
@@ -83,11 +88,92 @@ function reply(node: NodeKind, err: FastifyError | Error, req: FastifyRequest, r
 export const frameworkErrors = (node: NodeKind): FastifyServerOptions['frameworkErrors'] =>
   ((err, req, res) => reply(node, err, req, res)) as FastifyServerOptions['frameworkErrors'];
 
-/** One error handler and one not-found handler: every refusal, a 404 included, is `{error: {code, message}}`. */
+/** Connections already answered as unparsable: the parser fails again on every later chunk. */
+const answered = new WeakSet<Socket>();
+/** How long an answered connection is kept reading what the client still sends. */
+const LINGER_MS = 2_000;
+
+/**
+ * The constructor option for requests Node cannot parse (a bad request line or header, headers
+ * over its 16 KiB, a request that did not arrive in time): they never reach Fastify's error
+ * handler, and its own answer to them is not in the catalogue's shape. The connection closes
+ * as it would after any refusal of a body still on the way: half-closed after the answer, and
+ * what arrives meanwhile read and dropped (up to MAX_DRAIN, for LINGER_MS of silence), since
+ * closing a socket with unread data resets it and the client never reads the answer.
+ */
+export function clientErrors(err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+  answered.add(socket);
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new WeirError('payload_too_large', 'the request line and headers are over 16 KiB; send less in them', 431)
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? badRequest('the request did not arrive whole in time; send it again')
+        : badRequest('the bytes sent are not an HTTP/1.1 request (a malformed request line, header or body framing)');
+  const body = JSON.stringify(e.toJSON());
+  if (!socket.writable) return void socket.destroy(err);
+  socket.end(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  let drained = 0;
+  socket.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > MAX_DRAIN) socket.destroy();
+  });
+  socket.setTimeout(LINGER_MS, () => socket.destroy());
+}
+
+/**
+ * The websocket plugin's error handler. A frame ws itself cannot read (text that is not UTF-8,
+ * a frame over maxPayload, a bad opcode) has made ws close the socket already, with the code
+ * that says why (1007, 1009, 1002); the plugin's own handler would destroy the connection
+ * before that close frame went out, and log the sender's fault as the node's error.
+ */
+export function socketErrors(err: Error & { code?: string }, socket: WebSocket, req: FastifyRequest): void {
+  if (err.code?.startsWith('WS_ERR_')) {
+    req.log.warn({ why: err.message }, 'a frame ws could not read; its socket closes');
+    return;
+  }
+  req.log.error({ err }, 'a socket handler failed');
+  socket.close(1011, 'internal error');
+}
+
+/** A WebSocket route's answer to a request that asks for no upgrade. */
+async function notAnUpgrade(req: FastifyRequest): Promise<never> {
+  throw badRequest(`${req.routeOptions.url} opens a WebSocket: send the request as an upgrade (Upgrade: websocket)`);
+}
+
+/**
+ * One error handler and one not-found handler: every refusal, a 404 included, is `{error:
+ * {code, message}}`. Installed before the websocket plugin, so that a WebSocket route's plain
+ * requests get `notAnUpgrade` rather than the plugin's bare 404.
+ */
 export function installErrorHandlers(
-  app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler'>,
+  app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler' | 'addHook'>,
   node: NodeKind,
 ): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.websocket) return;
+    route.wsHandler = route.handler as unknown as typeof route.wsHandler;
+    route.handler = notAnUpgrade;
+    route.websocket = false;
+  });
+  // An oversized body is read to its end before the 413 goes out: a client still sending
+  // would otherwise see its connection reset instead of the answer. Routes with a limit of
+  // their own (uploads) refuse while they stream.
+  app.addHook('onRequest', (req, res, done) => {
+    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.routeOptions.bodyLimit > BODY_LIMIT) return done();
+    let seen = 0;
+    req.raw.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > MAX_DRAIN) req.raw.destroy();
+    });
+    req.raw.on('end', () => {
+      void res.code(413).send(tooLarge().toJSON());
+    });
+  });
   app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
   app.setNotFoundHandler((req, res) => {
     const path = req.url.split('?')[0];

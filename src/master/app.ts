@@ -4,12 +4,18 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { installAuth } from '../common/auth-hook.js';
 import { MASTER_ACCESS } from './access-table.js';
-import { BODY_LIMIT, frameworkErrors, installErrorHandlers, tooLarge } from '../common/http-errors.js';
+import {
+  BODY_LIMIT,
+  clientErrors,
+  frameworkErrors,
+  installErrorHandlers,
+  socketErrors,
+} from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { refuseUnverifiedClients } from '../common/tls.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
-import { isUpload, LeaderForwarding } from './forwarding.js';
+import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -17,9 +23,6 @@ import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
 import { UploadReplicator } from './upload-replication.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
-
-/** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
-const MAX_DRAIN = 256 * 1024 * 1024;
 
 export interface AppOptions {
   jwtSecret?: string;
@@ -35,6 +38,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // Request lines are info-level noise at thousands a second; the edge logs warnings up.
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
+    clientErrorHandler: clientErrors,
     loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
     forceCloseConnections: true,
     frameworkErrors: frameworkErrors('master'),
@@ -48,22 +52,8 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app, 'master');
 
-  // An oversized body is read to its end before the 413 goes out: a client still sending
-  // would otherwise see its connection reset instead of the answer.
-  app.addHook('onRequest', (req, reply, done) => {
-    if (!(Number(req.headers['content-length']) > BODY_LIMIT) || isUpload(req.url)) return done();
-    let seen = 0;
-    req.raw.on('data', (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > MAX_DRAIN) req.raw.destroy();
-    });
-    req.raw.on('end', () => {
-      void reply.code(413).send(tooLarge().toJSON());
-    });
-  });
-
   // Snapshots travel between masters as single frames.
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 * 1024 } });
+  await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);

@@ -150,7 +150,11 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       const start = Number(range[1]);
       const end = Math.min(f.size - 1, range[2] ? Number(range[2]) : f.size - 1);
       if (start >= f.size || end < start) {
-        return reply.code(416).header('content-range', `bytes */${f.size}`).send();
+        const why = `the range ${req.headers.range} is not within the upload's ${f.size} bytes`;
+        return reply
+          .code(416)
+          .header('content-range', `bytes */${f.size}`)
+          .send(new WeirError('bad_request', why, 416).toJSON());
       }
       return reply
         .code(206)

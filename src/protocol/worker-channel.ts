@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { checkedDecoder } from './checked-decode.js';
+import { checkedDecoder, type Decoded } from './checked-decode.js';
 import { newCodec } from './msgpack.js';
 import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
@@ -100,5 +100,24 @@ const ToWorkerSchema = Type.Union([
   }),
 ]);
 
-export const decodeToMaster = checkedDecoder<ToMaster>(packr, ToMasterSchema);
+const decodeChecked = checkedDecoder<ToMaster>(packr, ToMasterSchema);
+
+const isJsonArray = (text: string): boolean => {
+  try {
+    return Array.isArray(JSON.parse(text));
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A frame from a worker, checked; a task's results must be the JSON array the masters store
+ * as it is, and parse whenever they serve it.
+ */
+export function decodeToMaster(bytes: Buffer): Decoded<ToMaster> {
+  const d = decodeChecked(bytes);
+  if (!d.ok || d.value.t !== 'report') return d;
+  const bad = d.value.reports.findIndex((r) => r.ok && !isJsonArray(r.result_json));
+  return bad < 0 ? d : { ok: false, error: `/reports/${bad}/result_json: not a JSON array` };
+}
 export const decodeToWorker = checkedDecoder<ToWorker>(packr, ToWorkerSchema);

@@ -69,6 +69,11 @@ export class ReceiveWindow {
     return this.outstanding;
   }
 
+  /** Whether `n` events arriving now stay within the credits granted (a sender past them is refused, not believed). */
+  allows(n: number): boolean {
+    return n <= this.outstanding;
+  }
+
   /** `n` events arrived. More than the sender had credits for is a sender bug and fails loudly. */
   received(n: number): void {
     if (n > this.outstanding) {

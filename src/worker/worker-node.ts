@@ -10,7 +10,13 @@ import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import { TASK_SCOPE, WORKER_ACCESS } from './access-table.js';
 import { lockDataDir } from '../common/data-dir.js';
-import { BODY_LIMIT, frameworkErrors, installErrorHandlers } from '../common/http-errors.js';
+import {
+  BODY_LIMIT,
+  clientErrors,
+  frameworkErrors,
+  installErrorHandlers,
+  socketErrors,
+} from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { HttpClient } from '../common/http-client.js';
@@ -151,6 +157,7 @@ export class WorkerNode {
 
     const app = Fastify({
       bodyLimit: BODY_LIMIT,
+      clientErrorHandler: clientErrors,
       loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
       frameworkErrors: frameworkErrors('worker'),
       ...(o.tls ? { https: o.tls.server } : {}),
@@ -163,7 +170,7 @@ export class WorkerNode {
     app.setValidatorCompiler(validatorCompiler);
     installErrorHandlers(app, 'worker');
     installAuth(app, WORKER_ACCESS, o.jwtSecret);
-    await app.register(websocket, { options: { maxPayload: 256 * 1024 * 1024 } });
+    await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 256 * 1024 * 1024 } });
     await app.register(
       workerRoutes({
         streams,

@@ -5,6 +5,7 @@
 // process is alive and the cluster still runs jobs — across a restart of the master too.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,27 @@ function rawRequest(
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Bytes over a bare connection, as no HTTP client would send them; the answer the server wrote before closing. */
+function rawBytes(url: string, bytes: string): Promise<{ status: number; json: unknown }> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    let text = '';
+    const sock = connect({ host: u.hostname, port: Number(u.port) }, () => sock.write(bytes));
+    sock.setEncoding('utf8').on('data', (s: string) => (text += s));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const m = /^HTTP\/1\.1 (\d{3})[\s\S]*?\r\n\r\n([\s\S]*)$/.exec(text);
+      let json: unknown = m?.[2];
+      try {
+        json = JSON.parse(m?.[2] ?? '');
+      } catch {
+        // shown as text
+      }
+      resolve({ status: Number(m?.[1] ?? 0), json });
+    });
   });
 }
 
@@ -147,6 +169,77 @@ describe('paths: auth is decided on the route the router matched', () => {
   it('the peer stream and a stream link behind an encoded path refuse the upgrade without a token', async () => {
     expect(await socketOutcome(`${m.url.replace('http', 'ws')}/r%61ft/stream`, {})).toEqual({ refused: 401 });
     expect(await socketOutcome(`${w.url.replace('http', 'ws')}/%61pi/stream/link`, {})).toEqual({ refused: 401 });
+  });
+
+  it.each([
+    [
+      'headers over 16 KiB',
+      `GET /api/jobs HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'payload_too_large',
+    ],
+    ['a request line of HTTP/9.9', 'GET /api/jobs HTTP/9.9\r\nHost: x\r\n\r\n', 400, 'bad_request'],
+    [
+      'two lengths',
+      'POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n12',
+      400,
+      'bad_request',
+    ],
+  ])(
+    'a request Node cannot parse (%s) is answered in the catalogue shape, by masters and workers',
+    async (_, bytes, status, code) => {
+      for (const url of [m.url, w.url]) {
+        const r = await rawBytes(url, bytes);
+        expect(r.status, url).toBe(status);
+        expectCatalogue(r, code);
+      }
+    },
+  );
+
+  it('headers over 16 KiB with a large body still on the way get their 431, not a reset connection', async () => {
+    const big = JSON.stringify({ pad: 'x'.repeat(17 * 1024 * 1024) });
+    for (const url of [m.url, w.url]) {
+      const r = await rawRequest(url, 'POST', '/api/jobs', big, { 'x-big': 'a'.repeat(20_000) });
+      expect(r.status, url).toBe(431);
+      expectCatalogue(r, 'payload_too_large');
+    }
+  });
+
+  it('a body over 16 MiB sent whole to a worker gets its 413, not a reset connection', async () => {
+    const big = JSON.stringify({ events: [{ pad: 'x'.repeat(17 * 1024 * 1024) }] });
+    const r = await rawRequest(w.url, 'POST', '/api/stream/job-x/0/events', big, bearer(await token({ role: 'peer' })));
+    expect(r.status).toBe(413);
+    expectCatalogue(r, 'payload_too_large');
+  });
+
+  it('?limit=Infinity is refused as no number, not answered with a 500', async () => {
+    const r = await http('GET', `${m.url}/api/jobs?limit=Infinity`, undefined, bearer(client));
+    expect(r.status, r.text).toBe(400);
+    expectCatalogue(r, 'validation_failed');
+  });
+
+  it('a range outside an upload is refused with 416 in the catalogue shape', async () => {
+    const up = await http('POST', `${m.url}/api/uploads`, 'abcdef', {
+      ...bearer(client),
+      'content-type': 'application/octet-stream',
+    });
+    expect(up.status, up.text).toBe(201);
+    const r = await http('GET', `${m.url}/uploads/${up.json.upload_id}`, undefined, { range: 'bytes=9-2' });
+    expect(r.status).toBe(416);
+    expect(r.headers.get('content-range')).toBe('bytes */6');
+    expectCatalogue(r, 'bad_request');
+  });
+
+  it('a request without an upgrade on a socket path is refused in the catalogue shape (not a bare 404)', async () => {
+    const answers = [
+      await http('GET', `${m.url}/raft/stream`, undefined, bearer(await token({ role: 'peer', node_id: MASTER_ID }))),
+      await http('GET', `${m.url}/api/workers/${await theWorkerId()}/channel`, undefined, bearer(admin)),
+      await http('GET', `${w.url}/api/stream/link`, undefined, bearer(await token({ role: 'worker' }))),
+    ];
+    for (const r of answers) {
+      expect(r.status, r.text).toBe(400);
+      expectCatalogue(r, 'bad_request');
+    }
   });
 
   it('a token without exp is refused: 401', async () => {
@@ -247,6 +340,73 @@ describe('frames built to crash a node', () => {
     );
     expect(r).toEqual({ closed: 1007 });
     expect(await alive(w.url)).toBe(true);
+  });
+
+  it('a text frame that is not UTF-8, with more on its way, closes a stream link and the peer stream with 1007, not a dropped connection', async () => {
+    const send = (ws: WebSocket) => {
+      ws.send(Buffer.from([0xff, 0xfe, 0xfd]), { binary: false });
+      ws.send(Buffer.alloc(4 * 1024 * 1024));
+    };
+    const link = `${w.url.replace('http', 'ws')}/api/stream/link`;
+    const peer = `${m.url.replace('http', 'ws')}/raft/stream`;
+    for (let i = 0; i < 5; i++) {
+      expect(await socketOutcome(link, bearer(await token({ role: 'worker' })), send)).toEqual({ closed: 1007 });
+      expect(await socketOutcome(peer, bearer(await token({ role: 'peer', node_id: MASTER_ID })), send)).toEqual({
+        closed: 1007,
+      });
+    }
+    expect(await alive(w.url)).toBe(true);
+  });
+
+  it('65 tuples in one frame on a stream link, past the 64 credits it was granted, close that link; the worker lives on', async () => {
+    const url = `${w.url.replace('http', 'ws')}/api/stream/link`;
+    const tuple = { e: [{ seq: 1 }], o: 0, a: 1, r: 0, h: 1, l: 1 };
+    const frame = new Packr({ useRecords: false }).pack({
+      t: 'tuples',
+      job: 'job-x',
+      to: Array(65).fill(0),
+      tuples: Array(65).fill(tuple),
+    });
+    const r = await socketOutcome(url, bearer(await token({ role: 'worker', worker_id: 'w-x' })), (ws) =>
+      ws.send(frame),
+    );
+    expect(r).toEqual({ closed: 1007 });
+    expect(await alive(w.url)).toBe(true);
+  });
+
+  it('a task reported done with results that are no JSON array closes that channel; the job completes elsewhere and its results are served', async () => {
+    const reg = await http(
+      'POST',
+      `${m.url}/api/workers/register`,
+      { address: '127.0.0.149:1', max_tasks: 1 },
+      bearer(await token({ role: 'worker' })),
+    );
+    expect(reg.status, reg.text).toBe(201);
+    const id = reg.json.worker_id as string;
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+    const own = bearer(await token({ role: 'worker', worker_id: id }));
+    const outcome = socketOutcome(url, own, (ws) => {
+      ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+      ws.on('message', (data: Buffer) => {
+        const msg = packr.unpack(data) as { t: string; tasks?: { job_id: string; idx: number; attempt: number }[] };
+        for (const t of msg.t === 'assign' ? (msg.tasks ?? []) : []) {
+          const ref = { job_id: t.job_id, idx: t.idx, attempt: t.attempt };
+          ws.send(packr.pack({ t: 'report', reports: [{ ...ref, ok: true, result_json: '{}' }] }));
+        }
+      });
+    });
+    // More tasks than the real worker's two slots: one is the fake worker's.
+    const job = await http(
+      'POST',
+      `${m.url}/api/jobs`,
+      { name: 'bad-results', type: 'batch', config: { operation: 'sleep', ms: 300, task_count: 4 } },
+      bearer(client),
+    );
+    expect(job.status, job.text).toBe(201);
+    await untilJobStatus(m.url, job.json.job_id, 'completed', 30_000, bearer(client));
+    const r = await http('GET', `${m.url}/api/jobs/${job.json.job_id}/results`, undefined, bearer(client));
+    expect(r.status, r.text).toBe(200);
+    expect(await outcome).toEqual({ closed: 1007 });
   });
 
   it('a report with job_id: true on a worker channel closes it and reaches no log; the master survives a restart and runs jobs', async () => {

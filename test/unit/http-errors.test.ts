@@ -73,6 +73,11 @@ describe('the shared error handling', () => {
     expect(expectRefusal(await post('/things/abc/1', { items: {} }), 400, 'validation_failed')).toMatch(
       /body\.items must be an array/,
     );
+    // Ajv parses these into numbers past every minimum and maximum.
+    for (const n of ['Infinity', '-Infinity', '1e400'])
+      expect(expectRefusal(await post(`/things/abc/${n}`, { items: [] }), 400, 'validation_failed')).toMatch(
+        /params\.n must be a finite number/,
+      );
     const ok = await post('/things/abc/7', { items: [{}] });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ n: 7 });

@@ -135,7 +135,8 @@ export class InLink {
   ) {
     socket.on('message', (data: Buffer) => {
       const d = decodeFrame(data);
-      if (d.ok) return this.onFrame(d.value);
+      // More tuples than the credits granted is as bad as bytes that are no frame.
+      if (d.ok && (d.value.t !== 'tuples' || this.window.allows(d.value.tuples.length))) return this.onFrame(d.value);
       // Whoever sent it learns no more than that: the link closes, its tuples replay.
       refusedFrames.stream_link++;
       socket.close(1007, 'bad frame');
