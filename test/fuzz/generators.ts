@@ -558,9 +558,14 @@ export function raftMessage(rng: Rng, from: number, to: number, v: RaftView): Re
 export function peerFrame(rng: Rng, from: number, to: number, v: RaftView): Record<string, unknown> {
   const addr = rng.chance(0.7) ? { addr: LOCAL_URL } : {};
   if (rng.chance(0.2)) return { from, ...addr, ping: true };
-  const msgs = Array.from({ length: rng.int(1, 3) }, () => raftMessage(rng, from, to, v));
+  const drawn = Array.from({ length: rng.int(1, 3) }, () => raftMessage(rng, from, to, v));
+  // A frame carries one snapshot at most, as a master sends them.
+  const msgs = drawn.filter((m, i) => m.type !== 'snap' || drawn.findIndex((x) => x.type === 'snap') === i);
   const frame: Record<string, unknown> = { from, ...addr, msgs };
-  if (rng.chance(0.05)) {
+  // A snapshot message travels with its snapshot's bytes (the decoder refuses it alone).
+  const snap = msgs.find((m) => m.type === 'snap') as { snapshot: unknown } | undefined;
+  if (snap) frame.snapshot = { meta: snap.snapshot, data: rng.bytes(rng.int(0, 256)) };
+  else if (rng.chance(0.05)) {
     frame.snapshot = {
       meta: { index: near(rng, v.index), term: near(rng, v.term), members: [] },
       data: rng.bytes(rng.int(0, 256)),
