@@ -543,8 +543,12 @@ async function decoy(rng: Rng): Promise<string | undefined> {
   return id;
 }
 
+/** The master that led when last asked: only the leader reads a channel's frames (a follower closes it, 4503). */
+let leaderUrl: string | undefined;
+
 async function fuzzWorkerChannel(rng: Rng): Promise<string> {
-  const m = rng.pick(masters);
+  const leader = masters.find((x) => x.url === leaderUrl);
+  const m = leader && rng.chance(0.75) ? leader : rng.pick(masters);
   const target = rng.weighted([
     [3, 'real'],
     [5, 'decoy'],
@@ -899,7 +903,9 @@ const STREAM_TOPOLOGY = {
   ],
 };
 
-async function refreshStream(): Promise<void> {
+/** What the fuzzer names changes as the cluster works: the streaming job's attempts, the leader. */
+async function refreshTargets(): Promise<void> {
+  leaderUrl = (await statusOf(masters[0]!.url))?.leader_address ?? leaderUrl;
   for (const s of streams) {
     const r = await http('GET', `${masters[0]!.url}/api/jobs/${s.job_id}/tasks`, undefined, admin());
     if (r.status === 200) s.instances = r.json.tasks.map((t: Json) => ({ idx: t.idx, attempt: t.attempt }));
@@ -931,7 +937,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
     expect(s.status, s.text).toBe(201);
     streams.push({ job_id: s.json.job_id, instances: [] });
     await waitFor('the streaming job’s five instances to run', async () => {
-      await refreshStream();
+      await refreshTargets();
       const r = await http('GET', `${masters[0]!.url}/api/jobs/${s.json.job_id}`, undefined, admin());
       return r.json?.progress?.running === 5;
     });
@@ -973,7 +979,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       const submitter = async (rng: Rng) => {
         for (let n = 0; n < 10_000 && Date.now() < deadline; n++) {
           await submitOne(rng, n);
-          if (n % 8 === 0) await refreshStream();
+          if (n % 8 === 0) await refreshTargets();
           await sleep(rng.int(150, 400));
         }
       };
