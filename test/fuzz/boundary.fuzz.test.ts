@@ -792,7 +792,7 @@ function judgeAnswer(req: FuzzRequest, a: Answer): string | undefined {
   if (a.status === 0 && req.method === 'HEAD' && a.error?.startsWith('Parse Error')) return undefined;
   if (a.status === 0) return `no answer: ${a.error}`;
   // Not a refusal: a load balancer's answer, by its status.
-  if (a.status === 503 && decoded(req.path.split('?')[0]!) === '/ready' && (parse(a.text) as Json)?.ready === false)
+  if (a.status === 503 && decoded(req.path.split(/[?#;]/)[0]!) === '/ready' && (parse(a.text) as Json)?.ready === false)
     return undefined;
   if (a.status === 500) return `500: ${a.text.slice(0, 300)}`;
   if (a.status >= 400) {
