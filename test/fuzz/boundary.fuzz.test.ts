@@ -43,6 +43,7 @@ import {
   randomBytes,
   randomId,
   rawHttp,
+  hasStaleTerms,
   staleTerms,
   toMasterFrame,
   type FuzzRequest,
@@ -437,13 +438,14 @@ const plainCodec = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /**
  * One frame's bytes from a valid value: as it is, mutated, its bytes mutated, or noise.
- * `fix` runs on the value after mutation (member frames keep stale terms).
+ * `fix` runs on the value after mutation; mutated bytes that still decode to a value `fix`
+ * would change are sent unmutated instead (member frames keep stale terms).
  */
 function frameBytes(
   rng: Rng,
   valid: unknown,
   records: boolean,
-  fix: (v: unknown) => unknown = (v) => v,
+  fix?: { apply: (v: unknown) => unknown; holds: (v: unknown) => boolean },
 ): { bytes: Buffer; text: boolean; how: string } {
   const how = rng.weighted([
     [3, 'valid'],
@@ -453,14 +455,26 @@ function frameBytes(
   ] as const);
   const text = rng.chance(0.03);
   if (how === 'noise') return { bytes: randomBytes(rng), text, how };
-  const value = fix(how === 'mutated' ? mutate(rng, valid, true) : valid);
+  const mutated = how === 'mutated' ? mutate(rng, valid, true) : valid;
+  const value = fix ? fix.apply(mutated) : mutated;
   let bytes: Buffer;
   try {
     bytes = (records && rng.chance(0.8) ? recordsCodec : plainCodec).pack(value);
   } catch {
     bytes = randomBytes(rng);
   }
-  return { bytes: how === 'bytes' ? mutateBytes(rng, bytes) : bytes, text, how };
+  if (how !== 'bytes') return { bytes, text, how };
+  const changed = mutateBytes(rng, bytes);
+  if (fix) {
+    let back: unknown;
+    try {
+      back = recordsCodec.unpack(changed);
+    } catch {
+      return { bytes: changed, text, how };
+    }
+    if (!fix.holds(back)) return { bytes, text, how: 'valid' };
+  }
+  return { bytes: changed, text, how };
 }
 
 /** The receiver's term and log, refreshed at most every second (terms only grow: stale stays stale). */
@@ -512,8 +526,13 @@ async function fuzzPeerStream(rng: Rng): Promise<string> {
     gapMs: rng.int(0, 20),
     holdMs: rng.int(50, 300),
     next: () => {
-      const f = frameBytes(rng, peerFrame(rng, from, IDS[i]!, view), true, (v) =>
-        kind === 'peer-member' ? staleTerms(v, view.term) : v,
+      const f = frameBytes(
+        rng,
+        peerFrame(rng, from, IDS[i]!, view),
+        true,
+        kind === 'peer-member'
+          ? { apply: (v) => staleTerms(v, view.term), holds: (v) => hasStaleTerms(v, view.term) }
+          : undefined,
       );
       hows.push(f.how);
       return f;
@@ -534,7 +553,9 @@ async function decoy(rng: Rng): Promise<string | undefined> {
     bearer(tokens.workerBare),
   );
   if (r.status !== 201) {
-    violation(`registering a worker: ${r.status} ${r.text.slice(0, 200)}`, `POST ${m.url}/api/workers/register`);
+    // In an election a master has no leader to register with, and says so.
+    if (r.status === 503 && r.json?.error?.code === 'no_leader') count('channel decoy: no leader to register with');
+    else violation(`registering a worker: ${r.status} ${r.text.slice(0, 200)}`, `POST ${m.url}/api/workers/register`);
     return undefined;
   }
   const id = r.json.worker_id as string;
@@ -959,6 +980,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       // The fuzzer's own stalls, to tell a slow cluster from a starved fuzzer.
       const loop = monitorEventLoopDelay({ resolution: 20 });
       loop.enable();
+      const termBefore = (await statusOf(masters[0]!.url))?.term;
       const t0 = Date.now();
       const deadline = t0 + SECONDS * 1000;
       const lane = async (rng: Rng, round: (rng: Rng) => Promise<string>, max: number) => {
@@ -994,6 +1016,8 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       ]);
       fuzzedMs = Date.now() - t0;
       loop.disable();
+      // Elections are allowed (a starved machine can miss heartbeats) but worth seeing.
+      const termAfter = (await statusOf(masters[0]!.url))?.term;
       const summary = [...tally.entries()].sort(([a], [b]) => a.localeCompare(b));
       const byKind = new Map<string, number>();
       for (const [k, n] of summary) {
@@ -1002,7 +1026,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       }
       console.log(
         [
-          `FUZZ_SEED=${SEED}: ${(fuzzedMs / 1000).toFixed(1)} s of fuzzing; ${acked.length} jobs acknowledged; ${violationCount()} violations`,
+          `FUZZ_SEED=${SEED}: ${(fuzzedMs / 1000).toFixed(1)} s of fuzzing; ${acked.length} jobs acknowledged; ${violationCount()} violations; term ${termBefore} → ${termAfter}`,
           `by kind: ${[...byKind.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}; the fuzzer's longest stall ${Math.round(loop.max / 1e6)} ms`,
           ...summary.map(([k, n]) => `  ${String(n).padStart(6)}  ${k}`),
         ].join('\n'),
