@@ -65,6 +65,26 @@ const WORKER_HOSTS = ['127.0.0.154', '127.0.0.155'];
 const FAKE_MEMBERS = [9001, 9002];
 const STRANGER = 999;
 
+/**
+ * A timer this late means the fuzzer's own process was starved (a busy machine): a socket that
+ * seemed silent meanwhile may have answered, so it is not judged.
+ */
+const STALLED_MS = 2_000;
+
+/** When the fuzzer's own event loop last stood still for longer than STALLED_MS. */
+let lastStall = 0;
+function watchStalls(): () => void {
+  let prev = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (now - prev > STALLED_MS) lastStall = now;
+    prev = now;
+  }, 100);
+  return () => clearInterval(timer);
+}
+/** Whether the fuzzer stood still since `t0`, or noticed a timer set at `t0` for `ms` that late. */
+const stalledSince = (t0: number, ms: number) => lastStall >= t0 || Date.now() - t0 - ms > STALLED_MS;
+
 /** Examples kept of each kind of violation, each with the request that caused it. */
 const EXAMPLES = 3;
 
@@ -348,10 +368,11 @@ function runSocket(r: SocketRun): Promise<{ outcome: string; sent: number; body?
     const t0 = Date.now();
     const hang = setTimeout(() => {
       const w = ws as unknown as { _closeFrameReceived?: boolean; _closeFrameSent?: boolean };
-      // Late by seconds, this process was stalled: what the socket did meanwhile is unknown.
-      const late = Date.now() - t0 - 20_000;
+      // This process stood still: what the socket did meanwhile is unknown.
       finish(
-        `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent}, noticed ${late} ms late)`,
+        stalledSince(t0, 20_000)
+          ? 'stalled'
+          : `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent})`,
       );
       ws.terminate();
     }, 20_000);
@@ -421,6 +442,7 @@ function judgeSocket(expect: Expect, outcome: string, body: string | undefined):
   const [what, arg] = outcome.split(' ') as [string, string | undefined];
   const code = Number(arg);
   if (what === 'hang') return `no end within 20 s: ${outcome}`;
+  if (what === 'stalled') return undefined;
   if (what === 'error') return `no answer to the upgrade: ${outcome}`;
   if (what === 'refused') {
     if (code >= 500) return `upgrade refused with ${code}: ${body}`;
@@ -546,6 +568,7 @@ async function fuzzPeerStream(rng: Rng): Promise<string> {
 /** A worker registered by the fuzzer for one channel of its own (a worker's channel closing declares it dead). */
 async function decoy(rng: Rng): Promise<string | undefined> {
   const m = rng.pick(masters);
+  const t0 = Date.now();
   const r = await http(
     'POST',
     `${m.url}/api/workers/register`,
@@ -555,6 +578,7 @@ async function decoy(rng: Rng): Promise<string | undefined> {
   if (r.status !== 201) {
     // In an election a master has no leader to register with, and says so.
     if (r.status === 503 && r.json?.error?.code === 'no_leader') count('channel decoy: no leader to register with');
+    else if (r.status === 0 && stalledSince(t0, 15_000)) count('channel decoy: the fuzzer stalled');
     else violation(`registering a worker: ${r.status} ${r.text.slice(0, 200)}`, `POST ${m.url}/api/workers/register`);
     return undefined;
   }
@@ -715,6 +739,7 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
     // timeout), kept alive as clients keep them: a server closes a `Connection: close` one as it
     // answers, and a body still being sent then breaks off before the answer is read.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const t0 = Date.now();
     let settled = false;
     const done = (a: Answer) => {
       if (settled) return;
@@ -758,7 +783,8 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
       return done({ status: -1, type: '', text: '', error: (err as Error).message });
     }
     r.on('timeout', () => {
-      done({ status: 0, type: '', text: '', error: 'no answer within 20 s' });
+      if (stalledSince(t0, 20_000)) done({ status: -1, type: '', text: '', error: 'the fuzzer stalled' });
+      else done({ status: 0, type: '', text: '', error: 'no answer within 20 s' });
       r.destroy();
     });
     r.on('error', (err) => done({ status: 0, type: '', text: '', error: err.message }));
@@ -767,18 +793,23 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
 }
 
 /** Bytes over a bare TCP connection; the answer as the server wrote it (until it closes). */
-function sendRaw(url: string, bytes: Buffer): Promise<string> {
+function sendRaw(url: string, bytes: Buffer): Promise<{ text: string; stalled: boolean }> {
   const u = new URL(url);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    let stalled = false;
+    const t0 = Date.now();
     const sock = connect({ host: u.hostname, port: Number(u.port) });
-    const timer = setTimeout(() => sock.destroy(), 5_000);
+    const timer = setTimeout(() => {
+      stalled = stalledSince(t0, 10_000);
+      sock.destroy();
+    }, 10_000);
     sock.on('connect', () => sock.write(bytes));
     sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => undefined);
     sock.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve({ text: Buffer.concat(chunks).toString('utf8'), stalled });
     });
   });
 }
@@ -852,7 +883,8 @@ async function fuzzHttp(rng: Rng): Promise<string> {
   );
   if (rng.chance(0.04)) {
     const raw = rawHttp(rng, req.path.split('?')[0]!.slice(0, 200));
-    const text = await sendRaw(node.url, raw);
+    const { text, stalled } = await sendRaw(node.url, raw);
+    if (stalled) return 'http raw: the fuzzer stalled';
     const shown = `raw ${node.url}: ${JSON.stringify(raw.toString('latin1').slice(0, 300))}`;
     const answers = responses(text);
     if (!answers.length)
@@ -865,7 +897,7 @@ async function fuzzHttp(rng: Rng): Promise<string> {
     return `http raw: ${answers[0]?.status ?? 'none'}`;
   }
   const a = await send(node.url, req);
-  if (a.status === -1) return 'http: not sent';
+  if (a.status === -1) return `http: ${a.error?.startsWith('the fuzzer') ? 'the fuzzer stalled' : 'not sent'}`;
   const bad = judgeAnswer(req, a);
   if (bad) violation(`http: ${bad}`, `as ${kind}: ${describeRequest(node.url, req)}`);
   // What the cluster gave out becomes something to name in later requests.
@@ -980,6 +1012,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       // The fuzzer's own stalls, to tell a slow cluster from a starved fuzzer.
       const loop = monitorEventLoopDelay({ resolution: 20 });
       loop.enable();
+      const unwatch = watchStalls();
       const termBefore = (await statusOf(masters[0]!.url))?.term;
       const t0 = Date.now();
       const deadline = t0 + SECONDS * 1000;
@@ -1016,6 +1049,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       ]);
       fuzzedMs = Date.now() - t0;
       loop.disable();
+      unwatch();
       // Elections are allowed (a starved machine can miss heartbeats) but worth seeing.
       const termAfter = (await statusOf(masters[0]!.url))?.term;
       const summary = [...tally.entries()].sort(([a], [b]) => a.localeCompare(b));
