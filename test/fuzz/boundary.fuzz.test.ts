@@ -43,6 +43,7 @@ import {
   randomBytes,
   randomId,
   rawHttp,
+  hasStaleTerms,
   staleTerms,
   toMasterFrame,
   type FuzzRequest,
@@ -63,6 +64,26 @@ const WORKER_HOSTS = ['127.0.0.154', '127.0.0.155'];
 /** Ids of no master, for the membership routes (an admin may add and remove those). */
 const FAKE_MEMBERS = [9001, 9002];
 const STRANGER = 999;
+
+/**
+ * A timer this late means the fuzzer's own process was starved (a busy machine): a socket that
+ * seemed silent meanwhile may have answered, so it is not judged.
+ */
+const STALLED_MS = 2_000;
+
+/** When the fuzzer's own event loop last stood still for longer than STALLED_MS. */
+let lastStall = 0;
+function watchStalls(): () => void {
+  let prev = Date.now();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (now - prev > STALLED_MS) lastStall = now;
+    prev = now;
+  }, 100);
+  return () => clearInterval(timer);
+}
+/** Whether the fuzzer stood still since `t0`, or noticed a timer set at `t0` for `ms` that late. */
+const stalledSince = (t0: number, ms: number) => lastStall >= t0 || Date.now() - t0 - ms > STALLED_MS;
 
 /** Examples kept of each kind of violation, each with the request that caused it. */
 const EXAMPLES = 3;
@@ -347,10 +368,11 @@ function runSocket(r: SocketRun): Promise<{ outcome: string; sent: number; body?
     const t0 = Date.now();
     const hang = setTimeout(() => {
       const w = ws as unknown as { _closeFrameReceived?: boolean; _closeFrameSent?: boolean };
-      // Late by seconds, this process was stalled: what the socket did meanwhile is unknown.
-      const late = Date.now() - t0 - 20_000;
+      // This process stood still: what the socket did meanwhile is unknown.
       finish(
-        `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent}, noticed ${late} ms late)`,
+        stalledSince(t0, 20_000)
+          ? 'stalled'
+          : `hang (opened ${opened}, state ${ws.readyState}, ${sent} sent, ${ws.bufferedAmount} buffered, close frame received ${w._closeFrameReceived} sent ${w._closeFrameSent})`,
       );
       ws.terminate();
     }, 20_000);
@@ -420,6 +442,7 @@ function judgeSocket(expect: Expect, outcome: string, body: string | undefined):
   const [what, arg] = outcome.split(' ') as [string, string | undefined];
   const code = Number(arg);
   if (what === 'hang') return `no end within 20 s: ${outcome}`;
+  if (what === 'stalled') return undefined;
   if (what === 'error') return `no answer to the upgrade: ${outcome}`;
   if (what === 'refused') {
     if (code >= 500) return `upgrade refused with ${code}: ${body}`;
@@ -437,13 +460,14 @@ const plainCodec = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /**
  * One frame's bytes from a valid value: as it is, mutated, its bytes mutated, or noise.
- * `fix` runs on the value after mutation (member frames keep stale terms).
+ * `fix` runs on the value after mutation; mutated bytes that still decode to a value `fix`
+ * would change are sent unmutated instead (member frames keep stale terms).
  */
 function frameBytes(
   rng: Rng,
   valid: unknown,
   records: boolean,
-  fix: (v: unknown) => unknown = (v) => v,
+  fix?: { apply: (v: unknown) => unknown; holds: (v: unknown) => boolean },
 ): { bytes: Buffer; text: boolean; how: string } {
   const how = rng.weighted([
     [3, 'valid'],
@@ -453,14 +477,26 @@ function frameBytes(
   ] as const);
   const text = rng.chance(0.03);
   if (how === 'noise') return { bytes: randomBytes(rng), text, how };
-  const value = fix(how === 'mutated' ? mutate(rng, valid, true) : valid);
+  const mutated = how === 'mutated' ? mutate(rng, valid, true) : valid;
+  const value = fix ? fix.apply(mutated) : mutated;
   let bytes: Buffer;
   try {
     bytes = (records && rng.chance(0.8) ? recordsCodec : plainCodec).pack(value);
   } catch {
     bytes = randomBytes(rng);
   }
-  return { bytes: how === 'bytes' ? mutateBytes(rng, bytes) : bytes, text, how };
+  if (how !== 'bytes') return { bytes, text, how };
+  const changed = mutateBytes(rng, bytes);
+  if (fix) {
+    let back: unknown;
+    try {
+      back = recordsCodec.unpack(changed);
+    } catch {
+      return { bytes: changed, text, how };
+    }
+    if (!fix.holds(back)) return { bytes, text, how: 'valid' };
+  }
+  return { bytes: changed, text, how };
 }
 
 /** The receiver's term and log, refreshed at most every second (terms only grow: stale stays stale). */
@@ -512,8 +548,13 @@ async function fuzzPeerStream(rng: Rng): Promise<string> {
     gapMs: rng.int(0, 20),
     holdMs: rng.int(50, 300),
     next: () => {
-      const f = frameBytes(rng, peerFrame(rng, from, IDS[i]!, view), true, (v) =>
-        kind === 'peer-member' ? staleTerms(v, view.term) : v,
+      const f = frameBytes(
+        rng,
+        peerFrame(rng, from, IDS[i]!, view),
+        true,
+        kind === 'peer-member'
+          ? { apply: (v) => staleTerms(v, view.term), holds: (v) => hasStaleTerms(v, view.term) }
+          : undefined,
       );
       hows.push(f.how);
       return f;
@@ -527,6 +568,7 @@ async function fuzzPeerStream(rng: Rng): Promise<string> {
 /** A worker registered by the fuzzer for one channel of its own (a worker's channel closing declares it dead). */
 async function decoy(rng: Rng): Promise<string | undefined> {
   const m = rng.pick(masters);
+  const t0 = Date.now();
   const r = await http(
     'POST',
     `${m.url}/api/workers/register`,
@@ -534,7 +576,10 @@ async function decoy(rng: Rng): Promise<string | undefined> {
     bearer(tokens.workerBare),
   );
   if (r.status !== 201) {
-    violation(`registering a worker: ${r.status} ${r.text.slice(0, 200)}`, `POST ${m.url}/api/workers/register`);
+    // In an election a master has no leader to register with, and says so.
+    if (r.status === 503 && r.json?.error?.code === 'no_leader') count('channel decoy: no leader to register with');
+    else if (r.status === 0 && stalledSince(t0, 15_000)) count('channel decoy: the fuzzer stalled');
+    else violation(`registering a worker: ${r.status} ${r.text.slice(0, 200)}`, `POST ${m.url}/api/workers/register`);
     return undefined;
   }
   const id = r.json.worker_id as string;
@@ -543,8 +588,12 @@ async function decoy(rng: Rng): Promise<string | undefined> {
   return id;
 }
 
+/** The master that led when last asked: only the leader reads a channel's frames (a follower closes it, 4503). */
+let leaderUrl: string | undefined;
+
 async function fuzzWorkerChannel(rng: Rng): Promise<string> {
-  const m = rng.pick(masters);
+  const leader = masters.find((x) => x.url === leaderUrl);
+  const m = leader && rng.chance(0.75) ? leader : rng.pick(masters);
   const target = rng.weighted([
     [3, 'real'],
     [5, 'decoy'],
@@ -690,6 +739,7 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
     // timeout), kept alive as clients keep them: a server closes a `Connection: close` one as it
     // answers, and a body still being sent then breaks off before the answer is read.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const t0 = Date.now();
     let settled = false;
     const done = (a: Answer) => {
       if (settled) return;
@@ -733,7 +783,8 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
       return done({ status: -1, type: '', text: '', error: (err as Error).message });
     }
     r.on('timeout', () => {
-      done({ status: 0, type: '', text: '', error: 'no answer within 20 s' });
+      if (stalledSince(t0, 20_000)) done({ status: -1, type: '', text: '', error: 'the fuzzer stalled' });
+      else done({ status: 0, type: '', text: '', error: 'no answer within 20 s' });
       r.destroy();
     });
     r.on('error', (err) => done({ status: 0, type: '', text: '', error: err.message }));
@@ -742,18 +793,23 @@ function send(url: string, req: FuzzRequest): Promise<Answer> {
 }
 
 /** Bytes over a bare TCP connection; the answer as the server wrote it (until it closes). */
-function sendRaw(url: string, bytes: Buffer): Promise<string> {
+function sendRaw(url: string, bytes: Buffer): Promise<{ text: string; stalled: boolean }> {
   const u = new URL(url);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    let stalled = false;
+    const t0 = Date.now();
     const sock = connect({ host: u.hostname, port: Number(u.port) });
-    const timer = setTimeout(() => sock.destroy(), 5_000);
+    const timer = setTimeout(() => {
+      stalled = stalledSince(t0, 10_000);
+      sock.destroy();
+    }, 10_000);
     sock.on('connect', () => sock.write(bytes));
     sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => undefined);
     sock.on('close', () => {
       clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve({ text: Buffer.concat(chunks).toString('utf8'), stalled });
     });
   });
 }
@@ -788,7 +844,7 @@ function judgeAnswer(req: FuzzRequest, a: Answer): string | undefined {
   if (a.status === 0 && req.method === 'HEAD' && a.error?.startsWith('Parse Error')) return undefined;
   if (a.status === 0) return `no answer: ${a.error}`;
   // Not a refusal: a load balancer's answer, by its status.
-  if (a.status === 503 && decoded(req.path.split('?')[0]!) === '/ready' && (parse(a.text) as Json)?.ready === false)
+  if (a.status === 503 && decoded(req.path.split(/[?#;]/)[0]!) === '/ready' && (parse(a.text) as Json)?.ready === false)
     return undefined;
   if (a.status === 500) return `500: ${a.text.slice(0, 300)}`;
   if (a.status >= 400) {
@@ -827,7 +883,8 @@ async function fuzzHttp(rng: Rng): Promise<string> {
   );
   if (rng.chance(0.04)) {
     const raw = rawHttp(rng, req.path.split('?')[0]!.slice(0, 200));
-    const text = await sendRaw(node.url, raw);
+    const { text, stalled } = await sendRaw(node.url, raw);
+    if (stalled) return 'http raw: the fuzzer stalled';
     const shown = `raw ${node.url}: ${JSON.stringify(raw.toString('latin1').slice(0, 300))}`;
     const answers = responses(text);
     if (!answers.length)
@@ -840,7 +897,7 @@ async function fuzzHttp(rng: Rng): Promise<string> {
     return `http raw: ${answers[0]?.status ?? 'none'}`;
   }
   const a = await send(node.url, req);
-  if (a.status === -1) return 'http: not sent';
+  if (a.status === -1) return `http: ${a.error?.startsWith('the fuzzer') ? 'the fuzzer stalled' : 'not sent'}`;
   const bad = judgeAnswer(req, a);
   if (bad) violation(`http: ${bad}`, `as ${kind}: ${describeRequest(node.url, req)}`);
   // What the cluster gave out becomes something to name in later requests.
@@ -899,7 +956,9 @@ const STREAM_TOPOLOGY = {
   ],
 };
 
-async function refreshStream(): Promise<void> {
+/** What the fuzzer names changes as the cluster works: the streaming job's attempts, the leader. */
+async function refreshTargets(): Promise<void> {
+  leaderUrl = (await statusOf(masters[0]!.url))?.leader_address ?? leaderUrl;
   for (const s of streams) {
     const r = await http('GET', `${masters[0]!.url}/api/jobs/${s.job_id}/tasks`, undefined, admin());
     if (r.status === 200) s.instances = r.json.tasks.map((t: Json) => ({ idx: t.idx, attempt: t.attempt }));
@@ -931,7 +990,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
     expect(s.status, s.text).toBe(201);
     streams.push({ job_id: s.json.job_id, instances: [] });
     await waitFor('the streaming job’s five instances to run', async () => {
-      await refreshStream();
+      await refreshTargets();
       const r = await http('GET', `${masters[0]!.url}/api/jobs/${s.json.job_id}`, undefined, admin());
       return r.json?.progress?.running === 5;
     });
@@ -953,6 +1012,8 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       // The fuzzer's own stalls, to tell a slow cluster from a starved fuzzer.
       const loop = monitorEventLoopDelay({ resolution: 20 });
       loop.enable();
+      const unwatch = watchStalls();
+      const termBefore = (await statusOf(masters[0]!.url))?.term;
       const t0 = Date.now();
       const deadline = t0 + SECONDS * 1000;
       const lane = async (rng: Rng, round: (rng: Rng) => Promise<string>, max: number) => {
@@ -973,7 +1034,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       const submitter = async (rng: Rng) => {
         for (let n = 0; n < 10_000 && Date.now() < deadline; n++) {
           await submitOne(rng, n);
-          if (n % 8 === 0) await refreshStream();
+          if (n % 8 === 0) await refreshTargets();
           await sleep(rng.int(150, 400));
         }
       };
@@ -988,6 +1049,9 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       ]);
       fuzzedMs = Date.now() - t0;
       loop.disable();
+      unwatch();
+      // Elections are allowed (a starved machine can miss heartbeats) but worth seeing.
+      const termAfter = (await statusOf(masters[0]!.url))?.term;
       const summary = [...tally.entries()].sort(([a], [b]) => a.localeCompare(b));
       const byKind = new Map<string, number>();
       for (const [k, n] of summary) {
@@ -996,7 +1060,7 @@ describe(`the trust boundary under fuzzing (FUZZ_SEED=${SEED} FUZZ_SECONDS=${SEC
       }
       console.log(
         [
-          `FUZZ_SEED=${SEED}: ${(fuzzedMs / 1000).toFixed(1)} s of fuzzing; ${acked.length} jobs acknowledged; ${violationCount()} violations`,
+          `FUZZ_SEED=${SEED}: ${(fuzzedMs / 1000).toFixed(1)} s of fuzzing; ${acked.length} jobs acknowledged; ${violationCount()} violations; term ${termBefore} → ${termAfter}`,
           `by kind: ${[...byKind.entries()].map(([k, n]) => `${k} ${n}`).join(', ')}; the fuzzer's longest stall ${Math.round(loop.max / 1e6)} ms`,
           ...summary.map(([k, n]) => `  ${String(n).padStart(6)}  ${k}`),
         ].join('\n'),

@@ -593,6 +593,16 @@ export function staleTerms(frame: unknown, currentTerm: number): unknown {
   return frame;
 }
 
+/** Whether every message of a frame with messages carries a term older than `currentTerm`. */
+export function hasStaleTerms(frame: unknown, currentTerm: number): boolean {
+  const msgs = (frame as { msgs?: unknown } | null)?.msgs;
+  if (!Array.isArray(msgs)) return true;
+  return msgs.every((m) => {
+    const t = (m as { term?: unknown } | null)?.term;
+    return !Number.isSafeInteger(t) || (t as number) < currentTerm;
+  });
+}
+
 /** One attempt of one task, as the worker channel names it. */
 export interface Ref {
   job_id: string;

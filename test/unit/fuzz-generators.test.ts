@@ -10,6 +10,7 @@ import { decodeToMaster, encode } from '../../src/protocol/worker-channel.js';
 import {
   MASTER_ROUTES,
   Rng,
+  hasStaleTerms,
   httpRequest,
   linkFrame,
   mutate,
@@ -130,7 +131,9 @@ describe('valid frames are valid for the socket they are sent on', () => {
 
   it('staleTerms keeps every message of a member’s frame below the current term', () => {
     const f = { from: 1, msgs: [{ term: 9 }, { term: 7 }, { term: 3 }, { term: 'x' }] };
+    expect(hasStaleTerms(f, 7)).toBe(false);
     expect(staleTerms(f, 7)).toEqual({ from: 1, msgs: [{ term: 6 }, { term: 6 }, { term: 3 }, { term: 'x' }] });
+    expect(hasStaleTerms(f, 7)).toBe(true);
   });
 });
 
