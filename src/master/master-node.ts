@@ -25,6 +25,7 @@ import {
 } from './discovery.js';
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
@@ -51,6 +52,8 @@ export interface MasterOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
+  /** How long past its `timeout_ms` a running attempt may go unreported (default 10 s). */
+  leaseGraceMs?: number;
   logger?: Logger;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
@@ -78,6 +81,7 @@ export class MasterNode {
       rediscover?: NodeJS.Timeout;
       scheduler: Scheduler;
       detector: FailureDetector;
+      leases: LeaseKeeper;
       channels: WorkerChannels;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
@@ -210,6 +214,14 @@ export class MasterNode {
     const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
     const scheduler = new Scheduler(consensus, queries, registry, log.child({ component: 'scheduler' }));
     const detector = new FailureDetector(consensus, queries, registry, heartbeatTimeoutMs, log);
+    const leases = new LeaseKeeper(
+      consensus,
+      queries,
+      registry,
+      scheduler,
+      log.child({ component: 'leases' }),
+      options.leaseGraceMs,
+    );
     const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
     const jobWatch = new JobWatch();
     const metrics = new MasterMetrics(queries, consensus);
@@ -218,14 +230,16 @@ export class MasterNode {
       if (leader) {
         detector.start();
         scheduler.start();
+        leases.start();
       } else {
+        leases.stop();
         scheduler.stop();
         detector.stop();
         channels.dropAll();
       }
     });
     return {
-      parts: { scheduler, detector, channels, jobWatch, metrics },
+      parts: { scheduler, detector, leases, channels, jobWatch, metrics },
       context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
     };
   }
@@ -302,6 +316,7 @@ export class MasterNode {
     clearInterval(p.rediscover);
     // A leader that leaves on purpose hands over first, sparing the cluster an election.
     await p.consensus.stepDown().catch(() => undefined);
+    p.leases.stop();
     p.scheduler.stop();
     p.detector.stop();
     p.channels.close();
