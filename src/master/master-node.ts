@@ -26,6 +26,9 @@ import {
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { assertEmptyDataDir, restoreDataDir } from './restore.js';
+import { BackupMaker } from './backup-maker.js';
+import { checkBackup } from '../state/backup-file.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
@@ -55,6 +58,11 @@ export interface MasterOptions {
   /** How long past its `timeout_ms` a running attempt may go unreported (default 10 s). */
   leaseGraceMs?: number;
   logger?: Logger;
+  /**
+   * A backup (`weir backup`) to found a new single-master cluster from, in an empty `dataDir`
+   * (`--restore FILE`).
+   */
+  restoreFrom?: string;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
 }
@@ -113,9 +121,29 @@ export class MasterNode {
     const discovery: Discovery = options.discover
       ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), scheme, options.port, log)
       : new StaticDiscovery(options.peers ?? [self], self);
+    if (options.restoreFrom !== undefined) {
+      if (options.peers?.some((p) => p.url !== selfUrl) || options.discover) {
+        throw new Error(
+          '--restore founds a cluster of this master alone: start it without --peers and --discover, then start new masters with --peers naming it, to join it',
+        );
+      }
+      assertEmptyDataDir(options.dataDir);
+      checkBackup(options.restoreFrom);
+    }
     const release = lockDataDir(options.dataDir);
     const peerAgent = options.tls ? new Agent({ connect: options.tls.connect }) : undefined;
     try {
+      if (options.restoreFrom !== undefined) {
+        const info = restoreDataDir(options.restoreFrom, options.dataDir, {
+          id: self.id,
+          address: selfUrl,
+          voter: true,
+        });
+        log.info(
+          { from: options.restoreFrom, index: info.index, term: info.term, was: info.members.map((m) => m.address) },
+          'founded a new cluster from a backup',
+        );
+      }
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
       if (!storage.initialized && state.lastApplied > 0) {
@@ -130,9 +158,10 @@ export class MasterNode {
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
+      const backups = new BackupMaker(state, options.dataDir);
       const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, backups },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
