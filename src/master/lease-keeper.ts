@@ -52,7 +52,10 @@ export class LeaseKeeper {
     const attempts = [];
     for (const a of this.queries.runningAttempts()) {
       const timeout = this.queries.jobConfig(a.job_id)?.timeout_ms ?? 0;
-      if (timeout > 0 && !this.expiring.has(taskKey(a))) attempts.push({ ...a, timeout_ms: timeout });
+      const key = taskKey(a);
+      // An attempt its worker reported done is over: its outcome is on its way to the log.
+      if (timeout <= 0 || this.expiring.has(key) || this.registry.isFinishing(a.worker_id, key)) continue;
+      attempts.push({ ...a, timeout_ms: timeout });
     }
     if (attempts.length === 0) return;
     const workers = new Map<string, LeaseHolder>();

@@ -8,7 +8,7 @@ import { adoptBackup, checkBackup, type BackupInfo } from '../state/backup-file.
 export function assertEmptyDataDir(dataDir: string): void {
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
     throw new Error(
-      `--restore founds a new cluster in an empty data dir, and ${dataDir} is not empty; give another --data-dir (or move that one away)`,
+      `--restore founds a new cluster in an empty data dir, and ${dataDir} is not empty; give another --data-dir, or move that one away (a data dir restored before starts without --restore)`,
     );
   }
 }
