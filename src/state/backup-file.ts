@@ -58,13 +58,38 @@ function readInfo(db: Db): BackupInfo {
 
 const SQLITE_MAGIC = 'SQLite format 3\0';
 
+/** A file refused as a backup, with the reason a person acts on. */
+class BackupRefused extends Error {}
+
+/** What an opened backup holds, once its version and pages check out. */
+function inspect(db: Db, path: string, notBackup: (why: string) => BackupRefused): BackupInfo {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > schemaVersion()) {
+    throw new BackupRefused(
+      `the backup ${path} has schema version ${version}, newer than this Weir knows (${schemaVersion()}); restore it with the Weir that made it, or a newer one`,
+    );
+  }
+  const check = db.pragma('quick_check', { simple: true }) as string;
+  if (check !== 'ok') throw notBackup(`it is damaged: ${check}`);
+  let info: BackupInfo;
+  try {
+    info = readInfo(db);
+  } catch (err) {
+    throw notBackup((err as Error).message);
+  }
+  if (info.index < 1) throw notBackup('it holds no applied state');
+  return info;
+}
+
 /**
  * Checks that `path` is a Weir backup this version can restore, and says what it holds;
  * throws an error a person can act on otherwise. Opens it read-only: nothing is changed.
  */
 export function checkBackup(path: string): BackupInfo {
   const notBackup = (why: string) =>
-    new Error(`${path} is not a Weir backup (${why}); make one with 'weir backup FILE' against a running cluster`);
+    new BackupRefused(
+      `${path} is not a Weir backup (${why}); make one with 'weir backup FILE' against a running cluster`,
+    );
   let header: Buffer;
   try {
     const fd = openSync(path, 'r');
@@ -88,22 +113,11 @@ export function checkBackup(path: string): BackupInfo {
     throw notBackup(`SQLite cannot open it: ${(err as Error).message}`);
   }
   try {
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > schemaVersion()) {
-      throw new Error(
-        `the backup ${path} has schema version ${version}, newer than this Weir knows (${schemaVersion()}); restore it with the Weir that made it, or a newer one`,
-      );
-    }
-    const check = db.pragma('quick_check', { simple: true }) as string;
-    if (check !== 'ok') throw notBackup(`it is damaged: ${check}`);
-    let info: BackupInfo;
-    try {
-      info = readInfo(db);
-    } catch (err) {
-      throw notBackup((err as Error).message);
-    }
-    if (info.index < 1) throw notBackup('it holds no applied state');
-    return info;
+    return inspect(db, path, notBackup);
+  } catch (err) {
+    if (err instanceof BackupRefused) throw err;
+    // SQLite's own complaint: a file cut short or overwritten in places.
+    throw notBackup(`it is damaged: ${(err as Error).message}`);
   } finally {
     db.close();
   }
