@@ -6,16 +6,28 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { decodeToWorker, encode, type ToWorker } from '../../src/protocol/worker-channel.js';
-import { Cluster, http, untilJobStatus, waitFor, type Json, type MasterProc } from '../helpers/cluster.js';
+import {
+  Cluster,
+  http,
+  untilJobStatus,
+  waitFor,
+  type Json,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
 
 const c = new Cluster('lease');
 let m: MasterProc;
 
-/** A worker that registers, heartbeats and takes assignments, and never reports on its own. */
+/**
+ * A worker that registers, heartbeats and takes assignments, and never reports on its own.
+ * Its channel reconnects when it drops (a master restarting), saying it runs what it was given.
+ */
 class StuckWorker {
   readonly received: ToWorker[] = [];
   private socket: WebSocket | undefined;
   private heartbeats: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(
     readonly workerId: string,
@@ -28,15 +40,30 @@ class StuckWorker {
     const w = new StuckWorker(r.json.worker_id as string, master);
     w.heartbeats = setInterval(() => void w.heartbeat(), 300);
     await w.heartbeat();
-    const socket = new WebSocket(`${master.replace(/^http/, 'ws')}/api/workers/${w.workerId}/channel`);
+    w.connect();
+    await waitFor("the stuck worker's channel to open", () => w.open);
+    return w;
+  }
+
+  get open(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const socket = new WebSocket(`${this.master.replace(/^http/, 'ws')}/api/workers/${this.workerId}/channel`);
+    this.socket = socket;
     socket.on('message', (data: Buffer) => {
       const d = decodeToWorker(data);
-      if (d.ok) w.received.push(d.value);
+      if (d.ok) this.received.push(d.value);
     });
-    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-    socket.send(encode({ t: 'hello', running: [], unacked: [] }));
-    w.socket = socket;
-    return w;
+    socket.on('open', () => {
+      const stopped = new Set(this.refs('cancel').map((t) => JSON.stringify(t)));
+      const running = this.refs('assign').filter((t) => !stopped.has(JSON.stringify(t)));
+      socket.send(encode({ t: 'hello', running, unacked: [] }));
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => setTimeout(() => this.connect(), 200));
   }
 
   private async heartbeat(): Promise<void> {
@@ -52,7 +79,9 @@ class StuckWorker {
 
   /** The attempts it was told to run, or to stop, so far. */
   refs(t: 'assign' | 'cancel'): { job_id: string; idx: number; attempt: number }[] {
-    return this.received.flatMap((msg) => (msg.t === t ? msg.tasks : []));
+    return this.received.flatMap((msg) =>
+      msg.t === t ? msg.tasks.map(({ job_id, idx, attempt }) => ({ job_id, idx, attempt })) : [],
+    );
   }
 
   send(msg: Parameters<typeof encode>[0]): void {
@@ -60,12 +89,14 @@ class StuckWorker {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.heartbeats);
     this.socket?.close();
   }
 }
 
 let stuck: StuckWorker;
+let real: WorkerProc;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.221');
@@ -95,7 +126,7 @@ describe('a worker that heartbeats but never reports', () => {
     await waitFor('the stuck worker to be assigned both tasks', () => stuck.refs('assign').length === 2);
     expect(stuck.refs('assign').map((a) => a.attempt)).toEqual([1, 1]);
 
-    const real = await c.worker('127.0.0.223', m, { maxTasks: 2 });
+    real = await c.worker('127.0.0.223', m, { maxTasks: 2 });
     const workers = (await http('GET', `${m.url}/api/workers`)).json.workers as Json[];
     const realId = workers.find((w) => w.address === real.address).worker_id as string;
 
@@ -136,5 +167,30 @@ describe('a worker that heartbeats but never reports', () => {
     expect((await http('GET', `${m.url}/api/jobs/${retried}/results`)).json.results).toEqual([0]);
     expect((await http('GET', `${m.url}/api/jobs/${retried}`)).json.status).toBe('completed');
     expect((await http('GET', `${m.url}/api/jobs/${final}`)).json.status).toBe('failed');
+  }, 120_000);
+
+  it('loses them after a leader change too: the new leader holds the lease from its state, counted from its election', async () => {
+    // The stuck worker alone again, so the next task goes to it.
+    await c.stop(real);
+    await waitFor('the real worker to be declared dead', async () => {
+      const ws = (await http('GET', `${m.url}/api/workers`)).json?.workers as Json[] | undefined;
+      return ws?.find((w) => w.address === real.address)?.status === 'dead';
+    });
+    const job = await submit('stuck-across-restart', { operation: 'noop', task_count: 1, timeout_ms: 1000 });
+    await waitFor('the stuck worker to be assigned the task', () => stuck.refs('assign').some((a) => a.job_id === job));
+
+    // The leader goes (kill -9) and comes back on its data dir: a new term, a new leader, which
+    // knows the attempt only from its state.
+    await c.stop(m);
+    m = await c.master('127.0.0.221', { port: m.port, dataDir: m.dataDir });
+    await waitFor('the stuck worker to reconnect to the new leader', () => stuck.open);
+    const replacement = await c.worker('127.0.0.223', m, { maxTasks: 2 });
+    const workers = (await http('GET', `${m.url}/api/workers`)).json.workers as Json[];
+    const replacementId = workers.find((w) => w.address === replacement.address).worker_id as string;
+
+    await untilJobStatus(m.url, job, 'completed', 60_000);
+    const [task] = (await http('GET', `${m.url}/api/jobs/${job}/tasks`)).json.tasks as Json[];
+    expect(task).toMatchObject({ status: 'completed', attempt: 2, failures: 1, worker_id: replacementId });
+    expect(c.log(m)).toMatch(/lease expired: failing the attempt/);
   }, 120_000);
 });
