@@ -152,5 +152,14 @@ describe('weir master --restore', () => {
     );
     // Its log starts after the backup's position: the state came as a snapshot.
     expect(c.log(joiner)).toMatch(/installed a snapshot from the leader/);
+
+    // Either master makes a backup: the leader (a follower forwards), or itself when asked so.
+    for (const url of [restored.url, joiner.url]) {
+      for (const q of ['', '?consistency=stale']) {
+        const r = await http('GET', `${url}/api/cluster/backup${q}`, undefined, as(adminToken));
+        expect(r.status, `${url}${q}: ${r.text.slice(0, 200)}`).toBe(200);
+        expect(Number(r.headers.get('x-weir-applied-index'))).toBeGreaterThanOrEqual(target);
+      }
+    }
   }, 60_000);
 });
