@@ -32,6 +32,8 @@ export class LeaseKeeper {
     private readonly scheduler: Scheduler,
     private readonly log: Logger,
     private readonly graceMs = LEASE_GRACE_MS,
+    /** Told how many attempts each committed expiry took back (the metric). */
+    private readonly onExpired: (n: number) => void = () => undefined,
   ) {}
 
   /** This master leads from now: leases count from now at the earliest (see lease-policy.ts). */
@@ -95,7 +97,10 @@ export class LeaseKeeper {
     this.consensus
       .propose({ type: 'failTasks', at, failures })
       // The expired attempt itself stops too, should its worker still be listening.
-      .then(() => this.scheduler.stopTasks(expired))
+      .then(() => {
+        this.onExpired(expired.length);
+        this.scheduler.stopTasks(expired);
+      })
       .catch((err: Error) => this.log.warn({ err }, 'expiring leases failed; the next check tries again'))
       .finally(() => {
         for (const k of keys) this.expiring.delete(k);

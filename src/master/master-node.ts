@@ -243,6 +243,9 @@ export class MasterNode {
     const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
     const scheduler = new Scheduler(consensus, queries, registry, log.child({ component: 'scheduler' }));
     const detector = new FailureDetector(consensus, queries, registry, heartbeatTimeoutMs, log);
+    const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
+    const jobWatch = new JobWatch();
+    const metrics = new MasterMetrics(queries, consensus);
     const leases = new LeaseKeeper(
       consensus,
       queries,
@@ -250,10 +253,8 @@ export class MasterNode {
       scheduler,
       log.child({ component: 'leases' }),
       options.leaseGraceMs,
+      (n) => metrics.leasesExpired.inc(n),
     );
-    const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
-    const jobWatch = new JobWatch();
-    const metrics = new MasterMetrics(queries, consensus);
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
     consensus.onLeadershipChange((leader) => {
       if (leader) {

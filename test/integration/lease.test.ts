@@ -192,5 +192,7 @@ describe('a worker that heartbeats but never reports', () => {
     const [task] = (await http('GET', `${m.url}/api/jobs/${job}/tasks`)).json.tasks as Json[];
     expect(task).toMatchObject({ status: 'completed', attempt: 2, failures: 1, worker_id: replacementId });
     expect(c.log(m)).toMatch(/lease expired: failing the attempt/);
+    const metrics = (await http('GET', `${m.url}/metrics`)).text;
+    expect(metrics).toMatch(/^weir_leases_expired_total 1$/m);
   }, 120_000);
 });
