@@ -11,7 +11,13 @@ import type { MasterContext } from '../context.js';
  */
 export function backupRoutes(ctx: MasterContext): FastifyPluginAsync {
   return async (app) => {
-    app.get('/cluster/backup', async (_req, reply) => {
+    const schema = {
+      summary: "A consistent copy of the cluster's state (admins only)",
+      description:
+        'An SQLite file (application/vnd.sqlite3) with everything the log applied, its index and term in ' +
+        'x-weir-applied-index and x-weir-applied-term; `weir master --restore FILE` founds a cluster from it.',
+    };
+    app.get('/cluster/backup', { schema }, async (_req, reply) => {
       if (!ctx.backups) throw new WeirError('unavailable', 'this master makes no backups');
       const made = await ctx.backups.make();
       ctx.log.info({ index: made.index, term: made.term, bytes: made.bytes }, 'backup made');
