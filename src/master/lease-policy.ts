@@ -45,7 +45,9 @@ export const LEASE_GRACE_MS = 10_000;
 /** How many waves of tasks a worker may run before a newly assigned one starts. */
 function wavesAhead(worker: LeaseHolder | undefined): number {
   if (!worker) return 0;
-  const executors = Math.max(1, Math.floor(worker.executors ?? 1));
+  // A figure a worker sends: anything but a positive count means one (the longest lease).
+  const said = worker.executors;
+  const executors = said !== undefined && Number.isFinite(said) ? Math.max(1, Math.floor(said)) : 1;
   return Math.max(0, Math.ceil(worker.max_tasks / executors) - 1);
 }
 

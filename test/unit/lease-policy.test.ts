@@ -41,10 +41,12 @@ describe('the lease on a running attempt', () => {
     expect(expiredLeases([quick, slow], workers, 1_000 + lease + 1, 0, GRACE).map((e) => e.idx)).toEqual([0]);
   });
 
-  it('takes a worker that never said how many executors it has to have one (the longest lease)', () => {
-    const workers = new Map<string, LeaseHolder>([['w', { max_tasks: 3 }]]);
+  it('takes a worker that never said how many executors it has, or said nonsense, to have one (the longest lease)', () => {
     const lease = 5_000 * 3 + GRACE;
-    expect(expiredLeases([attempt()], workers, 1_000 + lease, 0, GRACE)).toEqual([]);
-    expect(expiredLeases([attempt()], workers, 1_000 + lease + 1, 0, GRACE)).toHaveLength(1);
+    for (const executors of [undefined, 0, -2, NaN, Infinity]) {
+      const workers = new Map<string, LeaseHolder>([['w', { max_tasks: 3, executors }]]);
+      expect(expiredLeases([attempt()], workers, 1_000 + lease, 0, GRACE)).toEqual([]);
+      expect(expiredLeases([attempt()], workers, 1_000 + lease + 1, 0, GRACE)).toHaveLength(1);
+    }
   });
 });
