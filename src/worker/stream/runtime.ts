@@ -165,7 +165,7 @@ class JobRuntime implements InstanceHost {
       { job_id: this.jobId, idx: inst.idx, attempt: inst.attempt, err: err.message },
       'a stream instance failed',
     );
-    const named = new Error(`component '${spec.id}' (instance ${inst.idx}): ${err.message}`);
+    const named = new Error(`${err.message} (in component '${spec.id}', instance ${inst.idx})`);
     named.name = err.name;
     failer?.(named);
   }
