@@ -465,7 +465,11 @@ export class FnBolt extends Bolt {
           if (this.stopped) return;
           this.host.fail(this, err instanceof Error ? err : new Error(String(err)));
         },
-      );
+      )
+      // Nothing here may become an unhandled rejection: that would end the worker.
+      .catch((err: unknown) => {
+        if (!this.stopped) this.host.fail(this, err instanceof Error ? err : new Error(String(err)));
+      });
     return false;
   }
 
