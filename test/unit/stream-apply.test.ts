@@ -12,6 +12,7 @@ const limits = { timeoutMs: 5_000, memoryMb: 64 };
 const module = 'export function double(e) { if (e.n === 0) throw new Error("zero"); return { n: e.n * 2 } }';
 const spec = (o: Partial<StreamApplySpec> = {}): StreamApplySpec => ({
   operation: 'stream_apply',
+  job_id: 'job-1',
   module_key: 'double-v1',
   fn: 'double',
   op: 'map',

@@ -129,6 +129,7 @@ class JobRuntime implements InstanceHost {
     const env = this.config.env;
     const spec: StreamApplySpec = {
       operation: 'stream_apply',
+      job_id: this.jobId,
       module_key: this.moduleKey!,
       ...a,
       ...(env ? { user_env: env } : {}),

@@ -9,6 +9,8 @@ import type { TaskSpec } from '../../protocol/task-spec.js';
 
 export interface StreamApplySpec {
   operation: 'stream_apply';
+  /** The streaming job whose code this is: an executor that ran it runs no other job's. */
+  job_id: string;
   /** A digest of the module's source: what the executor caches its loaded module by. */
   module_key: string;
   /** The source, sent only after an executor answered MODULE_UNKNOWN. */
