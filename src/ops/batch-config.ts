@@ -8,6 +8,7 @@ import {
   type InputSpec,
 } from '../protocol/task-spec.js';
 import { checkUserModule } from '../common/user-module.js';
+import { checkUserEnv } from '../common/user-env.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -164,7 +165,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     throw badRequest('config.speculation must be true or false');
   }
   if (combine && !exports.has('combine')) throw badRequest('config.combine is true but the module exports no combine');
-  const env = envOf(raw.env);
+  const env = checkUserEnv(raw.env);
   return {
     operation,
     ...(module !== undefined ? { module } : {}),
@@ -182,24 +183,6 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
 }
 
 const invalid = (message: string): WeirError => new WeirError('validation_failed', message);
-
-/** An object of strings, at most 64 KiB of them: all the environment a task gets. */
-function envOf(raw: unknown): Record<string, string> | undefined {
-  if (raw === undefined) return undefined;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw invalid('config.env must be an object of strings, like {"LANG": "C.UTF-8"}');
-  }
-  let bytes = 0;
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') throw invalid(`config.env.${k} must be a string; got ${JSON.stringify(v)}`);
-    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) {
-      throw invalid(`config.env has a name or value a process environment cannot hold: ${JSON.stringify(k)}`);
-    }
-    bytes += k.length + v.length;
-  }
-  if (bytes > 64 * 1024) throw invalid('config.env holds more than 64 KiB');
-  return raw as Record<string, string>;
-}
 
 /**
  * A path a task reads or writes, as the masters can judge it: absolute, and without `..` (a
