@@ -19,6 +19,7 @@ import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
+import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 
 /** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
 interface Attempts {
@@ -56,6 +57,10 @@ interface JobKey {
   total: number;
   created_at: number;
   untouched_from: number;
+  /** Keyed jobs: the first task whose results go into result_rows; null for list results. */
+  rows_from: number | null;
+  /** Bytes of results stored so far, against RESULTS_CAP_BYTES. */
+  result_bytes: number;
 }
 
 /**
@@ -66,6 +71,7 @@ interface JobKey {
  */
 export class Applier {
   private readonly s: ReturnType<typeof prepare>;
+  private readonly rows: ResultRows;
   /** Counter deltas per job, flushed once per command rather than once per task. */
   private deltas = new Map<string, Counters>();
   /** Jobs the current command completed (their workers may drop the job's map outputs). */
@@ -75,6 +81,7 @@ export class Applier {
 
   constructor(private readonly db: Database) {
     this.s = prepare(db);
+    this.rows = new ResultRows(db);
   }
 
   /** Forgets what a command that threw half-way left behind (its writes are rolled back). */
@@ -167,6 +174,7 @@ export class Applier {
       n,
       stages ? JSON.stringify({ stages } satisfies JobPlan) : null,
       lazy ? 0 : n,
+      rowsFrom(cmd.config),
     );
     if (lazy) return { ok: true, job_id: cmd.job_id, duplicate: false };
     this.s.insertTasks.run({ first: 0, end: runnable, status: 'pending', at: cmd.at, seq });
@@ -224,9 +232,11 @@ export class Applier {
   private completeTasks(cmd: CompleteTasks): ApplyResult<'completeTasks'> {
     const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
+    const stored = new Set<JobKey>();
     for (const c of cmd.completions) {
-      const seq = this.jobOf(c.job_id)?.seq;
-      if (seq === undefined) continue;
+      const job = this.jobOf(c.job_id);
+      if (job === undefined) continue;
+      const seq = job.seq;
       // First completion from the live attempt wins; stale or repeated reports change nothing,
       // nor does a report from a worker the log does not name for that attempt (the leader
       // sends tasks out before their assignment commits; one that never did may have run).
@@ -238,12 +248,42 @@ export class Applier {
         this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
       }
+      stored.add(job);
+      job.result_bytes += Buffer.byteLength(c.result_json);
+      if (job.result_bytes > RESULTS_CAP_BYTES) {
+        toStop.push(...this.failOverCap(c.job_id, seq, c.idx, job.result_bytes, cmd.at));
+        continue;
+      }
+      if (job.rows_from !== null && c.idx >= job.rows_from) this.rows.add(seq, c.idx, c.result_json);
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, ...(c.ms === undefined ? {} : { ms: c.ms }) });
     }
+    for (const job of stored) this.s.setResultBytes.run(job.result_bytes, job.seq);
     for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
     this.flushCounters();
     return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished(), to_stop: toStop };
+  }
+
+  /**
+   * A completion that takes the job's stored results over the cap fails the job: its results
+   * are not kept, and the message says how to write big results (to files, config.output).
+   */
+  private failOverCap(jobId: string, seq: number, idx: number, bytes: number, at: number): RunningTask[] {
+    const capMiB = RESULTS_CAP_BYTES / (1024 * 1024);
+    const message =
+      `the job's results reached the ${capMiB} MiB cap on stored results (task ${idx} took them to ${bytes} bytes); ` +
+      `write big results to files instead: config.output {"path": "/a/dir/every/worker/can/write"} (with a reduce stage)`;
+    const error = JSON.stringify({ message, code: 'results_too_large' });
+    this.s.overCap.run(at, error, seq, idx);
+    this.delta(jobId, { running: -1, failed: 1 });
+    const toStop = this.finishJob(
+      jobId,
+      'failed',
+      at,
+      JSON.stringify({ task: idx, message, code: 'results_too_large' }),
+    );
+    this.finished.push(jobId);
+    return toStop;
   }
 
   private failTasks(cmd: FailTasks): ApplyResult<'failTasks'> {
@@ -493,12 +533,19 @@ function prepare(db: Database) {
     ),
     jobByKey: st(`SELECT job_id FROM jobs WHERE idempotency_key = ?`),
     getJob: st(`SELECT status FROM jobs WHERE job_id = ?`),
-    jobKey: st(`SELECT seq, status, total, created_at, untouched_from FROM jobs WHERE job_id = ?`),
+    jobKey: st(
+      `SELECT seq, status, total, created_at, untouched_from, rows_from, result_bytes FROM jobs WHERE job_id = ?`,
+    ),
+    setResultBytes: st(`UPDATE jobs SET result_bytes = ? WHERE seq = ?`),
+    overCap: st(
+      `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ?, result = NULL
+       WHERE seq = ? AND idx = ?`,
+    ),
     setUntouched: st(`UPDATE jobs SET untouched_from = ? WHERE seq = ?`),
     insertJob: st(
       `INSERT INTO jobs (job_id, seq, name, type, status, config, idempotency_key, created_at, max_retries,
-                         total, pending, running, completed, failed, plan, untouched_from)
-       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)`,
+                         total, pending, running, completed, failed, plan, untouched_from, rows_from)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
     ),
     // Tasks [first, end) in one statement: a job's tasks go in at half the cost of a row each.
     insertTasks: st(

@@ -1,0 +1,80 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { isKeyed } from '../ops/batch-ops.js';
+import { isDataJob } from '../ops/batch-config.js';
+import { keyOfRow, sortKey } from '../ops/sort-key.js';
+import { finalStage, planStages } from '../ops/stages.js';
+import type { JobConfig } from './commands.js';
+
+/** A job's stored results (every task's, as JSON) may not exceed this (DESIGN §7). */
+export const RESULTS_CAP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The first task whose results a keyed job serves sorted by key (its final stage's first),
+ * or null for a job whose results are a list in input order (served from the tasks' rows).
+ */
+export function rowsFrom(config: JobConfig): number | null {
+  if (!isKeyed(config) || !isDataJob(config)) return null;
+  const stages = planStages(config);
+  return stages ? finalStage(stages).first : 0;
+}
+
+/** A task's results as apply received them: a JSON array, or nothing to index if not one. */
+function parseRows(resultJson: string): unknown[] {
+  try {
+    const rows = JSON.parse(resultJson) as unknown;
+    return Array.isArray(rows) ? rows : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Writes a keyed task's result rows into result_rows, each under its sort key. */
+export class ResultRows {
+  private readonly insert: Statement;
+
+  constructor(db: Database) {
+    // OR IGNORE: a task's rows are written once, when it completes; a repeat changes nothing.
+    this.insert = db.prepare(`INSERT OR IGNORE INTO result_rows (seq, sort_key, row) VALUES (?, ?, ?)`);
+  }
+
+  add(seq: number, idx: number, resultJson: string): void {
+    const rows = parseRows(resultJson);
+    for (let pos = 0; pos < rows.length; pos++) {
+      const row = rows[pos];
+      this.insert.run(seq, sortKey(keyOfRow(row), idx, pos), JSON.stringify(row) ?? 'null');
+    }
+  }
+}
+
+/**
+ * The migration that introduced result_rows: jobs stored before it get their rows_from,
+ * their result_bytes and, for keyed ones, their completed results indexed.
+ */
+export function indexOldResults(db: Database): void {
+  const jobs = db.prepare(`SELECT seq, config FROM jobs ORDER BY seq`).all() as { seq: number; config: string }[];
+  const setJob = db.prepare(`UPDATE jobs SET rows_from = ?, result_bytes = ? WHERE seq = ?`);
+  const bytes = db.prepare(
+    `SELECT coalesce(sum(length(CAST(result AS BLOB))), 0) AS n FROM tasks WHERE seq = ? AND result IS NOT NULL`,
+  );
+  const completed = db.prepare(
+    `SELECT idx, result FROM tasks WHERE seq = ? AND idx >= ? AND status = 'completed' AND result IS NOT NULL`,
+  );
+  const rows = new ResultRows(db);
+  const updates: [number | null, number, number][] = [];
+  const toIndex: [number, number][] = [];
+  for (const job of jobs) {
+    let from: number | null = null;
+    try {
+      from = rowsFrom(JSON.parse(job.config) as JobConfig);
+    } catch {
+      from = null;
+    }
+    updates.push([from, (bytes.get(job.seq) as { n: number }).n, job.seq]);
+    if (from !== null) toIndex.push([job.seq, from]);
+  }
+  for (const u of updates) setJob.run(...u);
+  // Read, then written: better-sqlite3 allows no writes while a query is being iterated.
+  for (const [seq, from] of toIndex) {
+    for (const t of completed.all(seq, from) as { idx: number; result: string }[]) rows.add(seq, t.idx, t.result);
+  }
+}
