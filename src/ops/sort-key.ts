@@ -22,43 +22,48 @@ export const MAX_SORT_POSITION = 0xffff_ffff;
  * A string's code units, prefix-free and order-preserving, every unit's first byte at least
  * 0x01 so that the 0x00 after the string sorts a string before any string it starts:
  * unit 0 → 01; 1–0x7e → unit+1 (02–7f); 0x7f–0x407e → 2 bytes 80–bf xx; the rest → c0 hi lo.
- * ASCII text costs a byte a character.
+ * ASCII text costs a byte a character. Returns where the next byte goes.
  */
-function writeUnits(s: string, out: number[]): void {
+function writeUnits(s: string, out: Buffer, at: number): number {
   for (let i = 0; i < s.length; i++) {
     const u = s.charCodeAt(i);
-    if (u < 0x7f) out.push(u + 1);
+    if (u < 0x7f) out[at++] = u + 1;
     else if (u < 0x407f) {
       const v = u - 0x7f;
-      out.push(0x80 | (v >> 8), v & 0xff);
-    } else out.push(0xc0, u >> 8, u & 0xff);
+      out[at++] = 0x80 | (v >> 8);
+      out[at++] = v & 0xff;
+    } else {
+      out[at++] = 0xc0;
+      out[at++] = u >> 8;
+      out[at++] = u & 0xff;
+    }
   }
-  out.push(0);
+  out[at++] = 0;
+  return at;
 }
 
-const scratch = new DataView(new ArrayBuffer(8));
+/** Where keys are encoded before they are copied out: apply encodes one row after another. */
+let scratch = Buffer.allocUnsafe(1024);
 
 /** The sort key of a row with key `key`, row `pos` of task `idx`. */
 export function sortKey(key: unknown, idx: number, pos: number): Buffer {
-  const out: number[] = [];
+  let at: number;
   if (typeof key === 'number') {
-    out.push(NUMBER);
-    scratch.setFloat64(0, key === 0 ? 0 : key); // -0 and 0 compare equal
-    const negative = (scratch.getUint8(0) & 0x80) !== 0;
-    for (let i = 0; i < 8; i++) {
-      const b = scratch.getUint8(i);
-      out.push(negative ? ~b & 0xff : i === 0 ? b ^ 0x80 : b);
-    }
-  } else if (typeof key === 'string') {
-    out.push(STRING);
-    writeUnits(key, out);
+    scratch[0] = NUMBER;
+    scratch.writeDoubleBE(key === 0 ? 0 : key, 1); // -0 and 0 compare equal
+    if (scratch[1]! & 0x80) for (let i = 1; i <= 8; i++) scratch[i] = ~scratch[i]! & 0xff;
+    else scratch[1] = scratch[1]! ^ 0x80;
+    at = 9;
   } else {
-    out.push(OTHER);
-    writeUnits(JSON.stringify(key) ?? '', out);
+    const text = typeof key === 'string' ? key : (JSON.stringify(key) ?? '');
+    const most = 1 + 3 * text.length + 1 + 8;
+    if (scratch.length < most) scratch = Buffer.allocUnsafe(Math.max(most, 2 * scratch.length));
+    scratch[0] = typeof key === 'string' ? STRING : OTHER;
+    at = writeUnits(text, scratch, 1);
   }
-  out.push(idx >>> 24, (idx >>> 16) & 0xff, (idx >>> 8) & 0xff, idx & 0xff);
-  out.push(pos >>> 24, (pos >>> 16) & 0xff, (pos >>> 8) & 0xff, pos & 0xff);
-  return Buffer.from(out);
+  scratch.writeUInt32BE(idx, at);
+  scratch.writeUInt32BE(pos, at + 4);
+  return Buffer.from(scratch.subarray(0, at + 8));
 }
 
 /** The key a result row is sorted by: `row.key`, or undefined for a row that is not an object. */

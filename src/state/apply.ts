@@ -240,12 +240,15 @@ export class Applier {
       // First completion from the live attempt wins; stale or repeated reports change nothing,
       // nor does a report from a worker the log does not name for that attempt (the leader
       // sends tasks out before their assignment commits; one that never did may have run).
-      if (this.s.complete.run(cmd.at, c.result_json, seq, c.idx, c.attempt, c.worker_id).changes === 0) {
+      // A keyed job's final results are kept in result_rows alone (written below), not twice.
+      const indexed = job.rows_from !== null && c.idx >= job.rows_from;
+      const kept = indexed ? null : c.result_json;
+      if (this.s.complete.run(cmd.at, kept, seq, c.idx, c.attempt, c.worker_id).changes === 0) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
         const t = this.s.runningCopy.get(seq, c.idx, c.attempt, c.worker_id, c.attempt, c.worker_id) as
           Attempts | undefined;
         if (!t) continue;
-        this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, seq, c.idx);
+        this.s.completeCopy.run(cmd.at, kept, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
       }
       stored.add(job);
@@ -254,7 +257,7 @@ export class Applier {
         toStop.push(...this.failOverCap(c.job_id, seq, c.idx, job.result_bytes, cmd.at));
         continue;
       }
-      if (job.rows_from !== null && c.idx >= job.rows_from) this.rows.add(seq, c.idx, c.result_json);
+      if (indexed) this.rows.add(seq, c.idx, c.result_json);
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, ...(c.ms === undefined ? {} : { ms: c.ms }) });
     }
