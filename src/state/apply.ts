@@ -46,9 +46,11 @@ interface Counters {
   running: number;
   completed: number;
   failed: number;
+  /** Bytes of results stored (result_bytes), written with the counters: no statement of its own. */
+  bytes: number;
 }
 
-const zero = (): Counters => ({ pending: 0, running: 0, completed: 0, failed: 0 });
+const zero = (): Counters => ({ pending: 0, running: 0, completed: 0, failed: 0, bytes: 0 });
 
 /** What apply needs of a job to find and create its tasks' rows (tasks are keyed by seq). */
 interface JobKey {
@@ -232,7 +234,6 @@ export class Applier {
   private completeTasks(cmd: CompleteTasks): ApplyResult<'completeTasks'> {
     const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
-    const stored = new Set<JobKey>();
     for (const c of cmd.completions) {
       const job = this.jobOf(c.job_id);
       if (job === undefined) continue;
@@ -251,8 +252,9 @@ export class Applier {
         this.s.completeCopy.run(cmd.at, kept, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
       }
-      stored.add(job);
-      job.result_bytes += Buffer.byteLength(c.result_json);
+      const bytes = Buffer.byteLength(c.result_json);
+      job.result_bytes += bytes;
+      this.delta(c.job_id, { bytes });
       if (job.result_bytes > RESULTS_CAP_BYTES) {
         toStop.push(...this.failOverCap(c.job_id, seq, c.idx, job.result_bytes, cmd.at));
         continue;
@@ -261,7 +263,6 @@ export class Applier {
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, ...(c.ms === undefined ? {} : { ms: c.ms }) });
     }
-    for (const job of stored) this.s.setResultBytes.run(job.result_bytes, job.seq);
     for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
     this.flushCounters();
     return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished(), to_stop: toStop };
@@ -276,14 +277,14 @@ export class Applier {
     const message =
       `the job's results reached the ${capMiB} MiB cap on stored results (task ${idx} took them to ${bytes} bytes); ` +
       `write big results to files instead: config.output {"path": "/a/dir/every/worker/can/write"} (with a reduce stage)`;
-    const error = JSON.stringify({ message, code: 'results_too_large' });
+    const error = JSON.stringify({ message, name: 'results_too_large' });
     this.s.overCap.run(at, error, seq, idx);
     this.delta(jobId, { running: -1, failed: 1 });
     const toStop = this.finishJob(
       jobId,
       'failed',
       at,
-      JSON.stringify({ task: idx, message, code: 'results_too_large' }),
+      JSON.stringify({ task: idx, message, name: 'results_too_large' }),
     );
     this.finished.push(jobId);
     return toStop;
@@ -472,6 +473,7 @@ export class Applier {
     c.running += d.running ?? 0;
     c.completed += d.completed ?? 0;
     c.failed += d.failed ?? 0;
+    c.bytes += d.bytes ?? 0;
   }
 
   private withCounters<T>(fn: () => T): T {
@@ -484,7 +486,7 @@ export class Applier {
 
   private flushCounters(): void {
     for (const [jobId, c] of this.deltas) {
-      this.s.bumpCounters.run(c.pending, c.running, c.completed, c.failed, jobId);
+      this.s.bumpCounters.run(c.pending, c.running, c.completed, c.failed, c.bytes, jobId);
       // The last task done completes the job (only a running job: a failed one stays failed).
       if (c.completed > 0 && this.s.completeJobIfDone.run(jobId).changes > 0) this.finished.push(jobId);
     }
@@ -539,7 +541,6 @@ function prepare(db: Database) {
     jobKey: st(
       `SELECT seq, status, total, created_at, untouched_from, rows_from, result_bytes FROM jobs WHERE job_id = ?`,
     ),
-    setResultBytes: st(`UPDATE jobs SET result_bytes = ? WHERE seq = ?`),
     overCap: st(
       `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ?, result = NULL
        WHERE seq = ? AND idx = ?`,
@@ -590,7 +591,8 @@ function prepare(db: Database) {
     ),
     finishJob: st(`UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`),
     bumpCounters: st(
-      `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?
+      `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?,
+                       result_bytes = result_bytes + ?
        WHERE job_id = ?`,
     ),
     jobPlan: st(`SELECT seq, plan, stage, status FROM jobs WHERE job_id = ?`),
