@@ -44,30 +44,26 @@ export class ResultRows {
     this.insertBatch = db.prepare(sql(BATCH));
   }
 
+  /** A task's rows, streamed in batches as they come (a reduce's come in key order already). */
   add(seq: number, idx: number, resultJson: string): void {
     const rows = parseRows(resultJson);
-    const entries: [Buffer, string][] = new Array(rows.length);
-    let sorted = true;
-    for (let pos = 0; pos < rows.length; pos++) {
-      const row = rows[pos];
-      entries[pos] = [sortKey(keyOfRow(row), idx, pos), JSON.stringify(row) ?? 'null'];
-      if (pos > 0 && sorted && Buffer.compare(entries[pos - 1]![0], entries[pos]![0]) > 0) sorted = false;
-    }
-    // In key order, the index's pages fill one after another (a reduce's rows come sorted).
-    if (!sorted) entries.sort((a, b) => Buffer.compare(a[0], b[0]));
-    const args: unknown[] = new Array(3 * BATCH);
+    const args = this.args;
     let i = 0;
-    for (; i + BATCH <= entries.length; i += BATCH) {
+    for (; i + BATCH <= rows.length; i += BATCH) {
       for (let j = 0; j < BATCH; j++) {
-        const [key, row] = entries[i + j]!;
+        const row = rows[i + j];
         args[3 * j] = seq;
-        args[3 * j + 1] = key;
-        args[3 * j + 2] = row;
+        args[3 * j + 1] = sortKey(keyOfRow(row), idx, i + j);
+        args[3 * j + 2] = JSON.stringify(row) ?? 'null';
       }
       this.insertBatch.run(args);
     }
-    for (; i < entries.length; i++) this.insertOne.run(seq, entries[i]![0], entries[i]![1]);
+    for (; i < rows.length; i++) {
+      this.insertOne.run(seq, sortKey(keyOfRow(rows[i]), idx, i), JSON.stringify(rows[i]) ?? 'null');
+    }
   }
+
+  private readonly args: unknown[] = new Array(3 * BATCH);
 }
 
 /**

@@ -78,6 +78,14 @@ describe('keyed results: indexed as the final stage completes, paged by keyset',
     for (const limit of [1, 2, 3, 7, 15, 1000]) expect(allPages('j', limit)).toEqual(stableSorted(REDUCES));
   });
 
+  it('indexes tasks of many rows (written in batches) in any order they come, duplicates of a key included', () => {
+    const reduces = [0, 1, 2].map((r) =>
+      Array.from({ length: 64 * 2 + 37 + r }, (_, i) => row((i * 7919 + r) % 101, `${r}.${i}`)),
+    );
+    keyedJob('many', reduces);
+    for (const limit of [1, 64, 65, 1000]) expect(allPages('many', limit)).toEqual(stableSorted(reduces));
+  });
+
   it('keeps only the final stage in the index (map tasks feed it)', () => {
     keyedJob('j', REDUCES);
     expect((db.prepare(`SELECT count(*) AS n FROM result_rows`).get() as { n: number }).n).toBe(15);
