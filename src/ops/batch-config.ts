@@ -15,6 +15,8 @@ export type Operation = (typeof OPERATIONS)[number];
 
 export const MAX_TASK_COUNT = 100_000;
 export const MAX_REDUCE_TASKS = 10_000;
+/** Map outputs a shuffle may make: one file per map task per reduce task. */
+export const MAX_SHUFFLE_FILES = 1_000_000;
 
 /** Per-job limits and retry policy, public config fields; every one has a default. */
 export interface TaskLimits {
@@ -153,8 +155,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
   const partitioner = builtin?.partitioner ?? 'hash';
   let reduce_tasks = 0;
   if (exports.has('reduce')) {
-    const fallback = partitioner === 'range' ? task_count : 1;
-    reduce_tasks = integer(raw, 'reduce_tasks', 1, MAX_REDUCE_TASKS, fallback);
+    reduce_tasks = reduceTasksOf(raw, task_count, partitioner);
   } else if (raw.reduce_tasks !== undefined) {
     throw badRequest('config.reduce_tasks needs a reduce stage: the module must export reduce(key, values, emit)');
   }
@@ -180,6 +181,35 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     ...(env ? { env } : {}),
     ...source,
   };
+}
+
+/**
+ * The reduce tasks of a job, bounded: each is a task the masters track, and the shuffle
+ * writes one file per map task per reduce task, so their product is bounded too.
+ */
+function reduceTasksOf(raw: Raw, taskCount: number, partitioner: 'hash' | 'range'): number {
+  const v = raw.reduce_tasks;
+  // A range partitioner defaults to one reduce task per map task, within both bounds.
+  if (v === undefined) {
+    if (partitioner !== 'range') return 1;
+    return Math.max(1, Math.min(taskCount, MAX_REDUCE_TASKS, Math.floor(MAX_SHUFFLE_FILES / taskCount)));
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    throw badRequest(`config.reduce_tasks must be an integer from 1 to ${MAX_REDUCE_TASKS}; got ${JSON.stringify(v)}`);
+  }
+  if (v > MAX_REDUCE_TASKS) {
+    throw badRequest(
+      `config.reduce_tasks is ${v}, over the limit of ${MAX_REDUCE_TASKS}; ask for fewer reduce tasks ` +
+        `(each one handles more keys) — the partitions need not be small`,
+    );
+  }
+  if (taskCount * v > MAX_SHUFFLE_FILES) {
+    throw badRequest(
+      `config.task_count × config.reduce_tasks is ${taskCount} × ${v} = ${taskCount * v} map output files, over the ` +
+        `limit of ${MAX_SHUFFLE_FILES}; use fewer map tasks (larger splits) or fewer reduce tasks`,
+    );
+  }
+  return v;
 }
 
 const invalid = (message: string): WeirError => new WeirError('validation_failed', message);
