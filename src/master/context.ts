@@ -4,6 +4,7 @@ import type { NodeTls } from '../common/tls.js';
 import type { Queries } from '../state/queries.js';
 import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
+import type { SpaceMonitor } from './space-monitor.js';
 import type { WorkerChannels } from './worker-channels.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -23,4 +24,6 @@ export interface MasterContext {
   tokens: TokenSource;
   /** With TLS, workers are reached over https too, with this master's certificate. */
   tls: NodeTls | undefined;
+  /** The `no_space` alarm: this master's disk and data, measured every second. */
+  space: SpaceMonitor;
 }

@@ -30,6 +30,10 @@ import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
 import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
+import { sqliteUsedBytes } from '../common/sqlite-size.js';
+import { DEFAULT_SPACE_LIMITS } from './space-alarm.js';
+import { SpaceMonitor } from './space-monitor.js';
+import { spaceMetrics } from './space-metrics.js';
 
 export interface MasterOptions {
   id: number;
@@ -52,6 +56,12 @@ export interface MasterOptions {
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
   logger?: Logger;
+  /** `--min-free-bytes` (default 64 MiB): under this free on the data dir's disk, the no_space alarm is on. */
+  minFreeBytes?: number;
+  /** `--max-db-bytes` (default 8 GiB): over this in state, log and uploads, the no_space alarm is on. */
+  maxDbBytes?: number;
+  /** `--snapshot-entries` (default 25,000): the log is compacted once this many applied entries sit in it. */
+  snapshotEntries?: number;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
 }
@@ -81,6 +91,7 @@ export class MasterNode {
       channels: WorkerChannels;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
+      space: SpaceMonitor;
       /** Calls to other masters beside the forwarding and stream agents: only with TLS. */
       peerAgent: Agent | undefined;
     },
@@ -126,9 +137,13 @@ export class MasterNode {
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
-      const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
+      const space = MasterNode.watchSpace(options, storage, state, consensus, log);
+      spaceMetrics(duties.parts.metrics.registry, space);
+      await space.start();
+      const parts = { release, storage, state, consensus, ...duties.parts, space, peerAgent };
+      const node = new MasterNode(options, parts, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, space },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
@@ -169,6 +184,7 @@ export class MasterNode {
     options: MasterOptions,
     log: Logger,
   ): { consensus: RaftConsensus<Command, Results>; transport: PeerTransport } {
+    const snapshotEntries = options.snapshotEntries ?? 25_000;
     // The transport delivers to consensus, which sends through the transport.
     const inbox: { consensus?: RaftConsensus<Command, Results> } = {};
     const transport = new PeerTransport(
@@ -190,8 +206,36 @@ export class MasterNode {
       codec: commandCodec,
       timing: { ...DEFAULT_TIMING, ...options.timing },
       log,
+      snapshotEntries,
+      // The newest fifth stays for followers slightly behind (5,000 of the default 25,000).
+      keepEntries: Math.min(5_000, Math.floor(snapshotEntries / 5)),
     }));
     return { consensus, transport };
+  }
+
+  /** The no_space alarm over this master's data dir; the alarm compacts the log (see SpaceMonitor). */
+  private static watchSpace(
+    options: MasterOptions,
+    storage: RaftStorage,
+    state: StateMachine,
+    consensus: RaftConsensus<Command, Results>,
+    log: Logger,
+  ): SpaceMonitor {
+    const limits = {
+      minFreeBytes: options.minFreeBytes ?? DEFAULT_SPACE_LIMITS.minFreeBytes,
+      maxDbBytes: options.maxDbBytes ?? DEFAULT_SPACE_LIMITS.maxDbBytes,
+    };
+    const sources = {
+      dataDir: options.dataDir,
+      dbUsedBytes: () => sqliteUsedBytes(state.db) + storage.usedBytes(),
+      diskFull: () => ({ failures: consensus.diskFullFailures, now: consensus.diskFull }),
+      compact: () => {
+        consensus.compact();
+        // Gives the state database's WAL back to the disk even when the log had nothing to drop.
+        state.checkpoint();
+      },
+    };
+    return new SpaceMonitor(sources, limits, log.child({ component: 'space' }));
   }
 
   /**
@@ -306,6 +350,7 @@ export class MasterNode {
     p.detector.stop();
     p.channels.close();
     p.jobWatch.close();
+    p.space.close();
     try {
       await this.app?.close();
     } catch (err) {

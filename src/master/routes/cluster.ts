@@ -3,7 +3,7 @@ import type { MasterContext } from '../context.js';
 
 /** Routes every master answers itself: cluster view (with a token), health and metrics (open). */
 export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
-  const { consensus, metrics } = ctx;
+  const { consensus, metrics, space } = ctx;
   return async (app) => {
     app.get('/cluster/status', async () => {
       const s = consensus.status();
@@ -23,6 +23,8 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
         term: s.term,
         commit_index: s.commit_index,
         last_applied: s.last_applied,
+        // This master's: `["no_space"]` while it refuses writes that add data.
+        alarms: space.alarms(),
       };
     });
 

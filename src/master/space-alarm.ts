@@ -1,0 +1,63 @@
+/**
+ * When a master's `no_space` alarm is on (DESIGN §7): pure, so the rule is tested apart from
+ * the disk it reads.
+ */
+
+/** `weir master --min-free-bytes` and `--max-db-bytes`. */
+export interface SpaceLimits {
+  /** The alarm is on while the data dir's disk has less than this free. */
+  minFreeBytes: number;
+  /** …or while the state database, the log, their WAL files and the uploads hold more than this. */
+  maxDbBytes: number;
+}
+
+export const DEFAULT_SPACE_LIMITS: SpaceLimits = { minFreeBytes: 64 * 1024 ** 2, maxDbBytes: 8 * 1024 ** 3 };
+
+/** One look at the disk, taken about once a second. */
+export interface SpaceReading {
+  /** Bytes an unprivileged process may still write on the data dir's file system. */
+  freeBytes: number;
+  /** What this master's data takes (see SpaceMonitor for what is counted). */
+  dbBytes: number;
+  /**
+   * A write already failed for want of space and none succeeded since, with the free bytes
+   * seen when that was first noticed: something else may fill the disk between two checks.
+   */
+  fullSince?: { freeBytes: number };
+}
+
+/**
+ * A full-disk failure keeps the alarm on — whatever `minFreeBytes` says (it may be 0) — until a
+ * write succeeds or this much more is free than when it failed: the few bytes a failed write
+ * leaves are not space given back.
+ */
+export const GIVEN_BACK_BYTES = 1024 * 1024;
+
+/** Why the alarm is on, in words an operator can act on; undefined while it is off. */
+export function spaceAlarm(r: SpaceReading, limits: SpaceLimits): string | undefined {
+  if (r.freeBytes < limits.minFreeBytes) {
+    return `the disk of this master's data dir has ${mib(r.freeBytes)} free, under --min-free-bytes ${mib(limits.minFreeBytes)}`;
+  }
+  if (r.dbBytes > limits.maxDbBytes) {
+    return `this master's state, log and uploads take ${mib(r.dbBytes)}, over --max-db-bytes ${mib(limits.maxDbBytes)}`;
+  }
+  if (r.fullSince && r.freeBytes < r.fullSince.freeBytes + GIVEN_BACK_BYTES) {
+    return `the disk of this master's data dir is full (a write failed; ${mib(r.freeBytes)} free)`;
+  }
+  return undefined;
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(bytes < 10 * 1024 ** 2 ? 2 : 0)} MiB`;
+
+/**
+ * A byte count as `weir master` takes it: `N`, or `N` with `K`/`M`/`G`/`T` (powers of 1024;
+ * `KiB`, `KB`… say the same). Throws naming the flag otherwise.
+ */
+export function parseBytes(text: string, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  if (!m) throw new Error(`${flag} takes a byte count such as 67108864, 64M or 8GiB; got '${text}'`);
+  const power = ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  const n = Math.floor(Number(m[1]) * 1024 ** power);
+  if (!Number.isSafeInteger(n)) throw new Error(`${flag} is too large: '${text}'`);
+  return n;
+}

@@ -1,0 +1,128 @@
+import { readdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../common/logger.js';
+import { spaceAlarm, type SpaceLimits, type SpaceReading } from './space-alarm.js';
+
+/** How often the disk is looked at: cheap (a statfs, a few stats and pragmas), and never per request. */
+export const CHECK_EVERY_MS = 1_000;
+/** While the alarm stays on, the log is compacted again this often: deletes meanwhile free more. */
+const COMPACT_EVERY_MS = 10_000;
+
+export const NO_SPACE = 'no_space';
+
+/** What the monitor reads, each behind a function so that a test can hand in its own. */
+export interface SpaceSources {
+  dataDir: string;
+  /** The live bytes of state.db and raft.db (their pages less the free ones). */
+  dbUsedBytes: () => number;
+  /** Full-disk write failures so far, and whether the last write failed so (the consensus driver's). */
+  diskFull: () => { failures: number; now: boolean };
+  /** Compacts the log and checkpoints the state database: what frees the space deletes gave back. */
+  compact: () => void;
+}
+
+/**
+ * Watches the disk of a master's data dir and raises its `no_space` alarm (space-alarm.ts
+ * says when). What a master's data takes is the live pages of `state.db` and `raft.db`,
+ * their WAL files, and `uploads/`. When the alarm goes on, and every 10 s while it stays on,
+ * the log is compacted, so that what deletes freed is given back; the alarm goes off by
+ * itself at the first check that finds the space back.
+ */
+export class SpaceMonitor {
+  private reading: SpaceReading = { freeBytes: Number.MAX_SAFE_INTEGER, dbBytes: 0 };
+  private why: string | undefined;
+  private seenFailures = 0;
+  private lastCompact = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+
+  constructor(
+    private readonly sources: SpaceSources,
+    readonly limits: SpaceLimits,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes a first reading before it returns, so a master starting on a full disk alarms at once. */
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check(), CHECK_EVERY_MS);
+    this.timer.unref();
+  }
+
+  /** The alarms on now: `["no_space"]` or none. */
+  alarms(): string[] {
+    return this.why ? [NO_SPACE] : [];
+  }
+
+  /** Why the alarm is on (undefined when it is off). */
+  get reason(): string | undefined {
+    return this.why;
+  }
+
+  get freeBytes(): number {
+    return this.reading.freeBytes;
+  }
+
+  get dbBytes(): number {
+    return this.reading.dbBytes;
+  }
+
+  /** One look at the disk; overlapping calls share it. Never rejects. */
+  check(): Promise<void> {
+    this.checking ??= this.look()
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'could not measure the data dir'))
+      .finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private async look(): Promise<void> {
+    const { dataDir } = this.sources;
+    const fs = await statfs(dataDir);
+    const freeBytes = fs.bavail * fs.bsize;
+    const files = ['state.db-wal', 'raft.db-wal'].map((f) => join(dataDir, f));
+    const dbBytes =
+      this.sources.dbUsedBytes() + (await sizes(files)) + (await sizes(await listFiles(join(dataDir, 'uploads'))));
+    const full = this.sources.diskFull();
+    let fullSince = this.reading.fullSince;
+    if (!full.now) fullSince = undefined;
+    // A new failure re-arms it with what is free now.
+    else if (full.failures !== this.seenFailures || !fullSince) fullSince = { freeBytes };
+    this.seenFailures = full.failures;
+    this.reading = { freeBytes, dbBytes, ...(fullSince ? { fullSince } : {}) };
+    this.update(spaceAlarm(this.reading, this.limits));
+  }
+
+  private update(why: string | undefined): void {
+    const was = this.why;
+    this.why = why;
+    if (why && !was) this.log.warn({ why }, 'no_space alarm on: refusing writes that add data');
+    if (!why && was) this.log.info({ free_bytes: this.reading.freeBytes }, 'no_space alarm off: taking writes again');
+    if (why && Date.now() - this.lastCompact >= COMPACT_EVERY_MS) {
+      this.lastCompact = Date.now();
+      try {
+        this.sources.compact();
+      } catch (err) {
+        // On a full disk even compaction may fail to write; the next round tries again.
+        this.log.warn({ err: (err as Error).message }, 'compacting the log for the no_space alarm failed');
+      }
+    }
+    if (!why) this.lastCompact = -Infinity;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.map((n) => join(dir, n));
+}
+
+/** Their sizes added up; a file gone meanwhile counts nothing. */
+async function sizes(paths: string[]): Promise<number> {
+  let total = 0;
+  for (const p of paths) total += (await stat(p).catch(() => undefined))?.size ?? 0;
+  return total;
+}
+
