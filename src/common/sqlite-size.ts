@@ -1,12 +1,12 @@
 import type { Database } from 'better-sqlite3';
 
 /**
- * The bytes a SQLite database's live pages take: its pages less the free ones. What a delete
- * frees counts as free at once, before any VACUUM gives the file's space back to the disk.
+ * The bytes a SQLite database's pages take: the live ones, and the free ones a delete left
+ * inside the file (room for new data, though the file does not shrink without a VACUUM).
  */
-export function sqliteUsedBytes(db: Database): number {
+export function sqlitePageBytes(db: Database): { usedBytes: number; freeBytes: number } {
   const pages = db.pragma('page_count', { simple: true }) as number;
   const free = db.pragma('freelist_count', { simple: true }) as number;
   const size = db.pragma('page_size', { simple: true }) as number;
-  return (pages - free) * size;
+  return { usedBytes: (pages - free) * size, freeBytes: free * size };
 }

@@ -683,15 +683,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   // ------------------------------------------------------------------ questions
 
   /**
-   * Whether the last write to this master's disk failed because the disk is full, with no
-   * write succeeding since: the master raises its `no_space` alarm on it (something other
-   * than Weir may have filled the disk between two of its checks).
+   * How many writes failed for a full disk since start: the master raises its `no_space` alarm
+   * on a new one (something other than Weir may have filled the disk between two of its looks).
    */
-  get diskFull(): boolean {
-    return this.fullDisk;
-  }
-
-  /** How many writes failed for a full disk since start: a watcher tells a new failure from an old one. */
   get diskFullFailures(): number {
     return this.fullDiskCount;
   }

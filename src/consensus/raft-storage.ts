@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { isDiskError } from '../common/disk-errors.js';
-import { sqliteUsedBytes } from '../common/sqlite-size.js';
+import { sqlitePageBytes } from '../common/sqlite-size.js';
 import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
@@ -127,9 +127,9 @@ export class RaftStorage implements LogStore {
     });
   }
 
-  /** The bytes the log's live pages take (its WAL file aside): for the `--max-db-bytes` alarm. */
-  usedBytes(): number {
-    return sqliteUsedBytes(this.db);
+  /** The bytes the log's live and free pages take (its WAL file aside): for the `no_space` alarm. */
+  pageBytes(): { usedBytes: number; freeBytes: number } {
+    return sqlitePageBytes(this.db);
   }
 
   close(): void {

@@ -59,7 +59,10 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
   // After auth (a stranger learns nothing of the disk), before forwarding: a follower whose own
   // disk is full does not take writes for the leader either (they would land on its disk too).
-  app.addHook('onRequest', spaceGate(() => ctx.space.reason));
+  app.addHook(
+    'onRequest',
+    spaceGate(() => ctx.space.reason),
+  );
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());

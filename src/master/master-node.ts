@@ -30,7 +30,7 @@ import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
 import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
-import { sqliteUsedBytes } from '../common/sqlite-size.js';
+import { sqlitePageBytes } from '../common/sqlite-size.js';
 import { DEFAULT_SPACE_LIMITS } from './space-alarm.js';
 import { SpaceMonitor } from './space-monitor.js';
 import { spaceMetrics } from './space-metrics.js';
@@ -227,8 +227,12 @@ export class MasterNode {
     };
     const sources = {
       dataDir: options.dataDir,
-      dbUsedBytes: () => sqliteUsedBytes(state.db) + storage.usedBytes(),
-      diskFull: () => ({ failures: consensus.diskFullFailures, now: consensus.diskFull }),
+      dbPageBytes: () => {
+        const a = sqlitePageBytes(state.db);
+        const b = storage.pageBytes();
+        return { usedBytes: a.usedBytes + b.usedBytes, freeBytes: a.freeBytes + b.freeBytes };
+      },
+      diskFullFailures: () => consensus.diskFullFailures,
       compact: () => {
         consensus.compact();
         // Gives the state database's WAL back to the disk even when the log had nothing to drop.

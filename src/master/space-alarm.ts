@@ -19,19 +19,24 @@ export interface SpaceReading {
   freeBytes: number;
   /** What this master's data takes (see SpaceMonitor for what is counted). */
   dbBytes: number;
+  /** Pages inside the database files that deletes freed: room for new data, though not on the disk's count. */
+  slackBytes: number;
   /**
-   * A write already failed for want of space and none succeeded since, with the free bytes
-   * seen when that was first noticed: something else may fill the disk between two checks.
+   * A write failed for want of space, with the room (free bytes plus slack) there was when
+   * that was noticed: something else may fill the disk between two looks.
    */
-  fullSince?: { freeBytes: number };
+  fullSince?: { roomBytes: number };
 }
 
 /**
- * A full-disk failure keeps the alarm on — whatever `minFreeBytes` says (it may be 0) — until a
- * write succeeds or this much more is free than when it failed: the few bytes a failed write
- * leaves are not space given back.
+ * A full-disk failure keeps the alarm on — whatever `minFreeBytes` says (it may be 0) — until
+ * this much more room is there than when it failed (freed on the disk, or inside the
+ * databases by deletes): the few bytes a failed write leaves are not space given back.
  */
 export const GIVEN_BACK_BYTES = 1024 * 1024;
+
+/** The room a reading counts toward a full disk's recovery. */
+export const roomOf = (r: Pick<SpaceReading, 'freeBytes' | 'slackBytes'>): number => r.freeBytes + r.slackBytes;
 
 /** Why the alarm is on, in words an operator can act on; undefined while it is off. */
 export function spaceAlarm(r: SpaceReading, limits: SpaceLimits): string | undefined {
@@ -41,7 +46,7 @@ export function spaceAlarm(r: SpaceReading, limits: SpaceLimits): string | undef
   if (r.dbBytes > limits.maxDbBytes) {
     return `this master's state, log and uploads take ${mib(r.dbBytes)}, over --max-db-bytes ${mib(limits.maxDbBytes)}`;
   }
-  if (r.fullSince && r.freeBytes < r.fullSince.freeBytes + GIVEN_BACK_BYTES) {
+  if (r.fullSince && roomOf(r) < r.fullSince.roomBytes + GIVEN_BACK_BYTES) {
     return `the disk of this master's data dir is full (a write failed; ${mib(r.freeBytes)} free)`;
   }
   return undefined;

@@ -1,7 +1,8 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import { spaceAlarm, type SpaceLimits, type SpaceReading } from './space-alarm.js';
+import { DiskReserve } from './disk-reserve.js';
+import { roomOf, spaceAlarm, type SpaceLimits, type SpaceReading } from './space-alarm.js';
 
 /** How often the disk is looked at: cheap (a statfs, a few stats and pragmas), and never per request. */
 export const CHECK_EVERY_MS = 1_000;
@@ -13,10 +14,10 @@ export const NO_SPACE = 'no_space';
 /** What the monitor reads, each behind a function so that a test can hand in its own. */
 export interface SpaceSources {
   dataDir: string;
-  /** The live bytes of state.db and raft.db (their pages less the free ones). */
-  dbUsedBytes: () => number;
-  /** Full-disk write failures so far, and whether the last write failed so (the consensus driver's). */
-  diskFull: () => { failures: number; now: boolean };
+  /** The bytes of state.db's and raft.db's pages: live, and freed by deletes. */
+  dbPageBytes: () => { usedBytes: number; freeBytes: number };
+  /** How many writes failed for a full disk so far (the consensus driver counts them). */
+  diskFullFailures: () => number;
   /** Compacts the log and checkpoints the state database: what frees the space deletes gave back. */
   compact: () => void;
 }
@@ -24,14 +25,16 @@ export interface SpaceSources {
 /**
  * Watches the disk of a master's data dir and raises its `no_space` alarm (space-alarm.ts
  * says when). What a master's data takes is the live pages of `state.db` and `raft.db`,
- * their WAL files, and `uploads/`. When the alarm goes on, and every 10 s while it stays on,
- * the log is compacted, so that what deletes freed is given back; the alarm goes off by
- * itself at the first check that finds the space back.
+ * their WAL files, and `uploads/`; what is free counts the master's reserve (see
+ * DiskReserve), which a full-disk failure gives up. When the alarm goes on, and every 10 s
+ * while it stays on, the log is compacted, so that what deletes freed is given back; the
+ * alarm goes off by itself at the first look that finds the space back.
  */
 export class SpaceMonitor {
-  private reading: SpaceReading = { freeBytes: Number.MAX_SAFE_INTEGER, dbBytes: 0 };
+  private reading: SpaceReading = { freeBytes: Number.MAX_SAFE_INTEGER, dbBytes: 0, slackBytes: 0 };
   private why: string | undefined;
-  private seenFailures = 0;
+  private seenFailures: number;
+  private readonly reserve: DiskReserve;
   private lastCompact = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
@@ -40,7 +43,10 @@ export class SpaceMonitor {
     private readonly sources: SpaceSources,
     readonly limits: SpaceLimits,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.reserve = new DiskReserve(sources.dataDir);
+    this.seenFailures = sources.diskFullFailures();
+  }
 
   /** Takes a first reading before it returns, so a master starting on a full disk alarms at once. */
   async start(): Promise<void> {
@@ -54,9 +60,15 @@ export class SpaceMonitor {
     return this.why ? [NO_SPACE] : [];
   }
 
-  /** Why the alarm is on (undefined when it is off). */
+  /**
+   * Why the alarm is on (undefined when it is off). A full-disk failure the last look has not
+   * seen yet counts at once: the requests right after it get 507, not whatever the failed
+   * write left behind (a lost leadership's 503).
+   */
   get reason(): string | undefined {
-    return this.why;
+    if (this.why || this.sources.diskFullFailures() === this.seenFailures) return this.why;
+    void this.check();
+    return "this master's disk is full: a write to its data dir failed";
   }
 
   get freeBytes(): number {
@@ -76,20 +88,29 @@ export class SpaceMonitor {
   }
 
   private async look(): Promise<void> {
+    const failures = this.sources.diskFullFailures();
+    const failed = failures !== this.seenFailures;
+    this.seenFailures = failures;
+    // The cluster's own next writes need room now: the reserve goes back to the disk. (It
+    // counts as free either way, so giving it up moves no figure of the alarm.)
+    if (failed && (await this.reserve.release())) {
+      this.log.warn('a write failed on a full disk: gave the disk reserve up for the cluster’s own writes');
+    }
+    const reading = await this.measure();
+    let fullSince = failed ? { roomBytes: roomOf(reading) } : this.reading.fullSince;
+    if (fullSince && spaceAlarm({ ...reading, fullSince }, NO_LIMITS) === undefined) fullSince = undefined;
+    this.reading = { ...reading, ...(fullSince ? { fullSince } : {}) };
+    this.update(spaceAlarm(this.reading, this.limits));
+    if (!this.why) await this.reserve.take();
+  }
+
+  private async measure(): Promise<SpaceReading> {
     const { dataDir } = this.sources;
     const fs = await statfs(dataDir);
-    const freeBytes = fs.bavail * fs.bsize;
+    const pages = this.sources.dbPageBytes();
     const files = ['state.db-wal', 'raft.db-wal'].map((f) => join(dataDir, f));
-    const dbBytes =
-      this.sources.dbUsedBytes() + (await sizes(files)) + (await sizes(await listFiles(join(dataDir, 'uploads'))));
-    const full = this.sources.diskFull();
-    let fullSince = this.reading.fullSince;
-    if (!full.now) fullSince = undefined;
-    // A new failure re-arms it with what is free now.
-    else if (full.failures !== this.seenFailures || !fullSince) fullSince = { freeBytes };
-    this.seenFailures = full.failures;
-    this.reading = { freeBytes, dbBytes, ...(fullSince ? { fullSince } : {}) };
-    this.update(spaceAlarm(this.reading, this.limits));
+    const dbBytes = pages.usedBytes + (await sizes(files)) + (await sizes(await listFiles(join(dataDir, 'uploads'))));
+    return { freeBytes: fs.bavail * fs.bsize + this.reserve.bytes, dbBytes, slackBytes: pages.freeBytes };
   }
 
   private update(why: string | undefined): void {
@@ -114,6 +135,9 @@ export class SpaceMonitor {
   }
 }
 
+/** Limits no reading crosses: what is left of the alarm is a full disk's. */
+const NO_LIMITS: SpaceLimits = { minFreeBytes: 0, maxDbBytes: Number.MAX_SAFE_INTEGER };
+
 async function listFiles(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.map((n) => join(dir, n));
@@ -125,4 +149,3 @@ async function sizes(paths: string[]): Promise<number> {
   for (const p of paths) total += (await stat(p).catch(() => undefined))?.size ?? 0;
   return total;
 }
-

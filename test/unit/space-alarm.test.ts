@@ -1,6 +1,6 @@
 // The no_space alarm's rule (DESIGN §7 "Data lifecycle and capacity"), apart from any disk:
 // when it is on, which routes it refuses, and how a full disk met by a write is answered.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -17,25 +17,35 @@ const limits: SpaceLimits = { minFreeBytes: 64 * MiB, maxDbBytes: 100 * MiB };
 
 describe('the no_space alarm', () => {
   it('is off with room on the disk and data under the cap', () => {
-    expect(spaceAlarm({ freeBytes: 64 * MiB, dbBytes: 100 * MiB }, limits)).toBeUndefined();
+    expect(spaceAlarm({ freeBytes: 64 * MiB, dbBytes: 100 * MiB, slackBytes: 0 }, limits)).toBeUndefined();
   });
 
   it('is on under --min-free-bytes, naming both figures', () => {
-    expect(spaceAlarm({ freeBytes: 64 * MiB - 1, dbBytes: 0 }, limits)).toMatch(
+    expect(spaceAlarm({ freeBytes: 64 * MiB - 1, dbBytes: 0, slackBytes: 0 }, limits)).toMatch(
       /64 MiB free, under --min-free-bytes 64 MiB/,
     );
   });
 
   it('is on over --max-db-bytes, whatever the disk has free', () => {
-    expect(spaceAlarm({ freeBytes: 1e12, dbBytes: 100 * MiB + 1 }, limits)).toMatch(/over --max-db-bytes 100 MiB/);
+    expect(spaceAlarm({ freeBytes: 1e12, dbBytes: 100 * MiB + 1, slackBytes: 0 }, limits)).toMatch(
+      /over --max-db-bytes 100 MiB/,
+    );
   });
 
-  it('stays on after a write failed for a full disk, even with --min-free-bytes 0, until 1 MiB comes free', () => {
+  it('stays on after a write failed for a full disk, even with --min-free-bytes 0, until 1 MiB more room is there', () => {
     const none = { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes };
-    const fullSince = { freeBytes: 3000 };
-    expect(spaceAlarm({ freeBytes: 3000, dbBytes: 0, fullSince }, none)).toMatch(/is full \(a write failed/);
-    expect(spaceAlarm({ freeBytes: 3000 + GIVEN_BACK_BYTES - 1, dbBytes: 0, fullSince }, none)).toBeDefined();
-    expect(spaceAlarm({ freeBytes: 3000 + GIVEN_BACK_BYTES, dbBytes: 0, fullSince }, none)).toBeUndefined();
+    const fullSince = { roomBytes: 3000 };
+    const at = (freeBytes: number, slackBytes = 0) =>
+      spaceAlarm({ freeBytes, dbBytes: 0, slackBytes, fullSince }, none);
+    expect(at(3000)).toMatch(/is full \(a write failed/);
+    expect(at(3000 + GIVEN_BACK_BYTES - 1)).toBeDefined();
+    expect(at(3000 + GIVEN_BACK_BYTES)).toBeUndefined();
+  });
+
+  it('counts the pages deletes freed inside the databases as room given back', () => {
+    const fullSince = { roomBytes: 3000 };
+    const r = { freeBytes: 3000, dbBytes: 0, slackBytes: GIVEN_BACK_BYTES, fullSince };
+    expect(spaceAlarm(r, { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes })).toBeUndefined();
   });
 });
 
@@ -128,8 +138,8 @@ describe('the space monitor', () => {
     const m = new SpaceMonitor(
       {
         dataDir: dir,
-        dbUsedBytes: () => used,
-        diskFull: () => ({ failures: 0, now: false }),
+        dbPageBytes: () => ({ usedBytes: used, freeBytes: 0 }),
+        diskFullFailures: () => 0,
         compact: () => compactions++,
       },
       limits,
@@ -148,20 +158,31 @@ describe('the space monitor', () => {
     expect(m.freeBytes).toBeGreaterThan(0);
   });
 
-  it('alarms on a full-disk failure the driver met, until a write succeeds', async () => {
-    const full = { failures: 0, now: false };
+  it('alarms at once on a full-disk failure the driver met, gives its reserve up, and clears once room comes back', async () => {
+    let failures = 0;
+    let slack = 0;
     const m = new SpaceMonitor(
-      { dataDir: dir, dbUsedBytes: () => 0, diskFull: () => full, compact: () => undefined },
+      {
+        dataDir: dir,
+        dbPageBytes: () => ({ usedBytes: 0, freeBytes: slack }),
+        diskFullFailures: () => failures,
+        compact: () => undefined,
+      },
       { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
       log,
     );
     await m.check();
     expect(m.alarms()).toEqual([]);
-    Object.assign(full, { failures: 1, now: true });
+    expect(existsSync(join(dir, 'RESERVE'))).toBe(true);
+    failures = 1;
+    // Before the next look: the requests right after the failure are refused too.
+    expect(m.reason).toMatch(/disk is full/);
     await m.check();
     expect(m.alarms()).toEqual(['no_space']);
-    full.now = false;
+    expect(existsSync(join(dir, 'RESERVE'))).toBe(false);
+    slack = 2 * MiB; // deletes freed pages inside the databases
     await m.check();
     expect(m.alarms()).toEqual([]);
+    expect(existsSync(join(dir, 'RESERVE'))).toBe(true);
   });
 });
