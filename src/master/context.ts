@@ -4,7 +4,6 @@ import type { NodeTls } from '../common/tls.js';
 import type { Queries } from '../state/queries.js';
 import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
-import type { SpaceMonitor } from './space-monitor.js';
 import type { WorkerChannels } from './worker-channels.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -24,6 +23,16 @@ export interface MasterContext {
   tokens: TokenSource;
   /** With TLS, workers are reached over https too, with this master's certificate. */
   tls: NodeTls | undefined;
-  /** The `no_space` alarm: this master's disk and data, measured every second. */
-  space: SpaceMonitor;
+  /** The `no_space` alarm as this master acts on it. */
+  space: AlarmView;
+}
+
+/** The `no_space` alarm: this master's own (its disk, measured every second) and, on the leader, its voters'. */
+export interface AlarmView {
+  /** Why writes that add data are refused here now; undefined while they are taken. */
+  readonly reason: string | undefined;
+  /** The alarms this master acts on: `["no_space"]` or none. */
+  alarms(): string[];
+  /** This master's own alarms (what `/health` tells the leader). */
+  ownAlarms(): string[];
 }

@@ -32,7 +32,9 @@ import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { sqlitePageBytes } from '../common/sqlite-size.js';
 import { DEFAULT_SPACE_LIMITS } from './space-alarm.js';
-import { SpaceMonitor } from './space-monitor.js';
+import { NO_SPACE, SpaceMonitor } from './space-monitor.js';
+import { PeerAlarms } from './peer-alarms.js';
+import type { AlarmView } from './context.js';
 import { spaceMetrics } from './space-metrics.js';
 
 export interface MasterOptions {
@@ -66,6 +68,19 @@ export interface MasterOptions {
   onFatal?: (err: Error) => void;
 }
 
+/** This master's own alarm, and — while it leads — its voters'. */
+function alarmView(own: SpaceMonitor, peers: PeerAlarms): AlarmView {
+  return {
+    get reason() {
+      return own.reason ?? peers.reason();
+    },
+    alarms() {
+      return this.reason ? [NO_SPACE] : [];
+    },
+    ownAlarms: () => own.alarms(),
+  };
+}
+
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
 const REDISCOVER_MS = 10_000;
 
@@ -92,6 +107,7 @@ export class MasterNode {
       jobWatch: JobWatch;
       metrics: MasterMetrics;
       space: SpaceMonitor;
+      peerAlarms: PeerAlarms;
       /** Calls to other masters beside the forwarding and stream agents: only with TLS. */
       peerAgent: Agent | undefined;
     },
@@ -140,10 +156,11 @@ export class MasterNode {
       const space = MasterNode.watchSpace(options, storage, state, consensus, log);
       spaceMetrics(duties.parts.metrics.registry, space);
       await space.start();
-      const parts = { release, storage, state, consensus, ...duties.parts, space, peerAgent };
+      const peerAlarms = new PeerAlarms(consensus, selfUrl, log.child({ component: 'space' }), peerAgent);
+      const parts = { release, storage, state, consensus, ...duties.parts, space, peerAlarms, peerAgent };
       const node = new MasterNode(options, parts, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls, space },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, space: alarmView(space, peerAlarms) },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
@@ -154,6 +171,7 @@ export class MasterNode {
       );
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
+      peerAlarms.start();
       const weak = secretWarning(options.jwtSecret);
       if (weak) log.warn(weak);
       log.info(
@@ -355,6 +373,7 @@ export class MasterNode {
     p.channels.close();
     p.jobWatch.close();
     p.space.close();
+    p.peerAlarms.close();
     try {
       await this.app?.close();
     } catch (err) {

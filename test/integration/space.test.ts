@@ -19,7 +19,16 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, GiveUp, http, waitFor, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
+import {
+  Cluster,
+  GiveUp,
+  freePorts,
+  http,
+  untilAgreedLeader,
+  waitFor,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
 
 const MiB = 1024 * 1024;
 const MOUNT_MIB = 64;
@@ -309,6 +318,68 @@ describe.skipIf(!mnt)('a master over --max-db-bytes', () => {
 
   afterAll(async () => {
     if (m) await c.stop(m, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe.skipIf(!mnt)('three masters, one of them with its data dir on the disk that fills', () => {
+  // Ids follow the addresses: 218 leads (the highest), 216 is the follower on the small disk.
+  const hosts = ['127.0.0.216', '127.0.0.217', '127.0.0.218'];
+  const masters: MasterProc[] = [];
+  let filler = '';
+  const dataDir = join(mnt ?? '', 'follower');
+
+  beforeAll(async () => {
+    const ports = await freePorts(hosts);
+    const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+    const started = await Promise.all(
+      hosts.map((host, i) =>
+        c.master(host, {
+          port: ports[i]!,
+          args: ['--peers', peers, '--min-free-bytes', i === 0 ? '24M' : '1M'],
+          ...(i === 0 ? { dataDir } : {}),
+          wait: false,
+        }),
+      ),
+    );
+    masters.push(...started);
+    await untilAgreedLeader(
+      masters.map((m) => m.url),
+      { leaderId: 218, procs: masters },
+    );
+  });
+
+  it('stops writes that add data on every master while that follower alarms, and takes them again after', async () => {
+    const [small, other, leader] = masters as [MasterProc, MasterProc, MasterProc];
+    expect((await http('POST', `${leader.url}/api/jobs`, { name: 'before', type: 'batch' })).status).toBe(201);
+    filler = fill('filler-follower', 16 * MiB);
+    await waitFor(
+      'the follower’s alarm to reach the leader',
+      async () => (await alarms(leader))?.includes('no_space'),
+      10_000,
+    );
+    expect(await alarms(small)).toEqual(['no_space']);
+    // A follower whose own disk is fine shows none: the leader is the one that refuses.
+    expect(await alarms(other)).toEqual([]);
+    const atLeader = await http('POST', `${leader.url}/api/jobs`, BIG);
+    expectNoSpace(atLeader);
+    expect(atLeader.json.error.message).toContain(small.url);
+    expectNoSpace(await http('POST', `${other.url}/api/jobs`, BIG)); // forwarded to the leader
+    expectNoSpace(await http('POST', `${small.url}/api/jobs`, BIG)); // refused before forwarding
+    for (const m of masters) expect((await http('GET', `${m.url}/api/jobs`)).status).toBe(200);
+    rmSync(filler);
+    await waitFor(
+      'a submit to be taken again',
+      async () => (await http('POST', `${other.url}/api/jobs`, { name: 'again', type: 'batch' })).status === 201,
+      10_000,
+      200,
+    );
+    for (const m of masters) expect(m.exitCode).toBeUndefined();
+  });
+
+  afterAll(async () => {
+    await Promise.all(masters.map((m) => c.stop(m, 'SIGKILL')));
+    if (filler) rmSync(filler, { force: true });
     rmSync(dataDir, { recursive: true, force: true });
   });
 });

@@ -23,12 +23,13 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
         term: s.term,
         commit_index: s.commit_index,
         last_applied: s.last_applied,
-        // This master's: `["no_space"]` while it refuses writes that add data.
+        // `["no_space"]` while this master refuses writes that add data (its own, or a voter's on the leader).
         alarms: space.alarms(),
       };
     });
 
-    app.get('/health', async () => ({ status: 'ok' }));
+    // The leader reads its voters' alarms here (peer-alarms.ts): their own, never what they heard.
+    app.get('/health', async () => ({ status: 'ok', alarms: space.ownAlarms() }));
 
     app.get('/ready', async (_req, reply) => {
       const s = consensus.status();
