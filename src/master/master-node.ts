@@ -1,4 +1,7 @@
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDiskError, isDiskFull } from '../common/disk-errors.js';
+import { DiskReserve, RESERVE_BYTES } from './disk-reserve.js';
 import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
@@ -81,6 +84,19 @@ function alarmView(own: SpaceMonitor, peers: PeerAlarms): AlarmView {
   };
 }
 
+/** How often a master that cannot start for a full disk tries again. */
+const START_RETRY_MS = 1_000;
+
+/** Whether `err`, met while opening `dataDir`, is that disk being full (SQLite may say so in other words then). */
+async function diskFullAt(dataDir: string, err: unknown): Promise<boolean> {
+  if (isDiskFull(err) || isDiskFull((err as { cause?: unknown })?.cause)) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  const sqlite = typeof code === 'string' && (isDiskError(err) || code.startsWith('SQLITE_CANTOPEN'));
+  if (!sqlite) return false;
+  const fs = await statfs(dataDir).catch(() => undefined);
+  return fs !== undefined && fs.bavail * fs.bsize < RESERVE_BYTES;
+}
+
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
 const REDISCOVER_MS = 10_000;
 
@@ -116,8 +132,37 @@ export class MasterNode {
     this.log = log;
   }
 
+  /**
+   * Starts a master. On a disk too full to open its data dir (the lock's pid, SQLite's WAL
+   * and shared-memory files), it gives its disk reserve up and tries again, and without one
+   * it waits for space, trying again every second: a full disk never makes it exit (a crash
+   * loop under a supervisor).
+   */
   static async start(options: MasterOptions): Promise<MasterNode> {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
+    let gaveReserveUp = false;
+    for (let tries = 0; ; tries++) {
+      try {
+        return await MasterNode.open(options, log, gaveReserveUp);
+      } catch (err) {
+        if (!(await diskFullAt(options.dataDir, err))) throw err;
+        if (await new DiskReserve(options.dataDir).release()) {
+          gaveReserveUp = true;
+          log.warn({ err: (err as Error).message }, 'the disk is too full to start: gave the disk reserve up');
+          continue;
+        }
+        if (tries % 30 === 0) {
+          log.error(
+            { err: (err as Error).message, data_dir: options.dataDir },
+            'the disk of the data dir is too full to start; waiting for space (free some on it)',
+          );
+        }
+        await new Promise((r) => setTimeout(r, START_RETRY_MS));
+      }
+    }
+  }
+
+  private static async open(options: MasterOptions, log: Logger, fullAtStart: boolean): Promise<MasterNode> {
     const scheme = schemeOf(options.tls);
     const selfUrl = `${scheme}://${options.host}:${options.port}`;
     const self: Peer = { id: options.id, url: selfUrl };
@@ -138,9 +183,12 @@ export class MasterNode {
       : new StaticDiscovery(options.peers ?? [self], self);
     const release = lockDataDir(options.dataDir);
     const peerAgent = options.tls ? new Agent({ connect: options.tls.connect }) : undefined;
+    const opened: { close(): void }[] = [];
     try {
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
+      opened.push(storage);
       const state = new StateMachine(join(options.dataDir, 'state.db'));
+      opened.push(state);
       if (!storage.initialized && state.lastApplied > 0) {
         // Its log would start from that state as if it were this cluster's: refuse instead.
         throw new Error(
@@ -153,7 +201,7 @@ export class MasterNode {
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
-      const space = MasterNode.watchSpace(options, storage, state, consensus, log);
+      const space = MasterNode.watchSpace(options, storage, state, consensus, log, fullAtStart);
       spaceMetrics(duties.parts.metrics.registry, space);
       await space.start();
       const peerAlarms = new PeerAlarms(consensus, selfUrl, log.child({ component: 'space' }), peerAgent);
@@ -187,6 +235,7 @@ export class MasterNode {
       if (options.discover) node.parts.rediscover = node.watchDns(discovery);
       return node;
     } catch (err) {
+      for (const db of opened.reverse()) db.close();
       release();
       await peerAgent?.close();
       throw err;
@@ -238,6 +287,7 @@ export class MasterNode {
     state: StateMachine,
     consensus: RaftConsensus<Command, Results>,
     log: Logger,
+    fullAtStart: boolean,
   ): SpaceMonitor {
     const limits = {
       minFreeBytes: options.minFreeBytes ?? DEFAULT_SPACE_LIMITS.minFreeBytes,
@@ -257,7 +307,7 @@ export class MasterNode {
         state.checkpoint();
       },
     };
-    return new SpaceMonitor(sources, limits, log.child({ component: 'space' }));
+    return new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
   }
 
   /**

@@ -43,9 +43,11 @@ export class SpaceMonitor {
     private readonly sources: SpaceSources,
     readonly limits: SpaceLimits,
     private readonly log: Logger,
+    /** The master could start only by giving its reserve up: the disk was full before any write. */
+    fullAtStart = false,
   ) {
     this.reserve = new DiskReserve(sources.dataDir);
-    this.seenFailures = sources.diskFullFailures();
+    this.seenFailures = sources.diskFullFailures() - (fullAtStart ? 1 : 0);
   }
 
   /** Takes a first reading before it returns, so a master starting on a full disk alarms at once. */

@@ -268,6 +268,25 @@ describe.skipIf(!mnt)('a master whose own writes fill the disk until SQLite hits
     expect(m.exitCode).toBeUndefined();
   });
 
+  it('stopped cleanly and restarted with not a byte free and its reserve spent, waits for space without exiting', async () => {
+    await c.stop(m, 'SIGTERM');
+    fillers.push(fill('filler-c', 0));
+    m = await c.master('127.0.0.214', { dataDir, port: m.port, args: ['--min-free-bytes', '0'], wait: false });
+    // SQLite may not even open its files now (a WAL database needs room for its shared
+    // memory): the master then waits for space; if it can open them, it serves and alarms.
+    const how = await waitFor(
+      'the restarted master to wait for space, or to alarm',
+      async () => {
+        if (m.exitCode !== undefined) throw new GiveUp(`the master exited with ${m.exitCode}:\n${c.tail(m)}`);
+        if (/too full to start; waiting for space/.test(c.log(m))) return 'waits';
+        return (await alarms(m))?.includes('no_space') && 'alarms';
+      },
+      20_000,
+    );
+    expect(['waits', 'alarms']).toContain(how);
+    expect(m.exitCode).toBeUndefined();
+  });
+
   it('takes writes again by itself once the disk has room', async () => {
     for (const f of fillers.splice(0)) rmSync(f);
     await waitFor(
