@@ -38,13 +38,26 @@ export const GIVEN_BACK_BYTES = 1024 * 1024;
 /** The room a reading counts toward a full disk's recovery. */
 export const roomOf = (r: Pick<SpaceReading, 'freeBytes' | 'slackBytes'>): number => r.freeBytes + r.slackBytes;
 
-/** Why the alarm is on, in words an operator can act on; undefined while it is off. */
-export function spaceAlarm(r: SpaceReading, limits: SpaceLimits): string | undefined {
-  if (r.freeBytes < limits.minFreeBytes) {
-    return `the disk of this master's data dir has ${mib(r.freeBytes)} free, under --min-free-bytes ${mib(limits.minFreeBytes)}`;
+/**
+ * Once on, the alarm goes off only this far on the right side of a limit (5% of it, at most
+ * 64 MiB): the compaction it starts gives a little back at once, and writes taken at the
+ * limit's edge would put it right back on — a flapping alarm, each flap admitting a write.
+ */
+export const marginOf = (limit: number): number => Math.min(64 * 1024 ** 2, Math.floor(limit / 20));
+
+/**
+ * Why the alarm is on, in words an operator can act on; undefined while it is off. `wasOn`:
+ * whether it was on at the last look (see marginOf).
+ */
+export function spaceAlarm(r: SpaceReading, limits: SpaceLimits, wasOn = false): string | undefined {
+  const { minFreeBytes: min, maxDbBytes: max } = limits;
+  if (r.freeBytes < min + (wasOn ? marginOf(min) : 0)) {
+    const until = r.freeBytes < min ? '' : `; the alarm goes off at ${mib(min + marginOf(min))} free`;
+    return `the disk of this master's data dir has ${mib(r.freeBytes)} free, under --min-free-bytes ${mib(min)}${until}`;
   }
-  if (r.dbBytes > limits.maxDbBytes) {
-    return `this master's state, log and uploads take ${mib(r.dbBytes)}, over --max-db-bytes ${mib(limits.maxDbBytes)}`;
+  if (r.dbBytes > max - (wasOn ? marginOf(max) : 0)) {
+    const until = r.dbBytes > max ? '' : `; the alarm goes off under ${mib(max - marginOf(max))}`;
+    return `this master's state, log and uploads take ${mib(r.dbBytes)}, over --max-db-bytes ${mib(max)}${until}`;
   }
   if (r.fullSince && roomOf(r) < r.fullSince.roomBytes + GIVEN_BACK_BYTES) {
     return `the disk of this master's data dir is full (a write failed; ${mib(r.freeBytes)} free)`;
@@ -52,7 +65,7 @@ export function spaceAlarm(r: SpaceReading, limits: SpaceLimits): string | undef
   return undefined;
 }
 
-const mib = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(bytes < 10 * 1024 ** 2 ? 2 : 0)} MiB`;
+const mib = (bytes: number) => `${Number((bytes / 1024 ** 2).toFixed(2))} MiB`;
 
 /**
  * A byte count as `weir master` takes it: `N`, or `N` with `K`/`M`/`G`/`T` (powers of 1024;

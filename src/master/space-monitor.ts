@@ -102,7 +102,7 @@ export class SpaceMonitor {
     let fullSince = failed ? { roomBytes: roomOf(reading) } : this.reading.fullSince;
     if (fullSince && spaceAlarm({ ...reading, fullSince }, NO_LIMITS) === undefined) fullSince = undefined;
     this.reading = { ...reading, ...(fullSince ? { fullSince } : {}) };
-    this.update(spaceAlarm(this.reading, this.limits));
+    this.update(spaceAlarm(this.reading, this.limits, this.why !== undefined));
     if (!this.why) await this.reserve.take();
   }
 

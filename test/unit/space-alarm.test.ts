@@ -42,6 +42,18 @@ describe('the no_space alarm', () => {
     expect(at(3000 + GIVEN_BACK_BYTES)).toBeUndefined();
   });
 
+  it('goes off only 5% (at most 64 MiB) on the right side of a limit once on, so that it does not flap', () => {
+    const r = { dbBytes: 0, slackBytes: 0 };
+    expect(spaceAlarm({ ...r, freeBytes: 66 * MiB }, limits, true)).toMatch(/the alarm goes off at 67\.2 MiB free/);
+    expect(spaceAlarm({ ...r, freeBytes: 67.2 * MiB }, limits, true)).toBeUndefined();
+    expect(spaceAlarm({ ...r, freeBytes: 66 * MiB }, limits, false)).toBeUndefined();
+    const capped = { ...r, freeBytes: 1e12, dbBytes: 96 * MiB };
+    expect(spaceAlarm(capped, limits, true)).toMatch(/the alarm goes off under 95 MiB/);
+    expect(spaceAlarm({ ...capped, dbBytes: 95 * MiB }, limits, true)).toBeUndefined();
+    const huge = { minFreeBytes: 10 * 1024 * MiB, maxDbBytes: 8 * 1024 * MiB };
+    expect(spaceAlarm({ ...r, freeBytes: 10 * 1024 * MiB + 64 * MiB }, huge, true)).toBeUndefined();
+  });
+
   it('counts the pages deletes freed inside the databases as room given back', () => {
     const fullSince = { roomBytes: 3000 };
     const r = { freeBytes: 3000, dbBytes: 0, slackBytes: GIVEN_BACK_BYTES, fullSince };
