@@ -29,6 +29,7 @@ export interface MasterFlags extends TlsFlags {
   minFreeBytes?: string;
   maxDbBytes?: string;
   snapshotEntries?: string;
+  restore?: string;
 }
 
 function port(text: string | undefined, fallback: number, what: string): number {
@@ -101,6 +102,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(minFreeBytes !== undefined ? { minFreeBytes } : {}),
     ...(maxDbBytes !== undefined ? { maxDbBytes } : {}),
     ...(snapshotEntries !== undefined ? { snapshotEntries } : {}),
+    ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),

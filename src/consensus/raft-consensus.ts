@@ -1,3 +1,4 @@
+import { trace } from '../common/trace.js';
 import { randomInt } from 'node:crypto';
 import { isDiskFull } from '../common/disk-errors.js';
 import { WeirError, noSpace } from '../common/errors.js';
@@ -481,6 +482,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (rd.entries.length > 0 || rd.snapshot || newVote) {
       this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
       this.fullDisk = false;
+      if (rd.entries.length > 0) trace('log', 'persisted');
       if (newVote) {
         this.persistedTerm = hs.term;
         this.persistedVote = hs.vote;

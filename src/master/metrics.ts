@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { eventLoopDelaySummary, nodeMetrics } from '../common/node-metrics.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -9,13 +10,14 @@ export class MasterMetrics {
   readonly registry = new Registry();
   readonly taskDuration: Histogram;
   readonly tasksReported: Counter;
+  /** Attempts the leader took back from their workers (lease-keeper.ts): a stuck worker shows here. */
+  readonly leasesExpired: Counter;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(queries: Queries, consensus: ClusterConsensus) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'weir_master_' });
+    nodeMetrics(this.registry, 'weir_master_');
     this.loopDelay.enable();
-    const loopDelay = this.loopDelay;
     refusedFramesCounter(registers);
     new Gauge({
       name: 'weir_jobs',
@@ -54,18 +56,7 @@ export class MasterMetrics {
         this.set(queries.workers().filter((w) => w.status !== 'dead').length);
       },
     });
-    new Gauge({
-      name: 'weir_event_loop_delay_seconds',
-      help: 'Event loop delay (p99 since last scrape); long delays delay heartbeats and elections',
-      labelNames: ['quantile'],
-      registers,
-      collect() {
-        this.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
-        this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
-        this.set({ quantile: '1' }, loopDelay.max / 1e9);
-        loopDelay.reset();
-      },
-    });
+    eventLoopDelaySummary(this.registry, 'weir_event_loop_delay_seconds', this.loopDelay);
     new Gauge({
       name: 'weir_consensus_index',
       help: 'Commit index and last applied index of this master',
@@ -88,6 +79,11 @@ export class MasterMetrics {
       name: 'weir_task_reports_total',
       help: 'Task outcomes recorded, by outcome',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.leasesExpired = new Counter({
+      name: 'weir_leases_expired_total',
+      help: 'Running attempts failed by this master because their lease expired unreported',
       registers,
     });
   }

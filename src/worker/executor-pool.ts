@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +203,7 @@ export class ExecutorPool {
     this.runningChunks.add(chunk);
     chunk.executor
       .run(req, () => {
+        if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
         const lone = tasks.length === 1 ? tasks[0] : undefined;
         chunk.timer = setTimeout(() => this.killFor(chunk, lone, new TaskTimeoutError(timeoutMs)), timeoutMs);
         this.sampler ??= setInterval(() => this.sampleMemory(), this.sampleMs);
@@ -322,6 +324,11 @@ export class ExecutorPool {
   /** Tasks and executor messages (chunks) so far: how much chunking saved. */
   get sent(): { tasks: number; chunks: number } {
     return { tasks: this.tasksSent, chunks: this.chunksSent };
+  }
+
+  /** How many executor processes may run tasks at once (`--threads`). */
+  get maxThreads(): number {
+    return this.maxExecutors;
   }
 
   /** Executor processes alive now. */
