@@ -1,7 +1,7 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import { DiskReserve } from './disk-reserve.js';
+import { DiskReserve, RESERVE_BYTES } from './disk-reserve.js';
 import { roomOf, spaceAlarm, type SpaceLimits, type SpaceReading } from './space-alarm.js';
 
 /** How often the disk is looked at: cheap (a statfs, a few stats and pragmas), and never per request. */
@@ -103,7 +103,8 @@ export class SpaceMonitor {
     if (fullSince && spaceAlarm({ ...reading, fullSince }, NO_LIMITS) === undefined) fullSince = undefined;
     this.reading = { ...reading, ...(fullSince ? { fullSince } : {}) };
     this.update(spaceAlarm(this.reading, this.limits, this.why !== undefined));
-    if (!this.why) await this.reserve.take();
+    // Taken back only with room to spare: writing it must not be what fills the disk.
+    if (!this.why && reading.freeBytes - this.reserve.bytes >= 2 * RESERVE_BYTES) await this.reserve.take();
   }
 
   private async measure(): Promise<SpaceReading> {
