@@ -96,7 +96,11 @@ export function formatWorkers(workers: WorkerView[]): string {
 
 export function formatCluster(c: ClusterStatus): string {
   const head = `node ${c.current_node_id} is ${c.current_role}; leader ${c.leader_id ?? 'unknown'} (${c.leader_address ?? '-'}); term ${c.term}, commit ${c.commit_index}, applied ${c.last_applied}`;
-  return `${head}\n${table(
+  // An older master has no alarms field: none then.
+  const alarms = c.alarms?.length
+    ? `\nALARM: ${c.alarms.join(', ')} (writes that add data are refused; free space or delete jobs)`
+    : '';
+  return `${head}${alarms}\n${table(
     ['ID', 'ADDRESS', 'ROLE', 'HEALTHY'],
     c.nodes.map((n) => [String(n.id), n.address, n.role + (n.is_leader ? ' *' : ''), n.healthy ? 'yes' : 'no']),
   )}`;

@@ -66,6 +66,8 @@ export interface ClusterStatus {
   term: number;
   commit_index: number;
   last_applied: number;
+  /** `["no_space"]` while that master refuses writes that add data (absent from older masters). */
+  alarms?: string[];
 }
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);

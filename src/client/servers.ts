@@ -4,6 +4,7 @@ import { nodeIdFromIpv4 } from '../common/address.js';
 import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
+import { parseBytes } from '../master/space-alarm.js';
 import { WorkerNode } from '../worker/worker-node.js';
 import { defaultRights } from '../worker/executor-pool.js';
 import { isUnder, type TaskRights } from '../worker/executor-rules.js';
@@ -25,6 +26,9 @@ export interface MasterFlags extends TlsFlags {
   peers?: string;
   discover?: string;
   bootstrapExpect?: string;
+  minFreeBytes?: string;
+  maxDbBytes?: string;
+  snapshotEntries?: string;
   restore?: string;
 }
 
@@ -73,6 +77,12 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   if (bootstrapExpect !== undefined && (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1)) {
     throw new Error(`--bootstrap-expect must be a positive integer; got '${f.bootstrapExpect}'`);
   }
+  const snapshotEntries = f.snapshotEntries === undefined ? undefined : Number(f.snapshotEntries);
+  if (snapshotEntries !== undefined && (!Number.isInteger(snapshotEntries) || snapshotEntries < 1)) {
+    throw new Error(`--snapshot-entries must be a positive integer; got '${f.snapshotEntries}'`);
+  }
+  const minFreeBytes = f.minFreeBytes === undefined ? undefined : parseBytes(f.minFreeBytes, '--min-free-bytes');
+  const maxDbBytes = f.maxDbBytes === undefined ? undefined : parseBytes(f.maxDbBytes, '--max-db-bytes');
   const tls = tlsOf(f);
   const peers = f.peers
     ?.split(',')
@@ -89,6 +99,9 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(peers ? { peers } : {}),
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
+    ...(minFreeBytes !== undefined ? { minFreeBytes } : {}),
+    ...(maxDbBytes !== undefined ? { maxDbBytes } : {}),
+    ...(snapshotEntries !== undefined ? { snapshotEntries } : {}),
     ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),

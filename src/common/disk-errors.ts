@@ -15,3 +15,9 @@ export function isDiskError(err: unknown): boolean {
     code === 'EROFS'
   );
 }
+
+/** Whether a disk error is the disk being full (as opposed to failing or read-only). */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT';
+}

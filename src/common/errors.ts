@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'no_leader',
   'unavailable',
   'internal',
+  'no_space',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -32,6 +33,7 @@ const STATUS: Record<ErrorCode, number> = {
   no_leader: 503,
   unavailable: 503,
   internal: 500,
+  no_space: 507,
 };
 
 export class WeirError extends Error {
@@ -58,3 +60,10 @@ export const notFound = (kind: string, id: string): WeirError =>
 
 export const noLeader = (): WeirError =>
   new WeirError('no_leader', 'this master has no leader in reach; retry shortly or try another master');
+
+/** What a write that would add data gets while this master's disk or state is full (the `no_space` alarm). */
+export const noSpace = (why: string): WeirError =>
+  new WeirError(
+    'no_space',
+    `${why}; writes that add data are refused until space is back (delete jobs with 'weir delete', or free space on the masters' data dirs): reads, cancels and deletes still work`,
+  );

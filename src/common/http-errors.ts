@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { WebSocket } from 'ws';
-import { ERROR_CODES, WeirError, badRequest } from './errors.js';
+import { isDiskFull } from './disk-errors.js';
+import { ERROR_CODES, WeirError, badRequest, noSpace } from './errors.js';
 import { refusedFrames, SOCKET_ROUTES } from '../protocol/checked-decode.js';
 
 export const BODY_LIMIT = 16 * 1024 * 1024;
@@ -52,6 +53,10 @@ const internal = (node: NodeKind): WeirError =>
  */
 export function toHttpError(err: FastifyError | Error, node: NodeKind): WeirError {
   if (err instanceof WeirError) return err.code === 'internal' ? internal(node) : err;
+  // A write the disk refused for want of space, whatever layer met it, is the no_space refusal.
+  if (isDiskFull(err) || isDiskFull((err as { cause?: unknown }).cause)) {
+    return noSpace(`the ${node}'s disk is full: a write to its data dir failed`);
+  }
   const e = err as FastifyError;
   if (e.validation) {
     const where = e.validationContext ?? 'request';

@@ -1,6 +1,7 @@
 import { trace } from '../common/trace.js';
 import { randomInt } from 'node:crypto';
-import { WeirError } from '../common/errors.js';
+import { isDiskFull } from '../common/disk-errors.js';
+import { WeirError, noSpace } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type {
   Applied,
@@ -88,8 +89,11 @@ interface Waiter {
 const leadershipLost = () =>
   new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
 const shuttingDown = () => new WeirError('unavailable', 'this master is shutting down');
-const diskRefused = () =>
-  new WeirError('unavailable', "this master's disk refused a write; retry, or free space on its data dir");
+/** A full disk is `no_space` (507), as the alarm's refusals are; any other disk failure is retried. */
+const diskRefused = (full: boolean) =>
+  full
+    ? noSpace("this master's disk is full: a write to its data dir failed")
+    : new WeirError('unavailable', "this master's disk refused a write; retry, or see the disk of its data dir");
 
 /**
  * The driver around the pure Raft core: owns the clock, the durable log, the state machine
@@ -143,6 +147,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private broken = false;
   private brokenSince = 0;
   private lastDiskLog = -Infinity;
+  /** The last write failed for a full disk, and none has succeeded since (see `diskFull`). */
+  private fullDisk = false;
+  private fullDiskCount = 0;
   private readonly schedule: () => void;
 
   constructor(o: RaftConsensusOptions<C, M>) {
@@ -312,7 +319,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   private track(append: () => number, done: Done<unknown>): number {
     if (this.closed) throw shuttingDown();
-    if (this.broken) throw diskRefused();
+    if (this.broken) throw diskRefused(this.fullDisk);
     let index: number;
     try {
       index = append();
@@ -474,6 +481,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     const newVote = hs !== undefined && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote);
     if (rd.entries.length > 0 || rd.snapshot || newVote) {
       this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
+      this.fullDisk = false;
       if (rd.entries.length > 0) trace('log', 'persisted');
       if (newVote) {
         this.persistedTerm = hs.term;
@@ -516,6 +524,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.deferred = [];
     const decoded = entries.map((e) => this.committedOf(e));
     const results = this.state.applyBatch(decoded);
+    this.fullDisk = false;
     const applied: Applied<C, M>[] = [];
     for (const [i, e] of decoded.entries()) {
       const result = results[i];
@@ -589,8 +598,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * (votes and acknowledgements it had not persisted were never sent).
    */
   private diskRefused(err: StorageError): void {
+    this.fullDisk = isDiskFull(err.cause);
+    if (this.fullDisk) this.fullDiskCount++;
     this.logDiskError(err, 'the disk refused a write: starting over from the durable state');
-    this.startOver(diskRefused());
+    this.startOver(diskRefused(this.fullDisk));
   }
 
   private logDiskError(err: StorageError, what: string): void {
@@ -672,6 +683,14 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   }
 
   // ------------------------------------------------------------------ questions
+
+  /**
+   * How many writes failed for a full disk since start: the master raises its `no_space` alarm
+   * on a new one (something other than Weir may have filled the disk between two of its looks).
+   */
+  get diskFullFailures(): number {
+    return this.fullDiskCount;
+  }
 
   isLeader(): boolean {
     return this.leading;

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { isDiskError } from '../common/disk-errors.js';
+import { sqlitePageBytes } from '../common/sqlite-size.js';
 import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
@@ -124,6 +125,11 @@ export class RaftStorage implements LogStore {
       this.s.compact.run(meta.index);
       this.setJson('snapshot', meta);
     });
+  }
+
+  /** The bytes the log's live and free pages take (its WAL file aside): for the `no_space` alarm. */
+  pageBytes(): { usedBytes: number; freeBytes: number } {
+    return sqlitePageBytes(this.db);
   }
 
   close(): void {

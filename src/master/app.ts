@@ -24,6 +24,7 @@ import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
 import { registerOpenApi } from './openapi.js';
 import { UploadReplicator } from './upload-replication.js';
+import { spaceGate } from './space-gate.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
 
 export interface AppOptions {
@@ -58,6 +59,12 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
+  // After auth (a stranger learns nothing of the disk), before forwarding: a follower whose own
+  // disk is full does not take writes for the leader either (they would land on its disk too).
+  app.addHook(
+    'onRequest',
+    spaceGate(() => ctx.space.reason),
+  );
   await registerOpenApi(app);
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);

@@ -26,4 +26,16 @@ export interface MasterContext {
   tls: NodeTls | undefined;
   /** Consistent copies of this master's state, for `GET /api/cluster/backup`. */
   backups?: BackupMaker;
+  /** The `no_space` alarm as this master acts on it. */
+  space: AlarmView;
+}
+
+/** The `no_space` alarm: this master's own (its disk, measured every second) and, on the leader, its voters'. */
+export interface AlarmView {
+  /** Why writes that add data are refused here now; undefined while they are taken. */
+  readonly reason: string | undefined;
+  /** The alarms this master acts on: `["no_space"]` or none. */
+  alarms(): string[];
+  /** This master's own alarms (what `/health` tells the leader). */
+  ownAlarms(): string[];
 }

@@ -1,4 +1,7 @@
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDiskError, isDiskFull } from '../common/disk-errors.js';
+import { DiskReserve, RESERVE_BYTES } from './disk-reserve.js';
 import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
@@ -34,6 +37,12 @@ import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
 import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
+import { sqlitePageBytes } from '../common/sqlite-size.js';
+import { DEFAULT_SPACE_LIMITS } from './space-alarm.js';
+import { NO_SPACE, SpaceMonitor } from './space-monitor.js';
+import { PeerAlarms } from './peer-alarms.js';
+import type { AlarmView } from './context.js';
+import { spaceMetrics } from './space-metrics.js';
 
 export interface MasterOptions {
   id: number;
@@ -58,6 +67,12 @@ export interface MasterOptions {
   /** How long past its `timeout_ms` a running attempt may go unreported (default 10 s). */
   leaseGraceMs?: number;
   logger?: Logger;
+  /** `--min-free-bytes` (default 64 MiB): under this free on the data dir's disk, the no_space alarm is on. */
+  minFreeBytes?: number;
+  /** `--max-db-bytes` (default 8 GiB): over this in state, log and uploads, the no_space alarm is on. */
+  maxDbBytes?: number;
+  /** `--snapshot-entries` (default 25,000): the log is compacted once this many applied entries sit in it. */
+  snapshotEntries?: number;
   /**
    * A backup (`weir backup`) to found a new single-master cluster from, in an empty `dataDir`
    * (`--restore FILE`).
@@ -65,6 +80,32 @@ export interface MasterOptions {
   restoreFrom?: string;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
+}
+
+/** This master's own alarm, and — while it leads — its voters'. */
+function alarmView(own: SpaceMonitor, peers: PeerAlarms): AlarmView {
+  return {
+    get reason() {
+      return own.reason ?? peers.reason();
+    },
+    alarms() {
+      return this.reason ? [NO_SPACE] : [];
+    },
+    ownAlarms: () => own.alarms(),
+  };
+}
+
+/** How often a master that cannot start for a full disk tries again. */
+const START_RETRY_MS = 1_000;
+
+/** Whether `err`, met while opening `dataDir`, is that disk being full (SQLite may say so in other words then). */
+async function diskFullAt(dataDir: string, err: unknown): Promise<boolean> {
+  if (isDiskFull(err) || isDiskFull((err as { cause?: unknown })?.cause)) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  const sqlite = typeof code === 'string' && (isDiskError(err) || code.startsWith('SQLITE_CANTOPEN'));
+  if (!sqlite) return false;
+  const fs = await statfs(dataDir).catch(() => undefined);
+  return fs !== undefined && fs.bavail * fs.bsize < RESERVE_BYTES;
 }
 
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
@@ -93,6 +134,8 @@ export class MasterNode {
       channels: WorkerChannels;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
+      space: SpaceMonitor;
+      peerAlarms: PeerAlarms;
       /** Calls to other masters beside the forwarding and stream agents: only with TLS. */
       peerAgent: Agent | undefined;
     },
@@ -101,8 +144,37 @@ export class MasterNode {
     this.log = log;
   }
 
+  /**
+   * Starts a master. On a disk too full to open its data dir (the lock's pid, SQLite's WAL
+   * and shared-memory files), it gives its disk reserve up and tries again, and without one
+   * it waits for space, trying again every second: a full disk never makes it exit (a crash
+   * loop under a supervisor).
+   */
   static async start(options: MasterOptions): Promise<MasterNode> {
     const log = options.logger ?? createLogger('weir-master', { node_id: options.id });
+    let gaveReserveUp = false;
+    for (let tries = 0; ; tries++) {
+      try {
+        return await MasterNode.open(options, log, gaveReserveUp);
+      } catch (err) {
+        if (!(await diskFullAt(options.dataDir, err))) throw err;
+        if (await new DiskReserve(options.dataDir).release()) {
+          gaveReserveUp = true;
+          log.warn({ err: (err as Error).message }, 'the disk is too full to start: gave the disk reserve up');
+          continue;
+        }
+        if (tries % 30 === 0) {
+          log.error(
+            { err: (err as Error).message, data_dir: options.dataDir },
+            'the disk of the data dir is too full to start; waiting for space (free some on it)',
+          );
+        }
+        await new Promise((r) => setTimeout(r, START_RETRY_MS));
+      }
+    }
+  }
+
+  private static async open(options: MasterOptions, log: Logger, fullAtStart: boolean): Promise<MasterNode> {
     const scheme = schemeOf(options.tls);
     const selfUrl = `${scheme}://${options.host}:${options.port}`;
     const self: Peer = { id: options.id, url: selfUrl };
@@ -132,6 +204,7 @@ export class MasterNode {
     }
     const release = lockDataDir(options.dataDir);
     const peerAgent = options.tls ? new Agent({ connect: options.tls.connect }) : undefined;
+    const opened: { close(): void }[] = [];
     try {
       if (options.restoreFrom !== undefined) {
         const info = restoreDataDir(options.restoreFrom, options.dataDir, {
@@ -145,7 +218,9 @@ export class MasterNode {
         );
       }
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
+      opened.push(storage);
       const state = new StateMachine(join(options.dataDir, 'state.db'));
+      opened.push(state);
       if (!storage.initialized && state.lastApplied > 0) {
         // Its log would start from that state as if it were this cluster's: refuse instead.
         throw new Error(
@@ -159,9 +234,14 @@ export class MasterNode {
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
       const backups = new BackupMaker(state, options.dataDir);
-      const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
+      const space = MasterNode.watchSpace(options, storage, state, consensus, log, fullAtStart);
+      spaceMetrics(duties.parts.metrics.registry, space);
+      await space.start();
+      const peerAlarms = new PeerAlarms(consensus, selfUrl, log.child({ component: 'space' }), peerAgent);
+      const parts = { release, storage, state, consensus, ...duties.parts, space, peerAlarms, peerAgent };
+      const node = new MasterNode(options, parts, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls, backups },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, backups, space: alarmView(space, peerAlarms) },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
@@ -172,6 +252,7 @@ export class MasterNode {
       );
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
+      peerAlarms.start();
       const weak = secretWarning(options.jwtSecret);
       if (weak) log.warn(weak);
       log.info(
@@ -187,6 +268,7 @@ export class MasterNode {
       if (options.discover) node.parts.rediscover = node.watchDns(discovery);
       return node;
     } catch (err) {
+      for (const db of opened.reverse()) db.close();
       release();
       await peerAgent?.close();
       throw err;
@@ -202,6 +284,7 @@ export class MasterNode {
     options: MasterOptions,
     log: Logger,
   ): { consensus: RaftConsensus<Command, Results>; transport: PeerTransport } {
+    const snapshotEntries = options.snapshotEntries ?? 25_000;
     // The transport delivers to consensus, which sends through the transport.
     const inbox: { consensus?: RaftConsensus<Command, Results> } = {};
     const transport = new PeerTransport(
@@ -223,8 +306,41 @@ export class MasterNode {
       codec: commandCodec,
       timing: { ...DEFAULT_TIMING, ...options.timing },
       log,
+      snapshotEntries,
+      // The newest fifth stays for followers slightly behind (5,000 of the default 25,000).
+      keepEntries: Math.min(5_000, Math.floor(snapshotEntries / 5)),
     }));
     return { consensus, transport };
+  }
+
+  /** The no_space alarm over this master's data dir; the alarm compacts the log (see SpaceMonitor). */
+  private static watchSpace(
+    options: MasterOptions,
+    storage: RaftStorage,
+    state: StateMachine,
+    consensus: RaftConsensus<Command, Results>,
+    log: Logger,
+    fullAtStart: boolean,
+  ): SpaceMonitor {
+    const limits = {
+      minFreeBytes: options.minFreeBytes ?? DEFAULT_SPACE_LIMITS.minFreeBytes,
+      maxDbBytes: options.maxDbBytes ?? DEFAULT_SPACE_LIMITS.maxDbBytes,
+    };
+    const sources = {
+      dataDir: options.dataDir,
+      dbPageBytes: () => {
+        const a = sqlitePageBytes(state.db);
+        const b = storage.pageBytes();
+        return { usedBytes: a.usedBytes + b.usedBytes, freeBytes: a.freeBytes + b.freeBytes };
+      },
+      diskFullFailures: () => consensus.diskFullFailures,
+      compact: () => {
+        consensus.compact();
+        // Gives the state database's WAL back to the disk even when the log had nothing to drop.
+        state.checkpoint();
+      },
+    };
+    return new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
   }
 
   /**
@@ -351,6 +467,8 @@ export class MasterNode {
     p.detector.stop();
     p.channels.close();
     p.jobWatch.close();
+    p.space.close();
+    p.peerAlarms.close();
     try {
       await this.app?.close();
     } catch (err) {

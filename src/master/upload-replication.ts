@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { request, type Dispatcher } from 'undici';
 import type { TokenSource } from '../common/auth.js';
-import { WeirError } from '../common/errors.js';
+import { WeirError, noSpace } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { MemberInfo } from '../consensus/consensus.js';
 import { UPLOADS_PATH } from './forwarding.js';
@@ -62,10 +62,14 @@ export class UploadReplicator {
     let copies = 1;
     let votersLeft = plan.peers.filter((p) => p.voter).length;
     const failures: string[] = [];
+    let fullPeers = 0;
     return new Promise((resolve, reject) => {
       const settle = () => {
         if (votes >= plan.needed) resolve(copies);
-        else if (votes + votersLeft < plan.needed) {
+        else if (votes + votersLeft < plan.needed && fullPeers > 0) {
+          // Too little room on the masters is the client's to know: it is not worth a retry.
+          reject(noSpace(`the upload could not reach a majority of masters: ${failures.join('; ')}`));
+        } else if (votes + votersLeft < plan.needed) {
           reject(
             new WeirError(
               'unavailable',
@@ -87,6 +91,7 @@ export class UploadReplicator {
           },
           (err: Error) => {
             failures.push(`${peer.url}: ${err.message}`);
+            if (err instanceof WeirError && err.code === 'no_space') fullPeers++;
             this.log.warn({ err: err.message, upload_id: id, peer: peer.url }, 'could not copy an upload');
             if (peer.voter) votersLeft--;
             settle();
@@ -111,6 +116,7 @@ export class UploadReplicator {
       ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
     });
     const text = await res.body.text();
+    if (res.statusCode === 507) throw new WeirError('no_space', `its disk is full (507 ${text.slice(0, 200)})`);
     if (res.statusCode !== 200 && res.statusCode !== 201) {
       throw new Error(`answered ${res.statusCode} ${text.slice(0, 200)}`);
     }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
-import { WeirError, badRequest } from '../common/errors.js';
+import { isDiskFull } from '../common/disk-errors.js';
+import { WeirError, badRequest, noSpace } from '../common/errors.js';
 import { newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
@@ -53,7 +54,9 @@ export class UploadStore {
       await pipeline(body, createWriteStream(tmp));
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err instanceof WeirError ? err : badRequest(`the upload was interrupted: ${(err as Error).message}`);
+      if (err instanceof WeirError) throw err;
+      if (isDiskFull(err)) throw noSpace("this master's disk filled up while it stored the upload");
+      throw badRequest(`the upload was interrupted: ${(err as Error).message}`);
     }
     try {
       await syncPath(tmp, 'r+');

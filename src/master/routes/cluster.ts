@@ -11,7 +11,7 @@ const ReadyReply = Type.Object({
 
 /** Routes every master answers itself: cluster view (with a token), health and metrics (open). */
 export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
-  const { consensus, metrics } = ctx;
+  const { consensus, metrics, space } = ctx;
   return async (app) => {
     app.get('/cluster/status', async () => {
       const s = consensus.status();
@@ -31,10 +31,13 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
         term: s.term,
         commit_index: s.commit_index,
         last_applied: s.last_applied,
+        // `["no_space"]` while this master refuses writes that add data (its own, or a voter's on the leader).
+        alarms: space.alarms(),
       };
     });
 
-    app.get('/health', async () => ({ status: 'ok' }));
+    // The leader reads its voters' alarms here (peer-alarms.ts): their own, never what they heard.
+    app.get('/health', async () => ({ status: 'ok', alarms: space.ownAlarms() }));
 
     app.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_req, reply) => {
       const s = consensus.status();

@@ -1,0 +1,53 @@
+// A write the disk refuses for want of space is answered 507 no_space by the consensus driver
+// (the master's alarm counts such failures); a disk failing otherwise stays a 503 to retry.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createLogger } from '../../src/common/logger.js';
+import { StorageError } from '../../src/consensus/ports.js';
+import type { Command } from '../../src/state/commands.js';
+import { openSingleMaster } from '../helpers/single-master.js';
+import { waitFor } from '../helpers/wait.js';
+
+let dir: string;
+const log = createLogger('test');
+log.level = 'silent';
+
+const reg = (i: number): Command => ({ type: 'registerWorker', at: i, worker_id: `w${i}`, address: 'a', max_tasks: 1 });
+const refusal = (code: string) =>
+  new StorageError('the Raft log could not be written', Object.assign(new Error('disk'), { code }));
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-diskfull-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('a proposal whose write the disk refuses', () => {
+  it.each([
+    ['SQLITE_FULL', 'no_space', 507, 1],
+    ['ENOSPC', 'no_space', 507, 1],
+    ['SQLITE_IOERR', 'unavailable', 503, 0],
+  ])(
+    'on %s is refused with %s (%d), and the master writes again once the disk takes it',
+    async (code, want, status, full) => {
+      const n = openSingleMaster(dir, log);
+      await n.leading;
+      const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
+        throw refusal(code);
+      });
+      await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: want, status });
+      expect(n.consensus.diskFullFailures).toBe(full);
+      save.mockRestore();
+      // Rebuilt from the durable state within a second, it leads again and takes writes.
+      const r = await waitFor(
+        'a proposal to be taken again',
+        () => n.consensus.propose(reg(2)).catch(() => undefined),
+        10_000,
+      );
+      expect(r.ok).toBe(true);
+      expect(n.consensus.diskFullFailures).toBe(full);
+      await n.close();
+    },
+  );
+});
