@@ -241,7 +241,11 @@ describe.skipIf(!mnt)('a master whose own writes fill the disk until SQLite hits
     );
     const cancel = await http('POST', `${m.url}/api/jobs/${jobs[0].job_id}/cancel`);
     expect(cancel.status, cancel.text).toBe(200);
-    expectNoSpace(await http('POST', `${m.url}/api/jobs`, BIG));
+    // The alarm's compaction and checkpoint may have given a MiB back by now, and then writes
+    // resume by themselves: either answer is right, a 500 never is.
+    const after = await http('POST', `${m.url}/api/jobs`, BIG);
+    expect([201, 507], after.text).toContain(after.status);
+    if (after.status === 507) expectNoSpace(after);
     expect(m.exitCode).toBeUndefined();
     expect((await http('GET', `${m.url}/health`)).json).toMatchObject({ status: 'ok' });
   });
