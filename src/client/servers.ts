@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { nodeIdFromIpv4 } from '../common/address.js';
+import { parseRetention } from '../common/duration.js';
 import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
@@ -25,6 +26,7 @@ export interface MasterFlags extends TlsFlags {
   peers?: string;
   discover?: string;
   bootstrapExpect?: string;
+  retention?: string;
 }
 
 function port(text: string | undefined, fallback: number, what: string): number {
@@ -72,6 +74,12 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   if (bootstrapExpect !== undefined && (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1)) {
     throw new Error(`--bootstrap-expect must be a positive integer; got '${f.bootstrapExpect}'`);
   }
+  let retentionMs: number | undefined;
+  try {
+    retentionMs = f.retention === undefined ? undefined : parseRetention(f.retention);
+  } catch (err) {
+    throw new Error(`--retention: ${(err as Error).message}, or 0 to keep everything`);
+  }
   const tls = tlsOf(f);
   const peers = f.peers
     ?.split(',')
@@ -88,6 +96,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(peers ? { peers } : {}),
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
+    ...(retentionMs !== undefined ? { retentionMs } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),

@@ -45,6 +45,13 @@ export function appliedEffects(
           jobWatch.notify(e.command.job_id);
           kick = true;
           break;
+        case 'deleteJob':
+          // A running job deleted is cancelled first; its workers' map outputs go too.
+          scheduler.stopTasks(e.result.to_stop);
+          scheduler.forgetJobs([e.command.job_id]);
+          jobWatch.notify(e.command.job_id);
+          kick = true;
+          break;
         case 'markWorkerDead':
           // Consumers of map outputs lost with the worker stop; the maps run again.
           scheduler.stopTasks(e.result.to_stop);
@@ -60,6 +67,8 @@ export function appliedEffects(
         case 'speculateTasks':
         case 'drainWorker':
         case 'collectRows':
+        case 'purgeJob':
+        case 'forgetWorker':
           break;
       }
     }

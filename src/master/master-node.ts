@@ -24,6 +24,8 @@ import {
   type PeerEntry,
 } from './discovery.js';
 import { FailureDetector } from './failure-detector.js';
+import { Janitor } from './janitor.js';
+import { LifecycleQueries } from '../state/lifecycle-queries.js';
 import { JobWatch } from './job-watch.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
@@ -52,9 +54,14 @@ export interface MasterOptions {
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
   logger?: Logger;
+  /** `--retention` in ms: finished jobs and dead workers are deleted once it has passed (0: kept). */
+  retentionMs?: number;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
 }
+
+/** `--retention` when none is given: a week. */
+export const DEFAULT_RETENTION_MS = 7 * 86_400_000;
 
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
 const REDISCOVER_MS = 10_000;
@@ -79,6 +86,7 @@ export class MasterNode {
       scheduler: Scheduler;
       detector: FailureDetector;
       channels: WorkerChannels;
+      janitor: Janitor;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
       /** Calls to other masters beside the forwarding and stream agents: only with TLS. */
@@ -125,13 +133,14 @@ export class MasterNode {
         : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log, peerAgent);
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
-      const duties = MasterNode.leaderDuties(consensus, state, options, log);
+      const uploads = new UploadStore(options.dataDir);
+      const duties = MasterNode.leaderDuties(consensus, state, uploads, options, log);
       const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
       node.app = await buildApp(
         { ...duties.context, consensus, log, tokens, tls: options.tls },
         {
           transport,
-          uploads: new UploadStore(options.dataDir),
+          uploads,
           selfUrl,
           ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
           ...(peerAgent ? { peerAgent } : {}),
@@ -139,6 +148,7 @@ export class MasterNode {
       );
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
+      duties.parts.janitor.start();
       const weak = secretWarning(options.jwtSecret);
       if (weak) log.warn(weak);
       log.info(
@@ -201,6 +211,7 @@ export class MasterNode {
   private static leaderDuties(
     consensus: RaftConsensus<Command, Results>,
     state: StateMachine,
+    uploads: UploadStore,
     options: MasterOptions,
     log: Logger,
   ) {
@@ -214,6 +225,9 @@ export class MasterNode {
     const jobWatch = new JobWatch();
     const metrics = new MasterMetrics(queries, consensus);
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
+    const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    const janitor = new Janitor(consensus, new LifecycleQueries(state), uploads, retentionMs, log);
+    consensus.onApplied(janitor.onApplied);
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
@@ -225,7 +239,7 @@ export class MasterNode {
       }
     });
     return {
-      parts: { scheduler, detector, channels, jobWatch, metrics },
+      parts: { scheduler, detector, channels, janitor, jobWatch, metrics },
       context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
     };
   }
@@ -304,6 +318,7 @@ export class MasterNode {
     await p.consensus.stepDown().catch(() => undefined);
     p.scheduler.stop();
     p.detector.stop();
+    p.janitor.close();
     p.channels.close();
     p.jobWatch.close();
     try {

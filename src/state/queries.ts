@@ -268,6 +268,16 @@ export class Queries {
     return rows;
   }
 
+  /** Of these job ids, those of jobs still pending or running (deleted ones are not). */
+  activeOf(jobIds: readonly string[]): Set<string> {
+    const active = new Set<string>();
+    for (const id of jobIds) {
+      const status = this.job(id)?.status;
+      if (status === 'pending' || status === 'running') active.add(id);
+    }
+    return active;
+  }
+
   jobCountsByStatus(): Map<string, number> {
     const rows = this.s.countsByStatus.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
