@@ -205,6 +205,39 @@ describe('three masters, one worker, the default retention', () => {
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toMatch(/config.retention/);
   });
+
+  it('a worker away when its job was deleted drops the job’s map outputs and stops its tasks when it is back', async () => {
+    const module = 'export function map(r, emit) { emit(String(r % 5), 1); }\nexport function reduce() { for (;;) {} }';
+    const id = await submit({ module, data: Array.from({ length: 40 }, (_, i) => i), task_count: 4, reduce_tasks: 1 });
+    await waitFor('the map outputs to be on the worker and the reduce to run', async () => {
+      const s = await http('GET', `${worker.url}/api/status`);
+      return existsSync(shuffleDirOf(id)) && readdirSync(shuffleDirOf(id)).length === 4 && s.json?.active_tasks === 1;
+    });
+    const workerId = (await http('GET', `${worker.url}/api/status`)).json.worker_id as string;
+    c.kill(worker, 'SIGSTOP');
+    try {
+      await waitFor(
+        'the stopped worker to be declared dead',
+        async () =>
+          ((await http('GET', `${leader.url}/api/workers`)).json.workers as Json[]).some(
+            (w) => w.worker_id === workerId && w.status === 'dead',
+          ),
+        20_000,
+      );
+      expect((await del(id)).status).toBe(204);
+      expect(existsSync(shuffleDirOf(id))).toBe(true);
+    } finally {
+      c.kill(worker, 'SIGCONT');
+    }
+    await waitFor(
+      'the worker, back, to stop the deleted job’s reduce and drop its map outputs',
+      async () => {
+        const s = await http('GET', `${worker.url}/api/status`);
+        return s.json?.connected === true && s.json?.active_tasks === 0 && !existsSync(shuffleDirOf(id));
+      },
+      30_000,
+    );
+  });
 });
 
 describe('one master with --retention 2s', () => {
