@@ -14,7 +14,9 @@ export function retentionOf(config: unknown): { retention_ms?: number; rest: unk
   }
   const { retention, ...rest } = config as Record<string, unknown>;
   if (typeof retention !== 'string') {
-    throw badRequest(`config.retention must be a duration like "2h" or "7d", or "0" to keep the job; got ${JSON.stringify(retention)}`);
+    throw badRequest(
+      `config.retention must be a duration like "2h" or "7d", or "0" to keep the job; got ${JSON.stringify(retention)}`,
+    );
   }
   let ms: number;
   try {
@@ -22,6 +24,7 @@ export function retentionOf(config: unknown): { retention_ms?: number; rest: unk
   } catch (err) {
     throw badRequest(`config.retention: ${(err as Error).message}`);
   }
-  if (ms > MAX_RETENTION_MS) throw badRequest('config.retention may be at most 10 years ("3650d"); "0" keeps the job for ever');
+  if (ms > MAX_RETENTION_MS)
+    throw badRequest('config.retention may be at most 10 years ("3650d"); "0" keeps the job for ever');
   return { retention_ms: ms, rest };
 }

@@ -201,7 +201,11 @@ describe('three masters, one worker, the default retention', () => {
       20_000,
     );
     expect((await http('GET', `${leader.url}/api/jobs/${kept}`)).status).toBe(200);
-    const bad = await http('POST', `${leader.url}/api/jobs`, { name: 'x', type: 'batch', config: { retention: 'soon' } });
+    const bad = await http('POST', `${leader.url}/api/jobs`, {
+      name: 'x',
+      type: 'batch',
+      config: { retention: 'soon' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.error.message).toMatch(/config.retention/);
   });
@@ -263,7 +267,11 @@ describe('one master with --retention 2s', () => {
     const forever = await submit({ operation: 'noop', retention: '0' });
     await untilJobStatus(m.url, kept, 'completed');
     await untilJobStatus(m.url, forever, 'completed');
-    await waitFor('the finished job to be deleted by the retention sweep', async () => (await status(done)) === 404, 20_000);
+    await waitFor(
+      'the finished job to be deleted by the retention sweep',
+      async () => (await status(done)) === 404,
+      20_000,
+    );
     expect(await status(running)).toBe(200);
     expect(await status(kept)).toBe(200);
     expect(await status(forever)).toBe(200);

@@ -26,7 +26,7 @@ describe('the worker channel', () => {
     expect(d).toMatchObject({ ok: false });
   });
 
-  it("takes a hello naming the jobs whose map outputs the worker keeps, and one from before it named them", () => {
+  it('takes a hello naming the jobs whose map outputs the worker keeps, and one from before it named them', () => {
     expect(decodeToMaster(encode({ t: 'hello', running: [], unacked: [], holds: ['job-1'] }))).toMatchObject({
       ok: true,
       value: { holds: ['job-1'] },

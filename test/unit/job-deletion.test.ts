@@ -41,7 +41,11 @@ const taskRows = () => count(`SELECT count(*) AS n FROM tasks`);
 function runToCompletion(job_id: string, n: number, w = 'w') {
   for (let first = 0; first < n; first += 10_000) {
     const idx = Array.from({ length: Math.min(10_000, n - first) }, (_, i) => first + i);
-    apply({ type: 'assignTasks', at: 2000, assignments: idx.map((i) => ({ job_id, idx: i, attempt: 1, worker_id: w })) });
+    apply({
+      type: 'assignTasks',
+      at: 2000,
+      assignments: idx.map((i) => ({ job_id, idx: i, attempt: 1, worker_id: w })),
+    });
     apply({
       type: 'completeTasks',
       at: 3000,
@@ -99,7 +103,11 @@ describe('deleteJob', () => {
   it('cancels a running job first: its attempts are named to stop, its slots are free at once', () => {
     register('w');
     submit('j', { operation: 'noop', task_count: 5 });
-    apply({ type: 'assignTasks', at: 2000, assignments: [0, 1].map((idx) => ({ job_id: 'j', idx, attempt: 1, worker_id: 'w' })) });
+    apply({
+      type: 'assignTasks',
+      at: 2000,
+      assignments: [0, 1].map((idx) => ({ job_id: 'j', idx, attempt: 1, worker_id: 'w' })),
+    });
     expect(q.runningByWorker().get('w')).toBe(2);
     const r = apply({ type: 'deleteJob', at: 5000, job_id: 'j' });
     expect(r).toMatchObject({ ok: true, more: false });
@@ -111,7 +119,11 @@ describe('deleteJob', () => {
     expect([...q.pending(10)]).toEqual([]);
     // Reports of the deleted job's attempts change nothing.
     expect(
-      apply({ type: 'completeTasks', at: 6000, completions: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w', result_json: '[0]' }] }),
+      apply({
+        type: 'completeTasks',
+        at: 6000,
+        completions: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w', result_json: '[0]' }],
+      }),
     ).toMatchObject({ ok: true, accepted: [] });
   });
 
@@ -204,9 +216,9 @@ describe('retention', () => {
   it('answers from indexes, whatever the number of jobs', () => {
     const plan = (sql: string) =>
       (sm.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(1, 1) as { detail: string }[]).map((r) => r.detail).join('; ');
-    expect(plan(`SELECT job_id FROM jobs WHERE finished_at < ? AND retention_ms IS NULL ORDER BY finished_at LIMIT ?`)).toMatch(
-      /USING INDEX jobs_expiring/,
-    );
+    expect(
+      plan(`SELECT job_id FROM jobs WHERE finished_at < ? AND retention_ms IS NULL ORDER BY finished_at LIMIT ?`),
+    ).toMatch(/USING INDEX jobs_expiring/);
     expect(
       plan(
         `SELECT job_id FROM jobs WHERE retention_ms > 0 AND finished_at + retention_ms < ? ORDER BY finished_at + retention_ms LIMIT ?`,
@@ -219,9 +231,18 @@ describe('retention', () => {
     register('dead');
     apply({ type: 'markWorkerDead', at: 2000, worker_id: 'dead', reason: 'test' });
     expect(life.deadWorkers(2500, 10).map((w) => w.worker_id)).toEqual(['dead']);
-    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'dead', dead_before: 1999 })).toEqual({ ok: true, forgotten: false });
-    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'live', dead_before: 2500 })).toEqual({ ok: true, forgotten: false });
-    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'dead', dead_before: 2000 })).toEqual({ ok: true, forgotten: true });
+    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'dead', dead_before: 1999 })).toEqual({
+      ok: true,
+      forgotten: false,
+    });
+    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'live', dead_before: 2500 })).toEqual({
+      ok: true,
+      forgotten: false,
+    });
+    expect(apply({ type: 'forgetWorker', at: 2500, worker_id: 'dead', dead_before: 2000 })).toEqual({
+      ok: true,
+      forgotten: true,
+    });
     expect(q.workers().map((w) => w.worker_id)).toEqual(['live']);
   });
 
