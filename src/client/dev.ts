@@ -1,3 +1,4 @@
+import { logLineFormatter } from './log-lines.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -89,6 +90,7 @@ export async function runDev(o: { tls: boolean } = { tls: false }): Promise<void
     }
     process.exit(code);
   };
+  const formatLine = logLineFormatter(process.stderr.isTTY === true);
   for (const m of members) {
     const proc = spawn(process.execPath, [BIN, ...m.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,7 +105,7 @@ export async function runDev(o: { tls: boolean } = { tls: false }): Promise<void
         buf += chunk;
         const lines = buf.split('\n');
         buf = lines.pop() ?? '';
-        for (const l of lines) process.stderr.write(prefix + l + '\n');
+        for (const l of lines) process.stderr.write(prefix + formatLine(l) + '\n');
       });
     };
     pipe(proc.stdout!);

@@ -92,7 +92,7 @@ export class WeirClient {
   }
 
   /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
-  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey = randomUUID()) {
+  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey: string = randomUUID()) {
     return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
   }
 
@@ -121,6 +121,22 @@ export class WeirClient {
       onProgress?.(job);
       if (TERMINAL_STATUSES.has(job.status)) return job;
     }
+  }
+
+  /**
+   * Submits a batch job, waits for it and gives its results: the round trip of one job. A job
+   * that failed or was cancelled resolves with no results; what happened is on `job`.
+   */
+  async run(
+    job: { name: string; config?: unknown },
+    o: { idempotencyKey?: string; onProgress?: (job: JobView) => void } = {},
+  ): Promise<{ job: JobView; results: unknown[] }> {
+    const submitted = await this.submit({ ...job, type: 'batch' }, o.idempotencyKey);
+    const done = TERMINAL_STATUSES.has(submitted.status) ? submitted : await this.wait(submitted.job_id, o.onProgress);
+    const results: unknown[] = [];
+    if (done.status === 'completed')
+      for await (const page of this.results(done.job_id)) for (const r of page) results.push(r);
+    return { job: done, results };
   }
 
   jobs(cursor?: string, limit = 100) {

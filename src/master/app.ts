@@ -21,6 +21,7 @@ import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
+import { registerOpenApi } from './openapi.js';
 import { UploadReplicator } from './upload-replication.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
 
@@ -56,6 +57,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
+  await registerOpenApi(app);
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());

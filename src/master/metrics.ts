@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { eventLoopDelaySummary, nodeMetrics } from '../common/node-metrics.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -13,9 +14,8 @@ export class MasterMetrics {
 
   constructor(queries: Queries, consensus: ClusterConsensus) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'weir_master_' });
+    nodeMetrics(this.registry, 'weir_master_');
     this.loopDelay.enable();
-    const loopDelay = this.loopDelay;
     refusedFramesCounter(registers);
     new Gauge({
       name: 'weir_jobs',
@@ -54,18 +54,7 @@ export class MasterMetrics {
         this.set(queries.workers().filter((w) => w.status !== 'dead').length);
       },
     });
-    new Gauge({
-      name: 'weir_event_loop_delay_seconds',
-      help: 'Event loop delay (p99 since last scrape); long delays delay heartbeats and elections',
-      labelNames: ['quantile'],
-      registers,
-      collect() {
-        this.set({ quantile: '0.5' }, loopDelay.percentile(50) / 1e9);
-        this.set({ quantile: '0.99' }, loopDelay.percentile(99) / 1e9);
-        this.set({ quantile: '1' }, loopDelay.max / 1e9);
-        loopDelay.reset();
-      },
-    });
+    eventLoopDelaySummary(this.registry, 'weir_event_loop_delay_seconds', this.loopDelay);
     new Gauge({
       name: 'weir_consensus_index',
       help: 'Commit index and last applied index of this master',

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { nodeMetrics } from '../common/node-metrics.js';
 import { installAuth } from '../common/auth-hook.js';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
@@ -109,7 +110,7 @@ export class WorkerNode {
 
     const metrics = new Registry();
     refusedFramesCounter([metrics]);
-    collectDefaultMetrics({ register: metrics, prefix: 'weir_worker_' });
+    nodeMetrics(metrics, 'weir_worker_');
     new Gauge({
       name: 'weir_worker_active_tasks',
       help: 'Tasks running now',
