@@ -334,7 +334,7 @@ export class Applier {
     if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
     let toStop: RunningTask[] = [];
     if (job.status === 'pending' || job.status === 'running') {
-      toStop = (this.s.runningOfJob.all(job.seq, job.seq) as Omit<RunningTask, 'job_id'>[]).map((t) => ({
+      toStop = (this.s.runningOfDeleted.all(job.seq, job.seq) as Omit<RunningTask, 'job_id'>[]).map((t) => ({
         job_id: cmd.job_id,
         ...t,
       }));
@@ -659,7 +659,16 @@ function prepare(db: Database) {
     ),
     setJobLifecycle: st(`UPDATE jobs SET upload_id = ?, retention_ms = ? WHERE seq = ?`),
     jobLifecycle: st(`SELECT seq, status, upload_id FROM jobs WHERE job_id = ?`),
-    cancelRunning: st(`UPDATE tasks SET status = 'cancelled', finished_at = ? WHERE seq = ? AND status = 'running'`),
+    // Through the index of running tasks (as many as the cluster has slots), not the job's rows
+    // (a job may have a million).
+    runningOfDeleted: st(
+      `SELECT idx, attempt, worker_id FROM tasks INDEXED BY tasks_running WHERE status = 'running' AND seq = ?
+       UNION ALL SELECT idx, alt_attempt, alt_worker_id FROM tasks INDEXED BY tasks_running
+        WHERE status = 'running' AND seq = ? AND alt_attempt IS NOT NULL`,
+    ),
+    cancelRunning: st(
+      `UPDATE tasks INDEXED BY tasks_running SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND seq = ?`,
+    ),
     deleteJob: st(`DELETE FROM jobs WHERE job_id = ?`),
     insertPurging: st(`INSERT OR IGNORE INTO purging (seq, job_id) VALUES (?, ?)`),
     getPurging: st(`SELECT job_id FROM purging WHERE seq = ?`),

@@ -185,6 +185,23 @@ describe('deleteJob', () => {
     );
   });
 
+  it('deletes a running job of 100,000 tasks in a first apply that does not read them all', () => {
+    register('w');
+    const data = Array.from({ length: 100_000 }, (_, i) => `line ${i}`);
+    submit('staged', { operation: 'wordcount', data, task_count: 100_000, reduce_tasks: 1 });
+    apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id: 'staged', idx: 7, attempt: 1, worker_id: 'w' }] });
+    const t = performance.now();
+    const r = apply({ type: 'deleteJob', at: 5000, job_id: 'staged' });
+    const ms = performance.now() - t;
+    expect(r).toMatchObject({
+      ok: true,
+      more: true,
+      to_stop: [{ job_id: 'staged', idx: 7, attempt: 1, worker_id: 'w' }],
+    });
+    expect(q.runningByWorker().get('w') ?? 0).toBe(0);
+    console.log(`first apply of the delete of a running 100,001-task job: ${ms.toFixed(1)} ms`);
+  });
+
   it('keeps the job’s own retention from config.retention', () => {
     const { retention_ms, rest } = retentionOf({ operation: 'noop', retention: '2s' });
     expect(retention_ms).toBe(2000);
