@@ -63,11 +63,14 @@ export function appliedEffects(
         case 'registerWorker':
           kick = true;
           break;
+        case 'purgeJob':
+          // A deleted job's pending rows hid other jobs' tasks from the scheduler until now.
+          if (!e.result.more) kick = true;
+          break;
         case 'assignTasks':
         case 'speculateTasks':
         case 'drainWorker':
         case 'collectRows':
-        case 'purgeJob':
         case 'forgetWorker':
           break;
       }
