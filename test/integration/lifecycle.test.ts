@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
+  cliSync,
   freePorts,
   http,
   untilAgreedLeader,
@@ -102,6 +103,24 @@ describe('three masters, one worker, the default retention', () => {
     );
     expect(existsSync(shuffleDirOf(id))).toBe(false);
     expect((await del(id)).status).toBe(404);
+  });
+
+  it('refuses a job reading an upload deleted with its last job, and a --retention that is no duration', async () => {
+    const up = await http('POST', `${leader.url}/api/uploads`, 'x\n', { 'content-type': 'application/octet-stream' });
+    const input = { url: up.json.url, format: 'lines' };
+    const id = await submit({ operation: 'wordcount', input, task_count: 1, reduce_tasks: 1 });
+    await untilJobStatus(leader.url, id, 'completed');
+    expect((await del(id)).status).toBe(204);
+    const again = await http('POST', `${leader.url}/api/jobs`, {
+      name: 'again',
+      type: 'batch',
+      config: { operation: 'wordcount', input, task_count: 1, reduce_tasks: 1 },
+    });
+    expect(again.status).toBe(404);
+    expect(again.json.error.message).toMatch(/upload the file again/);
+    const bad = cliSync(['master', '--retention', 'soon', '--data-dir', join(c.tmp, 'never')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--retention: 'soon' is not a duration/);
   });
 
   it('keeps an upload another job still reads', async () => {

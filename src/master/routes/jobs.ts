@@ -1,7 +1,7 @@
 import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
-import { ID_PATTERN, newId } from '../../common/ids.js';
+import { ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
@@ -37,6 +37,13 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const { name, type } = req.body;
         const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
         const config = type === 'streaming' ? normalizeStreamConfig(rest) : normalizeBatchConfig(rest);
+        const upload = uploadIdOfUrl((config as { input?: { url?: unknown } }).input?.url);
+        if (upload && queries.uploadDeleted(upload)) {
+          throw new WeirError(
+            'not_found',
+            `upload ${upload} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`,
+          );
+        }
         const key = req.headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 200)) {
           throw badRequest('the Idempotency-Key header must be 1 to 200 characters');
