@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -220,6 +221,7 @@ export class WorkerAgent {
   private onMessage(msg: ToWorker): void {
     switch (msg.t) {
       case 'assign':
+        if (tracing) for (const a of msg.tasks) trace(a.job_id, 'worker received');
         for (const a of msg.tasks) this.runTask(a);
         return;
       case 'cancel':
@@ -266,6 +268,7 @@ export class WorkerAgent {
       )
       .then(
         (json): TaskReport => {
+          trace(a.job_id, 'task finished');
           const ms = performance.now() - started;
           this.o.stats.taskDone(ms);
           return { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };
@@ -309,6 +312,7 @@ export class WorkerAgent {
   private flushReports(): void {
     const reports = this.outbox;
     this.outbox = [];
+    if (tracing) for (const r of reports) trace(r.job_id, 'report sent');
     if (reports.length) this.send({ t: 'report', reports });
   }
 

@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +203,7 @@ export class ExecutorPool {
     this.runningChunks.add(chunk);
     chunk.executor
       .run(req, () => {
+        if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
         const lone = tasks.length === 1 ? tasks[0] : undefined;
         chunk.timer = setTimeout(() => this.killFor(chunk, lone, new TaskTimeoutError(timeoutMs)), timeoutMs);
         this.sampler ??= setInterval(() => this.sampleMemory(), this.sampleMs);
