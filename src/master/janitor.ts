@@ -71,11 +71,20 @@ export class Janitor {
     if (this.purging.has(seq) || this.closed || !this.consensus.isLeader()) return;
     this.purging.add(seq);
     void (async () => {
+      const started = Date.now();
+      let slices = 0;
+      let rows = 0;
       try {
         for (;;) {
           if (this.closed || !this.consensus.isLeader()) return;
           const r = await this.consensus.propose({ type: 'purgeJob', at: Date.now(), seq });
-          if (!r.ok || !r.more) return;
+          if (!r.ok) return;
+          slices++;
+          rows += r.removed;
+          if (!r.more) {
+            this.log.info({ seq, slices, rows, ms: Date.now() - started }, "purged a deleted job's rows");
+            return;
+          }
         }
       } catch (err) {
         // Lost the lead, or the disk refused: the next sweep (of whoever leads) goes on.
