@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { TokenSource } from '../common/auth.js';
 import { HttpClient } from '../common/http-client.js';
 import type { TlsConnect } from '../common/tls.js';
@@ -106,6 +107,23 @@ export class WeirClient {
       upload: { open: () => createReadStream(path), length: size },
       timeoutMs: 600_000,
     });
+  }
+
+  /**
+   * Writes a backup of the cluster's state to `dest`: whole or not at all (it is written
+   * under a temporary name, then renamed). Needs an admin token.
+   */
+  async backup(dest: string): Promise<void> {
+    const partial = `${dest}.partial`;
+    try {
+      await this.http.get('/api/cluster/backup', {
+        timeoutMs: 600_000,
+        sink: (body) => pipeline(body, createWriteStream(partial)),
+      });
+      renameSync(partial, dest);
+    } finally {
+      rmSync(partial, { force: true });
+    }
   }
 
   /** The job; with `waitMs`, answered early as soon as it finishes. */

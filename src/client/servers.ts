@@ -27,6 +27,7 @@ export interface MasterFlags extends TlsFlags {
   discover?: string;
   bootstrapExpect?: string;
   retention?: string;
+  restore?: string;
 }
 
 function port(text: string | undefined, fallback: number, what: string): number {
@@ -97,6 +98,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
     ...(retentionMs !== undefined ? { retentionMs } : {}),
+    ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),

@@ -52,6 +52,8 @@ export const MASTER_ACCESS: AccessTable = {
     ownsWhy: 'add a master other than itself (its token carries another node_id)',
   },
   'DELETE /api/cluster/members/:id': { roles: [] },
+  // A copy of everything the cluster holds: an operator's.
+  'GET /api/cluster/backup': { roles: [] },
   // Which members may open it is the transport's to say (a frame counts only from its sender).
   [`GET ${PEER_PATH}`]: { roles: ['peer'], notAdmin: true },
 };

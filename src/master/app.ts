@@ -17,6 +17,7 @@ import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
 import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
+import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
@@ -74,6 +75,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(streamRoutes(ctx, ctx.tokens.derive({ role: 'peer' })));
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
+      await api.register(backupRoutes(ctx));
     },
     { prefix: '/api' },
   );

@@ -76,6 +76,10 @@ export class LeaderForwarding {
     if (typeof type === 'string') reply.header('content-type', type);
     const retry = res.headers['retry-after'];
     if (typeof retry === 'string') reply.header('retry-after', retry);
+    // What a download says of itself (a backup's log position, its file name).
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (typeof v === 'string' && (k.startsWith('x-weir-applied-') || k === 'content-disposition')) reply.header(k, v);
+    }
     return reply.send(res.body);
   }
 

@@ -292,6 +292,23 @@ export class Queries {
     const rows = this.s.taskCounts.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
   }
+
+  /**
+   * Every running attempt that holds a lease, with when its task started: the attempt a
+   * speculative copy races (`alt_*`, whose start is `started_at`), else the task's one attempt.
+   * The copy itself holds none: when it started is not kept (its original's lease covers the task).
+   */
+  runningAttempts(): RunningAttempt[] {
+    return this.s.runningAttempts.all() as RunningAttempt[];
+  }
+}
+
+export interface RunningAttempt {
+  job_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  started_at: number;
 }
 
 type Statements = ReturnType<typeof prepare>;
@@ -365,6 +382,12 @@ function prepare(db: Database) {
          UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
          UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
          UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
+    ),
+    runningAttempts: st(
+      `SELECT j.job_id, t.idx, coalesce(t.alt_attempt, t.attempt) AS attempt,
+              coalesce(t.alt_worker_id, t.worker_id) AS worker_id, t.started_at
+         FROM tasks t JOIN jobs j ON j.seq = t.seq
+        WHERE t.status = 'running' AND t.started_at IS NOT NULL`,
     ),
   };
 }

@@ -159,6 +159,9 @@ const MIGRATIONS: string[] = [
   `,
 ];
 
+/** The schema version this Weir writes: how many migrations there are. */
+export const schemaVersion = (): number => MIGRATIONS.length;
+
 /** Runs the migrations the database has not run yet, up to `target` (tests stop short). */
 export function migrate(db: Database, target = MIGRATIONS.length): void {
   const version = db.pragma('user_version', { simple: true }) as number;

@@ -136,6 +136,9 @@ export class WorkerAgent {
           active_tasks: this.running.size,
           metrics: {
             ...this.o.stats.snapshot(),
+            // How many tasks run at once here: the leader's lease on an attempt allows for the
+            // waves of tasks that may run before it starts (lease-policy.ts).
+            executors: this.o.pool.maxThreads,
             ...(this.o.streams.instances ? { stream: this.o.streams.metrics() } : {}),
           },
           timestamp: new Date().toISOString(),

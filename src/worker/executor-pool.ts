@@ -326,6 +326,11 @@ export class ExecutorPool {
     return { tasks: this.tasksSent, chunks: this.chunksSent };
   }
 
+  /** How many executor processes may run tasks at once (`--threads`). */
+  get maxThreads(): number {
+    return this.maxExecutors;
+  }
+
   /** Executor processes alive now. */
   get threads(): number {
     return this.executors.size;

@@ -20,6 +20,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--discover <dns:NAME>', 'find the peers in DNS')
     .option('--bootstrap-expect <n>', 'with DNS discovery, wait for N peers before the first election')
     .option('--retention <duration>', 'delete finished jobs and forget dead workers after this long (0: keep)', '7d')
+    .option('--restore <file>', 'found a new single-master cluster from a backup (weir backup), in an empty --data-dir')
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', TLS_CA_HELP)
