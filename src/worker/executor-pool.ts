@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
-import type { TaskSpec } from '../protocol/task-spec.js';
+import type { ExecutorSpec } from './stream/stream-apply.js';
 import { Executor, ExecutorExit } from './executor-process.js';
 import { MEMORY_LIMIT, memoryUsedMb, namedError, type TaskRights } from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
@@ -46,7 +46,7 @@ export class TaskTimeoutError extends Error {
 
 /** A task waiting for an executor or running in one. */
 interface Task extends Chunkable {
-  spec: TaskSpec;
+  spec: ExecutorSpec;
   resolve(json: string): void;
   reject(err: unknown): void;
   settled: boolean;
@@ -159,7 +159,7 @@ export class ExecutorPool {
     else this.idle.push(ex);
   }
 
-  run(spec: TaskSpec, limits: RunLimits): Promise<string> {
+  run(spec: ExecutorSpec, limits: RunLimits): Promise<string> {
     const { signal } = limits;
     if (signal?.aborted) return Promise.reject(reasonOf(signal));
     if (this.closed) return Promise.reject(new Error('the executor is closed'));

@@ -86,6 +86,7 @@ export class WorkerNode {
     });
     const streams = new StreamRuntime({
       address,
+      executors: pool,
       tokens,
       client,
       tls: o.tls,

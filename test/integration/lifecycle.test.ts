@@ -23,7 +23,11 @@ const c = new Cluster('lifecycle');
 afterAll(() => c.cleanup());
 
 /** What a master's state.db holds of a job (read-only, beside the running master). */
-function rowsOf(m: MasterProc, jobId: string, seq: number): { jobs: number; tasks: number; rows: number } {
+function rowsOf(
+  m: MasterProc,
+  jobId: string,
+  seq: number,
+): { jobs: number; tasks: number; rows: number; results: number } {
   const db = new Database(join(m.dataDir, 'state.db'), { readonly: true, fileMustExist: true });
   try {
     const n = (sql: string, arg: unknown) => (db.prepare(sql).get(arg) as { n: number }).n;
@@ -31,6 +35,7 @@ function rowsOf(m: MasterProc, jobId: string, seq: number): { jobs: number; task
       jobs: n(`SELECT count(*) AS n FROM jobs WHERE job_id = ?`, jobId),
       tasks: n(`SELECT count(*) AS n FROM tasks WHERE seq = ?`, seq),
       rows: n(`SELECT count(*) AS n FROM stream_rows WHERE job_id = ?`, jobId),
+      results: n(`SELECT count(*) AS n FROM result_rows WHERE seq = ?`, seq),
     };
   } finally {
     db.close();
@@ -82,7 +87,10 @@ describe('three masters, one worker, the default retention', () => {
     expect((await http('GET', `${leader.url}/api/jobs/${id}/results`)).status).toBe(200);
     const seq = await seqOf(leader, id);
     await waitFor('every master to hold the upload and the job', () =>
-      masters.every((m) => existsSync(join(m.dataDir, 'uploads', uploadId)) && rowsOf(m, id, seq).tasks > 0),
+      masters.every((m) => {
+        const held = rowsOf(m, id, seq);
+        return existsSync(join(m.dataDir, 'uploads', uploadId)) && held.tasks > 0 && held.results > 0;
+      }),
     );
 
     const r = await del(id);
@@ -100,7 +108,9 @@ describe('three masters, one worker, the default retention', () => {
     await waitFor('the job’s rows and its upload to be gone on every master', () =>
       masters.every((m) => {
         const left = rowsOf(m, id, seq);
-        return left.jobs + left.tasks + left.rows === 0 && !existsSync(join(m.dataDir, 'uploads', uploadId));
+        return (
+          left.jobs + left.tasks + left.rows + left.results === 0 && !existsSync(join(m.dataDir, 'uploads', uploadId))
+        );
       }),
     );
     expect(existsSync(shuffleDirOf(id))).toBe(false);

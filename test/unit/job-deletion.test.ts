@@ -137,6 +137,20 @@ describe('deleteJob', () => {
     expect(count(`SELECT count(*) AS n FROM stream_rows`)).toBe(0);
   });
 
+  it('removes a keyed job’s indexed result rows too, in slices', () => {
+    register('w');
+    submit('keyed', { operation: 'noop' });
+    runToCompletion('keyed', 1);
+    const seq = q.job('keyed')!.seq;
+    const insert = sm.db.prepare(`INSERT INTO result_rows (seq, sort_key, row) VALUES (?, ?, ?)`);
+    sm.db.transaction(() => {
+      for (let i = 0; i < PURGE_SLICE_ROWS + 10; i++) insert.run(seq, Buffer.from(`k${i}`), `{"key":"k${i}"}`);
+    })();
+    const { commands } = deleteFully('keyed');
+    expect(commands).toBe(2);
+    expect(count(`SELECT count(*) AS n FROM result_rows`)).toBe(0);
+  });
+
   it('names the upload of the last job reading it, so every master removes its copy', () => {
     const up = `up_${'a'.repeat(32)}`;
     const input = { url: `http://127.0.0.1:9/uploads/${up}`, format: 'lines' };

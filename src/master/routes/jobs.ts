@@ -161,7 +161,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
           );
         }
-        return pageResults(queries, row, config, req.query.cursor, req.query.limit ?? 10_000);
+        return pageResults(queries, row, req.query.cursor, req.query.limit ?? 10_000);
       },
     );
 
