@@ -9,6 +9,7 @@ const COMMANDS = new Set([
   'wait',
   'results',
   'cancel',
+  'delete',
   'jobs',
   'workers',
   'cluster',

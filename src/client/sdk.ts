@@ -201,6 +201,11 @@ export class WeirClient {
     return this.http.post<JobView>(`/api/jobs/${encodeURIComponent(jobId)}/cancel`);
   }
 
+  /** Deletes a job and everything it left (a running one is cancelled first). */
+  async delete(jobId: string): Promise<void> {
+    await this.http.call<undefined>('DELETE', `/api/jobs/${encodeURIComponent(jobId)}`);
+  }
+
   workers() {
     return this.http.get<{ workers: WorkerView[] }>('/api/workers');
   }

@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { nodeIdFromIpv4 } from '../common/address.js';
+import { parseRetention } from '../common/duration.js';
 import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
@@ -29,6 +30,7 @@ export interface MasterFlags extends TlsFlags {
   minFreeBytes?: string;
   maxDbBytes?: string;
   snapshotEntries?: string;
+  retention?: string;
   restore?: string;
 }
 
@@ -83,6 +85,12 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   }
   const minFreeBytes = f.minFreeBytes === undefined ? undefined : parseBytes(f.minFreeBytes, '--min-free-bytes');
   const maxDbBytes = f.maxDbBytes === undefined ? undefined : parseBytes(f.maxDbBytes, '--max-db-bytes');
+  let retentionMs: number | undefined;
+  try {
+    retentionMs = f.retention === undefined ? undefined : parseRetention(f.retention);
+  } catch (err) {
+    throw new Error(`--retention: ${(err as Error).message}, or 0 to keep everything`);
+  }
   const tls = tlsOf(f);
   const peers = f.peers
     ?.split(',')
@@ -102,6 +110,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(minFreeBytes !== undefined ? { minFreeBytes } : {}),
     ...(maxDbBytes !== undefined ? { maxDbBytes } : {}),
     ...(snapshotEntries !== undefined ? { snapshotEntries } : {}),
+    ...(retentionMs !== undefined ? { retentionMs } : {}),
     ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),

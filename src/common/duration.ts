@@ -8,3 +8,12 @@ export function parseDuration(text: string): number {
   if (!Number.isFinite(ms) || ms <= 0) throw new Error(`'${text}' must be a positive duration`);
   return Math.round(ms);
 }
+
+/**
+ * A retention: a duration as parseDuration reads it, or `0` (in any unit) for "keep for ever",
+ * returned as 0.
+ */
+export function parseRetention(text: string): number {
+  if (/^0+(?:\.0+)?(ms|s|m|h|d)?$/.test(text.trim())) return 0;
+  return parseDuration(text);
+}

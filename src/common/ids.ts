@@ -21,3 +21,15 @@ export const uploadPath = (id: string): string => `/uploads/${id}`;
 /** Whether a URL path names an upload (`/uploads/ID`). */
 export const isUploadPath = (path: string): boolean =>
   path.startsWith('/uploads/') && UPLOAD_ID.test(path.slice('/uploads/'.length));
+
+/** The upload a URL names (`…/uploads/ID`), if it names one; never throws. */
+export function uploadIdOfUrl(url: unknown): string | undefined {
+  if (typeof url !== 'string') return undefined;
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  return isUploadPath(path) ? path.slice('/uploads/'.length) : undefined;
+}

@@ -31,6 +31,7 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/jobs/:job_id/tasks': USERS,
   'GET /api/jobs/:job_id/results': USERS,
   'POST /api/jobs/:job_id/cancel': USERS,
+  'DELETE /api/jobs/:job_id': USERS,
   'POST /api/jobs/:job_id/events': USERS,
   'POST /api/uploads': USERS,
   'GET /api/workers': USERS,

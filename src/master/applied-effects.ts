@@ -45,6 +45,13 @@ export function appliedEffects(
           jobWatch.notify(e.command.job_id);
           kick = true;
           break;
+        case 'deleteJob':
+          // A running job deleted is cancelled first; its workers' map outputs go too.
+          scheduler.stopTasks(e.result.to_stop);
+          scheduler.forgetJobs([e.command.job_id]);
+          jobWatch.notify(e.command.job_id);
+          kick = true;
+          break;
         case 'markWorkerDead':
           // Consumers of map outputs lost with the worker stop; the maps run again.
           scheduler.stopTasks(e.result.to_stop);
@@ -56,10 +63,15 @@ export function appliedEffects(
         case 'registerWorker':
           kick = true;
           break;
+        case 'purgeJob':
+          // A deleted job's pending rows hid other jobs' tasks from the scheduler until now.
+          if (!e.result.more) kick = true;
+          break;
         case 'assignTasks':
         case 'speculateTasks':
         case 'drainWorker':
         case 'collectRows':
+        case 'forgetWorker':
           break;
       }
     }

@@ -27,6 +27,8 @@ import {
   type PeerEntry,
 } from './discovery.js';
 import { FailureDetector } from './failure-detector.js';
+import { Janitor } from './janitor.js';
+import { LifecycleQueries } from '../state/lifecycle-queries.js';
 import { JobWatch } from './job-watch.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { assertEmptyDataDir, restoreDataDir } from './restore.js';
@@ -73,6 +75,8 @@ export interface MasterOptions {
   maxDbBytes?: number;
   /** `--snapshot-entries` (default 25,000): the log is compacted once this many applied entries sit in it. */
   snapshotEntries?: number;
+  /** `--retention` in ms: finished jobs and dead workers are deleted once it has passed (0: kept). */
+  retentionMs?: number;
   /**
    * A backup (`weir backup`) to found a new single-master cluster from, in an empty `dataDir`
    * (`--restore FILE`).
@@ -108,6 +112,9 @@ async function diskFullAt(dataDir: string, err: unknown): Promise<boolean> {
   return fs !== undefined && fs.bavail * fs.bsize < RESERVE_BYTES;
 }
 
+/** `--retention` when none is given: a week. */
+export const DEFAULT_RETENTION_MS = 7 * 86_400_000;
+
 /** How often DNS is asked again, so masters started later are found (the seed: 10 s). */
 const REDISCOVER_MS = 10_000;
 
@@ -132,6 +139,7 @@ export class MasterNode {
       detector: FailureDetector;
       leases: LeaseKeeper;
       channels: WorkerChannels;
+      janitor: Janitor;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
       space: SpaceMonitor;
@@ -232,7 +240,8 @@ export class MasterNode {
         : await MasterNode.foundOrJoin(storage, discovery, self, tokens, options, log, peerAgent);
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
-      const duties = MasterNode.leaderDuties(consensus, state, options, log);
+      const uploads = new UploadStore(options.dataDir);
+      const duties = MasterNode.leaderDuties(consensus, state, uploads, options, log);
       const backups = new BackupMaker(state, options.dataDir);
       const space = MasterNode.watchSpace(options, storage, state, consensus, log, fullAtStart);
       spaceMetrics(duties.parts.metrics.registry, space);
@@ -244,7 +253,7 @@ export class MasterNode {
         { ...duties.context, consensus, log, tokens, tls: options.tls, backups, space: alarmView(space, peerAlarms) },
         {
           transport,
-          uploads: new UploadStore(options.dataDir),
+          uploads,
           selfUrl,
           ...(options.jwtSecret ? { jwtSecret: options.jwtSecret } : {}),
           ...(peerAgent ? { peerAgent } : {}),
@@ -253,6 +262,7 @@ export class MasterNode {
       await node.app.listen({ host: options.listenHost ?? options.host, port: options.port });
       consensus.start();
       peerAlarms.start();
+      duties.parts.janitor.start();
       const weak = secretWarning(options.jwtSecret);
       if (weak) log.warn(weak);
       log.info(
@@ -350,6 +360,7 @@ export class MasterNode {
   private static leaderDuties(
     consensus: RaftConsensus<Command, Results>,
     state: StateMachine,
+    uploads: UploadStore,
     options: MasterOptions,
     log: Logger,
   ) {
@@ -372,6 +383,9 @@ export class MasterNode {
       (n) => metrics.leasesExpired.inc(n),
     );
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
+    const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
+    const janitor = new Janitor(consensus, new LifecycleQueries(state), uploads, retentionMs, log);
+    consensus.onApplied(janitor.onApplied);
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
@@ -385,7 +399,7 @@ export class MasterNode {
       }
     });
     return {
-      parts: { scheduler, detector, leases, channels, jobWatch, metrics },
+      parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics },
       context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
     };
   }
@@ -465,6 +479,7 @@ export class MasterNode {
     p.leases.stop();
     p.scheduler.stop();
     p.detector.stop();
+    p.janitor.close();
     p.channels.close();
     p.jobWatch.close();
     p.space.close();

@@ -74,6 +74,11 @@ export class UploadStore {
     return join(this.dir, id);
   }
 
+  /** The uploads this master holds (whole ones: no temporary files). */
+  ids(): string[] {
+    return readdirSync(this.dir).filter((f) => UPLOAD_ID.test(f));
+  }
+
   async remove(id: string): Promise<void> {
     if (UPLOAD_ID.test(id)) await rm(this.pathOf(id), { force: true });
   }

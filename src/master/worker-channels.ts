@@ -92,8 +92,21 @@ export class WorkerChannels {
     }
   }
 
-  /** Re-sends assignments the log says this worker runs but the worker does not know of. */
+  /**
+   * Re-sends assignments the log says this worker runs but the worker does not know of, and
+   * tells it which of the jobs it keeps map outputs of, or runs tasks of, are over (deleted or
+   * finished while it was away: the broadcast then did not reach it).
+   */
   private reconcile(workerId: string, hello: Extract<ToMaster, { t: 'hello' }>): void {
+    if (hello.holds?.length) {
+      const active = this.queries.activeOf(hello.holds);
+      const over = hello.holds.filter((id) => !active.has(id));
+      if (over.length) this.registry.send(workerId, { t: 'forget', job_ids: over });
+    }
+    // Attempts of jobs that ended (or were deleted) while it was away: nobody waits for them.
+    const active = this.queries.activeOf([...new Set(hello.running.map((t) => t.job_id))]);
+    const orphans = hello.running.filter((t) => !active.has(t.job_id));
+    if (orphans.length) this.registry.send(workerId, { t: 'cancel', tasks: orphans });
     const known = new Set([...hello.running, ...hello.unacked].map(taskKey));
     const missing = this.queries
       .runningOnWorker(workerId)

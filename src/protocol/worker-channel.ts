@@ -32,14 +32,20 @@ export type ToWorker =
   | { t: 'placement'; job_id: string; instances: PlacedInstance[] };
 
 export type ToMaster =
-  /** First frame after connecting: what the worker runs and what it still has to report. */
-  | { t: 'hello'; running: TaskRef[]; unacked: TaskRef[] }
+  /**
+   * First frame after connecting: what the worker runs and what it still has to report;
+   * `holds`: jobs it keeps map outputs of (the leader answers with `forget` for those over).
+   */
+  | { t: 'hello'; running: TaskRef[]; unacked: TaskRef[]; holds?: string[] }
   /**
    * `resent`: reports sent before (after a reconnect, or unacknowledged for long); they may
    * be committed already, so the leader does not count their slots free again.
    */
   | { t: 'report'; reports: TaskReport[]; resent?: true }
   | { t: 'drain' };
+
+/** Jobs a hello names at most as holding map outputs of (the rest wait for the next hello). */
+export const MAX_HELD_JOBS = 10_000;
 
 /** Close codes a master uses on the channel. */
 export const CLOSE_UNKNOWN_WORKER = 4404;
@@ -61,7 +67,12 @@ const ReportSchema = Type.Union([
 
 /** What a worker may send its master: every field a command is made of, checked. */
 const ToMasterSchema = Type.Union([
-  Type.Object({ t: Type.Literal('hello'), running: Refs, unacked: Refs }),
+  Type.Object({
+    t: Type.Literal('hello'),
+    running: Refs,
+    unacked: Refs,
+    holds: Type.Optional(Type.Array(WireId, { maxItems: MAX_HELD_JOBS })),
+  }),
   Type.Object({
     t: Type.Literal('report'),
     reports: Type.Array(ReportSchema),

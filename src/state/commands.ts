@@ -21,7 +21,10 @@ export type Command =
   | CompleteTasks
   | FailTasks
   | CancelJob
-  | CollectRows;
+  | CollectRows
+  | DeleteJob
+  | PurgeJob
+  | ForgetWorker;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -52,6 +55,8 @@ export interface SubmitJob {
   job_type: 'batch' | 'streaming';
   config: JobConfig;
   idempotency_key?: string;
+  /** `config.retention` in ms (0: kept for ever); absent: the cluster's --retention. */
+  retention_ms?: number;
 }
 
 export interface AssignTasks {
@@ -103,6 +108,31 @@ export interface CancelJob {
   job_id: string;
 }
 
+/**
+ * Deletes a job (a user's DELETE, or its retention ran out): a running job is cancelled, its
+ * row goes at once (404 from then on), its tasks and rows in bounded slices (see PurgeJob).
+ */
+export interface DeleteJob {
+  type: 'deleteJob';
+  at: number;
+  job_id: string;
+}
+
+/** The next slice of a deleted job's rows (`seq`: the job's, as its tasks are keyed). */
+export interface PurgeJob {
+  type: 'purgeJob';
+  at: number;
+  seq: number;
+}
+
+/** Removes a dead worker's row, if it died no later than `dead_before` (its retention ran out). */
+export interface ForgetWorker {
+  type: 'forgetWorker';
+  at: number;
+  worker_id: string;
+  dead_before: number;
+}
+
 /** A task attempt on a worker. */
 export interface RunningTask extends TaskRef {
   worker_id: string;
@@ -138,6 +168,13 @@ export interface Applied {
   failTasks: { ok: true; retried: TaskRef[]; failed_jobs: string[]; to_stop: RunningTask[] };
   cancelJob: { ok: true; to_stop: RunningTask[] };
   collectRows: { ok: true; rows: number };
+  /**
+   * `to_stop`: attempts still running; `seq`: the job's, for the PurgeJob slices that follow
+   * while `more`; `upload_id`: an upload no job reads any more (every master removes its copy).
+   */
+  deleteJob: { ok: true; to_stop: RunningTask[]; seq: number; more: boolean; upload_id?: string };
+  purgeJob: { ok: true; more: boolean; removed: number };
+  forgetWorker: { ok: true; forgotten: boolean };
 }
 
 /** Each command's result, or why it was refused. */

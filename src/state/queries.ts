@@ -295,6 +295,21 @@ export class Queries {
     return rows;
   }
 
+  /** Of these job ids, those of jobs still pending or running (deleted ones are not). */
+  activeOf(jobIds: readonly string[]): Set<string> {
+    const active = new Set<string>();
+    for (const id of jobIds) {
+      const status = this.job(id)?.status;
+      if (status === 'pending' || status === 'running') active.add(id);
+    }
+    return active;
+  }
+
+  /** Whether an upload went with the last job that read it (its copies are being removed). */
+  uploadDeleted(uploadId: string): boolean {
+    return this.s.deletedUpload.get(uploadId) !== undefined;
+  }
+
   jobCountsByStatus(): Map<string, number> {
     const rows = this.s.countsByStatus.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
@@ -395,6 +410,7 @@ function prepare(db: Database) {
     progressInRange: st(
       `SELECT status, count(*) AS n FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx BETWEEN ? AND ? GROUP BY status`,
     ),
+    deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
     taskCounts: st(
       `SELECT 'pending' AS status, coalesce(sum(pending), 0) AS n FROM jobs

@@ -158,6 +158,26 @@ const MIGRATIONS: (string | ((db: Database) => void))[] = [
   `,
   // Jobs stored before result_rows existed: their keyed results are indexed now.
   indexOldResults,
+  `
+  -- Deleting jobs (DELETE /api/jobs/ID, retention). A job's row goes in the first command; its
+  -- tasks and stream rows go in bounded slices afterwards, while the job is listed here.
+  CREATE TABLE purging (
+    seq    INTEGER PRIMARY KEY,             -- the deleted job's seq: its tasks' key
+    job_id TEXT NOT NULL
+  ) STRICT;
+  -- Uploads no job reads any more: every master removes its copy (also one that missed the delete).
+  CREATE TABLE deleted_uploads (upload_id TEXT PRIMARY KEY, at INTEGER NOT NULL) STRICT;
+  -- The upload a job reads (its config.input.url), and its own retention (config.retention):
+  -- NULL the cluster's --retention, 0 kept for ever.
+  ALTER TABLE jobs ADD COLUMN upload_id TEXT;
+  ALTER TABLE jobs ADD COLUMN retention_ms INTEGER;
+  UPDATE jobs SET upload_id = substr(json_extract(config, '$.input.url'),
+                                     instr(json_extract(config, '$.input.url'), '/uploads/up_') + 9, 35)
+   WHERE instr(json_extract(config, '$.input.url'), '/uploads/up_') > 0;
+  CREATE INDEX jobs_upload ON jobs (upload_id) WHERE upload_id IS NOT NULL;
+  CREATE INDEX jobs_expiring ON jobs (finished_at) WHERE retention_ms IS NULL;
+  CREATE INDEX jobs_expiring_own ON jobs (finished_at + retention_ms) WHERE retention_ms > 0;
+  `,
 ];
 
 /** The schema version this Weir writes: how many migrations there are. */

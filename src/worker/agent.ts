@@ -1,9 +1,10 @@
 import { trace, tracing } from '../common/trace.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
+import { ID_PATTERN } from '../common/ids.js';
 import type { HttpClient } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import type { NodeTls } from '../common/tls.js';
@@ -12,6 +13,7 @@ import {
   CLOSE_UNKNOWN_WORKER,
   decodeToWorker,
   encode,
+  MAX_HELD_JOBS,
   type TaskAssignment,
   type TaskReport,
   type ToMaster,
@@ -169,6 +171,7 @@ export class WorkerAgent {
             idx: r.idx,
             attempt: r.attempt,
           })),
+          holds: this.heldJobs(),
         });
         const pending = [...this.unacked.values()].map((u) => u.report);
         if (pending.length) this.send({ t: 'report', reports: pending, resent: true });
@@ -196,6 +199,20 @@ export class WorkerAgent {
         return next;
       },
     });
+  }
+
+  /**
+   * Jobs this worker keeps map outputs of: the leader says which are over, so outputs of jobs
+   * deleted or finished while the worker was away go too.
+   */
+  private heldJobs(): string[] {
+    try {
+      return readdirSync(this.o.shuffleDir)
+        .filter((d) => ID_PATTERN.test(d))
+        .slice(0, MAX_HELD_JOBS);
+    } catch {
+      return [];
+    }
   }
 
   private send(msg: ToMaster): boolean {

@@ -766,6 +766,7 @@ export const MASTER_ROUTES: readonly RouteTemplate[] = [
   { method: 'GET', path: '/api/jobs/:job/tasks' },
   { method: 'GET', path: '/api/jobs/:job/results' },
   { method: 'POST', path: '/api/jobs/:victim/cancel' },
+  { method: 'DELETE', path: '/api/jobs/:victim' },
   { method: 'POST', path: '/api/jobs/:job/events', body: (rng) => [{ line: randomString(rng) }] },
   {
     method: 'POST',
@@ -1004,16 +1005,16 @@ export function httpRequest(
     .split('/')
     .map((s) => (s.startsWith(':') ? fill(s) : s))
     .join('/');
-  // A cancel must stay on a victim: a mutated path could otherwise not move it onto another job.
-  const cancelling = route.path.endsWith('/cancel');
-  if (rng.chance(0.35) && !cancelling) path = mutatePath(rng, path);
+  // A cancel or a delete must stay on a victim: a mutated path could move it onto another job.
+  const onVictim = route.path.includes(':victim');
+  if (rng.chance(0.35) && !onVictim) path = mutatePath(rng, path);
   path += randomQuery(rng);
 
   // On a job the test only reads, another method may only read too (a DELETE would delete it).
   const methods = route.path.includes(':job')
     ? ['GET', 'HEAD', 'OPTIONS']
     : ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
-  const method = cancelling || rng.chance(0.85) ? route.method : rng.pick(methods);
+  const method = onVictim || rng.chance(0.85) ? route.method : rng.pick(methods);
   const headers: Record<string, string> = {};
   if (auth !== undefined) headers.authorization = auth;
   let body: string | Buffer | undefined;

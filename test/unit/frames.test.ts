@@ -26,10 +26,20 @@ describe('the worker channel', () => {
     expect(d).toMatchObject({ ok: false });
   });
 
+  it('takes a hello naming the jobs whose map outputs the worker keeps, and one from before it named them', () => {
+    expect(decodeToMaster(encode({ t: 'hello', running: [], unacked: [], holds: ['job-1'] }))).toMatchObject({
+      ok: true,
+      value: { holds: ['job-1'] },
+    });
+    expect(decodeToMaster(encode({ t: 'hello', running: [], unacked: [] })).ok).toBe(true);
+  });
+
   it.each([
     ['random bytes', Buffer.from([0x92])],
     ['a frame of no known kind', raw.pack({ t: 'format' })],
     ['a negative attempt', raw.pack({ t: 'hello', running: [{ job_id: 'j', idx: 0, attempt: -1 }], unacked: [] })],
+    ['a hold that is no job id', raw.pack({ t: 'hello', running: [], unacked: [], holds: ['../etc'] })],
+    ['too many holds', raw.pack({ t: 'hello', running: [], unacked: [], holds: Array(10_001).fill('j') })],
   ])('refuses %s', (_what, bytes) => {
     expect(decodeToMaster(bytes).ok).toBe(false);
   });

@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
 import { formatJob, formatJobs, progressLine } from '../format.js';
 import type { JobView, WeirClient } from '../sdk.js';
+import { WeirError } from '../../common/errors.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
 export function jobCommands(program: Command, ctx: CliContext): void {
@@ -85,6 +86,29 @@ export function jobCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string) => {
       const job = await ctx.sdk().cancel(id);
       ctx.print(job, () => `cancelled job ${job.job_id}`);
+    });
+
+  program
+    .command('delete')
+    .description('delete jobs and everything they left (a running job is cancelled first)')
+    .argument('<job_id...>')
+    .action(async (ids: string[]) => {
+      const sdk = ctx.sdk();
+      const outcomes: { job_id: string; deleted: boolean; error?: { code: string; message: string } }[] = [];
+      for (const id of ids) {
+        try {
+          await sdk.delete(id);
+          outcomes.push({ job_id: id, deleted: true });
+          if (!ctx.global.json) out(`deleted job ${id}`);
+        } catch (err) {
+          // An unreachable cluster stops here; a job refused (unknown, bad id) does not stop the rest.
+          if (!(err instanceof WeirError)) throw err;
+          outcomes.push({ job_id: id, deleted: false, error: { code: err.code, message: err.message } });
+          if (!ctx.global.json) note(`could not delete job ${id}: ${err.message}`);
+        }
+      }
+      if (ctx.global.json) out(JSON.stringify({ jobs: outcomes }, null, 2));
+      if (outcomes.some((o) => !o.deleted)) ctx.exitCode = 1;
     });
 
   program

@@ -2,13 +2,14 @@ import { trace } from '../../common/trace.js';
 import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
-import { ID_PATTERN, newId } from '../../common/ids.js';
+import { ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
 import { TERMINAL, iso, jobView } from '../views.js';
+import { retentionOf } from '../../ops/retention.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -35,10 +36,15 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       { schema: { body: SubmitBody, headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }) } },
       async (req, reply) => {
         const { name, type } = req.body;
-        const config =
-          type === 'streaming'
-            ? normalizeStreamConfig(req.body.config ?? undefined)
-            : normalizeBatchConfig(req.body.config ?? undefined);
+        const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
+        const config = type === 'streaming' ? normalizeStreamConfig(rest) : normalizeBatchConfig(rest);
+        const upload = uploadIdOfUrl((config as { input?: { url?: unknown } }).input?.url);
+        if (upload && queries.uploadDeleted(upload)) {
+          throw new WeirError(
+            'not_found',
+            `upload ${upload} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`,
+          );
+        }
         const key = req.headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 200)) {
           throw badRequest('the Idempotency-Key header must be 1 to 200 characters');
@@ -55,6 +61,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           job_type: type,
           config,
           ...(key ? { idempotency_key: key } : {}),
+          ...(retention_ms !== undefined ? { retention_ms } : {}),
         });
         const row = requireJob(result.job_id);
         trace(jobId, 'submit applied');
@@ -157,6 +164,14 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         return pageResults(queries, row, req.query.cursor, req.query.limit ?? 10_000);
       },
     );
+
+    // Everything the job left goes; a running job is cancelled first. 404 from then on.
+    app.delete('/jobs/:job_id', { schema: { params: JobParams } }, async (req, reply) => {
+      requireJob(req.params.job_id);
+      if (!consensus.isLeader()) throw noLeader();
+      await commit(consensus, { type: 'deleteJob', at: Date.now(), job_id: req.params.job_id });
+      return reply.code(204).send();
+    });
 
     app.post('/jobs/:job_id/cancel', { schema: { params: JobParams } }, async (req) => {
       requireJob(req.params.job_id);

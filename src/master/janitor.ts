@@ -1,0 +1,137 @@
+import type { AppliedListener } from '../consensus/consensus.js';
+import type { Logger } from '../common/logger.js';
+import type { Command, Results } from '../state/commands.js';
+import type { LifecycleQueries } from '../state/lifecycle-queries.js';
+import type { ClusterConsensus } from './cluster-log.js';
+
+/** The uploads this master holds on its disk. */
+export interface LocalUploads {
+  ids(): string[];
+  remove(id: string): Promise<void>;
+}
+
+/** Jobs (and dead workers) a sweep proposes to delete at most, one command at a time. */
+const SWEEP_BATCH = 100;
+
+/** How often the sweep runs: often enough for a short retention, at least every 10 s. */
+export const sweepIntervalMs = (retentionMs: number): number =>
+  retentionMs > 0 ? Math.min(10_000, Math.max(250, Math.floor(retentionMs / 4))) : 10_000;
+
+/**
+ * What a deletion leaves to clean up, on every master: the leader deletes jobs whose
+ * retention ran out, forgets workers dead for longer than it, and keeps proposing purgeJob
+ * slices of a deleted job's rows until none are left (after a failover too: the slices still
+ * due are in the `purging` table). Every master removes its copy of an upload no job reads any
+ * more — when the delete is applied, and on each sweep for one that missed it (a master that
+ * was down, or installed a snapshot). Times travel in the commands; apply reads no clock.
+ */
+export class Janitor {
+  private timer: NodeJS.Timeout | undefined;
+  /** Deleted jobs (by seq) whose next slice is being proposed. */
+  private readonly purging = new Set<number>();
+  private sweeping = false;
+  private closed = false;
+
+  constructor(
+    private readonly consensus: ClusterConsensus,
+    private readonly queries: LifecycleQueries,
+    private readonly uploads: LocalUploads,
+    /** --retention in ms; 0 keeps finished jobs and dead workers for ever. */
+    private readonly retentionMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sweep(), sweepIntervalMs(this.retentionMs));
+    this.timer.unref();
+    void this.sweep();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+  }
+
+  /** The effects of applied deletions, on every master in log order. */
+  readonly onApplied: AppliedListener<Command, Results> = (batch) => {
+    for (const e of batch) {
+      if (!e.result.ok) continue;
+      if (e.type === 'deleteJob') {
+        const { upload_id, more, seq } = e.result;
+        if (upload_id) this.removeUpload(upload_id);
+        if (more) this.purge(seq);
+      } else if (e.type === 'purgeJob' && e.result.more) {
+        this.purge(e.command.seq);
+      }
+    }
+  };
+
+  /** Proposes the slices of a deleted job's rows, one after the other, until none are left. */
+  private purge(seq: number): void {
+    if (this.purging.has(seq) || this.closed || !this.consensus.isLeader()) return;
+    this.purging.add(seq);
+    void (async () => {
+      const started = Date.now();
+      let slices = 0;
+      let rows = 0;
+      try {
+        for (;;) {
+          if (this.closed || !this.consensus.isLeader()) return;
+          const r = await this.consensus.propose({ type: 'purgeJob', at: Date.now(), seq });
+          if (!r.ok) return;
+          slices++;
+          rows += r.removed;
+          if (!r.more) {
+            this.log.info({ seq, slices, rows, ms: Date.now() - started }, "purged a deleted job's rows");
+            return;
+          }
+        }
+      } catch (err) {
+        // Lost the lead, or the disk refused: the next sweep (of whoever leads) goes on.
+        this.log.debug({ err: (err as Error).message, seq }, 'purging a deleted job paused');
+      } finally {
+        this.purging.delete(seq);
+      }
+    })();
+  }
+
+  private removeUpload(id: string): void {
+    this.uploads
+      .remove(id)
+      .catch((err: Error) => this.log.warn({ err: err.message, upload_id: id }, 'could not remove an upload'));
+  }
+
+  /** One pass: local uploads on every master; retention and unfinished purges on the leader. */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    try {
+      for (const id of this.uploads.ids()) if (this.queries.uploadDeleted(id)) this.removeUpload(id);
+      if (!this.consensus.isLeader()) return;
+      for (const seq of this.queries.purging()) this.purge(seq);
+      // Jobs may carry their own retention even when the cluster keeps everything.
+      const now = Date.now();
+      for (const jobId of this.queries.expiredJobs(now, this.retentionMs, SWEEP_BATCH)) {
+        if (!this.consensus.isLeader()) return;
+        const r = await this.consensus.propose({ type: 'deleteJob', at: Date.now(), job_id: jobId });
+        if (r.ok) this.log.info({ job_id: jobId }, 'deleted a job past its retention');
+      }
+      if (this.retentionMs <= 0) return;
+      for (const w of this.queries.deadWorkers(now - this.retentionMs, SWEEP_BATCH)) {
+        if (!this.consensus.isLeader()) return;
+        const at = Date.now();
+        const r = await this.consensus.propose({
+          type: 'forgetWorker',
+          at,
+          worker_id: w.worker_id,
+          dead_before: at - this.retentionMs,
+        });
+        if (r.ok && r.forgotten) this.log.info({ worker_id: w.worker_id }, 'forgot a worker dead past the retention');
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'a retention sweep stopped early');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}

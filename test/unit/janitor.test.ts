@@ -1,0 +1,173 @@
+// The janitor: the leader keeps proposing slices of a deleted job until none is left (also
+// those a former leader left unfinished), deletes jobs past their retention, forgets dead
+// workers; every master removes its copy of an upload no job reads any more.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/common/logger.js';
+import type { Applied } from '../../src/consensus/consensus.js';
+import { Janitor, type LocalUploads } from '../../src/master/janitor.js';
+import type { ClusterConsensus } from '../../src/master/cluster-log.js';
+import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
+import type { ApplyResult, Command, Results } from '../../src/state/commands.js';
+import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
+import { StateMachine } from '../../src/state/state-machine.js';
+
+const UP = `up_${'b'.repeat(32)}`;
+const log = createLogger('janitor-test');
+log.level = 'silent';
+
+let dir: string;
+let sm: StateMachine;
+let index: number;
+let leader: boolean;
+let proposed: Command[];
+let janitor: Janitor;
+let held: Set<string>;
+
+/** Consensus of one master, in memory: a proposal is applied at once, and its effects follow. */
+const consensus = {
+  isLeader: () => leader,
+  propose: async (command: Command) => {
+    proposed.push(command);
+    const result = apply(command);
+    janitor.onApplied([{ type: command.type, command, result } as Applied<Command, Results>]);
+    return result;
+  },
+} as unknown as ClusterConsensus;
+
+const apply = (command: Command): ApplyResult =>
+  sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
+
+const uploads: LocalUploads = {
+  ids: () => [...held],
+  remove: async (id) => void held.delete(id),
+};
+
+function completedJob(job_id: string, n: number, at: number, config: Record<string, unknown> = {}) {
+  apply({
+    type: 'submitJob',
+    at,
+    job_id,
+    name: job_id,
+    job_type: 'batch',
+    config: normalizeBatchConfig({ operation: 'noop', task_count: n, ...config }),
+  });
+  const idx = Array.from({ length: n }, (_, i) => i);
+  apply({ type: 'assignTasks', at, assignments: idx.map((i) => ({ job_id, idx: i, attempt: 1, worker_id: 'w' })) });
+  apply({
+    type: 'completeTasks',
+    at,
+    completions: idx.map((i) => ({ job_id, idx: i, attempt: 1, worker_id: 'w', result_json: '[]' })),
+  });
+}
+
+const until = async (what: string, ok: () => boolean) => {
+  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!ok()) throw new Error(`never: ${what}`);
+};
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-janitor-'));
+  sm = new StateMachine(join(dir, 'state.db'));
+  index = 0;
+  leader = true;
+  proposed = [];
+  held = new Set();
+  apply({ type: 'registerWorker', at: 0, worker_id: 'w', address: 'w:1', max_tasks: 10 });
+});
+afterEach(() => {
+  janitor.close();
+  sm.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const newJanitor = (retentionMs: number) =>
+  (janitor = new Janitor(consensus, new LifecycleQueries(sm), uploads, retentionMs, log));
+
+describe('the janitor', () => {
+  it('proposes purge slices one after the other until the deleted job has no row left', async () => {
+    newJanitor(0);
+    completedJob('big', 3 * PURGE_SLICE_ROWS + 1, 1000);
+    await consensus.propose({ type: 'deleteJob', at: 2000, job_id: 'big' });
+    await until('the job purged', () => proposed.filter((c) => c.type === 'purgeJob').length === 3);
+    const count = (sm.db.prepare(`SELECT count(*) AS n FROM tasks`).get() as { n: number }).n;
+    expect(count).toBe(0);
+    expect(new LifecycleQueries(sm).purging()).toEqual([]);
+  });
+
+  it('finishes, as the new leader, a purge a former leader left half done', async () => {
+    newJanitor(0);
+    completedJob('big', 2 * PURGE_SLICE_ROWS, 1000);
+    leader = false;
+    await consensus.propose({ type: 'deleteJob', at: 2000, job_id: 'big' });
+    expect(proposed.filter((c) => c.type === 'purgeJob')).toEqual([]);
+    leader = true;
+    await janitor.sweep();
+    await until('the job purged', () => new LifecycleQueries(sm).purging().length === 0);
+  });
+
+  it('deletes jobs past the retention and forgets workers dead for longer, with the time in the command', async () => {
+    newJanitor(1000);
+    const now = Date.now();
+    completedJob('old', 1, now - 5000);
+    completedJob('new', 1, now);
+    apply({ type: 'registerWorker', at: 0, worker_id: 'gone', address: 'g:1', max_tasks: 1 });
+    apply({ type: 'markWorkerDead', at: now - 5000, worker_id: 'gone', reason: 'test' });
+    await janitor.sweep();
+    expect(
+      proposed.map((c) => [c.type, 'job_id' in c ? c.job_id : 'worker_id' in c ? c.worker_id : '']).sort(),
+    ).toEqual([
+      ['deleteJob', 'old'],
+      ['forgetWorker', 'gone'],
+    ]);
+    const forget = proposed.find((c) => c.type === 'forgetWorker') as Extract<Command, { type: 'forgetWorker' }>;
+    expect(forget.dead_before).toBeLessThanOrEqual(forget.at - 1000);
+  });
+
+  it('keeps everything with retention 0, but honours a job’s own retention', async () => {
+    newJanitor(0);
+    completedJob('old', 1, Date.now() - 100_000);
+    apply({
+      type: 'submitJob',
+      at: 0,
+      job_id: 'own',
+      name: 'own',
+      job_type: 'batch',
+      config: normalizeBatchConfig({ operation: 'noop' }),
+      retention_ms: 10,
+    });
+    apply({ type: 'assignTasks', at: 0, assignments: [{ job_id: 'own', idx: 0, attempt: 1, worker_id: 'w' }] });
+    apply({
+      type: 'completeTasks',
+      at: 0,
+      completions: [{ job_id: 'own', idx: 0, attempt: 1, worker_id: 'w', result_json: '[]' }],
+    });
+    await janitor.sweep();
+    expect(proposed).toEqual([expect.objectContaining({ type: 'deleteJob', job_id: 'own' })]);
+  });
+
+  it('removes, on any master, its copy of an upload whose jobs are all deleted — also one that missed the delete', async () => {
+    newJanitor(0);
+    leader = false;
+    const input = { url: `http://m:1/uploads/${UP}`, format: 'lines' };
+    apply({
+      type: 'submitJob',
+      at: 0,
+      job_id: 'reads',
+      name: 'reads',
+      job_type: 'batch',
+      config: normalizeBatchConfig({ operation: 'wordcount', input, task_count: 1 }),
+    });
+    held.add(UP);
+    held.add(`up_${'c'.repeat(32)}`);
+    await janitor.sweep();
+    expect(held.has(UP)).toBe(true);
+    // Applied without this janitor hearing of it (a snapshot installed, a master that was down).
+    apply({ type: 'deleteJob', at: 1, job_id: 'reads' });
+    await janitor.sweep();
+    expect([...held]).toEqual([`up_${'c'.repeat(32)}`]);
+  });
+});
