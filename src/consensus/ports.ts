@@ -9,10 +9,18 @@ export type Committed<C> =
   | { index: number; term: number; kind: 'conf'; data: ConfChange }
   | { index: number; term: number; kind: 'noop' };
 
+/**
+ * A snapshot's bytes: in memory (the simulation), or in a file of this node's data directory
+ * (a master: a state of any size is copied, sent and received in chunks, never held whole).
+ */
+export type SnapshotData = Buffer | { file: string; size: number };
+
 export interface Snapshot {
   meta: SnapshotMeta;
-  data: Buffer;
+  data: SnapshotData;
 }
+
+export const snapshotSize = (data: SnapshotData): number => (Buffer.isBuffer(data) ? data.length : data.size);
 
 /**
  * The replicated state machine. `applyBatch` must be deterministic (same entries in the same
@@ -33,6 +41,8 @@ export interface StateMachine<C, R> {
   snapshot(): Snapshot;
   /** Replaces the whole state with a snapshot's data, durably, before returning. */
   restore(snapshot: Snapshot): void;
+  /** A snapshot taken or received that will not be used: its file (if any) can go. */
+  discard(snapshot: Snapshot): void;
   /** Makes everything applied durable, before the log entries behind it are dropped. */
   checkpoint(): void;
 }

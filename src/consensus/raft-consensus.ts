@@ -21,6 +21,7 @@ import {
   type Committed,
   type Inbound,
   type LogStore,
+  snapshotSize,
   type Snapshot,
   type StateMachine,
   type Transport,
@@ -166,9 +167,15 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * The core, as the durable state says it stands. The state machine may be ahead of the log:
    * a snapshot it installed just before a crash, before the log recorded it. Then the log
    * starts from that snapshot — its content is committed — and what the log held is dropped.
+   *
+   * It may also be behind the log's compaction point: its database was lost, corrupt (and
+   * moved aside) or replaced by an older copy. The entries that would bring it forward are
+   * gone, so the log starts over from the state (empty: index 0, knowing the members as of
+   * the compaction point) and the leader, finding it needs entries it compacted, sends a
+   * snapshot. Its term and vote are kept.
    */
   private boot(): Raft {
-    const hardState = this.storage.hardState();
+    let hardState = this.storage.hardState();
     let snapshot = this.storage.snapshot();
     let entries = this.storage.entries();
     const applied = this.state.applied();
@@ -179,6 +186,16 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         snapshot = applied;
         entries = [];
       }
+    } else if (applied.index < snapshot.index) {
+      const from: SnapshotMeta = { ...applied, members: applied.index > 0 ? applied.members : snapshot.members };
+      this.log.warn(
+        { state_at: applied.index, log_from: snapshot.index },
+        'the state database is behind the compacted log: starting over from it and asking the leader for a snapshot',
+      );
+      hardState = { ...hardState, commit: applied.index };
+      this.storage.save(hardState, [], from);
+      snapshot = from;
+      entries = [];
     }
     this.persistedTerm = hardState.term;
     this.persistedVote = hardState.vote;
@@ -212,7 +229,11 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   onFrame(frame: Inbound): void {
     if (this.closed || this.broken) return;
-    if (frame.snapshot) this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+    if (frame.snapshot) {
+      const replaced = this.incomingSnapshots.get(frame.snapshot.meta.index);
+      if (replaced) this.state.discard(replaced);
+      this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+    }
     try {
       for (const m of frame.msgs ?? []) this.raft.step(m);
     } catch (err) {
@@ -446,7 +467,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
       }
       // A snapshot the core wanted was installed by the first Ready above; others were stale.
-      this.incomingSnapshots.clear();
+      this.dropIncomingSnapshots();
       this.updateLeadership();
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
@@ -464,8 +485,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       // The state machine takes it first: should we crash before the log records it, boot()
       // finds the state ahead of the log and starts the log from there.
       this.state.restore(incoming);
-      this.incomingSnapshots.clear();
-      this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
+      this.incomingSnapshots.delete(rd.snapshot.index);
+      this.dropIncomingSnapshots();
+      this.log.info(
+        { index: rd.snapshot.index, bytes: snapshotSize(incoming.data) },
+        'installed a snapshot from the leader',
+      );
     }
     // The commit index is volatile in Raft (a restarted node relearns it from the leader),
     // so only a new term or vote is written: the commit it carries rides along then.
@@ -608,8 +633,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.cancelApplyTimer?.();
     this.cancelApplyTimer = undefined;
     this.deferred = [];
-    this.incomingSnapshots.clear();
-    this.outgoingSnapshot = undefined;
+    this.dropIncomingSnapshots();
+    this.dropOutgoingSnapshot();
     this.unissuedRead = 0;
     this.broken = true;
     this.brokenSince = this.clock.now();
@@ -629,6 +654,17 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     return true;
   }
 
+  private dropIncomingSnapshots(): void {
+    for (const snap of this.incomingSnapshots.values()) this.state.discard(snap);
+    this.incomingSnapshots.clear();
+  }
+
+  /** The transport has opened what it sends already: the copy itself may go. */
+  private dropOutgoingSnapshot(): void {
+    if (this.outgoingSnapshot) this.state.discard(this.outgoingSnapshot.snap);
+    this.outgoingSnapshot = undefined;
+  }
+
   private snapshotToSend(): Snapshot {
     // Several followers needing one at once share it — while the log still follows on from
     // it; a snapshot older than the compaction point would leave its receiver stuck behind.
@@ -637,9 +673,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (cached && now - cached.at <= 2_000 && cached.snap.meta.index >= this.raft.log.snapshot.index) {
       return cached.snap;
     }
+    this.dropOutgoingSnapshot();
     const snap = this.state.snapshot();
     this.outgoingSnapshot = { at: now, snap };
-    this.log.info({ index: snap.meta.index, bytes: snap.data.length }, 'sending a snapshot to a follower');
+    this.log.info({ index: snap.meta.index, bytes: snapshotSize(snap.data) }, 'sending a snapshot to a follower');
     return snap;
   }
 
@@ -732,6 +769,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       if (!(err instanceof StorageError)) throw err;
     }
     this.closed = true;
+    this.dropIncomingSnapshots();
+    this.dropOutgoingSnapshot();
     this.stopTicker?.();
     this.cancelApplyTimer?.();
     for (const [, w] of this.waiters) w.done(shuttingDown());

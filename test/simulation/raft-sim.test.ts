@@ -213,6 +213,8 @@ describe('scenarios', () => {
   });
 
   for (const [what, when] of [
+    ['a snapshot chunk', 'before'],
+    ['a snapshot chunk', 'after'],
     ['a snapshot install', 'before'],
     ['a snapshot install', 'after'],
     ['a snapshot record', 'before'],
@@ -233,4 +235,31 @@ describe('scenarios', () => {
       expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
     });
   }
+
+  it('a node whose state database is lost after compaction starts from an empty state and fetches a snapshot', () => {
+    const sim = quietCluster(3, 1, { keepEntries: 0 });
+    const leader = sim.leader()!;
+    const behind = leader.voters.find((v) => v !== leader.id)!;
+    for (let i = 0; i < 30; i++) sim.commitEverywhere(`c${i}`);
+    for (const n of sim.nodes.values()) sim.compact(n.id);
+    expect(sim.node(behind).log.snapshot.index).toBeGreaterThan(0);
+    sim.crash(behind);
+    sim.loseState(behind);
+    sim.restart(behind);
+    sim.commitEverywhere('caught-up');
+    expect(sim.stats.snapshotsInstalled).toBeGreaterThan(0);
+    expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
+  });
+
+  it('a node whose state database is lost before any compaction replays its log from the start', () => {
+    const sim = quietCluster(3);
+    const leader = sim.leader()!;
+    const behind = leader.voters.find((v) => v !== leader.id)!;
+    for (let i = 0; i < 10; i++) sim.commitEverywhere(`c${i}`);
+    sim.crash(behind);
+    sim.loseState(behind);
+    sim.restart(behind);
+    sim.commitEverywhere('caught-up');
+    expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
+  });
 });

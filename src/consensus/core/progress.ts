@@ -72,6 +72,14 @@ export class Progress {
       return true;
     }
     if (this.next - 1 !== rejected) return false;
+    if (rejected === this.match && hint < this.match) {
+      // It no longer holds what it acknowledged: its disk lost the log (its state database
+      // was lost or corrupt, and it started over from an empty state). Start it over from
+      // what it says it has — a snapshot, when that is compacted away. (A late duplicate of
+      // an old rejection can land here too: then a resend costs time, never safety, as a
+      // lower match only holds the commit index back.)
+      this.match = hint;
+    }
     this.next = Math.max(this.match + 1, Math.min(rejected, hint + 1));
     this.paused = false;
     return true;
