@@ -25,6 +25,7 @@ export interface MasterFlags extends TlsFlags {
   peers?: string;
   discover?: string;
   bootstrapExpect?: string;
+  snapshotEntries?: string;
 }
 
 function port(text: string | undefined, fallback: number, what: string): number {
@@ -72,6 +73,10 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   if (bootstrapExpect !== undefined && (!Number.isInteger(bootstrapExpect) || bootstrapExpect < 1)) {
     throw new Error(`--bootstrap-expect must be a positive integer; got '${f.bootstrapExpect}'`);
   }
+  const snapshotEntries = f.snapshotEntries === undefined ? undefined : Number(f.snapshotEntries);
+  if (snapshotEntries !== undefined && (!Number.isInteger(snapshotEntries) || snapshotEntries < 1)) {
+    throw new Error(`--snapshot-entries must be a positive integer; got '${f.snapshotEntries}'`);
+  }
   const tls = tlsOf(f);
   const peers = f.peers
     ?.split(',')
@@ -88,6 +93,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(peers ? { peers } : {}),
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
+    ...(snapshotEntries !== undefined ? { snapshotEntries } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),

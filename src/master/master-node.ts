@@ -45,6 +45,8 @@ export interface MasterOptions {
   discover?: string;
   /** With DNS discovery: how many masters must resolve before a new cluster is founded. */
   bootstrapExpect?: number;
+  /** `--snapshot-entries` (default 25,000): the log is compacted once this many applied entries sit in it. */
+  snapshotEntries?: number;
   jwtSecret?: string;
   /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
   tls?: NodeTls;
@@ -197,6 +199,12 @@ export class MasterNode {
       codec: commandCodec,
       timing: { ...DEFAULT_TIMING, ...options.timing },
       log,
+      ...(options.snapshotEntries !== undefined
+        ? {
+            snapshotEntries: options.snapshotEntries,
+            keepEntries: Math.min(5_000, Math.floor(options.snapshotEntries / 5)),
+          }
+        : {}),
     }));
     return { consensus, transport };
   }

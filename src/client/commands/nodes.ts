@@ -19,6 +19,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--peers <urls>', "every master's URL, this one's included")
     .option('--discover <dns:NAME>', 'find the peers in DNS')
     .option('--bootstrap-expect <n>', 'with DNS discovery, wait for N peers before the first election')
+    .option('--snapshot-entries <n>', 'compact the log once this many applied entries sit in it (25000)')
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', TLS_CA_HELP)
