@@ -62,6 +62,20 @@ export interface LogStore {
   save(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: SnapshotMeta): void;
   /** Drops entries up to `meta.index`, which the state machine holds durably. */
   compact(meta: SnapshotMeta): void;
+  /** See `VoteFloor`: undefined when there is none. */
+  voteFloor(): VoteFloor | undefined;
+  setVoteFloor(floor: VoteFloor | undefined): void;
+}
+
+/**
+ * The last entry of the log a node dropped when it had to start over from an empty state (its
+ * state database lost or corrupt after compaction). Entries it acknowledged may be committed:
+ * until its log is as up to date again it neither votes nor campaigns, as if it were down, so
+ * that no leader lacking them can be elected with its help.
+ */
+export interface VoteFloor {
+  index: number;
+  term: number;
 }
 
 /** What reaches the driver from a peer: Raft messages, maybe with a snapshot's data. */

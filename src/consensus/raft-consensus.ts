@@ -10,8 +10,9 @@ import type {
   ResultMap,
   Tagged,
 } from './consensus.js';
+import { membersAfter } from './core/membership.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
-import type { ConfChange, Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
+import type { ConfChange, Entry, Message, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import { eventLoopClock } from './event-loop-clock.js';
 import {
   StorageError,
@@ -25,6 +26,7 @@ import {
   type Snapshot,
   type StateMachine,
   type Transport,
+  type VoteFloor,
 } from './ports.js';
 
 export interface RaftTiming {
@@ -70,6 +72,8 @@ const HEALTHY_MS = 2_000;
  */
 const APPLY_BATCH = 4096;
 const APPLY_DELAY_MS = 100;
+/** Followers needing a snapshot within this long of another share its copy. */
+const SHARE_SNAPSHOT_MS = 2_000;
 /** A read that a quorum has not confirmed by then fails: the caller retries elsewhere. */
 const READ_TIMEOUT_MS = 5_000;
 /** How often a disk failure is logged while it lasts (every failed write is retried). */
@@ -143,6 +147,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private broken = false;
   private brokenSince = 0;
   private lastDiskLog = -Infinity;
+  /** Set while this node's log is behind what it had before it started over (see VoteFloor). */
+  private floor: VoteFloor | undefined;
   private readonly schedule: () => void;
 
   constructor(o: RaftConsensusOptions<C, M>) {
@@ -187,7 +193,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         entries = [];
       }
     } else if (applied.index < snapshot.index) {
-      const from: SnapshotMeta = { ...applied, members: applied.index > 0 ? applied.members : snapshot.members };
+      // The configuration the log ended with: the one Raft would have used.
+      const from: SnapshotMeta = { ...applied, members: membersAfter(snapshot.members, entries) };
+      // Recorded before the log is dropped: a crash in between finds the same situation again.
+      const last = entries.at(-1) ?? snapshot;
+      const before = this.storage.voteFloor();
+      const floor = before && upToDate(before, last) ? before : { index: last.index, term: last.term };
+      this.storage.setVoteFloor(floor);
       this.log.warn(
         { state_at: applied.index, log_from: snapshot.index },
         'the state database is behind the compacted log: starting over from it and asking the leader for a snapshot',
@@ -199,6 +211,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     }
     this.persistedTerm = hardState.term;
     this.persistedVote = hardState.vote;
+    this.floor = this.storage.voteFloor();
     return new Raft({
       id: this.self.id,
       electionTicks: this.timing.electionTicks,
@@ -235,7 +248,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
     }
     try {
-      for (const m of frame.msgs ?? []) this.raft.step(m);
+      for (const m of frame.msgs ?? []) if (!this.ignoredWhileFloored(m)) this.raft.step(m);
     } catch (err) {
       // A message no correct member sends (the transport checked its shape, not its sense):
       // what it did to the core is dropped with everything else not durable.
@@ -256,7 +269,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       if (this.clock.now() - this.brokenSince < REBUILD_EVERY_MS || !this.rebuild()) return;
     }
     const loneVoter = this.raft.promotable && this.raft.voters.length === 1 && this.raft.role !== 'leader';
-    this.raft.tick();
+    // A floored node never times out into a campaign: it waits for the leader's snapshot.
+    if (!this.floored()) this.raft.tick();
     if (loneVoter) for (let i = 0; i < 2 * this.timing.electionTicks; i++) this.raft.tick();
     if (this.raft.role === 'leader') this.leaderHousekeeping();
     this.schedule();
@@ -468,6 +482,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       }
       // A snapshot the core wanted was installed by the first Ready above; others were stale.
       this.dropIncomingSnapshots();
+      this.liftFloor();
       this.updateLeadership();
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
@@ -654,6 +669,38 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     return true;
   }
 
+  /**
+   * Whether this node must not vote or campaign (see VoteFloor). A master alone in its
+   * configuration has nobody to mislead, and nobody to fetch its state from: it goes on with
+   * what it has.
+   */
+  private floored(): boolean {
+    return this.floor !== undefined && this.raft.members.length > 1;
+  }
+
+  /**
+   * Not answering is always safe in Raft; voting with a log that lost entries is not. A floored
+   * node answers only candidates whose log is as up to date as the one it dropped (holding,
+   * then, whatever it had acknowledged), and is never told to campaign.
+   */
+  private ignoredWhileFloored(m: Message): boolean {
+    if (!this.floored()) return false;
+    if (m.type === 'timeoutNow') return true;
+    if (m.type !== 'vote' && m.type !== 'preVote') return false;
+    return !upToDate({ index: m.lastIndex, term: m.lastTerm }, this.floor!);
+  }
+
+  /** Once the durable log is as up to date as the one dropped, the node votes again. */
+  private liftFloor(): void {
+    const f = this.floor;
+    if (!f) return;
+    const log = this.raft.log;
+    if (log.stable < log.lastIndex || !upToDate({ index: log.lastIndex, term: log.lastTerm }, f)) return;
+    this.storage.setVoteFloor(undefined);
+    this.floor = undefined;
+    this.log.info({ index: log.lastIndex }, 'the log is as up to date as before the state was lost: voting again');
+  }
+
   private dropIncomingSnapshots(): void {
     for (const snap of this.incomingSnapshots.values()) this.state.discard(snap);
     this.incomingSnapshots.clear();
@@ -670,12 +717,16 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     // it; a snapshot older than the compaction point would leave its receiver stuck behind.
     const now = this.clock.now();
     const cached = this.outgoingSnapshot;
-    if (cached && now - cached.at <= 2_000 && cached.snap.meta.index >= this.raft.log.snapshot.index) {
+    if (cached && now - cached.at <= SHARE_SNAPSHOT_MS && cached.snap.meta.index >= this.raft.log.snapshot.index) {
       return cached.snap;
     }
     this.dropOutgoingSnapshot();
     const snap = this.state.snapshot();
     this.outgoingSnapshot = { at: now, snap };
+    // The copy is as big as the state: it does not stay on disk once nobody can share it.
+    this.clock.after(SHARE_SNAPSHOT_MS, () => {
+      if (this.outgoingSnapshot?.snap === snap) this.dropOutgoingSnapshot();
+    });
     this.log.info({ index: snap.meta.index, bytes: snapshotSize(snap.data) }, 'sending a snapshot to a follower');
     return snap;
   }
@@ -778,4 +829,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     for (const w of this.readWaiters.splice(0)) w.done(shuttingDown());
     this.transport.close();
   }
+}
+
+/** Whether a log ending at `a` is at least as up to date as one ending at `b` (§5.4.1). */
+function upToDate(a: VoteFloor, b: VoteFloor): boolean {
+  return a.term > b.term || (a.term === b.term && a.index >= b.index);
 }

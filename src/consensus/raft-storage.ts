@@ -4,7 +4,7 @@ import { isDiskError } from '../common/disk-errors.js';
 import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
-import { StorageError, type LogStore } from './ports.js';
+import { StorageError, type LogStore, type VoteFloor } from './ports.js';
 
 /** How entries other than commands are encoded; a command's bytes are stored as proposed. */
 const logCodec = newCodec();
@@ -88,6 +88,14 @@ export class RaftStorage implements LogStore {
       // A command is kept encoded, as the driver proposed it; the rest is the core's to read.
       return { index: r.idx, term: r.term, kind, data: kind === 'cmd' ? r.data : (logCodec.unpack(r.data) as unknown) };
     });
+  }
+
+  voteFloor(): VoteFloor | undefined {
+    return this.getJson<VoteFloor | null>('vote_floor') ?? undefined;
+  }
+
+  setVoteFloor(floor: VoteFloor | undefined): void {
+    this.write(() => this.setJson('vote_floor', floor ?? null));
   }
 
   /** Persists one Ready's worth of state, durably, in one transaction. */

@@ -14,7 +14,7 @@
 // machine safety) and throws a SimFailure naming the seed when one breaks.
 import { createLogger } from '../../src/common/logger.js';
 import { mulberry32 } from '../../src/common/mulberry32.js';
-import { applyConfChange, bootstrapState } from '../../src/consensus/core/membership.js';
+import { applyConfChange, bootstrapState, membersAfter } from '../../src/consensus/core/membership.js';
 import type { Raft } from '../../src/consensus/core/raft.js';
 import type {
   ConfChange,
@@ -172,6 +172,8 @@ interface DurableLog {
   snapshot: SnapshotMeta;
   /** The log after the snapshot: entries[k].index === snapshot.index + 1 + k. */
   entries: Entry[];
+  /** See VoteFloor in ports.ts. */
+  floor?: { index: number; term: number };
 }
 
 /** What the state machine of a node holds durably (as of its last checkpoint or restore). */
@@ -381,6 +383,7 @@ export class SimCluster {
     snapshotsInstalled: 0,
     reads: 0,
     crashes: 0,
+    statesLost: 0,
     elections: 0,
     diskRefusals: 0,
   };
@@ -563,6 +566,12 @@ export class SimCluster {
         this.write(node, snapshot ? 'a snapshot record' : 'a log write', () =>
           this.persist(node, hardState, entries, snapshot),
         ),
+      voteFloor: () => (s.floor ? { ...s.floor } : undefined),
+      setVoteFloor: (floor) =>
+        this.write(node, 'a vote floor', () => {
+          if (floor) s.floor = { ...floor };
+          else delete s.floor;
+        }),
       compact: (meta) =>
         this.write(node, 'a compaction', () => {
           if (node.durableState.meta.index < meta.index) {
@@ -768,7 +777,19 @@ export class SimCluster {
     const node = this.node(id);
     if (node.driver) throw new Error(`node ${id} must be down to lose its state`);
     node.durableState = { meta: { index: 0, term: 0, members: [] }, cmds: [] };
+    this.stats.statesLost++;
     this.trace(`STATE of ${id} lost`);
+  }
+
+  /**
+   * Whether losing the state of `id` leaves the data somewhere: no other node is still
+   * fetching its own back, and its configuration has three voters or more (a member alone
+   * holds the only copy).
+   */
+  mayLoseState(id: NodeId): boolean {
+    const node = this.node(id);
+    const voters = membersAfter(node.log.snapshot.members, node.log.entries).filter((m) => m.voter);
+    return voters.length >= 3 && [...this.nodes.values()].every((n) => !n.log.floor);
   }
 
   /** The disk of `id` refuses every write for the next `steps` steps. */
@@ -1303,6 +1324,8 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     read: setup.pick([0, 0.02, 0.05]),
     compact: setup.pick([0, 0.01, 0.05]),
     conf: plan.membership ? setup.pick([0.01, 0.03]) : 0,
+    /** Of the restarts, the share whose state database is lost (deleted or corrupt) meanwhile. */
+    loseState: setup.pick([0, 0, 0.2]),
   };
   let cmd = 0;
   let healAt = 0;
@@ -1340,6 +1363,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       for (const [id, at] of restartAt) {
         if (sim.now >= at) {
           restartAt.delete(id);
+          if (rng.chance(p.loseState) && sim.mayLoseState(id)) sim.loseState(id);
           sim.restart(id);
         }
       }

@@ -4,7 +4,9 @@
 // Seeded runs: each seed builds a cluster of 3 (odd seeds) or 5 (even seeds) nodes, some with
 // membership changes (every third seed), and throws at it lost, late, duplicated and reordered
 // messages, partitions, one-way link cuts, crashes (also between any two writes of a Ready or a
-// snapshot install), disks that refuse writes for a while, commands the state machine refuses,
+// snapshot install, and between the chunks of a snapshot received), state databases lost while
+// their node was down (it starts over from an empty state, voting only for candidates as up to
+// date as the log it dropped), disks that refuse writes for a while, commands the state machine refuses,
 // leader transfers, read-index requests and compactions. After every step the simulation checks
 // election safety, log matching, that committed entries never change, that every state machine
 // is a prefix of one history, that reads are linearizable, and applied <= commit <= lastIndex.
@@ -55,6 +57,7 @@ describe('seeded simulation', () => {
         const total = (k: keyof SeedReport['stats']) => reports.reduce((n, r) => n + r.stats[k], 0);
         expect(total('crashes')).toBeGreaterThan(0);
         expect(total('snapshotsInstalled')).toBeGreaterThan(0);
+        expect(total('statesLost')).toBeGreaterThan(0);
         expect(total('diskRefusals')).toBeGreaterThan(0);
         expect(total('refused')).toBeGreaterThan(0);
         expect(total('reads')).toBeGreaterThan(0);
