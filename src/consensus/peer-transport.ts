@@ -177,7 +177,13 @@ export class PeerTransport implements Transport {
         this.handlers.onSnapshotFailed(to);
         continue;
       }
-      this.streamSnapshot(to, link, snap, snapshotFor());
+      try {
+        this.streamSnapshot(to, link, snap, snapshotFor());
+      } catch (err) {
+        // No room for the copy (or the disk refused it): this follower waits, the leader goes on.
+        this.log.warn({ peer: to, err: (err as Error).message }, 'could not copy the state to send a snapshot');
+        this.handlers.onSnapshotFailed(to);
+      }
     }
   }
 
