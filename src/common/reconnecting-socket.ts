@@ -109,6 +109,11 @@ export class ReconnectingSocket {
     return this.ws?.readyState === WebSocket.OPEN;
   }
 
+  /** Bytes sent on the open connection but not yet handed to the network (0 when not open). */
+  get bufferedAmount(): number {
+    return this.open ? this.ws!.bufferedAmount : 0;
+  }
+
   /**
    * Sends now, or queues while disconnected if a queue was asked for; false when the frame
    * was refused (disconnected without a queue, too much unsent, or closed).

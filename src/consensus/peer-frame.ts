@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { newCodec } from '../protocol/msgpack.js';
-import type { Message, NodeId, SnapshotMeta } from './core/types.js';
+import type { Message, NodeId } from './core/types.js';
+import { CHUNK_BYTES, type SnapshotChunk } from './snapshot-stream.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is
 // decoded, so nothing the core is handed can make it throw.
@@ -59,16 +60,27 @@ const PeerFrameSchema = Type.Object({
   /** The sender's URL: a master not yet in our configuration (one joining) can be answered. */
   addr: Type.Optional(Type.String({ pattern: '^https?://[^/\\s]+$', maxLength: 300 })),
   msgs: Type.Optional(Type.Array(MessageSchema)),
-  snapshot: Type.Optional(Type.Object({ meta: SnapshotMetaSchema, data: Type.Uint8Array() })),
+  chunk: Type.Optional(
+    Type.Object(
+      {
+        transfer: Id,
+        offset: Index,
+        size: Index,
+        data: Type.Uint8Array({ maxByteLength: CHUNK_BYTES }),
+        sha256: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+      },
+      { additionalProperties: false },
+    ),
+  ),
   ping: Type.Optional(Type.Literal(true)),
 });
 
-/** One frame between masters: Raft messages, maybe a snapshot, or just a sign of life. */
+/** One frame between masters: Raft messages, maybe a chunk of a snapshot, or just a sign of life. */
 export interface PeerFrame {
   from: NodeId;
   addr?: string;
   msgs?: Message[];
-  snapshot?: { meta: SnapshotMeta; data: Buffer };
+  chunk?: SnapshotChunk;
   ping?: true;
 }
 
@@ -101,17 +113,21 @@ export function decodeFrame(bytes: Buffer): { frame: PeerFrame } | { error: stri
     return { error: first ? `${first.path || 'frame'}: ${first.message}` : 'not a peer frame' };
   }
   const frame = value as PeerFrame;
+  const chunk = frame.chunk;
+  if (chunk && chunk.offset + chunk.data.length > chunk.size) return { error: 'a chunk past the end of its snapshot' };
+  if (chunk?.sha256 !== undefined && chunk.offset + chunk.data.length !== chunk.size) {
+    return { error: 'a last chunk that does not end its snapshot' };
+  }
+  const snaps = (frame.msgs ?? []).filter((m) => m.type === 'snap').length;
+  // A snapshot message travels on its snapshot's last chunk, alone; the chunk's checksum vouches for the data.
+  if (snaps > 0 && (chunk?.sha256 === undefined || snaps !== 1 || frame.msgs!.length !== 1)) {
+    return { error: 'a snapshot message without its last chunk' };
+  }
+  if (chunk?.sha256 !== undefined && snaps === 0) return { error: 'a last chunk without its snapshot message' };
   for (const m of frame.msgs ?? []) {
     if (m.from !== frame.from) return { error: 'a message claims another sender than its frame' };
     if (m.type === 'app' && m.entries.some((e, i) => e.index !== m.prevIndex + 1 + i)) {
       return { error: 'an append whose entries do not follow on from prevIndex' };
-    }
-    // A snapshot's data travels beside its message: the two must describe the same snapshot.
-    if (
-      m.type === 'snap' &&
-      (frame.snapshot?.meta.index !== m.snapshot.index || frame.snapshot.meta.term !== m.snapshot.term)
-    ) {
-      return { error: 'a snapshot message without its data' };
     }
   }
   return { frame };

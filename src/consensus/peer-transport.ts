@@ -4,16 +4,19 @@ import type { Principal, TokenSource } from '../common/auth.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import { isUntrustedCertificate, type TlsConnect } from '../common/tls.js';
-import type { Member, Message, NodeId, SnapshotMeta } from './core/types.js';
+import type { Member, Message, NodeId } from './core/types.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
-import { decodeFrame, encodeFrame, type PeerFrame } from './peer-frame.js';
-import type { Transport } from './ports.js';
+import { decodeFrame, encodeFrame } from './peer-frame.js';
+import type { Inbound, Snapshot, Transport } from './ports.js';
+import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
 
 export interface TransportHandlers {
-  onFrame(frame: PeerFrame): void;
+  onFrame(frame: Inbound): void;
   /** A snapshot could not be delivered to `to`. */
   onSnapshotFailed(to: NodeId): void;
+  /** Where to write a snapshot being received (beside the state database, to be renamed over it). */
+  receivingFile(from: NodeId, transfer: number): string;
 }
 
 /** Frames queued for a peer while its connection is down; Raft re-sends what matters. */
@@ -62,6 +65,19 @@ class PeerLink {
     });
   }
 
+  get open(): boolean {
+    return this.socket.open;
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /** Sends on the open connection only (a snapshot's chunks are never queued for the next). */
+  sendNow(frame: Buffer): boolean {
+    return this.socket.open && this.send(frame);
+  }
+
   /** Queues or sends a frame; false when it had to be dropped. */
   send(frame: Buffer): boolean {
     const open = this.socket.open;
@@ -95,6 +111,10 @@ export class PeerTransport implements Transport {
   private readonly incoming = new Map<WebSocket, NodeId>();
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
+  /** The snapshot being streamed to each peer: one at a time, never restarted while it runs. */
+  private readonly sending = new Map<NodeId, SnapshotSender>();
+  private readonly receiver: SnapshotReceiver;
+  private transfers = Date.now();
 
   constructor(
     private readonly selfId: NodeId,
@@ -110,6 +130,7 @@ export class PeerTransport implements Transport {
       for (const l of this.links.values()) l.pingIfIdle(this.pingFrame);
     }, PING_MS);
     this.pinger.unref();
+    this.receiver = new SnapshotReceiver(handlers.receivingFile, log);
   }
 
   /**
@@ -129,6 +150,8 @@ export class PeerTransport implements Transport {
       if (wanted.get(id) !== link.address) {
         link.close();
         this.links.delete(id);
+        this.sending.get(id)?.cancel();
+        this.sending.delete(id);
       }
     }
     for (const [id, address] of wanted) {
@@ -137,20 +160,57 @@ export class PeerTransport implements Transport {
     }
   }
 
-  /** Sends messages grouped per peer, one frame each; `snapshotFor` supplies snapshot data. */
-  send(msgs: readonly Message[], snapshotFor: () => { meta: SnapshotMeta; data: Buffer }): void {
-    for (const [to, list] of groupBy(msgs, (m) => m.to)) {
+  /**
+   * Sends messages grouped per peer, one frame each. A snapshot message starts streaming
+   * `snapshotFor()` to its peer in chunks, unless one is on its way to it already (Raft asks
+   * again while a large one is still travelling: restarting would never finish it).
+   */
+  send(msgs: readonly Message[], snapshotFor: () => Snapshot): void {
+    for (const [to, all] of groupBy(msgs, (m) => m.to)) {
       const link = this.links.get(to);
-      const snap = list.find((m) => m.type === 'snap');
-      let frame: PeerFrame = { from: this.selfId, addr: this.selfAddress, msgs: list };
-      if (snap) {
-        const s = snapshotFor();
-        // The snapshot sent is the state machine now; its message says so.
-        frame = { ...frame, msgs: list.map((m) => (m === snap ? { ...m, snapshot: s.meta } : m)), snapshot: s };
+      const snap = all.find((m) => m.type === 'snap');
+      const list = snap ? all.filter((m) => m !== snap) : all;
+      if (list.length > 0) link?.send(encodeFrame({ from: this.selfId, addr: this.selfAddress, msgs: list }));
+      if (!snap) continue;
+      if (this.sending.get(to)?.running) continue;
+      if (!link?.open) {
+        this.handlers.onSnapshotFailed(to);
+        continue;
       }
-      const delivered = link ? link.send(encodeFrame(frame)) : false;
-      if (snap && !delivered) this.handlers.onSnapshotFailed(to);
+      try {
+        this.streamSnapshot(to, link, snap, snapshotFor());
+      } catch (err) {
+        // No room for the copy (or the disk refused it): this follower waits, the leader goes on.
+        this.log.warn({ peer: to, err: (err as Error).message }, 'could not copy the state to send a snapshot');
+        this.handlers.onSnapshotFailed(to);
+      }
     }
+  }
+
+  private streamSnapshot(to: NodeId, link: PeerLink, snap: Message, s: Snapshot): void {
+    // The snapshot sent is the state machine now; its message says so.
+    const message = { ...snap, snapshot: s.meta } as Message;
+    const chunks = {
+      get open() {
+        return link.open;
+      },
+      get bufferedAmount() {
+        return link.bufferedAmount;
+      },
+      sendNow: (chunk: SnapshotChunk, msgs?: Message[]) =>
+        link.sendNow(encodeFrame({ from: this.selfId, addr: this.selfAddress, chunk, ...(msgs ? { msgs } : {}) })),
+    };
+    const started = Date.now();
+    const sender = new SnapshotSender(chunks, s, message, ++this.transfers, (ok, why) => {
+      if (this.sending.get(to) === sender) this.sending.delete(to);
+      if (ok) {
+        this.log.info({ peer: to, index: s.meta.index, ms: Date.now() - started }, 'sent a snapshot');
+        return;
+      }
+      this.log.warn({ peer: to, index: s.meta.index, why }, 'could not send a snapshot; Raft will try again');
+      this.handlers.onSnapshotFailed(to);
+    });
+    this.sending.set(to, sender);
   }
 
   /**
@@ -188,7 +248,13 @@ export class PeerTransport implements Transport {
         this.learned.set(frame.from, frame.addr);
         this.setPeers(this.members);
       }
-      if (!frame.ping) this.handlers.onFrame(frame);
+      if (frame.ping) return;
+      if (frame.chunk) {
+        const complete = this.receiver.take(frame.from, frame.chunk, frame.msgs);
+        if (complete) this.handlers.onFrame(complete);
+        return;
+      }
+      this.handlers.onFrame({ msgs: frame.msgs ?? [] });
     });
     socket.on('error', () => socket.close());
   }
@@ -221,6 +287,9 @@ export class PeerTransport implements Transport {
 
   close(): void {
     clearInterval(this.pinger);
+    for (const s of this.sending.values()) s.cancel();
+    this.sending.clear();
+    this.receiver.close();
     for (const l of this.links.values()) l.close();
     this.links.clear();
   }

@@ -9,10 +9,18 @@ export type Committed<C> =
   | { index: number; term: number; kind: 'conf'; data: ConfChange }
   | { index: number; term: number; kind: 'noop' };
 
+/**
+ * A snapshot's bytes: in memory (the simulation), or in a file of this node's data directory
+ * (a master: a state of any size is copied, sent and received in chunks, never held whole).
+ */
+export type SnapshotData = Buffer | { file: string; size: number };
+
 export interface Snapshot {
   meta: SnapshotMeta;
-  data: Buffer;
+  data: SnapshotData;
 }
+
+export const snapshotSize = (data: SnapshotData): number => (Buffer.isBuffer(data) ? data.length : data.size);
 
 /**
  * The replicated state machine. `applyBatch` must be deterministic (same entries in the same
@@ -33,6 +41,8 @@ export interface StateMachine<C, R> {
   snapshot(): Snapshot;
   /** Replaces the whole state with a snapshot's data, durably, before returning. */
   restore(snapshot: Snapshot): void;
+  /** A snapshot taken or received that will not be used: its file (if any) can go. */
+  discard(snapshot: Snapshot): void;
   /** Makes everything applied durable, before the log entries behind it are dropped. */
   checkpoint(): void;
 }
@@ -52,6 +62,20 @@ export interface LogStore {
   save(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: SnapshotMeta): void;
   /** Drops entries up to `meta.index`, which the state machine holds durably. */
   compact(meta: SnapshotMeta): void;
+  /** See `VoteFloor`: undefined when there is none. */
+  voteFloor(): VoteFloor | undefined;
+  setVoteFloor(floor: VoteFloor | undefined): void;
+}
+
+/**
+ * The last entry of the log a node dropped when it had to start over from an empty state (its
+ * state database lost or corrupt after compaction). Entries it acknowledged may be committed:
+ * until its log is as up to date again it neither votes nor campaigns, as if it were down, so
+ * that no leader lacking them can be elected with its help.
+ */
+export interface VoteFloor {
+  index: number;
+  term: number;
 }
 
 /** What reaches the driver from a peer: Raft messages, maybe with a snapshot's data. */

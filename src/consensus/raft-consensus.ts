@@ -12,8 +12,9 @@ import type {
   ResultMap,
   Tagged,
 } from './consensus.js';
+import { membersAfter } from './core/membership.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
-import type { ConfChange, Entry, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
+import type { ConfChange, Entry, Message, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import { eventLoopClock } from './event-loop-clock.js';
 import {
   StorageError,
@@ -23,9 +24,11 @@ import {
   type Committed,
   type Inbound,
   type LogStore,
+  snapshotSize,
   type Snapshot,
   type StateMachine,
   type Transport,
+  type VoteFloor,
 } from './ports.js';
 
 export interface RaftTiming {
@@ -71,6 +74,8 @@ const HEALTHY_MS = 2_000;
  */
 const APPLY_BATCH = 4096;
 const APPLY_DELAY_MS = 100;
+/** Followers needing a snapshot within this long of another share its copy. */
+const SHARE_SNAPSHOT_MS = 2_000;
 /** A read that a quorum has not confirmed by then fails: the caller retries elsewhere. */
 const READ_TIMEOUT_MS = 5_000;
 /** How often a disk failure is logged while it lasts (every failed write is retried). */
@@ -150,6 +155,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** The last write failed for a full disk, and none has succeeded since (see `diskFull`). */
   private fullDisk = false;
   private fullDiskCount = 0;
+  /** Set while this node's log is behind what it had before it started over (see VoteFloor). */
+  private floor: VoteFloor | undefined;
   private readonly schedule: () => void;
 
   constructor(o: RaftConsensusOptions<C, M>) {
@@ -174,9 +181,15 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * The core, as the durable state says it stands. The state machine may be ahead of the log:
    * a snapshot it installed just before a crash, before the log recorded it. Then the log
    * starts from that snapshot — its content is committed — and what the log held is dropped.
+   *
+   * It may also be behind the log's compaction point: its database was lost, corrupt (and
+   * moved aside) or replaced by an older copy. The entries that would bring it forward are
+   * gone, so the log starts over from the state (empty: index 0, knowing the members as of
+   * the compaction point) and the leader, finding it needs entries it compacted, sends a
+   * snapshot. Its term and vote are kept.
    */
   private boot(): Raft {
-    const hardState = this.storage.hardState();
+    let hardState = this.storage.hardState();
     let snapshot = this.storage.snapshot();
     let entries = this.storage.entries();
     const applied = this.state.applied();
@@ -187,9 +200,26 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         snapshot = applied;
         entries = [];
       }
+    } else if (applied.index < snapshot.index) {
+      // The configuration the log ended with: the one Raft would have used.
+      const from: SnapshotMeta = { ...applied, members: membersAfter(snapshot.members, entries) };
+      // Recorded before the log is dropped: a crash in between finds the same situation again.
+      const last = entries.at(-1) ?? snapshot;
+      const before = this.storage.voteFloor();
+      const floor = before && upToDate(before, last) ? before : { index: last.index, term: last.term };
+      this.storage.setVoteFloor(floor);
+      this.log.warn(
+        { state_at: applied.index, log_from: snapshot.index },
+        'the state database is behind the compacted log: starting over from it and asking the leader for a snapshot',
+      );
+      hardState = { ...hardState, commit: applied.index };
+      this.storage.save(hardState, [], from);
+      snapshot = from;
+      entries = [];
     }
     this.persistedTerm = hardState.term;
     this.persistedVote = hardState.vote;
+    this.floor = this.storage.voteFloor();
     return new Raft({
       id: this.self.id,
       electionTicks: this.timing.electionTicks,
@@ -220,9 +250,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   onFrame(frame: Inbound): void {
     if (this.closed || this.broken) return;
-    if (frame.snapshot) this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+    if (frame.snapshot) {
+      const replaced = this.incomingSnapshots.get(frame.snapshot.meta.index);
+      if (replaced) this.state.discard(replaced);
+      this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+    }
     try {
-      for (const m of frame.msgs ?? []) this.raft.step(m);
+      for (const m of frame.msgs ?? []) if (!this.ignoredWhileFloored(m)) this.raft.step(m);
     } catch (err) {
       // A message no correct member sends (the transport checked its shape, not its sense):
       // what it did to the core is dropped with everything else not durable.
@@ -243,7 +277,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       if (this.clock.now() - this.brokenSince < REBUILD_EVERY_MS || !this.rebuild()) return;
     }
     const loneVoter = this.raft.promotable && this.raft.voters.length === 1 && this.raft.role !== 'leader';
-    this.raft.tick();
+    // A floored node never times out into a campaign: it waits for the leader's snapshot.
+    if (!this.floored()) this.raft.tick();
     if (loneVoter) for (let i = 0; i < 2 * this.timing.electionTicks; i++) this.raft.tick();
     if (this.raft.role === 'leader') this.leaderHousekeeping();
     this.schedule();
@@ -454,7 +489,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         if (rd.entries.some((e) => e.kind === 'conf') || rd.snapshot) this.syncPeers();
       }
       // A snapshot the core wanted was installed by the first Ready above; others were stale.
-      this.incomingSnapshots.clear();
+      this.dropIncomingSnapshots();
+      this.liftFloor();
       this.updateLeadership();
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
@@ -472,8 +508,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       // The state machine takes it first: should we crash before the log records it, boot()
       // finds the state ahead of the log and starts the log from there.
       this.state.restore(incoming);
-      this.incomingSnapshots.clear();
-      this.log.info({ index: rd.snapshot.index, bytes: incoming.data.length }, 'installed a snapshot from the leader');
+      this.incomingSnapshots.delete(rd.snapshot.index);
+      this.dropIncomingSnapshots();
+      this.log.info(
+        { index: rd.snapshot.index, bytes: snapshotSize(incoming.data) },
+        'installed a snapshot from the leader',
+      );
     }
     // The commit index is volatile in Raft (a restarted node relearns it from the leader),
     // so only a new term or vote is written: the commit it carries rides along then.
@@ -621,8 +661,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.cancelApplyTimer?.();
     this.cancelApplyTimer = undefined;
     this.deferred = [];
-    this.incomingSnapshots.clear();
-    this.outgoingSnapshot = undefined;
+    this.dropIncomingSnapshots();
+    this.dropOutgoingSnapshot();
     this.unissuedRead = 0;
     this.broken = true;
     this.brokenSince = this.clock.now();
@@ -642,17 +682,65 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     return true;
   }
 
+  /**
+   * Whether this node must not vote or campaign (see VoteFloor). A master alone in its
+   * configuration has nobody to mislead, and nobody to fetch its state from: it goes on with
+   * what it has.
+   */
+  private floored(): boolean {
+    return this.floor !== undefined && this.raft.members.length > 1;
+  }
+
+  /**
+   * Not answering is always safe in Raft; voting with a log that lost entries is not. A floored
+   * node answers only candidates whose log is as up to date as the one it dropped (holding,
+   * then, whatever it had acknowledged), and is never told to campaign.
+   */
+  private ignoredWhileFloored(m: Message): boolean {
+    if (!this.floored()) return false;
+    if (m.type === 'timeoutNow') return true;
+    if (m.type !== 'vote' && m.type !== 'preVote') return false;
+    return !upToDate({ index: m.lastIndex, term: m.lastTerm }, this.floor!);
+  }
+
+  /** Once the durable log is as up to date as the one dropped, the node votes again. */
+  private liftFloor(): void {
+    const f = this.floor;
+    if (!f) return;
+    const log = this.raft.log;
+    if (log.stable < log.lastIndex || !upToDate({ index: log.lastIndex, term: log.lastTerm }, f)) return;
+    this.storage.setVoteFloor(undefined);
+    this.floor = undefined;
+    this.log.info({ index: log.lastIndex }, 'the log is as up to date as before the state was lost: voting again');
+  }
+
+  private dropIncomingSnapshots(): void {
+    for (const snap of this.incomingSnapshots.values()) this.state.discard(snap);
+    this.incomingSnapshots.clear();
+  }
+
+  /** The transport has opened what it sends already: the copy itself may go. */
+  private dropOutgoingSnapshot(): void {
+    if (this.outgoingSnapshot) this.state.discard(this.outgoingSnapshot.snap);
+    this.outgoingSnapshot = undefined;
+  }
+
   private snapshotToSend(): Snapshot {
     // Several followers needing one at once share it — while the log still follows on from
     // it; a snapshot older than the compaction point would leave its receiver stuck behind.
     const now = this.clock.now();
     const cached = this.outgoingSnapshot;
-    if (cached && now - cached.at <= 2_000 && cached.snap.meta.index >= this.raft.log.snapshot.index) {
+    if (cached && now - cached.at <= SHARE_SNAPSHOT_MS && cached.snap.meta.index >= this.raft.log.snapshot.index) {
       return cached.snap;
     }
+    this.dropOutgoingSnapshot();
     const snap = this.state.snapshot();
     this.outgoingSnapshot = { at: now, snap };
-    this.log.info({ index: snap.meta.index, bytes: snap.data.length }, 'sending a snapshot to a follower');
+    // The copy is as big as the state: it does not stay on disk once nobody can share it.
+    this.clock.after(SHARE_SNAPSHOT_MS, () => {
+      if (this.outgoingSnapshot?.snap === snap) this.dropOutgoingSnapshot();
+    });
+    this.log.info({ index: snap.meta.index, bytes: snapshotSize(snap.data) }, 'sending a snapshot to a follower');
     return snap;
   }
 
@@ -753,6 +841,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       if (!(err instanceof StorageError)) throw err;
     }
     this.closed = true;
+    this.dropIncomingSnapshots();
+    this.dropOutgoingSnapshot();
     this.stopTicker?.();
     this.cancelApplyTimer?.();
     for (const [, w] of this.waiters) w.done(shuttingDown());
@@ -760,4 +850,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     for (const w of this.readWaiters.splice(0)) w.done(shuttingDown());
     this.transport.close();
   }
+}
+
+/** Whether a log ending at `a` is at least as up to date as one ending at `b` (§5.4.1). */
+function upToDate(a: VoteFloor, b: VoteFloor): boolean {
+  return a.term > b.term || (a.term === b.term && a.index >= b.index);
 }

@@ -5,7 +5,7 @@ import { sqlitePageBytes } from '../common/sqlite-size.js';
 import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
-import { StorageError, type LogStore } from './ports.js';
+import { StorageError, type LogStore, type VoteFloor } from './ports.js';
 
 /** How entries other than commands are encoded; a command's bytes are stored as proposed. */
 const logCodec = newCodec();
@@ -28,8 +28,14 @@ export class RaftStorage implements LogStore {
 
   constructor(path: string) {
     this.db = new Database(path);
+    // Compaction deletes most of the log: its pages go back to the file system (after each
+    // compaction, see `compact`) instead of staying in the file as free pages. Set before the
+    // first table exists; a file made before that is converted once, below.
+    const fresh = (this.db.prepare(`SELECT count(*) AS n FROM sqlite_master`).get() as { n: number }).n === 0;
+    if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    if (!fresh) this.vacuumIfMostlyFree();
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB) STRICT;
       CREATE TABLE IF NOT EXISTS raft_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -85,6 +91,14 @@ export class RaftStorage implements LogStore {
     });
   }
 
+  voteFloor(): VoteFloor | undefined {
+    return this.getJson<VoteFloor | null>('vote_floor') ?? undefined;
+  }
+
+  setVoteFloor(floor: VoteFloor | undefined): void {
+    this.write(() => this.setJson('vote_floor', floor ?? null));
+  }
+
   /** Persists one Ready's worth of state, durably, in one transaction. */
   save(hardState: HardState | undefined, entries: readonly Entry[], snapshot?: SnapshotMeta): void {
     this.write(() => {
@@ -119,12 +133,54 @@ export class RaftStorage implements LogStore {
     this.save(hardState, entries);
   }
 
-  /** Drops entries the state database holds durably (up to `meta.index`). */
+  /** Drops entries the state database holds durably (up to `meta.index`), and gives their space back. */
   compact(meta: SnapshotMeta): void {
     this.write(() => {
       this.s.compact.run(meta.index);
       this.setJson('snapshot', meta);
     });
+    this.giveSpaceBack();
+  }
+
+  /** The file's pages, and how many of them are free. */
+  pages(): { total: number; free: number; pageSize: number } {
+    return {
+      total: this.db.pragma('page_count', { simple: true }) as number,
+      free: this.db.pragma('freelist_count', { simple: true }) as number,
+      pageSize: this.db.pragma('page_size', { simple: true }) as number,
+    };
+  }
+
+  /**
+   * Truncates the free pages off the file, and the WAL that moving them wrote. Only space is
+   * at stake: a disk that refuses it now leaves them for the next compaction.
+   */
+  private giveSpaceBack(): void {
+    try {
+      if (this.pages().free === 0) return;
+      this.db.pragma('incremental_vacuum');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+    }
+  }
+
+  /**
+   * A file made before raft.db gave space back (no auto_vacuum) and mostly free pages — a
+   * log compacted many times — is rewritten once, converted on the way: a VACUUM needs room
+   * for a copy of what is in use, which is then small.
+   */
+  private vacuumIfMostlyFree(): void {
+    if ((this.db.pragma('auto_vacuum', { simple: true }) as number) === 2) return;
+    const { total, free } = this.pages();
+    if (free * 2 < total) return;
+    try {
+      this.db.pragma('auto_vacuum = INCREMENTAL');
+      this.db.exec('VACUUM');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+    }
   }
 
   /** The bytes the log's live and free pages take (its WAL file aside): for the `no_space` alarm. */

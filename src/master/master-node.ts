@@ -15,7 +15,7 @@ import { RaftStorage } from '../consensus/raft-storage.js';
 import { Queries } from '../state/queries.js';
 import { commandCodec } from '../state/command-codec.js';
 import type { Command, Results } from '../state/commands.js';
-import { StateMachine } from '../state/state-machine.js';
+import { receivingPath, StateMachine } from '../state/state-machine.js';
 import { buildApp } from './app.js';
 import { findRunningCluster, requestJoin } from './cluster-join.js';
 import {
@@ -229,6 +229,12 @@ export class MasterNode {
       opened.push(storage);
       const state = new StateMachine(join(options.dataDir, 'state.db'));
       opened.push(state);
+      if (state.movedAside) {
+        log.warn(
+          { moved_to: state.movedAside.to, why: state.movedAside.why },
+          'state.db could not be read: moved it aside and starting with an empty state, to be fetched from the leader',
+        );
+      }
       if (!storage.initialized && state.lastApplied > 0) {
         // Its log would start from that state as if it were this cluster's: refuse instead.
         throw new Error(
@@ -305,6 +311,7 @@ export class MasterNode {
       {
         onFrame: (f) => inbox.consensus?.onFrame(f),
         onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
+        receivingFile: (from, transfer) => receivingPath(join(options.dataDir, 'state.db'), `${from}-${transfer}`),
       },
       log.child({ component: 'peers' }),
     );

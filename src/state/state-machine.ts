@@ -1,11 +1,27 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { isDiskError } from '../common/disk-errors.js';
 import { applyConfChange } from '../consensus/core/membership.js';
 import type { Member, SnapshotMeta } from '../consensus/core/types.js';
-import { StorageError, type Committed, type Snapshot, type StateMachine as Port } from '../consensus/ports.js';
+import {
+  StorageError,
+  type Committed,
+  type Snapshot,
+  type SnapshotData,
+  type StateMachine as Port,
+} from '../consensus/ports.js';
 import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
@@ -26,8 +42,13 @@ export class StateMachine implements Port<Command, ApplyResult> {
   private appliedTerm = 0;
   /** Bumped whenever the database is replaced by a snapshot; readers re-prepare. */
   generation = 0;
+  /** Where the database was moved aside at startup, and why (unreadable, corrupt). */
+  readonly movedAside: { to: string; why: string } | undefined;
+  private snapshots = 0;
 
   constructor(private readonly path: string) {
+    removeTempFiles(path);
+    this.movedAside = moveAsideIfUnreadable(path);
     this.open();
   }
 
@@ -149,16 +170,35 @@ export class StateMachine implements Port<Command, ApplyResult> {
     }
   }
 
-  /** The whole database as one buffer, with what it holds: a snapshot to send a peer. */
+  /**
+   * A consistent copy of the database in a file beside it (`VACUUM INTO`: compact, and not
+   * in memory whatever its size), with what it holds: a snapshot to send a peer in chunks.
+   * The file is the caller's: `discard` it once sent.
+   */
   snapshot(): Snapshot {
-    return { meta: this.applied(), data: this.database.serialize() };
+    const file = `${this.path}${OUTGOING}${++this.snapshots}`;
+    rmSync(file, { force: true });
+    try {
+      this.guard('a snapshot copy', () => this.database.prepare('VACUUM INTO ?').run(file));
+    } catch (err) {
+      rmSync(file, { force: true });
+      throw err;
+    }
+    return { meta: this.applied(), data: { file, size: statSync(file).size } };
   }
 
-  /** Replaces the database with a snapshot received from the leader, on disk before it returns. */
+  discard(snapshot: Snapshot): void {
+    if (!Buffer.isBuffer(snapshot.data)) rmSync(snapshot.data.file, { force: true });
+  }
+
+  /**
+   * Replaces the database with a snapshot received from the leader, on disk before it returns:
+   * a received file (written, synced and checked by the transport) is renamed into place.
+   */
   restore(snapshot: Snapshot): void {
-    const tmp = `${this.path}.incoming`;
+    const tmp = `${this.path}${INCOMING}`;
     try {
-      this.guard('the snapshot', () => writeDurably(tmp, snapshot.data));
+      this.guard('the snapshot', () => placeDurably(tmp, snapshot.data));
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
@@ -191,7 +231,18 @@ export class StateMachine implements Port<Command, ApplyResult> {
   }
 }
 
-function writeDurably(path: string, data: Buffer): void {
+/** Suffixes of the files a snapshot passes through beside the state database. */
+const OUTGOING = '.outgoing-';
+const INCOMING = '.incoming';
+/** Where the transport writes a snapshot it receives: beside the database, so a rename installs it. */
+export const receivingPath = (statePath: string, transfer: string): string => `${statePath}.receiving-${transfer}`;
+
+/** The snapshot's bytes at `path`, synced: a received file is renamed there (it is synced already). */
+function placeDurably(path: string, data: SnapshotData): void {
+  if (!Buffer.isBuffer(data)) {
+    renameSync(data.file, path);
+    return;
+  }
   const fd = openSync(path, 'w');
   try {
     writeSync(fd, data);
@@ -199,6 +250,51 @@ function writeDurably(path: string, data: Buffer): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Copies and transfers a crash left behind: nothing uses them once the process is gone. */
+function removeTempFiles(path: string): void {
+  const dir = dirname(path);
+  const base = basename(path);
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (
+      name === `${base}${INCOMING}` ||
+      name.startsWith(`${base}${OUTGOING}`) ||
+      name.startsWith(`${base}.receiving-`)
+    ) {
+      rmSync(join(dir, name), { force: true });
+    }
+  }
+}
+
+/**
+ * A state database that cannot be opened or fails `PRAGMA quick_check` is moved aside (with
+ * its WAL) rather than deleted — someone may want to look at it — and the master starts with
+ * an empty state, which it then fetches from the leader as a snapshot.
+ */
+function moveAsideIfUnreadable(path: string): { to: string; why: string } | undefined {
+  if (!existsSync(path)) return undefined;
+  let why: string | undefined;
+  try {
+    const db = new Database(path, { fileMustExist: true });
+    try {
+      const rows = db.pragma('quick_check') as { quick_check: string }[];
+      if (rows[0]?.quick_check !== 'ok') why = `quick_check: ${rows.map((r) => r.quick_check).join('; ')}`;
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    if (isDiskError(err)) throw err; // this disk's trouble, not the file's: nothing to move aside
+    why = (err as Error).message;
+  }
+  if (why === undefined) return undefined;
+  const to = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(path + suffix)) renameSync(path + suffix, to + suffix);
+  }
+  syncDir(dirname(path));
+  return { to, why };
 }
 
 /** A rename is durable once its directory is synced. */

@@ -135,7 +135,7 @@ const EDGE_STRINGS: readonly string[] = [
 /** Field names the frames and bodies use: a key drawn from here lands where a decoder looks. */
 const FIELD_NAMES: readonly string[] = (
   't type from to term index commit ctx reject hint lastIndex lastTerm prevIndex prevTerm entries kind data ' +
-  'msgs addr ping snapshot meta members id address voter op job_id idx attempt ok result_json error message ' +
+  'msgs addr ping snapshot chunk transfer offset size sha256 meta members id address voter op job_id idx attempt ok result_json error message ' +
   'stack fetch_failed ms running unacked reports resent job tuples acks e o a r h l n name config operation ' +
   'factor task_count max_retries worker_id max_tasks events rows key value'
 ).split(' ');
@@ -554,24 +554,44 @@ export function raftMessage(rng: Rng, from: number, to: number, v: RaftView): Re
   }
 }
 
-/** A frame between masters: a ping, Raft messages, rarely a snapshot's bytes. */
+/** A frame between masters: a ping, Raft messages, or a chunk of a snapshot (rarely ill-formed). */
 export function peerFrame(rng: Rng, from: number, to: number, v: RaftView): Record<string, unknown> {
   const addr = rng.chance(0.7) ? { addr: LOCAL_URL } : {};
   if (rng.chance(0.2)) return { from, ...addr, ping: true };
-  const drawn = Array.from({ length: rng.int(1, 3) }, () => raftMessage(rng, from, to, v));
-  // A frame carries one snapshot at most, as a master sends them.
-  const msgs = drawn.filter((m, i) => m.type !== 'snap' || drawn.findIndex((x) => x.type === 'snap') === i);
-  const frame: Record<string, unknown> = { from, ...addr, msgs };
-  // A snapshot message travels with its snapshot's bytes (the decoder refuses it alone).
-  const snap = msgs.find((m) => m.type === 'snap') as { snapshot: unknown } | undefined;
-  if (snap) frame.snapshot = { meta: snap.snapshot, data: rng.bytes(rng.int(0, 256)) };
-  else if (rng.chance(0.05)) {
-    frame.snapshot = {
-      meta: { index: near(rng, v.index), term: near(rng, v.term), members: [] },
-      data: rng.bytes(rng.int(0, 256)),
-    };
-  }
-  return frame;
+  if (rng.chance(0.15)) return { from, ...addr, ...snapshotChunk(rng, from, to, v) };
+  // A snapshot message travels alone on its snapshot's last chunk (the decoder refuses it otherwise).
+  const msgs = Array.from({ length: rng.int(1, 3) }, () => {
+    for (;;) {
+      const m = raftMessage(rng, from, to, v);
+      if (m.type !== 'snap') return m;
+    }
+  });
+  return { from, ...addr, msgs };
+}
+
+/**
+ * A well-formed chunk of a small snapshot: its first, a middle one (maybe out of order, of a
+ * transfer the receiver never saw begin) or its last, with the snapshot message and a
+ * checksum that rarely matches (the receiver drops the transfer then). Ill-formed ones come
+ * from the mutators.
+ */
+function snapshotChunk(rng: Rng, from: number, to: number, v: RaftView): Record<string, unknown> {
+  const size = rng.int(0, 600);
+  const offset = rng.chance(0.5) ? 0 : rng.int(0, size);
+  const last = rng.chance(0.4);
+  const length = last ? size - offset : rng.int(0, size - offset);
+  const chunk: Record<string, unknown> = {
+    transfer: rng.chance(0.8) ? 1 : rng.int(1, 1_000_000),
+    offset,
+    size,
+    data: rng.bytes(length),
+  };
+  if (!last) return { chunk };
+  chunk.sha256 = rng.bytes(32).toString('hex');
+  let snap: Record<string, unknown>;
+  do snap = raftMessage(rng, from, to, v);
+  while (snap.type !== 'snap');
+  return { chunk, msgs: [snap] };
 }
 
 /**

@@ -14,7 +14,7 @@
 // machine safety) and throws a SimFailure naming the seed when one breaks.
 import { createLogger } from '../../src/common/logger.js';
 import { mulberry32 } from '../../src/common/mulberry32.js';
-import { applyConfChange, bootstrapState } from '../../src/consensus/core/membership.js';
+import { applyConfChange, bootstrapState, membersAfter } from '../../src/consensus/core/membership.js';
 import type { Raft } from '../../src/consensus/core/raft.js';
 import type {
   ConfChange,
@@ -172,6 +172,8 @@ interface DurableLog {
   snapshot: SnapshotMeta;
   /** The log after the snapshot: entries[k].index === snapshot.index + 1 + k. */
   entries: Entry[];
+  /** See VoteFloor in ports.ts. */
+  floor?: { index: number; term: number };
 }
 
 /** What the state machine of a node holds durably (as of its last checkpoint or restore). */
@@ -305,6 +307,19 @@ export interface SimNode {
   maxTerm: number;
   /** The core the checks last saw: the driver replaces it when it starts over. */
   core: Raft | undefined;
+  /**
+   * Snapshots being received, by sender: the chunks so far (the temp file of a master, which
+   * a crash leaves behind and the next boot removes — so a crash forgets them).
+   */
+  receiving: Map<NodeId, { transfer: number; parts: Buffer[] }>;
+}
+
+/** One chunk of a snapshot on its way; the last carries the `snap` message. */
+interface SimChunk {
+  transfer: number;
+  seq: number;
+  count: number;
+  data: Buffer;
 }
 
 interface Packet {
@@ -313,7 +328,7 @@ interface Packet {
   to: NodeId;
   fromIncarnation: number;
   msg: Message;
-  snapshotData?: Buffer;
+  chunk?: SimChunk;
 }
 
 interface ReadRequest {
@@ -368,6 +383,7 @@ export class SimCluster {
     snapshotsInstalled: 0,
     reads: 0,
     crashes: 0,
+    statesLost: 0,
     elections: 0,
     diskRefusals: 0,
   };
@@ -416,6 +432,7 @@ export class SimCluster {
       seenCommit: 0,
       maxTerm: 0,
       core: undefined,
+      receiving: new Map(),
     };
     this.nodes.set(id, node);
     this.boot(node);
@@ -495,6 +512,7 @@ export class SimCluster {
     this.stats.crashes++;
     node.driver = undefined;
     node.sm = [];
+    node.receiving.clear();
     // Whatever was on its way to the node is lost with it.
     this.queue = this.queue.filter((p) => p.to !== id);
   }
@@ -548,6 +566,12 @@ export class SimCluster {
         this.write(node, snapshot ? 'a snapshot record' : 'a log write', () =>
           this.persist(node, hardState, entries, snapshot),
         ),
+      voteFloor: () => (s.floor ? { ...s.floor } : undefined),
+      setVoteFloor: (floor) =>
+        this.write(node, 'a vote floor', () => {
+          if (floor) s.floor = { ...floor };
+          else delete s.floor;
+        }),
       compact: (meta) =>
         this.write(node, 'a compaction', () => {
           if (node.durableState.meta.index < meta.index) {
@@ -650,6 +674,7 @@ export class SimCluster {
       snapshot: (): Snapshot => ({ meta: cloneMeta(meta), data: Buffer.from(JSON.stringify(node.sm)) }),
       restore: (snap: Snapshot) =>
         this.write(node, 'a snapshot install', () => {
+          if (!Buffer.isBuffer(snap.data)) this.fail('the simulation sends snapshots as buffers');
           const cmds = JSON.parse(snap.data.toString()) as string[];
           if (!this.isHistoryPrefix(cmds)) this.fail(`snapshot for node ${node.id} is not a prefix of the history`);
           meta = cloneMeta(snap.meta);
@@ -659,6 +684,7 @@ export class SimCluster {
           this.stats.snapshotsInstalled++;
           this.trace(`node ${node.id} installs snapshot ${meta.index}/${meta.term}`);
         }),
+      discard: () => undefined,
       checkpoint: () =>
         this.write(node, 'a checkpoint', () => {
           node.durableState = { meta: cloneMeta(meta), cmds: [...node.sm] };
@@ -690,10 +716,12 @@ export class SimCluster {
             this.send(node, m);
             continue;
           }
-          // As the peer transport does: the snapshot sent is the state machine now.
+          // As the peer transport does: the snapshot sent is the state machine now, streamed
+          // in chunks, the message riding on the last.
           const s = snapshotFor();
+          if (!Buffer.isBuffer(s.data)) this.fail('the simulation sends snapshots as buffers');
           this.stats.snapshotsSent++;
-          this.send(node, { ...m, snapshot: s.meta }, s.data);
+          this.sendChunks(node, { ...m, snapshot: s.meta }, s.data);
         }
       },
       setPeers: () => undefined,
@@ -732,12 +760,36 @@ export class SimCluster {
   }
 
   /**
-   * Crashes `id` at its next write of a kind (`a log write`, `a snapshot install` into the
-   * state machine, `a snapshot record` in the log, `a checkpoint`, `a compaction`), just
+   * Crashes `id` at its next write of a kind (`a log write`, `a snapshot chunk` received,
+   * `a snapshot install` into the state machine, `a snapshot record` in the log, `a
+   * checkpoint`, `a compaction`), just
    * before or just after it is durable.
    */
   crashAt(id: NodeId, what: string, when: 'before' | 'after'): void {
     this.plannedCrashes.set(id, { what, when: when === 'before' ? 'crash-before' : 'crash-after' });
+  }
+
+  /**
+   * The state database of crashed node `id` is gone (deleted, or moved aside as corrupt): it
+   * restarts with an empty state, its Raft log as it was.
+   */
+  loseState(id: NodeId): void {
+    const node = this.node(id);
+    if (node.driver) throw new Error(`node ${id} must be down to lose its state`);
+    node.durableState = { meta: { index: 0, term: 0, members: [] }, cmds: [] };
+    this.stats.statesLost++;
+    this.trace(`STATE of ${id} lost`);
+  }
+
+  /**
+   * Whether losing the state of `id` leaves the data somewhere: no other node is still
+   * fetching its own back, and its configuration has three voters or more (a member alone
+   * holds the only copy).
+   */
+  mayLoseState(id: NodeId): boolean {
+    const node = this.node(id);
+    const voters = membersAfter(node.log.snapshot.members, node.log.entries).filter((m) => m.voter);
+    return voters.length >= 3 && [...this.nodes.values()].every((n) => !n.log.floor);
   }
 
   /** The disk of `id` refuses every write for the next `steps` steps. */
@@ -751,26 +803,41 @@ export class SimCluster {
     return (this.groups.get(from) ?? 0) === (this.groups.get(to) ?? 0);
   }
 
-  private send(node: SimNode, msg: Message, snapshotData?: Buffer): void {
+  private send(node: SimNode, msg: Message, chunk?: SimChunk, notBefore = 0): number {
     const f = this.faults;
     if (this.rng.chance(f.drop)) {
-      if (this.traceOn) this.trace(`drop ${describeMessage(msg)}`);
+      if (this.traceOn) this.trace(`drop ${describeMessage(msg)}${chunk ? ` chunk ${chunk.seq}/${chunk.count}` : ''}`);
       if (msg.type === 'snap') this.snapshotFailed(node.id, node.incarnation, msg.to);
-      return;
+      return -1;
     }
     const copies = this.rng.chance(f.duplicate) ? 2 : 1;
+    let at = 0;
     for (let c = 0; c < copies; c++) {
       let delay = this.rng.between(1, Math.max(1, f.maxDelay));
       if (this.rng.chance(f.straggle)) delay += this.rng.between(1, 50); // a message that turns up very late
-      const packet: Packet = {
-        at: this.now + delay,
-        from: node.id,
-        to: msg.to,
-        fromIncarnation: node.incarnation,
-        msg,
-      };
-      if (snapshotData) packet.snapshotData = snapshotData;
+      at = Math.max(this.now + delay, notBefore);
+      const packet: Packet = { at, from: node.id, to: msg.to, fromIncarnation: node.incarnation, msg };
+      if (chunk) packet.chunk = chunk;
       this.queue.push(packet);
+    }
+    return at;
+  }
+
+  private nextTransfer = 0;
+
+  /**
+   * A snapshot as the peer transport streams it: one to four chunks, in order on the link
+   * (one after another; a chunk lost breaks the transfer, and the sender hears of it).
+   */
+  private sendChunks(node: SimNode, msg: Message, data: Buffer): void {
+    const count = this.rng.between(1, 4);
+    const transfer = ++this.nextTransfer;
+    const size = Math.ceil(data.length / count);
+    let at = 0;
+    for (let seq = 0; seq < count; seq++) {
+      const chunk = { transfer, seq, count, data: data.subarray(seq * size, (seq + 1) * size) };
+      at = this.send(node, msg, chunk, at);
+      if (at < 0) return;
     }
   }
 
@@ -792,10 +859,38 @@ export class SimCluster {
     const driver = dest.driver;
     this.input(dest, () => {
       if (msg.type !== 'snap') return driver.onFrame({ msgs: [msg] });
-      const data = p.snapshotData ?? this.fail('snap without data');
-      driver.onFrame({ msgs: [msg], snapshot: { meta: msg.snapshot, data } });
+      const chunk = p.chunk ?? this.fail('snap without data');
+      const data = this.receiveChunk(dest, p.from, chunk);
+      if (data) driver.onFrame({ msgs: [msg], snapshot: { meta: msg.snapshot, data } });
     });
     if (this.rng.chance(this.opts.eagerReady)) this.runTurns(dest);
+  }
+
+  /**
+   * Writes a chunk to the receiving node's temp file (a write that may crash it, between
+   * chunks); the whole snapshot once its last chunk is in. A chunk that does not follow on
+   * (a duplicate, a transfer a crash cut short) abandons what was received, as the receiver does.
+   */
+  private receiveChunk(dest: SimNode, from: NodeId, chunk: SimChunk): Buffer | undefined {
+    let cur = dest.receiving.get(from);
+    if (chunk.seq === 0) {
+      cur = { transfer: chunk.transfer, parts: [] };
+      dest.receiving.set(from, cur);
+    } else if (!cur || cur.transfer !== chunk.transfer || cur.parts.length !== chunk.seq) {
+      if (cur?.transfer === chunk.transfer) dest.receiving.delete(from);
+      return undefined;
+    }
+    const parts = cur.parts;
+    try {
+      this.write(dest, 'a snapshot chunk', () => parts.push(chunk.data));
+    } catch (e) {
+      if (!(e instanceof StorageError)) throw e;
+      dest.receiving.delete(from); // a chunk the disk refused abandons the transfer
+      return undefined;
+    }
+    if (parts.length < chunk.count) return undefined;
+    dest.receiving.delete(from);
+    return Buffer.concat(parts);
   }
 
   /** Messages in flight (for scenarios that wait for the network to drain). */
@@ -1229,6 +1324,12 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
     read: setup.pick([0, 0.02, 0.05]),
     compact: setup.pick([0, 0.01, 0.05]),
     conf: plan.membership ? setup.pick([0.01, 0.03]) : 0,
+    /**
+     * Of the restarts, the share whose state database is lost (deleted or corrupt) meanwhile.
+     * Not with membership changes: a configuration shrunk to two voters, one of which lost its
+     * state, cannot elect (safely) when the other lacks the tail the lost log had.
+     */
+    loseState: plan.membership ? 0 : setup.pick([0, 0, 0.2]),
   };
   let cmd = 0;
   let healAt = 0;
@@ -1266,6 +1367,7 @@ export function runSeed(seed: number, o: { trace?: boolean; chaosSteps?: number 
       for (const [id, at] of restartAt) {
         if (sim.now >= at) {
           restartAt.delete(id);
+          if (rng.chance(p.loseState) && sim.mayLoseState(id)) sim.loseState(id);
           sim.restart(id);
         }
       }

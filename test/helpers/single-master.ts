@@ -18,7 +18,11 @@ export function openSingleMaster(dir: string, log: Logger) {
   const storage = new RaftStorage(join(dir, 'raft.db'));
   if (!storage.initialized) storage.bootstrap([{ id: SELF.id, address: SELF.address, voter: true }]);
   const state = new StateMachine(join(dir, 'state.db'));
-  const handlers = { onFrame: () => undefined, onSnapshotFailed: () => undefined };
+  const handlers = {
+    onFrame: () => undefined,
+    onSnapshotFailed: () => undefined,
+    receivingFile: (from: number, transfer: number) => join(dir, `state.db.receiving-${from}-${transfer}`),
+  };
   const tokens = new TokenSource(undefined, undefined, 't');
   const transport = new PeerTransport(SELF.id, SELF.address, tokens, undefined, handlers, log);
   const timing = { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 };

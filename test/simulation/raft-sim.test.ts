@@ -4,7 +4,9 @@
 // Seeded runs: each seed builds a cluster of 3 (odd seeds) or 5 (even seeds) nodes, some with
 // membership changes (every third seed), and throws at it lost, late, duplicated and reordered
 // messages, partitions, one-way link cuts, crashes (also between any two writes of a Ready or a
-// snapshot install), disks that refuse writes for a while, commands the state machine refuses,
+// snapshot install, and between the chunks of a snapshot received), state databases lost while
+// their node was down (it starts over from an empty state, voting only for candidates as up to
+// date as the log it dropped), disks that refuse writes for a while, commands the state machine refuses,
 // leader transfers, read-index requests and compactions. After every step the simulation checks
 // election safety, log matching, that committed entries never change, that every state machine
 // is a prefix of one history, that reads are linearizable, and applied <= commit <= lastIndex.
@@ -55,6 +57,7 @@ describe('seeded simulation', () => {
         const total = (k: keyof SeedReport['stats']) => reports.reduce((n, r) => n + r.stats[k], 0);
         expect(total('crashes')).toBeGreaterThan(0);
         expect(total('snapshotsInstalled')).toBeGreaterThan(0);
+        expect(total('statesLost')).toBeGreaterThan(0);
         expect(total('diskRefusals')).toBeGreaterThan(0);
         expect(total('refused')).toBeGreaterThan(0);
         expect(total('reads')).toBeGreaterThan(0);
@@ -213,6 +216,8 @@ describe('scenarios', () => {
   });
 
   for (const [what, when] of [
+    ['a snapshot chunk', 'before'],
+    ['a snapshot chunk', 'after'],
     ['a snapshot install', 'before'],
     ['a snapshot install', 'after'],
     ['a snapshot record', 'before'],
@@ -233,4 +238,31 @@ describe('scenarios', () => {
       expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
     });
   }
+
+  it('a node whose state database is lost after compaction starts from an empty state and fetches a snapshot', () => {
+    const sim = quietCluster(3, 1, { keepEntries: 0 });
+    const leader = sim.leader()!;
+    const behind = leader.voters.find((v) => v !== leader.id)!;
+    for (let i = 0; i < 30; i++) sim.commitEverywhere(`c${i}`);
+    for (const n of sim.nodes.values()) sim.compact(n.id);
+    expect(sim.node(behind).log.snapshot.index).toBeGreaterThan(0);
+    sim.crash(behind);
+    sim.loseState(behind);
+    sim.restart(behind);
+    sim.commitEverywhere('caught-up');
+    expect(sim.stats.snapshotsInstalled).toBeGreaterThan(0);
+    expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
+  });
+
+  it('a node whose state database is lost before any compaction replays its log from the start', () => {
+    const sim = quietCluster(3);
+    const leader = sim.leader()!;
+    const behind = leader.voters.find((v) => v !== leader.id)!;
+    for (let i = 0; i < 10; i++) sim.commitEverywhere(`c${i}`);
+    sim.crash(behind);
+    sim.loseState(behind);
+    sim.restart(behind);
+    sim.commitEverywhere('caught-up');
+    expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
+  });
 });

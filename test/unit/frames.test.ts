@@ -48,7 +48,7 @@ describe('the worker channel', () => {
 describe('the Raft stream', () => {
   const vote = { type: 'vote' as const, from: 2, to: 1, term: 3, lastIndex: 10, lastTerm: 2 };
 
-  it('takes what masters send: votes, appends of commands and conf changes, snapshots with their data', () => {
+  it('takes what masters send: votes, appends of commands and conf changes, snapshots in chunks', () => {
     const app = {
       type: 'app' as const,
       from: 2,
@@ -67,10 +67,11 @@ describe('the Raft stream', () => {
     for (const frame of [
       { from: 2, msgs: [vote] },
       { from: 2, msgs: [app] },
+      { from: 2, chunk: { transfer: 7, offset: 0, size: 4, data: Buffer.from('db') } },
       {
         from: 2,
         msgs: [{ type: 'snap' as const, from: 2, to: 1, term: 3, snapshot: meta }],
-        snapshot: { meta, data: Buffer.from('db') },
+        chunk: { transfer: 7, offset: 2, size: 4, data: Buffer.from('db'), sha256: 'a'.repeat(64) },
       },
       { from: 2, addr: 'http://127.0.0.2:8080', ping: true as const },
     ]) {
@@ -102,6 +103,42 @@ describe('the Raft stream', () => {
     [
       'a snapshot message without its data',
       { from: 2, msgs: [{ type: 'snap', from: 2, to: 1, term: 3, snapshot: { index: 9, term: 3, members: [] } }] },
+    ],
+    [
+      'a snapshot message on a chunk that is not the last',
+      {
+        from: 2,
+        msgs: [{ type: 'snap', from: 2, to: 1, term: 3, snapshot: { index: 9, term: 3, members: [] } }],
+        chunk: { transfer: 1, offset: 0, size: 9, data: Buffer.from('db') },
+      },
+    ],
+    [
+      'a last chunk without its snapshot message',
+      { from: 2, chunk: { transfer: 1, offset: 0, size: 2, data: Buffer.from('db'), sha256: 'a'.repeat(64) } },
+    ],
+    [
+      'a last chunk that does not end its snapshot',
+      {
+        from: 2,
+        msgs: [{ type: 'snap', from: 2, to: 1, term: 3, snapshot: { index: 9, term: 3, members: [] } }],
+        chunk: { transfer: 1, offset: 0, size: 9, data: Buffer.from('db'), sha256: 'a'.repeat(64) },
+      },
+    ],
+    [
+      'a chunk past the end of its snapshot',
+      { from: 2, chunk: { transfer: 1, offset: 8, size: 9, data: Buffer.from('db') } },
+    ],
+    [
+      'a chunk over 1 MiB',
+      { from: 2, chunk: { transfer: 1, offset: 0, size: 2 ** 21, data: Buffer.alloc(2 ** 20 + 1) } },
+    ],
+    [
+      'a checksum that is not one',
+      { from: 2, chunk: { transfer: 1, offset: 0, size: 2, data: Buffer.from('db'), sha256: 'xyz' } },
+    ],
+    [
+      'a chunk with a field of no known kind',
+      { from: 2, chunk: { transfer: 1, offset: 0, size: 2, data: Buffer.from('db'), eof: 1 } },
     ],
     ['a term that is not a number', { from: 2, msgs: [{ ...vote, term: '3' }] }],
   ])('refuses %s', (_what, frame) => {

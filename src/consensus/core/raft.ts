@@ -425,7 +425,7 @@ export class Raft {
     switch (m.type) {
       case 'appResp':
         if (m.reject) {
-          if (pr.maybeDecrease(m.index, m.hint)) this.sendAppend(m.from);
+          if (pr.maybeDecrease(m.index, m.hint, this.log.firstIndex)) this.sendAppend(m.from);
           return;
         }
         if (pr.maybeUpdate(m.index)) {
