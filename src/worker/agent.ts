@@ -21,6 +21,7 @@ import type { TaskSpec } from '../protocol/task-spec.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
+import type { TaskTokens } from './task-tokens.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
@@ -29,7 +30,7 @@ export interface AgentOptions {
   client: HttpClient;
   tokens: TokenSource;
   /** What tasks carry to read map outputs elsewhere: good for nothing else. */
-  taskTokens: TokenSource;
+  taskTokens: TaskTokens;
   pool: ExecutorPool;
   stats: WorkerStats;
   address: string;
@@ -275,7 +276,7 @@ export class WorkerAgent {
    */
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
     if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
-    const auth = await this.o.taskTokens.header();
+    const auth = await this.o.taskTokens.header(a.job_id);
     const tls = this.o.tls;
     return {
       ...a.spec,

@@ -9,7 +9,8 @@ import { nodeMetrics } from '../common/node-metrics.js';
 import { installAuth } from '../common/auth-hook.js';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
-import { TASK_SCOPE, WORKER_ACCESS } from './access-table.js';
+import { WORKER_ACCESS } from './access-table.js';
+import { TaskTokens } from './task-tokens.js';
 import { lockDataDir } from '../common/data-dir.js';
 import {
   BODY_LIMIT,
@@ -98,7 +99,7 @@ export class WorkerNode {
       streams,
       client,
       tokens,
-      taskTokens: tokens.derive({ role: 'worker', scope: TASK_SCOPE }),
+      taskTokens: new TaskTokens(tokens),
       pool,
       stats,
       address,
