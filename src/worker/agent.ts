@@ -217,6 +217,7 @@ export class WorkerAgent {
         return;
       case 'forget':
         for (const jobId of msg.job_ids) {
+          this.o.pool.forgetJob(jobId);
           const dir = join(this.o.shuffleDir, jobId);
           // Most jobs leave no map outputs here, and rm's ENOENT error (a stack trace each)
           // cost 5% of a worker's CPU on quick jobs; a failed stat costs a few µs.

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,11 @@ export interface ExecutorPoolOptions {
   warm?: { count: number; memoryMb: number };
   /** How often the memory of an executor running a task is read. Default 5 ms. */
   memorySampleMs?: number;
+  /**
+   * Where map tasks write their outputs (one directory per job): built-in tasks reach all of
+   * it, user code only its own job's.
+   */
+  shuffleDir?: string;
 }
 
 export class TaskTimeoutError extends Error {
@@ -41,6 +46,18 @@ export class TaskTimeoutError extends Error {
     super(`task timed out after ${ms} ms`);
     this.name = 'TaskTimeoutError';
   }
+}
+
+/**
+ * The job whose user code a task runs, if it runs any. User code can leave state in its
+ * process (on globalThis, in a patched builtin), so an executor that has run one job's code
+ * never runs another's: it is started for that job, with that job's shuffle directory alone.
+ * Built-in tasks run only Weir's code, which leaves nothing behind; any executor started
+ * for no job serves them.
+ */
+export function userCodeJob(spec: TaskSpec): string | undefined {
+  if (!('job_id' in spec) || spec.operation === 'stream') return undefined;
+  return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 
 /** A task waiting for an executor or running in one. */
@@ -133,8 +150,19 @@ export class ExecutorPool {
     while (this.executors.size < Math.min(warm.count, this.maxExecutors)) this.idle.push(this.spawn(warm.memoryMb));
   }
 
-  private spawn(memoryMb: number): Executor {
-    const ex = new Executor({ entry: this.entry, memoryMb, read: this.read, write: this.write }, (e) => {
+  /** Roots of an executor for this job's user code, or for built-in tasks of any job. */
+  private roots(job: string | undefined): { read: string[]; write: string[] } {
+    const shuffle = this.o.shuffleDir;
+    if (shuffle === undefined) return { read: this.read, write: this.write };
+    const dir = job === undefined ? shuffle : join(shuffle, job);
+    // The permission model grants what exists when the executor starts.
+    if (job !== undefined) mkdirSync(dir, { recursive: true });
+    return { read: [...this.read, dir], write: [...this.write, dir] };
+  }
+
+  private spawn(memoryMb: number, job?: string): Executor {
+    const start = { entry: this.entry, memoryMb, job, ...this.roots(job) };
+    const ex = new Executor(start, (e) => {
       this.executors.delete(e);
       const i = this.idle.indexOf(e);
       if (i >= 0) this.idle.splice(i, 1);
@@ -144,12 +172,20 @@ export class ExecutorPool {
     return ex;
   }
 
-  /** An idle executor with this memory limit, or a new one (in place of an idle one if need be). */
-  private acquire(memoryMb: number): Executor {
-    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb);
+  /**
+   * An idle executor with this memory limit, for this job's user code (or for no job), or a new
+   * one (in place of an idle one if need be).
+   */
+  private acquire(memoryMb: number, job: string | undefined): Executor {
+    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
     if (i >= 0) return this.idle.splice(i, 1)[0]!;
     if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
-    return this.spawn(memoryMb);
+    return this.spawn(memoryMb, job);
+  }
+
+  /** A job is over on this worker: the executors that ran its code go. */
+  forgetJob(job: string): void {
+    for (const e of this.idle.filter((x) => x.job === job)) e.kill();
   }
 
   private release(ex: Executor): void {
@@ -168,6 +204,7 @@ export class ExecutorPool {
         memoryMb: limits.memoryMb,
         timeoutMs: limits.timeoutMs,
         key: limits.key,
+        job: userCodeJob(spec),
         solo: false,
         resolve,
         reject,
@@ -195,8 +232,14 @@ export class ExecutorPool {
     this.busy++;
     this.chunksSent++;
     this.tasksSent += tasks.length;
-    const { memoryMb, timeoutMs } = tasks[0]!;
-    const chunk: Chunk = { tasks, executor: this.acquire(memoryMb), memoryMb, culprit: undefined, timer: undefined };
+    const { memoryMb, timeoutMs, job } = tasks[0]!;
+    const chunk: Chunk = {
+      tasks,
+      executor: this.acquire(memoryMb, job),
+      memoryMb,
+      culprit: undefined,
+      timer: undefined,
+    };
     for (const t of tasks) t.chunk = chunk;
     const req: ChunkRequest = { specs: tasks.map((t) => t.spec), budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);

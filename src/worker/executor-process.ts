@@ -13,6 +13,8 @@ export interface ExecutorStart {
   /** The compiled executor-main.js. */
   entry: string;
   memoryMb: number;
+  /** The job whose user code it runs; undefined: built-in tasks of any job. */
+  job?: string | undefined;
   read: readonly string[];
   write: readonly string[];
 }
@@ -31,6 +33,7 @@ export class ExecutorExit extends Error {
  */
 export class Executor {
   readonly memoryMb: number;
+  readonly job: string | undefined;
   readonly child: ChildProcess;
   /** Resolves with its memory figures once it is ready for tasks; rejects if it ends first. */
   readonly ready: Promise<void>;
@@ -52,6 +55,7 @@ export class Executor {
     private readonly onExit: (e: Executor) => void,
   ) {
     this.memoryMb = o.memoryMb;
+    this.job = o.job;
     const flags = executorFlags(o.memoryMb, o.read, o.write);
     this.child = fork(o.entry, [], {
       ...(SETPRIV ? { execPath: SETPRIV } : {}),

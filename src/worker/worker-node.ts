@@ -80,9 +80,10 @@ export class WorkerNode {
     mkdirSync(shuffleDir, { recursive: true });
     const rights = o.rights ?? defaultRights();
     const executors = o.threads ?? o.maxTasks;
-    // Of the data dir, map tasks reach only where map outputs go (written, then renamed).
+    // Of the data dir, tasks reach only where map outputs go (user code: its own job's).
     const pool = new ExecutorPool(executors, {
-      rights: { ...rights, read: [...rights.read, shuffleDir], write: [...rights.write, shuffleDir] },
+      rights,
+      shuffleDir,
       warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
     });
     const streams = new StreamRuntime({

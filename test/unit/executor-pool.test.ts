@@ -91,6 +91,38 @@ describe('the executor pool', () => {
   });
 });
 
+describe("one job's code never meets another's", () => {
+  const of = (job_id: string, module: string) => ({ ...user(module), job_id });
+  const leaves =
+    'export function map(r, emit) { globalThis.left = "by a"; Array.prototype.at = () => "patched"; emit("k", 1) }';
+  const looks = 'export function map(r, emit) { emit(String(globalThis.left), [1].at(0)) }';
+
+  it("runs each job's user code in executors of its own: what job a leaves, job b never sees", async () => {
+    await withPool(1, async (pool) => {
+      await pool.run(of('job-a', leaves), limits);
+      // The same job's next task may find it (warm executors serve their own job).
+      expect(JSON.parse(await pool.run(of('job-a', looks), limits))).toEqual([{ key: 'by a', value: 'patched' }]);
+      expect(JSON.parse(await pool.run(of('job-b', looks), limits))).toEqual([{ key: 'undefined', value: 1 }]);
+      // Built-in tasks run beside neither.
+      expect(await pool.run(noop(3), { ...limits, key: 'job-c' })).toBe('[3]');
+    });
+  });
+
+  it("ends a job's executors when the job is forgotten", async () => {
+    await withPool(2, async (pool) => {
+      await pool.run(of('job-a', leaves), limits);
+      const before = pool.pids;
+      pool.forgetJob('job-a');
+      await waitUntil(() => pool.pids.length < before.length);
+      expect(JSON.parse(await pool.run(of('job-a', looks), limits))).toEqual([{ key: 'undefined', value: 1 }]);
+    });
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  while (!ok()) await new Promise((r) => setTimeout(r, 10));
+}
+
 /** Runs `body` with a pool of `threads` threads of its own, closed after. */
 async function withPool(threads: number, body: (pool: ExecutorPool) => Promise<void>): Promise<void> {
   const pool = new BuiltPool(threads);
