@@ -1,11 +1,12 @@
-import { mkdirSync, realpathSync } from 'node:fs';
+import { chownSync, mkdirSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
 import type { TaskSpec } from '../protocol/task-spec.js';
-import { Executor, ExecutorExit } from './executor-process.js';
-import { MEMORY_LIMIT, memoryUsedMb, namedError, type TaskRights } from './executor-rules.js';
+import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
+import type { ExecutorUser } from './executor-user.js';
+import { MEMORY_LIMIT, memoryUsedMb, namedError, rootsWithout, type TaskRights } from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
 import {
   CHUNK_BUDGET_MS,
@@ -39,6 +40,8 @@ export interface ExecutorPoolOptions {
    * it, user code only its own job's.
    */
   shuffleDir?: string;
+  /** Executors run as this user (`--executor-user`); the worker runs as root. */
+  user?: ExecutorUser;
 }
 
 export class TaskTimeoutError extends Error {
@@ -82,7 +85,7 @@ interface Chunk {
 }
 
 /** The executor's own code, which it must read whatever the roots of user code are. */
-function codeRoots(): string[] {
+export function codeRoots(): string[] {
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const roots = [join(root, 'dist'), join(root, 'node_modules'), join(root, 'package.json')];
   for (const p of [...roots]) {
@@ -96,7 +99,17 @@ function codeRoots(): string[] {
   return roots;
 }
 
-export const defaultRights = (): TaskRights => ({ read: [process.cwd(), tmpdir()], write: [tmpdir()] });
+/** The compiled entry of an executor process. */
+export const EXECUTOR_ENTRY = fileURLToPath(new URL('./executor-main.js', import.meta.url));
+
+/**
+ * What tasks may reach when the worker names no roots: read the working and temp dirs, write
+ * the temp dir — but never the worker's data dir, whichever of them it lies in.
+ */
+export function defaultRights(dataDir?: string): TaskRights {
+  const without = (root: string) => (dataDir === undefined ? [root] : rootsWithout(root, dataDir));
+  return { read: [process.cwd(), tmpdir()].flatMap(without), write: without(tmpdir()) };
+}
 
 /**
  * Runs tasks in executor processes, so a task that loops, throws, exits, kills its process or
@@ -113,7 +126,7 @@ export const defaultRights = (): TaskRights => ({ read: [process.cwd(), tmpdir()
  * may run more than once in Weir anyway (retries, speculation), so that is safe.
  */
 export class ExecutorPool {
-  private readonly entry = fileURLToPath(new URL('./executor-main.js', import.meta.url));
+  private readonly entry = EXECUTOR_ENTRY;
   private readonly read: string[];
   private readonly write: string[];
   private readonly queue: Task[] = [];
@@ -135,6 +148,7 @@ export class ExecutorPool {
     private readonly maxExecutors: number,
     private readonly o: ExecutorPoolOptions = {},
   ) {
+    if (o.user && !SETPRIV) throw new Error('--executor-user needs setpriv (util-linux) on the worker’s machine');
     const rights = o.rights ?? defaultRights();
     // A part file is written aside and renamed into place, and Node checks a rename's source
     // for reading: what a task may write, it may read.
@@ -155,13 +169,16 @@ export class ExecutorPool {
     const shuffle = this.o.shuffleDir;
     if (shuffle === undefined) return { read: this.read, write: this.write };
     const dir = job === undefined ? shuffle : join(shuffle, job);
-    // The permission model grants what exists when the executor starts.
-    if (job !== undefined) mkdirSync(dir, { recursive: true });
+    if (job !== undefined) {
+      // Made here for it, so its roots name a directory that exists, and its user's.
+      mkdirSync(dir, { recursive: true });
+      if (this.o.user) chownSync(dir, this.o.user.uid, this.o.user.gid);
+    }
     return { read: [...this.read, dir], write: [...this.write, dir] };
   }
 
   private spawn(memoryMb: number, job?: string): Executor {
-    const start = { entry: this.entry, memoryMb, job, ...this.roots(job) };
+    const start = { entry: this.entry, memoryMb, job, user: this.o.user, ...this.roots(job) };
     const ex = new Executor(start, (e) => {
       this.executors.delete(e);
       const i = this.idle.indexOf(e);

@@ -2,17 +2,26 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { deathCause, executorFlags, parseStatm, type Statm } from './executor-rules.js';
 import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
+import type { ExecutorUser } from './executor-user.js';
 
 /**
  * `setpriv --pdeathsig KILL` makes the kernel kill an executor when its worker dies, however
  * it dies and whatever the executor is doing (a task in a loop handles no disconnect event).
  */
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+export const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/** setpriv's arguments: die with the worker, and run as `user` (no supplementary groups) if given. */
+function setprivArgs(user: ExecutorUser | undefined): string[] {
+  const as = user ? [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups'] : [];
+  return ['--pdeathsig', 'KILL', ...as, '--'];
+}
 
 export interface ExecutorStart {
   /** The compiled executor-main.js. */
   entry: string;
   memoryMb: number;
+  /** Whom it runs as (`--executor-user`); undefined: its worker's user. */
+  user?: ExecutorUser | undefined;
   /** The job whose user code it runs; undefined: built-in tasks of any job. */
   job?: string | undefined;
   read: readonly string[];
@@ -59,7 +68,7 @@ export class Executor {
     const flags = executorFlags(o.memoryMb, o.read, o.write);
     this.child = fork(o.entry, [], {
       ...(SETPRIV ? { execPath: SETPRIV } : {}),
-      execArgv: SETPRIV ? ['--pdeathsig', 'KILL', '--', process.execPath, ...flags] : flags,
+      execArgv: SETPRIV ? [...setprivArgs(o.user), process.execPath, ...flags] : flags,
       // Nothing of the worker's environment (JWT_SECRET above all) reaches user code.
       env: {},
       // Everything passing here began as JSON (job configs, records, results as JSON text), and

@@ -11,8 +11,12 @@ export interface TaskRights {
   net?: string[];
 }
 
-/** Whether `path` (absolute, normalised) is `root` or lies under it. */
+/**
+ * Whether `path` (absolute, normalised) is `root` or lies under it. A root ending in `*` is
+ * a prefix, as Node's permission model reads it: `/tmp/a*` holds `/tmp/abc/d`.
+ */
 export function isUnder(path: string, root: string): boolean {
+  if (root.endsWith('*')) return path.startsWith(root.slice(0, -1));
   const r = relative(root, path);
   return r === '' || (!r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r));
 }
@@ -42,6 +46,37 @@ export function executorFlags(memoryMb: number, read: readonly string[], write: 
 export function outermost(roots: readonly string[]): string[] {
   const unique = [...new Set(roots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r)))];
   return unique.filter((r) => !unique.some((o) => o !== r && isUnder(r, o)));
+}
+
+/** What a prefix root can end with: printable ASCII but `/` and `*` (`/tmp/**` is everything). */
+const NAME_CHARS = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)).filter(
+  (c) => c !== '/' && c !== '*',
+);
+
+/**
+ * `root` without `excluded` (absolute, normalised), as roots Node's permission model takes:
+ * it cannot subtract a directory, so each directory on the way from `root` down to `excluded`
+ * is given as what its names can be but the one leading on — the names that share a
+ * shorter beginning with it and then differ (`/tmp/a*` … for `/tmp/weir`, then `/tmp/wa*` …),
+ * those that go on after it, and those that are a beginning of it. Names made later match as
+ * well, so files created after the executor starts are readable too; only a name that
+ * differs from the excluded one first at `*` or a character outside printable ASCII is not.
+ * `excluded` outside `root`: `[root]`; `root` inside `excluded`: nothing.
+ */
+export function rootsWithout(root: string, excluded: string): string[] {
+  if (isUnder(root, excluded)) return [];
+  if (!isUnder(excluded, root)) return [root];
+  const roots: string[] = [];
+  let base = root.endsWith(sep) ? root : root + sep;
+  for (const name of relative(root, excluded).split(sep)) {
+    for (let i = 0; i <= name.length; i++) {
+      const start = base + name.slice(0, i);
+      if (i > 0 && i < name.length) roots.push(start);
+      for (const c of NAME_CHARS) if (c !== name[i]) roots.push(`${start}${c}*`);
+    }
+    base = base + name + sep;
+  }
+  return roots;
 }
 
 /** Pages as /proc/PID/statm gives them: total, resident, shared, text, lib, data, dirty. */

@@ -8,6 +8,7 @@ import {
   outermost,
   parseStatm,
   permissionMessage,
+  rootsWithout,
 } from '../../src/worker/executor-rules.js';
 
 describe('an executor’s rules', () => {
@@ -25,6 +26,32 @@ describe('an executor’s rules', () => {
     expect(executorFlags(64, ['/tmp', '/tmp'], []).filter((f) => f.startsWith('--allow-fs-read'))).toEqual([
       '--allow-fs-read=/tmp',
     ]);
+  });
+
+  it("leaves a worker's data dir out of a root that holds it, and nothing else (names made later included)", () => {
+    const roots = outermost(rootsWithout('/tmp', '/tmp/weir-it/worker-1'));
+    const readable = (path: string) => roots.some((r) => isUnder(path, r));
+    for (const path of ['/tmp/weir-it/worker-1', '/tmp/weir-it/worker-1/LOCK', '/tmp/weir-it/worker-1/shuffle/j/0']) {
+      expect(readable(path), path).toBe(false);
+    }
+    for (const path of [
+      '/tmp/x.txt',
+      '/tmp/w',
+      '/tmp/weir',
+      '/tmp/weir-it2/a',
+      '/tmp/weir-i/a',
+      '/tmp/weir-it/worker-10/LOCK',
+      '/tmp/weir-it/worker-',
+      '/tmp/weir-it/worker-2/x',
+      '/tmp/weir-it/inside.txt',
+      '/tmp/weir-it/a b,c',
+    ]) {
+      expect(readable(path), path).toBe(true);
+    }
+    // Node reads a `*` anywhere as a wildcard: only the last character may be one.
+    expect(roots.filter((r) => r.slice(0, -1).includes('*'))).toEqual([]);
+    expect(rootsWithout('/tmp', '/srv/data')).toEqual(['/tmp']);
+    expect(rootsWithout('/srv/data/w/x', '/srv/data')).toEqual([]);
   });
 
   it('counts memory mapped but not yet touched, over its resident baseline', () => {
