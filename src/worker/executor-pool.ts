@@ -6,7 +6,15 @@ import type { TaskError } from '../protocol/task-ref.js';
 import type { TaskSpec } from '../protocol/task-spec.js';
 import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
 import type { ExecutorUser } from './executor-user.js';
-import { MEMORY_LIMIT, memoryUsedMb, namedError, rootsWithout, type TaskRights } from './executor-rules.js';
+import {
+  MEMORY_LIMIT,
+  memoryUsedMb,
+  namedError,
+  permissionFlags,
+  rootsWithout,
+  withRoot,
+  type TaskRights,
+} from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
 import {
   CHUNK_BUDGET_MS,
@@ -127,8 +135,8 @@ export function defaultRights(dataDir?: string): TaskRights {
  */
 export class ExecutorPool {
   private readonly entry = EXECUTOR_ENTRY;
-  private readonly read: string[];
-  private readonly write: string[];
+  /** The permission flags of executors for built-in tasks; a job's add its shuffle directory. */
+  private readonly permissions: string[];
   private readonly queue: Task[] = [];
   private readonly executors = new Set<Executor>();
   private readonly idle: Executor[] = [];
@@ -152,8 +160,7 @@ export class ExecutorPool {
     const rights = o.rights ?? defaultRights();
     // A part file is written aside and renamed into place, and Node checks a rename's source
     // for reading: what a task may write, it may read.
-    this.read = [...codeRoots(), ...rights.read, ...rights.write];
-    this.write = rights.write;
+    this.permissions = permissionFlags([...codeRoots(), ...rights.read, ...rights.write], rights.write);
     this.sampleMs = o.memorySampleMs ?? 5;
     this.keepWarm();
   }
@@ -164,21 +171,21 @@ export class ExecutorPool {
     while (this.executors.size < Math.min(warm.count, this.maxExecutors)) this.idle.push(this.spawn(warm.memoryMb));
   }
 
-  /** Roots of an executor for this job's user code, or for built-in tasks of any job. */
-  private roots(job: string | undefined): { read: string[]; write: string[] } {
+  /** Permission flags of an executor for this job's user code, or for built-in tasks of any job. */
+  private roots(job: string | undefined): string[] {
     const shuffle = this.o.shuffleDir;
-    if (shuffle === undefined) return { read: this.read, write: this.write };
+    if (shuffle === undefined) return this.permissions;
     const dir = job === undefined ? shuffle : join(shuffle, job);
     if (job !== undefined) {
       // Made here for it, so its roots name a directory that exists, and its user's.
       mkdirSync(dir, { recursive: true });
       if (this.o.user) chownSync(dir, this.o.user.uid, this.o.user.gid);
     }
-    return { read: [...this.read, dir], write: [...this.write, dir] };
+    return withRoot(this.permissions, dir);
   }
 
   private spawn(memoryMb: number, job?: string): Executor {
-    const start = { entry: this.entry, memoryMb, job, user: this.o.user, ...this.roots(job) };
+    const start = { entry: this.entry, memoryMb, job, user: this.o.user, permissions: this.roots(job) };
     const ex = new Executor(start, (e) => {
       this.executors.delete(e);
       const i = this.idle.indexOf(e);

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { deathCause, executorFlags, parseStatm, type Statm } from './executor-rules.js';
+import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
 import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
 import type { ExecutorUser } from './executor-user.js';
 
@@ -24,8 +24,8 @@ export interface ExecutorStart {
   user?: ExecutorUser | undefined;
   /** The job whose user code it runs; undefined: built-in tasks of any job. */
   job?: string | undefined;
-  read: readonly string[];
-  write: readonly string[];
+  /** The permission model's flags (executor-rules.ts permissionFlags). */
+  permissions: readonly string[];
 }
 
 /** Thrown by Executor.run when the process ends before answering. */
@@ -65,7 +65,7 @@ export class Executor {
   ) {
     this.memoryMb = o.memoryMb;
     this.job = o.job;
-    const flags = executorFlags(o.memoryMb, o.read, o.write);
+    const flags = [...o.permissions, ...heapFlags(o.memoryMb)];
     this.child = fork(o.entry, [], {
       ...(SETPRIV ? { execPath: SETPRIV } : {}),
       execArgv: SETPRIV ? [...setprivArgs(o.user), process.execPath, ...flags] : flags,

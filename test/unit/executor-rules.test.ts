@@ -8,7 +8,9 @@ import {
   outermost,
   parseStatm,
   permissionMessage,
+  permissionFlags,
   rootsWithout,
+  withRoot,
 } from '../../src/worker/executor-rules.js';
 
 describe('an executor’s rules', () => {
@@ -23,6 +25,12 @@ describe('an executor’s rules', () => {
 
   it('gives each root once, and none that another holds (Node aborts on a path given twice)', () => {
     expect(outermost(['/tmp', '/app', '/tmp/', '/tmp/data/shuffle', '/tmpx'])).toEqual(['/tmp', '/app', '/tmpx']);
+    expect(outermost(['/t/a', '/t/a*', '/t/ab*', '/t/b/c', '/t/a/x', '/t/b', '/t/bc*', '/'])).toEqual(['/']);
+    expect(outermost(['/t/a', '/t/a*', '/t/ab*', '/t/b/c', '/t/a/x', '/t/b', '/t/bc*'])).toEqual([
+      '/t/a*',
+      '/t/b',
+      '/t/bc*',
+    ]);
     expect(executorFlags(64, ['/tmp', '/tmp'], []).filter((f) => f.startsWith('--allow-fs-read'))).toEqual([
       '--allow-fs-read=/tmp',
     ]);
@@ -52,6 +60,17 @@ describe('an executor’s rules', () => {
     expect(roots.filter((r) => r.slice(0, -1).includes('*'))).toEqual([]);
     expect(rootsWithout('/tmp', '/srv/data')).toEqual(['/tmp']);
     expect(rootsWithout('/srv/data/w/x', '/srv/data')).toEqual([]);
+  });
+
+  it("adds a job's own directory to the flags once, and not when a root holds it", () => {
+    const base = permissionFlags(['/app', '/data/w'], ['/tmp']);
+    expect(withRoot(base, '/srv/shuffle/job-a').slice(base.length)).toEqual([
+      '--allow-fs-read=/srv/shuffle/job-a',
+      '--allow-fs-write=/srv/shuffle/job-a',
+    ]);
+    expect(withRoot(base, '/data/w/shuffle/job-a').slice(base.length)).toEqual([
+      '--allow-fs-write=/data/w/shuffle/job-a',
+    ]);
   });
 
   it('counts memory mapped but not yet touched, over its resident baseline', () => {
