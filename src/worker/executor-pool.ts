@@ -67,7 +67,9 @@ export class TaskTimeoutError extends Error {
  * for no job serves them.
  */
 export function userCodeJob(spec: TaskSpec): string | undefined {
-  if (!('job_id' in spec) || spec.operation === 'stream') return undefined;
+  if (!('job_id' in spec)) return undefined;
+  // A topology's functions are user code too.
+  if (spec.operation === 'stream') return spec.job_id;
   return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 
