@@ -1,4 +1,4 @@
-import { chownSync, mkdirSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +6,7 @@ import type { TaskError } from '../protocol/task-ref.js';
 import type { TaskSpec } from '../protocol/task-spec.js';
 import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
 import type { ExecutorUser } from './executor-user.js';
+import { ShuffleViews, type ShuffleView } from './shuffle-views.js';
 import {
   MEMORY_LIMIT,
   memoryUsedMb,
@@ -44,8 +45,8 @@ export interface ExecutorPoolOptions {
   /** How often the memory of an executor running a task is read. Default 5 ms. */
   memorySampleMs?: number;
   /**
-   * Where map tasks write their outputs (one directory per job): built-in tasks reach all of
-   * it, user code only its own job's.
+   * Where map tasks write their outputs (one directory per job): each executor reaches the
+   * jobs it runs tasks of (see ShuffleViews), one that has run user code only its own job's.
    */
   shuffleDir?: string;
   /** Executors run as this user (`--executor-user`); the worker runs as root. */
@@ -137,8 +138,10 @@ export function defaultRights(dataDir?: string): TaskRights {
  */
 export class ExecutorPool {
   private readonly entry = EXECUTOR_ENTRY;
-  /** The permission flags of executors for built-in tasks; a job's add its shuffle directory. */
+  /** The permission flags of every executor, but for its own shuffle view. */
   private readonly permissions: string[];
+  private readonly views: ShuffleViews | undefined;
+  private readonly viewOf = new Map<Executor, ShuffleView>();
   private readonly queue: Task[] = [];
   private readonly executors = new Set<Executor>();
   private readonly idle: Executor[] = [];
@@ -163,6 +166,7 @@ export class ExecutorPool {
     // A part file is written aside and renamed into place, and Node checks a rename's source
     // for reading: what a task may write, it may read.
     this.permissions = permissionFlags([...codeRoots(), ...rights.read, ...rights.write], rights.write);
+    this.views = o.shuffleDir === undefined ? undefined : new ShuffleViews(o.shuffleDir, o.user);
     this.sampleMs = o.memorySampleMs ?? 5;
     this.keepWarm();
   }
@@ -173,28 +177,20 @@ export class ExecutorPool {
     while (this.executors.size < Math.min(warm.count, this.maxExecutors)) this.idle.push(this.spawn(warm.memoryMb));
   }
 
-  /** Permission flags of an executor for this job's user code, or for built-in tasks of any job. */
-  private roots(job: string | undefined): string[] {
-    const shuffle = this.o.shuffleDir;
-    if (shuffle === undefined) return this.permissions;
-    const dir = job === undefined ? shuffle : join(shuffle, job);
-    if (job !== undefined) {
-      // Made here for it, so its roots name a directory that exists, and its user's.
-      mkdirSync(dir, { recursive: true });
-      if (this.o.user) chownSync(dir, this.o.user.uid, this.o.user.gid);
-    }
-    return withRoot(this.permissions, dir);
-  }
-
-  private spawn(memoryMb: number, job?: string): Executor {
-    const start = { entry: this.entry, memoryMb, job, user: this.o.user, permissions: this.roots(job) };
-    const ex = new Executor(start, (e) => {
+  private spawn(memoryMb: number): Executor {
+    const view = this.views?.create();
+    const permissions = view ? withRoot(this.permissions, view.dir) : this.permissions;
+    const ex = new Executor({ entry: this.entry, memoryMb, user: this.o.user, permissions }, (e) => {
       this.executors.delete(e);
+      const v = this.viewOf.get(e);
+      if (v) this.views?.drop(v);
+      this.viewOf.delete(e);
       const i = this.idle.indexOf(e);
       if (i >= 0) this.idle.splice(i, 1);
       // Replaced later, not here: an executor that cannot start must not respawn in a loop.
     });
     this.executors.add(ex);
+    if (view) this.viewOf.set(ex, view);
     return ex;
   }
 
@@ -203,15 +199,41 @@ export class ExecutorPool {
    * one (in place of an idle one if need be).
    */
   private acquire(memoryMb: number, job: string | undefined): Executor {
-    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
-    if (i >= 0) return this.idle.splice(i, 1)[0]!;
-    if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
-    return this.spawn(memoryMb, job);
+    let i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
+    // One that has run no user code yet takes this job's (and is its job's from now on).
+    if (i < 0 && job !== undefined) i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === undefined);
+    let ex: Executor;
+    if (i >= 0) ex = this.idle.splice(i, 1)[0]!;
+    else {
+      if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
+      ex = this.spawn(memoryMb);
+    }
+    if (job !== undefined && ex.job === undefined) {
+      ex.job = job;
+      const view = this.viewOf.get(ex);
+      if (view) this.views?.keepOnly(view, job);
+    }
+    return ex;
   }
 
-  /** A job is over on this worker: the executors that ran its code go. */
+  /**
+   * The tasks' specs as this executor runs them: each data task's job linked in its view, and
+   * the view as its shuffle directory.
+   */
+  private specsFor(ex: Executor, tasks: readonly Task[]): TaskSpec[] {
+    const view = this.viewOf.get(ex);
+    if (!view || !this.views) return tasks.map((t) => t.spec);
+    return tasks.map(({ spec }) => {
+      if (!('env' in spec) || !spec.env) return spec;
+      this.views!.link(view, spec.job_id);
+      return { ...spec, env: { ...spec.env, shuffle_dir: view.dir } };
+    });
+  }
+
+  /** A job is over on this worker: the executors that ran its code go, and its links. */
   forgetJob(job: string): void {
     for (const e of this.idle.filter((x) => x.job === job)) e.kill();
+    for (const view of this.viewOf.values()) this.views?.unlink(view, job);
   }
 
   private release(ex: Executor): void {
@@ -267,7 +289,7 @@ export class ExecutorPool {
       timer: undefined,
     };
     for (const t of tasks) t.chunk = chunk;
-    const req: ChunkRequest = { specs: tasks.map((t) => t.spec), budgetMs: CHUNK_BUDGET_MS };
+    const req: ChunkRequest = { specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);
     chunk.executor
       .run(req, () => {

@@ -22,8 +22,6 @@ export interface ExecutorStart {
   memoryMb: number;
   /** Whom it runs as (`--executor-user`); undefined: its worker's user. */
   user?: ExecutorUser | undefined;
-  /** The job whose user code it runs; undefined: built-in tasks of any job. */
-  job?: string | undefined;
   /** The permission model's flags (executor-rules.ts permissionFlags). */
   permissions: readonly string[];
 }
@@ -42,7 +40,8 @@ export class ExecutorExit extends Error {
  */
 export class Executor {
   readonly memoryMb: number;
-  readonly job: string | undefined;
+  /** The job whose user code it has run, once it has: it runs no other job's tasks. */
+  job: string | undefined = undefined;
   readonly child: ChildProcess;
   /** Resolves with its memory figures once it is ready for tasks; rejects if it ends first. */
   readonly ready: Promise<void>;
@@ -64,7 +63,6 @@ export class Executor {
     private readonly onExit: (e: Executor) => void,
   ) {
     this.memoryMb = o.memoryMb;
-    this.job = o.job;
     const flags = [...o.permissions, ...heapFlags(o.memoryMb)];
     this.child = fork(o.entry, [], {
       ...(SETPRIV ? { execPath: SETPRIV } : {}),

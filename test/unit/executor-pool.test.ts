@@ -1,7 +1,11 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { taskSpec } from '../../src/ops/batch-ops.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { describeError, ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
+import type { DataTaskSpec } from '../../src/protocol/task-spec.js';
 
 // The pool starts its executors from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
@@ -116,6 +120,44 @@ describe("one job's code never meets another's", () => {
       await waitUntil(() => pool.pids.length < before.length);
       expect(JSON.parse(await pool.run(of('job-a', looks), limits))).toEqual([{ key: 'undefined', value: 1 }]);
     });
+  });
+});
+
+describe("a worker's shuffle directory, as its executors reach it", () => {
+  const shuffleDir = mkdtempSync(join(tmpdir(), 'weir-views-'));
+  afterAll(() => rmSync(shuffleDir, { recursive: true, force: true }));
+  const of = (job_id: string, module: string) => ({
+    ...user(module),
+    job_id,
+    env: { shuffle_dir: shuffleDir },
+  });
+  const probe = (path: string) => `import { readFileSync } from "node:fs";
+    export function map(r, emit) { try { emit("read", readFileSync(${JSON.stringify(path)}, "utf8")) } catch (e) { emit("read", e.code) } }`;
+
+  it("gives user code its own job's map outputs, never another job's", async () => {
+    for (const [job, file] of [
+      ['job-x', 'secret'],
+      ['job-a', 'mine'],
+    ] as const) {
+      mkdirSync(join(shuffleDir, job), { recursive: true });
+      writeFileSync(join(shuffleDir, job, file), job);
+    }
+    // No other roots: as in a worker, whose shuffle directory lies in its data dir.
+    const pool = new BuiltPool(1, { shuffleDir, rights: { read: [], write: [] } });
+    try {
+      // A built-in task of job-x runs first in the only executor (view 1), linking job-x there.
+      const wordcount = taskSpec(normalizeBatchConfig({ operation: 'wordcount', data: ['a'] }), 0) as DataTaskSpec;
+      await pool.run({ ...wordcount, job_id: 'job-x', env: { shuffle_dir: shuffleDir } }, limits);
+      const view = join(shuffleDir, '.views', '1');
+      const read = async (path: string) =>
+        (JSON.parse(await pool.run(of('job-a', probe(path)), limits)) as { value: string }[])[0]!.value;
+      // Job a's code then takes that executor: job-x's link is gone before it runs.
+      expect(await read(join(view, 'job-a', 'mine'))).toBe('job-a');
+      expect(await read(join(view, 'job-x', 'secret'))).toBe('ENOENT');
+      expect(await read(join(shuffleDir, 'job-x', 'secret'))).toBe('ERR_ACCESS_DENIED');
+    } finally {
+      await pool.close();
+    }
   });
 });
 
