@@ -212,8 +212,24 @@ export class ExecutorPool {
       ex.job = job;
       const view = this.viewOf.get(ex);
       if (view) this.views?.keepOnly(view, job);
+      this.keepSpare(memoryMb);
     }
     return ex;
+  }
+
+  /**
+   * An executor has just been given a job's code: another that has run none is started now,
+   * in place of an idle one of another job if need be, so the next job's code finds it ready.
+   */
+  private keepSpare(memoryMb: number): void {
+    if (!this.o.warm || this.closed) return;
+    if (this.idle.some((e) => e.job === undefined && e.memoryMb === memoryMb)) return;
+    if (this.executors.size >= this.maxExecutors) {
+      const i = this.idle.findIndex((e) => e.job !== undefined);
+      if (i < 0) return;
+      this.idle.splice(i, 1)[0]!.kill();
+    }
+    this.idle.push(this.spawn(memoryMb));
   }
 
   /**
