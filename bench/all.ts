@@ -5,12 +5,14 @@
 //   cluster  3 masters: replicated throughput beside 1 master, failover, elections, catch-up
 //   batch    wordcount (256 MiB) against a single-thread loop, sort of 1 GiB
 //   stream   generator → map → window → sink: sustained events/s, latency at half of it
+//   latency  one-task jobs one at a time: each step of a job's path, on 1 and 3 masters
+//   paging   a results page on a job of 1,000,000 keyed rows against one of 10
 //
-// With no PART, all four run (about an hour on 2 cores). OPTIONS go to the part's script.
+// With no PART, all of them run (about an hour on 2 cores). OPTIONS go to the part's script.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const PARTS = ['core', 'cluster', 'batch', 'stream'] as const;
+const PARTS = ['core', 'cluster', 'batch', 'stream', 'latency', 'paging'] as const;
 type Part = (typeof PARTS)[number];
 
 const [first, ...rest] = process.argv.slice(2);

@@ -146,15 +146,18 @@ async function get(url: string, dispatcher?: Dispatcher, init: { signal?: AbortS
   return dispatcher ? undiciFetch(url, { ...init, dispatcher }) : fetch(url, init);
 }
 
-/** An open cluster (no JWT_SECRET) so that auth is not part of the measurement. */
-const CHILD_ENV = { ...process.env, JWT_SECRET: undefined, WEIR_TOKEN: undefined, WEIR_MASTER: undefined };
+/**
+ * An open cluster (no JWT_SECRET) so that auth is not part of the measurement; read at each
+ * start, as the latency benchmark sets WEIR_TRACE for the nodes it starts.
+ */
+const childEnv = () => ({ ...process.env, JWT_SECRET: undefined, WEIR_TOKEN: undefined, WEIR_MASTER: undefined });
 
 /** Starts `bin/weir.js ARGS --data-dir DIR/NAME` with its output in DIR/NAME.log. */
 export function spawnWeir(dir: string, name: string, args: string[], nodeArgs: string[] = []): Child {
   mkdirSync(join(dir, name), { recursive: true });
   return startChild(name, process.execPath, [...nodeArgs, WEIR_BIN, ...args, '--data-dir', join(dir, name)], {
     logFile: join(dir, `${name}.log`),
-    env: CHILD_ENV,
+    env: childEnv(),
   });
 }
 

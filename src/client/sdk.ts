@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { TokenSource } from '../common/auth.js';
 import { HttpClient } from '../common/http-client.js';
 import type { TlsConnect } from '../common/tls.js';
@@ -92,7 +93,7 @@ export class WeirClient {
   }
 
   /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
-  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey = randomUUID()) {
+  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey: string = randomUUID()) {
     return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
   }
 
@@ -108,6 +109,23 @@ export class WeirClient {
     });
   }
 
+  /**
+   * Writes a backup of the cluster's state to `dest`: whole or not at all (it is written
+   * under a temporary name, then renamed). Needs an admin token.
+   */
+  async backup(dest: string): Promise<void> {
+    const partial = `${dest}.partial`;
+    try {
+      await this.http.get('/api/cluster/backup', {
+        timeoutMs: 600_000,
+        sink: (body) => pipeline(body, createWriteStream(partial)),
+      });
+      renameSync(partial, dest);
+    } finally {
+      rmSync(partial, { force: true });
+    }
+  }
+
   /** The job; with `waitMs`, answered early as soon as it finishes. */
   job(jobId: string, waitMs = 0): Promise<JobView> {
     const q = waitMs > 0 ? `?wait_ms=${waitMs}` : '';
@@ -121,6 +139,22 @@ export class WeirClient {
       onProgress?.(job);
       if (TERMINAL_STATUSES.has(job.status)) return job;
     }
+  }
+
+  /**
+   * Submits a batch job, waits for it and gives its results: the round trip of one job. A job
+   * that failed or was cancelled resolves with no results; what happened is on `job`.
+   */
+  async run(
+    job: { name: string; config?: unknown },
+    o: { idempotencyKey?: string; onProgress?: (job: JobView) => void } = {},
+  ): Promise<{ job: JobView; results: unknown[] }> {
+    const submitted = await this.submit({ ...job, type: 'batch' }, o.idempotencyKey);
+    const done = TERMINAL_STATUSES.has(submitted.status) ? submitted : await this.wait(submitted.job_id, o.onProgress);
+    const results: unknown[] = [];
+    if (done.status === 'completed')
+      for await (const page of this.results(done.job_id)) for (const r of page) results.push(r);
+    return { job: done, results };
   }
 
   jobs(cursor?: string, limit = 100) {

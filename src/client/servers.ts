@@ -26,6 +26,7 @@ export interface MasterFlags extends TlsFlags {
   peers?: string;
   discover?: string;
   bootstrapExpect?: string;
+  restore?: string;
 }
 
 function port(text: string | undefined, fallback: number, what: string): number {
@@ -89,6 +90,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(peers ? { peers } : {}),
     ...(discover ? { discover } : {}),
     ...(bootstrapExpect ? { bootstrapExpect } : {}),
+    ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),

@@ -25,6 +25,8 @@ export interface RequestOptions {
   noRetry?: boolean;
   /** A raw body (a file): opened again for each attempt. */
   upload?: { open: () => Readable; length: number };
+  /** Takes a successful answer's body as it streams (a download), from the start on each attempt. */
+  sink?: (body: Readable) => Promise<void>;
 }
 
 /**
@@ -156,6 +158,10 @@ export class HttpClient {
       headersTimeout: timeout,
       bodyTimeout: timeout,
     });
+    if (opts.sink && res.statusCode < 400) {
+      await opts.sink(res.body);
+      return undefined as T;
+    }
     const text = await res.body.text();
     let json: unknown;
     try {

@@ -4,6 +4,7 @@ import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ERROR_CODES, WeirError, badRequest } from './errors.js';
+import { refusedFrames, SOCKET_ROUTES } from '../protocol/checked-decode.js';
 
 export const BODY_LIMIT = 16 * 1024 * 1024;
 /** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
@@ -133,6 +134,8 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
  */
 export function socketErrors(err: Error & { code?: string }, socket: WebSocket, req: FastifyRequest): void {
   if (err.code?.startsWith('WS_ERR_')) {
+    const counted = SOCKET_ROUTES[req.routeOptions.url ?? ''];
+    if (counted) refusedFrames[counted]++;
     req.log.warn({ why: err.message }, 'a frame ws could not read; its socket closes');
     return;
   }

@@ -1,3 +1,4 @@
+import { trace } from '../common/trace.js';
 import { randomInt } from 'node:crypto';
 import { WeirError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -473,6 +474,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     const newVote = hs !== undefined && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote);
     if (rd.entries.length > 0 || rd.snapshot || newVote) {
       this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
+      if (rd.entries.length > 0) trace('log', 'persisted');
       if (newVote) {
         this.persistedTerm = hs.term;
         this.persistedVote = hs.vote;

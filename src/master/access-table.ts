@@ -16,6 +16,14 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /metrics': OPEN,
   // The id is unguessable: workers read a job's input with it and nothing else.
   'GET /uploads/:id': OPEN,
+  // The API's description and the page that renders it hold no data.
+  'GET /openapi.json': OPEN,
+  'GET /docs': OPEN,
+  'GET /docs/static/index.html': OPEN,
+  'GET /docs/static/swagger-initializer.js': OPEN,
+  'GET /docs/static/*': OPEN,
+  'GET /docs/json': OPEN,
+  'GET /docs/yaml': OPEN,
   'GET /cluster/status': VIEWS,
   'POST /api/jobs': USERS,
   'GET /api/jobs': USERS,
@@ -43,6 +51,8 @@ export const MASTER_ACCESS: AccessTable = {
     ownsWhy: 'add a master other than itself (its token carries another node_id)',
   },
   'DELETE /api/cluster/members/:id': { roles: [] },
+  // A copy of everything the cluster holds: an operator's.
+  'GET /api/cluster/backup': { roles: [] },
   // Which members may open it is the transport's to say (a frame counts only from its sender).
   [`GET ${PEER_PATH}`]: { roles: ['peer'], notAdmin: true },
 };

@@ -17,10 +17,12 @@ import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
 import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
+import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
+import { registerOpenApi } from './openapi.js';
 import { UploadReplicator } from './upload-replication.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
 
@@ -56,6 +58,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
 
   installAuth(app, MASTER_ACCESS, opts.jwtSecret);
+  await registerOpenApi(app);
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());
@@ -72,6 +75,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(streamRoutes(ctx, ctx.tokens.derive({ role: 'peer' })));
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
+      await api.register(backupRoutes(ctx));
     },
     { prefix: '/api' },
   );

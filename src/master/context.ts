@@ -2,6 +2,7 @@ import type { TokenSource } from '../common/auth.js';
 import type { Logger } from '../common/logger.js';
 import type { NodeTls } from '../common/tls.js';
 import type { Queries } from '../state/queries.js';
+import type { BackupMaker } from './backup-maker.js';
 import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
 import type { WorkerChannels } from './worker-channels.js';
@@ -23,4 +24,6 @@ export interface MasterContext {
   tokens: TokenSource;
   /** With TLS, workers are reached over https too, with this master's certificate. */
   tls: NodeTls | undefined;
+  /** Consistent copies of this master's state, for `GET /api/cluster/backup`. */
+  backups?: BackupMaker;
 }

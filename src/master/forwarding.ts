@@ -43,6 +43,8 @@ export class LeaderForwarding {
     return this.forward(req, reply, leader);
   };
 
+  private warnedAt = 0;
+
   private async forward(req: FastifyRequest, reply: FastifyReply, leader: string): Promise<FastifyReply> {
     const headers: Record<string, string> = { [FORWARDED]: '1' };
     for (const [k, v] of Object.entries(req.headers)) {
@@ -59,7 +61,14 @@ export class LeaderForwarding {
         headersTimeout: 90_000,
         bodyTimeout: 90_000,
       });
-    } catch {
+    } catch (err) {
+      // A leader down in an election fails every forward for a moment; a TLS or network
+      // fault fails them until someone acts: said once a second, not once a request.
+      const now = Date.now();
+      if (now - this.warnedAt >= 1000) {
+        this.warnedAt = now;
+        req.log.warn({ err, leader }, 'could not forward a request to the leader; answering no_leader');
+      }
       throw noLeader();
     }
     reply.code(res.statusCode);
@@ -67,6 +76,10 @@ export class LeaderForwarding {
     if (typeof type === 'string') reply.header('content-type', type);
     const retry = res.headers['retry-after'];
     if (typeof retry === 'string') reply.header('retry-after', retry);
+    // What a download says of itself (a backup's log position, its file name).
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (typeof v === 'string' && (k.startsWith('x-weir-applied-') || k === 'content-disposition')) reply.header(k, v);
+    }
     return reply.send(res.body);
   }
 

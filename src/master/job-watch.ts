@@ -1,3 +1,5 @@
+import { trace } from '../common/trace.js';
+
 /**
  * Long-poll support: callers wait for a job to end, woken once an applied batch may have
  * ended it (or on timeout), instead of polling the database in a loop.
@@ -22,6 +24,7 @@ export class JobWatch {
   }
 
   notify(jobId: string): void {
+    trace(jobId, 'completion applied');
     const set = this.waiters.get(jobId);
     if (set) for (const done of [...set]) done();
   }

@@ -25,6 +25,10 @@ import {
 } from './discovery.js';
 import { FailureDetector } from './failure-detector.js';
 import { JobWatch } from './job-watch.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { assertEmptyDataDir, restoreDataDir } from './restore.js';
+import { BackupMaker } from './backup-maker.js';
+import { checkBackup } from '../state/backup-file.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
@@ -51,7 +55,14 @@ export interface MasterOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   timing?: Partial<RaftTiming>;
+  /** How long past its `timeout_ms` a running attempt may go unreported (default 10 s). */
+  leaseGraceMs?: number;
   logger?: Logger;
+  /**
+   * A backup (`weir backup`) to found a new single-master cluster from, in an empty `dataDir`
+   * (`--restore FILE`).
+   */
+  restoreFrom?: string;
   /** A failure after start-up that leaves this master useless (the cluster refused it). */
   onFatal?: (err: Error) => void;
 }
@@ -78,6 +89,7 @@ export class MasterNode {
       rediscover?: NodeJS.Timeout;
       scheduler: Scheduler;
       detector: FailureDetector;
+      leases: LeaseKeeper;
       channels: WorkerChannels;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
@@ -109,9 +121,29 @@ export class MasterNode {
     const discovery: Discovery = options.discover
       ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), scheme, options.port, log)
       : new StaticDiscovery(options.peers ?? [self], self);
+    if (options.restoreFrom !== undefined) {
+      if (options.peers?.some((p) => p.url !== selfUrl) || options.discover) {
+        throw new Error(
+          '--restore founds a cluster of this master alone: start it without --peers and --discover, then start new masters with --peers naming it, to join it',
+        );
+      }
+      assertEmptyDataDir(options.dataDir);
+      checkBackup(options.restoreFrom);
+    }
     const release = lockDataDir(options.dataDir);
     const peerAgent = options.tls ? new Agent({ connect: options.tls.connect }) : undefined;
     try {
+      if (options.restoreFrom !== undefined) {
+        const info = restoreDataDir(options.restoreFrom, options.dataDir, {
+          id: self.id,
+          address: selfUrl,
+          voter: true,
+        });
+        log.info(
+          { from: options.restoreFrom, index: info.index, term: info.term, was: info.members.map((m) => m.address) },
+          'founded a new cluster from a backup',
+        );
+      }
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       const state = new StateMachine(join(options.dataDir, 'state.db'));
       if (!storage.initialized && state.lastApplied > 0) {
@@ -126,9 +158,10 @@ export class MasterNode {
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const duties = MasterNode.leaderDuties(consensus, state, options, log);
+      const backups = new BackupMaker(state, options.dataDir);
       const node = new MasterNode(options, { release, storage, state, consensus, ...duties.parts, peerAgent }, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, backups },
         {
           transport,
           uploads: new UploadStore(options.dataDir),
@@ -213,19 +246,30 @@ export class MasterNode {
     const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
     const jobWatch = new JobWatch();
     const metrics = new MasterMetrics(queries, consensus);
+    const leases = new LeaseKeeper(
+      consensus,
+      queries,
+      registry,
+      scheduler,
+      log.child({ component: 'leases' }),
+      options.leaseGraceMs,
+      (n) => metrics.leasesExpired.inc(n),
+    );
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
         scheduler.start();
+        leases.start();
       } else {
+        leases.stop();
         scheduler.stop();
         detector.stop();
         channels.dropAll();
       }
     });
     return {
-      parts: { scheduler, detector, channels, jobWatch, metrics },
+      parts: { scheduler, detector, leases, channels, jobWatch, metrics },
       context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
     };
   }
@@ -302,6 +346,7 @@ export class MasterNode {
     clearInterval(p.rediscover);
     // A leader that leaves on purpose hands over first, sparing the cluster an election.
     await p.consensus.stepDown().catch(() => undefined);
+    p.leases.stop();
     p.scheduler.stop();
     p.detector.stop();
     p.channels.close();

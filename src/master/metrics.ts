@@ -10,6 +10,8 @@ export class MasterMetrics {
   readonly registry = new Registry();
   readonly taskDuration: Histogram;
   readonly tasksReported: Counter;
+  /** Attempts the leader took back from their workers (lease-keeper.ts): a stuck worker shows here. */
+  readonly leasesExpired: Counter;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(queries: Queries, consensus: ClusterConsensus) {
@@ -77,6 +79,11 @@ export class MasterMetrics {
       name: 'weir_task_reports_total',
       help: 'Task outcomes recorded, by outcome',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.leasesExpired = new Counter({
+      name: 'weir_leases_expired_total',
+      help: 'Running attempts failed by this master because their lease expired unreported',
       registers,
     });
   }

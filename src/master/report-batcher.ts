@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import { taskKey, type TaskRef } from '../protocol/task-ref.js';
@@ -78,6 +79,7 @@ export class ReportBatcher {
     };
     const proposals = [];
     if (b.completions.length) {
+      if (tracing) for (const c of b.completions) trace(c.job_id, 'completion proposed');
       proposals.push(
         this.consensus
           .propose({ type: 'completeTasks', at, completions: b.completions })

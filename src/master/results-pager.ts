@@ -1,8 +1,4 @@
 import { badRequest } from '../common/errors.js';
-import { isKeyed } from '../ops/batch-ops.js';
-import type { BatchConfig } from '../ops/batch-config.js';
-import type { JobConfig } from '../state/commands.js';
-import { compareKeys } from '../ops/keys.js';
 import { finalStage, type JobPlan } from '../ops/stages.js';
 import type { Queries } from '../state/queries.js';
 
@@ -31,61 +27,53 @@ export function streamRowsPage(
   return { results: page.map((r) => r.value), next_cursor: rows.length > limit ? last : null, follow_cursor: last };
 }
 
+/** A cursor this API no longer gives out (or never did): the caller starts again. */
+const staleCursor = (cursor: string) =>
+  badRequest(`cursor '${cursor.slice(0, 100)}' is not one this API gives out; start again without a cursor`);
+
 /**
- * A page of a completed job's results. Lists (multiply, noop, sleep) come in input order,
- * walked task by task with the cursor `<task>.<offset>`; keyed rows come sorted by key,
- * with the cursor `k<offset>`.
+ * A page of a completed job's results, at a cost that does not grow with the job. Keyed rows
+ * (wordcount's…) come sorted by key from the result_rows index, the cursor `r<last sort key,
+ * base64url>`; lists (multiply, noop, sleep, sort's values) come in input order, walked task
+ * by task from the cursor `<task>.<offset>`.
  */
 export function pageResults(
   queries: Queries,
-  job: { job_id: string; total: number },
-  config: JobConfig & BatchConfig,
+  job: { job_id: string; seq: number; total: number; rows_from: number | null },
   cursor: string | undefined,
   limit: number,
 ): ResultsPage {
+  if (job.rows_from !== null) return keyedPage(queries, job.seq, cursor, limit);
   // A multi-stage job's results are its last stage's; earlier stages only fed it.
   const plan: JobPlan | undefined = queries.jobPlan(job.job_id);
   const first = plan ? finalStage(plan.stages).first : 0;
-  if (isKeyed(config)) return keyedPage(queries, job, first, cursor, limit);
-  const m = cursor === undefined ? ['', String(first), '0'] : /^(\d+)\.(\d+)$/.exec(cursor);
-  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
-  let idx = Math.max(first, Number(m[1]));
+  const m = cursor === undefined ? ['', String(first), '0'] : /^(\d{1,9})\.(\d{1,15})$/.exec(cursor);
+  if (!m) throw staleCursor(cursor!);
   let offset = Number(m[2]);
   const results: unknown[] = [];
-  while (idx < job.total) {
-    const tasks = queries.results(job.job_id, idx, 256);
-    if (tasks.length === 0) break;
-    for (const t of tasks) {
-      const take = t.result.slice(offset, offset + (limit - results.length));
-      for (const r of take) results.push(r);
-      if (offset + take.length < t.result.length) return { results, next_cursor: `${t.idx}.${offset + take.length}` };
-      offset = 0;
-      idx = t.idx + 1;
-      if (results.length >= limit) return { results, next_cursor: idx < job.total ? `${idx}.0` : null };
-    }
+  for (const t of queries.resultsFrom(job.job_id, Math.max(first, Number(m[1])))) {
+    const take = t.result.slice(offset, offset + (limit - results.length));
+    for (const r of take) results.push(r);
+    if (offset + take.length < t.result.length) return { results, next_cursor: `${t.idx}.${offset + take.length}` };
+    offset = 0;
+    const next = t.idx + 1;
+    if (results.length >= limit) return { results, next_cursor: next < job.total ? `${next}.0` : null };
   }
   return { results, next_cursor: null };
 }
 
-function keyedPage(
-  queries: Queries,
-  job: { job_id: string; total: number },
-  first: number,
-  cursor: string | undefined,
-  limit: number,
-): ResultsPage {
-  const m = cursor === undefined ? ['', '0'] : /^k(\d+)$/.exec(cursor);
-  if (!m) throw badRequest(`cursor '${cursor}' is not one this API gave out; start again without a cursor`);
-  const offset = Number(m[1]);
-  const rows: { key: unknown }[] = [];
-  for (let idx = first; idx < job.total;) {
-    const tasks = queries.results(job.job_id, idx, 256);
-    if (tasks.length === 0) break;
-    for (const t of tasks) for (const r of t.result) rows.push(r as { key: unknown });
-    idx = tasks[tasks.length - 1]!.idx + 1;
+function keyedPage(queries: Queries, seq: number, cursor: string | undefined, limit: number): ResultsPage {
+  let after: Buffer | null = null;
+  if (cursor !== undefined) {
+    // Sort keys are at least a type byte, 8 bytes of number or a string's end, and 8 of position.
+    if (!/^r[A-Za-z0-9_-]{12,}$/.test(cursor)) throw staleCursor(cursor);
+    after = Buffer.from(cursor.slice(1), 'base64url');
   }
-  rows.sort((a, b) => compareKeys(a.key, b.key));
-  const results = rows.slice(offset, offset + limit);
-  const next = offset + results.length;
-  return { results, next_cursor: next < rows.length ? `k${next}` : null };
+  const rows = queries.resultRows(seq, after, limit + 1);
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    results: page.map((r) => JSON.parse(r.row) as unknown),
+    next_cursor: rows.length > limit && last ? `r${last.sort_key.toString('base64url')}` : null,
+  };
 }

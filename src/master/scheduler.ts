@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { groupBy } from '../common/group-by.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskAssignment } from '../protocol/worker-channel.js';
@@ -224,6 +225,7 @@ export class Scheduler {
     }
     // A worker whose channel dropped meanwhile gets them again when it reconnects (hello).
     for (const [workerId, tasks] of groupBy(assignments, (a) => a.worker_id)) {
+      if (tracing) for (const a of tasks) trace(a.job_id, 'assign sent');
       this.registry.send(workerId, { t: 'assign', tasks: tasks.map(({ worker_id: _, ...task }) => task) });
     }
     this.announcePlacements(assignments.filter((a) => a.spec.operation === 'stream').map((a) => a.job_id));

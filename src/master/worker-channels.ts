@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
@@ -79,6 +80,7 @@ export class WorkerChannels {
       case 'hello':
         return this.reconcile(workerId, msg);
       case 'report':
+        if (tracing) for (const r of msg.reports) trace(r.job_id, 'report received');
         this.reports.add(workerId, msg.reports, { fresh: msg.resent !== true });
         // Their slots are free now, not once the outcomes are committed.
         return this.scheduler.kick();

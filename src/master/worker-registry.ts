@@ -107,6 +107,11 @@ export class WorkerRegistry {
     return this.finishing.get(workerId)?.size ?? 0;
   }
 
+  /** Whether this worker reported the attempt `key` done, its outcome not committed yet. */
+  isFinishing(workerId: string, key: string): boolean {
+    return this.finishing.get(workerId)?.has(key) ?? false;
+  }
+
   forget(workerId: string): WebSocket | undefined {
     const w = this.workers.get(workerId);
     this.workers.delete(workerId);

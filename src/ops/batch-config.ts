@@ -8,12 +8,15 @@ import {
   type InputSpec,
 } from '../protocol/task-spec.js';
 import { checkUserModule } from '../common/user-module.js';
+import { checkUserEnv } from '../common/user-env.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 export const MAX_TASK_COUNT = 100_000;
 export const MAX_REDUCE_TASKS = 10_000;
+/** Map outputs a shuffle may make: one file per map task per reduce task. */
+export const MAX_SHUFFLE_FILES = 1_000_000;
 
 /** Per-job limits and retry policy, public config fields; every one has a default. */
 export interface TaskLimits {
@@ -152,8 +155,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
   const partitioner = builtin?.partitioner ?? 'hash';
   let reduce_tasks = 0;
   if (exports.has('reduce')) {
-    const fallback = partitioner === 'range' ? task_count : 1;
-    reduce_tasks = integer(raw, 'reduce_tasks', 1, MAX_REDUCE_TASKS, fallback);
+    reduce_tasks = reduceTasksOf(raw, task_count, partitioner);
   } else if (raw.reduce_tasks !== undefined) {
     throw badRequest('config.reduce_tasks needs a reduce stage: the module must export reduce(key, values, emit)');
   }
@@ -164,7 +166,7 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
     throw badRequest('config.speculation must be true or false');
   }
   if (combine && !exports.has('combine')) throw badRequest('config.combine is true but the module exports no combine');
-  const env = envOf(raw.env);
+  const env = checkUserEnv(raw.env);
   return {
     operation,
     ...(module !== undefined ? { module } : {}),
@@ -181,25 +183,36 @@ function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, neve
   };
 }
 
-const invalid = (message: string): WeirError => new WeirError('validation_failed', message);
-
-/** An object of strings, at most 64 KiB of them: all the environment a task gets. */
-function envOf(raw: unknown): Record<string, string> | undefined {
-  if (raw === undefined) return undefined;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw invalid('config.env must be an object of strings, like {"LANG": "C.UTF-8"}');
+/**
+ * The reduce tasks of a job, bounded: each is a task the masters track, and the shuffle
+ * writes one file per map task per reduce task, so their product is bounded too.
+ */
+function reduceTasksOf(raw: Raw, taskCount: number, partitioner: 'hash' | 'range'): number {
+  const v = raw.reduce_tasks;
+  // A range partitioner defaults to one reduce task per map task, within both bounds.
+  if (v === undefined) {
+    if (partitioner !== 'range') return 1;
+    return Math.max(1, Math.min(taskCount, MAX_REDUCE_TASKS, Math.floor(MAX_SHUFFLE_FILES / taskCount)));
   }
-  let bytes = 0;
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') throw invalid(`config.env.${k} must be a string; got ${JSON.stringify(v)}`);
-    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) {
-      throw invalid(`config.env has a name or value a process environment cannot hold: ${JSON.stringify(k)}`);
-    }
-    bytes += k.length + v.length;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    throw badRequest(`config.reduce_tasks must be an integer from 1 to ${MAX_REDUCE_TASKS}; got ${JSON.stringify(v)}`);
   }
-  if (bytes > 64 * 1024) throw invalid('config.env holds more than 64 KiB');
-  return raw as Record<string, string>;
+  if (v > MAX_REDUCE_TASKS) {
+    throw badRequest(
+      `config.reduce_tasks is ${v}, over the limit of ${MAX_REDUCE_TASKS}; ask for fewer reduce tasks ` +
+        `(each one handles more keys) — the partitions need not be small`,
+    );
+  }
+  if (taskCount * v > MAX_SHUFFLE_FILES) {
+    throw badRequest(
+      `config.task_count × config.reduce_tasks is ${taskCount} × ${v} = ${taskCount * v} map output files, over the ` +
+        `limit of ${MAX_SHUFFLE_FILES}; use fewer map tasks (larger splits) or fewer reduce tasks`,
+    );
+  }
+  return v;
 }
+
+const invalid = (message: string): WeirError => new WeirError('validation_failed', message);
 
 /**
  * A path a task reads or writes, as the masters can judge it: absolute, and without `..` (a

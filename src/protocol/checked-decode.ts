@@ -30,3 +30,10 @@ export function checkedDecoder<T>(packr: Packr, schema: TSchema): (bytes: Buffer
 
 /** Frames refused since start, by socket: for /metrics. */
 export const refusedFrames = { peer: 0, worker_channel: 0, stream_link: 0 };
+
+/** Which counter a socket's route counts under, for frames ws itself refuses before ours see them. */
+export const SOCKET_ROUTES: Readonly<Record<string, keyof typeof refusedFrames>> = {
+  '/raft/stream': 'peer',
+  '/api/workers/:worker_id/channel': 'worker_channel',
+  '/api/stream/link': 'stream_link',
+};

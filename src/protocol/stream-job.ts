@@ -8,6 +8,8 @@ export interface StreamConfig {
   operation: 'stream';
   topology: Topology;
   module?: string;
+  /** config.env: the whole process.env of the module's functions. */
+  env?: Record<string, string>;
   /** A source event not fully processed within this is replayed. */
   ack_timeout_ms: number;
   /**
@@ -20,6 +22,7 @@ export interface StreamConfig {
   task_count: number;
   max_retries: number;
   timeout_ms: number;
+  /** Of each executor process the module's functions run in (0 in jobs older than it: 256). */
   memory_mb: number;
 }
 

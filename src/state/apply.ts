@@ -19,6 +19,7 @@ import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
+import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 
 /** A running task's attempts: `alt_*` is the original when a speculative copy races it. */
 interface Attempts {
@@ -45,9 +46,11 @@ interface Counters {
   running: number;
   completed: number;
   failed: number;
+  /** Bytes of results stored (result_bytes), written with the counters: no statement of its own. */
+  bytes: number;
 }
 
-const zero = (): Counters => ({ pending: 0, running: 0, completed: 0, failed: 0 });
+const zero = (): Counters => ({ pending: 0, running: 0, completed: 0, failed: 0, bytes: 0 });
 
 /** What apply needs of a job to find and create its tasks' rows (tasks are keyed by seq). */
 interface JobKey {
@@ -56,6 +59,10 @@ interface JobKey {
   total: number;
   created_at: number;
   untouched_from: number;
+  /** Keyed jobs: the first task whose results go into result_rows; null for list results. */
+  rows_from: number | null;
+  /** Bytes of results stored so far, against RESULTS_CAP_BYTES. */
+  result_bytes: number;
 }
 
 /**
@@ -66,6 +73,7 @@ interface JobKey {
  */
 export class Applier {
   private readonly s: ReturnType<typeof prepare>;
+  private readonly rows: ResultRows;
   /** Counter deltas per job, flushed once per command rather than once per task. */
   private deltas = new Map<string, Counters>();
   /** Jobs the current command completed (their workers may drop the job's map outputs). */
@@ -75,6 +83,7 @@ export class Applier {
 
   constructor(private readonly db: Database) {
     this.s = prepare(db);
+    this.rows = new ResultRows(db);
   }
 
   /** Forgets what a command that threw half-way left behind (its writes are rolled back). */
@@ -167,6 +176,7 @@ export class Applier {
       n,
       stages ? JSON.stringify({ stages } satisfies JobPlan) : null,
       lazy ? 0 : n,
+      rowsFrom(cmd.config),
     );
     if (lazy) return { ok: true, job_id: cmd.job_id, duplicate: false };
     this.s.insertTasks.run({ first: 0, end: runnable, status: 'pending', at: cmd.at, seq });
@@ -225,25 +235,59 @@ export class Applier {
     const accepted: (TaskRef & { ms?: number })[] = [];
     const toStop: RunningTask[] = [];
     for (const c of cmd.completions) {
-      const seq = this.jobOf(c.job_id)?.seq;
-      if (seq === undefined) continue;
+      const job = this.jobOf(c.job_id);
+      if (job === undefined) continue;
+      const seq = job.seq;
       // First completion from the live attempt wins; stale or repeated reports change nothing,
       // nor does a report from a worker the log does not name for that attempt (the leader
       // sends tasks out before their assignment commits; one that never did may have run).
-      if (this.s.complete.run(cmd.at, c.result_json, seq, c.idx, c.attempt, c.worker_id).changes === 0) {
+      // A keyed job's final results are kept in result_rows alone (written below), not twice.
+      const indexed = job.rows_from !== null && c.idx >= job.rows_from;
+      const kept = indexed ? null : c.result_json;
+      if (this.s.complete.run(cmd.at, kept, seq, c.idx, c.attempt, c.worker_id).changes === 0) {
         // Raced by a speculative copy: either attempt may win; the other one stops.
         const t = this.s.runningCopy.get(seq, c.idx, c.attempt, c.worker_id, c.attempt, c.worker_id) as
           Attempts | undefined;
         if (!t) continue;
-        this.s.completeCopy.run(cmd.at, c.result_json, c.attempt, c.worker_id, seq, c.idx);
+        this.s.completeCopy.run(cmd.at, kept, c.attempt, c.worker_id, seq, c.idx);
         toStop.push(...otherAttempts(t, c.attempt));
       }
+      const bytes = Buffer.byteLength(c.result_json);
+      job.result_bytes += bytes;
+      this.delta(c.job_id, { bytes });
+      if (job.result_bytes > RESULTS_CAP_BYTES) {
+        toStop.push(...this.failOverCap(c.job_id, seq, c.idx, job.result_bytes, cmd.at));
+        continue;
+      }
+      if (indexed) this.rows.add(seq, c.idx, c.result_json);
       this.delta(c.job_id, { running: -1, completed: 1 });
       accepted.push({ job_id: c.job_id, idx: c.idx, attempt: c.attempt, ...(c.ms === undefined ? {} : { ms: c.ms }) });
     }
     for (const jobId of new Set(accepted.map((a) => a.job_id))) this.advanceStages(jobId, cmd.at);
     this.flushCounters();
     return { ok: true, accepted, at: cmd.at, finished_jobs: this.takeFinished(), to_stop: toStop };
+  }
+
+  /**
+   * A completion that takes the job's stored results over the cap fails the job: its results
+   * are not kept, and the message says how to write big results (to files, config.output).
+   */
+  private failOverCap(jobId: string, seq: number, idx: number, bytes: number, at: number): RunningTask[] {
+    const capMiB = RESULTS_CAP_BYTES / (1024 * 1024);
+    const message =
+      `the job's results reached the ${capMiB} MiB cap on stored results (task ${idx} took them to ${bytes} bytes); ` +
+      `write big results to files instead: config.output {"path": "/a/dir/every/worker/can/write"} (with a reduce stage)`;
+    const error = JSON.stringify({ message, name: 'results_too_large' });
+    this.s.overCap.run(at, error, seq, idx);
+    this.delta(jobId, { running: -1, failed: 1 });
+    const toStop = this.finishJob(
+      jobId,
+      'failed',
+      at,
+      JSON.stringify({ task: idx, message, name: 'results_too_large' }),
+    );
+    this.finished.push(jobId);
+    return toStop;
   }
 
   private failTasks(cmd: FailTasks): ApplyResult<'failTasks'> {
@@ -429,6 +473,7 @@ export class Applier {
     c.running += d.running ?? 0;
     c.completed += d.completed ?? 0;
     c.failed += d.failed ?? 0;
+    c.bytes += d.bytes ?? 0;
   }
 
   private withCounters<T>(fn: () => T): T {
@@ -441,7 +486,7 @@ export class Applier {
 
   private flushCounters(): void {
     for (const [jobId, c] of this.deltas) {
-      this.s.bumpCounters.run(c.pending, c.running, c.completed, c.failed, jobId);
+      this.s.bumpCounters.run(c.pending, c.running, c.completed, c.failed, c.bytes, jobId);
       // The last task done completes the job (only a running job: a failed one stays failed).
       if (c.completed > 0 && this.s.completeJobIfDone.run(jobId).changes > 0) this.finished.push(jobId);
     }
@@ -493,12 +538,18 @@ function prepare(db: Database) {
     ),
     jobByKey: st(`SELECT job_id FROM jobs WHERE idempotency_key = ?`),
     getJob: st(`SELECT status FROM jobs WHERE job_id = ?`),
-    jobKey: st(`SELECT seq, status, total, created_at, untouched_from FROM jobs WHERE job_id = ?`),
+    jobKey: st(
+      `SELECT seq, status, total, created_at, untouched_from, rows_from, result_bytes FROM jobs WHERE job_id = ?`,
+    ),
+    overCap: st(
+      `UPDATE tasks SET status = 'failed', failures = failures + 1, finished_at = ?, error = ?, result = NULL
+       WHERE seq = ? AND idx = ?`,
+    ),
     setUntouched: st(`UPDATE jobs SET untouched_from = ? WHERE seq = ?`),
     insertJob: st(
       `INSERT INTO jobs (job_id, seq, name, type, status, config, idempotency_key, created_at, max_retries,
-                         total, pending, running, completed, failed, plan, untouched_from)
-       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)`,
+                         total, pending, running, completed, failed, plan, untouched_from, rows_from)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)`,
     ),
     // Tasks [first, end) in one statement: a job's tasks go in at half the cost of a row each.
     insertTasks: st(
@@ -540,7 +591,8 @@ function prepare(db: Database) {
     ),
     finishJob: st(`UPDATE jobs SET status = ?, finished_at = ?, error = ?, pending = 0, running = 0 WHERE job_id = ?`),
     bumpCounters: st(
-      `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?
+      `UPDATE jobs SET pending = pending + ?, running = running + ?, completed = completed + ?, failed = failed + ?,
+                       result_bytes = result_bytes + ?
        WHERE job_id = ?`,
     ),
     jobPlan: st(`SELECT seq, plan, stage, status FROM jobs WHERE job_id = ?`),

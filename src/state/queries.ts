@@ -23,6 +23,9 @@ export interface JobRow {
   stage: number;
   /** Tasks from this index on were never assigned and have no row yet. */
   untouched_from: number;
+  /** Keyed jobs: the first task whose results are in result_rows; null for list results. */
+  rows_from: number | null;
+  result_bytes: number;
 }
 
 /** A pending task's row: tasks are keyed by their job's seq. */
@@ -143,8 +146,9 @@ export class Queries {
     ) as JobRow[];
   }
 
-  workers(): WorkerRow[] {
-    return this.s.workers.all() as WorkerRow[];
+  /** Oldest first, by keyset: those registered after `after` (a worker's `[registered_at, worker_id]`). */
+  workers(limit = -1, after: [number, string] = [-1, '']): WorkerRow[] {
+    return this.s.workers.all(after[0], after[1], limit) as WorkerRow[];
   }
 
   /** Workers not declared dead, without their task counts (the scheduler's hot path). */
@@ -243,6 +247,29 @@ export class Queries {
     return rows.map((r) => ({ idx: r.idx, result: JSON.parse(r.result) as unknown[] }));
   }
 
+  /**
+   * Completed tasks' results from task `fromIdx` on, in task order, read one task at a time
+   * as the caller asks for more (a page of a list job reads only the tasks it needs).
+   */
+  *resultsFrom(jobId: string, fromIdx: number): IterableIterator<{ idx: number; result: unknown[] }> {
+    const seq = this.job(jobId)?.seq;
+    if (seq === undefined) return;
+    // The tasks' rows in pieces: no statement stays open between the caller's steps.
+    for (let idx = fromIdx; ;) {
+      const rows = this.s.resultsOfSeq.all(seq, idx, 16) as { idx: number; result: string }[];
+      if (rows.length === 0) return;
+      for (const r of rows) yield { idx: r.idx, result: JSON.parse(r.result) as unknown[] };
+      idx = rows[rows.length - 1]!.idx + 1;
+    }
+  }
+
+  /** A keyed job's result rows after sort key `after` (from the first when null), in order. */
+  resultRows(seq: number, after: Buffer | null, limit: number): { sort_key: Buffer; row: string }[] {
+    return (
+      after === null ? this.s.resultRowsFirst.all(seq, limit) : this.s.resultRowsAfter.all(seq, after, limit)
+    ) as { sort_key: Buffer; row: string }[];
+  }
+
   /** A job's tasks in order, those never assigned included (they have no row of their own). */
   tasksOfJob(jobId: string, limit: number): TaskRow[] {
     const job = this.job(jobId);
@@ -277,6 +304,23 @@ export class Queries {
     const rows = this.s.taskCounts.all() as { status: string; n: number }[];
     return new Map(rows.map((r) => [r.status, r.n]));
   }
+
+  /**
+   * Every running attempt that holds a lease, with when its task started: the attempt a
+   * speculative copy races (`alt_*`, whose start is `started_at`), else the task's one attempt.
+   * The copy itself holds none: when it started is not kept (its original's lease covers the task).
+   */
+  runningAttempts(): RunningAttempt[] {
+    return this.s.runningAttempts.all() as RunningAttempt[];
+  }
+}
+
+export interface RunningAttempt {
+  job_id: string;
+  idx: number;
+  attempt: number;
+  worker_id: string;
+  started_at: number;
 }
 
 type Statements = ReturnType<typeof prepare>;
@@ -290,7 +334,8 @@ function prepare(db: Database) {
     workers: st(
       `SELECT w.*, (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.worker_id = w.worker_id)
                  + (SELECT count(*) FROM tasks t WHERE t.status = 'running' AND t.alt_worker_id = w.worker_id) AS running
-         FROM workers w ORDER BY w.registered_at, w.worker_id`,
+         FROM workers w WHERE (w.registered_at, w.worker_id) > (?, ?)
+        ORDER BY w.registered_at, w.worker_id LIMIT ?`,
     ),
     worker: st(`SELECT * FROM workers WHERE worker_id = ?`),
     liveWorkers: st(`SELECT * FROM workers WHERE status != 'dead' ORDER BY registered_at, worker_id`),
@@ -331,6 +376,13 @@ function prepare(db: Database) {
     results: st(
       `SELECT idx, result FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
     ),
+    resultsOfSeq: st(
+      `SELECT idx, result FROM tasks WHERE seq = ? AND idx >= ? AND status = 'completed' ORDER BY idx LIMIT ?`,
+    ),
+    resultRowsFirst: st(`SELECT sort_key, row FROM result_rows WHERE seq = ? ORDER BY sort_key LIMIT ?`),
+    resultRowsAfter: st(
+      `SELECT sort_key, row FROM result_rows WHERE seq = ? AND sort_key > ? ORDER BY sort_key LIMIT ?`,
+    ),
     tasksOfJob: st(
       `SELECT idx, status, attempt, failures, worker_id, started_at, finished_at, error
          FROM tasks WHERE seq = ? ORDER BY idx LIMIT ?`,
@@ -349,6 +401,12 @@ function prepare(db: Database) {
          UNION ALL SELECT 'running', coalesce(sum(running), 0) FROM jobs
          UNION ALL SELECT 'completed', coalesce(sum(completed), 0) FROM jobs
          UNION ALL SELECT 'failed', coalesce(sum(failed), 0) FROM jobs`,
+    ),
+    runningAttempts: st(
+      `SELECT j.job_id, t.idx, coalesce(t.alt_attempt, t.attempt) AS attempt,
+              coalesce(t.alt_worker_id, t.worker_id) AS worker_id, t.started_at
+         FROM tasks t JOIN jobs j ON j.seq = t.seq
+        WHERE t.status = 'running' AND t.started_at IS NOT NULL`,
     ),
   };
 }

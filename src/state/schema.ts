@@ -1,10 +1,11 @@
 import type { Database } from 'better-sqlite3';
+import { indexOldResults } from './result-rows.js';
 
 /**
  * Numbered migrations of the state database; `user_version` records how many ran. Add a
  * new entry to change the schema — never edit one that has shipped.
  */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: (string | ((db: Database) => void))[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
   INSERT INTO meta (key, value) VALUES ('last_applied', 0), ('job_seq', 0);
@@ -137,7 +138,30 @@ const MIGRATIONS: string[] = [
     message   TEXT NOT NULL
   ) STRICT;
   `,
+  `
+  -- Keyed results (wordcount's rows…) in the order they are served, one row per result row,
+  -- written as the final stage's tasks complete: a results page is a range of this index
+  -- (see ops/sort-key.ts), whatever the job's size. rows_from: the first task whose results
+  -- are indexed (the final stage's first), NULL for jobs whose results are lists.
+  -- result_bytes: the bytes of results stored, against the 64 MiB cap.
+  CREATE TABLE result_rows (
+    seq      INTEGER NOT NULL,
+    sort_key BLOB NOT NULL,
+    row      TEXT NOT NULL,                  -- JSON of the row
+    PRIMARY KEY (seq, sort_key)
+  ) STRICT, WITHOUT ROWID;
+  ALTER TABLE jobs ADD COLUMN rows_from INTEGER;
+  ALTER TABLE jobs ADD COLUMN result_bytes INTEGER NOT NULL DEFAULT 0;
+  -- The jobs list filtered by status, and the workers list, page by keyset on these.
+  CREATE INDEX jobs_by_status ON jobs (status, seq);
+  CREATE INDEX workers_by_age ON workers (registered_at, worker_id);
+  `,
+  // Jobs stored before result_rows existed: their keyed results are indexed now.
+  indexOldResults,
 ];
+
+/** The schema version this Weir writes: how many migrations there are. */
+export const schemaVersion = (): number => MIGRATIONS.length;
 
 /** Runs the migrations the database has not run yet, up to `target` (tests stop short). */
 export function migrate(db: Database, target = MIGRATIONS.length): void {
@@ -149,7 +173,9 @@ export function migrate(db: Database, target = MIGRATIONS.length): void {
   }
   for (let v = version; v < target; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      const m = MIGRATIONS[v]!;
+      if (typeof m === 'string') db.exec(m);
+      else m(db);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }

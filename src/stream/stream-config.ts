@@ -1,7 +1,12 @@
 import { badRequest } from '../common/errors.js';
 import { checkUserModule } from '../common/user-module.js';
+import { checkUserEnv } from '../common/user-env.js';
 import type { StreamConfig, Topology } from '../protocol/stream-job.js';
 import { instancesOf, normalizeTopology } from './topology.js';
+
+/** What a function's executor process may hold, as for batch tasks: the default and the least. */
+const DEFAULT_MEMORY_MB = 256;
+const MIN_MEMORY_MB = 64;
 
 /** Enough for 250,000 events/s per spout instance through 1 s windows. */
 const DEFAULT_MAX_PENDING = 250_000;
@@ -21,7 +26,7 @@ export function normalizeStreamConfig(input: unknown): StreamConfig {
     );
   }
   const raw = input as Record<string, unknown>;
-  const known = ['topology', 'module', 'ack_timeout_ms', 'max_pending', 'max_retries'];
+  const known = ['topology', 'module', 'ack_timeout_ms', 'max_pending', 'max_retries', 'memory_mb', 'env'];
   const unknown = Object.keys(raw).filter((k) => !known.includes(k));
   if (unknown.length) throw badRequest(`unknown config field(s) ${unknown.join(', ')}; allowed: ${known.join(', ')}`);
   let module: string | undefined;
@@ -48,15 +53,23 @@ export function normalizeStreamConfig(input: unknown): StreamConfig {
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0 || retries > 1000) {
     throw badRequest('config.max_retries must be an integer from 0 to 1000');
   }
+  const memory = raw.memory_mb ?? DEFAULT_MEMORY_MB;
+  if (typeof memory !== 'number' || !Number.isInteger(memory) || memory < MIN_MEMORY_MB || memory > 65_536) {
+    throw badRequest(
+      `config.memory_mb must be an integer from ${MIN_MEMORY_MB} to 65536; got ${JSON.stringify(memory)}`,
+    );
+  }
+  const env = checkUserEnv(raw.env);
   return {
     operation: 'stream',
     topology,
     ...(module !== undefined ? { module } : {}),
+    ...(env ? { env } : {}),
     ack_timeout_ms: ack,
     max_pending: pending,
     task_count: instancesOf(topology).length,
     max_retries: retries,
     timeout_ms: 0,
-    memory_mb: 0,
+    memory_mb: memory,
   };
 }

@@ -1,3 +1,4 @@
+import { trace, tracing } from '../common/trace.js';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -134,6 +135,9 @@ export class WorkerAgent {
           active_tasks: this.running.size,
           metrics: {
             ...this.o.stats.snapshot(),
+            // How many tasks run at once here: the leader's lease on an attempt allows for the
+            // waves of tasks that may run before it starts (lease-policy.ts).
+            executors: this.o.pool.maxThreads,
             ...(this.o.streams.instances ? { stream: this.o.streams.metrics() } : {}),
           },
           timestamp: new Date().toISOString(),
@@ -204,6 +208,7 @@ export class WorkerAgent {
   private onMessage(msg: ToWorker): void {
     switch (msg.t) {
       case 'assign':
+        if (tracing) for (const a of msg.tasks) trace(a.job_id, 'worker received');
         for (const a of msg.tasks) this.runTask(a);
         return;
       case 'cancel':
@@ -251,6 +256,7 @@ export class WorkerAgent {
       )
       .then(
         (json): TaskReport => {
+          trace(a.job_id, 'task finished');
           const ms = performance.now() - started;
           this.o.stats.taskDone(ms);
           return { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };
@@ -294,6 +300,7 @@ export class WorkerAgent {
   private flushReports(): void {
     const reports = this.outbox;
     this.outbox = [];
+    if (tracing) for (const r of reports) trace(r.job_id, 'report sent');
     if (reports.length) this.send({ t: 'report', reports });
   }
 

@@ -1,16 +1,17 @@
-// Entry point of an executor process: runs the chunks of tasks its worker sends it, one task
-// after the other, and sends back each one's results as JSON text, or its error as plain
-// data, and its run time. It starts with a clean environment and under Node's permission
-// model (see executor-rules.ts); a task sees only the environment its job gave it.
+// Entry point of an executor process: runs the chunks of tasks (and of streaming bolts'
+// batches, see stream/stream-apply.ts) its worker sends it, one after the other, and sends
+// back each one's results as JSON text, or its error as plain data, and its run time. It
+// starts with a clean environment and under Node's permission model (see executor-rules.ts);
+// a task sees only the environment its job gave it.
 import { permissionMessage, PERMISSION_DENIED } from './executor-rules.js';
 import { runTaskToJson } from './tasks/run-task.js';
 import { thrownError, type ChunkOutcome, type ChunkRequest, type ThrownError } from './task-chunks.js';
-import type { TaskSpec } from '../protocol/task-spec.js';
+import { runStreamApply, type ExecutorSpec } from './stream/stream-apply.js';
 
 // Orphaned, an executor has no one to report to: it goes (its worker was killed).
 process.on('disconnect', () => process.exit(0));
 
-function useEnv(spec: TaskSpec): void {
+function useEnv(spec: ExecutorSpec): void {
   const env = 'user_env' in spec ? spec.user_env : undefined;
   for (const k of Object.keys(process.env)) delete process.env[k];
   if (env) Object.assign(process.env, env);
@@ -30,7 +31,7 @@ async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
     useEnv(spec);
     const t0 = performance.now();
     try {
-      const json = await runTaskToJson(spec);
+      const json = await (spec.operation === 'stream_apply' ? runStreamApply(spec) : runTaskToJson(spec));
       outcomes.push({ json, ms: performance.now() - t0 });
     } catch (err) {
       outcomes.push({ error: failure(err), ms: performance.now() - t0 });

@@ -1,9 +1,10 @@
+import { trace, tracing } from '../common/trace.js';
 import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
-import type { TaskSpec } from '../protocol/task-spec.js';
+import type { ExecutorSpec } from './stream/stream-apply.js';
 import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
 import type { ExecutorUser } from './executor-user.js';
 import { ShuffleViews, type ShuffleView } from './shuffle-views.js';
@@ -67,16 +68,16 @@ export class TaskTimeoutError extends Error {
  * Built-in tasks run only Weir's code, which leaves nothing behind; any executor started
  * for no job serves them.
  */
-export function userCodeJob(spec: TaskSpec): string | undefined {
+export function userCodeJob(spec: ExecutorSpec): string | undefined {
   if (!('job_id' in spec)) return undefined;
   // A topology's functions are user code too.
-  if (spec.operation === 'stream') return spec.job_id;
+  if (spec.operation === 'stream' || spec.operation === 'stream_apply') return spec.job_id;
   return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 
 /** A task waiting for an executor or running in one. */
 interface Task extends Chunkable {
-  spec: TaskSpec;
+  spec: ExecutorSpec;
   resolve(json: string): void;
   reject(err: unknown): void;
   settled: boolean;
@@ -236,7 +237,7 @@ export class ExecutorPool {
    * The tasks' specs as this executor runs them: each data task's job linked in its view, and
    * the view as its shuffle directory.
    */
-  private specsFor(ex: Executor, tasks: readonly Task[]): TaskSpec[] {
+  private specsFor(ex: Executor, tasks: readonly Task[]): ExecutorSpec[] {
     const view = this.viewOf.get(ex);
     if (!view || !this.views) return tasks.map((t) => t.spec);
     return tasks.map(({ spec }) => {
@@ -258,7 +259,7 @@ export class ExecutorPool {
     else this.idle.push(ex);
   }
 
-  run(spec: TaskSpec, limits: RunLimits): Promise<string> {
+  run(spec: ExecutorSpec, limits: RunLimits): Promise<string> {
     const { signal } = limits;
     if (signal?.aborted) return Promise.reject(reasonOf(signal));
     if (this.closed) return Promise.reject(new Error('the executor is closed'));
@@ -309,6 +310,7 @@ export class ExecutorPool {
     this.runningChunks.add(chunk);
     chunk.executor
       .run(req, () => {
+        if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
         const lone = tasks.length === 1 ? tasks[0] : undefined;
         chunk.timer = setTimeout(() => this.killFor(chunk, lone, new TaskTimeoutError(timeoutMs)), timeoutMs);
         this.sampler ??= setInterval(() => this.sampleMemory(), this.sampleMs);
@@ -429,6 +431,11 @@ export class ExecutorPool {
   /** Tasks and executor messages (chunks) so far: how much chunking saved. */
   get sent(): { tasks: number; chunks: number } {
     return { tasks: this.tasksSent, chunks: this.chunksSent };
+  }
+
+  /** How many executor processes may run tasks at once (`--threads`). */
+  get maxThreads(): number {
+    return this.maxExecutors;
   }
 
   /** Executor processes alive now. */

@@ -1,7 +1,7 @@
 // What passes between the executor pool and its executor processes when tasks travel in
 // chunks, and how a chunk is chosen. Handing an executor one task costs tens of µs of CPU
 // for the two messages and the wake-ups on each side; a chunk pays that once for all its tasks.
-import type { TaskSpec } from '../protocol/task-spec.js';
+import type { ExecutorSpec } from './stream/stream-apply.js';
 
 /** Most tasks in one chunk: beyond this the saving per task is under a microsecond. */
 export const MAX_CHUNK = 32;
@@ -20,7 +20,7 @@ export const QUICK_TASK_MS = 1;
 export const CHUNK_BUDGET_MS = 2;
 
 export interface ChunkRequest {
-  specs: TaskSpec[];
+  specs: ExecutorSpec[];
   budgetMs: number;
 }
 

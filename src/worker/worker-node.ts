@@ -93,6 +93,7 @@ export class WorkerNode {
     });
     const streams = new StreamRuntime({
       address,
+      executors: pool,
       tokens,
       client,
       tls: o.tls,

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WeirClient } from '../../src/client/sdk.js';
 import {
   Cluster,
   allJobs,
@@ -83,6 +84,48 @@ describe('the seed multiply job through the CLI (address first)', () => {
     expect(j.json.progress).toMatchObject({ total: 5, completed: 5, failed: 0, running: 0, pending: 0 });
     const r = await http('GET', `${m.url}/api/jobs/${id}/results`);
     expect(r.json).toEqual({ results: [3, 6, 9, 12, 15], next_cursor: null });
+  });
+});
+
+describe('weir run: submit, wait and results in one command', () => {
+  it('prints the results of a completed job and exits 0', async () => {
+    const r = await c.cli([addr, 'run', 'batch', 'Multiplicar', '{"operation":"multiply","factor":2,"task_count":3}']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([2, 4, 6]);
+    expect(r.stderr).toMatch(/job job-/);
+  });
+
+  it('exits 1 for a job that failed, with its error and no results on stdout', async () => {
+    const r = await c.cli([
+      addr,
+      'run',
+      'batch',
+      'Falla',
+      JSON.stringify({ module: 'export function map() { throw new Error("on purpose") }', data: [1], max_retries: 0 }),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('on purpose');
+  });
+
+  it('refuses a streaming job with a line saying what to do instead', async () => {
+    const r = await c.cli([addr, 'run', 'streaming', 'S', '{}']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/weir run takes batch jobs.*results --follow/);
+  });
+
+  it('run() in the SDK gives the finished job and its results', async () => {
+    const sdk = new WeirClient({ masters: [m.url] });
+    try {
+      const { job, results } = await sdk.run({
+        name: 'sdk',
+        config: { operation: 'multiply', factor: 5, task_count: 2 },
+      });
+      expect(job.status).toBe('completed');
+      expect(results).toEqual([5, 10]);
+    } finally {
+      await sdk.close();
+    }
   });
 });
 

@@ -342,7 +342,14 @@ describe('frames built to crash a node', () => {
     expect(await alive(w.url)).toBe(true);
   });
 
-  it('a text frame that is not UTF-8, with more on its way, closes a stream link and the peer stream with 1007, not a dropped connection', async () => {
+  it('a text frame that is not UTF-8, with more on its way, closes a stream link and the peer stream with 1007, not a dropped connection, and is counted', async () => {
+    const counted = async (url: string, socket: string) =>
+      Number(
+        new RegExp(`weir_refused_frames_total\\{socket="${socket}"\\} (\\d+)`).exec(
+          (await http('GET', `${url}/metrics`)).text,
+        )?.[1] ?? 0,
+      );
+    const before = { link: await counted(w.url, 'stream_link'), peer: await counted(m.url, 'peer') };
     const send = (ws: WebSocket) => {
       ws.send(Buffer.from([0xff, 0xfe, 0xfd]), { binary: false });
       ws.send(Buffer.alloc(4 * 1024 * 1024));
@@ -356,6 +363,8 @@ describe('frames built to crash a node', () => {
       });
     }
     expect(await alive(w.url)).toBe(true);
+    expect(await counted(w.url, 'stream_link')).toBeGreaterThanOrEqual(before.link + 5);
+    expect(await counted(m.url, 'peer')).toBeGreaterThanOrEqual(before.peer + 5);
   });
 
   it('65 tuples in one frame on a stream link, past the 64 credits it was granted, close that link; the worker lives on', async () => {

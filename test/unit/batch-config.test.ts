@@ -210,3 +210,50 @@ describe('data task specs', () => {
     });
   });
 });
+
+describe('bounds on the shuffle at submission', () => {
+  const input = { path: '/data/in.txt' };
+  const code = (config: unknown) => {
+    try {
+      normalizeBatchConfig(config);
+    } catch (err) {
+      return (err as WeirError).code;
+    }
+    return 'accepted';
+  };
+
+  it('refuses more than 10,000 reduce tasks, saying the limit and what to do', () => {
+    const config = { operation: 'wordcount', input, reduce_tasks: 10_001 };
+    expect(code(config)).toBe('bad_request');
+    expect(refused(config)).toMatch(/10001, over the limit of 10000; ask for fewer reduce tasks/);
+    expect(normalizeBatchConfig({ ...config, reduce_tasks: 10_000 })).toMatchObject({ reduce_tasks: 10_000 });
+  });
+
+  it('refuses more than 1,000,000 map output files (task_count × reduce_tasks), saying how to get under it', () => {
+    const config = { operation: 'wordcount', input, task_count: 1001, reduce_tasks: 1000 };
+    expect(code(config)).toBe('bad_request');
+    expect(refused(config)).toMatch(
+      /1001 × 1000 = 1001000 map output files, over the limit of 1000000; use fewer map tasks \(larger splits\) or fewer reduce tasks/,
+    );
+    expect(normalizeBatchConfig({ ...config, task_count: 1000 })).toMatchObject({
+      task_count: 1000,
+      reduce_tasks: 1000,
+    });
+  });
+
+  it("keeps a range partitioner's default (a reduce per map) within both bounds", () => {
+    expect(normalizeBatchConfig({ operation: 'sort', input, task_count: 50_000 })).toMatchObject({
+      task_count: 50_000,
+      reduce_tasks: 20,
+    });
+    expect(normalizeBatchConfig({ operation: 'sort', input, task_count: 500 })).toMatchObject({ reduce_tasks: 500 });
+    expect(normalizeBatchConfig({ operation: 'sort', input, task_count: 20_000 })).toMatchObject({ reduce_tasks: 50 });
+  });
+
+  it('refuses a reduce_tasks that is not a positive integer, naming the field', () => {
+    for (const v of [0, -1, 1.5, '3', null])
+      expect(refused({ operation: 'wordcount', input, reduce_tasks: v })).toMatch(
+        /config\.reduce_tasks must be an integer from 1 to 10000/,
+      );
+  });
+});

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { TupleId } from '../../src/stream/acker.js';
 import type { BoltSpec, SpoutSpec } from '../../src/protocol/stream-job.js';
 import type { Tuple } from '../../src/protocol/stream-link.js';
+import { applyFn, type ApplyOutcome, type FnOp } from '../../src/stream/apply-fn.js';
 import {
   CollectSink,
   FnBolt,
@@ -40,8 +41,19 @@ class Host implements InstanceHost {
     this.acked.push({ o, r });
     this.owners.get(o)?.onAck(r, h, l);
   }
-  fn(): (e: Record<string, unknown>) => unknown {
-    return (e) => this.f(e);
+  /** Answers of apply messages held back (the executor is still at work) until resolved. */
+  holdApplies = false;
+  held: (() => void)[] = [];
+  failed: { idx: number; err: Error }[] = [];
+  applyError: Error | undefined;
+  apply(_fn: string, op: FnOp, batches: Record<string, unknown>[][]): Promise<ApplyOutcome> {
+    const answer = () =>
+      this.applyError ? Promise.reject(this.applyError) : Promise.resolve(applyFn((e) => this.f(e), op, batches));
+    if (!this.holdApplies) return answer();
+    return new Promise((resolve, reject) => this.held.push(() => void answer().then(resolve, reject)));
+  }
+  fail(inst: Instance, err: Error): void {
+    this.failed.push({ idx: inst.idx, err });
   }
   collect(rows: { key: string; value: unknown }[]): Promise<void> {
     this.collected.push(rows.length);
@@ -141,8 +153,73 @@ describe('a window bolt acknowledges a batch', () => {
   });
 });
 
+const settled = () => new Promise((r) => setImmediate(r));
+const fnBolt = (host: Host, op: FnOp = 'map') =>
+  new FnBolt(3, 1, { id: 'm', op, fn: 'f', parallelism: 1, inputs: [] } as BoltSpec, 0, host);
+
+describe('a function bolt (its function runs in an executor)', () => {
+  it('sends its inbox in one message, takes nothing more while it is out, and acks each input with its outputs', async () => {
+    const host = new Host();
+    host.holdApplies = true;
+    host.f = (e) => ({ twice: (e.r as number) * 2 });
+    const m = fnBolt(host);
+    for (let r = 1; r <= 3; r++) m.inbox.push({ tuple: input(r, [{ r }]) });
+    m.step(0);
+    expect(host.held).toHaveLength(1);
+    m.inbox.push({ tuple: input(4, [{ r: 4 }]) });
+    expect(m.step(0)).toBe(false); // busy: not re-entered
+    expect(host.held).toHaveLength(1);
+    expect(host.ackedRoots(0)).toEqual([]); // nothing acked before its outputs are emitted
+    host.held.shift()!();
+    await settled();
+    expect(host.sent.map((s) => s.tuple.e)).toEqual([[{ twice: 2 }], [{ twice: 4 }], [{ twice: 6 }]]);
+    expect(host.ackedRoots(0)).toEqual([1, 2, 3]);
+    m.step(0); // free again: the next message goes
+    expect(host.held).toHaveLength(1);
+  });
+
+  it('keeps what a filter keeps, by index, and counts events the function threw on', async () => {
+    const host = new Host();
+    host.f = (e) => {
+      if (e.r === 2) throw new Error('no');
+      return (e.r as number) % 2 === 1;
+    };
+    const m = fnBolt(host, 'filter');
+    m.inbox.push({ tuple: input(1, [{ r: 1 }, { r: 2 }, { r: 3 }, { r: 4 }]) });
+    m.step(0);
+    await settled();
+    expect(host.sent.map((s) => s.tuple.e)).toEqual([[{ r: 1 }, { r: 3 }]]);
+    expect(m.stats.errors).toBe(1);
+    expect(host.ackedRoots(0)).toEqual([1]);
+  });
+
+  it('fails its instance when the function cannot run at all, and acks none of the inputs it sent', async () => {
+    const host = new Host();
+    host.applyError = new Error("the task's process exited with code 3");
+    const m = fnBolt(host);
+    m.inbox.push({ tuple: input(1, [{ r: 1 }]) });
+    m.step(0);
+    await settled();
+    expect(host.failed.map((f) => [f.idx, f.err.message])).toEqual([[3, "the task's process exited with code 3"]]);
+    expect(host.ackedRoots(0)).toEqual([]);
+  });
+
+  it('once stopped, ignores the answer of the message it had out', async () => {
+    const host = new Host();
+    host.holdApplies = true;
+    const m = fnBolt(host);
+    m.inbox.push({ tuple: input(1, [{ r: 1 }]) });
+    m.step(0);
+    m.stop();
+    host.held.shift()!();
+    await settled();
+    expect(host.sent).toEqual([]);
+    expect(host.ackedRoots(0)).toEqual([]);
+  });
+});
+
 describe('a bolt whose output cannot be routed', () => {
-  it('drops those events (counted), acks its inputs, and frees every tuple it took', () => {
+  it('drops those events (counted), acks its inputs, and frees every tuple it took', async () => {
     const host = new Host();
     host.f = (e) => ({ ...e, n: 1n }); // a BigInt has no JSON
     const m = new FnBolt(3, 1, { id: 'm', op: 'map', fn: 'f', parallelism: 1, inputs: [] } as BoltSpec, 0, host);
@@ -150,6 +227,7 @@ describe('a bolt whose output cannot be routed', () => {
     for (let r = 1; r <= 4; r++) m.inbox.push({ tuple: input(r, [{ r }]), release: () => released++ });
     m.step(0);
     expect(released).toBe(4);
+    await settled();
     expect(host.ackedRoots(0)).toEqual([1, 2, 3, 4]);
     expect(m.stats.errors).toBe(4);
   });

@@ -73,6 +73,7 @@ describe('a worker receiving tuples for an instance that has not started yet', (
       tokens: new TokenSource(undefined, undefined, 'w'),
       client,
       log,
+      executors: { run: () => Promise.reject(new Error('this job has no functions')) },
     });
     runtimes.push(rt);
     startCollect(rt, 'marker');

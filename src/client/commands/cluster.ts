@@ -1,4 +1,7 @@
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { checkBackup } from '../../state/backup-file.js';
 import { mintToken, type Role } from '../../common/auth.js';
 
 /** Roles a person mints tokens for; nodes mint their own `peer` tokens from the secret. */
@@ -33,6 +36,27 @@ export function clusterCommands(program: Command, ctx: CliContext): void {
       }
       const r = await ctx.sdk().removeMaster(Number(id));
       ctx.print(r, () => `removed master ${id} from the cluster`);
+    });
+
+  program
+    .command('backup')
+    .description("write a consistent copy of the cluster's state to FILE (restore it with weir master --restore FILE)")
+    .argument('<file>', 'where to write it')
+    .action(async (file: string) => {
+      const dest = resolve(file);
+      if (!existsSync(dirname(dest))) throw new CliError(`cannot write ${dest}: its directory does not exist`);
+      await ctx.sdk().backup(dest);
+      let info;
+      try {
+        info = checkBackup(dest);
+      } catch (err) {
+        throw new CliError(`the backup written to ${dest} does not check out: ${(err as Error).message}`);
+      }
+      const bytes = statSync(dest).size;
+      ctx.print(
+        { file: dest, index: info.index, term: info.term, bytes },
+        () => `backed up the cluster's state as of entry ${info.index} (term ${info.term}, ${bytes} bytes) to ${dest}`,
+      );
     });
 
   program

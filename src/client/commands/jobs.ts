@@ -7,7 +7,7 @@ import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } 
 import { formatJob, formatJobs, progressLine } from '../format.js';
 import type { JobView, WeirClient } from '../sdk.js';
 
-/** `weir submit`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
+/** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
 export function jobCommands(program: Command, ctx: CliContext): void {
   program
     .command('submit')
@@ -17,29 +17,38 @@ export function jobCommands(program: Command, ctx: CliContext): void {
     .argument('[config]', 'JSON (starting with {) or a JSON file; for streaming, the topology file')
     .option('--module <file>', 'JavaScript module with the job’s functions')
     .option('--input <file>', 'a local input file to upload')
-    .action(
-      async (type: string, name: string, configArg: string | undefined, f: { module?: string; input?: string }) => {
-        if (type !== 'batch' && type !== 'streaming')
-          throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
-        let config = readConfig(configArg);
-        if (type === 'streaming') {
-          if (!config)
-            throw new CliError('give the topology: weir submit streaming NAME TOPOLOGY_FILE [--module FILE]');
-          // The file is the topology itself, or a whole config holding it.
-          if (!('topology' in config)) config = { topology: config };
-        }
-        if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
-        if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
-        const job = await ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
-        if (ctx.global.json) out(JSON.stringify(job, null, 2));
-        else {
-          note(
-            `submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`,
-          );
-          out(job.job_id);
-        }
-      },
-    );
+    .action(async (type: string, name: string, configArg: string | undefined, f: SubmitFlags) => {
+      const job = await submitJob(ctx, type, name, configArg, f);
+      if (ctx.global.json) out(JSON.stringify(job, null, 2));
+      else {
+        note(`submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`);
+        out(job.job_id);
+      }
+    });
+
+  program
+    .command('run')
+    .description(
+      'submit a batch job, wait for it and print its results as JSON: exit 0 completed, 1 failed, 2 cancelled, 3 cluster unreachable',
+    )
+    .argument('<type>', 'batch (a stream never finishes: submit it, then weir results --follow)')
+    .argument('<name>', 'a name for the job')
+    .argument('[config]', 'JSON (starting with {) or a JSON file')
+    .option('--module <file>', 'JavaScript module with the job’s functions')
+    .option('--input <file>', 'a local input file to upload')
+    .action(async (type: string, name: string, configArg: string | undefined, f: SubmitFlags) => {
+      if (type !== 'batch') {
+        throw new CliError(
+          `weir run takes batch jobs; got '${type}' (a stream never finishes: weir submit streaming, then weir results --follow)`,
+        );
+      }
+      const job = await submitJob(ctx, type, name, configArg, f);
+      note(`job ${job.job_id}`);
+      const done = await waitWithProgress(ctx.sdk(), job.job_id, ctx.global.json);
+      if (done.status === 'completed') await writeResults(ctx, job.job_id, {});
+      else note(formatJob(done));
+      ctx.exitCode = exitCodeOf(done);
+    });
 
   program
     .command('status')
@@ -58,7 +67,7 @@ export function jobCommands(program: Command, ctx: CliContext): void {
       const job = await waitWithProgress(ctx.sdk(), id, ctx.global.json);
       if (ctx.global.json) out(JSON.stringify(job, null, 2));
       else note(formatJob(job));
-      ctx.exitCode = job.status === 'completed' ? EXIT.ok : job.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
+      ctx.exitCode = exitCodeOf(job);
     });
 
   program
@@ -86,6 +95,36 @@ export function jobCommands(program: Command, ctx: CliContext): void {
       const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)));
       ctx.print(page, () => formatJobs(page.jobs));
     });
+}
+
+interface SubmitFlags {
+  module?: string;
+  input?: string;
+}
+
+/** How `wait` and `run` end: what a script needs to know of the job's end. */
+const exitCodeOf = (job: JobView): number =>
+  job.status === 'completed' ? EXIT.ok : job.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
+
+/** Submits a job from the command line's arguments: its config, module and input file. */
+async function submitJob(
+  ctx: CliContext,
+  type: string,
+  name: string,
+  configArg: string | undefined,
+  f: SubmitFlags,
+): Promise<JobView> {
+  if (type !== 'batch' && type !== 'streaming')
+    throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
+  let config = readConfig(configArg);
+  if (type === 'streaming') {
+    if (!config) throw new CliError('give the topology: weir submit streaming NAME TOPOLOGY_FILE [--module FILE]');
+    // The file is the topology itself, or a whole config holding it.
+    if (!('topology' in config)) config = { topology: config };
+  }
+  if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
+  if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
+  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
 }
 
 /** Uploads a local input file; the job reads it back from the masters by URL. */

@@ -19,6 +19,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--peers <urls>', "every master's URL, this one's included")
     .option('--discover <dns:NAME>', 'find the peers in DNS')
     .option('--bootstrap-expect <n>', 'with DNS discovery, wait for N peers before the first election')
+    .option('--restore <file>', 'found a new single-master cluster from a backup (weir backup), in an empty --data-dir')
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', TLS_CA_HELP)

@@ -1,5 +1,13 @@
+import { Type } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { MasterContext } from '../context.js';
+
+/** Whether this master can serve: it knows a leader and has applied what it committed. */
+const ReadyReply = Type.Object({
+  ready: Type.Boolean(),
+  role: Type.String(),
+  leader_id: Type.Union([Type.Integer(), Type.Null()]),
+});
 
 /** Routes every master answers itself: cluster view (with a token), health and metrics (open). */
 export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
@@ -28,7 +36,7 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
 
     app.get('/health', async () => ({ status: 'ok' }));
 
-    app.get('/ready', async (_req, reply) => {
+    app.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_req, reply) => {
       const s = consensus.status();
       const ready = s.leader_id !== null && s.caught_up;
       return reply.code(ready ? 200 : 503).send({ ready, role: s.role, leader_id: s.leader_id });

@@ -1,3 +1,4 @@
+import { trace } from '../../common/trace.js';
 import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
@@ -44,16 +45,19 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         }
         if (!consensus.isLeader()) throw noLeader();
         const at = Date.now();
+        const jobId = newId('job', at);
+        trace(jobId, 'submit received');
         const result = await commit(consensus, {
           type: 'submitJob',
           at,
-          job_id: newId('job', at),
+          job_id: jobId,
           name,
           job_type: type,
           config,
           ...(key ? { idempotency_key: key } : {}),
         });
         const row = requireJob(result.job_id);
+        trace(jobId, 'submit applied');
         return reply.code(result.duplicate ? 200 : 201).send(jobView(row));
       },
     );
@@ -98,6 +102,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           await jobWatch.wait(row.job_id, deadline - Date.now());
           row = requireJob(row.job_id);
         }
+        if (TERMINAL.has(row.status)) trace(row.job_id, 'wait answered');
         return jobView(row, queries, ctx.registry);
       },
     );
@@ -149,7 +154,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
           );
         }
-        return pageResults(queries, row, config, req.query.cursor, req.query.limit ?? 10_000);
+        return pageResults(queries, row, req.query.cursor, req.query.limit ?? 10_000);
       },
     );
 

@@ -54,9 +54,33 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       return { ok: true, status: w.status };
     });
 
-    app.get('/workers', async () => ({
-      workers: queries.workers().map((w) => workerView(w, registry.get(w.worker_id))),
-    }));
+    app.get(
+      '/workers',
+      {
+        schema: {
+          querystring: Type.Object({
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            // `<registered_at>.<worker_id>` of the last worker of the page before: a keyset.
+            cursor: Type.Optional(
+              Type.String({ pattern: `^\\d{1,16}\\.${ID_PATTERN.source.replace(/^\^|\$$/g, '')}$` }),
+            ),
+          }),
+        },
+      },
+      async (req) => {
+        const limit = req.query.limit ?? 1000;
+        const c = req.query.cursor;
+        const dot = c?.indexOf('.') ?? -1;
+        const after: [number, string] | undefined = c ? [Number(c.slice(0, dot)), c.slice(dot + 1)] : undefined;
+        const rows = queries.workers(limit + 1, after);
+        const page = rows.slice(0, limit);
+        const last = page[page.length - 1];
+        return {
+          workers: page.map((w) => workerView(w, registry.get(w.worker_id))),
+          next_cursor: rows.length > limit && last ? `${last.registered_at}.${last.worker_id}` : null,
+        };
+      },
+    );
 
     // The worker's persistent channel (assignments down, reports up); see protocol/worker-channel.ts.
     app.get(

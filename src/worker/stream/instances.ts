@@ -7,6 +7,7 @@ import { EdgeRouter } from '../../stream/grouping.js';
 import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../protocol/stream-job.js';
 import { WindowOperator } from '../../stream/window.js';
 import type { Tuple } from '../../protocol/stream-link.js';
+import type { ApplyOutcome, FnOp } from '../../stream/apply-fn.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;
@@ -28,8 +29,14 @@ export interface InstanceHost {
   canEmit(from: Instance): boolean;
   /** XORs `h`,`l` into root `r` of instance `o` (incarnation `a`), wherever it runs. */
   ack(o: number, a: number, r: number, h: number, l: number): void;
-  /** A user function of the job's module. */
-  fn(name: string): (event: Record<string, unknown>) => unknown;
+  /**
+   * Applies the module's function `fn` to batches of events in an executor process; rejects
+   * when the function cannot be run there at all (its process ended, its module does not
+   * load, a refused path, a timeout).
+   */
+  apply(fn: string, op: FnOp, batches: Record<string, unknown>[][]): Promise<ApplyOutcome>;
+  /** `inst` cannot go on: it stops, and its task fails with `err` (the master places it again). */
+  fail(inst: Instance, err: Error): void;
   /** Sends a collect sink's rows to the masters; resolves once they are committed. */
   collect(rows: { key: string; value: unknown }[]): Promise<void>;
   wake(): void;
@@ -398,47 +405,100 @@ abstract class Bolt extends Instance {
   }
 }
 
-const isEvent = (e: unknown): e is Record<string, unknown> => e !== null && typeof e === 'object';
+/** Events a map, filter or flat_map bolt sends to its executor in one message, at most. */
+export const APPLY_EVENTS = 4 * BATCH;
 
-/** map, filter and flat_map with the module's functions. */
+/**
+ * map, filter and flat_map with the module's functions, which run in an executor process
+ * (see stream-apply.ts). One message of input tuples at a time is out there: meanwhile the
+ * bolt takes nothing more (its inbox fills and its producers pause), and the tuples are
+ * acked only once their outputs are emitted. When the function cannot run at all (its
+ * process died, a refused path) the instance fails and those tuples are never acked: their
+ * sources replay them.
+ */
 export class FnBolt extends Bolt {
-  private readonly f: (event: Record<string, unknown>) => unknown;
-  private readonly op: 'map' | 'filter' | 'flat_map';
+  private readonly fn: string;
+  private readonly op: FnOp;
+  /** A message is out at the executor. */
+  private busy = false;
+  private stopped = false;
 
   constructor(idx: number, attempt: number, spec: BoltSpec, index: number, host: InstanceHost) {
     super(idx, attempt, spec, index, host);
-    this.f = host.fn((spec as { fn: string }).fn);
-    this.op = (spec as { op: 'map' | 'filter' | 'flat_map' }).op;
+    this.fn = (spec as { fn: string }).fn;
+    this.op = (spec as { op: FnOp }).op;
   }
 
-  protected process(t: Tuple): void {
-    const out: Record<string, unknown>[] = [];
-    for (const e of t.e) {
+  override step(_now: number): boolean {
+    if (this.busy || this.stopped || this.inbox.length === 0) return false;
+    if (!this.host.canEmit(this)) {
+      this.stats.blocked++;
+      this.backpressured = true;
+      return false;
+    }
+    this.backpressured = false;
+    let n = 0;
+    let events = 0;
+    while (n < this.inbox.length && (n === 0 || events + this.inbox[n]!.tuple.e.length <= APPLY_EVENTS)) {
+      events += this.inbox[n++]!.tuple.e.length;
+    }
+    const taken = this.inbox.splice(0, n);
+    // Out of the inbox: their buffer space (link credits) is free, whatever happens next.
+    for (const { release } of taken) release?.();
+    const tuples = taken.map((t) => t.tuple);
+    this.stats.in += events;
+    this.busy = true;
+    this.host
+      .apply(
+        this.fn,
+        this.op,
+        tuples.map((t) => t.e),
+      )
+      .then(
+        (outcome) => {
+          if (this.stopped) return;
+          this.busy = false;
+          this.emitOutcome(tuples, outcome);
+          this.host.wake();
+        },
+        (err: unknown) => {
+          if (this.stopped) return;
+          this.host.fail(this, err instanceof Error ? err : new Error(String(err)));
+        },
+      )
+      // Nothing here may become an unhandled rejection: that would end the worker.
+      .catch((err: unknown) => {
+        if (!this.stopped) this.host.fail(this, err instanceof Error ? err : new Error(String(err)));
+      });
+    return false;
+  }
+
+  /** Emits each tuple's outputs and acks it with them (Storm's rule: one update per input). */
+  private emitOutcome(tuples: Tuple[], o: ApplyOutcome): void {
+    // A function that throws on an event drops that event (counted), rather than
+    // replaying its batch forever.
+    this.stats.errors += o.errors;
+    tuples.forEach((t, i) => {
+      const out = o.op === 'filter' ? o.keep[i]!.map((j) => t.e[j]!) : o.out[i]!;
+      let children = ZERO;
       try {
-        const r = this.f(e);
-        if (this.op === 'map') {
-          if (isEvent(r)) out.push(r);
-        } else if (this.op === 'filter') {
-          if (r) out.push(e);
-        } else if (r && typeof (r as Iterable<unknown>)[Symbol.iterator] === 'function') {
-          for (const x of r as Iterable<unknown>) if (isEvent(x)) out.push(x);
-        }
+        if (out.length) children = this.host.emit(this, out, t.o, t.a, t.r);
+        this.stats.out += out.length;
       } catch {
-        // A function that throws on an event drops that event (counted), rather than
-        // replaying its batch forever.
-        this.stats.errors++;
+        // Events that cannot be routed (a fields grouping over a value with no JSON) are
+        // dropped, counted; nothing of them left, so the input is acked on its own.
+        this.stats.errors += out.length;
       }
-    }
-    let children = ZERO;
-    try {
-      if (out.length) children = this.host.emit(this, out, t.o, t.a, t.r);
-      this.stats.out += out.length;
-    } catch {
-      // Events that cannot be routed (a fields grouping over a value with no JSON) are
-      // dropped, counted; nothing of them left, so the input is acked on its own.
-      this.stats.errors += out.length;
-    }
-    this.ackInput(t, children);
+      this.ackInput(t, children);
+    });
+  }
+
+  protected process(): void {
+    throw new Error('a function bolt sends its tuples to its executor (step), never one by one');
+  }
+
+  override stop(): void {
+    this.stopped = true;
   }
 }
 

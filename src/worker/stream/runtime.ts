@@ -4,7 +4,10 @@ import { WeirError } from '../../common/errors.js';
 import type { HttpClient } from '../../common/http-client.js';
 import type { NodeTls } from '../../common/tls.js';
 import type { Logger } from '../../common/logger.js';
-import { loadUserModule } from '../tasks/load-module.js';
+import { createHash } from 'node:crypto';
+import { checkOutcome, type ApplyOutcome, type FnOp } from '../../stream/apply-fn.js';
+import { MODULE_UNKNOWN, type StreamApplySpec } from './stream-apply.js';
+import type { RunLimits } from '../executor-pool.js';
 import type { TupleId } from '../../stream/acker.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { StreamConfig } from '../../protocol/stream-job.js';
@@ -37,6 +40,13 @@ const TICK_MS = 10;
 const PARK_MS = 10_000;
 /** How long a saturated http source makes a POST wait for room before answering 429. */
 export const INGEST_WAIT_MS = 5000;
+/** A function's memory when its job's config predates config.memory_mb for streams. */
+const DEFAULT_MEMORY_MB = 256;
+
+/** Where user functions run: the worker's executor pool. */
+export interface StreamExecutors {
+  run(spec: StreamApplySpec, limits: RunLimits): Promise<string>;
+}
 
 export interface InstanceMetrics {
   job_id: string;
@@ -61,8 +71,11 @@ class JobRuntime implements InstanceHost {
   private placement = new Map<number, { attempt: number; address: string }>();
   private readonly components: { spec: ComponentSpec; index: number }[];
   private readonly first = new Map<string, number>();
-  private fns: Record<string, unknown> = {};
   private loading: Promise<void> | undefined;
+  private readonly moduleKey: string | undefined;
+  /** Why each instance here stopped, told to its task: set while the instance runs. */
+  private readonly failers = new Map<number, (err: Error) => void>();
+  private readonly limits: RunLimits;
   private readonly timer: NodeJS.Timeout;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
@@ -76,6 +89,13 @@ class JobRuntime implements InstanceHost {
     this.ackTimeoutMs = config.ack_timeout_ms;
     this.maxPending = config.max_pending;
     this.rights = rt.rights;
+    if (config.module !== undefined) this.moduleKey = createHash('sha256').update(config.module).digest('base64url');
+    // An apply that outlives the ack timeout is worthless: its sources have replayed its tuples.
+    this.limits = {
+      timeoutMs: config.ack_timeout_ms,
+      memoryMb: config.memory_mb || DEFAULT_MEMORY_MB,
+      key: `stream:${jobId}`,
+    };
     const byId = new Map<string, ComponentSpec>(
       [...config.topology.spouts, ...config.topology.bolts].map((c) => [c.id, c]),
     );
@@ -86,11 +106,15 @@ class JobRuntime implements InstanceHost {
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
 
-  /** The job's module, loaded once: every instance that starts here waits for the same load. */
+  /**
+   * The job's module, loaded once in an executor before its instances start (so one that does
+   * not load fails its instances at once, as a task); every instance that starts here waits
+   * for the same load.
+   */
   load(): Promise<void> {
-    this.loading ??= this.config.module
-      ? loadUserModule(this.config.module).then(
-          (fns) => void (this.fns = fns),
+    this.loading ??= this.moduleKey
+      ? this.runApply({ op: 'map', batches: [] }).then(
+          () => undefined,
           (err: unknown) => {
             this.loading = undefined; // the next instance (a retry) tries again
             throw err;
@@ -100,10 +124,56 @@ class JobRuntime implements InstanceHost {
     return this.loading;
   }
 
-  fn(name: string): (event: Record<string, unknown>) => unknown {
-    const f = this.fns[name];
-    if (typeof f !== 'function') throw new TypeError(`the job's module has no function export '${name}'`);
-    return f as (event: Record<string, unknown>) => unknown;
+  /** Sends one apply message; an executor that lacks the module gets it with its source. */
+  private async runApply(a: Pick<StreamApplySpec, 'fn' | 'op' | 'batches'>): Promise<string> {
+    const env = this.config.env;
+    const spec: StreamApplySpec = {
+      operation: 'stream_apply',
+      job_id: this.jobId,
+      module_key: this.moduleKey!,
+      ...a,
+      ...(env ? { user_env: env } : {}),
+    };
+    try {
+      return await this.rt.executors.run(spec, this.limits);
+    } catch (err) {
+      if ((err as Error).name !== MODULE_UNKNOWN) throw err;
+      return this.rt.executors.run({ ...spec, module: this.config.module! }, this.limits);
+    }
+  }
+
+  async apply(fn: string, op: FnOp, batches: Record<string, unknown>[][]): Promise<ApplyOutcome> {
+    if (!this.moduleKey) throw new TypeError(`the job has no module to take '${fn}' from`);
+    const json = await this.runApply({ fn, op, batches });
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      value = undefined;
+    }
+    const outcome = checkOutcome(value, op, batches);
+    if (!outcome) throw new Error(`the executor running '${fn}' answered something that is not its outcome`);
+    return outcome;
+  }
+
+  /** An instance that cannot go on: it stops here, and its task fails (the master retries it). */
+  fail(inst: Instance, err: Error): void {
+    if (this.local.get(inst.idx) !== inst) return;
+    const failer = this.failers.get(inst.idx);
+    this.stopInstance(inst.idx);
+    const { spec } = this.componentOf(inst.idx);
+    this.rt.log.warn(
+      { job_id: this.jobId, idx: inst.idx, attempt: inst.attempt, err: err.message },
+      'a stream instance failed',
+    );
+    const named = new Error(`${err.message} (in component '${spec.id}', instance ${inst.idx})`);
+    named.name = err.name;
+    failer?.(named);
+  }
+
+  /** Tells instance `idx`'s task why it stopped, if it fails. */
+  onFailure(idx: number, failer: (err: Error) => void): void {
+    this.failers.set(idx, failer);
   }
 
   setPlacement(instances: readonly PlacedInstance[]): void {
@@ -148,6 +218,7 @@ class JobRuntime implements InstanceHost {
     if (!inst) return;
     inst.stop();
     this.local.delete(idx);
+    this.failers.delete(idx);
     for (const t of inst.inbox) t.release?.();
   }
 
@@ -282,6 +353,8 @@ class JobRuntime implements InstanceHost {
 
 export interface StreamRuntimeOptions {
   address: string;
+  /** Where the job's user functions run. */
+  executors: StreamExecutors;
   /** What file spouts and sinks may read and write, and http sinks reach. */
   rights?: TaskRights;
   tokens: TokenSource;
@@ -309,9 +382,11 @@ export class StreamRuntime {
   private readonly parkTimer = setInterval(() => this.unpark(), 1000).unref();
   readonly address: string;
   readonly log: Logger;
+  readonly executors: StreamExecutors;
 
   constructor(private readonly o: StreamRuntimeOptions) {
     this.address = o.address;
+    this.executors = o.executors;
     this.rights = o.rights;
     this.log = o.log;
   }
@@ -339,16 +414,21 @@ export class StreamRuntime {
     this.log.info({ job_id: spec.job_id, idx: spec.idx, attempt: spec.attempt }, 'stream instance started');
     const j = job;
     return new Promise((_resolve, reject) => {
-      const stop = () => {
+      const end = (err: Error) => {
+        signal.removeEventListener('abort', stop);
         j.stopInstance(spec.idx);
         if (j.empty) {
           j.close();
-          this.jobs.delete(spec.job_id);
+          if (this.jobs.get(spec.job_id) === j) this.jobs.delete(spec.job_id);
         }
-        reject(signal.reason instanceof Error ? signal.reason : new Error('task cancelled'));
+        reject(err);
       };
+      const stop = () => end(signal.reason instanceof Error ? signal.reason : new Error('task cancelled'));
       if (signal.aborted) stop();
-      else signal.addEventListener('abort', stop, { once: true });
+      else {
+        signal.addEventListener('abort', stop, { once: true });
+        j.onFailure(spec.idx, end);
+      }
     });
   }
 

@@ -1,0 +1,199 @@
+// Weir's latency benchmark (`npm run bench -- latency`): where a one-task job's round trip
+// goes. One job at a time, on one master and on three, each process of the cluster records a
+// wall-clock timestamp at every step of the job's path (WEIR_TRACE, src/common/trace.ts); the
+// client adds its own at submit and at completion. Prints the median and p99 of each step's
+// time from the client's submit, and of the step before it to it; then the round trip of the
+// SDK's run() (submit, wait, results), the one users time.
+//
+// Options: --samples N   timed jobs per cluster (default 300), after a tenth as many untimed
+//          --masters 1|3 only that cluster (default both)
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WeirClient } from '../src/client/sdk.js';
+import { runMain } from './main.js';
+import { makeTempDir } from './procs.js';
+import { writeJson, table } from './report.js';
+import { log, percentiles, positiveInt, quantile } from './stats.js';
+import { noopJob, startWeirCluster, waitCompleted, type JobView } from './weir.js';
+
+/** The steps of one job's path, in the order a job takes them. */
+const STEPS = [
+  'submit received',
+  'submit persisted',
+  'submit applied',
+  'client submit answered',
+  'assign sent',
+  'worker received',
+  'task sent to executor',
+  'task finished',
+  'report sent',
+  'report received',
+  'completion proposed',
+  'completion persisted',
+  'completion applied',
+  'wait answered',
+  'client completed',
+] as const;
+type Step = (typeof STEPS)[number];
+
+interface TraceLine {
+  k: string;
+  s: string;
+  t: number;
+  pid: string;
+}
+
+/** Clear of the addresses the integration tests and the other benchmarks use. */
+const HOSTS = { 1: ['127.0.0.250'], 3: ['127.0.0.251', '127.0.0.252', '127.0.0.253'] } as const;
+
+interface Options {
+  samples: number;
+  masters: (1 | 3)[];
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { samples: 300, masters: [1, 3] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--samples') o.samples = positiveInt(a, argv[++i]);
+    else if (a === '--masters') {
+      const n = Number(argv[++i]);
+      if (n !== 1 && n !== 3) throw new Error('--masters takes 1 or 3');
+      o.masters = [n];
+    } else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3)`);
+  }
+  return o;
+}
+
+const wallNow = () => performance.timeOrigin + performance.now();
+
+function readTraces(dir: string): TraceLine[] {
+  const lines: TraceLine[] = [];
+  for (const f of readdirSync(dir)) {
+    const pid = f.replace(/\.jsonl$/, '');
+    for (const l of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (l) lines.push({ ...(JSON.parse(l) as Omit<TraceLine, 'pid'>), pid });
+    }
+  }
+  return lines.sort((a, b) => a.t - b.t);
+}
+
+/**
+ * Each job's step times, from its trace lines and the client's. The log's own steps carry no
+ * job: with one job at a time, the leader's first write after a proposal is that proposal's.
+ */
+function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: number; answered: number; done: number }>) {
+  const byJob = new Map<string, Map<string, number>>();
+  for (const l of lines) {
+    if (l.k === 'log') continue;
+    let m = byJob.get(l.k);
+    if (!m) byJob.set(l.k, (m = new Map()));
+    if (!m.has(l.s)) m.set(l.s, l.t);
+  }
+  const leaderLog = (pid: string) => lines.filter((l) => l.k === 'log' && l.pid === pid).map((l) => l.t);
+  const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
+  const writes = leaderPid ? leaderLog(leaderPid) : [];
+  const firstAfter = (t: number | undefined) => (t === undefined ? undefined : writes.find((w) => w >= t));
+  const out: Map<Step, number>[] = [];
+  for (const [jobId, c] of client) {
+    const m = byJob.get(jobId);
+    if (!m) continue;
+    const at = new Map<Step, number>();
+    for (const s of STEPS) {
+      const t = m.get(s);
+      if (t !== undefined) at.set(s, t - c.sent);
+    }
+    const sp = firstAfter(m.get('submit received'));
+    const cp = firstAfter(m.get('completion proposed'));
+    if (sp !== undefined) at.set('submit persisted', sp - c.sent);
+    if (cp !== undefined) at.set('completion persisted', cp - c.sent);
+    at.set('client submit answered', c.answered - c.sent);
+    at.set('client completed', c.done - c.sent);
+    out.push(at);
+  }
+  return out;
+}
+
+function stepTable(jobs: Map<Step, number>[]): { rows: string[][]; figures: Record<string, unknown> } {
+  const rows: string[][] = [];
+  const figures: Record<string, unknown> = {};
+  let prev: Step | undefined;
+  for (const s of STEPS) {
+    const at = jobs.map((j) => j.get(s)).filter((x): x is number => x !== undefined);
+    if (at.length === 0) continue;
+    const gaps = prev ? jobs.flatMap((j) => (j.has(s) && j.has(prev!) ? [j.get(s)! - j.get(prev!)!] : [])) : at;
+    const a = percentiles(at);
+    const g = percentiles(gaps);
+    figures[s] = { at_p50: a.p50, at_p99: a.p99, step_p50: g.p50, step_p99: g.p99, samples: at.length };
+    rows.push([s, a.p50.toFixed(2), a.p99.toFixed(2), g.p50.toFixed(3), g.p99.toFixed(3)]);
+    prev = s;
+  }
+  return { rows, figures };
+}
+
+async function measure(masters: 1 | 3, o: Options) {
+  const traceDir = makeTempDir('weir-trace-');
+  process.env.WEIR_TRACE = traceDir;
+  const hosts = HOSTS[masters];
+  const cluster = await startWeirCluster({ maxTasks: 16, threads: 2, masterHosts: [...hosts], workerHost: hosts[0] });
+  delete process.env.WEIR_TRACE;
+  const client = new Map<string, { sent: number; answered: number; done: number }>();
+  const sdk = new WeirClient({ masters: [cluster.api.origin] });
+  try {
+    const warmup = Math.max(10, Math.round(o.samples / 10));
+    for (let i = 0; i < warmup + o.samples; i++) {
+      const sent = wallNow();
+      const job = await cluster.api.call<JobView>('POST', '/api/jobs', noopJob(`lat-${i}`, 1));
+      const answered = wallNow();
+      await waitCompleted(cluster.api, job.job_id);
+      if (i >= warmup) client.set(job.job_id, { sent, answered, done: wallNow() });
+    }
+    const run: number[] = [];
+    for (let i = 0; i < warmup + o.samples; i++) {
+      const t0 = performance.now();
+      const r = await sdk.run({ name: `run-${i}`, config: { operation: 'noop', task_count: 1 } });
+      if (r.job.status !== 'completed') throw new Error(`run() ended ${r.job.status}`);
+      if (i >= warmup) run.push(performance.now() - t0);
+    }
+    return { run: percentiles(run), traceDir, client, stop: cluster.stop };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  } finally {
+    await sdk.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const startedAt = new Date().toISOString();
+  const figures: Record<string, unknown> = {};
+  for (const masters of o.masters) {
+    log(`Weir latency: ${masters} master(s), 2 workers, ${o.samples} one-task jobs one at a time`);
+    const r = await measure(masters, o);
+    // The nodes write their traces as they stop.
+    await r.stop();
+    const jobs = stepTimes(readTraces(r.traceDir), r.client);
+    const { rows, figures: steps } = stepTable(jobs);
+    const total = jobs.map((j) => j.get('client completed')!).sort((a, b) => a - b);
+    log(
+      `\n${masters} master(s): submit → completed p50 ${quantile(total, 0.5).toFixed(2)} ms, p99 ${quantile(total, 0.99).toFixed(2)} ms` +
+        ` (${jobs.length} jobs); run() (submit, wait, results) p50 ${r.run.p50.toFixed(2)} ms, p99 ${r.run.p99.toFixed(2)} ms`,
+    );
+    log(table([['step', 'at p50 ms', 'at p99 ms', 'step p50 ms', 'step p99 ms'], ...rows], 1));
+    figures[`${masters}_master${masters > 1 ? 's' : ''}`] = {
+      submit_to_completed: percentiles(total),
+      run: r.run,
+      steps,
+    };
+  }
+  log(
+    '\n"at": time from the client sending the submit; "step": from the step above. One job at a time; ' +
+      "the log's writes are the leader's first after the proposal. Times across processes are wall-clock on one machine.",
+  );
+  log(
+    `figures written to ${writeJson('latency', startedAt, { started_at: startedAt, samples: o.samples, ...figures })}`,
+  );
+}
+
+runMain(main, { deadlineMs: 15 * 60_000 });

@@ -1,0 +1,35 @@
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Timestamps along a job's critical path, for the latency benchmark (`npm run bench --
+ * latency`): with `WEIR_TRACE=DIR`, each process keeps `{k, s, t}` lines — a key (a job id, or
+ * `log` for the consensus log's own steps), a step name and the wall-clock time in ms with µs
+ * — and appends them to DIR/PID.jsonl every 200 ms and at exit. Unset, a trace point costs a
+ * branch. Wall-clock time, so that steps in different processes of one machine line up.
+ */
+const DIR = process.env.WEIR_TRACE || undefined;
+
+export const tracing = DIR !== undefined;
+
+let lines: string[] = [];
+
+function flush(): void {
+  if (lines.length === 0) return;
+  const text = lines.join('\n') + '\n';
+  lines = [];
+  try {
+    appendFileSync(join(DIR!, `${process.pid}.jsonl`), text);
+  } catch {
+    // A benchmark's aid: losing it must not touch the node.
+  }
+}
+
+if (tracing) process.on('exit', flush);
+
+export function trace(key: string, step: string): void {
+  if (!tracing) return;
+  const t = performance.timeOrigin + performance.now();
+  lines.push(`{"k":${JSON.stringify(key)},"s":"${step}","t":${t.toFixed(3)}}`);
+  if (lines.length === 1) setTimeout(flush, 200).unref();
+}

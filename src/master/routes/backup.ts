@@ -1,0 +1,35 @@
+import { createReadStream } from 'node:fs';
+import type { FastifyPluginAsync } from 'fastify';
+import { WeirError } from '../../common/errors.js';
+import type { MasterContext } from '../context.js';
+
+/**
+ * `GET /api/cluster/backup` (admins only): a consistent copy of the cluster's state — a
+ * SQLite file holding every job, task, result and stream row applied so far, with its log
+ * index, term and configuration — streamed as it is. Served by the leader after a read
+ * barrier, like every read (any master with `?consistency=stale`).
+ */
+export function backupRoutes(ctx: MasterContext): FastifyPluginAsync {
+  return async (app) => {
+    const schema = {
+      summary: "A consistent copy of the cluster's state (admins only)",
+      description:
+        'An SQLite file (application/vnd.sqlite3) with everything the log applied, its index and term in ' +
+        'x-weir-applied-index and x-weir-applied-term; `weir master --restore FILE` founds a cluster from it.',
+    };
+    app.get('/cluster/backup', { schema }, async (_req, reply) => {
+      if (!ctx.backups) throw new WeirError('unavailable', 'this master makes no backups');
+      const made = await ctx.backups.make();
+      ctx.log.info({ index: made.index, term: made.term, bytes: made.bytes }, 'backup made');
+      const body = createReadStream(made.path);
+      body.once('close', made.discard);
+      return reply
+        .header('content-type', 'application/vnd.sqlite3')
+        .header('content-length', String(made.bytes))
+        .header('content-disposition', `attachment; filename="weir-backup-${made.index}.db"`)
+        .header('x-weir-applied-index', String(made.index))
+        .header('x-weir-applied-term', String(made.term))
+        .send(body);
+    });
+  };
+}

@@ -1,0 +1,255 @@
+// A streaming job's functions are user code contained like a batch task's: they run in the
+// worker's executor processes, which they can end, never the worker; they see none of the
+// worker's environment and only the paths it allows (addresses 127.0.0.171–179 belong to
+// this file).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Cluster,
+  GiveUp,
+  cliSync,
+  http,
+  untilJobStatus,
+  waitFor,
+  type Json,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
+
+const c = new Cluster('stream-executors');
+const SECRET = 'stream-executors-secret-of-32-bytes-or-more';
+const env = { JWT_SECRET: SECRET };
+let m: MasterProc;
+let w: WorkerProc;
+let auth: Record<string, string>;
+
+beforeAll(async () => {
+  m = await c.master('127.0.0.171', { env });
+  const t = cliSync(['token'], { env });
+  auth = { authorization: `Bearer ${t.stdout.trim()}` };
+  // Room for every instance of the largest topology here (8).
+  w = await c.worker('127.0.0.172', m, { env, maxTasks: 10, token: t.stdout.trim() });
+});
+
+afterAll(() => c.cleanup());
+
+/** http source → `op` with `fn` → collect. */
+const through = (op: string, fn = 'f') => ({
+  spouts: [{ id: 'in', type: 'http' }],
+  bolts: [
+    { id: 'fn', op, fn, inputs: [{ from: 'in', grouping: 'shuffle' }] },
+    { id: 'out', op: 'collect', inputs: [{ from: 'fn', grouping: 'shuffle' }] },
+  ],
+});
+
+async function submit(config: Json): Promise<string> {
+  const r = await http('POST', `${m.url}/api/jobs`, { name: 'stream', type: 'streaming', config }, auth);
+  expect(r.status, r.text).toBe(201);
+  return r.json.job_id as string;
+}
+
+/** POSTs events to the job's source, again while it is not placed yet (503) or saturated (429). */
+async function post(id: string, events: Json[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    `events for ${id} to be accepted`,
+    async () => {
+      const r = await http('POST', `${m.url}/api/jobs/${id}/events`, events, auth, timeoutMs);
+      if (r.status !== 202 && r.status !== 429 && r.status !== 503 && r.status !== 409) {
+        throw new GiveUp(`events: ${r.status} ${r.text}`);
+      }
+      return r.status === 202;
+    },
+    timeoutMs,
+    100,
+  );
+}
+
+/** POSTs events without waiting for them to be processed; what comes back does not matter. */
+function postAndForget(id: string, events: Json[]): void {
+  void http('POST', `${m.url}/api/jobs/${id}/events`, events, auth, 60_000).catch(() => undefined);
+}
+
+async function rows(id: string, n: number): Promise<Json[]> {
+  return waitFor(`${n} rows of ${id}`, async () => {
+    const r = (await http('GET', `${m.url}/api/jobs/${id}/results?limit=100000`, undefined, auth)).json
+      .results as Json[];
+    return r.length >= n ? r : undefined;
+  });
+}
+
+async function cancel(id: string): Promise<void> {
+  await http('POST', `${m.url}/api/jobs/${id}/cancel`, undefined, auth);
+}
+
+/** A job that fails: posts an event (its source must be placed first) and waits. */
+async function failsOn(config: Json, events: Json[] = [{ n: 1 }]): Promise<Json> {
+  const id = await submit(config);
+  postAndForget(id, events);
+  return (await untilJobStatus(m.url, id, 'failed', 90_000, auth)).error as Json;
+}
+
+const workerStatus = async () => (await http('GET', `${w.url}/api/status`, undefined, auth)).json;
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/** A plain streaming job runs on the worker: its map doubles what it is sent. */
+async function plainStreamRuns(): Promise<void> {
+  const id = await submit({ topology: through('map'), module: 'export function f(e) { return { n: e.n * 2 } }' });
+  await post(id, [{ n: 21 }]);
+  expect(await rows(id, 1)).toEqual([{ n: 42 }]);
+  await cancel(id);
+}
+
+describe('a streaming function’s process', () => {
+  it('holds none of the worker’s environment, only config.env', async () => {
+    const id = await submit({
+      topology: through('map'),
+      module:
+        'export function f() { return { secret: process.env.JWT_SECRET ?? null, greeting: process.env.GREETING } }',
+      env: { GREETING: 'hello' },
+    });
+    await post(id, [{}]);
+    expect(await rows(id, 1)).toEqual([{ secret: null, greeting: 'hello' }]);
+    await cancel(id);
+  });
+
+  it('ended by process.exit fails its instance (counted, with the exit code); the worker lives on with its id', async () => {
+    const before = await workerStatus();
+    const error = await failsOn({
+      topology: through('map'),
+      module: 'export function f() { process.exit(3) }',
+      max_retries: 1,
+      ack_timeout_ms: 10_000,
+    });
+    expect(error.message).toMatch(/exited with code 3/);
+    expect(error.message).toMatch(/component 'fn'/);
+    // Placed again once, which the same event (replayed) killed again.
+    expect(error.attempts).toBe(2);
+    expect(w.exitCode).toBeUndefined();
+    expect((await workerStatus()).worker_id).toBe(before.worker_id);
+    await plainStreamRuns();
+    expect((await workerStatus()).worker_id).toBe(before.worker_id);
+  });
+
+  it('killed once mid-batch: the instance is placed again and the events it held are replayed to it, none lost', async () => {
+    const marker = join(c.tmp, 'killed-once');
+    const id = await submit({
+      topology: through('map'),
+      module: `import { existsSync, writeFileSync } from 'node:fs';
+export function f(e) {
+  if (!existsSync(${JSON.stringify(marker)})) { writeFileSync(${JSON.stringify(marker)}, 'x'); process.kill(process.pid, 'SIGKILL'); }
+  return { n: e.n };
+}`,
+      ack_timeout_ms: 10_000,
+    });
+    // Answered once all three are processed: after the replay of the batch the kill took down.
+    await post(id, [{ n: 1 }, { n: 2 }, { n: 3 }], 60_000);
+    const got = await rows(id, 3);
+    expect(got.map((r) => r.n).sort()).toEqual([1, 2, 3]);
+    const job = (await http('GET', `${m.url}/api/jobs/${id}`, undefined, auth)).json;
+    expect(job.status).toBe('running');
+    await cancel(id);
+  });
+
+  it('over memory_mb off the heap fails with memory_limit; the worker’s memory stays its own', async () => {
+    const error = await failsOn({
+      topology: through('map'),
+      module: 'export function f() { const b = Buffer.alloc(1.5 * 2 ** 30); return { n: b.length } }',
+      memory_mb: 64,
+      max_retries: 0,
+    });
+    expect(error.message).toMatch(/^memory_limit/);
+    expect(rssMb(w.pid)).toBeLessThan(300);
+    await plainStreamRuns();
+  });
+
+  it('that throws on an event drops that event (counted) and goes on', async () => {
+    const id = await submit({
+      topology: through('filter'),
+      module: 'export function f(e) { if (e.n === 2) throw new Error("two"); return true }',
+    });
+    await post(id, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect((await rows(id, 2)).map((r) => r.n).sort()).toEqual([1, 3]);
+    await cancel(id);
+  });
+
+  it('refuses memory_mb under 64 and an env that is not strings at submission', async () => {
+    for (const bad of [{ memory_mb: 32 }, { env: { A: 1 } }]) {
+      const r = await http(
+        'POST',
+        `${m.url}/api/jobs`,
+        {
+          name: 'x',
+          type: 'streaming',
+          config: { topology: through('map'), module: 'export function f(e) { return e }', ...bad },
+        },
+        auth,
+      );
+      expect(r.status).toBe(400);
+      expect(r.json.error.message).toMatch(Object.keys(bad)[0]!);
+    }
+  });
+});
+
+describe('what a streaming function can reach', () => {
+  it('is refused a file outside the roots: the job fails at once, not retried, naming the path and the flag', async () => {
+    const error = await failsOn({
+      topology: through('map'),
+      module:
+        'import { readFileSync } from "node:fs"; export function f() { return { t: readFileSync("/etc/shadow", "utf8") } }',
+      max_retries: 3,
+    });
+    expect(error).toMatchObject({ name: 'permission_denied', attempts: 1 });
+    expect(error.message).toMatch(/^permission_denied: \/etc\/shadow is outside --allow-read/);
+  });
+
+  it('cannot start a process', async () => {
+    const error = await failsOn({
+      topology: through('flat_map'),
+      module:
+        'import { execSync } from "node:child_process"; export function f() { return [{ id: String(execSync("id")) }] }',
+    });
+    expect(error).toMatchObject({ name: 'permission_denied' });
+    expect(error.message).toMatch(/^permission_denied: tasks cannot start processes/);
+  });
+});
+
+describe('a streaming job with functions', () => {
+  it('collects exactly what the same functions give in one process', async () => {
+    const module = `
+export function tag(e) { return { n: e.n, odd: e.n % 2 === 1 } }
+export function keep(e) { return e.n % 3 !== 0 }
+export function spread(e) { return e.odd ? [{ n: e.n, part: 'a' }, { n: e.n, part: 'b' }] : [{ n: e.n, part: 'a' }] }`;
+    const id = await submit({
+      module,
+      topology: {
+        spouts: [{ id: 'in', type: 'http', parallelism: 2 }],
+        bolts: [
+          { id: 'tag', op: 'map', fn: 'tag', parallelism: 2, inputs: [{ from: 'in', grouping: 'shuffle' }] },
+          { id: 'keep', op: 'filter', fn: 'keep', inputs: [{ from: 'tag', grouping: 'shuffle' }] },
+          {
+            id: 'spread',
+            op: 'flat_map',
+            fn: 'spread',
+            parallelism: 2,
+            inputs: [{ from: 'keep', grouping: 'shuffle' }],
+          },
+          { id: 'out', op: 'collect', inputs: [{ from: 'spread', grouping: 'global' }] },
+        ],
+      },
+    });
+    const events = Array.from({ length: 3000 }, (_, i) => ({ n: i }));
+    await Promise.all([0, 1, 2].map((p) => post(id, events.slice(p * 1000, (p + 1) * 1000))));
+    const expected: Json[] = [];
+    for (const e of events) {
+      const t = { n: e.n, odd: e.n % 2 === 1 };
+      if (t.n % 3 === 0) continue;
+      expected.push({ n: t.n, part: 'a' });
+      if (t.odd) expected.push({ n: t.n, part: 'b' });
+    }
+    const order = (a: Json, b: Json) => a.n - b.n || String(a.part).localeCompare(String(b.part));
+    const got = await rows(id, expected.length);
+    expect(got.sort(order)).toEqual(expected.sort(order));
+    await cancel(id);
+  });
+});

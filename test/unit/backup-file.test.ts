@@ -1,0 +1,97 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { adoptBackup, BACKUP_APPLICATION_ID, checkBackup, writeBackup } from '../../src/state/backup-file.js';
+import { StateMachine } from '../../src/state/state-machine.js';
+
+let dir: string;
+let state: StateMachine;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-backup-'));
+  state = new StateMachine(join(dir, 'state.db'));
+  state.applyBatch([
+    {
+      index: 1,
+      term: 1,
+      kind: 'conf',
+      data: { op: 'bootstrap', members: [{ id: 7, address: 'http://old:1', voter: true }] },
+    },
+    {
+      index: 2,
+      term: 3,
+      kind: 'cmd',
+      data: { type: 'registerWorker', at: 5, worker_id: 'w1', address: 'a:1', max_tasks: 2 },
+    },
+  ]);
+});
+afterEach(() => {
+  state.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const backup = async () => {
+  const path = join(dir, 'b.db');
+  await writeBackup(state.db, path);
+  return path;
+};
+
+describe('a backup file', () => {
+  it('holds the state with its log position and configuration, marked as a backup, in one file', async () => {
+    const path = await backup();
+    expect(checkBackup(path)).toEqual({
+      index: 2,
+      term: 3,
+      members: [{ id: 7, address: 'http://old:1', voter: true }],
+    });
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('application_id', { simple: true })).toBe(BACKUP_APPLICATION_ID);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('delete');
+    expect(db.prepare('SELECT worker_id FROM workers').all()).toEqual([{ worker_id: 'w1' }]);
+    db.close();
+  });
+
+  it('becomes the state of a new cluster whose only member is the restoring master', async () => {
+    const path = await backup();
+    expect(adoptBackup(path, { id: 9, address: 'http://new:2', voter: true })).toEqual({
+      index: 2,
+      term: 3,
+      members: [{ id: 9, address: 'http://new:2', voter: true }],
+    });
+    // No longer a backup: a state database.
+    expect(() => checkBackup(path)).toThrow(/not one written by weir backup/);
+  });
+
+  it('is refused, with what to do, when it is not SQLite, not marked, damaged, empty of state or too new', async () => {
+    const junk = join(dir, 'junk');
+    writeFileSync(junk, 'hello');
+    expect(() => checkBackup(junk)).toThrow(
+      /junk is not a Weir backup \(not an SQLite database\); make one with 'weir backup FILE'/,
+    );
+    expect(() => checkBackup(join(dir, 'missing'))).toThrow(/cannot read the backup/);
+
+    const plain = join(dir, 'plain.db');
+    new Database(plain).exec('CREATE TABLE t (x)');
+    expect(() => checkBackup(plain)).toThrow(/not one written by weir backup/);
+
+    const marked = join(dir, 'marked.db');
+    const m = new Database(marked);
+    m.pragma(`application_id = ${BACKUP_APPLICATION_ID}`);
+    m.exec('CREATE TABLE t (x)');
+    m.close();
+    expect(() => checkBackup(marked)).toThrow(/is not a Weir backup \(no such table: meta\)/);
+
+    const path = await backup();
+    const bytes = readFileSync(path);
+    const cut = join(dir, 'cut.db');
+    writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    expect(() => checkBackup(cut)).toThrow(/is not a Weir backup \((it is damaged|SQLite cannot open it)/);
+
+    const newer = new Database(path);
+    newer.pragma('user_version = 999');
+    newer.close();
+    expect(() => checkBackup(path)).toThrow(/schema version 999, newer than this Weir knows/);
+  });
+});

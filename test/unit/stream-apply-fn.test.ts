@@ -1,0 +1,69 @@
+// What a function bolt's executor does to its batches, and how the bolt judges the answer
+// it gets back from a process that user code shares.
+import { describe, expect, it } from 'vitest';
+import { applyFn, checkOutcome } from '../../src/stream/apply-fn.js';
+
+describe('applying a function to batches', () => {
+  it('map keeps what is an object, per batch, in order', () => {
+    const o = applyFn((e) => ((e.n as number) > 1 ? { m: e.n } : 7), 'map', [[{ n: 1 }, { n: 2 }], [], [{ n: 3 }]]);
+    expect(o).toEqual({ op: 'map', out: [[{ m: 2 }], [], [{ m: 3 }]], errors: 0 });
+  });
+
+  it('flat_map keeps the objects of what is iterable, and what a generator yielded before it threw', () => {
+    const f = function* (e: Record<string, unknown>) {
+      yield { a: e.n };
+      yield 5;
+      if (e.n === 2) throw new Error('half way');
+      yield { b: e.n };
+    };
+    expect(applyFn(f, 'flat_map', [[{ n: 1 }, { n: 2 }]])).toEqual({
+      op: 'flat_map',
+      out: [[{ a: 1 }, { b: 1 }, { a: 2 }]],
+      errors: 1,
+    });
+  });
+
+  it('filter answers with the indexes kept, and drops (counting) events the function throws on', () => {
+    const f = (e: Record<string, unknown>) => {
+      if (e.n === 0) throw new Error('zero');
+      return (e.n as number) > 1;
+    };
+    expect(applyFn(f, 'filter', [[{ n: 0 }, { n: 1 }, { n: 2 }], [{ n: 3 }]])).toEqual({
+      op: 'filter',
+      keep: [[2], [0]],
+      errors: 1,
+    });
+  });
+
+  it('lets an error that must end the call through (a refused path would be refused again)', () => {
+    const denied = Object.assign(new Error('denied'), { code: 'ERR_ACCESS_DENIED' });
+    const f = () => {
+      throw denied;
+    };
+    expect(() => applyFn(f, 'map', [[{}]], (e) => (e as { code?: string }).code === 'ERR_ACCESS_DENIED')).toThrow(
+      denied,
+    );
+  });
+});
+
+describe('an outcome from the executor', () => {
+  const batches = [[{ a: 1 }, { a: 2 }], [{ a: 3 }]];
+
+  it('is taken when it fits what was sent', () => {
+    expect(checkOutcome({ op: 'filter', keep: [[1], []], errors: 0 }, 'filter', batches)).toBeDefined();
+    expect(checkOutcome({ op: 'map', out: [[{ x: 1 }], []], errors: 2 }, 'map', batches)).toBeDefined();
+  });
+
+  it.each([
+    ['not an object', 'nonsense'],
+    ['another op', { op: 'map', keep: [[], []], errors: 0 }],
+    ['a batch missing', { op: 'filter', keep: [[]], errors: 0 }],
+    ['an index out of its batch', { op: 'filter', keep: [[2], []], errors: 0 }],
+    ['an index that is no integer', { op: 'filter', keep: [['0'], []], errors: 0 }],
+    ['an event that is no object', { op: 'map', out: [[1], []], errors: 0 }],
+    ['a negative error count', { op: 'map', out: [[], []], errors: -1 }],
+  ])('is refused when it is %s', (_why, value) => {
+    const op = (value as { op?: string }).op === 'map' ? 'map' : 'filter';
+    expect(checkOutcome(value, op, batches)).toBeUndefined();
+  });
+});
