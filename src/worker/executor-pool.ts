@@ -219,17 +219,14 @@ export class ExecutorPool {
   }
 
   /**
-   * An executor has just been given a job's code: another that has run none is started now,
-   * in place of an idle one of another job if need be, so the next job's code finds it ready.
+   * An executor has just been given a job's code: another that has run none is started now, if
+   * there is room, so the next job's code finds it ready. Never in place of an idle executor of
+   * another job: that job (a streaming one above all) may need it next, and a process start
+   * per message would outlast its ack timeout.
    */
   private keepSpare(memoryMb: number): void {
-    if (!this.o.warm || this.closed) return;
+    if (!this.o.warm || this.closed || this.executors.size >= this.maxExecutors) return;
     if (this.idle.some((e) => e.job === undefined && e.memoryMb === memoryMb)) return;
-    if (this.executors.size >= this.maxExecutors) {
-      const i = this.idle.findIndex((e) => e.job !== undefined);
-      if (i < 0) return;
-      this.idle.splice(i, 1)[0]!.kill();
-    }
     this.idle.push(this.spawn(memoryMb));
   }
 
