@@ -70,8 +70,9 @@ export class TaskTimeoutError extends Error {
  */
 export function userCodeJob(spec: ExecutorSpec): string | undefined {
   if (!('job_id' in spec)) return undefined;
-  // A topology's functions are user code too.
-  if (spec.operation === 'stream' || spec.operation === 'stream_apply') return spec.job_id;
+  // A topology's functions are user code too, but binding them fails stream-executors.test.ts
+  // (its memory_limit case and the one after it time out): left unbound, as on main, for now.
+  if (spec.operation === 'stream' || spec.operation === 'stream_apply') return undefined;
   return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 
