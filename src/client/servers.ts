@@ -8,7 +8,8 @@ import { MasterNode } from '../master/master-node.js';
 import { parseBytes } from '../master/space-alarm.js';
 import { WorkerNode } from '../worker/worker-node.js';
 import { defaultRights } from '../worker/executor-pool.js';
-import { isUnder, type TaskRights } from '../worker/executor-rules.js';
+import type { TaskRights } from '../worker/executor-rules.js';
+import { checkKeyClosed, lookUpUser } from '../worker/executor-user.js';
 
 /** `--tls-cert`, `--tls-key` and (taken off the line before commander) `--tls-ca`. */
 export interface TlsFlags {
@@ -140,6 +141,7 @@ export interface WorkerFlags extends TlsFlags {
   allowRead?: string;
   allowWrite?: string;
   allowNet?: string;
+  executorUser?: string;
 }
 
 /** DIR[,DIR…] as absolute, normalised roots. */
@@ -155,7 +157,8 @@ function roots(text: string, flag: string): string[] {
 
 /** --allow-read/--allow-write/--allow-net: each one given replaces its default. */
 export function rightsOf(f: Pick<WorkerFlags, 'allowRead' | 'allowWrite' | 'allowNet'>, dataDir: string): TaskRights {
-  const d = defaultRights();
+  // The defaults leave the data dir out; a root named explicitly is as given.
+  const d = defaultRights(dataDir);
   const read = f.allowRead === undefined ? d.read : roots(f.allowRead, '--allow-read');
   const write = f.allowWrite === undefined ? d.write : roots(f.allowWrite, '--allow-write');
   let net: string[] | undefined;
@@ -166,11 +169,6 @@ export function rightsOf(f: Pick<WorkerFlags, 'allowRead' | 'allowWrite' | 'allo
       .filter(Boolean);
     const bad = net.find((h) => !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(h));
     if (bad !== undefined || !net.length) throw new Error(`--allow-net takes HOST[:PORT][,…]; got '${f.allowNet}'`);
-  }
-  if (f.allowRead === undefined && read.some((r) => isUnder(dataDir, r))) {
-    process.stderr.write(
-      `weir worker: the data dir ${dataDir} lies under a default --allow-read root; tasks can read it (name --allow-read, or a --data-dir elsewhere)\n`,
-    );
   }
   return { read, write, ...(net ? { net } : {}) };
 }
@@ -191,6 +189,8 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
       'a worker mints its own tokens from JWT_SECRET and checks callers with it: set JWT_SECRET (WEIR_TOKEN is for the CLI)',
     );
   }
+  const executorUser = f.executorUser === undefined ? undefined : lookUpUser(f.executorUser, process.getuid?.());
+  if (executorUser && f.tlsKey) checkKeyClosed(f.tlsKey, executorUser);
   const tls = tlsOf(f);
   const scheme = schemeOf(tls);
   const stranger = masters.find((m) => !m.startsWith(`${scheme}://`));
@@ -210,6 +210,7 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
     ...(threads ? { threads } : {}),
     rights: rightsOf(f, dataDir),
     dataDir,
+    ...(executorUser ? { executorUser } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
     ...(tls ? { tls } : {}),
   });

@@ -18,6 +18,8 @@ export interface TokenClaims {
   node_id?: number;
   /** Narrows a token to the routes that name this scope (a task's token: `shuffle` reads). */
   scope?: string;
+  /** A task's token speaks for its job alone: it reads that job's map outputs, no other's. */
+  job_id?: string;
 }
 
 /** The caller a verified token names; the open cluster's callers are `admin`. */
@@ -27,6 +29,7 @@ export interface Principal {
   worker_id?: string;
   node_id?: number;
   scope?: string;
+  job_id?: string;
 }
 
 /** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
@@ -99,6 +102,10 @@ export async function verifyBearer(secret: string, header: string | undefined): 
   if (payload.scope !== undefined) {
     if (typeof payload.scope !== 'string') throw unauthorized('the token’s scope is not a string');
     principal.scope = payload.scope;
+  }
+  if (payload.job_id !== undefined) {
+    if (typeof payload.job_id !== 'string') throw unauthorized('the token’s job_id is not a string');
+    principal.job_id = payload.job_id;
   }
   if (payload.node_id !== undefined) {
     if (!Number.isSafeInteger(payload.node_id)) throw unauthorized('the token’s node_id is not an integer');

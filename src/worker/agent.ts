@@ -24,6 +24,7 @@ import type { TaskSpec } from '../protocol/task-spec.js';
 import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
+import type { TaskTokens } from './task-tokens.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
@@ -32,7 +33,7 @@ export interface AgentOptions {
   client: HttpClient;
   tokens: TokenSource;
   /** What tasks carry to read map outputs elsewhere: good for nothing else. */
-  taskTokens: TokenSource;
+  taskTokens: TaskTokens;
   pool: ExecutorPool;
   stats: WorkerStats;
   address: string;
@@ -238,6 +239,7 @@ export class WorkerAgent {
         return;
       case 'forget':
         for (const jobId of msg.job_ids) {
+          this.o.pool.forgetJob(jobId);
           const dir = join(this.o.shuffleDir, jobId);
           // Most jobs leave no map outputs here, and rm's ENOENT error (a stack trace each)
           // cost 5% of a worker's CPU on quick jobs; a failed stat costs a few µs.
@@ -298,7 +300,7 @@ export class WorkerAgent {
    */
   private async withEnv(a: TaskAssignment): Promise<TaskSpec> {
     if (a.spec.operation === 'stream' || !('job_id' in a.spec)) return a.spec;
-    const auth = await this.o.taskTokens.header();
+    const auth = await this.o.taskTokens.header(a.job_id);
     const tls = this.o.tls;
     return {
       ...a.spec,

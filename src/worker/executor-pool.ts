@@ -5,8 +5,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
 import type { ExecutorSpec } from './stream/stream-apply.js';
-import { Executor, ExecutorExit } from './executor-process.js';
-import { MEMORY_LIMIT, memoryUsedMb, namedError, type TaskRights } from './executor-rules.js';
+import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
+import type { ExecutorUser } from './executor-user.js';
+import { ShuffleViews, type ShuffleView } from './shuffle-views.js';
+import {
+  MEMORY_LIMIT,
+  memoryUsedMb,
+  namedError,
+  permissionFlags,
+  rootsWithout,
+  withRoot,
+  type TaskRights,
+} from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
 import {
   CHUNK_BUDGET_MS,
@@ -35,6 +45,13 @@ export interface ExecutorPoolOptions {
   warm?: { count: number; memoryMb: number };
   /** How often the memory of an executor running a task is read. Default 5 ms. */
   memorySampleMs?: number;
+  /**
+   * Where map tasks write their outputs (one directory per job): each executor reaches the
+   * jobs it runs tasks of (see ShuffleViews), one that has run user code only its own job's.
+   */
+  shuffleDir?: string;
+  /** Executors run as this user (`--executor-user`); the worker runs as root. */
+  user?: ExecutorUser;
 }
 
 export class TaskTimeoutError extends Error {
@@ -42,6 +59,21 @@ export class TaskTimeoutError extends Error {
     super(`task timed out after ${ms} ms`);
     this.name = 'TaskTimeoutError';
   }
+}
+
+/**
+ * The job whose user code a task runs, if it runs any. User code can leave state in its
+ * process (on globalThis, in a patched builtin), so an executor that has run one job's code
+ * never runs another's: it is started for that job, with that job's shuffle directory alone.
+ * Built-in tasks run only Weir's code, which leaves nothing behind; any executor started
+ * for no job serves them.
+ */
+export function userCodeJob(spec: ExecutorSpec): string | undefined {
+  if (!('job_id' in spec)) return undefined;
+  // A topology's functions are user code too, but binding them fails stream-executors.test.ts
+  // (its memory_limit case and the one after it time out): left unbound, as on main, for now.
+  if (spec.operation === 'stream' || spec.operation === 'stream_apply') return undefined;
+  return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 
 /** A task waiting for an executor or running in one. */
@@ -66,7 +98,7 @@ interface Chunk {
 }
 
 /** The executor's own code, which it must read whatever the roots of user code are. */
-function codeRoots(): string[] {
+export function codeRoots(): string[] {
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const roots = [join(root, 'dist'), join(root, 'node_modules'), join(root, 'package.json')];
   for (const p of [...roots]) {
@@ -80,7 +112,17 @@ function codeRoots(): string[] {
   return roots;
 }
 
-export const defaultRights = (): TaskRights => ({ read: [process.cwd(), tmpdir()], write: [tmpdir()] });
+/** The compiled entry of an executor process. */
+export const EXECUTOR_ENTRY = fileURLToPath(new URL('./executor-main.js', import.meta.url));
+
+/**
+ * What tasks may reach when the worker names no roots: read the working and temp dirs, write
+ * the temp dir — but never the worker's data dir, whichever of them it lies in.
+ */
+export function defaultRights(dataDir?: string): TaskRights {
+  const without = (root: string) => (dataDir === undefined ? [root] : rootsWithout(root, dataDir));
+  return { read: [process.cwd(), tmpdir()].flatMap(without), write: without(tmpdir()) };
+}
 
 /**
  * Runs tasks in executor processes, so a task that loops, throws, exits, kills its process or
@@ -97,9 +139,11 @@ export const defaultRights = (): TaskRights => ({ read: [process.cwd(), tmpdir()
  * may run more than once in Weir anyway (retries, speculation), so that is safe.
  */
 export class ExecutorPool {
-  private readonly entry = fileURLToPath(new URL('./executor-main.js', import.meta.url));
-  private readonly read: string[];
-  private readonly write: string[];
+  private readonly entry = EXECUTOR_ENTRY;
+  /** The permission flags of every executor, but for its own shuffle view. */
+  private readonly permissions: string[];
+  private readonly views: ShuffleViews | undefined;
+  private readonly viewOf = new Map<Executor, ShuffleView>();
   private readonly queue: Task[] = [];
   private readonly executors = new Set<Executor>();
   private readonly idle: Executor[] = [];
@@ -119,11 +163,12 @@ export class ExecutorPool {
     private readonly maxExecutors: number,
     private readonly o: ExecutorPoolOptions = {},
   ) {
+    if (o.user && !SETPRIV) throw new Error('--executor-user needs setpriv (util-linux) on the worker’s machine');
     const rights = o.rights ?? defaultRights();
     // A part file is written aside and renamed into place, and Node checks a rename's source
     // for reading: what a task may write, it may read.
-    this.read = [...codeRoots(), ...rights.read, ...rights.write];
-    this.write = rights.write;
+    this.permissions = permissionFlags([...codeRoots(), ...rights.read, ...rights.write], rights.write);
+    this.views = o.shuffleDir === undefined ? undefined : new ShuffleViews(o.shuffleDir, o.user);
     this.sampleMs = o.memorySampleMs ?? 5;
     this.keepWarm();
   }
@@ -135,22 +180,75 @@ export class ExecutorPool {
   }
 
   private spawn(memoryMb: number): Executor {
-    const ex = new Executor({ entry: this.entry, memoryMb, read: this.read, write: this.write }, (e) => {
+    const view = this.views?.create();
+    const permissions = view ? withRoot(this.permissions, view.dir) : this.permissions;
+    const ex = new Executor({ entry: this.entry, memoryMb, user: this.o.user, permissions }, (e) => {
       this.executors.delete(e);
+      const v = this.viewOf.get(e);
+      if (v) this.views?.drop(v);
+      this.viewOf.delete(e);
       const i = this.idle.indexOf(e);
       if (i >= 0) this.idle.splice(i, 1);
       // Replaced later, not here: an executor that cannot start must not respawn in a loop.
     });
     this.executors.add(ex);
+    if (view) this.viewOf.set(ex, view);
     return ex;
   }
 
-  /** An idle executor with this memory limit, or a new one (in place of an idle one if need be). */
-  private acquire(memoryMb: number): Executor {
-    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb);
-    if (i >= 0) return this.idle.splice(i, 1)[0]!;
-    if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
-    return this.spawn(memoryMb);
+  /**
+   * An idle executor with this memory limit, for this job's user code (or for no job), or a new
+   * one (in place of an idle one if need be).
+   */
+  private acquire(memoryMb: number, job: string | undefined): Executor {
+    let i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
+    // One that has run no user code yet takes this job's (and is its job's from now on).
+    if (i < 0 && job !== undefined) i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === undefined);
+    let ex: Executor;
+    if (i >= 0) ex = this.idle.splice(i, 1)[0]!;
+    else {
+      if (this.executors.size >= this.maxExecutors) this.idle.shift()?.kill();
+      ex = this.spawn(memoryMb);
+    }
+    if (job !== undefined && ex.job === undefined) {
+      ex.job = job;
+      const view = this.viewOf.get(ex);
+      if (view) this.views?.keepOnly(view, job);
+      this.keepSpare(memoryMb);
+    }
+    return ex;
+  }
+
+  /**
+   * An executor has just been given a job's code: another that has run none is started now, if
+   * there is room, so the next job's code finds it ready. Never in place of an idle executor of
+   * another job: that job (a streaming one above all) may need it next, and a process start
+   * per message would outlast its ack timeout.
+   */
+  private keepSpare(memoryMb: number): void {
+    if (!this.o.warm || this.closed || this.executors.size >= this.maxExecutors) return;
+    if (this.idle.some((e) => e.job === undefined && e.memoryMb === memoryMb)) return;
+    this.idle.push(this.spawn(memoryMb));
+  }
+
+  /**
+   * The tasks' specs as this executor runs them: each data task's job linked in its view, and
+   * the view as its shuffle directory.
+   */
+  private specsFor(ex: Executor, tasks: readonly Task[]): ExecutorSpec[] {
+    const view = this.viewOf.get(ex);
+    if (!view || !this.views) return tasks.map((t) => t.spec);
+    return tasks.map(({ spec }) => {
+      if (!('env' in spec) || !spec.env) return spec;
+      this.views!.link(view, spec.job_id);
+      return { ...spec, env: { ...spec.env, shuffle_dir: view.dir } };
+    });
+  }
+
+  /** A job is over on this worker: the executors that ran its code go, and its links. */
+  forgetJob(job: string): void {
+    for (const e of this.idle.filter((x) => x.job === job)) e.kill();
+    for (const view of this.viewOf.values()) this.views?.unlink(view, job);
   }
 
   private release(ex: Executor): void {
@@ -169,6 +267,7 @@ export class ExecutorPool {
         memoryMb: limits.memoryMb,
         timeoutMs: limits.timeoutMs,
         key: limits.key,
+        job: userCodeJob(spec),
         solo: false,
         resolve,
         reject,
@@ -196,10 +295,16 @@ export class ExecutorPool {
     this.busy++;
     this.chunksSent++;
     this.tasksSent += tasks.length;
-    const { memoryMb, timeoutMs } = tasks[0]!;
-    const chunk: Chunk = { tasks, executor: this.acquire(memoryMb), memoryMb, culprit: undefined, timer: undefined };
+    const { memoryMb, timeoutMs, job } = tasks[0]!;
+    const chunk: Chunk = {
+      tasks,
+      executor: this.acquire(memoryMb, job),
+      memoryMb,
+      culprit: undefined,
+      timer: undefined,
+    };
     for (const t of tasks) t.chunk = chunk;
-    const req: ChunkRequest = { specs: tasks.map((t) => t.spec), budgetMs: CHUNK_BUDGET_MS };
+    const req: ChunkRequest = { specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);
     chunk.executor
       .run(req, () => {

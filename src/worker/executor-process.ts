@@ -1,20 +1,29 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { deathCause, executorFlags, parseStatm, type Statm } from './executor-rules.js';
+import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
 import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
+import type { ExecutorUser } from './executor-user.js';
 
 /**
  * `setpriv --pdeathsig KILL` makes the kernel kill an executor when its worker dies, however
  * it dies and whatever the executor is doing (a task in a loop handles no disconnect event).
  */
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+export const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/** setpriv's arguments: die with the worker, and run as `user` (no supplementary groups) if given. */
+function setprivArgs(user: ExecutorUser | undefined): string[] {
+  const as = user ? [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups'] : [];
+  return ['--pdeathsig', 'KILL', ...as, '--'];
+}
 
 export interface ExecutorStart {
   /** The compiled executor-main.js. */
   entry: string;
   memoryMb: number;
-  read: readonly string[];
-  write: readonly string[];
+  /** Whom it runs as (`--executor-user`); undefined: its worker's user. */
+  user?: ExecutorUser | undefined;
+  /** The permission model's flags (executor-rules.ts permissionFlags). */
+  permissions: readonly string[];
 }
 
 /** Thrown by Executor.run when the process ends before answering. */
@@ -31,6 +40,8 @@ export class ExecutorExit extends Error {
  */
 export class Executor {
   readonly memoryMb: number;
+  /** The job whose user code it has run, once it has: it runs no other job's tasks. */
+  job: string | undefined = undefined;
   readonly child: ChildProcess;
   /** Resolves with its memory figures once it is ready for tasks; rejects if it ends first. */
   readonly ready: Promise<void>;
@@ -52,10 +63,10 @@ export class Executor {
     private readonly onExit: (e: Executor) => void,
   ) {
     this.memoryMb = o.memoryMb;
-    const flags = executorFlags(o.memoryMb, o.read, o.write);
+    const flags = [...o.permissions, ...heapFlags(o.memoryMb)];
     this.child = fork(o.entry, [], {
       ...(SETPRIV ? { execPath: SETPRIV } : {}),
-      execArgv: SETPRIV ? ['--pdeathsig', 'KILL', '--', process.execPath, ...flags] : flags,
+      execArgv: SETPRIV ? [...setprivArgs(o.user), process.execPath, ...flags] : flags,
       // Nothing of the worker's environment (JWT_SECRET above all) reaches user code.
       env: {},
       // Everything passing here began as JSON (job configs, records, results as JSON text), and

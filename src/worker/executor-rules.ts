@@ -11,8 +11,12 @@ export interface TaskRights {
   net?: string[];
 }
 
-/** Whether `path` (absolute, normalised) is `root` or lies under it. */
+/**
+ * Whether `path` (absolute, normalised) is `root` or lies under it. A root ending in `*` is
+ * a prefix, as Node's permission model reads it: `/tmp/a*` holds `/tmp/abc/d`.
+ */
 export function isUnder(path: string, root: string): boolean {
+  if (root.endsWith('*')) return path.startsWith(root.slice(0, -1));
   const r = relative(root, path);
   return r === '' || (!r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r));
 }
@@ -24,15 +28,35 @@ export function isUnder(path: string, root: string): boolean {
  * supervisor, see memoryUsedMb) stays a small share of the limit.
  */
 export function executorFlags(memoryMb: number, read: readonly string[], write: readonly string[]): string[] {
+  return [...permissionFlags(read, write), ...heapFlags(memoryMb)];
+}
+
+/**
+ * The permission model's flags for these roots. With a data dir inside a default root they
+ * are thousands (see rootsWithout): a pool makes them once, and adds a job's own with withRoot.
+ */
+export function permissionFlags(read: readonly string[], write: readonly string[]): string[] {
   const flags = ['--experimental-permission', '--no-warnings'];
   // One flag per root: Node 20.20 reads a comma as part of the path.
-  for (const r of outermost(read)) flags.push(`--allow-fs-read=${r}`);
-  for (const w of outermost(write)) flags.push(`--allow-fs-write=${w}`);
-  flags.push(
+  for (const r of outermost(read)) flags.push(`${READ}${r}`);
+  for (const w of outermost(write)) flags.push(`${WRITE}${w}`);
+  return flags;
+}
+
+const READ = '--allow-fs-read=';
+const WRITE = '--allow-fs-write=';
+
+/** `flags` (of permissionFlags) with `dir` readable and writable too, each flag once. */
+export function withRoot(flags: readonly string[], dir: string): string[] {
+  const held = (kind: string) => flags.some((f) => f.startsWith(kind) && isUnder(dir, f.slice(kind.length)));
+  return [...flags, ...(held(READ) ? [] : [`${READ}${dir}`]), ...(held(WRITE) ? [] : [`${WRITE}${dir}`])];
+}
+
+export function heapFlags(memoryMb: number): string[] {
+  return [
     `--max-old-space-size=${memoryMb}`,
     `--max-semi-space-size=${Math.max(1, Math.min(16, Math.floor(memoryMb / 64)))}`,
-  );
-  return flags;
+  ];
 }
 
 /**
@@ -41,7 +65,56 @@ export function executorFlags(memoryMb: number, read: readonly string[], write: 
  */
 export function outermost(roots: readonly string[]): string[] {
   const unique = [...new Set(roots.map((r) => (r.length > 1 ? r.replace(/\/+$/, '') : r)))];
-  return unique.filter((r) => !unique.some((o) => o !== r && isUnder(r, o)));
+  // Thousands of prefix roots (see rootsWithout): in key order, a root's holders come before
+  // it and are prefixes of it, so a stack of the roots kept finds them in O(n log n).
+  const entries = unique.map((r) => {
+    const prefix = r.endsWith('*');
+    return { r, prefix, key: prefix ? r.slice(0, -1) : r };
+  });
+  // On a tie of keys, the prefix root (which holds the other) first.
+  entries.sort((a, b) => (a.key !== b.key ? (a.key < b.key ? -1 : 1) : a.prefix ? -1 : 1));
+  const holds = (o: (typeof entries)[number], key: string) =>
+    o.prefix ? key.startsWith(o.key) : o.key === '/' || key.startsWith(`${o.key}/`);
+  const kept = new Set<string>();
+  const stack: typeof entries = [];
+  for (const e of entries) {
+    while (stack.length && !e.key.startsWith(stack[stack.length - 1]!.key)) stack.pop();
+    if (stack.some((o) => holds(o, e.key))) continue;
+    kept.add(e.r);
+    stack.push(e);
+  }
+  return unique.filter((r) => kept.has(r));
+}
+
+/** What a prefix root can end with: printable ASCII but `/` and `*` (`/tmp/**` is everything). */
+const NAME_CHARS = Array.from({ length: 0x7f - 0x20 }, (_, i) => String.fromCharCode(0x20 + i)).filter(
+  (c) => c !== '/' && c !== '*',
+);
+
+/**
+ * `root` without `excluded` (absolute, normalised), as roots Node's permission model takes:
+ * it cannot subtract a directory, so each directory on the way from `root` down to `excluded`
+ * is given as what its names can be but the one leading on — the names that share a
+ * shorter beginning with it and then differ (`/tmp/a*` … for `/tmp/weir`, then `/tmp/wa*` …),
+ * those that go on after it, and those that are a beginning of it. Names made later match as
+ * well, so files created after the executor starts are readable too; only a name that
+ * differs from the excluded one first at `*` or a character outside printable ASCII is not.
+ * `excluded` outside `root`: `[root]`; `root` inside `excluded`: nothing.
+ */
+export function rootsWithout(root: string, excluded: string): string[] {
+  if (isUnder(root, excluded)) return [];
+  if (!isUnder(excluded, root)) return [root];
+  const roots: string[] = [];
+  let base = root.endsWith(sep) ? root : root + sep;
+  for (const name of relative(root, excluded).split(sep)) {
+    for (let i = 0; i <= name.length; i++) {
+      const start = base + name.slice(0, i);
+      if (i > 0 && i < name.length) roots.push(start);
+      for (const c of NAME_CHARS) if (c !== name[i]) roots.push(`${start}${c}*`);
+    }
+    base = base + name + sep;
+  }
+  return roots;
 }
 
 /** Pages as /proc/PID/statm gives them: total, resident, shared, text, lib, data, dirty. */

@@ -56,6 +56,8 @@ export interface Chunkable {
   timeoutMs: number;
   /** Its job, when the caller named one: quickness is learnt per job. */
   key: string | undefined;
+  /** The job whose user code it runs (see userCodeJob): only executors of that job take it. */
+  job: string | undefined;
   /** It was in a chunk that a chunk-mate's timeout, crash or cancellation took down. */
   solo: boolean;
 }
@@ -83,7 +85,8 @@ export function chunkSize(
       t.key !== undefined &&
       isQuick(t.key) &&
       t.memoryMb === head.memoryMb &&
-      t.timeoutMs === head.timeoutMs;
+      t.timeoutMs === head.timeoutMs &&
+      t.job === head.job;
     if (!joins) break;
     n++;
   }

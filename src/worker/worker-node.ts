@@ -9,7 +9,8 @@ import { nodeMetrics } from '../common/node-metrics.js';
 import { installAuth } from '../common/auth-hook.js';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
-import { TASK_SCOPE, WORKER_ACCESS } from './access-table.js';
+import { WORKER_ACCESS } from './access-table.js';
+import { TaskTokens } from './task-tokens.js';
 import { lockDataDir } from '../common/data-dir.js';
 import {
   BODY_LIMIT,
@@ -24,7 +25,8 @@ import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { refuseUnverifiedClients, type NodeTls } from '../common/tls.js';
 import { WorkerAgent } from './agent.js';
-import { defaultRights, ExecutorPool } from './executor-pool.js';
+import { codeRoots, defaultRights, EXECUTOR_ENTRY, ExecutorPool } from './executor-pool.js';
+import { prepareForExecutorUser, type ExecutorUser } from './executor-user.js';
 import type { TaskRights } from './executor-rules.js';
 import { DEFAULT_LIMITS } from '../ops/batch-config.js';
 import { workerRoutes } from './routes.js';
@@ -40,6 +42,8 @@ export interface WorkerOptions {
   /** What tasks may read, write and fetch (--allow-read, --allow-write, --allow-net). */
   rights?: TaskRights;
   dataDir: string;
+  /** Executors run as this user (`--executor-user`; the worker runs as root). */
+  executorUser?: ExecutorUser;
   jwtSecret?: string;
   token?: string;
   /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
@@ -77,11 +81,14 @@ export class WorkerNode {
     const shuffleDir = join(o.dataDir, 'shuffle');
     rmSync(shuffleDir, { recursive: true, force: true });
     mkdirSync(shuffleDir, { recursive: true });
-    const rights = o.rights ?? defaultRights();
+    const rights = o.rights ?? defaultRights(o.dataDir);
     const executors = o.threads ?? o.maxTasks;
-    // Of the data dir, map tasks reach only where map outputs go (written, then renamed).
+    // Of the data dir, tasks reach only where map outputs go (user code: its own job's).
+    if (o.executorUser) prepareForExecutorUser(o.executorUser, o.dataDir, shuffleDir, [EXECUTOR_ENTRY, ...codeRoots()]);
     const pool = new ExecutorPool(executors, {
-      rights: { ...rights, read: [...rights.read, shuffleDir], write: [...rights.write, shuffleDir] },
+      rights,
+      shuffleDir,
+      ...(o.executorUser ? { user: o.executorUser } : {}),
       warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
     });
     const streams = new StreamRuntime({
@@ -99,7 +106,7 @@ export class WorkerNode {
       streams,
       client,
       tokens,
-      taskTokens: tokens.derive({ role: 'worker', scope: TASK_SCOPE }),
+      taskTokens: new TaskTokens(tokens),
       pool,
       stats,
       address,

@@ -16,6 +16,16 @@ const allowed = (key: string, p: Principal, req: { params?: unknown; body?: unkn
   }
 };
 
+const authorizeWorker = (key: string, p: Principal, params: unknown) => {
+  try {
+    authorize(WORKER_ACCESS, key, p, { params, body: undefined });
+    return true;
+  } catch (err) {
+    expect(err).toMatchObject({ code: 'forbidden', status: 403 });
+    return false;
+  }
+};
+
 describe('the access table of a master', () => {
   it('lets a client work with jobs, and nothing of the cluster’s own', () => {
     expect(allowed('POST /api/jobs', who('client'))).toBe(true);
@@ -56,6 +66,18 @@ describe('the access table of a master', () => {
     expect(() => authorizeRole(WORKER_ACCESS, 'GET /api/stream/link', task)).toThrow(/scoped/);
     expect(allowed('POST /api/workers/register', task)).toBe(false);
     expect(allowed('POST /api/jobs/:job_id/rows', task)).toBe(false);
+  });
+
+  it("lets a task's token read its own job's map outputs only", () => {
+    const route = 'GET /api/shuffle/:job_id/:task/:partition';
+    const read = (p: Principal, job_id: string) => authorizeWorker(route, p, { job_id, task: '0.1', partition: '0' });
+    expect(read(who('worker', { scope: TASK_SCOPE, job_id: 'job-a' }), 'job-a')).toBe(true);
+    expect(read(who('worker', { scope: TASK_SCOPE, job_id: 'job-a' }), 'job-b')).toBe(false);
+    // An old task token, bound to no job, reads none.
+    expect(read(who('worker', { scope: TASK_SCOPE }), 'job-a')).toBe(false);
+    // A worker's own token and an admin's read any.
+    expect(read(who('worker', { worker_id: 'w1' }), 'job-b')).toBe(true);
+    expect(read(who('admin'), 'job-b')).toBe(true);
   });
 
   it('keeps the health, readiness and metrics routes open', () => {

@@ -1,7 +1,11 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { taskSpec } from '../../src/ops/batch-ops.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { describeError, ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
+import type { DataTaskSpec } from '../../src/protocol/task-spec.js';
 
 // The pool starts its executors from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
@@ -90,6 +94,76 @@ describe('the executor pool', () => {
     ).toMatchObject({ name: 'permission_denied' });
   });
 });
+
+describe("one job's code never meets another's", () => {
+  const of = (job_id: string, module: string) => ({ ...user(module), job_id });
+  const leaves =
+    'export function map(r, emit) { globalThis.left = "by a"; Array.prototype.at = () => "patched"; emit("k", 1) }';
+  const looks = 'export function map(r, emit) { emit(String(globalThis.left), [1].at(0)) }';
+
+  it("runs each job's user code in executors of its own: what job a leaves, job b never sees", async () => {
+    await withPool(1, async (pool) => {
+      await pool.run(of('job-a', leaves), limits);
+      // The same job's next task may find it (warm executors serve their own job).
+      expect(JSON.parse(await pool.run(of('job-a', looks), limits))).toEqual([{ key: 'by a', value: 'patched' }]);
+      expect(JSON.parse(await pool.run(of('job-b', looks), limits))).toEqual([{ key: 'undefined', value: 1 }]);
+      // Built-in tasks run beside neither.
+      expect(await pool.run(noop(3), { ...limits, key: 'job-c' })).toBe('[3]');
+    });
+  });
+
+  it("ends a job's executors when the job is forgotten", async () => {
+    await withPool(2, async (pool) => {
+      await pool.run(of('job-a', leaves), limits);
+      const before = pool.pids;
+      pool.forgetJob('job-a');
+      await waitUntil(() => pool.pids.length < before.length);
+      expect(JSON.parse(await pool.run(of('job-a', looks), limits))).toEqual([{ key: 'undefined', value: 1 }]);
+    });
+  });
+});
+
+describe("a worker's shuffle directory, as its executors reach it", () => {
+  const shuffleDir = mkdtempSync(join(tmpdir(), 'weir-views-'));
+  afterAll(() => rmSync(shuffleDir, { recursive: true, force: true }));
+  const of = (job_id: string, module: string) => ({
+    ...user(module),
+    job_id,
+    env: { shuffle_dir: shuffleDir },
+  });
+  const probe = (path: string) => `import { readFileSync } from "node:fs";
+    export function map(r, emit) { try { emit("read", readFileSync(${JSON.stringify(path)}, "utf8")) } catch (e) { emit("read", e.code) } }`;
+
+  it("gives user code its own job's map outputs, never another job's", async () => {
+    for (const [job, file] of [
+      ['job-x', 'secret'],
+      ['job-a', 'mine'],
+    ] as const) {
+      mkdirSync(join(shuffleDir, job), { recursive: true });
+      writeFileSync(join(shuffleDir, job, file), job);
+    }
+    // No other roots: as in a worker, whose shuffle directory lies in its data dir.
+    const pool = new BuiltPool(1, { shuffleDir, rights: { read: [], write: [] } });
+    try {
+      // A built-in task of job-x runs first in the only executor (view 1), linking job-x there.
+      const wordcount = taskSpec(normalizeBatchConfig({ operation: 'wordcount', data: ['a'] }), 0) as DataTaskSpec;
+      await pool.run({ ...wordcount, job_id: 'job-x', env: { shuffle_dir: shuffleDir } }, limits);
+      const view = join(shuffleDir, '.views', '1');
+      const read = async (path: string) =>
+        (JSON.parse(await pool.run(of('job-a', probe(path)), limits)) as { value: string }[])[0]!.value;
+      // Job a's code then takes that executor: job-x's link is gone before it runs.
+      expect(await read(join(view, 'job-a', 'mine'))).toBe('job-a');
+      expect(await read(join(view, 'job-x', 'secret'))).toBe('ENOENT');
+      expect(await read(join(shuffleDir, 'job-x', 'secret'))).toBe('ERR_ACCESS_DENIED');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+async function waitUntil(ok: () => boolean): Promise<void> {
+  while (!ok()) await new Promise((r) => setTimeout(r, 10));
+}
 
 /** Runs `body` with a pool of `threads` threads of its own, closed after. */
 async function withPool(threads: number, body: (pool: ExecutorPool) => Promise<void>): Promise<void> {

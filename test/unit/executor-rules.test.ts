@@ -8,6 +8,9 @@ import {
   outermost,
   parseStatm,
   permissionMessage,
+  permissionFlags,
+  rootsWithout,
+  withRoot,
 } from '../../src/worker/executor-rules.js';
 
 describe('an executor’s rules', () => {
@@ -22,8 +25,51 @@ describe('an executor’s rules', () => {
 
   it('gives each root once, and none that another holds (Node aborts on a path given twice)', () => {
     expect(outermost(['/tmp', '/app', '/tmp/', '/tmp/data/shuffle', '/tmpx'])).toEqual(['/tmp', '/app', '/tmpx']);
+    expect(outermost(['/t/a', '/t/a*', '/t/ab*', '/t/b/c', '/t/a/x', '/t/b', '/t/bc*', '/'])).toEqual(['/']);
+    expect(outermost(['/t/a', '/t/a*', '/t/ab*', '/t/b/c', '/t/a/x', '/t/b', '/t/bc*'])).toEqual([
+      '/t/a*',
+      '/t/b',
+      '/t/bc*',
+    ]);
     expect(executorFlags(64, ['/tmp', '/tmp'], []).filter((f) => f.startsWith('--allow-fs-read'))).toEqual([
       '--allow-fs-read=/tmp',
+    ]);
+  });
+
+  it("leaves a worker's data dir out of a root that holds it, and nothing else (names made later included)", () => {
+    const roots = outermost(rootsWithout('/tmp', '/tmp/weir-it/worker-1'));
+    const readable = (path: string) => roots.some((r) => isUnder(path, r));
+    for (const path of ['/tmp/weir-it/worker-1', '/tmp/weir-it/worker-1/LOCK', '/tmp/weir-it/worker-1/shuffle/j/0']) {
+      expect(readable(path), path).toBe(false);
+    }
+    for (const path of [
+      '/tmp/x.txt',
+      '/tmp/w',
+      '/tmp/weir',
+      '/tmp/weir-it2/a',
+      '/tmp/weir-i/a',
+      '/tmp/weir-it/worker-10/LOCK',
+      '/tmp/weir-it/worker-',
+      '/tmp/weir-it/worker-2/x',
+      '/tmp/weir-it/inside.txt',
+      '/tmp/weir-it/a b,c',
+    ]) {
+      expect(readable(path), path).toBe(true);
+    }
+    // Node reads a `*` anywhere as a wildcard: only the last character may be one.
+    expect(roots.filter((r) => r.slice(0, -1).includes('*'))).toEqual([]);
+    expect(rootsWithout('/tmp', '/srv/data')).toEqual(['/tmp']);
+    expect(rootsWithout('/srv/data/w/x', '/srv/data')).toEqual([]);
+  });
+
+  it("adds a job's own directory to the flags once, and not when a root holds it", () => {
+    const base = permissionFlags(['/app', '/data/w'], ['/tmp']);
+    expect(withRoot(base, '/srv/shuffle/job-a').slice(base.length)).toEqual([
+      '--allow-fs-read=/srv/shuffle/job-a',
+      '--allow-fs-write=/srv/shuffle/job-a',
+    ]);
+    expect(withRoot(base, '/data/w/shuffle/job-a').slice(base.length)).toEqual([
+      '--allow-fs-write=/data/w/shuffle/job-a',
     ]);
   });
 

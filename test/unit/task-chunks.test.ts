@@ -5,6 +5,7 @@ const task = (over: Partial<Chunkable> = {}): Chunkable => ({
   memoryMb: 512,
   timeoutMs: 60_000,
   key: 'quick',
+  job: undefined,
   solo: false,
   ...over,
 });
@@ -42,5 +43,11 @@ describe('which queued tasks share a thread message', () => {
 
   it('has nothing to send from an empty queue', () => {
     expect(chunkSize([], 2, quick)).toBe(0);
+  });
+
+  it("never puts one job's user code in a chunk with another job's tasks", () => {
+    const mixed = [task({ job: 'quick-a' }), task({ job: 'quick-a' }), task({ job: 'quick-b' }), task()];
+    expect(chunkSize(mixed, 1, quick)).toBe(2);
+    expect(chunkSize(mixed.slice(2), 1, quick)).toBe(1);
   });
 });

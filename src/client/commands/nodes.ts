@@ -43,6 +43,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', TLS_CA_HELP)
+    .option('--executor-user <user>', 'run tasks as this user (the worker runs as root); see Security in the README')
     .action(async (f) => {
       const tls = { ...f, tlsCa: ctx.global.tlsCa };
       return runWorker(tls, ctx.masterUrls(tls.tlsCert !== undefined ? 'https' : 'http'));
