@@ -16,6 +16,10 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /metrics': OPEN,
   // The id is unguessable: workers read a job's input with it and nothing else.
   'GET /uploads/:id': OPEN,
+  // The dashboard: a page and its assets, no data (it asks the API with the user's token).
+  'GET /': OPEN,
+  'GET /jobs/:job_id': OPEN,
+  'GET /assets/*': OPEN,
   'GET /cluster/status': VIEWS,
   'POST /api/jobs': USERS,
   'GET /api/jobs': USERS,

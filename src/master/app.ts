@@ -18,6 +18,7 @@ import type { MasterContext } from './context.js';
 import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { jobRoutes } from './routes/jobs.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
@@ -64,6 +65,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));
+  await app.register(dashboardRoutes());
   await app.register(
     async (api) => {
       await api.register(jobRoutes(ctx));
