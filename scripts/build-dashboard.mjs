@@ -31,7 +31,11 @@ const named = (ext) => {
   if (!f) throw new Error(`esbuild wrote no ${ext} file`);
   return `/assets/${basename(f)}`;
 };
-const page = readFileSync(join(root, 'ui', 'index.html'), 'utf8').replace('%JS%', named('.js')).replace('%CSS%', named('.css'));
+const page = readFileSync(join(root, 'ui', 'index.html'), 'utf8')
+  .replace('%JS%', named('.js'))
+  .replace('%CSS%', named('.css'));
 writeFileSync(join(out, 'index.html'), page);
 const size = (ext) => result.metafile.outputs[outputs.find((o) => o.endsWith(ext))].bytes;
-console.log(`dashboard: ${named('.js')} ${(size('.js') / 1024).toFixed(1)} KiB, ${named('.css')} ${(size('.css') / 1024).toFixed(1)} KiB`);
+console.log(
+  `dashboard: ${named('.js')} ${(size('.js') / 1024).toFixed(1)} KiB, ${named('.css')} ${(size('.css') / 1024).toFixed(1)} KiB`,
+);

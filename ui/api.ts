@@ -70,7 +70,11 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
   }
   if (!res.ok) {
     const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-    const e = new ApiError(res.status, err?.code ?? 'http_' + res.status, err?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    const e = new ApiError(
+      res.status,
+      err?.code ?? 'http_' + res.status,
+      err?.message ?? `${method} ${path}: HTTP ${res.status}`,
+    );
     if (res.status === 401) ask(t ? `The token was refused: ${e.message}` : 'This cluster needs a token.');
     throw e;
   }

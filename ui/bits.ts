@@ -10,7 +10,10 @@ export function Status({ status }: { status: string }) {
 /** Completed, failed and running parts of the whole, with the count beside. */
 export function ProgressBar({ p }: { p: Progress }) {
   const done = p.completed + p.failed;
-  return html`<div class="progress" title=${`${p.completed} completed, ${p.failed} failed, ${p.running} running, ${p.pending} pending`}>
+  return html`<div
+    class="progress"
+    title=${`${p.completed} completed, ${p.failed} failed, ${p.running} running, ${p.pending} pending`}
+  >
     <div class="bar">
       <span class="ok" style=${{ width: `${pct(p.completed, p.total)}%` }}></span>
       <span class="bad" style=${{ width: `${pct(p.failed, p.total)}%` }}></span>

@@ -13,7 +13,11 @@ export function duration(ms: number | null | undefined): string {
 }
 
 /** The time between two ISO stamps (to now when the second is absent). */
-export function between(from: string | null | undefined, to: string | null | undefined, now = Date.now()): number | null {
+export function between(
+  from: string | null | undefined,
+  to: string | null | undefined,
+  now = Date.now(),
+): number | null {
   if (!from) return null;
   return (to ? Date.parse(to) : now) - Date.parse(from);
 }
@@ -35,7 +39,8 @@ export function clock(iso: string | null | undefined): string {
 
 export function num(n: unknown, digits = 0): string {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
-  if (Math.abs(n) >= 10_000) return Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
+  if (Math.abs(n) >= 10_000)
+    return Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
   return n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
 }
 

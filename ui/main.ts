@@ -25,7 +25,15 @@ function TokenPrompt({ why }: { why: string }) {
         Paste a client or admin token: <code>weir token --role client --ttl 8h</code> prints one. It is kept in this
         browser only.
       </p>
-      <input name="token" type="password" autocomplete="off" placeholder="eyJhbGciOi…" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} autofocus />
+      <input
+        name="token"
+        type="password"
+        autocomplete="off"
+        placeholder="eyJhbGciOi…"
+        value=${value}
+        onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)}
+        autofocus
+      />
       <div class="actions"><button class="btn primary" type="submit">Use this token</button></div>
     </form>
   </div>`;

@@ -7,7 +7,15 @@ import type { Task } from './types.js';
  * its end (to now while it runs), coloured by status. A task's latest attempt is what the API
  * keeps, so that is what is drawn.
  */
-export function Timeline({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: string) => string; now: number }) {
+export function Timeline({
+  tasks,
+  workerName,
+  now,
+}: {
+  tasks: Task[];
+  workerName: (id: string) => string;
+  now: number;
+}) {
   const runs = tasks.filter((t) => t.started_at && t.worker_id);
   if (runs.length === 0) return html`<p class="empty">No task has started yet.</p>`;
   const start = Math.min(...runs.map((t) => Date.parse(t.started_at!)));
@@ -38,11 +46,12 @@ export function Timeline({ tasks, workerName, now }: { tasks: Task[]; workerName
         <div class="lane-name mono" title=${worker}>${workerName(worker)}</div>
         <div class="lane-runs" style=${{ height: `${Math.max(1, rows.length) * 10 + 4}px` }}>
           ${placed.map(
-            ({ t, s, e, row }) => html`<span
-              class=${`run s-${t.status}`}
-              title=${`task ${t.idx} · attempt ${t.attempt} · ${t.status} · ${duration(e - s)}`}
-              style=${{ left: `${((s - start) / span) * 100}%`, width: `max(2px, ${((e - s) / span) * 100}%)`, top: `${row * 10 + 2}px` }}
-            ></span>`,
+            ({ t, s, e, row }) =>
+              html`<span
+                class=${`run s-${t.status}`}
+                title=${`task ${t.idx} · attempt ${t.attempt} · ${t.status} · ${duration(e - s)}`}
+                style=${{ left: `${((s - start) / span) * 100}%`, width: `max(2px, ${((e - s) / span) * 100}%)`, top: `${row * 10 + 2}px` }}
+              ></span>`,
           )}
         </div>
       </div>`;

@@ -71,14 +71,24 @@ export function layout(nodes: readonly LayoutNode[], opts: Partial<LayoutOptions
   columns.forEach((col, li) => {
     // Order by the mean row of the inputs (barycentre), so edges cross less.
     const centre = (n: LayoutNode) => {
-      const ys = n.inputs.map((i) => placed.get(i)).filter((p): p is Placed => !!p).map((p) => p.y + p.height / 2);
+      const ys = n.inputs
+        .map((i) => placed.get(i))
+        .filter((p): p is Placed => !!p)
+        .map((p) => p.y + p.height / 2);
       return ys.length ? ys.reduce((a, b) => a + b, 0) / ys.length : 0;
     };
     const ordered = li === 0 ? col : [...col].sort((a, b) => centre(a) - centre(b));
     let y = 0;
     for (const n of ordered) {
       const want = li === 0 ? y : Math.max(y, centre(n) - n.height / 2);
-      placed.set(n.id, { id: n.id, x: li * (o.nodeWidth + o.gapX), y: want, width: o.nodeWidth, height: n.height, layer: li });
+      placed.set(n.id, {
+        id: n.id,
+        x: li * (o.nodeWidth + o.gapX),
+        y: want,
+        width: o.nodeWidth,
+        height: n.height,
+        layer: li,
+      });
       y = want + n.height + o.gapY;
     }
     height = Math.max(height, y - o.gapY);

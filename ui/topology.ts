@@ -27,7 +27,9 @@ export function Topology({ components }: { components: Component[] }) {
       </defs>
       ${g.edges.map((e) => {
         const grouping = byId.get(e.to)?.inputs?.find((i) => i.from === e.from)?.grouping ?? '';
-        return html`<path d=${e.path} class=${pressured.has(e.to) ? 'edge hot' : 'edge'} marker-end="url(#arrow)"><title>${e.from} → ${e.to} (${grouping})</title></path>`;
+        return html`<path d=${e.path} class=${pressured.has(e.to) ? 'edge hot' : 'edge'} marker-end="url(#arrow)"
+          ><title>${e.from} → ${e.to} (${grouping})</title></path
+        >`;
       })}
     </svg>
     ${g.nodes.map((p) => {
@@ -41,18 +43,41 @@ export function Topology({ components }: { components: Component[] }) {
         <div class="node-head">
           <b>${c.id}</b> <span class="dim">${c.kind} ×${c.parallelism}</span>
           <div class="small">
-            in <b>${num(sum(is, (i) => i.in_per_s), 1)}</b>/s · out <b>${num(sum(is, (i) => i.out_per_s), 1)}</b>/s
+            in
+            <b
+              >${num(
+                sum(is, (i) => i.in_per_s),
+                1,
+              )}</b
+            >/s · out
+            <b
+              >${num(
+                sum(is, (i) => i.out_per_s),
+                1,
+              )}</b
+            >/s
             ${sum(is, (i) => i.errors) ? html` · <span class="bad-text">${num(sum(is, (i) => i.errors))} errors</span>` : ''}
           </div>
         </div>
         ${is.map(
-          (i) => html`<div class="inst small" title=${`instance ${i.index} on ${i.address ?? 'no worker'}: ${num(i.events_in)} in, ${num(i.events_out)} out, ${i.pending} pending`}>
-            <span class="mono">#${i.index}</span>
-            <span class="mono dim addr">${i.status === 'unplaced' ? 'unplaced' : (i.address ?? '').replace(/^https?:\/\//, '')}</span>
-            <span class="num">${num(i.in_per_s, 0)}→${num(i.out_per_s, 0)}</span>
-            <span class="buf" title=${`buffer ${Math.round((i.queue_fill || 0) * 100)}% full`}><span class=${i.backpressure ? 'hot' : ''} style=${{ width: `${Math.min(100, (i.queue_fill || 0) * 100)}%` }}></span></span>
-            ${i.backpressure ? html`<span class="bp" title="backpressure">BP</span>` : ''}
-          </div>`,
+          (i) =>
+            html`<div
+              class="inst small"
+              title=${`instance ${i.index} on ${i.address ?? 'no worker'}: ${num(i.events_in)} in, ${num(i.events_out)} out, ${i.pending} pending`}
+            >
+              <span class="mono">#${i.index}</span>
+              <span class="mono dim addr"
+                >${i.status === 'unplaced' ? 'unplaced' : (i.address ?? '').replace(/^https?:\/\//, '')}</span
+              >
+              <span class="num">${num(i.in_per_s, 0)}→${num(i.out_per_s, 0)}</span>
+              <span class="buf" title=${`buffer ${Math.round((i.queue_fill || 0) * 100)}% full`}
+                ><span
+                  class=${i.backpressure ? 'hot' : ''}
+                  style=${{ width: `${Math.min(100, (i.queue_fill || 0) * 100)}%` }}
+                ></span
+              ></span>
+              ${i.backpressure ? html`<span class="bp" title="backpressure">BP</span>` : ''}
+            </div>`,
         )}
       </div>`;
     })}

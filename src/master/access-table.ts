@@ -30,6 +30,7 @@ export const MASTER_ACCESS: AccessTable = {
   'POST /api/jobs/:job_id/events': USERS,
   'POST /api/uploads': USERS,
   'GET /api/workers': USERS,
+  'GET /api/cluster/masters': USERS,
   'POST /api/workers/register': { roles: ['worker'] },
   'POST /api/workers/heartbeat': { roles: ['worker'], ...OWN_WORKER },
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },

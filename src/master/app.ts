@@ -20,6 +20,7 @@ import { clusterMemberRoutes } from './routes/members.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { jobRoutes } from './routes/jobs.js';
+import { mastersRoutes } from './routes/masters.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
 import { UploadReplicator } from './upload-replication.js';
@@ -74,6 +75,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(streamRoutes(ctx, ctx.tokens.derive({ role: 'peer' })));
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
+      await api.register(mastersRoutes(ctx, opts.peerAgent));
     },
     { prefix: '/api' },
   );

@@ -43,7 +43,10 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
     const index = dir ? readFileSync(join(dir, 'index.html')) : undefined;
     const page = async (_req: unknown, reply: FastifyReply) => {
       if (!index) {
-        throw new WeirError('unavailable', 'the dashboard is not built on this master: run `npm run build` and restart it');
+        throw new WeirError(
+          'unavailable',
+          'the dashboard is not built on this master: run `npm run build` and restart it',
+        );
       }
       return reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(index);
     };
