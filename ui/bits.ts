@@ -17,7 +17,7 @@ export function ProgressBar({ p }: { p: Progress }) {
     <div class="bar">
       <span class="ok" style=${{ width: `${pct(p.completed, p.total)}%` }}></span>
       <span class="bad" style=${{ width: `${pct(p.failed, p.total)}%` }}></span>
-      <span class="run" style=${{ width: `${pct(p.running, p.total)}%` }}></span>
+      <span class="busy" style=${{ width: `${pct(p.running, p.total)}%` }}></span>
     </div>
     <span class="count" data-progress=${`${done}/${p.total}`}>${done}/${p.total}</span>
   </div>`;
