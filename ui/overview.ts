@@ -131,13 +131,16 @@ export function Workers() {
   </section>`;
 }
 
+/** The newest jobs the list shows (and filters). */
+const JOB_ROWS = 100;
 const STATUSES = ['', 'pending', 'running', 'completed', 'failed', 'cancelled'];
 
 export function Jobs() {
   const [status, setStatus] = useState('');
   const [text, setText] = useState('');
   const { data, error } = usePoll(
-    () => api<{ jobs: Job[] }>('GET', `/api/jobs?limit=200${status ? `&status=${status}` : ''}`, { stale: true }),
+    () =>
+      api<{ jobs: Job[] }>('GET', `/api/jobs?limit=${JOB_ROWS}${status ? `&status=${status}` : ''}`, { stale: true }),
     [status],
   );
   const needle = text.trim().toLowerCase();
@@ -150,7 +153,7 @@ export function Jobs() {
   );
   return html`<section class="panel" id="jobs">
     <h2>
-      Jobs <span class="sub">${data ? `${jobs.length}${jobs.length === 200 ? '+' : ''}` : ''}</span>
+      Jobs <span class="sub">${data ? `${jobs.length}${jobs.length === JOB_ROWS ? '+' : ''}` : ''}</span>
       <span class="filters">
         <input
           type="search"

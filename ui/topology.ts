@@ -43,19 +43,13 @@ export function Topology({ components }: { components: Component[] }) {
         <div class="node-head">
           <b>${c.id}</b> <span class="dim">${c.kind} ×${c.parallelism}</span>
           <div class="small">
-            in
-            <b
-              >${num(
-                sum(is, (i) => i.in_per_s),
-                1,
-              )}</b
-            >/s · out
-            <b
-              >${num(
-                sum(is, (i) => i.out_per_s),
-                1,
-              )}</b
-            >/s
+            ${`in ${num(
+              sum(is, (i) => i.in_per_s),
+              1,
+            )}/s · out ${num(
+              sum(is, (i) => i.out_per_s),
+              1,
+            )}/s`}
             ${sum(is, (i) => i.errors) ? html` · <span class="bad-text">${num(sum(is, (i) => i.errors))} errors</span>` : ''}
           </div>
         </div>

@@ -79,7 +79,7 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
       c.master('127.0.0.245', { env: { JWT_SECRET: SECRET } }),
       launchChromium(),
     ]);
-    w = await c.worker('127.0.0.244', m, { maxTasks: 2 });
+    w = await c.worker('127.0.0.244', m, { maxTasks: 4 });
     page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
   });
@@ -119,12 +119,12 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
 
   it('follows a job as its progress moves, and filters the jobs', async () => {
     shootOnFail(() => page, 'progress');
-    // 16 tasks of 400 ms on 2 slots: about 3 s, several polls of the page.
-    const id = await submit({ operation: 'sleep', ms: 400, task_count: 16 }, 'sleepers');
+    // 24 tasks of 600 ms on 4 slots: about 4 s, several polls of the page.
+    const id = await submit({ operation: 'sleep', ms: 600, task_count: 24 }, 'sleepers');
     const sel = `[data-job="${id}"] [data-progress]`;
-    const midway = await textOf(sel, /^\s*([1-9]|1[0-5])\/16\s*$/);
-    expect(midway).toMatch(/\/16$/);
-    await textOf(sel, /^\s*16\/16\s*$/);
+    const midway = await textOf(sel, /^\s*([1-9]|1[0-9]|2[0-3])\/24\s*$/);
+    expect(midway).toMatch(/\/24$/);
+    await textOf(sel, /^\s*24\/24\s*$/);
     await textOf(`[data-job="${id}"] [data-status]`, /^completed$/);
 
     await page.type('input[type="search"]', 'sleepers');
@@ -169,6 +169,43 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
     );
     const gone = new URL(page.url()).pathname === '/';
     expect((await http('GET', `${m.url}/api/jobs/${id}`)).status).toBe(gone ? 404 : 200);
+  });
+
+  it("draws a streaming job's topology: components, edges and each instance's rates", async () => {
+    shootOnFail(() => page, 'topology');
+    const r = await http('POST', `${m.url}/api/jobs`, {
+      name: 'per-key sums',
+      type: 'streaming',
+      config: {
+        topology: {
+          spouts: [{ id: 'gen', type: 'generator', keys: 3, rate: 200 }],
+          bolts: [
+            {
+              id: 'per-key',
+              op: 'window',
+              aggregate: 'sum',
+              field: 'value',
+              key: 'key',
+              window: { type: 'tumbling', size_ms: 500 },
+              inputs: [{ from: 'gen', grouping: 'fields', fields: ['key'] }],
+            },
+            { id: 'out', op: 'collect', inputs: [{ from: 'per-key', grouping: 'global' }] },
+          ],
+        },
+      },
+    });
+    expect(r.status, r.text).toBe(201);
+    const id = r.json.job_id as string;
+    try {
+      await page.goto(`${m.url}/jobs/${id}`);
+      for (const c of ['gen', 'per-key', 'out']) await page.waitForSelector(`#topology [data-component="${c}"]`);
+      await page.waitForFunction(() => document.querySelectorAll('#topology path.edge').length === 2);
+      // The spout's instance is placed on the worker and its rate shows once it reports.
+      await textOf('#topology [data-component="gen"] .inst', /127\.0\.0\.244/);
+      await textOf('#topology [data-component="gen"] .node-head', /out [1-9]/);
+    } finally {
+      await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+    }
   });
 
   it('asks for a token when the cluster has a secret, and keeps it in the browser', async () => {
