@@ -97,4 +97,22 @@ export default tseslint.config(
   { files: ['src/state/**/*.ts'], rules: layerRules('state') },
   { files: ['src/master/**/*.ts'], rules: layerRules('master', { beside: 'worker' }) },
   { files: ['src/worker/**/*.ts'], rules: layerRules('worker', { beside: 'master' }) },
+  {
+    // The dashboard runs in a browser: nothing of Node's, nothing of the servers' code.
+    files: ['ui/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../src/*', '../../src/*', '../*'],
+              message: 'ui/ is bundled for a browser: it imports ui/ files and browser packages only',
+            },
+            { group: ['node:*', ...NODE_IO], message: 'ui/ runs in a browser: no Node modules' },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -24,6 +24,10 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /docs/static/*': OPEN,
   'GET /docs/json': OPEN,
   'GET /docs/yaml': OPEN,
+  // The dashboard: a page and its assets, no data (it asks the API with the user's token).
+  'GET /': OPEN,
+  'GET /jobs/:job_id': OPEN,
+  'GET /assets/*': OPEN,
   'GET /cluster/status': VIEWS,
   'POST /api/jobs': USERS,
   'GET /api/jobs': USERS,
@@ -35,6 +39,7 @@ export const MASTER_ACCESS: AccessTable = {
   'POST /api/jobs/:job_id/events': USERS,
   'POST /api/uploads': USERS,
   'GET /api/workers': USERS,
+  'GET /api/cluster/masters': USERS,
   'POST /api/workers/register': { roles: ['worker'] },
   'POST /api/workers/heartbeat': { roles: ['worker'], ...OWN_WORKER },
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },

@@ -19,7 +19,9 @@ import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { jobRoutes } from './routes/jobs.js';
+import { mastersRoutes } from './routes/masters.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
 import { registerOpenApi } from './openapi.js';
@@ -74,6 +76,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));
+  await app.register(dashboardRoutes());
   await app.register(
     async (api) => {
       await api.register(jobRoutes(ctx));
@@ -83,6 +86,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(workerRoutes(ctx));
       await api.register(clusterMemberRoutes(ctx));
       await api.register(backupRoutes(ctx));
+      await api.register(mastersRoutes(ctx, opts.peerAgent));
     },
     { prefix: '/api' },
   );

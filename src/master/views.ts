@@ -49,6 +49,8 @@ function componentsView(queries: Queries, registry: WorkerRegistry, row: JobRow,
     id: c.id,
     kind: 'type' in c ? `spout/${c.type}` : `bolt/${c.op}`,
     parallelism: c.parallelism,
+    // The edges of the topology's graph (the dashboard draws it).
+    ...('inputs' in c ? { inputs: c.inputs.map((i) => ({ from: i.from, grouping: i.grouping })) } : {}),
     instances: all.flatMap((inst, idx) => {
       if (inst.component !== c.id) return [];
       const p = placed.get(idx);

@@ -1,0 +1,24 @@
+// The system's chromium (Debian's package), driven by puppeteer-core: the dashboard's browser
+// spec and the README's screenshots use it. puppeteer's own browser download cannot be used
+// here, and is not needed.
+import { existsSync } from 'node:fs';
+import puppeteer, { type Browser } from 'puppeteer-core';
+
+export const CHROMIUM = process.env.WEIR_CHROMIUM ?? '/usr/bin/chromium';
+
+export const hasChromium = (): boolean => existsSync(CHROMIUM);
+
+export async function launchChromium(): Promise<Browser> {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      // Chromium refuses to run as root with its sandbox on (CI runs as root).
+      ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+      '--disable-dev-shm-usage',
+      '--disable-gpu',
+      '--no-first-run',
+      '--no-default-browser-check',
+    ],
+  });
+}

@@ -1,0 +1,71 @@
+import { html } from 'htm/preact';
+import { useEffect, useState } from 'preact/hooks';
+import { pct } from './format.js';
+import type { Progress } from './types.js';
+
+export function Status({ status }: { status: string }) {
+  return html`<span class=${`pill s-${status}`} data-status=${status}>${status}</span>`;
+}
+
+/** Completed, failed and running parts of the whole, with the count beside. */
+export function ProgressBar({ p }: { p: Progress }) {
+  const done = p.completed + p.failed;
+  return html`<div
+    class="progress"
+    title=${`${p.completed} completed, ${p.failed} failed, ${p.running} running, ${p.pending} pending`}
+  >
+    <div class="bar">
+      <span class="ok" style=${{ width: `${pct(p.completed, p.total)}%` }}></span>
+      <span class="bad" style=${{ width: `${pct(p.failed, p.total)}%` }}></span>
+      <span class="busy" style=${{ width: `${pct(p.running, p.total)}%` }}></span>
+    </div>
+    <span class="count" data-progress=${`${done}/${p.total}`}>${done}/${p.total}</span>
+  </div>`;
+}
+
+/** A gauge from 0 to 1 (slots used, a buffer's fill). */
+export function Meter({ value, warn = 0.8, label }: { value: number; warn?: number; label?: string }) {
+  const v = Math.max(0, Math.min(1, value || 0));
+  return html`<span class="meter" title=${label ?? `${Math.round(v * 100)}%`}>
+    <span class=${v >= warn ? 'hot' : ''} style=${{ width: `${v * 100}%` }}></span>
+  </span>`;
+}
+
+/** A button that asks once more before it acts (no browser dialog): a second click within 4 s does it. */
+export function ConfirmButton({
+  label,
+  confirm,
+  onConfirm,
+  danger = false,
+  disabled = false,
+}: {
+  label: string;
+  confirm: string;
+  onConfirm: () => void;
+  danger?: boolean;
+  disabled?: boolean;
+}) {
+  const [armed, setArmed] = useState(false);
+  useEffect(() => {
+    if (!armed) return;
+    const t = setTimeout(() => setArmed(false), 4000);
+    return () => clearTimeout(t);
+  }, [armed]);
+  return html`<button
+    class=${`btn ${danger ? 'danger' : ''} ${armed ? 'armed' : ''}`}
+    disabled=${disabled}
+    onClick=${() => {
+      if (armed) {
+        setArmed(false);
+        onConfirm();
+      } else setArmed(true);
+    }}
+  >
+    ${armed ? confirm : label}
+  </button>`;
+}
+
+export function ErrorNote({ error }: { error: Error | undefined }) {
+  if (!error) return null;
+  return html`<div class="note error">${error.message}</div>`;
+}

@@ -1,0 +1,293 @@
+import { html } from 'htm/preact';
+import { useState } from 'preact/hooks';
+import { api, ApiError } from './api.js';
+import { ConfirmButton, ErrorNote, ProgressBar, Status } from './bits.js';
+import { between, clock, duration, num } from './format.js';
+import { usePoll } from './poll.js';
+import { navigate } from './router.js';
+import { Timeline } from './timeline.js';
+import { Topology } from './topology.js';
+import { TERMINAL, type Job, type Task, type Worker } from './types.js';
+
+const TASK_LIMIT = 1000;
+const PREVIEW_ROWS = 20;
+/** How often what no longer changes is asked again (a finished job's tasks and results). */
+const SETTLED_MS = 60_000;
+
+const taskError = (t: Task) => (typeof t.error === 'string' ? t.error : (t.error?.message ?? ''));
+
+function Actions({ job, refresh }: { job: Job; refresh: () => void }) {
+  const [note, setNote] = useState<{ ok: boolean; text: string } | null>(null);
+  const act = async (what: string, call: () => Promise<unknown>, after?: () => void) => {
+    try {
+      await call();
+      setNote({ ok: true, text: `${what}: done` });
+      after?.();
+    } catch (err) {
+      const e = err as ApiError;
+      let text = `${what} failed: ${e.message}`;
+      // A master without DELETE /api/jobs/{id} answers 404 (no route) or 405 while the job is there.
+      if (what === 'Delete' && (e.status === 404 || e.status === 405)) {
+        const still = await api('GET', `/api/jobs/${job.job_id}`).then(
+          () => true,
+          () => false,
+        );
+        text = still
+          ? 'This cluster cannot delete jobs yet (no DELETE /api/jobs/{id} route).'
+          : 'The job is already gone.';
+      }
+      setNote({ ok: false, text });
+    }
+    refresh();
+  };
+  const done = TERMINAL.has(job.status);
+  return html`<div class="actions">
+    <${ConfirmButton}
+      label="Cancel job"
+      confirm="Click again to cancel"
+      disabled=${done}
+      onConfirm=${() => act('Cancel', () => api('POST', `/api/jobs/${job.job_id}/cancel`))}
+    />
+    <${ConfirmButton}
+      label="Delete"
+      confirm="Click again to delete"
+      danger=${true}
+      onConfirm=${() =>
+        act(
+          'Delete',
+          () => api('DELETE', `/api/jobs/${job.job_id}`),
+          () => navigate('/'),
+        )}
+    />
+    ${note ? html`<span class=${`note inline ${note.ok ? '' : 'error'}`} data-action-note>${note.text}</span>` : ''}
+  </div>`;
+}
+
+function Stages({ job }: { job: Job }) {
+  if (!job.stages?.length) return null;
+  return html`<section class="panel">
+    <h2>Stages</h2>
+    <table>
+      <thead>
+        <tr>
+          <th>Stage</th>
+          <th>Status</th>
+          <th>Progress</th>
+          <th class="num">Running</th>
+          <th class="num">Failed</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${job.stages.map(
+          (s, i) =>
+            html`<tr key=${i}>
+              <td><span class="dim">${i + 1}.</span> ${s.name}</td>
+              <td><${Status} status=${s.status} /></td>
+              <td><${ProgressBar} p=${s} /></td>
+              <td class="num">${s.running}</td>
+              <td class="num">${s.failed}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`;
+}
+
+function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: string) => string; now: number }) {
+  const [show, setShow] = useState<'all' | 'failed'>('all');
+  const shown = show === 'failed' ? tasks.filter((t) => t.status === 'failed' || t.failures > 0 || t.error) : tasks;
+  return html`<section class="panel" id="tasks">
+    <h2>
+      Tasks <span class="sub">${tasks.length === TASK_LIMIT ? `first ${TASK_LIMIT}` : tasks.length}</span>
+      <span class="filters">
+        <select
+          value=${show}
+          onChange=${(e: Event) => setShow((e.target as HTMLSelectElement).value as 'all')}
+          aria-label="tasks shown"
+        >
+          <option value="all">all tasks</option>
+          <option value="failed">with errors</option>
+        </select>
+      </span>
+    </h2>
+    <div class="scroll">
+      <table class="tasks">
+        <thead>
+          <tr>
+            <th class="num">Task</th>
+            <th>Status</th>
+            <th class="num">Attempt</th>
+            <th>Worker</th>
+            <th class="num">Duration</th>
+            <th>Error</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${shown.slice(0, 500).map(
+            (t) =>
+              html`<tr key=${t.idx}>
+                <td class="num mono">${t.idx}</td>
+                <td><${Status} status=${t.status} /></td>
+                <td class="num">
+                  ${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}
+                </td>
+                <td class="mono">${t.worker_id ? workerName(t.worker_id) : '—'}</td>
+                <td class="num">${duration(between(t.started_at, t.finished_at, now))}</td>
+                <td class="err" title=${taskError(t)}>${taskError(t)}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      ${shown.length > 500 ? html`<p class="dim small">${shown.length - 500} more not shown.</p>` : ''}
+    </div>
+  </section>`;
+}
+
+function Results({ job }: { job: Job }) {
+  const ready = job.type === 'streaming' || job.status === 'completed';
+  const { data, error } = usePoll(
+    async () =>
+      ready
+        ? api<{ results: unknown[] }>('GET', `/api/jobs/${job.job_id}/results?limit=${PREVIEW_ROWS}`, { stale: true })
+        : null,
+    [job.job_id, ready],
+    job.type === 'streaming' && !TERMINAL.has(job.status) ? 2000 : SETTLED_MS,
+  );
+  return html`<section class="panel" id="results">
+    <h2>Results <span class="sub">${ready ? `first ${PREVIEW_ROWS}` : ''}</span></h2>
+    ${
+      job.output
+        ? html`<p class="small">
+            Written to <span class="mono">${job.output.path}</span>: ${job.output.parts.length} part files.
+          </p>`
+        : ''
+    }
+    ${
+      !ready
+        ? html`<p class="empty">Results are shown once the job has completed.</p>`
+        : error
+          ? html`<${ErrorNote} error=${error} />`
+          : !data
+            ? html`<p class="empty">Loading…</p>`
+            : data.results.length === 0
+              ? html`<p class="empty">No rows.</p>`
+              : html`<pre class="results">${data.results.map((r) => JSON.stringify(r)).join('\n')}</pre>
+                  <p class="dim small">
+                    All of them: <code>weir results ${job.job_id}</code> or
+                    <a href=${`/api/jobs/${job.job_id}/results`} target="_blank">GET /api/jobs/${job.job_id}/results</a
+                    >.
+                  </p>`
+    }
+  </section>`;
+}
+
+export function JobPage({ jobId }: { jobId: string }) {
+  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`), [jobId]);
+  const j = job.data;
+  const settled = j ? TERMINAL.has(j.status) : false;
+  const tasks = usePoll(
+    () => api<{ tasks: Task[] }>('GET', `/api/jobs/${jobId}/tasks?limit=${TASK_LIMIT}`, { stale: true }),
+    [jobId, settled],
+    settled ? SETTLED_MS : 1000,
+  );
+  const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 5000);
+  const names = new Map((workers.data?.workers ?? []).map((w) => [w.worker_id, w.address.replace(/^https?:\/\//, '')]));
+  const workerName = (id: string) => names.get(id) ?? id;
+  const now = Date.now();
+
+  if (job.error instanceof ApiError && job.error.status === 404) {
+    return html`<div class="panel">
+      <h2>No job ${jobId}</h2>
+      <p>It may have been deleted. <a href="/">Back to the jobs</a>.</p>
+    </div>`;
+  }
+  if (!j)
+    return html`<div class="panel">
+      <${ErrorNote} error=${job.error} />
+      <p class="empty">Loading ${jobId}…</p>
+    </div>`;
+  const ts = tasks.data?.tasks ?? [];
+  return html`<div class="job-page" data-job-page=${j.job_id}>
+    <div class="crumbs"><a href="/">Jobs</a> / <span class="mono">${j.job_id}</span></div>
+    <section class="panel job-head">
+      <div class="title">
+        <h1>${j.name}</h1>
+        <${Status} status=${j.status} />
+        <${Actions} job=${j} refresh=${job.refresh} />
+      </div>
+      <${ErrorNote} error=${job.error} />
+      <dl class="facts">
+        <div>
+          <dt>Type</dt>
+          <dd>${j.type}</dd>
+        </div>
+        <div>
+          <dt>Operation</dt>
+          <dd class="mono">${j.operation ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Submitted</dt>
+          <dd>${clock(j.created_at)}</dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>${clock(j.started_at)}</dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>${clock(j.finished_at)}</dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd>${duration(between(j.started_at, j.finished_at, now))}</dd>
+        </div>
+        ${
+          j.type === 'batch'
+            ? html`<div>
+                <dt>Tasks</dt>
+                <dd>${num(j.progress.total)} · ${j.progress.running} running · ${j.progress.failed} failed</dd>
+              </div>`
+            : ''
+        }
+      </dl>
+      ${j.type === 'batch' ? html`<div class="big-progress"><${ProgressBar} p=${j.progress} /></div>` : ''}
+      ${
+        j.error
+          ? html`<div class="note error">
+              <b>${j.error.task !== undefined ? `Task ${j.error.task}: ` : ''}</b>${j.error.message}${
+                j.error.stack
+                  ? html`<details>
+                      <summary>stack</summary>
+                      <pre>${j.error.stack}</pre>
+                    </details>`
+                  : ''
+              }
+            </div>`
+          : ''
+      }
+    </section>
+    ${
+      j.components
+        ? html`<section class="panel" id="topology">
+            <h2>Topology</h2>
+            <div class="scroll"><${Topology} components=${j.components} /></div>
+          </section>`
+        : ''
+    }
+    <${Stages} job=${j} />
+    ${
+      j.type === 'batch'
+        ? html`<section class="panel" id="timeline">
+            <h2>Timeline <span class="sub">task runs per worker</span></h2>
+            <${Timeline} tasks=${ts} workerName=${workerName} now=${now} />
+          </section>`
+        : ''
+    }
+    ${j.type === 'batch' ? html`<${Tasks} tasks=${ts} workerName=${workerName} now=${now} />` : ''}
+    <${Results} job=${j} />
+    <section class="panel" id="logs">
+      <h2>Logs</h2>
+      <p class="empty">What tasks print will be shown here (<code>weir logs ${j.job_id}</code>).</p>
+    </section>
+  </div>`;
+}
