@@ -5,7 +5,7 @@ import { collectDefaultMetrics, type Metric, type Registry } from 'prom-client';
 interface ScrapedMetric {
   name: string;
   help: string;
-  type: 'gauge' | 'summary';
+  type: 'summary';
   aggregator: 'sum';
   get(): Promise<Scraped>;
 }
@@ -13,7 +13,7 @@ interface ScrapedMetric {
 interface Scraped {
   name: string;
   help: string;
-  type: string;
+  type: 'summary';
   aggregator: 'sum';
   values: { labels: Record<string, string>; value: number; metricName?: string }[];
 }
