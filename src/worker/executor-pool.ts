@@ -9,6 +9,7 @@ import { Executor, ExecutorExit, SETPRIV } from './executor-process.js';
 import type { ExecutorUser } from './executor-user.js';
 import { ShuffleViews, type ShuffleView } from './shuffle-views.js';
 import {
+  isUnder,
   MEMORY_LIMIT,
   memoryUsedMb,
   namedError,
@@ -120,8 +121,20 @@ export const EXECUTOR_ENTRY = fileURLToPath(new URL('./executor-main.js', import
  * the temp dir — but never the worker's data dir, whichever of them it lies in.
  */
 export function defaultRights(dataDir?: string): TaskRights {
-  const without = (root: string) => (dataDir === undefined ? [root] : rootsWithout(root, dataDir));
+  const kept = dataDir === undefined ? undefined : keptFromTasks(dataDir);
+  const without = (root: string) => (kept === undefined ? [root] : rootsWithout(root, kept));
   return { read: [process.cwd(), tmpdir()].flatMap(without), write: without(tmpdir()) };
+}
+
+/**
+ * What the defaults keep from tasks for this data dir. The default layout (and `weir dev`)
+ * keeps every node's data dir, masters' included, and the dev CA's keys under the working
+ * dir's `data/`: a worker whose data dir lies there keeps all of it from its tasks, not only
+ * its own branch (which is also fewer permission entries for every executor to hold).
+ */
+export function keptFromTasks(dataDir: string, cwd = process.cwd()): string {
+  const shared = join(cwd, 'data');
+  return isUnder(dataDir, shared) ? shared : dataDir;
 }
 
 /**
@@ -338,7 +351,7 @@ export class ExecutorPool {
     ex.lastUsedMb = memoryUsedMb(now, ex.baseline);
     if (ex.lastUsedMb <= chunk.memoryMb) return false;
     const lone = chunk.tasks.length === 1 ? chunk.tasks[0] : undefined;
-    this.killFor(chunk, lone, memoryError(ex.lastUsedMb, chunk.memoryMb));
+    this.killFor(chunk, lone, memoryError(ex.lastUsedMb, chunk.memoryMb, ex.baseline.residentMb));
     return true;
   }
 
@@ -366,8 +379,9 @@ export class ExecutorPool {
   }
 
   private finished(chunk: Chunk, outcomes: ChunkOutcome[]): void {
-    // What a quick task allocated may be gone before any sample: read it once more now.
-    if (this.overLimit(chunk)) return;
+    // What a quick task allocated may be gone before any sample: read it once more now. Over,
+    // its executor is killed, but this chunk has answered: it ends here as if it had died.
+    if (this.overLimit(chunk)) return this.died(chunk, chunk.culprit!.error);
     outcomes.forEach((o, i) => {
       const task = chunk.tasks[i]!;
       this.observe(task, o.ms);
@@ -436,6 +450,11 @@ export class ExecutorPool {
     return this.maxExecutors;
   }
 
+  /** Entries of Node's permission model each executor starts with (each costs it ~1.6 KiB). */
+  get permissionEntries(): number {
+    return this.permissions.length;
+  }
+
   /** Executor processes alive now. */
   get threads(): number {
     return this.executors.size;
@@ -462,11 +481,17 @@ const QUICK_JOBS_KEPT = 512;
 const reasonOf = (signal: AbortSignal): Error =>
   signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
 
-const memoryError = (usedMb: number, limitMb: number): Error =>
-  namedError(
+/** Over the limit; one whose process alone is near it says so, or the user hunts a leak of theirs. */
+function memoryError(usedMb: number, limitMb: number, baselineMb: number): Error {
+  const already =
+    baselineMb >= 0.8 * limitMb
+      ? `; the process takes ${Math.round(baselineMb)} MiB before any task runs, so give memory_mb more room`
+      : '';
+  return namedError(
     MEMORY_LIMIT,
-    `${MEMORY_LIMIT}: the task's process used ${Math.round(usedMb)} MiB, over its memory_mb of ${limitMb}`,
+    `${MEMORY_LIMIT}: the task's process used ${Math.round(usedMb)} MiB, over its memory_mb of ${limitMb}${already}`,
   );
+}
 
 /** An executor that ended by itself: near its limit, the heap's own limit is what ended it. */
 function exitError(err: unknown, ex: Executor, limitMb: number): Error {

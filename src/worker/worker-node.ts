@@ -91,6 +91,7 @@ export class WorkerNode {
       ...(o.executorUser ? { user: o.executorUser } : {}),
       warm: { count: Math.min(executors, availableParallelism()), memoryMb: DEFAULT_LIMITS.memory_mb },
     });
+    warnOfCostlyRoots(pool.permissionEntries, o.dataDir, log);
     const streams = new StreamRuntime({
       address,
       executors: pool,
@@ -227,4 +228,21 @@ export class WorkerNode {
     await Promise.allSettled([this.app.close(), this.pool.close(), this.client.close()]);
     this.release();
   }
+}
+
+/** Entries past which keeping the data dir from tasks costs each executor more than ~3 MiB. */
+const COSTLY_ENTRIES = 2000;
+
+/**
+ * A data dir in the temp or working dir is kept from tasks by listing every name beside it
+ * (Node's permission model has no "deny"), which every executor holds in memory — counted in
+ * its memory_mb. Said once at start, with the way out.
+ */
+function warnOfCostlyRoots(entries: number, dataDir: string, log: Logger): void {
+  if (entries < COSTLY_ENTRIES) return;
+  const mb = Math.round((entries * 1.6) / 1024);
+  log.warn(
+    { data_dir: dataDir, permission_entries: entries, executor_mb: mb },
+    `the data dir lies in the temp or working dir: keeping tasks out of it costs every executor ~${mb} MiB of its memory_mb; give --data-dir a short path outside them (or name --allow-read/--allow-write)`,
+  );
 }

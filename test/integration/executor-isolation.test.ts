@@ -2,7 +2,7 @@
 // job's state or map outputs, and — with --executor-user — the worker's process and files
 // even past Node's permission model (addresses 127.0.0.181–189 belong to this file).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -56,7 +56,11 @@ async function pair(masterHost: string, workerHost: string, args: string[] = [])
 
 describe("a worker's data dir", () => {
   const underCwd = join(ROOT, 'data', `it-isolation-${process.pid}`);
-  afterAll(() => rmSync(underCwd, { recursive: true, force: true }));
+  const besideCwd = join(ROOT, 'data', `it-isolation-master-${process.pid}`);
+  afterAll(() => {
+    rmSync(underCwd, { recursive: true, force: true });
+    rmSync(besideCwd, { recursive: true, force: true });
+  });
 
   it('is refused to tasks when it lies in the temp dir (a default root)', async () => {
     const { m, w } = await pair('127.0.0.181', '127.0.0.182');
@@ -72,13 +76,21 @@ describe("a worker's data dir", () => {
     expect(await results(m, { module: reads(beside), data: [1] })).toEqual([{ key: 'text', value: 'hello\n' }]);
   });
 
-  it('is refused to tasks when it lies in the working dir (a default root)', async () => {
+  it('is refused to tasks when it lies in the working dir (a default root), with every node’s data beside it', async () => {
     mkdirSync(underCwd, { recursive: true });
     const { m } = await pair('127.0.0.183', '127.0.0.184', ['--data-dir', underCwd]);
     const lock = join(underCwd, 'LOCK');
     expect(await failed(m, { module: reads(lock), data: [1] })).toMatchObject({
       name: 'permission_denied',
       message: `permission_denied: ${lock} is outside --allow-read`,
+    });
+    // ./data holds the masters' state and weir dev's CA too: a worker's task reaches none of it.
+    const masters = join(besideCwd, 'state.db');
+    mkdirSync(besideCwd, { recursive: true });
+    writeFileSync(masters, 'a master’s state');
+    expect(await failed(m, { module: reads(masters), data: [1] })).toMatchObject({
+      name: 'permission_denied',
+      message: `permission_denied: ${masters} is outside --allow-read`,
     });
     expect(await results(m, { module: reads(join(ROOT, 'package.json')), data: [1] })).toHaveLength(1);
   });

@@ -9,8 +9,9 @@ import type { DataTaskSpec } from '../../src/protocol/task-spec.js';
 
 // The pool starts its executors from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
-const { ExecutorPool: BuiltPool } = (await import(built)) as {
+const { ExecutorPool: BuiltPool, defaultRights } = (await import(built)) as {
   ExecutorPool: typeof ExecutorPool;
+  defaultRights: typeof import('../../src/worker/executor-pool.js').defaultRights;
 };
 
 const sleep = (ms: number, idx = 0) => ({ operation: 'sleep' as const, params: { ms }, input: null, idx });
@@ -77,6 +78,31 @@ describe('the executor pool', () => {
   it('fails a task over its memory, off-heap included, with memory_limit', async () => {
     const hog = user('export function map(r, emit) { emit("n", Buffer.alloc(1024 * 1024 * 1024).length) }');
     await expect(pool.run(hog, { ...limits, memoryMb: 128 })).rejects.toMatchObject({ name: 'memory_limit' });
+  });
+
+  it('fails a task found over its memory only once it has answered, and runs the next one', async () => {
+    // Sampled once a minute, the task is over its limit only when its answer is read: it must
+    // still fail, not hang with the executor that was killed for it.
+    const seldom = new BuiltPool(1, { memorySampleMs: 60_000 });
+    try {
+      const keeps = user('export function map(r, emit) { globalThis.kept = Buffer.alloc(256 * 1024 * 1024, 1); emit("n", 1) }');
+      await expect(seldom.run(keeps, { ...limits, memoryMb: 128 })).rejects.toMatchObject({ name: 'memory_limit' });
+      expect(await seldom.run(sleep(1, 5), limits)).toBe('[5]');
+    } finally {
+      await seldom.close();
+    }
+  });
+
+  it('says so when the process alone nears memory_mb: a data dir deep in the temp dir costs every executor', async () => {
+    // Keeping tasks out of /tmp/xxx…(80) lists every other name beside each of its prefixes.
+    const deep = new BuiltPool(1, { rights: defaultRights(join(tmpdir(), 'x'.repeat(80))) });
+    try {
+      expect(deep.permissionEntries).toBeGreaterThan(10_000);
+      const err = await deep.run(sleep(1), limits).catch((e: Error) => e);
+      expect(err).toMatchObject({ name: 'memory_limit', message: expect.stringMatching(/before any task runs/) });
+    } finally {
+      await deep.close();
+    }
   });
 
   it('refuses a path outside the roots, a process and a thread, as permission_denied', async () => {
