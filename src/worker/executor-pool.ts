@@ -71,9 +71,9 @@ export class TaskTimeoutError extends Error {
  */
 export function userCodeJob(spec: ExecutorSpec): string | undefined {
   if (!('job_id' in spec)) return undefined;
-  // A topology's functions are user code too, but binding them fails stream-executors.test.ts
-  // (its memory_limit case and the one after it time out): left unbound, as on main, for now.
-  if (spec.operation === 'stream' || spec.operation === 'stream_apply') return undefined;
+  // A topology's functions are its module's code, whatever the message carries.
+  if (spec.operation === 'stream_apply') return spec.job_id;
+  if (spec.operation === 'stream') return undefined;
   return spec.operation === 'map' || spec.module !== undefined ? spec.job_id : undefined;
 }
 

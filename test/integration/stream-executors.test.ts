@@ -227,6 +227,22 @@ describe('what a streaming function can reach', () => {
     expect(error).toMatchObject({ name: 'permission_denied' });
     expect(error.message).toMatch(/^permission_denied: tasks cannot start processes/);
   });
+  it('shares no state with another job’s functions: what one leaves on globalThis, the other never sees', async () => {
+    const leaves = await submit({
+      topology: through('map'),
+      module: 'export function f(e) { globalThis.left = "by a"; Array.prototype.at = () => "patched"; return e }',
+    });
+    await post(leaves, [{ n: 1 }]);
+    await rows(leaves, 1);
+    const looks = await submit({
+      topology: through('map'),
+      module: 'export function f() { return { left: globalThis.left ?? null, at: [1].at(0) } }',
+    });
+    await post(looks, [{}]);
+    expect(await rows(looks, 1)).toEqual([{ left: null, at: 1 }]);
+    await cancel(leaves);
+    await cancel(looks);
+  });
 });
 
 describe('a streaming job with functions', () => {
