@@ -505,7 +505,13 @@ export class Applier {
 
   /** A completed task whose output is lost goes back to pending, as a new attempt. */
   private invalidate(jobId: string, seq: number, idx: number, at: number): void {
-    if (this.s.invalidate.run(at, seq, idx).changes > 0) this.delta(jobId, { completed: -1, pending: 1 });
+    // Its results go with it, and leave the cap's count: the re-run adds them back.
+    const kept = this.s.resultBytes.get(seq, idx) as { bytes: number | null } | undefined;
+    if (this.s.invalidate.run(at, seq, idx).changes === 0) return;
+    const bytes = kept?.bytes ?? 0;
+    const job = this.jobs.get(jobId);
+    if (job) job.result_bytes -= bytes;
+    this.delta(jobId, { completed: -1, pending: 1, bytes: -bytes });
   }
 
   /** The job goes back to `stage`: later stages' unfinished tasks wait (new attempts). */
@@ -708,6 +714,9 @@ function prepare(db: Database) {
        WHERE seq = ? AND idx = ? AND status = 'completed'`,
     ),
     taskState: st(`SELECT status, attempt FROM tasks WHERE seq = ? AND idx = ?`),
+    resultBytes: st(
+      `SELECT length(CAST(result AS BLOB)) AS bytes FROM tasks WHERE seq = ? AND idx = ? AND status = 'completed'`,
+    ),
     retryAs: st(
       `UPDATE tasks SET status = ?, attempt = attempt + 1, not_before = ?, alt_attempt = NULL, alt_worker_id = NULL
        WHERE seq = ? AND idx = ?`,

@@ -217,6 +217,20 @@ describe('a dead worker takes its map outputs with it (lineage)', () => {
     expectCountersMatchTasks('j');
   });
 
+  it('counts a re-run map task’s results once against the results cap, not once per run', () => {
+    submit('j', wordcount());
+    runMaps('j', ['w1', 'w1', 'w2']);
+    const bytesOf = () =>
+      (db.prepare(`SELECT result_bytes FROM jobs WHERE job_id = 'j'`).get() as { result_bytes: number }).result_bytes;
+    const one = Buffer.byteLength(JSON.stringify([{ records: 2, bytes: 10 }]));
+    expect(bytesOf()).toBe(3 * one);
+    dead('w1'); // maps 0 and 1 lost: their results are no longer stored
+    expect(bytesOf()).toBe(one);
+    run('j', 0, 'w2', 2, [{ records: 2, bytes: 10 }]);
+    run('j', 1, 'w2', 2, [{ records: 2, bytes: 10 }]);
+    expect(bytesOf()).toBe(3 * one);
+  });
+
   it('hands back a reduce task the dead worker was running, as waiting once its map outputs are lost', () => {
     submit('j', wordcount());
     runMaps('j', ['w1', 'w2', 'w2']);
