@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { badRequest } from '../common/errors.js';
 import { finalStage, type JobPlan } from '../ops/stages.js';
 import type { Queries } from '../state/queries.js';
@@ -66,14 +67,53 @@ function keyedPage(queries: Queries, seq: number, cursor: string | undefined, li
   let after: Buffer | null = null;
   if (cursor !== undefined) {
     // Sort keys are at least a type byte, 8 bytes of number or a string's end, and 8 of position.
-    if (!/^r[A-Za-z0-9_-]{12,}$/.test(cursor)) throw staleCursor(cursor);
-    after = Buffer.from(cursor.slice(1), 'base64url');
+    if (/^r[A-Za-z0-9_-]{12,}$/.test(cursor)) after = Buffer.from(cursor.slice(1), 'base64url');
+    else if (/^h[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/.test(cursor)) after = longKeyAfter(queries, seq, cursor);
+    else throw staleCursor(cursor);
   }
   const rows = queries.resultRows(seq, after, limit + 1);
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
     results: page.map((r) => JSON.parse(r.row) as unknown),
-    next_cursor: rows.length > limit && last ? `r${last.sort_key.toString('base64url')}` : null,
+    next_cursor: rows.length > limit && last ? keyCursor(last.sort_key) : null,
   };
+}
+
+/**
+ * Past this, a sort key does not go whole into a cursor: a URL of over 16 KiB is refused by
+ * the HTTP server (431) before Weir sees it, and the caller could never page on.
+ */
+export const CURSOR_KEY_BYTES = 4096;
+/** Rows a long-key cursor may walk to find its row again (those sharing its key's first 4 KiB). */
+const LONG_KEY_WALK = 10_000;
+
+const digest = (key: Buffer) => createHash('sha256').update(key).digest().subarray(0, 16).toString('base64url');
+
+/** `r<sort key>`, or for a long key `h<its first 4 KiB>.<a digest of it whole>`. */
+function keyCursor(key: Buffer): string {
+  if (key.length <= CURSOR_KEY_BYTES) return `r${key.toString('base64url')}`;
+  return `h${key.subarray(0, CURSOR_KEY_BYTES).toString('base64url')}.${digest(key)}`;
+}
+
+/**
+ * The whole sort key a long-key cursor stands for. Every key between its prefix and it starts
+ * with that prefix, so the rows from the prefix on lead to it; a row no longer there (or more
+ * rows sharing the prefix than a walk allows) makes the cursor stale.
+ */
+function longKeyAfter(queries: Queries, seq: number, cursor: string): Buffer {
+  const [head, want] = cursor.slice(1).split('.') as [string, string];
+  const prefix = Buffer.from(head, 'base64url');
+  let from: Buffer = prefix;
+  for (let walked = 0; walked < LONG_KEY_WALK;) {
+    const rows = queries.resultRows(seq, from, 1000);
+    for (const r of rows) {
+      if (!r.sort_key.subarray(0, prefix.length).equals(prefix)) throw staleCursor(cursor);
+      if (r.sort_key.length > CURSOR_KEY_BYTES && digest(r.sort_key) === want) return r.sort_key;
+    }
+    if (rows.length < 1000) break;
+    walked += rows.length;
+    from = rows[rows.length - 1]!.sort_key;
+  }
+  throw staleCursor(cursor);
 }

@@ -73,6 +73,35 @@ const stableSorted = (reduces: unknown[][]) =>
   reduces.flat().sort((a, b) => compareKeys((a as { key: unknown }).key, (b as { key: unknown }).key));
 
 describe('keyed results: indexed as the final stage completes, paged by keyset', () => {
+  it('pages on past keys too long for a URL: their cursors stay short, and every row comes once', () => {
+    const long = (c: string) => row('k'.repeat(20_000) + c);
+    const reduces = [
+      [long('b'), row('a')],
+      [long('a'), row('z')],
+      [long('c'), long('a'), row(1)],
+    ];
+    keyedJob('long', reduces);
+    const q = queries();
+    const job = q.job('long')!;
+    let cursor: string | undefined;
+    const seen: unknown[] = [];
+    for (;;) {
+      const page = pageResults(q, job, cursor, 1);
+      seen.push(...page.results);
+      if (page.next_cursor === null) break;
+      expect(page.next_cursor.length).toBeLessThan(6000);
+      cursor = page.next_cursor;
+    }
+    expect(seen).toEqual(stableSorted(reduces));
+  });
+
+  it('refuses a long-key cursor whose row is not there, as one to start again without', () => {
+    keyedJob('gone', [[row('a')], [row('b')], []]);
+    const q = queries();
+    const bad = `h${Buffer.from('x'.repeat(10)).toString('base64url')}.${'A'.repeat(22)}`;
+    expect(() => pageResults(q, q.job('gone')!, bad, 10)).toThrow(/start again without a cursor/);
+  });
+
   it('serves every row exactly once, in compareKeys order, whatever the page size', () => {
     keyedJob('j', REDUCES);
     for (const limit of [1, 2, 3, 7, 15, 1000]) expect(allPages('j', limit)).toEqual(stableSorted(REDUCES));

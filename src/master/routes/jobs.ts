@@ -145,7 +145,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
           params: JobParams,
           querystring: Type.Object({
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESULTS_PAGE })),
-            cursor: Type.Optional(Type.String()),
+            // What this API gives out is under 5.5 KiB (see results-pager.ts keyCursor).
+            cursor: Type.Optional(Type.String({ maxLength: 8192 })),
           }),
         },
       },
