@@ -112,7 +112,7 @@ export class PeerTransport implements Transport {
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
   /** The snapshot being streamed to each peer: one at a time, never restarted while it runs. */
-  private readonly sending = new Map<NodeId, SnapshotSender>();
+  private readonly sending = new Map<NodeId, SnapshotSender | CopyAwaited>();
   private readonly receiver: SnapshotReceiver;
   private transfers = Date.now();
 
@@ -165,7 +165,7 @@ export class PeerTransport implements Transport {
    * `snapshotFor()` to its peer in chunks, unless one is on its way to it already (Raft asks
    * again while a large one is still travelling: restarting would never finish it).
    */
-  send(msgs: readonly Message[], snapshotFor: () => Snapshot): void {
+  send(msgs: readonly Message[], snapshotFor: () => Snapshot | Promise<Snapshot>): void {
     for (const [to, all] of groupBy(msgs, (m) => m.to)) {
       const link = this.links.get(to);
       const snap = all.find((m) => m.type === 'snap');
@@ -177,13 +177,39 @@ export class PeerTransport implements Transport {
         this.handlers.onSnapshotFailed(to);
         continue;
       }
-      try {
-        this.streamSnapshot(to, link, snap, snapshotFor());
-      } catch (err) {
+      const failed = (err: unknown) => {
         // No room for the copy (or the disk refused it): this follower waits, the leader goes on.
         this.log.warn({ peer: to, err: (err as Error).message }, 'could not copy the state to send a snapshot');
         this.handlers.onSnapshotFailed(to);
+      };
+      let copy: Snapshot | Promise<Snapshot>;
+      try {
+        copy = snapshotFor();
+      } catch (err) {
+        failed(err);
+        continue;
       }
+      if (!(copy instanceof Promise)) {
+        this.streamSnapshot(to, link, snap, copy);
+        continue;
+      }
+      // Held for this peer while the copy is made, so Raft asking again does not start another.
+      const waiting = new CopyAwaited();
+      this.sending.set(to, waiting);
+      copy.then(
+        (s) => {
+          if (this.sending.get(to) !== waiting || !waiting.running) return;
+          this.sending.delete(to);
+          const now = this.links.get(to);
+          if (now?.open) this.streamSnapshot(to, now, snap, s);
+          else this.handlers.onSnapshotFailed(to);
+        },
+        (err: unknown) => {
+          if (this.sending.get(to) !== waiting || !waiting.running) return;
+          this.sending.delete(to);
+          failed(err);
+        },
+      );
     }
   }
 
@@ -292,5 +318,13 @@ export class PeerTransport implements Transport {
     this.receiver.close();
     for (const l of this.links.values()) l.close();
     this.links.clear();
+  }
+}
+
+/** A snapshot for a peer whose copy is still being made: cancelled like a sender. */
+class CopyAwaited {
+  running = true;
+  cancel(): void {
+    this.running = false;
   }
 }

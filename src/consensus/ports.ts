@@ -39,6 +39,11 @@ export interface StateMachine<C, R> {
    */
   applyBatch(entries: readonly Committed<C>[]): (R | undefined)[];
   snapshot(): Snapshot;
+  /**
+   * A snapshot made without blocking the caller, where the state can be copied aside (a
+   * large state takes seconds): at some applied index at or after the call, as its meta says.
+   */
+  snapshotInBackground?(): Promise<Snapshot>;
   /** Replaces the whole state with a snapshot's data, durably, before returning. */
   restore(snapshot: Snapshot): void;
   /** A snapshot taken or received that will not be used: its file (if any) can go. */
@@ -86,8 +91,8 @@ export interface Inbound {
 
 /** Messages to the other members. Delivery is best effort: Raft re-sends what matters. */
 export interface Transport {
-  /** `snapshot` is asked for only when a message needs one. */
-  send(messages: readonly Message[], snapshot: () => Snapshot): void;
+  /** `snapshot` is asked for only when a message needs one; it may take a while to come. */
+  send(messages: readonly Message[], snapshot: () => Snapshot | Promise<Snapshot>): void;
   setPeers(members: readonly Member[]): void;
   /** When a frame from `id` last arrived, on the clock's time line (0: never). */
   lastHeard(id: NodeId): number;

@@ -143,6 +143,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private persistedTerm = 0;
   private persistedVote = 0;
   private outgoingSnapshot: { at: number; snap: Snapshot } | undefined;
+  /** A snapshot being copied in the background, which followers asking meanwhile share. */
+  private copying: Promise<Snapshot> | undefined;
   /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
   private deferred: Entry[] = [];
   private cancelApplyTimer: Cancel | undefined;
@@ -725,7 +727,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.outgoingSnapshot = undefined;
   }
 
-  private snapshotToSend(): Snapshot {
+  private snapshotToSend(): Snapshot | Promise<Snapshot> {
     // Several followers needing one at once share it — while the log still follows on from
     // it; a snapshot older than the compaction point would leave its receiver stuck behind.
     const now = this.clock.now();
@@ -733,10 +735,33 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (cached && now - cached.at <= SHARE_SNAPSHOT_MS && cached.snap.meta.index >= this.raft.log.snapshot.index) {
       return cached.snap;
     }
-    this.dropOutgoingSnapshot();
-    const snap = this.state.snapshot();
-    this.outgoingSnapshot = { at: now, snap };
-    // The copy is as big as the state: it does not stay on disk once nobody can share it.
+    if (!this.state.snapshotInBackground) {
+      this.dropOutgoingSnapshot();
+      return this.share(this.state.snapshot());
+    }
+    // Copied off the event loop, which must go on heartbeating; followers asking meanwhile
+    // wait for the same copy.
+    this.copying ??= this.state.snapshotInBackground().then(
+      (snap) => {
+        this.copying = undefined;
+        if (this.closed) {
+          this.state.discard(snap);
+          throw new Error('the master is closing');
+        }
+        this.dropOutgoingSnapshot();
+        return this.share(snap);
+      },
+      (err: unknown) => {
+        this.copying = undefined;
+        throw err;
+      },
+    );
+    return this.copying;
+  }
+
+  /** Keeps a copy to share for a while: as big as the state, it does not stay on disk longer. */
+  private share(snap: Snapshot): Snapshot {
+    this.outgoingSnapshot = { at: this.clock.now(), snap };
     this.clock.after(SHARE_SNAPSHOT_MS, () => {
       if (this.outgoingSnapshot?.snap === snap) this.dropOutgoingSnapshot();
     });

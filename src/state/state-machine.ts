@@ -25,6 +25,7 @@ import {
 import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
+import { copyInBackground } from './snapshot-copy.js';
 
 /**
  * The state database of one master. Committed entries are applied in index order, each
@@ -185,6 +186,25 @@ export class StateMachine implements Port<Command, ApplyResult> {
       throw err;
     }
     return { meta: this.applied(), data: { file, size: statSync(file).size } };
+  }
+
+  /**
+   * The same copy made in a worker thread, for a leader whose event loop must keep turning
+   * (heartbeats) while a large state is copied. It holds the state at some batch boundary at
+   * or after this call; its meta is read from the copy.
+   */
+  async snapshotInBackground(): Promise<Snapshot> {
+    const file = `${this.path}${OUTGOING}${++this.snapshots}`;
+    rmSync(file, { force: true });
+    try {
+      const meta = await copyInBackground(this.path, file);
+      return { meta, data: { file, size: statSync(file).size } };
+    } catch (err) {
+      rmSync(file, { force: true });
+      if (isDiskError(err))
+        throw new StorageError(`a snapshot copy could not be written: ${(err as Error).message}`, err);
+      throw err;
+    }
   }
 
   discard(snapshot: Snapshot): void {

@@ -719,6 +719,7 @@ export class SimCluster {
           // As the peer transport does: the snapshot sent is the state machine now, streamed
           // in chunks, the message riding on the last.
           const s = snapshotFor();
+          if (s instanceof Promise) return this.fail('the simulation copies snapshots in step');
           if (!Buffer.isBuffer(s.data)) this.fail('the simulation sends snapshots as buffers');
           this.stats.snapshotsSent++;
           this.sendChunks(node, { ...m, snapshot: s.meta }, s.data);

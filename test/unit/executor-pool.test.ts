@@ -85,7 +85,9 @@ describe('the executor pool', () => {
     // still fail, not hang with the executor that was killed for it.
     const seldom = new BuiltPool(1, { memorySampleMs: 60_000 });
     try {
-      const keeps = user('export function map(r, emit) { globalThis.kept = Buffer.alloc(256 * 1024 * 1024, 1); emit("n", 1) }');
+      const keeps = user(
+        'export function map(r, emit) { globalThis.kept = Buffer.alloc(256 * 1024 * 1024, 1); emit("n", 1) }',
+      );
       await expect(seldom.run(keeps, { ...limits, memoryMb: 128 })).rejects.toMatchObject({ name: 'memory_limit' });
       expect(await seldom.run(sleep(1, 5), limits)).toBe('[5]');
     } finally {
