@@ -702,6 +702,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (!this.floored()) return false;
     if (m.type === 'timeoutNow') return true;
     if (m.type !== 'vote' && m.type !== 'preVote') return false;
+    // Of two voters, an entry commits only on both: the other one holds every committed entry,
+    // whatever this node had appended beyond them. Refusing it would leave no one to lead.
+    const voters = this.raft.voters;
+    if (voters.length === 2 && voters.includes(m.from) && voters.includes(this.self.id)) return false;
     return !upToDate({ index: m.lastIndex, term: m.lastTerm }, this.floor!);
   }
 

@@ -254,6 +254,27 @@ describe('scenarios', () => {
     expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
   });
 
+  it('of two voters, one that lost its state after compaction, with entries the other never had, still lets the other lead', () => {
+    // Of two voters every committed entry is on both: the survivor's log holds all of them, even
+    // when the one that lost its state had appended more (uncommitted) before it crashed.
+    const sim = quietCluster(2, 1, { keepEntries: 0 });
+    const lost = sim.leader()!.id;
+    const survivor = sim.leader()!.voters.find((v) => v !== lost)!;
+    for (let i = 0; i < 10; i++) sim.commitEverywhere(`c${i}`);
+    sim.isolate(survivor);
+    expect(sim.propose('never-committed', lost)).toBe(true);
+    sim.run(5);
+    sim.compact(lost);
+    sim.crash(lost);
+    sim.loseState(lost);
+    sim.heal();
+    sim.restart(lost);
+    sim.runUntil(() => sim.leader() !== undefined, 500, 'a leader');
+    sim.commitEverywhere('after');
+    expect(sim.node(lost).sm).toEqual(sim.node(survivor).sm);
+    expect(sim.history).not.toContain('never-committed');
+  });
+
   it('a node whose state database is lost before any compaction replays its log from the start', () => {
     const sim = quietCluster(3);
     const leader = sim.leader()!;
