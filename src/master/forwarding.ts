@@ -9,6 +9,9 @@ export const FORWARDED = 'x-weir-forwarded';
 /** Uploads are copied from master to master, not through the log: they need no leader. */
 export const UPLOADS_PATH = '/api/uploads';
 export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`);
+const BACKUP_ROUTE = '/api/cluster/backup';
+/** How long `weir backup` waits for one (src/client/sdk.ts). */
+const BACKUP_WAIT_MS = 600_000;
 
 /**
  * Any master answers: a follower proxies calls that need the leader to it (a redirect would
@@ -58,7 +61,8 @@ export class LeaderForwarding {
         headers,
         body: hasBody ? req.raw : null,
         dispatcher: this.agent,
-        headersTimeout: 90_000,
+        // A backup is made whole before its first byte leaves: wait for it as long as the CLI does.
+        headersTimeout: req.routeOptions.url === BACKUP_ROUTE ? BACKUP_WAIT_MS : 90_000,
         bodyTimeout: 90_000,
       });
     } catch (err) {
