@@ -5,7 +5,7 @@
 // Every process starts in its own process group (detached), so a kill reaches anything it
 // spawned; `cleanup()` SIGKILLs every group this harness started and removes its temp dir.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -278,10 +278,21 @@ export class Cluster {
   readonly tmp: string;
   private readonly procs = new Set<Proc>();
   private n = 0;
+  private workersRoot: string | undefined;
 
   constructor(readonly name: string) {
     this.tmp = mkdtempSync(join(tmpdir(), `weir-it-${name}-`));
     liveClusters.add(this);
+  }
+
+  /**
+   * Where workers keep their data: outside the temp and working dirs, as the README advises.
+   * In the temp dir, keeping tasks out of it costs every executor ~10,000 permission entries
+   * (~16 MiB, counted in memory_mb) and a slower start; the specs of that case name theirs.
+   */
+  private workerDataDir(host: string, port: number): string {
+    this.workersRoot ??= mkdtempSync(join(existsSync('/var/tmp') ? '/var/tmp' : this.tmp, 'weir-it-w-'));
+    return join(this.workersRoot, `${host}-${port}`);
   }
 
   /** Spawns `node bin/weir.js ARGS` in its own process group, output to a log file. */
@@ -389,10 +400,12 @@ export class Cluster {
       tls?: NodeTlsSetup;
       /** More flags (`--allow-read DIR`, …). */
       args?: string[];
+      /** Default: a short path outside the temp and working dirs (see workerDataDir). */
+      dataDir?: string;
     } = {},
   ): Promise<WorkerProc> {
     const port = await freePort(host);
-    const dataDir = join(this.tmp, `worker-${host}-${port}`);
+    const dataDir = o.dataDir ?? this.workerDataDir(host, port);
     mkdirSync(dataDir, { recursive: true });
     const masterArg = (o.masters ?? [master.url]).join(',');
     const args = ['worker', '--host', host, '--port', String(port), '--master', masterArg, '--data-dir', dataDir];
@@ -513,8 +526,10 @@ export class Cluster {
     for (const p of all) this.kill(p, 'SIGKILL');
     await Promise.race([Promise.all(all.filter((p) => p.role !== 'cli').map((p) => p.exited)), sleep(10_000)]);
     liveClusters.delete(this);
-    if (!process.env.KEEP_TMP) rmSync(this.tmp, { recursive: true, force: true });
-    else process.stderr.write(`[weir-it] kept ${this.tmp}\n`);
+    if (!process.env.KEEP_TMP) {
+      rmSync(this.tmp, { recursive: true, force: true });
+      if (this.workersRoot) rmSync(this.workersRoot, { recursive: true, force: true });
+    } else process.stderr.write(`[weir-it] kept ${this.tmp} ${this.workersRoot ?? ''}\n`);
   }
 }
 

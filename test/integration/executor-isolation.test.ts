@@ -48,9 +48,10 @@ const reads = (path: string) =>
   `import { readFileSync } from "node:fs"; export function map(x, emit) { emit("text", readFileSync(${JSON.stringify(path)}, "utf8")) }`;
 
 /** A master and one worker of its own, so that every task of the master runs on that worker. */
-async function pair(masterHost: string, workerHost: string, args: string[] = []) {
+async function pair(masterHost: string, workerHost: string, args: string[] = [], dataDir?: string) {
   const m = await c.master(masterHost, { env });
-  const w = await c.worker(workerHost, m, { env, maxTasks: 2, token: admin.authorization!.slice(7), args });
+  const token = admin.authorization!.slice(7);
+  const w = await c.worker(workerHost, m, { env, maxTasks: 2, token, args, ...(dataDir ? { dataDir } : {}) });
   return { m, w };
 }
 
@@ -63,7 +64,8 @@ describe("a worker's data dir", () => {
   });
 
   it('is refused to tasks when it lies in the temp dir (a default root)', async () => {
-    const { m, w } = await pair('127.0.0.181', '127.0.0.182');
+    const inTmp = join(c.tmp, 'worker-in-tmp');
+    const { m, w } = await pair('127.0.0.181', '127.0.0.182', [], inTmp);
     const lock = join(w.dataDir, 'LOCK');
     expect(await failed(m, { module: reads(lock), data: [1], max_retries: 2 })).toMatchObject({
       name: 'permission_denied',
