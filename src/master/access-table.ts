@@ -34,6 +34,7 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/jobs/:job_id': USERS,
   'GET /api/jobs/:job_id/tasks': USERS,
   'GET /api/jobs/:job_id/results': USERS,
+  'GET /api/jobs/:job_id/logs': USERS,
   'POST /api/jobs/:job_id/cancel': USERS,
   'DELETE /api/jobs/:job_id': USERS,
   'POST /api/jobs/:job_id/events': USERS,

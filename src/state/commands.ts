@@ -1,6 +1,7 @@
 import type { BatchConfig } from '../ops/batch-config.js';
 import type { StreamConfig } from '../protocol/stream-job.js';
 import type { TaskError, TaskRef } from '../protocol/task-ref.js';
+import type { LogLine } from '../protocol/task-log.js';
 
 /** What a job runs: batch tasks, or the instances of a streaming topology. */
 export type JobConfig = BatchConfig | StreamConfig;
@@ -82,13 +83,14 @@ export interface CompleteTasks {
    * `result_json`: the task's results, a JSON array, stored as it is; `ms`: how long the
    * task ran on its worker (absent from commands logged before workers reported it).
    */
-  completions: (TaskRef & { worker_id: string; result_json: string; ms?: number })[];
+  completions: (TaskRef & { worker_id: string; result_json: string; ms?: number; logs?: LogLine[] })[];
 }
 
 export interface FailTasks {
   type: 'failTasks';
   at: number;
-  failures: (TaskRef & { worker_id: string; error: TaskError })[];
+  /** `logs` (of completions too): what the attempt printed, stored once per attempt. */
+  failures: (TaskRef & { worker_id: string; error: TaskError; logs?: LogLine[] })[];
 }
 
 /**

@@ -1,0 +1,213 @@
+// What user code prints (console.*, process.stdout/stderr) is kept per task attempt on the
+// masters, served by GET /api/jobs/ID/logs and `weir logs`, and outlives its worker
+// (addresses 127.0.0.3–127.0.0.10 belong to this file).
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOG_CAP_BYTES, LOG_CUT_MARKER } from '../../src/protocol/task-log.js';
+import {
+  Cluster,
+  http,
+  untilJobStatus,
+  waitFor,
+  type Json,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
+
+const c = new Cluster('task-logs');
+let m: MasterProc;
+let w: WorkerProc;
+
+beforeAll(async () => {
+  m = await c.master('127.0.0.3');
+  w = await c.worker('127.0.0.4', m, { maxTasks: 2 });
+});
+
+afterAll(() => c.cleanup());
+
+interface Line {
+  task: number;
+  attempt: number;
+  stream: string;
+  time: string;
+  text: string;
+  component?: string;
+  instance?: number;
+}
+
+async function submit(url: string, config: Json, name = 'logs'): Promise<string> {
+  const r = await http('POST', `${url}/api/jobs`, { name, type: 'batch', config });
+  expect(r.status, r.text).toBe(201);
+  return r.json.job_id as string;
+}
+
+/** Every line of a job's logs, page by page (`query`: task=, attempt=, limit=). */
+async function allLines(url: string, id: string, query = ''): Promise<Line[]> {
+  const lines: Line[] = [];
+  let cursor: string | null = null;
+  for (let first = true; first || cursor; first = false) {
+    const q: string = [query, cursor ? `cursor=${cursor}` : ''].filter(Boolean).join('&');
+    const r = await http('GET', `${url}/api/jobs/${id}/logs${q ? `?${q}` : ''}`);
+    expect(r.status, r.text).toBe(200);
+    lines.push(...r.json.lines);
+    cursor = r.json.next_cursor;
+  }
+  return lines;
+}
+
+const texts = (lines: Line[]) => lines.map((l) => l.text);
+
+describe('GET /api/jobs/ID/logs', () => {
+  it('has what map tasks printed with console.log and console.error, each line with its task, attempt, stream and time', async () => {
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) {
+        console.log('out', r);
+        console.error('err', r);
+        process.stdout.write('partial ' + r);
+        process.stdout.write(' line\\n');
+        emit(r, 1);
+      }`,
+      data: [0, 1, 2, 3, 4, 5],
+      task_count: 3,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    const lines = await allLines(m.url, id);
+    expect(lines).toHaveLength(18);
+    for (let r = 0; r < 6; r++) {
+      const out = lines.find((l) => l.text === `out ${r}`)!;
+      const err = lines.find((l) => l.text === `err ${r}`)!;
+      const partial = lines.find((l) => l.text === `partial ${r} line`)!;
+      expect(out).toMatchObject({ stream: 'stdout', attempt: 1 });
+      expect(err).toMatchObject({ stream: 'stderr', attempt: 1, task: out.task });
+      expect(partial).toMatchObject({ stream: 'stdout', task: out.task });
+      expect(out.task).toBeGreaterThanOrEqual(0);
+      expect(out.task).toBeLessThan(3);
+      expect(Date.parse(out.time)).toBeGreaterThan(Date.now() - 120_000);
+    }
+    // A task's lines alone, and one page at a time.
+    const t0 = await allLines(m.url, id, 'task=0&limit=1');
+    expect(t0.length).toBeGreaterThan(0);
+    expect(t0.every((l) => l.task === 0)).toBe(true);
+    expect(t0).toEqual(lines.filter((l) => l.task === 0));
+  });
+
+  it('keeps the lines of every attempt of a task that failed and was retried', async () => {
+    const flag = join(c.tmp, `retry-${Date.now()}`);
+    const id = await submit(m.url, {
+      module: `import { existsSync, writeFileSync } from 'node:fs';
+      export function map(r, emit) {
+        if (!existsSync(${JSON.stringify(flag)})) {
+          writeFileSync(${JSON.stringify(flag)}, '');
+          console.log('first try');
+          throw new Error('boom');
+        }
+        console.log('second try');
+        emit(r, 1);
+      }`,
+      data: [1],
+      task_count: 1,
+      max_retries: 2,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    expect(texts(await allLines(m.url, id, 'task=0&attempt=1'))).toEqual(['first try']);
+    expect(texts(await allLines(m.url, id, 'task=0&attempt=2'))).toEqual(['second try']);
+  });
+
+  it('cuts a log at 1 MiB with a marker line when a task prints 2 MiB', async () => {
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) {
+        for (let i = 0; i < 2048; i++) console.log(String(i).padEnd(1023, '.'));
+        emit(r, 1);
+      }`,
+      data: [1],
+      task_count: 1,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    const lines = await allLines(m.url, id, 'limit=300');
+    expect(lines[lines.length - 1]).toMatchObject({ text: LOG_CUT_MARKER, stream: 'stderr' });
+    const kept = lines.slice(0, -1);
+    const bytes = kept.reduce((n, l) => n + l.text.length, 0);
+    expect(bytes).toBeLessThanOrEqual(LOG_CAP_BYTES);
+    expect(bytes).toBeGreaterThan(0.9 * LOG_CAP_BYTES);
+    // In order, none lost before the cut.
+    expect(kept.map((l) => Number(l.text.replace(/\.+$/, '')))).toEqual(kept.map((_, i) => i));
+  });
+
+  it('keeps what a task printed before it called process.exit, or ran out of memory', async () => {
+    const exits = await submit(m.url, {
+      module: `export function map(r, emit) { console.log('before exit'); console.error('bye'); process.exit(3); }`,
+      data: [1],
+      task_count: 1,
+      max_retries: 0,
+    });
+    const oom = await submit(m.url, {
+      module: `export function map(r, emit) {
+        console.log('before the memory ran out');
+        const hog = [];
+        for (;;) hog.push(new Array(1e6).fill(r));
+      }`,
+      data: [1],
+      task_count: 1,
+      max_retries: 0,
+      memory_mb: 128,
+    });
+    await untilJobStatus(m.url, exits, 'failed');
+    await untilJobStatus(m.url, oom, 'failed');
+    expect(texts(await allLines(m.url, exits))).toEqual(['before exit', 'bye']);
+    expect(texts(await allLines(m.url, oom))).toEqual(['before the memory ran out']);
+  });
+
+  it('are deleted with their job: 404 from then on', async () => {
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) { console.log('soon gone'); emit(r, 1); }`,
+      data: [1],
+      task_count: 1,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    expect(texts(await allLines(m.url, id))).toEqual(['soon gone']);
+    expect((await http('DELETE', `${m.url}/api/jobs/${id}`)).status).toBe(204);
+    const r = await http('GET', `${m.url}/api/jobs/${id}/logs`);
+    expect(r.status).toBe(404);
+    expect(r.json.error.code).toBe('not_found');
+  });
+
+  it('refuses bad parameters with 400 and an unknown job with 404', async () => {
+    const id = await submit(m.url, { operation: 'noop', task_count: 1 });
+    for (const q of [
+      'task=-1',
+      'task=x',
+      'attempt=0&task=1',
+      'attempt=1',
+      'cursor=zzz',
+      'limit=0',
+      'limit=100001',
+      'follow=maybe',
+    ]) {
+      const r = await http('GET', `${m.url}/api/jobs/${id}/logs?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(['bad_request', 'validation_failed'], q).toContain(r.json.error.code);
+    }
+    const r = await http('GET', `${m.url}/api/jobs/job_nope/logs`);
+    expect(r.status).toBe(404);
+  });
+});
+
+describe('weir logs', () => {
+  it('prints each line as `task N #ATTEMPT STREAM TIME text`', async () => {
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) { console.error('cli line', r); emit(r, 1); }`,
+      data: [7],
+      task_count: 1,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    const r = await c.cli(['--master', m.url, 'logs', id]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^task 0 #1 stderr \d\d:\d\d:\d\d\.\d\d\d cli line 7\n$/);
+    const bad = await c.cli(['--master', m.url, 'logs', id, '--attempt', '1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--attempt needs --task/);
+    const unknown = await c.cli(['--master', m.url, 'logs', 'job_nope']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/not_found/);
+  });
+});
