@@ -6,21 +6,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOG_CAP_BYTES, LOG_CUT_MARKER } from '../../src/protocol/task-log.js';
 import {
   Cluster,
+  cliSync,
+  freePorts,
   http,
+  submitRetrying,
+  untilAgreedLeader,
   untilJobStatus,
   waitFor,
   type Json,
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { bearer } from '../helpers/tokens.js';
 
 const c = new Cluster('task-logs');
 let m: MasterProc;
-let w: WorkerProc;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.3');
-  w = await c.worker('127.0.0.4', m, { maxTasks: 2 });
+  await c.worker('127.0.0.4', m, { maxTasks: 2 });
 });
 
 afterAll(() => c.cleanup());
@@ -209,5 +213,141 @@ describe('weir logs', () => {
     const unknown = await c.cli(['--master', m.url, 'logs', 'job_nope']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/not_found/);
+  });
+});
+
+/** The NDJSON of `GET …/logs?follow=1`, read as it arrives, and the job's status when the first line came. */
+async function follow(url: string, id: string, headers: Record<string, string> = {}) {
+  const r = await fetch(`${url}/api/jobs/${id}/logs?follow=1`, { headers, signal: AbortSignal.timeout(60_000) });
+  expect(r.status).toBe(200);
+  expect(r.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+  const decoder = new TextDecoder();
+  let text = '';
+  let statusAtFirst: string | undefined;
+  for await (const chunk of r.body!) {
+    text += decoder.decode(chunk as Uint8Array, { stream: true });
+    if (statusAtFirst === undefined && text.trim()) {
+      statusAtFirst = (await http('GET', `${url}/api/jobs/${id}`, undefined, headers)).json.status;
+    }
+  }
+  const lines = text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Line);
+  return { lines, statusAtFirst };
+}
+
+describe('GET /api/jobs/ID/logs?follow=1', () => {
+  it('streams the lines of a running job as NDJSON, and ends when the job ends', async () => {
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) {
+        console.log('task of', r, 'starts');
+        if (r === 'slow') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);
+        console.log('task of', r, 'ends');
+        emit(r, 1);
+      }`,
+      data: ['quick', 'slow'],
+      task_count: 2,
+    });
+    const { lines, statusAtFirst } = await follow(m.url, id);
+    expect(statusAtFirst).toBe('running');
+    expect((await http('GET', `${m.url}/api/jobs/${id}`)).json.status).toBe('completed');
+    expect(texts(lines).sort()).toEqual(
+      ['task of quick starts', 'task of quick ends', 'task of slow starts', 'task of slow ends'].sort(),
+    );
+    expect(lines.every((l) => l.attempt === 1 && l.stream === 'stdout')).toBe(true);
+  });
+});
+
+describe('logs on three masters, when their worker and then the leader are killed', () => {
+  const hosts = ['127.0.0.5', '127.0.0.6', '127.0.0.7'];
+  const masters: MasterProc[] = [];
+  let w3: WorkerProc;
+
+  beforeAll(async () => {
+    const ports = await freePorts(hosts);
+    const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+    masters.push(
+      ...(await Promise.all(hosts.map((h, i) => c.master(h, { port: ports[i]!, args: ['--peers', peers] })))),
+    );
+    await untilAgreedLeader(
+      masters.map((x) => x.url),
+      { procs: masters },
+    );
+    w3 = await c.worker('127.0.0.8', masters[0]!, { maxTasks: 2, masters: masters.map((x) => x.url) });
+  });
+
+  it('are still served by the masters left: kill -9 of the worker, then of the leader', async () => {
+    const urls = masters.map((x) => x.url);
+    const id = await submitRetrying(urls[0]!, {
+      name: 'survivor',
+      type: 'batch',
+      config: {
+        module: `export function map(r, emit) { console.log('printed by', r); console.error('and to stderr'); emit(r, 1); }`,
+        data: ['a', 'b'],
+        task_count: 2,
+      },
+    });
+    await untilJobStatus(urls[0]!, id, 'completed');
+    await c.stop(w3, 'SIGKILL');
+    const { leaderId, leaderUrl, term } = await untilAgreedLeader(urls, { procs: masters });
+    const leader = masters.find((x) => x.url === leaderUrl)!;
+    expect(leader).toBeDefined();
+    await c.stop(leader, 'SIGKILL');
+    const left = urls.filter((u) => u !== leaderUrl);
+    const agreed = await untilAgreedLeader(left, { minTerm: term + 1 });
+    expect(agreed.leaderId).not.toBe(leaderId);
+    for (const url of left) {
+      const lines = await waitFor(`logs from ${url}`, async () => {
+        const r = await http('GET', `${url}/api/jobs/${id}/logs`);
+        return r.status === 200 ? (r.json.lines as Line[]) : undefined;
+      });
+      expect(texts(lines).sort()).toEqual(['and to stderr', 'and to stderr', 'printed by a', 'printed by b']);
+    }
+  });
+});
+
+describe('logs with JWT_SECRET set', () => {
+  const env = { JWT_SECRET: 'task-logs-test-secret-0123456789abcdef' };
+  let sm: MasterProc;
+  let token: string;
+
+  beforeAll(async () => {
+    const t = cliSync(['token'], { env });
+    expect(t.code, t.stderr).toBe(0);
+    token = t.stdout.trim();
+    sm = await c.master('127.0.0.9', { env });
+    await c.worker('127.0.0.10', sm, { env, maxTasks: 1, token });
+  });
+
+  it('are read with a client token, by REST and by `weir logs`, and refused without one (401)', async () => {
+    const r = await http(
+      'POST',
+      `${sm.url}/api/jobs`,
+      {
+        name: 'secret-logs',
+        type: 'batch',
+        config: {
+          module: `export function map(r, emit) { console.log('for token holders'); emit(r, 1); }`,
+          data: [1],
+          task_count: 1,
+        },
+      },
+      bearer(token),
+    );
+    expect(r.status, r.text).toBe(201);
+    const id = r.json.job_id as string;
+    await untilJobStatus(sm.url, id, 'completed', 60_000, bearer(token));
+    const ok = await http('GET', `${sm.url}/api/jobs/${id}/logs`, undefined, bearer(token));
+    expect(ok.status, ok.text).toBe(200);
+    expect(texts(ok.json.lines)).toEqual(['for token holders']);
+    const none = await http('GET', `${sm.url}/api/jobs/${id}/logs`);
+    expect(none.status).toBe(401);
+    expect(none.json.error.code).toBe('unauthorized');
+    const followed = await fetch(`${sm.url}/api/jobs/${id}/logs?follow=1`);
+    expect(followed.status).toBe(401);
+    const cli = await c.cli(['--master', sm.url, 'logs', id], { env: { WEIR_TOKEN: token } });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/^task 0 #1 stdout \S+ for token holders\n$/);
   });
 });
