@@ -46,6 +46,8 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },
   // A streaming job's collect sink, on a worker.
   'POST /api/jobs/:job_id/rows': { roles: ['worker'] },
+  // What a streaming job's instances printed, from their worker.
+  'POST /api/jobs/:job_id/logs': { roles: ['worker'] },
   'PUT /api/uploads/:id': {
     roles: ['peer'],
     owns: (p) => p.role !== 'peer' || p.node_id !== undefined,

@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type {
+  AppendLogs,
   ApplyResult,
   AssignTasks,
   CancelJob,
@@ -136,6 +137,8 @@ export class Applier {
         return this.purgeJob(cmd);
       case 'forgetWorker':
         return this.forgetWorker(cmd);
+      case 'appendLogs':
+        return this.appendLogs(cmd);
       default:
         throw new Error(`unknown command type ${JSON.stringify((cmd as { type?: unknown }).type)}`);
     }
@@ -424,6 +427,17 @@ export class Applier {
     const more = budget === 0;
     if (!more) this.s.deletePurging.run(seq);
     return { more, removed: PURGE_SLICE_ROWS - budget };
+  }
+
+  private appendLogs(cmd: AppendLogs): ApplyResult<'appendLogs'> {
+    const job = this.jobOf(cmd.job_id);
+    if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
+    let lines = 0;
+    for (const l of cmd.logs) {
+      this.logs.add(job.seq, l.idx, l.attempt, l.lines);
+      lines += l.lines.length;
+    }
+    return { ok: true, lines };
   }
 
   private forgetWorker(cmd: ForgetWorker): ApplyResult<'forgetWorker'> {

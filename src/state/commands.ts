@@ -25,7 +25,8 @@ export type Command =
   | CollectRows
   | DeleteJob
   | PurgeJob
-  | ForgetWorker;
+  | ForgetWorker
+  | AppendLogs;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -135,6 +136,17 @@ export interface ForgetWorker {
   dead_before: number;
 }
 
+/**
+ * Lines a streaming job's instances printed, sent by their worker as they run (a batch task's
+ * travel with its outcome instead, in completeTasks / failTasks).
+ */
+export interface AppendLogs {
+  type: 'appendLogs';
+  at: number;
+  job_id: string;
+  logs: { idx: number; attempt: number; lines: LogLine[] }[];
+}
+
 /** A task attempt on a worker. */
 export interface RunningTask extends TaskRef {
   worker_id: string;
@@ -177,6 +189,7 @@ export interface Applied {
   deleteJob: { ok: true; to_stop: RunningTask[]; seq: number; more: boolean; upload_id?: string };
   purgeJob: { ok: true; more: boolean; removed: number };
   forgetWorker: { ok: true; forgotten: boolean };
+  appendLogs: { ok: true; lines: number };
 }
 
 /** Each command's result, or why it was refused. */

@@ -24,7 +24,8 @@ let m: MasterProc;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.3');
-  await c.worker('127.0.0.4', m, { maxTasks: 2 });
+  // Room for the streaming job's four instances.
+  await c.worker('127.0.0.4', m, { maxTasks: 4 });
 });
 
 afterAll(() => c.cleanup());
@@ -349,5 +350,50 @@ describe('logs with JWT_SECRET set', () => {
     const cli = await c.cli(['--master', sm.url, 'logs', id], { env: { WEIR_TOKEN: token } });
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toMatch(/^task 0 #1 stdout \S+ for token holders\n$/);
+  });
+});
+
+describe('a streaming job', () => {
+  it('has what its functions print, by component and instance, while it runs', async () => {
+    const r = await http('POST', `${m.url}/api/jobs`, {
+      name: 'stream-logs',
+      type: 'streaming',
+      config: {
+        topology: {
+          spouts: [{ id: 'in', type: 'http' }],
+          bolts: [
+            { id: 'shout', op: 'map', fn: 'shout', parallelism: 2, inputs: [{ from: 'in', grouping: 'shuffle' }] },
+            { id: 'out', op: 'collect', inputs: [{ from: 'shout', grouping: 'shuffle' }] },
+          ],
+        },
+        module: `export function shout(e) { console.log('shouting', e.word); return { id: e.word, word: e.word.toUpperCase() }; }`,
+      },
+    });
+    expect(r.status, r.text).toBe(201);
+    const id = r.json.job_id as string;
+    const words = ['a', 'b', 'c', 'd', 'e', 'f'];
+    await waitFor(`events for ${id} to be accepted`, async () => {
+      const p = await http(
+        'POST',
+        `${m.url}/api/jobs/${id}/events`,
+        words.map((word) => ({ word })),
+      );
+      if (p.status !== 202 && p.status !== 503 && p.status !== 409 && p.status !== 429) throw new Error(p.text);
+      return p.status === 202;
+    });
+    const lines = await waitFor(`the instances' lines of ${id}`, async () => {
+      const got = await allLines(m.url, id);
+      return got.length >= words.length ? got : undefined;
+    });
+    expect(texts(lines).sort()).toEqual(words.map((w) => `shouting ${w}`));
+    for (const l of lines) {
+      expect(l.component).toBe('shout');
+      expect([0, 1]).toContain(l.instance);
+      expect(l.stream).toBe('stdout');
+    }
+    const cli = await c.cli(['--master', m.url, 'logs', id]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/^task \d+ \(shout\[[01]\]\) #1 stdout \S+ shouting a$/m);
+    expect((await http('POST', `${m.url}/api/jobs/${id}/cancel`)).status).toBe(200);
   });
 });

@@ -1,5 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { badRequest, notFound } from '../../common/errors.js';
+import { badRequest, noLeader, notFound } from '../../common/errors.js';
+import { commit } from '../cluster-log.js';
+import { LOG_DROPPED_MARKER, LogLinesSchema, type LogLine } from '../../protocol/task-log.js';
 import { ID_PATTERN } from '../../common/ids.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
@@ -37,8 +39,43 @@ const KEEPALIVE_MS = 15_000;
  * answers NDJSON instead (one line object per line of text), kept open until the job ends.
  */
 export function logRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
-  const { queries, jobWatch } = ctx;
+  const { queries, jobWatch, consensus } = ctx;
   return async (app) => {
+    // A streaming job's instances' lines, from the worker they run on (about once a second).
+    app.post(
+      '/jobs/:job_id/logs',
+      {
+        schema: {
+          params: JobParams,
+          body: Type.Object({
+            instances: Type.Array(
+              Type.Object({
+                idx: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+                attempt: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+                lines: LogLinesSchema,
+              }),
+              { maxItems: 1024 },
+            ),
+          }),
+          response: { 200: Type.Object({ stored: Type.Integer() }) },
+        },
+      },
+      async (req) => {
+        if (!queries.job(req.params.job_id)) throw notFound('job', req.params.job_id);
+        if (!consensus.isLeader()) throw noLeader();
+        // Under the no_space alarm the lines are dropped, and one line per instance says so.
+        const full = ctx.space.reason !== undefined;
+        const dropped = (lines: LogLine[]): LogLine[] =>
+          lines.length ? [{ stream: 'stderr', at: lines[0]!.at, text: LOG_DROPPED_MARKER }] : [];
+        const logs = req.body.instances
+          .map((i) => ({ idx: i.idx, attempt: i.attempt, lines: full ? dropped(i.lines) : i.lines }))
+          .filter((i) => i.lines.length > 0);
+        if (logs.length)
+          await commit(consensus, { type: 'appendLogs', at: Date.now(), job_id: req.params.job_id, logs });
+        return { stored: logs.reduce((n, i) => n + i.lines.length, 0) };
+      },
+    );
+
     app.get(
       '/jobs/:job_id/logs',
       {
