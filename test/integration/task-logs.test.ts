@@ -18,6 +18,11 @@ import {
   type WorkerProc,
 } from '../helpers/cluster.js';
 import { bearer } from '../helpers/tokens.js';
+import { CHROMIUM, hasChromium, launchChromium } from '../../scripts/chromium.js';
+
+// The functions handed to the page run in the browser; this project's types are Node's.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const document: any;
 
 const c = new Cluster('task-logs');
 let m: MasterProc;
@@ -397,3 +402,46 @@ describe('a streaming job', () => {
     expect((await http('POST', `${m.url}/api/jobs/${id}/cancel`)).status).toBe(200);
   });
 });
+
+const NO_BROWSER = !hasChromium() && process.env.CI !== 'true';
+
+describe.skipIf(NO_BROWSER)(
+  `the job's page on the dashboard${NO_BROWSER ? ` (skipped: no chromium at ${CHROMIUM})` : ''}`,
+  () => {
+    it('shows the logs, live while the job runs, and only one task’s when asked', async () => {
+      const browser = await launchChromium();
+      try {
+        const id = await submit(m.url, {
+          module: `export function map(r, emit) {
+          console.log('page line', r);
+          if (r === 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
+          emit(r, 1);
+        }`,
+          data: [0, 1],
+          task_count: 2,
+        });
+        const page = await browser.newPage();
+        await page.goto(`${m.url}/jobs/${id}`);
+        const shown = (re: RegExp) =>
+          page.waitForFunction(
+            (src: string) => new RegExp(src).test(document.querySelector('[data-logs]')?.textContent ?? ''),
+            { timeout: 30_000, polling: 200 },
+            re.source,
+          );
+        // Task 0's line arrives while task 1 still sleeps; task 1's once it has ended.
+        await shown(/task 0 #1 page line 0/);
+        await shown(/task 1 #1 page line 1/);
+        await page.type('[data-logs-task]', '1');
+        await page.waitForFunction(
+          () => {
+            const t = document.querySelector('[data-logs]')?.textContent ?? '';
+            return t.includes('page line 1') && !t.includes('page line 0');
+          },
+          { timeout: 30_000, polling: 200 },
+        );
+      } finally {
+        await browser.close();
+      }
+    });
+  },
+);
