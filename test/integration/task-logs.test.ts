@@ -1,6 +1,7 @@
 // What user code prints (console.*, process.stdout/stderr) is kept per task attempt on the
 // masters, served by GET /api/jobs/ID/logs and `weir logs`, and outlives its worker
 // (addresses 127.0.0.3–127.0.0.10 belong to this file).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOG_CAP_BYTES, LOG_CUT_MARKER } from '../../src/protocol/task-log.js';
@@ -26,11 +27,12 @@ declare const document: any;
 
 const c = new Cluster('task-logs');
 let m: MasterProc;
+let w: WorkerProc;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.3');
   // Room for the streaming job's four instances.
-  await c.worker('127.0.0.4', m, { maxTasks: 4 });
+  w = await c.worker('127.0.0.4', m, { maxTasks: 4 });
 });
 
 afterAll(() => c.cleanup());
@@ -141,6 +143,24 @@ describe('GET /api/jobs/ID/logs', () => {
     expect(bytes).toBeGreaterThan(0.9 * LOG_CAP_BYTES);
     // In order, none lost before the cut.
     expect(kept.map((l) => Number(l.text.replace(/\.+$/, '')))).toEqual(kept.map((_, i) => i));
+  });
+
+  it('bounds its worker’s memory when a task prints 100 MiB in a loop: the log is cut at 1 MiB', async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${w.pid}/status`, 'utf8'))![1]) * 1024;
+    const before = rss();
+    const id = await submit(m.url, {
+      module: `export function map(r, emit) {
+        const line = 'x'.repeat(1023);
+        for (let i = 0; i < 100 * 1024; i++) console.log(line);
+        emit(r, 1);
+      }`,
+      data: [1],
+      task_count: 1,
+    });
+    await untilJobStatus(m.url, id, 'completed');
+    const lines = await allLines(m.url, id, 'limit=10000');
+    expect(lines[lines.length - 1]!.text).toBe(LOG_CUT_MARKER);
+    expect(rss() - before).toBeLessThan(16 * 1024 * 1024);
   });
 
   it('keeps what a task printed before it called process.exit, or ran out of memory', async () => {
