@@ -8,7 +8,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { ReportBatcher } from '../../src/master/report-batcher.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { LOG_DROPPED_MARKER } from '../../src/protocol/task-log.js';
-import type { TaskReport } from '../../src/protocol/worker-channel.js';
+import { decodeToMaster, encode, type TaskReport } from '../../src/protocol/worker-channel.js';
 import { Queries } from '../../src/state/queries.js';
 import { openSingleMaster } from '../helpers/single-master.js';
 
@@ -76,5 +76,29 @@ describe('a report with log lines', () => {
       status: 'completed',
       lines: [{ stream: 'stderr', at: 7, text: LOG_DROPPED_MARKER }],
     });
+  });
+});
+
+describe('a report’s lines on the worker channel', () => {
+  const report = (logs: unknown) =>
+    encode({
+      t: 'report',
+      reports: [{ job_id: JOB, idx: 0, attempt: 1, ok: true, result_json: '[]', logs } as TaskReport],
+    });
+
+  it('are taken when each has a stream, a time and a text of at most 16 KiB', () => {
+    expect(decodeToMaster(report([{ stream: 'stderr', at: 1, text: 'ok' }])).ok).toBe(true);
+  });
+
+  it('are refused, with nothing of the frame taken, otherwise', () => {
+    for (const bad of [
+      [{ stream: 'stdin', at: 1, text: 'x' }],
+      [{ stream: 'stdout', at: -1, text: 'x' }],
+      [{ stream: 'stdout', at: 1, text: 'x'.repeat(16 * 1024 + 1) }],
+      [{ stream: 'stdout', at: 1 }],
+      'not lines',
+    ]) {
+      expect(decodeToMaster(report(bad)).ok, JSON.stringify(bad).slice(0, 80)).toBe(false);
+    }
   });
 });
