@@ -5,6 +5,7 @@ import { ConfirmButton, ErrorNote, ProgressBar, Status } from './bits.js';
 import { between, clock, duration, num } from './format.js';
 import { usePoll } from './poll.js';
 import { navigate } from './router.js';
+import { LogsPanel } from './logs-panel.js';
 import { Timeline } from './timeline.js';
 import { Topology } from './topology.js';
 import { TERMINAL, type Job, type Task, type Worker } from './types.js';
@@ -285,9 +286,6 @@ export function JobPage({ jobId }: { jobId: string }) {
     }
     ${j.type === 'batch' ? html`<${Tasks} tasks=${ts} workerName=${workerName} now=${now} />` : ''}
     <${Results} job=${j} />
-    <section class="panel" id="logs">
-      <h2>Logs</h2>
-      <p class="empty">What tasks print will be shown here (<code>weir logs ${j.job_id}</code>).</p>
-    </section>
+    <${LogsPanel} job=${j} />
   </div>`;
 }

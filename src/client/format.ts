@@ -1,4 +1,4 @@
-import type { ClusterStatus, JobView, WorkerView } from './sdk.js';
+import type { ClusterStatus, JobView, LogLineView, WorkerView } from './sdk.js';
 
 const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
@@ -104,4 +104,14 @@ export function formatCluster(c: ClusterStatus): string {
     ['ID', 'ADDRESS', 'ROLE', 'HEALTHY'],
     c.nodes.map((n) => [String(n.id), n.address, n.role + (n.is_leader ? ' *' : ''), n.healthy ? 'yes' : 'no']),
   )}`;
+}
+
+/**
+ * A line a task printed, as `weir logs` shows it: `task 3 #1 stderr 12:00:01.123 text` (time
+ * of day in UTC); a streaming instance's names its component and instance too.
+ */
+export function formatLogLine(l: LogLineView): string {
+  const who = l.component === undefined ? `task ${l.task}` : `task ${l.task} (${l.component}[${l.instance}])`;
+  const time = /T(\d\d:\d\d:\d\d\.\d\d\d)/.exec(l.time)?.[1] ?? l.time;
+  return `${who} #${l.attempt} ${l.stream} ${time} ${l.text}`;
 }

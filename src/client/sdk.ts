@@ -70,6 +70,17 @@ export interface ClusterStatus {
   alarms?: string[];
 }
 
+/** A line a task printed (GET /api/jobs/ID/logs). */
+export interface LogLineView {
+  task: number;
+  attempt: number;
+  stream: 'stdout' | 'stderr';
+  time: string;
+  text: string;
+  component?: string;
+  instance?: number;
+}
+
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 
 export interface WeirClientOptions {
@@ -194,6 +205,37 @@ export class WeirClient {
       const job = await this.job(jobId);
       if (job.status !== 'running' && job.status !== 'pending') return;
       await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+
+  /**
+   * What a job's tasks printed, page by page; with `follow`, then what they print next, until
+   * the job has ended (or `signal` aborts). Each poll is a request of its own, so a follow
+   * outlives a master's failover.
+   */
+  async *logs(
+    jobId: string,
+    o: { task?: number; attempt?: number; follow?: boolean; signal?: AbortSignal; intervalMs?: number } = {},
+  ): AsyncGenerator<LogLineView[]> {
+    let cursor: string | undefined;
+    const filter = {
+      ...(o.task === undefined ? {} : { task: String(o.task) }),
+      ...(o.attempt === undefined ? {} : { attempt: String(o.attempt) }),
+    };
+    while (!o.signal?.aborted) {
+      // Whether it had ended before its lines are read: then they are all there.
+      const ended = !o.follow || TERMINAL_STATUSES.has((await this.job(jobId)).status);
+      for (;;) {
+        const q = new URLSearchParams({ limit: '5000', ...filter, ...(cursor ? { cursor } : {}) });
+        const page: { lines: LogLineView[]; next_cursor: string | null; follow_cursor: string } = await this.http.get(
+          `/api/jobs/${encodeURIComponent(jobId)}/logs?${q}`,
+        );
+        if (page.lines.length) yield page.lines;
+        cursor = page.follow_cursor;
+        if (!page.next_cursor) break;
+      }
+      if (ended) return;
+      await new Promise((r) => setTimeout(r, o.intervalMs ?? 500));
     }
   }
 

@@ -34,6 +34,7 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/jobs/:job_id': USERS,
   'GET /api/jobs/:job_id/tasks': USERS,
   'GET /api/jobs/:job_id/results': USERS,
+  'GET /api/jobs/:job_id/logs': USERS,
   'POST /api/jobs/:job_id/cancel': USERS,
   'DELETE /api/jobs/:job_id': USERS,
   'POST /api/jobs/:job_id/events': USERS,
@@ -45,6 +46,8 @@ export const MASTER_ACCESS: AccessTable = {
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },
   // A streaming job's collect sink, on a worker.
   'POST /api/jobs/:job_id/rows': { roles: ['worker'] },
+  // What a streaming job's instances printed, from their worker.
+  'POST /api/jobs/:job_id/logs': { roles: ['worker'] },
   'PUT /api/uploads/:id': {
     roles: ['peer'],
     owns: (p) => p.role !== 'peer' || p.node_id !== undefined,

@@ -21,6 +21,7 @@ import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { jobRoutes } from './routes/jobs.js';
+import { logRoutes } from './routes/logs.js';
 import { mastersRoutes } from './routes/masters.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
@@ -87,6 +88,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(clusterMemberRoutes(ctx));
       await api.register(backupRoutes(ctx));
       await api.register(mastersRoutes(ctx, opts.peerAgent));
+      await api.register(logRoutes(ctx));
     },
     { prefix: '/api' },
   );

@@ -254,9 +254,11 @@ export class MasterNode {
       await space.start();
       const peerAlarms = new PeerAlarms(consensus, selfUrl, log.child({ component: 'space' }), peerAgent);
       const parts = { release, storage, state, consensus, ...duties.parts, space, peerAlarms, peerAgent };
+      const alarm = alarmView(space, peerAlarms);
+      duties.parts.channels.noSpace = () => alarm.reason;
       const node = new MasterNode(options, parts, log);
       node.app = await buildApp(
-        { ...duties.context, consensus, log, tokens, tls: options.tls, backups, space: alarmView(space, peerAlarms) },
+        { ...duties.context, consensus, log, tokens, tls: options.tls, backups, space: alarm },
         {
           transport,
           uploads,

@@ -6,6 +6,7 @@ import type { TaskReport } from '../protocol/worker-channel.js';
 import type { CompleteTasks, FailTasks } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { LOG_DROPPED_MARKER, type LogLine } from '../protocol/task-log.js';
 
 /** Told of reports from the moment they arrive until their outcome is committed or lost. */
 export interface ReportTracker {
@@ -41,6 +42,8 @@ export class ReportBatcher {
     private readonly ack: (workerId: string, tasks: TaskRef[]) => void,
     private readonly log: Logger,
     private readonly tracker?: ReportTracker,
+    /** Why writes that add data are refused now (the no_space alarm): task logs are dropped then. */
+    private readonly noSpace: () => string | undefined = () => undefined,
   ) {}
 
   /**
@@ -50,7 +53,7 @@ export class ReportBatcher {
   add(workerId: string, reports: TaskReport[], { fresh = true } = {}): void {
     const b = this.next;
     for (const r of reports) {
-      const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId };
+      const ref = { job_id: r.job_id, idx: r.idx, attempt: r.attempt, worker_id: workerId, ...this.logsOf(r) };
       if (r.ok) b.completions.push({ ...ref, result_json: r.result_json, ...(r.ms === undefined ? {} : { ms: r.ms }) });
       else b.failures.push({ ...ref, error: r.error });
     }
@@ -59,6 +62,16 @@ export class ReportBatcher {
     for (const { job_id, idx, attempt } of reports) acks.push({ job_id, idx, attempt });
     if (fresh) this.tracker?.reported(workerId, reports.map(taskKey));
     this.queueFlush();
+  }
+
+  /**
+   * A report's log lines, or under the no_space alarm one marker in their place: the outcome
+   * is the cluster's own work and goes on, what the task printed is data it would add.
+   */
+  private logsOf(r: TaskReport): { logs?: LogLine[] } {
+    if (!r.logs?.length) return {};
+    if (this.noSpace() === undefined) return { logs: r.logs };
+    return { logs: [{ stream: 'stderr', at: r.logs[0]!.at, text: LOG_DROPPED_MARKER }] };
   }
 
   private queueFlush(): void {

@@ -25,6 +25,8 @@ import type { ClusterConsensus } from './cluster-log.js';
 export class WorkerChannels {
   private closing = false;
   private readonly reports: ReportBatcher;
+  /** The no_space alarm's reason, once the master has its monitor (task logs are dropped under it). */
+  noSpace: () => string | undefined = () => undefined;
 
   constructor(
     private readonly consensus: ClusterConsensus,
@@ -39,6 +41,7 @@ export class WorkerChannels {
       (workerId, tasks) => registry.send(workerId, { t: 'ack', tasks }),
       log,
       registry,
+      () => this.noSpace(),
     );
   }
 

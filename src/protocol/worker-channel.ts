@@ -3,6 +3,7 @@ import { checkedDecoder, type Decoded } from './checked-decode.js';
 import { newCodec } from './msgpack.js';
 import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
+import { LogLinesSchema, type LogLine } from './task-log.js';
 
 /**
  * Messages on the persistent channel between the leader and a worker (a WebSocket carrying
@@ -17,10 +18,13 @@ export interface TaskAssignment extends TaskRef {
 }
 
 /**
+ * `logs`: what the attempt printed (task-log.ts), absent when nothing.
  * `result_json`: the task's results, a JSON array as the task thread wrote it; `ms`: how long
  * it ran here, from assignment received to result.
  */
-export type TaskReport = TaskRef & ({ ok: true; result_json: string; ms?: number } | { ok: false; error: TaskError });
+export type TaskReport = TaskRef & { logs?: LogLine[] } & (
+    { ok: true; result_json: string; ms?: number } | { ok: false; error: TaskError }
+  );
 
 export type ToWorker =
   | { t: 'assign'; tasks: TaskAssignment[] }
@@ -57,12 +61,14 @@ const packr = newCodec();
 export const encode = (msg: ToWorker | ToMaster): Buffer => packr.pack(msg);
 
 const Refs = Type.Array(TaskRefSchema);
+const Logs = Type.Object({ logs: Type.Optional(LogLinesSchema) });
 const ReportSchema = Type.Union([
   Type.Intersect([
     TaskRefSchema,
+    Logs,
     Type.Object({ ok: Type.Literal(true), result_json: Type.String(), ms: Type.Optional(Type.Number({ minimum: 0 })) }),
   ]),
-  Type.Intersect([TaskRefSchema, Type.Object({ ok: Type.Literal(false), error: TaskErrorSchema })]),
+  Type.Intersect([TaskRefSchema, Logs, Type.Object({ ok: Type.Literal(false), error: TaskErrorSchema })]),
 ]);
 
 /** What a worker may send its master: every field a command is made of, checked. */

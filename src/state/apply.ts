@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type {
+  AppendLogs,
   ApplyResult,
   AssignTasks,
   CancelJob,
@@ -23,6 +24,7 @@ import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
 import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
+import { TaskLogWriter } from './task-logs.js';
 import { uploadIdOfUrl } from '../common/ids.js';
 
 /**
@@ -85,6 +87,7 @@ interface JobKey {
 export class Applier {
   private readonly s: ReturnType<typeof prepare>;
   private readonly rows: ResultRows;
+  private readonly logs: TaskLogWriter;
   /** Counter deltas per job, flushed once per command rather than once per task. */
   private deltas = new Map<string, Counters>();
   /** Jobs the current command completed (their workers may drop the job's map outputs). */
@@ -95,6 +98,7 @@ export class Applier {
   constructor(private readonly db: Database) {
     this.s = prepare(db);
     this.rows = new ResultRows(db);
+    this.logs = new TaskLogWriter(db);
   }
 
   /** Forgets what a command that threw half-way left behind (its writes are rolled back). */
@@ -133,6 +137,8 @@ export class Applier {
         return this.purgeJob(cmd);
       case 'forgetWorker':
         return this.forgetWorker(cmd);
+      case 'appendLogs':
+        return this.appendLogs(cmd);
       default:
         throw new Error(`unknown command type ${JSON.stringify((cmd as { type?: unknown }).type)}`);
     }
@@ -259,6 +265,8 @@ export class Applier {
       const job = this.jobOf(c.job_id);
       if (job === undefined) continue;
       const seq = job.seq;
+      // What it printed is kept whatever became of its outcome (a stale attempt's too).
+      if (c.logs) this.logs.addOnce(seq, c.idx, c.attempt, c.logs);
       // First completion from the live attempt wins; stale or repeated reports change nothing,
       // nor does a report from a worker the log does not name for that attempt (the leader
       // sends tasks out before their assignment commits; one that never did may have run).
@@ -318,6 +326,7 @@ export class Applier {
     for (const f of cmd.failures) {
       const seq = this.jobOf(f.job_id)?.seq;
       if (seq === undefined) continue;
+      if (f.logs) this.logs.addOnce(seq, f.idx, f.attempt, f.logs);
       const row = this.s.runningTaskWithJob.get(seq, f.idx, f.attempt, f.worker_id, f.attempt, f.worker_id) as
         (Attempts & { failures: number; max_retries: number }) | undefined;
       if (!row) continue;
@@ -413,10 +422,22 @@ export class Applier {
     budget -= (last ? this.s.deleteTasksUpTo.run(seq, last.idx) : this.s.deleteTasks.run(seq)).changes;
     if (budget > 0) budget -= this.s.deleteResultRows.run(seq, seq, budget).changes;
     if (budget > 0) budget -= this.s.deleteStreamRows.run(jobId, jobId, budget).changes;
+    if (budget > 0) budget -= this.logs.deleteSlice(seq, budget);
     // A slice that used its whole budget may have left rows: the next one finds out.
     const more = budget === 0;
     if (!more) this.s.deletePurging.run(seq);
     return { more, removed: PURGE_SLICE_ROWS - budget };
+  }
+
+  private appendLogs(cmd: AppendLogs): ApplyResult<'appendLogs'> {
+    const job = this.jobOf(cmd.job_id);
+    if (!job) return { ok: false, code: 'not_found', message: `no job with id '${cmd.job_id}'` };
+    let lines = 0;
+    for (const l of cmd.logs) {
+      this.logs.add(job.seq, l.idx, l.attempt, l.lines);
+      lines += l.lines.length;
+    }
+    return { ok: true, lines };
   }
 
   private forgetWorker(cmd: ForgetWorker): ApplyResult<'forgetWorker'> {

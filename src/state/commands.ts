@@ -1,6 +1,7 @@
 import type { BatchConfig } from '../ops/batch-config.js';
 import type { StreamConfig } from '../protocol/stream-job.js';
 import type { TaskError, TaskRef } from '../protocol/task-ref.js';
+import type { LogLine } from '../protocol/task-log.js';
 
 /** What a job runs: batch tasks, or the instances of a streaming topology. */
 export type JobConfig = BatchConfig | StreamConfig;
@@ -24,7 +25,8 @@ export type Command =
   | CollectRows
   | DeleteJob
   | PurgeJob
-  | ForgetWorker;
+  | ForgetWorker
+  | AppendLogs;
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -82,13 +84,14 @@ export interface CompleteTasks {
    * `result_json`: the task's results, a JSON array, stored as it is; `ms`: how long the
    * task ran on its worker (absent from commands logged before workers reported it).
    */
-  completions: (TaskRef & { worker_id: string; result_json: string; ms?: number })[];
+  completions: (TaskRef & { worker_id: string; result_json: string; ms?: number; logs?: LogLine[] })[];
 }
 
 export interface FailTasks {
   type: 'failTasks';
   at: number;
-  failures: (TaskRef & { worker_id: string; error: TaskError })[];
+  /** `logs` (of completions too): what the attempt printed, stored once per attempt. */
+  failures: (TaskRef & { worker_id: string; error: TaskError; logs?: LogLine[] })[];
 }
 
 /**
@@ -133,6 +136,17 @@ export interface ForgetWorker {
   dead_before: number;
 }
 
+/**
+ * Lines a streaming job's instances printed, sent by their worker as they run (a batch task's
+ * travel with its outcome instead, in completeTasks / failTasks).
+ */
+export interface AppendLogs {
+  type: 'appendLogs';
+  at: number;
+  job_id: string;
+  logs: { idx: number; attempt: number; lines: LogLine[] }[];
+}
+
 /** A task attempt on a worker. */
 export interface RunningTask extends TaskRef {
   worker_id: string;
@@ -175,6 +189,7 @@ export interface Applied {
   deleteJob: { ok: true; to_stop: RunningTask[]; seq: number; more: boolean; upload_id?: string };
   purgeJob: { ok: true; more: boolean; removed: number };
   forgetWorker: { ok: true; forgotten: boolean };
+  appendLogs: { ok: true; lines: number };
 }
 
 /** Each command's result, or why it was refused. */

@@ -2,6 +2,7 @@ import type { Database } from 'better-sqlite3';
 import type { JobConfig } from './commands.js';
 import type { MapOutput } from '../protocol/task-spec.js';
 import type { JobPlan } from '../ops/stages.js';
+import { LOG_PAGE_SQL, type LogRow } from './task-logs.js';
 
 export interface JobRow {
   job_id: string;
@@ -226,6 +227,13 @@ export class Queries {
     return rows.map((r) => ({ seq: r.seq, value: JSON.parse(r.value) as unknown }));
   }
 
+  /** Lines a job's tasks printed after line `afterId`, in the order they were stored; `task`/`attempt` filter. */
+  logLines(seq: number, f: { task?: number; attempt?: number }, afterId: number, limit: number): LogRow[] {
+    if (f.task === undefined) return this.s.logsOfJob.all(seq, afterId, limit) as LogRow[];
+    if (f.attempt === undefined) return this.s.logsOfTask.all(seq, f.task, afterId, limit) as LogRow[];
+    return this.s.logsOfAttempt.all(seq, f.task, f.attempt, afterId, limit) as LogRow[];
+  }
+
   /** A streaming job's running instances and where they run. */
   streamPlacement(jobId: string): { idx: number; attempt: number; address: string; worker_id: string }[] {
     return this.s.streamPlacement.all(jobId) as { idx: number; attempt: number; address: string; worker_id: string }[];
@@ -379,6 +387,9 @@ function prepare(db: Database) {
     ),
     anyUntouched: st(`SELECT 1 FROM jobs WHERE untouched_from < total AND status IN ('pending', 'running') LIMIT 1`),
     streamRows: st(`SELECT seq, value FROM stream_rows WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    logsOfJob: st(LOG_PAGE_SQL.job),
+    logsOfTask: st(LOG_PAGE_SQL.task),
+    logsOfAttempt: st(LOG_PAGE_SQL.attempt),
     streamPlacement: st(
       `SELECT t.idx, t.attempt, w.address, t.worker_id FROM tasks t JOIN workers w ON w.worker_id = t.worker_id
         WHERE t.seq = (SELECT seq FROM jobs WHERE job_id = ?) AND t.status = 'running' ORDER BY t.idx`,

@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { indexOldResults } from './result-rows.js';
+import { TASK_LOGS_MIGRATION } from './task-logs.js';
 
 /**
  * Numbered migrations of the state database; `user_version` records how many ran. Add a
@@ -178,6 +179,8 @@ const MIGRATIONS: (string | ((db: Database) => void))[] = [
   CREATE INDEX jobs_expiring ON jobs (finished_at) WHERE retention_ms IS NULL;
   CREATE INDEX jobs_expiring_own ON jobs (finished_at + retention_ms) WHERE retention_ms > 0;
   `,
+  // What user code printed, per task attempt (see task-logs.ts).
+  TASK_LOGS_MIGRATION,
 ];
 
 /** The schema version this Weir writes: how many migrations there are. */

@@ -28,6 +28,7 @@ import type { TaskTokens } from './task-tokens.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
+import { LogCapture } from './log-capture.js';
 
 export interface AgentOptions {
   client: HttpClient;
@@ -260,6 +261,8 @@ export class WorkerAgent {
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
     const started = performance.now();
+    // What the task prints goes with its report (a stream instance's, see StreamRuntime).
+    const logs = new LogCapture();
     this.withEnv(a)
       .then((spec) =>
         spec.operation === 'stream'
@@ -269,6 +272,7 @@ export class WorkerAgent {
               memoryMb: a.memory_mb,
               signal: abort.signal,
               key: a.job_id,
+              logs,
             }),
       )
       .then(
@@ -283,6 +287,7 @@ export class WorkerAgent {
           return { ...ref, ok: false, error: describeError(err) };
         },
       )
+      .then((report): TaskReport => (logs.empty ? report : { ...report, logs: logs.take() }))
       .then((report) => {
         this.running.delete(key);
         // A cancelled task's outcome no longer matters to anyone.

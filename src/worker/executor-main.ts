@@ -7,9 +7,11 @@ import { permissionMessage, PERMISSION_DENIED } from './executor-rules.js';
 import { runTaskToJson } from './tasks/run-task.js';
 import { thrownError, type ChunkOutcome, type ChunkRequest, type ThrownError } from './task-chunks.js';
 import { runStreamApply, type ExecutorSpec } from './stream/stream-apply.js';
+import { captureOutput, outputOf } from './executor-output.js';
 
 // Orphaned, an executor has no one to report to: it goes (its worker was killed).
 process.on('disconnect', () => process.exit(0));
+captureOutput();
 
 function useEnv(spec: ExecutorSpec): void {
   const env = 'user_env' in spec ? spec.user_env : undefined;
@@ -30,6 +32,7 @@ async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
     const spec = req.specs[i]!;
     useEnv(spec);
     const t0 = performance.now();
+    outputOf(i);
     try {
       const json = await (spec.operation === 'stream_apply' ? runStreamApply(spec) : runTaskToJson(spec));
       outcomes.push({ json, ms: performance.now() - t0 });
@@ -37,6 +40,7 @@ async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
       outcomes.push({ error: failure(err), ms: performance.now() - t0 });
     }
   }
+  outputOf(-1);
   return outcomes;
 }
 

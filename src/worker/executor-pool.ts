@@ -19,6 +19,8 @@ import {
   type TaskRights,
 } from './executor-rules.js';
 import { fetchFailureOf } from './tasks/shuffle-files.js';
+import type { LogCapture } from './log-capture.js';
+import type { OutputMessage } from './executor-output.js';
 import {
   CHUNK_BUDGET_MS,
   chunkSize,
@@ -37,6 +39,8 @@ export interface RunLimits {
   signal?: AbortSignal;
   /** The task's job: tasks of a job seen to run quickly share executor messages. */
   key?: string;
+  /** Where what the task prints is kept (absent: it goes to the worker's own output). */
+  logs?: LogCapture;
 }
 
 export interface ExecutorPoolOptions {
@@ -87,6 +91,7 @@ interface Task extends Chunkable {
   signal: AbortSignal | undefined;
   /** The chunk it was sent in. */
   chunk: Chunk | undefined;
+  logs: LogCapture | undefined;
 }
 
 interface Chunk {
@@ -288,6 +293,7 @@ export class ExecutorPool {
         signal,
         onAbort: undefined,
         chunk: undefined,
+        logs: limits.logs,
       };
       if (signal) {
         task.onAbort = () => this.cancel(task, reasonOf(signal));
@@ -319,6 +325,13 @@ export class ExecutorPool {
     for (const t of tasks) t.chunk = chunk;
     const req: ChunkRequest = { specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);
+    const onOutput = (m: OutputMessage) => {
+      const logs = tasks[m.i]?.logs;
+      if (!logs) return;
+      if (m.t === 'log_cut') logs.cutNow(m.at);
+      else logs.write(m.s === 0 ? 'stdout' : 'stderr', m.d, m.at);
+    };
+    chunk.executor.onOutput = onOutput;
     chunk.executor
       .run(req, () => {
         if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
@@ -331,6 +344,7 @@ export class ExecutorPool {
         (err: unknown) => this.died(chunk, err),
       )
       .finally(() => {
+        if (chunk.executor.onOutput === onOutput) chunk.executor.onOutput = undefined;
         clearTimeout(chunk.timer);
         this.runningChunks.delete(chunk);
         if (this.runningChunks.size === 0) {

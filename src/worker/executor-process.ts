@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
 import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
 import type { ExecutorUser } from './executor-user.js';
+import { isOutputMessage, type OutputMessage } from './executor-output.js';
 
 /**
  * `setpriv --pdeathsig KILL` makes the kernel kill an executor when its worker dies, however
@@ -25,6 +26,9 @@ export interface ExecutorStart {
   /** The permission model's flags (executor-rules.ts permissionFlags). */
   permissions: readonly string[];
 }
+
+/** How long a dead executor's channel is read for what it sent before dying. */
+const CHANNEL_END_WAIT_MS = 1000;
 
 /** Thrown by Executor.run when the process ends before answering. */
 export class ExecutorExit extends Error {
@@ -56,6 +60,8 @@ export class Executor {
    */
   private statmFd: number | undefined;
   private readonly statmBuf = Buffer.alloc(128);
+  /** Where what its tasks print goes (the pool sets it for the chunk it runs). */
+  onOutput: ((m: OutputMessage) => void) | undefined;
   private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void } | undefined;
 
   constructor(
@@ -80,8 +86,18 @@ export class Executor {
       this.exited = deathCause(code, signal);
       if (this.statmFd !== undefined) closeSync(this.statmFd);
       this.statmFd = undefined;
-      this.answer?.reject(new ExecutorExit(this.exited));
+      const answer = this.answer;
       this.answer = undefined;
+      const fail = () => answer?.reject(new ExecutorExit(this.exited!));
+      // What the task printed before it died may still be in the channel's pipe (the exit is
+      // told apart from it): its lines are read first, up to the channel's end.
+      if (answer && this.child.connected) {
+        const late = setTimeout(fail, CHANNEL_END_WAIT_MS);
+        this.child.once('disconnect', () => {
+          clearTimeout(late);
+          fail();
+        });
+      } else fail();
       this.onExit(this);
     });
     this.ready = new Promise((resolve, reject) => {
@@ -98,6 +114,7 @@ export class Executor {
     });
     this.ready.catch(() => {});
     this.child.on('message', (m: unknown) => {
+      if (isOutputMessage(m)) return this.onOutput?.(m);
       const a = this.answer;
       if (!a || !Array.isArray(m)) return;
       this.answer = undefined;

@@ -4,7 +4,7 @@ import { createWriteStream, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
-import { formatJob, formatJobs, progressLine } from '../format.js';
+import { formatJob, formatJobs, formatLogLine, progressLine } from '../format.js';
 import type { JobView, WeirClient } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
 
@@ -112,6 +112,34 @@ export function jobCommands(program: Command, ctx: CliContext): void {
     });
 
   program
+    .command('logs')
+    .description(
+      "what a job's tasks printed (console.*, stdout, stderr): one line each, `task N #ATTEMPT STREAM TIME text`",
+    )
+    .argument('<job_id>')
+    .option('--task <n>', 'only this task (a streaming job: this instance)')
+    .option('--attempt <k>', 'only this attempt of --task')
+    .option('--follow', 'keep printing what they print until the job ends')
+    .action(async (id: string, f: { task?: string; attempt?: string; follow?: boolean }) => {
+      const task = wholeNumber(f.task, '--task', 0);
+      const attempt = wholeNumber(f.attempt, '--attempt', 1);
+      if (attempt !== undefined && task === undefined)
+        throw new CliError('--attempt needs --task: an attempt is of one task');
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      const o = {
+        follow: f.follow === true,
+        signal: stop.signal,
+        ...(task === undefined ? {} : { task }),
+        ...(attempt === undefined ? {} : { attempt }),
+      };
+      for await (const lines of ctx.sdk().logs(id, o)) {
+        const text = lines.map((l) => (ctx.global.json ? JSON.stringify(l) : formatLogLine(l))).join('\n');
+        if (!process.stdout.write(`${text}\n`)) await once(process.stdout, 'drain');
+      }
+    });
+
+  program
     .command('jobs')
     .description('list jobs, newest first')
     .option('--limit <n>', 'how many', '50')
@@ -119,6 +147,14 @@ export function jobCommands(program: Command, ctx: CliContext): void {
       const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)));
       ctx.print(page, () => formatJobs(page.jobs));
     });
+}
+
+/** A whole-number flag, at least `min`, or undefined when not given. */
+function wholeNumber(v: string | undefined, flag: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min)
+    throw new CliError(`${flag} takes a whole number of at least ${min}; got '${v}'`);
+  return Number(v);
 }
 
 interface SubmitFlags {

@@ -34,7 +34,7 @@ export interface InstanceHost {
    * when the function cannot be run there at all (its process ended, its module does not
    * load, a refused path, a timeout).
    */
-  apply(fn: string, op: FnOp, batches: Record<string, unknown>[][]): Promise<ApplyOutcome>;
+  apply(fn: string, op: FnOp, batches: Record<string, unknown>[][], from?: Instance): Promise<ApplyOutcome>;
   /** `inst` cannot go on: it stops, and its task fails with `err` (the master places it again). */
   fail(inst: Instance, err: Error): void;
   /** Sends a collect sink's rows to the masters; resolves once they are committed. */
@@ -453,6 +453,7 @@ export class FnBolt extends Bolt {
         this.fn,
         this.op,
         tuples.map((t) => t.e),
+        this,
       )
       .then(
         (outcome) => {

@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { checkOutcome, type ApplyOutcome, type FnOp } from '../../stream/apply-fn.js';
 import { MODULE_UNKNOWN, type StreamApplySpec } from './stream-apply.js';
 import type { RunLimits } from '../executor-pool.js';
+import { LogCapture } from '../log-capture.js';
+import type { LogLine } from '../../protocol/task-log.js';
 import type { TupleId } from '../../stream/acker.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { StreamConfig } from '../../protocol/stream-job.js';
@@ -36,6 +38,8 @@ import { onNextTurn } from '../../common/next-turn.js';
 
 /** How often instances' timers run: window firing (latency), replays, sink retries. */
 const TICK_MS = 10;
+/** How often what stream instances printed goes to the masters. */
+const LOG_FLUSH_MS = 1000;
 /** How long tuples wait for an instance that has not started on this worker yet. */
 const PARK_MS = 10_000;
 /** How long a saturated http source makes a POST wait for room before answering 429. */
@@ -76,6 +80,9 @@ class JobRuntime implements InstanceHost {
   /** Why each instance here stopped, told to its task: set while the instance runs. */
   private readonly failers = new Map<number, (err: Error) => void>();
   private readonly limits: RunLimits;
+  /** What each instance here printed since its lines last went to the masters (LOG_FLUSH_MS). */
+  private readonly logs = new Map<number, { attempt: number; capture: LogCapture }>();
+  private logsSentAt = Date.now();
   private readonly timer: NodeJS.Timeout;
   readonly ackTimeoutMs: number;
   readonly maxPending: number;
@@ -125,7 +132,7 @@ class JobRuntime implements InstanceHost {
   }
 
   /** Sends one apply message; an executor that lacks the module gets it with its source. */
-  private async runApply(a: Pick<StreamApplySpec, 'fn' | 'op' | 'batches'>): Promise<string> {
+  private async runApply(a: Pick<StreamApplySpec, 'fn' | 'op' | 'batches'>, logs?: LogCapture): Promise<string> {
     const env = this.config.env;
     const spec: StreamApplySpec = {
       operation: 'stream_apply',
@@ -134,17 +141,18 @@ class JobRuntime implements InstanceHost {
       ...a,
       ...(env ? { user_env: env } : {}),
     };
+    const limits = logs ? { ...this.limits, logs } : this.limits;
     try {
-      return await this.rt.executors.run(spec, this.limits);
+      return await this.rt.executors.run(spec, limits);
     } catch (err) {
       if ((err as Error).name !== MODULE_UNKNOWN) throw err;
-      return this.rt.executors.run({ ...spec, module: this.config.module! }, this.limits);
+      return this.rt.executors.run({ ...spec, module: this.config.module! }, limits);
     }
   }
 
-  async apply(fn: string, op: FnOp, batches: Record<string, unknown>[][]): Promise<ApplyOutcome> {
+  async apply(fn: string, op: FnOp, batches: Record<string, unknown>[][], from?: Instance): Promise<ApplyOutcome> {
     if (!this.moduleKey) throw new TypeError(`the job has no module to take '${fn}' from`);
-    const json = await this.runApply({ fn, op, batches });
+    const json = await this.runApply({ fn, op, batches }, from && this.logsOf(from));
     let value: unknown;
     try {
       value = JSON.parse(json);
@@ -154,6 +162,30 @@ class JobRuntime implements InstanceHost {
     const outcome = checkOutcome(value, op, batches);
     if (!outcome) throw new Error(`the executor running '${fn}' answered something that is not its outcome`);
     return outcome;
+  }
+
+  /** Where an instance's lines are kept until they are sent: one capture (one cap) per attempt. */
+  private logsOf(inst: Instance): LogCapture {
+    let l = this.logs.get(inst.idx);
+    if (!l || l.attempt !== inst.attempt)
+      this.logs.set(inst.idx, (l = { attempt: inst.attempt, capture: new LogCapture() }));
+    return l.capture;
+  }
+
+  /**
+   * Sends what instances printed to the masters (all of this job's instances here in one
+   * request); `only`: that instance's alone, and it is forgotten (it stopped). Lines whose
+   * request fails are lost: a log is worth neither a retry loop nor unbounded memory.
+   */
+  private sendLogs(only?: number): void {
+    this.logsSentAt = Date.now();
+    const instances = [];
+    for (const [idx, l] of this.logs) {
+      if (only !== undefined && idx !== only) continue;
+      if (!l.capture.empty) instances.push({ idx, attempt: l.attempt, lines: l.capture.take() });
+      if (only !== undefined) this.logs.delete(idx);
+    }
+    if (instances.length) this.rt.sendLogs(this.jobId, instances);
   }
 
   /** An instance that cannot go on: it stops here, and its task fails (the master retries it). */
@@ -217,6 +249,7 @@ class JobRuntime implements InstanceHost {
     const inst = this.local.get(idx);
     if (!inst) return;
     inst.stop();
+    this.sendLogs(idx);
     this.local.delete(idx);
     this.failers.delete(idx);
     for (const t of inst.inbox) t.release?.();
@@ -336,6 +369,7 @@ class JobRuntime implements InstanceHost {
 
   private tick(): void {
     const now = Date.now();
+    if (now - this.logsSentAt >= LOG_FLUSH_MS) this.sendLogs();
     for (const inst of this.local.values()) {
       try {
         inst.tick(now);
@@ -504,6 +538,15 @@ export class StreamRuntime {
     }
     // A stopped instance refuses (and the master sends the events to where it runs now).
     return inst.ingest(events);
+  }
+
+  /** Lines streaming instances printed, to the masters (best effort: see JobRuntime.sendLogs). */
+  sendLogs(jobId: string, instances: { idx: number; attempt: number; lines: LogLine[] }[]): void {
+    this.o.client
+      .post(`/api/jobs/${jobId}/logs`, { instances }, { timeoutMs: 10_000 })
+      .catch((err: Error) =>
+        this.log.debug({ err: err.message, job_id: jobId }, 'could not send stream instance logs'),
+      );
   }
 
   collect(jobId: string, rows: { key: string; value: unknown }[]): Promise<void> {
