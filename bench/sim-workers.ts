@@ -46,6 +46,7 @@ export interface FleetStats {
   channels_open: number;
   heartbeats_ok: number;
   heartbeats_failed: number;
+  heartbeat_errors: Record<string, number>;
   /** Heartbeats answered since the last `stats()`: slowest, and p99 (ms). */
   heartbeat_max_ms: number;
   heartbeat_p99_ms: number;
@@ -67,6 +68,8 @@ class Tally {
   registrations = 0;
   heartbeatsOk = 0;
   heartbeatsFailed = 0;
+  /** Failed heartbeats by what failed them: an error code, or the client's error name. */
+  heartbeatErrors: Record<string, number> = {};
   assigned = 0;
   reported = 0;
   acked = 0;
@@ -161,6 +164,8 @@ class SimWorker {
       this.tally.heartbeatMs.push(performance.now() - t0);
     } catch (err) {
       this.tally.heartbeatsFailed++;
+      const why = err instanceof WeirError ? err.code : (err as Error).name;
+      this.tally.heartbeatErrors[why] = (this.tally.heartbeatErrors[why] ?? 0) + 1;
       if (err instanceof WeirError && err.code === 'unknown_worker') {
         await this.register();
         this.socket?.drop();
@@ -345,6 +350,7 @@ export class SimWorkerFleet {
       channels_open: this.members.filter((w) => w.open).length,
       heartbeats_ok: t.heartbeatsOk,
       heartbeats_failed: t.heartbeatsFailed,
+      heartbeat_errors: { ...t.heartbeatErrors },
       heartbeat_max_ms: lat[lat.length - 1] ?? 0,
       heartbeat_p99_ms: lat[Math.max(0, Math.ceil(lat.length * 0.99) - 1)] ?? 0,
       registrations: t.registrations,

@@ -46,8 +46,7 @@ describe('the simulated worker fleet', () => {
     const first = new Map((await workersOf()).map((w) => [w.worker_id, w.last_heartbeat as string | null]));
     await waitFor(
       'a newer heartbeat from every worker',
-      async () =>
-        (await workersOf()).every((w) => w.last_heartbeat && w.last_heartbeat !== first.get(w.worker_id)),
+      async () => (await workersOf()).every((w) => w.last_heartbeat && w.last_heartbeat !== first.get(w.worker_id)),
       15_000,
     );
     const s = fleet!.stats();
