@@ -106,6 +106,8 @@ interface Footprint {
   raft_db_bytes: number;
   /** Each master's resident memory, by name. */
   rss_bytes: Record<string, number>;
+  /** CPU seconds each master and each load-tool process has used since it started, by name. */
+  cpu_s: Record<string, number>;
   commit_index: number;
 }
 
@@ -121,6 +123,16 @@ function dbBytes(path: string): number {
   return size(path) + size(`${path}-wal`);
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSecondsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime: in USER_HZ (100/s)
+  } catch {
+    return NaN;
+  }
+}
+
 function rssOf(pid: number | undefined): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -130,12 +142,21 @@ function rssOf(pid: number | undefined): number {
   }
 }
 
-async function footprint(dir: string, masters: readonly MasterProc[], leader: MasterProc, finished: number) {
+async function footprint(
+  dir: string,
+  masters: readonly MasterProc[],
+  leader: MasterProc,
+  finished: number,
+  fleets: readonly Fleet[],
+) {
   const f: Footprint = {
     finished_tasks: finished,
     state_db_bytes: dbBytes(join(dir, leader.name, 'state.db')),
     raft_db_bytes: dbBytes(join(dir, leader.name, 'raft.db')),
     rss_bytes: Object.fromEntries(masters.map((m) => [m.name, rssOf(m.child.proc.pid)])),
+    cpu_s: Object.fromEntries(
+      [...masters.map((m) => m.child), ...fleets.map((f) => f.child)].map((c) => [c.name, cpuSecondsOf(c.proc.pid)]),
+    ),
     commit_index: (await clusterStatus(leader.url))?.commit_index ?? NaN,
   };
   return f;
@@ -211,7 +232,9 @@ function startFleets(dir: string, urls: string[], o: Options): Fleet[] {
   return Array.from({ length: o.fleets }, (_, i) => {
     const n = Math.floor(o.workers / o.fleets) + (i < o.workers % o.fleets ? 1 : 0);
     const args = [script, '--master', urls.join(','), '--workers', String(n), '--max-tasks', String(o.maxTasks)];
-    const child = startChild(`fleet${i}`, process.execPath, [...args, '--label', `sim${i}`], {
+    // Niced: on a real cluster the workers are other machines; here they must not take the
+    // masters' CPU (two cores for three masters, the load tool and the bench).
+    const child = startChild(`fleet${i}`, 'nice', ['-n', '10', process.execPath, ...args, '--label', `sim${i}`], {
       logFile: join(dir, `fleet${i}.log`),
       ipc: true,
     });
@@ -270,12 +293,36 @@ class HeartbeatWatch {
 
 // ------------------------------------------------------------------ jobs
 
+/**
+ * `call` again on 503 (an election: the bench reports elections, it does not stop at one)
+ * and on connection errors, for up to a minute, through whichever master leads by then.
+ */
+async function retrying<T>(masters: readonly MasterProc[], call: (api: Api) => Promise<T>): Promise<T> {
+  for (const t0 = performance.now(); ;) {
+    const leader = await waitForSettledLeader(masters, 60_000, undefined, 0);
+    try {
+      return await call(leader.api);
+    } catch (err) {
+      const retriable = /→ 503|ECONNRESET|ECONNREFUSED|other side closed|Timeout/i.test((err as Error).message);
+      if (!retriable || performance.now() - t0 > 60_000) throw err;
+      log(`  (${(err as Error).message.split('\n')[0]!.slice(0, 120)}; retrying)`);
+    }
+  }
+}
+
 /** Submits a no-op job and long-polls it to `completed`; ms from submit to completed. */
-async function runJob(api: Api, name: string, tasks: number): Promise<{ id: string; ms: number }> {
+async function runJob(
+  masters: readonly MasterProc[],
+  name: string,
+  tasks: number,
+): Promise<{ id: string; ms: number }> {
   const t0 = performance.now();
-  const job = await api.call<JobView>('POST', '/api/jobs', noopJob(name, tasks));
+  // The name is the idempotency key: a submit retried after an election is not a second job.
+  const job = await retrying(masters, (api) =>
+    api.call<JobView>('POST', '/api/jobs', noopJob(name, tasks), { 'idempotency-key': name }),
+  );
   for (;;) {
-    const v = await api.call<JobView>('GET', `/api/jobs/${job.job_id}?wait_ms=10000`);
+    const v = await retrying(masters, (api) => api.call<JobView>('GET', `/api/jobs/${job.job_id}?wait_ms=10000`));
     if (v.status === 'completed') return { id: job.job_id, ms: performance.now() - t0 };
     if (v.status !== 'pending' && v.status !== 'running') {
       throw new Error(`job ${job.job_id} ${v.status}: ${v.error?.message ?? 'no error given'}`);
@@ -371,13 +418,24 @@ function formatReport(r: ScaleResults): string {
     out.push(
       '',
       table([
-        ['finished tasks', 'state.db', 'raft.db', ...names.map((n) => `RSS ${n}`), 'commit index'],
+        [
+          'finished tasks',
+          'state.db',
+          'raft.db',
+          ...names.map((n) => `RSS ${n}`),
+          'commit index',
+          'CPU s (masters; load tool)',
+        ],
         ...r.footprint.map((f) => [
           int(f.finished_tasks),
           mb(f.state_db_bytes),
           mb(f.raft_db_bytes),
           ...names.map((n) => mb(f.rss_bytes[n] ?? NaN)),
           int(f.commit_index),
+          `${names.map((n) => int(f.cpu_s[n] ?? NaN)).join(' ')}; ${Object.entries(f.cpu_s)
+            .filter(([n]) => !names.includes(n))
+            .map(([, v]) => int(v))
+            .join(' ')}`,
         ]),
       ]),
     );
@@ -433,7 +491,9 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
   const port = await freePortBlock(1, [...HOSTS.masters, HOSTS.joiner]);
   const urls = HOSTS.masters.map((h) => `http://${h}:${port}`);
   const args = o.snapshotEntries ? ['--snapshot-entries', String(o.snapshotEntries)] : [];
-  const masters = HOSTS.masters.map((h) => startMaster(dir, h, port, { peers: urls, args }));
+  // Node flags for the masters when profiling (`WEIR_SCALE_NODE_ARGS='--cpu-prof --heapsnapshot-signal=SIGUSR2'`).
+  const nodeArgs = () => process.env.WEIR_SCALE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const masters = HOSTS.masters.map((h) => startMaster(dir, h, port, { peers: urls, args, nodeArgs }));
   const members = [...masters];
   const watch = new TermWatch(() => members);
   let fleets: Fleet[] = [];
@@ -463,12 +523,12 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
     for (let i = 0; i < jobs; i++) {
       const n = Math.min(o.jobTasks, o.tasks - finished);
       const before = finished;
-      const { ms } = await runJob(leader.api, `fill-${i}`, n);
+      const { ms } = await runJob(masters, `fill-${i}`, n);
       jobMs.push(ms);
       finished += n;
       log(`  fill: ${int(finished)}/${int(o.tasks)} tasks (job of ${int(n)} in ${(ms / 1000).toFixed(1)} s)`);
       if (checkpoints.some((c) => before < c && finished >= c)) {
-        r.footprint.push(await footprint(dir, masters, leader, finished));
+        r.footprint.push(await footprint(dir, masters, leader, finished, fleets));
       }
     }
     const fillMs = performance.now() - f0;
@@ -483,7 +543,7 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
 
     // 2. the big job, to page and then delete
     leader = await waitForSettledLeader(masters, 30_000);
-    const big = await runJob(leader.api, 'big', o.bigTasks);
+    const big = await runJob(masters, 'big', o.bigTasks);
     const walk = await deepCursors(leader.api, big.id);
     if (walk.rows !== o.bigTasks) r.notes.push(`The big job served ${walk.rows} rows, not ${o.bigTasks}.`);
     r.big_job = { tasks: o.bigTasks, ms: big.ms, walk_ms: walk.ms, cursors: walk.cursors.length };
@@ -547,7 +607,7 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
       gone,
     };
     log(`  deleted: purged after ${(purgedMs / 1000).toFixed(1)} s`);
-    r.footprint.push(await footprint(dir, masters, leader, finished));
+    r.footprint.push(await footprint(dir, masters, leader, finished, fleets));
 
     // 5. a master joins
     const joinFrom = watch.nowS;

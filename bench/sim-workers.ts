@@ -166,12 +166,11 @@ class SimWorker {
       this.tally.heartbeatsFailed++;
       const why = err instanceof WeirError ? err.code : (err as Error).name;
       this.tally.heartbeatErrors[why] = (this.tally.heartbeatErrors[why] ?? 0) + 1;
+      // Otherwise (not the leader, unreachable, too slow) the client has moved on to the next
+      // master already, as a real worker's does.
       if (err instanceof WeirError && err.code === 'unknown_worker') {
         await this.register();
         this.socket?.drop();
-      } else {
-        // Not the leader, or unreachable: the next heartbeat tries the next master.
-        this.client.rotate();
       }
     }
   }

@@ -36,8 +36,13 @@ export class Api {
     });
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    const { status, text } = await this.send(method, path, body);
+  async call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const { status, text } = await this.send(method, path, body, 30_000, headers);
     if (status >= 300) throw new Error(`${method} ${path} → ${status}: ${text.slice(0, 300)}`);
     return JSON.parse(text) as T;
   }
@@ -48,11 +53,13 @@ export class Api {
     path: string,
     body?: unknown,
     timeoutMs = 30_000,
+    headers: Record<string, string> = {},
   ): Promise<{ status: number; text: string }> {
     const res = await this.pool.request({
       method,
       path,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });

@@ -29,8 +29,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await fleet?.stop();
-  await c.cleanup();
+  try {
+    await fleet?.stop();
+  } finally {
+    await c.cleanup();
+  }
 });
 
 describe('the simulated worker fleet', () => {
