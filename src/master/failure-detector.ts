@@ -9,6 +9,9 @@ import type { ClusterConsensus } from './cluster-log.js';
  * pending). A new leader first grants every live worker a full timeout, so a failover never
  * kills workers that simply had no leader to talk to.
  */
+/** More than this share of the live workers silent at once: see `check`. */
+const MASS_SILENCE_SHARE = 0.5;
+
 export class FailureDetector {
   private timer: NodeJS.Timeout | undefined;
   private readonly declaring = new Set<string>();
@@ -16,6 +19,7 @@ export class FailureDetector {
   /** When the previous check ran, and since when checks have come late (the loop stalling). */
   private lastCheck = 0;
   private lateSince: number | undefined;
+  private massSilenceLogged = 0;
 
   constructor(
     private readonly consensus: ClusterConsensus,
@@ -59,12 +63,34 @@ export class FailureDetector {
       if (now - this.lateSince < this.timeoutMs) return;
     }
     this.lateSince = undefined;
-    for (const w of this.queries.liveWorkers()) {
+    const workers = this.queries.liveWorkers();
+    const silent: { id: string; silentFor: number }[] = [];
+    for (const w of workers) {
       const live = this.registry.get(w.worker_id);
       const silentFor = now - (live?.lastSeen ?? 0);
       if (!live) this.registry.grace(w.worker_id, now);
-      else if (silentFor > this.timeoutMs) this.declareDead(w.worker_id, `no heartbeat for ${silentFor} ms`);
+      else if (silentFor > this.timeoutMs) silent.push({ id: w.worker_id, silentFor });
     }
+    // Most workers silent at once says more about this leader (starved of CPU, cut off from
+    // them) than about them: declaring them all dead makes each register again, a write
+    // apiece, on the leader that could not keep up — the scale benchmark's 1,000 workers on a
+    // loaded machine spiralled into tens of thousands of deaths so. Then at most one a check,
+    // the longest silent first, as Kubernetes' node controller slows evictions in a zone mostly
+    // down. A worker really gone is still caught: its channel drops (declared at once), and
+    // the lease on each attempt it ran expires.
+    let allowed = silent.length;
+    if (silent.length > workers.length * MASS_SILENCE_SHARE) {
+      allowed = 1;
+      silent.sort((a, b) => b.silentFor - a.silentFor);
+      if (now - this.massSilenceLogged > 10_000) {
+        this.massSilenceLogged = now;
+        this.log.warn(
+          { silent: silent.length, workers: workers.length },
+          'most workers look silent at once: declaring them dead one at a time, as this leader may be the one behind',
+        );
+      }
+    }
+    for (const w of silent.slice(0, allowed)) this.declareDead(w.id, `no heartbeat for ${w.silentFor} ms`);
   }
 
   declareDead(workerId: string, reason: string): void {

@@ -64,6 +64,27 @@ describe('the failure detector when its own event loop stalls', () => {
     t.detector.stop();
   });
 
+  it('declares most workers silent at once dead one a check, the longest silent first', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `w-${i}`);
+    const t = setUp(ids);
+    t.detector.start();
+    heartbeat(t.registry, ids);
+    vi.advanceTimersByTime(EVERY_MS);
+    heartbeat(t.registry, ['w-0', 'w-1']); // the rest go silent, w-9 a moment before the others
+    vi.advanceTimersByTime(EVERY_MS);
+    heartbeat(t.registry, ['w-0', 'w-1', 'w-2', 'w-3', 'w-4', 'w-5', 'w-6', 'w-7', 'w-8']);
+    for (let elapsed = 0; elapsed <= TIMEOUT_MS; elapsed += EVERY_MS) {
+      heartbeat(t.registry, ['w-0', 'w-1']);
+      vi.advanceTimersByTime(EVERY_MS);
+    }
+    expect(t.dead).toEqual(['w-9']);
+    await vi.advanceTimersByTimeAsync(0); // its death is committed
+    heartbeat(t.registry, ['w-0', 'w-1']);
+    vi.advanceTimersByTime(EVERY_MS);
+    expect(t.dead).toHaveLength(2);
+    t.detector.stop();
+  });
+
   it('judges after a full timeout of checks that all come late, so a loop always late still finds the dead', () => {
     const t = setUp(['w-1']);
     t.detector.start();
