@@ -495,7 +495,7 @@ async function buildHistory(api: Api, total: number): Promise<number> {
  * From `t0` (the joiner's spawn): when it first answers, has caught up, is a voter, and
  * both at once. `masters` includes the joiner.
  */
-async function timeCatchUp(
+export async function timeCatchUp(
   joiner: MasterProc,
   masters: readonly MasterProc[],
   t0: number,

@@ -36,23 +36,30 @@ export class Api {
     });
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const { status, text } = await this.send(method, path, body);
+  async call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const { status, text } = await this.send(method, path, body, 30_000, headers);
     if (status >= 300) throw new Error(`${method} ${path} → ${status}: ${text.slice(0, 300)}`);
     return JSON.parse(text) as T;
   }
 
   /** The status and body, whatever the status; connection errors and timeouts throw. */
   async send(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'DELETE',
     path: string,
     body?: unknown,
     timeoutMs = 30_000,
+    headers: Record<string, string> = {},
   ): Promise<{ status: number; text: string }> {
     const res = await this.pool.request({
       method,
       path,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
@@ -175,7 +182,14 @@ export function startMaster(
   dir: string,
   host: string,
   port: number,
-  o: { name?: string; peers?: string[]; nodeArgs?: (name: string) => string[]; tls?: BenchTls } = {},
+  o: {
+    name?: string;
+    peers?: string[];
+    nodeArgs?: (name: string) => string[];
+    tls?: BenchTls;
+    /** More `weir master` flags (`--snapshot-entries N`, …). */
+    args?: string[];
+  } = {},
 ): MasterProc {
   const name = o.name ?? `m${nodeIdOf(host)}`;
   const url = `${o.tls ? 'https' : 'http'}://${host}:${port}`;
@@ -184,6 +198,7 @@ export function startMaster(
     ...['--host', host, '--port', String(port)],
     ...(o.peers ? ['--peers', o.peers.join(',')] : []),
     ...(o.tls?.args(name) ?? []),
+    ...(o.args ?? []),
   ];
   const launch = () => spawnWeir(dir, name, args, o.nodeArgs?.(name));
   const m: MasterProc = {

@@ -27,6 +27,14 @@ import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
 import { copyInBackground } from './snapshot-copy.js';
 
+/** The commands that write the workers table. */
+const WORKER_COMMANDS: ReadonlySet<unknown> = new Set([
+  'registerWorker',
+  'markWorkerDead',
+  'drainWorker',
+  'forgetWorker',
+]);
+
 /**
  * The state database of one master. Committed entries are applied in index order, each
  * batch in one transaction that also records `last_applied` (and its term), so a crash
@@ -43,6 +51,11 @@ export class StateMachine implements Port<Command, ApplyResult> {
   private appliedTerm = 0;
   /** Bumped whenever the database is replaced by a snapshot; readers re-prepare. */
   generation = 0;
+  /**
+   * Bumped by every command that may change the workers table (also one rolled back), so
+   * readers may keep the list of live workers until it moves (queries.ts).
+   */
+  workersVersion = 0;
   /** Where the database was moved aside at startup, and why (unreadable, corrupt). */
   readonly movedAside: { to: string; why: string } | undefined;
   private snapshots = 0;
@@ -159,6 +172,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
    * or failing disk, a corrupt file) stops the batch instead, to be applied again.
    */
   private applyCommand(index: number, command: Command): ApplyResult {
+    if (WORKER_COMMANDS.has(command?.type)) this.workersVersion++;
     try {
       return this.applyInSavepoint(command);
     } catch (err) {

@@ -1,0 +1,64 @@
+// The live workers the scheduler, the failure detector and the lease keeper ask for many times
+// a second are read once and kept until a command changes the workers table: what they get is
+// always what the database says.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Command } from '../../src/state/commands.js';
+import { Queries } from '../../src/state/queries.js';
+import { StateMachine } from '../../src/state/state-machine.js';
+
+let dir: string;
+let sm: StateMachine;
+let q: Queries;
+let index = 0;
+
+const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
+const live = () => q.liveWorkers().map((w) => `${w.worker_id}:${w.status}`);
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-live-'));
+  sm = new StateMachine(join(dir, 'state.db'));
+  q = new Queries(sm);
+  index = 0;
+});
+afterEach(() => {
+  sm.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the live workers, kept between reads', () => {
+  it('follow every command that changes a worker: register, drain, death, forgetting', () => {
+    expect(live()).toEqual([]);
+    apply({ type: 'registerWorker', at: 1, worker_id: 'w-a', address: 'a:1', max_tasks: 2 });
+    apply({ type: 'registerWorker', at: 2, worker_id: 'w-b', address: 'b:1', max_tasks: 2 });
+    expect(live()).toEqual(['w-a:active', 'w-b:active']);
+    expect(q.liveWorkers()).toBe(q.liveWorkers()); // one read while nothing changes
+    apply({ type: 'drainWorker', at: 3, worker_id: 'w-a' });
+    expect(live()).toEqual(['w-a:draining', 'w-b:active']);
+    apply({ type: 'markWorkerDead', at: 4, worker_id: 'w-b', reason: 'gone' });
+    expect(live()).toEqual(['w-a:draining']);
+    apply({ type: 'forgetWorker', at: 5, worker_id: 'w-b', dead_before: 10 });
+    expect(live()).toEqual(['w-a:draining']);
+  });
+
+  it('are read again once a snapshot replaced the database', () => {
+    apply({ type: 'registerWorker', at: 1, worker_id: 'w-a', address: 'a:1', max_tasks: 2 });
+    expect(live()).toEqual(['w-a:active']);
+    const other = new StateMachine(join(dir, 'other.db'));
+    other.applyBatch([
+      {
+        index: 1,
+        term: 1,
+        kind: 'cmd',
+        data: { type: 'registerWorker', at: 1, worker_id: 'w-z', address: 'z:1', max_tasks: 1 },
+      },
+    ]);
+    const snap = other.snapshot();
+    sm.restore(snap);
+    other.discard(snap);
+    other.close();
+    expect(live()).toEqual(['w-z:active']);
+  });
+});
