@@ -573,9 +573,16 @@ export async function untilJobStatus(
 
 // ---------------------------------------------------------------- several masters
 
-/** The GET /cluster/status body of one master (undefined when it does not answer). */
-export async function clusterStatus(url: string, timeoutMs = 2000): Promise<Json | undefined> {
-  const r = await http('GET', `${url}/cluster/status`, undefined, {}, timeoutMs);
+/**
+ * The GET /cluster/status body of one master (undefined when it does not answer); `headers`:
+ * a token, on a cluster with a secret.
+ */
+export async function clusterStatus(
+  url: string,
+  timeoutMs = 2000,
+  headers: Record<string, string> = {},
+): Promise<Json | undefined> {
+  const r = await http('GET', `${url}/cluster/status`, undefined, headers, timeoutMs);
   return r.status === 200 ? r.json : undefined;
 }
 
@@ -627,6 +634,8 @@ export async function untilAgreedLeader(
     timeoutMs?: number;
     everyMs?: number;
     procs?: readonly Proc[];
+    /** A token, on a cluster with a secret. */
+    headers?: Record<string, string>;
   } = {},
 ): Promise<AgreedLeader> {
   return waitFor(
@@ -635,7 +644,7 @@ export async function untilAgreedLeader(
       for (const p of o.procs ?? []) {
         if (p.exitCode !== undefined) throw new GiveUp(`${p.name} exited with ${p.exitCode}`);
       }
-      const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
+      const statuses = await Promise.all(urls.map((u) => clusterStatus(u, 2000, o.headers)));
       // Thrown (not returned) so that a timeout names what each master said last.
       const view = statuses
         .map((s, i) => (s ? `${s.current_node_id}:${s.current_role}/leader=${s.leader_id}@${s.term}` : `${urls[i]}:-`))
@@ -662,11 +671,16 @@ export async function untilAgreedLeader(
  * Waits until every master in `urls` has applied the same index, at least `atLeast` (the
  * leader's commit index at some moment), and returns that index.
  */
-export async function untilConverged(urls: readonly string[], atLeast = 0, timeoutMs = 30_000): Promise<number> {
+export async function untilConverged(
+  urls: readonly string[],
+  atLeast = 0,
+  timeoutMs = 30_000,
+  headers: Record<string, string> = {},
+): Promise<number> {
   return waitFor(
     `${urls.join(', ')} to apply the same log (at least up to ${atLeast})`,
     async () => {
-      const statuses = await Promise.all(urls.map((u) => clusterStatus(u)));
+      const statuses = await Promise.all(urls.map((u) => clusterStatus(u, 2000, headers)));
       const silent = urls.filter((_, i) => !statuses[i]);
       if (silent.length) throw new Error(`no status from ${silent.join(', ')}`);
       const applied = statuses.map((s) => s.last_applied as number);
