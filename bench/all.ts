@@ -7,12 +7,13 @@
 //   stream   generator → map → window → sink: sustained events/s, latency at half of it
 //   latency  one-task jobs one at a time: each step of a job's path, on 1 and 3 masters
 //   paging   a results page on a job of 1,000,000 keyed rows against one of 10
+//   dashboard  core's rounds with and without a browser on the dashboard: throughput, CPU of each
 //
 // With no PART, all of them run (about an hour on 2 cores). OPTIONS go to the part's script.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const PARTS = ['core', 'cluster', 'batch', 'stream', 'latency', 'paging'] as const;
+const PARTS = ['core', 'cluster', 'batch', 'stream', 'latency', 'paging', 'dashboard'] as const;
 type Part = (typeof PARTS)[number];
 
 const [first, ...rest] = process.argv.slice(2);
