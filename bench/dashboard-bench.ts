@@ -91,7 +91,14 @@ class Dashboard {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.pages.map((p) => p.browserContext().close().catch(() => {})));
+    await Promise.all(
+      this.pages.map((p) =>
+        p
+          .browserContext()
+          .close()
+          .catch(() => {}),
+      ),
+    );
     this.pages = [];
   }
 }
@@ -141,7 +148,6 @@ async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard |
   };
 }
 
-const median = (xs: number[]) => spread(xs).median;
 const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 function summarise(rounds: Round[], withPage: boolean) {
@@ -161,7 +167,9 @@ async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg()[0]!;
   const setting = { maxTasks: o.maxTasks, threads: o.threads };
-  log(`Weir: 1 master + 2 workers, ${describeSetting(setting)}; chromium ${o.pinChromium === undefined ? 'unpinned' : `pinned to CPU ${o.pinChromium}`}`);
+  log(
+    `Weir: 1 master + 2 workers, ${describeSetting(setting)}; chromium ${o.pinChromium === undefined ? 'unpinned' : `pinned to CPU ${o.pinChromium}`}`,
+  );
   const cluster = await startWeirCluster(setting);
   let browser: Browser | undefined;
   try {
