@@ -143,7 +143,9 @@ async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard |
     cpu_s: {
       master: after.master - before.master,
       workers: after.workers - before.workers,
-      chromium: after.chromium - before.chromium,
+      // Renderers of the last round's closed tabs may exit during this one, taking their CPU
+      // figure out of the tree: never below nothing.
+      chromium: Math.max(0, after.chromium - before.chromium),
     },
   };
 }
