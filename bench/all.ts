@@ -8,12 +8,13 @@
 //   latency  one-task jobs one at a time: each step of a job's path, on 1 and 3 masters
 //   paging   a results page on a job of 1,000,000 keyed rows against one of 10
 //   scale    3 masters holding 1,000,000 finished tasks, 1,000 simulated workers: latency, delete, join
+//   dashboard  core's rounds with and without a browser on the dashboard: throughput, CPU of each
 //
 // With no PART, all of them run (about an hour on 2 cores). OPTIONS go to the part's script.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const PARTS = ['core', 'cluster', 'batch', 'stream', 'latency', 'paging', 'scale'] as const;
+const PARTS = ['core', 'cluster', 'batch', 'stream', 'latency', 'paging', 'scale', 'dashboard'] as const;
 type Part = (typeof PARTS)[number];
 
 const [first, ...rest] = process.argv.slice(2);

@@ -8,9 +8,10 @@ export const CHROMIUM = process.env.WEIR_CHROMIUM ?? '/usr/bin/chromium';
 
 export const hasChromium = (): boolean => existsSync(CHROMIUM);
 
-export async function launchChromium(): Promise<Browser> {
+/** `executable`: another way to start the same browser (the benchmark's `taskset` wrapper). */
+export async function launchChromium(executable = CHROMIUM): Promise<Browser> {
   return puppeteer.launch({
-    executablePath: CHROMIUM,
+    executablePath: executable,
     headless: true,
     args: [
       // Chromium refuses to run as root with its sandbox on (CI runs as root).

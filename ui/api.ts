@@ -55,11 +55,17 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   let url = path;
   if (opts.stale && method === 'GET') url += `${path.includes('?') ? '&' : '?'}consistency=stale`;
+  const held = method === 'GET' ? seen.get(url) : undefined;
+  if (held) headers['if-none-match'] = held.etag;
   const res = await fetch(url, {
     method,
     headers,
+    // The page keeps what it was answered itself (below); the browser's cache would only copy it.
+    cache: 'no-store',
     ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
   });
+  // Nothing changed since the last poll: the same object again, so nothing is drawn anew.
+  if (res.status === 304 && held) return held.json as T;
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   let json: unknown;
@@ -78,5 +84,17 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
     if (res.status === 401) ask(t ? `The token was refused: ${e.message}` : 'This cluster needs a token.');
     throw e;
   }
+  const etag = res.headers.get('etag');
+  if (method === 'GET' && etag) remember(url, etag, json);
   return json as T;
+}
+
+/** The last answer to each GET the page polls, by its ETag (a few dozen URLs at most). */
+const seen = new Map<string, { etag: string; json: unknown }>();
+const SEEN_MAX = 64;
+
+function remember(url: string, etag: string, json: unknown): void {
+  seen.delete(url);
+  seen.set(url, { etag, json });
+  if (seen.size > SEEN_MAX) seen.delete(seen.keys().next().value!);
 }

@@ -183,7 +183,7 @@ function Results({ job }: { job: Job }) {
 }
 
 export function JobPage({ jobId }: { jobId: string }) {
-  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`), [jobId]);
+  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId]);
   const j = job.data;
   const settled = j ? TERMINAL.has(j.status) : false;
   const tasks = usePoll(

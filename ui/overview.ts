@@ -68,7 +68,7 @@ export function Masters() {
 }
 
 export function Workers() {
-  const { data, error } = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers'), []);
+  const { data, error } = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), []);
   const all = data?.workers ?? [];
   // The dead ones at the end: they are history.
   const workers = [...all].sort((a, b) => Number(a.status === 'dead') - Number(b.status === 'dead'));

@@ -15,6 +15,7 @@ import { validatorCompiler } from '../common/http-validation.js';
 import { refuseUnverifiedClients } from '../common/tls.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
+import { conditionalGet } from './etag.js';
 import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { backupRoutes } from './routes/backup.js';
@@ -72,6 +73,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);
   app.addHook('onRequest', forwarding.hook);
   app.addHook('onClose', async () => forwarding.close());
+  app.addHook('onSend', conditionalGet);
 
   app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers, req.principal));
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);

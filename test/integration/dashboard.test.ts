@@ -105,6 +105,27 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
     expect((await http('GET', `${secured.url}/assets/../package.json`)).status).toBe(404);
   });
 
+  it('answers a poll that finds nothing changed with 304 and no body, and a changed one in full', async () => {
+    for (const path of ['/api/workers?consistency=stale', '/api/cluster/masters?consistency=stale']) {
+      const r = await http('GET', `${m.url}${path}`);
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get('etag'), path).toMatch(/^W\/"[A-Za-z0-9_-]+"$/);
+    }
+    // No job runs yet: two polls of the jobs list find the same list.
+    const path = '/api/jobs?limit=100&consistency=stale';
+    const first = await http('GET', `${m.url}${path}`);
+    const again = await http('GET', `${m.url}${path}`, undefined, { 'if-none-match': first.headers.get('etag')! });
+    expect(again.status).toBe(304);
+    expect(again.text).toBe('');
+    const before = await http('GET', `${m.url}/api/jobs?consistency=stale`);
+    await submit({ operation: 'multiply', factor: 1, task_count: 1 }, 'etag');
+    const after = await http('GET', `${m.url}/api/jobs?consistency=stale`, undefined, {
+      'if-none-match': before.headers.get('etag')!,
+    });
+    expect(after.status).toBe(200);
+    expect(after.json.jobs.some((j: { name: string }) => j.name === 'etag')).toBe(true);
+  });
+
   it('shows the masters, the workers and the jobs', async () => {
     shootOnFail(() => page, 'overview');
     const done = await submit({ operation: 'multiply', factor: 3, task_count: 5 }, 'Multiplicar');

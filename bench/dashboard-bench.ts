@@ -1,0 +1,260 @@
+// What an open dashboard costs the cluster (`npm run bench -- dashboard`): the core
+// benchmark's throughput rounds (10,000 no-op tasks on 1 master + 2 workers) on one cluster,
+// alternately with no browser page open and with headless chromium showing `/` and the page
+// of a job running in that round. Reports both throughputs and their ratio, and the CPU each
+// party used in each round, read from /proc: on a 2-core machine chromium's own CPU takes
+// cores from the cluster, which a person's browser on their own machine would not — the
+// master's CPU per task is what the cluster pays for the page.
+//
+// Options: --rounds N        measured rounds of each kind (default 3), after 3 warm-up rounds
+//          --max-tasks N     the workers' --max-tasks (default 128)
+//          --threads T       the workers' --threads (default 2)
+//          --pin-chromium C  run chromium (all its processes) on CPU C only (taskset -c C),
+//                            so that it takes at most one core from the cluster
+import { chmodSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'puppeteer-core';
+import { CHROMIUM, hasChromium, launchChromium } from '../scripts/chromium.js';
+import { runMain } from './main.js';
+import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
+import { machineInfo, table, writeJson } from './report.js';
+import { log, positiveInt, spread, type Spread } from './stats.js';
+import { describeSetting, startWeirCluster, weirThroughputRound, type Api, type WeirCluster } from './weir.js';
+
+const SHAPE = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
+const TOTAL = SHAPE.jobs * SHAPE.tasksPerJob;
+const WARMUP_ROUNDS = 3;
+const DEADLINE_MS = 10 * 60_000;
+
+interface Options {
+  rounds: number;
+  maxTasks: number;
+  threads: number;
+  pinChromium?: number;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { rounds: 3, maxTasks: 128, threads: 2 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--rounds') o.rounds = positiveInt(a, argv[++i]);
+    else if (a === '--max-tasks') o.maxTasks = positiveInt(a, argv[++i]);
+    else if (a === '--threads') o.threads = positiveInt(a, argv[++i]);
+    else if (a === '--pin-chromium') o.pinChromium = Number(argv[++i]);
+    else throw new Error(`unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU)`);
+  }
+  if (o.pinChromium !== undefined && !(Number.isInteger(o.pinChromium) && o.pinChromium >= 0)) {
+    throw new Error('--pin-chromium takes a CPU number, e.g. 1');
+  }
+  return o;
+}
+
+/** One measured round: its throughput and the CPU seconds each party used during it. */
+interface Round {
+  page: boolean;
+  tasks_per_s: number;
+  wall_s: number;
+  cpu_s: { master: number; workers: number; chromium: number };
+}
+
+/** The browser and its two tabs, opened for a round and closed after it. */
+class Dashboard {
+  private pages: Page[] = [];
+  constructor(
+    readonly browser: Browser,
+    private readonly origin: string,
+  ) {}
+
+  /** `/` open and drawn (its jobs table or its empty note), and a second tab for a job page. */
+  async open(): Promise<void> {
+    // Each tab in its own context (its own window): a headless background tab is hidden.
+    const [overview, job] = [
+      await (await this.browser.createBrowserContext()).newPage(),
+      await (await this.browser.createBrowserContext()).newPage(),
+    ];
+    this.pages = [overview, job];
+    await overview.goto(`${this.origin}/`);
+    await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
+    await job.goto(`${this.origin}/`);
+    for (const p of this.pages) {
+      // Headless tabs are visible, so both poll; a hidden one would poll nothing.
+      if (await p.evaluate('document.hidden')) log('  (a dashboard tab is hidden: it polls nothing while so)');
+    }
+  }
+
+  /** Points the second tab at a job of this round (as a person following it would). */
+  follow(jobId: string): void {
+    void this.pages[1]
+      ?.evaluate(`history.pushState(null, '', '/jobs/${jobId}'); dispatchEvent(new PopStateEvent('popstate'))`)
+      .catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.pages.map((p) =>
+        p
+          .browserContext()
+          .close()
+          .catch(() => {}),
+      ),
+    );
+    this.pages = [];
+  }
+}
+
+/** Runs chromium through `taskset -c CPU` (its zygote and renderers inherit the mask). */
+function pinnedChromium(dir: string, cpu: number): string {
+  const wrapper = join(dir, 'chromium-pinned.sh');
+  writeFileSync(wrapper, `#!/bin/sh\nexec taskset -c ${cpu} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
+
+async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard | undefined, label: string) {
+  const master = cluster.masters[0]!.child.proc.pid!;
+  const workers = cluster.workers.map((w) => w.proc.pid!);
+  const chromium = browser.process()?.pid;
+  const cpu = () => ({
+    master: cpuSeconds(master),
+    workers: workers.reduce((s, p) => s + cpuSeconds(p), 0),
+    chromium: chromium ? treeCpuSeconds(chromium) : 0,
+  });
+  // The job page follows the round's first job once it is accepted.
+  let followed = false;
+  const api = {
+    call: async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+      const r = await cluster.api.call<T>(method, path, body);
+      if (dash && !followed && method === 'POST') {
+        followed = true;
+        dash.follow((r as { job_id: string }).job_id);
+      }
+      return r;
+    },
+  } as Api;
+  const before = cpu();
+  const t0 = performance.now();
+  const tasksPerS = await weirThroughputRound(api, SHAPE, label);
+  const wall = (performance.now() - t0) / 1000;
+  const after = cpu();
+  return {
+    tasks_per_s: tasksPerS,
+    wall_s: wall,
+    cpu_s: {
+      master: after.master - before.master,
+      workers: after.workers - before.workers,
+      // Renderers of the last round's closed tabs may exit during this one, taking their CPU
+      // figure out of the tree: never below nothing.
+      chromium: Math.max(0, after.chromium - before.chromium),
+    },
+  };
+}
+
+const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+function summarise(rounds: Round[], withPage: boolean) {
+  const rs = rounds.filter((r) => r.page === withPage);
+  const perTask = (k: keyof Round['cpu_s']) => spread(rs.map((r) => (r.cpu_s[k] / TOTAL) * 1e6));
+  return {
+    tasks_per_s: spread(rs.map((r) => r.tasks_per_s)),
+    // CPU microseconds per task: what a round cost each party, whatever its length.
+    cpu_us_per_task: { master: perTask('master'), workers: perTask('workers'), chromium: perTask('chromium') },
+    master_cores: spread(rs.map((r) => r.cpu_s.master / r.wall_s)),
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  if (!hasChromium()) throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (or set WEIR_CHROMIUM)`);
+  const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg()[0]!;
+  const setting = { maxTasks: o.maxTasks, threads: o.threads };
+  log(
+    `Weir: 1 master + 2 workers, ${describeSetting(setting)}; chromium ${o.pinChromium === undefined ? 'unpinned' : `pinned to CPU ${o.pinChromium}`}`,
+  );
+  const cluster = await startWeirCluster(setting);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium(o.pinChromium === undefined ? CHROMIUM : pinnedChromium(cluster.dir, o.pinChromium));
+    const dash = new Dashboard(browser, cluster.api.origin);
+    for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(cluster.api, SHAPE, `warmup${i}`);
+    // Pairs in alternating order (off-on, on-off, …), so that a drift in the machine's load
+    // or the cluster's size weighs on both kinds alike.
+    const rounds: Round[] = [];
+    for (let i = 0; i < o.rounds; i++) {
+      for (const page of i % 2 === 0 ? [false, true] : [true, false]) {
+        if (page) await dash.open();
+        try {
+          const r = await measure(cluster, browser, page ? dash : undefined, `${page ? 'page' : 'none'}-r${i}`);
+          rounds.push({ page, ...r });
+          log(
+            `  round ${i + 1}/${o.rounds} ${page ? 'with page   ' : 'without page'}: ${fmt(r.tasks_per_s)} tasks/s; CPU s master ${fmt(r.cpu_s.master, 2)}, workers ${fmt(r.cpu_s.workers, 2)}, chromium ${fmt(r.cpu_s.chromium, 2)}`,
+          );
+        } finally {
+          if (page) await dash.close();
+        }
+      }
+    }
+    const without = summarise(rounds, false);
+    const withPage = summarise(rounds, true);
+    const pairRatios = Array.from({ length: o.rounds }, (_, i) => {
+      const [a, b] = rounds.slice(2 * i, 2 * i + 2);
+      const on = a!.page ? a! : b!;
+      const off = a!.page ? b! : a!;
+      return on.tasks_per_s / off.tasks_per_s;
+    });
+    const figures = {
+      started_at: startedAt,
+      load: { start: loadAtStart, end: loadavg()[0]! },
+      machine: machineInfo(),
+      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on the page of the round's first job`,
+      setting: { max_tasks: o.maxTasks, threads: o.threads },
+      chromium_pinned_to_cpu: o.pinChromium ?? null,
+      without_page: without,
+      with_page: withPage,
+      ratio: {
+        of_medians: withPage.tasks_per_s.median / without.tasks_per_s.median,
+        per_pair: spread(pairRatios),
+        master_cpu_per_task: withPage.cpu_us_per_task.master.median / without.cpu_us_per_task.master.median,
+      },
+      rounds,
+    };
+    process.stdout.write(`\n${report(figures)}\n`);
+    log(`\nfigures written to ${writeJson('dashboard', startedAt, figures)}`);
+  } finally {
+    await browser?.close().catch(() => {});
+    await cluster.stop();
+  }
+}
+
+type Summary = ReturnType<typeof summarise>;
+
+function report(f: {
+  without_page: Summary;
+  with_page: Summary;
+  ratio: { of_medians: number; per_pair: Spread; master_cpu_per_task: number };
+  chromium_pinned_to_cpu: number | null;
+}): string {
+  const s = (x: Spread, d = 0) => `${fmt(x.median, d)} (${fmt(x.min, d)}–${fmt(x.max, d)})`;
+  const row = (label: string, m: Summary) => [
+    label,
+    s(m.tasks_per_s),
+    s(m.cpu_us_per_task.master, 1),
+    s(m.master_cores, 2),
+    s(m.cpu_us_per_task.workers, 1),
+    s(m.cpu_us_per_task.chromium, 1),
+  ];
+  return [
+    table([
+      ['', 'tasks/s', 'master µs CPU/task', 'master cores', 'workers µs CPU/task', 'chromium µs CPU/task'],
+      row('without page', f.without_page),
+      row('with page', f.with_page),
+    ]),
+    '',
+    `with/without throughput: ${fmt(f.ratio.of_medians, 3)} (medians); per pair ${s(f.ratio.per_pair, 3)}`,
+    `with/without master CPU per task: ${fmt(f.ratio.master_cpu_per_task, 3)}`,
+    `chromium: ${f.chromium_pinned_to_cpu === null ? 'not pinned (shares both cores with the cluster)' : `pinned to CPU ${f.chromium_pinned_to_cpu}`}; medians (min–max) over the rounds`,
+  ].join('\n');
+}
+
+runMain(main, { deadlineMs: DEADLINE_MS });
