@@ -9,6 +9,11 @@ import { log, mapLimit, sampleLatency } from './stats.js';
 const WORKER_JS = new URL('./bullmq-worker.js', import.meta.url).pathname;
 /** No RDB snapshots, no AOF: Redis as a pure in-memory queue, its fastest setting. */
 export const REDIS_FLAGS = ['--save', '', '--appendonly', 'no'];
+/**
+ * Every write in the append-only file and fsynced before Redis answers: durable as Weir's
+ * acknowledged writes are (one fsync'd log entry before a submit or an outcome is acknowledged).
+ */
+export const REDIS_DURABLE_FLAGS = ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
 
 const hasRedisServer = () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -40,15 +45,28 @@ export interface BullSetup {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server in a temp dir on a free loopback port, and the worker processes. */
-export async function startBull(o: { workers: number; concurrency: number }): Promise<BullSetup> {
+/**
+ * Starts redis-server in a temp dir on a free loopback port (in memory, or with `durable`
+ * fsyncing every write), and the worker processes.
+ */
+export async function startBull(o: { workers: number; concurrency: number; durable?: boolean }): Promise<BullSetup> {
   const dir = makeTempDir('weir-bench-redis-');
   const port = await freePortBlock(1);
   const connection = { host: '127.0.0.1', port };
   const redis = startChild(
     'redis-server',
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...REDIS_FLAGS],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      ...(o.durable ? REDIS_DURABLE_FLAGS : REDIS_FLAGS),
+    ],
     { logFile: join(dir, 'redis.log') },
   );
   const workers: Child[] = [];

@@ -15,7 +15,14 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REDIS_FLAGS, bullLatency, bullThroughputRound, ensureRedisServer, startBull } from './bullmq.js';
+import {
+  REDIS_DURABLE_FLAGS,
+  REDIS_FLAGS,
+  bullLatency,
+  bullThroughputRound,
+  ensureRedisServer,
+  startBull,
+} from './bullmq.js';
 import { poolRound, startPool } from './pool.js';
 import { runMain } from './main.js';
 import { cpuProfArgs, formatProfile } from './profile-summary.js';
@@ -61,7 +68,7 @@ const SWEEP_ROUNDS = 2;
 const BULL = { workers: 2, concurrency: 8 };
 const POOL_THREADS = 2;
 /** The whole run stops by itself after this long, whatever it is doing. */
-const DEADLINE_MS = 5 * 60_000;
+const DEADLINE_MS = 7 * 60_000;
 
 interface Options {
   setting?: WorkerSetting;
@@ -170,21 +177,23 @@ async function benchWeir(o: Options): Promise<Results['weir']> {
   return result;
 }
 
-async function benchBullmq(): Promise<Results['bullmq']> {
+/** BullMQ on Redis in memory, or (`durable`) with every write fsynced before it is answered. */
+async function benchBullmq(durable: boolean): Promise<Results['bullmq']> {
+  const flags = durable ? REDIS_DURABLE_FLAGS : REDIS_FLAGS;
   log(
-    `BullMQ: redis-server ${REDIS_FLAGS.map((f) => f || "''").join(' ')}, ${BULL.workers} worker processes × concurrency ${BULL.concurrency}`,
+    `BullMQ: redis-server ${flags.map((f) => f || "''").join(' ')}, ${BULL.workers} worker processes × concurrency ${BULL.concurrency}`,
   );
-  const bull = await startBull(BULL);
+  const bull = await startBull({ ...BULL, durable });
   try {
     const runs = await rounds(ROUNDS, () => bullThroughputRound(bull.queue, SHAPE), 'BullMQ');
     log(`  BullMQ latency: ${LATENCY.samples} single jobs after ${LATENCY.warmup} warm-up`);
     const latency = percentiles(await bullLatency(bull, LATENCY.samples, LATENCY.warmup));
     return {
-      label: `BullMQ (Redis, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
+      label: `BullMQ (Redis ${durable ? 'appendfsync always' : 'in memory'}, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
       throughput: spread(runs),
       latency,
       redis: bull.version,
-      redis_flags: REDIS_FLAGS,
+      redis_flags: flags,
     };
   } finally {
     await bull.stop();
@@ -205,13 +214,24 @@ async function benchPool(): Promise<SystemResult> {
 interface Measured {
   weir: Results['weir'];
   bullmq: Results['bullmq'];
+  bullmq_durable: Results['bullmq'];
   pool: SystemResult;
 }
 
 function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number): Results {
+  const over = (b: Results['bullmq'], of: (s: SystemResult) => number | undefined) => {
+    if ('skipped' in b) return null;
+    const w = of(m.weir);
+    const v = of(b);
+    return w === undefined || v === undefined ? null : w / v;
+  };
+  const p50 = (s: SystemResult) => s.latency?.p50;
   const ratios = {
-    weir_over_bullmq: 'skipped' in m.bullmq ? null : m.weir.throughput.median / m.bullmq.throughput.median,
+    weir_over_bullmq: over(m.bullmq, (s) => s.throughput.median),
+    weir_over_bullmq_durable: over(m.bullmq_durable, (s) => s.throughput.median),
     weir_over_pool: m.weir.throughput.median / m.pool.throughput.median,
+    p50_weir_over_bullmq: over(m.bullmq, p50),
+    p50_weir_over_bullmq_durable: over(m.bullmq_durable, p50),
   };
   const results: Results = {
     started_at: startedAt.toISOString(),
@@ -244,9 +264,10 @@ async function main(): Promise<void> {
   const redis = o.skipBullmq ? { ok: false as const, reason: '--skip-bullmq' } : await ensureRedisServer();
   if (!redis.ok) log(`BullMQ will be skipped: ${redis.reason}`);
   const weir = await benchWeir(o);
-  const bullmq: Results['bullmq'] = redis.ok ? await benchBullmq() : { skipped: redis.reason };
+  const bullmq: Results['bullmq'] = redis.ok ? await benchBullmq(false) : { skipped: redis.reason };
+  const bullmqDurable: Results['bullmq'] = redis.ok ? await benchBullmq(true) : { skipped: redis.reason };
   const pool = await benchPool();
-  const results = assemble({ weir, bullmq, pool }, startedAt, t0, loadAtStart);
+  const results = assemble({ weir, bullmq, bullmq_durable: bullmqDurable, pool }, startedAt, t0, loadAtStart);
   process.stdout.write(`\n${formatReport(results)}\n`);
   log(`\nfigures written to ${writeResults(results)}`);
   if (o.cluster) await runClusterBench({ setting: settingOf(results.weir) });

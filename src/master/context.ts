@@ -7,6 +7,7 @@ import type { JobWatch } from './job-watch.js';
 import type { MasterMetrics } from './metrics.js';
 import type { WorkerChannels } from './worker-channels.js';
 import type { WorkerRegistry } from './worker-registry.js';
+import type { Scheduler } from './scheduler.js';
 import type { ClusterConsensus } from './cluster-log.js';
 
 /** What the HTTP routes of a master reach for. */
@@ -28,6 +29,8 @@ export interface MasterContext {
   backups?: BackupMaker;
   /** The `no_space` alarm as this master acts on it. */
   space: AlarmView;
+  /** Places a submitted job's first tasks in its submit entry (absent: the scheduler's pass does). */
+  scheduler?: Pick<Scheduler, 'placeOnSubmit' | 'submitted'>;
 }
 
 /** The `no_space` alarm: this master's own (its disk, measured every second) and, on the leader, its voters'. */

@@ -409,7 +409,7 @@ export class MasterNode {
     });
     return {
       parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics },
-      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs },
+      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs, scheduler },
     };
   }
 

@@ -156,6 +156,40 @@ export class Scheduler {
   }
 
   /**
+   * Places the first tasks of a job about to be proposed on free slots, for its submit entry
+   * to carry (SubmitJob.assignments): the task then leaves once that one entry is committed,
+   * where a separate AssignTasks entry would add a second fsync — on a lone master, one that
+   * stalls the event loop while the task runs. Only when nothing else is pending, so a new job
+   * never overtakes queued ones; only plain batch jobs (a stream instance waits for its
+   * placement, a data job's tasks for its plan). The places count as proposed until
+   * `submitted`.
+   */
+  placeOnSubmit(jobId: string, config: JobConfig): { idx: number; worker_id: string }[] {
+    if (!this.active || !this.consensus.isLeader()) return [];
+    if (isStreamConfig(config) || isDataJob(config)) return [];
+    if (this.queries.anyPending()) return [];
+    const slots = this.freeSlots();
+    const free = slots.reduce((n, w) => n + Math.max(0, w.max_tasks - w.running), 0);
+    const count = Math.min(free, config.task_count);
+    if (count <= 0) return [];
+    const tasks = Array.from({ length: count }, (_, idx) => ({ job_id: jobId, idx, attempt: 1 }));
+    const { assignments, cursor } = placeTasks(tasks, slots, this.cursor);
+    this.cursor = cursor;
+    for (const { task, worker_id } of assignments) this.proposed.set(taskKey(task), worker_id);
+    return assignments.map(({ task, worker_id }) => ({ idx: task.idx, worker_id }));
+  }
+
+  /**
+   * The submit entry carrying `placed` was applied (`assigned`: those that took) or failed
+   * (undefined): the tasks assigned leave for their workers.
+   */
+  submitted(jobId: string, placed: readonly { idx: number }[], assigned: readonly RunningTask[] | undefined): void {
+    for (const { idx } of placed) this.proposed.delete(taskKey({ job_id: jobId, idx, attempt: 1 }));
+    if (assigned?.length) this.dispatch(assigned);
+    if (placed.length) this.kick();
+  }
+
+  /**
    * Speculative execution: stragglers of a running data job's current stage get a copy on
    * another worker with a free slot, once nothing else waits for one; the first attempt to
    * finish wins and the other is stopped.

@@ -205,10 +205,20 @@ export class Applier {
     if (upload !== undefined || cmd.retention_ms !== undefined) {
       this.s.setJobLifecycle.run(upload ?? null, cmd.retention_ms ?? null, seq);
     }
-    if (lazy) return { ok: true, job_id: cmd.job_id, duplicate: false };
-    this.s.insertTasks.run({ first: 0, end: runnable, status: 'pending', at: cmd.at, seq });
-    this.s.insertTasks.run({ first: runnable, end: n, status: 'waiting', at: cmd.at, seq });
-    return { ok: true, job_id: cmd.job_id, duplicate: false };
+    if (!lazy) {
+      this.s.insertTasks.run({ first: 0, end: runnable, status: 'pending', at: cmd.at, seq });
+      this.s.insertTasks.run({ first: runnable, end: n, status: 'waiting', at: cmd.at, seq });
+    }
+    return { ok: true, job_id: cmd.job_id, duplicate: false, ...this.assignOnSubmit(cmd, runnable) };
+  }
+
+  /** The submit entry's own assignments, checked as an AssignTasks entry's are. */
+  private assignOnSubmit(cmd: SubmitJob, runnable: number): { assigned?: RunningTask[] } {
+    const first = (cmd.assignments ?? []).filter((a) => Number.isSafeInteger(a.idx) && a.idx < runnable);
+    if (first.length === 0) return {};
+    const assignments = first.map((a) => ({ job_id: cmd.job_id, idx: a.idx, attempt: 1, worker_id: a.worker_id }));
+    const r = this.withCounters(() => this.assignTasks({ type: 'assignTasks', at: cmd.at, assignments }));
+    return r.ok && r.assigned.length ? { assigned: r.assigned } : {};
   }
 
   private assignTasks(cmd: AssignTasks): ApplyResult<'assignTasks'> {

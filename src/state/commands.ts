@@ -59,6 +59,11 @@ export interface SubmitJob {
   idempotency_key?: string;
   /** `config.retention` in ms (0: kept for ever); absent: the cluster's --retention. */
   retention_ms?: number;
+  /**
+   * First attempts the leader placed on free slots as it proposed the job, assigned when the
+   * entry applies as an AssignTasks would: the task then leaves after one committed entry, not two.
+   */
+  assignments?: { idx: number; worker_id: string }[];
 }
 
 export interface AssignTasks {
@@ -168,7 +173,8 @@ export interface Applied {
   /** `to_stop`: attempts elsewhere that depended on the dead worker; `jobs`: streaming jobs it ran. */
   markWorkerDead: { ok: true; requeued: number; to_stop: RunningTask[]; jobs: string[] };
   drainWorker: { ok: true };
-  submitJob: { ok: true; job_id: string; duplicate: boolean };
+  /** `assigned`: those of the entry's `assignments` that took (absent when none did). */
+  submitJob: { ok: true; job_id: string; duplicate: boolean; assigned?: RunningTask[] };
   assignTasks: { ok: true; assigned: RunningTask[] };
   speculateTasks: { ok: true; assigned: RunningTask[] };
   /** `to_stop`: the losers of speculative races. */

@@ -69,6 +69,46 @@ describe('apply: jobs', () => {
     expect(q.job('j2')).toBeUndefined();
   });
 
+  it('submitJob runs the first tasks its entry places, as an AssignTasks entry would', () => {
+    register('w');
+    const r = submit('j', { operation: 'noop', task_count: 3 }, { assignments: [{ idx: 0, worker_id: 'w' }] });
+    expect(r).toMatchObject({ ok: true, job_id: 'j', assigned: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w' }] });
+    expect(q.job('j')).toMatchObject({ status: 'running', pending: 2, running: 1 });
+    expect(task('j', 0)).toMatchObject({ status: 'running', worker_id: 'w', attempt: 1 });
+    expect([...q.pending(10)].map((t) => t.idx)).toEqual([1, 2]);
+    complete('j', 0, 'w');
+    expect(q.job('j')).toMatchObject({ completed: 1, running: 0 });
+  });
+
+  it("submitJob's placements on an unknown or dead worker, or outside the job, are dropped; the job stays", () => {
+    register('w');
+    apply({ type: 'markWorkerDead', at: 1500, worker_id: 'w', reason: 'test' });
+    const r = submit(
+      'j',
+      { operation: 'noop', task_count: 2 },
+      {
+        assignments: [
+          { idx: 0, worker_id: 'w' },
+          { idx: 1, worker_id: 'ghost' },
+          { idx: 2, worker_id: 'w' },
+          { idx: -1, worker_id: 'w' },
+          { idx: '0' as unknown as number, worker_id: 'w' },
+        ],
+      },
+    );
+    expect(r).toEqual({ ok: true, job_id: 'j', duplicate: false });
+    expect(q.job('j')).toMatchObject({ status: 'pending', pending: 2, running: 0 });
+    expect([...q.pending(10)].map((t) => t.idx)).toEqual([0, 1]);
+  });
+
+  it('a duplicate submit (same idempotency key) assigns nothing', () => {
+    register('w');
+    submit('j1', undefined, { idempotency_key: 'k' });
+    const again = submit('j2', undefined, { idempotency_key: 'k', assignments: [{ idx: 0, worker_id: 'w' }] });
+    expect(again).toEqual({ ok: true, job_id: 'j1', duplicate: true });
+    expect(q.job('j1')).toMatchObject({ running: 0 });
+  });
+
   it('the last completion completes the job; progress counts every step', () => {
     register('w');
     submit('j', { operation: 'noop', task_count: 2 });

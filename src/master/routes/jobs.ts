@@ -53,16 +53,23 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const at = Date.now();
         const jobId = newId('job', at);
         trace(jobId, 'submit received');
-        const result = await commit(consensus, {
-          type: 'submitJob',
-          at,
-          job_id: jobId,
-          name,
-          job_type: type,
-          config,
-          ...(key ? { idempotency_key: key } : {}),
-          ...(retention_ms !== undefined ? { retention_ms } : {}),
-        });
+        const placed = ctx.scheduler?.placeOnSubmit(jobId, config) ?? [];
+        let result;
+        try {
+          result = await commit(consensus, {
+            type: 'submitJob',
+            at,
+            job_id: jobId,
+            name,
+            job_type: type,
+            config,
+            ...(key ? { idempotency_key: key } : {}),
+            ...(retention_ms !== undefined ? { retention_ms } : {}),
+            ...(placed.length ? { assignments: placed } : {}),
+          });
+        } finally {
+          ctx.scheduler?.submitted(jobId, placed, result?.assigned);
+        }
         const row = requireJob(result.job_id);
         trace(jobId, 'submit applied');
         return reply.code(result.duplicate ? 200 : 201).send(jobView(row));

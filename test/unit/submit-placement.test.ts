@@ -1,0 +1,141 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WebSocket } from 'ws';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/common/logger.js';
+import { Scheduler } from '../../src/master/scheduler.js';
+import { WorkerRegistry } from '../../src/master/worker-registry.js';
+import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import { decodeToWorker, type ToWorker } from '../../src/protocol/worker-channel.js';
+import type { JobConfig, RunningTask } from '../../src/state/commands.js';
+import { Queries } from '../../src/state/queries.js';
+import { openSingleMaster } from '../helpers/single-master.js';
+
+// A submit that carries its job's first assignments (SubmitJob.assignments), over a real
+// master of one (its log, its apply): the task leaves after one committed entry, not two.
+const log = createLogger('test');
+log.level = 'silent';
+let dir: string;
+let node: ReturnType<typeof openSingleMaster>;
+let queries: Queries;
+let scheduler: Scheduler;
+/** What each worker's channel was sent, decoded. */
+const sent = new Map<string, ToWorker[]>();
+
+/** A worker channel that is open and keeps what it is sent. */
+function channel(workerId: string): WebSocket {
+  sent.set(workerId, []);
+  const socket = {
+    readyState: 1,
+    send: (bytes: Buffer) => {
+      const d = decodeToWorker(bytes);
+      if (d.ok) sent.get(workerId)!.push(d.value);
+    },
+  };
+  return socket as unknown as WebSocket;
+}
+
+const noop = (task_count: number) => normalizeBatchConfig({ operation: 'noop', task_count });
+
+/** Submits as the jobs route does: placements first, then the entry, then `submitted`. */
+async function submit(job_id: string, config: JobConfig, placed = scheduler.placeOnSubmit(job_id, config)) {
+  let assigned: RunningTask[] | undefined;
+  try {
+    const r = await node.consensus.propose({
+      type: 'submitJob',
+      at: Date.now(),
+      job_id,
+      name: job_id,
+      job_type: 'batch',
+      config,
+      ...(placed.length ? { assignments: placed } : {}),
+    });
+    if (r.ok) assigned = r.assigned;
+    return { placed, assigned };
+  } finally {
+    scheduler.submitted(job_id, placed, assigned);
+  }
+}
+
+const assignsSent = (workerId: string) =>
+  sent.get(workerId)!.flatMap((m) => (m.t === 'assign' ? m.tasks.map((t) => `${t.job_id}/${t.idx}`) : []));
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-submit-place-'));
+  node = openSingleMaster(dir, log);
+  await node.leading;
+  queries = new Queries(node.state);
+  const registry = new WorkerRegistry();
+  for (const [w, slots] of [
+    ['w1', 1],
+    ['w2', 1],
+  ] as const) {
+    await node.consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: slots });
+    registry.attach(w, channel(w), Date.now());
+  }
+  scheduler = new Scheduler(node.consensus, queries, registry, log);
+});
+afterEach(async () => {
+  scheduler.stop();
+  await node.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a submit carrying its first assignments', () => {
+  it('runs a one-task job on a free slot with one log entry, and sends the task once it is committed', async () => {
+    scheduler.start();
+    const before = node.consensus.status().commit_index;
+    const { placed, assigned } = await submit('j', noop(1));
+    expect(placed).toHaveLength(1);
+    expect(assigned).toEqual([{ job_id: 'j', idx: 0, attempt: 1, worker_id: placed[0]!.worker_id }]);
+    expect(node.consensus.status().commit_index).toBe(before + 1);
+    expect(queries.job('j')).toMatchObject({ status: 'running', running: 1, pending: 0 });
+    expect(assignsSent(placed[0]!.worker_id)).toEqual(['j/0']);
+  });
+
+  it('places no more tasks than there are free slots; the scheduler places the rest as slots free', async () => {
+    scheduler.start();
+    const { placed } = await submit('j', noop(5));
+    expect(placed.map((p) => p.idx)).toEqual([0, 1]);
+    expect(new Set(placed.map((p) => p.worker_id))).toEqual(new Set(['w1', 'w2']));
+    expect(queries.job('j')).toMatchObject({ running: 2, pending: 3 });
+  });
+
+  it('does not let a new job overtake tasks already waiting, nor take a slot another submit in flight holds', async () => {
+    scheduler.start();
+    await submit('first', noop(3)); // both slots taken, one task waits
+    expect(scheduler.placeOnSubmit('second', noop(1))).toEqual([]);
+
+    await node.consensus.propose({ type: 'cancelJob', at: Date.now(), job_id: 'first' });
+    const a = scheduler.placeOnSubmit('a', noop(2));
+    expect(a).toHaveLength(2);
+    // Placed but not yet committed: those slots are spoken for.
+    expect(scheduler.placeOnSubmit('b', noop(1))).toEqual([]);
+    await submit('a', noop(2), a);
+    expect(queries.job('a')).toMatchObject({ running: 2 });
+  });
+
+  it('leaves streaming and data jobs, and a scheduler that is not running, to the scheduler pass', async () => {
+    expect(scheduler.placeOnSubmit('j', noop(1))).toEqual([]); // not started: not leading yet
+    scheduler.start();
+    const wordcount = normalizeBatchConfig({
+      operation: 'wordcount',
+      input: { url: 'http://127.0.0.1:1/in.txt' },
+      partitions: 2,
+    });
+    expect(scheduler.placeOnSubmit('w', wordcount)).toEqual([]);
+    const stream = { operation: 'stream', task_count: 1 } as unknown as JobConfig;
+    expect(scheduler.placeOnSubmit('s', stream)).toEqual([]);
+  });
+
+  it('a submit whose entry is not committed frees what it placed and sends nothing', async () => {
+    scheduler.start();
+    const placed = scheduler.placeOnSubmit('j', noop(2));
+    expect(placed).toHaveLength(2);
+    scheduler.submitted('j', placed, undefined);
+    expect(scheduler.placeOnSubmit('k', noop(2))).toHaveLength(2);
+    expect(assignsSent('w1')).toEqual([]);
+    expect(assignsSent('w2')).toEqual([]);
+  });
+});
