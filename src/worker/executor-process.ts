@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
-import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
+import { isChunkAnswer, type ChunkOutcome, type ChunkRequest } from './task-chunks.js';
 import type { ExecutorUser } from './executor-user.js';
 
 /**
@@ -56,7 +56,7 @@ export class Executor {
    */
   private statmFd: number | undefined;
   private readonly statmBuf = Buffer.alloc(128);
-  private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void } | undefined;
+  private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void; count: number } | undefined;
 
   constructor(
     o: ExecutorStart,
@@ -101,7 +101,12 @@ export class Executor {
       const a = this.answer;
       if (!a || !Array.isArray(m)) return;
       this.answer = undefined;
-      a.resolve(m as ChunkOutcome[]);
+      if (isChunkAnswer(m, a.count)) return a.resolve(m);
+      // Not the executor's own answer: its tasks' results cannot be told apart from forgeries.
+      a.reject(
+        new ExecutorExit('its executor sent an answer its worker could not read (did its code call process.send?)'),
+      );
+      this.kill();
     });
     this.child.on('error', () => {});
   }
@@ -115,7 +120,7 @@ export class Executor {
     await this.ready;
     if (this.exited) throw new ExecutorExit(this.exited);
     return new Promise((resolve, reject) => {
-      this.answer = { resolve, reject };
+      this.answer = { resolve, reject, count: req.specs.length };
       this.child.send(req, (err) => {
         if (err) this.kill();
       });
