@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
-import type { ChunkOutcome, ChunkRequest } from './task-chunks.js';
+import { isChunkAnswer, type ChunkOutcome, type ChunkRequest } from './task-chunks.js';
 import type { ExecutorUser } from './executor-user.js';
 import { isOutputMessage, type OutputMessage } from './executor-output.js';
 
@@ -62,7 +62,7 @@ export class Executor {
   private readonly statmBuf = Buffer.alloc(128);
   /** Where what its tasks print goes (the pool sets it for the chunk it runs). */
   onOutput: ((m: OutputMessage) => void) | undefined;
-  private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void } | undefined;
+  private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void; count: number } | undefined;
 
   constructor(
     o: ExecutorStart,
@@ -118,7 +118,12 @@ export class Executor {
       const a = this.answer;
       if (!a || !Array.isArray(m)) return;
       this.answer = undefined;
-      a.resolve(m as ChunkOutcome[]);
+      if (isChunkAnswer(m, a.count)) return a.resolve(m);
+      // Not the executor's own answer: its tasks' results cannot be told apart from forgeries.
+      a.reject(
+        new ExecutorExit('its executor sent an answer its worker could not read (did its code call process.send?)'),
+      );
+      this.kill();
     });
     this.child.on('error', () => {});
   }
@@ -132,7 +137,7 @@ export class Executor {
     await this.ready;
     if (this.exited) throw new ExecutorExit(this.exited);
     return new Promise((resolve, reject) => {
-      this.answer = { resolve, reject };
+      this.answer = { resolve, reject, count: req.specs.length };
       this.child.send(req, (err) => {
         if (err) this.kill();
       });

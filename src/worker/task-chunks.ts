@@ -50,6 +50,28 @@ export function thrownError(err: unknown): ThrownError {
  */
 export type ChunkOutcome = { json: string; ms: number } | { error: ThrownError; ms: number };
 
+/**
+ * Whether an executor's message is an answer to a chunk of `count` specs. A task's code shares
+ * the executor's process and can call process.send itself: what it sends is checked, not trusted.
+ */
+export function isChunkAnswer(m: unknown, count: number): m is ChunkOutcome[] {
+  return Array.isArray(m) && m.length <= count && m.every(isOutcome);
+}
+
+function isOutcome(o: unknown): boolean {
+  if (!o || typeof o !== 'object') return false;
+  const { json, error, ms } = o as { json?: unknown; error?: unknown; ms?: unknown };
+  if (typeof ms !== 'number') return false;
+  if (typeof json === 'string') return true;
+  if (!error || typeof error !== 'object') return false;
+  const e = error as { name?: unknown; message?: unknown; stack?: unknown };
+  return (
+    typeof e.name === 'string' &&
+    typeof e.message === 'string' &&
+    (e.stack === undefined || typeof e.stack === 'string')
+  );
+}
+
 /** A task waiting for an executor; what the pool needs to know to chunk it. */
 export interface Chunkable {
   memoryMb: number;

@@ -107,6 +107,18 @@ describe('the executor pool', () => {
     }
   });
 
+  it('fails a task whose code sends its worker a forged answer, and the worker goes on', async () => {
+    // User code shares its process with the executor, so process.send is within its reach: what
+    // it sends must not throw in the worker (an unhandled rejection there ends it).
+    for (const forged of ['[null]', '[{}, {}, {}]', '[{ json: 1, ms: "x" }]', '["ready"]']) {
+      const err = await pool
+        .run(user(`export function map() { process.send(${forged}); for (;;) {} }`), limits)
+        .catch((e: Error) => e);
+      expect(err).toMatchObject({ message: expect.stringMatching(/answer its worker could not read/) });
+    }
+    expect(await pool.run(sleep(1, 6), limits)).toBe('[6]');
+  });
+
   it('refuses a path outside the roots, a process and a thread, as permission_denied', async () => {
     const refused = (module: string) => pool.run(user(module), limits).catch((e: Error) => e);
     expect(
