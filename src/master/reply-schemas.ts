@@ -94,35 +94,45 @@ export const JobReply = Type.Object(
   { ...Open, description: 'a job; stages, components and the job’s full view only from GET /api/jobs/{job_id}' },
 );
 
-export const JobsReply = Type.Object({ jobs: Type.Array(JobReply), next_cursor: Cursor });
+export const JobsReply = Type.Object(
+  { jobs: Type.Array(JobReply), next_cursor: Cursor },
+  { description: 'a page of jobs, newest first' },
+);
 
-export const TasksReply = Type.Object({
-  tasks: Type.Array(
-    Type.Object(
-      {
-        idx: Count,
-        status: Type.String(),
-        attempt: Count,
-        failures: Count,
-        worker_id: Nullable(Type.String()),
-        started_at: Nullable(Time),
-        finished_at: Nullable(Time),
-        error: Type.Optional(Type.Unknown({ description: "the attempt's error as its executor reported it" })),
-      },
-      Open,
+export const TasksReply = Type.Object(
+  {
+    tasks: Type.Array(
+      Type.Object(
+        {
+          idx: Count,
+          status: Type.String(),
+          attempt: Count,
+          failures: Count,
+          worker_id: Nullable(Type.String()),
+          started_at: Nullable(Time),
+          finished_at: Nullable(Time),
+          error: Type.Optional(Type.Unknown({ description: "the attempt's error as its executor reported it" })),
+        },
+        Open,
+      ),
     ),
-  ),
-});
+  },
+  { description: "the job's tasks by index, with their latest attempt" },
+);
 
-export const ResultsReply = Type.Object({
-  results: Type.Array(Type.Unknown(), {
-    description: 'numbers in input order (multiply, noop, sleep), rows {key, value} sorted by key, or a stream’s rows',
-  }),
-  next_cursor: Cursor,
-  follow_cursor: Type.Optional(
-    Type.String({ description: 'streaming jobs: where to ask from next time, even with nothing more yet' }),
-  ),
-});
+export const ResultsReply = Type.Object(
+  {
+    results: Type.Array(Type.Unknown(), {
+      description:
+        'numbers in input order (multiply, noop, sleep), rows {key, value} sorted by key, or a stream’s rows',
+    }),
+    next_cursor: Cursor,
+    follow_cursor: Type.Optional(
+      Type.String({ description: 'streaming jobs: where to ask from next time, even with nothing more yet' }),
+    ),
+  },
+  { description: 'a page of results' },
+);
 
 /** No body (`type: 'null'` is how the document says so). */
 export const DeletedReply = Type.Unsafe<undefined>({
@@ -144,18 +154,24 @@ export const SaturatedReply = refusal(
 
 export const RangeRefusedReply = refusal('the range is not within the upload (Content-Range: bytes */SIZE)');
 
-export const StoredReply = Type.Object({ stored: Count });
+export const StoredReply = Type.Object({ stored: Count }, { description: 'the rows are committed' });
 
-export const RegisteredReply = Type.Object({
-  worker_id: Id,
-  heartbeat_interval_ms: Type.Integer(),
-  heartbeat_timeout_ms: Type.Integer(),
-});
+export const RegisteredReply = Type.Object(
+  {
+    worker_id: Id,
+    heartbeat_interval_ms: Type.Integer(),
+    heartbeat_timeout_ms: Type.Integer(),
+  },
+  { description: 'registered: open the channel and heartbeat at this interval' },
+);
 
-export const HeartbeatReply = Type.Object({
-  ok: Type.Boolean(),
-  status: Type.String({ description: "the worker's status in the cluster's state: active or draining" }),
-});
+export const HeartbeatReply = Type.Object(
+  {
+    ok: Type.Boolean(),
+    status: Type.String({ description: "the worker's status in the cluster's state: active or draining" }),
+  },
+  { description: 'heard' },
+);
 
 /** A worker as `GET /api/workers` lists it (views.ts `workerView`). */
 const WorkerReply = Type.Object(
@@ -175,7 +191,10 @@ const WorkerReply = Type.Object(
   Open,
 );
 
-export const WorkersReply = Type.Object({ workers: Type.Array(WorkerReply), next_cursor: Cursor });
+export const WorkersReply = Type.Object(
+  { workers: Type.Array(WorkerReply), next_cursor: Cursor },
+  { description: 'a page of workers, oldest registration first' },
+);
 
 /** A socket route's only success: the upgrade. */
 export const SocketReply = Type.Unsafe<undefined>({
@@ -183,13 +202,16 @@ export const SocketReply = Type.Unsafe<undefined>({
   description: 'Switching Protocols: a WebSocket of msgpack frames',
 });
 
-export const MemberAddedReply = Type.Object({
-  id: Type.Integer(),
-  address: Type.String(),
-  role: Type.Literal('learner'),
-});
+export const MemberAddedReply = Type.Object(
+  {
+    id: Type.Integer(),
+    address: Type.String(),
+    role: Type.Literal('learner'),
+  },
+  { description: 'added as a learner; promoted once caught up' },
+);
 
-export const MemberRemovedReply = Type.Object({ removed: Type.Integer() });
+export const MemberRemovedReply = Type.Object({ removed: Type.Integer() }, { description: 'removed from the cluster' });
 
 const Role = Enum(['leader', 'follower', 'candidate', 'learner']);
 const Alarms = Type.Array(Type.String(), { description: '`["no_space"]` while writes that add data are refused' });
@@ -216,37 +238,49 @@ export const ClusterStatusReply = Type.Object(
     last_applied: Count,
     alarms: Alarms,
   },
-  Open,
+  { ...Open, description: 'this node’s view of the cluster' },
 );
 
-export const HealthReply = Type.Object({ status: Type.Literal('ok'), alarms: Alarms });
+export const HealthReply = Type.Object(
+  { status: Type.Literal('ok'), alarms: Alarms },
+  { description: 'alive; its own alarms' },
+);
 
 /** Every master as it reports itself; `error` instead of its figures when it could not be reached. */
-export const MastersReply = Type.Object({
-  masters: Type.Array(
-    Type.Object({
-      id: Type.Integer(),
-      address: Type.String(),
-      role: Type.String(),
-      is_leader: Type.Boolean(),
-      healthy: Type.Boolean(),
-      term: Type.Optional(Count),
-      commit_index: Type.Optional(Count),
-      last_applied: Type.Optional(Count),
-      alarms: Type.Optional(Alarms),
-      error: Type.Optional(Type.String()),
-    }),
-  ),
-});
+export const MastersReply = Type.Object(
+  {
+    masters: Type.Array(
+      Type.Object({
+        id: Type.Integer(),
+        address: Type.String(),
+        role: Type.String(),
+        is_leader: Type.Boolean(),
+        healthy: Type.Boolean(),
+        term: Type.Optional(Count),
+        commit_index: Type.Optional(Count),
+        last_applied: Type.Optional(Count),
+        alarms: Type.Optional(Alarms),
+        error: Type.Optional(Type.String()),
+      }),
+    ),
+  },
+  { description: 'every master’s figures, as it reports them' },
+);
 
-export const UploadReply = Type.Object({
-  upload_id: Type.String(),
-  bytes: Count,
-  copies: Count,
-  url: Type.String({ description: 'what `config.input.url` names to read it' }),
-});
+export const UploadReply = Type.Object(
+  {
+    upload_id: Type.String(),
+    bytes: Count,
+    copies: Count,
+    url: Type.String({ description: 'what `config.input.url` names to read it' }),
+  },
+  { description: 'stored on a majority of masters' },
+);
 
-export const UploadCopyReply = Type.Object({ upload_id: Type.String(), bytes: Count });
+export const UploadCopyReply = Type.Object(
+  { upload_id: Type.String(), bytes: Count },
+  { description: 'this master holds the copy' },
+);
 
 /**
  * A reply that is not JSON: its media type and what it holds. Fastify picks a serialiser by

@@ -170,7 +170,8 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
     app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);
       if (!f) throw new WeirError('not_found', 'no such upload on this master');
-      void reply.header('accept-ranges', 'bytes');
+      // Sent as it is stored: the documented media type, whatever the file holds.
+      void reply.header('accept-ranges', 'bytes').type('application/octet-stream');
       const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
       if (!range) return reply.header('content-length', f.size).send(createReadStream(f.path));
       const start = Number(range[1]);

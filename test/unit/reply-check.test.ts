@@ -36,7 +36,9 @@ describe('replyDifference', () => {
   });
 
   it('names a dropped field, a coerced value and a changed length by their path', () => {
-    expect(replyDifference({ a: { b: 1, c: 2 } }, { a: { b: 1 } })).toBe('$.a.c: dropped (the schema does not name it)');
+    expect(replyDifference({ a: { b: 1, c: 2 } }, { a: { b: 1 } })).toBe(
+      '$.a.c: dropped (the schema does not name it)',
+    );
     expect(replyDifference({ a: [1, 2] }, { a: [1, '2'] })).toBe('$.a[1]: 2 was sent as "2"');
     expect(replyDifference({ a: null }, { a: '' })).toBe('$.a: null was sent as ""');
     expect(replyDifference([1, 2], [1])).toBe('$: 2 items were sent as 1');

@@ -4,11 +4,14 @@ import type { MasterContext } from '../context.js';
 import { ClusterStatusReply, HealthReply, rawReply } from '../reply-schemas.js';
 
 /** Whether this master can serve: it knows a leader and has applied what it committed. */
-const ReadyReply = Type.Object({
-  ready: Type.Boolean(),
-  role: Type.String(),
-  leader_id: Type.Union([Type.Integer(), Type.Null()]),
-});
+const ReadyReply = Type.Object(
+  {
+    ready: Type.Boolean(),
+    role: Type.String(),
+    leader_id: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  { description: 'ready (200) or not yet (503): it knows a leader and has applied what it committed' },
+);
 
 const Status = { response: { 200: ClusterStatusReply } };
 const Health = { response: { 200: HealthReply } };
