@@ -115,8 +115,8 @@ const octetStream = (headers: Record<string, unknown>) => {
   }
 };
 
-const bytes = (description: string) =>
-  rawReply('application/octet-stream', description, { 'accept-ranges': Type.Literal('bytes') });
+const OCTETS = 'application/octet-stream';
+const bytes = (description: string) => rawReply(OCTETS, description, { 'accept-ranges': Type.Literal('bytes') });
 const Upload = { response: { 201: UploadReply } };
 // 200: the same copy sent again.
 const Copy = { response: { 201: UploadCopyReply, 200: UploadCopyReply } };
@@ -170,10 +170,10 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
     app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);
       if (!f) throw new WeirError('not_found', 'no such upload on this master');
-      // Sent as it is stored: the documented media type, whatever the file holds.
-      void reply.header('accept-ranges', 'bytes').type('application/octet-stream');
+      void reply.header('accept-ranges', 'bytes');
       const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      if (!range) return reply.header('content-length', f.size).send(createReadStream(f.path));
+      // Bytes as they are stored (the documented media type), whatever the file holds; a refusal stays JSON.
+      if (!range) return reply.type(OCTETS).header('content-length', f.size).send(createReadStream(f.path));
       const start = Number(range[1]);
       const end = Math.min(f.size - 1, range[2] ? Number(range[2]) : f.size - 1);
       if (start >= f.size || end < start) {
@@ -185,6 +185,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply
         .code(206)
+        .type(OCTETS)
         .header('content-range', `bytes ${start}-${end}/${f.size}`)
         .header('content-length', end - start + 1)
         .send(createReadStream(f.path, { start, end }));

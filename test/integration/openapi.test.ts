@@ -291,7 +291,7 @@ describe('real replies are what the document says', () => {
     await check('DELETE /api/jobs/{job_id}', job(id), 204);
   });
 
-  it('of uploads: stored, a copy sent again, read whole and by range', async () => {
+  it('of uploads: stored, a copy sent again, read whole and by range, a range refused', async () => {
     const octets = { 'content-type': 'application/octet-stream' };
     const up = await check('POST /api/uploads', `${m.url}/api/uploads`, 201, { body: 'one\ntwo\n', headers: octets });
     expect(up.json).toMatchObject({ bytes: 8, copies: 1 });
@@ -307,6 +307,8 @@ describe('real replies are what the document says', () => {
     expect((await check('GET /uploads/{id}', file, 206, { mediaType, headers: { range: 'bytes=4-' } })).text).toBe(
       'two\n',
     );
+    // A refusal of that route is JSON still, though its successes are bytes.
+    await check('GET /uploads/{id}', file, 416, { headers: { range: 'bytes=100-' } });
   });
 
   it('of workers: a registration and a heartbeat', async () => {
