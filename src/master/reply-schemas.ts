@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox';
 import { ErrorReply } from '../common/http-errors.js';
+import { ID_PATTERN } from '../common/ids.js';
 
 // What the master's routes answer when they succeed, as the routes' `response` schemas: the
 // OpenAPI document shows them, and Fastify serialises replies with them (fast-json-stringify).
@@ -17,7 +18,7 @@ const Enum = (values: string[]) => Type.Unsafe<string>({ type: 'string', enum: v
 
 const Open = { additionalProperties: true } as const;
 const Time = Type.String({ format: 'date-time', description: 'ISO-8601 UTC' });
-const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const Id = Type.String({ pattern: ID_PATTERN.source });
 const Count = Type.Integer({ minimum: 0 });
 const Cursor = Nullable(Type.String({ description: 'pass as ?cursor= for the next page; null on the last' }));
 
