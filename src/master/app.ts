@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { installAuth } from '../common/auth-hook.js';
+import { checkRepliesIfAsked } from '../common/reply-check.js';
 import { MASTER_ACCESS } from './access-table.js';
 import {
   BODY_LIMIT,
@@ -27,6 +28,7 @@ import { mastersRoutes } from './routes/masters.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
 import { registerOpenApi } from './openapi.js';
+import { SocketReply } from './reply-schemas.js';
 import { UploadReplicator } from './upload-replication.js';
 import { spaceGate } from './space-gate.js';
 import { uploadRoutes, type UploadStore } from './uploads.js';
@@ -58,6 +60,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   }
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app, 'master');
+  checkRepliesIfAsked(app);
 
   // Snapshots travel between masters as single frames.
   await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 1024 * 1024 * 1024 } });
@@ -75,7 +78,9 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.addHook('onClose', async () => forwarding.close());
   app.addHook('onSend', conditionalGet);
 
-  app.get(PEER_PATH, { websocket: true }, (socket, req) => opts.transport.accept(socket, req.headers, req.principal));
+  app.get(PEER_PATH, { websocket: true, schema: { response: { 101: SocketReply } } }, (socket, req) =>
+    opts.transport.accept(socket, req.headers, req.principal),
+  );
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Type } from '@fastify/type-provider-typebox';
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { WeirError, badRequest, noSpace } from '../common/errors.js';
 import { newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
+import { RangeRefusedReply, rawReply, UploadCopyReply, UploadReply } from './reply-schemas.js';
 
 /** Largest file `weir submit --input` may upload. */
 export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
@@ -113,6 +115,22 @@ const octetStream = (headers: Record<string, unknown>) => {
   }
 };
 
+const OCTETS = 'application/octet-stream';
+const bytes = (description: string) => rawReply(OCTETS, description, { 'accept-ranges': Type.Literal('bytes') });
+const Upload = { response: { 201: UploadReply } };
+// 200: the same copy sent again.
+const Copy = { response: { 201: UploadCopyReply, 200: UploadCopyReply } };
+const Read = {
+  response: {
+    200: bytes('the upload'),
+    206: {
+      ...bytes('the range asked for'),
+      headers: { 'accept-ranges': Type.Literal('bytes'), 'content-range': Type.String() },
+    },
+    416: RangeRefusedReply,
+  },
+};
+
 /**
  * `POST /api/uploads` (raw bytes) → `{upload_id, url, bytes, copies}` once a majority of
  * masters hold it; `PUT /api/uploads/ID`, a master's copy from another; `GET /uploads/ID`
@@ -121,7 +139,7 @@ const octetStream = (headers: Record<string, unknown>) => {
 export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, selfUrl: string) {
   return async (app: FastifyInstance): Promise<void> => {
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
-    app.post(UPLOADS_PATH, { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
+    app.post(UPLOADS_PATH, { bodyLimit: MAX_UPLOAD_BYTES, schema: Upload }, async (req, reply) => {
       octetStream(req.headers);
       const saved = await store.save(req.body as Readable);
       let copies: number;
@@ -134,7 +152,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply.code(201).send({ ...saved, copies, url: `${selfUrl}${uploadPath(saved.upload_id)}` });
     });
-    app.put(`${UPLOADS_PATH}/:id`, { bodyLimit: MAX_UPLOAD_BYTES }, async (req, reply) => {
+    app.put(`${UPLOADS_PATH}/:id`, { bodyLimit: MAX_UPLOAD_BYTES, schema: Copy }, async (req, reply) => {
       octetStream(req.headers);
       const id = (req.params as { id: string }).id;
       const body = req.body as Readable;
@@ -149,12 +167,13 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply.code(201).send(await store.saveCopy(id, body));
     });
-    app.get(uploadPath(':id'), async (req, reply) => {
+    app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);
       if (!f) throw new WeirError('not_found', 'no such upload on this master');
       void reply.header('accept-ranges', 'bytes');
       const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-      if (!range) return reply.header('content-length', f.size).send(createReadStream(f.path));
+      // Bytes as they are stored (the documented media type), whatever the file holds; a refusal stays JSON.
+      if (!range) return reply.type(OCTETS).header('content-length', f.size).send(createReadStream(f.path));
       const start = Number(range[1]);
       const end = Math.min(f.size - 1, range[2] ? Number(range[2]) : f.size - 1);
       if (start >= f.size || end < start) {
@@ -166,6 +185,7 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       }
       return reply
         .code(206)
+        .type(OCTETS)
         .header('content-range', `bytes ${start}-${end}/${f.size}`)
         .header('content-length', end - start + 1)
         .send(createReadStream(f.path, { start, end }));

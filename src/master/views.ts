@@ -8,6 +8,9 @@ export const iso = (ms: number | null | undefined): string | null => (ms == null
 
 export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
+/** A figure a worker reported (unchecked: heartbeat metrics are free-form); 0 when it is no number. */
+const figure = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
 /** Each stage of a multi-stage job with its tasks by status ('waiting' counts as pending). */
 function stagesView(queries: Queries, row: JobRow, plan: JobPlan) {
   return plan.stages.map((st, i) => {
@@ -61,14 +64,14 @@ function componentsView(queries: Queries, registry: WorkerRegistry, row: JobRow,
           status: p ? 'running' : 'unplaced',
           worker_id: p?.worker_id ?? null,
           address: p?.address ?? null,
-          in_per_s: f?.in_per_s ?? 0,
-          out_per_s: f?.out_per_s ?? 0,
-          events_in: f?.events_in ?? 0,
-          events_out: f?.events_out ?? 0,
-          queue_fill: f?.queue_fill ?? 0,
-          backpressure: f?.backpressure ?? false,
-          pending: f?.pending ?? 0,
-          errors: f?.errors ?? 0,
+          in_per_s: figure(f?.in_per_s),
+          out_per_s: figure(f?.out_per_s),
+          events_in: figure(f?.events_in),
+          events_out: figure(f?.events_out),
+          queue_fill: figure(f?.queue_fill),
+          backpressure: f?.backpressure === true,
+          pending: figure(f?.pending),
+          errors: figure(f?.errors),
         },
       ];
     }),

@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { nodeMetrics } from '../common/node-metrics.js';
 import { installAuth } from '../common/auth-hook.js';
+import { checkRepliesIfAsked } from '../common/reply-check.js';
 import { secretWarning, TokenSource } from '../common/auth.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import { WORKER_ACCESS } from './access-table.js';
@@ -179,6 +180,7 @@ export class WorkerNode {
     }
     app.setValidatorCompiler(validatorCompiler);
     installErrorHandlers(app, 'worker');
+    checkRepliesIfAsked(app);
     installAuth(app, WORKER_ACCESS, o.jwtSecret);
     await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 256 * 1024 * 1024 } });
     await app.register(

@@ -41,6 +41,9 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
   for (const k of SCRUB) delete env[k];
   // vitest's own markers would otherwise reach the children.
   for (const k of Object.keys(env)) if (k.startsWith('VITEST')) delete env[k];
+  // Every reply a node serialises with a response schema is checked against plain JSON: a
+  // schema that drops or coerces a field fails the spec that met it (common/reply-check.ts).
+  env.WEIR_CHECK_REPLIES = '1';
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -1,7 +1,9 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyPluginAsync } from 'fastify';
 import { WeirError } from '../../common/errors.js';
+import { Type } from '@fastify/type-provider-typebox';
 import type { MasterContext } from '../context.js';
+import { rawReply } from '../reply-schemas.js';
 
 /**
  * `GET /api/cluster/backup` (admins only): a consistent copy of the cluster's state — a
@@ -16,6 +18,13 @@ export function backupRoutes(ctx: MasterContext): FastifyPluginAsync {
       description:
         'An SQLite file (application/vnd.sqlite3) with everything the log applied, its index and term in ' +
         'x-weir-applied-index and x-weir-applied-term; `weir master --restore FILE` founds a cluster from it.',
+      response: {
+        200: rawReply('application/vnd.sqlite3', 'the state database, streamed', {
+          'x-weir-applied-index': Type.String({ description: 'the log index the copy holds everything up to' }),
+          'x-weir-applied-term': Type.String({ description: 'the term of that index' }),
+          'content-disposition': Type.String(),
+        }),
+      },
     };
     app.get('/cluster/backup', { schema }, async (_req, reply) => {
       if (!ctx.backups) throw new WeirError('unavailable', 'this master makes no backups');

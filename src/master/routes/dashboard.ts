@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeirError } from '../../common/errors.js';
+import { rawReply } from '../reply-schemas.js';
 
 /** Where the page's routes live; the page itself routes between them (history API). */
 export const DASHBOARD_PAGES = ['/', '/jobs/:job_id'] as const;
@@ -50,7 +51,10 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
       }
       return reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(index);
     };
-    for (const path of DASHBOARD_PAGES) app.get(path, page);
+    const schema = {
+      response: { 200: rawReply('text/html', 'the dashboard’s page (it asks the API with the user’s token)') },
+    };
+    for (const path of DASHBOARD_PAGES) app.get(path, { schema }, page);
     if (!dir) return;
     await app.register(fastifyStatic, {
       root: join(dir, 'assets'),

@@ -10,6 +10,7 @@ import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
 import { TERMINAL, iso, jobView } from '../views.js';
 import { retentionOf } from '../../ops/retention.js';
+import { DeletedReply, JobReply, JobsReply, ResultsReply, TasksReply } from '../reply-schemas.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -33,7 +34,14 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
       '/jobs',
-      { schema: { body: SubmitBody, headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }) } },
+      {
+        schema: {
+          body: SubmitBody,
+          headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
+          // 200: the job an earlier submit with the same Idempotency-Key made.
+          response: { 201: JobReply, 200: JobReply },
+        },
+      },
       async (req, reply) => {
         const { name, type } = req.body;
         const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
@@ -85,6 +93,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             cursor: Type.Optional(Type.String({ pattern: '^\\d+$' })),
             status: Type.Optional(Type.String({ pattern: '^(pending|running|completed|failed|cancelled)$' })),
           }),
+          response: { 200: JobsReply },
         },
       },
       async (req) => {
@@ -106,6 +115,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         schema: {
           params: JobParams,
           querystring: Type.Object({ wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) }),
+          response: { 200: JobReply },
         },
       },
       async (req) => {
@@ -127,6 +137,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         schema: {
           params: JobParams,
           querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })) }),
+          response: { 200: TasksReply },
         },
       },
       async (req) => {
@@ -155,6 +166,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             // What this API gives out is under 5.5 KiB (see results-pager.ts keyCursor).
             cursor: Type.Optional(Type.String({ maxLength: 8192 })),
           }),
+          response: { 200: ResultsReply },
         },
       },
       async (req) => {
@@ -174,14 +186,18 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     );
 
     // Everything the job left goes; a running job is cancelled first. 404 from then on.
-    app.delete('/jobs/:job_id', { schema: { params: JobParams } }, async (req, reply) => {
-      requireJob(req.params.job_id);
-      if (!consensus.isLeader()) throw noLeader();
-      await commit(consensus, { type: 'deleteJob', at: Date.now(), job_id: req.params.job_id });
-      return reply.code(204).send();
-    });
+    app.delete(
+      '/jobs/:job_id',
+      { schema: { params: JobParams, response: { 204: DeletedReply } } },
+      async (req, reply) => {
+        requireJob(req.params.job_id);
+        if (!consensus.isLeader()) throw noLeader();
+        await commit(consensus, { type: 'deleteJob', at: Date.now(), job_id: req.params.job_id });
+        return reply.code(204).send();
+      },
+    );
 
-    app.post('/jobs/:job_id/cancel', { schema: { params: JobParams } }, async (req) => {
+    app.post('/jobs/:job_id/cancel', { schema: { params: JobParams, response: { 200: JobReply } } }, async (req) => {
       requireJob(req.params.job_id);
       if (!consensus.isLeader()) throw noLeader();
       await commit(consensus, { type: 'cancelJob', at: Date.now(), job_id: req.params.job_id });

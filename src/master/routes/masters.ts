@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { request, type Dispatcher } from 'undici';
 import type { MasterContext } from '../context.js';
+import { MastersReply } from '../reply-schemas.js';
 
 /** How long a master has to tell its figures before the view says it could not be reached. */
 const ASK_TIMEOUT_MS = 800;
@@ -81,7 +82,7 @@ export function mastersRoutes(ctx: MasterContext, dispatcher?: Dispatcher): Fast
 
   let last: { at: number; view: ReturnType<typeof gather> } | undefined;
   return async (app) => {
-    app.get('/cluster/masters', async () => {
+    app.get('/cluster/masters', { schema: { response: { 200: MastersReply } } }, async () => {
       const now = Date.now();
       if (!last || now - last.at > REUSE_MS) last = { at: now, view: gather() };
       return last.view;

@@ -8,6 +8,7 @@ import { schemeOf } from '../../common/tls.js';
 import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
 import type { MasterContext } from '../context.js';
+import { AcceptedReply, SaturatedReply, StoredReply } from '../reply-schemas.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -89,7 +90,13 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
 
     app.post(
       '/jobs/:job_id/events',
-      { schema: { params: JobParams, querystring: Type.Object({ spout: Type.Optional(Type.String()) }) } },
+      {
+        schema: {
+          params: JobParams,
+          querystring: Type.Object({ spout: Type.Optional(Type.String()) }),
+          response: { 202: AcceptedReply, 429: SaturatedReply },
+        },
+      },
       async (req, reply) => {
         const jobId = req.params.job_id;
         const config = streamingJob(jobId);
@@ -140,6 +147,7 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
           body: Type.Object({
             rows: Type.Array(Type.Object({ key: Type.String(), value: Type.Unknown() }), { maxItems: 100_000 }),
           }),
+          response: { 200: StoredReply },
         },
       },
       async (req) => {

@@ -4,6 +4,7 @@ import { WeirError, noLeader } from '../../common/errors.js';
 import { ID_PATTERN, newId } from '../../common/ids.js';
 import type { MasterContext } from '../context.js';
 import { workerView } from '../views.js';
+import { HeartbeatReply, RegisteredReply, SocketReply, WorkersReply } from '../reply-schemas.js';
 
 const RegisterBody = Type.Object({
   address: Type.String({ minLength: 1, maxLength: 300 }),
@@ -18,10 +19,14 @@ const HeartbeatBody = Type.Object({
   timestamp: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
+const ChannelParams = Type.Object({ worker_id: Type.String({ pattern: ID_PATTERN.source }) });
+const Register = { body: RegisterBody, response: { 201: RegisteredReply } };
+const Heartbeat = { body: HeartbeatBody, response: { 200: HeartbeatReply } };
+
 export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   const { consensus, queries, registry, channels } = ctx;
   return async (app) => {
-    app.post('/workers/register', { schema: { body: RegisterBody } }, async (req, reply) => {
+    app.post('/workers/register', { schema: Register }, async (req, reply) => {
       if (!consensus.isLeader()) throw noLeader();
       const at = Date.now();
       const workerId = newId('w', at);
@@ -41,7 +46,7 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       });
     });
 
-    app.post('/workers/heartbeat', { schema: { body: HeartbeatBody } }, async (req) => {
+    app.post('/workers/heartbeat', { schema: Heartbeat }, async (req) => {
       if (!consensus.isLeader()) throw noLeader();
       const w = queries.worker(req.body.worker_id);
       if (!w || w.status === 'dead') {
@@ -65,6 +70,7 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
               Type.String({ pattern: `^\\d{1,16}\\.${ID_PATTERN.source.replace(/^\^|\$$/g, '')}$` }),
             ),
           }),
+          response: { 200: WorkersReply },
         },
       },
       async (req) => {
@@ -85,7 +91,7 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     // The worker's persistent channel (assignments down, reports up); see protocol/worker-channel.ts.
     app.get(
       '/workers/:worker_id/channel',
-      { websocket: true, schema: { params: Type.Object({ worker_id: Type.String({ pattern: ID_PATTERN.source }) }) } },
+      { websocket: true, schema: { params: ChannelParams, response: { 101: SocketReply } } },
       (socket, req) => channels.accept((req.params as { worker_id: string }).worker_id, socket),
     );
   };
