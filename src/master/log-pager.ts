@@ -1,17 +1,19 @@
+import { Type, type Static } from '@sinclair/typebox';
 import { badRequest } from '../common/errors.js';
 import type { LogRow } from '../state/task-logs.js';
 
-/** One line of a job's logs as the API serves it. */
-export interface LogLineView {
-  task: number;
-  attempt: number;
-  stream: string;
-  time: string;
-  text: string;
+/** One line of a job's logs as the API serves it: the route's reply schema, and the type it gives. */
+export const LogLineView = Type.Object({
+  task: Type.Integer(),
+  attempt: Type.Integer(),
+  stream: Type.String({ enum: ['stdout', 'stderr'] }),
+  time: Type.String({ format: 'date-time' }),
+  text: Type.String(),
   /** A streaming job's lines: the component and its instance the task runs. */
-  component?: string;
-  instance?: number;
-}
+  component: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.Integer()),
+});
+export type LogLineView = Static<typeof LogLineView>;
 
 /** Lines one answer holds at most, and their text's bytes at most (a job's logs may be 10 GiB). */
 export const MAX_LOG_PAGE_LINES = 10_000;

@@ -6,20 +6,10 @@ import { ID_PATTERN } from '../../common/ids.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
 import type { MasterContext } from '../context.js';
-import { logCursor, logPage, MAX_LOG_PAGE_LINES, parseLogCursor } from '../log-pager.js';
+import { logCursor, LogLineView, logPage, MAX_LOG_PAGE_LINES, parseLogCursor } from '../log-pager.js';
 import { TERMINAL } from '../views.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
-
-const LogLineView = Type.Object({
-  task: Type.Integer(),
-  attempt: Type.Integer(),
-  stream: Type.String({ enum: ['stdout', 'stderr'] }),
-  time: Type.String({ format: 'date-time' }),
-  text: Type.String(),
-  component: Type.Optional(Type.String()),
-  instance: Type.Optional(Type.Integer()),
-});
 
 const LogsPage = Type.Object({
   lines: Type.Array(LogLineView),
