@@ -1,9 +1,11 @@
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
 import { ConfirmButton, ErrorNote, ProgressBar, Status } from './bits.js';
+import { addPoint, Chart } from './chart.js';
 import { between, clock, duration, num } from './format.js';
-import { usePoll } from './poll.js';
+import { useLive, useWake, type Live } from './live.js';
+import { POLL_MS, usePoll, type Wake } from './poll.js';
 import { navigate } from './router.js';
 import { LogsPanel } from './logs-panel.js';
 import { Timeline } from './timeline.js';
@@ -182,21 +184,66 @@ function Results({ job }: { job: Job }) {
   </section>`;
 }
 
+/**
+ * The job as the page shows it: the stream's frame when it came after the last read was sent
+ * (it is the same view as GET /api/jobs/{job_id}), else that read's answer.
+ */
+function useJob(jobId: string, live: Live) {
+  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId], POLL_MS, {
+    live: live.up,
+    key: 0,
+  });
+  const streamed = useRef<{ job?: Job; gone?: boolean; at: number }>({ at: 0 });
+  useEffect(() => {
+    const f = live.frame;
+    if (f?.job_id === jobId)
+      streamed.current = { ...(f.job ? { job: f.job } : {}), ...(f.gone ? { gone: true } : {}), at: Date.now() };
+  }, [live.count]);
+  const s = streamed.current;
+  const fresh = s.at >= job.at;
+  const gone = fresh && s.gone === true;
+  return { ...job, data: gone ? undefined : fresh && s.job ? s.job : job.data, gone };
+}
+
+/** Tasks completed, failed and running over time, from each new view of the job the page got. */
+function ProgressChart({ job }: { job: Job }) {
+  const [cols, setCols] = useState<number[][]>([[], [], [], []]);
+  useEffect(() => {
+    const p = job.progress;
+    setCols((c) => addPoint(c, [Date.now() / 1000, p.completed, p.failed, p.running]));
+  }, [job.progress.completed, job.progress.failed, job.progress.running, job.status]);
+  return html`<section class="panel" id="progress-chart">
+    <h2>Progress <span class="sub">tasks over time, since this page opened</span></h2>
+    <${Chart}
+      id="chart-progress"
+      lines=${[
+        { label: 'completed', color: '#1f9d55' },
+        { label: 'failed', color: '#d64545' },
+        { label: 'running', color: '#2f6fed', fill: true },
+      ]}
+      data=${cols}
+    />
+  </section>`;
+}
+
 export function JobPage({ jobId }: { jobId: string }) {
-  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId]);
+  const live = useLive(jobId);
+  const job = useJob(jobId, live);
   const j = job.data;
   const settled = j ? TERMINAL.has(j.status) : false;
+  const changed: Wake = useWake(live, 'job');
   const tasks = usePoll(
     () => api<{ tasks: Task[] }>('GET', `/api/jobs/${jobId}/tasks?limit=${TASK_LIMIT}`, { stale: true }),
     [jobId, settled],
     settled ? SETTLED_MS : 1000,
+    changed,
   );
   const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 5000);
   const names = new Map((workers.data?.workers ?? []).map((w) => [w.worker_id, w.address.replace(/^https?:\/\//, '')]));
   const workerName = (id: string) => names.get(id) ?? id;
   const now = Date.now();
 
-  if (job.error instanceof ApiError && job.error.status === 404) {
+  if (job.gone || (job.error instanceof ApiError && job.error.status === 404 && !j)) {
     return html`<div class="panel">
       <h2>No job ${jobId}</h2>
       <p>It may have been deleted. <a href="/">Back to the jobs</a>.</p>
@@ -275,6 +322,7 @@ export function JobPage({ jobId }: { jobId: string }) {
           </section>`
         : ''
     }
+    ${j.type === 'batch' ? html`<${ProgressChart} job=${j} />` : ''}
     <${Stages} job=${j} />
     ${
       j.type === 'batch'
@@ -286,6 +334,6 @@ export function JobPage({ jobId }: { jobId: string }) {
     }
     ${j.type === 'batch' ? html`<${Tasks} tasks=${ts} workerName=${workerName} now=${now} />` : ''}
     <${Results} job=${j} />
-    <${LogsPanel} job=${j} />
+    <${LogsPanel} job=${j} wake=${changed} />
   </div>`;
 }

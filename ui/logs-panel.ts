@@ -3,7 +3,7 @@ import { html } from 'htm/preact';
 import { useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { ErrorNote } from './bits.js';
-import { usePoll } from './poll.js';
+import { usePoll, type Wake } from './poll.js';
 import { TERMINAL, type Job } from './types.js';
 
 /** A line a task printed (GET /api/jobs/{id}/logs). */
@@ -51,7 +51,7 @@ export async function fetchLogs(
 const who = (l: LogLine) => (l.component === undefined ? `task ${l.task}` : `${l.component}[${l.instance}]`);
 const timeOf = (iso: string) => /T(\d\d:\d\d:\d\d\.\d\d\d)/.exec(iso)?.[1] ?? iso;
 
-export function LogsPanel({ job }: { job: Job }) {
+export function LogsPanel({ job, wake }: { job: Job; wake?: Wake }) {
   const [taskText, setTaskText] = useState('');
   const task = /^\d+$/.test(taskText) ? Number(taskText) : undefined;
   const settled = TERMINAL.has(job.status);
@@ -74,6 +74,7 @@ export function LogsPanel({ job }: { job: Job }) {
     },
     [key, settled],
     settled ? 60_000 : 1000,
+    wake,
   );
   const lines = data ?? [];
   return html`<section class="panel" id="logs">

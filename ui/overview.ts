@@ -1,9 +1,11 @@
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
 import { ErrorNote, Meter, ProgressBar, Status } from './bits.js';
+import { addPoint, Chart } from './chart.js';
 import { ago, between, clock, duration, num } from './format.js';
-import { usePoll } from './poll.js';
+import { useLive, useWake, type Live, type LiveFrame } from './live.js';
+import { POLL_MS, usePoll } from './poll.js';
 import type { ClusterStatus, Job, MasterView, Worker } from './types.js';
 
 /** The masters as the one serving the page sees them; its own figures are its own. */
@@ -19,20 +21,33 @@ export function mastersOf(s: ClusterStatus): MasterView[] {
 /** Whether this master has the route that gathers every master's figures (an older one has not). */
 let gathers = true;
 
-export function Masters() {
-  const { data, error } = usePoll(async () => {
-    // Every master's own figures when the API gathers them; else this master's view.
-    if (gathers) {
-      try {
-        return await api<{ masters: MasterView[] }>('GET', '/api/cluster/masters', { stale: true });
-      } catch (err) {
-        if (!(err instanceof ApiError) || err.status !== 404) throw err;
-        gathers = false;
+/** While the stream is up the masters are read every this many frames; this master's own figures come with each. */
+const MASTERS_EVERY_FRAMES = 5;
+
+export function Masters({ live }: { live: Live }) {
+  const { data, error } = usePoll(
+    async () => {
+      // Every master's own figures when the API gathers them; else this master's view.
+      if (gathers) {
+        try {
+          return await api<{ masters: MasterView[] }>('GET', '/api/cluster/masters', { stale: true });
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status !== 404) throw err;
+          gathers = false;
+        }
       }
-    }
-    return { masters: mastersOf(await api<ClusterStatus>('GET', '/cluster/status')) };
-  }, []);
-  const masters = data?.masters ?? [];
+      return { masters: mastersOf(await api<ClusterStatus>('GET', '/cluster/status')) };
+    },
+    [],
+    POLL_MS,
+    { live: live.up, key: Math.floor(live.count / MASTERS_EVERY_FRAMES) },
+  );
+  const own = live.up ? live.frame?.master : undefined;
+  const masters = (data?.masters ?? []).map((m) =>
+    own && m.id === own.id
+      ? { ...m, term: own.term, commit_index: own.commit_index, last_applied: own.last_applied }
+      : m,
+  );
   return html`<section class="panel" id="masters">
     <h2>Masters <span class="sub">${masters.length || ''}</span></h2>
     <${ErrorNote} error=${error} />
@@ -67,8 +82,13 @@ export function Masters() {
   </section>`;
 }
 
-export function Workers() {
-  const { data, error } = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), []);
+export function Workers({ live }: { live: Live }) {
+  const { data, error } = usePoll(
+    () => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }),
+    [],
+    POLL_MS,
+    useWake(live, 'workers'),
+  );
   const all = data?.workers ?? [];
   // The dead ones at the end: they are history.
   const workers = [...all].sort((a, b) => Number(a.status === 'dead') - Number(b.status === 'dead'));
@@ -135,16 +155,54 @@ export function Workers() {
 const JOB_ROWS = 100;
 const STATUSES = ['', 'pending', 'running', 'completed', 'failed', 'cancelled'];
 
-export function Jobs() {
+/**
+ * The jobs list: read from GET /api/jobs, then kept up to date by the stream's rows (a row
+ * streamed after the last read was sent is newer than that read's) until a frame says the
+ * list must be read again.
+ */
+export function mergeJobs(
+  read: Job[],
+  readAt: number,
+  streamed: Map<string, { job: Job; at: number }>,
+  gone: Map<string, number>,
+  status: string,
+): Job[] {
+  const rows = new Map(read.map((j) => [j.job_id, j]));
+  for (const [id, s] of streamed) {
+    if (s.at < readAt) streamed.delete(id);
+    else rows.set(id, s.job);
+  }
+  for (const [id, at] of gone) {
+    if (at < readAt - 60_000) gone.delete(id);
+    rows.delete(id);
+  }
+  return [...rows.values()]
+    .filter((j) => !status || j.status === status)
+    .sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? '') || b.job_id.localeCompare(a.job_id))
+    .slice(0, JOB_ROWS);
+}
+
+export function Jobs({ live }: { live: Live }) {
   const [status, setStatus] = useState('');
   const [text, setText] = useState('');
-  const { data, error } = usePoll(
+  const { data, at, error } = usePoll(
     () =>
       api<{ jobs: Job[] }>('GET', `/api/jobs?limit=${JOB_ROWS}${status ? `&status=${status}` : ''}`, { stale: true }),
     [status],
+    POLL_MS,
+    useWake(live, 'jobs'),
   );
+  const streamed = useRef(new Map<string, { job: Job; at: number }>());
+  const gone = useRef(new Map<string, number>());
+  useEffect(() => {
+    const f = live.frame;
+    const now = Date.now();
+    for (const j of f?.jobs ?? []) streamed.current.set(j.job_id, { job: j, at: now });
+    for (const id of f?.jobs_gone ?? []) gone.current.set(id, now);
+  }, [live.count]);
   const needle = text.trim().toLowerCase();
-  const jobs = (data?.jobs ?? []).filter(
+  const listed = data ? mergeJobs(data.jobs, at, streamed.current, gone.current, status) : [];
+  const jobs = listed.filter(
     (j) =>
       !needle ||
       j.name.toLowerCase().includes(needle) ||
@@ -211,10 +269,66 @@ export function Jobs() {
   </section>`;
 }
 
+/** [seconds, tasks completed/s, running] columns from the stream's frames (its history first). */
+export function clusterPoints(cols: number[][], prev: { at: number; done: number } | undefined, f: LiveFrame) {
+  let next = cols;
+  let last = prev;
+  const add = (atMs: number, done: number, running: number) => {
+    if (last && atMs > last.at)
+      next = addPoint(next, [atMs / 1000, Math.max(0, ((done - last.done) * 1000) / (atMs - last.at)), running]);
+    if (!last || atMs > last.at) last = { at: atMs, done };
+  };
+  for (const [atMs, done, running] of f.history ?? []) add(atMs, done, running);
+  if (f.cluster && !f.history) add(Date.parse(f.at), f.cluster.tasks_completed, f.cluster.running);
+  return { cols: next, last };
+}
+
+/** Tasks completed per second and tasks running, over the last minutes (as this master applied them). */
+export function ClusterCharts({ live }: { live: Live }) {
+  const [cols, setCols] = useState<number[][]>([[], [], []]);
+  const last = useRef<{ at: number; done: number } | undefined>(undefined);
+  useEffect(() => {
+    if (!live.frame?.cluster) return;
+    const r = clusterPoints(cols, last.current, live.frame);
+    last.current = r.last;
+    setCols(r.cols);
+  }, [live.count]);
+  const c = live.frame?.cluster;
+  return html`<section class="panel" id="charts">
+    <h2>
+      Cluster
+      <span class="sub">
+        ${live.up ? html`<span class="ok-dot" id="live-state">live</span>` : html`<span class="dim" id="live-state">polling</span>`}
+        ${c ? ` · ${num(c.running)} running · ${num(c.pending)} pending` : ''}
+      </span>
+    </h2>
+    <div class="charts">
+      <figure>
+        <figcaption>Tasks completed / s</figcaption>
+        <${Chart}
+          id="chart-throughput"
+          lines=${[{ label: 'tasks/s', color: '#1f9d55' }]}
+          data=${[cols[0]!, cols[1]!]}
+        />
+      </figure>
+      <figure>
+        <figcaption>Tasks running</figcaption>
+        <${Chart}
+          id="chart-running"
+          lines=${[{ label: 'running', color: '#2f6fed', fill: true }]}
+          data=${[cols[0]!, cols[2]!]}
+        />
+      </figure>
+    </div>
+  </section>`;
+}
+
 export function Overview() {
+  const live = useLive();
   return html`<div class="overview">
-    <div class="row"><${Masters} /></div>
-    <div class="row"><${Workers} /></div>
-    <div class="row"><${Jobs} /></div>
+    <div class="row"><${ClusterCharts} live=${live} /></div>
+    <div class="row"><${Masters} live=${live} /></div>
+    <div class="row"><${Workers} live=${live} /></div>
+    <div class="row"><${Jobs} live=${live} /></div>
   </div>`;
 }

@@ -41,6 +41,8 @@ export const MASTER_ACCESS: AccessTable = {
   'POST /api/uploads': USERS,
   'GET /api/workers': USERS,
   'GET /api/cluster/masters': USERS,
+  // The dashboard's change stream: what the reads above show, summarised.
+  'GET /api/live': USERS,
   'POST /api/workers/register': { roles: ['worker'] },
   'POST /api/workers/heartbeat': { roles: ['worker'], ...OWN_WORKER },
   'GET /api/workers/:worker_id/channel': { roles: ['worker'], ...OWN_WORKER },

@@ -21,7 +21,7 @@ import { LeaderForwarding } from './forwarding.js';
 import { clusterMemberRoutes } from './routes/members.js';
 import { backupRoutes } from './routes/backup.js';
 import { clusterRoutes } from './routes/cluster.js';
-import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardRoutes, liveRoutes } from './routes/dashboard.js';
 import { jobRoutes } from './routes/jobs.js';
 import { logRoutes } from './routes/logs.js';
 import { mastersRoutes } from './routes/masters.js';
@@ -96,6 +96,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       await api.register(backupRoutes(ctx));
       await api.register(mastersRoutes(ctx, opts.peerAgent));
       await api.register(logRoutes(ctx));
+      if (ctx.live) await api.register(liveRoutes(ctx.live));
     },
     { prefix: '/api' },
   );

@@ -4,6 +4,7 @@ import type { NodeTls } from '../common/tls.js';
 import type { Queries } from '../state/queries.js';
 import type { BackupMaker } from './backup-maker.js';
 import type { JobWatch } from './job-watch.js';
+import type { LiveFeed } from './live-feed.js';
 import type { MasterMetrics } from './metrics.js';
 import type { WorkerChannels } from './worker-channels.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -31,6 +32,8 @@ export interface MasterContext {
   space: AlarmView;
   /** Places a submitted job's first tasks in its submit entry (absent: the scheduler's pass does). */
   scheduler?: Pick<Scheduler, 'placeOnSubmit' | 'submitted'>;
+  /** The dashboard's change stream (GET /api/live); absent: the route is not served. */
+  live?: LiveFeed;
 }
 
 /** The `no_space` alarm: this master's own (its disk, measured every second) and, on the leader, its voters'. */

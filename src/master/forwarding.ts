@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { noLeader } from '../common/errors.js';
 import type { TlsConnect } from '../common/tls.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { LIVE_PATH } from './live-feed.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 export const FORWARDED = 'x-weir-forwarded';
@@ -36,6 +37,8 @@ export class LeaderForwarding {
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith('/api/') || req.headers.upgrade || isUpload(route)) return undefined;
     if (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url)) return undefined;
+    // The dashboard's stream tells what this master applied, as stale reads do.
+    if (route === LIVE_PATH) return undefined;
     if (this.consensus.isLeader()) {
       if (req.method === 'GET') await this.consensus.readBarrier();
       return undefined;

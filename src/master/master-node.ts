@@ -37,6 +37,7 @@ import { checkBackup } from '../state/backup-file.js';
 import { MasterMetrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
+import { LiveFeed } from './live-feed.js';
 import { WorkerChannels } from './worker-channels.js';
 import { WorkerRegistry } from './worker-registry.js';
 import { sqlitePageBytes } from '../common/sqlite-size.js';
@@ -395,6 +396,8 @@ export class MasterNode {
     const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     const janitor = new Janitor(consensus, new LifecycleQueries(state), uploads, retentionMs, log);
     consensus.onApplied(janitor.onApplied);
+    const live = new LiveFeed(queries, consensus, registry);
+    consensus.onApplied(live.changes.onApplied);
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
@@ -409,7 +412,7 @@ export class MasterNode {
     });
     return {
       parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics },
-      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs, scheduler },
+      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs, scheduler, live },
     };
   }
 

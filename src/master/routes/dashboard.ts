@@ -1,9 +1,12 @@
 import fastifyStatic from '@fastify/static';
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeirError } from '../../common/errors.js';
+import { ID_PATTERN } from '../../common/ids.js';
+import type { LiveFeed, Subscriber } from '../live-feed.js';
 import { rawReply } from '../reply-schemas.js';
 
 /** Where the page's routes live; the page itself routes between them (history API). */
@@ -67,5 +70,76 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
       maxAge: '365d',
       setHeaders: (reply) => void reply.header('x-content-type-options', 'nosniff'),
     });
+  };
+}
+
+/** A reader this far behind (bytes not yet taken by its socket) is let go, not buffered for. */
+const SLOW_READER_BYTES = 256 * 1024;
+/** A comment line this often keeps a quiet stream alive through proxies. */
+const KEEPALIVE_MS = 15_000;
+
+const LiveQuery = Type.Object({
+  job: Type.Optional(Type.String({ pattern: ID_PATTERN.source, description: 'a job’s page: frames of this job only' })),
+});
+
+/**
+ * `GET /api/live[?job=ID]`: server-sent events, one `frame` event at most a second with what
+ * changed (LiveFeed) — the overview's figures and changed jobs rows, or one job as its page
+ * shows it. Read role, as the REST reads it summarises. Past the feed's limit: 503, and the
+ * page polls instead.
+ */
+export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.addHook('onClose', async () => feed.close());
+    app.get(
+      '/live',
+      {
+        schema: {
+          querystring: LiveQuery,
+          response: {
+            200: rawReply(
+              'text/event-stream',
+              'server-sent events: `event: frame` with `data:` one JSON object (seq, at, cluster, master, changed, jobs, jobs_gone, history; or job_id with job or gone), at most one a second',
+            ),
+          },
+        },
+      },
+      async (req, reply) => {
+        if (feed.size >= feed.maxSubscribers) {
+          throw new WeirError(
+            'unavailable',
+            `this master already serves ${feed.maxSubscribers} live streams, the most it takes; close some dashboard pages, or read the REST routes instead`,
+          );
+        }
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-accel-buffering': 'no',
+        });
+        res.write('retry: 2000\n\n');
+        const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+        keepalive.unref();
+        const sub: Subscriber = {
+          ...(req.query.job ? { job: req.query.job } : {}),
+          send: (frame) => {
+            if (res.destroyed) return false;
+            if (res.writableLength > SLOW_READER_BYTES) {
+              res.destroy();
+              return false;
+            }
+            res.write(`id: ${frame.seq}\nevent: frame\ndata: ${JSON.stringify(frame)}\n\n`);
+            return true;
+          },
+          end: () => res.end(),
+        };
+        res.on('close', () => {
+          clearInterval(keepalive);
+          feed.unsubscribe(sub);
+        });
+        if (!feed.subscribe(sub)) res.end();
+      },
+    );
   };
 }

@@ -1,0 +1,120 @@
+// The page's one stream of changes (GET /api/live, server-sent events): while it is up the
+// panels read the REST routes only when a frame says their part changed; when it breaks they
+// poll as before, and it is opened again after a while.
+import { useEffect, useState } from 'preact/hooks';
+import { token } from './api.js';
+import type { Job } from './types.js';
+
+export interface LiveFrame {
+  seq: number;
+  at: string;
+  /** Which REST reads are out of date: 'workers', 'jobs' (the list), 'job' (the page's job's tasks and logs). */
+  changed?: string[];
+  cluster?: { tasks_completed: number; tasks_failed: number; running: number; pending: number };
+  master?: { id: number; role: string; term: number; commit_index: number; last_applied: number };
+  /** Rows of the jobs list that changed, as GET /api/jobs shows them. */
+  jobs?: Job[];
+  jobs_gone?: string[];
+  /** The first frame's: the overview's last minutes, [ms, tasks completed, running]. */
+  history?: [number, number, number][];
+  job_id?: string;
+  job?: Job;
+  gone?: boolean;
+}
+
+/** Waits between attempts to open the stream again: it grows, so a master that refuses is not hammered. */
+const RETRY_MS = [1000, 2000, 5000, 10_000, 30_000];
+
+/**
+ * Opens the stream and hands each frame to `onFrame`; `onState(true)` once it answers 200,
+ * `onState(false)` when it breaks (then it is tried again). Read with fetch rather than
+ * EventSource, which cannot send the token. Returns a function that closes it.
+ */
+export function openLive(path: string, onFrame: (f: LiveFrame) => void, onState: (up: boolean) => void): () => void {
+  let stopped = false;
+  let ctrl: AbortController | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
+
+  const run = async () => {
+    ctrl = new AbortController();
+    let up = false;
+    try {
+      const headers: Record<string, string> = { accept: 'text/event-stream' };
+      const t = token();
+      if (t) headers.authorization = `Bearer ${t}`;
+      const res = await fetch(path, { headers, cache: 'no-store', signal: ctrl.signal });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      up = true;
+      failures = 0;
+      onState(true);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let end: number;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const event = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const data = event
+            .split('\n')
+            .filter((l) => l.startsWith('data:'))
+            .map((l) => l.slice(5).trimStart())
+            .join('\n');
+          if (data && !stopped) onFrame(JSON.parse(data) as LiveFrame);
+        }
+      }
+    } catch {
+      // Refused, cut or aborted: the panels poll meanwhile.
+    }
+    if (stopped) return;
+    if (up) onState(false);
+    else failures++;
+    timer = setTimeout(() => void run(), RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
+  };
+  void run();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    ctrl?.abort();
+  };
+}
+
+export interface Live {
+  /** Whether frames arrive now (the panels then poll only when told to). */
+  up: boolean;
+  /** The last frame, and how many arrived (a key that changes with each). */
+  frame: LiveFrame | undefined;
+  count: number;
+}
+
+/** The stream for the overview (no job) or for one job's page, while the component is shown. */
+export function useLive(jobId?: string, onFrame?: (f: LiveFrame) => void): Live {
+  const [state, setState] = useState<Live>({ up: false, frame: undefined, count: 0 });
+  useEffect(() => {
+    const path = jobId ? `/api/live?job=${encodeURIComponent(jobId)}` : '/api/live';
+    return openLive(
+      path,
+      (f) => {
+        onFrame?.(f);
+        setState((s) => ({ up: true, frame: f, count: s.count + 1 }));
+      },
+      (up) => setState((s) => ({ ...s, up })),
+    );
+  }, [jobId]);
+  return state;
+}
+
+/**
+ * A key for usePoll's `wake`: it changes with each frame that says `topic` changed, so the
+ * panel reads its route again then (and only then, while the stream is up).
+ */
+export function useWake(live: Live, topic: string): { live: boolean; key: number } {
+  const [key, setKey] = useState(0);
+  useEffect(() => {
+    if (live.frame?.changed?.includes(topic)) setKey((k) => k + 1);
+  }, [live.count]);
+  return { live: live.up, key };
+}
