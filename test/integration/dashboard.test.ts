@@ -155,6 +155,35 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-job]').length >= 2);
   });
 
+  it('draws the charts and moves by the change stream, not by reading the jobs list again', async () => {
+    shootOnFail(() => page, 'live');
+    const refused: string[] = [];
+    const onConsole = (msg: { type(): string; text(): string }) => {
+      if (/Content Security Policy|Refused/.test(msg.text())) refused.push(msg.text());
+    };
+    page.on('console', onConsole);
+    try {
+      await page.goto(`${m.url}/`);
+      await textOf('#live-state', /^live$/);
+      await page.waitForSelector('#chart-throughput canvas');
+      await page.waitForSelector('#chart-running canvas');
+      const reads: string[] = [];
+      page.on('request', (r) => void (r.url().includes('/api/jobs?') && reads.push(r.url())));
+      const id = await submit({ operation: 'sleep', ms: 300, task_count: 12 }, 'streamed');
+      // The new job's row and its progress come in frames of GET /api/live.
+      await textOf(`[data-job="${id}"] [data-progress]`, /^\s*12\/12\s*$/);
+      await textOf(`[data-job="${id}"] [data-status]`, /^completed$/);
+      expect(reads).toEqual([]);
+      await page.waitForFunction(() => Number(document.querySelector('#chart-throughput')?.dataset.points) >= 2);
+
+      await page.goto(`${m.url}/jobs/${id}`);
+      await page.waitForSelector('#chart-progress canvas');
+      expect(refused).toEqual([]);
+    } finally {
+      page.off('console', onConsole);
+    }
+  });
+
   it("opens a job's page: its tasks, the timeline of runs per worker and its results", async () => {
     shootOnFail(() => page, 'job-page');
     const id = await submit({ operation: 'multiply', factor: 2, task_count: 6 }, 'doubling');
