@@ -27,7 +27,7 @@ import { logRoutes } from './routes/logs.js';
 import { mastersRoutes } from './routes/masters.js';
 import { workerRoutes } from './routes/workers.js';
 import { streamRoutes } from './routes/streams.js';
-import { registerOpenApi } from './openapi.js';
+import { registerOpenApi } from '../common/openapi.js';
 import { SocketReply } from './reply-schemas.js';
 import { UploadReplicator } from './upload-replication.js';
 import { spaceGate } from './space-gate.js';

@@ -21,6 +21,8 @@ const OWN_JOB: Pick<AccessRule, 'owns' | 'ownsWhy'> = {
 export const WORKER_ACCESS: AccessTable = {
   'GET /health': OPEN,
   'GET /metrics': OPEN,
+  // The worker's API description holds no data.
+  'GET /openapi.json': OPEN,
   'GET /api/status': { roles: ['client', 'worker', 'peer'] },
   // Reduce tasks on other workers read map outputs, and stream instances send tuples.
   'GET /api/shuffle/:job_id/:task/:partition': { roles: ['worker'], scopes: [TASK_SCOPE], ...OWN_JOB },

@@ -39,6 +39,21 @@ const WorkerStatus = Type.Object({
   metrics: Type.Record(Type.String(), Type.Number()),
 });
 
+/** A stream link: its frames are msgpack tuples and credits (stream/links.ts). */
+const LinkReply = Type.Unsafe<undefined>({
+  type: 'null',
+  description: 'Switching Protocols: a WebSocket of msgpack frames between stream instances',
+});
+const MetricsReply = {
+  description: 'Prometheus text format (version 0.0.4)',
+  content: { 'text/plain': { schema: Type.String() } },
+};
+/** A map output partition as written: msgpack frames. */
+const PartitionReply = {
+  description: 'the partition file as the map task wrote it: msgpack frames, streamed',
+  content: { 'application/msgpack': { schema: Type.Unsafe<ReadStream>({ type: 'string', format: 'binary' }) } },
+};
+
 export interface WorkerRoutesOptions {
   streams: StreamRuntime;
   shuffleDir: string;
@@ -52,7 +67,9 @@ export interface WorkerRoutesOptions {
  */
 export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get(LINK_PATH, { websocket: true }, (socket) => o.streams.accept(socket));
+    app.get(LINK_PATH, { websocket: true, schema: { response: { 101: LinkReply } } }, (socket) =>
+      o.streams.accept(socket),
+    );
 
     app.post(
       '/api/stream/:job_id/:idx/events',
@@ -75,7 +92,7 @@ export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox 
         schema: {
           params: ShuffleParams,
           // The partition file as written: msgpack frames, streamed without serialising.
-          response: { 200: Type.Unsafe<ReadStream>({}), ...ERROR_REPLIES },
+          response: { 200: PartitionReply, ...ERROR_REPLIES },
         },
       },
       async (req, reply) => {
@@ -102,6 +119,8 @@ export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox 
       status: 'ok' as const,
     }));
 
-    app.get('/metrics', async (_req, reply) => reply.type(o.metrics.contentType).send(await o.metrics.metrics()));
+    app.get('/metrics', { schema: { response: { 200: MetricsReply } } }, async (_req, reply) =>
+      reply.type(o.metrics.contentType).send(await o.metrics.metrics()),
+    );
   };
 }

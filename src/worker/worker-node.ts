@@ -1,4 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
+import { registerOpenApi } from '../common/openapi.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -183,6 +184,7 @@ export class WorkerNode {
     checkRepliesIfAsked(app);
     installAuth(app, WORKER_ACCESS, o.jwtSecret);
     await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 256 * 1024 * 1024 } });
+    await registerOpenApi(app, 'worker');
     await app.register(
       workerRoutes({
         streams,

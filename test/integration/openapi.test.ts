@@ -9,6 +9,7 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/common/errors.js';
 import { MASTER_ACCESS } from '../../src/master/access-table.js';
+import { WORKER_ACCESS } from '../../src/worker/access-table.js';
 import {
   Cluster,
   http,
@@ -343,5 +344,66 @@ describe('real replies are what the document says', () => {
   it('and no reply was changed by its schema on the master or the worker', () => {
     expect(c.log(m)).not.toContain('differs from its schema');
     expect(c.log(w)).not.toContain('differs from its schema');
+  });
+});
+
+describe("a worker's GET /openapi.json", () => {
+  let workerDoc: Json;
+  beforeAll(async () => {
+    const r = await http('GET', `${w.url}/openapi.json`);
+    expect(r.status, r.text).toBe(200);
+    workerDoc = r.json;
+  });
+
+  it('is a valid OpenAPI 3.1 document of the worker, served without a token', async () => {
+    expect(workerDoc.openapi).toBe('3.1.0');
+    expect(workerDoc.info.title).toBe('Weir worker');
+    const result = await new Validator().validate(workerDoc);
+    expect(result.errors ?? [], JSON.stringify(result.errors)).toEqual([]);
+  });
+
+  it('has every route of the worker, each with its success and its refusals', () => {
+    const missing = Object.keys(WORKER_ACCESS)
+      .filter((key) => key !== 'GET /openapi.json')
+      .filter((key) => {
+        const [method, route] = key.split(' ') as [string, string];
+        const op = workerDoc.paths[openApiPath(route)]?.[method.toLowerCase()];
+        return !op || !Object.keys(op.responses).some((s) => /^(2\d\d|101)$/.test(s)) || !op.responses['4XX'];
+      });
+    expect(missing).toEqual([]);
+    expect(
+      Object.keys(workerDoc.paths['/api/shuffle/{job_id}/{task}/{partition}'].get.responses['200'].content),
+    ).toEqual(['application/msgpack']);
+    expect(Object.keys(workerDoc.paths['/api/stream/link'].get.responses)).toContain('101');
+  });
+});
+
+describe('streams in the document', () => {
+  it('describes a followed log as NDJSON beside the JSON page', () => {
+    const content = doc.paths['/api/jobs/{job_id}/logs'].get.responses['200'].content;
+    expect(Object.keys(content).sort()).toEqual(['application/json', 'application/x-ndjson']);
+    expect(content['application/x-ndjson'].schema.required).toEqual(expect.arrayContaining(['task', 'text']));
+  });
+
+  it("describes the dashboard's change stream as server-sent events", () => {
+    expect(Object.keys(doc.paths['/api/live'].get.responses['200'].content)).toEqual(['text/event-stream']);
+  });
+
+  it('answers a followed log as NDJSON, as documented', async () => {
+    const r = await http(
+      'POST',
+      `${m.url}/api/jobs`,
+      { name: 'nd', type: 'batch', config: { operation: 'multiply', factor: 1, task_count: 1 } },
+      admin,
+    );
+    expect(r.status, r.text).toBe(201);
+    const id = r.json.job_id as string;
+    await waitFor(
+      'the job to end',
+      async () => (await http('GET', `${m.url}/api/jobs/${id}`, undefined, admin)).json.status === 'completed',
+    );
+    await check('GET /api/jobs/{job_id}/logs', `${m.url}/api/jobs/${id}/logs?follow=1`, 200, {
+      mediaType: 'application/x-ndjson',
+    });
   });
 });

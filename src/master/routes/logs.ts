@@ -19,6 +19,18 @@ const LogsPage = Type.Object({
   follow_cursor: Type.String(),
 });
 
+/**
+ * A page of lines as JSON; with `follow=1`, NDJSON instead: one line object per line of
+ * text (blank lines now and then keep a quiet stream open; readers skip them).
+ */
+const LogsReply = {
+  description: 'a page of log lines; with `follow=1`, an NDJSON stream of them until the job has ended',
+  content: {
+    'application/json': { schema: LogsPage },
+    'application/x-ndjson': { schema: LogLineView },
+  },
+};
+
 /** How long a follower waits for its job to end before it looks for new lines again. */
 const FOLLOW_POLL_MS = 250;
 const KEEPALIVE_MS = 15_000;
@@ -80,7 +92,7 @@ export function logRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LOG_PAGE_LINES })),
             cursor: Type.Optional(Type.String({ maxLength: 100 })),
           }),
-          response: { 200: LogsPage },
+          response: { 200: LogsReply },
         },
       },
       async (req, reply) => {
