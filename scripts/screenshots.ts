@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     procs.push(p);
   };
   const master = 'http://127.0.0.246:18246';
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
   try {
     run(['master', '--host', '127.0.0.246', '--port', '18246', '--data-dir', join(tmp, 'm')]);
     await until('the master', async () => (await fetch(`${master}/ready`)).ok || undefined);
@@ -65,11 +66,26 @@ async function main(): Promise<void> {
           })
         ).json()) as { job_id: string }
       ).job_id;
+    // The pages open before the work comes, so that their charts draw it as it happens.
+    mkdirSync(docs, { recursive: true });
+    browser = await launchChromium();
+    const b = browser;
+    const tab = async () => {
+      // Each tab in its own context (its own window): a headless background tab is hidden.
+      const p = await (await b.createBrowserContext()).newPage();
+      await p.setViewport({ width: 1280, height: 900, deviceScaleFactor: 1 });
+      return p;
+    };
+    const page = await tab();
+    const jobTab = await tab();
+    await page.goto(`${master}/`);
+    await page.waitForSelector('#live-state');
     await submit('Mi Trabajo', {});
     await submit('Multiplicar', { operation: 'multiply', factor: 3, task_count: 5 });
     await submit('avg-age', { operation: 'avg', field: 'age', data: [{ age: 31 }, { age: 4 }, { age: 58 }] });
     await submit('pi', { operation: 'pi', samples: 200000, task_count: 8 });
     const shown = await submit('nightly-sleepers', { operation: 'sleep', ms: 1000, task_count: 60 });
+    await jobTab.goto(`${master}/jobs/${shown}`);
     await submit('backlog', { operation: 'sleep', ms: 500, task_count: 40 });
     // Halfway through: bars in motion on both pages.
     await until('the sleepers halfway', async () => {
@@ -78,25 +94,15 @@ async function main(): Promise<void> {
       return p && p.completed >= 24 ? true : undefined;
     });
 
-    mkdirSync(docs, { recursive: true });
-    const browser = await launchChromium();
-    try {
-      const page = await browser.newPage();
-      await page.setViewport({ width: 1280, height: 760, deviceScaleFactor: 1 });
-      await page.goto(`${master}/`);
-      await page.waitForSelector(`[data-job="${shown}"]`);
-      await page.waitForSelector('[data-worker]');
-      await sleep(1200); // one more poll, so the workers' rates are filled in
-      await page.screenshot({ path: join(docs, 'dashboard-overview.png') });
-      await page.goto(`${master}/jobs/${shown}`);
-      await page.waitForSelector('#timeline .run');
-      await sleep(1200);
-      await page.screenshot({ path: join(docs, 'dashboard-job.png') });
-    } finally {
-      await browser.close();
-    }
+    await page.waitForSelector(`[data-job="${shown}"]`);
+    await page.waitForSelector('[data-worker]');
+    await sleep(1200); // one more frame, so the workers' rates are filled in
+    await page.screenshot({ path: join(docs, 'dashboard-overview.png') });
+    await jobTab.waitForSelector('#timeline .run');
+    await jobTab.screenshot({ path: join(docs, 'dashboard-job.png') });
     console.log(`wrote ${join(docs, 'dashboard-overview.png')} and ${join(docs, 'dashboard-job.png')}`);
   } finally {
+    await browser?.close();
     for (const p of procs) p.kill('SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,0 +1,85 @@
+// What the dashboard's stream learns from applied entries between two frames: a burst of
+// completions is a few job ids and a count, bounded whatever the burst.
+import { describe, expect, it } from 'vitest';
+import type { Applied } from '../../src/consensus/consensus.js';
+import type { Command, Results } from '../../src/state/commands.js';
+import { LiveChanges } from '../../src/master/live-changes.js';
+
+type Entry = Applied<Command, Results>;
+
+const completions = (jobId: string, n: number): Entry =>
+  ({
+    type: 'completeTasks',
+    command: { type: 'completeTasks', at: 1, completions: [] },
+    result: {
+      ok: true,
+      at: 1,
+      accepted: Array.from({ length: n }, (_, idx) => ({ job_id: jobId, idx, attempt: 1 })),
+      finished_jobs: [],
+      to_stop: [],
+    },
+  }) as unknown as Entry;
+
+describe('LiveChanges', () => {
+  it('folds 10,000 completions of two jobs into two job ids and a count', () => {
+    const c = new LiveChanges();
+    for (let i = 0; i < 100; i++) c.onApplied([completions('a', 50), completions('b', 50)]);
+    const got = c.take();
+    expect([...got.jobs].sort()).toEqual(['a', 'b']);
+    expect(got.completed).toBe(10_000);
+    expect(got.workers).toBe(true);
+    expect(got.reset).toBe(false);
+  });
+
+  it('starts afresh after each take', () => {
+    const c = new LiveChanges();
+    c.onApplied([completions('a', 3)]);
+    c.take();
+    const next = c.take();
+    expect(next.jobs.size).toBe(0);
+    expect(next.completed).toBe(0);
+    expect(next.workers).toBe(false);
+  });
+
+  it('keeps no more than its bound of job ids: past it, says reset (read the lists again)', () => {
+    const c = new LiveChanges(10);
+    for (let i = 0; i < 50; i++) c.onApplied([completions(`j${i}`, 1)]);
+    const got = c.take();
+    expect(got.reset).toBe(true);
+    expect(got.jobs.size).toBe(0);
+    expect(got.completed).toBe(50);
+  });
+
+  it('names deleted jobs as gone (not as changed), and ignores refused entries', () => {
+    const c = new LiveChanges();
+    c.onApplied([
+      completions('x', 1),
+      {
+        type: 'deleteJob',
+        command: { type: 'deleteJob', at: 1, job_id: 'x' },
+        result: { ok: true },
+      } as unknown as Entry,
+      {
+        type: 'cancelJob',
+        command: { type: 'cancelJob', at: 1, job_id: 'y' },
+        result: { ok: false },
+      } as unknown as Entry,
+    ]);
+    const got = c.take();
+    expect([...got.gone]).toEqual(['x']);
+    expect(got.jobs.has('x')).toBe(false);
+    expect(got.jobs.has('y')).toBe(false);
+  });
+
+  it('says reset when a worker is declared dead: its tasks went back to pending in jobs no entry names', () => {
+    const c = new LiveChanges();
+    c.onApplied([
+      {
+        type: 'markWorkerDead',
+        command: { type: 'markWorkerDead', at: 1, worker_id: 'w', reason: 'silent' },
+        result: { ok: true, to_stop: [], jobs: [] },
+      } as unknown as Entry,
+    ]);
+    expect(c.take()).toMatchObject({ reset: true, workers: true });
+  });
+});
