@@ -56,11 +56,15 @@ interface Round {
   tasks_per_s: number;
   wall_s: number;
   cpu_s: { master: number; workers: number; chromium: number };
+  /** Requests the page's tabs sent to the master during the round (a stream counts once, when opened). */
+  page_requests: number;
 }
 
 /** The browser and its two tabs, opened for a round and closed after it. */
 class Dashboard {
   private pages: Page[] = [];
+  /** Requests the tabs sent to the API, counted from when they were opened. */
+  requests = 0;
   constructor(
     readonly browser: Browser,
     private readonly origin: string,
@@ -74,6 +78,8 @@ class Dashboard {
       await (await this.browser.createBrowserContext()).newPage(),
     ];
     this.pages = [overview, job];
+    for (const p of this.pages)
+      p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
     await overview.goto(`${this.origin}/`);
     await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
     await job.goto(`${this.origin}/`);
@@ -133,11 +139,14 @@ async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard |
     },
   } as Api;
   const before = cpu();
+  const requestsBefore = dash?.requests ?? 0;
   const t0 = performance.now();
   const tasksPerS = await weirThroughputRound(api, SHAPE, label);
   const wall = (performance.now() - t0) / 1000;
   const after = cpu();
+  const pageRequests = (dash?.requests ?? 0) - requestsBefore;
   return {
+    page_requests: pageRequests,
     tasks_per_s: tasksPerS,
     wall_s: wall,
     cpu_s: {
@@ -160,6 +169,8 @@ function summarise(rounds: Round[], withPage: boolean) {
     // CPU microseconds per task: what a round cost each party, whatever its length.
     cpu_us_per_task: { master: perTask('master'), workers: perTask('workers'), chromium: perTask('chromium') },
     master_cores: spread(rs.map((r) => r.cpu_s.master / r.wall_s)),
+    // What the page asked of the master, whatever the machine's load: requests per second of round.
+    page_requests_per_s: spread(rs.map((r) => r.page_requests / r.wall_s)),
   };
 }
 
@@ -253,6 +264,7 @@ function report(f: {
     '',
     `with/without throughput: ${fmt(f.ratio.of_medians, 3)} (medians); per pair ${s(f.ratio.per_pair, 3)}`,
     `with/without master CPU per task: ${fmt(f.ratio.master_cpu_per_task, 3)}`,
+    `the page's requests to the master: ${s(f.with_page.page_requests_per_s, 1)} a second`,
     `chromium: ${f.chromium_pinned_to_cpu === null ? 'not pinned (shares both cores with the cluster)' : `pinned to CPU ${f.chromium_pinned_to_cpu}`}; medians (min–max) over the rounds`,
   ].join('\n');
 }
