@@ -412,7 +412,17 @@ export class MasterNode {
     });
     return {
       parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics },
-      context: { queries, registry, channels, jobWatch, metrics, heartbeatIntervalMs, heartbeatTimeoutMs, scheduler, live },
+      context: {
+        queries,
+        registry,
+        channels,
+        jobWatch,
+        metrics,
+        heartbeatIntervalMs,
+        heartbeatTimeoutMs,
+        scheduler,
+        live,
+      },
     };
   }
 
