@@ -30,6 +30,8 @@ export interface Principal {
   node_id?: number;
   scope?: string;
   job_id?: string;
+  /** When the token stops being valid (ms since the epoch): a long-lived stream ends then. */
+  expires_at?: number;
 }
 
 /** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
@@ -95,6 +97,7 @@ export async function verifyBearer(secret: string, header: string | undefined): 
   if (!ROLES.includes(role as Role))
     throw unauthorized(`the token's role ${JSON.stringify(role)} is not one of ${ROLES.join(', ')}`);
   const principal: Principal = { role: role as Role, subject: typeof payload.sub === 'string' ? payload.sub : '' };
+  if (typeof payload.exp === 'number') principal.expires_at = payload.exp * 1000;
   if (payload.worker_id !== undefined) {
     if (typeof payload.worker_id !== 'string') throw unauthorized('the token’s worker_id is not a string');
     principal.worker_id = payload.worker_id;

@@ -111,6 +111,21 @@ describe('GET /api/live', () => {
     }
   });
 
+  it('ends when its token expires, and the token that expired opens none', async () => {
+    const short = bearer(await signedToken(SECRET, { role: 'client' }, { expiresInS: 3 }));
+    const s = await Stream.open('/api/live', short);
+    try {
+      expect(s.status).toBe(200);
+      await s.frame(() => true, 'a first frame');
+      await waitFor('the stream ended with its token', () => s.ended, 15_000);
+      const again = await Stream.open('/api/live', short);
+      expect(again.status).toBe(401);
+      expect(JSON.parse(again.body).error.message).toMatch(/expired/);
+    } finally {
+      s.close();
+    }
+  });
+
   it('coalesces a burst of 3,000 completions into about one frame a second, counting every one', async () => {
     const s = await Stream.open('/api/live');
     try {

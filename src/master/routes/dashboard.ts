@@ -77,6 +77,8 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
 const SLOW_READER_BYTES = 256 * 1024;
 /** A comment line this often keeps a quiet stream alive through proxies. */
 const KEEPALIVE_MS = 15_000;
+/** setTimeout's longest delay: a stream on a token valid for longer reconnects after it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const LiveQuery = Type.Object({
   job: Type.Optional(Type.String({ pattern: ID_PATTERN.source, description: 'a job’s page: frames of this job only' })),
@@ -121,6 +123,14 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
         res.write('retry: 2000\n\n');
         const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
         keepalive.unref();
+        // The token was checked once, as the stream opened: it ends with the token, and the
+        // page's reconnect meets the 401 (and its token prompt) like any read would.
+        const expiresAt = req.principal?.expires_at;
+        const expiry =
+          expiresAt === undefined
+            ? undefined
+            : setTimeout(() => res.end(), Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS));
+        expiry?.unref();
         const sub: Subscriber = {
           ...(req.query.job ? { job: req.query.job } : {}),
           send: (frame) => {
@@ -136,6 +146,7 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
         };
         res.on('close', () => {
           clearInterval(keepalive);
+          clearTimeout(expiry);
           feed.unsubscribe(sub);
         });
         if (!feed.subscribe(sub)) res.end();
