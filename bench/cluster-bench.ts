@@ -21,7 +21,7 @@
 //          --steady-s S               seconds of fault-free full load watched (default 60)
 //          --catchup-tasks N          completed tasks the joiner catches up on (default 100,000)
 //          --cpu-prof                 profile the masters of part a and summarise
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,6 +43,7 @@ import {
   clusterStatus,
   describeSetting,
   noopJob,
+  sqliteBytes,
   startMaster,
   startWeirCluster,
   waitCompleted,
@@ -418,8 +419,8 @@ async function historyFigures(cluster: WeirCluster, leader: MasterProc) {
   const dir = join(cluster.dir, leader.name);
   return {
     commit_index: (await clusterStatus(leader.url))?.commit_index ?? NaN,
-    state_db_bytes: fileBytes(join(dir, 'state.db')),
-    raft_db_bytes: fileBytes(join(dir, 'raft.db')),
+    state_db_bytes: sqliteBytes(join(dir, 'state.db')),
+    raft_db_bytes: sqliteBytes(join(dir, 'raft.db')),
   };
 }
 
@@ -460,18 +461,6 @@ async function compactLog(members: readonly MasterProc[]): Promise<number> {
     );
     tasks += 256;
   }
-}
-
-/** A SQLite database's bytes with its WAL (what a snapshot of it has to carry). */
-function fileBytes(path: string): number {
-  const size = (p: string) => {
-    try {
-      return statSync(p).size;
-    } catch {
-      return 0;
-    }
-  };
-  return size(path) + size(`${path}-wal`);
 }
 
 /** `total` completed no-op tasks as jobs of HISTORY.tasksPerJob; returns tasks/s. */

@@ -19,7 +19,7 @@ import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { machineInfo, table, writeJson } from './report.js';
 import { log, percentiles, positiveInt, type Percentiles } from './stats.js';
-import { startWeirCluster, type Api, type JobView } from './weir.js';
+import { startWeirCluster, walkResults, type Api, type JobView } from './weir.js';
 
 /** Clear of the integration tests' addresses and of the other benchmarks' masters. */
 const HOSTS = { master: '127.0.0.245', workers: '127.0.0.246' };
@@ -78,22 +78,6 @@ interface Page {
   next_cursor: string | null;
 }
 
-/** Every page of `limit` of a job, its cursors, the rows counted; how long the walk took. */
-async function walk(api: Api, id: string, limit: number): Promise<{ cursors: string[]; rows: number; ms: number }> {
-  const t0 = performance.now();
-  const cursors: string[] = [];
-  let rows = 0;
-  let cursor: string | null = null;
-  do {
-    const q: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
-    const page: Page = await api.call<Page>('GET', `/api/jobs/${id}/results?limit=${limit}${q}`);
-    rows += page.results.length;
-    cursor = page.next_cursor;
-    if (cursor !== null) cursors.push(cursor);
-  } while (cursor !== null);
-  return { cursors, rows, ms: performance.now() - t0 };
-}
-
 async function pageMs(api: Api, id: string, cursor: string | undefined): Promise<number> {
   const q = cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`;
   const t0 = performance.now();
@@ -126,7 +110,7 @@ async function main(): Promise<void> {
       60_000,
     );
     log('walking the big job in pages of 10,000');
-    const full = await walk(api, big.id, 10_000);
+    const full = await walkResults(api, big.id, 10_000);
     if (full.rows !== o.rows) throw new Error(`the big job has ${full.rows} rows, not ${o.rows}`);
 
     log(`timing ${o.samples} pages of ${PAGE} per kind, turn by turn`);

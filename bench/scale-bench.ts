@@ -27,7 +27,7 @@
 //                           of 25,000 the joiner would replay the log instead of taking the
 //                           snapshot this benchmark is meant to time). 0: the masters' default.
 //          --deadline-min N the run stops after N minutes with the figures so far (default 100)
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -41,8 +41,10 @@ import { log, percentiles, positiveInt, type Percentiles } from './stats.js';
 import {
   clusterStatus,
   noopJob,
+  sqliteBytes,
   startMaster,
   waitForSettledLeader,
+  walkResults,
   type Api,
   type JobView,
   type MasterProc,
@@ -115,18 +117,6 @@ interface Footprint {
   commit_index: number;
 }
 
-/** A SQLite database's bytes with its WAL. */
-function dbBytes(path: string): number {
-  const size = (p: string) => {
-    try {
-      return statSync(p).size;
-    } catch {
-      return 0;
-    }
-  };
-  return size(path) + size(`${path}-wal`);
-}
-
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSecondsOf(pid: number | undefined): number {
   try {
@@ -155,8 +145,8 @@ async function footprint(
 ) {
   const f: Footprint = {
     finished_tasks: finished,
-    state_db_bytes: dbBytes(join(dir, leader.name, 'state.db')),
-    raft_db_bytes: dbBytes(join(dir, leader.name, 'raft.db')),
+    state_db_bytes: sqliteBytes(join(dir, leader.name, 'state.db')),
+    raft_db_bytes: sqliteBytes(join(dir, leader.name, 'raft.db')),
     rss_bytes: Object.fromEntries(masters.map((m) => [m.name, rssOf(m.child.proc.pid)])),
     cpu_s: Object.fromEntries(
       [...masters.map((m) => m.child), ...fleets.map((f) => f.child)].map((c) => [c.name, cpuSecondsOf(c.proc.pid)]),
@@ -336,23 +326,7 @@ async function runJob(
 }
 
 /** Cursors spread over a job's results, gathered by walking it in pages of WALK_PAGE. */
-async function deepCursors(api: Api, jobId: string): Promise<{ cursors: string[]; rows: number; ms: number }> {
-  const t0 = performance.now();
-  const cursors: string[] = [];
-  let rows = 0;
-  let cursor: string | null = null;
-  do {
-    const q: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
-    const page: { results: unknown[]; next_cursor: string | null } = await api.call(
-      'GET',
-      `/api/jobs/${jobId}/results?limit=${WALK_PAGE}${q}`,
-    );
-    rows += page.results.length;
-    cursor = page.next_cursor;
-    if (cursor !== null) cursors.push(cursor);
-  } while (cursor !== null);
-  return { cursors, rows, ms: performance.now() - t0 };
-}
+const deepCursors = (api: Api, jobId: string) => walkResults(api, jobId, WALK_PAGE);
 
 // ------------------------------------------------------------------ the figures
 

@@ -1,6 +1,6 @@
 // The Weir side of the benchmarks: a real cluster of child processes (1 or 3 masters,
 // 2 workers) driven over its REST API, as a user would drive it.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
@@ -407,4 +407,39 @@ export function weirLatency(api: Api, samples: number, warmup: number): Promise<
     samples,
     warmup,
   );
+}
+
+/** A SQLite database's bytes with its WAL (what a snapshot of it has to carry); 0 for a file not there. */
+export function sqliteBytes(path: string): number {
+  const size = (p: string) => {
+    try {
+      return statSync(p).size;
+    } catch {
+      return 0;
+    }
+  };
+  return size(path) + size(`${path}-wal`);
+}
+
+/** A walk through every page of `limit` of a job's results: the cursors met, the rows counted, how long it took. */
+export async function walkResults(
+  api: Api,
+  jobId: string,
+  limit: number,
+): Promise<{ cursors: string[]; rows: number; ms: number }> {
+  const t0 = performance.now();
+  const cursors: string[] = [];
+  let rows = 0;
+  let cursor: string | null = null;
+  do {
+    const q: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+    const page: { results: unknown[]; next_cursor: string | null } = await api.call(
+      'GET',
+      `/api/jobs/${jobId}/results?limit=${limit}${q}`,
+    );
+    rows += page.results.length;
+    cursor = page.next_cursor;
+    if (cursor !== null) cursors.push(cursor);
+  } while (cursor !== null);
+  return { cursors, rows, ms: performance.now() - t0 };
 }

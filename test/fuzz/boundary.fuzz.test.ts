@@ -15,7 +15,6 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { SignJWT } from 'jose';
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, type RawData } from 'ws';
@@ -52,6 +51,7 @@ import {
   type Ref,
   type StreamTarget,
 } from './generators.js';
+import { bearer, signedToken } from '../helpers/tokens.js';
 
 const SECRET = 'boundary-fuzz-secret-0123456789abcdef';
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) >>> 0 : Math.floor(Math.random() * 2 ** 32);
@@ -96,12 +96,12 @@ let ports: number[] = [];
 
 // ---------------------------------------------------------------- tokens
 
-async function jwt(claims: Record<string, unknown>, o: { exp?: number | false; secret?: string } = {}) {
-  const nowS = Math.floor(Date.now() / 1000);
-  let t = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('fuzz').setIssuedAt(nowS);
-  if (o.exp !== false) t = t.setExpirationTime(o.exp ?? nowS + SECONDS + 900);
-  return t.sign(new TextEncoder().encode(o.secret ?? SECRET));
-}
+/** A token signed with the cluster's secret (or `o.secret`), valid past the end of the run unless `o.exp` says otherwise. */
+const jwt = (claims: Record<string, unknown>, o: { exp?: number | false; secret?: string } = {}) =>
+  signedToken(o.secret ?? SECRET, claims, {
+    subject: 'fuzz',
+    exp: o.exp ?? Math.floor(Date.now() / 1000) + SECONDS + 900,
+  });
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 type TokenKind =
@@ -198,7 +198,6 @@ const ALL_KINDS: readonly TokenKind[] = [
   'peer-stranger',
   'peer-bare',
 ];
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 const admin = () => bearer(tokens.admin);
 
 // ---------------------------------------------------------------- what the run saw

@@ -719,3 +719,27 @@ export async function submitRetrying(url: string, job: unknown, forMs = 10_000):
   );
   return (r.json as { job_id: string }).job_id;
 }
+
+/** A job as POST /api/jobs takes it. */
+export interface JobSubmission {
+  name: string;
+  type: string;
+  config?: unknown;
+}
+
+/**
+ * Submits `job` once and returns its id; any answer but 201 with a job_id fails the spec,
+ * saying what the master answered.
+ */
+export async function submitJob(
+  url: string,
+  job: JobSubmission,
+  headers: Record<string, string> = {},
+  timeoutMs?: number,
+): Promise<string> {
+  const r = await http('POST', `${url}/api/jobs`, job, headers, timeoutMs);
+  if (r.status !== 201 || typeof r.json?.job_id !== 'string') {
+    throw new Error(`POST ${url}/api/jobs answered ${r.status}, not 201 with a job_id: ${r.error ?? r.text}`);
+  }
+  return r.json.job_id as string;
+}

@@ -15,6 +15,7 @@ import {
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { bearer, cliToken, signedToken } from '../helpers/tokens.js';
 
 const SECRET = 'integration-test-secret-0123456789abcdef';
 const env = { JWT_SECRET: SECRET };
@@ -22,24 +23,15 @@ const c = new Cluster('auth');
 let m: MasterProc;
 let w: WorkerProc;
 let token: string;
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const nowS = () => Math.floor(Date.now() / 1000);
 
-async function signed(secret: string, claims: { exp: number; iat?: number }): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('integration-test')
-    .setIssuedAt(claims.iat ?? nowS())
-    .setExpirationTime(claims.exp)
-    .sign(new TextEncoder().encode(secret));
-}
+const signed = (secret: string, claims: { exp: number; iat?: number }) =>
+  signedToken(secret, {}, { subject: 'integration-test', ...claims });
 
 beforeAll(async () => {
-  const t = cliSync(['token'], { env });
-  expect(t.code, t.stderr).toBe(0);
-  token = t.stdout.trim();
+  token = cliToken(env);
   m = await c.master('127.0.0.61', { env });
   w = await c.worker('127.0.0.62', m, { env, maxTasks: 2, token });
 });

@@ -9,11 +9,13 @@ import {
   cliSync,
   freePorts,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type Json,
   type MasterProc,
 } from '../helpers/cluster.js';
+import { cliToken } from '../helpers/tokens.js';
 
 const SECRET = 'backup-test-secret-0123456789abcdef0123';
 const env = { JWT_SECRET: SECRET };
@@ -24,16 +26,9 @@ let file: string;
 let clientToken: string;
 let adminToken: string;
 const as = (token: string) => ({ authorization: `Bearer ${token}` });
-const token = (role: string) => {
-  const t = cliSync(['token', '--role', role], { env });
-  expect(t.code, t.stderr).toBe(0);
-  return t.stdout.trim();
-};
-const submit = async (m: MasterProc, name: string, config: Json): Promise<string> => {
-  const r = await http('POST', `${m.url}/api/jobs`, { name, type: 'batch', config }, as(clientToken));
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-};
+const token = (role: string) => cliToken(env, role);
+const submit = (m: MasterProc, name: string, config: Json) =>
+  submitJob(m.url, { name, type: 'batch', config }, as(clientToken));
 
 /** /cluster/status, which on a cluster with a secret needs a token too. */
 const clusterStatus = async (url: string): Promise<Json> =>

@@ -7,16 +7,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
-  cliSync,
   http,
   ROOT,
+  submitJob,
   untilJobStatus,
   WEIR_BIN,
   type Json,
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
-import { bearer, signedToken } from '../helpers/tokens.js';
+import { bearer, cliToken, signedToken } from '../helpers/tokens.js';
 
 const c = new Cluster('executor-isolation');
 const SECRET = 'executor-isolation-secret-of-32-bytes-or-more';
@@ -24,15 +24,11 @@ const env = { JWT_SECRET: SECRET };
 let admin: Record<string, string>;
 
 beforeAll(() => {
-  admin = bearer(cliSync(['token'], { env }).stdout.trim());
+  admin = bearer(cliToken(env));
 });
 afterAll(() => c.cleanup());
 
-async function submit(m: MasterProc, config: Json): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'x', type: 'batch', config }, admin);
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (m: MasterProc, config: Json) => submitJob(m.url, { name: 'x', type: 'batch', config }, admin);
 
 async function results(m: MasterProc, config: Json): Promise<Json[]> {
   const id = await submit(m, config);

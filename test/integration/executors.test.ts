@@ -9,12 +9,14 @@ import {
   cliSync,
   http,
   sleep,
+  submitJob,
   untilJobStatus,
   waitFor,
   type Json,
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { bearer, cliToken } from '../helpers/tokens.js';
 
 const c = new Cluster('executors');
 const SECRET = 'executors-test-secret-of-32-bytes-or-more';
@@ -25,18 +27,14 @@ let auth: Record<string, string>;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.161', { env });
-  const t = cliSync(['token'], { env });
-  auth = { authorization: `Bearer ${t.stdout.trim()}` };
-  w = await c.worker('127.0.0.162', m, { env, maxTasks: 2, token: t.stdout.trim() });
+  const token = cliToken(env);
+  auth = bearer(token);
+  w = await c.worker('127.0.0.162', m, { env, maxTasks: 2, token });
 });
 
 afterAll(() => c.cleanup());
 
-async function submit(config: Json): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'x', type: 'batch', config }, auth);
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (config: Json) => submitJob(m.url, { name: 'x', type: 'batch', config }, auth);
 
 const failed = async (config: Json) =>
   (await untilJobStatus(m.url, await submit(config), 'failed', 60_000, auth)).error as Json;

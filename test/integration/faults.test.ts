@@ -6,6 +6,7 @@ import {
   Cluster,
   allJobs,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type CliResult,
@@ -18,12 +19,7 @@ afterAll(() => c.cleanup());
 
 const range = (n: number) => [...Array(n).keys()];
 
-async function submit(url: string, job: unknown, headers: Record<string, string> = {}): Promise<string> {
-  const r = await http('POST', `${url}/api/jobs`, job, headers);
-  expect(r.status, r.text).toBe(201);
-  expect(typeof r.json.job_id).toBe('string');
-  return r.json.job_id as string;
-}
+const submit = submitJob;
 
 async function workerRow(m: MasterProc, w: WorkerProc) {
   const r = await http('GET', `${m.url}/api/workers`);

@@ -6,6 +6,7 @@ import {
   Cluster,
   clusterStatus,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type MasterProc,
@@ -22,11 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => c.cleanup());
 
-async function submit(config: unknown): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'one', type: 'batch', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (config: unknown) => submitJob(m.url, { name: 'one', type: 'batch', config });
 
 const commitIndex = async () => (await clusterStatus(m.url))!.commit_index as number;
 

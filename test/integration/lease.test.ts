@@ -9,6 +9,7 @@ import { decodeToWorker, encode, type ToWorker } from '../../src/protocol/worker
 import {
   Cluster,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type Json,
@@ -107,11 +108,7 @@ afterAll(async () => {
   await c.cleanup();
 });
 
-const submit = async (name: string, config: Json): Promise<string> => {
-  const r = await http('POST', `${m.url}/api/jobs`, { name, type: 'batch', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-};
+const submit = (name: string, config: Json) => submitJob(m.url, { name, type: 'batch', config });
 
 describe('a worker that heartbeats but never reports', () => {
   it('loses its attempts once their lease is over; they run again on a real worker, and its late report changes nothing', async () => {

@@ -112,7 +112,7 @@ describe('GET /api/live', () => {
   });
 
   it('ends when its token expires, and the token that expired opens none', async () => {
-    const short = bearer(await signedToken(SECRET, { role: 'client' }, { expiresInS: 3 }));
+    const short = bearer(await signedToken(SECRET, { role: 'client' }, { exp: Math.floor(Date.now() / 1000) + 3 }));
     const s = await Stream.open('/api/live', short);
     try {
       expect(s.status).toBe(200);

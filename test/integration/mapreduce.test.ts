@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type Json,
@@ -28,11 +29,7 @@ const countWords = (lines: readonly string[]) => {
   return counts;
 };
 
-async function submit(config: unknown, name = 'job'): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name, type: 'batch', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (config: unknown, name = 'job') => submitJob(m.url, { name, type: 'batch', config });
 
 async function results(id: string): Promise<Json[]> {
   const rows: Json[] = [];

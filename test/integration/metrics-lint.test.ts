@@ -3,7 +3,8 @@
 // (addresses 127.0.0.241–242 belong to this file).
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, cliSync, http, untilJobStatus, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
+import { Cluster, http, submitJob, untilJobStatus, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
+import { bearer, cliToken } from '../helpers/tokens.js';
 
 const PROMTOOL = spawnSync('promtool', ['--version']).status === 0;
 const c = new Cluster('metrics-lint');
@@ -15,17 +16,10 @@ let auth: Record<string, string>;
 beforeAll(async () => {
   if (!PROMTOOL) return;
   m = await c.master('127.0.0.241', { env });
-  const token = cliSync(['token', '--role', 'admin'], { env }).stdout.trim();
-  auth = { authorization: `Bearer ${token}` };
-  w = await c.worker('127.0.0.242', m, { env, maxTasks: 2, token: cliSync(['token'], { env }).stdout.trim() });
-  const job = await http(
-    'POST',
-    `${m.url}/api/jobs`,
-    { name: 'x', type: 'batch', config: { operation: 'noop', task_count: 4 } },
-    auth,
-  );
-  expect(job.status, job.text).toBe(201);
-  await untilJobStatus(m.url, job.json.job_id as string, 'completed', 30_000, auth);
+  auth = bearer(cliToken(env, 'admin'));
+  w = await c.worker('127.0.0.242', m, { env, maxTasks: 2, token: cliToken(env) });
+  const job = await submitJob(m.url, { name: 'x', type: 'batch', config: { operation: 'noop', task_count: 4 } }, auth);
+  await untilJobStatus(m.url, job, 'completed', 30_000, auth);
 });
 
 afterAll(() => c.cleanup());

@@ -4,16 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareKeys } from '../../src/ops/keys.js';
-import { Cluster, http, untilJobStatus, type Json, type MasterProc } from '../helpers/cluster.js';
+import { Cluster, http, submitJob, untilJobStatus, type Json, type MasterProc } from '../helpers/cluster.js';
 
 const c = new Cluster('paging');
 let m: MasterProc;
 
-async function submit(config: unknown): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'paging', type: 'batch', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (config: unknown) => submitJob(m.url, { name: 'paging', type: 'batch', config });
 
 /** Every row of a job, page after page of `limit`; the pages' cursors are checked as they come. */
 async function allPages(id: string, limit: number): Promise<Json[]> {

@@ -8,13 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
   GiveUp,
-  cliSync,
   http,
+  submitJob,
   waitFor,
   type Json,
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { bearer, cliToken } from '../helpers/tokens.js';
 
 const c = new Cluster('stream-executors');
 const SECRET = 'stream-executors-secret-of-32-bytes-or-more';
@@ -25,10 +26,10 @@ let auth: Record<string, string>;
 
 beforeAll(async () => {
   m = await c.master('127.0.0.171', { env });
-  const t = cliSync(['token'], { env });
-  auth = { authorization: `Bearer ${t.stdout.trim()}` };
+  const token = cliToken(env);
+  auth = bearer(token);
   // Room for every instance of the largest topology here (8).
-  w = await c.worker('127.0.0.172', m, { env, maxTasks: 10, token: t.stdout.trim() });
+  w = await c.worker('127.0.0.172', m, { env, maxTasks: 10, token });
 });
 
 afterAll(() => c.cleanup());
@@ -42,11 +43,7 @@ const through = (op: string, fn = 'f') => ({
   ],
 });
 
-async function submit(config: Json): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'stream', type: 'streaming', config }, auth);
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (config: Json) => submitJob(m.url, { name: 'stream', type: 'streaming', config }, auth);
 
 /** POSTs events to the job's source, again while it is not placed yet (503) or saturated (429). */
 async function post(id: string, events: Json[], timeoutMs = 60_000): Promise<void> {

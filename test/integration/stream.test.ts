@@ -2,7 +2,16 @@
 // through a SIGKILL, backpressure, and refusals (addresses 127.0.0.121–129 belong to this file).
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, GiveUp, http, waitFor, type Json, type MasterProc, type WorkerProc } from '../helpers/cluster.js';
+import {
+  Cluster,
+  GiveUp,
+  http,
+  submitJob,
+  waitFor,
+  type Json,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
 
 const c = new Cluster('stream');
 let m: MasterProc;
@@ -38,11 +47,7 @@ function truth(lines: string[]): Map<string, number> {
   return t;
 }
 
-async function submitStream(config: unknown): Promise<string> {
-  const r = await http('POST', `${m.url}/api/jobs`, { name: 'stream', type: 'streaming', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submitStream = (config: unknown) => submitJob(m.url, { name: 'stream', type: 'streaming', config });
 
 async function untilPlaced(id: string, n: number): Promise<Json> {
   return waitFor(`every instance of ${id} to run`, async () => {

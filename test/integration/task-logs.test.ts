@@ -10,6 +10,7 @@ import {
   cliSync,
   freePorts,
   http,
+  submitJob,
   submitRetrying,
   untilAgreedLeader,
   untilJobStatus,
@@ -47,11 +48,7 @@ interface Line {
   instance?: number;
 }
 
-async function submit(url: string, config: Json, name = 'logs'): Promise<string> {
-  const r = await http('POST', `${url}/api/jobs`, { name, type: 'batch', config });
-  expect(r.status, r.text).toBe(201);
-  return r.json.job_id as string;
-}
+const submit = (url: string, config: Json, name = 'logs') => submitJob(url, { name, type: 'batch', config });
 
 /** Every line of a job's logs, page by page (`query`: task=, attempt=, limit=). */
 async function allLines(url: string, id: string, query = ''): Promise<Line[]> {

@@ -1,32 +1,28 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { Command } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
 import { migrate } from '../../src/state/schema.js';
 import { StateMachine } from '../../src/state/state-machine.js';
+import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
+const state = stateEachTest('weir-apply-');
 let dir: string;
 let sm: StateMachine;
 let q: Queries;
 let index: number;
+beforeEach(() => {
+  ({ dir, sm, q } = state);
+  index = 0;
+});
+// A test may reopen the state (sm = new StateMachine(…)): that one is closed too.
+afterEach(() => sm.close());
 
 const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
 const submit = (job_id: string, config: unknown, extra: Partial<Command> = {}) =>
-  apply({
-    type: 'submitJob',
-    at: 1000,
-    job_id,
-    name: job_id,
-    job_type: 'batch',
-    config: normalizeBatchConfig(config),
-    ...extra,
-  } as Command);
-const register = (worker_id: string, max_tasks = 10) =>
-  apply({ type: 'registerWorker', at: 1000, worker_id, address: `${worker_id}:1`, max_tasks });
+  apply(submitJobCommand(job_id, config, extra));
+const register = (worker_id: string, max_tasks = 10) => apply(registerWorkerCommand(worker_id, max_tasks));
 const assign = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
   apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id, idx, attempt, worker_id }] });
 const complete = (job_id: string, idx: number, worker_id: string, attempt = 1, result: unknown[] = [idx]) =>
@@ -42,17 +38,6 @@ const fail = (job_id: string, idx: number, worker_id: string, attempt = 1) =>
     failures: [{ job_id, idx, attempt, worker_id, error: { message: `boom ${attempt}` } }],
   });
 const task = (job_id: string, idx: number) => q.tasksOfJob(job_id, 1000).find((t) => t.idx === idx)!;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weir-apply-'));
-  sm = new StateMachine(join(dir, 'state.db'));
-  q = new Queries(sm);
-  index = 0;
-});
-afterEach(() => {
-  sm.close();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describe('apply: jobs', () => {
   it('submitJob creates the job and one pending task per partition', () => {

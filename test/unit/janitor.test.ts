@@ -1,9 +1,6 @@
 // The janitor: the leader keeps proposing slices of a deleted job until none is left (also
 // those a former leader left unfinished), deletes jobs past their retention, forgets dead
 // workers; every master removes its copy of an upload no job reads any more.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
 import type { Applied } from '../../src/consensus/consensus.js';
@@ -11,17 +8,18 @@ import { Janitor, type LocalUploads } from '../../src/master/janitor.js';
 import type { ClusterConsensus } from '../../src/master/cluster-log.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
-import type { ApplyResult, Command, Results } from '../../src/state/commands.js';
+import type { Command, Results } from '../../src/state/commands.js';
 import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
-import { StateMachine } from '../../src/state/state-machine.js';
+import type { StateMachine } from '../../src/state/state-machine.js';
+import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
 const UP = `up_${'b'.repeat(32)}`;
 const log = createLogger('janitor-test');
 log.level = 'silent';
 
-let dir: string;
+const state = stateEachTest('weir-janitor-');
+const { apply } = state;
 let sm: StateMachine;
-let index: number;
 let leader: boolean;
 let proposed: Command[];
 let janitor: Janitor;
@@ -38,23 +36,13 @@ const consensus = {
   },
 } as unknown as ClusterConsensus;
 
-const apply = (command: Command): ApplyResult =>
-  sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
-
 const uploads: LocalUploads = {
   ids: () => [...held],
   remove: async (id) => void held.delete(id),
 };
 
 function completedJob(job_id: string, n: number, at: number, config: Record<string, unknown> = {}) {
-  apply({
-    type: 'submitJob',
-    at,
-    job_id,
-    name: job_id,
-    job_type: 'batch',
-    config: normalizeBatchConfig({ operation: 'noop', task_count: n, ...config }),
-  });
+  apply(submitJobCommand(job_id, { operation: 'noop', task_count: n, ...config }, {}, at));
   const idx = Array.from({ length: n }, (_, i) => i);
   apply({ type: 'assignTasks', at, assignments: idx.map((i) => ({ job_id, idx: i, attempt: 1, worker_id: 'w' })) });
   apply({
@@ -70,18 +58,14 @@ const until = async (what: string, ok: () => boolean) => {
 };
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weir-janitor-'));
-  sm = new StateMachine(join(dir, 'state.db'));
-  index = 0;
+  sm = state.sm;
   leader = true;
   proposed = [];
   held = new Set();
-  apply({ type: 'registerWorker', at: 0, worker_id: 'w', address: 'w:1', max_tasks: 10 });
+  apply(registerWorkerCommand('w', 10, 0));
 });
 afterEach(() => {
   janitor.close();
-  sm.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const newJanitor = (retentionMs: number) =>

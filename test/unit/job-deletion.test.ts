@@ -1,39 +1,21 @@
 // Deleting jobs in the state machine: the job is gone (404) from the first command on, its
 // rows go in bounded slices, and what retention asks of the state is answered from indexes.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { retentionOf } from '../../src/ops/retention.js';
 import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
-import type { ApplyResult, Command, JobConfig } from '../../src/state/commands.js';
+import type { ApplyResult, JobConfig } from '../../src/state/commands.js';
 import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
-import { Queries } from '../../src/state/queries.js';
-import { StateMachine } from '../../src/state/state-machine.js';
+import type { Queries } from '../../src/state/queries.js';
+import type { StateMachine } from '../../src/state/state-machine.js';
 import { sweepIntervalMs } from '../../src/master/janitor.js';
+import { stateEachTest } from '../helpers/state.js';
 
-let dir: string;
+const state = stateEachTest('weir-delete-');
+const { apply, submit, register } = state;
 let sm: StateMachine;
 let q: Queries;
 let life: LifecycleQueries;
-let index: number;
-
-const apply = (command: Command): ApplyResult =>
-  sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
-const submit = (job_id: string, config: unknown, extra: Partial<Command> = {}) =>
-  apply({
-    type: 'submitJob',
-    at: 1000,
-    job_id,
-    name: job_id,
-    job_type: 'batch',
-    config: normalizeBatchConfig(config),
-    ...extra,
-  } as Command);
-const register = (worker_id: string) =>
-  apply({ type: 'registerWorker', at: 1000, worker_id, address: `${worker_id}:1`, max_tasks: 10 });
 const count = (sql: string, ...args: unknown[]) => (sm.db.prepare(sql).get(...args) as { n: number }).n;
 const taskRows = () => count(`SELECT count(*) AS n FROM tasks`);
 
@@ -76,15 +58,8 @@ function deleteFully(job_id: string, at = 5000): { commands: number; removed: nu
 }
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weir-delete-'));
-  sm = new StateMachine(join(dir, 'state.db'));
-  q = new Queries(sm);
+  ({ sm, q } = state);
   life = new LifecycleQueries(sm);
-  index = 0;
-});
-afterEach(() => {
-  sm.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('deleteJob', () => {

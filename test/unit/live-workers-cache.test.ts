@@ -1,32 +1,20 @@
 // The live workers the scheduler, the failure detector and the lease keeper ask for many times
 // a second are read once and kept until a command changes the workers table: what they get is
 // always what the database says.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Command } from '../../src/state/commands.js';
-import { Queries } from '../../src/state/queries.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Queries } from '../../src/state/queries.js';
 import { StateMachine } from '../../src/state/state-machine.js';
+import { stateEachTest } from '../helpers/state.js';
 
+const state = stateEachTest('weir-live-');
+const { apply } = state;
 let dir: string;
 let sm: StateMachine;
 let q: Queries;
-let index = 0;
+beforeEach(() => ({ dir, sm, q } = state));
 
-const apply = (command: Command) => sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
 const live = () => q.liveWorkers().map((w) => `${w.worker_id}:${w.status}`);
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weir-live-'));
-  sm = new StateMachine(join(dir, 'state.db'));
-  q = new Queries(sm);
-  index = 0;
-});
-afterEach(() => {
-  sm.close();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describe('the live workers, kept between reads', () => {
   it('follow every command that changes a worker: register, drain, death, forgetting', () => {

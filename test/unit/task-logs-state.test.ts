@@ -1,38 +1,36 @@
 // What tasks printed, in the state machine: kept once per attempt from its reports, appended
 // for streaming instances, paged by the order it was stored, and deleted with the job.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
-import type { ApplyResult, Command } from '../../src/state/commands.js';
-import { Queries } from '../../src/state/queries.js';
-import { StateMachine } from '../../src/state/state-machine.js';
+import type { ApplyResult } from '../../src/state/commands.js';
+import type { Queries } from '../../src/state/queries.js';
+import type { StateMachine } from '../../src/state/state-machine.js';
 import type { LogLine } from '../../src/protocol/task-log.js';
+import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
-let dir: string;
+const state = stateEachTest('weir-task-logs-');
+const { apply } = state;
 let sm: StateMachine;
 let q: Queries;
-let index: number;
-
-const apply = (command: Command): ApplyResult =>
-  sm.applyBatch([{ index: ++index, term: 1, kind: 'cmd', data: command }])[0]!;
 const lines = (...texts: string[]): LogLine[] => texts.map((text, i) => ({ stream: 'stdout', at: 10 + i, text }));
 const seqOf = (job: string) => q.job(job)!.seq;
 const texts = (job: string, f: { task?: number; attempt?: number } = {}, after = 0, limit = 1000) =>
   q.logLines(seqOf(job), f, after, limit).map((r) => r.text);
 const logRows = () => (sm.db.prepare(`SELECT count(*) AS n FROM task_logs`).get() as { n: number }).n;
 
+/** Task `idx` of job 'j' done (attempt 1, on worker 'w'), its outcome carrying the lines `l`. */
+const done = (idx: number, l: LogLine[]) => ({
+  job_id: 'j',
+  idx,
+  attempt: 1,
+  worker_id: 'w',
+  result_json: '[]',
+  logs: l,
+});
+
+/** A job of `tasks` noop tasks, every one running as attempt 1 on worker 'w'. */
 function start(job: string, tasks: number): void {
-  apply({
-    type: 'submitJob',
-    at: 1,
-    job_id: job,
-    name: job,
-    job_type: 'batch',
-    config: normalizeBatchConfig({ operation: 'noop', task_count: tasks }),
-  });
+  apply(submitJobCommand(job, { operation: 'noop', task_count: tasks }, {}, 1));
   apply({
     type: 'assignTasks',
     at: 2,
@@ -41,28 +39,13 @@ function start(job: string, tasks: number): void {
 }
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'weir-task-logs-'));
-  sm = new StateMachine(join(dir, 'state.db'));
-  q = new Queries(sm);
-  index = 0;
-  apply({ type: 'registerWorker', at: 0, worker_id: 'w', address: 'w:1', max_tasks: 10 });
-});
-afterEach(() => {
-  sm.close();
-  rmSync(dir, { recursive: true, force: true });
+  ({ sm, q } = state);
+  apply(registerWorkerCommand('w', 10, 0));
 });
 
 describe('task logs in the state', () => {
   it('keeps an attempt’s lines from its outcome once, however often the report is sent again', () => {
     start('j', 2);
-    const done = (idx: number, l: LogLine[]) => ({
-      job_id: 'j',
-      idx,
-      attempt: 1,
-      worker_id: 'w',
-      result_json: '[]',
-      logs: l,
-    });
     apply({ type: 'completeTasks', at: 3, completions: [done(0, lines('a', 'b'))] });
     apply({ type: 'completeTasks', at: 4, completions: [done(0, lines('a', 'b'))] });
     apply({
@@ -78,14 +61,6 @@ describe('task logs in the state', () => {
 
   it('pages by the order lines were stored: a cursor never skips a line stored later for an earlier task', () => {
     start('j', 2);
-    const done = (idx: number, l: LogLine[]) => ({
-      job_id: 'j',
-      idx,
-      attempt: 1,
-      worker_id: 'w',
-      result_json: '[]',
-      logs: l,
-    });
     apply({ type: 'completeTasks', at: 3, completions: [done(1, lines('from 1'))] });
     const first = q.logLines(seqOf('j'), {}, 0, 10);
     apply({ type: 'completeTasks', at: 4, completions: [done(0, lines('from 0'))] });
