@@ -15,7 +15,9 @@ const RESTORING = '.restoring';
 function cutShortRestore(names: readonly string[]): boolean {
   if (names.includes('raft.db')) return false;
   if (!names.some((n) => n.includes(RESTORING))) return false;
-  return names.every((n) => n === 'LOCK' || n === 'state.db' || n.includes(RESTORING) || /^state\.db-(wal|shm)$/.test(n));
+  return names.every(
+    (n) => n === 'LOCK' || n === 'state.db' || n.includes(RESTORING) || /^state\.db-(wal|shm)$/.test(n),
+  );
 }
 
 /**
@@ -49,7 +51,7 @@ export function assertNoRestoreCutShort(dataDir: string): void {
  * later receive the state as a snapshot. The file is checked before anything is written.
  *
  * Each database is written under a temporary name, synced, renamed into place and its
- * directory synced (durable-file.ts): state.db first, raft.db last. raft.db in place is what
+ * directory synced (durable-file.ts): both written first, then state.db renamed, raft.db last. raft.db in place is what
  * says the restore is complete; before that, a master refuses the data dir and a restore
  * again starts over in it — a crash or a power cut at any point never leaves a torn state.db
  * that a master would start from.
@@ -63,7 +65,8 @@ export function restoreDataDir(file: string, dataDir: string, self: Member): Bac
   copyFileSync(file, incoming);
   const info = adoptBackup(incoming, self);
   assertNoWal(incoming);
-  renameDurably(incoming, statePath);
+  // raft.db is written (under its temporary name) before state.db is renamed: from that
+  // rename on, a restore cut short is still known by raft.db.restoring.
   const raftPath = join(dataDir, 'raft.db');
   const raftIncoming = `${raftPath}${RESTORING}`;
   const storage = new RaftStorage(raftIncoming);
@@ -79,11 +82,13 @@ export function restoreDataDir(file: string, dataDir: string, self: Member): Bac
     storage.close();
   }
   assertNoWal(raftIncoming);
+  renameDurably(incoming, statePath);
   renameDurably(raftIncoming, raftPath);
   return info;
 }
 
 /** A database renamed without its WAL would lose what the WAL held: closing must have folded it in. */
 function assertNoWal(path: string): void {
-  if (existsSync(`${path}-wal`)) throw new Error(`${path}-wal is still there after closing ${path}; the restore stops here`);
+  if (existsSync(`${path}-wal`))
+    throw new Error(`${path}-wal is still there after closing ${path}; the restore stops here`);
 }

@@ -332,7 +332,6 @@ function moveAsideIfUnreadable(path: string): { to: string; why: string } | unde
   return { to, why };
 }
 
-
 /**
  * Whether applying a command failed because of what the command says — the same on every
  * master: a value SQLite cannot bind or store, a constraint, apply's own checks. SQLite's
