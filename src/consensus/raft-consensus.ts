@@ -757,6 +757,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       },
       (err: unknown) => {
         this.copying = undefined;
+        // A copy the disk had no room for is a full disk as a failed write is: the alarm goes
+        // on (and stays on until space is given back), though no write of the log failed.
+        if (err instanceof StorageError && isDiskFull(err.cause)) this.fullDiskCount++;
         throw err;
       },
     );

@@ -12,6 +12,10 @@ export interface LocalUploads {
 
 /** Jobs (and dead workers) a sweep proposes to delete at most, one command at a time. */
 const SWEEP_BATCH = 100;
+/** A purge the disk (or a lost quorum) interrupted goes on after this long, not at the next sweep. */
+const PURGE_RETRY_MS = 1_000;
+/** …while this master leads again within this many of those (after the next sweep, who leads goes on). */
+const PURGE_RETRIES = 10;
 
 /** How often the sweep runs: often enough for a short retention, at least every 10 s. */
 export const sweepIntervalMs = (retentionMs: number): number =>
@@ -87,12 +91,23 @@ export class Janitor {
           }
         }
       } catch (err) {
-        // Lost the lead, or the disk refused: the next sweep (of whoever leads) goes on.
+        // Lost the lead (whoever leads goes on at its next sweep), or the disk refused: tried
+        // again shortly, since a purge is what gives a full disk its space back.
         this.log.debug({ err: (err as Error).message, seq }, 'purging a deleted job paused');
+        this.resumeLater(seq, PURGE_RETRIES);
       } finally {
         this.purging.delete(seq);
       }
     })();
+  }
+
+  /** Purges `seq` again in a moment — once this master leads again, after a start-over, within `tries` moments. */
+  private resumeLater(seq: number, tries: number): void {
+    setTimeout(() => {
+      if (this.closed || this.purging.has(seq)) return;
+      if (this.consensus.isLeader()) this.purge(seq);
+      else if (tries > 1) this.resumeLater(seq, tries - 1);
+    }, PURGE_RETRY_MS).unref();
   }
 
   private removeUpload(id: string): void {

@@ -31,7 +31,7 @@ import { Janitor } from './janitor.js';
 import { LifecycleQueries } from '../state/lifecycle-queries.js';
 import { JobWatch } from './job-watch.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import { assertEmptyDataDir, restoreDataDir } from './restore.js';
+import { assertEmptyDataDir, assertNoRestoreCutShort, restoreDataDir } from './restore.js';
 import { BackupMaker } from './backup-maker.js';
 import { checkBackup } from '../state/backup-file.js';
 import { MasterMetrics } from './metrics.js';
@@ -225,7 +225,7 @@ export class MasterNode {
           { from: options.restoreFrom, index: info.index, term: info.term, was: info.members.map((m) => m.address) },
           'founded a new cluster from a backup',
         );
-      }
+      } else assertNoRestoreCutShort(options.dataDir);
       const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
       opened.push(storage);
       const state = new StateMachine(join(options.dataDir, 'state.db'));

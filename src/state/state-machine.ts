@@ -25,6 +25,7 @@ import {
 import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
+import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
 
 /** The commands that write the workers table. */
@@ -329,16 +330,6 @@ function moveAsideIfUnreadable(path: string): { to: string; why: string } | unde
   }
   syncDir(dirname(path));
   return { to, why };
-}
-
-/** A rename is durable once its directory is synced. */
-function syncDir(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
