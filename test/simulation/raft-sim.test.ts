@@ -254,6 +254,24 @@ describe('scenarios', () => {
     expect(sim.node(behind).sm).toEqual(sim.node(leader.id).sm);
   });
 
+  it('a node whose state database is lost after compaction is sent a snapshot with no new write: the heartbeats find it', () => {
+    const sim = quietCluster(3, 1, { keepEntries: 0 });
+    const leader = sim.leader()!;
+    const behind = leader.voters.find((v) => v !== leader.id)!;
+    for (let i = 0; i < 30; i++) sim.commitEverywhere(`c${i}`);
+    for (const n of sim.nodes.values()) sim.compact(n.id);
+    sim.crash(behind);
+    sim.loseState(behind);
+    sim.restart(behind);
+    // Nothing proposed from here on: a quiet cluster.
+    sim.runUntil(() => sim.stats.snapshotsInstalled > 0, 2000, 'a snapshot sent on heartbeats alone');
+    sim.runUntil(
+      () => JSON.stringify(sim.node(behind).sm) === JSON.stringify(sim.node(leader.id).sm),
+      2000,
+      'the node caught up',
+    );
+  });
+
   it('of two voters, one that lost its state after compaction, with entries the other never had, still lets the other lead', () => {
     // Of two voters every committed entry is on both: the survivor's log holds all of them, even
     // when the one that lost its state had appended more (uncommitted) before it crashed.

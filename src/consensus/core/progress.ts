@@ -65,21 +65,21 @@ export class Progress {
    * false when the rejection is stale (an older append).
    */
   maybeDecrease(rejected: number, hint: number, firstIndex = 1): boolean {
+    // It no longer holds what it acknowledged: it started over from an empty state (its
+    // state database lost or corrupt). Start it over from what it says it has — a snapshot,
+    // when that is compacted away. A late duplicate of an old rejection can look the same;
+    // it is taken only when the answer is a snapshot or the whole log (not an eager resend
+    // each time), and a lower match costs time, never safety: it only holds the commit back.
+    const startedOver = rejected <= this.match && hint < rejected && (hint === 0 || hint < firstIndex - 1);
     if (this.state === 'replicate') {
-      if (rejected <= this.match) return false;
+      if (rejected <= this.match && !startedOver) return false;
+      if (startedOver) this.match = hint;
       this.becomeProbe();
       this.next = Math.max(this.match + 1, Math.min(rejected, hint + 1));
       return true;
     }
-    if (this.next - 1 !== rejected) return false;
-    if (rejected === this.match && hint < this.match && (hint === 0 || hint < firstIndex - 1)) {
-      // It no longer holds what it acknowledged: it started over from an empty state (its
-      // state database lost or corrupt). Start it over from what it says it has — a snapshot,
-      // when that is compacted away. A late duplicate of an old rejection can look the same;
-      // it is taken only when the answer is a snapshot or the whole log (not an eager resend
-      // each time), and a lower match costs time, never safety: it only holds the commit back.
-      this.match = hint;
-    }
+    if (this.next - 1 !== rejected && !(startedOver && this.state === 'probe')) return false;
+    if (startedOver) this.match = hint;
     this.next = Math.max(this.match + 1, Math.min(rejected, hint + 1));
     this.paused = false;
     return true;

@@ -378,6 +378,18 @@ export class Raft {
         this.leader = m.from;
         this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
         this.send({ type: 'heartbeatResp', to: m.from, term: this.term, ctx: m.ctx });
+        // The leader believes we hold what we no longer do (our state was lost and we started
+        // over): say so as a rejected append, or a quiet cluster would never send the snapshot.
+        if (m.commit > this.log.lastIndex) {
+          this.send({
+            type: 'appResp',
+            to: m.from,
+            term: this.term,
+            index: m.commit,
+            reject: true,
+            hint: this.log.lastIndex,
+          });
+        }
         return;
       case 'snap':
         this.electionElapsed = 0;
