@@ -7,7 +7,7 @@ import { permissionMessage, PERMISSION_DENIED } from './executor-rules.js';
 import { runTaskToJson } from './tasks/run-task.js';
 import { thrownError, type ChunkOutcome, type ChunkRequest, type ThrownError } from './task-chunks.js';
 import { runStreamApply, type ExecutorSpec } from './stream/stream-apply.js';
-import { captureOutput, outputOf } from './executor-output.js';
+import { asTask, captureOutput } from './executor-output.js';
 
 // Orphaned, an executor has no one to report to: it goes (its worker was killed).
 process.on('disconnect', () => process.exit(0));
@@ -32,15 +32,15 @@ async function runChunk(req: ChunkRequest): Promise<ChunkOutcome[]> {
     const spec = req.specs[i]!;
     useEnv(spec);
     const t0 = performance.now();
-    outputOf(i);
     try {
-      const json = await (spec.operation === 'stream_apply' ? runStreamApply(spec) : runTaskToJson(spec));
+      const json = await asTask(req.seq, i, () =>
+        spec.operation === 'stream_apply' ? runStreamApply(spec) : runTaskToJson(spec),
+      );
       outcomes.push({ json, ms: performance.now() - t0 });
     } catch (err) {
       outcomes.push({ error: failure(err), ms: performance.now() - t0 });
     }
   }
-  outputOf(-1);
   return outcomes;
 }
 

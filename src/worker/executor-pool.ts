@@ -95,6 +95,8 @@ interface Task extends Chunkable {
 }
 
 interface Chunk {
+  /** Its number in this pool: what its tasks print comes tagged with it. */
+  seq: number;
   tasks: Task[];
   executor: Executor;
   memoryMb: number;
@@ -173,6 +175,9 @@ export class ExecutorPool {
   private closed = false;
   private tasksSent = 0;
   private chunksSent = 0;
+  private lateDropped = 0;
+  /** The chunks running, by seq: where what their tasks print goes. */
+  private readonly chunkBySeq = new Map<number, Chunk>();
   private quickNow = new Map<string, boolean>();
   private quickBefore = new Map<string, boolean>();
   private readonly isQuick = (key: string) => (this.quickNow.get(key) ?? this.quickBefore.get(key)) === true;
@@ -209,6 +214,7 @@ export class ExecutorPool {
       if (i >= 0) this.idle.splice(i, 1);
       // Replaced later, not here: an executor that cannot start must not respawn in a loop.
     });
+    ex.onOutput = (m) => this.output(ex, m);
     this.executors.add(ex);
     if (view) this.viewOf.set(ex, view);
     return ex;
@@ -312,10 +318,11 @@ export class ExecutorPool {
 
   private send(tasks: Task[]): void {
     this.busy++;
-    this.chunksSent++;
+    const seq = ++this.chunksSent;
     this.tasksSent += tasks.length;
     const { memoryMb, timeoutMs, job } = tasks[0]!;
     const chunk: Chunk = {
+      seq,
       tasks,
       executor: this.acquire(memoryMb, job),
       memoryMb,
@@ -323,15 +330,9 @@ export class ExecutorPool {
       timer: undefined,
     };
     for (const t of tasks) t.chunk = chunk;
-    const req: ChunkRequest = { specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
+    const req: ChunkRequest = { seq, specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);
-    const onOutput = (m: OutputMessage) => {
-      const logs = tasks[m.i]?.logs;
-      if (!logs) return;
-      if (m.t === 'log_cut') logs.cutNow(m.at);
-      else logs.write(m.s === 0 ? 'stdout' : 'stderr', m.d, m.at);
-    };
-    chunk.executor.onOutput = onOutput;
+    this.chunkBySeq.set(seq, chunk);
     chunk.executor
       .run(req, () => {
         if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
@@ -344,9 +345,9 @@ export class ExecutorPool {
         (err: unknown) => this.died(chunk, err),
       )
       .finally(() => {
-        if (chunk.executor.onOutput === onOutput) chunk.executor.onOutput = undefined;
         clearTimeout(chunk.timer);
         this.runningChunks.delete(chunk);
+        this.chunkBySeq.delete(seq);
         if (this.runningChunks.size === 0) {
           clearInterval(this.sampler);
           this.sampler = undefined;
@@ -355,6 +356,28 @@ export class ExecutorPool {
         this.keepWarm();
         this.pump();
       });
+  }
+
+  /**
+   * A write of a task's code, into its attempt's log while its chunk runs (its report has not
+   * gone). Later — a timer it left behind — the line has no log to go to and is dropped; so
+   * is one naming a chunk of another executor (user code can call process.send itself).
+   */
+  private output(ex: Executor, m: OutputMessage): void {
+    const chunk = this.chunkBySeq.get(m.c);
+    if (!chunk || chunk.executor !== ex) {
+      if (m.t === 'log') this.lateDropped++;
+      return;
+    }
+    const logs = chunk.tasks[m.i]?.logs;
+    if (!logs) return;
+    if (m.t === 'log_cut') logs.cutNow(m.at);
+    else logs.write(m.s === 0 ? 'stdout' : 'stderr', m.d, m.at);
+  }
+
+  /** Writes of tasks that came after their attempt's report had gone, dropped (see output). */
+  get lateWritesDropped(): number {
+    return this.lateDropped;
   }
 
   /** Kills the executors running a chunk over their memory limit; true if this one is. */

@@ -60,7 +60,7 @@ export class Executor {
    */
   private statmFd: number | undefined;
   private readonly statmBuf = Buffer.alloc(128);
-  /** Where what its tasks print goes (the pool sets it for the chunk it runs). */
+  /** Where what its tasks print goes (the pool finds the chunk and task each write names). */
   onOutput: ((m: OutputMessage) => void) | undefined;
   private answer: { resolve(o: ChunkOutcome[]): void; reject(e: Error): void; count: number } | undefined;
 

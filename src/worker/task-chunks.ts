@@ -20,6 +20,8 @@ export const QUICK_TASK_MS = 1;
 export const CHUNK_BUDGET_MS = 2;
 
 export interface ChunkRequest {
+  /** Which chunk of its executor this is: what its tasks print is tagged with it. */
+  seq: number;
   specs: ExecutorSpec[];
   budgetMs: number;
 }

@@ -6,6 +6,7 @@ import { taskSpec } from '../../src/ops/batch-ops.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { describeError, ExecutorPool, TaskTimeoutError } from '../../src/worker/executor-pool.js';
 import type { DataTaskSpec } from '../../src/protocol/task-spec.js';
+import { LogCapture } from '../../src/worker/log-capture.js';
 
 // The pool starts its executors from the compiled tree (npm test builds first).
 const built = '../../dist/src/worker/executor-pool.js';
@@ -345,5 +346,52 @@ describe('chunks: an executor gets several quick tasks in one message', () => {
       expect(cancelled).toMatchObject({ status: 'rejected', reason: { message: 'task cancelled' } });
       expect([slow, last]).toEqual(['[1]', '[3]'].map((value) => ({ status: 'fulfilled', value })));
       expect(order).toEqual(['cancelled', 'slow', 'last']);
+    }));
+});
+
+describe('what a task prints, by the task whose code printed it', () => {
+  const of = (module: string) => ({ ...user(module), job_id: 'prints-late' });
+  const texts = (logs: LogCapture) => logs.take().map((l) => l.text);
+
+  it('never gives a line printed after its task returned to the next task of the executor', () =>
+    withPool(1, async (pool) => {
+      const first = new LogCapture();
+      const late = 'export function map(r, emit) { setTimeout(() => console.log("late"), 5); emit(r, 1) }';
+      expect(await pool.run(of(late), { ...limits, logs: first })).toBe('[{"key":1,"value":1}]');
+      expect(texts(first)).toEqual([]);
+      // Runs in the same executor (its job's) while the first task's timer fires.
+      const second = new LogCapture();
+      const waits =
+        'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 100)); console.log("second"); emit(r, 2) }';
+      expect(await pool.run(of(waits), { ...limits, logs: second })).toBe('[{"key":1,"value":2}]');
+      expect(texts(second)).toEqual(['second']);
+      // The first task's report had gone: its late line is dropped, and counted.
+      expect(pool.lateWritesDropped).toBe(1);
+    }));
+
+  it("keeps a chunk-mate's late line in its own log while their chunk runs", () =>
+    withPool(1, async (pool) => {
+      const late = 'export function map(r, emit) { setTimeout(() => console.log("late"), 0); emit(r, 1) }';
+      // It waits for the first one's timer: the line comes while it runs.
+      const waits =
+        'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 20)); console.log("second"); emit(r, 2) }';
+      const blocks =
+        'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 50)); emit(r, 0) }';
+      // All in the job's executor: their modules loaded, and the job known to be quick.
+      for (const m of [late, waits, blocks]) await pool.run(of(m), { ...limits, key: 'warm-up' });
+      const o = { ...limits, key: 'prints-late' };
+      await pool.run(of('export function map(r, emit) { emit(r, 0) }'), o);
+      const blocker = pool.run(of(blocks), { ...limits, key: 'blocker' });
+      const before = { ...pool.sent, dropped: pool.lateWritesDropped };
+      const logs = [new LogCapture(), new LogCapture()] as const;
+      const both = Promise.all([pool.run(of(late), { ...o, logs: logs[0] }), pool.run(of(waits), { ...o, logs: logs[1] })]);
+      await blocker;
+      await both;
+      expect(texts(logs[1])).toEqual(['second']);
+      const first = texts(logs[0]);
+      // One chunk (as on a machine not too busy to run a task in under QUICK_TASK_MS): the line
+      // is its task's; else that task's report had gone and the line is dropped.
+      if (pool.sent.chunks - before.chunks === 1) expect(first).toEqual(['late']);
+      expect(first.length + pool.lateWritesDropped - before.dropped).toBe(1);
     }));
 });
