@@ -26,7 +26,7 @@ import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
 import { copyInBackground } from './snapshot-copy.js';
-import { WalCheckpointer } from './wal-checkpointer.js';
+import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 
 /** The commands that write the workers table. */
 const WORKER_COMMANDS: ReadonlySet<unknown> = new Set([
@@ -77,7 +77,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
     this.database.pragma('synchronous = NORMAL');
     // Checkpoints are the thread's (wal-checkpointer.ts); SQLite's own, on the loop, only
     // if the WAL grows this long all the same (16 MiB).
-    this.database.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_BACKSTOP_PAGES}`);
+    this.database.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     migrate(this.database);
     this.applier = new Applier(this.database);
     // Nested in the batch's transaction, this is a savepoint.
@@ -278,9 +278,6 @@ export class StateMachine implements Port<Command, ApplyResult> {
     });
   }
 }
-
-/** SQLite's automatic checkpoint is left as a backstop only: 4096 pages of 4 KiB. */
-const AUTOCHECKPOINT_BACKSTOP_PAGES = 4096;
 
 /** Suffixes of the files a snapshot passes through beside the state database. */
 const OUTGOING = '.outgoing-';
