@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { isDiskError } from '../common/disk-errors.js';
 import { sqlitePageBytes } from '../common/sqlite-size.js';
+import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 import { newCodec } from '../protocol/msgpack.js';
 import { bootstrapState } from './core/membership.js';
 import type { Entry, EntryKind, HardState, Member, SnapshotMeta } from './core/types.js';
@@ -25,6 +26,8 @@ function encodeData(e: Entry): Buffer | null {
 export class RaftStorage implements LogStore {
   private readonly db: Db;
   private readonly s: ReturnType<RaftStorage['prepare']>;
+  /** Checkpoints off the event loop (wal-checkpointer.ts). */
+  private readonly checkpoints: WalCheckpointer;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -35,6 +38,8 @@ export class RaftStorage implements LogStore {
     if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    this.db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
+    this.checkpoints = new WalCheckpointer(path);
     if (!fresh) this.vacuumIfMostlyFree();
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB) STRICT;
@@ -121,6 +126,7 @@ export class RaftStorage implements LogStore {
   private write(fn: () => void): void {
     try {
       this.db.transaction(fn)();
+      this.checkpoints.written();
     } catch (err) {
       if (isDiskError(err)) throw new StorageError(`the Raft log could not be written: ${(err as Error).message}`, err);
       throw err;
@@ -159,7 +165,7 @@ export class RaftStorage implements LogStore {
     try {
       if (this.pages().free === 0) return;
       this.db.pragma('incremental_vacuum');
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      this.checkpoints.exclusive(() => this.db.pragma('wal_checkpoint(TRUNCATE)'));
     } catch (err) {
       if (!isDiskError(err)) throw err;
     }
@@ -189,6 +195,8 @@ export class RaftStorage implements LogStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    this.checkpoints.close(() => {
+      if (this.db.open) this.db.close();
+    });
   }
 }

@@ -27,6 +27,7 @@ import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
 import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
+import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 
 /** The commands that write the workers table. */
 const WORKER_COMMANDS: ReadonlySet<unknown> = new Set([
@@ -60,10 +61,12 @@ export class StateMachine implements Port<Command, ApplyResult> {
   /** Where the database was moved aside at startup, and why (unreadable, corrupt). */
   readonly movedAside: { to: string; why: string } | undefined;
   private snapshots = 0;
+  private readonly checkpoints: WalCheckpointer;
 
   constructor(private readonly path: string) {
     removeTempFiles(path);
     this.movedAside = moveAsideIfUnreadable(path);
+    this.checkpoints = new WalCheckpointer(path);
     this.open();
   }
 
@@ -73,6 +76,9 @@ export class StateMachine implements Port<Command, ApplyResult> {
     // The Raft log is the durable record; the state database is rebuilt from it after a
     // crash, so its commits need not wait for the disk.
     this.database.pragma('synchronous = NORMAL');
+    // Checkpoints are the thread's (wal-checkpointer.ts); SQLite's own, on the loop, only
+    // if the WAL grows this long all the same (16 MiB).
+    this.database.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     migrate(this.database);
     this.applier = new Applier(this.database);
     // Nested in the batch's transaction, this is a savepoint.
@@ -154,6 +160,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
           this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
         }),
       );
+      this.checkpoints.written();
     } catch (err) {
       // Rolled back — also when the COMMIT itself failed, as a full disk makes it in WAL mode:
       // nothing of this batch was applied.
@@ -238,17 +245,22 @@ export class StateMachine implements Port<Command, ApplyResult> {
       rmSync(tmp, { force: true });
       throw err;
     }
-    this.database.close();
-    rmSync(`${this.path}-wal`, { force: true });
-    rmSync(`${this.path}-shm`, { force: true });
-    renameSync(tmp, this.path);
-    syncDir(dirname(this.path));
-    this.open();
+    // No connection of the checkpoint thread's may be open on the file being replaced.
+    this.checkpoints.exclusive(() => {
+      this.database.close();
+      rmSync(`${this.path}-wal`, { force: true });
+      rmSync(`${this.path}-shm`, { force: true });
+      renameSync(tmp, this.path);
+      syncDir(dirname(this.path));
+      this.open();
+    });
   }
 
   /** Makes everything applied so far durable in the database file itself. */
   checkpoint(): void {
-    this.guard('the state database', () => this.database.pragma('wal_checkpoint(TRUNCATE)'));
+    this.checkpoints.exclusive(() =>
+      this.guard('the state database', () => this.database.pragma('wal_checkpoint(TRUNCATE)')),
+    );
   }
 
   /** A write the disk refused is a StorageError (a transaction is rolled back). */
@@ -262,7 +274,9 @@ export class StateMachine implements Port<Command, ApplyResult> {
   }
 
   close(): void {
-    if (this.database.open) this.database.close();
+    this.checkpoints.close(() => {
+      if (this.database.open) this.database.close();
+    });
   }
 }
 

@@ -1,0 +1,112 @@
+// The state database's WAL is checkpointed by a thread of its own (src/state/wal-checkpointer.ts),
+// not by the commit that crosses SQLite's threshold on the master's event loop: what is applied
+// reaches the database file soon after, the WAL starts over instead of growing, and replacing
+// the file (a snapshot installed) or closing it never meets a connection of the thread's.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StateMachine } from '../../src/state/state-machine.js';
+import { waitFor } from '../helpers/wait.js';
+
+let dir: string;
+let sm: StateMachine | undefined;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-ckpt-'));
+});
+afterEach(() => {
+  sm?.close();
+  sm = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const members = [{ id: 1, address: 'http://a:1', voter: true }];
+
+/** Applies `rows` worker registrations of ~2 KB each after index `from`; returns the last index. */
+function register(state: StateMachine, from: number, rows: number): number {
+  for (let i = 0; i < rows; i += 50) {
+    state.applyBatch(
+      Array.from({ length: 50 }, (_, k) => ({
+        index: from + i + k + 1,
+        term: 1,
+        kind: 'cmd' as const,
+        data: {
+          type: 'registerWorker' as const,
+          at: 1,
+          worker_id: `w${from + i + k}`,
+          address: 'x'.repeat(2000),
+          max_tasks: 1,
+        },
+      })),
+    );
+  }
+  return from + rows;
+}
+
+const size = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+
+/**
+ * Whether every frame of the WAL is copied into the database, read from the WAL index (the
+ * -shm file: the header's mxFrame at byte 16, the checkpoint's nBackfill at byte 96, in the
+ * machine's byte order) — without a checkpoint of the test's own.
+ */
+function allCopied(path: string): boolean {
+  const shm = readFileSync(`${path}-shm`);
+  return shm.readUInt32LE(16) > 0 && shm.readUInt32LE(16) === shm.readUInt32LE(96);
+}
+
+describe('the state database checkpoint thread', () => {
+  it('copies what was applied into the database file without the master checkpointing', async () => {
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    const before = size(path);
+    // ~150 pages: far below SQLite's threshold, so only the thread can have copied them.
+    register(sm, 1, 300);
+    await waitFor('the database file to hold the registrations', () => size(path) > before + 500_000, 10_000, 20);
+  });
+
+  it('lets the WAL start over: rounds of writes do not add up in it', async () => {
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    let last = register(sm, 1, 300);
+    // What one round takes in the WAL: the first went into a fresh one.
+    const round = size(`${path}-wal`);
+    for (let r = 2; r <= 8; r++) {
+      await waitFor(`round ${r - 1} copied into the database`, () => allCopied(path), 10_000, 20);
+      last = register(sm, last, 300);
+    }
+    // Eight rounds went through it: a WAL that never started over would hold them all.
+    expect(size(`${path}-wal`)).toBeLessThan(2 * round);
+  });
+
+  it('installs snapshots and closes while the thread checkpoints, the file whole', async () => {
+    const source = new StateMachine(join(dir, 'source.db'));
+    source.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    const at = register(source, 1, 100);
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    for (let i = 0; i < 15; i++) {
+      register(sm, 1, 200);
+      // Now and then the thread is under way: a restore must wait for it, never race it.
+      await new Promise((r) => setTimeout(r, i * 7));
+      const snap = source.snapshot();
+      sm.restore(snap);
+      expect(sm.lastApplied).toBe(at);
+    }
+    source.close();
+    sm.close();
+    sm = undefined;
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('quick_check', { simple: true })).toBe('ok');
+      expect((db.prepare('SELECT count(*) AS n FROM workers').get() as { n: number }).n).toBe(100);
+    } finally {
+      db.close();
+    }
+  });
+});
