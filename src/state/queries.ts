@@ -93,7 +93,8 @@ export class Queries {
 
   private live: { generation: number; version: number; rows: readonly Omit<WorkerRow, 'running'>[] } | undefined;
   /** `live`'s rows by worker id, built when first asked for (see `liveWorker`). */
-  private liveById: { rows: readonly Omit<WorkerRow, 'running'>[]; byId: Map<string, Omit<WorkerRow, 'running'>> } | undefined;
+  private liveById:
+    { rows: readonly Omit<WorkerRow, 'running'>[]; byId: Map<string, Omit<WorkerRow, 'running'>> } | undefined;
 
   constructor(private readonly source: { db: Database; generation: number; workersVersion?: number }) {}
 

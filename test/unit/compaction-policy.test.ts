@@ -51,24 +51,56 @@ describe('when the log is due for compaction', () => {
 describe('down to where the log is compacted', () => {
   it('light entries: all but the newest keepEntries', () => {
     const limits = compactionLimits(1000, 1_000_000);
-    expect(compactionPoint(5000, limits, sizesOf(() => 10))).toBe(4800);
+    expect(
+      compactionPoint(
+        5000,
+        limits,
+        sizesOf(() => 10),
+      ),
+    ).toBe(4800);
   });
 
   it('heavy entries: the newest are kept only up to keepBytes', () => {
     // 1,000-byte entries, keepBytes 10,000: ten of them stay, not two hundred.
     const limits = compactionLimits(1000, 50_000);
-    expect(compactionPoint(5000, limits, sizesOf(() => 1000))).toBe(4990);
+    expect(
+      compactionPoint(
+        5000,
+        limits,
+        sizesOf(() => 1000),
+      ),
+    ).toBe(4990);
   });
 
   it('an entry heavier than keepBytes on its own: none kept', () => {
     const limits = compactionLimits(1000, 50_000);
-    expect(compactionPoint(5000, limits, sizesOf(() => 20_000))).toBe(5000);
+    expect(
+      compactionPoint(
+        5000,
+        limits,
+        sizesOf(() => 20_000),
+      ),
+    ).toBe(5000);
   });
 
   it('never past a snapshot still travelling to a follower (the floor)', () => {
     const limits = compactionLimits(1000, 1_000_000);
-    expect(compactionPoint(5000, limits, sizesOf(() => 10), 3000)).toBe(3000);
-    expect(compactionPoint(5000, limits, sizesOf(() => 10), 4900)).toBe(4800);
+    expect(
+      compactionPoint(
+        5000,
+        limits,
+        sizesOf(() => 10),
+        3000,
+      ),
+    ).toBe(3000);
+    expect(
+      compactionPoint(
+        5000,
+        limits,
+        sizesOf(() => 10),
+        4900,
+      ),
+    ).toBe(4800);
   });
 
   it('a log shorter than keepEntries (most of it compacted already) is walked as far as it goes', () => {
