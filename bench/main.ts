@@ -37,7 +37,7 @@ export function runMain(main: () => Promise<void>, o: MainOptions): void {
 }
 
 /** Tears everything down, then exits; a failed run keeps its temp dirs (logs, data). */
-function exitWith(code: number, keepLogs = code !== 0): void {
+function exitWith(code: number, keepLogs = code !== 0 || process.env.WEIR_BENCH_KEEP === '1'): void {
   void cleanup(keepLogs).then(
     (kept) => {
       if (kept.length) log(`logs kept in: ${kept.join(' ')}`);

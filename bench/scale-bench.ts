@@ -202,7 +202,9 @@ class TermWatch {
       return;
     }
     const at_s = Number(this.nowS.toFixed(2));
-    if (this.terms.size > 0 && !this.terms.has(s.term))
+    // Only a term above every one seen is an election: a joining master reports term 0 (then
+    // the current one) as it learns it, which the run before counted as one.
+    if (this.terms.size > 0 && s.term > this.maxTerm)
       this.events.push({ at_s, node: m.name, what: `term → ${s.term}` });
     this.terms.add(s.term);
     const before = this.leaders.get(m.name);

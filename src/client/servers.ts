@@ -31,6 +31,7 @@ export interface MasterFlags extends TlsFlags {
   minFreeBytes?: string;
   maxDbBytes?: string;
   snapshotEntries?: string;
+  snapshotBytes?: string;
   retention?: string;
   restore?: string;
 }
@@ -84,6 +85,8 @@ export async function runMaster(f: MasterFlags): Promise<void> {
   if (snapshotEntries !== undefined && (!Number.isInteger(snapshotEntries) || snapshotEntries < 1)) {
     throw new Error(`--snapshot-entries must be a positive integer; got '${f.snapshotEntries}'`);
   }
+  const snapshotBytes = f.snapshotBytes === undefined ? undefined : parseBytes(f.snapshotBytes, '--snapshot-bytes');
+  if (snapshotBytes === 0) throw new Error('--snapshot-bytes must be above 0 (64M is the default)');
   const minFreeBytes = f.minFreeBytes === undefined ? undefined : parseBytes(f.minFreeBytes, '--min-free-bytes');
   const maxDbBytes = f.maxDbBytes === undefined ? undefined : parseBytes(f.maxDbBytes, '--max-db-bytes');
   let retentionMs: number | undefined;
@@ -111,6 +114,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(minFreeBytes !== undefined ? { minFreeBytes } : {}),
     ...(maxDbBytes !== undefined ? { maxDbBytes } : {}),
     ...(snapshotEntries !== undefined ? { snapshotEntries } : {}),
+    ...(snapshotBytes !== undefined ? { snapshotBytes } : {}),
     ...(retentionMs !== undefined ? { retentionMs } : {}),
     ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),

@@ -1,3 +1,11 @@
+import {
+  compactionLimits,
+  compactionPoint,
+  DEFAULT_SNAPSHOT_BYTES,
+  dueForCompaction,
+  entryBytes,
+  type CompactionLimits,
+} from './compaction-policy.js';
 import { trace } from '../common/trace.js';
 import { randomInt } from 'node:crypto';
 import { isDiskFull } from '../common/disk-errors.js';
@@ -53,8 +61,10 @@ export interface RaftConsensusOptions<C extends Tagged, M extends ResultMap<C>> 
   random?: () => number;
   /** Compact the log once this many applied entries sit in it (default 25,000)… */
   snapshotEntries?: number;
-  /** …keeping the newest this many, for followers slightly behind (default 5,000). */
+  /** …keeping the newest this many, for followers slightly behind (default 5,000)… */
   keepEntries?: number;
+  /** …or once the log since the last compaction holds this many bytes (default 64 MiB), keeping a fifth. */
+  snapshotBytes?: number;
   /** Limits of the core, for the simulation to vary; production keeps the core's defaults. */
   core?: { maxInflight?: number; maxEntriesPerMsg?: number; maxApplyBatch?: number };
 }
@@ -76,6 +86,12 @@ const APPLY_BATCH = 4096;
 const APPLY_DELAY_MS = 100;
 /** Followers needing a snapshot within this long of another share its copy. */
 const SHARE_SNAPSHOT_MS = 2_000;
+/**
+ * A follower sent a snapshot holds compaction back (see `compactionFloor`) until it has caught
+ * up, or this long after the last snapshot message to it: a follower gone for good must not
+ * keep the log from being compacted for ever.
+ */
+const SNAPSHOT_FLOOR_MS = 60_000;
 /** A read that a quorum has not confirmed by then fails: the caller retries elsewhere. */
 const READ_TIMEOUT_MS = 5_000;
 /** How often a disk failure is logged while it lasts (every failed write is retried). */
@@ -122,6 +138,15 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private readonly random: () => number;
   private readonly snapshotEntries: number;
   private readonly keepEntries: number;
+  private readonly limits: CompactionLimits;
+  /** Bytes of the entries in the log since the last compaction (see compaction-policy.ts). */
+  private logBytes = 0;
+  /**
+   * Followers sent a snapshot: the compaction point when the first went out, and when the last
+   * did. The leader keeps the entries after that point until the follower holds them, so that
+   * a snapshot still travelling is not already stale on arrival.
+   */
+  private readonly snapshotFloors = new Map<NodeId, { index: number; at: number }>();
   private readonly coreLimits: RaftConsensusOptions<C, M>['core'];
 
   private readonly waiters = new Map<number, Waiter>();
@@ -173,6 +198,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.random = o.random ?? (() => randomInt(1 << 30) / (1 << 30));
     this.snapshotEntries = o.snapshotEntries ?? 25_000;
     this.keepEntries = o.keepEntries ?? 5_000;
+    const bytes = o.snapshotBytes ?? DEFAULT_SNAPSHOT_BYTES;
+    this.limits = {
+      entries: this.snapshotEntries,
+      bytes,
+      keepEntries: this.keepEntries,
+      keepBytes: compactionLimits(this.snapshotEntries, bytes).keepBytes,
+    };
     this.coreLimits = o.core;
     this.schedule = this.clock.coalesce(() => this.process());
     this.raft = this.boot();
@@ -222,6 +254,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.persistedTerm = hardState.term;
     this.persistedVote = hardState.vote;
     this.floor = this.storage.voteFloor();
+    this.logBytes = entries.reduce((sum, e) => sum + entryBytes(e), 0);
     return new Raft({
       id: this.self.id,
       electionTicks: this.timing.electionTicks,
@@ -481,6 +514,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         const sameTerm = !rd.hardState || rd.hardState.term === this.persistedTerm;
         const early = sameTerm ? rd.messages.filter((m) => LEADER_MESSAGES.has(m.type)) : [];
         const late = early.length ? rd.messages.filter((m) => !LEADER_MESSAGES.has(m.type)) : rd.messages;
+        this.noteSnapshotsSent(rd.messages);
         if (early.length) this.transport.send(early, () => this.snapshotToSend());
         this.persist(rd);
         // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
@@ -523,6 +557,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     const newVote = hs !== undefined && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote);
     if (rd.entries.length > 0 || rd.snapshot || newVote) {
       this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
+      if (rd.snapshot) this.logBytes = 0;
+      for (const e of rd.entries) this.logBytes += entryBytes(e);
       this.fullDisk = false;
       if (rd.entries.length > 0) trace('log', 'persisted');
       if (newVote) {
@@ -778,7 +814,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   /** A compaction the disk refuses changes nothing and is tried again later: it is what frees space. */
   private maybeCompact(): void {
-    if (this.state.lastApplied - this.raft.log.firstIndex < this.snapshotEntries) return;
+    if (!dueForCompaction(this.state.lastApplied - this.raft.log.firstIndex, this.logBytes, this.limits)) return;
     try {
       this.compact();
     } catch (err) {
@@ -789,12 +825,48 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   /** Drops applied entries but the newest `keepEntries`, once the state machine holds them durably. */
   compact(): void {
-    const to = this.state.lastApplied - this.keepEntries;
-    if (to <= this.raft.log.snapshot.index) return;
+    const log = this.raft.log;
+    const floor = this.compactionFloor();
+    if (floor <= log.snapshot.index) return;
+    const sizes = (from: number, to: number) =>
+      log.slice(Math.max(from, log.firstIndex), Math.min(to, log.lastIndex)).map(entryBytes);
+    const to = compactionPoint(this.state.lastApplied, this.limits, sizes, floor);
+    if (to <= log.snapshot.index) return;
     this.state.checkpoint();
     const meta: SnapshotMeta = this.raft.snapshotMeta(to);
     this.storage.compact(meta);
     this.raft.compact(to);
+    this.logBytes = log.slice(log.firstIndex, log.lastIndex).reduce((sum, e) => sum + entryBytes(e), 0);
+  }
+
+  /** Notes the followers a snapshot goes to now (see `snapshotFloors`). */
+  private noteSnapshotsSent(messages: readonly Message[]): void {
+    for (const m of messages) {
+      if (m.type !== 'snap') continue;
+      const held = this.snapshotFloors.get(m.to);
+      const index = held?.index ?? this.raft.log.snapshot.index;
+      this.snapshotFloors.set(m.to, { index, at: this.clock.now() });
+    }
+  }
+
+  /**
+   * The highest index compaction may reach: any snapshot sent has an index at or above the
+   * compaction point when it went out, so a follower receiving one needs the entries after
+   * that point — and, once installed, those after what it holds, until it has caught up.
+   */
+  private compactionFloor(): number {
+    let floor = Infinity;
+    const now = this.clock.now();
+    for (const [id, f] of this.snapshotFloors) {
+      // Caught up, its match follows the commit closely and holds nothing back.
+      const match = this.raft.progressOf(id)?.match;
+      if (match === undefined || now - f.at > SNAPSHOT_FLOOR_MS || !this.leading) {
+        this.snapshotFloors.delete(id);
+        continue;
+      }
+      floor = Math.min(floor, Math.max(f.index, match));
+    }
+    return floor;
   }
 
   private syncPeers(): void {

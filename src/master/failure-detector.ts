@@ -20,6 +20,9 @@ export class FailureDetector {
   private lastCheck = 0;
   private lateSince: number | undefined;
   private massSilenceLogged = 0;
+  /** How late the checks have run in all, sampled at each check, oldest first (see `lagSince`). */
+  private lag: { at: number; total: number }[] = [];
+  private lagTotal = 0;
 
   constructor(
     private readonly consensus: ClusterConsensus,
@@ -36,6 +39,7 @@ export class FailureDetector {
     for (const w of this.queries.liveWorkers()) this.registry.grace(w.worker_id, now);
     this.lastCheck = now;
     this.lateSince = undefined;
+    this.lag = [{ at: now, total: this.lagTotal }];
     this.timer = setInterval(() => this.check(), this.everyMs);
     this.timer.unref();
   }
@@ -57,6 +61,8 @@ export class FailureDetector {
     if (!this.consensus.isLeader()) return;
     const now = Date.now();
     const late = now - this.lastCheck > 2 * this.everyMs;
+    // A late check (a stall) is covered below; the lag of those on time or nearly is counted.
+    this.noteLag(now, late ? 0 : now - this.lastCheck - this.everyMs);
     this.lastCheck = now;
     if (late) {
       this.lateSince ??= now;
@@ -67,7 +73,7 @@ export class FailureDetector {
     const silent: { id: string; silentFor: number }[] = [];
     for (const w of workers) {
       const live = this.registry.get(w.worker_id);
-      const silentFor = now - (live?.lastSeen ?? 0);
+      const silentFor = this.silence(now, live?.lastSeen ?? 0);
       if (!live) this.registry.grace(w.worker_id, now);
       else if (silentFor > this.timeoutMs) silent.push({ id: w.worker_id, silentFor });
     }
@@ -91,6 +97,40 @@ export class FailureDetector {
       }
     }
     for (const w of silent.slice(0, allowed)) this.declareDead(w.id, `no heartbeat for ${w.silentFor} ms`);
+  }
+
+  /**
+   * A worker's silence as this leader could have noticed it: the time since it was last heard
+   * from, less how late this leader's own checks ran meanwhile (those not late enough to count
+   * as a stall, which `check` skips instead) — a loop that is behind reads heartbeats late by
+   * about as much as its timers run late, and on a busy leader with 1,000 workers such lags,
+   * each too short to count as a stall, add up over a timeout. Never less
+   * than half the time, so that a leader always behind still finds the dead (in at most twice
+   * the timeout).
+   */
+  private silence(now: number, lastSeen: number): number {
+    const raw = now - lastSeen;
+    return Math.max(raw - this.lagSince(lastSeen), raw / 2);
+  }
+
+  private noteLag(now: number, lateBy: number): void {
+    if (lateBy > 0) this.lagTotal += lateBy;
+    this.lag.push({ at: now, total: this.lagTotal });
+    // Twice the timeout back is all a silence long enough to judge ever asks for.
+    const horizon = now - 2 * this.timeoutMs;
+    let drop = 0;
+    while (drop < this.lag.length - 1 && this.lag[drop + 1]!.at <= horizon) drop++;
+    if (drop > 0) this.lag.splice(0, drop);
+  }
+
+  /** How late the checks ran after `t` (the samples before it give the base). */
+  private lagSince(t: number): number {
+    let base = this.lag[0]?.total ?? this.lagTotal;
+    for (const s of this.lag) {
+      if (s.at > t) break;
+      base = s.total;
+    }
+    return this.lagTotal - base;
   }
 
   declareDead(workerId: string, reason: string): void {

@@ -76,6 +76,8 @@ export interface MasterOptions {
   maxDbBytes?: number;
   /** `--snapshot-entries` (default 25,000): the log is compacted once this many applied entries sit in it. */
   snapshotEntries?: number;
+  /** `--snapshot-bytes` (default 64 MiB): …or once the log since the last compaction holds this many bytes. */
+  snapshotBytes?: number;
   /** `--retention` in ms: finished jobs and dead workers are deleted once it has passed (0: kept). */
   retentionMs?: number;
   /**
@@ -329,6 +331,7 @@ export class MasterNode {
       snapshotEntries,
       // The newest fifth stays for followers slightly behind (5,000 of the default 25,000).
       keepEntries: Math.min(5_000, Math.floor(snapshotEntries / 5)),
+      ...(options.snapshotBytes !== undefined ? { snapshotBytes: options.snapshotBytes } : {}),
     }));
     return { consensus, transport };
   }

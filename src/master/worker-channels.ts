@@ -51,8 +51,7 @@ export class WorkerChannels {
       socket.close(CLOSE_NOT_LEADER, this.consensus.leaderUrl() ?? '');
       return;
     }
-    const w = this.queries.worker(workerId);
-    if (!w || w.status === 'dead') {
+    if (!this.queries.liveWorker(workerId)) {
       socket.close(CLOSE_UNKNOWN_WORKER, 'unknown worker; register again');
       return;
     }

@@ -14,7 +14,11 @@ export const SELF = { id: 1, address: 'http://127.0.0.1:1' };
  * The consensus of a master that is a cluster of one, on real storage in `dir` (founding the
  * cluster on first open, restarting from what is there after): `leading` settles once it leads.
  */
-export function openSingleMaster(dir: string, log: Logger) {
+export function openSingleMaster(
+  dir: string,
+  log: Logger,
+  compaction: { snapshotEntries?: number; snapshotBytes?: number } = {},
+) {
   const storage = new RaftStorage(join(dir, 'raft.db'));
   if (!storage.initialized) storage.bootstrap([{ id: SELF.id, address: SELF.address, voter: true }]);
   const state = new StateMachine(join(dir, 'state.db'));
@@ -34,6 +38,7 @@ export function openSingleMaster(dir: string, log: Logger) {
     codec: commandCodec,
     timing,
     log,
+    ...compaction,
   });
   const leading = new Promise<void>((r) => consensus.onLeadershipChange((l) => l && r()));
   consensus.start();

@@ -95,4 +95,28 @@ describe('the failure detector when its own event loop stalls', () => {
     expect(t.dead).toEqual(['w-1']);
     t.detector.stop();
   });
+
+  it('does not count against a worker the time its checks ran behind (a busy loop, not a stall)', () => {
+    const t = setUp(['w-1']);
+    t.detector.start();
+    heartbeat(t.registry, ['w-1']);
+    // Every check 450 ms after the last (200 ms behind, not late enough to be a stall): after
+    // 3.15 s of clock only about 1.75 s of it was this leader's to notice a silence in.
+    for (let i = 0; i < 7; i++) {
+      vi.setSystemTime(Date.now() + 450);
+      t.detector.check();
+    }
+    expect(t.dead).toEqual([]);
+  });
+
+  it('still declares a worker dead on a loop always behind, by twice the timeout at most', () => {
+    const t = setUp(['w-1']);
+    t.detector.start();
+    heartbeat(t.registry, ['w-1']);
+    for (let i = 0; i < 14; i++) {
+      vi.setSystemTime(Date.now() + 450);
+      t.detector.check();
+    }
+    expect(t.dead).toEqual(['w-1']);
+  });
 });

@@ -50,3 +50,16 @@ describe('the live workers, kept between reads', () => {
     expect(live()).toEqual(['w-z:active']);
   });
 });
+
+describe('one live worker, as a heartbeat asks for it (memory only)', () => {
+  it('is found while live or draining, and not once declared dead or never registered', () => {
+    expect(q.liveWorker('w-a')).toBeUndefined();
+    apply({ type: 'registerWorker', at: 1, worker_id: 'w-a', address: 'a:1', max_tasks: 2 });
+    expect(q.liveWorker('w-a')?.status).toBe('active');
+    apply({ type: 'drainWorker', at: 2, worker_id: 'w-a' });
+    expect(q.liveWorker('w-a')?.status).toBe('draining');
+    apply({ type: 'markWorkerDead', at: 3, worker_id: 'w-a', reason: 'gone' });
+    expect(q.liveWorker('w-a')).toBeUndefined();
+    expect(q.liveWorker('w-nobody')).toBeUndefined();
+  });
+});

@@ -32,7 +32,7 @@ function setUp() {
   let leader = true;
   const dead: string[] = [];
   const consensus = { isLeader: () => leader, leaderUrl: () => 'http://127.0.0.2:8080' } as unknown as ClusterConsensus;
-  const queries = { worker: (id: string) => ({ worker_id: id, status: 'active' }) } as unknown as Queries;
+  const queries = { liveWorker: (id: string) => ({ worker_id: id, status: 'active' }) } as unknown as Queries;
   const registry = new WorkerRegistry();
   const scheduler = { kick: () => undefined } as unknown as Scheduler;
   const detector = { declareDead: (id: string) => dead.push(id) } as unknown as FailureDetector;

@@ -22,6 +22,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--min-free-bytes <n>', 'refuse writes that add data (507 no_space) under this free on the data dir (64M)')
     .option('--max-db-bytes <n>', 'the same over this in state, log and uploads (8G)')
     .option('--snapshot-entries <n>', 'compact the log once this many applied entries sit in it (25000)')
+    .option('--snapshot-bytes <n>', 'or once the log since the last compaction holds this many bytes (64M)')
     .option('--retention <duration>', 'delete finished jobs and forget dead workers after this long (0: keep)', '7d')
     .option('--restore <file>', 'found a new single-master cluster from a backup (weir backup), in an empty --data-dir')
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')

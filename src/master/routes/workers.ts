@@ -48,8 +48,9 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
 
     app.post('/workers/heartbeat', { schema: Heartbeat }, async (req) => {
       if (!consensus.isLeader()) throw noLeader();
-      const w = queries.worker(req.body.worker_id);
-      if (!w || w.status === 'dead') {
+      // Memory only: no SQLite read, no log entry (a heartbeat is soft state).
+      const w = queries.liveWorker(req.body.worker_id);
+      if (!w) {
         throw new WeirError(
           'unknown_worker',
           `worker '${req.body.worker_id}' is not registered (or was declared dead); register again`,
