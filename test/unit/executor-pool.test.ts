@@ -375,8 +375,7 @@ describe('what a task prints, by the task whose code printed it', () => {
       // It waits for the first one's timer: the line comes while it runs.
       const waits =
         'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 20)); console.log("second"); emit(r, 2) }';
-      const blocks =
-        'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 50)); emit(r, 0) }';
+      const blocks = 'export async function map(r, emit) { await new Promise((ok) => setTimeout(ok, 50)); emit(r, 0) }';
       // All in the job's executor: their modules loaded, and the job known to be quick.
       for (const m of [late, waits, blocks]) await pool.run(of(m), { ...limits, key: 'warm-up' });
       const o = { ...limits, key: 'prints-late' };
@@ -384,7 +383,10 @@ describe('what a task prints, by the task whose code printed it', () => {
       const blocker = pool.run(of(blocks), { ...limits, key: 'blocker' });
       const before = { ...pool.sent, dropped: pool.lateWritesDropped };
       const logs = [new LogCapture(), new LogCapture()] as const;
-      const both = Promise.all([pool.run(of(late), { ...o, logs: logs[0] }), pool.run(of(waits), { ...o, logs: logs[1] })]);
+      const both = Promise.all([
+        pool.run(of(late), { ...o, logs: logs[0] }),
+        pool.run(of(waits), { ...o, logs: logs[1] }),
+      ]);
       await blocker;
       await both;
       expect(texts(logs[1])).toEqual(['second']);
