@@ -743,3 +743,15 @@ export async function submitJob(
   }
   return r.json.job_id as string;
 }
+
+/** A job whose config holds about `bytes` of numbers: a large log entry, and state a snapshot or a backup carries. */
+export const bigJob = (name: string, bytes: number) => ({
+  name,
+  type: 'batch',
+  config: {
+    operation: 'multiply',
+    factor: 2,
+    task_count: 1,
+    data: Array.from({ length: bytes / 8 }, (_, i) => 1_000_000 + i),
+  },
+});

@@ -15,22 +15,11 @@ import {
   untilAgreedLeader,
   untilConverged,
   waitFor,
+  bigJob,
 } from '../helpers/cluster.js';
 
 const c = new Cluster('compaction');
 afterAll(() => c.cleanup());
-
-/** A job whose config holds about `bytes` of numbers: a large log entry, and state to carry. */
-const bigJob = (name: string, bytes: number) => ({
-  name,
-  type: 'batch',
-  config: {
-    operation: 'multiply',
-    factor: 2,
-    task_count: 1,
-    data: Array.from({ length: bytes / 8 }, (_, i) => 1_000_000 + i),
-  },
-});
 
 /** What a master's log holds now: its entries and their bytes (read beside the running master). */
 function logOf(dataDir: string): { entries: number; bytes: number } {

@@ -24,6 +24,7 @@ import {
   untilConverged,
   waitFor,
   type MasterProc,
+  bigJob,
 } from '../helpers/cluster.js';
 import { fill, mountTmpfs, unmount } from '../helpers/tmpfs.js';
 
@@ -91,18 +92,6 @@ async function killWhen(p: MasterProc, ready: () => boolean, forMs = 20_000): Pr
   }
   return false;
 }
-
-/** A job whose config holds about `bytes` of numbers: state a snapshot or a backup carries. */
-const bigJob = (name: string, bytes: number) => ({
-  name,
-  type: 'batch',
-  config: {
-    operation: 'multiply',
-    factor: 2,
-    task_count: 1,
-    data: Array.from({ length: bytes / 8 }, (_, i) => 1_000_000 + i),
-  },
-});
 
 /** A job in two stages, 100,000 maps and a reduce: its tasks' rows are there from submission. */
 const STAGED = {

@@ -17,6 +17,7 @@ import {
   untilConverged,
   waitFor,
   type MasterProc,
+  bigJob,
 } from '../helpers/cluster.js';
 
 const c = new Cluster('snapshots');
@@ -56,18 +57,6 @@ async function smallJobs(n: number, tag: string): Promise<string[]> {
   }
   return out;
 }
-
-/** A job whose config holds about `bytes` of numbers: state the snapshot has to carry. */
-const bigJob = (name: string, bytes: number) => ({
-  name,
-  type: 'batch',
-  config: {
-    operation: 'multiply',
-    factor: 2,
-    task_count: 1,
-    data: Array.from({ length: bytes / 8 }, (_, i) => 1_000_000 + i),
-  },
-});
 
 const rssKb = (pid: number) =>
   Number(
