@@ -4,18 +4,7 @@
 // The master refuses writes that add data with 507 no_space, keeps serving everything else,
 // never exits, comes up again on the full disk, and takes writes again by itself once space
 // is back. Needs root (to mount); skipped with the reason otherwise. Addresses 127.0.0.211–219.
-import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  statfsSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -31,56 +20,21 @@ import {
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
+import { fill as fillAt, freeBytes as freeBytesAt, mountTmpfs, unmount } from '../helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
 const MOUNT_MIB = 64;
 
-/** Mounts a tmpfs of `mib` MiB on a new directory; the reason it cannot, otherwise. */
-function mountTmpfs(mib: number): { dir: string } | { why: string } {
-  if (process.getuid?.() !== 0) return { why: 'not root: mounting a tmpfs needs root' };
-  const dir = mkdtempSync(join(tmpdir(), 'weir-space-mnt-'));
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    return { why: `mount -t tmpfs failed: ${(r.stderr || r.error?.message || '').trim()}` };
-  }
-  return { dir };
-}
-
-function unmount(dir: string): void {
-  // Processes that had files open there are gone by now; a lazy unmount copes with stragglers.
-  if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
-  rmSync(dir, { recursive: true, force: true });
-}
-
-const mount = mountTmpfs(MOUNT_MIB);
+const mount = mountTmpfs(MOUNT_MIB, 'space');
 if ('why' in mount) process.stderr.write(`[space.test] skipped: ${mount.why}\n`);
 const mnt = 'dir' in mount ? mount.dir : '';
 // Unmounted even when the run is cut short.
 process.once('exit', () => mnt && unmount(mnt));
 
 /** What the disk has free now, as an unprivileged writer sees it. */
-const freeBytes = () => {
-  const s = statfsSync(mnt);
-  return s.bavail * s.bsize;
-};
-
-/** Another program filling the disk: a file of zeros, until only `leave` bytes are free (or none). */
-function fill(name: string, leave: number): string {
-  const path = join(mnt, name);
-  const fd = openSync(path, 'a');
-  const chunk = Buffer.alloc(MiB);
-  try {
-    for (let left = freeBytes() - leave; left > 0; left -= chunk.length) {
-      writeSync(fd, chunk, 0, Math.min(chunk.length, left));
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
+const freeBytes = () => freeBytesAt(mnt);
+/** Another program filling the disk, until only `leave` bytes are free (or none). */
+const fill = (name: string, leave: number) => fillAt(mnt, name, leave);
 
 /** A submit whose config is about 1 MiB: a few of them fill what is left of the disk. */
 const BIG = {
