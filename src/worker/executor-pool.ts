@@ -24,7 +24,6 @@ import type { OutputMessage } from './executor-output.js';
 import {
   CHUNK_BUDGET_MS,
   chunkSize,
-  QUICK_TASK_MS,
   thrownError,
   type Chunkable,
   type ChunkOutcome,
@@ -172,15 +171,17 @@ export class ExecutorPool {
   private readonly sampleMs: number;
   /** Chunks running: at most one per executor. */
   private busy = 0;
+  private pumpScheduled = false;
   private closed = false;
   private tasksSent = 0;
   private chunksSent = 0;
   private lateDropped = 0;
   /** The chunks running, by seq: where what their tasks print goes. */
   private readonly chunkBySeq = new Map<number, Chunk>();
-  private quickNow = new Map<string, boolean>();
-  private quickBefore = new Map<string, boolean>();
-  private readonly isQuick = (key: string) => (this.quickNow.get(key) ?? this.quickBefore.get(key)) === true;
+  /** Each job's recent time per task (see observe), in two generations so it stays bounded. */
+  private msNow = new Map<string, number>();
+  private msBefore = new Map<string, number>();
+  private readonly msOf = (key: string) => this.msNow.get(key) ?? this.msBefore.get(key);
 
   constructor(
     private readonly maxExecutors: number,
@@ -306,13 +307,27 @@ export class ExecutorPool {
         signal.addEventListener('abort', task.onAbort, { once: true });
       }
       this.queue.push(task);
+      this.pumpSoon();
+    });
+  }
+
+  /**
+   * Tasks come from the master many to a message: queued first and sent once the message is
+   * read, they travel as one chunk per free executor, where sending each as it arrived gave
+   * the first ones a message each.
+   */
+  private pumpSoon(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
 
   private pump(): void {
     while (this.busy < this.maxExecutors && this.queue.length > 0) {
-      this.send(this.queue.splice(0, chunkSize(this.queue, this.maxExecutors, this.isQuick)));
+      this.send(this.queue.splice(0, chunkSize(this.queue, this.maxExecutors - this.busy, this.msOf)));
     }
   }
 
@@ -462,10 +477,16 @@ export class ExecutorPool {
 
   private observe(task: Task, ms: number): void {
     if (task.key === undefined) return;
-    this.quickNow.set(task.key, ms < QUICK_TASK_MS);
-    if (this.quickNow.size >= QUICK_JOBS_KEPT) {
-      this.quickBefore = this.quickNow;
-      this.quickNow = new Map();
+    const before = this.msOf(task.key);
+    // Slower at once, quicker only over a few tasks: one quick task of a slow job does not
+    // let the next ones hold each other's reports back. After a chunk died (Infinity), the
+    // next task's time is taken as it is.
+    const recent =
+      before === undefined || !Number.isFinite(before) || ms >= before ? ms : before + (ms - before) * QUICKER_WEIGHT;
+    this.msNow.set(task.key, recent);
+    if (this.msNow.size >= QUICK_JOBS_KEPT) {
+      this.msBefore = this.msNow;
+      this.msNow = new Map();
     }
   }
 
@@ -512,8 +533,10 @@ export class ExecutorPool {
   }
 }
 
-/** Jobs per generation of the pool's quickness memory. */
+/** Jobs per generation of the pool's memory of task times. */
 const QUICK_JOBS_KEPT = 512;
+/** How far one quicker task moves a job's recent time per task towards it. */
+const QUICKER_WEIGHT = 0.25;
 
 const reasonOf = (signal: AbortSignal): Error =>
   signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));

@@ -7,8 +7,8 @@ import type { ExecutorSpec } from './stream/stream-apply.js';
 export const MAX_CHUNK = 32;
 
 /**
- * Only tasks of jobs whose last task ran faster than this share an executor message: a chunk's
- * results come back together, so a slow task would hold back its chunk-mates' reports.
+ * Only tasks of jobs whose tasks lately ran faster than this share an executor message: a
+ * chunk's results come back together, so a slow task would hold back its chunk-mates' reports.
  */
 export const QUICK_TASK_MS = 1;
 
@@ -87,32 +87,46 @@ export interface Chunkable {
 }
 
 /**
+ * A backlog is split between free executors only where each part would run at least this
+ * long: a split costs a message each way (tens of µs of CPU on each side, and a process to
+ * wake), which a handful of microsecond tasks does not repay in time saved.
+ */
+export const SPLIT_MIN_MS = 0.25;
+
+/**
  * How many tasks from the head of `queue` go to the next free executor: the head and those
- * right behind it that share its limits (an executor's heap limit and the timer are per chunk)
- * and belong to jobs known to be quick, at most a fair share of the queue per executor so no
- * executor idles while another holds a backlog, and never a task that must run alone.
+ * right behind it that share its limits (an executor's heap limit and the timer are per chunk),
+ * at most a fair share of the queue per free executor so none idles while another holds a
+ * backlog — unless the share of a job known to be quick would run for less than SPLIT_MIN_MS
+ * — and never a task that must run alone or one of a job known to be slow. A job not yet seen
+ * chunks too: an executor starts no task of a chunk once its budget is spent, so a slow job's
+ * first chunk returns after one task, and its tasks are sent alone from then on.
+ * `msOf` is a job's recent time per task.
  */
 export function chunkSize(
   queue: readonly Chunkable[],
-  executors: number,
-  isQuick: (key: string) => boolean,
+  freeExecutors: number,
+  msOf: (key: string) => number | undefined,
   max = MAX_CHUNK,
 ): number {
   const head = queue[0];
   if (!head) return 0;
-  const share = Math.min(max, Math.ceil(queue.length / Math.max(1, executors)));
-  let n = 0;
-  while (n < share) {
+  const msOfTask = (t: Chunkable) => (t.key === undefined ? Infinity : msOf(t.key));
+  const chunkable = (t: Chunkable) => {
+    const ms = msOfTask(t);
+    return !t.solo && (ms === undefined || ms < QUICK_TASK_MS);
+  };
+  if (!chunkable(head)) return 1;
+  const fair = Math.ceil(queue.length / Math.max(1, freeExecutors));
+  const headMs = msOfTask(head);
+  const worthSplitting = headMs === undefined ? 1 : Math.ceil(SPLIT_MIN_MS / Math.max(headMs, 0.001));
+  const share = Math.min(max, Math.max(fair, worthSplitting));
+  let n = 1;
+  while (n < share && n < queue.length) {
     const t = queue[n]!;
-    const joins =
-      !t.solo &&
-      t.key !== undefined &&
-      isQuick(t.key) &&
-      t.memoryMb === head.memoryMb &&
-      t.timeoutMs === head.timeoutMs &&
-      t.job === head.job;
+    const joins = chunkable(t) && t.memoryMb === head.memoryMb && t.timeoutMs === head.timeoutMs && t.job === head.job;
     if (!joins) break;
     n++;
   }
-  return Math.max(1, n);
+  return n;
 }

@@ -166,6 +166,28 @@ export class WorkerNode {
         this.inc({ outcome: 'failed' }, stats.tasksFailed);
       },
     });
+    // Tasks per executor message is what a quick task's cost hangs on (task-chunks.ts).
+    const executorCounter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [metrics],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    executorCounter('weir_executor_tasks_sent_total', 'Tasks sent to executor processes', () => pool.sent.tasks);
+    executorCounter(
+      'weir_executor_messages_total',
+      'Messages (chunks of tasks) sent to executor processes',
+      () => pool.sent.chunks,
+    );
+    executorCounter(
+      'weir_executor_late_writes_dropped_total',
+      'Lines user code printed after its task had reported, dropped',
+      () => pool.lateWritesDropped,
+    );
 
     const app = Fastify({
       bodyLimit: BODY_LIMIT,

@@ -42,9 +42,15 @@ describe.skipIf(!PROMTOOL)('promtool check metrics (skipped: promtool is not ins
     expect(text).toMatch(/^weir_event_loop_delay_seconds_count \d+/m);
   });
 
-  it('accepts a worker’s /metrics', async () => {
+  it('accepts a worker’s /metrics, which counts the tasks and messages sent to its executors', async () => {
     const r = await lint(w.url);
     expect(r.says).toBe('');
     expect(r.status).toBe(0);
+    const text = (await http('GET', `${w.url}/metrics`, undefined, auth)).text;
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+    expect(value('weir_executor_tasks_sent_total')).toBeGreaterThanOrEqual(4);
+    expect(value('weir_executor_messages_total')).toBeGreaterThanOrEqual(1);
+    expect(value('weir_executor_messages_total')).toBeLessThanOrEqual(value('weir_executor_tasks_sent_total'));
+    expect(value('weir_executor_late_writes_dropped_total')).toBe(0);
   });
 });
