@@ -260,42 +260,43 @@ export class WorkerAgent {
     const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
+    void this.execute(a, ref, abort.signal).then((report) => {
+      this.running.delete(key);
+      // A cancelled task's outcome no longer matters to anyone.
+      if (abort.signal.aborted && !report.ok && /cancelled/.test(report.error.message)) return;
+      this.unacked.set(key, { report, sentAt: Date.now() });
+      this.outbox.push(report);
+      this.flushReportsSoon();
+    });
+  }
+
+  /** Runs a task to its report (never throws): its outcome, and what it printed. */
+  private async execute(a: TaskAssignment, ref: TaskRef, signal: AbortSignal): Promise<TaskReport> {
     const started = performance.now();
     // What the task prints goes with its report (a stream instance's, see StreamRuntime).
     const logs = new LogCapture();
-    this.withEnv(a)
-      .then((spec) =>
+    let report: TaskReport;
+    try {
+      const spec = await this.withEnv(a);
+      const json =
         spec.operation === 'stream'
-          ? this.o.streams.run(spec, abort.signal)
-          : this.o.pool.run(spec, {
+          ? await this.o.streams.run(spec, signal)
+          : await this.o.pool.run(spec, {
               timeoutMs: a.timeout_ms,
               memoryMb: a.memory_mb,
-              signal: abort.signal,
+              signal,
               key: a.job_id,
               logs,
-            }),
-      )
-      .then(
-        (json): TaskReport => {
-          trace(a.job_id, 'task finished');
-          const ms = performance.now() - started;
-          this.o.stats.taskDone(ms);
-          return { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };
-        },
-        (err: unknown): TaskReport => {
-          this.o.stats.taskFailed();
-          return { ...ref, ok: false, error: describeError(err) };
-        },
-      )
-      .then((report): TaskReport => (logs.empty ? report : { ...report, logs: logs.take() }))
-      .then((report) => {
-        this.running.delete(key);
-        // A cancelled task's outcome no longer matters to anyone.
-        if (abort.signal.aborted && !report.ok && /cancelled/.test(report.error.message)) return;
-        this.unacked.set(key, { report, sentAt: Date.now() });
-        this.outbox.push(report);
-        this.flushReportsSoon();
-      });
+            });
+      trace(a.job_id, 'task finished');
+      const ms = performance.now() - started;
+      this.o.stats.taskDone(ms);
+      report = { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };
+    } catch (err) {
+      this.o.stats.taskFailed();
+      report = { ...ref, ok: false, error: describeError(err) };
+    }
+    return logs.empty ? report : { ...report, logs: logs.take() };
   }
 
   /**
