@@ -1,7 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { nodeIdFromIpv4 } from '../common/address.js';
-import { parseRetention } from '../common/duration.js';
+import { parseDuration, parseRetention } from '../common/duration.js';
 import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
 import { MasterNode } from '../master/master-node.js';
@@ -118,6 +118,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     ...(retentionMs !== undefined ? { retentionMs } : {}),
     ...(f.restore !== undefined ? { restoreFrom: resolve(f.restore) } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
+    ...tokenTtlFromEnv(),
     ...(tls ? { tls } : {}),
     ...timingFromEnv(),
     onFatal: (err) => {
@@ -216,7 +217,24 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
     dataDir,
     ...(executorUser ? { executorUser } : {}),
     ...(process.env.JWT_SECRET ? { jwtSecret: process.env.JWT_SECRET } : {}),
+    ...tokenTtlFromEnv(),
     ...(tls ? { tls } : {}),
   });
   untilSignal((sig) => node.drainAndClose(sig === 'SIGTERM' ? 30_000 : 5_000));
+}
+
+/**
+ * `WEIR_TOKEN_TTL` (a duration: 10m, 1h): how long the tokens a node mints for itself are
+ * valid. Long-lived channels carry a fresh one before the last expires, and are closed when
+ * they do not.
+ */
+function tokenTtlFromEnv(): { tokenTtlMs?: number } {
+  const text = process.env.WEIR_TOKEN_TTL;
+  if (text === undefined || text === '') return {};
+  const ms = parseDuration(text);
+  if (ms < 3000)
+    throw new Error(
+      `WEIR_TOKEN_TTL must be at least 3s (a node renews its token a third of the way before it expires); got '${text}'`,
+    );
+  return { tokenTtlMs: ms };
 }

@@ -37,6 +37,9 @@ export interface Principal {
 /** Every caller of a cluster without JWT_SECRET: it is open, and says so at start. */
 export const OPEN_CLUSTER: Principal = Object.freeze({ role: 'admin', subject: 'anyone' });
 
+/** How long a token a node mints for itself is valid, unless `WEIR_TOKEN_TTL` says otherwise. */
+export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
+
 /** HS256 keys shorter than the hash add no strength; the seed's `secret_key` still works. */
 const STRONG_SECRET_BYTES = 32;
 
@@ -131,7 +134,24 @@ export class TokenSource {
     private readonly fixed: string | undefined,
     private readonly subject: string,
     private claims: TokenClaims = {},
+    /** How long the tokens it mints are valid (`WEIR_TOKEN_TTL`); an hour by default. */
+    private readonly ttlMs = DEFAULT_TOKEN_TTL_MS,
   ) {}
+
+  /** How long before its expiry a token is replaced: a minute, or a third of a short life. */
+  private get margin(): number {
+    return Math.min(60_000, Math.floor(this.ttlMs / 3));
+  }
+
+  /**
+   * When header() will next give a token other than the one it gives now (ms since the epoch),
+   * which a long-lived channel must be sent before its token expires; undefined when it never
+   * will (a fixed token, an open cluster).
+   */
+  renewsAt(): number | undefined {
+    if (this.fixed || !this.secret) return undefined;
+    return this.token ? this.expiresAt - this.margin : Date.now();
+  }
 
   static fromEnv(subject: string, claims: TokenClaims = {}, env: NodeJS.ProcessEnv = process.env): TokenSource {
     return new TokenSource(env.JWT_SECRET || undefined, env.WEIR_TOKEN || undefined, subject, claims);
@@ -139,7 +159,7 @@ export class TokenSource {
 
   /** A source of tokens with other claims, from the same secret (a narrower identity). */
   derive(claims: TokenClaims): TokenSource {
-    return new TokenSource(this.secret, this.fixed, this.subject, claims);
+    return new TokenSource(this.secret, this.fixed, this.subject, claims, this.ttlMs);
   }
 
   /** Tokens minted from now on carry these claims (a worker once it has its id). */
@@ -153,8 +173,8 @@ export class TokenSource {
     if (this.fixed) return `Bearer ${this.fixed}`;
     if (!this.secret) return undefined;
     const now = Date.now();
-    if (!this.token || now > this.expiresAt - 60_000) {
-      const ttl = 3_600_000;
+    if (!this.token || now >= this.expiresAt - this.margin) {
+      const ttl = this.ttlMs;
       const generation = this.generation;
       const token = await mintToken(this.secret, ttl, this.subject, this.claims);
       // Claims that changed while it was minted make it stale: use it once, keep none.

@@ -10,6 +10,7 @@ import { decodeFrame, encodeFrame } from './peer-frame.js';
 import type { Inbound, Snapshot, Transport } from './ports.js';
 import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
+import { TokenExpiry } from '../common/token-expiry.js';
 
 export interface TransportHandlers {
   onFrame(frame: Inbound): void;
@@ -25,6 +26,8 @@ const MAX_QUEUED = 256;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 const PING_MS = 500;
 export const PEER_PATH = '/raft/stream';
+/** The close code of a link whose token expired (as on worker channels). */
+const CLOSE_TOKEN_EXPIRED = 4401;
 
 /** A persistent, reconnecting WebSocket to one peer master, sending msgpack frames. */
 class PeerLink {
@@ -254,7 +257,14 @@ export class PeerTransport implements Transport {
       return;
     }
     if (secured) this.incoming.set(socket, sender!);
-    socket.on('close', () => this.incoming.delete(socket));
+    // A link lives as long as the token it opened with; the peer dials again with a fresh one.
+    const expiry = new TokenExpiry(principal?.expires_at, () =>
+      socket.close(CLOSE_TOKEN_EXPIRED, 'the token expired; reconnect with a fresh one'),
+    );
+    socket.on('close', () => {
+      expiry.stop();
+      this.incoming.delete(socket);
+    });
     socket.on('message', (data: Buffer) => {
       const decoded = decodeFrame(data);
       let why = 'error' in decoded ? decoded.error : '';

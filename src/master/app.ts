@@ -91,7 +91,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
       // Workers are handed a master's token when it brings them events: one without the
       // node_id that would open the Raft stream or copy uploads.
       await api.register(streamRoutes(ctx, ctx.tokens.derive({ role: 'peer' })));
-      await api.register(workerRoutes(ctx));
+      await api.register(workerRoutes(ctx, opts.jwtSecret));
       await api.register(clusterMemberRoutes(ctx));
       await api.register(backupRoutes(ctx));
       await api.register(mastersRoutes(ctx, opts.peerAgent));

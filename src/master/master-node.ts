@@ -62,6 +62,8 @@ export interface MasterOptions {
   /** With DNS discovery: how many masters must resolve before a new cluster is founded. */
   bootstrapExpect?: number;
   jwtSecret?: string;
+  /** How long the tokens it mints for itself are valid (`WEIR_TOKEN_TTL`; default 1 h). */
+  tokenTtlMs?: number;
   /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
   tls?: NodeTls;
   heartbeatIntervalMs?: number;
@@ -197,10 +199,13 @@ export class MasterNode {
           : `--peers names ${stranger.url}: serving https needs --tls-cert and --tls-key`,
       );
     }
-    const tokens = new TokenSource(options.jwtSecret, undefined, `master:${options.id}`, {
-      role: 'peer',
-      node_id: options.id,
-    });
+    const tokens = new TokenSource(
+      options.jwtSecret,
+      undefined,
+      `master:${options.id}`,
+      { role: 'peer', node_id: options.id },
+      options.tokenTtlMs,
+    );
     const discovery: Discovery = options.discover
       ? new DnsDiscovery(options.discover.replace(/^dns:/, ''), scheme, options.port, log)
       : new StaticDiscovery(options.peers ?? [self], self);

@@ -4,6 +4,7 @@ import { eventLoopDelaySummary, nodeMetrics } from '../common/node-metrics.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { channelTokens } from './worker-channels.js';
 
 /** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
 export class MasterMetrics {
@@ -19,6 +20,16 @@ export class MasterMetrics {
     nodeMetrics(this.registry, 'weir_master_');
     this.loopDelay.enable();
     refusedFramesCounter(registers);
+    new Counter({
+      name: 'weir_worker_channel_tokens_total',
+      help: 'Fresh tokens workers sent on their channels (renewed, refused) and channels closed as their token expired',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [outcome, n] of Object.entries(channelTokens)) this.inc({ outcome }, n);
+      },
+    });
     new Gauge({
       name: 'weir_jobs',
       help: 'Jobs by status',

@@ -46,7 +46,9 @@ export type ToMaster =
    * be committed already, so the leader does not count their slots free again.
    */
   | { t: 'report'; reports: TaskReport[]; resent?: true }
-  | { t: 'drain' };
+  | { t: 'drain' }
+  /** A fresh token (no `Bearer `), sent before the one the channel runs on expires. */
+  | { t: 'token'; token: string };
 
 /** Jobs a hello names at most as holding map outputs of (the rest wait for the next hello). */
 export const MAX_HELD_JOBS = 10_000;
@@ -55,6 +57,13 @@ export const MAX_HELD_JOBS = 10_000;
 export const CLOSE_UNKNOWN_WORKER = 4404;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_NOT_LEADER = 4503;
+/** The channel's token expired and no fresh one came: the worker reconnects with one. */
+export const CLOSE_TOKEN_EXPIRED = 4401;
+/** A token sent on the channel may not speak for it (another worker's, a client's, a forgery). */
+export const CLOSE_TOKEN_REFUSED = 4403;
+
+/** A token is a few hundred bytes; this bounds what a frame of one makes the master verify. */
+const MAX_TOKEN_LENGTH = 8192;
 
 const packr = newCodec();
 
@@ -85,6 +94,7 @@ const ToMasterSchema = Type.Union([
     resent: Type.Optional(Type.Literal(true)),
   }),
   Type.Object({ t: Type.Literal('drain') }),
+  Type.Object({ t: Type.Literal('token'), token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH }) }),
 ]);
 
 /**

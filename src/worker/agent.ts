@@ -57,6 +57,8 @@ interface Running {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The longest delay setTimeout keeps (about 24.8 days); a later renewal is re-armed then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The worker's side of the cluster: registers, heartbeats, keeps a channel to the leader,
@@ -73,6 +75,7 @@ export class WorkerAgent {
   private readonly flushReportsSoon = onNextTurn(() => this.flushReports());
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
+  private tokenTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private draining = false;
   private registering: Promise<void> | undefined;
@@ -178,6 +181,7 @@ export class WorkerAgent {
         const pending = [...this.unacked.values()].map((u) => u.report);
         if (pending.length) this.send({ t: 'report', reports: pending, resent: true });
         if (this.draining) this.send({ t: 'drain' });
+        this.renewTokenLater();
       },
       onMessage: (data) => {
         const d = decodeToWorker(data);
@@ -215,6 +219,26 @@ export class WorkerAgent {
     } catch {
       return [];
     }
+  }
+
+  /**
+   * The master closes a channel whose token expires: a fresh one goes over it first, as soon
+   * as the token source mints one (a third of a short life, or a minute, before the expiry).
+   */
+  private renewTokenLater(): void {
+    clearTimeout(this.tokenTimer);
+    const at = this.o.tokens.renewsAt();
+    if (at === undefined || this.stopped) return;
+    const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
+    this.tokenTimer = setTimeout(() => void this.sendFreshToken(), delay);
+    this.tokenTimer.unref();
+  }
+
+  private async sendFreshToken(): Promise<void> {
+    const header = await this.o.tokens.header();
+    const token = header?.replace(/^Bearer\s+/i, '');
+    // Not open: the next connection carries a fresh token in its upgrade, and arms this again.
+    if (token && this.send({ t: 'token', token })) this.renewTokenLater();
   }
 
   private send(msg: ToMaster): boolean {
@@ -355,6 +379,7 @@ export class WorkerAgent {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.resendTimer);
+    clearTimeout(this.tokenTimer);
     for (const r of this.running.values()) r.abort.abort(new Error('worker stopping'));
     this.o.streams.close();
     this.socket?.close(1000, 'worker stopping');

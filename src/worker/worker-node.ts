@@ -47,6 +47,8 @@ export interface WorkerOptions {
   /** Executors run as this user (`--executor-user`; the worker runs as root). */
   executorUser?: ExecutorUser;
   jwtSecret?: string;
+  /** How long the tokens it mints for itself are valid (`WEIR_TOKEN_TTL`; default 1 h). */
+  tokenTtlMs?: number;
   token?: string;
   /** Serve https/wss, and connect to the other nodes with it (`--tls-cert`, `--tls-key`, `--tls-ca`). */
   tls?: NodeTls;
@@ -70,7 +72,13 @@ export class WorkerNode {
   static async start(o: WorkerOptions): Promise<WorkerNode> {
     const log = o.logger ?? createLogger('weir-worker', { port: o.port });
     const release = lockDataDir(o.dataDir);
-    const tokens = new TokenSource(o.jwtSecret, o.token, `worker:${o.host}:${o.port}`, { role: 'worker' });
+    const tokens = new TokenSource(
+      o.jwtSecret,
+      o.token,
+      `worker:${o.host}:${o.port}`,
+      { role: 'worker' },
+      o.tokenTtlMs,
+    );
     const client = new HttpClient({
       urls: o.masters,
       tokens,

@@ -312,6 +312,90 @@ describe('roles: what a token may do is its role’s', () => {
   });
 });
 
+describe('tokens expire on open sockets too', () => {
+  const packr = new Packr({ useRecords: true, mapsAsObjects: true });
+  const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
+  const channelTokens = async (outcome: string) => {
+    const text = (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text;
+    return Number(
+      new RegExp(`^weir_worker_channel_tokens_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+    );
+  };
+  const fakeWorker = async () => {
+    const reg = await http(
+      'POST',
+      `${m.url}/api/workers/register`,
+      { address: '127.0.0.149:1', max_tasks: 1 },
+      bearer(await token({ role: 'worker' })),
+    );
+    expect(reg.status, reg.text).toBe(201);
+    return reg.json.worker_id as string;
+  };
+
+  it('a worker channel whose token expires is closed then, when no fresh token came', async () => {
+    const id = await fakeWorker();
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+    const expiring = bearer(await signedToken(SECRET, { role: 'worker', worker_id: id }, { exp: inSeconds(2) }));
+    const before = await channelTokens('expired');
+    const outcome = await socketOutcome(url, expiring, (ws) =>
+      ws.send(packr.pack({ t: 'hello', running: [], unacked: [] })),
+    );
+    expect(outcome).toEqual({ closed: 4401 });
+    expect(await channelTokens('expired')).toBe(before + 1);
+  });
+
+  it("a fresh token for another worker, or a client's, closes the channel it is sent on", async () => {
+    for (const claims of [{ role: 'worker', worker_id: 'w-other' }, {}]) {
+      // A channel closed leaves its worker dead: each try is a worker of its own.
+      const id = await fakeWorker();
+      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+      const own = bearer(await token({ role: 'worker', worker_id: id }));
+      const other = await token(claims);
+      const outcome = await socketOutcome(url, own, (ws) => {
+        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+        ws.send(packr.pack({ t: 'token', token: other }));
+      });
+      expect(outcome).toEqual({ closed: 4403 });
+    }
+  });
+
+  it('the peer stream opened with a token is closed when that token expires', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const expiring = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: inSeconds(2) }));
+    expect(await socketOutcome(url, expiring)).toEqual({ closed: 4401 });
+  });
+
+  it('a worker minting 3-second tokens keeps its channel through a longer job: it sends fresh ones on it', async () => {
+    const before = await channelTokens('renewed');
+    const short = await c.worker('127.0.0.144', m, {
+      env: { ...env, WEIR_TOKEN_TTL: '3s' },
+      maxTasks: 2,
+      token: admin,
+    });
+    try {
+      const job = await http(
+        'POST',
+        `${m.url}/api/jobs`,
+        { name: 'through-renewals', type: 'batch', config: { operation: 'sleep', ms: 1500, task_count: 16 } },
+        bearer(client),
+      );
+      expect(job.status, job.text).toBe(201);
+      await untilJobStatus(m.url, job.json.job_id, 'completed', 60_000, bearer(client));
+      const tasks = await http('GET', `${m.url}/api/jobs/${job.json.job_id}/tasks`, undefined, bearer(client));
+      const shortId = (await http('GET', `${m.url}/api/workers`, undefined, bearer(admin))).json.workers.find(
+        (x: { address: string }) => x.address === short.address,
+      ).worker_id as string;
+      // Its channel was never cut: every task ran once, several of them on it, and it is still connected.
+      expect(tasks.json.tasks.every((t: { attempt: number }) => t.attempt === 1)).toBe(true);
+      expect(tasks.json.tasks.filter((t: { worker_id: string }) => t.worker_id === shortId).length).toBeGreaterThan(2);
+      expect(await channelTokens('renewed')).toBeGreaterThan(before);
+      expect((await http('GET', `${short.url}/api/status`, undefined, bearer(admin))).json.connected).toBe(true);
+    } finally {
+      await c.stop(short, 'SIGTERM');
+    }
+  });
+});
+
 describe('frames built to crash a node', () => {
   const packr = new Packr({ useRecords: true, mapsAsObjects: true });
 

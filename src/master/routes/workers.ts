@@ -5,6 +5,10 @@ import { ID_PATTERN, newId } from '../../common/ids.js';
 import type { MasterContext } from '../context.js';
 import { workerView } from '../views.js';
 import { HeartbeatReply, RegisteredReply, SocketReply, WorkersReply } from '../reply-schemas.js';
+import { verifyBearer } from '../../common/auth.js';
+import { authorize } from '../../common/access.js';
+import { MASTER_ACCESS } from '../access-table.js';
+import type { ChannelAuthority } from '../worker-channels.js';
 
 const RegisterBody = Type.Object({
   address: Type.String({ minLength: 1, maxLength: 300 }),
@@ -23,7 +27,26 @@ const ChannelParams = Type.Object({ worker_id: Type.String({ pattern: ID_PATTERN
 const Register = { body: RegisterBody, response: { 201: RegisteredReply } };
 const Heartbeat = { body: HeartbeatBody, response: { 200: HeartbeatReply } };
 
-export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
+const CHANNEL_ROUTE = 'GET /api/workers/:worker_id/channel';
+
+/**
+ * What a channel opened by `principal` may do from here on: live until its token expires, and
+ * take a fresh token only where its route would have taken it at the upgrade (a worker token
+ * for this worker, or an admin's).
+ */
+function channelAuthority(secret: string, workerId: string, expiresAt: number | undefined): ChannelAuthority {
+  return {
+    expiresAt,
+    async renew(token) {
+      const principal = await verifyBearer(secret, `Bearer ${token}`);
+      authorize(MASTER_ACCESS, CHANNEL_ROUTE, principal, { params: { worker_id: workerId }, body: undefined });
+      return principal.expires_at;
+    },
+  };
+}
+
+/** `secret`: the cluster's JWT_SECRET, when it has one (the channel then holds to its token's life). */
+export function workerRoutes(ctx: MasterContext, secret?: string): FastifyPluginAsyncTypebox {
   const { consensus, queries, registry, channels } = ctx;
   return async (app) => {
     app.post('/workers/register', { schema: Register }, async (req, reply) => {
@@ -93,7 +116,11 @@ export function workerRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     app.get(
       '/workers/:worker_id/channel',
       { websocket: true, schema: { params: ChannelParams, response: { 101: SocketReply } } },
-      (socket, req) => channels.accept((req.params as { worker_id: string }).worker_id, socket),
+      (socket, req) => {
+        const workerId = (req.params as { worker_id: string }).worker_id;
+        const authority = secret ? channelAuthority(secret, workerId, req.principal?.expires_at) : undefined;
+        channels.accept(workerId, socket, authority);
+      },
     );
   };
 }
