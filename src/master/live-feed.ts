@@ -22,6 +22,8 @@ export type Frame = Record<string, unknown> & { seq: number };
 /** Who listens, and to what: the overview (no job), or one job's page. */
 export interface Subscriber {
   job?: string;
+  /** Who holds it (the remote address): one client may hold only so many (maxPerClient). */
+  client?: string;
   /** Takes a frame; false when the reader fell behind and was let go. */
   send(frame: Frame): boolean;
   /** Ends the stream (the feed closes). */
@@ -33,6 +35,8 @@ export interface LiveFeedOptions {
   everyMs?: number;
   /** Streams one master serves at once (default 100); past it, GET /api/live answers 503. */
   maxSubscribers?: number;
+  /** Streams one client (remote address) holds at once (default 16); past it, 429: one cannot take them all. */
+  maxPerClient?: number;
   /** Overview chart points kept (default 300: five minutes at one a second). */
   historyPoints?: number;
 }
@@ -57,6 +61,8 @@ export class LiveFeed {
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly everyMs: number;
   readonly maxSubscribers: number;
+  readonly maxPerClient: number;
+  private readonly perClient = new Map<string, number>();
   private readonly historyPoints: number;
 
   constructor(
@@ -67,6 +73,7 @@ export class LiveFeed {
   ) {
     this.everyMs = opts.everyMs ?? 1000;
     this.maxSubscribers = opts.maxSubscribers ?? 100;
+    this.maxPerClient = opts.maxPerClient ?? 16;
     this.historyPoints = opts.historyPoints ?? 300;
   }
 
@@ -74,9 +81,17 @@ export class LiveFeed {
     return this.subs.size;
   }
 
-  /** Adds a listener and sends it its first frame now; false when the feed is full. */
+  /** Why a stream for `client` would be refused now: the feed is full, or that client holds its share. */
+  refusal(client: string | undefined): 'full' | 'client' | undefined {
+    if (this.subs.size >= this.maxSubscribers) return 'full';
+    if (client !== undefined && (this.perClient.get(client) ?? 0) >= this.maxPerClient) return 'client';
+    return undefined;
+  }
+
+  /** Adds a listener and sends it its first frame now; false when it is refused (see refusal). */
   subscribe(sub: Subscriber): boolean {
-    if (this.subs.size >= this.maxSubscribers) return false;
+    if (this.refusal(sub.client)) return false;
+    if (sub.client !== undefined) this.perClient.set(sub.client, (this.perClient.get(sub.client) ?? 0) + 1);
     if (this.subs.size === 0) {
       // Counters went unread while nobody listened: start from now.
       this.fold(this.changes.take());
@@ -91,6 +106,11 @@ export class LiveFeed {
 
   unsubscribe(sub: Subscriber): void {
     if (!this.subs.delete(sub)) return;
+    if (sub.client !== undefined) {
+      const left = (this.perClient.get(sub.client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(sub.client, left);
+      else this.perClient.delete(sub.client);
+    }
     if (this.subs.size === 0) {
       clearInterval(this.timer);
       this.timer = undefined;

@@ -2,6 +2,7 @@
 // the same token rules as the reads it summarises, frames coalesced to about one a second
 // whatever the burst, the job's page's frame the same view as GET /api/jobs/{job_id}, and a
 // bound on streams per master (addresses 127.0.0.251–252 belong to this file).
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, http, untilJobStatus, waitFor, type MasterProc } from '../helpers/cluster.js';
 import { bearer, signedToken } from '../helpers/tokens.js';
@@ -25,6 +26,14 @@ interface Frame {
   gone?: boolean;
 }
 
+const agents = new Map<string, Agent>();
+/** Connections from `address` (loopback sources need no server: any 127.x address will do). */
+const agentFrom = (address: string): Agent => {
+  let a = agents.get(address);
+  if (!a) agents.set(address, (a = new Agent({ localAddress: address })));
+  return a;
+};
+
 /** An open stream: the frames it has read so far (each with when it arrived), until closed. */
 class Stream {
   readonly frames: (Frame & { got: number })[] = [];
@@ -32,9 +41,12 @@ class Stream {
   status = 0;
   ended = false;
 
-  static async open(path: string, headers: Record<string, string> = client): Promise<Stream> {
+  /** `from`: the local address it connects from (a client of its own, as the master counts them). */
+  static async open(path: string, headers: Record<string, string> = client, from?: string): Promise<Stream> {
     const s = new Stream();
-    const res = await fetch(`${m.url}${path}`, { headers, signal: s.ctrl.signal });
+    const res = from
+      ? await undiciFetch(`${m.url}${path}`, { headers, signal: s.ctrl.signal, dispatcher: agentFrom(from) })
+      : await fetch(`${m.url}${path}`, { headers, signal: s.ctrl.signal });
     s.status = res.status;
     if (res.status !== 200) {
       s.body = await res.text();
@@ -88,6 +100,9 @@ beforeAll(async () => {
   await c.worker('127.0.0.252', m, { env: { JWT_SECRET: SECRET }, token: admin, maxTasks: 8 });
 });
 
+afterAll(async () => {
+  for (const a of agents.values()) await a.destroy();
+});
 afterAll(() => c.cleanup());
 
 describe('GET /api/live', () => {
@@ -189,10 +204,12 @@ describe('GET /api/live', () => {
 
   it('refuses streams past its limit with 503 and a message to act on, and takes one again once another closes', async () => {
     const open: Stream[] = [];
+    // From seven addresses, 16 or fewer each: no client over its own share.
+    const from = (i: number) => `127.0.3.${1 + (i % 7)}`;
     try {
-      for (let i = 0; i < 100; i++) open.push(await Stream.open('/api/live'));
+      for (let i = 0; i < 100; i++) open.push(await Stream.open('/api/live', client, from(i)));
       expect(open.every((s) => s.status === 200)).toBe(true);
-      const refused = await Stream.open('/api/live');
+      const refused = await Stream.open('/api/live', client, '127.0.3.9');
       expect(refused.status).toBe(503);
       const err = JSON.parse(refused.body).error;
       expect(err.code).toBe('unavailable');
@@ -203,7 +220,35 @@ describe('GET /api/live', () => {
       let again: Stream | undefined;
       await waitFor('a stream taken again', async () => {
         again?.close();
-        again = await Stream.open('/api/live');
+        again = await Stream.open('/api/live', client, '127.0.3.9');
+        return again.status === 200;
+      });
+      open.push(again!);
+    } finally {
+      for (const s of open) s.close();
+    }
+  });
+
+  it('lets one client hold 16 streams, refuses its 17th with 429, and still serves another client', async () => {
+    const open: Stream[] = [];
+    try {
+      for (let i = 0; i < 16; i++) open.push(await Stream.open('/api/live', client, '127.0.4.1'));
+      expect(open.every((s) => s.status === 200)).toBe(true);
+      const refused = await Stream.open('/api/live', client, '127.0.4.1');
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body).error).toEqual({
+        code: 'unavailable',
+        message: expect.stringMatching(/127\.0\.4\.1 already holds 16 live streams/),
+      });
+      const other = await Stream.open('/api/live', client, '127.0.4.2');
+      expect(other.status).toBe(200);
+      open.push(other);
+      // One closed, that client may open one again.
+      open.shift()!.close();
+      let again: Stream | undefined;
+      await waitFor('the client’s stream taken again', async () => {
+        again?.close();
+        again = await Stream.open('/api/live', client, '127.0.4.1');
         return again.status === 200;
       });
       open.push(again!);

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeirError } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
+import { TokenExpiry } from '../../common/token-expiry.js';
 import type { LiveFeed, Subscriber } from '../live-feed.js';
 import { rawReply } from '../reply-schemas.js';
 
@@ -77,8 +78,6 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
 const SLOW_READER_BYTES = 256 * 1024;
 /** A comment line this often keeps a quiet stream alive through proxies. */
 const KEEPALIVE_MS = 15_000;
-/** setTimeout's longest delay: a stream on a token valid for longer reconnects after it. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const LiveQuery = Type.Object({
   job: Type.Optional(Type.String({ pattern: ID_PATTERN.source, description: 'a job’s page: frames of this job only' })),
@@ -107,10 +106,18 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
         },
       },
       async (req, reply) => {
-        if (feed.size >= feed.maxSubscribers) {
+        const refused = feed.refusal(req.ip);
+        if (refused === 'full') {
           throw new WeirError(
             'unavailable',
             `this master already serves ${feed.maxSubscribers} live streams, the most it takes; close some dashboard pages, or read the REST routes instead`,
+          );
+        }
+        if (refused === 'client') {
+          throw new WeirError(
+            'unavailable',
+            `${req.ip} already holds ${feed.maxPerClient} live streams of this master, the most one client may; close some dashboard pages`,
+            429,
           );
         }
         reply.hijack();
@@ -125,14 +132,10 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
         keepalive.unref();
         // The token was checked once, as the stream opened: it ends with the token, and the
         // page's reconnect meets the 401 (and its token prompt) like any read would.
-        const expiresAt = req.principal?.expires_at;
-        const expiry =
-          expiresAt === undefined
-            ? undefined
-            : setTimeout(() => res.end(), Math.min(Math.max(0, expiresAt - Date.now()), MAX_TIMER_MS));
-        expiry?.unref();
+        const expiry = new TokenExpiry(req.principal?.expires_at, () => res.end());
         const sub: Subscriber = {
           ...(req.query.job ? { job: req.query.job } : {}),
+          client: req.ip,
           send: (frame) => {
             if (res.destroyed) return false;
             if (res.writableLength > SLOW_READER_BYTES) {
@@ -146,7 +149,7 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsyncTypebox {
         };
         res.on('close', () => {
           clearInterval(keepalive);
-          clearTimeout(expiry);
+          expiry.stop();
           feed.unsubscribe(sub);
         });
         if (!feed.subscribe(sub)) res.end();
