@@ -13,6 +13,7 @@ import { WebSocket } from 'ws';
 import {
   Cluster,
   http,
+  submitJob,
   untilJobStatus,
   waitFor,
   type HttpAnswer,
@@ -321,16 +322,6 @@ describe('tokens expire on open sockets too', () => {
       new RegExp(`^weir_worker_channel_tokens_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
     );
   };
-  const fakeWorker = async () => {
-    const reg = await http(
-      'POST',
-      `${m.url}/api/workers/register`,
-      { address: '127.0.0.149:1', max_tasks: 1 },
-      bearer(await token({ role: 'worker' })),
-    );
-    expect(reg.status, reg.text).toBe(201);
-    return reg.json.worker_id as string;
-  };
 
   it('a worker channel whose token expires is closed then, when no fresh token came', async () => {
     const id = await fakeWorker();
@@ -373,15 +364,13 @@ describe('tokens expire on open sockets too', () => {
       token: admin,
     });
     try {
-      const job = await http(
-        'POST',
-        `${m.url}/api/jobs`,
+      const jobId = await submitJob(
+        m.url,
         { name: 'through-renewals', type: 'batch', config: { operation: 'sleep', ms: 1500, task_count: 16 } },
         bearer(client),
       );
-      expect(job.status, job.text).toBe(201);
-      await untilJobStatus(m.url, job.json.job_id, 'completed', 60_000, bearer(client));
-      const tasks = await http('GET', `${m.url}/api/jobs/${job.json.job_id}/tasks`, undefined, bearer(client));
+      await untilJobStatus(m.url, jobId, 'completed', 60_000, bearer(client));
+      const tasks = await http('GET', `${m.url}/api/jobs/${jobId}/tasks`, undefined, bearer(client));
       const shortId = (await http('GET', `${m.url}/api/workers`, undefined, bearer(admin))).json.workers.find(
         (x: { address: string }) => x.address === short.address,
       ).worker_id as string;
@@ -468,14 +457,7 @@ describe('frames built to crash a node', () => {
   });
 
   it('a task reported done with results that are no JSON array closes that channel; the job completes elsewhere and its results are served', async () => {
-    const reg = await http(
-      'POST',
-      `${m.url}/api/workers/register`,
-      { address: '127.0.0.149:1', max_tasks: 1 },
-      bearer(await token({ role: 'worker' })),
-    );
-    expect(reg.status, reg.text).toBe(201);
-    const id = reg.json.worker_id as string;
+    const id = await fakeWorker();
     const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
     const own = bearer(await token({ role: 'worker', worker_id: id }));
     const outcome = socketOutcome(url, own, (ws) => {
@@ -545,6 +527,18 @@ describe("a data dir whose state.db is another cluster's", () => {
     expect(c.tail(stray)).toMatch(/state\.db .* raft\.db is new/);
   });
 });
+
+/** A worker registered by the spec itself (its channel is the spec's socket; its address serves nothing). */
+async function fakeWorker(): Promise<string> {
+  const reg = await http(
+    'POST',
+    `${m.url}/api/workers/register`,
+    { address: '127.0.0.149:1', max_tasks: 1 },
+    bearer(await token({ role: 'worker' })),
+  );
+  expect(reg.status, reg.text).toBe(201);
+  return reg.json.worker_id as string;
+}
 
 async function theWorkerId(): Promise<string> {
   const r: HttpAnswer = await http('GET', `${m.url}/api/workers`, undefined, bearer(admin));
