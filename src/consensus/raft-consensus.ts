@@ -173,7 +173,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
   private deferred: Entry[] = [];
   private cancelApplyTimer: Cancel | undefined;
-  /** Commands this node proposed, by their encoding: applied without decoding them again. */
+  /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
   private readonly proposed = new WeakMap<Buffer, C>();
   /** The disk refused a write and the core could not be rebuilt yet: retried on each tick. */
   private broken = false;
@@ -384,7 +384,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private commandOf(e: Entry): C {
     // Entries written by a version that logged commands as objects still read.
     if (!Buffer.isBuffer(e.data)) return e.data as C;
-    return this.proposed.get(e.data) ?? this.codec.decode(e.data);
+    // Applied once: forgotten then, as the entry's bytes stay in the log until compaction
+    // (64 MiB of them) and the decoded commands weigh several times that (the leader's RSS
+    // grew to 1 GB in the scale benchmark while its followers' stayed at 250 MB).
+    const proposed = this.proposed.get(e.data);
+    if (proposed === undefined) return this.codec.decode(e.data);
+    this.proposed.delete(e.data);
+    return proposed;
   }
 
   private track(append: () => number, done: Done<unknown>): number {

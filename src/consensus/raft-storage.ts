@@ -12,6 +12,9 @@ import { StorageError, type LogStore, type VoteFloor } from './ports.js';
 const logCodec = newCodec();
 const KINDS: EntryKind[] = ['cmd', 'conf', 'noop'];
 
+/** Pages moved and truncated per turn of the event loop after a compaction (1 MiB: a few ms). */
+const VACUUM_SLICE_PAGES = 256;
+
 function encodeData(e: Entry): Buffer | null {
   if (e.data === undefined) return null;
   return e.kind === 'cmd' && Buffer.isBuffer(e.data) ? e.data : logCodec.pack(e.data);
@@ -28,6 +31,10 @@ export class RaftStorage implements LogStore {
   private readonly s: ReturnType<RaftStorage['prepare']>;
   /** Checkpoints off the event loop (wal-checkpointer.ts). */
   private readonly checkpoints: WalCheckpointer;
+  /** The space of compacted entries is going back to the file system, a slice per turn. */
+  private givingBack = false;
+  private spaceTimer: NodeJS.Immediate | undefined;
+  private readonly spaceWaiters: (() => void)[] = [];
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -139,13 +146,22 @@ export class RaftStorage implements LogStore {
     this.save(hardState, entries);
   }
 
-  /** Drops entries the state database holds durably (up to `meta.index`), and gives their space back. */
+  /**
+   * Drops entries the state database holds durably (up to `meta.index`); their space goes back
+   * to the file system in slices on the following turns of the event loop (`giveSpaceBack`).
+   */
   compact(meta: SnapshotMeta): void {
     this.write(() => {
       this.s.compact.run(meta.index);
       this.setJson('snapshot', meta);
     });
     this.giveSpaceBack();
+  }
+
+  /** Settles once the space of the last compaction is back with the file system. */
+  spaceGivenBack(): Promise<void> {
+    if (!this.givingBack) return Promise.resolve();
+    return new Promise((resolve) => this.spaceWaiters.push(resolve));
   }
 
   /** The file's pages, and how many of them are free. */
@@ -158,17 +174,45 @@ export class RaftStorage implements LogStore {
   }
 
   /**
-   * Truncates the free pages off the file, and the WAL that moving them wrote. Only space is
-   * at stake: a disk that refuses it now leaves them for the next compaction.
+   * Truncates the free pages off the file, and the WAL that moving them wrote — a slice of
+   * VACUUM_SLICE_PAGES per turn of the event loop. In one go, after a compaction of 64 MiB of
+   * log, it took 0.5–0.7 s, and every master compacts at the same index: both followers of the
+   * scale benchmark went silent together, and the leader, not hearing from a quorum, stepped
+   * down. Only space is at stake: a slice is committed without its own fsync (the next write
+   * of the log syncs the WAL, and a crash before that loses only the moves), and a disk that
+   * refuses it now leaves the rest to the next compaction.
    */
   private giveSpaceBack(): void {
-    try {
-      if (this.pages().free === 0) return;
-      this.db.pragma('incremental_vacuum');
-      this.checkpoints.exclusive(() => this.db.pragma('wal_checkpoint(TRUNCATE)'));
-    } catch (err) {
-      if (!isDiskError(err)) throw err;
-    }
+    if (this.givingBack) return; // the slices under way go on to the new free pages
+    this.givingBack = true;
+    const slice = () => {
+      this.spaceTimer = undefined;
+      let done = true;
+      try {
+        const free = this.db.open ? this.pages().free : 0;
+        if (free > 0) {
+          this.db.pragma('synchronous = NORMAL');
+          try {
+            this.db.pragma(`incremental_vacuum(${VACUUM_SLICE_PAGES})`);
+          } finally {
+            this.db.pragma('synchronous = FULL');
+          }
+          // A file of an earlier version (no auto_vacuum, see `vacuumIfMostlyFree`) frees nothing.
+          const left = this.pages().free;
+          done = left === 0 || left >= free;
+          if (done) this.checkpoints.exclusive(() => this.db.pragma('wal_checkpoint(TRUNCATE)'));
+        }
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
+      }
+      if (!done) {
+        this.spaceTimer = setImmediate(slice);
+        return;
+      }
+      this.givingBack = false;
+      for (const w of this.spaceWaiters.splice(0)) w();
+    };
+    this.spaceTimer = setImmediate(slice);
   }
 
   /**
@@ -195,6 +239,10 @@ export class RaftStorage implements LogStore {
   }
 
   close(): void {
+    if (this.spaceTimer) clearImmediate(this.spaceTimer);
+    this.spaceTimer = undefined;
+    this.givingBack = false;
+    for (const w of this.spaceWaiters.splice(0)) w();
     this.checkpoints.close(() => {
       if (this.db.open) this.db.close();
     });

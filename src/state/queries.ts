@@ -362,8 +362,9 @@ export class Queries {
    * speculative copy races (`alt_*`, whose start is `started_at`), else the task's one attempt.
    * The copy itself holds none: when it started is not kept (its original's lease covers the task).
    */
-  runningAttempts(): RunningAttempt[] {
-    return this.s.runningAttempts.all() as RunningAttempt[];
+  /** Running attempts that started at or before `before` (all of them without it). */
+  runningAttempts(before = Infinity): RunningAttempt[] {
+    return this.s.runningAttempts.all(before) as RunningAttempt[];
   }
 }
 
@@ -462,7 +463,7 @@ function prepare(db: Database) {
       `SELECT j.job_id, t.idx, coalesce(t.alt_attempt, t.attempt) AS attempt,
               coalesce(t.alt_worker_id, t.worker_id) AS worker_id, t.started_at
          FROM tasks t JOIN jobs j ON j.seq = t.seq
-        WHERE t.status = 'running' AND t.started_at IS NOT NULL`,
+        WHERE t.status = 'running' AND t.started_at <= ?`,
     ),
   };
 }

@@ -78,6 +78,38 @@ describe('the lease keeper of a leader', () => {
     expect(task()).toMatchObject({ status: 'pending', attempt: 2 });
   });
 
+  it('reads only the running attempts old enough to be past a lease, and none in its first grace as leader', async () => {
+    const reads: number[] = [];
+    const all = queries.runningAttempts.bind(queries);
+    queries.runningAttempts = (before?: number) => {
+      const found = all(before);
+      reads.push(found.length);
+      return found;
+    };
+    const since = Date.now();
+    keeper.start();
+    keeper.check(since + GRACE - 1); // no lease can be over yet: nothing read
+    expect(reads).toEqual([]);
+    // An attempt started now, beside the one started long ago: only the old one is read.
+    const c = node.consensus;
+    await c.propose({ type: 'registerWorker', at: 3, worker_id: 'w2', address: 'a:2', max_tasks: 1 });
+    const config = normalizeBatchConfig({ operation: 'noop', task_count: 1, timeout_ms: 2_000, max_retries: 1 });
+    await c.propose({ type: 'submitJob', at: 4, job_id: 'k', name: 'k', job_type: 'batch', config });
+    const now = since + GRACE;
+    await c.propose({
+      type: 'assignTasks',
+      at: now,
+      assignments: [{ job_id: 'k', idx: 0, attempt: 1, worker_id: 'w2' }],
+    });
+    keeper.check(now);
+    expect(reads).toEqual([1]);
+    expect(
+      all()
+        .map((a) => a.job_id)
+        .sort(),
+    ).toEqual(['j', 'k']);
+  });
+
   it('does nothing while this master does not lead (stopped)', () => {
     keeper.check(STARTED + 1e9);
     expect(task()).toMatchObject({ status: 'running', attempt: 1 });

@@ -61,6 +61,29 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await b.close();
   });
 
+  it('holds no decoded command of an entry once it is applied (its bytes stay in the log until compaction)', async () => {
+    const n = open();
+    await n.leading;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => n.consensus.propose(reg(i))));
+    // The leader's own proposals, decoded, weighed several times their entries while the log
+    // kept those for followers: a leader's memory grew with the tasks it had run.
+    const inside = n.consensus as unknown as {
+      raft: {
+        log: {
+          slice(from: number, to: number): { kind: string; data: unknown }[];
+          firstIndex: number;
+          lastIndex: number;
+        };
+      };
+      proposed: WeakMap<object, unknown>;
+    };
+    const log = inside.raft.log;
+    const commands = log.slice(log.firstIndex, log.lastIndex).filter((e) => e.kind === 'cmd');
+    expect(commands.length).toBeGreaterThanOrEqual(50);
+    expect(commands.filter((e) => inside.proposed.has(e.data as object))).toEqual([]);
+    await n.close();
+  });
+
   it('serves linearizable reads once it leads', async () => {
     const n = open();
     await n.leading;

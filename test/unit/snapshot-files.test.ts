@@ -228,15 +228,47 @@ describe('raft.db after compaction', () => {
     }
   };
 
-  it('gives the space of compacted entries back to the file system', () => {
+  it('gives the space of compacted entries back to the file system', async () => {
     const s = new RaftStorage(join(dir, 'raft.db'));
     fill(s, 20_000);
     const full = s.pages().total;
     s.compact({ index: 19_500, term: 1, members: [] });
+    await s.spaceGivenBack();
     expect(s.pages().free).toBe(0);
     expect(s.pages().total).toBeLessThan(full / 10);
     expect(s.entries()).toHaveLength(500);
     s.close();
+  });
+
+  it('gives the space back in slices, on later turns of the event loop: a compaction never holds the loop for all of it', async () => {
+    const s = new RaftStorage(join(dir, 'raft.db'));
+    fill(s, 20_000);
+    const full = s.pages();
+    s.compact({ index: 19_500, term: 1, members: [] });
+    // Just after the compaction, most of the freed pages are still in the file…
+    expect(s.pages().free * 2).toBeGreaterThan(full.total);
+    let turns = 0;
+    const counting = setInterval(() => turns++, 0);
+    await s.spaceGivenBack();
+    clearInterval(counting);
+    // …and the event loop turned while they went back.
+    expect(turns).toBeGreaterThan(1);
+    expect(s.pages().free).toBe(0);
+    expect(s.pages().total).toBeLessThan(full.total / 10);
+    s.close();
+  });
+
+  it('a storage closed while giving space back stops there, and settles whoever waits', async () => {
+    const path = join(dir, 'raft.db');
+    const s = new RaftStorage(path);
+    fill(s, 20_000);
+    s.compact({ index: 19_500, term: 1, members: [] });
+    const waiting = s.spaceGivenBack();
+    s.close();
+    await waiting;
+    const again = new RaftStorage(path);
+    expect(again.entries()).toHaveLength(500);
+    again.close();
   });
 
   it('rewrites once at startup a file of an earlier version that is mostly free pages', () => {
