@@ -14,14 +14,13 @@ import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { writeJson, table } from './report.js';
 import { log, percentiles, positiveInt, quantile } from './stats.js';
-import { noopJob, startWeirCluster, waitCompleted, type JobView } from './weir.js';
+import { noopJob, startWeirCluster, submitCompleted } from './weir.js';
 
 /** The steps of one job's path, in the order a job takes them. */
 const STEPS = [
   'submit received',
   'submit persisted',
   'submit applied',
-  'client submit answered',
   'assign sent',
   'worker received',
   'task sent to executor',
@@ -82,7 +81,7 @@ function readTraces(dir: string): TraceLine[] {
  * Each job's step times, from its trace lines and the client's. The log's own steps carry no
  * job: with one job at a time, the leader's first write after a proposal is that proposal's.
  */
-function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: number; answered: number; done: number }>) {
+function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: number; done: number }>) {
   const byJob = new Map<string, Map<string, number>>();
   for (const l of lines) {
     if (l.k === 'log') continue;
@@ -107,7 +106,6 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     const cp = firstAfter(m.get('completion proposed'));
     if (sp !== undefined) at.set('submit persisted', sp - c.sent);
     if (cp !== undefined) at.set('completion persisted', cp - c.sent);
-    at.set('client submit answered', c.answered - c.sent);
     at.set('client completed', c.done - c.sent);
     out.push(at);
   }
@@ -137,16 +135,15 @@ async function measure(masters: 1 | 3, o: Options) {
   const hosts = HOSTS[masters];
   const cluster = await startWeirCluster({ maxTasks: 16, threads: 2, masterHosts: [...hosts], workerHost: hosts[0] });
   delete process.env.WEIR_TRACE;
-  const client = new Map<string, { sent: number; answered: number; done: number }>();
+  const client = new Map<string, { sent: number; done: number }>();
   const sdk = new WeirClient({ masters: [cluster.api.origin] });
   try {
     const warmup = Math.max(10, Math.round(o.samples / 10));
     for (let i = 0; i < warmup + o.samples; i++) {
+      // The submit's answer waits for the job (`?wait_ms`): one round trip, not a submit and a poll.
       const sent = wallNow();
-      const job = await cluster.api.call<JobView>('POST', '/api/jobs', noopJob(`lat-${i}`, 1));
-      const answered = wallNow();
-      await waitCompleted(cluster.api, job.job_id);
-      if (i >= warmup) client.set(job.job_id, { sent, answered, done: wallNow() });
+      const job = await submitCompleted(cluster.api, noopJob(`lat-${i}`, 1));
+      if (i >= warmup) client.set(job.job_id, { sent, done: wallNow() });
     }
     const run: number[] = [];
     for (let i = 0; i < warmup + o.samples; i++) {
