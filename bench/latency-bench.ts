@@ -7,6 +7,8 @@
 //
 // Options: --samples N   timed jobs per cluster (default 300), after a tenth as many untimed
 //          --masters 1|3 only that cluster (default both)
+//          --gc          also trace garbage collections (WEIR_TRACE_GC), to see how many of the
+//                        slowest jobs met one; observing GC slows every step a little
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
@@ -50,10 +52,11 @@ const HOSTS = { 1: ['127.0.0.250'], 3: ['127.0.0.251', '127.0.0.252', '127.0.0.2
 interface Options {
   samples: number;
   masters: (1 | 3)[];
+  gc: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { samples: 300, masters: [1, 3] };
+  const o: Options = { samples: 300, masters: [1, 3], gc: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--samples') o.samples = positiveInt(a, argv[++i]);
@@ -61,7 +64,8 @@ function parseArgs(argv: string[]): Options {
       const n = Number(argv[++i]);
       if (n !== 1 && n !== 3) throw new Error('--masters takes 1 or 3');
       o.masters = [n];
-    } else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3)`);
+    } else if (a === '--gc') o.gc = true;
+    else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc)`);
   }
   return o;
 }
@@ -183,9 +187,11 @@ function gcInJobs(lines: readonly TraceLine[], client: Map<string, { sent: numbe
 async function measure(masters: 1 | 3, o: Options) {
   const traceDir = makeTempDir('weir-trace-');
   process.env.WEIR_TRACE = traceDir;
+  if (o.gc) process.env.WEIR_TRACE_GC = '1';
   const hosts = HOSTS[masters];
   const cluster = await startWeirCluster({ maxTasks: 16, threads: 2, masterHosts: [...hosts], workerHost: hosts[0] });
   delete process.env.WEIR_TRACE;
+  delete process.env.WEIR_TRACE_GC;
   const client = new Map<string, { sent: number; done: number }>();
   const sdk = new WeirClient({ masters: [cluster.api.origin] });
   try {
@@ -238,16 +244,17 @@ async function main(): Promise<void> {
         .map((t) => `${t.step} ${t.excess_ms.toFixed(2)} ms (${(t.share * 100).toFixed(0)}%)`)
         .join(', ')}`,
     );
-    log(
-      `garbage collection: ${gc.slowest_with_gc} of the ${gc.slowest} slowest jobs overlap one, ` +
-        `${gc.gc_ms_in_slowest_5pct.toFixed(2)} ms of pauses in each on average (others ${gc.gc_ms_in_others.toFixed(2)} ms)`,
-    );
+    if (o.gc)
+      log(
+        `garbage collection: ${gc.slowest_with_gc} of the ${gc.slowest} slowest jobs overlap one, ` +
+          `${gc.gc_ms_in_slowest_5pct.toFixed(2)} ms of pauses in each on average (others ${gc.gc_ms_in_others.toFixed(2)} ms)`,
+      );
     figures[`${masters}_master${masters > 1 ? 's' : ''}`] = {
       submit_to_completed: percentiles(total),
       run: r.run,
       steps,
       tail_excess: tail,
-      gc,
+      ...(o.gc ? { gc } : {}),
     };
   }
   log(
