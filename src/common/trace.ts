@@ -29,7 +29,7 @@ function flush(): void {
 if (tracing) process.on('exit', flush);
 // With WEIR_TRACE_GC=1, garbage collections too, as `gc` lines with their duration `d` (ms):
 // the latency benchmark (`--gc`) tells a tail made of pauses from one made of waiting for a
-// CPU. Not by default: observing GC slowed every step of a traced job by 0.1–0.3 ms here.
+// CPU. Not by default: in one pair of runs here, traced steps were 0.1–0.3 ms slower with it.
 if (tracing && process.env.WEIR_TRACE_GC === '1') {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
