@@ -7,6 +7,8 @@
 //
 // Options: --samples N   timed jobs per cluster (default 300), after a tenth as many untimed
 //          --masters 1|3 only that cluster (default both)
+//          --gc          also trace garbage collections (WEIR_TRACE_GC), to see how many of the
+//                        slowest jobs met one; observing GC slows every step a little
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
@@ -14,14 +16,13 @@ import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { writeJson, table } from './report.js';
 import { log, percentiles, positiveInt, quantile } from './stats.js';
-import { noopJob, startWeirCluster, waitCompleted, type JobView } from './weir.js';
+import { noopJob, startWeirCluster, submitCompleted } from './weir.js';
 
 /** The steps of one job's path, in the order a job takes them. */
 const STEPS = [
   'submit received',
   'submit persisted',
   'submit applied',
-  'client submit answered',
   'assign sent',
   'worker received',
   'task sent to executor',
@@ -40,6 +41,8 @@ interface TraceLine {
   k: string;
   s: string;
   t: number;
+  /** A garbage collection's duration, ms (`gc` lines). */
+  d?: number;
   pid: string;
 }
 
@@ -49,10 +52,11 @@ const HOSTS = { 1: ['127.0.0.250'], 3: ['127.0.0.251', '127.0.0.252', '127.0.0.2
 interface Options {
   samples: number;
   masters: (1 | 3)[];
+  gc: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { samples: 300, masters: [1, 3] };
+  const o: Options = { samples: 300, masters: [1, 3], gc: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--samples') o.samples = positiveInt(a, argv[++i]);
@@ -60,7 +64,8 @@ function parseArgs(argv: string[]): Options {
       const n = Number(argv[++i]);
       if (n !== 1 && n !== 3) throw new Error('--masters takes 1 or 3');
       o.masters = [n];
-    } else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3)`);
+    } else if (a === '--gc') o.gc = true;
+    else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc)`);
   }
   return o;
 }
@@ -82,10 +87,10 @@ function readTraces(dir: string): TraceLine[] {
  * Each job's step times, from its trace lines and the client's. The log's own steps carry no
  * job: with one job at a time, the leader's first write after a proposal is that proposal's.
  */
-function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: number; answered: number; done: number }>) {
+function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: number; done: number }>) {
   const byJob = new Map<string, Map<string, number>>();
   for (const l of lines) {
-    if (l.k === 'log') continue;
+    if (l.k === 'log' || l.k === 'gc') continue;
     let m = byJob.get(l.k);
     if (!m) byJob.set(l.k, (m = new Map()));
     if (!m.has(l.s)) m.set(l.s, l.t);
@@ -107,7 +112,6 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     const cp = firstAfter(m.get('completion proposed'));
     if (sp !== undefined) at.set('submit persisted', sp - c.sent);
     if (cp !== undefined) at.set('completion persisted', cp - c.sent);
-    at.set('client submit answered', c.answered - c.sent);
     at.set('client completed', c.done - c.sent);
     out.push(at);
   }
@@ -131,22 +135,72 @@ function stepTable(jobs: Map<Step, number>[]): { rows: string[][]; figures: Reco
   return { rows, figures };
 }
 
+/**
+ * Where the slowest jobs lost their time: for the jobs at or above the p95 round trip, each
+ * step's mean excess over that step's median, largest first — a tail spread over every step
+ * (the machine's run queue) reads differently from one step's outliers (an fsync, a timer).
+ */
+function tailSteps(jobs: Map<Step, number>[]): { step: Step; excess_ms: number; share: number }[] {
+  const total = (j: Map<Step, number>) => j.get('client completed') ?? 0;
+  const cut = quantile(
+    jobs.map(total).sort((a, b) => a - b),
+    0.95,
+  );
+  const slow = jobs.filter((j) => total(j) >= cut);
+  const gap = (j: Map<Step, number>, i: number) => {
+    const s = STEPS[i]!;
+    const p = STEPS.slice(0, i).findLast((x) => j.has(x));
+    return j.has(s) ? j.get(s)! - (p ? j.get(p)! : 0) : undefined;
+  };
+  const out = STEPS.map((step, i) => {
+    const all = jobs.map((j) => gap(j, i)).filter((x): x is number => x !== undefined);
+    const med = quantile(
+      [...all].sort((a, b) => a - b),
+      0.5,
+    );
+    const ex = slow.map((j) => gap(j, i)).filter((x): x is number => x !== undefined);
+    return { step, excess_ms: ex.length ? ex.reduce((a, x) => a + x - med, 0) / ex.length : 0 };
+  });
+  const sum = out.reduce((a, x) => a + Math.max(0, x.excess_ms), 0) || 1;
+  return out.map((x) => ({ ...x, share: Math.max(0, x.excess_ms) / sum })).sort((a, b) => b.excess_ms - a.excess_ms);
+}
+
+/**
+ * Garbage collection in any of the cluster's processes during a job's round trip: the mean
+ * pause time inside the window of the slowest 5% of jobs, and of the others.
+ */
+function gcInJobs(lines: readonly TraceLine[], client: Map<string, { sent: number; done: number }>) {
+  const gcs = lines.filter((l) => l.k === 'gc');
+  const windows = [...client.values()].sort((a, b) => a.done - a.sent - (b.done - b.sent));
+  const cut = Math.floor(windows.length * 0.95);
+  const pause = (w: { sent: number; done: number }) =>
+    gcs.reduce((a, g) => a + (g.t < w.done && g.t + (g.d ?? 0) > w.sent ? (g.d ?? 0) : 0), 0);
+  const mean = (ws: { sent: number; done: number }[]) => ws.reduce((a, w) => a + pause(w), 0) / (ws.length || 1);
+  return {
+    gc_ms_in_slowest_5pct: mean(windows.slice(cut)),
+    gc_ms_in_others: mean(windows.slice(0, cut)),
+    slowest_with_gc: windows.slice(cut).filter((w) => pause(w) > 0).length,
+    slowest: windows.length - cut,
+  };
+}
+
 async function measure(masters: 1 | 3, o: Options) {
   const traceDir = makeTempDir('weir-trace-');
   process.env.WEIR_TRACE = traceDir;
+  if (o.gc) process.env.WEIR_TRACE_GC = '1';
   const hosts = HOSTS[masters];
   const cluster = await startWeirCluster({ maxTasks: 16, threads: 2, masterHosts: [...hosts], workerHost: hosts[0] });
   delete process.env.WEIR_TRACE;
-  const client = new Map<string, { sent: number; answered: number; done: number }>();
+  delete process.env.WEIR_TRACE_GC;
+  const client = new Map<string, { sent: number; done: number }>();
   const sdk = new WeirClient({ masters: [cluster.api.origin] });
   try {
     const warmup = Math.max(10, Math.round(o.samples / 10));
     for (let i = 0; i < warmup + o.samples; i++) {
+      // The submit's answer waits for the job (`?wait_ms`): one round trip, not a submit and a poll.
       const sent = wallNow();
-      const job = await cluster.api.call<JobView>('POST', '/api/jobs', noopJob(`lat-${i}`, 1));
-      const answered = wallNow();
-      await waitCompleted(cluster.api, job.job_id);
-      if (i >= warmup) client.set(job.job_id, { sent, answered, done: wallNow() });
+      const job = await submitCompleted(cluster.api, noopJob(`lat-${i}`, 1));
+      if (i >= warmup) client.set(job.job_id, { sent, done: wallNow() });
     }
     const run: number[] = [];
     for (let i = 0; i < warmup + o.samples; i++) {
@@ -173,7 +227,9 @@ async function main(): Promise<void> {
     const r = await measure(masters, o);
     // The nodes write their traces as they stop.
     await r.stop();
-    const jobs = stepTimes(readTraces(r.traceDir), r.client);
+    const traces = readTraces(r.traceDir);
+    const jobs = stepTimes(traces, r.client);
+    const gc = gcInJobs(traces, r.client);
     const { rows, figures: steps } = stepTable(jobs);
     const total = jobs.map((j) => j.get('client completed')!).sort((a, b) => a - b);
     log(
@@ -181,10 +237,24 @@ async function main(): Promise<void> {
         ` (${jobs.length} jobs); run() (submit, wait, results) p50 ${r.run.p50.toFixed(2)} ms, p99 ${r.run.p99.toFixed(2)} ms`,
     );
     log(table([['step', 'at p50 ms', 'at p99 ms', 'step p50 ms', 'step p99 ms'], ...rows], 1));
+    const tail = tailSteps(jobs);
+    log(
+      `slowest 5%: mean excess over each step's median — ${tail
+        .slice(0, 5)
+        .map((t) => `${t.step} ${t.excess_ms.toFixed(2)} ms (${(t.share * 100).toFixed(0)}%)`)
+        .join(', ')}`,
+    );
+    if (o.gc)
+      log(
+        `garbage collection: ${gc.slowest_with_gc} of the ${gc.slowest} slowest jobs overlap one, ` +
+          `${gc.gc_ms_in_slowest_5pct.toFixed(2)} ms of pauses in each on average (others ${gc.gc_ms_in_others.toFixed(2)} ms)`,
+      );
     figures[`${masters}_master${masters > 1 ? 's' : ''}`] = {
       submit_to_completed: percentiles(total),
       run: r.run,
       steps,
+      tail_excess: tail,
+      ...(o.gc ? { gc } : {}),
     };
   }
   log(

@@ -396,13 +396,23 @@ export async function weirThroughputRound(api: Api, shape: ThroughputShape, labe
   return (shape.jobs * shape.tasksPerJob) / seconds;
 }
 
+/**
+ * Submits a job whose answer waits for it (`?wait_ms`): one round trip for a short job; a
+ * job not finished by then is followed by long polls. Anything but `completed` is a failed run.
+ */
+export async function submitCompleted(api: Api, body: unknown): Promise<JobView> {
+  const job = await api.call<JobView>('POST', '/api/jobs?wait_ms=5000', body);
+  if (job.status === 'completed' && job.progress.completed === job.progress.total) return job;
+  await waitCompleted(api, job.job_id);
+  return job;
+}
+
 /** Submit-to-completed latency of 1-task jobs, one at a time; milliseconds per sample. */
 export function weirLatency(api: Api, samples: number, warmup: number): Promise<number[]> {
   let n = 0;
   return sampleLatency(
     async () => {
-      const job = await api.call<JobView>('POST', '/api/jobs', noopJob(`lat-${n++}`, 1));
-      await waitCompleted(api, job.job_id);
+      await submitCompleted(api, noopJob(`lat-${n++}`, 1));
     },
     samples,
     warmup,

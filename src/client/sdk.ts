@@ -83,6 +83,9 @@ export interface LogLineView {
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 
+/** How long run()'s submit waits for the job before run() goes on with wait()'s polls. */
+const RUN_SUBMIT_WAIT_MS = 1000;
+
 export interface WeirClientOptions {
   masters: string[];
   tokens?: TokenSource;
@@ -106,8 +109,20 @@ export class WeirClient {
   }
 
   /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
-  submit(job: { name: string; type: 'batch' | 'streaming'; config?: unknown }, idempotencyKey: string = randomUUID()) {
-    return this.http.post<JobView>('/api/jobs', job, { headers: { 'idempotency-key': idempotencyKey } });
+  /**
+   * Submits a job. With `waitMs`, the answer waits until the job finishes or that time runs
+   * out (one round trip for a short job); a retried submit is the same job by its key.
+   */
+  submit(
+    job: { name: string; type: 'batch' | 'streaming'; config?: unknown },
+    idempotencyKey: string = randomUUID(),
+    waitMs = 0,
+  ) {
+    const q = waitMs > 0 ? `?wait_ms=${waitMs}` : '';
+    return this.http.post<JobView>(`/api/jobs${q}`, job, {
+      headers: { 'idempotency-key': idempotencyKey },
+      ...(waitMs > 0 ? { timeoutMs: waitMs + 10_000 } : {}),
+    });
   }
 
   /**
@@ -162,7 +177,9 @@ export class WeirClient {
     job: { name: string; config?: unknown },
     o: { idempotencyKey?: string; onProgress?: (job: JobView) => void } = {},
   ): Promise<{ job: JobView; results: unknown[] }> {
-    const submitted = await this.submit({ ...job, type: 'batch' }, o.idempotencyKey);
+    // The submit waits as long as one poll of wait() would: a short job is one round trip.
+    const submitted = await this.submit({ ...job, type: 'batch' }, o.idempotencyKey, RUN_SUBMIT_WAIT_MS);
+    o.onProgress?.(submitted);
     const done = TERMINAL_STATUSES.has(submitted.status) ? submitted : await this.wait(submitted.job_id, o.onProgress);
     const results: unknown[] = [];
     if (done.status === 'completed')

@@ -110,6 +110,9 @@ describe('GET /openapi.json', () => {
     expect(submit.properties.type.enum).toEqual(['batch', 'streaming']);
     const params = doc.paths['/api/jobs/{job_id}'].get.parameters as Json[];
     expect(params).toContainEqual(expect.objectContaining({ name: 'job_id', in: 'path', required: true }));
+    // A submit may wait for its job, as a GET of it may.
+    for (const waits of [doc.paths['/api/jobs'].post.parameters, params] as Json[][])
+      expect(waits).toContainEqual(expect.objectContaining({ name: 'wait_ms', in: 'query' }));
   });
 
   it('asks for a bearer token', () => {
@@ -222,6 +225,11 @@ describe('real replies are what the document says', () => {
       key,
     );
     expect(again.json.job_id).toBe(first.json.job_id);
+    // A submit that waits answers with the finished job, in the same schema.
+    const waited = await check('POST /api/jobs', `${m.url}/api/jobs?wait_ms=20000`, 201, {
+      body: { name: 'noop', type: 'batch', config: { operation: 'noop', task_count: 1 } },
+    });
+    expect(waited.json.status).toBe('completed');
     const id = first.json.job_id as string;
     expect(await finished(id)).toMatchObject({ status: 'completed', operation: 'multiply' });
     const tasks = await check('GET /api/jobs/{job_id}/tasks', `${job(id)}/tasks`, 200);

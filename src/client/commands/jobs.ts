@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
 import { formatJob, formatJobs, formatLogLine, progressLine } from '../format.js';
-import type { JobView, WeirClient } from '../sdk.js';
+import { TERMINAL_STATUSES, type JobView, type WeirClient } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
@@ -43,9 +43,12 @@ export function jobCommands(program: Command, ctx: CliContext): void {
           `weir run takes batch jobs; got '${type}' (a stream never finishes: weir submit streaming, then weir results --follow)`,
         );
       }
-      const job = await submitJob(ctx, type, name, configArg, f);
+      // The submit's answer waits a second for the job: a short job is one round trip.
+      const job = await submitJob(ctx, type, name, configArg, f, RUN_SUBMIT_WAIT_MS);
       note(`job ${job.job_id}`);
-      const done = await waitWithProgress(ctx.sdk(), job.job_id, ctx.global.json);
+      const done = TERMINAL_STATUSES.has(job.status)
+        ? job
+        : await waitWithProgress(ctx.sdk(), job.job_id, ctx.global.json);
       if (done.status === 'completed') await writeResults(ctx, job.job_id, {});
       else note(formatJob(done));
       ctx.exitCode = exitCodeOf(done);
@@ -162,6 +165,9 @@ interface SubmitFlags {
   input?: string;
 }
 
+/** How long `run`'s submit waits for the job before it follows it with `wait`'s polls. */
+const RUN_SUBMIT_WAIT_MS = 1000;
+
 /** How `wait` and `run` end: what a script needs to know of the job's end. */
 const exitCodeOf = (job: JobView): number =>
   job.status === 'completed' ? EXIT.ok : job.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
@@ -173,6 +179,7 @@ async function submitJob(
   name: string,
   configArg: string | undefined,
   f: SubmitFlags,
+  waitMs = 0,
 ): Promise<JobView> {
   if (type !== 'batch' && type !== 'streaming')
     throw new CliError(`job type must be 'batch' or 'streaming'; got '${type}'`);
@@ -184,7 +191,7 @@ async function submitJob(
   }
   if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
   if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
-  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID());
+  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs);
 }
 
 /** Uploads a local input file; the job reads it back from the masters by URL. */

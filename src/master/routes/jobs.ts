@@ -22,6 +22,9 @@ const SubmitBody = Type.Object({
 
 const MAX_RESULTS_PAGE = 100_000;
 
+/** `?wait_ms`: how long a submit or a GET of a job may wait for it to finish (a long poll). */
+const WaitQuery = Type.Object({ wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) });
+
 export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   const { consensus, queries, jobWatch } = ctx;
 
@@ -31,12 +34,30 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     return row;
   };
 
+  /**
+   * The job as GET gives it, once it has finished or `waitMs` has run out. Woken by the apply
+   * that ended it (JobWatch.notify, no timer in between); then one lookup by primary key.
+   */
+  const viewWhenDone = async (jobId: string, waitMs: number) => {
+    let row = requireJob(jobId);
+    const deadline = Date.now() + waitMs;
+    while (!TERMINAL.has(row.status) && Date.now() < deadline) {
+      await jobWatch.wait(row.job_id, deadline - Date.now());
+      row = requireJob(row.job_id);
+    }
+    if (TERMINAL.has(row.status)) trace(row.job_id, 'wait answered');
+    return jobView(row, queries, ctx.registry);
+  };
+
   return async (app) => {
     app.post(
       '/jobs',
       {
         schema: {
           body: SubmitBody,
+          // With wait_ms, answered when the job finishes or the wait runs out (one round trip
+          // for a short job instead of a submit and a long poll).
+          querystring: WaitQuery,
           headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
           // 200: the job an earlier submit with the same Idempotency-Key made.
           response: { 201: JobReply, 200: JobReply },
@@ -78,9 +99,11 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         } finally {
           ctx.scheduler?.submitted(jobId, placed, result?.assigned);
         }
-        const row = requireJob(result.job_id);
         trace(jobId, 'submit applied');
-        return reply.code(result.duplicate ? 200 : 201).send(jobView(row));
+        const code = result.duplicate ? 200 : 201;
+        const waitMs = req.query.wait_ms ?? 0;
+        if (waitMs === 0) return reply.code(code).send(jobView(requireJob(result.job_id)));
+        return reply.code(code).send(await viewWhenDone(result.job_id, waitMs));
       },
     );
 
@@ -114,21 +137,12 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       {
         schema: {
           params: JobParams,
-          querystring: Type.Object({ wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) }),
+          querystring: WaitQuery,
           response: { 200: JobReply },
         },
       },
-      async (req) => {
-        let row = requireJob(req.params.job_id);
-        // Long poll: answer as soon as the job finishes, or when wait_ms runs out.
-        const deadline = Date.now() + (req.query.wait_ms ?? 0);
-        while (!TERMINAL.has(row.status) && Date.now() < deadline) {
-          await jobWatch.wait(row.job_id, deadline - Date.now());
-          row = requireJob(row.job_id);
-        }
-        if (TERMINAL.has(row.status)) trace(row.job_id, 'wait answered');
-        return jobView(row, queries, ctx.registry);
-      },
+      // Long poll: answer as soon as the job finishes, or when wait_ms runs out.
+      async (req) => viewWhenDone(req.params.job_id, req.query.wait_ms ?? 0),
     );
 
     app.get(

@@ -1,0 +1,165 @@
+// A submit that waits for its job (`POST /api/jobs?wait_ms=N`): one round trip for a short job
+// instead of a submit and a long poll — on the leader, forwarded from a follower, replayed by
+// its Idempotency-Key; and what the SDK's run() and `weir run` make of it. Three real masters
+// and a worker (addresses 127.0.0.160, .164, .167, .168 belong to this file; executors.test.ts
+// uses the others of 161–169).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WeirClient } from '../../src/client/sdk.js';
+import {
+  Cluster,
+  allJobs,
+  cliSync,
+  freePorts,
+  http,
+  untilAgreedLeader,
+  untilConverged,
+  type MasterProc,
+} from '../helpers/cluster.js';
+
+const c = new Cluster('submit-wait');
+const hosts = ['127.0.0.160', '127.0.0.164', '127.0.0.167'];
+let masters: MasterProc[];
+let leader: MasterProc;
+let follower: MasterProc;
+
+beforeAll(async () => {
+  const ports = await freePorts(hosts);
+  const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+  masters = await Promise.all(
+    hosts.map((h, i) => c.master(h, { port: ports[i]!, args: ['--peers', peers], wait: false })),
+  );
+  const agreed = await untilAgreedLeader(
+    masters.map((m) => m.url),
+    { procs: masters },
+  );
+  leader = masters.find((m) => m.url === agreed.leaderUrl)!;
+  follower = masters.find((m) => m !== leader)!;
+  await c.untilReady(leader);
+  await c.worker('127.0.0.168', leader, { maxTasks: 2, masters: masters.map((m) => m.url) });
+}, 90_000);
+afterAll(() => c.cleanup());
+
+const job = (config: unknown) => ({ name: 'waited', type: 'batch', config });
+
+describe('POST /api/jobs?wait_ms=N', () => {
+  it('answers 201 with the finished job, as GET gives it, when it finishes within the wait', async () => {
+    const r = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=30000`,
+      job({ operation: 'multiply', factor: 2, task_count: 2, data: [1, 2, 3, 4] }),
+      {},
+      40_000,
+    );
+    expect(r.status).toBe(201);
+    expect(r.json.status).toBe('completed');
+    expect(r.json.progress).toMatchObject({ total: 2, completed: 2, failed: 0, running: 0, pending: 0 });
+    const got = await http('GET', `${leader.url}/api/jobs/${r.json.job_id}`);
+    expect(r.json).toEqual(got.json);
+  });
+
+  it('answers 201 with the job still pending or running when the wait runs out first', async () => {
+    const r = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=200`,
+      job({ operation: 'sleep', ms: 3000, task_count: 1 }),
+    );
+    expect(r.status).toBe(201);
+    expect(['pending', 'running']).toContain(r.json.status);
+    await http('POST', `${leader.url}/api/jobs/${r.json.job_id}/cancel`);
+  });
+
+  it('answers 201 without waiting when wait_ms is 0', async () => {
+    const r = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=0`,
+      job({ operation: 'sleep', ms: 3000, task_count: 1 }),
+    );
+    expect(r.status).toBe(201);
+    expect(['pending', 'running']).toContain(r.json.status);
+    await http('POST', `${leader.url}/api/jobs/${r.json.job_id}/cancel`);
+  });
+
+  it('waits the same way when forwarded from a follower', async () => {
+    const r = await http(
+      'POST',
+      `${follower.url}/api/jobs?wait_ms=30000`,
+      job({ operation: 'noop', task_count: 1 }),
+      {},
+      40_000,
+    );
+    expect(r.status).toBe(201);
+    expect(r.json.status).toBe('completed');
+  });
+
+  it('a submit replayed by its Idempotency-Key answers 200 with the same job, waited for the same way', async () => {
+    const key = `replay-${Date.now()}`;
+    const first = await http('POST', `${leader.url}/api/jobs`, job({ operation: 'sleep', ms: 300, task_count: 1 }), {
+      'Idempotency-Key': key,
+    });
+    expect(first.status).toBe(201);
+    expect(['pending', 'running']).toContain(first.json.status);
+    const again = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=30000`,
+      job({ operation: 'sleep', ms: 300, task_count: 1 }),
+      { 'Idempotency-Key': key },
+      40_000,
+    );
+    expect(again.status).toBe(200);
+    expect(again.json.job_id).toBe(first.json.job_id);
+    expect(again.json.status).toBe('completed');
+  });
+
+  it('refuses a wait_ms out of range or not a number with validation_failed, and makes no job', async () => {
+    const before = (await allJobs(leader.url)).length;
+    for (const q of ['-1', '60001', 'soon', '1.5']) {
+      const r = await http('POST', `${leader.url}/api/jobs?wait_ms=${q}`, job({ operation: 'noop', task_count: 1 }));
+      expect(r.status, `wait_ms=${q}`).toBe(400);
+      expect(r.json.error.code).toBe('validation_failed');
+    }
+    await untilConverged(masters.map((m) => m.url));
+    expect((await allJobs(leader.url)).length).toBe(before);
+  });
+});
+
+describe('the round trip users time', () => {
+  it("the SDK's run() gives a short job's results", async () => {
+    const sdk = new WeirClient({ masters: [follower.url, leader.url] });
+    try {
+      const r = await sdk.run({ name: 'sdk-run', config: { operation: 'multiply', factor: 3, task_count: 2 } });
+      expect(r.job.status).toBe('completed');
+      expect(r.results).toEqual([3, 6]);
+    } finally {
+      await sdk.close();
+    }
+  });
+
+  it("the SDK's run() follows a job longer than its submit's wait to the end", async () => {
+    const sdk = new WeirClient({ masters: [leader.url] });
+    const seen: string[] = [];
+    try {
+      const r = await sdk.run(
+        { name: 'sdk-run-long', config: { operation: 'sleep', ms: 1500, task_count: 1 } },
+        { onProgress: (j) => seen.push(j.status) },
+      );
+      expect(r.job.status).toBe('completed');
+      expect(seen[0]).not.toBe('completed');
+      expect(seen.at(-1)).toBe('completed');
+    } finally {
+      await sdk.close();
+    }
+  });
+
+  it('weir run prints the results and exits 0', () => {
+    const r = cliSync([
+      '--master',
+      leader.url,
+      'run',
+      'batch',
+      'cli-run',
+      '{"operation":"multiply","factor":5,"task_count":1}',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([5]);
+  });
+});
