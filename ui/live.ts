@@ -35,8 +35,10 @@ export function openLive(path: string, onFrame: (f: LiveFrame) => void, onState:
   let ctrl: AbortController | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
+  let running = false;
 
   const run = async () => {
+    running = true;
     ctrl = new AbortController();
     let up = false;
     try {
@@ -69,14 +71,28 @@ export function openLive(path: string, onFrame: (f: LiveFrame) => void, onState:
     } catch {
       // Refused, cut or aborted: the panels poll meanwhile.
     }
+    running = false;
     if (stopped) return;
     if (up) onState(false);
     else failures++;
-    timer = setTimeout(() => void run(), RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
+    // A hidden tab holds no stream (it costs the master a frame a second for nobody); it opens
+    // again when shown.
+    if (!document.hidden) timer = setTimeout(() => void run(), RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
   };
-  void run();
+  const onVisibility = () => {
+    if (stopped) return;
+    clearTimeout(timer);
+    if (document.hidden) ctrl?.abort();
+    else if (!running) {
+      failures = 0;
+      void run();
+    }
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  if (!document.hidden) void run();
   return () => {
     stopped = true;
+    document.removeEventListener('visibilitychange', onVisibility);
     clearTimeout(timer);
     ctrl?.abort();
   };

@@ -184,6 +184,35 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
     }
   });
 
+  it('closes its stream while the tab is hidden, and opens it again when shown', async () => {
+    shootOnFail(() => page, 'hidden');
+    await page.goto(`${m.url}/`);
+    await textOf('#live-state', /^live$/);
+    const opened: string[] = [];
+    const cut: string[] = [];
+    const onRequest = (r: { url(): string }) => void (r.url().includes('/api/live') && opened.push(r.url()));
+    const onFailed = (r: { url(): string }) => void (r.url().includes('/api/live') && cut.push(r.url()));
+    page.on('request', onRequest);
+    page.on('requestfailed', onFailed);
+    try {
+      const setHidden = (hidden: boolean) =>
+        page.evaluate((h) => {
+          Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }, hidden);
+      await setHidden(true);
+      await page.waitForFunction(() => !/^live$/.test(document.querySelector('#live-state')?.textContent ?? ''));
+      expect(cut.length).toBeGreaterThanOrEqual(1);
+      expect(opened).toEqual([]);
+      await setHidden(false);
+      await textOf('#live-state', /^live$/);
+      expect(opened.length).toBe(1);
+    } finally {
+      page.off('request', onRequest);
+      page.off('requestfailed', onFailed);
+    }
+  });
+
   it("opens a job's page: its tasks, the timeline of runs per worker and its results", async () => {
     shootOnFail(() => page, 'job-page');
     const id = await submit({ operation: 'multiply', factor: 2, task_count: 6 }, 'doubling');
