@@ -59,6 +59,17 @@ class Stream {
 
   body = '';
 
+  /** A live stream from `from`, opened again until it is taken (a closed one is let go soon after). */
+  static async openOnceFree(from: string): Promise<Stream> {
+    let s: Stream | undefined;
+    await waitFor(`a stream from ${from} taken again`, async () => {
+      s?.close();
+      s = await Stream.open('/api/live', client, from);
+      return s.status === 200;
+    });
+    return s!;
+  }
+
   private async read(reader: ReadableStreamDefaultReader<string>): Promise<void> {
     let buf = '';
     try {
@@ -217,13 +228,7 @@ describe('GET /api/live', () => {
       // The master is fine: its reads answer.
       expect((await http('GET', `${m.url}/api/jobs?limit=1`, undefined, client)).status).toBe(200);
       open.pop()!.close();
-      let again: Stream | undefined;
-      await waitFor('a stream taken again', async () => {
-        again?.close();
-        again = await Stream.open('/api/live', client, '127.0.3.9');
-        return again.status === 200;
-      });
-      open.push(again!);
+      open.push(await Stream.openOnceFree('127.0.3.9'));
     } finally {
       for (const s of open) s.close();
     }
@@ -245,13 +250,7 @@ describe('GET /api/live', () => {
       open.push(other);
       // One closed, that client may open one again.
       open.shift()!.close();
-      let again: Stream | undefined;
-      await waitFor('the client’s stream taken again', async () => {
-        again?.close();
-        again = await Stream.open('/api/live', client, '127.0.4.1');
-        return again.status === 200;
-      });
-      open.push(again!);
+      open.push(await Stream.openOnceFree('127.0.4.1'));
     } finally {
       for (const s of open) s.close();
     }
