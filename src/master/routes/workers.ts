@@ -30,9 +30,9 @@ const Heartbeat = { body: HeartbeatBody, response: { 200: HeartbeatReply } };
 const CHANNEL_ROUTE = 'GET /api/workers/:worker_id/channel';
 
 /**
- * What a channel opened by `principal` may do from here on: live until its token expires, and
- * take a fresh token only where its route would have taken it at the upgrade (a worker token
- * for this worker, or an admin's).
+ * What the channel of `workerId`, opened with a token valid until `expiresAt`, may do from here
+ * on: live until then, and take a fresh token only where its route would have taken it at the
+ * upgrade (a worker token for this worker, or an admin's).
  */
 function channelAuthority(secret: string, workerId: string, expiresAt: number | undefined): ChannelAuthority {
   return {
