@@ -10,7 +10,7 @@ import { decodeFrame, encodeFrame } from './peer-frame.js';
 import type { Inbound, Snapshot, Transport } from './ports.js';
 import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
-import { TokenExpiry } from '../common/token-expiry.js';
+import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from '../common/token-expiry.js';
 
 export interface TransportHandlers {
   onFrame(frame: Inbound): void;
@@ -26,8 +26,6 @@ const MAX_QUEUED = 256;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 const PING_MS = 500;
 export const PEER_PATH = '/raft/stream';
-/** The close code of a link whose token expired (as on worker channels). */
-const CLOSE_TOKEN_EXPIRED = 4401;
 
 /** A persistent, reconnecting WebSocket to one peer master, sending msgpack frames. */
 class PeerLink {
@@ -259,7 +257,7 @@ export class PeerTransport implements Transport {
     if (secured) this.incoming.set(socket, sender!);
     // A link lives as long as the token it opened with; the peer dials again with a fresh one.
     const expiry = new TokenExpiry(principal?.expires_at, () =>
-      socket.close(CLOSE_TOKEN_EXPIRED, 'the token expired; reconnect with a fresh one'),
+      socket.close(CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON),
     );
     socket.on('close', () => {
       expiry.stop();

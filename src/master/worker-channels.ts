@@ -2,11 +2,10 @@ import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
-import { TokenExpiry } from '../common/token-expiry.js';
+import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from '../common/token-expiry.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_REPLACED,
-  CLOSE_TOKEN_EXPIRED,
   CLOSE_TOKEN_REFUSED,
   CLOSE_UNKNOWN_WORKER,
   decodeToMaster,
@@ -78,7 +77,7 @@ export class WorkerChannels {
     const expiry = new TokenExpiry(authority?.expiresAt, () => {
       channelTokens.expired++;
       this.log.warn({ worker_id: workerId }, 'a worker channel outlived its token; closing it');
-      socket.close(CLOSE_TOKEN_EXPIRED, 'the token expired; reconnect with a fresh one');
+      socket.close(CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON);
     });
     socket.on('message', (data: Buffer) => {
       const d = decodeToMaster(data);

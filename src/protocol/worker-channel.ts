@@ -57,8 +57,6 @@ export const MAX_HELD_JOBS = 10_000;
 export const CLOSE_UNKNOWN_WORKER = 4404;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_NOT_LEADER = 4503;
-/** The channel's token expired and no fresh one came: the worker reconnects with one. */
-export const CLOSE_TOKEN_EXPIRED = 4401;
 /** A token sent on the channel may not speak for it (another worker's, a client's, a forgery). */
 export const CLOSE_TOKEN_REFUSED = 4403;
 

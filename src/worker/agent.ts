@@ -25,6 +25,7 @@ import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
 import type { TaskTokens } from './task-tokens.js';
+import { MAX_DELAY_MS } from '../common/token-expiry.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
@@ -57,8 +58,6 @@ interface Running {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The longest delay setTimeout keeps (about 24.8 days); a later renewal is re-armed then. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The worker's side of the cluster: registers, heartbeats, keeps a channel to the leader,
@@ -229,7 +228,7 @@ export class WorkerAgent {
     clearTimeout(this.tokenTimer);
     const at = this.o.tokens.renewsAt();
     if (at === undefined || this.stopped) return;
-    const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS);
     this.tokenTimer = setTimeout(() => void this.sendFreshToken(), delay);
     this.tokenTimer.unref();
   }

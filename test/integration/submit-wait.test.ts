@@ -57,21 +57,13 @@ describe('POST /api/jobs?wait_ms=N', () => {
     expect(r.json).toEqual(got.json);
   });
 
-  it('answers 201 with the job still pending or running when the wait runs out first', async () => {
+  it.each([
+    ['when the wait runs out first', 200],
+    ['without waiting when wait_ms is 0', 0],
+  ])('answers 201 with the job still pending or running %s', async (_when, waitMs) => {
     const r = await http(
       'POST',
-      `${leader.url}/api/jobs?wait_ms=200`,
-      job({ operation: 'sleep', ms: 3000, task_count: 1 }),
-    );
-    expect(r.status).toBe(201);
-    expect(['pending', 'running']).toContain(r.json.status);
-    await http('POST', `${leader.url}/api/jobs/${r.json.job_id}/cancel`);
-  });
-
-  it('answers 201 without waiting when wait_ms is 0', async () => {
-    const r = await http(
-      'POST',
-      `${leader.url}/api/jobs?wait_ms=0`,
+      `${leader.url}/api/jobs?wait_ms=${waitMs}`,
       job({ operation: 'sleep', ms: 3000, task_count: 1 }),
     );
     expect(r.status).toBe(201);
