@@ -350,6 +350,44 @@ describe('tokens expire on open sockets too', () => {
     }
   });
 
+  it('a fresh token that is forged, expired or has no exp closes the channel (4403); the worker lives on', async () => {
+    const forged = await signedToken('another-cluster-secret-0123456789abcdef', { role: 'worker', worker_id: 'x' });
+    for (const make of [
+      () => forged,
+      (id: string) => signedToken(SECRET, { role: 'worker', worker_id: id }, { exp: inSeconds(-10) }),
+      (id: string) => signedToken(SECRET, { role: 'worker', worker_id: id }, { exp: false }),
+      () => Promise.resolve('not.a.token'),
+    ]) {
+      const id = await fakeWorker();
+      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+      const own = bearer(await token({ role: 'worker', worker_id: id }));
+      const fresh = await make(id);
+      const outcome = await socketOutcome(url, own, (ws) => {
+        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+        ws.send(packr.pack({ t: 'token', token: fresh }));
+      });
+      expect(outcome).toEqual({ closed: 4403 });
+    }
+    expect(await alive(m.url)).toBe(true);
+    expect((await http('GET', `${w.url}/api/status`, undefined, bearer(admin))).json.connected).toBe(true);
+  });
+
+  it('a token frame of the wrong shape (a number, 10 KB, empty) is a bad frame: 1007, counted, nothing renewed', async () => {
+    const renewed = await channelTokens('renewed');
+    for (const bad of [42, 'x'.repeat(10_000), '']) {
+      const id = await fakeWorker();
+      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+      const own = bearer(await token({ role: 'worker', worker_id: id }));
+      const outcome = await socketOutcome(url, own, (ws) => {
+        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+        ws.send(packr.pack({ t: 'token', token: bad }));
+      });
+      expect(outcome).toEqual({ closed: 1007 });
+    }
+    expect(await channelTokens('renewed')).toBe(renewed);
+    expect(await alive(m.url)).toBe(true);
+  });
+
   it('the peer stream opened with a token is closed when that token expires', async () => {
     const url = `${m.url.replace('http', 'ws')}/raft/stream`;
     const expiring = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: inSeconds(2) }));
