@@ -335,18 +335,23 @@ describe('tokens expire on open sockets too', () => {
     expect(await channelTokens('expired')).toBe(before + 1);
   });
 
+  /** How the channel of a worker of its own ends once it has said hello and sent `frame`. */
+  const channelAfter = async (frame: (id: string) => unknown | Promise<unknown>) => {
+    const id = await fakeWorker();
+    const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
+    const own = bearer(await token({ role: 'worker', worker_id: id }));
+    const sent = packr.pack(await frame(id));
+    return socketOutcome(url, own, (ws) => {
+      ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
+      ws.send(sent);
+    });
+  };
+
   it("a fresh token for another worker, or a client's, closes the channel it is sent on", async () => {
+    // A channel closed leaves its worker dead: each try is a worker of its own.
     for (const claims of [{ role: 'worker', worker_id: 'w-other' }, {}]) {
-      // A channel closed leaves its worker dead: each try is a worker of its own.
-      const id = await fakeWorker();
-      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
-      const own = bearer(await token({ role: 'worker', worker_id: id }));
       const other = await token(claims);
-      const outcome = await socketOutcome(url, own, (ws) => {
-        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
-        ws.send(packr.pack({ t: 'token', token: other }));
-      });
-      expect(outcome).toEqual({ closed: 4403 });
+      expect(await channelAfter(() => ({ t: 'token', token: other }))).toEqual({ closed: 4403 });
     }
   });
 
@@ -358,33 +363,25 @@ describe('tokens expire on open sockets too', () => {
       (id: string) => signedToken(SECRET, { role: 'worker', worker_id: id }, { exp: false }),
       () => Promise.resolve('not.a.token'),
     ]) {
-      const id = await fakeWorker();
-      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
-      const own = bearer(await token({ role: 'worker', worker_id: id }));
-      const fresh = await make(id);
-      const outcome = await socketOutcome(url, own, (ws) => {
-        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
-        ws.send(packr.pack({ t: 'token', token: fresh }));
-      });
-      expect(outcome).toEqual({ closed: 4403 });
+      expect(await channelAfter(async (id) => ({ t: 'token', token: await make(id) }))).toEqual({ closed: 4403 });
     }
     expect(await alive(m.url)).toBe(true);
     expect((await http('GET', `${w.url}/api/status`, undefined, bearer(admin))).json.connected).toBe(true);
   });
 
   it('a token frame of the wrong shape (a number, 10 KB, empty) is a bad frame: 1007, counted, nothing renewed', async () => {
-    const renewed = await channelTokens('renewed');
+    const refusedFrames = async () =>
+      Number(
+        /^weir_refused_frames_total\{socket="worker_channel"\} (\d+)/m.exec(
+          (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text,
+        )?.[1] ?? 0,
+      );
+    const [renewed, refused] = [await channelTokens('renewed'), await refusedFrames()];
     for (const bad of [42, 'x'.repeat(10_000), '']) {
-      const id = await fakeWorker();
-      const url = `${m.url.replace('http', 'ws')}/api/workers/${id}/channel`;
-      const own = bearer(await token({ role: 'worker', worker_id: id }));
-      const outcome = await socketOutcome(url, own, (ws) => {
-        ws.send(packr.pack({ t: 'hello', running: [], unacked: [] }));
-        ws.send(packr.pack({ t: 'token', token: bad }));
-      });
-      expect(outcome).toEqual({ closed: 1007 });
+      expect(await channelAfter(() => ({ t: 'token', token: bad }))).toEqual({ closed: 1007 });
     }
     expect(await channelTokens('renewed')).toBe(renewed);
+    expect(await refusedFrames()).toBe(refused + 3);
     expect(await alive(m.url)).toBe(true);
   });
 
