@@ -57,19 +57,28 @@ function keyOf(secret: string): Uint8Array {
   return new TextEncoder().encode(secret);
 }
 
-/** A bearer token signed with the cluster's shared secret. */
+/**
+ * When a token minted at `nowMs` to live `ttlMs` expires, in ms since the epoch. `exp` counts
+ * whole seconds from a floored now, so a token can end almost a second before `nowMs + ttlMs`:
+ * a holder that renews a short-lived token must go by this instant, not by its own sum.
+ */
+export function tokenExpiresAt(nowMs: number, ttlMs: number): number {
+  return (Math.floor(nowMs / 1000) + Math.max(1, Math.round(ttlMs / 1000))) * 1000;
+}
+
+/** A bearer token signed with the cluster's shared secret, expiring at `tokenExpiresAt(nowMs, ttlMs)`. */
 export async function mintToken(
   secret: string,
   ttlMs: number,
   subject = 'weir',
   claims: TokenClaims = {},
+  nowMs = Date.now(),
 ): Promise<string> {
-  const nowS = Math.floor(Date.now() / 1000);
   return new SignJWT({ ...claims })
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })
     .setSubject(subject)
-    .setIssuedAt(nowS)
-    .setExpirationTime(nowS + Math.max(1, Math.round(ttlMs / 1000)))
+    .setIssuedAt(Math.floor(nowMs / 1000))
+    .setExpirationTime(tokenExpiresAt(nowMs, ttlMs) / 1000)
     .sign(keyOf(secret));
 }
 
@@ -176,11 +185,11 @@ export class TokenSource {
     if (!this.token || now >= this.expiresAt - this.margin) {
       const ttl = this.ttlMs;
       const generation = this.generation;
-      const token = await mintToken(this.secret, ttl, this.subject, this.claims);
+      const token = await mintToken(this.secret, ttl, this.subject, this.claims, now);
       // Claims that changed while it was minted make it stale: use it once, keep none.
       if (generation !== this.generation) return `Bearer ${token}`;
       this.token = token;
-      this.expiresAt = now + ttl;
+      this.expiresAt = tokenExpiresAt(now, ttl);
     }
     return `Bearer ${this.token}`;
   }

@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import type { TokenSource } from './auth.js';
+import { MAX_DELAY_MS } from './token-expiry.js';
 import type { TlsConnect } from './tls.js';
 import { INTERNAL_WS_OPTIONS } from './ws-client.js';
 
@@ -14,7 +15,13 @@ export interface ReconnectingSocketOptions {
   /** The URL of the next attempt, asked before each one, so an owner may move between servers. */
   url: () => string;
   /** Asked for the `authorization` header before each attempt, so a renewed token is used. */
-  tokens: Pick<TokenSource, 'header'>;
+  tokens: Pick<TokenSource, 'header'> & Partial<Pick<TokenSource, 'renewsAt'>>;
+  /**
+   * The frame that carries a fresh token (no `Bearer `) over an open connection. Given, one is
+   * sent each time `tokens` mints a new one: the server closes a connection that outlived its
+   * token, and a reconnect would cost what is in flight.
+   */
+  tokenFrame?: (token: string) => Buffer;
   /** Sent on every attempt besides `authorization`. */
   headers?: Readonly<Record<string, string>>;
   /** For wss: the CA to verify the server against, and a client certificate (see tls.ts). */
@@ -47,7 +54,8 @@ export interface ReconnectingSocketOptions {
   onClose?: (code: number, reason: string) => AfterClose | void | Promise<AfterClose | void>;
 }
 
-type Compiled = Required<ReconnectingSocketOptions>;
+type Compiled = Required<Omit<ReconnectingSocketOptions, 'tokenFrame'>> &
+  Pick<ReconnectingSocketOptions, 'tokenFrame'>;
 
 const ignore = () => {};
 
@@ -66,6 +74,7 @@ function compile(o: ReconnectingSocketOptions): Compiled {
     onMessage: o.onMessage ?? ignore,
     onError: o.onError ?? ignore,
     onClose: o.onClose ?? ignore,
+    tokenFrame: o.tokenFrame,
   };
   if (!(c.initialBackoffMs > 0) || !(c.maxBackoffMs >= c.initialBackoffMs)) {
     throw new RangeError(
@@ -97,6 +106,10 @@ export class ReconnectingSocket {
   /** The wait before the next attempt: initial after an open, doubled per attempt up to the cap. */
   private backoffMs: number;
   private timer: NodeJS.Timeout | undefined;
+  /** When the next fresh token goes out on the open connection. */
+  private renewal: NodeJS.Timeout | undefined;
+  /** The `authorization` header the connection now speaks with (its upgrade's, or the last fresh one sent). */
+  private speaksWith: string | undefined;
   private closed = false;
 
   constructor(options: ReconnectingSocketOptions) {
@@ -142,6 +155,7 @@ export class ReconnectingSocket {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.renewal);
     this.queue = [];
     this.ws?.close(code, reason);
   }
@@ -153,6 +167,7 @@ export class ReconnectingSocket {
       const url = this.o.url();
       const auth = await this.o.tokens.header();
       if (this.closed) return;
+      this.speaksWith = auth;
       ws = new WebSocket(url, {
         headers: { ...this.o.headers, ...(auth ? { authorization: auth } : {}) },
         maxPayload: this.o.maxPayload,
@@ -168,11 +183,13 @@ export class ReconnectingSocket {
     ws.on('open', () => {
       this.backoffMs = this.o.initialBackoffMs;
       for (const b of this.queue.splice(0)) ws.send(b);
+      this.renewTokenLater(ws);
       this.o.onOpen();
     });
     ws.on('message', (data: Buffer) => this.o.onMessage(data));
     ws.on('error', (err) => this.o.onError(err));
     ws.on('close', (code, reason) => {
+      clearTimeout(this.renewal);
       if (this.ws === ws) this.ws = undefined;
       const next = this.o.onClose(code, reason.toString());
       if (next instanceof Promise) {
@@ -187,6 +204,28 @@ export class ReconnectingSocket {
         this.afterClose(next);
       }
     });
+  }
+
+  /** Arms the next fresh token for `ws`, if the owner sends them and the source will mint one. */
+  private renewTokenLater(ws: WebSocket): void {
+    clearTimeout(this.renewal);
+    const frame = this.o.tokenFrame;
+    const at = this.o.tokens.renewsAt?.();
+    if (!frame || at === undefined || this.closed) return;
+    this.renewal = setTimeout(
+      () => {
+        void this.o.tokens.header().then((header) => {
+          // Closed meanwhile: the next connection carries a fresh token in its upgrade.
+          if (!header || this.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+          // A timer a millisecond early finds the old token still given: not sent twice.
+          if (header !== this.speaksWith) ws.send(frame(header.replace(/^Bearer\s+/i, '')));
+          this.speaksWith = header;
+          this.renewTokenLater(ws);
+        }, this.o.onError);
+      },
+      Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS),
+    );
+    this.renewal.unref();
   }
 
   private afterClose(next: AfterClose | void): void {

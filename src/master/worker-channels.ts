@@ -2,11 +2,10 @@ import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
-import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from '../common/token-expiry.js';
+import { SocketToken, type TokenAuthority } from '../common/socket-token.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_REPLACED,
-  CLOSE_TOKEN_REFUSED,
   CLOSE_UNKNOWN_WORKER,
   decodeToMaster,
   type ToMaster,
@@ -21,18 +20,6 @@ import type { ClusterConsensus } from './cluster-log.js';
 
 /** Fresh tokens taken and refused on worker channels, and channels closed as their token expired. */
 export const channelTokens = { renewed: 0, refused: 0, expired: 0 };
-
-/**
- * What the token a channel opened with allows: until when, and how a fresh one sent on the
- * channel is checked (it must be one the channel's route would take, for the same worker).
- * Absent on an open cluster (no JWT_SECRET).
- */
-export interface ChannelAuthority {
-  /** When the token stops being valid, in ms since the epoch. */
-  expiresAt: number | undefined;
-  /** Resolves with a fresh token's expiry; rejects (saying why) when it may not speak for the channel. */
-  renew(token: string): Promise<number | undefined>;
-}
 
 /**
  * The leader's end of each worker's channel: accepts reports (acknowledged once their
@@ -62,7 +49,8 @@ export class WorkerChannels {
     );
   }
 
-  accept(workerId: string, socket: WebSocket, authority?: ChannelAuthority): void {
+  /** `authority`: how the token the channel opened with is renewed (absent on an open cluster). */
+  accept(workerId: string, socket: WebSocket, authority?: TokenAuthority): void {
     if (!this.consensus.isLeader()) {
       // The reason carries the leader's URL, so the worker goes straight there.
       socket.close(CLOSE_NOT_LEADER, this.consensus.leaderUrl() ?? '');
@@ -74,10 +62,16 @@ export class WorkerChannels {
     }
     this.registry.attach(workerId, socket, Date.now())?.close(CLOSE_REPLACED, 'replaced by a newer connection');
     // A worker sends a fresh token before its last expires; one that does not loses the channel.
-    const expiry = new TokenExpiry(authority?.expiresAt, () => {
-      channelTokens.expired++;
-      this.log.warn({ worker_id: workerId }, 'a worker channel outlived its token; closing it');
-      socket.close(CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON);
+    const token = new SocketToken(authority, socket, {
+      renewed: () => channelTokens.renewed++,
+      refused: (why) => {
+        channelTokens.refused++;
+        this.log.warn({ worker_id: workerId, why }, 'a token a worker channel may not use; closing it');
+      },
+      expired: () => {
+        channelTokens.expired++;
+        this.log.warn({ worker_id: workerId }, 'a worker channel outlived its token; closing it');
+      },
     });
     socket.on('message', (data: Buffer) => {
       const d = decodeToMaster(data);
@@ -89,40 +83,17 @@ export class WorkerChannels {
         return;
       }
       this.registry.grace(workerId, Date.now());
-      if (d.value.t === 'token') return this.renew(workerId, socket, d.value.token, authority, expiry);
+      if (d.value.t === 'token') return token.renew(d.value.token);
       this.onMessage(workerId, d.value);
     });
     socket.on('close', () => {
-      expiry.stop();
+      token.stop();
       if (this.registry.detach(workerId, socket) && !this.closing) {
         this.detector.declareDead(workerId, 'connection lost');
       }
     });
     socket.on('error', (err) => this.log.debug({ err, worker_id: workerId }, 'worker channel error'));
     this.scheduler.kick();
-  }
-
-  private renew(
-    workerId: string,
-    socket: WebSocket,
-    token: string,
-    authority: ChannelAuthority | undefined,
-    expiry: TokenExpiry,
-  ): void {
-    // An open cluster checks no token, at the upgrade or after.
-    if (!authority) return;
-    authority.renew(token).then(
-      (expiresAt) => {
-        channelTokens.renewed++;
-        expiry.renew(expiresAt);
-      },
-      (err: Error) => {
-        channelTokens.refused++;
-        this.log.warn({ worker_id: workerId, why: err.message }, 'a token a worker channel may not use; closing it');
-        expiry.stop();
-        socket.close(CLOSE_TOKEN_REFUSED, 'a token that may not speak for this channel');
-      },
-    );
   }
 
   private onMessage(workerId: string, msg: Exclude<ToMaster, { t: 'token' }>): void {

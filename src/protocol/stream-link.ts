@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { Packr } from 'msgpackr';
 import { checkedDecoder, type Decoded } from './checked-decode.js';
+import { TokenFrameSchema, type TokenFrame } from './token-frame.js';
 
 /**
  * A batch of events on its way to one instance, tracked as one tuple: the events, and the
@@ -28,7 +29,9 @@ export type LinkFrame =
   /** Ack updates; never held back by credits, so acking cannot deadlock on a full buffer. */
   | { t: 'acks'; job: string; acks: AckItem[] }
   /** The receiver freed buffer space: the sender may send `n` more tuples. */
-  | { t: 'credit'; n: number };
+  | { t: 'credit'; n: number }
+  /** The sender's fresh token: the receiver closes a link that outlived its token. */
+  | TokenFrame;
 
 const packr = new Packr({ useRecords: false });
 export const encodeFrame = (f: LinkFrame): Buffer => packr.pack(f);
@@ -55,6 +58,7 @@ const LinkFrameSchema = Type.Union([
   }),
   Type.Object({ t: Type.Literal('acks'), job: Job, acks: Type.Array(Type.Tuple([U32, U32, Counter, U32, U32])) }),
   Type.Object({ t: Type.Literal('credit'), n: U32 }),
+  TokenFrameSchema,
 ]);
 
 const decodeChecked = checkedDecoder<LinkFrame>(packr, LinkFrameSchema);

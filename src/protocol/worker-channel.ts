@@ -4,6 +4,7 @@ import { newCodec } from './msgpack.js';
 import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
 import { LogLinesSchema, type LogLine } from './task-log.js';
+import { TokenFrameSchema, type TokenFrame } from './token-frame.js';
 
 /**
  * Messages on the persistent channel between the leader and a worker (a WebSocket carrying
@@ -47,8 +48,7 @@ export type ToMaster =
    */
   | { t: 'report'; reports: TaskReport[]; resent?: true }
   | { t: 'drain' }
-  /** A fresh token (no `Bearer `), sent before the one the channel runs on expires. */
-  | { t: 'token'; token: string };
+  | TokenFrame;
 
 /** Jobs a hello names at most as holding map outputs of (the rest wait for the next hello). */
 export const MAX_HELD_JOBS = 10_000;
@@ -57,11 +57,6 @@ export const MAX_HELD_JOBS = 10_000;
 export const CLOSE_UNKNOWN_WORKER = 4404;
 export const CLOSE_REPLACED = 4409;
 export const CLOSE_NOT_LEADER = 4503;
-/** A token sent on the channel may not speak for it (another worker's, a client's, a forgery). */
-export const CLOSE_TOKEN_REFUSED = 4403;
-
-/** A token is a few hundred bytes; this bounds what a frame of one makes the master verify. */
-const MAX_TOKEN_LENGTH = 8192;
 
 const packr = newCodec();
 
@@ -92,7 +87,7 @@ const ToMasterSchema = Type.Union([
     resent: Type.Optional(Type.Literal(true)),
   }),
   Type.Object({ t: Type.Literal('drain') }),
-  Type.Object({ t: Type.Literal('token'), token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH }) }),
+  TokenFrameSchema,
 ]);
 
 /**

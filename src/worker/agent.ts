@@ -25,7 +25,6 @@ import { describeError, type ExecutorPool } from './executor-pool.js';
 import type { StreamRuntime } from './stream/runtime.js';
 import type { WorkerStats } from './worker-stats.js';
 import type { TaskTokens } from './task-tokens.js';
-import { MAX_DELAY_MS } from '../common/token-expiry.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
@@ -74,7 +73,6 @@ export class WorkerAgent {
   private readonly flushReportsSoon = onNextTurn(() => this.flushReports());
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
-  private tokenTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private draining = false;
   private registering: Promise<void> | undefined;
@@ -164,6 +162,8 @@ export class WorkerAgent {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(this.o.client.baseUrl, `/api/workers/${this.workerId}/channel`),
       tokens: this.o.tokens,
+      // The master closes a channel whose token expires: fresh ones go over it first.
+      tokenFrame: (token) => encode({ t: 'token', token }),
       ...(this.o.tls ? { tls: this.o.tls.connect } : {}),
       maxPayload: 64 * 1024 * 1024,
       onOpen: () => {
@@ -180,7 +180,6 @@ export class WorkerAgent {
         const pending = [...this.unacked.values()].map((u) => u.report);
         if (pending.length) this.send({ t: 'report', reports: pending, resent: true });
         if (this.draining) this.send({ t: 'drain' });
-        this.renewTokenLater();
       },
       onMessage: (data) => {
         const d = decodeToWorker(data);
@@ -218,26 +217,6 @@ export class WorkerAgent {
     } catch {
       return [];
     }
-  }
-
-  /**
-   * The master closes a channel whose token expires: a fresh one goes over it first, as soon
-   * as the token source mints one (a third of a short life, or a minute, before the expiry).
-   */
-  private renewTokenLater(): void {
-    clearTimeout(this.tokenTimer);
-    const at = this.o.tokens.renewsAt();
-    if (at === undefined || this.stopped) return;
-    const delay = Math.min(Math.max(0, at - Date.now()), MAX_DELAY_MS);
-    this.tokenTimer = setTimeout(() => void this.sendFreshToken(), delay);
-    this.tokenTimer.unref();
-  }
-
-  private async sendFreshToken(): Promise<void> {
-    const header = await this.o.tokens.header();
-    const token = header?.replace(/^Bearer\s+/i, '');
-    // Not open: the next connection carries a fresh token in its upgrade, and arms this again.
-    if (token && this.send({ t: 'token', token })) this.renewTokenLater();
   }
 
   private send(msg: ToMaster): boolean {
@@ -378,7 +357,6 @@ export class WorkerAgent {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.resendTimer);
-    clearTimeout(this.tokenTimer);
     for (const r of this.running.values()) r.abort.abort(new Error('worker stopping'));
     this.o.streams.close();
     this.socket?.close(1000, 'worker stopping');

@@ -7,6 +7,8 @@ import { ERROR_REPLIES } from '../common/http-errors.js';
 import { ID_PATTERN } from '../common/ids.js';
 import { mapOutputDir, partitionFile } from './tasks/shuffle-files.js';
 import { LINK_PATH } from './stream/links.js';
+import { routeAuthority } from '../common/socket-token.js';
+import { WORKER_ACCESS } from './access-table.js';
 import type { StreamRuntime } from './stream/runtime.js';
 
 const JobId = Type.String({ pattern: ID_PATTERN.source });
@@ -56,6 +58,8 @@ const PartitionReply = {
 
 export interface WorkerRoutesOptions {
   streams: StreamRuntime;
+  /** The cluster's JWT_SECRET, when it has one: a stream link then holds to its token's life. */
+  jwtSecret?: string | undefined;
   shuffleDir: string;
   status: () => Static<typeof WorkerStatus>;
   metrics: Registry;
@@ -67,8 +71,13 @@ export interface WorkerRoutesOptions {
  */
 export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get(LINK_PATH, { websocket: true, schema: { response: { 101: LinkReply } } }, (socket) =>
-      o.streams.accept(socket),
+    app.get(LINK_PATH, { websocket: true, schema: { response: { 101: LinkReply } } }, (socket, req) =>
+      o.streams.accept(
+        socket,
+        o.jwtSecret
+          ? routeAuthority(o.jwtSecret, WORKER_ACCESS, `GET ${LINK_PATH}`, {}, req.principal?.expires_at)
+          : undefined,
+      ),
     );
 
     app.post(

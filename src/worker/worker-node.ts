@@ -23,6 +23,7 @@ import {
 } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
+import { linkTokens } from './stream/links.js';
 import { HttpClient } from '../common/http-client.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { refuseUnverifiedClients, type NodeTls } from '../common/tls.js';
@@ -174,6 +175,16 @@ export class WorkerNode {
         this.inc({ outcome: 'failed' }, stats.tasksFailed);
       },
     });
+    new Counter({
+      name: 'weir_stream_link_tokens_total',
+      help: 'Fresh tokens other workers sent on their stream links here (renewed, refused) and links closed as their token expired',
+      labelNames: ['outcome'],
+      registers: [metrics],
+      collect() {
+        this.reset();
+        for (const [outcome, n] of Object.entries(linkTokens)) this.inc({ outcome }, n);
+      },
+    });
     // Tasks per executor message is what a quick task's cost hangs on (task-chunks.ts).
     const executorCounter = (name: string, help: string, read: () => number) =>
       new Counter({
@@ -218,6 +229,7 @@ export class WorkerNode {
     await app.register(
       workerRoutes({
         streams,
+        jwtSecret: o.jwtSecret,
         shuffleDir,
         metrics,
         status: () => ({

@@ -420,6 +420,95 @@ describe('tokens expire on open sockets too', () => {
   });
 });
 
+describe('stream links between workers hold to their tokens too', () => {
+  const linkPacker = new Packr({ useRecords: false });
+  const link = () => `${w.url.replace('http', 'ws')}/api/stream/link`;
+  const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
+  const linkTokens = async (url: string, outcome: string) =>
+    Number(
+      new RegExp(`^weir_stream_link_tokens_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(
+        (await http('GET', `${url}/metrics`)).text,
+      )?.[1] ?? 0,
+    );
+
+  it('a stream link whose token expires is closed then (4401), when no fresh token came', async () => {
+    const before = await linkTokens(w.url, 'expired');
+    const expiring = bearer(await signedToken(SECRET, { role: 'worker', worker_id: 'w-x' }, { exp: inSeconds(2) }));
+    expect(await socketOutcome(link(), expiring)).toEqual({ closed: 4401 });
+    expect(await linkTokens(w.url, 'expired')).toBe(before + 1);
+  });
+
+  it("a fresh token a link may not use — a client's, a task's, forged, expired — closes it (4403); the worker lives on", async () => {
+    const before = await linkTokens(w.url, 'refused');
+    const tries = [
+      await token({}),
+      await token({ role: 'worker', scope: 'shuffle', job_id: 'j-1' }),
+      await signedToken('another-cluster-secret-0123456789abcdef', { role: 'worker', worker_id: 'x' }),
+      await signedToken(SECRET, { role: 'worker', worker_id: 'x' }, { exp: inSeconds(-10) }),
+    ];
+    const own = bearer(await token({ role: 'worker', worker_id: 'w-x' }));
+    for (const fresh of tries) {
+      expect(await socketOutcome(link(), own, (ws) => ws.send(linkPacker.pack({ t: 'token', token: fresh })))).toEqual(
+        { closed: 4403 },
+      );
+    }
+    expect(await linkTokens(w.url, 'refused')).toBe(before + tries.length);
+    expect(await alive(w.url)).toBe(true);
+  });
+
+  it('workers minting 3-second tokens keep their links through a longer stream: fresh tokens go over them', async () => {
+    // One slot each beside the 2 of the first worker: a 4-instance topology has an instance on
+    // each, so each sends tuples or acks over a link of its own.
+    const short = [
+      await c.worker('127.0.0.145', m, { env: { ...env, WEIR_TOKEN_TTL: '3s' }, maxTasks: 1, token: admin }),
+      await c.worker('127.0.0.146', m, { env: { ...env, WEIR_TOKEN_TTL: '3s' }, maxTasks: 1, token: admin }),
+    ];
+    const all = [w, ...short];
+    const sum = async (outcome: string) =>
+      (await Promise.all(all.map((x) => linkTokens(x.url, outcome)))).reduce((a, b) => a + b, 0);
+    const [renewed, expired] = [await sum('renewed'), await sum('expired')];
+    const id = await submitJob(
+      m.url,
+      {
+        name: 'through-link-renewals',
+        type: 'streaming',
+        config: {
+          topology: {
+            spouts: [{ id: 'gen', type: 'generator', keys: 4, rate: 200 }],
+            bolts: [
+              { id: 'pass', op: 'map', fn: 'pass', parallelism: 2, inputs: [{ from: 'gen', grouping: 'shuffle' }] },
+              { id: 'out', op: 'collect', inputs: [{ from: 'pass', grouping: 'global' }] },
+            ],
+          },
+          module: 'export function pass(e) { return e }',
+        },
+      },
+      bearer(client),
+    );
+    try {
+      await waitFor('every instance to run', async () => {
+        const job = (await http('GET', `${m.url}/api/jobs/${id}`, undefined, bearer(client))).json;
+        const running = (job.components as { instances: { status: string }[] }[])
+          .flatMap((x) => x.instances)
+          .filter((i) => i.status === 'running');
+        return running.length === 4 || undefined;
+      });
+      // Two fresh tokens each way is past the first token's 3 seconds on every link.
+      await waitFor('fresh tokens on the links', async () => (await sum('renewed')) >= renewed + 4 || undefined, 30_000);
+      expect(await sum('expired')).toBe(expired);
+      const rows = async () =>
+        (await http('GET', `${m.url}/api/jobs/${id}`, undefined, bearer(client))).json.components.find(
+          (x: { id: string }) => x.id === 'out',
+        ).instances[0].events_in as number;
+      const seen = await rows();
+      await waitFor('events still flowing', async () => (await rows()) > seen || undefined);
+    } finally {
+      await http('POST', `${m.url}/api/jobs/${id}/cancel`, undefined, bearer(client));
+      for (const x of short) await c.stop(x, 'SIGTERM');
+    }
+  });
+});
+
 describe('frames built to crash a node', () => {
   const packr = new Packr({ useRecords: true, mapsAsObjects: true });
 

@@ -324,6 +324,58 @@ describe('ReconnectingSocket', () => {
     expect(server.connections[0]!.headers.authorization).toBe('Bearer ok');
   });
 
+  /** A token source that mints `t1`, `t2`, … and says each is to be replaced `lifeMs` after it was minted. */
+  function mintingTokens(lifeMs: number) {
+    let n = 0;
+    let renewsAt = 0;
+    return {
+      header: () => {
+        if (Date.now() >= renewsAt) {
+          n++;
+          renewsAt = Date.now() + lifeMs;
+        }
+        return Promise.resolve(`Bearer t${n}`);
+      },
+      renewsAt: () => (n === 0 ? Date.now() : renewsAt),
+    };
+  }
+
+  it('sends each fresh token over the open connection, as a frame of the owner\'s making, before the last expires', async () => {
+    const server = await startServer();
+    socket({ url: () => server.url, tokens: mintingTokens(40), tokenFrame: (t) => Buffer.from(`token:${t}`) });
+    await until(() => (server.connections[0]?.frames.length ?? 0) >= 3, 'three fresh tokens');
+    // The upgrade carried t1; each frame after it a newer token, never one sent before.
+    expect(server.connections).toHaveLength(1);
+    expect(server.connections[0]!.headers.authorization).toBe('Bearer t1');
+    expect(server.connections[0]!.frames.slice(0, 3)).toEqual(['token:t2', 'token:t3', 'token:t4']);
+  });
+
+  it('sends no token frame when the owner has none, or when the source never mints another', async () => {
+    const server = await startServer();
+    socket({ url: () => server.url, tokens: mintingTokens(10) });
+    socket({
+      url: () => server.url,
+      tokens: { header: () => Promise.resolve('Bearer fixed'), renewsAt: () => undefined },
+      tokenFrame: (t) => Buffer.from(`token:${t}`),
+    });
+    await until(() => server.connections.length === 2, 'both connections');
+    const quiet = Date.now() + 100;
+    await until(() => Date.now() > quiet, '100 ms of the connections open');
+    expect(server.connections.flatMap((c) => c.frames)).toEqual([]);
+  });
+
+  it('stops sending fresh tokens once closed', async () => {
+    const server = await startServer();
+    const s = socket({ url: () => server.url, tokens: mintingTokens(20), tokenFrame: (t) => Buffer.from(t) });
+    await until(() => (server.connections[0]?.frames.length ?? 0) >= 1, 'a fresh token');
+    s.close();
+    await until(() => server.connections[0]!.socket.readyState === server.connections[0]!.socket.CLOSED, 'the close');
+    const sent = server.connections[0]!.frames.length;
+    const later = Date.now() + 100;
+    await until(() => Date.now() > later, '100 ms more');
+    expect(server.connections[0]!.frames).toHaveLength(sent);
+  });
+
   it('refuses impossible options before connecting', () => {
     const url = () => 'ws://127.0.0.1:1/x';
     expect(() => new ReconnectingSocket({ url, tokens: openCluster, maxPayload: 1, maxQueued: -1 })).toThrow(

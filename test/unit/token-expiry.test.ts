@@ -62,6 +62,20 @@ describe('a node’s own token source', () => {
     expect(long.renewsAt()! - Date.now()).toBeGreaterThan(3_600_000 - 61_000);
   });
 
+  it('renews a full margin before the exp the token carries, though exp counts whole seconds from a floored now', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_999 });
+    try {
+      const short = new TokenSource('s'.repeat(32), undefined, 'w', {}, 3000);
+      const token = (await short.header())!.replace('Bearer ', '');
+      const exp = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+      // exp is 2.001 s away, not 3: a renewal at now + 2 s would race it by a millisecond.
+      expect(exp * 1000 - Date.now()).toBe(2001);
+      expect(exp * 1000 - short.renewsAt()!).toBe(1000);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('never renews a fixed token, and has none on an open cluster', () => {
     expect(new TokenSource('s'.repeat(32), 'a.fixed.token', 'cli').renewsAt()).toBeUndefined();
     expect(new TokenSource(undefined, undefined, 'w').renewsAt()).toBeUndefined();

@@ -5,10 +5,8 @@ import { ID_PATTERN, newId } from '../../common/ids.js';
 import type { MasterContext } from '../context.js';
 import { workerView } from '../views.js';
 import { HeartbeatReply, RegisteredReply, SocketReply, WorkersReply } from '../reply-schemas.js';
-import { verifyBearer } from '../../common/auth.js';
-import { authorize } from '../../common/access.js';
+import { routeAuthority } from '../../common/socket-token.js';
 import { MASTER_ACCESS } from '../access-table.js';
-import type { ChannelAuthority } from '../worker-channels.js';
 
 const RegisterBody = Type.Object({
   address: Type.String({ minLength: 1, maxLength: 300 }),
@@ -28,22 +26,6 @@ const Register = { body: RegisterBody, response: { 201: RegisteredReply } };
 const Heartbeat = { body: HeartbeatBody, response: { 200: HeartbeatReply } };
 
 const CHANNEL_ROUTE = 'GET /api/workers/:worker_id/channel';
-
-/**
- * What the channel of `workerId`, opened with a token valid until `expiresAt`, may do from here
- * on: live until then, and take a fresh token only where its route would have taken it at the
- * upgrade (a worker token for this worker, or an admin's).
- */
-function channelAuthority(secret: string, workerId: string, expiresAt: number | undefined): ChannelAuthority {
-  return {
-    expiresAt,
-    async renew(token) {
-      const principal = await verifyBearer(secret, `Bearer ${token}`);
-      authorize(MASTER_ACCESS, CHANNEL_ROUTE, principal, { params: { worker_id: workerId }, body: undefined });
-      return principal.expires_at;
-    },
-  };
-}
 
 /** `secret`: the cluster's JWT_SECRET, when it has one (the channel then holds to its token's life). */
 export function workerRoutes(ctx: MasterContext, secret?: string): FastifyPluginAsyncTypebox {
@@ -118,7 +100,9 @@ export function workerRoutes(ctx: MasterContext, secret?: string): FastifyPlugin
       { websocket: true, schema: { params: ChannelParams, response: { 101: SocketReply } } },
       (socket, req) => {
         const workerId = (req.params as { worker_id: string }).worker_id;
-        const authority = secret ? channelAuthority(secret, workerId, req.principal?.expires_at) : undefined;
+        const authority = secret
+          ? routeAuthority(secret, MASTER_ACCESS, CHANNEL_ROUTE, { worker_id: workerId }, req.principal?.expires_at)
+          : undefined;
         channels.accept(workerId, socket, authority);
       },
     );

@@ -7,6 +7,7 @@ import { refusedFrames } from '../../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from '../../protocol/stream-link.js';
 import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
+import { SocketToken, type TokenAuthority } from '../../common/socket-token.js';
 
 /**
  * Tuples a receiving worker buffers per sending worker before it stops granting credits. A
@@ -20,6 +21,9 @@ export const LINK_QUEUE = 64;
 const MAX_BATCH = 16;
 
 export const LINK_PATH = '/api/stream/link';
+
+/** Fresh tokens taken and refused on stream links this worker received, and links closed as their token expired. */
+export const linkTokens = { renewed: 0, refused: 0, expired: 0 };
 
 /**
  * The sending end of a persistent connection to another worker. Tuples wait here for
@@ -44,6 +48,8 @@ export class OutLink {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(base, LINK_PATH),
       tokens,
+      // The receiver closes a link whose token expires (its tuples would replay): fresh ones go first.
+      tokenFrame: (token) => encodeFrame({ t: 'token', token }),
       ...(tls ? { tls: tls.connect } : {}),
       maxPayload: 256 * 1024 * 1024,
       onOpen: () => this.credits.reset(),
@@ -127,12 +133,28 @@ export class OutLink {
  */
 export class InLink {
   private readonly window = new ReceiveWindow(LINK_WINDOW);
+  private readonly token: SocketToken;
 
+  /** `authority`: how the token the link opened with is renewed (absent on an open cluster). */
   constructor(
     private readonly socket: WebSocket,
     private readonly deliver: (job: string, to: number, tuple: Tuple, release: () => void) => void,
     private readonly onAcks: (job: string, acks: AckItem[]) => void,
+    authority: TokenAuthority | undefined,
+    log: Logger,
   ) {
+    this.token = new SocketToken(authority, socket, {
+      renewed: () => linkTokens.renewed++,
+      refused: (why) => {
+        linkTokens.refused++;
+        log.warn({ why }, 'a token a stream link may not use; closing it');
+      },
+      expired: () => {
+        linkTokens.expired++;
+        log.warn('a stream link outlived its token; closing it');
+      },
+    });
+    socket.on('close', () => this.token.stop());
     socket.on('message', (data: Buffer) => {
       const d = decodeFrame(data);
       // More tuples than the credits granted is as bad as bytes that are no frame.
@@ -151,6 +173,7 @@ export class InLink {
 
   private onFrame(f: LinkFrame): void {
     if (f.t === 'acks') return this.onAcks(f.job, f.acks);
+    if (f.t === 'token') return this.token.renew(f.token);
     if (f.t !== 'tuples') return;
     this.window.received(f.tuples.length);
     for (let i = 0; i < f.tuples.length; i++) this.deliver(f.job, f.to[i]!, f.tuples[i]!, this.release);

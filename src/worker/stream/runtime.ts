@@ -34,6 +34,7 @@ import {
 } from './instances.js';
 import type { TaskRights } from '../executor-rules.js';
 import { InLink, OutLink } from './links.js';
+import type { TokenAuthority } from '../../common/socket-token.js';
 import { onNextTurn } from '../../common/next-turn.js';
 
 /** How often instances' timers run: window firing (latency), replays, sink retries. */
@@ -496,8 +497,8 @@ export class StreamRuntime {
     return l;
   }
 
-  /** A link another worker opened to this one. */
-  accept(socket: WebSocket): void {
+  /** A link another worker opened to this one; `authority`: how its token is renewed (absent on an open cluster). */
+  accept(socket: WebSocket, authority?: TokenAuthority): void {
     new InLink(
       socket,
       (job, to, tuple, release) => {
@@ -506,6 +507,8 @@ export class StreamRuntime {
         else this.parked.push({ job, to, tuple, release, at: Date.now() });
       },
       (job, acks) => this.jobs.get(job)?.onAcks(acks),
+      authority,
+      this.log,
     );
   }
 
