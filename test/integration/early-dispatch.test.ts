@@ -51,7 +51,8 @@ beforeAll(async () => {
 }, 90_000);
 afterAll(() => c.cleanup());
 
-const tasksDone = async () => ((await http('GET', `${worker.url}/api/status`)).json?.metrics?.tasks_done as number) ?? 0;
+const tasksDone = async () =>
+  ((await http('GET', `${worker.url}/api/status`)).json?.metrics?.tasks_done as number) ?? 0;
 const noop = (name: string) => ({ name, type: 'batch', config: { operation: 'noop', task_count: 1 } });
 
 describe('a task sent before its submit entry commits', () => {

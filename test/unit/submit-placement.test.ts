@@ -77,9 +77,7 @@ const assignsSent = (workerId: string) =>
 const done = (job_id: string, worker_id: string) => ({ job_id, idx: 0, attempt: 1, worker_id, result_json: 'null' });
 
 const cancelsSent = (workerId: string) =>
-  sent
-    .get(workerId)!
-    .flatMap((m) => (m.t === 'cancel' ? m.tasks.map((t) => `${t.job_id}/${t.idx}/${t.attempt}`) : []));
+  sent.get(workerId)!.flatMap((m) => (m.t === 'cancel' ? m.tasks.map((t) => `${t.job_id}/${t.idx}/${t.attempt}`) : []));
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'weir-submit-place-'));
