@@ -66,7 +66,7 @@ async function submit(
     applied = await proposal;
     return { placed, assigned: applied.ok ? applied.assigned : undefined };
   } finally {
-    scheduler.submitted(job_id, placed, applied?.ok ? applied : applied && {});
+    scheduler.submitted(job_id, placed, applied && (applied.ok ? applied : {}));
   }
 }
 

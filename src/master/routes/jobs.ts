@@ -101,7 +101,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         try {
           applied = await proposal;
         } finally {
-          ctx.scheduler?.submitted(jobId, placed, applied?.ok ? applied : applied && {});
+          // Undefined: not committed by us. Refused by the log (not ok): none of it was assigned.
+          ctx.scheduler?.submitted(jobId, placed, applied && (applied.ok ? applied : {}));
         }
         if (!applied.ok) throw new WeirError(applied.code, applied.message);
         const result = applied;
