@@ -9,6 +9,9 @@
 //          --masters 1|3 only that cluster (default both)
 //          --gc          also trace garbage collections (WEIR_TRACE_GC), to see how many of the
 //                        slowest jobs met one; observing GC slows every step a little
+//          --against DIR instead, this code and the build in DIR (a checkout with dist/ built,
+//                        e.g. a worktree of main) side by side, jobs alternating between
+//                        them: the ratio pair by pair (latency-pairs.ts)
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
@@ -16,7 +19,9 @@ import { runMain } from './main.js';
 import { makeTempDir } from './procs.js';
 import { writeJson, table } from './report.js';
 import { log, percentiles, positiveInt, quantile } from './stats.js';
+import * as weir from './weir.js';
 import { noopJob, startWeirCluster, submitCompleted } from './weir.js';
+import { measurePairs } from './latency-pairs.js';
 
 /** The steps of one job's path, in the order a job takes them. */
 const STEPS = [
@@ -53,6 +58,7 @@ interface Options {
   samples: number;
   masters: (1 | 3)[];
   gc: boolean;
+  against?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -65,7 +71,11 @@ function parseArgs(argv: string[]): Options {
       if (n !== 1 && n !== 3) throw new Error('--masters takes 1 or 3');
       o.masters = [n];
     } else if (a === '--gc') o.gc = true;
-    else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc)`);
+    else if (a === '--against') {
+      const dir = argv[++i];
+      if (!dir) throw new Error('--against takes the directory of another build of Weir');
+      o.against = dir;
+    } else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc, --against DIR)`);
   }
   return o;
 }
@@ -222,6 +232,7 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const startedAt = new Date().toISOString();
   const figures: Record<string, unknown> = {};
+  if (o.against !== undefined) return pairs(o, o.against, startedAt);
   for (const masters of o.masters) {
     log(`Weir latency: ${masters} master(s), 2 workers, ${o.samples} one-task jobs one at a time`);
     const r = await measure(masters, o);
@@ -263,6 +274,24 @@ async function main(): Promise<void> {
   );
   log(
     `figures written to ${writeJson('latency', startedAt, { started_at: startedAt, samples: o.samples, ...figures })}`,
+  );
+}
+
+async function pairs(o: Options, against: string, startedAt: string): Promise<void> {
+  const figures: Record<string, unknown> = {};
+  for (const masters of o.masters) {
+    log(`Weir latency side by side with ${against}: ${masters} master(s) each, ${o.samples} pairs of one-task jobs`);
+    const f = await measurePairs(weir, masters, HOSTS[masters], o.samples, against);
+    const ms = (p: { p50: number; p99: number }) => `p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms`;
+    log(
+      `${masters} master(s): this code ${ms(f.this_code)}; ${against} ${ms(f.other_code)}; ` +
+        `this / that pair by pair ${f.pair_ratio.p50.toFixed(2)}× (quartiles ${f.pair_ratio.p25.toFixed(2)}–${f.pair_ratio.p75.toFixed(2)}), ` +
+        `faster in ${(f.faster_share * 100).toFixed(0)}% of pairs`,
+    );
+    figures[`${masters}_master${masters > 1 ? 's' : ''}`] = f;
+  }
+  log(
+    `figures written to ${writeJson('latency-pairs', startedAt, { started_at: startedAt, samples: o.samples, ...figures })}`,
   );
 }
 

@@ -31,7 +31,7 @@ export interface MasterContext {
   /** The `no_space` alarm as this master acts on it. */
   space: AlarmView;
   /** Places a submitted job's first tasks in its submit entry (absent: the scheduler's pass does). */
-  scheduler?: Pick<Scheduler, 'placeOnSubmit' | 'submitted'>;
+  scheduler?: Pick<Scheduler, 'placeOnSubmit' | 'sendOnSubmit' | 'submitted'>;
   /** The dashboard's change stream (GET /api/live); absent: the route is not served. */
   live?: LiveFeed;
 }

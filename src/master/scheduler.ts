@@ -180,12 +180,39 @@ export class Scheduler {
   }
 
   /**
-   * The submit entry carrying `placed` was applied (`assigned`: those that took) or failed
-   * (undefined): the tasks assigned leave for their workers.
+   * Sends the tasks `placeOnSubmit` placed to their workers now, once their submit entry is
+   * appended, while it is written and replicated — as `pass` sends an assignment's tasks — so
+   * a one-task job's task runs during its submit's fsync instead of after it. The log stays
+   * the authority: the client is answered only after the entry's apply; a report counts only
+   * from the worker an applied assignment names, so one of a job that never committed changes
+   * nothing (apply.ts); and a report is proposed after the submit it follows, so it is applied
+   * after it. The job's config is given: it is not in the state database before the apply.
    */
-  submitted(jobId: string, placed: readonly { idx: number }[], assigned: readonly RunningTask[] | undefined): void {
+  sendOnSubmit(jobId: string, config: JobConfig, placed: readonly { idx: number; worker_id: string }[]): void {
+    const tasks = placed.map(({ idx, worker_id }) => ({ job_id: jobId, idx, attempt: 1, worker_id }));
+    this.dispatch(tasks, () => config);
+  }
+
+  /**
+   * The submit entry carrying `placed` was applied (`applied`) or not committed by us
+   * (undefined). Tasks the entry did not assign after all (a duplicate submit, a worker dead
+   * meanwhile) are stopped; an entry we did not see committed may still be by the next leader,
+   * so its tasks run on: their reports count then, and change nothing otherwise.
+   */
+  submitted(
+    jobId: string,
+    placed: readonly { idx: number; worker_id: string }[],
+    applied: { assigned?: readonly RunningTask[] } | undefined,
+  ): void {
     for (const { idx } of placed) this.proposed.delete(taskKey({ job_id: jobId, idx, attempt: 1 }));
-    if (assigned?.length) this.dispatch(assigned);
+    if (applied) {
+      const taken = new Set((applied.assigned ?? []).map((a) => `${a.worker_id} ${a.job_id} ${a.idx}`));
+      const refused = placed
+        .filter((p) => !taken.has(`${p.worker_id} ${jobId} ${p.idx}`))
+        .map(({ idx, worker_id }) => ({ job_id: jobId, idx, attempt: 1, worker_id }));
+      if (refused.length) this.log.info({ tasks: refused.length }, 'stopping tasks sent before the log refused them');
+      this.stopTasks(refused);
+    }
     if (placed.length) this.kick();
   }
 
@@ -238,11 +265,14 @@ export class Scheduler {
   }
 
   /** Sends assignments to their workers, grouped per worker. */
-  dispatch(assigned: readonly RunningTask[]): void {
+  dispatch(
+    assigned: readonly RunningTask[],
+    configOf: (jobId: string) => JobConfig | undefined = (jobId) => this.queries.jobConfig(jobId),
+  ): void {
     if (assigned.length === 0) return;
     const assignments: (TaskAssignment & { worker_id: string })[] = [];
     for (const [jobId, tasks] of groupBy(assigned, (a) => a.job_id)) {
-      const config = this.queries.jobConfig(jobId);
+      const config = configOf(jobId);
       if (!config) continue;
       const context = this.dispatchContext(jobId, config);
       for (const a of tasks) {

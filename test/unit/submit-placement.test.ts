@@ -8,7 +8,7 @@ import { Scheduler } from '../../src/master/scheduler.js';
 import { WorkerRegistry } from '../../src/master/worker-registry.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { decodeToWorker, type ToWorker } from '../../src/protocol/worker-channel.js';
-import type { JobConfig, RunningTask } from '../../src/state/commands.js';
+import type { JobConfig, Results } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
 import { openSingleMaster } from '../helpers/single-master.js';
 
@@ -38,28 +38,46 @@ function channel(workerId: string): WebSocket {
 
 const noop = (task_count: number) => normalizeBatchConfig({ operation: 'noop', task_count });
 
-/** Submits as the jobs route does: placements first, then the entry, then `submitted`. */
-async function submit(job_id: string, config: JobConfig, placed = scheduler.placeOnSubmit(job_id, config)) {
-  let assigned: RunningTask[] | undefined;
+/**
+ * Submits as the jobs route does: placements, then the entry appended, then its tasks sent,
+ * then `submitted` once it is applied. `meanwhile` runs after the tasks left and before the
+ * entry is applied (the leader writing its log).
+ */
+async function submit(
+  job_id: string,
+  config: JobConfig,
+  placed = scheduler.placeOnSubmit(job_id, config),
+  { idempotency_key, meanwhile }: { idempotency_key?: string; meanwhile?: () => void } = {},
+) {
+  let applied: Results['submitJob'] | undefined;
+  const proposal = node.consensus.propose({
+    type: 'submitJob',
+    at: Date.now(),
+    job_id,
+    name: job_id,
+    job_type: 'batch',
+    config,
+    ...(idempotency_key ? { idempotency_key } : {}),
+    ...(placed.length ? { assignments: placed } : {}),
+  });
+  scheduler.sendOnSubmit(job_id, config, placed);
+  meanwhile?.();
   try {
-    const r = await node.consensus.propose({
-      type: 'submitJob',
-      at: Date.now(),
-      job_id,
-      name: job_id,
-      job_type: 'batch',
-      config,
-      ...(placed.length ? { assignments: placed } : {}),
-    });
-    if (r.ok) assigned = r.assigned;
-    return { placed, assigned };
+    applied = await proposal;
+    return { placed, assigned: applied.ok ? applied.assigned : undefined };
   } finally {
-    scheduler.submitted(job_id, placed, assigned);
+    scheduler.submitted(job_id, placed, applied && (applied.ok ? applied : {}));
   }
 }
 
 const assignsSent = (workerId: string) =>
   sent.get(workerId)!.flatMap((m) => (m.t === 'assign' ? m.tasks.map((t) => `${t.job_id}/${t.idx}`) : []));
+
+/** A worker's report that task 0 (attempt 1) of `job_id` completed. */
+const done = (job_id: string, worker_id: string) => ({ job_id, idx: 0, attempt: 1, worker_id, result_json: 'null' });
+
+const cancelsSent = (workerId: string) =>
+  sent.get(workerId)!.flatMap((m) => (m.t === 'cancel' ? m.tasks.map((t) => `${t.job_id}/${t.idx}/${t.attempt}`) : []));
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'weir-submit-place-'));
@@ -83,15 +101,63 @@ afterEach(async () => {
 });
 
 describe('a submit carrying its first assignments', () => {
-  it('runs a one-task job on a free slot with one log entry, and sends the task once it is committed', async () => {
+  it('runs a one-task job on a free slot with one log entry, its task sent before the entry is written', async () => {
     scheduler.start();
     const before = node.consensus.status().commit_index;
-    const { placed, assigned } = await submit('j', noop(1));
+    let sentEarly: string[] = [];
+    const { placed, assigned } = await submit('j', noop(1), undefined, {
+      meanwhile: () => (sentEarly = [...assignsSent('w1'), ...assignsSent('w2')]),
+    });
+    expect(sentEarly).toEqual(['j/0']);
     expect(placed).toHaveLength(1);
     expect(assigned).toEqual([{ job_id: 'j', idx: 0, attempt: 1, worker_id: placed[0]!.worker_id }]);
     expect(node.consensus.status().commit_index).toBe(before + 1);
     expect(queries.job('j')).toMatchObject({ status: 'running', running: 1, pending: 0 });
+    // Sent once: not again when the entry is applied.
     expect(assignsSent(placed[0]!.worker_id)).toEqual(['j/0']);
+  });
+
+  it('a report that arrives before its submit is applied is applied after it: the job completes', async () => {
+    scheduler.start();
+    let report: Promise<Results['completeTasks']> | undefined;
+    await submit('j', noop(1), undefined, {
+      meanwhile: () => {
+        const worker_id = (['w1', 'w2'] as const).find((w) => assignsSent(w).includes('j/0'))!;
+        // The worker was quick: its report is proposed while the submit is still being written.
+        report = node.consensus.propose({ type: 'completeTasks', at: Date.now(), completions: [done('j', worker_id)] });
+      },
+    });
+    expect(await report).toMatchObject({ ok: true, accepted: [{ job_id: 'j', idx: 0, attempt: 1 }] });
+    expect(queries.job('j')).toMatchObject({ status: 'completed', completed: 1, running: 0 });
+  });
+
+  it('the report of a task whose submit never committed changes nothing (its job does not exist)', async () => {
+    scheduler.start();
+    const placed = scheduler.placeOnSubmit('ghost', noop(1));
+    scheduler.sendOnSubmit('ghost', noop(1), placed); // the leader died before writing the entry
+    scheduler.submitted('ghost', placed, undefined);
+    const r = await node.consensus.propose({
+      type: 'completeTasks',
+      at: Date.now(),
+      completions: [done('ghost', placed[0]!.worker_id)],
+    });
+    expect(r).toMatchObject({ ok: true, accepted: [] });
+    expect(queries.job('ghost')).toBeUndefined();
+    expect(queries.runningByWorker().size).toBe(0);
+  });
+
+  it('a duplicate submit (same Idempotency-Key) stops the task it sent early, and nothing else changes', async () => {
+    scheduler.start();
+    await submit('first', noop(1), undefined, { idempotency_key: 'k' });
+    const firstOn = (['w1', 'w2'] as const).find((w) => assignsSent(w).includes('first/0'))!;
+    const other = firstOn === 'w1' ? 'w2' : 'w1';
+    const { placed, assigned } = await submit('again', noop(1), undefined, { idempotency_key: 'k' });
+    expect(placed).toEqual([{ idx: 0, worker_id: other }]);
+    expect(assigned).toBeUndefined();
+    expect(assignsSent(other)).toEqual(['again/0']);
+    expect(cancelsSent(other)).toEqual(['again/0/1']);
+    expect(queries.job('again')).toBeUndefined();
+    expect(queries.job('first')).toMatchObject({ status: 'running', running: 1 });
   });
 
   it('places no more tasks than there are free slots; the scheduler places the rest as slots free', async () => {
@@ -129,13 +195,14 @@ describe('a submit carrying its first assignments', () => {
     expect(scheduler.placeOnSubmit('s', stream)).toEqual([]);
   });
 
-  it('a submit whose entry is not committed frees what it placed and sends nothing', async () => {
+  it('a submit whose entry is not committed by us frees what it placed and stops nothing (the next leader may commit it)', async () => {
     scheduler.start();
     const placed = scheduler.placeOnSubmit('j', noop(2));
     expect(placed).toHaveLength(2);
     scheduler.submitted('j', placed, undefined);
     expect(scheduler.placeOnSubmit('k', noop(2))).toHaveLength(2);
     expect(assignsSent('w1')).toEqual([]);
-    expect(assignsSent('w2')).toEqual([]);
+    expect(cancelsSent('w1')).toEqual([]);
+    expect(cancelsSent('w2')).toEqual([]);
   });
 });

@@ -83,22 +83,29 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const jobId = newId('job', at);
         trace(jobId, 'submit received');
         const placed = ctx.scheduler?.placeOnSubmit(jobId, config) ?? [];
-        let result;
+        // Appended now (propose appends before it returns); answered once applied.
+        const proposal = consensus.propose({
+          type: 'submitJob',
+          at,
+          job_id: jobId,
+          name,
+          job_type: type,
+          config,
+          ...(key ? { idempotency_key: key } : {}),
+          ...(retention_ms !== undefined ? { retention_ms } : {}),
+          ...(placed.length ? { assignments: placed } : {}),
+        });
+        // The first tasks run while the entry is written and replicated (Scheduler.sendOnSubmit).
+        ctx.scheduler?.sendOnSubmit(jobId, config, placed);
+        let applied;
         try {
-          result = await commit(consensus, {
-            type: 'submitJob',
-            at,
-            job_id: jobId,
-            name,
-            job_type: type,
-            config,
-            ...(key ? { idempotency_key: key } : {}),
-            ...(retention_ms !== undefined ? { retention_ms } : {}),
-            ...(placed.length ? { assignments: placed } : {}),
-          });
+          applied = await proposal;
         } finally {
-          ctx.scheduler?.submitted(jobId, placed, result?.assigned);
+          // Undefined: not committed by us. Refused by the log (not ok): none of it was assigned.
+          ctx.scheduler?.submitted(jobId, placed, applied && (applied.ok ? applied : {}));
         }
+        if (!applied.ok) throw new WeirError(applied.code, applied.message);
+        const result = applied;
         trace(jobId, 'submit applied');
         const code = result.duplicate ? 200 : 201;
         const waitMs = req.query.wait_ms ?? 0;
