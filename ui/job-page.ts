@@ -1,10 +1,10 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
-import { ConfirmButton, ErrorNote, ProgressBar, Status } from './bits.js';
+import { ConfirmButton, ErrorNote, memoBy, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { between, clock, duration, num } from './format.js';
-import { useLive, useWake, type Live } from './live.js';
+import { useLive, useWake, type Live, type LiveFrame } from './live.js';
 import { POLL_MS, usePoll, type Wake } from './poll.js';
 import { navigate } from './router.js';
 import { LogsPanel } from './logs-panel.js';
@@ -96,6 +96,53 @@ function Stages({ job }: { job: Job }) {
   </section>`;
 }
 
+/** One task's row: drawn again only when it moved (or, while it runs, as its duration grows). */
+const TaskRow = memoBy<{ t: Task; worker: string; now: number }>(
+  ({ t, worker, now }) =>
+    html`<tr>
+      <td class="num mono">${t.idx}</td>
+      <td><${Status} status=${t.status} /></td>
+      <td class="num">${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}</td>
+      <td class="mono">${worker}</td>
+      <td class="num">${duration(between(t.started_at, t.finished_at, now || Date.now()))}</td>
+      <td class="err" title=${taskError(t)}>${taskError(t)}</td>
+    </tr>`,
+  sameData('t', 'worker', 'now'),
+);
+
+/**
+ * A job's tasks: read from GET …/tasks, with the tasks each frame says moved laid over (a
+ * task streamed after the last read was sent is newer than that read's).
+ */
+export function mergeTasks(read: Task[], readAt: number, streamed: Map<number, { task: Task; at: number }>): Task[] {
+  let out: Task[] | undefined;
+  const at = new Map(read.map((t, i) => [t.idx, i]));
+  for (const [idx, s] of streamed) {
+    if (s.at < readAt) {
+      streamed.delete(idx);
+      continue;
+    }
+    const i = at.get(idx);
+    // A task past the read's limit is not shown: the page lists the first ones.
+    if (i === undefined) continue;
+    out ??= [...read];
+    out[i] = s.task;
+  }
+  return out ?? read;
+}
+
+/** The tasks the stream's frames said moved, kept until a read newer than them comes. */
+function useStreamedTasks(live: Live, jobId: string): Map<number, { task: Task; at: number }> {
+  const streamed = useRef(new Map<number, { task: Task; at: number }>());
+  useEffect(() => {
+    const f: LiveFrame | undefined = live.frame;
+    if (f?.job_id !== jobId || !f.tasks) return;
+    const now = Date.now();
+    for (const t of f.tasks) streamed.current.set(t.idx, { task: t, at: now });
+  }, [live.count]);
+  return streamed.current;
+}
+
 function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: string) => string; now: number }) {
   const [show, setShow] = useState<'all' | 'failed'>('all');
   const shown = show === 'failed' ? tasks.filter((t) => t.status === 'failed' || t.failures > 0 || t.error) : tasks;
@@ -126,19 +173,17 @@ function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: str
           </tr>
         </thead>
         <tbody>
-          ${shown.slice(0, 500).map(
-            (t) =>
-              html`<tr key=${t.idx}>
-                <td class="num mono">${t.idx}</td>
-                <td><${Status} status=${t.status} /></td>
-                <td class="num">
-                  ${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}
-                </td>
-                <td class="mono">${t.worker_id ? workerName(t.worker_id) : '—'}</td>
-                <td class="num">${duration(between(t.started_at, t.finished_at, now))}</td>
-                <td class="err" title=${taskError(t)}>${taskError(t)}</td>
-              </tr>`,
-          )}
+          ${shown
+            .slice(0, 500)
+            .map(
+              (t) =>
+                html`<${TaskRow}
+                  key=${t.idx}
+                  t=${t}
+                  worker=${t.worker_id ? workerName(t.worker_id) : '—'}
+                  now=${t.finished_at ? 0 : now}
+                />`,
+            )}
         </tbody>
       </table>
       ${shown.length > 500 ? html`<p class="dim small">${shown.length - 500} more not shown.</p>` : ''}
@@ -231,14 +276,18 @@ export function JobPage({ jobId }: { jobId: string }) {
   const job = useJob(jobId, live);
   const j = job.data;
   const settled = j ? TERMINAL.has(j.status) : false;
+  // The tasks that moved come in the frames; the route is read when a frame could not carry them.
   const changed: Wake = useWake(live, 'job');
+  const printed: Wake = useWake(live, 'logs');
   const tasks = usePoll(
     () => api<{ tasks: Task[] }>('GET', `/api/jobs/${jobId}/tasks?limit=${TASK_LIMIT}`, { stale: true }),
     [jobId, settled],
     settled ? SETTLED_MS : 1000,
     changed,
   );
-  const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 5000);
+  const streamedTasks = useStreamedTasks(live, jobId);
+  // Only for the workers' names (an address rather than an id): they seldom change.
+  const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 30_000);
   const names = new Map((workers.data?.workers ?? []).map((w) => [w.worker_id, w.address.replace(/^https?:\/\//, '')]));
   const workerName = (id: string) => names.get(id) ?? id;
   const now = Date.now();
@@ -254,7 +303,7 @@ export function JobPage({ jobId }: { jobId: string }) {
       <${ErrorNote} error=${job.error} />
       <p class="empty">Loading ${jobId}…</p>
     </div>`;
-  const ts = tasks.data?.tasks ?? [];
+  const ts = mergeTasks(tasks.data?.tasks ?? [], tasks.at, streamedTasks);
   return html`<div class="job-page" data-job-page=${j.job_id}>
     <div class="crumbs"><a href="/">Jobs</a> / <span class="mono">${j.job_id}</span></div>
     <section class="panel job-head">
@@ -334,6 +383,6 @@ export function JobPage({ jobId }: { jobId: string }) {
     }
     ${j.type === 'batch' ? html`<${Tasks} tasks=${ts} workerName=${workerName} now=${now} />` : ''}
     <${Results} job=${j} />
-    <${LogsPanel} job=${j} wake=${changed} />
+    <${LogsPanel} job=${j} wake=${printed} />
   </div>`;
 }

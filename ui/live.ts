@@ -3,18 +3,24 @@
 // poll as before, and it is opened again after a while.
 import { useEffect, useState } from 'preact/hooks';
 import { token } from './api.js';
-import type { Job } from './types.js';
+import type { Job, Task, Worker } from './types.js';
 
 export interface LiveFrame {
   seq: number;
   at: string;
-  /** Which REST reads are out of date: 'workers', 'jobs' (the list), 'job' (the page's job's tasks and logs). */
+  /** Which REST reads are out of date: 'workers', 'jobs' (the list), 'job' (the page's job's tasks), 'logs'. */
   changed?: string[];
   cluster?: { tasks_completed: number; tasks_failed: number; running: number; pending: number };
   master?: { id: number; role: string; term: number; commit_index: number; last_applied: number };
   /** Rows of the jobs list that changed, as GET /api/jobs shows them. */
   jobs?: Job[];
   jobs_gone?: string[];
+  /** More jobs changed than the frame carries (the newest are there): a filtered list reads again. */
+  jobs_more?: boolean;
+  /** The workers as GET /api/workers lists them, when they moved (and every few frames). */
+  workers?: Worker[];
+  /** The open job's tasks that moved since the last frame, as GET /api/jobs/{job_id}/tasks shows them. */
+  tasks?: Task[];
   /** The first frame's: the overview's last minutes, [ms, tasks completed, running]. */
   history?: [number, number, number][];
   job_id?: string;
@@ -124,13 +130,14 @@ export function useLive(jobId?: string, onFrame?: (f: LiveFrame) => void): Live 
 }
 
 /**
- * A key for usePoll's `wake`: it changes with each frame that says `topic` changed, so the
- * panel reads its route again then (and only then, while the stream is up).
+ * A key for usePoll's `wake`: it changes with each frame that says `topic` changed (or that
+ * `also` picks), so the panel reads its route again then (and only then, while the stream is up).
  */
-export function useWake(live: Live, topic: string): { live: boolean; key: number } {
+export function useWake(live: Live, topic: string, also?: (f: LiveFrame) => boolean): { live: boolean; key: number } {
   const [key, setKey] = useState(0);
   useEffect(() => {
-    if (live.frame?.changed?.includes(topic)) setKey((k) => k + 1);
+    const f = live.frame;
+    if (f && (f.changed?.includes(topic) || also?.(f))) setKey((k) => k + 1);
   }, [live.count]);
   return { live: live.up, key };
 }

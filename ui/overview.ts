@@ -1,7 +1,7 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
-import { ErrorNote, Meter, ProgressBar, Status } from './bits.js';
+import { ErrorNote, memoBy, Meter, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { ago, between, clock, duration, num } from './format.js';
 import { useLive, useWake, type Live, type LiveFrame } from './live.js';
@@ -82,14 +82,53 @@ export function Masters({ live }: { live: Live }) {
   </section>`;
 }
 
+/** One worker's row: drawn again only when its figures changed. */
+const WorkerRow = memoBy<{ w: Worker }>(({ w }) => {
+  const m = w.metrics ?? {};
+  return html`<tr class=${w.status === 'dead' ? 'dead' : ''} data-worker=${w.address}>
+    <td>
+      <span class="mono">${w.address}</span>
+      <div class="dim mono small">${w.worker_id}</div>
+    </td>
+    <td><${Status} status=${w.status} /></td>
+    <td>
+      <${Meter} value=${w.active_tasks / w.max_tasks} warn=${1} label=${`${w.active_tasks} of ${w.max_tasks} slots`} />
+      <span class="dim">${w.max_tasks}</span>
+    </td>
+    <td class="num">${w.active_tasks}</td>
+    <td class="num">${m.cpu_percent === undefined ? '—' : `${num(m.cpu_percent, 0)}%`}</td>
+    <td class="num">${m.memory_rss_mb === undefined ? '—' : `${num(m.memory_rss_mb)} MB`}</td>
+    <td class="num">${num(m.task_rate, 1)}</td>
+    <td class="num">
+      ${num(m.tasks_done)}${m.tasks_failed ? html` <span class="bad-text">(${m.tasks_failed} failed)</span>` : ''}
+    </td>
+    <td class="dim">${w.status === 'dead' ? 'dead' : ago(w.last_heartbeat)}</td>
+  </tr>`;
+}, sameData('w'));
+
+/**
+ * What a list shows: the stream's copy when it came after the last read was sent (it is the
+ * same view as the route's), else that read's answer.
+ */
+function newest<T>(read: T | undefined, readAt: number, streamed: { v: T; at: number } | undefined): T | undefined {
+  return streamed && streamed.at >= readAt ? streamed.v : read;
+}
+
 export function Workers({ live }: { live: Live }) {
-  const { data, error } = usePoll(
+  const { data, at, error } = usePoll(
     () => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }),
     [],
     POLL_MS,
     useWake(live, 'workers'),
   );
-  const all = data?.workers ?? [];
+  // The frames carry the workers when they moved: the route is read only when a frame says so.
+  const streamed = useRef<{ v: { workers: Worker[] }; at: number } | undefined>(undefined);
+  useEffect(() => {
+    const ws = live.frame?.workers;
+    if (ws) streamed.current = { v: { workers: ws }, at: Date.now() };
+  }, [live.count]);
+  const shown = newest(data, at, streamed.current);
+  const all = shown?.workers ?? [];
   // The dead ones at the end: they are history.
   const workers = [...all].sort((a, b) => Number(a.status === 'dead') - Number(b.status === 'dead'));
   const alive = all.filter((w) => w.status !== 'dead');
@@ -102,7 +141,7 @@ export function Workers({ live }: { live: Live }) {
     </h2>
     <${ErrorNote} error=${error} />
     ${
-      workers.length === 0 && data
+      workers.length === 0 && shown
         ? html`<p class="empty">No workers yet. Start one with <code>weir worker --master URL</code>.</p>`
         : html`<table>
             <thead>
@@ -119,32 +158,7 @@ export function Workers({ live }: { live: Live }) {
               </tr>
             </thead>
             <tbody>
-              ${workers.map((w) => {
-                const m = w.metrics ?? {};
-                return html`<tr key=${w.worker_id} class=${w.status === 'dead' ? 'dead' : ''} data-worker=${w.address}>
-                  <td>
-                    <span class="mono">${w.address}</span>
-                    <div class="dim mono small">${w.worker_id}</div>
-                  </td>
-                  <td><${Status} status=${w.status} /></td>
-                  <td>
-                    <${Meter}
-                      value=${w.active_tasks / w.max_tasks}
-                      warn=${1}
-                      label=${`${w.active_tasks} of ${w.max_tasks} slots`}
-                    />
-                    <span class="dim">${w.max_tasks}</span>
-                  </td>
-                  <td class="num">${w.active_tasks}</td>
-                  <td class="num">${m.cpu_percent === undefined ? '—' : `${num(m.cpu_percent, 0)}%`}</td>
-                  <td class="num">${m.memory_rss_mb === undefined ? '—' : `${num(m.memory_rss_mb)} MB`}</td>
-                  <td class="num">${num(m.task_rate, 1)}</td>
-                  <td class="num">
-                    ${num(m.tasks_done)}${m.tasks_failed ? html` <span class="bad-text">(${m.tasks_failed} failed)</span>` : ''}
-                  </td>
-                  <td class="dim">${w.status === 'dead' ? 'dead' : ago(w.last_heartbeat)}</td>
-                </tr>`;
-              })}
+              ${workers.map((w) => html`<${WorkerRow} key=${w.worker_id} w=${w} />`)}
             </tbody>
           </table>`
     }
@@ -182,15 +196,37 @@ export function mergeJobs(
     .slice(0, JOB_ROWS);
 }
 
+/** One job's row: drawn again only when the job changed. */
+const JobRow = memoBy<{ j: Job }>(
+  ({ j }) =>
+    html`<tr data-job=${j.job_id}>
+      <td>
+        <a href=${`/jobs/${j.job_id}`} class="job-link">${j.name}</a>
+        <div class="dim mono small">${j.job_id}</div>
+      </td>
+      <td><${Status} status=${j.status} /></td>
+      <td>
+        ${j.type === 'streaming' ? html`<span class="dim">streaming</span>` : html`<${ProgressBar} p=${j.progress} />`}
+      </td>
+      <td class="mono">${j.operation ?? ''}</td>
+      <td class="dim">${clock(j.created_at)}</td>
+      <td class="num">${duration(between(j.started_at, j.finished_at))}</td>
+    </tr>`,
+  sameData('j'),
+);
+
 export function Jobs({ live }: { live: Live }) {
   const [status, setStatus] = useState('');
   const [text, setText] = useState('');
+  // A filtered list reads again when the frame could not carry every changed row (the
+  // unfiltered one needs only the newest, which it has).
+  const wake = useWake(live, 'jobs', status ? (f) => f.jobs_more === true : undefined);
   const { data, at, error } = usePoll(
     () =>
       api<{ jobs: Job[] }>('GET', `/api/jobs?limit=${JOB_ROWS}${status ? `&status=${status}` : ''}`, { stale: true }),
     [status],
     POLL_MS,
-    useWake(live, 'jobs'),
+    wake,
   );
   const streamed = useRef(new Map<string, { job: Job; at: number }>());
   const gone = useRef(new Map<string, number>());
@@ -247,22 +283,7 @@ export function Jobs({ live }: { live: Live }) {
               </tr>
             </thead>
             <tbody>
-              ${jobs.map(
-                (j) =>
-                  html`<tr key=${j.job_id} data-job=${j.job_id}>
-                    <td>
-                      <a href=${`/jobs/${j.job_id}`} class="job-link">${j.name}</a>
-                      <div class="dim mono small">${j.job_id}</div>
-                    </td>
-                    <td><${Status} status=${j.status} /></td>
-                    <td>
-                      ${j.type === 'streaming' ? html`<span class="dim">streaming</span>` : html`<${ProgressBar} p=${j.progress} />`}
-                    </td>
-                    <td class="mono">${j.operation ?? ''}</td>
-                    <td class="dim">${clock(j.created_at)}</td>
-                    <td class="num">${duration(between(j.started_at, j.finished_at))}</td>
-                  </tr>`,
-              )}
+              ${jobs.map((j) => html`<${JobRow} key=${j.job_id} j=${j} />`)}
             </tbody>
           </table>`
     }
