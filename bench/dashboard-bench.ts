@@ -125,7 +125,6 @@ class Dashboard {
 
   /** Points the second tab at a job of this round (as a person following it would). */
   follow(jobId: string): void {
-    if (process.env.DASH6_NO_FOLLOW) return;
     void this.pages[1]
       ?.evaluate(`history.pushState(null, '', '/jobs/${jobId}'); dispatchEvent(new PopStateEvent('popstate'))`)
       .catch(() => {});

@@ -57,7 +57,8 @@ export function num(n: unknown, digits = 0): string {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
   if (Math.abs(n) >= 10_000) return COMPACT.format(n);
   let f = FIXED.get(digits);
-  if (!f) FIXED.set(digits, (f = new Intl.NumberFormat('en', { maximumFractionDigits: digits, minimumFractionDigits: 0 })));
+  if (!f)
+    FIXED.set(digits, (f = new Intl.NumberFormat('en', { maximumFractionDigits: digits, minimumFractionDigits: 0 })));
   return f.format(n);
 }
 

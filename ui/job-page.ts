@@ -4,7 +4,7 @@ import { api, ApiError } from './api.js';
 import { ConfirmButton, ErrorNote, memoBy, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { between, clock, duration, num } from './format.js';
-import { useLive, useWake, type Live, type LiveFrame } from './live.js';
+import { useEachFrame, useLive, useWake, type Live, type LiveFrame } from './live.js';
 import { POLL_MS, usePoll, type Wake } from './poll.js';
 import { navigate } from './router.js';
 import { LogsPanel } from './logs-panel.js';
@@ -134,12 +134,11 @@ export function mergeTasks(read: Task[], readAt: number, streamed: Map<number, {
 /** The tasks the stream's frames said moved, kept until a read newer than them comes. */
 function useStreamedTasks(live: Live, jobId: string): Map<number, { task: Task; at: number }> {
   const streamed = useRef(new Map<number, { task: Task; at: number }>());
-  useEffect(() => {
-    const f: LiveFrame | undefined = live.frame;
-    if (f?.job_id !== jobId || !f.tasks) return;
+  useEachFrame(live, (f: LiveFrame) => {
+    if (f.job_id !== jobId || !f.tasks) return;
     const now = Date.now();
     for (const t of f.tasks) streamed.current.set(t.idx, { task: t, at: now });
-  }, [live.count]);
+  });
   return streamed.current;
 }
 
@@ -239,11 +238,10 @@ function useJob(jobId: string, live: Live) {
     key: 0,
   });
   const streamed = useRef<{ job?: Job; gone?: boolean; at: number }>({ at: 0 });
-  useEffect(() => {
-    const f = live.frame;
-    if (f?.job_id === jobId)
+  useEachFrame(live, (f) => {
+    if (f.job_id === jobId)
       streamed.current = { ...(f.job ? { job: f.job } : {}), ...(f.gone ? { gone: true } : {}), at: Date.now() };
-  }, [live.count]);
+  });
   const s = streamed.current;
   const fresh = s.at >= job.at;
   const gone = fresh && s.gone === true;
@@ -305,7 +303,10 @@ export function JobPage({ jobId }: { jobId: string }) {
     </div>`;
   const ts = mergeTasks(tasks.data?.tasks ?? [], tasks.at, streamedTasks);
   return html`<div class="job-page" data-job-page=${j.job_id}>
-    <div class="crumbs"><a href="/">Jobs</a> / <span class="mono">${j.job_id}</span></div>
+    <div class="crumbs">
+      <a href="/">Jobs</a> / <span class="mono">${j.job_id}</span>
+      ${live.up ? html` <span class="ok-dot" id="live-state">live</span>` : html` <span class="dim" id="live-state">polling</span>`}
+    </div>
     <section class="panel job-head">
       <div class="title">
         <h1>${j.name}</h1>

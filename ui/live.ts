@@ -1,7 +1,7 @@
 // The page's one stream of changes (GET /api/live, server-sent events): while it is up the
 // panels read the REST routes only when a frame says their part changed; when it breaks they
 // poll as before, and it is opened again after a while.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { token } from './api.js';
 import type { Job, Task, Worker } from './types.js';
 
@@ -140,4 +140,17 @@ export function useWake(live: Live, topic: string, also?: (f: LiveFrame) => bool
     if (f && (f.changed?.includes(topic) || also?.(f))) setKey((k) => k + 1);
   }, [live.count]);
   return { live: live.up, key };
+}
+
+/**
+ * Hands each new frame to `take` as the component renders it — not in an effect after the
+ * render, whose change would show only with the next frame (and a job's page gets none once
+ * its job is still).
+ */
+export function useEachFrame(live: Live, take: (f: LiveFrame) => void): void {
+  const seen = useRef(0);
+  if (live.frame && live.count !== seen.current) {
+    seen.current = live.count;
+    take(live.frame);
+  }
 }

@@ -4,7 +4,7 @@ import { api, ApiError } from './api.js';
 import { ErrorNote, memoBy, Meter, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { ago, between, clock, duration, num } from './format.js';
-import { useLive, useWake, type Live, type LiveFrame } from './live.js';
+import { useEachFrame, useLive, useWake, type Live, type LiveFrame } from './live.js';
 import { POLL_MS, usePoll } from './poll.js';
 import type { ClusterStatus, Job, MasterView, Worker } from './types.js';
 
@@ -123,10 +123,9 @@ export function Workers({ live }: { live: Live }) {
   );
   // The frames carry the workers when they moved: the route is read only when a frame says so.
   const streamed = useRef<{ v: { workers: Worker[] }; at: number } | undefined>(undefined);
-  useEffect(() => {
-    const ws = live.frame?.workers;
-    if (ws) streamed.current = { v: { workers: ws }, at: Date.now() };
-  }, [live.count]);
+  useEachFrame(live, (f) => {
+    if (f.workers) streamed.current = { v: { workers: f.workers }, at: Date.now() };
+  });
   const shown = newest(data, at, streamed.current);
   const all = shown?.workers ?? [];
   // The dead ones at the end: they are history.
@@ -165,8 +164,13 @@ export function Workers({ live }: { live: Live }) {
   </section>`;
 }
 
-/** The newest jobs the list shows (and filters). */
+/** The newest jobs the list reads (and filters). */
 const JOB_ROWS = 100;
+/**
+ * Rows drawn at first, and added by each "show more": while jobs stream in, every drawn row
+ * may change each second, and the page's cost follows the rows it draws.
+ */
+const JOB_PAGE = 25;
 const STATUSES = ['', 'pending', 'running', 'completed', 'failed', 'cancelled'];
 
 /**
@@ -218,6 +222,7 @@ const JobRow = memoBy<{ j: Job }>(
 export function Jobs({ live }: { live: Live }) {
   const [status, setStatus] = useState('');
   const [text, setText] = useState('');
+  const [drawn, setDrawn] = useState(JOB_PAGE);
   // A filtered list reads again when the frame could not carry every changed row (the
   // unfiltered one needs only the newest, which it has).
   const wake = useWake(live, 'jobs', status ? (f) => f.jobs_more === true : undefined);
@@ -230,12 +235,11 @@ export function Jobs({ live }: { live: Live }) {
   );
   const streamed = useRef(new Map<string, { job: Job; at: number }>());
   const gone = useRef(new Map<string, number>());
-  useEffect(() => {
-    const f = live.frame;
+  useEachFrame(live, (f) => {
     const now = Date.now();
-    for (const j of f?.jobs ?? []) streamed.current.set(j.job_id, { job: j, at: now });
-    for (const id of f?.jobs_gone ?? []) gone.current.set(id, now);
-  }, [live.count]);
+    for (const j of f.jobs ?? []) streamed.current.set(j.job_id, { job: j, at: now });
+    for (const id of f.jobs_gone ?? []) gone.current.set(id, now);
+  });
   const needle = text.trim().toLowerCase();
   const listed = data ? mergeJobs(data.jobs, at, streamed.current, gone.current, status) : [];
   const jobs = listed.filter(
@@ -272,20 +276,30 @@ export function Jobs({ live }: { live: Live }) {
             ${needle || status ? 'No job matches.' : html`No jobs yet. Try <code>weir submit batch "Multiplicar" '{"operation":"multiply","factor":3,"task_count":5}'</code>.`}
           </p>`
         : html`<table class="jobs">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Status</th>
-                <th>Progress</th>
-                <th>Operation</th>
-                <th>Submitted</th>
-                <th class="num">Duration</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${jobs.map((j) => html`<${JobRow} key=${j.job_id} j=${j} />`)}
-            </tbody>
-          </table>`
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Status</th>
+                  <th>Progress</th>
+                  <th>Operation</th>
+                  <th>Submitted</th>
+                  <th class="num">Duration</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${jobs.slice(0, drawn).map((j) => html`<${JobRow} key=${j.job_id} j=${j} />`)}
+              </tbody>
+            </table>
+            ${
+              jobs.length > drawn
+                ? html`<p class="more">
+                    <button class="btn ghost" id="jobs-more" onClick=${() => setDrawn((n) => n + JOB_PAGE)}>
+                      Show ${Math.min(JOB_PAGE, jobs.length - drawn)} more
+                    </button>
+                    <span class="dim small">of the newest ${jobs.length}${jobs.length === JOB_ROWS ? '+' : ''}</span>
+                  </p>`
+                : ''
+            }`
     }
   </section>`;
 }
