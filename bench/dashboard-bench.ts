@@ -49,7 +49,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--threads') o.threads = positiveInt(a, argv[++i]);
     else if (a === '--pin-chromium') o.pinChromium = Number(argv[++i]);
     else if (a === '--profile') o.profile = argv[++i];
-    else throw new Error(`unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --profile DIR)`);
+    else
+      throw new Error(
+        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --profile DIR)`,
+      );
   }
   if (o.pinChromium !== undefined && !(Number.isInteger(o.pinChromium) && o.pinChromium >= 0)) {
     throw new Error('--pin-chromium takes a CPU number, e.g. 1');
@@ -148,7 +151,14 @@ class Dashboard {
 }
 
 /** The renderer's figures (CDP Performance.getMetrics) a round's profile reports, as deltas. */
-const TAB_METRICS = ['TaskDuration', 'ScriptDuration', 'LayoutDuration', 'RecalcStyleDuration', 'LayoutCount', 'RecalcStyleCount'];
+const TAB_METRICS = [
+  'TaskDuration',
+  'ScriptDuration',
+  'LayoutDuration',
+  'RecalcStyleDuration',
+  'LayoutCount',
+  'RecalcStyleCount',
+];
 
 /** Where a round with the page spent chromium's time: each tab's renderer (a CPU profile and its metrics) and each process kind. */
 class RoundProfile {
@@ -239,8 +249,7 @@ async function measure(
       return r;
     },
   } as Api;
-  const prof =
-    dash && profileDir && chromium ? new RoundProfile(dash, chromium, profileDir, label) : undefined;
+  const prof = dash && profileDir && chromium ? new RoundProfile(dash, chromium, profileDir, label) : undefined;
   await prof?.start();
   const before = cpu();
   const requestsBefore = dash?.requests ?? 0;
