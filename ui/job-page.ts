@@ -13,6 +13,8 @@ import { Topology } from './topology.js';
 import { TERMINAL, type Job, type Task, type Worker } from './types.js';
 
 const TASK_LIMIT = 1000;
+/** Task rows drawn at first, and added by each "show more": each drawn row may change every second. */
+const TASK_PAGE = 50;
 const PREVIEW_ROWS = 20;
 /** How often what no longer changes is asked again (a finished job's tasks and results). */
 const SETTLED_MS = 60_000;
@@ -144,6 +146,7 @@ function useStreamedTasks(live: Live, jobId: string): Map<number, { task: Task; 
 
 function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: string) => string; now: number }) {
   const [show, setShow] = useState<'all' | 'failed'>('all');
+  const [drawn, setDrawn] = useState(TASK_PAGE);
   const shown = show === 'failed' ? tasks.filter((t) => t.status === 'failed' || t.failures > 0 || t.error) : tasks;
   return html`<section class="panel" id="tasks">
     <h2>
@@ -173,7 +176,7 @@ function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: str
         </thead>
         <tbody>
           ${shown
-            .slice(0, 500)
+            .slice(0, drawn)
             .map(
               (t) =>
                 html`<${TaskRow}
@@ -185,7 +188,16 @@ function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: str
             )}
         </tbody>
       </table>
-      ${shown.length > 500 ? html`<p class="dim small">${shown.length - 500} more not shown.</p>` : ''}
+      ${
+        shown.length > drawn
+          ? html`<p class="more">
+              <button class="btn ghost" id="tasks-more" onClick=${() => setDrawn((n) => n + TASK_PAGE)}>
+                Show ${Math.min(TASK_PAGE, shown.length - drawn)} more
+              </button>
+              <span class="dim small">of ${shown.length}</span>
+            </p>`
+          : ''
+      }
     </div>
   </section>`;
 }
