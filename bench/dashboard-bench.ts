@@ -105,7 +105,13 @@ class Dashboard {
   ) {}
 
   /** `/` open and drawn (its jobs table or its empty note), and a second tab for a job page. */
-  async open(): Promise<void> {
+  /**
+   * `/` open and drawn on the first tab; the second tab shows the page of `shownJob` (a job
+   * of the warm-up) — a person following jobs keeps a job's page open and moves to the next
+   * one, so a round counts following a new job, not the first start of the job page's code
+   * in a new renderer.
+   */
+  async open(shownJob?: string): Promise<void> {
     // Each tab in its own context (its own window): a headless background tab is hidden.
     const [overview, job] = [
       await (await this.browser.createBrowserContext()).newPage(),
@@ -116,7 +122,8 @@ class Dashboard {
       p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
     await overview.goto(`${this.origin}/`);
     await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
-    await job.goto(`${this.origin}/`);
+    await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
+    if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
     for (const p of this.pages) {
       // Headless tabs are visible, so both poll; a hidden one would poll nothing.
       if (await p.evaluate('document.hidden')) log('  (a dashboard tab is hidden: it polls nothing while so)');
@@ -308,13 +315,22 @@ async function main(): Promise<void> {
   try {
     browser = await launchChromium(o.pinChromium === undefined ? CHROMIUM : pinnedChromium(cluster.dir, o.pinChromium));
     const dash = new Dashboard(browser, cluster.api.origin);
-    for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(cluster.api, SHAPE, `warmup${i}`);
+    // The last job the warm-up submitted: the job tab shows it before each round with the page.
+    let warmJob: string | undefined;
+    const warmApi = {
+      call: async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+        const r = await cluster.api.call<T>(method, path, body);
+        if (method === 'POST') warmJob = (r as { job_id?: string }).job_id ?? warmJob;
+        return r;
+      },
+    } as Api;
+    for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(warmApi, SHAPE, `warmup${i}`);
     // Pairs in alternating order (off-on, on-off, …), so that a drift in the machine's load
     // or the cluster's size weighs on both kinds alike.
     const rounds: Round[] = [];
     for (let i = 0; i < o.rounds; i++) {
       for (const page of i % 2 === 0 ? [false, true] : [true, false]) {
-        if (page) await dash.open();
+        if (page) await dash.open(warmJob);
         try {
           const r = await measure(
             cluster,
@@ -345,7 +361,7 @@ async function main(): Promise<void> {
       started_at: startedAt,
       load: { start: loadAtStart, end: loadavg()[0]! },
       machine: machineInfo(),
-      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on the page of the round's first job`,
+      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on a job's page (a warm-up job's, settled), which follows the round's first job`,
       setting: { max_tasks: o.maxTasks, threads: o.threads },
       chromium_pinned_to_cpu: o.pinChromium ?? null,
       without_page: without,
