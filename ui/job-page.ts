@@ -247,6 +247,7 @@ function Results({ job }: { job: Job }) {
 function useJob(jobId: string, live: Live) {
   const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId], POLL_MS, {
     live: live.up,
+    ready: live.ready,
     key: 0,
   });
   const streamed = useRef<{ job?: Job; gone?: boolean; at: number }>({ at: 0 });

@@ -40,7 +40,7 @@ export function Masters({ live }: { live: Live }) {
     },
     [],
     POLL_MS,
-    { live: live.up, key: Math.floor(live.count / MASTERS_EVERY_FRAMES) },
+    { live: live.up, ready: live.ready, key: Math.floor(live.count / MASTERS_EVERY_FRAMES) },
   );
   const own = live.up ? live.frame?.master : undefined;
   const masters = (data?.masters ?? []).map((m) =>
