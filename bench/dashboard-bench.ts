@@ -11,13 +11,18 @@
 //          --threads T       the workers' --threads (default 2)
 //          --pin-chromium C  run chromium (all its processes) on CPU C only (taskset -c C),
 //                            so that it takes at most one core from the cluster
-import { chmodSync, writeFileSync } from 'node:fs';
+//          --profile DIR     where the time goes: the master runs with --cpu-prof (its profile
+//                            covers every round), each tab's renderer is profiled (CDP Profiler)
+//                            in the rounds with the page, and chromium's CPU is split by process
+//                            type; profiles and a summary go to DIR
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { CHROMIUM, hasChromium, launchChromium } from '../scripts/chromium.js';
 import { runMain } from './main.js';
-import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
+import { chromiumKind, cpuSeconds, treeCpu, treeCpuSeconds } from './proc-cpu.js';
+import { cpuProfArgs, formatProfile, summarizeProfile } from './profile-summary.js';
 import { machineInfo, table, writeJson } from './report.js';
 import { log, positiveInt, spread, type Spread } from './stats.js';
 import { describeSetting, startWeirCluster, weirThroughputRound, type Api, type WeirCluster } from './weir.js';
@@ -32,6 +37,7 @@ interface Options {
   maxTasks: number;
   threads: number;
   pinChromium?: number;
+  profile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -42,7 +48,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--max-tasks') o.maxTasks = positiveInt(a, argv[++i]);
     else if (a === '--threads') o.threads = positiveInt(a, argv[++i]);
     else if (a === '--pin-chromium') o.pinChromium = Number(argv[++i]);
-    else throw new Error(`unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU)`);
+    else if (a === '--profile') o.profile = argv[++i];
+    else
+      throw new Error(
+        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --profile DIR)`,
+      );
   }
   if (o.pinChromium !== undefined && !(Number.isInteger(o.pinChromium) && o.pinChromium >= 0)) {
     throw new Error('--pin-chromium takes a CPU number, e.g. 1');
@@ -58,6 +68,8 @@ interface Round {
   cpu_s: { master: number; workers: number; chromium: number };
   /** Requests the page's tabs sent to the master during the round (a stream counts once, when opened). */
   page_requests: number;
+  /** With --profile: chromium's CPU by process kind, each tab's renderer figures and top functions. */
+  profile?: Record<string, unknown>;
 }
 
 /** How busy a settled tab's renderer may still be: its main thread under a tenth of the time. */
@@ -93,7 +105,13 @@ class Dashboard {
   ) {}
 
   /** `/` open and drawn (its jobs table or its empty note), and a second tab for a job page. */
-  async open(): Promise<void> {
+  /**
+   * `/` open and drawn on the first tab; the second tab shows the page of `shownJob` (a job
+   * of the warm-up) — a person following jobs keeps a job's page open and moves to the next
+   * one, so a round counts following a new job, not the first start of the job page's code
+   * in a new renderer.
+   */
+  async open(shownJob?: string): Promise<void> {
     // Each tab in its own context (its own window): a headless background tab is hidden.
     const [overview, job] = [
       await (await this.browser.createBrowserContext()).newPage(),
@@ -104,7 +122,8 @@ class Dashboard {
       p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
     await overview.goto(`${this.origin}/`);
     await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
-    await job.goto(`${this.origin}/`);
+    await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
+    if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
     for (const p of this.pages) {
       // Headless tabs are visible, so both poll; a hidden one would poll nothing.
       if (await p.evaluate('document.hidden')) log('  (a dashboard tab is hidden: it polls nothing while so)');
@@ -121,6 +140,10 @@ class Dashboard {
       .catch(() => {});
   }
 
+  get tabs(): { name: string; page: Page }[] {
+    return this.pages.map((page, i) => ({ name: i === 0 ? 'overview' : 'job', page }));
+  }
+
   async close(): Promise<void> {
     await Promise.all(
       this.pages.map((p) =>
@@ -134,6 +157,70 @@ class Dashboard {
   }
 }
 
+/** The renderer's figures (CDP Performance.getMetrics) a round's profile reports, as deltas. */
+const TAB_METRICS = [
+  'TaskDuration',
+  'ScriptDuration',
+  'LayoutDuration',
+  'RecalcStyleDuration',
+  'LayoutCount',
+  'RecalcStyleCount',
+];
+
+/** Where a round with the page spent chromium's time: each tab's renderer (a CPU profile and its metrics) and each process kind. */
+class RoundProfile {
+  private sessions: { name: string; cdp: CDPSession; before: Record<string, number> }[] = [];
+  private cpuBefore = new Map<number, number>();
+  constructor(
+    private readonly dash: Dashboard,
+    private readonly chromium: number,
+    private readonly dir: string,
+    private readonly label: string,
+  ) {}
+
+  private static async metrics(cdp: CDPSession): Promise<Record<string, number>> {
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    return Object.fromEntries(metrics.filter((m) => TAB_METRICS.includes(m.name)).map((m) => [m.name, m.value]));
+  }
+
+  async start(): Promise<void> {
+    for (const { name, page } of this.dash.tabs) {
+      const cdp = await page.createCDPSession();
+      await cdp.send('Performance.enable');
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 250 });
+      await cdp.send('Profiler.start');
+      this.sessions.push({ name, cdp, before: await RoundProfile.metrics(cdp) });
+    }
+    this.cpuBefore = treeCpu(this.chromium);
+  }
+
+  /** Writes each tab's profile and returns the round's figures. */
+  async stop(): Promise<Record<string, unknown>> {
+    const after = treeCpu(this.chromium);
+    const byKind: Record<string, number> = {};
+    for (const [pid, cpu] of after) {
+      const kind = chromiumKind(pid);
+      byKind[kind] = (byKind[kind] ?? 0) + Math.max(0, cpu - (this.cpuBefore.get(pid) ?? 0));
+    }
+    const tabs: Record<string, unknown> = {};
+    for (const { name, cdp, before } of this.sessions) {
+      const now = await RoundProfile.metrics(cdp);
+      const { profile } = await cdp.send('Profiler.stop');
+      const file = join(this.dir, `${this.label}-${name}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      const s = summarizeProfile(file, 12);
+      tabs[name] = {
+        metrics: Object.fromEntries(TAB_METRICS.map((k) => [k, +((now[k] ?? 0) - (before[k] ?? 0)).toFixed(3)])),
+        busy_percent: +s.busyPercent.toFixed(1),
+        top_functions: s.functions.map((f) => `${f.percent.toFixed(1)}% ${f.name}`),
+      };
+      await cdp.detach().catch(() => {});
+    }
+    return { cpu_s_by_process_kind: byKind, tabs };
+  }
+}
+
 /** Runs chromium through `taskset -c CPU` (its zygote and renderers inherit the mask). */
 function pinnedChromium(dir: string, cpu: number): string {
   const wrapper = join(dir, 'chromium-pinned.sh');
@@ -142,7 +229,13 @@ function pinnedChromium(dir: string, cpu: number): string {
   return wrapper;
 }
 
-async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard | undefined, label: string) {
+async function measure(
+  cluster: WeirCluster,
+  browser: Browser,
+  dash: Dashboard | undefined,
+  label: string,
+  profileDir?: string,
+) {
   const master = cluster.masters[0]!.child.proc.pid!;
   const workers = cluster.workers.map((w) => w.proc.pid!);
   const chromium = browser.process()?.pid;
@@ -163,14 +256,18 @@ async function measure(cluster: WeirCluster, browser: Browser, dash: Dashboard |
       return r;
     },
   } as Api;
+  const prof = dash && profileDir && chromium ? new RoundProfile(dash, chromium, profileDir, label) : undefined;
+  await prof?.start();
   const before = cpu();
   const requestsBefore = dash?.requests ?? 0;
   const t0 = performance.now();
   const tasksPerS = await weirThroughputRound(api, SHAPE, label);
   const wall = (performance.now() - t0) / 1000;
   const after = cpu();
+  const profile = await prof?.stop();
   const pageRequests = (dash?.requests ?? 0) - requestsBefore;
   return {
+    ...(profile ? { profile } : {}),
     page_requests: pageRequests,
     tasks_per_s: tasksPerS,
     wall_s: wall,
@@ -208,21 +305,42 @@ async function main(): Promise<void> {
   log(
     `Weir: 1 master + 2 workers, ${describeSetting(setting)}; chromium ${o.pinChromium === undefined ? 'unpinned' : `pinned to CPU ${o.pinChromium}`}`,
   );
-  const cluster = await startWeirCluster(setting);
+  const profileDir = o.profile;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const cluster = await startWeirCluster({
+    ...setting,
+    ...(profileDir ? { nodeArgs: (n: string) => (n.startsWith('w') ? [] : cpuProfArgs(profileDir)('master')) } : {}),
+  });
   let browser: Browser | undefined;
   try {
     browser = await launchChromium(o.pinChromium === undefined ? CHROMIUM : pinnedChromium(cluster.dir, o.pinChromium));
     const dash = new Dashboard(browser, cluster.api.origin);
-    for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(cluster.api, SHAPE, `warmup${i}`);
+    // The last job the warm-up submitted: the job tab shows it before each round with the page.
+    let warmJob: string | undefined;
+    const warmApi = {
+      call: async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+        const r = await cluster.api.call<T>(method, path, body);
+        if (method === 'POST') warmJob = (r as { job_id?: string }).job_id ?? warmJob;
+        return r;
+      },
+    } as Api;
+    for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(warmApi, SHAPE, `warmup${i}`);
     // Pairs in alternating order (off-on, on-off, …), so that a drift in the machine's load
     // or the cluster's size weighs on both kinds alike.
     const rounds: Round[] = [];
     for (let i = 0; i < o.rounds; i++) {
       for (const page of i % 2 === 0 ? [false, true] : [true, false]) {
-        if (page) await dash.open();
+        if (page) await dash.open(warmJob);
         try {
-          const r = await measure(cluster, browser, page ? dash : undefined, `${page ? 'page' : 'none'}-r${i}`);
+          const r = await measure(
+            cluster,
+            browser,
+            page ? dash : undefined,
+            `${page ? 'page' : 'none'}-r${i}`,
+            profileDir,
+          );
           rounds.push({ page, ...r });
+          if (r.profile) log(`  ${JSON.stringify(r.profile, null, 1)}`);
           log(
             `  round ${i + 1}/${o.rounds} ${page ? 'with page   ' : 'without page'}: ${fmt(r.tasks_per_s)} tasks/s; CPU s master ${fmt(r.cpu_s.master, 2)}, workers ${fmt(r.cpu_s.workers, 2)}, chromium ${fmt(r.cpu_s.chromium, 2)}`,
           );
@@ -243,7 +361,7 @@ async function main(): Promise<void> {
       started_at: startedAt,
       load: { start: loadAtStart, end: loadavg()[0]! },
       machine: machineInfo(),
-      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on the page of the round's first job`,
+      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on a job's page (a warm-up job's, settled), which follows the round's first job`,
       setting: { max_tasks: o.maxTasks, threads: o.threads },
       chromium_pinned_to_cpu: o.pinChromium ?? null,
       without_page: without,
@@ -260,6 +378,13 @@ async function main(): Promise<void> {
   } finally {
     await browser?.close().catch(() => {});
     await cluster.stop();
+  }
+  if (profileDir) {
+    try {
+      log(formatProfile(join(profileDir, 'master.cpuprofile')));
+    } catch (err) {
+      log(`no master profile: ${(err as Error).message}`);
+    }
   }
 }
 

@@ -45,6 +45,13 @@ export function cpuSeconds(pid: number): number {
  * which its members live throughout.
  */
 export function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const [, cpuS] of treeCpu(pid)) total += cpuS;
+  return total;
+}
+
+/** CPU seconds of `pid` and of each live descendant, by process id. */
+export function treeCpu(pid: number): Map<number, number> {
   const children = new Map<number, number[]>();
   const cpu = new Map<number, number>();
   for (const name of readdirSync('/proc')) {
@@ -54,11 +61,24 @@ export function treeCpuSeconds(pid: number): number {
     cpu.set(Number(name), s.cpuS);
     children.set(s.ppid, [...(children.get(s.ppid) ?? []), Number(name)]);
   }
-  let total = 0;
+  const tree = new Map<number, number>();
   const todo = [pid];
   for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
-    total += cpu.get(p) ?? 0;
+    tree.set(p, cpu.get(p) ?? 0);
     todo.push(...(children.get(p) ?? []));
   }
-  return total;
+  return tree;
+}
+
+/** A chromium process's kind from its command line (`--type=renderer`, …; none: the browser). */
+export function chromiumKind(pid: number): string {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
+    const type = args.find((a) => a.startsWith('--type='))?.slice(7);
+    if (!type) return args.some((a) => a.includes('chrom')) ? 'browser' : 'other';
+    const sub = args.find((a) => a.startsWith('--utility-sub-type='))?.slice(19);
+    return sub ? `${type}:${sub.split('.').slice(-1)[0]}` : type;
+  } catch {
+    return 'gone';
+  }
 }

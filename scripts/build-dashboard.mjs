@@ -13,7 +13,8 @@ mkdirSync(join(out, 'assets'), { recursive: true });
 const result = await build({
   entryPoints: [join(root, 'ui', 'main.ts')],
   bundle: true,
-  minify: true,
+  // WEIR_DASHBOARD_MINIFY=0 keeps names readable, for a profile of the page (bench --profile).
+  minify: process.env.WEIR_DASHBOARD_MINIFY !== '0',
   format: 'esm',
   target: ['es2022'],
   platform: 'browser',

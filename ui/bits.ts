@@ -1,4 +1,5 @@
 import { html } from 'htm/preact';
+import { Component } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { pct } from './format.js';
 import type { Progress } from './types.js';
@@ -69,3 +70,26 @@ export function ErrorNote({ error }: { error: Error | undefined }) {
   if (!error) return null;
   return html`<div class="note error">${error.message}</div>`;
 }
+
+/**
+ * A component that renders again only when `same` says its props differ: a table's row that
+ * did not change costs nothing when the frame that came every second changed another.
+ */
+type Rendered = ReturnType<typeof html>;
+
+export function memoBy<P extends object>(render: (p: P) => Rendered, same: (a: P, b: P) => boolean) {
+  return class Memo extends Component<P> {
+    override shouldComponentUpdate(next: P): boolean {
+      return !same(this.props as P, next);
+    }
+    override render(): Rendered {
+      return render(this.props as P);
+    }
+  };
+}
+
+/** Props equal when their data fields are (functions and the like are not compared). */
+export const sameData =
+  <P extends object>(...keys: (keyof P)[]) =>
+  (a: P, b: P): boolean =>
+    keys.every((k) => a[k] === b[k] || JSON.stringify(a[k]) === JSON.stringify(b[k]));

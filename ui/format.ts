@@ -29,19 +29,37 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${duration(ms).replace(/\.\d+ s$/, ' s')} ago`;
 }
 
+// Formatters are made once: `toLocaleTimeString(…, options)` builds a new Intl formatter on
+// every call, which was a third of the overview's script time with 100 jobs rows a second.
+const TIME = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+const DAY = new Intl.DateTimeFormat([], { month: 'short', day: 'numeric' });
+const COMPACT = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+const FIXED = new Map<number, Intl.NumberFormat>();
+
+/** Stamps already formatted: a row's times do not change, and the page redraws them often. */
+const clocks = new Map<string, { day: string; text: string }>();
+const CLOCKS_KEPT = 2000;
+
 export function clock(iso: string | null | undefined): string {
   if (!iso) return '—';
+  const today = new Date().toDateString();
+  const hit = clocks.get(iso);
+  if (hit?.day === today) return hit.text;
   const d = new Date(iso);
-  const today = new Date().toDateString() === d.toDateString();
-  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
-  return today ? time : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+  const time = TIME.format(d);
+  const text = d.toDateString() === today ? time : `${DAY.format(d)} ${time}`;
+  if (clocks.size >= CLOCKS_KEPT) clocks.clear();
+  clocks.set(iso, { day: today, text });
+  return text;
 }
 
 export function num(n: unknown, digits = 0): string {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '—';
-  if (Math.abs(n) >= 10_000)
-    return Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
-  return n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  if (Math.abs(n) >= 10_000) return COMPACT.format(n);
+  let f = FIXED.get(digits);
+  if (!f)
+    FIXED.set(digits, (f = new Intl.NumberFormat('en', { maximumFractionDigits: digits, minimumFractionDigits: 0 })));
+  return f.format(n);
 }
 
 export function pct(part: number, whole: number): number {

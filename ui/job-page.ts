@@ -1,10 +1,10 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
-import { ConfirmButton, ErrorNote, ProgressBar, Status } from './bits.js';
+import { ConfirmButton, ErrorNote, memoBy, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { between, clock, duration, num } from './format.js';
-import { useLive, useWake, type Live } from './live.js';
+import { useEachFrame, useLive, useWake, type Live, type LiveFrame } from './live.js';
 import { POLL_MS, usePoll, type Wake } from './poll.js';
 import { navigate } from './router.js';
 import { LogsPanel } from './logs-panel.js';
@@ -13,6 +13,8 @@ import { Topology } from './topology.js';
 import { TERMINAL, type Job, type Task, type Worker } from './types.js';
 
 const TASK_LIMIT = 1000;
+/** Task rows drawn at first, and added by each "show more": each drawn row may change every second. */
+const TASK_PAGE = 50;
 const PREVIEW_ROWS = 20;
 /** How often what no longer changes is asked again (a finished job's tasks and results). */
 const SETTLED_MS = 60_000;
@@ -96,8 +98,55 @@ function Stages({ job }: { job: Job }) {
   </section>`;
 }
 
+/** One task's row: drawn again only when it moved (or, while it runs, as its duration grows). */
+const TaskRow = memoBy<{ t: Task; worker: string; now: number }>(
+  ({ t, worker, now }) =>
+    html`<tr>
+      <td class="num mono">${t.idx}</td>
+      <td><${Status} status=${t.status} /></td>
+      <td class="num">${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}</td>
+      <td class="mono">${worker}</td>
+      <td class="num">${duration(between(t.started_at, t.finished_at, now || Date.now()))}</td>
+      <td class="err" title=${taskError(t)}>${taskError(t)}</td>
+    </tr>`,
+  sameData('t', 'worker', 'now'),
+);
+
+/**
+ * A job's tasks: read from GET …/tasks, with the tasks each frame says moved laid over (a
+ * task streamed after the last read was sent is newer than that read's).
+ */
+export function mergeTasks(read: Task[], readAt: number, streamed: Map<number, { task: Task; at: number }>): Task[] {
+  let out: Task[] | undefined;
+  const at = new Map(read.map((t, i) => [t.idx, i]));
+  for (const [idx, s] of streamed) {
+    if (s.at < readAt) {
+      streamed.delete(idx);
+      continue;
+    }
+    const i = at.get(idx);
+    // A task past the read's limit is not shown: the page lists the first ones.
+    if (i === undefined) continue;
+    out ??= [...read];
+    out[i] = s.task;
+  }
+  return out ?? read;
+}
+
+/** The tasks the stream's frames said moved, kept until a read newer than them comes. */
+function useStreamedTasks(live: Live, jobId: string): Map<number, { task: Task; at: number }> {
+  const streamed = useRef(new Map<number, { task: Task; at: number }>());
+  useEachFrame(live, (f: LiveFrame) => {
+    if (f.job_id !== jobId || !f.tasks) return;
+    const now = Date.now();
+    for (const t of f.tasks) streamed.current.set(t.idx, { task: t, at: now });
+  });
+  return streamed.current;
+}
+
 function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: string) => string; now: number }) {
   const [show, setShow] = useState<'all' | 'failed'>('all');
+  const [drawn, setDrawn] = useState(TASK_PAGE);
   const shown = show === 'failed' ? tasks.filter((t) => t.status === 'failed' || t.failures > 0 || t.error) : tasks;
   return html`<section class="panel" id="tasks">
     <h2>
@@ -126,22 +175,29 @@ function Tasks({ tasks, workerName, now }: { tasks: Task[]; workerName: (id: str
           </tr>
         </thead>
         <tbody>
-          ${shown.slice(0, 500).map(
-            (t) =>
-              html`<tr key=${t.idx}>
-                <td class="num mono">${t.idx}</td>
-                <td><${Status} status=${t.status} /></td>
-                <td class="num">
-                  ${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}
-                </td>
-                <td class="mono">${t.worker_id ? workerName(t.worker_id) : '—'}</td>
-                <td class="num">${duration(between(t.started_at, t.finished_at, now))}</td>
-                <td class="err" title=${taskError(t)}>${taskError(t)}</td>
-              </tr>`,
-          )}
+          ${shown
+            .slice(0, drawn)
+            .map(
+              (t) =>
+                html`<${TaskRow}
+                  key=${t.idx}
+                  t=${t}
+                  worker=${t.worker_id ? workerName(t.worker_id) : '—'}
+                  now=${t.finished_at ? 0 : now}
+                />`,
+            )}
         </tbody>
       </table>
-      ${shown.length > 500 ? html`<p class="dim small">${shown.length - 500} more not shown.</p>` : ''}
+      ${
+        shown.length > drawn
+          ? html`<p class="more">
+              <button class="btn ghost" id="tasks-more" onClick=${() => setDrawn((n) => n + TASK_PAGE)}>
+                Show ${Math.min(TASK_PAGE, shown.length - drawn)} more
+              </button>
+              <span class="dim small">of ${shown.length}</span>
+            </p>`
+          : ''
+      }
     </div>
   </section>`;
 }
@@ -191,14 +247,14 @@ function Results({ job }: { job: Job }) {
 function useJob(jobId: string, live: Live) {
   const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId], POLL_MS, {
     live: live.up,
+    ready: live.ready,
     key: 0,
   });
   const streamed = useRef<{ job?: Job; gone?: boolean; at: number }>({ at: 0 });
-  useEffect(() => {
-    const f = live.frame;
-    if (f?.job_id === jobId)
+  useEachFrame(live, (f) => {
+    if (f.job_id === jobId)
       streamed.current = { ...(f.job ? { job: f.job } : {}), ...(f.gone ? { gone: true } : {}), at: Date.now() };
-  }, [live.count]);
+  });
   const s = streamed.current;
   const fresh = s.at >= job.at;
   const gone = fresh && s.gone === true;
@@ -231,14 +287,18 @@ export function JobPage({ jobId }: { jobId: string }) {
   const job = useJob(jobId, live);
   const j = job.data;
   const settled = j ? TERMINAL.has(j.status) : false;
+  // The tasks that moved come in the frames; the route is read when a frame could not carry them.
   const changed: Wake = useWake(live, 'job');
+  const printed: Wake = useWake(live, 'logs');
   const tasks = usePoll(
     () => api<{ tasks: Task[] }>('GET', `/api/jobs/${jobId}/tasks?limit=${TASK_LIMIT}`, { stale: true }),
     [jobId, settled],
     settled ? SETTLED_MS : 1000,
     changed,
   );
-  const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 5000);
+  const streamedTasks = useStreamedTasks(live, jobId);
+  // Only for the workers' names (an address rather than an id): they seldom change.
+  const workers = usePoll(() => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }), [], 30_000);
   const names = new Map((workers.data?.workers ?? []).map((w) => [w.worker_id, w.address.replace(/^https?:\/\//, '')]));
   const workerName = (id: string) => names.get(id) ?? id;
   const now = Date.now();
@@ -254,9 +314,12 @@ export function JobPage({ jobId }: { jobId: string }) {
       <${ErrorNote} error=${job.error} />
       <p class="empty">Loading ${jobId}…</p>
     </div>`;
-  const ts = tasks.data?.tasks ?? [];
+  const ts = mergeTasks(tasks.data?.tasks ?? [], tasks.at, streamedTasks);
   return html`<div class="job-page" data-job-page=${j.job_id}>
-    <div class="crumbs"><a href="/">Jobs</a> / <span class="mono">${j.job_id}</span></div>
+    <div class="crumbs">
+      <a href="/">Jobs</a> / <span class="mono">${j.job_id}</span>
+      ${live.up ? html` <span class="ok-dot" id="live-state">live</span>` : html` <span class="dim" id="live-state">polling</span>`}
+    </div>
     <section class="panel job-head">
       <div class="title">
         <h1>${j.name}</h1>
@@ -334,6 +397,6 @@ export function JobPage({ jobId }: { jobId: string }) {
     }
     ${j.type === 'batch' ? html`<${Tasks} tasks=${ts} workerName=${workerName} now=${now} />` : ''}
     <${Results} job=${j} />
-    <${LogsPanel} job=${j} wake=${changed} />
+    <${LogsPanel} job=${j} wake=${printed} />
   </div>`;
 }

@@ -1,10 +1,10 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
-import { ErrorNote, Meter, ProgressBar, Status } from './bits.js';
+import { ErrorNote, memoBy, Meter, ProgressBar, sameData, Status } from './bits.js';
 import { addPoint, Chart } from './chart.js';
 import { ago, between, clock, duration, num } from './format.js';
-import { useLive, useWake, type Live, type LiveFrame } from './live.js';
+import { useEachFrame, useLive, useWake, type Live, type LiveFrame } from './live.js';
 import { POLL_MS, usePoll } from './poll.js';
 import type { ClusterStatus, Job, MasterView, Worker } from './types.js';
 
@@ -40,7 +40,7 @@ export function Masters({ live }: { live: Live }) {
     },
     [],
     POLL_MS,
-    { live: live.up, key: Math.floor(live.count / MASTERS_EVERY_FRAMES) },
+    { live: live.up, ready: live.ready, key: Math.floor(live.count / MASTERS_EVERY_FRAMES) },
   );
   const own = live.up ? live.frame?.master : undefined;
   const masters = (data?.masters ?? []).map((m) =>
@@ -82,14 +82,52 @@ export function Masters({ live }: { live: Live }) {
   </section>`;
 }
 
+/** One worker's row: drawn again only when its figures changed. */
+const WorkerRow = memoBy<{ w: Worker }>(({ w }) => {
+  const m = w.metrics ?? {};
+  return html`<tr class=${w.status === 'dead' ? 'dead' : ''} data-worker=${w.address}>
+    <td>
+      <span class="mono">${w.address}</span>
+      <div class="dim mono small">${w.worker_id}</div>
+    </td>
+    <td><${Status} status=${w.status} /></td>
+    <td>
+      <${Meter} value=${w.active_tasks / w.max_tasks} warn=${1} label=${`${w.active_tasks} of ${w.max_tasks} slots`} />
+      <span class="dim">${w.max_tasks}</span>
+    </td>
+    <td class="num">${w.active_tasks}</td>
+    <td class="num">${m.cpu_percent === undefined ? '—' : `${num(m.cpu_percent, 0)}%`}</td>
+    <td class="num">${m.memory_rss_mb === undefined ? '—' : `${num(m.memory_rss_mb)} MB`}</td>
+    <td class="num">${num(m.task_rate, 1)}</td>
+    <td class="num">
+      ${num(m.tasks_done)}${m.tasks_failed ? html` <span class="bad-text">(${m.tasks_failed} failed)</span>` : ''}
+    </td>
+    <td class="dim">${w.status === 'dead' ? 'dead' : ago(w.last_heartbeat)}</td>
+  </tr>`;
+}, sameData('w'));
+
+/**
+ * What a list shows: the stream's copy when it came after the last read was sent (it is the
+ * same view as the route's), else that read's answer.
+ */
+function newest<T>(read: T | undefined, readAt: number, streamed: { v: T; at: number } | undefined): T | undefined {
+  return streamed && streamed.at >= readAt ? streamed.v : read;
+}
+
 export function Workers({ live }: { live: Live }) {
-  const { data, error } = usePoll(
+  const { data, at, error } = usePoll(
     () => api<{ workers: Worker[] }>('GET', '/api/workers', { stale: true }),
     [],
     POLL_MS,
     useWake(live, 'workers'),
   );
-  const all = data?.workers ?? [];
+  // The frames carry the workers when they moved: the route is read only when a frame says so.
+  const streamed = useRef<{ v: { workers: Worker[] }; at: number } | undefined>(undefined);
+  useEachFrame(live, (f) => {
+    if (f.workers) streamed.current = { v: { workers: f.workers }, at: Date.now() };
+  });
+  const shown = newest(data, at, streamed.current);
+  const all = shown?.workers ?? [];
   // The dead ones at the end: they are history.
   const workers = [...all].sort((a, b) => Number(a.status === 'dead') - Number(b.status === 'dead'));
   const alive = all.filter((w) => w.status !== 'dead');
@@ -102,7 +140,7 @@ export function Workers({ live }: { live: Live }) {
     </h2>
     <${ErrorNote} error=${error} />
     ${
-      workers.length === 0 && data
+      workers.length === 0 && shown
         ? html`<p class="empty">No workers yet. Start one with <code>weir worker --master URL</code>.</p>`
         : html`<table>
             <thead>
@@ -119,40 +157,20 @@ export function Workers({ live }: { live: Live }) {
               </tr>
             </thead>
             <tbody>
-              ${workers.map((w) => {
-                const m = w.metrics ?? {};
-                return html`<tr key=${w.worker_id} class=${w.status === 'dead' ? 'dead' : ''} data-worker=${w.address}>
-                  <td>
-                    <span class="mono">${w.address}</span>
-                    <div class="dim mono small">${w.worker_id}</div>
-                  </td>
-                  <td><${Status} status=${w.status} /></td>
-                  <td>
-                    <${Meter}
-                      value=${w.active_tasks / w.max_tasks}
-                      warn=${1}
-                      label=${`${w.active_tasks} of ${w.max_tasks} slots`}
-                    />
-                    <span class="dim">${w.max_tasks}</span>
-                  </td>
-                  <td class="num">${w.active_tasks}</td>
-                  <td class="num">${m.cpu_percent === undefined ? '—' : `${num(m.cpu_percent, 0)}%`}</td>
-                  <td class="num">${m.memory_rss_mb === undefined ? '—' : `${num(m.memory_rss_mb)} MB`}</td>
-                  <td class="num">${num(m.task_rate, 1)}</td>
-                  <td class="num">
-                    ${num(m.tasks_done)}${m.tasks_failed ? html` <span class="bad-text">(${m.tasks_failed} failed)</span>` : ''}
-                  </td>
-                  <td class="dim">${w.status === 'dead' ? 'dead' : ago(w.last_heartbeat)}</td>
-                </tr>`;
-              })}
+              ${workers.map((w) => html`<${WorkerRow} key=${w.worker_id} w=${w} />`)}
             </tbody>
           </table>`
     }
   </section>`;
 }
 
-/** The newest jobs the list shows (and filters). */
+/** The newest jobs the list reads (and filters). */
 const JOB_ROWS = 100;
+/**
+ * Rows drawn at first, and added by each "show more": while jobs stream in, every drawn row
+ * may change each second, and the page's cost follows the rows it draws.
+ */
+const JOB_PAGE = 25;
 const STATUSES = ['', 'pending', 'running', 'completed', 'failed', 'cancelled'];
 
 /**
@@ -182,24 +200,46 @@ export function mergeJobs(
     .slice(0, JOB_ROWS);
 }
 
+/** One job's row: drawn again only when the job changed. */
+const JobRow = memoBy<{ j: Job }>(
+  ({ j }) =>
+    html`<tr data-job=${j.job_id}>
+      <td>
+        <a href=${`/jobs/${j.job_id}`} class="job-link">${j.name}</a>
+        <div class="dim mono small">${j.job_id}</div>
+      </td>
+      <td><${Status} status=${j.status} /></td>
+      <td>
+        ${j.type === 'streaming' ? html`<span class="dim">streaming</span>` : html`<${ProgressBar} p=${j.progress} />`}
+      </td>
+      <td class="mono">${j.operation ?? ''}</td>
+      <td class="dim">${clock(j.created_at)}</td>
+      <td class="num">${duration(between(j.started_at, j.finished_at))}</td>
+    </tr>`,
+  sameData('j'),
+);
+
 export function Jobs({ live }: { live: Live }) {
   const [status, setStatus] = useState('');
   const [text, setText] = useState('');
+  const [drawn, setDrawn] = useState(JOB_PAGE);
+  // A filtered list reads again when the frame could not carry every changed row (the
+  // unfiltered one needs only the newest, which it has).
+  const wake = useWake(live, 'jobs', status ? (f) => f.jobs_more === true : undefined);
   const { data, at, error } = usePoll(
     () =>
       api<{ jobs: Job[] }>('GET', `/api/jobs?limit=${JOB_ROWS}${status ? `&status=${status}` : ''}`, { stale: true }),
     [status],
     POLL_MS,
-    useWake(live, 'jobs'),
+    wake,
   );
   const streamed = useRef(new Map<string, { job: Job; at: number }>());
   const gone = useRef(new Map<string, number>());
-  useEffect(() => {
-    const f = live.frame;
+  useEachFrame(live, (f) => {
     const now = Date.now();
-    for (const j of f?.jobs ?? []) streamed.current.set(j.job_id, { job: j, at: now });
-    for (const id of f?.jobs_gone ?? []) gone.current.set(id, now);
-  }, [live.count]);
+    for (const j of f.jobs ?? []) streamed.current.set(j.job_id, { job: j, at: now });
+    for (const id of f.jobs_gone ?? []) gone.current.set(id, now);
+  });
   const needle = text.trim().toLowerCase();
   const listed = data ? mergeJobs(data.jobs, at, streamed.current, gone.current, status) : [];
   const jobs = listed.filter(
@@ -236,35 +276,30 @@ export function Jobs({ live }: { live: Live }) {
             ${needle || status ? 'No job matches.' : html`No jobs yet. Try <code>weir submit batch "Multiplicar" '{"operation":"multiply","factor":3,"task_count":5}'</code>.`}
           </p>`
         : html`<table class="jobs">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Status</th>
-                <th>Progress</th>
-                <th>Operation</th>
-                <th>Submitted</th>
-                <th class="num">Duration</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${jobs.map(
-                (j) =>
-                  html`<tr key=${j.job_id} data-job=${j.job_id}>
-                    <td>
-                      <a href=${`/jobs/${j.job_id}`} class="job-link">${j.name}</a>
-                      <div class="dim mono small">${j.job_id}</div>
-                    </td>
-                    <td><${Status} status=${j.status} /></td>
-                    <td>
-                      ${j.type === 'streaming' ? html`<span class="dim">streaming</span>` : html`<${ProgressBar} p=${j.progress} />`}
-                    </td>
-                    <td class="mono">${j.operation ?? ''}</td>
-                    <td class="dim">${clock(j.created_at)}</td>
-                    <td class="num">${duration(between(j.started_at, j.finished_at))}</td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Status</th>
+                  <th>Progress</th>
+                  <th>Operation</th>
+                  <th>Submitted</th>
+                  <th class="num">Duration</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${jobs.slice(0, drawn).map((j) => html`<${JobRow} key=${j.job_id} j=${j} />`)}
+              </tbody>
+            </table>
+            ${
+              jobs.length > drawn
+                ? html`<p class="more">
+                    <button class="btn ghost" id="jobs-more" onClick=${() => setDrawn((n) => n + JOB_PAGE)}>
+                      Show ${Math.min(JOB_PAGE, jobs.length - drawn)} more
+                    </button>
+                    <span class="dim small">of the newest ${jobs.length}${jobs.length === JOB_ROWS ? '+' : ''}</span>
+                  </p>`
+                : ''
+            }`
     }
   </section>`;
 }

@@ -8,6 +8,8 @@ export const LIVE_POLL_MS = 30_000;
 export interface Wake {
   live: boolean;
   key: number;
+  /** False while the stream is being opened: the first read waits until it has answered. */
+  ready?: boolean;
 }
 
 export interface Polled<T> {
@@ -31,6 +33,8 @@ export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs = PO
   const kick = useRef<() => void>(() => {});
   const period = useRef(everyMs);
   period.current = wake?.live ? Math.max(everyMs, LIVE_POLL_MS) : everyMs;
+  const ready = useRef(true);
+  ready.current = wake?.ready !== false;
 
   useEffect(() => {
     let stopped = false;
@@ -69,7 +73,8 @@ export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs = PO
     const onVisible = () => !document.hidden && void tick();
     document.addEventListener('visibilitychange', onVisible);
     setData(undefined);
-    void tick();
+    // Else the stream's answer starts it (below).
+    if (ready.current) void tick();
     return () => {
       stopped = true;
       clearTimeout(timer);
@@ -77,12 +82,13 @@ export function usePoll<T>(load: () => Promise<T>, deps: unknown[], everyMs = PO
     };
   }, deps);
 
-  // A frame said this panel's part changed, or the stream broke (the timer's period shrinks back).
+  // A frame said this panel's part changed, the stream answered (the first read), broke (the
+  // timer's period shrinks back) or came up again (what moved while it was down is read).
   const first = useRef(true);
   useEffect(() => {
     if (first.current) first.current = false;
     else kick.current();
-  }, [wake?.key, wake?.live]);
+  }, [wake?.key, wake?.live, wake?.ready]);
 
   return { data: data?.v, at: data?.at ?? 0, error, refresh: () => kick.current() };
 }

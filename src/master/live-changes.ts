@@ -14,6 +14,13 @@ export interface Changes {
   /** Completions and failures applied, for the throughput chart (counted on every master). */
   completed: number;
   failed: number;
+  /** Jobs whose tasks printed lines (their logs grew). */
+  logs: Set<string>;
+  /**
+   * For watched jobs (a page follows them) only: the tasks that moved, by index; 'all' past
+   * `maxTasks` of one job, or when the job was cancelled (its page reads its tasks again).
+   */
+  tasks: Map<string, Set<number> | 'all'>;
 }
 
 const empty = (): Changes => ({
@@ -23,6 +30,8 @@ const empty = (): Changes => ({
   reset: false,
   completed: 0,
   failed: 0,
+  logs: new Set(),
+  tasks: new Map(),
 });
 
 /**
@@ -33,16 +42,39 @@ const empty = (): Changes => ({
  */
 export class LiveChanges {
   private c = empty();
+  /** Jobs whose pages are open: only theirs are tracked task by task. */
+  readonly watched = new Set<string>();
 
-  constructor(private readonly maxJobs = 1000) {}
+  constructor(
+    private readonly maxJobs = 1000,
+    private readonly maxTasks = 1000,
+  ) {}
 
-  private touch(jobId: string): void {
+  /** `idx`: the task that moved, 'all' (any may have), or 'none' (the job's row or rows only). */
+  private touch(jobId: string, idx: number | 'all' | 'none'): void {
     if (this.c.reset) return;
     this.c.jobs.add(jobId);
     if (this.c.jobs.size > this.maxJobs) {
       this.c.jobs.clear();
+      this.c.logs.clear();
+      this.c.tasks.clear();
       this.c.reset = true;
+      return;
     }
+    if (idx === 'none' || !this.watched.has(jobId)) return;
+    const moved = this.c.tasks.get(jobId);
+    if (moved === 'all') return;
+    if (idx === 'all') {
+      this.c.tasks.set(jobId, 'all');
+      return;
+    }
+    if (!moved) this.c.tasks.set(jobId, new Set([idx]));
+    else if (moved.add(idx).size > this.maxTasks) this.c.tasks.set(jobId, 'all');
+  }
+
+  private printed(jobId: string, lines: unknown[] | undefined): void {
+    // Bounded by the jobs' bound: past it the page reads everything again (reset).
+    if (lines?.length && !this.c.reset) this.c.logs.add(jobId);
   }
 
   readonly onApplied = (batch: readonly Applied<Command, Results>[]): void => {
@@ -51,9 +83,12 @@ export class LiveChanges {
       switch (e.type) {
         case 'submitJob':
         case 'cancelJob':
+          // Every task of the job may have moved (placed at once, or cancelled).
+          this.touch(e.command.job_id, 'all');
+          this.c.workers = true;
+          break;
         case 'collectRows':
-          this.touch(e.command.job_id);
-          this.c.workers ||= e.type !== 'collectRows';
+          this.touch(e.command.job_id, 'none');
           break;
         case 'deleteJob':
           this.c.gone.add(e.command.job_id);
@@ -61,30 +96,37 @@ export class LiveChanges {
           this.c.workers = true;
           break;
         case 'assignTasks':
-          for (const a of e.command.assignments) this.touch(a.job_id);
+          for (const a of e.command.assignments) this.touch(a.job_id, a.idx);
           this.c.workers = true;
           break;
         case 'speculateTasks':
-          for (const a of e.command.copies) this.touch(a.job_id);
+          for (const a of e.command.copies) this.touch(a.job_id, a.idx);
           this.c.workers = true;
           break;
         case 'completeTasks':
-          for (const a of e.result.accepted) this.touch(a.job_id);
+          for (const a of e.result.accepted) this.touch(a.job_id, a.idx);
+          for (const a of e.command.completions) this.printed(a.job_id, a.logs);
           this.c.completed += e.result.accepted.length;
           this.c.workers = true;
           break;
         case 'failTasks':
-          for (const f of e.command.failures) this.touch(f.job_id);
+          for (const f of e.command.failures) {
+            this.touch(f.job_id, f.idx);
+            this.printed(f.job_id, f.logs);
+          }
           this.c.failed += e.command.failures.length;
           this.c.workers = true;
           break;
         case 'appendLogs':
-          this.touch(e.command.job_id);
+          this.touch(e.command.job_id, 'none');
+          this.printed(e.command.job_id, e.command.logs);
           break;
         case 'markWorkerDead':
           // Its tasks go back to pending in jobs the command does not name.
           this.c.reset = true;
           this.c.jobs.clear();
+          this.c.logs.clear();
+          this.c.tasks.clear();
           this.c.workers = true;
           break;
         case 'registerWorker':

@@ -1,7 +1,7 @@
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { LiveChanges, type Changes } from './live-changes.js';
-import { TERMINAL, jobView } from './views.js';
+import { jobView, taskView, workerView } from './views.js';
 import type { WorkerRegistry } from './worker-registry.js';
 
 /** The dashboard's change stream, served by the master the page is on (never forwarded to the leader). */
@@ -41,8 +41,16 @@ export interface LiveFeedOptions {
   historyPoints?: number;
 }
 
-/** Rows of the jobs list a frame carries at most (the page shows 100). */
+/**
+ * Rows of the jobs list a frame carries at most: the newest that changed. The page shows the
+ * 100 newest jobs, and a job among those that changed is among the 100 newest that changed,
+ * so the unfiltered list needs no more; `jobs_more` tells a filtered one to read again.
+ */
 const MAX_JOB_ROWS = 100;
+/** Workers a frame carries at most; past it the frame says `changed: ['workers']` (read the route). */
+const MAX_WORKER_ROWS = 50;
+/** Frames between two that carry the workers when no entry moved them (heartbeats move their figures). */
+const WORKERS_EVERY_TICKS = 5;
 
 /**
  * The dashboard's change stream: at most one frame a second for all the pages open on this
@@ -99,6 +107,7 @@ export class LiveFeed {
       this.timer.unref();
     }
     this.subs.add(sub);
+    if (sub.job !== undefined) this.changes.watched.add(sub.job);
     const first = sub.job === undefined ? this.overview(undefined, true) : this.jobFrame(sub.job, true);
     if (first && !sub.send(first)) this.unsubscribe(sub);
     return true;
@@ -106,6 +115,7 @@ export class LiveFeed {
 
   unsubscribe(sub: Subscriber): void {
     if (!this.subs.delete(sub)) return;
+    if (sub.job !== undefined && ![...this.subs].some((s) => s.job === sub.job)) this.changes.watched.delete(sub.job);
     if (sub.client !== undefined) {
       const left = (this.perClient.get(sub.client) ?? 1) - 1;
       if (left > 0) this.perClient.set(sub.client, left);
@@ -166,7 +176,7 @@ export class LiveFeed {
   private touched(jobId: string, c: Changes): boolean {
     if (c.jobs.has(jobId) || c.gone.has(jobId) || c.reset) return true;
     const row = this.queries.job(jobId);
-    return row?.type === 'streaming' && !TERMINAL.has(row.status);
+    return row?.type === 'streaming' && row.status === 'running';
   }
 
   private master() {
@@ -175,23 +185,31 @@ export class LiveFeed {
   }
 
   /**
-   * The overview's frame: the cluster's figures, this master's own, and the jobs list's rows
-   * that changed (as GET /api/jobs shows them); `reset` asks the page to read the lists again.
+   * The overview's frame: the cluster's figures, this master's own, the jobs list's rows that
+   * changed (as GET /api/jobs shows them, the newest MAX_JOB_ROWS) and the workers (as GET
+   * /api/workers shows them) when they moved; `changed` names the lists to read again.
    */
   private overview(c: Changes | undefined, first: boolean): Frame {
     const s = this.last!;
     const changed: string[] = [];
     let jobs: unknown[] | undefined;
-    if (c) {
-      if (c.workers) changed.push('workers');
-      if (c.reset || c.jobs.size > MAX_JOB_ROWS) changed.push('jobs');
-      else if (c.jobs.size) {
-        jobs = [];
-        for (const id of c.jobs) {
-          const row = this.queries.job(id);
-          if (row) jobs.push(jobView(row));
-        }
+    let jobsMore = false;
+    if (c?.reset) changed.push('jobs');
+    else if (c?.jobs.size) {
+      const rows = [];
+      for (const id of c.jobs) {
+        const row = this.queries.job(id);
+        if (row) rows.push(row);
       }
+      rows.sort((a, b) => b.seq - a.seq);
+      jobsMore = rows.length > MAX_JOB_ROWS;
+      jobs = rows.slice(0, MAX_JOB_ROWS).map((r) => jobView(r));
+    }
+    let workers: unknown[] | undefined;
+    if (first || c?.workers || this.seq % WORKERS_EVERY_TICKS === 0) {
+      const rows = this.queries.workers(MAX_WORKER_ROWS + 1);
+      if (rows.length > MAX_WORKER_ROWS) changed.push('workers');
+      else workers = rows.map((w) => workerView(w, this.registry.get(w.worker_id)));
     }
     return {
       seq: this.seq,
@@ -200,17 +218,37 @@ export class LiveFeed {
       master: this.master(),
       changed,
       ...(jobs?.length ? { jobs } : {}),
+      ...(jobsMore ? { jobs_more: true } : {}),
+      ...(workers ? { workers } : {}),
       ...(c?.gone.size ? { jobs_gone: [...c.gone] } : {}),
       ...(first ? { history: this.history.map((h) => [h.at, h.completed, h.running]) } : {}),
     };
   }
 
-  /** A job's page's frame: the job as GET /api/jobs/{job_id} shows it, or `gone`. */
+  /**
+   * A job's page's frame: the job as GET /api/jobs/{job_id} shows it, or `gone`; the tasks
+   * that moved since the last frame (as GET …/tasks shows them), or `changed: ['job']` when
+   * they are too many to send (read the tasks again); `changed: ['logs']` when its tasks printed.
+   */
   private jobFrame(jobId: string, first: boolean, c?: Changes): Frame {
     const row = this.queries.job(jobId);
     const s = this.last!;
     const base = { seq: this.seq, at: new Date(s.at).toISOString() };
     if (!row || c?.gone.has(jobId)) return { ...base, job_id: jobId, gone: true };
-    return { ...base, job_id: jobId, job: jobView(row, this.queries, this.registry), changed: first ? [] : ['job'] };
+    const changed: string[] = [];
+    let tasks: unknown[] | undefined;
+    if (c && !first) {
+      const moved = c.tasks.get(jobId);
+      if (c.reset || moved === 'all') changed.push('job');
+      else if (moved) tasks = this.queries.tasksAt(row, moved).map(taskView);
+      if (c.reset || c.logs.has(jobId)) changed.push('logs');
+    }
+    return {
+      ...base,
+      job_id: jobId,
+      job: jobView(row, this.queries, this.registry),
+      changed,
+      ...(tasks?.length ? { tasks } : {}),
+    };
   }
 }

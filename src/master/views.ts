@@ -1,5 +1,5 @@
 import type { JobPlan } from '../ops/stages.js';
-import type { JobRow, Queries, WorkerRow } from '../state/queries.js';
+import type { JobRow, Queries, TaskRow, WorkerRow } from '../state/queries.js';
 import { isStreamConfig, type StreamConfig } from '../protocol/stream-job.js';
 import { instancesOf } from '../stream/topology.js';
 import type { LiveWorker, WorkerRegistry } from './worker-registry.js';
@@ -124,5 +124,19 @@ export function workerView(row: WorkerRow, live: LiveWorker | undefined) {
     registered_at: iso(row.registered_at),
     ...(row.status === 'dead' ? { dead_at: iso(row.dead_at) } : {}),
     ...(live && row.status !== 'dead' ? { metrics: live.metrics } : {}),
+  };
+}
+
+/** A task as `GET /api/jobs/{job_id}/tasks` lists it (and the dashboard's stream sends it). */
+export function taskView(t: TaskRow) {
+  return {
+    idx: t.idx,
+    status: t.status,
+    attempt: t.attempt,
+    failures: t.failures,
+    worker_id: t.worker_id,
+    started_at: iso(t.started_at),
+    finished_at: iso(t.finished_at),
+    ...(t.error ? { error: JSON.parse(t.error) as unknown } : {}),
   };
 }

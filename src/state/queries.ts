@@ -307,6 +307,16 @@ export class Queries {
     ) as { sort_key: Buffer; row: string }[];
   }
 
+  /** The rows of a job's tasks at these indexes (the dashboard's moved tasks); one never assigned has none. */
+  tasksAt(job: JobRow, idxs: Iterable<number>): TaskRow[] {
+    const rows: TaskRow[] = [];
+    for (const idx of idxs) {
+      const t = this.s.taskAt.get(job.seq, idx) as Omit<TaskRow, 'job_id'> | undefined;
+      if (t) rows.push({ job_id: job.job_id, ...t });
+    }
+    return rows;
+  }
+
   /** A job's tasks in order, those never assigned included (they have no row of their own). */
   tasksOfJob(jobId: string, limit: number): TaskRow[] {
     const job = this.job(jobId);
@@ -464,6 +474,9 @@ function prepare(db: Database) {
               coalesce(t.alt_worker_id, t.worker_id) AS worker_id, t.started_at
          FROM tasks t JOIN jobs j ON j.seq = t.seq
         WHERE t.status = 'running' AND t.started_at <= ?`,
+    ),
+    taskAt: st(
+      `SELECT idx, status, attempt, failures, worker_id, started_at, finished_at, error FROM tasks WHERE seq = ? AND idx = ?`,
     ),
   };
 }

@@ -179,6 +179,29 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
       await page.goto(`${m.url}/jobs/${id}`);
       await page.waitForSelector('#chart-progress canvas');
       expect(refused).toEqual([]);
+
+      // A job's page: its tasks move by the frames too (each carries the tasks that moved).
+      const slow = await submit({ operation: 'sleep', ms: 500, task_count: 24 }, 'followed');
+      await page.goto(`${m.url}/jobs/${slow}`);
+      await textOf('#live-state', /^live$/);
+      const taskReads: string[] = [];
+      const onTasks = (r: { url(): string }) =>
+        void (r.url().includes(`/api/jobs/${slow}/tasks`) && taskReads.push(r.url()));
+      await textOf('#tasks tbody', /completed/);
+      page.on('request', onTasks);
+      try {
+        await page.waitForFunction(
+          () =>
+            [...document.querySelectorAll('#tasks tbody [data-status]')].filter((e) => e.textContent === 'completed')
+              .length === 24,
+          // Under the 30 s a live page's panels wait before they read their routes regardless.
+          { timeout: 20_000, polling: 'mutation' },
+        );
+      } finally {
+        page.off('request', onTasks);
+      }
+      // At most the one read the page makes as its stream comes up (it may land here).
+      expect(taskReads.length).toBeLessThanOrEqual(1);
     } finally {
       page.off('console', onConsole);
     }

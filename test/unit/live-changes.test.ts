@@ -82,4 +82,39 @@ describe('LiveChanges', () => {
     ]);
     expect(c.take()).toMatchObject({ reset: true, workers: true });
   });
+
+  it('names the tasks that moved, by index, of the jobs a page follows only', () => {
+    const c = new LiveChanges();
+    c.watched.add('open');
+    c.onApplied([completions('open', 3), completions('closed', 3)]);
+    const got = c.take();
+    expect([...(got.tasks.get('open') as Set<number>)].sort()).toEqual([0, 1, 2]);
+    expect(got.tasks.has('closed')).toBe(false);
+    expect([...got.jobs].sort()).toEqual(['closed', 'open']);
+  });
+
+  it("says 'all' for a followed job past its bound of moved tasks, or cancelled", () => {
+    const c = new LiveChanges(1000, 10);
+    c.watched.add('big');
+    c.watched.add('gone');
+    c.onApplied([
+      completions('big', 11),
+      {
+        type: 'cancelJob',
+        command: { type: 'cancelJob', at: 1, job_id: 'gone' },
+        result: { ok: true },
+      } as unknown as Entry,
+    ]);
+    const got = c.take();
+    expect(got.tasks.get('big')).toBe('all');
+    expect(got.tasks.get('gone')).toBe('all');
+  });
+
+  it('names the jobs whose tasks printed, and not those whose tasks ended silently', () => {
+    const c = new LiveChanges();
+    const printing = completions('loud', 1) as unknown as { command: { completions: unknown[] } };
+    printing.command.completions = [{ job_id: 'loud', idx: 0, logs: [{ stream: 'stdout', text: 'hi' }] }];
+    c.onApplied([printing as unknown as Entry, completions('quiet', 1)]);
+    expect([...c.take().logs]).toEqual(['loud']);
+  });
 });

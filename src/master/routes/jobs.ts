@@ -8,7 +8,7 @@ import type { MasterContext } from '../context.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
-import { TERMINAL, iso, jobView } from '../views.js';
+import { TERMINAL, jobView, taskView } from '../views.js';
 import { retentionOf } from '../../ops/retention.js';
 import { DeletedReply, JobReply, JobsReply, ResultsReply, TasksReply } from '../reply-schemas.js';
 
@@ -163,16 +163,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       },
       async (req) => {
         requireJob(req.params.job_id);
-        const tasks = queries.tasksOfJob(req.params.job_id, req.query.limit ?? 1000).map((t) => ({
-          idx: t.idx,
-          status: t.status,
-          attempt: t.attempt,
-          failures: t.failures,
-          worker_id: t.worker_id,
-          started_at: iso(t.started_at),
-          finished_at: iso(t.finished_at),
-          ...(t.error ? { error: JSON.parse(t.error) as unknown } : {}),
-        }));
+        const tasks = queries.tasksOfJob(req.params.job_id, req.query.limit ?? 1000).map(taskView);
         return { tasks };
       },
     );
