@@ -83,6 +83,8 @@ const HEALTHY_MS = 2_000;
  * everything at once (only a follower defers).
  */
 const APPLY_BATCH = 4096;
+/** Work on the event loop this long gets a log line (`noteSlow`). */
+const SLOW_WORK_MS = 50;
 const APPLY_DELAY_MS = 100;
 /** Followers needing a snapshot within this long of another share its copy. */
 const SHARE_SNAPSHOT_MS = 2_000;
@@ -607,7 +609,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (entries.length === 0 || this.closed) return;
     this.deferred = [];
     const decoded = entries.map((e) => this.committedOf(e));
+    const t0 = performance.now();
     const results = this.state.applyBatch(decoded);
+    this.noteSlow('apply', t0, () => ({ entries: entries.length, bytes: entries.reduce((n, e) => n + entryBytes(e), 0) }));
     this.fullDisk = false;
     const applied: Applied<C, M>[] = [];
     for (const [i, e] of decoded.entries()) {
@@ -838,11 +842,20 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       log.slice(Math.max(from, log.firstIndex), Math.min(to, log.lastIndex)).map(entryBytes);
     const to = compactionPoint(this.state.lastApplied, this.limits, sizes, floor);
     if (to <= log.snapshot.index) return;
+    const t0 = performance.now();
     this.state.checkpoint();
+    const t1 = performance.now();
     const meta: SnapshotMeta = this.raft.snapshotMeta(to);
     this.storage.compact(meta);
     this.raft.compact(to);
     this.logBytes = log.slice(log.firstIndex, log.lastIndex).reduce((sum, e) => sum + entryBytes(e), 0);
+    this.noteSlow('compaction', t0, () => ({ checkpoint_ms: Math.round(t1 - t0), to }));
+  }
+
+  /** A line for work that held the event loop at least SLOW_WORK_MS: stalls are named by it. */
+  private noteSlow(what: string, since: number, details: () => Record<string, unknown>): void {
+    const ms = performance.now() - since;
+    if (ms >= SLOW_WORK_MS) this.log.info({ ms: Math.round(ms), ...details() }, `a slow ${what}`);
   }
 
   /** Notes the followers a snapshot goes to now (see `snapshotFloors`). */
