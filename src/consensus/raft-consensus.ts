@@ -840,10 +840,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (floor <= log.snapshot.index) return;
     const sizes = (from: number, to: number) =>
       log.slice(Math.max(from, log.firstIndex), Math.min(to, log.lastIndex)).map(entryBytes);
-    const to = compactionPoint(this.state.lastApplied, this.limits, sizes, floor);
+    // Only what the state machine holds durably may leave the log: what its background sync
+    // has reached (no wait on the loop), or else all it applied, by a checkpoint now.
+    const durable = this.state.durableIndex?.();
+    const to = Math.min(compactionPoint(this.state.lastApplied, this.limits, sizes, floor), durable ?? Infinity);
     if (to <= log.snapshot.index) return;
     const t0 = performance.now();
-    this.state.checkpoint();
+    if (durable === undefined) this.state.checkpoint();
     const t1 = performance.now();
     const meta: SnapshotMeta = this.raft.snapshotMeta(to);
     this.storage.compact(meta);

@@ -366,9 +366,10 @@ export class MasterNode {
       },
       diskFullFailures: () => consensus.diskFullFailures,
       compact: () => {
-        consensus.compact();
-        // Gives the state database's WAL back to the disk even when the log had nothing to drop.
+        // Gives the state database's WAL back to the disk even when the log has nothing to
+        // drop, and first, so that compaction may drop all that was applied.
         state.checkpoint();
+        consensus.compact();
       },
     };
     return new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
