@@ -612,7 +612,9 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
           leader.api.call('GET', `/api/jobs/${big.id}/results?limit=100${c ? `&cursor=${encodeURIComponent(c)}` : ''}`),
         ci,
       );
-      await timed(keep ? submit : warmUp, 'submit', () => leader.api.call('POST', '/api/jobs', noopJob(`probe-${i}`, 1)));
+      await timed(keep ? submit : warmUp, 'submit', () =>
+        leader.api.call('POST', '/api/jobs', noopJob(`probe-${i}`, 1)),
+      );
     }
     const latToMs = Date.now();
     r.latency = {
@@ -711,8 +713,8 @@ interface MasterLine {
   [field: string]: unknown;
 }
 
-/** The lines that name what held a master's loop: stalls, slow applies, compactions. */
-const NAMING_LINES = /the event loop stalled|a slow |compact|snapshot|vacuum|checkpoint/;
+/** The lines that name what held a master's loop: stalls, slow applies, long GCs, compactions. */
+const NAMING_LINES = /the event loop stalled|a slow |a long garbage|compact|snapshot|vacuum|checkpoint/;
 
 function masterLines(masters: readonly MasterProc[], from: number, to: number): MasterLine[] {
   const out: MasterLine[] = [];

@@ -1,3 +1,4 @@
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import type { Logger } from '../common/logger.js';
 
 /** How often the watcher looks; a look this much later than due is a stall worth a line. */
@@ -19,5 +20,25 @@ export function watchLoopStalls(log: Logger, thresholdMs = STALL_LOG_MS): () => 
     if (late >= thresholdMs) log.info({ stalled_ms: Math.round(late) }, 'the event loop stalled');
   }, EVERY_MS);
   timer.unref();
-  return () => clearInterval(timer);
+  // A stall is often the collector's: a major GC of a leader's heap of a few hundred MB.
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.duration < GC_LOG_MS) continue;
+      const kind = (e.detail as { kind?: number } | undefined)?.kind;
+      log.info({ ms: Math.round(e.duration), kind: GC_KINDS[kind ?? 0] ?? kind }, 'a long garbage collection');
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  return () => {
+    clearInterval(timer);
+    gc.disconnect();
+  };
 }
+
+const GC_LOG_MS = 20;
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+};

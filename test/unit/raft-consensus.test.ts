@@ -93,12 +93,17 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     const pragma = vi.spyOn(n.state.db, 'pragma');
     const raftLog = (n.consensus as unknown as { raft: { log: { snapshot: { index: number } } } }).raft.log;
     let i = 0;
-    await waitFor('the log compacted', async () => {
-      await Promise.all(Array.from({ length: 10 }, () => n.consensus.propose(reg(i++))));
-      // Nothing the state machine may still lose (applied, not yet synced) has left the log.
-      expect(raftLog.snapshot.index).toBeLessThanOrEqual(n.state.durableIndex());
-      return raftLog.snapshot.index > 0;
-    }, 10_000, 20);
+    await waitFor(
+      'the log compacted',
+      async () => {
+        await Promise.all(Array.from({ length: 10 }, () => n.consensus.propose(reg(i++))));
+        // Nothing the state machine may still lose (applied, not yet synced) has left the log.
+        expect(raftLog.snapshot.index).toBeLessThanOrEqual(n.state.durableIndex());
+        return raftLog.snapshot.index > 0;
+      },
+      10_000,
+      20,
+    );
     expect(checkpoint).not.toHaveBeenCalled();
     expect(pragma.mock.calls.filter(([sql]) => /checkpoint/i.test(sql))).toEqual([]);
     await n.close();
@@ -107,6 +112,32 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await again.leading;
     expect(again.state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: i });
     await again.close();
+  });
+
+  it('applies a large committed batch in turns of at most 64 KiB, letting the event loop turn between them', async () => {
+    const n = open();
+    await n.leading;
+    const events: string[] = [];
+    const applyBatch = n.state.applyBatch.bind(n.state);
+    vi.spyOn(n.state, 'applyBatch').mockImplementation((entries) => {
+      events.push(`apply ${entries.length}`);
+      // Whatever waits for the loop (a peer's message, a heartbeat, a request) runs between turns.
+      setImmediate(() => events.push('turn'));
+      return applyBatch(entries);
+    });
+    // Ten entries of ~30 KB, committed together: 300 KB applied at once held the loop.
+    const big = (i: number): Command => ({
+      type: 'registerWorker',
+      at: i,
+      worker_id: `w${i}`,
+      address: 'x'.repeat(30_000),
+      max_tasks: 1,
+    });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => n.consensus.propose(big(i))));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(events).toEqual(['apply 2', 'turn', 'apply 2', 'turn', 'apply 2', 'turn', 'apply 2', 'turn', 'apply 2']);
+    expect(n.state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: 10 });
+    await n.close();
   });
 
   it('serves linearizable reads once it leads', async () => {
