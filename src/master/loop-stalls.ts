@@ -24,7 +24,7 @@ export function watchLoopStalls(log: Logger, thresholdMs = STALL_LOG_MS): () => 
   const gc = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       if (e.duration < GC_LOG_MS) continue;
-      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
       log.info({ ms: Math.round(e.duration), kind: GC_KINDS[kind ?? 0] ?? kind }, 'a long garbage collection');
     }
   });
