@@ -184,8 +184,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
   private deferred: Entry[] = [];
   private cancelApplyTimer: Cancel | undefined;
-  /** The deferred entries are being applied a turn at a time: `cancelApplyTimer` is the next turn. */
+  /** The deferred entries are being applied a turn at a time: `cancelApplyTimer`, then `applyTurn`, is the next. */
   private applyingInTurns = false;
+  private readonly applyTurn: () => void;
   /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
   private readonly proposed = new WeakMap<Buffer, C>();
   /** The disk refused a write and the core could not be rebuilt yet: retried on each tick. */
@@ -220,6 +221,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     };
     this.coreLimits = o.core;
     this.schedule = this.clock.coalesce(() => this.process());
+    this.applyTurn = this.clock.coalesce(() => this.nextApplyTurn());
     this.raft = this.boot();
     this.syncPeers();
   }
@@ -615,6 +617,19 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.applyDeferred();
   }
 
+  private nextApplyTurn(): void {
+    if (!this.applyingInTurns || this.cancelApplyTimer || this.closed) return;
+    try {
+      this.applyDeferred();
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      this.diskRefused(err);
+      return;
+    }
+    // What waits on the applied index (leading, compaction) is looked at again.
+    this.schedule();
+  }
+
   /** Applies the deferred entries: APPLY_TURN_BYTES of them now and the rest on the turns after, or `all` now. */
   private applyDeferred(all = false): void {
     this.cancelApplyTimer?.();
@@ -626,17 +641,11 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.deferred = this.deferred.slice(n);
     if (this.deferred.length) {
       this.applyingInTurns = true;
+      // A timer, then the next turn's check phase: the loop polls for I/O in between, whichever
+      // phase this turn ran in (a timer alone, set from the check phase, would run before it).
       this.cancelApplyTimer = this.clock.after(0, () => {
         this.cancelApplyTimer = undefined;
-        try {
-          this.applyDeferred();
-        } catch (err) {
-          if (!(err instanceof StorageError)) throw err;
-          this.diskRefused(err);
-          return;
-        }
-        // What waits on the applied index (leading, compaction) is looked at again.
-        this.schedule();
+        this.applyTurn();
       });
     }
     const decoded = entries.map((e) => this.committedOf(e));
