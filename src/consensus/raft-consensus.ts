@@ -710,21 +710,19 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     }
   }
 
-  private stopLeading(why: Error): void {
-    // Committed entries still waiting for their turn to apply are applied now: their proposers
-    // get the result, not "leadership changed", as when they were applied at once.
-    if (this.applyingInTurns && this.deferred.some((e) => this.waiters.has(e.index))) {
-      try {
-        this.applyDeferred(true);
-      } catch (err) {
-        if (!(err instanceof StorageError)) throw err;
-      }
-    }
+  private stopLeading(why: Error, { keepCommitted = true } = {}): void {
     const was = this.leading;
     this.leading = false;
     this.leaderStartIndex = 0;
-    for (const [, w] of this.waiters) w.done(why);
-    this.waiters.clear();
+    // Proposals committed and waiting for their turn to apply keep their waiters: they get the
+    // result once applied (in turns, not all at once: that held a loop 0.4–0.7 s), not
+    // "leadership changed".
+    const committed = keepCommitted ? (this.deferred.at(-1)?.index ?? 0) : 0;
+    for (const [index, w] of this.waiters) {
+      if (index <= committed) continue;
+      w.done(why);
+      this.waiters.delete(index);
+    }
     for (const w of this.readWaiters.splice(0)) w.done(why);
     if (was) {
       this.log.info({ term: this.raft.term, leader: this.raft.leader }, 'no longer leading');
@@ -757,7 +755,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    */
   private startOver(why: Error | string): void {
     if (typeof why === 'string') this.log.error({ why }, 'starting over from the durable state');
-    this.stopLeading(typeof why === 'string' ? leadershipLost() : why);
+    this.stopLeading(typeof why === 'string' ? leadershipLost() : why, { keepCommitted: false });
     this.cancelApplyTimer?.();
     this.cancelApplyTimer = undefined;
     this.applyingInTurns = false;

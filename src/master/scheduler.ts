@@ -183,7 +183,8 @@ export class Scheduler {
     if (this.queries.anyPending()) return [];
     const slots = this.freeSlots();
     const free = slots.reduce((n, w) => n + Math.max(0, w.max_tasks - w.running), 0);
-    const count = Math.min(free, config.task_count);
+    // The rest go in the scheduler's next pass, in entries of bounded size (entry-size.ts).
+    const count = Math.min(free, config.task_count, MAX_TASKS_PER_ENTRY);
     if (count <= 0) return [];
     const tasks = Array.from({ length: count }, (_, idx) => ({ job_id: jobId, idx, attempt: 1 }));
     const { assignments, cursor } = placeTasks(tasks, slots, this.cursor);
