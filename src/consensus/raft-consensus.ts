@@ -577,7 +577,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     const hs = rd.hardState;
     const newVote = hs !== undefined && (hs.term !== this.persistedTerm || hs.vote !== this.persistedVote);
     if (rd.entries.length > 0 || rd.snapshot || newVote) {
+      const t0 = performance.now();
       this.storage.save(newVote ? hs : undefined, rd.entries, rd.snapshot);
+      this.noteSlow('log write', t0, () => ({
+        entries: rd.entries.length,
+        bytes: rd.entries.reduce((n, e) => n + entryBytes(e), 0),
+      }));
       if (rd.snapshot) this.logBytes = 0;
       for (const e of rd.entries) this.logBytes += entryBytes(e);
       this.fullDisk = false;

@@ -20,6 +20,8 @@ import { chunked, MAX_TASKS_PER_ENTRY } from './entry-size.js';
 
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
+/** A pass this long gets a log line. */
+const SLOW_PASS_MS = 50;
 
 /**
  * The leader's dispatch loop. A pass runs whenever something may have made work runnable
@@ -66,7 +68,13 @@ export class Scheduler {
     this.speculationTimer = undefined;
   }
 
-  private readonly passSoon = onNextTurn(() => this.pass());
+  private readonly passSoon = onNextTurn(() => {
+    const t0 = performance.now();
+    this.pass();
+    const ms = performance.now() - t0;
+    // Named in the log as the other work that holds the loop (loop-stalls.ts) is.
+    if (ms >= SLOW_PASS_MS) this.log.info({ ms: Math.round(ms) }, 'a slow scheduler pass');
+  });
 
   kick(): void {
     if (!this.active || this.inFlight >= this.depth) return;
