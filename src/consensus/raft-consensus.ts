@@ -184,7 +184,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** Committed entries a follower has not applied yet (see APPLY_BATCH). */
   private deferred: Entry[] = [];
   private cancelApplyTimer: Cancel | undefined;
-  /** The deferred entries are being applied a turn at a time: `cancelApplyTimer`, then `applyTurn`, is the next. */
+  /** The deferred entries are being applied a turn at a time: `applyTurn` is due. */
   private applyingInTurns = false;
   private readonly applyTurn: () => void;
   /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
@@ -623,7 +623,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   }
 
   private nextApplyTurn(): void {
-    if (!this.applyingInTurns || this.cancelApplyTimer || this.closed) return;
+    if (!this.applyingInTurns || this.closed) return;
     try {
       this.applyDeferred();
     } catch (err) {
@@ -646,12 +646,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.deferred = this.deferred.slice(n);
     if (this.deferred.length) {
       this.applyingInTurns = true;
-      // A timer, then the next turn's check phase: the loop polls for I/O in between, whichever
-      // phase this turn ran in (a timer alone, set from the check phase, would run before it).
-      this.cancelApplyTimer = this.clock.after(0, () => {
-        this.cancelApplyTimer = undefined;
-        this.applyTurn();
-      });
+      // The check phase of a later turn: the loop polls for I/O before it (at most two turns
+      // run back to back, when this one ran in the poll phase), and waits for no timer.
+      this.applyTurn();
     }
     const decoded = entries.map((e) => this.committedOf(e));
     const t0 = performance.now();

@@ -135,7 +135,10 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     });
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => n.consensus.propose(big(i))));
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(events).toEqual(['apply 2', 'turn', 'apply 2', 'turn', 'apply 2', 'turn', 'apply 2', 'turn', 'apply 2']);
+    expect(events.filter((e) => e.startsWith('apply'))).toEqual(Array(5).fill('apply 2'));
+    // The loop turns between them: at most two back to back (the first from an I/O callback).
+    expect(events.join(', ')).not.toMatch(/apply 2, apply 2, apply 2/);
+    expect(events.indexOf('turn')).toBeLessThan(events.lastIndexOf('apply 2'));
     expect(n.state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: 10 });
     await n.close();
   });
