@@ -349,7 +349,16 @@ interface ScaleResults {
     registrations: number;
     refused_frames: number;
   } | null;
-  fill: { tasks: number; jobs: number; ms: number; tasks_per_s: number; job_ms: number[]; elections: number } | null;
+  fill: {
+    tasks: number;
+    jobs: number;
+    ms: number;
+    tasks_per_s: number;
+    job_ms: number[];
+    elections: number;
+    /** Per master and kind of line (stall, slow apply, compaction): how many, and the longest. */
+    master_lines?: LineSummary[];
+  } | null;
   footprint: Footprint[];
   big_job: { tasks: number; ms: number; walk_ms: number; cursors: number } | null;
   latency: {
@@ -359,6 +368,12 @@ interface ScaleResults {
     heartbeats: { p99_worst_second_ms: number; max_ms: number };
     elections: number;
     terms: { before: number; after: number };
+    /** The results page's time by how deep its cursor is (rows before it). */
+    page_by_depth?: { rows_before: number; p50: number; max: number; samples: number }[];
+    /** Calls of SLOW_CALL_MS or more, with their moment (ms since the epoch). */
+    slow_calls?: TimedCall[];
+    /** The masters' lines on stalls, slow applies and compactions while the calls ran. */
+    master_lines?: MasterLine[];
   } | null;
   delete: {
     answer_ms: number;
@@ -530,6 +545,7 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
     const jobMs: number[] = [];
     let finished = 0;
     const fillFrom = watch.nowS;
+    const fillFromMs = Date.now();
     const f0 = performance.now();
     for (let i = 0; i < jobs; i++) {
       const n = Math.min(o.jobTasks, o.tasks - finished);
@@ -550,6 +566,7 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
       tasks_per_s: finished / (fillMs / 1000),
       job_ms: jobMs,
       elections: watch.electionsBetween(fillFrom, watch.nowS),
+      master_lines: summarizeLines(masterLines(masters, fillFromMs, Date.now())),
     };
 
     // 2. the big job, to page and then delete
@@ -570,21 +587,36 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
     const getJob: number[] = [];
     const page: number[] = [];
     const submit: number[] = [];
-    const timed = async (into: number[], f: () => Promise<unknown>) => {
+    // Every call with its moment, so that a slow one can be set beside the masters' log lines.
+    const calls: TimedCall[] = [];
+    const warmUp: number[] = [];
+    const latFromMs = Date.now();
+    const timed = async (into: number[], what: TimedCall['what'], f: () => Promise<unknown>, cursor?: number) => {
+      const at = Date.now();
       const s = performance.now();
       await f();
-      into.push(performance.now() - s);
+      const ms = performance.now() - s;
+      into.push(ms);
+      if (into !== warmUp) calls.push({ what, at, ms, ...(cursor === undefined ? {} : { cursor }) });
     };
     const cursors = walk.cursors.length ? walk.cursors : [''];
     for (let i = 0; i < o.samples + 20; i++) {
       const keep = i >= 20; // the first 20 of each warm up
-      const c = cursors[i % cursors.length]!;
-      await timed(keep ? getJob : [], () => leader.api.call('GET', `/api/jobs/${big.id}`));
-      await timed(keep ? page : [], () =>
-        leader.api.call('GET', `/api/jobs/${big.id}/results?limit=100${c ? `&cursor=${encodeURIComponent(c)}` : ''}`),
+      const ci = i % cursors.length;
+      const c = cursors[ci]!;
+      await timed(keep ? getJob : warmUp, 'get_job', () => leader.api.call('GET', `/api/jobs/${big.id}`));
+      await timed(
+        keep ? page : warmUp,
+        'results_page',
+        () =>
+          leader.api.call('GET', `/api/jobs/${big.id}/results?limit=100${c ? `&cursor=${encodeURIComponent(c)}` : ''}`),
+        ci,
       );
-      await timed(keep ? submit : [], () => leader.api.call('POST', '/api/jobs', noopJob(`probe-${i}`, 1)));
+      await timed(keep ? submit : warmUp, 'submit', () =>
+        leader.api.call('POST', '/api/jobs', noopJob(`probe-${i}`, 1)),
+      );
     }
+    const latToMs = Date.now();
     r.latency = {
       get_job: percentiles(getJob),
       results_page: percentiles(page),
@@ -592,6 +624,9 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
       heartbeats: hb.stop(),
       elections: watch.electionsBetween(latFrom, watch.nowS),
       terms: { before: termBefore, after: watch.maxTerm },
+      page_by_depth: pageByDepth(calls, WALK_PAGE),
+      slow_calls: calls.filter((c) => c.ms >= SLOW_CALL_MS),
+      master_lines: masterLines(masters, latFromMs, latToMs),
     };
     log(
       `  latency p99: job ${ms2(r.latency.get_job.p99)} ms, page ${ms2(r.latency.results_page.p99)} ms, submit ${ms2(r.latency.submit.p99)} ms`,
@@ -658,6 +693,93 @@ async function runScaleBench(o: Options, r: ScaleResults): Promise<void> {
     await Promise.all(members.map((m) => m.api.close()));
     await Promise.all(members.map((m) => stopChild(m.child, 10_000)));
   }
+}
+
+/** A timed call of the latency phase is listed with the masters' lines at or over this. */
+const SLOW_CALL_MS = 30;
+
+interface TimedCall {
+  what: 'get_job' | 'results_page' | 'submit';
+  at: number;
+  ms: number;
+  /** The results page's cursor: the nth deep cursor of the walk. */
+  cursor?: number;
+}
+
+interface MasterLine {
+  master: string;
+  time: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The lines that name what held a master's loop: stalls, slow applies, long GCs, compactions. */
+const NAMING_LINES = /the event loop stalled|a slow |a long garbage|compact|snapshot|vacuum|checkpoint/;
+
+function masterLines(masters: readonly MasterProc[], from: number, to: number): MasterLine[] {
+  const out: MasterLine[] = [];
+  for (const m of masters) {
+    for (const l of readFileSync(m.child.logFile, 'utf8').split('\n')) {
+      if (!l.startsWith('{') || !NAMING_LINES.test(l)) continue;
+      let line: { time?: number; msg?: string; pid?: number; hostname?: string; level?: number; name?: string };
+      try {
+        line = JSON.parse(l) as typeof line;
+      } catch {
+        continue;
+      }
+      if (typeof line.time !== 'number' || line.time < from || line.time > to) continue;
+      const { pid: _pid, hostname: _host, level: _level, name: _name, ...rest } = line;
+      out.push({ master: m.name, ...rest } as MasterLine);
+    }
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+interface LineSummary {
+  master: string;
+  msg: string;
+  count: number;
+  max_ms: number;
+  p50_ms: number;
+}
+
+/** How long a line says its work held the loop. */
+const lineMs = (l: MasterLine): number => Number(l.ms ?? l.stalled_ms ?? 0);
+
+function summarizeLines(lines: readonly MasterLine[]): LineSummary[] {
+  const by = new Map<string, MasterLine[]>();
+  for (const l of lines) {
+    const k = `${l.master}\u0000${l.msg}`;
+    let list = by.get(k);
+    if (!list) by.set(k, (list = []));
+    list.push(l);
+  }
+  return [...by.values()].map((list) => {
+    const ms = list.map(lineMs);
+    return {
+      master: list[0]!.master,
+      msg: list[0]!.msg,
+      count: list.length,
+      max_ms: Math.max(...ms),
+      p50_ms: percentiles(ms).p50,
+    };
+  });
+}
+
+function pageByDepth(calls: readonly TimedCall[], step: number) {
+  const by = new Map<number, number[]>();
+  for (const c of calls) {
+    if (c.what !== 'results_page' || c.cursor === undefined) continue;
+    let list = by.get(c.cursor);
+    if (!list) by.set(c.cursor, (list = []));
+    list.push(c.ms);
+  }
+  return [...by]
+    .sort((a, b) => a[0] - b[0])
+    .map(([cursor, ms]) => {
+      const p = percentiles(ms);
+      return { rows_before: (cursor + 1) * step, p50: p.p50, max: p.max, samples: ms.length };
+    });
 }
 
 interface PurgeLine {

@@ -7,19 +7,37 @@
 // reaches the threshold, which stays as the backstop should the thread fall behind. What is
 // durable does not change: a commit is in the WAL (fsynced as the connection says) before it
 // returns, and a checkpoint fsyncs the WAL before copying and the database after.
+//
+// The thread also makes commits durable for a caller whose connection does not sync each one
+// (the state database, `synchronous = NORMAL`): `written(mark)` names what the commits so far
+// hold (the applied index), and once the thread has fsynced the WAL after that call, `durable`
+// is that mark — what compaction needs, without a checkpoint on the event loop.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /** Runs in the thread; CommonJS, as `eval` workers are. */
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
 const Database = require(workerData.sqlite);
 const lock = new Int32Array(workerData.lock);
-parentPort.on('message', () => {
+parentPort.on('message', (request) => {
   // The main thread holds the lock while it closes or replaces the file: then nothing is done.
   if (Atomics.compareExchange(lock, 0, 0, 1) !== 0) return parentPort.postMessage({ skipped: true });
   let db;
   try {
+    // Every commit made before the request was written to the WAL (or, checkpointed and the
+    // WAL started over, to the database, fsynced by that checkpoint): once the WAL is fsynced
+    // too, all of them are on disk. No WAL file: the last connection closed checkpointed it.
+    let fd;
+    try {
+      fd = fs.openSync(workerData.path + '-wal', 'r');
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+    if (fd !== undefined) {
+      try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    }
     // A connection per checkpoint: none stays open on a file the main thread may replace.
     db = new Database(workerData.path, { fileMustExist: true });
     db.pragma('synchronous = FULL');
@@ -30,7 +48,7 @@ parentPort.on('message', () => {
       [r] = db.pragma('wal_checkpoint(PASSIVE)');
       if (r.log === r.checkpointed) break;
     }
-    parentPort.postMessage({ log: r.log, checkpointed: r.checkpointed });
+    parentPort.postMessage({ log: r.log, checkpointed: r.checkpointed, mark: request.mark, epoch: request.epoch });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message) });
   } finally {
@@ -63,11 +81,20 @@ export class WalCheckpointer {
   private stopped = false;
   /** The last error the thread met (it retries at the next write; the backstop covers). */
   lastError: string | undefined;
+  /** The mark of the latest `written` call, and of the latest the thread made durable. */
+  private mark = 0;
+  private durableMark = 0;
+  /** Bumped by `durableAt`: a pass that began before speaks of a file no longer there. */
+  private epoch = 0;
 
   constructor(private readonly path: string) {}
 
-  /** The database was written: a checkpoint follows shortly. */
-  written(): void {
+  /**
+   * The database was written: a checkpoint follows shortly. `mark` (non-decreasing) says what
+   * the commits so far hold; `durable` reaches it once they are on disk.
+   */
+  written(mark?: number): void {
+    if (mark !== undefined) this.mark = Math.max(this.mark, mark);
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -83,7 +110,22 @@ export class WalCheckpointer {
       return;
     }
     this.running = true;
-    this.start().postMessage('checkpoint');
+    this.start().postMessage({ mark: this.mark, epoch: this.epoch });
+  }
+
+  /** The highest mark whose commits the thread has made durable (see `written`). */
+  get durable(): number {
+    return this.durableMark;
+  }
+
+  /**
+   * What the file holds now is durable up to `mark`, by other means (it was checkpointed, or
+   * replaced by a synced file): passes begun before speak of the file as it was, and are ignored.
+   */
+  durableAt(mark: number): void {
+    this.epoch++;
+    this.mark = mark;
+    this.durableMark = mark;
   }
 
   private start(): Worker {
@@ -93,9 +135,10 @@ export class WalCheckpointer {
       workerData: { path: this.path, sqlite: SQLITE, lock: this.lock.buffer },
     });
     thread.unref();
-    thread.on('message', (m: { error?: string }) => {
+    thread.on('message', (m: { error?: string; mark?: number; epoch?: number }) => {
       this.running = false;
       if (m.error) this.lastError = m.error;
+      else if (m.mark !== undefined && m.epoch === this.epoch) this.durableMark = Math.max(this.durableMark, m.mark);
       if (this.again) {
         this.again = false;
         this.written();

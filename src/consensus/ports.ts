@@ -50,6 +50,11 @@ export interface StateMachine<C, R> {
   discard(snapshot: Snapshot): void;
   /** Makes everything applied durable, before the log entries behind it are dropped. */
   checkpoint(): void;
+  /**
+   * The highest applied index already durable, for a state machine that makes its applies
+   * durable in the background: compaction then stops there instead of calling `checkpoint`.
+   */
+  durableIndex?(): number;
 }
 
 /**

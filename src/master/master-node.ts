@@ -35,6 +35,7 @@ import { assertEmptyDataDir, assertNoRestoreCutShort, restoreDataDir } from './r
 import { BackupMaker } from './backup-maker.js';
 import { checkBackup } from '../state/backup-file.js';
 import { MasterMetrics } from './metrics.js';
+import { watchLoopStalls } from './loop-stalls.js';
 import { Scheduler } from './scheduler.js';
 import { appliedEffects } from './applied-effects.js';
 import { LiveFeed } from './live-feed.js';
@@ -140,6 +141,7 @@ export class MasterNode {
       state: StateMachine;
       consensus: RaftConsensus<Command, Results>;
       rediscover?: NodeJS.Timeout;
+      stopStallWatch?: () => void;
       scheduler: Scheduler;
       detector: FailureDetector;
       leases: LeaseKeeper;
@@ -292,6 +294,7 @@ export class MasterNode {
         });
       }
       if (options.discover) node.parts.rediscover = node.watchDns(discovery);
+      node.parts.stopStallWatch = watchLoopStalls(log);
       return node;
     } catch (err) {
       for (const db of opened.reverse()) db.close();
@@ -363,9 +366,10 @@ export class MasterNode {
       },
       diskFullFailures: () => consensus.diskFullFailures,
       compact: () => {
-        consensus.compact();
-        // Gives the state database's WAL back to the disk even when the log had nothing to drop.
+        // Gives the state database's WAL back to the disk even when the log has nothing to
+        // drop, and first, so that compaction may drop all that was applied.
         state.checkpoint();
+        consensus.compact();
       },
     };
     return new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
@@ -504,6 +508,7 @@ export class MasterNode {
     this.closed = true;
     const p = this.parts;
     clearInterval(p.rediscover);
+    p.stopStallWatch?.();
     // A leader that leaves on purpose hands over first, sparing the cluster an election.
     await p.consensus.stepDown().catch(() => undefined);
     p.leases.stop();

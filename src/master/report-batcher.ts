@@ -5,6 +5,7 @@ import { taskKey, type TaskRef } from '../protocol/task-ref.js';
 import type { TaskReport } from '../protocol/worker-channel.js';
 import type { CompleteTasks, FailTasks } from '../state/commands.js';
 import { onNextTurn } from '../common/next-turn.js';
+import { chunked, MAX_TASKS_PER_ENTRY } from './entry-size.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { LOG_DROPPED_MARKER, type LogLine } from '../protocol/task-log.js';
 
@@ -91,18 +92,13 @@ export class ReportBatcher {
         this.tracker.recorded(workerId, tasks.map(taskKey));
     };
     const proposals = [];
-    if (b.completions.length) {
-      if (tracing) for (const c of b.completions) trace(c.job_id, 'completion proposed');
-      proposals.push(
-        this.consensus
-          .propose({ type: 'completeTasks', at, completions: b.completions })
-          .finally(recorded(b.completions)),
-      );
+    if (tracing) for (const c of b.completions) trace(c.job_id, 'completion proposed');
+    // Entries of bounded size (entry-size.ts), proposed together: still one write of the log.
+    for (const completions of chunked(b.completions, MAX_TASKS_PER_ENTRY)) {
+      proposals.push(this.consensus.propose({ type: 'completeTasks', at, completions }).finally(recorded(completions)));
     }
-    if (b.failures.length) {
-      proposals.push(
-        this.consensus.propose({ type: 'failTasks', at, failures: b.failures }).finally(recorded(b.failures)),
-      );
+    for (const failures of chunked(b.failures, MAX_TASKS_PER_ENTRY)) {
+      proposals.push(this.consensus.propose({ type: 'failTasks', at, failures }).finally(recorded(failures)));
     }
     Promise.all(proposals)
       .then(() => {

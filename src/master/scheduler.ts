@@ -7,7 +7,7 @@ import type { MapOutput } from '../protocol/task-spec.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { isStreamConfig } from '../protocol/stream-job.js';
 import { stageOf, type JobPlan } from '../ops/stages.js';
-import type { RunningTask } from '../state/commands.js';
+import type { AssignTasks, RunningTask } from '../state/commands.js';
 import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
 import { taskKey } from '../protocol/task-ref.js';
@@ -16,9 +16,12 @@ import { stragglers } from './speculation.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import { onNextTurn } from '../common/next-turn.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { chunked, MAX_TASKS_PER_ENTRY } from './entry-size.js';
 
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
+/** A pass this long gets a log line. */
+const SLOW_PASS_MS = 50;
 
 /**
  * The leader's dispatch loop. A pass runs whenever something may have made work runnable
@@ -65,7 +68,13 @@ export class Scheduler {
     this.speculationTimer = undefined;
   }
 
-  private readonly passSoon = onNextTurn(() => this.pass());
+  private readonly passSoon = onNextTurn(() => {
+    const t0 = performance.now();
+    this.pass();
+    const ms = performance.now() - t0;
+    // Named in the log as the other work that holds the loop (loop-stalls.ts) is.
+    if (ms >= SLOW_PASS_MS) this.log.info({ ms: Math.round(ms) }, 'a slow scheduler pass');
+  });
 
   kick(): void {
     if (!this.active || this.inFlight >= this.depth) return;
@@ -118,7 +127,6 @@ export class Scheduler {
     const { assignments, cursor } = placeTasks(ready, slots, this.cursor);
     if (assignments.length === 0) return;
     this.cursor = cursor;
-    this.inFlight++;
     const proposed = assignments.map(({ task, worker_id }) => ({
       job_id: task.job_id,
       idx: task.idx,
@@ -132,27 +140,40 @@ export class Scheduler {
     // (its job cancelled, its worker dead meanwhile) is stopped. A stream instance waits for
     // the commit: the placement its job's instances are told comes from the log.
     for (const a of proposed) this.proposed.set(taskKey(a), a.worker_id);
-    const early = proposed.filter((a) => !this.isStreaming(a.job_id));
-    this.dispatch(early);
-    this.consensus
-      .propose({ type: 'assignTasks', at: now, assignments: proposed })
-      .then((r) => {
-        const assigned = r.ok ? r.assigned : [];
-        const taken = new Set(assigned.map((a) => `${a.worker_id} ${taskKey(a)}`));
-        const refused = early.filter((a) => !taken.has(`${a.worker_id} ${taskKey(a)}`));
-        if (refused.length) this.log.info({ tasks: refused.length }, 'stopping tasks sent before the log refused them');
-        this.stopTasks(refused);
-        this.dispatch(assigned.filter((a) => this.isStreaming(a.job_id)));
-      })
-      // Not committed by us (leadership moved): a task sent early runs for nothing unless the
-      // next leader commits the entry; its report from that worker is refused otherwise.
-      .catch((err: Error) => this.log.warn({ err }, 'assigning tasks failed'))
-      .finally(() => {
+    // Entries of bounded size (entry-size.ts), proposed together: still one write of the log.
+    // The pass counts as one in flight until all of them are settled.
+    this.inFlight++;
+    void Promise.all(chunked(proposed, MAX_TASKS_PER_ENTRY).map((chunk) => this.proposeAssignments(chunk, now))).then(
+      () => {
         this.inFlight--;
-        for (const a of proposed) this.proposed.delete(taskKey(a));
         // Slots may have freed while the proposal was in flight.
         this.kick();
-      });
+      },
+    );
+  }
+
+  private proposeAssignments(proposed: AssignTasks['assignments'], now: number): Promise<void> {
+    const early = proposed.filter((a) => !this.isStreaming(a.job_id));
+    this.dispatch(early);
+    return (
+      this.consensus
+        .propose({ type: 'assignTasks', at: now, assignments: proposed })
+        .then((r) => {
+          const assigned = r.ok ? r.assigned : [];
+          const taken = new Set(assigned.map((a) => `${a.worker_id} ${taskKey(a)}`));
+          const refused = early.filter((a) => !taken.has(`${a.worker_id} ${taskKey(a)}`));
+          if (refused.length)
+            this.log.info({ tasks: refused.length }, 'stopping tasks sent before the log refused them');
+          this.stopTasks(refused);
+          this.dispatch(assigned.filter((a) => this.isStreaming(a.job_id)));
+        })
+        // Not committed by us (leadership moved): a task sent early runs for nothing unless the
+        // next leader commits the entry; its report from that worker is refused otherwise.
+        .catch((err: Error) => this.log.warn({ err }, 'assigning tasks failed'))
+        .finally(() => {
+          for (const a of proposed) this.proposed.delete(taskKey(a));
+        })
+    );
   }
 
   /**
@@ -170,7 +191,8 @@ export class Scheduler {
     if (this.queries.anyPending()) return [];
     const slots = this.freeSlots();
     const free = slots.reduce((n, w) => n + Math.max(0, w.max_tasks - w.running), 0);
-    const count = Math.min(free, config.task_count);
+    // The rest go in the scheduler's next pass, in entries of bounded size (entry-size.ts).
+    const count = Math.min(free, config.task_count, MAX_TASKS_PER_ENTRY);
     if (count <= 0) return [];
     const tasks = Array.from({ length: count }, (_, idx) => ({ job_id: jobId, idx, attempt: 1 }));
     const { assignments, cursor } = placeTasks(tasks, slots, this.cursor);

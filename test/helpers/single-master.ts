@@ -17,7 +17,7 @@ export const SELF = { id: 1, address: 'http://127.0.0.1:1' };
 export function openSingleMaster(
   dir: string,
   log: Logger,
-  compaction: { snapshotEntries?: number; snapshotBytes?: number } = {},
+  compaction: { snapshotEntries?: number; snapshotBytes?: number; keepEntries?: number } = {},
 ) {
   const storage = new RaftStorage(join(dir, 'raft.db'));
   if (!storage.initialized) storage.bootstrap([{ id: SELF.id, address: SELF.address, voter: true }]);

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
 import type { Command } from '../../src/state/commands.js';
 import { openSingleMaster } from '../helpers/single-master.js';
+import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
 const log = createLogger('test');
@@ -81,6 +82,64 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     const commands = log.slice(log.firstIndex, log.lastIndex).filter((e) => e.kind === 'cmd');
     expect(commands.length).toBeGreaterThanOrEqual(50);
     expect(commands.filter((e) => inside.proposed.has(e.data as object))).toEqual([]);
+    await n.close();
+  });
+
+  it('compacts its log with no checkpoint of the state database on the event loop, only as far as the background sync made durable', async () => {
+    const n = openSingleMaster(dir, log, { snapshotEntries: 20, keepEntries: 4 });
+    await n.leading;
+    // A TRUNCATE checkpoint before each compaction held a master's loop 15–150 ms under load.
+    const checkpoint = vi.spyOn(n.state, 'checkpoint');
+    const pragma = vi.spyOn(n.state.db, 'pragma');
+    const raftLog = (n.consensus as unknown as { raft: { log: { snapshot: { index: number } } } }).raft.log;
+    let i = 0;
+    await waitFor(
+      'the log compacted',
+      async () => {
+        await Promise.all(Array.from({ length: 10 }, () => n.consensus.propose(reg(i++))));
+        // Nothing the state machine may still lose (applied, not yet synced) has left the log.
+        expect(raftLog.snapshot.index).toBeLessThanOrEqual(n.state.durableIndex());
+        return raftLog.snapshot.index > 0;
+      },
+      10_000,
+      20,
+    );
+    expect(checkpoint).not.toHaveBeenCalled();
+    expect(pragma.mock.calls.filter(([sql]) => /checkpoint/i.test(sql))).toEqual([]);
+    await n.close();
+    // What was compacted away is in the state all the same.
+    const again = open();
+    await again.leading;
+    expect(again.state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: i });
+    await again.close();
+  });
+
+  it('applies a large committed batch in turns of at most 64 KiB, letting the event loop turn between them', async () => {
+    const n = open();
+    await n.leading;
+    const events: string[] = [];
+    const applyBatch = n.state.applyBatch.bind(n.state);
+    vi.spyOn(n.state, 'applyBatch').mockImplementation((entries) => {
+      events.push(`apply ${entries.length}`);
+      // Whatever waits for the loop (a peer's message, a heartbeat, a request) runs between turns.
+      setImmediate(() => events.push('turn'));
+      return applyBatch(entries);
+    });
+    // Ten entries of ~30 KB, committed together: 300 KB applied at once held the loop.
+    const big = (i: number): Command => ({
+      type: 'registerWorker',
+      at: i,
+      worker_id: `w${i}`,
+      address: 'x'.repeat(30_000),
+      max_tasks: 1,
+    });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => n.consensus.propose(big(i))));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(events.filter((e) => e.startsWith('apply'))).toEqual(Array(5).fill('apply 2'));
+    // The loop turns between them: at most two back to back (the first from an I/O callback).
+    expect(events.join(', ')).not.toMatch(/apply 2, apply 2, apply 2/);
+    expect(events.indexOf('turn')).toBeLessThan(events.lastIndexOf('apply 2'));
+    expect(n.state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: 10 });
     await n.close();
   });
 

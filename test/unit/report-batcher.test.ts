@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
 import type { TaskReport } from '../../src/protocol/worker-channel.js';
 import { ReportBatcher } from '../../src/master/report-batcher.js';
+import { MAX_TASKS_PER_ENTRY } from '../../src/master/entry-size.js';
 import { WorkerRegistry } from '../../src/master/worker-registry.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import type { TaskRef } from '../../src/protocol/task-ref.js';
@@ -17,23 +18,23 @@ const JOB = 'job-batcher';
 
 let dir: string;
 
-/** A real master's consensus and state (a cluster of one), with JOB's 10 tasks running: 0–4 on w1, 5–9 on w2. */
-async function master() {
-  const { consensus, state, leading, close } = openSingleMaster(dir, log);
+/** A real master's consensus and state (a cluster of one), with JOB's 10 tasks running: 0–4 on w1, 5–9 on w2 (the first half and the second of `tasks`). */
+async function master(tasks = 10) {
+  const { consensus, state, storage, leading, close } = openSingleMaster(dir, log);
   await leading;
   for (const w of ['w1', 'w2']) {
-    await consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: 10 });
+    await consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: tasks });
   }
-  const config = normalizeBatchConfig({ operation: 'noop', task_count: 10 });
+  const config = normalizeBatchConfig({ operation: 'noop', task_count: tasks });
   await consensus.propose({ type: 'submitJob', at: 2, job_id: JOB, name: JOB, job_type: 'batch', config });
-  const assignments = Array.from({ length: 10 }, (_, idx) => ({
+  const assignments = Array.from({ length: tasks }, (_, idx) => ({
     job_id: JOB,
     idx,
     attempt: 1,
-    worker_id: idx < 5 ? 'w1' : 'w2',
+    worker_id: idx < tasks / 2 ? 'w1' : 'w2',
   }));
   await consensus.propose({ type: 'assignTasks', at: 3, assignments });
-  return { consensus, queries: new Queries(state), close };
+  return { consensus, storage, queries: new Queries(state), close };
 }
 
 const done = (idx: number): TaskReport => ({ job_id: JOB, idx, attempt: 1, ok: true, result_json: `[${idx}]` });
@@ -74,6 +75,39 @@ describe('the leader turning task reports into log entries', () => {
       { worker: 'w2', tasks: [5, 6, 7, 8, 9].map(ref) },
     ]);
     expect(m.queries.job(JOB)).toMatchObject({ status: 'completed', completed: 10 });
+    await m.close();
+  });
+
+  it('proposes a round of thousands of reports as entries of at most MAX_TASKS_PER_ENTRY, written to the log together', async () => {
+    const m = await master(2_400);
+    const propose = vi.spyOn(m.consensus, 'propose');
+    const save = vi.spyOn(m.storage, 'save');
+    const acked: TaskRef[] = [];
+    await new Promise<void>((allAcked) => {
+      const batcher = new ReportBatcher(
+        m.consensus,
+        (_, tasks) => {
+          acked.push(...tasks);
+          if (acked.length === 2_400) allAcked();
+        },
+        log,
+      );
+      // Every master applies an entry in one transaction: 2,400 outcomes in one held each loop.
+      batcher.add(
+        'w1',
+        Array.from({ length: 1_200 }, (_, i) => done(i)),
+      );
+      batcher.add(
+        'w2',
+        Array.from({ length: 1_200 }, (_, i) => done(1_200 + i)),
+      );
+    });
+    const sizes = propose.mock.calls.map(([c]) => (c.type === 'completeTasks' ? c.completions.length : -1));
+    expect(sizes).toEqual([500, 500, 500, 500, 400]);
+    expect(MAX_TASKS_PER_ENTRY).toBe(500);
+    // Group commit all the same: the five entries reached the log in one write (one fsync).
+    expect(save.mock.calls.filter(([, entries]) => entries.length > 0).map(([, e]) => e.length)).toEqual([5]);
+    expect(m.queries.job(JOB)).toMatchObject({ status: 'completed', completed: 2_400 });
     await m.close();
   });
 

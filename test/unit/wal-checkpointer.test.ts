@@ -109,4 +109,25 @@ describe('the state database checkpoint thread', () => {
       db.close();
     }
   });
+
+  it('makes what was applied durable in the background: durableIndex follows lastApplied, and a restore is durable at once', async () => {
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    expect(sm.durableIndex()).toBe(0);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    const last = register(sm, 1, 100);
+    // Not synced by the apply itself (synchronous = NORMAL): the thread's fsync of the WAL follows.
+    const state = sm;
+    await waitFor('the thread to sync what was applied', () => state.durableIndex() === last, 10_000, 20);
+    const source = new StateMachine(join(dir, 'source.db'));
+    source.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    const at = register(source, 1, 500);
+    sm.restore(source.snapshot());
+    source.close();
+    expect(sm.durableIndex()).toBe(at);
+    // Reopened: what the file holds was synced at the start.
+    sm.close();
+    sm = new StateMachine(path);
+    expect(sm.durableIndex()).toBe(at);
+  });
 });
