@@ -610,12 +610,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     if (this.raft.role === 'follower' && this.waiters.size === 0 && this.deferred.length < APPLY_BATCH) {
       this.cancelApplyTimer ??= this.clock.after(APPLY_DELAY_MS, () => {
         this.cancelApplyTimer = undefined;
-        try {
-          this.applyDeferred();
-        } catch (err) {
-          if (!(err instanceof StorageError)) throw err;
-          this.diskRefused(err);
-        }
+        this.applyDeferredOrRefuse();
       });
       return;
     }
@@ -624,15 +619,20 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   private nextApplyTurn(): void {
     if (!this.applyingInTurns || this.closed) return;
+    // What waits on the applied index (leading, compaction) is looked at again.
+    if (this.applyDeferredOrRefuse()) this.schedule();
+  }
+
+  /** Applies from a timer or a later turn, where a write the disk refused is met as such: false then. */
+  private applyDeferredOrRefuse(): boolean {
     try {
       this.applyDeferred();
+      return true;
     } catch (err) {
       if (!(err instanceof StorageError)) throw err;
       this.diskRefused(err);
-      return;
+      return false;
     }
-    // What waits on the applied index (leading, compaction) is looked at again.
-    this.schedule();
   }
 
   /** Applies the deferred entries: APPLY_TURN_BYTES of them now and the rest on the turns after, or `all` now. */
