@@ -16,6 +16,8 @@ export interface TransportHandlers {
   onFrame(frame: Inbound): void;
   /** A snapshot could not be delivered to `to`. */
   onSnapshotFailed(to: NodeId): void;
+  /** A snapshot was delivered whole to `to` (it installs it now). */
+  onSnapshotSent(to: NodeId): void;
   /** Where to write a snapshot being received (beside the state database, to be renamed over it). */
   receivingFile(from: NodeId, transfer: number): string;
 }
@@ -232,6 +234,7 @@ export class PeerTransport implements Transport {
       if (this.sending.get(to) === sender) this.sending.delete(to);
       if (ok) {
         this.log.info({ peer: to, index: s.meta.index, ms: Date.now() - started }, 'sent a snapshot');
+        this.handlers.onSnapshotSent(to);
         return;
       }
       this.log.warn({ peer: to, index: s.meta.index, why }, 'could not send a snapshot; Raft will try again');

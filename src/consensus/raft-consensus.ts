@@ -320,6 +320,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.raft.reportSnapshotFailure(to);
   }
 
+  onSnapshotSent(to: NodeId): void {
+    this.raft.reportSnapshotSent(to);
+  }
+
   private tick(): void {
     if (this.closed) return;
     if (this.broken) {

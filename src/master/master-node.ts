@@ -324,6 +324,7 @@ export class MasterNode {
       {
         onFrame: (f) => inbox.consensus?.onFrame(f),
         onSnapshotFailed: (to) => inbox.consensus?.onSnapshotFailed(to),
+        onSnapshotSent: (to) => inbox.consensus?.onSnapshotSent(to),
         receivingFile: (from, transfer) => receivingPath(join(options.dataDir, 'state.db'), `${from}-${transfer}`),
       },
       log.child({ component: 'peers' }),

@@ -25,6 +25,7 @@ export function openSingleMaster(
   const handlers = {
     onFrame: () => undefined,
     onSnapshotFailed: () => undefined,
+    onSnapshotSent: () => undefined,
     receivingFile: (from: number, transfer: number) => join(dir, `state.db.receiving-${from}-${transfer}`),
   };
   const tokens = new TokenSource(undefined, undefined, 't');

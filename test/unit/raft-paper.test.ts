@@ -859,6 +859,29 @@ describe('§7 log compaction and snapshots', () => {
     expect(drain(r).committed.map((e) => e.index)).toEqual([11, 12]);
   });
 
+  it('a snapshot that travels longer than an election timeout: the follower has a whole one after it arrives to answer, before another is sent', () => {
+    const net = cluster(3);
+    const leader = net.elect(1);
+    net.isolate(3);
+    for (let i = 0; i < 5; i++) net.propose(1, `c${i}`);
+    leader.compact(leader.log.applied);
+    net.heal();
+    net.dropNext((m) => m.type === 'snap' && m.to === 3);
+    net.tick(1);
+    expect(leader.progressOf(3)!.state).toBe('snapshot');
+    // Still on its way for longer than an election timeout (the driver skips Raft asking again).
+    net.isolate(3);
+    net.tick(1, ELECTION + 2);
+    // Delivered whole now; the follower takes a while to install it and answer.
+    leader.reportSnapshotSent(3);
+    net.tick(1, ELECTION - 1);
+    expect(leader.progressOf(3)!.state).toBe('snapshot');
+    // No answer came within it after all (here the follower never got it): sent again, installed.
+    net.heal();
+    net.tick(1, ELECTION + 1);
+    expect(leader.progressOf(3)).toMatchObject({ state: 'replicate', match: leader.log.lastIndex });
+  });
+
   it('a leader whose snapshot (or its answer) was lost sends it again after an election timeout (§5.1: RPCs are retried)', () => {
     const net = cluster(3);
     const leader = net.elect(1);

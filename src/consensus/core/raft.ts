@@ -289,6 +289,19 @@ export class Raft {
     if (pr?.state === 'snapshot') pr.becomeProbe();
   }
 
+  /**
+   * The driver has delivered a snapshot to `to` (a large one travels for longer than an
+   * election timeout): the follower gets a whole election timeout from now to install it and
+   * answer before another is sent — counted from when it went out, a slow install drew a second
+   * copy it would only have to skip.
+   */
+  reportSnapshotSent(to: NodeId): void {
+    const pr = this.progress.get(to);
+    if (!pr || this.role !== 'leader' || pr.state === 'replicate') return;
+    if (pr.state === 'probe') pr.becomeSnapshot();
+    pr.snapshotElapsed = 0;
+  }
+
   /** The state machine holds everything up to `index` durably: drop those entries. */
   compact(index: number): void {
     const upTo = Math.min(index, this.log.applied);
