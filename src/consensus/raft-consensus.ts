@@ -153,6 +153,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** Bytes of the entries in the log since the last compaction (see compaction-policy.ts). */
   private logBytes = 0;
   /**
+   * Where the last compaction meant to reach when what state.db held durably stopped it short:
+   * it goes on there once the background sync catches up, rather than waiting until the log
+   * is due again (a log of N entries compacted to its first fifth kept the rest until 2N).
+   */
+  private compactionOwed = 0;
+  /**
    * Followers sent a snapshot: the compaction point when the first went out, and when the last
    * did. The leader keeps the entries after that point until the follower holds them, so that
    * a snapshot still travelling is not already stale on arrival.
@@ -881,7 +887,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   /** A compaction the disk refuses changes nothing and is tried again later: it is what frees space. */
   private maybeCompact(): void {
-    if (!dueForCompaction(this.state.lastApplied - this.raft.log.firstIndex, this.logBytes, this.limits)) return;
+    const log = this.raft.log;
+    const owed = this.compactionOwed > log.snapshot.index && (this.state.durableIndex?.() ?? 0) > log.snapshot.index;
+    if (!owed && !dueForCompaction(this.state.lastApplied - log.firstIndex, this.logBytes, this.limits)) return;
     try {
       this.compact();
     } catch (err) {
@@ -900,7 +908,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     // Only what the state machine holds durably may leave the log: what its background sync
     // has reached (no wait on the loop), or else all it applied, by a checkpoint now.
     const durable = this.state.durableIndex?.();
-    const to = Math.min(compactionPoint(this.state.lastApplied, this.limits, sizes, floor), durable ?? Infinity);
+    const point = compactionPoint(this.state.lastApplied, this.limits, sizes, floor);
+    const to = Math.min(point, durable ?? Infinity);
+    this.compactionOwed = to < point ? point : 0;
     if (to <= log.snapshot.index) return;
     const t0 = performance.now();
     if (durable === undefined) this.state.checkpoint();

@@ -114,6 +114,20 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await again.close();
   });
 
+  it('a compaction the background sync stopped short goes on once the sync catches up, with no new entry', async () => {
+    const n = openSingleMaster(dir, log, { snapshotEntries: 20, keepEntries: 4 });
+    await n.leading;
+    const raftLog = (n.consensus as unknown as { raft: { log: { snapshot: { index: number } } } }).raft.log;
+    // The sync lags the applies by ~50 ms: here it holds at 10 while 25 entries are applied.
+    const durable = vi.spyOn(n.state, 'durableIndex').mockReturnValue(10);
+    await Promise.all(Array.from({ length: 25 }, (_, i) => n.consensus.propose(reg(i))));
+    await waitFor('a compaction stopped at what is durable', () => raftLog.snapshot.index === 10, 5_000, 10);
+    durable.mockRestore();
+    // 15 entries left is below the 20 that make a log due, yet all but the newest 4 may go.
+    await waitFor('the compaction to go on', () => raftLog.snapshot.index >= n.state.lastApplied - 4, 5_000, 10);
+    await n.close();
+  });
+
   it('applies a large committed batch in turns of at most 64 KiB, letting the event loop turn between them', async () => {
     const n = open();
     await n.leading;
