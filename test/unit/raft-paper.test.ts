@@ -859,13 +859,19 @@ describe('§7 log compaction and snapshots', () => {
     expect(drain(r).committed.map((e) => e.index)).toEqual([11, 12]);
   });
 
-  it('a snapshot that travels longer than an election timeout: the follower has a whole one after it arrives to answer, before another is sent', () => {
+  /** A leader that compacted the entries follower 3 missed while cut off: it owes 3 a snapshot. */
+  const owingASnapshot = () => {
     const net = cluster(3);
     const leader = net.elect(1);
     net.isolate(3);
     for (let i = 0; i < 5; i++) net.propose(1, `c${i}`);
     leader.compact(leader.log.applied);
     net.heal();
+    return { net, leader };
+  };
+
+  it('a snapshot that travels longer than an election timeout: the follower has a whole one after it arrives to answer, before another is sent', () => {
+    const { net, leader } = owingASnapshot();
     net.dropNext((m) => m.type === 'snap' && m.to === 3);
     net.tick(1);
     expect(leader.progressOf(3)!.state).toBe('snapshot');
@@ -883,12 +889,7 @@ describe('§7 log compaction and snapshots', () => {
   });
 
   it('a leader whose snapshot (or its answer) was lost sends it again after an election timeout (§5.1: RPCs are retried)', () => {
-    const net = cluster(3);
-    const leader = net.elect(1);
-    net.isolate(3);
-    for (let i = 0; i < 5; i++) net.propose(1, `c${i}`);
-    leader.compact(leader.log.applied);
-    net.heal();
+    const { net, leader } = owingASnapshot();
     net.dropNext((m) => m.type === 'appResp' && m.from === 3 && !m.reject && m.index > 1); // the answer to the snapshot
     net.tick(1);
     expect(net.get(3).log.snapshot.index).toBe(leader.log.snapshot.index);
