@@ -11,6 +11,7 @@
 //          --threads T       the workers' --threads (default 2)
 //          --pin-chromium C  run chromium (all its processes) on CPU C only (taskset -c C),
 //                            so that it takes at most one core from the cluster
+//          --tabs overview   only the overview tab open (default: the overview and a job's page)
 //          --profile DIR     where the time goes: the master runs with --cpu-prof (its profile
 //                            covers every round), each tab's renderer is profiled (CDP Profiler)
 //                            in the rounds with the page, and chromium's CPU is split by process
@@ -38,10 +39,12 @@ interface Options {
   threads: number;
   pinChromium?: number;
   profile?: string;
+  /** Which tabs a round with the page opens. */
+  tabs: 'both' | 'overview';
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, maxTasks: 128, threads: 2 };
+  const o: Options = { rounds: 3, maxTasks: 128, threads: 2, tabs: 'both' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = positiveInt(a, argv[++i]);
@@ -49,9 +52,13 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--threads') o.threads = positiveInt(a, argv[++i]);
     else if (a === '--pin-chromium') o.pinChromium = Number(argv[++i]);
     else if (a === '--profile') o.profile = argv[++i];
-    else
+    else if (a === '--tabs') {
+      const t = argv[++i];
+      if (t !== 'both' && t !== 'overview') throw new Error('--tabs takes both or overview');
+      o.tabs = t;
+    } else
       throw new Error(
-        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --profile DIR)`,
+        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --tabs both|overview, --profile DIR)`,
       );
   }
   if (o.pinChromium !== undefined && !(Number.isInteger(o.pinChromium) && o.pinChromium >= 0)) {
@@ -102,6 +109,7 @@ class Dashboard {
   constructor(
     readonly browser: Browser,
     private readonly origin: string,
+    private readonly withJobTab = true,
   ) {}
 
   /** `/` open and drawn (its jobs table or its empty note), and a second tab for a job page. */
@@ -113,17 +121,17 @@ class Dashboard {
    */
   async open(shownJob?: string): Promise<void> {
     // Each tab in its own context (its own window): a headless background tab is hidden.
-    const [overview, job] = [
-      await (await this.browser.createBrowserContext()).newPage(),
-      await (await this.browser.createBrowserContext()).newPage(),
-    ];
-    this.pages = [overview, job];
+    const overview = await (await this.browser.createBrowserContext()).newPage();
+    const job = this.withJobTab ? await (await this.browser.createBrowserContext()).newPage() : undefined;
+    this.pages = job ? [overview, job] : [overview];
     for (const p of this.pages)
       p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
     await overview.goto(`${this.origin}/`);
     await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
-    await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
-    if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
+    if (job) {
+      await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
+      if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
+    }
     for (const p of this.pages) {
       // Headless tabs are visible, so both poll; a hidden one would poll nothing.
       if (await p.evaluate('document.hidden')) log('  (a dashboard tab is hidden: it polls nothing while so)');
@@ -314,7 +322,7 @@ async function main(): Promise<void> {
   let browser: Browser | undefined;
   try {
     browser = await launchChromium(o.pinChromium === undefined ? CHROMIUM : pinnedChromium(cluster.dir, o.pinChromium));
-    const dash = new Dashboard(browser, cluster.api.origin);
+    const dash = new Dashboard(browser, cluster.api.origin, o.tabs === 'both');
     // The last job the warm-up submitted: the job tab shows it before each round with the page.
     let warmJob: string | undefined;
     const warmApi = {
@@ -361,7 +369,7 @@ async function main(): Promise<void> {
       started_at: startedAt,
       load: { start: loadAtStart, end: loadavg()[0]! },
       machine: machineInfo(),
-      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on / and on a job's page (a warm-up job's, settled), which follows the round's first job`,
+      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on /${o.tabs === 'both' ? " and on a job's page (a warm-up job's, settled), which follows the round's first job" : ' only'}`,
       setting: { max_tasks: o.maxTasks, threads: o.threads },
       chromium_pinned_to_cpu: o.pinChromium ?? null,
       without_page: without,
