@@ -22,6 +22,13 @@ import { chunked, MAX_TASKS_PER_ENTRY } from './entry-size.js';
 const SPECULATION_CHECK_MS = 500;
 /** A pass this long gets a log line. */
 const SLOW_PASS_MS = 50;
+/**
+ * Jobs that ended are named to the workers together, this long after the first: the frame
+ * went to every worker from inside the apply of each completion, ahead of the answer to the
+ * client waiting for that job (~0.2 ms of a one-task job's path), and a worker's map outputs
+ * can wait that long to go.
+ */
+export const FORGET_AFTER_MS = 100;
 
 /**
  * The leader's dispatch loop. A pass runs whenever something may have made work runnable
@@ -46,6 +53,9 @@ export class Scheduler {
   private retryAt = Infinity;
   private active = false;
   private speculationTimer: NodeJS.Timeout | undefined;
+  /** Jobs over, not yet named to the workers (`forgetJobs`). */
+  private forgotten: string[] = [];
+  private forgetTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly consensus: ClusterConsensus,
@@ -363,7 +373,16 @@ export class Scheduler {
 
   /** Workers may delete what they keep for these jobs (map outputs): the jobs are over. */
   forgetJobs(jobIds: readonly string[]): void {
-    if (jobIds.length) this.registry.broadcast({ t: 'forget', job_ids: [...jobIds] });
+    if (!jobIds.length) return;
+    this.forgotten.push(...jobIds);
+    this.forgetTimer ??= setTimeout(() => {
+      this.forgetTimer = undefined;
+      const all = this.forgotten;
+      this.forgotten = [];
+      // A burst (the janitor's deletes) in frames of a bounded size.
+      for (let i = 0; i < all.length; i += 1000)
+        this.registry.broadcast({ t: 'forget', job_ids: all.slice(i, i + 1000) });
+    }, FORGET_AFTER_MS).unref();
   }
 
   /** Tells workers to stop tasks of a cancelled or failed job. */

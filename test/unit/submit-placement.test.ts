@@ -11,6 +11,7 @@ import { decodeToWorker, type ToWorker } from '../../src/protocol/worker-channel
 import type { JobConfig, Results } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
 import { openSingleMaster } from '../helpers/single-master.js';
+import { waitFor } from '../helpers/wait.js';
 
 // A submit that carries its job's first assignments (SubmitJob.assignments), over a real
 // master of one (its log, its apply): the task leaves after one committed entry, not two.
@@ -204,5 +205,23 @@ describe('a submit carrying its first assignments', () => {
     expect(assignsSent('w1')).toEqual([]);
     expect(cancelsSent('w1')).toEqual([]);
     expect(cancelsSent('w2')).toEqual([]);
+  });
+});
+
+describe('jobs over, named to the workers', () => {
+  const forgets = (workerId: string) => sent.get(workerId)!.filter((m) => m.t === 'forget');
+
+  it('together, shortly after, not from inside the apply that ended them (ahead of the answer to a waiting client)', async () => {
+    scheduler.forgetJobs(['a']);
+    scheduler.forgetJobs(['b', 'c']);
+    expect(forgets('w1')).toEqual([]);
+    await waitFor('the frames', () => forgets('w1').length > 0 && forgets('w2').length > 0, 5_000, 10);
+    for (const w of ['w1', 'w2']) expect(forgets(w)).toEqual([{ t: 'forget', job_ids: ['a', 'b', 'c'] }]);
+  });
+
+  it('a burst in frames of at most 1,000 jobs', async () => {
+    scheduler.forgetJobs(Array.from({ length: 2500 }, (_, i) => `j${i}`));
+    await waitFor('the frames', () => forgets('w1').length === 3, 5_000, 10);
+    expect(forgets('w1').map((m) => (m.t === 'forget' ? m.job_ids.length : 0))).toEqual([1000, 1000, 500]);
   });
 });
