@@ -21,6 +21,7 @@ let dir: string;
 let node: ReturnType<typeof openSingleMaster>;
 let queries: Queries;
 let scheduler: Scheduler;
+let registry: WorkerRegistry;
 /** What each worker's channel was sent, decoded. */
 const sent = new Map<string, ToWorker[]>();
 
@@ -85,7 +86,7 @@ beforeEach(async () => {
   node = openSingleMaster(dir, log);
   await node.leading;
   queries = new Queries(node.state);
-  const registry = new WorkerRegistry();
+  registry = new WorkerRegistry();
   for (const [w, slots] of [
     ['w1', 1],
     ['w2', 1],
@@ -223,5 +224,21 @@ describe('jobs over, named to the workers', () => {
     scheduler.forgetJobs(Array.from({ length: 2500 }, (_, i) => `j${i}`));
     await waitFor('the frames', () => forgets('w1').length === 3, 5_000, 10);
     expect(forgets('w1').map((m) => (m.t === 'forget' ? m.job_ids.length : 0))).toEqual([1000, 1000, 500]);
+  });
+});
+
+describe('a scheduler pass of many tasks', () => {
+  it('sends each worker one frame, however many entries the pass is cut into', async () => {
+    // Two workers of 600 slots: a pass places 1,200 tasks, alternating, in entries of 500.
+    for (const w of ['big1', 'big2']) {
+      await node.consensus.propose({ type: 'registerWorker', at: 1, worker_id: w, address: `${w}:1`, max_tasks: 600 });
+      registry.attach(w, channel(w), Date.now());
+    }
+    await submit('many', noop(1202), []);
+    scheduler.start();
+    await waitFor('every task assigned', () => queries.job('many')?.pending === 0, 10_000, 10);
+    const frames = (w: string) => sent.get(w)!.filter((m) => m.t === 'assign').length;
+    expect(assignsSent('big1').length + assignsSent('big2').length).toBe(1200);
+    expect([frames('big1'), frames('big2')]).toEqual([1, 1]);
   });
 });
