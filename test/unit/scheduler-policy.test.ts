@@ -49,3 +49,66 @@ describe('placeTasks (round-robin + load-aware)', () => {
     expect(ws[0]!.running).toBe(0);
   });
 });
+
+/** The rule as first written: every worker scanned for every task. */
+function placeByScan(tasks: ReturnType<typeof task>[], ws: WorkerSlot[], cursor: number) {
+  const slots = ws.map((w) => ({ ...w }));
+  const n = slots.length;
+  const out: string[] = [];
+  if (n === 0) return { out, cursor };
+  let start = ((cursor % n) + n) % n;
+  for (const t of tasks) {
+    let best = -1;
+    let bestLoad = Infinity;
+    let bestAvoided = true;
+    for (let k = 0; k < n; k++) {
+      const i = (start + k) % n;
+      const w = slots[i]!;
+      if (w.running >= w.max_tasks) continue;
+      const load = w.running / w.max_tasks;
+      const avoided = t.avoid != null && t.avoid === w.worker_id;
+      if ((bestAvoided && !avoided) || (avoided === bestAvoided && load < bestLoad)) {
+        best = i;
+        bestLoad = load;
+        bestAvoided = avoided;
+      }
+    }
+    if (best < 0) break;
+    slots[best]!.running++;
+    out.push(slots[best]!.worker_id);
+    start = (best + 1) % n;
+  }
+  return { out, cursor: start };
+}
+
+describe('placeTasks at scale', () => {
+  it('picks as a scan of every worker for every task would, over 2,000 random clusters', () => {
+    let seed = 7;
+    const rand = (k: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % k;
+    };
+    for (let round = 0; round < 2000; round++) {
+      const ws = Array.from({ length: 1 + rand(12) }, (_, i) => {
+        const max = 1 + rand(6);
+        return { worker_id: `w${i}`, max_tasks: max, running: rand(max + 1) };
+      });
+      const tasks = Array.from({ length: rand(40) }, (_, i) => task(i, rand(5) === 0 ? `w${rand(12)}` : undefined));
+      const cursor = rand(20);
+      const got = placeTasks(tasks, ws, cursor);
+      const want = placeByScan(tasks, ws, cursor);
+      expect({ out: got.assignments.map((a) => a.worker_id), cursor: got.cursor }).toEqual(want);
+    }
+  });
+
+  it('places 8,000 tasks over 1,000 workers, each taking its 8 in turn', () => {
+    const ws = Array.from({ length: 1000 }, (_, i) => ({ worker_id: `w${i}`, max_tasks: 8, running: 0 }));
+    const { assignments } = placeTasks(
+      Array.from({ length: 8001 }, (_, i) => task(i)),
+      ws,
+      0,
+    );
+    expect(assignments).toHaveLength(8000);
+    expect(assignments.slice(0, 1001).map((a) => a.worker_id)).toEqual([...ws.map((w) => w.worker_id), 'w0']);
+  });
+});
