@@ -54,8 +54,7 @@ export interface ReconnectingSocketOptions {
   onClose?: (code: number, reason: string) => AfterClose | void | Promise<AfterClose | void>;
 }
 
-type Compiled = Required<Omit<ReconnectingSocketOptions, 'tokenFrame'>> &
-  Pick<ReconnectingSocketOptions, 'tokenFrame'>;
+type Compiled = Required<Omit<ReconnectingSocketOptions, 'tokenFrame'>> & Pick<ReconnectingSocketOptions, 'tokenFrame'>;
 
 const ignore = () => {};
 

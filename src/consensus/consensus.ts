@@ -39,7 +39,13 @@ export type AppliedListener<C extends Tagged, M extends ResultMap<C>> = (entries
  * ever gets. A master that is not the leader forwards requests to `leaderUrl()`.
  */
 export interface Consensus<C extends Tagged, M extends ResultMap<C>> {
-  propose<T extends C>(command: T): Promise<M[T['type']]>;
+  /**
+   * `onAppended` runs before `propose` returns, and only if the command went into this
+   * leader's log (not when it was refused: not leading, a hand-over under way, a disk that
+   * refused a write): what may leave ahead of the commit leaves then, never for a command
+   * that was not even appended.
+   */
+  propose<T extends C>(command: T, onAppended?: () => void): Promise<M[T['type']]>;
   isLeader(): boolean;
   /** How many voters the configuration has (1: this node commits on its own disk alone). */
   voters(): number;

@@ -379,14 +379,18 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * it: the same bytes go to its log, into every follower's frame and every follower's log,
    * and are decoded only to be applied.
    */
-  propose<T extends C>(command: T): Promise<M[T['type']]> {
-    return new Promise((resolve, reject) => {
+  propose<T extends C>(command: T, onAppended?: () => void): Promise<M[T['type']]> {
+    let appended = false;
+    const applied = new Promise<M[T['type']]>((resolve, reject) => {
       try {
         this.submit(command, (err, result) => (err ? reject(err) : resolve(result as M[T['type']])));
+        appended = true;
       } catch (err) {
         reject(err as Error);
       }
     });
+    if (appended) onAppended?.();
+    return applied;
   }
 
   /**

@@ -152,31 +152,38 @@ export class Scheduler {
     for (const a of proposed) this.proposed.set(taskKey(a), a.worker_id);
     const streaming = new Set([...new Set(proposed.map((a) => a.job_id))].filter((jobId) => this.isStreaming(jobId)));
     const early = (list: AssignTasks['assignments']) => list.filter((a) => !streaming.has(a.job_id));
-    // One frame per worker for the whole pass, before it is cut into entries: cut first, a
-    // pass of 8,000 tasks placed round-robin sent each of 1,000 workers 8 frames, and the
-    // leader's loop spent 200–480 ms in socket writes (elections in the scale benchmark).
-    this.dispatch(early(proposed));
     // Entries of bounded size (entry-size.ts), proposed together: still one write of the log.
     // The pass counts as one in flight until all of them are settled.
     this.inFlight++;
-    void Promise.all(
-      chunked(proposed, MAX_TASKS_PER_ENTRY).map((chunk) => this.proposeAssignments(chunk, early(chunk), now)),
-    ).then(() => {
+    const sent: AssignTasks['assignments'] = [];
+    const settled = chunked(proposed, MAX_TASKS_PER_ENTRY).map((chunk) =>
+      this.proposeAssignments(chunk, early(chunk), now, () => sent.push(...early(chunk))),
+    );
+    // The tasks of the entries the log took, in one frame per worker for the whole pass: sent
+    // entry by entry, a pass of 8,000 tasks placed round-robin sent each of 1,000 workers 8
+    // frames, and the leader's loop spent 200–480 ms in socket writes (elections in the scale
+    // benchmark). An entry the log refused (a hand-over under way) sends nothing.
+    this.dispatch(sent);
+    void Promise.all(settled).then(() => {
       this.inFlight--;
       // Slots may have freed while the proposal was in flight.
       this.kick();
     });
   }
 
-  /** `early`: those of `proposed` already sent to their workers (all but stream instances). */
+  /**
+   * `early`: those of `proposed` sent to their workers once the entry is appended (all but
+   * stream instances), by `onAppended`.
+   */
   private proposeAssignments(
     proposed: AssignTasks['assignments'],
     early: AssignTasks['assignments'],
     now: number,
+    onAppended: () => void,
   ): Promise<void> {
     return (
       this.consensus
-        .propose({ type: 'assignTasks', at: now, assignments: proposed })
+        .propose({ type: 'assignTasks', at: now, assignments: proposed }, onAppended)
         .then((r) => {
           const assigned = r.ok ? r.assigned : [];
           const taken = new Set(assigned.map((a) => `${a.worker_id} ${taskKey(a)}`));

@@ -448,9 +448,9 @@ describe('stream links between workers hold to their tokens too', () => {
     ];
     const own = bearer(await token({ role: 'worker', worker_id: 'w-x' }));
     for (const fresh of tries) {
-      expect(await socketOutcome(link(), own, (ws) => ws.send(linkPacker.pack({ t: 'token', token: fresh })))).toEqual(
-        { closed: 4403 },
-      );
+      expect(await socketOutcome(link(), own, (ws) => ws.send(linkPacker.pack({ t: 'token', token: fresh })))).toEqual({
+        closed: 4403,
+      });
     }
     expect(await linkTokens(w.url, 'refused')).toBe(before + tries.length);
     expect(await alive(w.url)).toBe(true);
@@ -494,7 +494,11 @@ describe('stream links between workers hold to their tokens too', () => {
         return running.length === 4 || undefined;
       });
       // Two fresh tokens each way is past the first token's 3 seconds on every link.
-      await waitFor('fresh tokens on the links', async () => (await sum('renewed')) >= renewed + 4 || undefined, 30_000);
+      await waitFor(
+        'fresh tokens on the links',
+        async () => (await sum('renewed')) >= renewed + 4 || undefined,
+        30_000,
+      );
       expect(await sum('expired')).toBe(expired);
       const rows = async () =>
         (await http('GET', `${m.url}/api/jobs/${id}`, undefined, bearer(client))).json.components.find(

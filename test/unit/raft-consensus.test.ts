@@ -114,6 +114,21 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await again.close();
   });
 
+  it('calls onAppended before propose returns, and only for a command it appended to its log', async () => {
+    const n = open();
+    await n.leading;
+    const calls: string[] = [];
+    const applied = n.consensus.propose(reg(1), () => calls.push('appended'));
+    calls.push('returned');
+    await applied;
+    expect(calls).toEqual(['appended', 'returned']);
+    await n.close();
+    // Closed (as refused by a hand-over or a disk that refused a write): nothing was appended.
+    let called = false;
+    await expect(n.consensus.propose(reg(2), () => (called = true))).rejects.toThrow();
+    expect(called).toBe(false);
+  });
+
   it('a compaction the background sync stopped short goes on once the sync catches up, with no new entry', async () => {
     const n = openSingleMaster(dir, log, { snapshotEntries: 20, keepEntries: 4 });
     await n.leading;

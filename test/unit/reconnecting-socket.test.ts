@@ -340,7 +340,7 @@ describe('ReconnectingSocket', () => {
     };
   }
 
-  it('sends each fresh token over the open connection, as a frame of the owner\'s making, before the last expires', async () => {
+  it("sends each fresh token over the open connection, as a frame of the owner's making, before the last expires", async () => {
     const server = await startServer();
     socket({ url: () => server.url, tokens: mintingTokens(40), tokenFrame: (t) => Buffer.from(`token:${t}`) });
     await until(() => (server.connections[0]?.frames.length ?? 0) >= 3, 'three fresh tokens');

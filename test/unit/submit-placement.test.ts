@@ -242,3 +242,24 @@ describe('a scheduler pass of many tasks', () => {
     expect([frames('big1'), frames('big2')]).toEqual([1, 1]);
   });
 });
+
+describe('tasks sent ahead of the commit', () => {
+  it('are not sent for entries the log refused to append (a hand-over under way)', async () => {
+    let refused = 0;
+    const refusing = {
+      ...node.consensus,
+      isLeader: () => true,
+      voters: () => 1,
+      propose: () => {
+        refused++;
+        return Promise.reject(new Error('a leadership hand-over is under way; retry'));
+      },
+    } as unknown as typeof node.consensus;
+    await submit('queued', noop(2), []);
+    const s = new Scheduler(refusing, queries, registry, log);
+    s.start();
+    await waitFor('a pass to propose', () => refused > 0, 2_000, 5);
+    s.stop();
+    expect([...assignsSent('w1'), ...assignsSent('w2')]).toEqual([]);
+  });
+});

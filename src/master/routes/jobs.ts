@@ -83,20 +83,22 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const jobId = newId('job', at);
         trace(jobId, 'submit received');
         const placed = ctx.scheduler?.placeOnSubmit(jobId, config) ?? [];
-        // Appended now (propose appends before it returns); answered once applied.
-        const proposal = consensus.propose({
-          type: 'submitJob',
-          at,
-          job_id: jobId,
-          name,
-          job_type: type,
-          config,
-          ...(key ? { idempotency_key: key } : {}),
-          ...(retention_ms !== undefined ? { retention_ms } : {}),
-          ...(placed.length ? { assignments: placed } : {}),
-        });
-        // The first tasks run while the entry is written and replicated (Scheduler.sendOnSubmit).
-        ctx.scheduler?.sendOnSubmit(jobId, config, placed);
+        // Answered once applied. The first tasks run while the entry is written and replicated
+        // (Scheduler.sendOnSubmit) — if it was appended: a submit refused here runs nothing.
+        const proposal = consensus.propose(
+          {
+            type: 'submitJob',
+            at,
+            job_id: jobId,
+            name,
+            job_type: type,
+            config,
+            ...(key ? { idempotency_key: key } : {}),
+            ...(retention_ms !== undefined ? { retention_ms } : {}),
+            ...(placed.length ? { assignments: placed } : {}),
+          },
+          () => ctx.scheduler?.sendOnSubmit(jobId, config, placed),
+        );
         let applied;
         try {
           applied = await proposal;
