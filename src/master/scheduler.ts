@@ -156,9 +156,10 @@ export class Scheduler {
     // The pass counts as one in flight until all of them are settled.
     this.inFlight++;
     const sent: AssignTasks['assignments'] = [];
-    const settled = chunked(proposed, MAX_TASKS_PER_ENTRY).map((chunk) =>
-      this.proposeAssignments(chunk, early(chunk), now, () => sent.push(...early(chunk))),
-    );
+    const settled = chunked(proposed, MAX_TASKS_PER_ENTRY).map((chunk) => {
+      const leaving = early(chunk);
+      return this.proposeAssignments(chunk, leaving, now, () => sent.push(...leaving));
+    });
     // The tasks of the entries the log took, in one frame per worker for the whole pass: sent
     // entry by entry, a pass of 8,000 tasks placed round-robin sent each of 1,000 workers 8
     // frames, and the leader's loop spent 200–480 ms in socket writes (elections in the scale
