@@ -288,6 +288,11 @@ async function pairs(o: Options, against: string, startedAt: string): Promise<vo
         `this / that pair by pair ${f.pair_ratio.p50.toFixed(2)}× (quartiles ${f.pair_ratio.p25.toFixed(2)}–${f.pair_ratio.p75.toFixed(2)}), ` +
         `faster in ${(f.faster_share * 100).toFixed(0)}% of pairs`,
     );
+    log(
+      `${masters} master(s), run(): this code ${ms(f.run.this_code)}; ${against} ${ms(f.run.other_code)}; ` +
+        `this / that pair by pair ${f.run.pair_ratio.p50.toFixed(2)}× (quartiles ${f.run.pair_ratio.p25.toFixed(2)}–${f.run.pair_ratio.p75.toFixed(2)}), ` +
+        `faster in ${(f.run.faster_share * 100).toFixed(0)}% of pairs`,
+    );
     figures[`${masters}_master${masters > 1 ? 's' : ''}`] = f;
   }
   log(

@@ -45,6 +45,14 @@ export interface JobView {
   started_at: string | null;
   finished_at: string | null;
   error?: { task: number; message: string; stack?: string; attempts?: number };
+  /** Asked for with `resultsLimit`, of a completed batch job: its first results. */
+  results_page?: ResultsPage;
+}
+
+/** A page of a job's results (GET /api/jobs/ID/results). */
+export interface ResultsPage {
+  results: unknown[];
+  next_cursor: string | null;
 }
 
 export interface WorkerView {
@@ -85,6 +93,8 @@ export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 
 /** How long run()'s submit waits for the job before run() goes on with wait()'s polls. */
 const RUN_SUBMIT_WAIT_MS = 1000;
+/** Results per page read, and the first page a waited submit brings along. */
+export const RESULTS_PAGE = 10_000;
 
 export interface WeirClientOptions {
   masters: string[];
@@ -111,14 +121,21 @@ export class WeirClient {
   /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
   /**
    * Submits a job. With `waitMs`, the answer waits until the job finishes or that time runs
-   * out (one round trip for a short job); a retried submit is the same job by its key.
+   * out (one round trip for a short job); with `resultsLimit` too, a batch job answered
+   * completed brings its first results (`results_page`). A retried submit is the same job by
+   * its key.
    */
   submit(
     job: { name: string; type: 'batch' | 'streaming'; config?: unknown },
     idempotencyKey: string = randomUUID(),
     waitMs = 0,
+    resultsLimit?: number,
   ) {
-    const q = waitMs > 0 ? `?wait_ms=${waitMs}` : '';
+    const params = new URLSearchParams({
+      ...(waitMs > 0 ? { wait_ms: String(waitMs) } : {}),
+      ...(resultsLimit !== undefined ? { results_limit: String(resultsLimit) } : {}),
+    });
+    const q = params.size > 0 ? `?${params}` : '';
     return this.http.post<JobView>(`/api/jobs${q}`, job, {
       headers: { 'idempotency-key': idempotencyKey },
       ...(waitMs > 0 ? { timeoutMs: waitMs + 10_000 } : {}),
@@ -177,14 +194,30 @@ export class WeirClient {
     job: { name: string; config?: unknown },
     o: { idempotencyKey?: string; onProgress?: (job: JobView) => void } = {},
   ): Promise<{ job: JobView; results: unknown[] }> {
-    // The submit waits as long as one poll of wait() would: a short job is one round trip.
-    const submitted = await this.submit({ ...job, type: 'batch' }, o.idempotencyKey, RUN_SUBMIT_WAIT_MS);
+    // The submit waits as long as one poll of wait() would, and a job answered completed
+    // brings its first page of results: a short job is one round trip.
+    const { results_page: first, ...submitted } = await this.submit(
+      { ...job, type: 'batch' },
+      o.idempotencyKey,
+      RUN_SUBMIT_WAIT_MS,
+      RESULTS_PAGE,
+    );
     o.onProgress?.(submitted);
     const done = TERMINAL_STATUSES.has(submitted.status) ? submitted : await this.wait(submitted.job_id, o.onProgress);
     const results: unknown[] = [];
     if (done.status === 'completed')
-      for await (const page of this.results(done.job_id)) for (const r of page) results.push(r);
+      for await (const page of this.resultsFrom(done.job_id, first)) for (const r of page) results.push(r);
     return { job: done, results };
+  }
+
+  /**
+   * Every result of a completed job, from a first page already in hand (a master older than
+   * `results_limit` sends none: then from the start).
+   */
+  async *resultsFrom(jobId: string, first: ResultsPage | undefined): AsyncGenerator<unknown[]> {
+    if (!first) return yield* this.results(jobId);
+    yield first.results;
+    if (first.next_cursor !== null) yield* this.results(jobId, RESULTS_PAGE, first.next_cursor);
   }
 
   jobs(cursor?: string, limit = 100) {
@@ -192,9 +225,8 @@ export class WeirClient {
     return this.http.get<{ jobs: JobView[]; next_cursor: string | null }>(`/api/jobs?${q}`);
   }
 
-  /** Every result of a completed job, page by page. */
-  async *results(jobId: string, pageSize = 10_000): AsyncGenerator<unknown[]> {
-    let cursor: string | null = null;
+  /** Every result of a completed job, page by page (from `cursor`, a page's next_cursor). */
+  async *results(jobId: string, pageSize = RESULTS_PAGE, cursor: string | null = null): AsyncGenerator<unknown[]> {
     do {
       const q = new URLSearchParams({ limit: String(pageSize), ...(cursor ? { cursor } : {}) });
       const page: { results: unknown[]; next_cursor: string | null } = await this.http.get(

@@ -70,6 +70,16 @@ const JobError = Type.Object(
 );
 
 /** A job as `GET /api/jobs/{job_id}` shows it (views.ts `jobView`). */
+/**
+ * An array, left untyped here on purpose: fast-json-stringify serialises `{type: 'array',
+ * items: {}}` item by item (10,000 numbers 5–10× slower than one JSON.stringify); untyped, it
+ * hands the whole page to JSON.stringify.
+ */
+const ResultRows = Type.Unsafe<unknown[]>({
+  description:
+    'an array: numbers in input order (multiply, noop, sleep), rows {key, value} sorted by key, or a stream’s rows',
+});
+
 export const JobReply = Type.Object(
   {
     job_id: Id,
@@ -91,6 +101,15 @@ export const JobReply = Type.Object(
       ),
     ),
     error: Type.Optional(JobError),
+    results_page: Type.Optional(
+      Type.Object(
+        { results: ResultRows, next_cursor: Cursor },
+        {
+          description:
+            'asked for with ?results_limit=N, of a completed batch job: its first N results, as GET /api/jobs/{job_id}/results?limit=N gives them',
+        },
+      ),
+    ),
   },
   { ...Open, description: 'a job; stages, components and the job’s full view only from GET /api/jobs/{job_id}' },
 );
@@ -123,13 +142,7 @@ export const TasksReply = Type.Object(
 
 export const ResultsReply = Type.Object(
   {
-    // An array, left untyped here on purpose: fast-json-stringify serialises `{type: 'array',
-    // items: {}}` item by item (10,000 numbers 5–10× slower than one JSON.stringify); untyped,
-    // it hands the whole page to JSON.stringify.
-    results: Type.Unsafe<unknown[]>({
-      description:
-        'an array: numbers in input order (multiply, noop, sleep), rows {key, value} sorted by key, or a stream’s rows',
-    }),
+    results: ResultRows,
     next_cursor: Cursor,
     follow_cursor: Type.Optional(
       Type.String({ description: 'streaming jobs: where to ask from next time, even with nothing more yet' }),

@@ -71,16 +71,74 @@ describe('POST /api/jobs?wait_ms=N', () => {
     await http('POST', `${leader.url}/api/jobs/${r.json.job_id}/cancel`);
   });
 
-  it('waits the same way when forwarded from a follower', async () => {
+  it('waits the same way when forwarded from a follower, results_limit included', async () => {
     const r = await http(
       'POST',
-      `${follower.url}/api/jobs?wait_ms=30000`,
-      job({ operation: 'noop', task_count: 1 }),
+      `${follower.url}/api/jobs?wait_ms=30000&results_limit=5`,
+      job({ operation: 'multiply', factor: 7, task_count: 1, data: [1, 2] }),
       {},
       40_000,
     );
     expect(r.status).toBe(201);
     expect(r.json.status).toBe('completed');
+    expect(r.json.results_page).toEqual({ results: [7, 14], next_cursor: null });
+  });
+
+  it('with results_limit=N, a batch job answered completed brings its first N results; their next_cursor goes on from there', async () => {
+    const data = [1, 2, 3, 4, 5, 6, 7];
+    const r = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=30000&results_limit=3`,
+      job({ operation: 'multiply', factor: 2, task_count: 2, data }),
+      {},
+      40_000,
+    );
+    expect(r.status, r.text).toBe(201);
+    const { results_page: page, ...view } = r.json;
+    expect(view.status).toBe('completed');
+    // The job itself as GET gives it, and the page as the results route gives it.
+    expect(view).toEqual((await http('GET', `${leader.url}/api/jobs/${view.job_id}`)).json);
+    expect(page).toEqual((await http('GET', `${leader.url}/api/jobs/${view.job_id}/results?limit=3`)).json);
+    expect(page.results).toEqual([2, 4, 6]);
+    const rest = await http(
+      'GET',
+      `${leader.url}/api/jobs/${view.job_id}/results?cursor=${encodeURIComponent(page.next_cursor)}`,
+    );
+    expect([...page.results, ...rest.json.results]).toEqual(data.map((x) => x * 2));
+    // A long poll of the job takes it too, on a follower as on the leader.
+    const polled = await http('GET', `${follower.url}/api/jobs/${view.job_id}?wait_ms=30000&results_limit=100`);
+    expect(polled.json.results_page).toEqual({ results: data.map((x) => x * 2), next_cursor: null });
+  });
+
+  it('brings no results with a job that has not completed', async () => {
+    const r = await http(
+      'POST',
+      `${leader.url}/api/jobs?wait_ms=200&results_limit=10`,
+      job({ operation: 'sleep', ms: 3000, task_count: 1 }),
+    );
+    expect(r.status).toBe(201);
+    expect(['pending', 'running']).toContain(r.json.status);
+    expect(r.json).not.toHaveProperty('results_page');
+    const cancelled = await http('POST', `${leader.url}/api/jobs/${r.json.job_id}/cancel`);
+    expect(cancelled.json.status).toBe('cancelled');
+    const got = await http('GET', `${leader.url}/api/jobs/${r.json.job_id}?results_limit=10`);
+    expect(got.json.status).toBe('cancelled');
+    expect(got.json).not.toHaveProperty('results_page');
+  });
+
+  it('refuses a results_limit out of range or not a number with validation_failed, and makes no job', async () => {
+    const before = (await allJobs(leader.url)).length;
+    for (const q of ['0', '100001', 'all', '2.5', '-3']) {
+      const r = await http(
+        'POST',
+        `${leader.url}/api/jobs?wait_ms=1000&results_limit=${q}`,
+        job({ operation: 'noop', task_count: 1 }),
+      );
+      expect(r.status, `results_limit=${q}`).toBe(400);
+      expect(r.json.error.code).toBe('validation_failed');
+    }
+    await untilConverged(masters.map((m) => m.url));
+    expect((await allJobs(leader.url)).length).toBe(before);
   });
 
   it('a submit replayed by its Idempotency-Key answers 200 with the same job, waited for the same way', async () => {
@@ -121,6 +179,22 @@ describe('the round trip users time', () => {
       const r = await sdk.run({ name: 'sdk-run', config: { operation: 'multiply', factor: 3, task_count: 2 } });
       expect(r.job.status).toBe('completed');
       expect(r.results).toEqual([3, 6]);
+    } finally {
+      await sdk.close();
+    }
+  });
+
+  it("the SDK's run() gives every result of a job with more than the first page of them", async () => {
+    const sdk = new WeirClient({ masters: [leader.url] });
+    const data = Array.from({ length: 10_007 }, (_, i) => i);
+    try {
+      const r = await sdk.run({
+        name: 'sdk-run-pages',
+        config: { operation: 'multiply', factor: 1, task_count: 3, data },
+      });
+      expect(r.job.status).toBe('completed');
+      expect(r.job).not.toHaveProperty('results_page');
+      expect(r.results).toEqual(data);
     } finally {
       await sdk.close();
     }

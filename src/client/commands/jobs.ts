@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
 import { formatJob, formatJobs, formatLogLine, progressLine } from '../format.js';
-import { TERMINAL_STATUSES, type JobView, type WeirClient } from '../sdk.js';
+import { RESULTS_PAGE, TERMINAL_STATUSES, type JobView, type ResultsPage, type WeirClient } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
@@ -43,13 +43,14 @@ export function jobCommands(program: Command, ctx: CliContext): void {
           `weir run takes batch jobs; got '${type}' (a stream never finishes: weir submit streaming, then weir results --follow)`,
         );
       }
-      // The submit's answer waits a second for the job: a short job is one round trip.
-      const job = await submitJob(ctx, type, name, configArg, f, RUN_SUBMIT_WAIT_MS);
+      // The submit's answer waits a second for the job and brings the results of one that
+      // completed: a short job is one round trip.
+      const { results_page: first, ...job } = await submitJob(ctx, type, name, configArg, f, RUN_SUBMIT_WAIT_MS);
       note(`job ${job.job_id}`);
       const done = TERMINAL_STATUSES.has(job.status)
         ? job
         : await waitWithProgress(ctx.sdk(), job.job_id, ctx.global.json);
-      if (done.status === 'completed') await writeResults(ctx, job.job_id, {});
+      if (done.status === 'completed') await writeResults(ctx, job.job_id, { first });
       else note(formatJob(done));
       ctx.exitCode = exitCodeOf(done);
     });
@@ -191,7 +192,9 @@ async function submitJob(
   }
   if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
   if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
-  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs);
+  // A waited submit asks for the first results too (weir run prints them).
+  const resultsLimit = waitMs > 0 && type === 'batch' ? RESULTS_PAGE : undefined;
+  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs, resultsLimit);
 }
 
 /** Uploads a local input file; the job reads it back from the masters by URL. */
@@ -207,7 +210,11 @@ async function uploadInput(ctx: CliContext, file: string, given: unknown): Promi
 }
 
 /** The results as one JSON array, streamed page by page; a followed stream's rows as JSON lines. */
-async function writeResults(ctx: CliContext, id: string, f: { output?: string; follow?: boolean }): Promise<void> {
+async function writeResults(
+  ctx: CliContext,
+  id: string,
+  f: { output?: string; follow?: boolean; first?: ResultsPage | undefined },
+): Promise<void> {
   const sdk = ctx.sdk();
   const sink = f.output ? createWriteStream(f.output) : process.stdout;
   const write = async (s: string) => {
@@ -223,7 +230,7 @@ async function writeResults(ctx: CliContext, id: string, f: { output?: string; f
   if (f.follow) await waitWithProgress(sdk, id, true);
   let n = 0;
   await write('[');
-  for await (const page of sdk.results(id)) {
+  for await (const page of sdk.resultsFrom(id, f.first)) {
     for (const r of page) await write((n++ ? ',' : '') + JSON.stringify(r));
   }
   await write(']\n');

@@ -22,8 +22,15 @@ const SubmitBody = Type.Object({
 
 const MAX_RESULTS_PAGE = 100_000;
 
-/** `?wait_ms`: how long a submit or a GET of a job may wait for it to finish (a long poll). */
-const WaitQuery = Type.Object({ wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })) });
+/**
+ * `?wait_ms`: how long a submit or a GET of a job may wait for it to finish (a long poll);
+ * `?results_limit`: a batch job answered completed brings its first results along — a short
+ * job's submit, wait and results in one round trip (the SDK's run(), `weir run`).
+ */
+const WaitQuery = Type.Object({
+  wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  results_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESULTS_PAGE })),
+});
 
 export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   const { consensus, queries, jobWatch } = ctx;
@@ -38,7 +45,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
    * The job as GET gives it, once it has finished or `waitMs` has run out. Woken by the apply
    * that ended it (JobWatch.notify, no timer in between); then one lookup by primary key.
    */
-  const viewWhenDone = async (jobId: string, waitMs: number) => {
+  const viewWhenDone = async (jobId: string, waitMs: number, resultsLimit: number | undefined) => {
     let row = requireJob(jobId);
     const deadline = Date.now() + waitMs;
     while (!TERMINAL.has(row.status) && Date.now() < deadline) {
@@ -46,7 +53,11 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       row = requireJob(row.job_id);
     }
     if (TERMINAL.has(row.status)) trace(row.job_id, 'wait answered');
-    return jobView(row, queries, ctx.registry);
+    const view = jobView(row, queries, ctx.registry);
+    // Read in the same turn as the view: the page is of the job the view shows.
+    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch') return view;
+    const { results, next_cursor } = pageResults(queries, row, undefined, resultsLimit);
+    return { ...view, results_page: { results, next_cursor } };
   };
 
   return async (app) => {
@@ -110,9 +121,10 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const result = applied;
         trace(jobId, 'submit applied');
         const code = result.duplicate ? 200 : 201;
-        const waitMs = req.query.wait_ms ?? 0;
-        if (waitMs === 0) return reply.code(code).send(jobView(requireJob(result.job_id)));
-        return reply.code(code).send(await viewWhenDone(result.job_id, waitMs));
+        const { wait_ms: waitMs = 0, results_limit: resultsLimit } = req.query;
+        if (waitMs === 0 && resultsLimit === undefined)
+          return reply.code(code).send(jobView(requireJob(result.job_id)));
+        return reply.code(code).send(await viewWhenDone(result.job_id, waitMs, resultsLimit));
       },
     );
 
@@ -151,7 +163,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         },
       },
       // Long poll: answer as soon as the job finishes, or when wait_ms runs out.
-      async (req) => viewWhenDone(req.params.job_id, req.query.wait_ms ?? 0),
+      async (req) => viewWhenDone(req.params.job_id, req.query.wait_ms ?? 0, req.query.results_limit),
     );
 
     app.get(
