@@ -93,8 +93,10 @@ export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 
 /** How long run()'s submit waits for the job before run() goes on with wait()'s polls. */
 const RUN_SUBMIT_WAIT_MS = 1000;
-/** Results per page read, and the first page a waited submit brings along. */
+/** Results per page read. */
 export const RESULTS_PAGE = 10_000;
+/** The results a waited submit asks to bring along (the masters' most: `results_limit` ≤ 1000). */
+export const FIRST_RESULTS = 1000;
 
 export interface WeirClientOptions {
   masters: string[];
@@ -200,7 +202,7 @@ export class WeirClient {
       { ...job, type: 'batch' },
       o.idempotencyKey,
       RUN_SUBMIT_WAIT_MS,
-      RESULTS_PAGE,
+      FIRST_RESULTS,
     );
     o.onProgress?.(submitted);
     const done = TERMINAL_STATUSES.has(submitted.status) ? submitted : await this.wait(submitted.job_id, o.onProgress);

@@ -1,11 +1,23 @@
 import { trace } from '../common/trace.js';
 
 /**
+ * Long polls woken per turn of the event loop. One apply can end a job thousands of clients
+ * wait on (or thousands of jobs a client each): each woken poll builds its answer (the view, and
+ * with `results_limit` a page of results) before the loop moves on, so a burst is answered a
+ * slice a turn, with sockets read and timers (Raft's heartbeats among them) fired in between,
+ * not in one run that holds the leader's loop for all of them.
+ */
+export const WAKE_PER_TURN = 64;
+
+/**
  * Long-poll support: callers wait for a job to end, woken once an applied batch may have
  * ended it (or on timeout), instead of polling the database in a loop.
  */
 export class JobWatch {
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Waiters to wake, in the order their jobs ended, beyond this turn's slice. */
+  private due: (() => void)[] = [];
+  private sliceQueued = false;
 
   /** Resolves when `jobId` may have ended, or after `timeoutMs`. */
   wait(jobId: string, timeoutMs: number): Promise<void> {
@@ -26,7 +38,24 @@ export class JobWatch {
   notify(jobId: string): void {
     trace(jobId, 'completion applied');
     const set = this.waiters.get(jobId);
-    if (set) for (const done of [...set]) done();
+    if (!set) return;
+    for (const done of set) this.due.push(done);
+    if (!this.sliceQueued) this.wakeSlice();
+  }
+
+  /** Wakes a slice of the due waiters now, and the rest on later turns (see WAKE_PER_TURN). */
+  private wakeSlice(): void {
+    // A waiter already woken (by its timeout) is woken again harmlessly: done() is idempotent.
+    const slice = this.due.length <= WAKE_PER_TURN ? this.due : this.due.slice(0, WAKE_PER_TURN);
+    this.due = slice === this.due ? [] : this.due.slice(WAKE_PER_TURN);
+    for (const done of slice) done();
+    if (this.due.length === 0) return;
+    this.sliceQueued = true;
+    // Queued from a callback of this turn, an immediate runs on the next turn, after its I/O.
+    setImmediate(() => {
+      this.sliceQueued = false;
+      this.wakeSlice();
+    });
   }
 
   close(): void {

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
 import { formatJob, formatJobs, formatLogLine, progressLine } from '../format.js';
-import { RESULTS_PAGE, TERMINAL_STATUSES, type JobView, type ResultsPage, type WeirClient } from '../sdk.js';
+import { FIRST_RESULTS, TERMINAL_STATUSES, type JobView, type ResultsPage, type WeirClient } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
@@ -193,7 +193,7 @@ async function submitJob(
   if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
   if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
   // A waited submit asks for the first results too (weir run prints them).
-  const resultsLimit = waitMs > 0 && type === 'batch' ? RESULTS_PAGE : undefined;
+  const resultsLimit = waitMs > 0 && type === 'batch' ? FIRST_RESULTS : undefined;
   return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs, resultsLimit);
 }
 

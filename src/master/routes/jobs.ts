@@ -21,6 +21,12 @@ const SubmitBody = Type.Object({
 });
 
 const MAX_RESULTS_PAGE = 100_000;
+/**
+ * The most results a job's answer brings (`?results_limit`): a short job's, in the same round
+ * trip. Every long poll woken by the job's end builds its page before the loop moves on
+ * (job-watch.ts), so it stays small; more are read page by page from GET …/results.
+ */
+const MAX_RESULTS_WITH_JOB = 1000;
 
 /**
  * `?wait_ms`: how long a submit or a GET of a job may wait for it to finish (a long poll);
@@ -29,7 +35,7 @@ const MAX_RESULTS_PAGE = 100_000;
  */
 const WaitQuery = Type.Object({
   wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
-  results_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESULTS_PAGE })),
+  results_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_RESULTS_WITH_JOB })),
 });
 
 export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
