@@ -19,6 +19,13 @@ export class JobWatch {
   private due: (() => void)[] = [];
   private sliceQueued = false;
 
+  /** Requests waiting now (for /metrics). */
+  get waiting(): number {
+    let n = 0;
+    for (const set of this.waiters.values()) n += set.size;
+    return n;
+  }
+
   /** Resolves when `jobId` may have ended, or after `timeoutMs`. */
   wait(jobId: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {

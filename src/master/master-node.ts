@@ -395,7 +395,7 @@ export class MasterNode {
     const detector = new FailureDetector(consensus, queries, registry, heartbeatTimeoutMs, log);
     const channels = new WorkerChannels(consensus, queries, registry, scheduler, detector, log);
     const jobWatch = new JobWatch();
-    const metrics = new MasterMetrics(queries, consensus);
+    const metrics = new MasterMetrics(queries, consensus, jobWatch);
     const leases = new LeaseKeeper(
       consensus,
       queries,

@@ -4,6 +4,7 @@ import { eventLoopDelaySummary, nodeMetrics } from '../common/node-metrics.js';
 import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import type { JobWatch } from './job-watch.js';
 import { channelTokens } from './worker-channels.js';
 
 /** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
@@ -15,7 +16,7 @@ export class MasterMetrics {
   readonly leasesExpired: Counter;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
-  constructor(queries: Queries, consensus: ClusterConsensus) {
+  constructor(queries: Queries, consensus: ClusterConsensus, jobWatch: JobWatch) {
     const registers = [this.registry];
     nodeMetrics(this.registry, 'weir_master_');
     this.loopDelay.enable();
@@ -65,6 +66,14 @@ export class MasterMetrics {
       registers,
       collect() {
         this.set(queries.workers().filter((w) => w.status !== 'dead').length);
+      },
+    });
+    new Gauge({
+      name: 'weir_long_polls_waiting',
+      help: 'Requests waiting on this master for a job to end (?wait_ms)',
+      registers,
+      collect() {
+        this.set(jobWatch.waiting);
       },
     });
     eventLoopDelaySummary(this.registry, 'weir_event_loop_delay_seconds', this.loopDelay);

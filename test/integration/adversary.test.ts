@@ -1,8 +1,8 @@
 // The unluckiest moments, with real processes and kill -9 (addresses 127.0.0.173–180 belong to
 // this file): a master dead while the dashboard asks for every master's figures, the leader
 // killed in the middle of a purge and in the middle of `weir backup`, a worker killed while it
-// holds map outputs of a job being deleted. Whatever happens, nothing acknowledged is lost,
-// nothing is left half-done for good, and no process dies of it.
+// holds map outputs of a job being deleted, 2,000 long polls woken at once. Whatever happens,
+// nothing acknowledged is lost, nothing is left half-done for good, and no process dies of it.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -273,6 +273,34 @@ describe('the leader killed in the middle of purging a deleted job', () => {
       30_000,
     );
   }, 180_000);
+});
+
+describe('two thousand long polls parked on one job, with results asked for', () => {
+  it('answers every one when the job ends, and the leader keeps its term meanwhile', async () => {
+    const lead = await leader();
+    const term = (await http('GET', `${lead.url}/cluster/status`, undefined, client)).json.term as number;
+    // No worker runs it yet: it waits until it is cancelled.
+    const id = await submit(lead, { operation: 'noop', task_count: 1 });
+    const parked = (m: MasterProc) =>
+      http('GET', `${m.url}/metrics`).then((r) => Number(/^weir_long_polls_waiting (\d+)/m.exec(r.text)?.[1] ?? 0));
+    const polls = Array.from({ length: 2000 }, () =>
+      http('GET', `${lead.url}/api/jobs/${id}?wait_ms=60000&results_limit=1000`, undefined, client, 90_000),
+    );
+    await waitFor('the 2,000 polls to be parked on the leader', async () => (await parked(lead)) >= 2000, 60_000);
+    const cancel = await http('POST', `${lead.url}/api/jobs/${id}/cancel`, undefined, client);
+    expect(cancel.status, cancel.text).toBe(200);
+    const answers = await Promise.all(polls);
+    expect(answers.filter((a) => a.status === 200 && a.json.status === 'cancelled')).toHaveLength(2000);
+    // A cancelled job has no results to bring.
+    expect(answers.some((a) => 'results_page' in (a.json as object))).toBe(false);
+    expect(await parked(lead)).toBe(0);
+    const after = await untilAgreedLeader(
+      masters.map((m) => m.url),
+      { procs: masters, headers: client },
+    );
+    expect(after.leaderUrl).toBe(lead.url);
+    expect(after.term).toBe(term);
+  });
 });
 
 describe('a worker killed while it holds map outputs of a job being deleted', () => {
