@@ -1,6 +1,6 @@
 import { CLOSE_TOKEN_REFUSED } from '../protocol/token-frame.js';
 import { authorize, type AccessTable } from './access.js';
-import { verifyBearer } from './auth.js';
+import { verifyBearer, type Principal } from './auth.js';
 import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from './token-expiry.js';
 
 /**
@@ -17,7 +17,8 @@ export interface TokenAuthority {
 /**
  * The authority of a socket opened on `route` of `table` with a token valid until `expiresAt`:
  * a fresh token is taken only where the route would have taken it at the upgrade, for the same
- * `params` (a worker's channel takes only that worker's tokens).
+ * `params` (a worker's channel takes only that worker's tokens), and — `sameSender` — only when
+ * it names who the socket's first token named (a master's peer link takes only its own master's).
  */
 export function routeAuthority(
   secret: string,
@@ -25,12 +26,15 @@ export function routeAuthority(
   route: string,
   params: Record<string, string>,
   expiresAt: number | undefined,
+  sameSender?: (fresh: Principal) => string | undefined,
 ): TokenAuthority {
   return {
     expiresAt,
     async renew(token) {
       const principal = await verifyBearer(secret, `Bearer ${token}`);
       authorize(table, route, principal, { params, body: undefined });
+      const other = sameSender?.(principal);
+      if (other) throw new Error(other);
       return principal.expires_at;
     },
   };

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { newCodec } from '../protocol/msgpack.js';
 import type { Message, NodeId } from './core/types.js';
+import { MAX_TOKEN_LENGTH } from '../protocol/token-frame.js';
 import { CHUNK_BYTES, type SnapshotChunk } from './snapshot-stream.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is
@@ -73,6 +74,8 @@ const PeerFrameSchema = Type.Object({
     ),
   ),
   ping: Type.Optional(Type.Literal(true)),
+  /** A fresh token for the link, sent before the one it opened with expires (no `Bearer `). */
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH })),
 });
 
 /** One frame between masters: Raft messages, maybe a chunk of a snapshot, or just a sign of life. */
@@ -82,11 +85,12 @@ export interface PeerFrame {
   msgs?: Message[];
   chunk?: SnapshotChunk;
   ping?: true;
+  token?: string;
 }
 
 // The schema and the core's types describe the same frames; this keeps them from drifting.
 type Checked = Static<typeof PeerFrameSchema>;
-const _sameShape = (f: PeerFrame): Pick<Checked, 'from' | 'addr' | 'ping'> => f;
+const _sameShape = (f: PeerFrame): Pick<Checked, 'from' | 'addr' | 'ping' | 'token'> => f;
 void _sameShape;
 
 const check = TypeCompiler.Compile(PeerFrameSchema);

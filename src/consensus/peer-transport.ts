@@ -10,7 +10,7 @@ import { decodeFrame, encodeFrame } from './peer-frame.js';
 import type { Inbound, Snapshot, Transport } from './ports.js';
 import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
-import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from '../common/token-expiry.js';
+import { SocketToken, type TokenAuthority } from '../common/socket-token.js';
 
 export interface TransportHandlers {
   onFrame(frame: Inbound): void;
@@ -28,6 +28,9 @@ const MAX_QUEUED = 256;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 const PING_MS = 500;
 export const PEER_PATH = '/raft/stream';
+
+/** Fresh tokens other masters sent on their links (renewed, refused) and links closed as their token expired: for /metrics. */
+export const peerLinkTokens = { renewed: 0, refused: 0, expired: 0 };
 
 /** A persistent, reconnecting WebSocket to one peer master, sending msgpack frames. */
 class PeerLink {
@@ -48,6 +51,8 @@ class PeerLink {
       tokens,
       ...(tls ? { tls } : {}),
       headers: { 'x-weir-node-id': String(selfId) },
+      // A fresh token goes over the link before the one it opened with expires: the link stays.
+      tokenFrame: (token) => encodeFrame({ from: selfId, token }),
       maxPayload: 1024 * 1024 * 1024,
       maxQueued: MAX_QUEUED,
       maxBufferedBytes: MAX_BUFFERED_BYTES,
@@ -247,9 +252,15 @@ export class PeerTransport implements Transport {
    * A peer's incoming link (the server side of `PEER_PATH`). With a secret, the sender is the
    * `node_id` its token carries, and it must be a member — unless this master knows no
    * configuration yet (it is joining, and learns it from whoever leads). Without one the
-   * cluster is open, and the sender is who it says it is.
+   * cluster is open, and the sender is who it says it is. `authority`: how the link's token is
+   * renewed on it (absent on an open cluster).
    */
-  accept(socket: WebSocket, headers: IncomingHttpHeaders, principal: Principal | null): void {
+  accept(
+    socket: WebSocket,
+    headers: IncomingHttpHeaders,
+    principal: Principal | null,
+    authority?: TokenAuthority,
+  ): void {
     const secured = principal !== null && principal.role !== 'admin';
     const sender = secured ? principal.node_id : Number(headers['x-weir-node-id']);
     if (secured && (sender === undefined || !this.mayLink(sender))) {
@@ -258,12 +269,20 @@ export class PeerTransport implements Transport {
       return;
     }
     if (secured) this.incoming.set(socket, sender!);
-    // A link lives as long as the token it opened with; the peer dials again with a fresh one.
-    const expiry = new TokenExpiry(principal?.expires_at, () =>
-      socket.close(CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON),
-    );
+    // A link lives while its token does: the sender sends fresh ones on it before each expires.
+    const token = new SocketToken(secured ? authority : undefined, socket, {
+      renewed: () => peerLinkTokens.renewed++,
+      refused: (why) => {
+        peerLinkTokens.refused++;
+        this.log.warn({ peer: sender, why }, 'a token a peer link may not use; closing it');
+      },
+      expired: () => {
+        peerLinkTokens.expired++;
+        this.log.warn({ peer: sender }, 'a peer link outlived its token; closing it');
+      },
+    });
     socket.on('close', () => {
-      expiry.stop();
+      token.stop();
       this.incoming.delete(socket);
     });
     socket.on('message', (data: Buffer) => {
@@ -281,6 +300,10 @@ export class PeerTransport implements Transport {
         return;
       }
       this.heard.set(frame.from, Date.now());
+      if (frame.token !== undefined) {
+        token.renew(frame.token);
+        if (!frame.msgs?.length && !frame.chunk) return;
+      }
       if (frame.addr && !this.links.has(frame.from)) {
         this.learned.set(frame.from, frame.addr);
         this.setPeers(this.members);

@@ -13,6 +13,7 @@ import {
   socketErrors,
 } from '../common/http-errors.js';
 import { validatorCompiler } from '../common/http-validation.js';
+import { routeAuthority } from '../common/socket-token.js';
 import { refuseUnverifiedClients } from '../common/tls.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
 import type { MasterContext } from './context.js';
@@ -78,9 +79,19 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   app.addHook('onClose', async () => forwarding.close());
   app.addHook('onSend', conditionalGet);
 
-  app.get(PEER_PATH, { websocket: true, schema: { response: { 101: SocketReply } } }, (socket, req) =>
-    opts.transport.accept(socket, req.headers, req.principal),
-  );
+  app.get(PEER_PATH, { websocket: true, schema: { response: { 101: SocketReply } } }, (socket, req) => {
+    const opened = req.principal;
+    // Fresh tokens on a master's link: a peer's, and of the master the link's first token named.
+    const authority =
+      opts.jwtSecret && opened
+        ? routeAuthority(opts.jwtSecret, MASTER_ACCESS, `GET ${PEER_PATH}`, {}, opened.expires_at, (fresh) =>
+            fresh.node_id === opened.node_id
+              ? undefined
+              : `a token of master ${fresh.node_id ?? '(none)'} on the link of master ${opened.node_id}`,
+          )
+        : undefined;
+    opts.transport.accept(socket, req.headers, opened, authority);
+  });
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
   await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl));
   await app.register(clusterRoutes(ctx));

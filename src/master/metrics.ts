@@ -6,6 +6,7 @@ import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import type { JobWatch } from './job-watch.js';
 import { channelTokens } from './worker-channels.js';
+import { peerLinkTokens } from '../consensus/peer-transport.js';
 
 /** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
 export class MasterMetrics {
@@ -29,6 +30,16 @@ export class MasterMetrics {
       collect() {
         this.reset();
         for (const [outcome, n] of Object.entries(channelTokens)) this.inc({ outcome }, n);
+      },
+    });
+    new Counter({
+      name: 'weir_peer_link_tokens_total',
+      help: 'Fresh tokens other masters sent on their Raft links (renewed, refused) and links closed as their token expired',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [outcome, n] of Object.entries(peerLinkTokens)) this.inc({ outcome }, n);
       },
     });
     new Gauge({

@@ -11,7 +11,7 @@ export interface TokenFrame {
 }
 
 /** A token is a few hundred bytes; this bounds what a frame of one makes the receiver verify. */
-const MAX_TOKEN_LENGTH = 8192;
+export const MAX_TOKEN_LENGTH = 8192;
 
 export const TokenFrameSchema = Type.Object({
   t: Type.Literal('token'),

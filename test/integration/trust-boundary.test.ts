@@ -1,5 +1,5 @@
 // The trust boundary, tried as an attacker on the same network would (one master, one
-// worker, JWT_SECRET set; addresses 127.0.0.141–149 belong to this file): paths that decode
+// worker, JWT_SECRET set; addresses 127.0.0.141–149 and 11–13 belong to this file): paths that decode
 // to a guarded route, strangers and wrong roles on every socket, and frames built to crash a
 // node. Every refusal is `{error: {code, message}}` or a closed socket, and afterwards every
 // process is alive and the cluster still runs jobs — across a restart of the master too.
@@ -12,8 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import {
   Cluster,
+  freePorts,
   http,
   submitJob,
+  untilAgreedLeader,
   untilJobStatus,
   waitFor,
   type HttpAnswer,
@@ -315,6 +317,13 @@ describe('roles: what a token may do is its role’s', () => {
 
 describe('tokens expire on open sockets too', () => {
   const packr = new Packr({ useRecords: true, mapsAsObjects: true });
+  const peerPacker = new Packr({ useRecords: false });
+  const peerLinkTokens = async (outcome: string) => {
+    const text = (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text;
+    return Number(
+      new RegExp(`^weir_peer_link_tokens_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0,
+    );
+  };
   const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
   const channelTokens = async (outcome: string) => {
     const text = (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text;
@@ -387,8 +396,51 @@ describe('tokens expire on open sockets too', () => {
 
   it('the peer stream opened with a token is closed when that token expires', async () => {
     const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const before = await peerLinkTokens('expired');
     const expiring = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: inSeconds(2) }));
     expect(await socketOutcome(url, expiring)).toEqual({ closed: 4401 });
+    expect(await peerLinkTokens('expired')).toBe(before + 1);
+  });
+
+  it('a fresh token of its own master sent on a peer stream keeps it open past the first one’s expiry', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const expiresAt = inSeconds(2);
+    const expiring = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: expiresAt }));
+    const fresh = await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: inSeconds(120) });
+    const before = await peerLinkTokens('renewed');
+    const ws = new WebSocket(url, { headers: expiring });
+    let closed: number | undefined;
+    ws.on('close', (code) => (closed = code));
+    ws.on('error', () => undefined);
+    try {
+      await new Promise((resolve) => ws.once('open', resolve));
+      ws.send(peerPacker.pack({ from: MASTER_ID, token: fresh }));
+      await waitFor('the fresh token to be taken', async () => (await peerLinkTokens('renewed')) === before + 1);
+      await waitFor('the first token to be a second past its expiry', () => Date.now() > expiresAt * 1000 + 1000);
+      expect(closed).toBeUndefined();
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      ws.terminate();
+    }
+  });
+
+  it('a fresh token of another master, a client’s or a forged one closes the peer stream it is sent on (4403)', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const own = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }));
+    const tries = [
+      await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID + 1 }),
+      await token({}),
+      await signedToken('another-cluster-secret-0123456789abcdef', { role: 'peer', node_id: MASTER_ID }),
+      await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }, { exp: inSeconds(-10) }),
+    ];
+    const before = await peerLinkTokens('refused');
+    for (const fresh of tries) {
+      expect(
+        await socketOutcome(url, own, (ws) => ws.send(peerPacker.pack({ from: MASTER_ID, token: fresh }))),
+      ).toEqual({ closed: 4403 });
+    }
+    expect(await peerLinkTokens('refused')).toBe(before + tries.length);
+    expect(await alive(m.url)).toBe(true);
   });
 
   it('a worker minting 3-second tokens keeps its channel through a longer job: it sends fresh ones on it', async () => {
@@ -672,3 +724,43 @@ async function theWorkerId(): Promise<string> {
   const r: HttpAnswer = await http('GET', `${m.url}/api/workers`, undefined, bearer(admin));
   return r.json.workers.find((x: { address: string }) => x.address === w.address).worker_id;
 }
+
+describe('masters minting 3-second tokens', () => {
+  it('keep their Raft links through many token lifetimes: fresh tokens go over them, no link is cut, no election', async () => {
+    const hosts = ['127.0.0.11', '127.0.0.12', '127.0.0.13'];
+    const ports = await freePorts(hosts);
+    const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+    const masters = await Promise.all(
+      hosts.map((h, i) =>
+        c.master(h, { port: ports[i]!, env: { ...env, WEIR_TOKEN_TTL: '3s' }, args: ['--peers', peers], wait: false }),
+      ),
+    );
+    const headers = bearer(admin);
+    const urls = masters.map((x) => x.url);
+    const tokens = async (url: string, outcome: string) =>
+      Number(
+        new RegExp(`^weir_peer_link_tokens_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(
+          (await http('GET', `${url}/metrics`, undefined, headers)).text,
+        )?.[1] ?? 0,
+      );
+    try {
+      // Settled once the highest id leads (the hand-over after the first election).
+      const settled = await untilAgreedLeader(urls, { leaderId: 13, procs: masters, headers });
+      // Each master hears from two peers, each sending a fresh token before each 3 s one expires.
+      await waitFor(
+        'four fresh tokens taken on every master’s incoming links',
+        async () => (await Promise.all(urls.map((u) => tokens(u, 'renewed')))).every((n) => n >= 4),
+        30_000,
+      );
+      for (const u of urls) {
+        expect(await tokens(u, 'expired')).toBe(0);
+        expect(await tokens(u, 'refused')).toBe(0);
+      }
+      const now = await untilAgreedLeader(urls, { procs: masters, headers });
+      expect(now.leaderId).toBe(settled.leaderId);
+      expect(now.term).toBe(settled.term);
+    } finally {
+      for (const x of masters) c.kill(x);
+    }
+  });
+});
