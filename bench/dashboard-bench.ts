@@ -101,6 +101,29 @@ async function settled(page: Page): Promise<void> {
   await cdp.detach();
 }
 
+/** Chromium's CPU over a window, at most this much, twice running: the browser has settled. */
+const QUIET_CPU_S = 0.03;
+
+/**
+ * Resolves once the whole browser (every process and thread: V8's background compiles and
+ * GC, raster, the browser process) has been nearly idle for two windows running, at most
+ * SETTLE_MAX_MS. A tab's main thread goes idle long before the rest of a page just opened:
+ * measured from there, a round counted the page's start, not a page kept open (a page opened
+ * on an idle cluster used 0.82 s of CPU in its first half-second, 0.16 in the next, then 0–0.06 a
+ * half-second).
+ */
+async function quietBrowser(browser: Browser): Promise<void> {
+  const pid = browser.process()?.pid;
+  if (pid === undefined) return;
+  const deadline = Date.now() + SETTLE_MAX_MS;
+  let quiet = 0;
+  while (quiet < 2 && Date.now() < deadline) {
+    const before = treeCpuSeconds(pid);
+    await new Promise((r) => setTimeout(r, SETTLE_WINDOW_MS));
+    quiet = treeCpuSeconds(pid) - before <= QUIET_CPU_S ? quiet + 1 : 0;
+  }
+}
+
 /** The browser and its two tabs, opened for a round (and settled) and closed after it. */
 class Dashboard {
   private pages: Page[] = [];
@@ -139,6 +162,7 @@ class Dashboard {
     // A page kept open is what costs the cluster: its start (the bundle compiled, the first
     // renders, the charts set up) is not counted in the round that follows.
     await Promise.all(this.pages.map((p) => settled(p)));
+    await quietBrowser(this.browser);
   }
 
   /** Points the second tab at a job of this round (as a person following it would). */
@@ -162,6 +186,8 @@ class Dashboard {
       ),
     );
     this.pages = [];
+    // The closed tabs' teardown is not the next round's (a round without the page).
+    await quietBrowser(this.browser);
   }
 }
 
