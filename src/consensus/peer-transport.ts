@@ -270,7 +270,14 @@ export class PeerTransport implements Transport {
     }
     if (secured) this.incoming.set(socket, sender!);
     // A link lives while its token does: the sender sends fresh ones on it before each expires.
-    const token = new SocketToken(secured ? authority : undefined, socket, {
+    // Secured without a way to renew (no authority given): the link still ends with its token.
+    const held = secured
+      ? (authority ?? {
+          expiresAt: principal.expires_at,
+          renew: () => Promise.reject(new Error('this master takes no fresh tokens on its links')),
+        })
+      : undefined;
+    const token = new SocketToken(held, socket, {
       renewed: () => peerLinkTokens.renewed++,
       refused: (why) => {
         peerLinkTokens.refused++;
