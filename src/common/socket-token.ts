@@ -1,6 +1,7 @@
 import { CLOSE_TOKEN_REFUSED } from '../protocol/token-frame.js';
 import { authorize, type AccessTable } from './access.js';
 import { verifyBearer, type Principal } from './auth.js';
+import type { Logger } from './logger.js';
 import { CLOSE_TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, TokenExpiry } from './token-expiry.js';
 
 /**
@@ -45,6 +46,32 @@ export interface TokenOutcomes {
   renewed(): void;
   refused(why: string): void;
   expired(): void;
+}
+
+/** Counts of TokenOutcomes, for a `…_tokens_total{outcome}` metric. */
+export type TokenCounts = Record<keyof TokenOutcomes, number>;
+
+/**
+ * Outcomes counted in `counts` and, when a socket closes for them, logged as warnings naming
+ * the socket (`what`: "a worker channel", "a peer link") and `fields`.
+ */
+export function countedOutcomes(
+  counts: TokenCounts,
+  log: Logger,
+  what: string,
+  fields: Record<string, unknown> = {},
+): TokenOutcomes {
+  return {
+    renewed: () => counts.renewed++,
+    refused: (why) => {
+      counts.refused++;
+      log.warn({ ...fields, why }, `a token ${what} may not use; closing it`);
+    },
+    expired: () => {
+      counts.expired++;
+      log.warn(fields, `${what} outlived its token; closing it`);
+    },
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 /** The longest delay setTimeout keeps (about 24.8 days); later instants are reached in steps. */
 export const MAX_DELAY_MS = 2 ** 31 - 1;
 
-/** How a socket that outlived its token is closed (worker channels, Raft peer links): the peer dials again with a fresh one. */
+/** How a socket that outlived its token with no fresh one is closed (worker channels, stream and peer links): the peer dials again with a fresh one. */
 export const CLOSE_TOKEN_EXPIRED = 4401;
 export const TOKEN_EXPIRED_REASON = 'the token expired; reconnect with a fresh one';
 

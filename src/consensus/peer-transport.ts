@@ -10,7 +10,7 @@ import { decodeFrame, encodeFrame } from './peer-frame.js';
 import type { Inbound, Snapshot, Transport } from './ports.js';
 import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
-import { SocketToken, type TokenAuthority } from '../common/socket-token.js';
+import { SocketToken, countedOutcomes, type TokenAuthority } from '../common/socket-token.js';
 
 export interface TransportHandlers {
   onFrame(frame: Inbound): void;
@@ -277,17 +277,11 @@ export class PeerTransport implements Transport {
           renew: () => Promise.reject(new Error('this master takes no fresh tokens on its links')),
         })
       : undefined;
-    const token = new SocketToken(held, socket, {
-      renewed: () => peerLinkTokens.renewed++,
-      refused: (why) => {
-        peerLinkTokens.refused++;
-        this.log.warn({ peer: sender, why }, 'a token a peer link may not use; closing it');
-      },
-      expired: () => {
-        peerLinkTokens.expired++;
-        this.log.warn({ peer: sender }, 'a peer link outlived its token; closing it');
-      },
-    });
+    const token = new SocketToken(
+      held,
+      socket,
+      countedOutcomes(peerLinkTokens, this.log, 'a peer link', { peer: sender }),
+    );
     socket.on('close', () => {
       token.stop();
       this.incoming.delete(socket);

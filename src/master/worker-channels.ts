@@ -2,7 +2,7 @@ import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
-import { SocketToken, type TokenAuthority } from '../common/socket-token.js';
+import { SocketToken, countedOutcomes, type TokenAuthority } from '../common/socket-token.js';
 import {
   CLOSE_NOT_LEADER,
   CLOSE_REPLACED,
@@ -62,17 +62,11 @@ export class WorkerChannels {
     }
     this.registry.attach(workerId, socket, Date.now())?.close(CLOSE_REPLACED, 'replaced by a newer connection');
     // A worker sends a fresh token before its last expires; one that does not loses the channel.
-    const token = new SocketToken(authority, socket, {
-      renewed: () => channelTokens.renewed++,
-      refused: (why) => {
-        channelTokens.refused++;
-        this.log.warn({ worker_id: workerId, why }, 'a token a worker channel may not use; closing it');
-      },
-      expired: () => {
-        channelTokens.expired++;
-        this.log.warn({ worker_id: workerId }, 'a worker channel outlived its token; closing it');
-      },
-    });
+    const token = new SocketToken(
+      authority,
+      socket,
+      countedOutcomes(channelTokens, this.log, 'a worker channel', { worker_id: workerId }),
+    );
     socket.on('message', (data: Buffer) => {
       const d = decodeToMaster(data);
       if (!d.ok) {

@@ -7,7 +7,7 @@ import { refusedFrames } from '../../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame, type AckItem, type LinkFrame, type Tuple } from '../../protocol/stream-link.js';
 import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
-import { SocketToken, type TokenAuthority } from '../../common/socket-token.js';
+import { SocketToken, countedOutcomes, type TokenAuthority } from '../../common/socket-token.js';
 
 /**
  * Tuples a receiving worker buffers per sending worker before it stops granting credits. A
@@ -143,17 +143,7 @@ export class InLink {
     authority: TokenAuthority | undefined,
     log: Logger,
   ) {
-    this.token = new SocketToken(authority, socket, {
-      renewed: () => linkTokens.renewed++,
-      refused: (why) => {
-        linkTokens.refused++;
-        log.warn({ why }, 'a token a stream link may not use; closing it');
-      },
-      expired: () => {
-        linkTokens.expired++;
-        log.warn('a stream link outlived its token; closing it');
-      },
-    });
+    this.token = new SocketToken(authority, socket, countedOutcomes(linkTokens, log, 'a stream link'));
     socket.on('close', () => this.token.stop());
     socket.on('message', (data: Buffer) => {
       const d = decodeFrame(data);
