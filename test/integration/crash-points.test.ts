@@ -120,8 +120,24 @@ describe.skipIf(!canMount)('a lone master whose disk fills in the middle of purg
       type: 'batch',
       config: { operation: 'noop', task_count: 3 },
     });
+    const stateDb = join(m.dataDir, 'state.db');
+    const before = statSync(stateDb).size;
     // No worker: the 100,000 maps stay pending, and the delete purges their rows in 20 slices.
     const doomed = await submitRetrying(m.url, { name: 'doomed', type: 'batch', config: STAGED }, 30_000);
+    // Their rows reach state.db itself before the disk fills (the checkpoint thread copies the
+    // WAL there ~50 ms after a write): copying megabytes still only in the WAL needs the
+    // database file to grow, which a full disk refuses whatever the reserve gave back.
+    let last = -1;
+    await waitFor(
+      "the job's rows copied from the WAL into state.db",
+      () => {
+        const size = statSync(stateDb).size;
+        const copied = size === last && size > before + 1_000_000;
+        last = size;
+        return copied;
+      },
+      10_000,
+    );
     const seq = onDb(
       join(m.dataDir, 'state.db'),
       (db) => (db.prepare(`SELECT seq FROM jobs WHERE job_id = ?`).get(doomed) as { seq: number }).seq,
