@@ -120,7 +120,6 @@ export class WeirClient {
     });
   }
 
-  /** Submits a job; retries are safe, the idempotency key makes them return the first job. */
   /**
    * Submits a job. With `waitMs`, the answer waits until the job finishes or that time runs
    * out (one round trip for a short job); with `resultsLimit` too, a batch job answered
