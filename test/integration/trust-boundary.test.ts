@@ -424,6 +424,26 @@ describe('tokens expire on open sockets too', () => {
     }
   });
 
+  it('a peer frame whose token is of the wrong shape (a number, 10 KB, empty) is a bad frame: 1007, counted, nothing renewed', async () => {
+    const url = `${m.url.replace('http', 'ws')}/raft/stream`;
+    const own = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }));
+    const refusedFrames = async () =>
+      Number(
+        /^weir_refused_frames_total\{socket="peer"\} (\d+)/m.exec(
+          (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text,
+        )?.[1] ?? 0,
+      );
+    const [renewed, refused] = [await peerLinkTokens('renewed'), await refusedFrames()];
+    for (const bad of [42, 'x'.repeat(10_000), '']) {
+      expect(await socketOutcome(url, own, (ws) => ws.send(peerPacker.pack({ from: MASTER_ID, token: bad })))).toEqual({
+        closed: 1007,
+      });
+    }
+    expect(await peerLinkTokens('renewed')).toBe(renewed);
+    expect(await refusedFrames()).toBe(refused + 3);
+    expect(await alive(m.url)).toBe(true);
+  });
+
   it('a fresh token of another master, a client’s or a forged one closes the peer stream it is sent on (4403)', async () => {
     const url = `${m.url.replace('http', 'ws')}/raft/stream`;
     const own = bearer(await signedToken(SECRET, { role: 'peer', node_id: MASTER_ID }));
