@@ -29,6 +29,12 @@ import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
 import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 
+/**
+ * A batch that grows the database by this many pages (1 MiB) or more is checkpointed before
+ * `applyBatch` returns: see `copyGrowth`.
+ */
+const EAGER_CHECKPOINT_PAGES = 256;
+
 /** The commands that write the workers table. */
 const WORKER_COMMANDS: ReadonlySet<unknown> = new Set([
   'registerWorker',
@@ -102,6 +108,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
       clearMembers: st(`DELETE FROM members`),
       insertMember: st(`INSERT INTO members (id, address, voter) VALUES (?, ?, ?)`),
       refuse: st(`INSERT OR REPLACE INTO refused_commands (log_index, type, message) VALUES (?, ?, ?)`),
+      pageCount: st(`PRAGMA page_count`).pluck(),
     };
   }
 
@@ -141,6 +148,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
   applyBatch(entries: readonly Committed<Command>[]): (ApplyResult | undefined)[] {
     const results: (ApplyResult | undefined)[] = [];
     const from = { applied: this.appliedIndex, term: this.appliedTerm };
+    const pagesBefore = this.s.pageCount.get() as number;
     try {
       this.guard(
         'the state database',
@@ -173,7 +181,31 @@ export class StateMachine implements Port<Command, ApplyResult> {
       this.applier.reset();
       throw err;
     }
+    if ((this.s.pageCount.get() as number) - pagesBefore >= EAGER_CHECKPOINT_PAGES) this.copyGrowth();
     return results;
+  }
+
+  /**
+   * The pages a batch added live in the WAL alone until a checkpoint copies them, and copying
+   * them grows the database file by as much. Should the disk fill in between — another
+   * program, in the ~50 ms before the thread's checkpoint — the WAL could neither be copied
+   * nor started over, so every later write would grow it and fail: the deletes that free
+   * space, the master's own entries (it would start over and over without leading). A batch
+   * that grew the database by a megabyte or more (a job of tens of thousands of tasks, large
+   * results) is copied at once, while the room it was written with is still there; smaller
+   * ones are left to the thread, within what the disk reserve gives back.
+   */
+  private copyGrowth(): void {
+    try {
+      this.checkpoints.exclusive(() => {
+        const [r] = this.database.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
+        // It fsynced the WAL first (synchronous = NORMAL does before a checkpoint): all applied is durable.
+        if (r && r.log === r.checkpointed) this.checkpoints.durableAt(this.appliedIndex);
+      });
+    } catch (err) {
+      // Applied all the same: the thread's next checkpoint tries again.
+      this.checkpoints.lastError = (err as Error).message;
+    }
   }
 
   /**

@@ -68,6 +68,34 @@ describe('the state database checkpoint thread', () => {
     await waitFor('the database file to hold the registrations', () => size(path) > before + 500_000, 10_000, 20);
   });
 
+  it('copies a batch that grew the database by a megabyte before applyBatch returns, a smaller one later', () => {
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+    const registrations = (from: number, rows: number) =>
+      Array.from({ length: rows }, (_, k) => ({
+        index: from + k + 1,
+        term: 1,
+        kind: 'cmd' as const,
+        data: {
+          type: 'registerWorker' as const,
+          at: 1,
+          worker_id: `w${from + k}`,
+          address: 'x'.repeat(2000),
+          max_tasks: 1,
+        },
+      }));
+    const before = size(path);
+    // ~100 KB: the thread's, some 50 ms on; nothing of it is in the file yet.
+    sm.applyBatch(registrations(1, 50));
+    expect(size(path)).toBe(before);
+    // ~1.2 MB in one batch: a disk that filled now could take it into the file nowhere.
+    sm.applyBatch(registrations(51, 600));
+    expect(size(path)).toBeGreaterThan(before + 1_200_000);
+    expect(allCopied(path)).toBe(true);
+    expect(sm.durableIndex()).toBe(651);
+  });
+
   it('lets the WAL start over: rounds of writes do not add up in it', async () => {
     const path = join(dir, 'state.db');
     sm = new StateMachine(path);
