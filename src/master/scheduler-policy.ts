@@ -11,6 +11,12 @@ export interface SchedulableTask {
   attempt: number;
   /** Where the task last ran; a retried task prefers another worker. */
   avoid?: string | null;
+  /**
+   * Never back on `avoid` while another worker is there, even one with no room now: the task
+   * waits for a slot elsewhere. (A worker failing every task at once — its disk full — always
+   * has room, and would otherwise take the retries of the tasks it failed.)
+   */
+  strict?: boolean;
 }
 
 export interface Placement<T extends SchedulableTask> {
@@ -21,8 +27,9 @@ export interface Placement<T extends SchedulableTask> {
 
 /**
  * Round-robin over workers with free slots, preferring the least loaded (running/max_tasks)
- * and, for a retried task, a worker other than the one it failed on when there is one.
- * Ties go to the next worker in round-robin order from `cursor`, so equal workers take
+ * and, for a retried task, a worker other than the one it failed on when there is one (when
+ * `strict`, one that has room; a task that only its old worker could take is left for a later
+ * pass). Ties go to the next worker in round-robin order from `cursor`, so equal workers take
  * turns. Pure: workers' `running` counts are copied, not changed.
  */
 export function placeTasks<T extends SchedulableTask>(
@@ -56,6 +63,7 @@ export function placeTasks<T extends SchedulableTask>(
     if (atMin === 0) break; // every worker is full
     const best = task.avoid != null ? bestAvoiding(slots, start, task.avoid) : firstAt(slots, start, minLoad);
     const w = slots[best]!;
+    if (task.strict && w.worker_id === task.avoid && slots.some((o) => o.worker_id !== task.avoid)) continue;
     if (loadOf(w) === minLoad) atMin--;
     w.running++;
     assignments.push({ task, worker_id: w.worker_id });

@@ -18,6 +18,15 @@ import { onNextTurn } from '../common/next-turn.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { chunked, MAX_TASKS_PER_ENTRY } from './entry-size.js';
 
+/**
+ * How long a retried task waits for a slot on another worker before it may go back to the one
+ * it failed on (see SchedulableTask.strict): a worker whose disk is full fails every map at
+ * once and so always has room — without the wait it took the retries of the tasks it had
+ * failed, and a job failed for one sick worker. After it, a cluster whose other workers stay
+ * busy runs the retry where there is room.
+ */
+const AVOID_STRICTLY_MS = 5_000;
+
 /** How often the leader looks for straggling tasks. */
 const SPECULATION_CHECK_MS = 500;
 /** A pass this long gets a log line. */
@@ -130,7 +139,10 @@ export class Scheduler {
         nextRetry = Math.min(nextRetry, t.not_before);
         continue;
       }
-      ready.push({ job_id: t.job_id, idx: t.idx, attempt: t.attempt, avoid: t.worker_id });
+      const strict = t.worker_id !== null && now - t.not_before < AVOID_STRICTLY_MS;
+      // Left unplaced for want of room elsewhere, it may go back once the wait is over.
+      if (strict) nextRetry = Math.min(nextRetry, t.not_before + AVOID_STRICTLY_MS);
+      ready.push({ job_id: t.job_id, idx: t.idx, attempt: t.attempt, avoid: t.worker_id, strict });
       if (ready.length >= free) break;
     }
     if (nextRetry < Infinity) this.wakeAt(nextRetry);

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { placeTasks, type WorkerSlot } from '../../src/master/scheduler-policy.js';
 
-const task = (idx: number, avoid?: string) => ({ job_id: 'j', idx, attempt: 1, ...(avoid ? { avoid } : {}) });
+const task = (idx: number, avoid?: string, strict?: boolean) => ({
+  job_id: 'j',
+  idx,
+  attempt: 1,
+  ...(avoid ? { avoid } : {}),
+  ...(strict ? { strict } : {}),
+});
 const workers = (...spec: [string, number, number][]): WorkerSlot[] =>
   spec.map(([worker_id, max_tasks, running]) => ({ worker_id, max_tasks, running }));
 
@@ -39,6 +45,13 @@ describe('placeTasks (round-robin + load-aware)', () => {
     expect(assignments[0]!.worker_id).toBe('a');
   });
 
+  it('strictly: leaves a retried task for later rather than on the worker it failed on, while another is there', () => {
+    const placed = placeTasks([task(0, 'a', true), task(1)], workers(['a', 10, 0], ['b', 1, 1]), 0);
+    expect(placed.assignments.map((x) => [x.task.idx, x.worker_id])).toEqual([[1, 'a']]);
+    // Alone, the worker takes it back.
+    expect(placeTasks([task(0, 'a', true)], workers(['a', 10, 0]), 0).assignments).toHaveLength(1);
+  });
+
   it('places nothing without workers', () => {
     expect(placeTasks([task(0)], [], 3)).toEqual({ assignments: [], cursor: 3 });
   });
@@ -52,7 +65,8 @@ describe('placeTasks (round-robin + load-aware)', () => {
 
 /**
  * The rule, said declaratively: of the workers with room, the one not to avoid, then the least
- * loaded, then the nearest after the turn; the turn moves past it.
+ * loaded, then the nearest after the turn; the turn moves past it. A strict task is not placed
+ * on the worker to avoid while the cluster has another (with room or not).
  */
 function placeByRule(tasks: ReturnType<typeof task>[], ws: WorkerSlot[], cursor: number) {
   const slots = ws.map((w) => ({ ...w }));
@@ -71,6 +85,7 @@ function placeByRule(tasks: ReturnType<typeof task>[], ws: WorkerSlot[], cursor:
       const [x, y] = [rank(a), rank(b)];
       return x[0]! - y[0]! || x[1]! - y[1]! || x[2]! - y[2]!;
     });
+    if (t.strict && slots[pick!]!.worker_id === t.avoid && slots.some((w) => w.worker_id !== t.avoid)) continue;
     slots[pick!]!.running++;
     out.push(slots[pick!]!.worker_id);
     turn = (pick! + 1) % n;
@@ -90,7 +105,9 @@ describe('placeTasks at scale', () => {
         const max = 1 + rand(6);
         return { worker_id: `w${i}`, max_tasks: max, running: rand(max + 1) };
       });
-      const tasks = Array.from({ length: rand(40) }, (_, i) => task(i, rand(5) === 0 ? `w${rand(12)}` : undefined));
+      const tasks = Array.from({ length: rand(40) }, (_, i) =>
+        task(i, rand(5) === 0 ? `w${rand(12)}` : undefined, rand(2) === 0),
+      );
       const cursor = rand(20);
       const got = placeTasks(tasks, ws, cursor);
       const want = placeByRule(tasks, ws, cursor);
