@@ -132,6 +132,9 @@ export class Scheduler {
     const now = Date.now();
     let nextRetry = Infinity;
     const ready = [];
+    // Retries that may have to wait for room elsewhere do not count toward the free slots:
+    // tasks after them may take the slots they leave.
+    let strictOnes = 0;
     // Tasks still backing off are skipped, so look a little past the free slots.
     for (const t of this.queries.pending(free * 4 + 64 + this.proposed.size)) {
       if (this.proposed.has(taskKey(t))) continue;
@@ -141,9 +144,12 @@ export class Scheduler {
       }
       const strict = t.worker_id !== null && now - t.not_before < AVOID_STRICTLY_MS;
       // Left unplaced for want of room elsewhere, it may go back once the wait is over.
-      if (strict) nextRetry = Math.min(nextRetry, t.not_before + AVOID_STRICTLY_MS);
+      if (strict) {
+        nextRetry = Math.min(nextRetry, t.not_before + AVOID_STRICTLY_MS);
+        strictOnes++;
+      }
       ready.push({ job_id: t.job_id, idx: t.idx, attempt: t.attempt, avoid: t.worker_id, strict });
-      if (ready.length >= free) break;
+      if (ready.length - strictOnes >= free) break;
     }
     if (nextRetry < Infinity) this.wakeAt(nextRetry);
     const { assignments, cursor } = placeTasks(ready, slots, this.cursor);

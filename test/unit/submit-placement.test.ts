@@ -263,3 +263,41 @@ describe('tasks sent ahead of the commit', () => {
     expect([...assignsSent('w1'), ...assignsSent('w2')]).toEqual([]);
   });
 });
+
+describe('a retried task', () => {
+  /** Job `a`'s task 0 failed on w1 a second ago (its backoff over), task 1 still running on w2. */
+  async function failedOnW1() {
+    scheduler.start();
+    const { placed } = await submit('a', noop(2));
+    const on = (idx: number) => placed.find((p) => p.idx === idx)!.worker_id;
+    expect([on(0), on(1)].sort()).toEqual(['w1', 'w2']);
+    const w = on(0);
+    await node.consensus.propose({
+      type: 'failTasks',
+      at: Date.now() - 1_000,
+      failures: [
+        { job_id: 'a', idx: 0, attempt: 1, worker_id: w, error: { message: 'ENOSPC: no space left on device' } },
+      ],
+    });
+    return { failedOn: w, other: on(1) };
+  }
+
+  it('waits for a slot on another worker rather than going back to the one it failed on; others take that slot', async () => {
+    const { failedOn, other } = await failedOnW1();
+    await submit('b', noop(1), []);
+    scheduler.kick();
+    await waitFor("b's task placed", () => queries.job('b')?.running === 1, 5_000, 5);
+    // The slot the retry left went to the next job, not back to the retry.
+    expect(assignsSent(failedOn)).toContain('b/0');
+    expect(assignsSent(failedOn).filter((t) => t === 'a/0')).toHaveLength(1);
+    expect(queries.job('a')).toMatchObject({ pending: 1 });
+    // Room on the other worker: the retry goes there.
+    await node.consensus.propose({
+      type: 'completeTasks',
+      at: Date.now(),
+      completions: [{ job_id: 'a', idx: 1, attempt: 1, worker_id: other, result_json: 'null' }],
+    });
+    scheduler.kick();
+    await waitFor('the retry placed', () => assignsSent(other).includes('a/0'), 5_000, 5);
+  });
+});
