@@ -48,7 +48,11 @@ export interface StateMachine<C, R> {
   restore(snapshot: Snapshot): void;
   /** A snapshot taken or received that will not be used: its file (if any) can go. */
   discard(snapshot: Snapshot): void;
-  /** Makes everything applied durable, before the log entries behind it are dropped. */
+  /**
+   * Copies what was applied into the durable state and frees what held it meanwhile. Without
+   * `durableIndex`, everything applied must be durable when it returns: the log entries behind
+   * it are then dropped. With it, compaction trusts only `durableIndex`.
+   */
   checkpoint(): void;
   /**
    * The highest applied index already durable, for a state machine that makes its applies

@@ -368,7 +368,8 @@ export class MasterNode {
       diskFullFailures: () => consensus.diskFullFailures,
       compact: () => {
         // Gives the state database's WAL back to the disk even when the log has nothing to
-        // drop, and first, so that compaction may drop all that was applied.
+        // drop, and first: with no reader in the way, all that was applied is then durable
+        // and compaction may drop it.
         state.checkpoint();
         consensus.compact();
       },

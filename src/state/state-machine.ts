@@ -298,14 +298,29 @@ export class StateMachine implements Port<Command, ApplyResult> {
   }
 
   /**
-   * Makes everything applied so far durable in the database file itself, and gives the WAL's
-   * space back — on the calling thread: for the no_space alarm, not for every compaction
-   * (`durableIndex`).
+   * Copies everything applied so far into the database file and gives the WAL's space back —
+   * on the calling thread: for the no_space alarm, not for every compaction (`durableIndex`).
+   * A reader of the file (a snapshot copy for a follower, a backup) keeps the checkpoint from
+   * copying the frames it may still read; it is not waited for (the loop would stand still
+   * for the busy timeout), and what was left stays the thread's to make durable: such a
+   * checkpoint syncs nothing, so counting it would let compaction drop entries that a power
+   * loss takes back. Returns whether it copied everything.
    */
-  checkpoint(): void {
-    this.checkpoints.exclusive(() => {
-      this.guard('the state database', () => this.database.pragma('wal_checkpoint(TRUNCATE)'));
-      this.checkpoints.durableAt(this.appliedIndex);
+  checkpoint(): boolean {
+    return this.checkpoints.exclusive(() => {
+      const wait = this.database.pragma('busy_timeout', { simple: true }) as number;
+      this.database.pragma('busy_timeout = 0');
+      try {
+        let r: { busy: number; log: number; checkpointed: number } | undefined;
+        this.guard('the state database', () => {
+          [r] = this.database.pragma('wal_checkpoint(TRUNCATE)') as NonNullable<typeof r>[];
+        });
+        const copied = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
+        if (copied) this.checkpoints.durableAt(this.appliedIndex);
+        return copied;
+      } finally {
+        this.database.pragma(`busy_timeout = ${wait}`);
+      }
     });
   }
 

@@ -158,4 +158,40 @@ describe('the state database checkpoint thread', () => {
     sm = new StateMachine(path);
     expect(sm.durableIndex()).toBe(at);
   });
+
+  it('counts a checkpoint made on demand (the no_space alarm) as durable only when it copied everything, and does not wait for a reader', async () => {
+    const path = join(dir, 'state.db');
+    sm = new StateMachine(path);
+    const state = sm;
+    const first = register(sm, 0, 100);
+    await waitFor(
+      'the thread to copy the first rows',
+      () => state.durableIndex() === first && allCopied(path),
+      10_000,
+      20,
+    );
+    // A long reader, as a snapshot copy for a follower or a backup is, holds the WAL as it is now.
+    const reader = new Database(path, { readonly: true });
+    try {
+      reader.prepare('BEGIN').run();
+      reader.prepare('SELECT count(*) FROM workers').get();
+      // Applied after the reader began: in the WAL only, and not synced (synchronous = NORMAL).
+      const last = register(sm, first, 200);
+      const t0 = performance.now();
+      expect(sm.checkpoint()).toBe(false);
+      // Not the 5 s busy timeout on the master's loop, which would cost it its heartbeats.
+      expect(performance.now() - t0).toBeLessThan(2_500);
+      // Such a checkpoint copied and synced nothing: compaction must not count on it.
+      expect(sm.durableIndex()).toBeLessThan(last);
+      reader.prepare('COMMIT').run();
+      reader.close();
+      await waitFor('the thread to sync the rest', () => state.durableIndex() === last, 10_000, 20);
+      register(sm, last, 50);
+      expect(sm.checkpoint()).toBe(true);
+      expect(sm.durableIndex()).toBe(last + 50);
+      expect(statSync(`${path}-wal`).size).toBe(0);
+    } finally {
+      if (reader.open) reader.close();
+    }
+  }, 30_000);
 });
