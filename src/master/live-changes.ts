@@ -37,8 +37,8 @@ const empty = (): Changes => ({
 /**
  * Folds applied entries into what changed, between two frames of the dashboard's stream: a
  * burst of 10,000 completions is a set of a few job ids and a count. Pure: no clock, no I/O.
- * Bounded: past `maxJobs` touched jobs it keeps none and says `reset` (the page reads the
- * lists again once rather than the stream carrying thousands of rows).
+ * Bounded: past `maxJobs` touched or deleted jobs it keeps none and says `reset` (the page
+ * reads the lists again once rather than the stream carrying thousands of rows).
  */
 export class LiveChanges {
   private c = empty();
@@ -55,10 +55,7 @@ export class LiveChanges {
     if (this.c.reset) return;
     this.c.jobs.add(jobId);
     if (this.c.jobs.size > this.maxJobs) {
-      this.c.jobs.clear();
-      this.c.logs.clear();
-      this.c.tasks.clear();
-      this.c.reset = true;
+      this.reset();
       return;
     }
     if (idx === 'none' || !this.watched.has(jobId)) return;
@@ -70,6 +67,15 @@ export class LiveChanges {
     }
     if (!moved) this.c.tasks.set(jobId, new Set([idx]));
     else if (moved.add(idx).size > this.maxTasks) this.c.tasks.set(jobId, 'all');
+  }
+
+  /** From here on the pages read everything again: nothing need be kept job by job. */
+  private reset(): void {
+    this.c.reset = true;
+    this.c.jobs.clear();
+    this.c.gone.clear();
+    this.c.logs.clear();
+    this.c.tasks.clear();
   }
 
   private printed(jobId: string, lines: unknown[] | undefined): void {
@@ -91,8 +97,13 @@ export class LiveChanges {
           this.touch(e.command.job_id, 'none');
           break;
         case 'deleteJob':
-          this.c.gone.add(e.command.job_id);
-          this.c.jobs.delete(e.command.job_id);
+          // Bounded as the touched jobs are: the janitor deletes jobs all day, and nothing
+          // takes the changes while no page is open.
+          if (!this.c.reset) {
+            this.c.gone.add(e.command.job_id);
+            this.c.jobs.delete(e.command.job_id);
+            if (this.c.gone.size > this.maxJobs) this.reset();
+          }
           this.c.workers = true;
           break;
         case 'assignTasks':
@@ -123,10 +134,7 @@ export class LiveChanges {
           break;
         case 'markWorkerDead':
           // Its tasks go back to pending in jobs the command does not name.
-          this.c.reset = true;
-          this.c.jobs.clear();
-          this.c.logs.clear();
-          this.c.tasks.clear();
+          this.reset();
           this.c.workers = true;
           break;
         case 'registerWorker':

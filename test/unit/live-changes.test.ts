@@ -71,6 +71,25 @@ describe('LiveChanges', () => {
     expect(got.jobs.has('y')).toBe(false);
   });
 
+  it('keeps no more than its bound of deleted job ids either: the janitor deletes all day while no page takes them', () => {
+    const c = new LiveChanges(10);
+    const deleted = (jobId: string) =>
+      ({
+        type: 'deleteJob',
+        command: { type: 'deleteJob', at: 1, job_id: jobId },
+        result: { ok: true },
+      }) as unknown as Entry;
+    for (let i = 0; i < 100_000; i++) c.onApplied([deleted(`j${i}`)]);
+    const got = c.take();
+    expect(got.reset).toBe(true);
+    expect(got.gone.size).toBe(0);
+    // A reset forgets what it named before, and names no more until taken.
+    c.onApplied([completions('a', 1), deleted('b')]);
+    c.onApplied(Array.from({ length: 11 }, (_, i) => completions(`k${i}`, 1)));
+    c.onApplied([deleted('c')]);
+    expect(c.take()).toMatchObject({ reset: true, jobs: new Set(), gone: new Set() });
+  });
+
   it('says reset when a worker is declared dead: its tasks went back to pending in jobs no entry names', () => {
     const c = new LiveChanges();
     c.onApplied([
