@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { noLeader } from '../common/errors.js';
 import type { TlsConnect } from '../common/tls.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { clientGone } from './client-gone.js';
 import { LIVE_PATH } from './live-feed.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
@@ -57,9 +58,12 @@ export class LeaderForwarding {
       if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    // A long poll forwarded for a client that then left is not left parked on the leader.
+    const gone = clientGone(reply);
     let res;
     try {
       res = await request(`${leader}${req.url}`, {
+        signal: gone,
         method: req.method as 'POST',
         headers,
         body: hasBody ? req.raw : null,
@@ -69,6 +73,8 @@ export class LeaderForwarding {
         bodyTimeout: 90_000,
       });
     } catch (err) {
+      // Nobody to answer.
+      if (gone.aborted) return reply.code(499).send();
       // A leader down in an election fails every forward for a moment; a TLS or network
       // fault fails them until someone acts: said once a second, not once a request.
       const now = Date.now();

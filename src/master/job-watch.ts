@@ -26,18 +26,24 @@ export class JobWatch {
     return n;
   }
 
-  /** Resolves when `jobId` may have ended, or after `timeoutMs`. */
-  wait(jobId: string, timeoutMs: number): Promise<void> {
+  /**
+   * Resolves when `jobId` may have ended, after `timeoutMs`, or once `gone` aborts (the client
+   * that asked disconnected: nothing holds its place until the timeout).
+   */
+  wait(jobId: string, timeoutMs: number, gone?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      if (gone?.aborted) return resolve();
       let set = this.waiters.get(jobId);
       if (!set) this.waiters.set(jobId, (set = new Set()));
       const done = () => {
         clearTimeout(timer);
+        gone?.removeEventListener('abort', done);
         set.delete(done);
         if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
+      gone?.addEventListener('abort', done, { once: true });
       set.add(done);
     });
   }

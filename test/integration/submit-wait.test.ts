@@ -13,6 +13,7 @@ import {
   http,
   untilAgreedLeader,
   untilConverged,
+  waitFor,
   type MasterProc,
 } from '../helpers/cluster.js';
 
@@ -170,6 +171,44 @@ describe('POST /api/jobs?wait_ms=N', () => {
     await untilConverged(masters.map((m) => m.url));
     expect((await allJobs(leader.url)).length).toBe(before);
   });
+});
+
+describe('long polls whose clients disconnect', () => {
+  const parked = async (m: MasterProc) =>
+    Number(/^weir_long_polls_waiting (\d+)/m.exec((await http('GET', `${m.url}/metrics`)).text)?.[1]);
+  /** `n` polls of `jobId` on `m`, each abortable by its client; their answers (0: aborted). */
+  const poll = (m: MasterProc, jobId: string, n: number) =>
+    Array.from({ length: n }, () => {
+      const client = new AbortController();
+      const answer = fetch(`${m.url}/api/jobs/${jobId}?wait_ms=60000&results_limit=1000`, {
+        signal: client.signal,
+      }).then(
+        (r) => r.status,
+        () => 0,
+      );
+      return { client, answer };
+    });
+
+  it('are let go at once on the leader, and through the follower that forwarded them, not held for their wait_ms', async () => {
+    const r = await http('POST', `${leader.url}/api/jobs`, job({ operation: 'sleep', ms: 60_000, task_count: 1 }));
+    expect(r.status, r.text).toBe(201);
+    const id = r.json.job_id as string;
+    try {
+      const direct = poll(leader, id, 100);
+      const forwarded = poll(follower, id, 50);
+      const [kept] = poll(leader, id, 1);
+      await waitFor('151 polls parked on the leader', async () => (await parked(leader)) === 151, 15_000);
+      for (const p of [...direct, ...forwarded]) p.client.abort();
+      expect(await Promise.all([...direct, ...forwarded].map((p) => p.answer))).toEqual(Array(150).fill(0));
+      // Only the poll whose client is still there waits; the others went with their clients.
+      await waitFor('the abandoned polls let go', async () => (await parked(leader)) === 1, 10_000);
+      expect(await parked(follower)).toBe(0);
+      expect((await http('POST', `${leader.url}/api/jobs/${id}/cancel`)).status).toBe(200);
+      expect(await kept!.answer).toBe(200);
+    } finally {
+      await http('POST', `${leader.url}/api/jobs/${id}/cancel`);
+    }
+  }, 60_000);
 });
 
 describe('the round trip users time', () => {

@@ -19,6 +19,22 @@ describe('JobWatch', () => {
     expect(woken).toBe(true);
   });
 
+  it('lets a waiter go once its client has gone, and keeps the others', async () => {
+    const watch = new JobWatch();
+    const client = new AbortController();
+    let left = false;
+    void watch.wait('job-a', 60_000, client.signal).then(() => (left = true));
+    void watch.wait('job-a', 60_000);
+    expect(watch.waiting).toBe(2);
+    client.abort();
+    await flushMicrotasks();
+    expect(left).toBe(true);
+    expect(watch.waiting).toBe(1);
+    // A client already gone does not wait at all.
+    await watch.wait('job-b', 60_000, client.signal);
+    expect(watch.waiting).toBe(1);
+  });
+
   it('wakes a burst a slice per turn, and every waiter in the end', async () => {
     const watch = new JobWatch();
     const n = WAKE_PER_TURN * 3 + 5;

@@ -1,10 +1,12 @@
 import { trace } from '../../common/trace.js';
 import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
+import { clientGone } from '../client-gone.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
@@ -51,17 +53,19 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
    * The job as GET gives it, once it has finished or `waitMs` has run out. Woken by the apply
    * that ended it (JobWatch.notify, no timer in between); then one lookup by primary key.
    */
-  const viewWhenDone = async (jobId: string, waitMs: number, resultsLimit: number | undefined) => {
+  const viewWhenDone = async (jobId: string, waitMs: number, resultsLimit: number | undefined, reply: FastifyReply) => {
     let row = requireJob(jobId);
     const deadline = Date.now() + waitMs;
-    while (!TERMINAL.has(row.status) && Date.now() < deadline) {
-      await jobWatch.wait(row.job_id, deadline - Date.now());
+    const gone = clientGone(reply);
+    while (!TERMINAL.has(row.status) && Date.now() < deadline && !gone.aborted) {
+      await jobWatch.wait(row.job_id, deadline - Date.now(), gone);
       row = requireJob(row.job_id);
     }
     if (TERMINAL.has(row.status)) trace(row.job_id, 'wait answered');
     const view = jobView(row, queries, ctx.registry);
-    // Read in the same turn as the view: the page is of the job the view shows.
-    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch') return view;
+    // Read in the same turn as the view: the page is of the job the view shows. Not for a
+    // client that left (up to 1,000 rows, for each poll a reconnecting client abandoned).
+    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch' || gone.aborted) return view;
     const { results, next_cursor } = pageResults(queries, row, undefined, resultsLimit);
     return { ...view, results_page: { results, next_cursor } };
   };
@@ -130,7 +134,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const { wait_ms: waitMs = 0, results_limit: resultsLimit } = req.query;
         if (waitMs === 0 && resultsLimit === undefined)
           return reply.code(code).send(jobView(requireJob(result.job_id)));
-        return reply.code(code).send(await viewWhenDone(result.job_id, waitMs, resultsLimit));
+        return reply.code(code).send(await viewWhenDone(result.job_id, waitMs, resultsLimit, reply));
       },
     );
 
@@ -169,7 +173,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         },
       },
       // Long poll: answer as soon as the job finishes, or when wait_ms runs out.
-      async (req) => viewWhenDone(req.params.job_id, req.query.wait_ms ?? 0, req.query.results_limit),
+      async (req, reply) => viewWhenDone(req.params.job_id, req.query.wait_ms ?? 0, req.query.results_limit, reply),
     );
 
     app.get(
