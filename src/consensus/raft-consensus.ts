@@ -120,6 +120,11 @@ interface Waiter {
 
 const leadershipLost = () =>
   new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
+const outcomeUnknown = () =>
+  new WeirError(
+    'unavailable',
+    'the request was committed, but this master took the leader’s snapshot before applying it, so its result is unknown here; retry it (a submit with its Idempotency-Key answers the job it made)',
+  );
 const shuttingDown = () => new WeirError('unavailable', 'this master is shutting down');
 /** A full disk is `no_space` (507), as the alarm's refusals are; any other disk failure is retried. */
 const diskRefused = (full: boolean) =>
@@ -682,8 +687,10 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       if (!w) continue;
       this.waiters.delete(e.index);
       // Another leader's entry took this index: ours was never committed.
-      if (w.term === e.term) w.done(undefined, result);
-      else w.done(leadershipLost());
+      if (w.term !== e.term) w.done(leadershipLost());
+      // Applied already, by a snapshot installed before its turn came: its result is unknown here.
+      else if (e.kind === 'cmd' && result === undefined) w.done(outcomeUnknown());
+      else w.done(undefined, result);
     }
     if (applied.length) for (const l of this.appliedListeners) l(applied);
   }

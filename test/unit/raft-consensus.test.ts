@@ -172,6 +172,20 @@ describe('a cluster of one master (Raft with a single voter)', () => {
     await n.close();
   });
 
+  it('answers a command the state machine finds already applied (a snapshot installed before its turn) with an error to retry, not with no result', async () => {
+    const n = open();
+    await n.leading;
+    // As applyBatch answers for entries at or below what a snapshot brought: in the state, no result.
+    const apply = n.state.applyBatch.bind(n.state);
+    vi.spyOn(n.state, 'applyBatch').mockImplementationOnce((entries) => {
+      apply(entries);
+      return entries.map(() => undefined);
+    });
+    await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: 'unavailable', message: /retry it/ });
+    expect((await n.consensus.propose(reg(2))).ok).toBe(true);
+    await n.close();
+  });
+
   it('serves linearizable reads once it leads', async () => {
     const n = open();
     await n.leading;
