@@ -1,5 +1,6 @@
 // Crash and full-disk points nobody had tried (issue 16; addresses 127.0.0.21–29 belong to this
 // file). Real processes, real kill -9, real tmpfs mounts filled by "another program":
+//  * kill -9 while a large job's rows are copied into state.db before it is answered;
 //  * a full disk in the middle of a deleted job's purge: no exit, the alarm, the purge completes
 //    once space is back, nothing acknowledged lost;
 //  * a disk filled the moment a large job is acknowledged: the master goes on leading, and the
@@ -213,6 +214,45 @@ describe.skipIf(!canMount)('a lone master whose disk fills the moment a large jo
     expect(onDb(stateDb, (db) => db.prepare(`SELECT count(*) AS n FROM tasks`).get())).toEqual({ n: 0 });
     expect(m.exitCode).toBeUndefined();
   }, 60_000);
+});
+
+describe('kill -9 while large jobs’ rows are copied into state.db before their answers', () => {
+  it('loses no acknowledged job, and leaves state.db whole, wherever the kill lands', async () => {
+    const dataDir = join(c.tmp, 'copy-growth');
+    const stateDb = join(dataDir, 'state.db');
+    const acked: string[] = [];
+    const job = {
+      name: 'large',
+      type: 'batch',
+      config: { ...STAGED, data: STAGED.data.slice(0, 20_000), task_count: 20_000 },
+    };
+    for (let round = 0; round < 3; round++) {
+      const m = await c.master('127.0.0.28', { dataDir });
+      const before = acked.length;
+      let sizeAtAnswer = 0;
+      // Each submit grows state.db by over a megabyte: its rows are copied from the WAL before it is answered.
+      let stop = false;
+      const submitting = (async () => {
+        while (!stop) {
+          const r = await http('POST', `${m.url}/api/jobs`, job);
+          if (r.status !== 201) return;
+          sizeAtAnswer = statSync(stateDb).size;
+          acked.push(r.json.job_id as string);
+        }
+      })();
+      // Once a job was answered, the moment the file grows again: the next one's copy is under way.
+      const copying = () => acked.length > before && statSync(stateDb).size !== sizeAtAnswer;
+      expect(await killWhen(m, copying)).toBe(true);
+      stop = true;
+      await Promise.all([submitting, m.exited]);
+      expect(onDb(stateDb, (db) => db.pragma('quick_check', { simple: true }))).toBe('ok');
+    }
+    const m = await c.master('127.0.0.28', { dataDir });
+    expect(acked.length).toBeGreaterThanOrEqual(3);
+    for (const id of acked)
+      expect((await http('GET', `${m.url}/api/jobs/${id}`)).json?.progress?.total, id).toBe(20_001);
+    await c.stop(m);
+  }, 90_000);
 });
 
 describe('kill -9 at points during weir master --restore', () => {

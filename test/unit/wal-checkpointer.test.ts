@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateMachine } from '../../src/state/state-machine.js';
+import { fill, mountTmpfs, unmount } from '../helpers/tmpfs.js';
 import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
@@ -47,6 +48,21 @@ function register(state: StateMachine, from: number, rows: number): number {
 
 const size = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
+/** `rows` worker registrations of ~2 KB each after index `from`, as one batch. */
+const registrations = (from: number, rows: number) =>
+  Array.from({ length: rows }, (_, k) => ({
+    index: from + k + 1,
+    term: 1,
+    kind: 'cmd' as const,
+    data: {
+      type: 'registerWorker' as const,
+      at: 1,
+      worker_id: `w${from + k}`,
+      address: 'x'.repeat(2000),
+      max_tasks: 1,
+    },
+  }));
+
 /**
  * Whether every frame of the WAL is copied into the database, read from the WAL index (the
  * -shm file: the header's mxFrame at byte 16, the checkpoint's nBackfill at byte 96, in the
@@ -72,19 +88,6 @@ describe('the state database checkpoint thread', () => {
     const path = join(dir, 'state.db');
     sm = new StateMachine(path);
     sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
-    const registrations = (from: number, rows: number) =>
-      Array.from({ length: rows }, (_, k) => ({
-        index: from + k + 1,
-        term: 1,
-        kind: 'cmd' as const,
-        data: {
-          type: 'registerWorker' as const,
-          at: 1,
-          worker_id: `w${from + k}`,
-          address: 'x'.repeat(2000),
-          max_tasks: 1,
-        },
-      }));
     const before = size(path);
     // ~100 KB: the thread's, some 50 ms on; nothing of it is in the file yet.
     sm.applyBatch(registrations(1, 50));
@@ -95,6 +98,44 @@ describe('the state database checkpoint thread', () => {
     expect(allCopied(path)).toBe(true);
     expect(sm.durableIndex()).toBe(651);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'applies a megabyte batch all the same on a disk with room for its WAL but not for the copy: the thread copies it once there is room',
+    async () => {
+      const mnt = mountTmpfs(16, 'growth');
+      if ('why' in mnt) throw new Error(mnt.why);
+      try {
+        const path = join(mnt.dir, 'state.db');
+        sm = new StateMachine(path);
+        const state = sm;
+        sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+        const first = register(sm, 1, 50);
+        await waitFor('the thread to copy the first rows', () => allCopied(path), 10_000, 20);
+        const before = size(path);
+        // Another program leaves ~1.9 MB: the batch's ~1.3 MB of WAL frames fit, their copy too does not.
+        const filler = fill(mnt.dir, 'filler', 1_900_000);
+        sm.applyBatch(registrations(first, 600));
+        const last = first + 600;
+        expect(sm.lastApplied).toBe(last);
+        expect(state.db.prepare('SELECT count(*) AS n FROM workers').get()).toEqual({ n: 650 });
+        expect(allCopied(path)).toBe(false);
+        expect(sm.durableIndex()).toBeLessThan(last);
+        rmSync(filler);
+        await waitFor(
+          'the thread to copy and sync the batch',
+          () => allCopied(path) && state.durableIndex() === last,
+          10_000,
+          20,
+        );
+        expect(size(path)).toBeGreaterThan(before + 1_200_000);
+      } finally {
+        sm?.close();
+        sm = undefined;
+        unmount(mnt.dir);
+      }
+    },
+    30_000,
+  );
 
   it('lets the WAL start over: rounds of writes do not add up in it', async () => {
     const path = join(dir, 'state.db');
