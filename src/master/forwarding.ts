@@ -12,6 +12,8 @@ export const FORWARDED = 'x-weir-forwarded';
 export const UPLOADS_PATH = '/api/uploads';
 export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`);
 const BACKUP_ROUTE = '/api/cluster/backup';
+/** A query that may keep the request open until its job ends: `wait_ms` above 0, `follow` (a backup is long too). */
+const LONG_LIVED = /[?&](wait_ms=0*[1-9]|follow=)/;
 /** How long `weir backup` waits for one (src/client/sdk.ts). */
 const BACKUP_WAIT_MS = 600_000;
 
@@ -23,13 +25,21 @@ const BACKUP_WAIT_MS = 600_000;
  */
 export class LeaderForwarding {
   private readonly agent: Agent;
+  /**
+   * For requests that may hold their connection for a minute (a long poll, a log followed):
+   * in the pool of 64, 64 of them queued every other request forwarded meanwhile behind them.
+   * Each holds one connection to the leader, as it would had its client gone there directly.
+   */
+  private readonly waits: Agent;
 
   /** `tls`: how to reach a leader serving https (see tls.ts). */
   constructor(
     private readonly consensus: ClusterConsensus,
     tls?: TlsConnect,
   ) {
-    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 64, ...(tls ? { connect: tls } : {}) });
+    const connect = tls ? { connect: tls } : {};
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 64, ...connect });
+    this.waits = new Agent({ keepAliveTimeout: 10_000, ...connect });
   }
 
   /** An onRequest hook for /api routes. */
@@ -67,7 +77,7 @@ export class LeaderForwarding {
         method: req.method as 'POST',
         headers,
         body: hasBody ? req.raw : null,
-        dispatcher: this.agent,
+        dispatcher: LONG_LIVED.test(req.url) || req.routeOptions.url === BACKUP_ROUTE ? this.waits : this.agent,
         // A backup is made whole before its first byte leaves: wait for it as long as the CLI does.
         headersTimeout: req.routeOptions.url === BACKUP_ROUTE ? BACKUP_WAIT_MS : 90_000,
         bodyTimeout: 90_000,
@@ -97,6 +107,6 @@ export class LeaderForwarding {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await Promise.all([this.agent.close(), this.waits.close()]);
   }
 }
