@@ -32,7 +32,9 @@ describe.skipIf(!dir)('a worker whose disk is full', () => {
   beforeAll(async () => {
     m = await c.master('127.0.0.34');
     full = await c.worker('127.0.0.35', m, { maxTasks: 4, dataDir: join(dir, 'w') });
-    await c.worker('127.0.0.36', m, { maxTasks: 4 });
+    // Slots for half the maps at once: those it frees come well within the 5 s a retry waits
+    // for room here, also on a loaded machine (with 4, a CI run once took longer).
+    await c.worker('127.0.0.36', m, { maxTasks: 8 });
     fill(dir, 'filler', 0);
   });
 
