@@ -80,6 +80,7 @@ export function countedOutcomes(
  */
 export class SocketToken {
   private readonly expiry: TokenExpiry;
+  private closed = false;
 
   constructor(
     private readonly authority: TokenAuthority | undefined,
@@ -95,12 +96,15 @@ export class SocketToken {
   /** A fresh token arrived on the socket. */
   renew(token: string): void {
     if (!this.authority) return;
+    // Checked after the socket closed (a check is asynchronous): nothing was renewed or refused.
     this.authority.renew(token).then(
       (expiresAt) => {
+        if (this.closed) return;
         this.on.renewed();
         this.expiry.renew(expiresAt);
       },
       (err: Error) => {
+        if (this.closed) return;
         this.on.refused(err.message);
         this.expiry.stop();
         this.socket.close(CLOSE_TOKEN_REFUSED, 'a token that may not speak for this socket');
@@ -110,6 +114,7 @@ export class SocketToken {
 
   /** The socket closed. */
   stop(): void {
+    this.closed = true;
     this.expiry.stop();
   }
 }
