@@ -1,7 +1,7 @@
 // Submits retried with their Idempotency-Key — at once, and while the leader is killed again and
 // again — with tasks sent ahead of their submit's commit (Scheduler.sendOnSubmit): every key
 // ends as exactly one job, answered to every retry, completed with exact results, and no task or
-// slot stays taken. Real processes (addresses 127.0.0.53–58 belong to this file); from the
+// slot stays taken. Real processes (addresses 127.0.0.14–19 belong to this file); from the
 // session-9 review's reproducer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -32,8 +32,8 @@ describe('a lone master sent 30 submits with one Idempotency-Key at once', () =>
   let m: MasterProc;
   let w: WorkerProc;
   beforeAll(async () => {
-    m = await c.master('127.0.0.53');
-    w = await c.worker('127.0.0.53', m, { maxTasks: 2 });
+    m = await c.master('127.0.0.14');
+    w = await c.worker('127.0.0.14', m, { maxTasks: 2 });
   }, 60_000);
 
   it('makes one job, answered to all, whose tasks ran once each with exact results, and leaves no slot taken', async () => {
@@ -72,7 +72,7 @@ describe('a lone master sent 30 submits with one Idempotency-Key at once', () =>
 });
 
 describe('three masters sent retried submits while the leader is killed three times', () => {
-  const hosts = ['127.0.0.54', '127.0.0.55', '127.0.0.56'];
+  const hosts = ['127.0.0.15', '127.0.0.16', '127.0.0.17'];
   let ports: number[];
   let peers: string;
   const masters: MasterProc[] = [];
@@ -91,8 +91,8 @@ describe('three masters sent retried submits while the leader is killed three ti
     for (let i = 0; i < 3; i++) masters[i] = await start(i);
     const agreed = await untilAgreedLeader(urls(), { leaderId: 3, procs: masters });
     await c.untilReady(masters.find((p) => p.url === agreed.leaderUrl)!);
-    await c.worker('127.0.0.57', masters[2]!, { maxTasks: 2, masters: urls() });
-    await c.worker('127.0.0.58', masters[2]!, { maxTasks: 2, masters: urls() });
+    await c.worker('127.0.0.18', masters[2]!, { maxTasks: 2, masters: urls() });
+    await c.worker('127.0.0.19', masters[2]!, { maxTasks: 2, masters: urls() });
   }, 120_000);
 
   it('ends every key as exactly one completed job with exact results, the same on every master; nothing stays running', async () => {
