@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { splitUrls } from '../common/address.js';
+import { parseDuration } from '../common/duration.js';
 import { loadClientCa, type TlsConnect } from '../common/tls.js';
 import type { GlobalArgs } from './argv.js';
 import { WeirClient } from './sdk.js';
@@ -45,8 +46,26 @@ export class CliContext {
     return this.global.tlsCa !== undefined ? '--tls-ca' : 'WEIR_TLS_CA';
   }
 
+  /**
+   * How long a call keeps trying while no master answers (an election, a restart): `--retry-for`,
+   * else WEIR_RETRY_FOR, else the client's 30 s. A script that would rather fail fast says less.
+   */
+  retryForMs(): number | undefined {
+    const [text, source] =
+      this.global.retryFor !== undefined
+        ? [this.global.retryFor, '--retry-for']
+        : [process.env.WEIR_RETRY_FOR || undefined, 'WEIR_RETRY_FOR'];
+    if (text === undefined) return undefined;
+    try {
+      return parseDuration(text);
+    } catch (err) {
+      throw new CliError(`${source}: ${(err as Error).message}`);
+    }
+  }
+
   sdk(): WeirClient {
     if (this.client) return this.client;
+    const retryForMs = this.retryForMs();
     const ca = this.caPath();
     let tls: TlsConnect | undefined;
     try {
@@ -54,7 +73,11 @@ export class CliContext {
     } catch (err) {
       throw new CliError((err as Error).message);
     }
-    return (this.client = new WeirClient({ masters: this.masterUrls(), ...(tls ? { tls } : {}) }));
+    return (this.client = new WeirClient({
+      masters: this.masterUrls(),
+      ...(tls ? { tls } : {}),
+      ...(retryForMs !== undefined ? { retryForMs } : {}),
+    }));
   }
 
   /** The REST body with --json, else the human form. */

@@ -12,7 +12,7 @@ export async function main(argv: string[]): Promise<number> {
   const ctx = new CliContext(extractGlobalArgs(argv));
   const program = new Command('weir')
     .description(
-      'Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --tls-ca FILE (default $WEIR_TLS_CA; https is then the default scheme), --json',
+      'Weir: distributed batch and stream processing.\nGlobal options anywhere: --master URL[,URL…] (default $WEIR_MASTER or http://127.0.0.1:8080), --tls-ca FILE (default $WEIR_TLS_CA; https is then the default scheme), --retry-for DURATION (how long to keep trying while no master answers; default $WEIR_RETRY_FOR or 30s), --json',
     )
     .usage('[HOST:PORT] <command> [options]')
     .exitOverride()

@@ -126,7 +126,8 @@ export class HttpClient {
         lastProblem = `${base}: ${err instanceof Error ? err.message : String(err)}`;
       }
       this.current = (this.current + 1) % this.urls.length;
-      if (Date.now() >= deadline) break;
+      // However short the window, every master is asked once (a retrying caller's).
+      if (Date.now() >= deadline && (opts.noRetry || attempt + 1 >= this.urls.length)) break;
       // Go round the list quickly once, then back off.
       if ((attempt + 1) % this.urls.length === 0) {
         await sleep(delay);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
   allJobs,
+  freePort,
   http,
   httpEarlyAnswer,
   type HttpAnswer,
@@ -267,6 +268,25 @@ describe('the CLI on bad input', () => {
     expect(lines[0]).toMatch(/json/i);
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(await jobCount()).toBe(before);
+  });
+
+  it('`weir --retry-for soon` exits 1 saying how to write a duration, and so does a bad WEIR_RETRY_FOR', async () => {
+    const flag = await c.cli(['--master', m.url, '--retry-for', 'soon', 'jobs']);
+    expect(flag.code).toBe(1);
+    expect(flag.stderr).toMatch(/--retry-for: 'soon' is not a duration; write it like 30s/);
+    expect(flag.stderr).not.toMatch(/^\s+at /m);
+    const env = await c.cli(['--master', m.url, 'jobs'], { env: { WEIR_RETRY_FOR: '-1s' } });
+    expect(env.code).toBe(1);
+    expect(env.stderr).toMatch(/WEIR_RETRY_FOR: '-1s' is not a duration/);
+  });
+
+  it('with --retry-for 1s and no master listening, `weir jobs` asks every master it was given and exits 3 soon, not after 30 s', async () => {
+    const [a, b] = [await freePort(m.host), await freePort(m.host)];
+    const r = await c.cli(['--master', `http://${m.host}:${a},http://${m.host}:${b}`, '--retry-for', '1s', 'jobs'], {
+      timeoutMs: 15_000,
+    });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`no master answered (http://${m.host}:${a}, http://${m.host}:${b})`);
   });
 
   it("`weir status nope` exits 1 with the server's message", async () => {

@@ -31,6 +31,16 @@ describe('CLI arguments', () => {
     expect(() => extractGlobalArgs(['jobs', '--tls-ca'])).toThrow(/--tls-ca needs a file/);
   });
 
+  it('takes --retry-for anywhere, as --master', () => {
+    expect(extractGlobalArgs(['jobs', '--retry-for', '5s'])).toEqual({ retryFor: '5s', json: false, rest: ['jobs'] });
+    expect(extractGlobalArgs(['--retry-for=250ms', 'h:1', 'status', 'j'])).toMatchObject({
+      retryFor: '250ms',
+      master: 'h:1',
+      rest: ['status', 'j'],
+    });
+    expect(() => extractGlobalArgs(['jobs', '--retry-for'])).toThrow(/--retry-for needs a duration/);
+  });
+
   it('does not mistake a command for an address', () => {
     expect(extractGlobalArgs(['workers']).rest).toEqual(['workers']);
   });
