@@ -171,7 +171,8 @@ describe('the leader killed in the middle of `weir backup`', () => {
       client,
     );
     const file = join(c.tmp, 'cut-short.backup');
-    const out = c.cli(['--master', lead.url, 'backup', file], { env });
+    // Told to give up 2 s after its master is gone, not the 30 s a CLI waits out an election.
+    const out = c.cli(['--master', lead.url, '--retry-for', '2s', 'backup', file], { env });
     const partial = (name: string) => name.startsWith('backup-') && name.endsWith('.db.partial');
     await waitFor('the leader to be making the backup', () => readdirSync(lead.dataDir).some(partial), 60_000, 1);
     await c.stop(lead, 'SIGKILL');
