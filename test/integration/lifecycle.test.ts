@@ -164,7 +164,13 @@ describe('three masters, one worker, the default retention', () => {
     const id = await submit({ module, data: Array.from({ length: 40 }, (_, i) => i), task_count: 4, reduce_tasks: 1 });
     await waitFor('the map outputs to be on the worker and the reduce to run', async () => {
       const s = await http('GET', `${worker.url}/api/status`);
-      return existsSync(shuffleDirOf(id)) && readdirSync(shuffleDirOf(id)).length === 4 && s.json?.active_tasks === 1;
+      const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
+      if (outputs === 4 && s.json?.active_tasks === 1) return true;
+      // What a failure shows: the worker's view, the job's, and the worker's last lines.
+      const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
+      throw new Error(
+        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}\n${c.tail(worker)}`,
+      );
     });
     const via = masters.find((m) => m !== leader)!; // a follower forwards it to the leader
     expect((await del(id, via)).status).toBe(204);
@@ -286,7 +292,13 @@ describe('three masters, one worker, the default retention', () => {
     const id = await submit({ module, data: Array.from({ length: 40 }, (_, i) => i), task_count: 4, reduce_tasks: 1 });
     await waitFor('the map outputs to be on the worker and the reduce to run', async () => {
       const s = await http('GET', `${worker.url}/api/status`);
-      return existsSync(shuffleDirOf(id)) && readdirSync(shuffleDirOf(id)).length === 4 && s.json?.active_tasks === 1;
+      const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
+      if (outputs === 4 && s.json?.active_tasks === 1) return true;
+      // What a failure shows: the worker's view, the job's, and the worker's last lines.
+      const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
+      throw new Error(
+        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}\n${c.tail(worker)}`,
+      );
     });
     const workerId = (await http('GET', `${worker.url}/api/status`)).json.worker_id as string;
     c.kill(worker, 'SIGSTOP');
