@@ -56,8 +56,9 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
   const viewWhenDone = async (jobId: string, waitMs: number, resultsLimit: number | undefined, reply: FastifyReply) => {
     let row = requireJob(jobId);
     const deadline = Date.now() + waitMs;
-    const gone = clientGone(reply);
-    while (!TERMINAL.has(row.status) && Date.now() < deadline && !gone.aborted) {
+    // Followed only by a request that may wait (a GET without wait_ms answers in this turn).
+    const gone = waitMs > 0 ? clientGone(reply) : undefined;
+    while (!TERMINAL.has(row.status) && Date.now() < deadline && !gone?.aborted) {
       await jobWatch.wait(row.job_id, deadline - Date.now(), gone);
       row = requireJob(row.job_id);
     }
@@ -65,7 +66,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     const view = jobView(row, queries, ctx.registry);
     // Read in the same turn as the view: the page is of the job the view shows. Not for a
     // client that left (up to 1,000 rows, for each poll a reconnecting client abandoned).
-    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch' || gone.aborted) return view;
+    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch' || gone?.aborted) return view;
     const { results, next_cursor } = pageResults(queries, row, undefined, resultsLimit);
     return { ...view, results_page: { results, next_cursor } };
   };
