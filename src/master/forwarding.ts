@@ -68,6 +68,7 @@ export class LeaderForwarding {
       if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    const backup = req.routeOptions.url === BACKUP_ROUTE;
     // A long poll forwarded for a client that then left is not left parked on the leader.
     const gone = clientGone(reply);
     let res;
@@ -77,9 +78,9 @@ export class LeaderForwarding {
         method: req.method as 'POST',
         headers,
         body: hasBody ? req.raw : null,
-        dispatcher: LONG_LIVED.test(req.url) || req.routeOptions.url === BACKUP_ROUTE ? this.waits : this.agent,
+        dispatcher: backup || LONG_LIVED.test(req.url) ? this.waits : this.agent,
         // A backup is made whole before its first byte leaves: wait for it as long as the CLI does.
-        headersTimeout: req.routeOptions.url === BACKUP_ROUTE ? BACKUP_WAIT_MS : 90_000,
+        headersTimeout: backup ? BACKUP_WAIT_MS : 90_000,
         bodyTimeout: 90_000,
       });
     } catch (err) {

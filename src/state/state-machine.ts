@@ -202,11 +202,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
    */
   private copyGrowth(): void {
     try {
-      this.checkpoints.exclusive(() => {
-        const [r] = this.database.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
-        // It fsynced the WAL first (synchronous = NORMAL does before a checkpoint): all applied is durable.
-        if (r && r.log === r.checkpointed) this.checkpoints.durableAt(this.appliedIndex);
-      });
+      this.checkpoints.exclusive(() => this.copyAll('PASSIVE'));
     } catch (err) {
       // Applied all the same: the thread's next checkpoint tries again.
       this.checkpoints.lastError = (err as Error).message;
@@ -311,17 +307,29 @@ export class StateMachine implements Port<Command, ApplyResult> {
       const wait = this.database.pragma('busy_timeout', { simple: true }) as number;
       this.database.pragma('busy_timeout = 0');
       try {
-        let r: { busy: number; log: number; checkpointed: number } | undefined;
-        this.guard('the state database', () => {
-          [r] = this.database.pragma('wal_checkpoint(TRUNCATE)') as NonNullable<typeof r>[];
-        });
-        const copied = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
-        if (copied) this.checkpoints.durableAt(this.appliedIndex);
+        let copied = false;
+        this.guard('the state database', () => (copied = this.copyAll('TRUNCATE')));
         return copied;
       } finally {
         this.database.pragma(`busy_timeout = ${wait}`);
       }
     });
+  }
+
+  /**
+   * A checkpoint on this connection (inside `checkpoints.exclusive`); whether it copied every
+   * frame. One that did fsynced the WAL first (synchronous = NORMAL does before a checkpoint),
+   * so all applied is durable; one that did not (busy behind a reader) may have synced nothing.
+   */
+  private copyAll(mode: 'PASSIVE' | 'TRUNCATE'): boolean {
+    const [r] = this.database.pragma(`wal_checkpoint(${mode})`) as {
+      busy: number;
+      log: number;
+      checkpointed: number;
+    }[];
+    const copied = r !== undefined && r.busy === 0 && r.log === r.checkpointed;
+    if (copied) this.checkpoints.durableAt(this.appliedIndex);
+    return copied;
   }
 
   /**
