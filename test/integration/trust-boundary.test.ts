@@ -245,6 +245,21 @@ describe('paths: auth is decided on the route the router matched', () => {
     }
   });
 
+  it('a long poll without a token is refused at once (401) and parks nothing', async () => {
+    const waiting = async () =>
+      Number(
+        /^weir_long_polls_waiting (\d+)/m.exec(
+          (await http('GET', `${m.url}/metrics`, undefined, bearer(admin))).text,
+        )?.[1],
+      );
+    const before = await waiting();
+    const polls = await Promise.all(
+      Array.from({ length: 20 }, () => http('GET', `${m.url}/api/jobs/job-0000000000000000000000?wait_ms=60000`)),
+    );
+    expect(polls.map((p) => p.status)).toEqual(Array(20).fill(401));
+    expect(await waiting()).toBe(before);
+  });
+
   it('a token without exp is refused: 401', async () => {
     const r = await http('GET', `${m.url}/api/jobs`, undefined, bearer(await token({}, { exp: false })));
     expect(r.status).toBe(401);
