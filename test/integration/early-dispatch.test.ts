@@ -114,7 +114,11 @@ describe('a task sent before its submit entry commits', () => {
     for (const m of back) {
       expect((await allJobs(m.url)).map((j: { name: string }) => j.name)).toEqual(['after']);
     }
-    const workers = (await http('GET', `${agreed.leaderUrl}/api/workers`)).json.workers as { active_tasks: number }[];
+    // Read again through a hand-over to the higher id (answered 503 meanwhile).
+    const workers = await waitFor('the workers as the leader shows them', async () => {
+      const r = await http('GET', `${agreed.leaderUrl}/api/workers`);
+      return r.status === 200 ? (r.json.workers as { active_tasks: number }[]) : undefined;
+    });
     expect(workers.map((w) => w.active_tasks)).toEqual([0]);
   });
 });
