@@ -12,6 +12,10 @@
 //          --pin-chromium C  run chromium (all its processes) on CPU C only (taskset -c C),
 //                            so that it takes at most one core from the cluster
 //          --tabs overview   only the overview tab open (default: the overview and a job's page)
+//          --reopen          open the tabs for each round with the page and close them after it
+//                            (default: they stay open through the run, and in the rounds without
+//                            the page a blank tab of the same window is in front: the dashboard's
+//                            tab is hidden, as a person's background tab, and reads nothing)
 //          --profile DIR     where the time goes: the master runs with --cpu-prof (its profile
 //                            covers every round), each tab's renderer is profiled (CDP Profiler)
 //                            in the rounds with the page, and chromium's CPU is split by process
@@ -25,7 +29,7 @@ import { runMain } from './main.js';
 import { chromiumKind, cpuSeconds, treeCpu, treeCpuSeconds } from './proc-cpu.js';
 import { cpuProfArgs, formatProfile, summarizeProfile } from './profile-summary.js';
 import { machineInfo, table, writeJson } from './report.js';
-import { log, positiveInt, spread, type Spread } from './stats.js';
+import { log, medianInterval, positiveInt, spread, type Spread } from './stats.js';
 import { describeSetting, startWeirCluster, weirThroughputRound, type Api, type WeirCluster } from './weir.js';
 
 const SHAPE = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
@@ -41,10 +45,12 @@ interface Options {
   profile?: string;
   /** Which tabs a round with the page opens. */
   tabs: 'both' | 'overview';
+  /** Tabs opened for each round with the page and closed after it, rather than kept open and hidden. */
+  reopen: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, maxTasks: 128, threads: 2, tabs: 'both' };
+  const o: Options = { rounds: 3, maxTasks: 128, threads: 2, tabs: 'both', reopen: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--rounds') o.rounds = positiveInt(a, argv[++i]);
@@ -52,13 +58,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--threads') o.threads = positiveInt(a, argv[++i]);
     else if (a === '--pin-chromium') o.pinChromium = Number(argv[++i]);
     else if (a === '--profile') o.profile = argv[++i];
+    else if (a === '--reopen') o.reopen = true;
     else if (a === '--tabs') {
       const t = argv[++i];
       if (t !== 'both' && t !== 'overview') throw new Error('--tabs takes both or overview');
       o.tabs = t;
     } else
       throw new Error(
-        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --tabs both|overview, --profile DIR)`,
+        `unknown option '${a}' (known: --rounds N, --max-tasks N, --threads T, --pin-chromium CPU, --tabs both|overview, --reopen, --profile DIR)`,
       );
   }
   if (o.pinChromium !== undefined && !(Number.isInteger(o.pinChromium) && o.pinChromium >= 0)) {
@@ -124,43 +131,58 @@ async function quietBrowser(browser: Browser): Promise<void> {
   }
 }
 
-/** The browser and its two tabs, opened for a round (and settled) and closed after it. */
+/**
+ * The browser and its two tabs, shown for a round (and settled) and put away after it: closed
+ * with --reopen, else hidden behind a blank tab of the same window and shown again for the
+ * next round with the page — a dashboard kept open, its code warm, as a person keeps it.
+ */
 class Dashboard {
   private pages: Page[] = [];
+  /** Kept open: a blank tab in each dashboard tab's window, in front while the page is put away. */
+  private covers: Page[] = [];
   /** Requests the tabs sent to the API, counted from when they were opened. */
   requests = 0;
   constructor(
     readonly browser: Browser,
     private readonly origin: string,
     private readonly withJobTab = true,
+    private readonly reopen = false,
   ) {}
 
-  /** `/` open and drawn (its jobs table or its empty note), and a second tab for a job page. */
   /**
    * `/` open and drawn on the first tab; the second tab shows the page of `shownJob` (a job
    * of the warm-up) — a person following jobs keeps a job's page open and moves to the next
    * one, so a round counts following a new job, not the first start of the job page's code
-   * in a new renderer.
+   * in a new renderer. Kept open, the tabs are opened once and brought to the front after.
    */
   async open(shownJob?: string): Promise<void> {
-    // Each tab in its own context (its own window): a headless background tab is hidden.
-    const overview = await (await this.browser.createBrowserContext()).newPage();
-    const job = this.withJobTab ? await (await this.browser.createBrowserContext()).newPage() : undefined;
-    this.pages = job ? [overview, job] : [overview];
-    for (const p of this.pages)
-      p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
-    await overview.goto(`${this.origin}/`);
-    await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
-    if (job) {
-      await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
-      if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
+    if (this.covers.length) {
+      for (const p of this.pages) await p.bringToFront();
+    } else {
+      // Each tab in its own context (its own window): a headless background tab is hidden.
+      const overview = await (await this.browser.createBrowserContext()).newPage();
+      const job = this.withJobTab ? await (await this.browser.createBrowserContext()).newPage() : undefined;
+      this.pages = job ? [overview, job] : [overview];
+      for (const p of this.pages)
+        p.on('request', (r) => void (new URL(r.url()).pathname.startsWith('/assets/') || this.requests++));
+      await overview.goto(`${this.origin}/`);
+      await overview.waitForSelector('#jobs table, #jobs .empty', { timeout: 30_000 });
+      if (job) {
+        await job.goto(`${this.origin}/${shownJob ? `jobs/${shownJob}` : ''}`);
+        if (shownJob) await job.waitForSelector('#tasks tbody tr', { timeout: 30_000 });
+      }
+      if (!this.reopen) {
+        this.covers = await Promise.all(this.pages.map((p) => p.browserContext().newPage()));
+        for (const p of this.pages) await p.bringToFront();
+      }
     }
     for (const p of this.pages) {
-      // Headless tabs are visible, so both poll; a hidden one would poll nothing.
+      // A tab in front is visible, so it polls; a hidden one would poll nothing.
       if (await p.evaluate('document.hidden')) log('  (a dashboard tab is hidden: it polls nothing while so)');
     }
     // A page kept open is what costs the cluster: its start (the bundle compiled, the first
-    // renders, the charts set up) is not counted in the round that follows.
+    // renders, the charts set up) — or, shown again, its reads of what moved while it was
+    // hidden — is not counted in the round that follows.
     await Promise.all(this.pages.map((p) => settled(p)));
     await quietBrowser(this.browser);
   }
@@ -176,7 +198,19 @@ class Dashboard {
     return this.pages.map((page, i) => ({ name: i === 0 ? 'overview' : 'job', page }));
   }
 
+  /** Puts the page away after a round: hidden behind its blank tab (it then holds no stream), or closed. */
   async close(): Promise<void> {
+    if (this.covers.length) {
+      for (const c of this.covers) await c.bringToFront();
+      for (const p of this.pages)
+        if (!(await p.evaluate('document.hidden'))) log('  (a dashboard tab put away is still visible)');
+    } else await this.dispose();
+    // The tabs' teardown (a closed renderer, or a stream closed and panels stopped) is not the
+    // next round's (a round without the page).
+    await quietBrowser(this.browser);
+  }
+
+  async dispose(): Promise<void> {
     await Promise.all(
       this.pages.map((p) =>
         p
@@ -186,8 +220,7 @@ class Dashboard {
       ),
     );
     this.pages = [];
-    // The closed tabs' teardown is not the next round's (a round without the page).
-    await quietBrowser(this.browser);
+    this.covers = [];
   }
 }
 
@@ -348,7 +381,7 @@ async function main(): Promise<void> {
   let browser: Browser | undefined;
   try {
     browser = await launchChromium(o.pinChromium === undefined ? CHROMIUM : pinnedChromium(cluster.dir, o.pinChromium));
-    const dash = new Dashboard(browser, cluster.api.origin, o.tabs === 'both');
+    const dash = new Dashboard(browser, cluster.api.origin, o.tabs === 'both', o.reopen);
     // The last job the warm-up submitted: the job tab shows it before each round with the page.
     let warmJob: string | undefined;
     const warmApi = {
@@ -359,6 +392,11 @@ async function main(): Promise<void> {
       },
     } as Api;
     for (let i = 0; i < WARMUP_ROUNDS; i++) await weirThroughputRound(warmApi, SHAPE, `warmup${i}`);
+    // Kept open, the tabs are there (hidden) in every round without the page, the first too.
+    if (!o.reopen) {
+      await dash.open(warmJob);
+      await dash.close();
+    }
     // Pairs in alternating order (off-on, on-off, …), so that a drift in the machine's load
     // or the cluster's size weighs on both kinds alike.
     const rounds: Round[] = [];
@@ -395,7 +433,8 @@ async function main(): Promise<void> {
       started_at: startedAt,
       load: { start: loadAtStart, end: loadavg()[0]! },
       machine: machineInfo(),
-      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on /${o.tabs === 'both' ? " and on a job's page (a warm-up job's, settled), which follows the round's first job" : ' only'}`,
+      workload: `${TOTAL} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} per round, ${WARMUP_ROUNDS} warm-up rounds, then ${o.rounds} pairs (with and without the page, alternating order); page = headless chromium on /${o.tabs === 'both' ? " and on a job's page (a warm-up job's, settled), which follows the round's first job" : ' only'}, ${o.reopen ? 'opened for each round with the page and closed after it' : 'kept open through the run and hidden behind a blank tab of its window in the rounds without the page'}`,
+      page_kept_open: !o.reopen,
       setting: { max_tasks: o.maxTasks, threads: o.threads },
       chromium_pinned_to_cpu: o.pinChromium ?? null,
       without_page: without,
@@ -403,6 +442,8 @@ async function main(): Promise<void> {
       ratio: {
         of_medians: withPage.tasks_per_s.median / without.tasks_per_s.median,
         per_pair: spread(pairRatios),
+        // Where the median of the pairs' ratios lies, at 95% (order statistics): the figure to hold against 0.95.
+        per_pair_median_95: medianInterval(pairRatios) ?? null,
         master_cpu_per_task: withPage.cpu_us_per_task.master.median / without.cpu_us_per_task.master.median,
       },
       rounds,
@@ -427,7 +468,12 @@ type Summary = ReturnType<typeof summarise>;
 function report(f: {
   without_page: Summary;
   with_page: Summary;
-  ratio: { of_medians: number; per_pair: Spread; master_cpu_per_task: number };
+  ratio: {
+    of_medians: number;
+    per_pair: Spread;
+    per_pair_median_95: { low: number; high: number } | null;
+    master_cpu_per_task: number;
+  };
   chromium_pinned_to_cpu: number | null;
 }): string {
   const s = (x: Spread, d = 0) => `${fmt(x.median, d)} (${fmt(x.min, d)}–${fmt(x.max, d)})`;
@@ -446,7 +492,11 @@ function report(f: {
       row('with page', f.with_page),
     ]),
     '',
-    `with/without throughput: ${fmt(f.ratio.of_medians, 3)} (medians); per pair ${s(f.ratio.per_pair, 3)}`,
+    `with/without throughput: ${fmt(f.ratio.of_medians, 3)} (medians); per pair ${s(f.ratio.per_pair, 3)}${
+      f.ratio.per_pair_median_95
+        ? `, its median between ${fmt(f.ratio.per_pair_median_95.low, 3)} and ${fmt(f.ratio.per_pair_median_95.high, 3)} (95%)`
+        : ' (too few pairs for an interval: --rounds 6 or more)'
+    }`,
     `with/without master CPU per task: ${fmt(f.ratio.master_cpu_per_task, 3)}`,
     `the page's requests to the master: ${s(f.with_page.page_requests_per_s, 1)} a second`,
     `chromium: ${f.chromium_pinned_to_cpu === null ? 'not pinned (shares both cores with the cluster)' : `pinned to CPU ${f.chromium_pinned_to_cpu}`}; medians (min–max) over the rounds`,

@@ -20,6 +20,32 @@ export function spread(runs: number[]): Spread {
   return { median: quantile(sorted, 0.5), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN, runs };
 }
 
+/**
+ * A distribution-free confidence interval for the median of `values` (the order statistics
+ * whose ranks a Binomial(n, ½) puts around the middle): with this machine's ±20% pair to pair,
+ * a median of pair ratios says little without it. Undefined with fewer than 6 values (no
+ * interval reaches 95% then).
+ */
+export function medianInterval(
+  values: readonly number[],
+  confidence = 0.95,
+): { low: number; high: number } | undefined {
+  const n = values.length;
+  const sorted = [...values].sort((a, b) => a - b);
+  // P(X <= k) for X ~ Binomial(n, 1/2), summed term by term.
+  let term = 2 ** -n;
+  let below = 0;
+  let j = 0;
+  for (let k = 0; k < n; k++) {
+    if (below + term > (1 - confidence) / 2) break;
+    below += term;
+    j = k + 1;
+    term = (term * (n - k)) / (k + 1);
+  }
+  if (j === 0) return undefined;
+  return { low: sorted[j - 1]!, high: sorted[n - j]! };
+}
+
 /** Nearest-rank quantile of an ascending array (no interpolation: a p99 is a real sample). */
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;

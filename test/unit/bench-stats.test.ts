@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { medianInterval } from '../../bench/stats.js';
+
+describe('medianInterval', () => {
+  it('gives the order statistics a Binomial(n, ½) puts around the median', () => {
+    // n = 20: P(X <= 5) = 0.0207 <= 0.025 < P(X <= 6) = 0.0577, so ranks 6 and 15.
+    const values = Array.from({ length: 20 }, (_, i) => 20 - i);
+    expect(medianInterval(values)).toEqual({ low: 6, high: 15 });
+    // n = 6: P(X <= 0) = 1/64 <= 0.025, so the extremes.
+    expect(medianInterval([3, 1, 2, 6, 5, 4])).toEqual({ low: 1, high: 6 });
+  });
+
+  it('has none when too few values reach the confidence asked', () => {
+    expect(medianInterval([1, 2, 3, 4, 5])).toBeUndefined();
+    expect(medianInterval([])).toBeUndefined();
+  });
+
+  it('narrows as values are added', () => {
+    const noisy = (n: number) => Array.from({ length: n }, (_, i) => 1 + 0.2 * Math.sin(i * 12.9898));
+    const w = (n: number) => {
+      const r = medianInterval(noisy(n))!;
+      return r.high - r.low;
+    };
+    expect(w(200)).toBeLessThan(w(20));
+  });
+});
