@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import { onCutShort } from './on-cut-short.js';
 import { sleep, waitFor, GiveUp } from './wait.js';
 
 // The waits are the harness's too: its specs import everything from here.
@@ -269,7 +270,7 @@ export interface WorkerProc extends Proc {
 }
 
 const liveClusters = new Set<Cluster>();
-process.once('exit', () => {
+onCutShort(() => {
   for (const c of liveClusters) c.killAllNow();
 });
 

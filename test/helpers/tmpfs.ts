@@ -3,8 +3,12 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onCutShort } from './on-cut-short.js';
 
 const MiB = 1024 * 1024;
+
+/** Mounts not yet unmounted: unmounted when the process ends however it ends, after its processes are killed. */
+const mounted = new Set<string>();
 
 /** Mounts a tmpfs of `mib` MiB on a new directory; the reason it cannot, otherwise. */
 export function mountTmpfs(mib: number, tag: string): { dir: string } | { why: string } {
@@ -15,11 +19,14 @@ export function mountTmpfs(mib: number, tag: string): { dir: string } | { why: s
     rmSync(dir, { recursive: true, force: true });
     return { why: `mount -t tmpfs failed: ${(r.stderr || r.error?.message || '').trim()}` };
   }
+  if (mounted.size === 0) onCutShort(() => [...mounted].forEach(unmount));
+  mounted.add(dir);
   return { dir };
 }
 
 /** Unmounts (lazily if something still holds a file there) and removes the mount point. */
 export function unmount(dir: string): void {
+  mounted.delete(dir);
   if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
   rmSync(dir, { recursive: true, force: true });
 }

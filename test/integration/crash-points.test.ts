@@ -49,7 +49,6 @@ const solo = mounted(64, 'purge');
 const fresh = solo ? mounted(64, 'fresh') : '';
 const trio = solo ? [0, 1, 2].map((i) => mounted(40, `snap${i}`)) : [];
 const canMount = solo !== '' && fresh !== '' && trio.every(Boolean);
-process.once('exit', () => mounts.forEach(unmount));
 afterAll(async () => {
   await c.cleanup();
   for (const m of mounts.splice(0)) unmount(m);

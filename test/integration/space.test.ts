@@ -28,8 +28,6 @@ const MOUNT_MIB = 64;
 const mount = mountTmpfs(MOUNT_MIB, 'space');
 if ('why' in mount) process.stderr.write(`[space.test] skipped: ${mount.why}\n`);
 const mnt = 'dir' in mount ? mount.dir : '';
-// Unmounted even when the run is cut short.
-process.once('exit', () => mnt && unmount(mnt));
 
 /** What the disk has free now, as an unprivileged writer sees it. */
 const freeBytes = () => freeBytesAt(mnt);

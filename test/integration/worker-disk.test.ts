@@ -11,7 +11,6 @@ const c = new Cluster('worker-disk');
 const mount = mountTmpfs(16, 'worker-disk');
 const dir = 'dir' in mount ? mount.dir : '';
 if (!dir) process.stderr.write(`[worker-disk.test] skipped: ${(mount as { why: string }).why}\n`);
-process.once('exit', () => dir && unmount(dir));
 afterAll(async () => {
   await c.cleanup();
   if (dir) unmount(dir);
