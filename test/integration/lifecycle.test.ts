@@ -166,10 +166,16 @@ describe('three masters, one worker, the default retention', () => {
       const s = await http('GET', `${worker.url}/api/status`);
       const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
       if (outputs === 4 && s.json?.active_tasks === 1) return true;
-      // What a failure shows: the worker's view, the job's, and the worker's last lines.
+      // What a failure shows: the worker's view, the job's, the leader's view of the worker,
+      // and the last lines of both (a CI run once gave up here after the 100,001-task delete).
       const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
+      const seen = ((await http('GET', `${leader.url}/api/workers`)).json?.workers as Json[] | undefined)?.map((w) => ({
+        status: w.status,
+        active_tasks: w.active_tasks,
+        max_tasks: w.max_tasks,
+      }));
       throw new Error(
-        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}\n${c.tail(worker)}`,
+        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}; the leader sees ${JSON.stringify(seen)}\nworker:\n${c.tail(worker)}\nleader:\n${c.tail(leader, 20)}`,
       );
     });
     const via = masters.find((m) => m !== leader)!; // a follower forwards it to the leader
@@ -294,10 +300,16 @@ describe('three masters, one worker, the default retention', () => {
       const s = await http('GET', `${worker.url}/api/status`);
       const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
       if (outputs === 4 && s.json?.active_tasks === 1) return true;
-      // What a failure shows: the worker's view, the job's, and the worker's last lines.
+      // What a failure shows: the worker's view, the job's, the leader's view of the worker,
+      // and the last lines of both (a CI run once gave up here after the 100,001-task delete).
       const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
+      const seen = ((await http('GET', `${leader.url}/api/workers`)).json?.workers as Json[] | undefined)?.map((w) => ({
+        status: w.status,
+        active_tasks: w.active_tasks,
+        max_tasks: w.max_tasks,
+      }));
       throw new Error(
-        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}\n${c.tail(worker)}`,
+        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}; the leader sees ${JSON.stringify(seen)}\nworker:\n${c.tail(worker)}\nleader:\n${c.tail(leader, 20)}`,
       );
     });
     const workerId = (await http('GET', `${worker.url}/api/status`)).json.worker_id as string;
@@ -353,7 +365,7 @@ describe('three masters, one worker, the default retention', () => {
     c.kill(leader, 'SIGKILL');
     const killedWithinMs = performance.now() - answeredAt;
     expect(r.status, r.text).toBe(201);
-    expect(r.json.status).toBe('completed');
+    expect(r.json.status, `${JSON.stringify(r.json.progress)}\nleader:\n${c.tail(leader, 20)}`).toBe('completed');
     const id = r.json.job_id as string;
     // The map outputs the reduce read are still there: nothing told the worker the job is over.
     expect(existsSync(shuffleDirOf(id))).toBe(true);
