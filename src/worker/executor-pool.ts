@@ -200,7 +200,20 @@ export class ExecutorPool {
   private keepWarm(): void {
     const warm = this.o.warm;
     if (!warm || this.closed) return;
-    while (this.executors.size < Math.min(warm.count, this.maxExecutors)) this.idle.push(this.spawn(warm.memoryMb));
+    while (this.executors.size < Math.min(warm.count, this.maxExecutors)) if (!this.spare(warm.memoryMb)) return;
+  }
+
+  /**
+   * Starts an executor ahead of need. One the file system refuses (no room for its view) is
+   * not an error yet: the chunk that needs an executor fails then, saying why (see send).
+   */
+  private spare(memoryMb: number): boolean {
+    try {
+      this.idle.push(this.spawn(memoryMb));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private spawn(memoryMb: number): Executor {
@@ -238,7 +251,13 @@ export class ExecutorPool {
     if (job !== undefined && ex.job === undefined) {
       ex.job = job;
       const view = this.viewOf.get(ex);
-      if (view) this.views?.keepOnly(view, job);
+      try {
+        if (view) this.views?.keepOnly(view, job);
+      } catch (err) {
+        // Its view is in no known state: it runs nothing more.
+        ex.kill();
+        throw err;
+      }
       this.keepSpare(memoryMb);
     }
     return ex;
@@ -253,7 +272,7 @@ export class ExecutorPool {
   private keepSpare(memoryMb: number): void {
     if (!this.o.warm || this.closed || this.executors.size >= this.maxExecutors) return;
     if (this.idle.some((e) => e.job === undefined && e.memoryMb === memoryMb)) return;
-    this.idle.push(this.spawn(memoryMb));
+    this.spare(memoryMb);
   }
 
   /**
@@ -273,7 +292,14 @@ export class ExecutorPool {
   /** A job is over on this worker: the executors that ran its code go, and its links. */
   forgetJob(job: string): void {
     for (const e of this.idle.filter((x) => x.job === job)) e.kill();
-    for (const view of this.viewOf.values()) this.views?.unlink(view, job);
+    for (const view of this.viewOf.values()) {
+      try {
+        this.views?.unlink(view, job);
+      } catch {
+        // Left in the view, it points to a deleted directory: the view's next link of the job,
+        // or its executor's next job (keepOnly), removes it. A 'forget' never ends the worker.
+      }
+    }
   }
 
   private release(ex: Executor): void {
@@ -332,20 +358,33 @@ export class ExecutorPool {
   }
 
   private send(tasks: Task[]): void {
+    const { memoryMb, timeoutMs, job } = tasks[0]!;
+    let executor: Executor | undefined;
+    let specs: ExecutorSpec[];
+    try {
+      executor = this.acquire(memoryMb, job);
+      specs = this.specsFor(executor, tasks);
+    } catch (err) {
+      // The file system refused what a chunk needs (an executor's view of the map outputs, a
+      // process started on a full disk): its tasks fail, and are retried; the worker goes on.
+      executor?.kill();
+      const why = new Error(`the worker could not prepare the task for an executor: ${(err as Error).message}`);
+      for (const t of tasks) this.settle(t, why);
+      return;
+    }
     this.busy++;
     const seq = ++this.chunksSent;
     this.tasksSent += tasks.length;
-    const { memoryMb, timeoutMs, job } = tasks[0]!;
     const chunk: Chunk = {
       seq,
       tasks,
-      executor: this.acquire(memoryMb, job),
+      executor,
       memoryMb,
       culprit: undefined,
       timer: undefined,
     };
     for (const t of tasks) t.chunk = chunk;
-    const req: ChunkRequest = { seq, specs: this.specsFor(chunk.executor, tasks), budgetMs: CHUNK_BUDGET_MS };
+    const req: ChunkRequest = { seq, specs, budgetMs: CHUNK_BUDGET_MS };
     this.runningChunks.add(chunk);
     this.chunkBySeq.set(seq, chunk);
     chunk.executor

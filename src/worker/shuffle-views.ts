@@ -1,4 +1,4 @@
-import { chownSync, mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chownSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutorUser } from './executor-user.js';
 
@@ -14,8 +14,9 @@ export interface ShuffleView {
  * (`shuffle/.views/N`), in which the worker puts a link to a job's directory (`shuffle/JOB`)
  * before it sends that job's tasks there. An executor given user code keeps its job's link
  * alone, so it reaches no other job's map outputs; tasks cannot make links themselves (the
- * permission model refuses symlink). Links are made and removed by the worker only, between
- * chunks, so what a view holds changes only while its executor runs nothing.
+ * permission model refuses symlink). Links are made by the worker only, between chunks; a
+ * job's links are removed when the job is over on this worker, even from a view whose
+ * executor still runs one of its tasks (cancelled, or sent before the job was deleted).
  */
 export class ShuffleViews {
   private n = 0;
@@ -42,16 +43,21 @@ export class ShuffleViews {
     const target = join(this.shuffleDir, job);
     mkdirSync(target, { recursive: true });
     if (this.user) chownSync(target, this.user.uid, this.user.gid);
-    rmSync(join(view.dir, job), { force: true });
+    // A directory may stand where the link was: the map outputs of a task that ran on after
+    // its job's link was removed (the job forgotten while it ran). They are the forgotten
+    // job's, and go; removed recursively, a link is removed, never what it points to.
+    rmSync(join(view.dir, job), { recursive: true, force: true });
     symlinkSync(target, join(view.dir, job));
     view.jobs.add(job);
   }
 
   /** Leaves `job`'s link alone in the view: its executor is about to run that job's code. */
   keepOnly(view: ShuffleView, job: string): void {
-    for (const other of view.jobs) {
+    // Everything the view holds, not only the links it made: a directory a task wrote after
+    // its job's link was removed is another job's map outputs too.
+    for (const other of readdirSync(view.dir)) {
       if (other === job) continue;
-      unlinkSync(join(view.dir, other));
+      rmSync(join(view.dir, other), { recursive: true, force: true });
       view.jobs.delete(other);
     }
     this.link(view, job);
@@ -60,7 +66,7 @@ export class ShuffleViews {
   /** Forgets a job in a view (its directory is being deleted). */
   unlink(view: ShuffleView, job: string): void {
     if (!view.jobs.delete(job)) return;
-    rmSync(join(view.dir, job), { force: true });
+    rmSync(join(view.dir, job), { recursive: true, force: true });
   }
 
   /** Deletes a view whose executor has ended (the links, never what they point to). */

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -198,6 +198,85 @@ describe("a worker's shuffle directory, as its executors reach it", () => {
       expect(await read(join(shuffleDir, 'job-x', 'secret'))).toBe('ERR_ACCESS_DENIED');
     } finally {
       await pool.close();
+    }
+  });
+});
+
+describe("a worker's shuffle views when a job is forgotten while its tasks still come", () => {
+  const shuffleDir = mkdtempSync(join(tmpdir(), 'weir-views-late-'));
+  afterAll(() => rmSync(shuffleDir, { recursive: true, force: true }));
+  const wordcount = (job_id: string) => ({
+    ...(taskSpec(normalizeBatchConfig({ operation: 'wordcount', data: ['a'] }), 0) as DataTaskSpec),
+    job_id,
+    env: { shuffle_dir: shuffleDir },
+  });
+  const view = join(shuffleDir, '.views', '1');
+
+  // A job deleted while it runs: the worker forgets it (its links go), a task of it still
+  // running writes its outputs where the link was (a directory now), and the leader, which
+  // had sent more of the job's tasks before the log refused them, sends them on. A CI run's
+  // worker died there: rm of that directory threw EISDIR out of the pool's pump.
+  it('runs a task of a forgotten job where a late task left a directory for its link, and the worker lives', async () => {
+    const pool = new BuiltPool(1, { shuffleDir, rights: { read: [], write: [] } });
+    try {
+      await pool.run(wordcount('job-late'), limits);
+      expect(lstatSync(join(view, 'job-late')).isSymbolicLink()).toBe(true);
+      pool.forgetJob('job-late');
+      mkdirSync(join(view, 'job-late', 'map-0'), { recursive: true });
+      writeFileSync(join(view, 'job-late', 'map-0', 'part'), 'late');
+      await pool.run(wordcount('job-late'), limits);
+      expect(lstatSync(join(view, 'job-late')).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(join(view, 'job-late'))).toBe(join(shuffleDir, 'job-late'));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("leaves user code no stray directory of another job's outputs in its view", async () => {
+    const pool = new BuiltPool(1, { shuffleDir, rights: { read: [], write: [] } });
+    try {
+      await pool.run(wordcount('job-gone'), limits);
+      pool.forgetJob('job-gone');
+      mkdirSync(join(view, 'job-gone', 'map-0'), { recursive: true });
+      writeFileSync(join(view, 'job-gone', 'map-0', 'part'), 'secret');
+      const probe = `import { readFileSync } from "node:fs";
+        export function map(r, emit) { try { emit("read", readFileSync(${JSON.stringify(join(view, 'job-gone', 'map-0', 'part'))}, "utf8")) } catch (e) { emit("read", e.code) } }`;
+      const next = { ...user(probe), job_id: 'job-next', env: { shuffle_dir: shuffleDir } };
+      const out = JSON.parse(await pool.run(next, limits)) as { value: string }[];
+      expect(out[0]!.value).toBe('ENOENT');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('fails a task whose map-output directory cannot be made, saying why, and runs the next', async () => {
+    const pool = new BuiltPool(1, { shuffleDir, rights: { read: [], write: [] } });
+    try {
+      // Where the job's directory should be stands a file.
+      writeFileSync(join(shuffleDir, 'job-blocked'), 'not a directory');
+      await expect(pool.run(wordcount('job-blocked'), limits)).rejects.toThrow(
+        /the worker could not prepare the task for an executor: .*job-blocked/,
+      );
+      expect(await pool.run(sleep(1, 3), limits)).toBe('[3]');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('a worker whose shuffle directory refuses its executors’ views', () => {
+  it('starts, and fails each task saying why rather than dying', async () => {
+    const shuffleDir = mkdtempSync(join(tmpdir(), 'weir-views-refused-'));
+    // Where the views should be stands a file: no executor can be given one.
+    writeFileSync(join(shuffleDir, '.views'), 'not a directory');
+    const pool = new BuiltPool(1, { shuffleDir, warm: { count: 1, memoryMb: 64 } });
+    try {
+      await expect(pool.run(sleep(1, 1), limits)).rejects.toThrow(
+        /the worker could not prepare the task for an executor: .*\.views/,
+      );
+    } finally {
+      await pool.close();
+      rmSync(shuffleDir, { recursive: true, force: true });
     }
   });
 });
