@@ -89,7 +89,6 @@ export class Queries {
   private statements: Statements | undefined;
   private generation = -1;
   private readonly configCache = new Map<string, JobConfig>();
-  private readonly jobIds = new Map<number, string>();
 
   private live: { generation: number; version: number; rows: readonly Omit<WorkerRow, 'running'>[] } | undefined;
   /** `live`'s rows by worker id, built when first asked for (see `liveWorker`). */
@@ -103,7 +102,6 @@ export class Queries {
       this.statements = prepare(this.source.db);
       this.generation = this.source.generation;
       this.configCache.clear();
-      this.jobIds.clear();
     }
     return this.statements;
   }
@@ -205,13 +203,21 @@ export class Queries {
     // Both iterated, not materialised: the scheduler stops as soon as it has enough.
     const rows = this.s.pending.iterate(limit) as IterableIterator<PendingRow>;
     const jobs = this.s.untouchedJobs.iterate(limit) as IterableIterator<UntouchedJob>;
+    // Looked up once per job a call meets (one or two, most passes), and never kept across
+    // calls: a deleted job's rows stay pending until its purge's slices remove them, and a
+    // remembered id placed them (its tasks were sent, then stopped when the log refused them).
+    const ids = new Map<number, string | undefined>();
+    const jobIdOf = (seq: number): string | undefined => {
+      if (!ids.has(seq)) ids.set(seq, (this.s.jobIdOfSeq.get(seq) as { job_id: string } | undefined)?.job_id);
+      return ids.get(seq);
+    };
     try {
       let row = rows.next();
       let job = jobs.next();
       for (let n = 0; n < limit && !(row.done && job.done);) {
         if (!row.done && (job.done || row.value.seq <= job.value.seq)) {
           const { seq, ...t } = row.value;
-          const jobId = this.jobIdOf(seq);
+          const jobId = jobIdOf(seq);
           if (jobId !== undefined) {
             n++;
             yield { job_id: jobId, ...t };
@@ -228,18 +234,6 @@ export class Queries {
       rows.return?.();
       jobs.return?.();
     }
-  }
-
-  /** The id of the job with this seq (tasks' rows are keyed by seq); ids never change. */
-  private jobIdOf(seq: number): string | undefined {
-    let jobId = this.jobIds.get(seq);
-    if (jobId === undefined) {
-      jobId = (this.s.jobIdOfSeq.get(seq) as { job_id: string } | undefined)?.job_id;
-      if (jobId === undefined) return undefined;
-      if (this.jobIds.size > 1000) this.jobIds.clear();
-      this.jobIds.set(seq, jobId);
-    }
-    return jobId;
   }
 
   anyPending(): boolean {

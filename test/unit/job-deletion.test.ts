@@ -102,6 +102,21 @@ describe('deleteJob', () => {
     ).toMatchObject({ ok: true, accepted: [] });
   });
 
+  it('offers the scheduler none of a deleted job’s tasks while its purge has rows left, only other jobs’', () => {
+    register('w');
+    const n = PURGE_SLICE_ROWS + 10;
+    // In stages: its tasks' rows are there from submission, all pending.
+    const module =
+      'export function map(r, emit) { emit(String(r), 1); }\nexport function reduce(k, vs) { return vs.length; }';
+    submit('doomed', { module, data: Array.from({ length: n }, (_, i) => i), task_count: n, reduce_tasks: 1 });
+    submit('next', { operation: 'noop', task_count: 2 });
+    // A pass before the delete met the doomed job's rows.
+    expect([...q.pending(3)].map((t) => t.job_id)).toEqual(['doomed', 'doomed', 'doomed']);
+    expect(apply({ type: 'deleteJob', at: 5000, job_id: 'doomed' })).toMatchObject({ ok: true, more: true });
+    expect(taskRows()).toBeGreaterThan(0);
+    expect([...q.pending(10)].map((t) => `${t.job_id} ${t.idx}`)).toEqual(['next 0', 'next 1']);
+  });
+
   it('removes a streaming job’s collected rows too', () => {
     const config = { operation: 'stream', task_count: 1, max_retries: 3 } as unknown as JobConfig;
     apply({ type: 'submitJob', at: 1000, job_id: 's', name: 's', job_type: 'streaming', config });
