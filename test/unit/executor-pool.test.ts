@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -221,12 +221,15 @@ describe("a worker's shuffle views when a job is forgotten while its tasks still
     try {
       await pool.run(wordcount('job-late'), limits);
       expect(lstatSync(join(view, 'job-late')).isSymbolicLink()).toBe(true);
+      writeFileSync(join(shuffleDir, 'job-late', 'kept'), 'the job’s own directory');
       pool.forgetJob('job-late');
       mkdirSync(join(view, 'job-late', 'map-0'), { recursive: true });
       writeFileSync(join(view, 'job-late', 'map-0', 'part'), 'late');
       await pool.run(wordcount('job-late'), limits);
       expect(lstatSync(join(view, 'job-late')).isSymbolicLink()).toBe(true);
       expect(readlinkSync(join(view, 'job-late'))).toBe(join(shuffleDir, 'job-late'));
+      // Links are removed, never what they point to.
+      expect(readFileSync(join(shuffleDir, 'job-late', 'kept'), 'utf8')).toBe('the job’s own directory');
     } finally {
       await pool.close();
     }
