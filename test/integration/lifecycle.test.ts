@@ -67,6 +67,26 @@ describe('three masters, one worker, the default retention', () => {
   const del = (id: string, via = leader) => http('DELETE', `${via.url}/api/jobs/${id}`);
   const shuffleDirOf = (id: string) => join(worker.dataDir, 'shuffle', id);
 
+  /** Until a job's 4 maps left their outputs on the worker and its one reduce runs there. */
+  const untilMapsDoneAndReduceRuns = (id: string) =>
+    waitFor('the map outputs to be on the worker and the reduce to run', async () => {
+      const s = await http('GET', `${worker.url}/api/status`);
+      const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
+      if (outputs === 4 && s.json?.active_tasks === 1) return true;
+      // What a failure shows: the worker's view, the job's, the leader's view of the worker,
+      // and the last lines of both (CI runs gave up here after the 100,001-task delete: the
+      // worker had died of a late task of that job, fixed since).
+      const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
+      const seen = ((await http('GET', `${leader.url}/api/workers`)).json?.workers as Json[] | undefined)?.map((w) => ({
+        status: w.status,
+        active_tasks: w.active_tasks,
+        max_tasks: w.max_tasks,
+      }));
+      throw new Error(
+        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}; the leader sees ${JSON.stringify(seen)}\nworker:\n${c.tail(worker)}\nleader:\n${c.tail(leader, 20)}`,
+      );
+    });
+
   beforeAll(async () => {
     const ports = await freePorts(hosts);
     const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
@@ -162,22 +182,7 @@ describe('three masters, one worker, the default retention', () => {
     // Maps finish and leave their outputs; the reduce never ends.
     const module = 'export function map(r, emit) { emit(String(r % 5), 1); }\nexport function reduce() { for (;;) {} }';
     const id = await submit({ module, data: Array.from({ length: 40 }, (_, i) => i), task_count: 4, reduce_tasks: 1 });
-    await waitFor('the map outputs to be on the worker and the reduce to run', async () => {
-      const s = await http('GET', `${worker.url}/api/status`);
-      const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
-      if (outputs === 4 && s.json?.active_tasks === 1) return true;
-      // What a failure shows: the worker's view, the job's, the leader's view of the worker,
-      // and the last lines of both (a CI run once gave up here after the 100,001-task delete).
-      const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
-      const seen = ((await http('GET', `${leader.url}/api/workers`)).json?.workers as Json[] | undefined)?.map((w) => ({
-        status: w.status,
-        active_tasks: w.active_tasks,
-        max_tasks: w.max_tasks,
-      }));
-      throw new Error(
-        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}; the leader sees ${JSON.stringify(seen)}\nworker:\n${c.tail(worker)}\nleader:\n${c.tail(leader, 20)}`,
-      );
-    });
+    await untilMapsDoneAndReduceRuns(id);
     const via = masters.find((m) => m !== leader)!; // a follower forwards it to the leader
     expect((await del(id, via)).status).toBe(204);
     expect((await http('GET', `${leader.url}/api/jobs/${id}`)).status).toBe(404);
@@ -296,22 +301,7 @@ describe('three masters, one worker, the default retention', () => {
   it('a worker away when its job was deleted drops the job’s map outputs and stops its tasks when it is back', async () => {
     const module = 'export function map(r, emit) { emit(String(r % 5), 1); }\nexport function reduce() { for (;;) {} }';
     const id = await submit({ module, data: Array.from({ length: 40 }, (_, i) => i), task_count: 4, reduce_tasks: 1 });
-    await waitFor('the map outputs to be on the worker and the reduce to run', async () => {
-      const s = await http('GET', `${worker.url}/api/status`);
-      const outputs = existsSync(shuffleDirOf(id)) ? readdirSync(shuffleDirOf(id)).length : 0;
-      if (outputs === 4 && s.json?.active_tasks === 1) return true;
-      // What a failure shows: the worker's view, the job's, the leader's view of the worker,
-      // and the last lines of both (a CI run once gave up here after the 100,001-task delete).
-      const job = (await http('GET', `${leader.url}/api/jobs/${id}`)).json;
-      const seen = ((await http('GET', `${leader.url}/api/workers`)).json?.workers as Json[] | undefined)?.map((w) => ({
-        status: w.status,
-        active_tasks: w.active_tasks,
-        max_tasks: w.max_tasks,
-      }));
-      throw new Error(
-        `${outputs} outputs; worker active_tasks ${s.json?.active_tasks}, connected ${s.json?.connected}; job ${JSON.stringify(job?.progress)}; the leader sees ${JSON.stringify(seen)}\nworker:\n${c.tail(worker)}\nleader:\n${c.tail(leader, 20)}`,
-      );
-    });
+    await untilMapsDoneAndReduceRuns(id);
     const workerId = (await http('GET', `${worker.url}/api/status`)).json.worker_id as string;
     c.kill(worker, 'SIGSTOP');
     try {
