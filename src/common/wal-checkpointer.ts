@@ -20,27 +20,47 @@ const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const Database = require(workerData.sqlite);
-const lock = new Int32Array(workerData.lock);
+const shared = new Int32Array(workerData.lock);
+// Kept open from one checkpoint to the next: a master whose descriptors a flood of connections
+// took must still make its commits durable (else compaction stops), and opening is what fails.
+let db;
+let wal;
+function release() {
+  try { if (db) db.close(); } catch {}
+  try { if (wal !== undefined) fs.closeSync(wal); } catch {}
+  db = undefined;
+  wal = undefined;
+}
 parentPort.on('message', (request) => {
-  // The main thread holds the lock while it closes or replaces the file: then nothing is done.
-  if (Atomics.compareExchange(lock, 0, 0, 1) !== 0) return parentPort.postMessage({ skipped: true });
-  let db;
+  if (request.release) {
+    // The main thread holds the lock and waits on this answer: it is about to replace or close
+    // the file, which must outlive no connection of ours (the last to close deletes the WAL).
+    release();
+    Atomics.store(shared, 1, 1);
+    Atomics.notify(shared, 1);
+    return;
+  }
+  // The main thread holds the lock while it checkpoints itself, or replaces or closes the file.
+  if (Atomics.compareExchange(shared, 0, 0, 1) !== 0) return parentPort.postMessage({ skipped: true });
   try {
+    if (!db) {
+      db = new Database(workerData.path, { fileMustExist: true });
+      db.pragma('synchronous = FULL');
+    }
+    // The WAL is the same file for as long as a connection is open on the database (ours is):
+    // SQLite starts it over in place. It appears with the first write after a checkpoint of
+    // the last connection: none yet, nothing to sync.
+    if (wal === undefined) {
+      try {
+        wal = fs.openSync(workerData.path + '-wal', 'r');
+      } catch (err) {
+        if (err.code !== 'ENOENT') throw err;
+      }
+    }
     // Every commit made before the request was written to the WAL (or, checkpointed and the
     // WAL started over, to the database, fsynced by that checkpoint): once the WAL is fsynced
-    // too, all of them are on disk. No WAL file: the last connection closed checkpointed it.
-    let fd;
-    try {
-      fd = fs.openSync(workerData.path + '-wal', 'r');
-    } catch (err) {
-      if (err.code !== 'ENOENT') throw err;
-    }
-    if (fd !== undefined) {
-      try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-    }
-    // A connection per checkpoint: none stays open on a file the main thread may replace.
-    db = new Database(workerData.path, { fileMustExist: true });
-    db.pragma('synchronous = FULL');
+    // too, all of them are on disk.
+    if (wal !== undefined) fs.fsyncSync(wal);
     // The writer starts the WAL over only if every frame was copied when its next transaction
     // begins: frames committed during a pass are copied by another (few, so it is quick).
     let r;
@@ -50,11 +70,12 @@ parentPort.on('message', (request) => {
     }
     parentPort.postMessage({ log: r.log, checkpointed: r.checkpointed, mark: request.mark, epoch: request.epoch });
   } catch (err) {
+    // Opened again at the next pass.
+    release();
     parentPort.postMessage({ error: String(err && err.message) });
   } finally {
-    try { if (db) db.close(); } catch {}
-    Atomics.store(lock, 0, 0);
-    Atomics.notify(lock, 0);
+    Atomics.store(shared, 0, 0);
+    Atomics.notify(shared, 0);
   }
 });
 `;
@@ -68,17 +89,23 @@ const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
  */
 const DELAY_MS = 50;
 
+/** How long `replacing` and `close` wait for the thread to close its files (it takes well under 1 ms). */
+const RELEASE_WAIT_MS = 10_000;
+
 /** SQLite's automatic checkpoint, left as a backstop only: 4096 pages of 4 KiB. */
 export const WAL_BACKSTOP_PAGES = 4096;
 
 export class WalCheckpointer {
-  private readonly lock = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: held by whoever checkpoints (the thread, or the main thread in `exclusive`); [1]: the thread released its files. */
+  private readonly lock = new Int32Array(new SharedArrayBuffer(8));
   private thread: Worker | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
   private again = false;
   private closed = false;
   private stopped = false;
+  /** A pass was asked of the thread since it last released its files: it may hold them open. */
+  private mayHold = false;
   /** The last error the thread met (it retries at the next write; the backstop covers). */
   lastError: string | undefined;
   /** The mark of the latest `written` call, and of the latest the thread made durable. */
@@ -96,6 +123,8 @@ export class WalCheckpointer {
   written(mark?: number): void {
     if (mark !== undefined) this.mark = Math.max(this.mark, mark);
     if (this.closed || this.timer) return;
+    // The first pass at once: the thread opens its files while the process has descriptors.
+    if (!this.thread) return this.run();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.run();
@@ -110,6 +139,7 @@ export class WalCheckpointer {
       return;
     }
     this.running = true;
+    this.mayHold = true;
     this.start().postMessage({ mark: this.mark, epoch: this.epoch });
   }
 
@@ -153,10 +183,7 @@ export class WalCheckpointer {
     return thread;
   }
 
-  /**
-   * Runs `fn` with no checkpoint of the thread under way, nor starting: for closing or
-   * replacing the database file (a connection of the thread's must never outlive it).
-   */
+  /** Runs `fn` with no checkpoint of the thread under way, nor starting: for one of the main thread's. */
   exclusive<T>(fn: () => T): T {
     while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0) Atomics.wait(this.lock, 0, 1, 20);
     try {
@@ -167,6 +194,37 @@ export class WalCheckpointer {
   }
 
   /**
+   * Runs `fn` with the thread holding nothing open on the database: for replacing the file. A
+   * connection of the thread's must never outlive it — closed later, on the old file, it would
+   * be that file's last and delete the WAL by name: the new file's.
+   */
+  replacing<T>(fn: () => T): T {
+    return this.exclusive(() => {
+      this.release();
+      return fn();
+    });
+  }
+
+  /**
+   * Has the thread close its connection and WAL descriptor, and waits for it (the lock held,
+   * it is between passes: it answers within a turn of its loop). A thread that does not answer
+   * in RELEASE_WAIT_MS is stopped for good, its checkpoints left to SQLite's own.
+   */
+  private release(): void {
+    if (!this.mayHold || !this.thread || this.closed) return;
+    Atomics.store(this.lock, 1, 0);
+    this.thread.postMessage({ release: true });
+    const until = performance.now() + RELEASE_WAIT_MS;
+    while (Atomics.load(this.lock, 1) === 0 && performance.now() < until) Atomics.wait(this.lock, 1, 0, 20);
+    if (Atomics.load(this.lock, 1) === 0) {
+      this.lastError = `the checkpoint thread did not release the database in ${RELEASE_WAIT_MS} ms; stopped`;
+      this.closed = true;
+      void this.thread.terminate();
+    }
+    this.mayHold = false;
+  }
+
+  /**
    * Stops the thread; `closeDb` runs first, while no checkpoint can be under way. The lock is
    * kept: a request still queued in the thread finds it held and does nothing.
    */
@@ -174,6 +232,8 @@ export class WalCheckpointer {
     if (this.stopped) return closeDb();
     this.stopped = true;
     while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0) Atomics.wait(this.lock, 0, 1, 20);
+    // Ours closed last, the database is checkpointed and its WAL removed.
+    this.release();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     closeDb();

@@ -282,8 +282,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
       rmSync(tmp, { force: true });
       throw err;
     }
-    // No connection of the checkpoint thread's may be open on the file being replaced.
-    this.checkpoints.exclusive(() => {
+    this.checkpoints.replacing(() => {
       this.database.close();
       rmSync(`${this.path}-wal`, { force: true });
       rmSync(`${this.path}-shm`, { force: true });

@@ -2,9 +2,10 @@
 // not by the commit that crosses SQLite's threshold on the master's event loop: what is applied
 // reaches the database file soon after, the WAL starts over instead of growing, and replacing
 // the file (a snapshot installed) or closing it never meets a connection of the thread's.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateMachine } from '../../src/state/state-machine.js';
@@ -235,4 +236,48 @@ describe('the state database checkpoint thread', () => {
       if (reader.open) reader.close();
     }
   }, 30_000);
+
+  // A flood of connections can take every descriptor a master has (test/integration/
+  // connection-flood.test.ts): the thread must go on without opening anything, or nothing
+  // applied becomes durable and the log is never compacted again. In a child process of the
+  // built code, whose descriptors are then all taken.
+  it('goes on making what was applied durable once the process has no descriptor left to open', () => {
+    const script = join(dir, 'no-descriptors.mjs');
+    writeFileSync(
+      script,
+      `import { openSync } from 'node:fs';
+import { StateMachine } from ${JSON.stringify(resolve('dist/src/state/state-machine.js'))};
+const sm = new StateMachine(${JSON.stringify(join(dir, 'state.db'))});
+const members = [{ id: 1, address: 'http://a:1', voter: true }];
+sm.applyBatch([{ index: 1, term: 1, kind: 'conf', data: { op: 'bootstrap', members } }]);
+let index = 1;
+const register = () => {
+  index++;
+  sm.applyBatch([{ index, term: 1, kind: 'cmd', data: { type: 'registerWorker', at: 1, worker_id: 'w' + index, address: 'x', max_tasks: 1 } }]);
+};
+const until = async (what, ok) => {
+  for (let t = 0; t < 500 && !ok(); t++) await new Promise((r) => setTimeout(r, 20));
+  if (!ok()) throw new Error(what + ': durableIndex ' + sm.durableIndex() + ' of ' + index);
+};
+register();
+await until('durable before', () => sm.durableIndex() === index);
+const taken = [];
+for (;;) {
+  try { taken.push(openSync('/dev/null', 'r')); } catch (err) { if (err.code === 'EMFILE') break; throw err; }
+}
+for (let i = 0; i < 20; i++) register();
+await until('durable with no descriptor left', () => sm.durableIndex() === index);
+process.stdout.write(JSON.stringify({ taken: taken.length, durable: sm.durableIndex(), applied: index }));
+process.exit(0);
+`,
+    );
+    const r = spawnSync('prlimit', ['--nofile=256:256', process.execPath, script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { taken: number; durable: number; applied: number };
+    expect(out.taken).toBeGreaterThan(100);
+    expect(out.durable).toBe(out.applied);
+  }, 40_000);
 });
