@@ -99,6 +99,8 @@ describe.skipIf(MISSING && !MUST)(`the dashboard in a browser${reason}`, () => {
       const js = await http('GET', `${secured.url}${script}`);
       expect(js.status).toBe(200);
       expect(js.headers.get('content-type')).toMatch(/javascript/);
+      expect(js.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(js.headers.get('cache-control')).toMatch(/immutable/);
     }
     // The data is not open: the API still wants the token.
     expect((await http('GET', `${secured.url}/api/jobs`)).status).toBe(401);

@@ -69,7 +69,7 @@ export function dashboardRoutes(dir = dashboardDir()): FastifyPluginAsync {
       // Asset names carry their content's hash: a new build is a new name.
       immutable: true,
       maxAge: '365d',
-      setHeaders: (reply) => void reply.header('x-content-type-options', 'nosniff'),
+      setHeaders: (res) => void res.setHeader('x-content-type-options', 'nosniff'),
     });
   };
 }
