@@ -92,6 +92,10 @@ const DELAY_MS = 50;
 /** How long `replacing` and `close` wait for the thread to close its files (it takes well under 1 ms). */
 const RELEASE_WAIT_MS = 10_000;
 
+/** A thread that died is started again after this long, doubled at each death in a row up to the most. */
+const RESTART_MIN_MS = 1_000;
+const RESTART_MAX_MS = 60_000;
+
 /** SQLite's automatic checkpoint, left as a backstop only: 4096 pages of 4 KiB. */
 export const WAL_BACKSTOP_PAGES = 4096;
 
@@ -103,18 +107,35 @@ export class WalCheckpointer {
   private running = false;
   private again = false;
   private closed = false;
-  private stopped = false;
   /** A pass was asked of the thread since it last released its files: it may hold them open. */
   private mayHold = false;
-  /** The last error the thread met (it retries at the next write; the backstop covers). */
+  /** The last error the main thread's own checkpoint met (the thread's next pass tries again). */
   lastError: string | undefined;
+  /** Why the thread's last pass failed, or why it is not running; cleared by a pass that works. */
+  private failed: string | undefined;
+  /** When a thread that died may be started again, and the wait after the next death. */
+  private restartAt = 0;
+  private restartMs = RESTART_MIN_MS;
   /** The mark of the latest `written` call, and of the latest the thread made durable. */
   private mark = 0;
   private durableMark = 0;
   /** Bumped by `durableAt`: a pass that began before speaks of a file no longer there. */
   private epoch = 0;
 
-  constructor(private readonly path: string) {}
+  /** `onFailure` hears when the thread starts failing (why) and when it works again (undefined). */
+  constructor(
+    private readonly path: string,
+    private readonly onFailure?: (failure: string | undefined) => void,
+  ) {}
+
+  /**
+   * Why the thread is not checkpointing (its last pass failed, or it died and waits to be
+   * started again), or undefined: while it is not, `durable` does not move on its own, and a
+   * caller that counts on it makes its commits durable itself.
+   */
+  get failure(): string | undefined {
+    return this.failed;
+  }
 
   /**
    * The database was written: a checkpoint follows shortly. `mark` (non-decreasing) says what
@@ -124,11 +145,13 @@ export class WalCheckpointer {
     if (mark !== undefined) this.mark = Math.max(this.mark, mark);
     if (this.closed || this.timer) return;
     // The first pass at once: the thread opens its files while the process has descriptors.
-    if (!this.thread) return this.run();
+    // A thread that died is started again once its wait is over.
+    const wait = this.thread ? DELAY_MS : this.restartAt - Date.now();
+    if (wait <= 0) return this.run();
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.run();
-    }, DELAY_MS);
+    }, wait);
     this.timer.unref();
   }
 
@@ -138,9 +161,11 @@ export class WalCheckpointer {
       this.again = true;
       return;
     }
+    const thread = this.start();
+    if (!thread) return this.written();
     this.running = true;
     this.mayHold = true;
-    this.start().postMessage({ mark: this.mark, epoch: this.epoch });
+    thread.postMessage({ mark: this.mark, epoch: this.epoch });
   }
 
   /** The highest mark whose commits the thread has made durable (see `written`). */
@@ -158,26 +183,59 @@ export class WalCheckpointer {
     this.durableMark = mark;
   }
 
-  private start(): Worker {
+  private fail(failure: string | undefined): void {
+    const was = this.failed;
+    this.failed = failure;
+    if ((was === undefined) !== (failure === undefined)) this.onFailure?.(failure);
+  }
+
+  /** The thread is gone (it died, or could not start): another is started after a wait. */
+  private died(why: string): void {
+    this.thread = undefined;
+    this.running = false;
+    this.mayHold = false;
+    this.fail(why);
+    this.restartAt = Date.now() + this.restartMs;
+    this.restartMs = Math.min(2 * this.restartMs, RESTART_MAX_MS);
+  }
+
+  private start(): Worker | undefined {
     if (this.thread) return this.thread;
-    const thread = new Worker(THREAD, {
-      eval: true,
-      workerData: { path: this.path, sqlite: SQLITE, lock: this.lock.buffer },
-    });
+    let thread: Worker;
+    try {
+      thread = new Worker(THREAD, {
+        eval: true,
+        workerData: { path: this.path, sqlite: SQLITE, lock: this.lock.buffer },
+      });
+    } catch (err) {
+      this.died(`the checkpoint thread could not start: ${(err as Error).message}`);
+      return undefined;
+    }
     thread.unref();
     thread.on('message', (m: { error?: string; mark?: number; epoch?: number }) => {
+      if (this.thread !== thread) return;
       this.running = false;
-      if (m.error) this.lastError = m.error;
-      else if (m.mark !== undefined && m.epoch === this.epoch) this.durableMark = Math.max(this.durableMark, m.mark);
+      if (m.error) this.fail(`a checkpoint failed: ${m.error}`);
+      else if (m.mark !== undefined) {
+        this.fail(undefined);
+        this.restartMs = RESTART_MIN_MS;
+        if (m.epoch === this.epoch) this.durableMark = Math.max(this.durableMark, m.mark);
+      }
       if (this.again) {
         this.again = false;
         this.written();
       }
     });
-    // A thread that died leaves the checkpoints to SQLite's own, on the loop, as before.
-    thread.on('error', (err) => {
-      this.lastError = err.message;
-      this.closed = true;
+    // Its death (an error, a thread that could not start for want of descriptors) is followed
+    // by its exit; it is started again then, after a wait. Meanwhile SQLite's own checkpoint
+    // is the backstop, and the caller makes its commits durable itself (see `failure`).
+    let error = '';
+    thread.on('error', (err) => (error = err.message));
+    thread.on('exit', (code) => {
+      if (this.thread !== thread || this.closed) return;
+      this.died(`the checkpoint thread stopped (${error || `exit code ${code}`})`);
+      this.again = false;
+      this.written();
     });
     this.thread = thread;
     return thread;
@@ -208,18 +266,18 @@ export class WalCheckpointer {
   /**
    * Has the thread close its connection and WAL descriptor, and waits for it (the lock held,
    * it is between passes: it answers within a turn of its loop). A thread that does not answer
-   * in RELEASE_WAIT_MS is stopped for good, its checkpoints left to SQLite's own.
+   * in RELEASE_WAIT_MS is stopped, and another started later.
    */
   private release(): void {
-    if (!this.mayHold || !this.thread || this.closed) return;
+    const thread = this.thread;
+    if (!this.mayHold || !thread) return;
     Atomics.store(this.lock, 1, 0);
-    this.thread.postMessage({ release: true });
+    thread.postMessage({ release: true });
     const until = performance.now() + RELEASE_WAIT_MS;
     while (Atomics.load(this.lock, 1) === 0 && performance.now() < until) Atomics.wait(this.lock, 1, 0, 20);
     if (Atomics.load(this.lock, 1) === 0) {
-      this.lastError = `the checkpoint thread did not release the database in ${RELEASE_WAIT_MS} ms; stopped`;
-      this.closed = true;
-      void this.thread.terminate();
+      void thread.terminate();
+      this.died(`the checkpoint thread did not release the database in ${RELEASE_WAIT_MS} ms`);
     }
     this.mayHold = false;
   }
@@ -229,8 +287,7 @@ export class WalCheckpointer {
    * kept: a request still queued in the thread finds it held and does nothing.
    */
   close(closeDb: () => void): void {
-    if (this.stopped) return closeDb();
-    this.stopped = true;
+    if (this.closed) return closeDb();
     while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0) Atomics.wait(this.lock, 0, 1, 20);
     // Ours closed last, the database is checkpointed and its WAL removed.
     this.release();

@@ -36,7 +36,8 @@ export class RaftStorage implements LogStore {
   private spaceTimer: NodeJS.Immediate | undefined;
   private readonly spaceWaiters: (() => void)[] = [];
 
-  constructor(path: string) {
+  /** `onCheckpointFailure` hears when the checkpoint thread starts failing (why) and works again (undefined). */
+  constructor(path: string, o: { onCheckpointFailure?: (failure: string | undefined) => void } = {}) {
     this.db = new Database(path);
     // Compaction deletes most of the log: its pages go back to the file system (after each
     // compaction, see `compact`) instead of staying in the file as free pages. Set before the
@@ -46,7 +47,7 @@ export class RaftStorage implements LogStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
-    this.checkpoints = new WalCheckpointer(path);
+    this.checkpoints = new WalCheckpointer(path, o.onCheckpointFailure);
     if (!fresh) this.vacuumIfMostlyFree();
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL, data BLOB) STRICT;

@@ -235,9 +235,13 @@ export class MasterNode {
           'founded a new cluster from a backup',
         );
       } else assertNoRestoreCutShort(options.dataDir);
-      const storage = new RaftStorage(join(options.dataDir, 'raft.db'));
+      const storage = new RaftStorage(join(options.dataDir, 'raft.db'), {
+        onCheckpointFailure: checkpointFailureLog(log, 'raft.db'),
+      });
       opened.push(storage);
-      const state = new StateMachine(join(options.dataDir, 'state.db'));
+      const state = new StateMachine(join(options.dataDir, 'state.db'), {
+        onCheckpointFailure: checkpointFailureLog(log, 'state.db'),
+      });
       opened.push(state);
       if (state.movedAside) {
         log.warn(
@@ -533,4 +537,19 @@ export class MasterNode {
     p.storage.close();
     p.release();
   }
+}
+
+/**
+ * A database's checkpoint thread failing, and working again, as log lines: meanwhile its WAL
+ * grows to SQLite's backstop, and state.db's applies are synced on the event loop.
+ */
+function checkpointFailureLog(log: Logger, file: string): (failure: string | undefined) => void {
+  return (failure) => {
+    if (failure === undefined) log.info({ file }, 'the checkpoint thread works again');
+    else
+      log.warn(
+        { file, error: failure },
+        'the checkpoint thread fails; checkpoints are made on the event loop until it works again',
+      );
+  };
 }

@@ -31,7 +31,7 @@ import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.
 
 /**
  * A batch that grows the database by this many pages (1 MiB) or more is checkpointed before
- * `applyBatch` returns: see `copyGrowth`.
+ * `applyBatch` returns: see `copyNow`.
  */
 const EAGER_CHECKPOINT_PAGES = 256;
 
@@ -71,10 +71,19 @@ export class StateMachine implements Port<Command, ApplyResult> {
   /** The database's pages after the last batch (or as opened): what a batch grew it by is read against it. */
   private pages = 0;
 
-  constructor(private readonly path: string) {
+  /** `onCheckpointFailure` hears when the checkpoint thread starts failing (why) and works again (undefined). */
+  constructor(
+    private readonly path: string,
+    o: { onCheckpointFailure?: (failure: string | undefined) => void } = {},
+  ) {
     removeTempFiles(path);
     this.movedAside = moveAsideIfUnreadable(path);
-    this.checkpoints = new WalCheckpointer(path);
+    this.checkpoints = new WalCheckpointer(path, (failure) => {
+      // What was applied before the failure was known is made durable now (then each batch,
+      // see applyBatch); not from inside the checkpointer's call, which may hold its lock.
+      if (failure !== undefined) setImmediate(() => this.database.open && this.copyNow());
+      o.onCheckpointFailure?.(failure);
+    });
     this.open();
   }
 
@@ -183,9 +192,11 @@ export class StateMachine implements Port<Command, ApplyResult> {
       this.applier.reset();
       throw err;
     }
-    // One PRAGMA a batch (~4 µs): the count after the last batch is this one's before.
+    // One PRAGMA a batch (~4 µs): the count after the last batch is this one's before. While
+    // the checkpoint thread fails (or is dead, waiting to start again), every batch is copied
+    // here: nothing else would make it durable, and compaction would wait for it for good.
     const pages = this.s.pageCount.get() as number;
-    if (pages - this.pages >= EAGER_CHECKPOINT_PAGES) this.copyGrowth();
+    if (pages - this.pages >= EAGER_CHECKPOINT_PAGES || this.checkpoints.failure !== undefined) this.copyNow();
     this.pages = pages;
     return results;
   }
@@ -198,9 +209,10 @@ export class StateMachine implements Port<Command, ApplyResult> {
    * space, the master's own entries (it would start over and over without leading). A batch
    * that grew the database by a megabyte or more (a job of tens of thousands of tasks, large
    * results) is copied at once, while the room it was written with is still there; smaller
-   * ones are left to the thread, within what the disk reserve gives back.
+   * ones are left to the thread, within what the disk reserve gives back. While the thread
+   * fails, every batch is copied here: the copy is what makes it durable then.
    */
-  private copyGrowth(): void {
+  private copyNow(): void {
     try {
       this.checkpoints.exclusive(() => this.copyAll('PASSIVE'));
     } catch (err) {
