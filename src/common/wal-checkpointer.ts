@@ -12,8 +12,17 @@
 // (the state database, `synchronous = NORMAL`): `written(mark)` names what the commits so far
 // hold (the applied index), and once the thread has fsynced the WAL after that call, `durable`
 // is that mark — what compaction needs, without a checkpoint on the event loop.
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+
+/** The shared slots: the lock, held by whoever checkpoints (the thread, or the main thread in `exclusive`)… */
+const LOCK = 0;
+/** …the number of the last release the thread answered… */
+const RELEASED = 1;
+/** …whether the thread may hold the database open, and its descriptor of the WAL plus one (0: none). */
+const HOLDS = 2;
+const WAL_FD = 3;
 
 /** Runs in the thread; CommonJS, as `eval` workers are. */
 const THREAD = `
@@ -23,6 +32,7 @@ const Database = require(workerData.sqlite);
 const shared = new Int32Array(workerData.lock);
 // Kept open from one checkpoint to the next: a master whose descriptors a flood of connections
 // took must still make its commits durable (else compaction stops), and opening is what fails.
+// What it holds is told in the shared slots (HOLDS, WAL_FD), which change only under the lock.
 let db;
 let wal;
 function release() {
@@ -30,20 +40,24 @@ function release() {
   try { if (wal !== undefined) fs.closeSync(wal); } catch {}
   db = undefined;
   wal = undefined;
+  Atomics.store(shared, ${WAL_FD}, 0);
+  Atomics.store(shared, ${HOLDS}, 0);
 }
 parentPort.on('message', (request) => {
-  if (request.release) {
+  if (request.release !== undefined) {
     // The main thread holds the lock and waits on this answer: it is about to replace or close
     // the file, which must outlive no connection of ours (the last to close deletes the WAL).
+    // The answer is the request's own number: a late answer to another is not this one.
     release();
-    Atomics.store(shared, 1, 1);
-    Atomics.notify(shared, 1);
+    Atomics.store(shared, ${RELEASED}, request.release);
+    Atomics.notify(shared, ${RELEASED});
     return;
   }
   // The main thread holds the lock while it checkpoints itself, or replaces or closes the file.
-  if (Atomics.compareExchange(shared, 0, 0, 1) !== 0) return parentPort.postMessage({ skipped: true });
+  if (Atomics.compareExchange(shared, ${LOCK}, 0, 1) !== 0) return parentPort.postMessage({ skipped: true });
   try {
     if (!db) {
+      Atomics.store(shared, ${HOLDS}, 1);
       db = new Database(workerData.path, { fileMustExist: true });
       db.pragma('synchronous = FULL');
     }
@@ -53,6 +67,7 @@ parentPort.on('message', (request) => {
     if (wal === undefined) {
       try {
         wal = fs.openSync(workerData.path + '-wal', 'r');
+        Atomics.store(shared, ${WAL_FD}, wal + 1);
       } catch (err) {
         if (err.code !== 'ENOENT') throw err;
       }
@@ -74,8 +89,8 @@ parentPort.on('message', (request) => {
     release();
     parentPort.postMessage({ error: String(err && err.message) });
   } finally {
-    Atomics.store(shared, 0, 0);
-    Atomics.notify(shared, 0);
+    Atomics.store(shared, ${LOCK}, 0);
+    Atomics.notify(shared, ${LOCK});
   }
 });
 `;
@@ -99,21 +114,24 @@ const RESTART_MAX_MS = 60_000;
 /** SQLite's automatic checkpoint, left as a backstop only: 4096 pages of 4 KiB. */
 export const WAL_BACKSTOP_PAGES = 4096;
 
+/** The thread did not close its files in time: the file must not be replaced now. */
+export class ReleaseTimeout extends Error {}
+
 export class WalCheckpointer {
-  /** [0]: held by whoever checkpoints (the thread, or the main thread in `exclusive`); [1]: the thread released its files. */
-  private readonly lock = new Int32Array(new SharedArrayBuffer(8));
+  /** See LOCK, RELEASED, HOLDS and WAL_FD. */
+  private readonly shared = new Int32Array(new SharedArrayBuffer(16));
   private thread: Worker | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
   private again = false;
   private closed = false;
-  /** A pass was asked of the thread since it last released its files: it may hold them open. */
-  private mayHold = false;
+  /** The number of the last release asked of the thread. */
+  private releases = 0;
   /** The last error the main thread's own checkpoint met (the thread's next pass tries again). */
   lastError: string | undefined;
   /** Why the thread's last pass failed, or why it is not running; cleared by a pass that works. */
   private failed: string | undefined;
-  /** When a thread that died may be started again, and the wait after the next death. */
+  /** When (performance.now()) a thread that died may be started again, and the wait after the next death. */
   private restartAt = 0;
   private restartMs = RESTART_MIN_MS;
   /** The mark of the latest `written` call, and of the latest the thread made durable. */
@@ -146,7 +164,7 @@ export class WalCheckpointer {
     if (this.closed || this.timer) return;
     // The first pass at once: the thread opens its files while the process has descriptors.
     // A thread that died is started again once its wait is over.
-    const wait = this.thread ? DELAY_MS : this.restartAt - Date.now();
+    const wait = this.thread ? DELAY_MS : this.restartAt - performance.now();
     if (wait <= 0) return this.run();
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -161,10 +179,10 @@ export class WalCheckpointer {
       this.again = true;
       return;
     }
+    if (!this.thread && performance.now() < this.restartAt) return this.written();
     const thread = this.start();
     if (!thread) return this.written();
     this.running = true;
-    this.mayHold = true;
     thread.postMessage({ mark: this.mark, epoch: this.epoch });
   }
 
@@ -186,16 +204,37 @@ export class WalCheckpointer {
   private fail(failure: string | undefined): void {
     const was = this.failed;
     this.failed = failure;
-    if ((was === undefined) !== (failure === undefined)) this.onFailure?.(failure);
+    if ((was === undefined) === (failure === undefined)) return;
+    try {
+      this.onFailure?.(failure);
+    } catch {
+      // A report that fails changes nothing here: written() is called from applies.
+    }
   }
 
-  /** The thread is gone (it died, or could not start): another is started after a wait. */
+  /**
+   * The thread is gone (it died, or could not start): another is started after a wait. What a
+   * dead thread held is let go here: the lock (a thread ended mid-pass runs no `finally`), and
+   * its descriptor of the WAL (the process's; its connection went with it).
+   */
   private died(why: string): void {
     this.thread = undefined;
     this.running = false;
-    this.mayHold = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const fd = Atomics.load(this.shared, WAL_FD) - 1;
+    if (fd >= 0) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Closed already.
+      }
+    }
+    Atomics.store(this.shared, WAL_FD, 0);
+    Atomics.store(this.shared, HOLDS, 0);
+    Atomics.store(this.shared, LOCK, 0);
     this.fail(why);
-    this.restartAt = Date.now() + this.restartMs;
+    this.restartAt = performance.now() + this.restartMs;
     this.restartMs = Math.min(2 * this.restartMs, RESTART_MAX_MS);
   }
 
@@ -205,7 +244,7 @@ export class WalCheckpointer {
     try {
       thread = new Worker(THREAD, {
         eval: true,
-        workerData: { path: this.path, sqlite: SQLITE, lock: this.lock.buffer },
+        workerData: { path: this.path, sqlite: SQLITE, lock: this.shared.buffer },
       });
     } catch (err) {
       this.died(`the checkpoint thread could not start: ${(err as Error).message}`);
@@ -243,43 +282,44 @@ export class WalCheckpointer {
 
   /** Runs `fn` with no checkpoint of the thread under way, nor starting: for one of the main thread's. */
   exclusive<T>(fn: () => T): T {
-    while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0) Atomics.wait(this.lock, 0, 1, 20);
+    while (Atomics.compareExchange(this.shared, LOCK, 0, 1) !== 0) Atomics.wait(this.shared, LOCK, 1, 20);
     try {
       return fn();
     } finally {
-      Atomics.store(this.lock, 0, 0);
+      Atomics.store(this.shared, LOCK, 0);
     }
   }
 
   /**
    * Runs `fn` with the thread holding nothing open on the database: for replacing the file. A
    * connection of the thread's must never outlive it — closed later, on the old file, it would
-   * be that file's last and delete the WAL by name: the new file's.
+   * be that file's last and delete the WAL by name: the new file's. Throws ReleaseTimeout, and
+   * runs nothing, if the thread does not let go in time.
    */
   replacing<T>(fn: () => T): T {
     return this.exclusive(() => {
-      this.release();
+      if (!this.release()) {
+        throw new ReleaseTimeout(`the checkpoint thread did not close the database in ${RELEASE_WAIT_MS} ms`);
+      }
       return fn();
     });
   }
 
   /**
-   * Has the thread close its connection and WAL descriptor, and waits for it (the lock held,
-   * it is between passes: it answers within a turn of its loop). A thread that does not answer
-   * in RELEASE_WAIT_MS is stopped, and another started later.
+   * Has the thread close its connection and WAL descriptor, and waits for it; the lock held, so
+   * it is between passes and what it holds (HOLDS) does not change meanwhile. A thread that
+   * holds nothing — starting, dead, or released already — is not asked. Whether it let go.
    */
-  private release(): void {
+  private release(): boolean {
     const thread = this.thread;
-    if (!this.mayHold || !thread) return;
-    Atomics.store(this.lock, 1, 0);
-    thread.postMessage({ release: true });
+    if (!thread || Atomics.load(this.shared, HOLDS) === 0) return true;
+    const ask = ++this.releases;
+    thread.postMessage({ release: ask });
     const until = performance.now() + RELEASE_WAIT_MS;
-    while (Atomics.load(this.lock, 1) === 0 && performance.now() < until) Atomics.wait(this.lock, 1, 0, 20);
-    if (Atomics.load(this.lock, 1) === 0) {
-      void thread.terminate();
-      this.died(`the checkpoint thread did not release the database in ${RELEASE_WAIT_MS} ms`);
+    while (Atomics.load(this.shared, RELEASED) !== ask && performance.now() < until) {
+      Atomics.wait(this.shared, RELEASED, Atomics.load(this.shared, RELEASED), 20);
     }
-    this.mayHold = false;
+    return Atomics.load(this.shared, RELEASED) === ask;
   }
 
   /**
@@ -288,8 +328,9 @@ export class WalCheckpointer {
    */
   close(closeDb: () => void): void {
     if (this.closed) return closeDb();
-    while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0) Atomics.wait(this.lock, 0, 1, 20);
-    // Ours closed last, the database is checkpointed and its WAL removed.
+    while (Atomics.compareExchange(this.shared, LOCK, 0, 1) !== 0) Atomics.wait(this.shared, LOCK, 1, 20);
+    // Ours closed last, the database is checkpointed and its WAL removed. A thread that does
+    // not let go keeps it (the WAL stays, and is read at the next start).
     this.release();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);

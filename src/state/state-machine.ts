@@ -27,7 +27,7 @@ import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
 import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
-import { WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
+import { ReleaseTimeout, WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 
 /**
  * A batch that grows the database by this many pages (1 MiB) or more is checkpointed before
@@ -183,7 +183,6 @@ export class StateMachine implements Port<Command, ApplyResult> {
           this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
         }),
       );
-      this.checkpoints.written(this.appliedIndex);
     } catch (err) {
       // Rolled back — also when the COMMIT itself failed, as a full disk makes it in WAL mode:
       // nothing of this batch was applied.
@@ -192,6 +191,8 @@ export class StateMachine implements Port<Command, ApplyResult> {
       this.applier.reset();
       throw err;
     }
+    // Committed: nothing from here on may undo the batch in memory (the catch above).
+    this.checkpoints.written(this.appliedIndex);
     // One PRAGMA a batch (~4 µs): the count after the last batch is this one's before. While
     // the checkpoint thread fails (or is dead, waiting to start again), every batch is copied
     // here: nothing else would make it durable, and compaction would wait for it for good.
@@ -294,14 +295,25 @@ export class StateMachine implements Port<Command, ApplyResult> {
       rmSync(tmp, { force: true });
       throw err;
     }
-    this.checkpoints.replacing(() => {
-      this.database.close();
-      rmSync(`${this.path}-wal`, { force: true });
-      rmSync(`${this.path}-shm`, { force: true });
-      renameSync(tmp, this.path);
-      syncDir(dirname(this.path));
-      this.open();
-    });
+    try {
+      this.checkpoints.replacing(() => this.replaceWith(tmp));
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      // Not replaced: the master starts over from what it has, and is sent a snapshot again.
+      if (err instanceof ReleaseTimeout)
+        throw new StorageError(`the snapshot could not be installed: ${err.message}`, err);
+      throw err;
+    }
+  }
+
+  /** Puts the synced file `tmp` in place of the database (nothing else has it open). */
+  private replaceWith(tmp: string): void {
+    this.database.close();
+    rmSync(`${this.path}-wal`, { force: true });
+    rmSync(`${this.path}-shm`, { force: true });
+    renameSync(tmp, this.path);
+    syncDir(dirname(this.path));
+    this.open();
   }
 
   /**
