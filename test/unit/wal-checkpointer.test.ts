@@ -344,7 +344,8 @@ const snap = source.snapshot();
 source.close();
 takeAll();
 boot();
-// The thread dies starting, for want of descriptors, while this thread does not yield.
+// The thread dies starting, for want of descriptors, while this thread does not yield (on a
+// loaded machine it may still be starting: then too it holds nothing, and is not waited for).
 Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
 freeAll(16);
 const t0 = performance.now();
@@ -352,9 +353,8 @@ sm.restore(snap);
 const ms = performance.now() - t0;
 index = sm.lastApplied;
 freeAll();
-await until('the thread back', () => failures.length === 2);
 for (let i = 0; i < 5; i++) register();
-await until('durable by the thread', () => sm.durableIndex() === index);
+await until('durable after', () => sm.durableIndex() === index);
 done({ ms, restored: sm.lastApplied - 5, applied: index });
 `);
       expect(out.ms).toBeLessThan(5_000);
