@@ -82,14 +82,28 @@ const canLimit = spawnSync('prlimit', ['--version']).status === 0;
  * machine whose checkpoint failures it records: `boot()` applies its first entry (the thread
  * starts), `register()` one registration, `takeAll()` opens descriptors until none is left,
  * `freeAll(n?)` closes them (or n of them), `until` waits
- * (10 s at most), `done(o)` ends the child with `o`, `taken` and `failures` as its output.
+ * (10 s at most), `done(o)` ends the child with `o`, `taken`, `failures` and `starts` (when
+ * each thread was started, ms) as its output.
  */
-function inChild(body: string): Record<string, unknown> & { taken: number; failures: (string | null)[] } {
+type ChildOut = Record<string, unknown> & { taken: number; failures: (string | null)[]; starts: number[] };
+
+function inChild(body: string): ChildOut {
   const script = join(dir, 'child.mjs');
   writeFileSync(
     script,
     `import { closeSync, openSync } from 'node:fs';
-import { StateMachine } from ${JSON.stringify(resolve('dist/src/state/state-machine.js'))};
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+// Each start of a thread is noted (before the module that starts them is loaded).
+const threads = createRequire(import.meta.url)('node:worker_threads');
+const starts = [];
+threads.Worker = class extends threads.Worker {
+  constructor(...args) {
+    starts.push(performance.now());
+    super(...args);
+  }
+};
+syncBuiltinESMExports();
+const { StateMachine } = await import(${JSON.stringify(resolve('dist/src/state/state-machine.js'))});
 const failures = [];
 const sm = new StateMachine(${JSON.stringify(join(dir, 'state.db'))}, { onCheckpointFailure: (f) => failures.push(f ?? null) });
 const members = [{ id: 1, address: 'http://a:1', voter: true }];
@@ -113,13 +127,13 @@ const takeAll = () => {
   most = Math.max(most, taken.length);
 };
 const freeAll = (n = taken.length) => { for (const fd of taken.splice(0, n)) closeSync(fd); };
-const done = (o) => { process.stdout.write(JSON.stringify({ ...o, taken: most, failures })); process.exit(0); };
+const done = (o) => { process.stdout.write(JSON.stringify({ ...o, taken: most, failures, starts })); process.exit(0); };
 ${body}
 `,
   );
   const r = spawnSync('prlimit', ['--nofile=256:256', process.execPath, script], { encoding: 'utf8', timeout: 30_000 });
   expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as Record<string, unknown> & { taken: number; failures: (string | null)[] };
+  return JSON.parse(r.stdout) as ChildOut;
 }
 
 describe('the state database checkpoint thread', () => {
@@ -360,6 +374,31 @@ done({ ms, restored: sm.lastApplied - 5, applied: index });
       expect(out.ms).toBeLessThan(5_000);
       expect(out.restored).toBe(30);
       expect(out.applied).toBe(35);
+    },
+  );
+
+  // A thread that cannot start must not be started over and over: each start costs the loop a
+  // thread's set-up, and a master short of descriptors has writes coming all the while.
+  it.skipIf(!canLimit)(
+    'starts a thread that keeps dying again only after 1 s, then 2 s, whatever the writes meanwhile',
+    () => {
+      const out = inChild(`
+takeAll();
+boot();
+const t0 = performance.now();
+while (performance.now() - t0 < 3_500) {
+  register();
+  await new Promise((r) => setTimeout(r, 20));
+}
+await until('durable all the same', () => sm.durableIndex() === index);
+done({});
+`);
+      const gaps = out.starts.slice(1).map((t, i) => t - out.starts[i]!);
+      expect(gaps.length, 'started again').toBeGreaterThanOrEqual(1);
+      expect(gaps[0]).toBeGreaterThanOrEqual(950);
+      if (gaps[1] !== undefined) expect(gaps[1]).toBeGreaterThanOrEqual(1_900);
+      // One failure said, not one per death.
+      expect(out.failures).toEqual([expect.stringMatching(/checkpoint thread stopped .*EMFILE/)]);
     },
   );
 });
