@@ -127,8 +127,6 @@ export class WalCheckpointer {
   private closed = false;
   /** The number of the last release asked of the thread. */
   private releases = 0;
-  /** The last error the main thread's own checkpoint met (the thread's next pass tries again). */
-  lastError: string | undefined;
   /** Why the thread's last pass failed, or why it is not running; cleared by a pass that works. */
   private failed: string | undefined;
   /** When (performance.now()) a thread that died may be started again, and the wait after the next death. */

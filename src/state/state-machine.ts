@@ -216,9 +216,9 @@ export class StateMachine implements Port<Command, ApplyResult> {
   private copyNow(): void {
     try {
       this.checkpoints.exclusive(() => this.copyAll('PASSIVE'));
-    } catch (err) {
-      // Applied all the same: the thread's next checkpoint tries again.
-      this.checkpoints.lastError = (err as Error).message;
+    } catch {
+      // Applied all the same (a full disk, say): the next checkpoint, the thread's or this one
+      // at the next batch, tries again; until one copies everything, nothing counts as durable.
     }
   }
 
