@@ -36,11 +36,13 @@ const shared = new Int32Array(workerData.lock);
 let db;
 let wal;
 function release() {
-  try { if (db) db.close(); } catch {}
+  // The slot is cleared before the descriptor is closed: should the thread die in between,
+  // the main thread closes nothing (a number closed here may be the process's next file).
+  Atomics.store(shared, ${WAL_FD}, 0);
   try { if (wal !== undefined) fs.closeSync(wal); } catch {}
+  try { if (db) db.close(); } catch {}
   db = undefined;
   wal = undefined;
-  Atomics.store(shared, ${WAL_FD}, 0);
   Atomics.store(shared, ${HOLDS}, 0);
 }
 parentPort.on('message', (request) => {
@@ -278,9 +280,14 @@ export class WalCheckpointer {
     return thread;
   }
 
+  /** Takes the lock, waiting for a pass of the thread's to end. */
+  private lock(): void {
+    while (Atomics.compareExchange(this.shared, LOCK, 0, 1) !== 0) Atomics.wait(this.shared, LOCK, 1, 20);
+  }
+
   /** Runs `fn` with no checkpoint of the thread under way, nor starting: for one of the main thread's. */
   exclusive<T>(fn: () => T): T {
-    while (Atomics.compareExchange(this.shared, LOCK, 0, 1) !== 0) Atomics.wait(this.shared, LOCK, 1, 20);
+    this.lock();
     try {
       return fn();
     } finally {
@@ -326,7 +333,7 @@ export class WalCheckpointer {
    */
   close(closeDb: () => void): void {
     if (this.closed) return closeDb();
-    while (Atomics.compareExchange(this.shared, LOCK, 0, 1) !== 0) Atomics.wait(this.shared, LOCK, 1, 20);
+    this.lock();
     // Ours closed last, the database is checkpointed and its WAL removed. A thread that does
     // not let go keeps it (the WAL stays, and is read at the next start).
     this.release();
