@@ -119,7 +119,10 @@ interface Waiter {
 }
 
 const leadershipLost = () =>
-  new WeirError('no_leader', 'leadership changed before the request was committed; retry it');
+  new WeirError(
+    'no_leader',
+    'leadership changed before the request was known to be committed: it may still take effect under the next leader; retry it (a submit with its Idempotency-Key answers the job it made)',
+  );
 const outcomeUnknown = () =>
   new WeirError(
     'unavailable',
