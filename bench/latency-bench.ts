@@ -9,10 +9,15 @@
 //          --masters 1|3 only that cluster (default both)
 //          --gc          also trace garbage collections (WEIR_TRACE_GC), to see how many of the
 //                        slowest jobs met one; observing GC slows every step a little
+//          --cpu-prof    profile every process of the cluster (node --cpu-prof, sampled each
+//                        100 µs) and summarise where each one spent its time: what a job
+//                        costs each hop in CPU, beside what it costs in time; the profiles
+//                        stay in the directory printed
 //          --against DIR instead, this code and the build in DIR (a checkout with dist/ built,
 //                        e.g. a worktree of main) side by side, jobs alternating between
 //                        them: the ratio pair by pair (latency-pairs.ts)
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
 import { runMain } from './main.js';
@@ -22,6 +27,7 @@ import { log, percentiles, positiveInt, quantile } from './stats.js';
 import * as weir from './weir.js';
 import { noopJob, startWeirCluster, submitCompleted } from './weir.js';
 import { measurePairs } from './latency-pairs.js';
+import { cpuProfArgs, formatProfile } from './profile-summary.js';
 
 /** The steps of one job's path, in the order a job takes them. */
 const STEPS = [
@@ -58,11 +64,12 @@ interface Options {
   samples: number;
   masters: (1 | 3)[];
   gc: boolean;
+  cpuProf: boolean;
   against?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { samples: 300, masters: [1, 3], gc: false };
+  const o: Options = { samples: 300, masters: [1, 3], gc: false, cpuProf: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--samples') o.samples = positiveInt(a, argv[++i]);
@@ -71,11 +78,13 @@ function parseArgs(argv: string[]): Options {
       if (n !== 1 && n !== 3) throw new Error('--masters takes 1 or 3');
       o.masters = [n];
     } else if (a === '--gc') o.gc = true;
+    else if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--against') {
       const dir = argv[++i];
       if (!dir) throw new Error('--against takes the directory of another build of Weir');
       o.against = dir;
-    } else throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc, --against DIR)`);
+    } else
+      throw new Error(`unknown option '${a}' (known: --samples N, --masters 1|3, --gc, --cpu-prof, --against DIR)`);
   }
   return o;
 }
@@ -199,7 +208,15 @@ async function measure(masters: 1 | 3, o: Options) {
   process.env.WEIR_TRACE = traceDir;
   if (o.gc) process.env.WEIR_TRACE_GC = '1';
   const hosts = HOSTS[masters];
-  const cluster = await startWeirCluster({ maxTasks: 16, threads: 2, masterHosts: [...hosts], workerHost: hosts[0] });
+  // Kept after the run, for a closer look (`node dist/bench/profile-summary.js FILE`, DevTools).
+  const profDir = o.cpuProf ? mkdtempSync(join(tmpdir(), 'weir-latency-prof-')) : undefined;
+  const cluster = await startWeirCluster({
+    maxTasks: 16,
+    threads: 2,
+    masterHosts: [...hosts],
+    workerHost: hosts[0],
+    ...(profDir ? { nodeArgs: (name: string) => [...cpuProfArgs(profDir)(name), '--cpu-prof-interval=100'] } : {}),
+  });
   delete process.env.WEIR_TRACE;
   delete process.env.WEIR_TRACE_GC;
   const client = new Map<string, { sent: number; done: number }>();
@@ -219,7 +236,7 @@ async function measure(masters: 1 | 3, o: Options) {
       if (r.job.status !== 'completed') throw new Error(`run() ended ${r.job.status}`);
       if (i >= warmup) run.push(performance.now() - t0);
     }
-    return { run: percentiles(run), traceDir, client, stop: cluster.stop };
+    return { run: percentiles(run), traceDir, profDir, client, stop: cluster.stop };
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -242,6 +259,10 @@ async function main(): Promise<void> {
     const jobs = stepTimes(traces, r.client);
     const gc = gcInJobs(traces, r.client);
     const { rows, figures: steps } = stepTable(jobs);
+    if (r.profDir) {
+      for (const f of readdirSync(r.profDir)) log(formatProfile(join(r.profDir, f)));
+      log(`the profiles are kept in ${r.profDir}`);
+    }
     const total = jobs.map((j) => j.get('client completed')!).sort((a, b) => a - b);
     log(
       `\n${masters} master(s): submit → completed p50 ${quantile(total, 0.5).toFixed(2)} ms, p99 ${quantile(total, 0.99).toFixed(2)} ms` +
