@@ -94,6 +94,10 @@ describe('a task sent before its submit entry commits', () => {
         return ws?.[0]?.status === 'active' && (await http('GET', `${worker.url}/api/status`)).json?.connected === true;
       });
       await untilConverged(masters.map((m) => m.url));
+      // A refused attempt that did commit runs its task now: done before the next attempt counts.
+      await waitFor('every job committed so far to end', async () =>
+        (await allJobs(leader.url)).every((j: { status: string }) => j.status !== 'pending' && j.status !== 'running'),
+      );
     }
 
     // The leader dies; so do the stopped followers, which never read the entry from their sockets.
