@@ -1,6 +1,6 @@
 import { trace, tracing } from '../common/trace.js';
 import { realpathSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TaskError } from '../protocol/task-ref.js';
@@ -56,7 +56,18 @@ export interface ExecutorPoolOptions {
   shuffleDir?: string;
   /** Executors run as this user (`--executor-user`); the worker runs as root. */
   user?: ExecutorUser;
+  /** Executors starting at once, at most. Default: one per core (STARTS_AT_ONCE). */
+  startsAtOnce?: number;
 }
+
+/**
+ * An executor takes ~0.2 CPU-s to start here (Node, its permission model). Started all at
+ * once, 128 of them — a worker with `--max-tasks 128` and a burst of tasks — queue ~25 s of
+ * CPU on two cores before the first is ready; started a core's worth at a time, the first
+ * runs tasks after 0.2 s, and the worker, its master and the executors already started keep
+ * their share of the machine.
+ */
+const STARTS_AT_ONCE = availableParallelism();
 
 export class TaskTimeoutError extends Error {
   constructor(ms: number) {
@@ -167,6 +178,9 @@ export class ExecutorPool {
   private readonly executors = new Set<Executor>();
   private readonly idle: Executor[] = [];
   private readonly runningChunks = new Set<Chunk>();
+  /** Executors started and not ready yet (see STARTS_AT_ONCE). */
+  private starting = 0;
+  private readonly startsAtOnce: number;
   private sampler: NodeJS.Timeout | undefined;
   private readonly sampleMs: number;
   /** Chunks running: at most one per executor. */
@@ -194,13 +208,16 @@ export class ExecutorPool {
     this.permissions = permissionFlags([...codeRoots(), ...rights.read, ...rights.write], rights.write);
     this.views = o.shuffleDir === undefined ? undefined : new ShuffleViews(o.shuffleDir, o.user);
     this.sampleMs = o.memorySampleMs ?? 5;
+    this.startsAtOnce = Math.max(1, o.startsAtOnce ?? STARTS_AT_ONCE);
     this.keepWarm();
   }
 
   private keepWarm(): void {
     const warm = this.o.warm;
     if (!warm || this.closed) return;
-    while (this.executors.size < Math.min(warm.count, this.maxExecutors)) if (!this.spare(warm.memoryMb)) return;
+    while (this.executors.size < Math.min(warm.count, this.maxExecutors) && this.starting < this.startsAtOnce) {
+      if (!this.spare(warm.memoryMb)) return;
+    }
   }
 
   /**
@@ -229,9 +246,24 @@ export class ExecutorPool {
       // Replaced later, not here: an executor that cannot start must not respawn in a loop.
     });
     ex.onOutput = (m) => this.output(ex, m);
+    this.starting++;
+    const started = () => {
+      this.starting--;
+      // Tasks that waited for a start may go now (to this one or to the next start).
+      this.keepWarm();
+      this.pumpSoon();
+    };
+    ex.ready.then(started, started);
     this.executors.add(ex);
     if (view) this.viewOf.set(ex, view);
     return ex;
+  }
+
+  /** Whether an idle executor can take this task (see acquire), with no process to start. */
+  private hasIdleFor({ memoryMb, job }: Task): boolean {
+    return this.idle.some(
+      (e) => e.memoryMb === memoryMb && (e.job === job || (job !== undefined && e.job === undefined)),
+    );
   }
 
   /**
@@ -271,6 +303,7 @@ export class ExecutorPool {
    */
   private keepSpare(memoryMb: number): void {
     if (!this.o.warm || this.closed || this.executors.size >= this.maxExecutors) return;
+    if (this.starting >= this.startsAtOnce) return;
     if (this.idle.some((e) => e.job === undefined && e.memoryMb === memoryMb)) return;
     this.spare(memoryMb);
   }
@@ -353,6 +386,8 @@ export class ExecutorPool {
 
   private pump(): void {
     while (this.busy < this.maxExecutors && this.queue.length > 0) {
+      // The next chunk needs a process started: it waits for a start to end (FIFO, ~0.2 s).
+      if (this.starting >= this.startsAtOnce && !this.hasIdleFor(this.queue[0]!)) return;
       this.send(this.queue.splice(0, chunkSize(this.queue, this.maxExecutors - this.busy, this.msOf)));
     }
   }
@@ -470,6 +505,10 @@ export class ExecutorPool {
   }
 
   private finished(chunk: Chunk, outcomes: ChunkOutcome[]): void {
+    // Killed already (its memory, a timeout, a cancellation) and its answer read before the
+    // exit: it ends as killed, as when the exit comes first. (Read again, the dying process's
+    // memory is all zeros: a task over its limit passed for one within it.)
+    if (chunk.culprit) return this.died(chunk, chunk.culprit.error);
     // What a quick task allocated may be gone before any sample: read it once more now. Over,
     // its executor is killed, but this chunk has answered: it ends here as if it had died.
     if (this.overLimit(chunk)) return this.died(chunk, chunk.culprit!.error);
@@ -550,6 +589,11 @@ export class ExecutorPool {
   /** Entries of Node's permission model each executor starts with (each costs it ~1.6 KiB). */
   get permissionEntries(): number {
     return this.permissions.length;
+  }
+
+  /** Executor processes started and not ready for tasks yet. */
+  get startingNow(): number {
+    return this.starting;
   }
 
   /** Executor processes alive now. */

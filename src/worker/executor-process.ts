@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { deathCause, heapFlags, parseStatm, type Statm } from './executor-rules.js';
 import { isChunkAnswer, type ChunkOutcome, type ChunkRequest } from './task-chunks.js';
 import type { ExecutorUser } from './executor-user.js';
@@ -25,6 +26,24 @@ export interface ExecutorStart {
   user?: ExecutorUser | undefined;
   /** The permission model's flags (executor-rules.ts permissionFlags). */
   permissions: readonly string[];
+}
+
+/**
+ * How much lower than its worker an executor runs (its nice value, added to the worker's).
+ * User code then takes only the CPU its worker and a master on the same machine leave: 128
+ * executors starting at once on two cores (~0.2 CPU-s each) kept two workers from
+ * heartbeating for 13–17 s, and both were declared dead. HTCondor renices its jobs by 10 too.
+ */
+export const EXECUTOR_NICE = 10;
+
+/** Lowers a process's priority by EXECUTOR_NICE below ours; one gone already has nothing to lower. */
+function lowerPriority(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    setPriority(pid, Math.min(19, getPriority() + EXECUTOR_NICE));
+  } catch {
+    // Exited before it could be reniced (its exit is handled below) or a system without nice.
+  }
 }
 
 /** How long a dead executor's channel is read for what it sent before dying. */
@@ -81,6 +100,8 @@ export class Executor {
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    // At once: the value survives setpriv's exec of node, and what user code starts inherits it.
+    lowerPriority(this.child.pid);
     // First of its exit listeners: the others read `exited`.
     this.child.once('exit', (code, signal) => {
       this.exited = deathCause(code, signal);

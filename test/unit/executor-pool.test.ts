@@ -136,6 +136,36 @@ describe('the executor pool', () => {
   });
 });
 
+describe('executors as a share of the machine', () => {
+  it('starts a few executors at a time, however many tasks come at once, and runs every task', async () => {
+    const pool = new BuiltPool(6, { startsAtOnce: 2 });
+    try {
+      let most = 0;
+      const watch = setInterval(() => (most = Math.max(most, pool.startingNow)), 1);
+      const results = await Promise.all(range(6).map((i) => pool.run(sleep(150, i), limits)));
+      clearInterval(watch);
+      expect(results).toEqual(range(6).map((i) => `[${i}]`));
+      expect(most).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('runs user code at a lower priority than its worker (nice 10 more)', async () => {
+    const pool = new BuiltPool(1);
+    try {
+      await pool.run(sleep(1), limits);
+      const [pid] = pool.pids;
+      // Field 19 of /proc/PID/stat, counted after the command name's closing parenthesis.
+      const nice = (p: number | string) =>
+        Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+      expect(nice(pid!)).toBe(Math.min(19, nice('self') + 10));
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe("one job's code never meets another's", () => {
   const of = (job_id: string, module: string) => ({ ...user(module), job_id });
   const leaves =
