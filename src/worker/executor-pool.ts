@@ -58,6 +58,8 @@ export interface ExecutorPoolOptions {
   user?: ExecutorUser;
   /** Executors starting at once, at most. Default: one per core (STARTS_AT_ONCE). */
   startsAtOnce?: number;
+  /** An executor not ready for tasks after this long is killed. Default START_TIMEOUT_MS (30 s). */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -236,7 +238,14 @@ export class ExecutorPool {
   private spawn(memoryMb: number): Executor {
     const view = this.views?.create();
     const permissions = view ? withRoot(this.permissions, view.dir) : this.permissions;
-    const ex = new Executor({ entry: this.entry, memoryMb, user: this.o.user, permissions }, (e) => {
+    const start = {
+      entry: this.entry,
+      memoryMb,
+      user: this.o.user,
+      permissions,
+      startTimeoutMs: this.o.startTimeoutMs,
+    };
+    const ex = new Executor(start, (e) => {
       this.executors.delete(e);
       const v = this.viewOf.get(e);
       if (v) this.views?.drop(v);

@@ -26,7 +26,15 @@ export interface ExecutorStart {
   user?: ExecutorUser | undefined;
   /** The permission model's flags (executor-rules.ts permissionFlags). */
   permissions: readonly string[];
+  /** Killed if not ready for tasks by then. Default START_TIMEOUT_MS. */
+  startTimeoutMs?: number;
 }
+
+/**
+ * A start takes 0.1–0.2 s of CPU; one not ready after 30 s is stuck (a stopped process, a hung
+ * read of node's own files), and would hold a start of its pool and the chunk sent to it for ever.
+ */
+export const START_TIMEOUT_MS = 30_000;
 
 /**
  * How much lower than its worker an executor runs (its nice value, added to the worker's).
@@ -103,8 +111,16 @@ export class Executor {
     // At once: the value survives setpriv's exec of node, and what user code starts inherits it.
     lowerPriority(this.child.pid);
     // First of its exit listeners: the others read `exited`.
+    let stuck: string | undefined;
+    const startTimeoutMs = o.startTimeoutMs ?? START_TIMEOUT_MS;
+    const startTimer = setTimeout(() => {
+      stuck = `the task's process did not start within ${startTimeoutMs} ms`;
+      this.kill();
+    }, startTimeoutMs);
+    startTimer.unref();
     this.child.once('exit', (code, signal) => {
-      this.exited = deathCause(code, signal);
+      clearTimeout(startTimer);
+      this.exited = stuck ?? deathCause(code, signal);
       if (this.statmFd !== undefined) closeSync(this.statmFd);
       this.statmFd = undefined;
       const answer = this.answer;
@@ -129,6 +145,7 @@ export class Executor {
           // no /proc (not Linux): memory is bounded by the heap flag alone
         }
         this.baseline = this.statm();
+        clearTimeout(startTimer);
         resolve();
       });
       this.child.once('exit', () => reject(new ExecutorExit(this.exited ?? 'the executor ended')));

@@ -20,6 +20,9 @@ const user = (module: string) => taskSpec(normalizeBatchConfig({ module, data: [
 const limits = { timeoutMs: 5_000, memoryMb: 64 };
 const noop = (idx: number) => ({ operation: 'noop' as const, params: {}, input: null, idx });
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+async function until(ok: () => boolean): Promise<void> {
+  while (!ok()) await new Promise((r) => setImmediate(r));
+}
 
 describe('the executor pool', () => {
   const pool = new BuiltPool(1);
@@ -146,6 +149,21 @@ describe('executors as a share of the machine', () => {
       clearInterval(watch);
       expect(results).toEqual(range(6).map((i) => `[${i}]`));
       expect(most).toBe(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('kills an executor that does not start in time, fails its task saying so, and starts others', async () => {
+    const pool = new BuiltPool(1, { startsAtOnce: 1, startTimeoutMs: 1000 });
+    try {
+      const first = pool.run(sleep(1, 1), limits).catch((e: Error) => e);
+      // Stopped before it could be ready (a start takes ~0.2 s): it holds the pool's only start.
+      await until(() => pool.pids.length === 1);
+      process.kill(pool.pids[0]!, 'SIGSTOP');
+      expect(await first).toMatchObject({ message: expect.stringMatching(/did not start within 1000 ms/) });
+      expect(await pool.run(sleep(1, 2), limits)).toBe('[2]');
+      expect(pool.startingNow).toBe(0);
     } finally {
       await pool.close();
     }
