@@ -245,11 +245,19 @@ function Results({ job }: { job: Job }) {
  * (it is the same view as GET /api/jobs/{job_id}), else that read's answer.
  */
 function useJob(jobId: string, live: Live) {
-  const job = usePoll(() => api<Job>('GET', `/api/jobs/${jobId}`, { stale: true }), [jobId], POLL_MS, {
-    live: live.up,
-    ready: live.ready,
-    key: 0,
-  });
+  // A streaming job's rates reach the leader alone (in its workers' heartbeats): read from any
+  // other master, stale, they would be zeros. Its reads go to the leader.
+  const streaming = useRef(false);
+  const job = usePoll(
+    async () => {
+      const j = await api<Job>('GET', `/api/jobs/${jobId}`, { stale: !streaming.current });
+      streaming.current = j.type === 'streaming';
+      return j;
+    },
+    [jobId],
+    POLL_MS,
+    { live: live.up, ready: live.ready, key: 0 },
+  );
   const streamed = useRef<{ job?: Job; gone?: boolean; at: number }>({ at: 0 });
   useEachFrame(live, (f) => {
     if (f.job_id === jobId)

@@ -8,12 +8,25 @@ import { LIVE_PATH } from './live-feed.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 export const FORWARDED = 'x-weir-forwarded';
+/** Headers of the leader's answer a forwarded one keeps: a download's name, a read's ETag, a stream's caching. */
+const FORWARDED_BACK = new Set(['content-disposition', 'etag', 'cache-control']);
 /** Uploads are copied from master to master, not through the log: they need no leader. */
 export const UPLOADS_PATH = '/api/uploads';
 export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`);
 const BACKUP_ROUTE = '/api/cluster/backup';
 /** A query that may keep the request open until its job ends: `wait_ms` above 0, `follow` (a backup is long too). */
 const LONG_LIVED = /[?&](wait_ms=0*[1-9]|follow=)/;
+/**
+ * Routes whose answers carry figures that only the leader holds — workers' heartbeats and
+ * metrics, streaming instances' rates: workers report them to the leader alone — and the
+ * dashboard's stream of them. (A streaming job's own route shows its rates too, but a stale
+ * read of a job is how one asks what a follower has applied: the dashboard reads it unstale.) A follower forwards these even when read stale, and the leader
+ * serves them stale (no read round), so a dashboard opened on any master shows them; a
+ * follower that knows no leader answers them itself, without those figures.
+ */
+const LEADER_FIGURES: ReadonlySet<string> = new Set([LIVE_PATH, '/api/workers']);
+/** How long a follower waits for the leader's answer to a stale read before answering it itself. */
+const STALE_WAIT_MS = 2000;
 /** How long `weir backup` waits for one (src/client/sdk.ts). */
 const BACKUP_WAIT_MS = 600_000;
 
@@ -47,28 +60,37 @@ export class LeaderForwarding {
     // Decided on the route the router matched, as auth is: `/%61pi/jobs` is forwarded too.
     const route = req.routeOptions.url;
     if (route === undefined || !route.startsWith('/api/') || req.headers.upgrade || isUpload(route)) return undefined;
-    if (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url)) return undefined;
-    // The dashboard's stream tells what this master applied, as stale reads do.
-    if (route === LIVE_PATH) return undefined;
-    if (this.consensus.isLeader()) {
+    const leads = this.consensus.isLeader();
+    const leader = leads ? undefined : this.consensus.leaderUrl();
+    // The dashboard's stream, like a stale read, is served without a read round.
+    const stale = route === LIVE_PATH || (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url));
+    if (stale && (leads || !leader || !LEADER_FIGURES.has(route) || req.headers[FORWARDED])) return undefined;
+    if (leads) {
       if (req.method === 'GET') await this.consensus.readBarrier();
       return undefined;
     }
-    const leader = this.consensus.leaderUrl();
     // One hop only: a master that was told it leads but does not is in an election.
     if (!leader || req.headers[FORWARDED]) throw noLeader();
-    return this.forward(req, reply, leader);
+    // A stale read the leader cannot answer now is this master's to answer, as before it asked.
+    return this.forward(req, reply, leader, stale);
   };
 
   private warnedAt = 0;
 
-  private async forward(req: FastifyRequest, reply: FastifyReply, leader: string): Promise<FastifyReply> {
+  /** `orHere`: if the leader cannot be reached, undefined (this master answers) rather than no_leader. */
+  private async forward(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    leader: string,
+    orHere = false,
+  ): Promise<FastifyReply | undefined> {
     const headers: Record<string, string> = { [FORWARDED]: '1' };
     for (const [k, v] of Object.entries(req.headers)) {
       if (typeof v === 'string' && !HOP_BY_HOP.has(k)) headers[k] = v;
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-    const backup = req.routeOptions.url === BACKUP_ROUTE;
+    const route = req.routeOptions.url;
+    const backup = route === BACKUP_ROUTE;
     // A long poll forwarded for a client that then left is not left parked on the leader.
     const gone = clientGone(reply);
     let res;
@@ -78,9 +100,9 @@ export class LeaderForwarding {
         method: req.method as 'POST',
         headers,
         body: hasBody ? req.raw : null,
-        dispatcher: backup || LONG_LIVED.test(req.url) ? this.waits : this.agent,
+        dispatcher: backup || route === LIVE_PATH || LONG_LIVED.test(req.url) ? this.waits : this.agent,
         // A backup is made whole before its first byte leaves: wait for it as long as the CLI does.
-        headersTimeout: backup ? BACKUP_WAIT_MS : 90_000,
+        headersTimeout: backup ? BACKUP_WAIT_MS : orHere ? STALE_WAIT_MS : 90_000,
         bodyTimeout: 90_000,
       });
     } catch (err) {
@@ -91,8 +113,12 @@ export class LeaderForwarding {
       const now = Date.now();
       if (now - this.warnedAt >= 1000) {
         this.warnedAt = now;
-        req.log.warn({ err, leader }, 'could not forward a request to the leader; answering no_leader');
+        req.log.warn(
+          { err, leader },
+          `could not forward a request to the leader; ${orHere ? 'answering it here' : 'answering no_leader'}`,
+        );
       }
+      if (orHere) return undefined;
       throw noLeader();
     }
     reply.code(res.statusCode);
@@ -102,7 +128,7 @@ export class LeaderForwarding {
     if (typeof retry === 'string') reply.header('retry-after', retry);
     // What a download says of itself (a backup's log position, its file name).
     for (const [k, v] of Object.entries(res.headers)) {
-      if (typeof v === 'string' && (k.startsWith('x-weir-applied-') || k === 'content-disposition')) reply.header(k, v);
+      if (typeof v === 'string' && (k.startsWith('x-weir-applied-') || FORWARDED_BACK.has(k))) reply.header(k, v);
     }
     return reply.send(res.body);
   }
