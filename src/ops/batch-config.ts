@@ -9,6 +9,7 @@ import {
 } from '../protocol/task-spec.js';
 import { checkUserModule } from '../common/user-module.js';
 import { checkUserEnv } from '../common/user-env.js';
+import { closestName } from '../common/closest-name.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -97,6 +98,7 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
   if (typeof operation !== 'string' || !(OPERATIONS as readonly string[]).includes(operation)) {
     throw badRequest(`unknown operation ${JSON.stringify(operation)}; choose one of: ${OPERATIONS.join(', ')}`);
   }
+  refuseUnknownFields(raw, operation as Operation);
   const limits = limitsOf(raw);
   switch (operation as Operation) {
     case 'multiply': {
@@ -129,6 +131,39 @@ export function normalizeBatchConfig(input: unknown): BatchConfig {
     default:
       return { ...dataJobOf(operation as DataOperation, raw), ...limits };
   }
+}
+
+/** Fields of every batch job's config (`retention` is read, and taken out, before these). */
+const COMMON_FIELDS = ['operation', 'task_count', 'max_retries', 'timeout_ms', 'memory_mb', 'retention'];
+/** Fields of a job over records, besides its operation's own. */
+const DATA_FIELDS = ['module', 'data', 'input', 'reduce_tasks', 'output', 'combine', 'speculation', 'env'];
+const OWN_FIELDS: Record<Exclude<Operation, DataOperation>, readonly string[]> = {
+  multiply: ['factor', 'data'],
+  noop: [],
+  sleep: ['ms'],
+};
+
+/**
+ * A field the job would not read is refused rather than ignored: `factr` for `factor` ran a
+ * job with the default factor, and a job without `operation` or `module` ran as `noop`,
+ * ignoring its `data`.
+ */
+function refuseUnknownFields(raw: Raw, operation: Operation): void {
+  const own = isDataJob({ operation })
+    ? [...DATA_FIELDS, ...(operation === 'map' ? [] : BUILTIN_JOBS[operation as Exclude<DataOperation, 'map'>].fields)]
+    : OWN_FIELDS[operation as Exclude<Operation, DataOperation>];
+  const known = [...COMMON_FIELDS, ...own];
+  const unknown = Object.keys(raw).find((k) => !known.includes(k));
+  if (unknown === undefined) return;
+  const guess = closestName(unknown, known);
+  const implied =
+    raw.operation === undefined && operation === 'noop'
+      ? ' (a config with neither operation nor module runs noop: name an operation, or give a module)'
+      : '';
+  throw badRequest(
+    `config.${unknown} is not a field of a '${operation}' job${guess ? `: did you mean '${guess}'?` : ''}${implied}; ` +
+      `its fields are ${known.join(', ')}`,
+  );
 }
 
 function dataJobOf(operation: DataOperation, raw: Raw): Omit<DataJobFields, never> {

@@ -17,6 +17,8 @@ export interface JobFunctions {
 export interface BuiltinJob {
   /** Checks and normalizes the job's own fields at submission (messages name the field). */
   params(raw: Record<string, unknown>): Record<string, unknown>;
+  /** The config fields `params` reads (any other field of the job's own is refused). */
+  fields: readonly string[];
   functions(params: Record<string, unknown>): JobFunctions;
   combine: boolean;
   reduce: boolean;
@@ -64,6 +66,7 @@ const field = (record: unknown, name: string): unknown =>
 
 function aggregate(kind: 'sum' | 'avg'): BuiltinJob {
   return {
+    fields: ['field', 'group_by'],
     params: (raw) => {
       const f = fieldParam(raw, 'field', true);
       const g = fieldParam(raw, 'group_by', false);
@@ -89,6 +92,7 @@ function aggregate(kind: 'sum' | 'avg'): BuiltinJob {
 
 export const BUILTIN_JOBS: Record<Exclude<DataOperation, 'map'>, BuiltinJob> = {
   wordcount: {
+    fields: [],
     params: () => ({}),
     functions: () => ({
       map(record, emit) {
@@ -108,6 +112,7 @@ export const BUILTIN_JOBS: Record<Exclude<DataOperation, 'map'>, BuiltinJob> = {
   },
   grep: {
     // As Hadoop's Grep example: the count of every match of a regular expression.
+    fields: ['pattern', 'flags'],
     params: (raw) => {
       if (typeof raw.pattern !== 'string' || raw.pattern === '') {
         throw badRequest('config.pattern must be a regular expression (a non-empty string)');
@@ -139,6 +144,7 @@ export const BUILTIN_JOBS: Record<Exclude<DataOperation, 'map'>, BuiltinJob> = {
   },
   sort: {
     // Total order: range partitions by sampled boundaries, each reduce sorts its own keys.
+    fields: ['field'],
     params: (raw) => {
       const f = fieldParam(raw, 'field', false);
       return f ? { field: f } : {};
@@ -162,6 +168,7 @@ export const BUILTIN_JOBS: Record<Exclude<DataOperation, 'map'>, BuiltinJob> = {
   sum: aggregate('sum'),
   avg: aggregate('avg'),
   pi: {
+    fields: ['samples'],
     params: (raw) => {
       const s = raw.samples ?? 1_000_000;
       if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s > 1_000_000_000) {

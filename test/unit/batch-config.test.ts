@@ -73,6 +73,42 @@ describe('batch job configs', () => {
     expect(refused([1, 2])).toMatch(/object/);
   });
 
+  it('refuses a field the job would not read, with the field it likely meant and the ones it has', () => {
+    expect(refused({ operation: 'multiply', factr: 3, task_count: 2 })).toMatch(
+      /config\.factr is not a field of a 'multiply' job: did you mean 'factor'\?; its fields are .*factor/,
+    );
+    expect(refused({ operation: 'sleep', ms: 10, task_cnt: 2 })).toMatch(
+      /config\.task_cnt .* did you mean 'task_count'/,
+    );
+    expect(refused({ operation: 'grep', pattern: 'a', flag: 'i', data: ['a'] })).toMatch(/did you mean 'flags'/);
+    expect(refused({ operation: 'noop', env: { A: '1' } })).toMatch(/config\.env is not a field of a 'noop' job/);
+    // No operation and no module is noop, which reads no data: said, not run on nothing.
+    expect(refused({ data: ['a bb'], task_count: 1 })).toMatch(/config\.data .*neither operation nor module runs noop/);
+    expect(refused({ operation: 'wordcount', data: ['a'], xyzzy: 1 })).not.toMatch(/did you mean/);
+  });
+
+  it('takes every field a job reads, the retention and the limits included', () => {
+    const limits = { max_retries: 1, timeout_ms: 1000, memory_mb: 128 };
+    expect(() =>
+      normalizeBatchConfig({ operation: 'multiply', factor: 2, data: [1], task_count: 1, ...limits }),
+    ).not.toThrow();
+    expect(() => normalizeBatchConfig({ operation: 'sleep', ms: 1, retention: '1h' })).not.toThrow();
+    expect(() =>
+      normalizeBatchConfig({
+        operation: 'avg',
+        field: 'v',
+        group_by: 'g',
+        data: [{ v: 1 }],
+        task_count: 1,
+        reduce_tasks: 1,
+        combine: true,
+        speculation: false,
+        env: { A: '1' },
+        output: { path: '/tmp/out' },
+      }),
+    ).not.toThrow();
+  });
+
   it('checks a user module at submission without running it', () => {
     expect(refused({ module: 'export function map( {', data: [1] })).toMatch(/syntax error/);
     expect(refused({ module: 'export function mop() {}', data: [1] })).toMatch(

@@ -190,7 +190,7 @@ describe('a submit carrying its first assignments', () => {
     const wordcount = normalizeBatchConfig({
       operation: 'wordcount',
       input: { url: 'http://127.0.0.1:1/in.txt' },
-      partitions: 2,
+      task_count: 2,
     });
     expect(scheduler.placeOnSubmit('w', wordcount)).toEqual([]);
     const stream = { operation: 'stream', task_count: 1 } as unknown as JobConfig;
