@@ -10,7 +10,8 @@ export function Status({ status }: { status: string }) {
 
 /** Completed, failed and running parts of the whole, with the count beside. */
 export function ProgressBar({ p }: { p: Progress }) {
-  const done = p.completed + p.failed;
+  // Completed of total, as the CLI counts; failed tasks show in red on the bar and in the tooltip.
+  const done = p.completed;
   return html`<div
     class="progress"
     title=${`${p.completed} completed, ${p.failed} failed, ${p.running} running, ${p.pending} pending`}

@@ -10,6 +10,8 @@ export interface Line {
   fill?: boolean;
 }
 
+const stepped = uPlot.paths.stepped!({ align: 1 });
+
 /** Points kept in a chart's columns: 10 minutes at one a second. */
 export const MAX_POINTS = 600;
 
@@ -39,7 +41,20 @@ export function Chart({
       height,
       legend: { show: true, live: false },
       cursor: { show: true, drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
+      scales: {
+        // No points yet, or one: the last minute up to now (uPlot's own range for them spans years).
+        x: {
+          time: true,
+          range: (_u, min, max) => {
+            if (min == null || max == null || max - min < 1) {
+              const end = max ?? Date.now() / 1000;
+              return [end - 60, end];
+            }
+            return [min, max];
+          },
+        },
+        y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, (max ?? 0) * 1.1)] },
+      },
       axes: [
         { stroke: '#6b7385', grid: { stroke: '#e3e6ec' } },
         { stroke: '#6b7385', grid: { stroke: '#e3e6ec' }, size: 56 },
@@ -51,6 +66,9 @@ export function Chart({
           stroke: l.color,
           width: 1.5,
           points: { show: false },
+          // A figure holds until the next point (frames come only when something changed): a
+          // line drawn straight between two points minutes apart showed a climb that never was.
+          paths: stepped,
           ...(l.fill ? { fill: `${l.color}22` } : {}),
         })),
       ],

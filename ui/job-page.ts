@@ -223,7 +223,13 @@ function Results({ job }: { job: Job }) {
     }
     ${
       !ready
-        ? html`<p class="empty">Results are shown once the job has completed.</p>`
+        ? html`<p class="empty">
+            ${
+              TERMINAL.has(job.status)
+                ? `The job ${job.status === 'cancelled' ? 'was cancelled' : 'failed'}: it has no results.`
+                : 'Results are shown once the job has completed.'
+            }
+          </p>`
         : error
           ? html`<${ErrorNote} error=${error} />`
           : !data
@@ -232,7 +238,7 @@ function Results({ job }: { job: Job }) {
               ? html`<p class="empty">No rows.</p>`
               : html`<pre class="results">${data.results.map((r) => JSON.stringify(r)).join('\n')}</pre>
                   <p class="dim small">
-                    All of them: <code>weir results ${job.job_id}</code> or
+                    All of them: <code>weir results ${job.job_id}</code> or${' '}
                     <a href=${`/api/jobs/${job.job_id}/results`} target="_blank">GET /api/jobs/${job.job_id}/results</a
                     >.
                   </p>`

@@ -79,7 +79,7 @@ export function LogsPanel({ job, wake }: { job: Job; wake?: Wake }) {
   const lines = data ?? [];
   return html`<section class="panel" id="logs">
     <h2>
-      Logs <span class="sub">${settled ? '' : 'live'}</span>
+      Logs <span class="sub">${settled ? '' : job.type === 'streaming' ? 'live' : 'each attempt’s, as it ends'}</span>
       <span class="filters">
         <input
           type="search"
@@ -97,7 +97,9 @@ export function LogsPanel({ job, wake }: { job: Job; wake?: Wake }) {
       data === undefined
         ? html`<p class="empty">Loading…</p>`
         : lines.length === 0
-          ? html`<p class="empty">Nothing printed${task === undefined ? '' : ` by task ${task}`} yet.</p>`
+          ? html`<p class="empty">
+              Nothing printed${task === undefined ? '' : ` by task ${task}`}${settled ? '' : ' yet'}.
+            </p>`
           : html`<pre class="results logs" data-logs>
 ${lines.map(
                 (l) =>

@@ -61,7 +61,7 @@ export function Topology({ components }: { components: Component[] }) {
             >
               <span class="mono">#${i.index}</span>
               <span class="mono dim addr"
-                >${i.status === 'unplaced' ? 'unplaced' : (i.address ?? '').replace(/^https?:\/\//, '')}</span
+                >${i.status === 'running' ? (i.address ?? '').replace(/^https?:\/\//, '') : i.status}</span
               >
               <span class="num">${num(i.in_per_s, 0)}→${num(i.out_per_s, 0)}</span>
               <span class="buf" title=${`buffer ${Math.round((i.queue_fill || 0) * 100)}% full`}

@@ -58,7 +58,7 @@ export function formatJob(j: JobView): string {
   }
   if (j.error) {
     lines.push(
-      `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempts` : ''}: ${j.error.message}`,
+      `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempt${j.error.attempts === 1 ? '' : 's'}` : ''}: ${j.error.message}`,
     );
     if (j.error.stack)
       lines.push(

@@ -90,6 +90,8 @@ export interface LogLineView {
 }
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
+export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** How long run()'s submit waits for the job before run() goes on with wait()'s polls. */
 const RUN_SUBMIT_WAIT_MS = 1000;
@@ -221,8 +223,13 @@ export class WeirClient {
     if (first.next_cursor !== null) yield* this.results(jobId, RESULTS_PAGE, first.next_cursor);
   }
 
-  jobs(cursor?: string, limit = 100) {
-    const q = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
+  /** A page of jobs, newest first; `status`: only those in it. */
+  jobs(cursor?: string, limit = 100, status?: JobStatus) {
+    const q = new URLSearchParams({
+      limit: String(limit),
+      ...(cursor ? { cursor } : {}),
+      ...(status ? { status } : {}),
+    });
     return this.http.get<{ jobs: JobView[]; next_cursor: string | null }>(`/api/jobs?${q}`);
   }
 

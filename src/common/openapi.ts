@@ -1,9 +1,52 @@
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES } from './errors.js';
 import { ERROR_REPLIES } from './http-errors.js';
+
+interface RouteSchema {
+  response?: Record<string, unknown>;
+  tags?: string[];
+  querystring?: { type?: string; properties?: Record<string, unknown> };
+}
+
+/**
+ * The routes the cluster's own nodes call (workers registering, reporting rows and logs, their
+ * channel; masters' peer link): listed apart, so that a reader finds the API clients use first.
+ */
+const INTERNAL: { method?: string; url: RegExp }[] = [
+  { url: /^\/api\/workers\/(register|heartbeat)$/ },
+  { url: /\/channel$/ },
+  { url: /^\/raft\// },
+  { method: 'POST', url: /\/(rows|logs)$/ },
+];
+/** Routes outside /api, by the group they belong to. */
+const GROUPS: Record<string, string> = { cluster: 'cluster', health: 'cluster', ready: 'cluster', metrics: 'cluster' };
+
+/** A route's group in the document: its first segment after /api (jobs, workers, …), or internal. */
+function tagOf(url: string, methods: readonly string[]): string {
+  if (INTERNAL.some((r) => r.url.test(url) && (!r.method || methods.includes(r.method)))) return 'internal';
+  const [first, second] = url.split('/').filter(Boolean);
+  if (first === 'api' && second) return second;
+  return first === undefined || first === 'jobs' ? 'dashboard' : (GROUPS[first] ?? first);
+}
+
+/** Every read of a master may be asked stale (`?consistency=stale`): the document says so on each. */
+const CONSISTENCY = Type.Optional(
+  Type.Literal('stale', {
+    description:
+      "Answer from this master's own state without a round to the leader (a follower trails by up to ~0.1 s); absent: a linearizable read",
+  }),
+);
+
+function withConsistency(schema: RouteSchema): void {
+  const qs = schema.querystring;
+  if (qs === undefined) schema.querystring = Type.Object({ consistency: CONSISTENCY });
+  else if (qs.type === 'object')
+    schema.querystring = { ...qs, properties: { ...qs.properties, consistency: CONSISTENCY } };
+}
 
 /** The document's path, and the page that renders it (its assets are served from the package). */
 export const OPENAPI_PATH = '/openapi.json';
@@ -32,8 +75,14 @@ export async function registerOpenApi(app: FastifyInstance, node: 'master' | 'wo
   // A route that declares no refusals still refuses (auth, validation, not found): say so.
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith(DOCS_PREFIX)) return;
-    const schema = (route.schema ??= {}) as { response?: Record<string, unknown> };
+    const schema = (route.schema ??= {}) as RouteSchema;
     schema.response = { ...ERROR_REPLIES, ...schema.response };
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    schema.tags ??= [tagOf(route.url, methods)];
+    // Reads only: not a socket, nor the dashboard's stream (served stale as it is).
+    const read = methods.includes('GET') && !('101' in schema.response);
+    if (node === 'master' && read && route.url.startsWith('/api/') && route.url !== '/api/live')
+      withConsistency(schema);
   });
   await app.register(swagger, {
     openapi: {

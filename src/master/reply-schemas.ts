@@ -42,7 +42,8 @@ const Stage = Type.Object(
 /** Figures come from the worker's last heartbeat; 0 until one arrives. */
 const Instance = Type.Object({
   index: Count,
-  status: Enum(['running', 'unplaced']),
+  /** stopped: its job ended (cancelled, failed); unplaced: waiting for a worker with room. */
+  status: Enum(['running', 'unplaced', 'stopped']),
   worker_id: Nullable(Type.String()),
   address: Nullable(Type.String()),
   in_per_s: Type.Number(),

@@ -61,7 +61,7 @@ function componentsView(queries: Queries, registry: WorkerRegistry, row: JobRow,
       return [
         {
           index: inst.index,
-          status: p ? 'running' : 'unplaced',
+          status: TERMINAL.has(row.status) ? 'stopped' : p ? 'running' : 'unplaced',
           worker_id: p?.worker_id ?? null,
           address: p?.address ?? null,
           in_per_s: figure(f?.in_per_s),

@@ -63,6 +63,27 @@ describe('GET /openapi.json', () => {
     expect(missing).toEqual([]);
   });
 
+  it('groups the routes by what they serve, the cluster’s own apart, and offers every read stale', () => {
+    const ops = Object.entries(
+      doc.paths as Record<string, Record<string, { tags?: string[]; parameters?: { name: string; in: string }[] }>>,
+    ).flatMap(([path, byMethod]) =>
+      Object.entries(byMethod).map(([method, op]) => ({ key: `${method.toUpperCase()} ${path}`, op })),
+    );
+    const tagged = (key: string) => ops.find((o) => o.key === key)?.op.tags;
+    expect(ops.filter((o) => o.op.tags?.length !== 1).map((o) => o.key)).toEqual([]);
+    expect(tagged('GET /api/jobs/{job_id}')).toEqual(['jobs']);
+    expect(tagged('GET /api/jobs/{job_id}/logs')).toEqual(['jobs']);
+    expect(tagged('POST /api/jobs/{job_id}/logs')).toEqual(['internal']);
+    expect(tagged('POST /api/workers/heartbeat')).toEqual(['internal']);
+    expect(tagged('GET /metrics')).toEqual(['cluster']);
+    const reads = ops.filter(
+      (o) => /^GET \/api\//.test(o.key) && !o.key.endsWith('/channel') && o.key !== 'GET /api/live',
+    );
+    expect(reads.length).toBeGreaterThan(5);
+    const without = reads.filter((o) => !o.op.parameters?.some((p) => p.name === 'consistency' && p.in === 'query'));
+    expect(without.map((o) => o.key)).toEqual([]);
+  });
+
   it('gives every route its refusals as {error: {code, message}} with the catalogue’s codes', () => {
     for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
       for (const [method, op] of Object.entries(methods)) {

@@ -108,6 +108,23 @@ describe('weir run: submit, wait and results in one command', () => {
     expect(r.stderr).toContain('on purpose');
   });
 
+  it('lists the failed jobs alone with jobs --status failed, and says of their results where to read why', async () => {
+    const listed = await c.cli([addr, '--json', 'jobs', '--status', 'failed']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const failed = JSON.parse(listed.stdout).jobs as { job_id: string; status: string }[];
+    expect(failed.map((j) => j.status)).toEqual(failed.map(() => 'failed'));
+    expect(failed.length).toBeGreaterThan(0);
+    const r = await c.cli([addr, 'results', failed[0]!.job_id]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/is failed; .*it will have none: 'weir status job-\S+' says why/);
+  });
+
+  it('refuses a status no job has, naming those there are', async () => {
+    const r = await c.cli([addr, 'jobs', '--status', 'done']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--status takes one of pending, running, completed, failed, cancelled; got 'done'/);
+  });
+
   it('refuses a streaming job with a line saying what to do instead', async () => {
     const r = await c.cli([addr, 'run', 'streaming', 'S', '{}']);
     expect(r.code).not.toBe(0);

@@ -5,7 +5,15 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
 import { formatJob, formatJobs, formatLogLine, progressLine } from '../format.js';
-import { FIRST_RESULTS, TERMINAL_STATUSES, type JobView, type ResultsPage, type WeirClient } from '../sdk.js';
+import {
+  FIRST_RESULTS,
+  JOB_STATUSES,
+  TERMINAL_STATUSES,
+  type JobStatus,
+  type JobView,
+  type ResultsPage,
+  type WeirClient,
+} from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
@@ -22,7 +30,12 @@ export function jobCommands(program: Command, ctx: CliContext): void {
       const job = await submitJob(ctx, type, name, configArg, f);
       if (ctx.global.json) out(JSON.stringify(job, null, 2));
       else {
-        note(`submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: weir wait ${job.job_id}`);
+        // A stream never ends, so `wait` would not return: its status and its output are what to follow.
+        const follow =
+          job.type === 'streaming'
+            ? `weir status ${job.job_id} (its output: weir results ${job.job_id} --follow)`
+            : `weir wait ${job.job_id}`;
+        note(`submitted job "${job.name}" with ${job.progress.total} task(s); follow it with: ${follow}`);
         out(job.job_id);
       }
     });
@@ -147,8 +160,13 @@ export function jobCommands(program: Command, ctx: CliContext): void {
     .command('jobs')
     .description('list jobs, newest first')
     .option('--limit <n>', 'how many', '50')
-    .action(async (f: { limit: string }) => {
-      const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)));
+    .option('--status <status>', `only jobs in this status: ${JOB_STATUSES.join(', ')}`)
+    .action(async (f: { limit: string; status?: string }) => {
+      if (f.status !== undefined && !(JOB_STATUSES as readonly string[]).includes(f.status)) {
+        throw new CliError(`--status takes one of ${JOB_STATUSES.join(', ')}; got '${f.status}'`);
+      }
+      const status = f.status as JobStatus | undefined;
+      const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)), status);
       ctx.print(page, () => formatJobs(page.jobs));
     });
 }

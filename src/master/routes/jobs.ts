@@ -213,9 +213,13 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         if (isStreamConfig(config))
           return streamRowsPage(queries, row.job_id, req.query.cursor, req.query.limit ?? 10_000);
         if (row.status !== 'completed') {
+          // A job that ended otherwise has none to wait for: what to read is why.
+          const next = TERMINAL.has(row.status)
+            ? `it will have none: 'weir status ${row.job_id}' says why`
+            : `follow it with 'weir wait ${row.job_id}'`;
           throw new WeirError(
             'conflict',
-            `job '${row.job_id}' is ${row.status}; results are served once it has completed (follow it with 'weir wait ${row.job_id}')`,
+            `job '${row.job_id}' is ${row.status}; results are served once it has completed (${next})`,
           );
         }
         return pageResults(queries, row, req.query.cursor, req.query.limit ?? 10_000);
