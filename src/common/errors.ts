@@ -36,6 +36,14 @@ const STATUS: Record<ErrorCode, number> = {
   no_space: 507,
 };
 
+/**
+ * A write refused because leadership is changing (no_leader) or this master cannot take one
+ * now (unavailable: it is stopping, handing over, or its disk refused, which the space alarm
+ * says): expected while a cluster hands over or shuts down, so said in a line, not a stack.
+ */
+export const isHandOver = (err: unknown): boolean =>
+  err instanceof WeirError && (err.code === 'no_leader' || err.code === 'unavailable');
+
 export class WeirError extends Error {
   readonly code: ErrorCode;
   readonly status: number;

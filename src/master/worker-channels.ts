@@ -1,5 +1,6 @@
 import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
+import { isHandOver } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
 import { SocketToken, countedOutcomes, type TokenAuthority } from '../common/socket-token.js';
@@ -102,7 +103,14 @@ export class WorkerChannels {
       case 'drain':
         void this.consensus
           .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })
-          .catch((err: Error) => this.log.warn({ err }, 'draining a worker failed'));
+          .catch((err: Error) =>
+            isHandOver(err)
+              ? this.log.info(
+                  { worker_id: workerId, why: err.message },
+                  'a worker was not drained: no leader to record it',
+                )
+              : this.log.warn({ err, worker_id: workerId }, 'draining a worker failed'),
+          );
         return;
     }
   }
