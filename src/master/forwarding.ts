@@ -130,7 +130,12 @@ export class LeaderForwarding {
     for (const [k, v] of Object.entries(res.headers)) {
       if (typeof v === 'string' && (k.startsWith('x-weir-applied-') || FORWARDED_BACK.has(k))) reply.header(k, v);
     }
-    return reply.send(res.body);
+    reply.send(res.body);
+    // A body streamed through is still being sent when this hook returns, and until it ends
+    // Fastify holds the reply unsent and goes on to the route's own handler: a forwarded live
+    // stream's handler wrote its headers again (an error logged for each), and a forwarded long
+    // poll was parked on this master too, for nothing. The answer is the leader's alone.
+    return reply.hijack();
   }
 
   async close(): Promise<void> {

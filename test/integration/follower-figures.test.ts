@@ -101,4 +101,10 @@ describe('a follower asked for what only the leader knows', () => {
       c.kill(leader, 'SIGCONT');
     }
   });
+
+  it('leaves what it forwarded to the leader alone: its own route does not answer it too', () => {
+    // Had it run, the live route would have written its headers a second time (an error logged
+    // for each forwarded stream, as the stream opened).
+    expect(c.log(follower)).not.toMatch(/ERR_HTTP_HEADERS_SENT|already sent/);
+  });
 });
