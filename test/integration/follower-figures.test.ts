@@ -3,6 +3,7 @@
 // those even when read stale, and answers itself when the leader cannot. (Masters on
 // 127.0.0.53–55 and a worker on 127.0.0.56: this file's addresses.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sseData } from '../helpers/sse.js';
 import {
   Cluster,
   freePorts,
@@ -27,25 +28,12 @@ async function firstWorkersFrame(url: string): Promise<Json> {
   const ctrl = new AbortController();
   const res = await fetch(`${url}/api/live`, { signal: ctrl.signal });
   expect(res.status).toBe(200);
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('the stream ended before a frame listed the workers');
-      buf += value;
-      for (let end = buf.indexOf('\n\n'); end >= 0; end = buf.indexOf('\n\n')) {
-        const data = buf
-          .slice(0, end)
-          .split('\n')
-          .filter((l) => l.startsWith('data:'))
-          .map((l) => l.slice(5))
-          .join('\n');
-        buf = buf.slice(end + 2);
-        const frame = data ? (JSON.parse(data) as Json) : undefined;
-        if (frame?.workers) return frame;
-      }
+    for await (const data of sseData(res.body!)) {
+      const frame = JSON.parse(data) as Json;
+      if (frame.workers) return frame;
     }
+    throw new Error('the stream ended before a frame listed the workers');
   } finally {
     ctrl.abort();
   }

@@ -5,6 +5,7 @@
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, http, untilJobStatus, waitFor, type MasterProc } from '../helpers/cluster.js';
+import { sseData } from '../helpers/sse.js';
 import { bearer, signedToken } from '../helpers/tokens.js';
 
 const SECRET = 'live-stream-spec-secret-of-32-bytes-or-more';
@@ -53,7 +54,7 @@ class Stream {
       return s;
     }
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    void s.read(res.body!.pipeThrough(new TextDecoderStream()).getReader());
+    void s.read(res.body!);
     return s;
   }
 
@@ -70,25 +71,9 @@ class Stream {
     return s!;
   }
 
-  private async read(reader: ReadableStreamDefaultReader<string>): Promise<void> {
-    let buf = '';
+  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let end: number;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
-          const data = buf
-            .slice(0, end)
-            .split('\n')
-            .filter((l) => l.startsWith('data:'))
-            .map((l) => l.slice(5))
-            .join('\n');
-          buf = buf.slice(end + 2);
-          if (data) this.frames.push({ ...(JSON.parse(data) as Frame), got: Date.now() });
-        }
-      }
+      for await (const data of sseData(body)) this.frames.push({ ...(JSON.parse(data) as Frame), got: Date.now() });
     } catch {
       // closed by the spec
     }
