@@ -268,11 +268,14 @@ export class ExecutorPool {
     return ex;
   }
 
-  /** Whether an idle executor can take this task (see acquire), with no process to start. */
-  private hasIdleFor({ memoryMb, job }: Task): boolean {
-    return this.idle.some(
-      (e) => e.memoryMb === memoryMb && (e.job === job || (job !== undefined && e.job === undefined)),
-    );
+  /**
+   * Where in `idle` is an executor with this memory limit for this job's user code (or for no
+   * job); else, for a job's code, one that has run none yet (it is that job's from then on). -1: none.
+   */
+  private idleFor(memoryMb: number, job: string | undefined): number {
+    const i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
+    if (i >= 0 || job === undefined) return i;
+    return this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === undefined);
   }
 
   /**
@@ -280,9 +283,7 @@ export class ExecutorPool {
    * one (in place of an idle one if need be).
    */
   private acquire(memoryMb: number, job: string | undefined): Executor {
-    let i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === job);
-    // One that has run no user code yet takes this job's (and is its job's from now on).
-    if (i < 0 && job !== undefined) i = this.idle.findIndex((e) => e.memoryMb === memoryMb && e.job === undefined);
+    const i = this.idleFor(memoryMb, job);
     let ex: Executor;
     if (i >= 0) ex = this.idle.splice(i, 1)[0]!;
     else {
@@ -396,7 +397,8 @@ export class ExecutorPool {
   private pump(): void {
     while (this.busy < this.maxExecutors && this.queue.length > 0) {
       // The next chunk needs a process started: it waits for a start to end (FIFO, ~0.2 s).
-      if (this.starting >= this.startsAtOnce && !this.hasIdleFor(this.queue[0]!)) return;
+      const next = this.queue[0]!;
+      if (this.starting >= this.startsAtOnce && this.idleFor(next.memoryMb, next.job) < 0) return;
       this.send(this.queue.splice(0, chunkSize(this.queue, this.maxExecutors - this.busy, this.msOf)));
     }
   }
