@@ -266,6 +266,18 @@ describe('cancel', () => {
 });
 
 describe('GET /api/jobs', () => {
+  it('refuses a submit with a field its job would not read (400, naming it), and makes no job', async () => {
+    const before = (await http('GET', `${m.url}/api/jobs?limit=1000`)).json.jobs.length;
+    const r = await http('POST', `${m.url}/api/jobs`, {
+      name: 'typo',
+      type: 'batch',
+      config: { operation: 'multiply', factr: 3, task_count: 2 },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toMatch(/config\.factr .*did you mean 'factor'/);
+    expect((await http('GET', `${m.url}/api/jobs?limit=1000`)).json.jobs.length).toBe(before);
+  });
+
   it('pages with ?limit=2 and next_cursor, newest first, each job once', async () => {
     for (let i = 0; i < 3; i++) {
       expect((await http('POST', `${m.url}/api/jobs`, { name: `page-${i}`, type: 'batch' })).status).toBe(201);

@@ -169,6 +169,20 @@ describe('executors as a share of the machine', () => {
     }
   });
 
+  it('fails the task of an executor killed -9 while it starts, frees its start, and starts the next', async () => {
+    const pool = new BuiltPool(1, { startsAtOnce: 1 });
+    try {
+      const first = pool.run(sleep(1, 1), limits).catch((e: Error) => e);
+      await until(() => pool.pids.length === 1);
+      process.kill(pool.pids[0]!, 'SIGKILL');
+      expect(await first).toMatchObject({ message: expect.stringMatching(/killed by SIGKILL/) });
+      expect(pool.startingNow).toBe(0);
+      expect(await pool.run(sleep(1, 2), limits)).toBe('[2]');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('runs user code at a lower priority than its worker (nice 10 more)', async () => {
     const pool = new BuiltPool(1);
     try {
