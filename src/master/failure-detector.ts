@@ -1,5 +1,4 @@
-import { isHandOver } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { logFailedWrite, type Logger } from '../common/logger.js';
 import type { Queries } from '../state/queries.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -143,14 +142,7 @@ export class FailureDetector {
         this.log.warn({ worker_id: workerId, reason, requeued: r.ok ? r.requeued : 0 }, 'worker declared dead');
         this.registry.forget(workerId)?.close(4404, 'declared dead');
       })
-      .catch((err: Error) =>
-        isHandOver(err)
-          ? this.log.info(
-              { worker_id: workerId, why: err.message },
-              'a worker was not declared dead: no leader to record it',
-            )
-          : this.log.warn({ err, worker_id: workerId }, 'declaring a worker dead failed'),
-      )
+      .catch((err: Error) => logFailedWrite(this.log, err, { worker_id: workerId }, 'declaring a worker dead'))
       .finally(() => this.declaring.delete(workerId));
   }
 }

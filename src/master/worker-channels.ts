@@ -1,7 +1,6 @@
 import { trace, tracing } from '../common/trace.js';
 import type { WebSocket } from 'ws';
-import { isHandOver } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { logFailedWrite, type Logger } from '../common/logger.js';
 import { taskKey } from '../protocol/task-ref.js';
 import { SocketToken, countedOutcomes, type TokenAuthority } from '../common/socket-token.js';
 import {
@@ -103,14 +102,7 @@ export class WorkerChannels {
       case 'drain':
         void this.consensus
           .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })
-          .catch((err: Error) =>
-            isHandOver(err)
-              ? this.log.info(
-                  { worker_id: workerId, why: err.message },
-                  'a worker was not drained: no leader to record it',
-                )
-              : this.log.warn({ err, worker_id: workerId }, 'draining a worker failed'),
-          );
+          .catch((err: Error) => logFailedWrite(this.log, err, { worker_id: workerId }, 'draining a worker'));
         return;
     }
   }
