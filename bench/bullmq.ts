@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { freePortBlock, makeTempDir, run, startChild, stopChild, tailLog, waitUntil, type Child } from './procs.js';
-import { log, mapLimit, sampleLatency } from './stats.js';
+import { log, mapLimit, sampleLatency, type LatencySamples } from './stats.js';
 
 const WORKER_JS = new URL('./bullmq-worker.js', import.meta.url).pathname;
 /** No RDB snapshots, no AOF: Redis as a pure in-memory queue, its fastest setting. */
@@ -174,7 +174,7 @@ async function finishedCounts(queue: Queue): Promise<{ completed: number; failed
 }
 
 /** Single-job latency: add → completed, observed through QueueEvents; ms per sample. */
-export async function bullLatency(setup: BullSetup, samples: number, warmup: number): Promise<number[]> {
+export async function bullLatency(setup: BullSetup, samples: number, warmup: number): Promise<LatencySamples> {
   const events = new QueueEvents(setup.queue.name, { connection: setup.connection });
   await events.waitUntilReady();
   try {

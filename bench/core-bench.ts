@@ -35,7 +35,7 @@ import {
   type SweepRow,
   type SystemResult,
 } from './report.js';
-import { log, percentiles, positiveInt, spread } from './stats.js';
+import { FIRST_CALLS, LATENCY_WARMUP, log, percentiles, positiveInt, spread } from './stats.js';
 import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
 import {
   describeSetting,
@@ -50,7 +50,7 @@ import {
 const SHAPE: ThroughputShape = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
 const TOTAL = SHAPE.jobs * SHAPE.tasksPerJob;
 const ROUNDS = 3;
-const LATENCY = { samples: 500, warmup: 50 };
+const LATENCY = { samples: 500, warmup: LATENCY_WARMUP };
 /**
  * Worker settings tried by the sweep, as (--max-tasks, --threads). Slots hide the round trip
  * to the master; threads do the work, and on 2 cores a few threads beat one per slot for
@@ -160,11 +160,13 @@ async function benchWeir(o: Options): Promise<Results['weir']> {
   try {
     const runs = await rounds(ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, l), 'Weir');
     log(`  Weir latency: ${LATENCY.samples} one-task jobs after ${LATENCY.warmup} warm-up`);
-    const latency = percentiles(await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup));
+    const sampled = await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup);
+    const latency = percentiles(sampled.warm);
     result = {
       label: `Weir (1 master, 2 workers × ${describeSetting(setting)}${over})`,
       throughput: spread(runs),
       latency,
+      latency_first: percentiles(sampled.first),
       max_tasks: setting.maxTasks,
       threads: setting.threads ?? null,
       sweep,
@@ -187,11 +189,13 @@ async function benchBullmq(durable: boolean): Promise<Results['bullmq']> {
   try {
     const runs = await rounds(ROUNDS, () => bullThroughputRound(bull.queue, SHAPE), 'BullMQ');
     log(`  BullMQ latency: ${LATENCY.samples} single jobs after ${LATENCY.warmup} warm-up`);
-    const latency = percentiles(await bullLatency(bull, LATENCY.samples, LATENCY.warmup));
+    const sampled = await bullLatency(bull, LATENCY.samples, LATENCY.warmup);
+    const latency = percentiles(sampled.warm);
     return {
       label: `BullMQ (Redis ${durable ? 'appendfsync always' : 'in memory'}, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
       throughput: spread(runs),
       latency,
+      latency_first: percentiles(sampled.first),
       redis: bull.version,
       redis_flags: flags,
     };
@@ -239,13 +243,14 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number)
     load: { start: loadAtStart, end: loadavg()[0]! },
     machine: machineInfo(),
     workload: {
-      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup} warm-up`,
+      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup.toLocaleString('en-US')} warm-up (the same for each system)`,
       jobs: SHAPE.jobs,
       tasks_per_job: SHAPE.tasksPerJob,
       submits_in_flight: SHAPE.inFlight,
       rounds: ROUNDS,
       latency_samples: LATENCY.samples,
       latency_warmup: LATENCY.warmup,
+      latency_first: Math.min(FIRST_CALLS, LATENCY.warmup),
     },
     ...m,
     ratios,

@@ -29,9 +29,10 @@ export interface PairedFigures extends Paired {
   run: Paired;
 }
 
-/** `samples` pairs after a tenth as many untimed, the side going first alternating. */
+/** `samples` pairs after `warmup` untimed ones, the side going first alternating. */
 async function timePairs(
   samples: number,
+  warmup: number,
   mine: () => Promise<unknown>,
   theirs: () => Promise<unknown>,
 ): Promise<Paired> {
@@ -40,7 +41,6 @@ async function timePairs(
     { key: 'mine', go: mine },
     { key: 'theirs', go: theirs },
   ] as const;
-  const warmup = Math.max(20, Math.round(samples / 10));
   for (let i = 0; i < warmup + samples; i++) {
     for (const s of i % 2 ? sides : [...sides].reverse()) {
       const t0 = performance.now();
@@ -62,6 +62,7 @@ export async function measurePairs(
   masters: 1 | 3,
   hosts: readonly string[],
   samples: number,
+  warmup: number,
   againstDir: string,
 ): Promise<PairedFigures> {
   const other = (await import(pathToFileURL(join(againstDir, 'dist', 'bench', 'weir.js')).href)) as typeof Weir;
@@ -79,6 +80,7 @@ export async function measurePairs(
     let n = 0;
     const submits = await timePairs(
       samples,
+      warmup,
       () => weir.submitCompleted(mine.api, weir.noopJob(`pair-mine-${n++}`, 1)),
       () => other.submitCompleted(theirs!.api, weir.noopJob(`pair-theirs-${n++}`, 1)),
     );
@@ -89,7 +91,11 @@ export async function measurePairs(
       const r = await c.run({ name: `run-${n++}`, config: { operation: 'noop', task_count: 1 } });
       if (r.job.status !== 'completed') throw new Error(`run() ended ${r.job.status}`);
     };
-    return { against: againstDir, ...submits, run: await timePairs(samples, run(mineClient), run(theirClient)) };
+    return {
+      against: againstDir,
+      ...submits,
+      run: await timePairs(samples, Math.max(10, Math.round(warmup / 10)), run(mineClient), run(theirClient)),
+    };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await Promise.all([mine.stop(), theirs?.stop()]);

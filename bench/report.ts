@@ -26,6 +26,8 @@ export interface SystemResult {
   label: string;
   throughput: Spread;
   latency?: Percentiles;
+  /** The first one-task jobs of the latency phase (stats.ts FIRST_CALLS), before its warm-up was over. */
+  latency_first?: Percentiles;
 }
 
 export interface Results {
@@ -164,8 +166,22 @@ export function formatReport(r: Results): string {
     ['target', 'value', 'goal', ''],
     ...r.targets.map((t) => [t.what, formatValue(t), t.goal, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
   ];
+  const firstOf = (name: string, sys: Results['bullmq'] | SystemResult | undefined) =>
+    sys && !('skipped' in sys) && sys.latency_first
+      ? [`${name} ${ms(sys.latency_first.p50)} / ${ms(sys.latency_first.p99)} ms`]
+      : [];
+  const first = [
+    ...firstOf('Weir', r.weir),
+    ...firstOf('BullMQ in memory', r.bullmq),
+    ...firstOf('BullMQ appendfsync always', r.bullmq_durable),
+  ];
   const notes = [
     `Workload: ${r.workload.description as string}.`,
+    ...(first.length
+      ? [
+          `Latency of the first ${r.workload.latency_first as number} jobs of the latency phase (p50 / p99), before the warm-up was over: ${first.join('; ')}.`,
+        ]
+      : []),
     r.weir.sweep.length === 0
       ? `Weir ${settingText(r.weir.max_tasks, r.weir.threads)}, as given on the command line.`
       : `Weir ${settingText(r.weir.max_tasks, r.weir.threads)}: the fastest of the sweep (tasks/s per round: ${r.weir.sweep

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
-import { mapLimit, sampleLatency } from './stats.js';
+import { mapLimit, sampleLatency, type LatencySamples } from './stats.js';
 
 const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
 
@@ -407,8 +407,8 @@ export async function submitCompleted(api: Api, body: unknown): Promise<JobView>
   return job;
 }
 
-/** Submit-to-completed latency of 1-task jobs, one at a time; milliseconds per sample. */
-export function weirLatency(api: Api, samples: number, warmup: number): Promise<number[]> {
+/** Submit-to-completed latency of 1-task jobs, one at a time; milliseconds per sample (sampleLatency). */
+export function weirLatency(api: Api, samples: number, warmup: number): Promise<LatencySamples> {
   let n = 0;
   return sampleLatency(
     async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { medianInterval } from '../../bench/stats.js';
+import { FIRST_CALLS, medianInterval, sampleLatency } from '../../bench/stats.js';
 
 describe('medianInterval', () => {
   it('gives the order statistics a Binomial(n, ½) puts around the median', () => {
@@ -22,5 +22,27 @@ describe('medianInterval', () => {
       return r.high - r.low;
     };
     expect(w(200)).toBeLessThan(w(20));
+  });
+});
+
+describe('sampleLatency', () => {
+  it('times the samples after the warm-up, and the first calls of the warm-up apart', async () => {
+    let calls = 0;
+    const r = await sampleLatency(
+      async () => {
+        calls++;
+      },
+      7,
+      FIRST_CALLS + 3,
+    );
+    expect(calls).toBe(FIRST_CALLS + 3 + 7);
+    expect(r.warm).toHaveLength(7);
+    expect(r.first).toHaveLength(FIRST_CALLS);
+  });
+
+  it('times every call of a warm-up shorter than FIRST_CALLS as a first one', async () => {
+    const r = await sampleLatency(async () => {}, 2, 5);
+    expect(r.first).toHaveLength(5);
+    expect(r.warm).toHaveLength(2);
   });
 });
