@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { freePortBlock, makeTempDir, run, startChild, stopChild, tailLog, waitUntil, type Child } from './procs.js';
-import { log, mapLimit, sampleLatency, type LatencySamples } from './stats.js';
+import { log, mapLimit } from './stats.js';
 
 const WORKER_JS = new URL('./bullmq-worker.js', import.meta.url).pathname;
 /** No RDB snapshots, no AOF: Redis as a pure in-memory queue, its fastest setting. */
@@ -173,20 +173,20 @@ async function finishedCounts(queue: Queue): Promise<{ completed: number; failed
   return { completed: c.completed ?? 0, failed: c.failed ?? 0 };
 }
 
-/** Single-job latency: add → completed, observed through QueueEvents; ms per sample. */
-export async function bullLatency(setup: BullSetup, samples: number, warmup: number): Promise<LatencySamples> {
+/**
+ * One single job, add → completed, observed through QueueEvents: a call for sampleLatency or
+ * sampleLatencyInTurn; `close` ends the QueueEvents connection.
+ */
+export async function bullLatencyCall(
+  setup: BullSetup,
+): Promise<{ once: () => Promise<void>; close: () => Promise<void> }> {
   const events = new QueueEvents(setup.queue.name, { connection: setup.connection });
   await events.waitUntilReady();
-  try {
-    return await sampleLatency(
-      async () => {
-        const job = await setup.queue.add('noop', {});
-        await job.waitUntilFinished(events, 10_000);
-      },
-      samples,
-      warmup,
-    );
-  } finally {
-    await events.close();
-  }
+  return {
+    once: async () => {
+      const job = await setup.queue.add('noop', {});
+      await job.waitUntilFinished(events, 10_000);
+    },
+    close: () => events.close(),
+  };
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import {
   REDIS_DURABLE_FLAGS,
   REDIS_FLAGS,
-  bullLatency,
+  bullLatencyCall,
   bullThroughputRound,
   ensureRedisServer,
   startBull,
@@ -33,14 +33,25 @@ import {
   writeResults,
   type Results,
   type SweepRow,
+  type LatencyPairs,
   type SystemResult,
 } from './report.js';
-import { FIRST_CALLS, LATENCY_WARMUP, log, percentiles, positiveInt, spread } from './stats.js';
+import {
+  FIRST_CALLS,
+  LATENCY_WARMUP,
+  log,
+  pairRatios,
+  percentiles,
+  positiveInt,
+  sampleLatencyInTurn,
+  spread,
+  TURN_CALLS,
+} from './stats.js';
 import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
 import {
   describeSetting,
   startWeirCluster,
-  weirLatency,
+  weirLatencyCall,
   weirThroughputRound,
   type ThroughputShape,
   type WorkerSetting,
@@ -50,7 +61,7 @@ import {
 const SHAPE: ThroughputShape = { jobs: 100, tasksPerJob: 100, inFlight: 16 };
 const TOTAL = SHAPE.jobs * SHAPE.tasksPerJob;
 const ROUNDS = 3;
-const LATENCY = { samples: 500, warmup: LATENCY_WARMUP };
+const LATENCY = { samples: 1000, warmup: LATENCY_WARMUP };
 /**
  * Worker settings tried by the sweep, as (--max-tasks, --threads). Slots hide the round trip
  * to the master; threads do the work, and on 2 cores a few threads beat one per slot for
@@ -146,7 +157,18 @@ async function sweepSettings(tls: boolean): Promise<{ best: WorkerSetting; sweep
   return { best: { maxTasks: best.max_tasks, ...(best.threads === null ? {} : { threads: best.threads }) }, sweep };
 }
 
-async function benchWeir(o: Options): Promise<Results['weir']> {
+/**
+ * A system through its throughput rounds, still running: its latency is taken afterwards,
+ * in turn with the others' (latencyInTurn).
+ */
+interface Running<R> {
+  result: R;
+  /** One one-task job, submitted and waited for. */
+  once: () => Promise<void>;
+  stop: () => Promise<void>;
+}
+
+async function benchWeir(o: Options): Promise<Running<Results['weir']> & { profDir?: string }> {
   const { best: setting, sweep } = o.setting ? { best: o.setting, sweep: [] } : await sweepSettings(o.tls);
   const over = o.tls ? ', over TLS' : '';
   log(`Weir: 1 master + 2 workers, ${describeSetting(setting)}${over}`);
@@ -156,31 +178,29 @@ async function benchWeir(o: Options): Promise<Results['weir']> {
     ...(profDir ? { nodeArgs: cpuProfArgs(profDir) } : {}),
     tls: o.tls,
   });
-  let result: Results['weir'];
   try {
     const runs = await rounds(ROUNDS, (l) => weirThroughputRound(cluster.api, SHAPE, l), 'Weir');
-    log(`  Weir latency: ${LATENCY.samples} one-task jobs after ${LATENCY.warmup} warm-up`);
-    const sampled = await weirLatency(cluster.api, LATENCY.samples, LATENCY.warmup);
-    const latency = percentiles(sampled.warm);
-    result = {
-      label: `Weir (1 master, 2 workers × ${describeSetting(setting)}${over})`,
-      throughput: spread(runs),
-      latency,
-      latency_first: percentiles(sampled.first),
-      max_tasks: setting.maxTasks,
-      threads: setting.threads ?? null,
-      sweep,
-      tls: o.tls,
+    return {
+      result: {
+        label: `Weir (1 master, 2 workers × ${describeSetting(setting)}${over})`,
+        throughput: spread(runs),
+        max_tasks: setting.maxTasks,
+        threads: setting.threads ?? null,
+        sweep,
+        tls: o.tls,
+      },
+      once: weirLatencyCall(cluster.api),
+      stop: () => cluster.stop(),
+      ...(profDir ? { profDir } : {}),
     };
-  } finally {
+  } catch (err) {
     await cluster.stop();
+    throw err;
   }
-  if (profDir) for (const f of readdirSync(profDir).sort()) log(formatProfile(join(profDir, f)));
-  return result;
 }
 
 /** BullMQ on Redis in memory, or (`durable`) with every write fsynced before it is answered. */
-async function benchBullmq(durable: boolean): Promise<Results['bullmq']> {
+async function benchBullmq(durable: boolean): Promise<Running<Exclude<Results['bullmq'], { skipped: string }>>> {
   const flags = durable ? REDIS_DURABLE_FLAGS : REDIS_FLAGS;
   log(
     `BullMQ: redis-server ${flags.map((f) => f || "''").join(' ')}, ${BULL.workers} worker processes × concurrency ${BULL.concurrency}`,
@@ -188,20 +208,46 @@ async function benchBullmq(durable: boolean): Promise<Results['bullmq']> {
   const bull = await startBull({ ...BULL, durable });
   try {
     const runs = await rounds(ROUNDS, () => bullThroughputRound(bull.queue, SHAPE), 'BullMQ');
-    log(`  BullMQ latency: ${LATENCY.samples} single jobs after ${LATENCY.warmup} warm-up`);
-    const sampled = await bullLatency(bull, LATENCY.samples, LATENCY.warmup);
-    const latency = percentiles(sampled.warm);
+    const call = await bullLatencyCall(bull);
     return {
-      label: `BullMQ (Redis ${durable ? 'appendfsync always' : 'in memory'}, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
-      throughput: spread(runs),
-      latency,
-      latency_first: percentiles(sampled.first),
-      redis: bull.version,
-      redis_flags: flags,
+      result: {
+        label: `BullMQ (Redis ${durable ? 'appendfsync always' : 'in memory'}, ${BULL.workers} procs × concurrency ${BULL.concurrency})`,
+        throughput: spread(runs),
+        redis: bull.version,
+        redis_flags: flags,
+      },
+      once: call.once,
+      stop: async () => {
+        await call.close();
+        await bull.stop();
+      },
     };
-  } finally {
+  } catch (err) {
     await bull.stop();
+    throw err;
   }
+}
+
+/**
+ * Every system's one-task latency, taken in turn (sampleLatencyInTurn) once all have run
+ * their throughput rounds, after the same warm-up for each; Weir's pair by pair against
+ * each other system.
+ */
+async function latencyInTurn(systems: readonly Running<SystemResult>[]): Promise<LatencyPairs> {
+  log(
+    `Latency: ${LATENCY.samples} one-task jobs of each system after ${LATENCY.warmup.toLocaleString('en-US')} of warm-up, the systems in turns of ${TURN_CALLS}`,
+  );
+  const sampled = await sampleLatencyInTurn(
+    systems.map((s) => s.once),
+    LATENCY.samples,
+    LATENCY.warmup,
+  );
+  systems.forEach((s, i) => {
+    s.result.latency = percentiles(sampled[i]!.warm);
+    s.result.latency_first = percentiles(sampled[i]!.first);
+  });
+  const weir = sampled[0]!.blocks;
+  return Object.fromEntries(systems.slice(1).map((s, i) => [s.result.label, pairRatios(weir, sampled[i + 1]!.blocks)]));
 }
 
 async function benchPool(): Promise<SystemResult> {
@@ -222,7 +268,7 @@ interface Measured {
   pool: SystemResult;
 }
 
-function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number): Results {
+function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number, latencyPairs: LatencyPairs): Results {
   const over = (b: Results['bullmq'], of: (s: SystemResult) => number | undefined) => {
     if ('skipped' in b) return null;
     const w = of(m.weir);
@@ -243,7 +289,7 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number)
     load: { start: loadAtStart, end: loadavg()[0]! },
     machine: machineInfo(),
     workload: {
-      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds; latency: ${LATENCY.samples} one-task jobs, one at a time, after ${LATENCY.warmup.toLocaleString('en-US')} warm-up (the same for each system)`,
+      description: `${TOTAL.toLocaleString('en-US')} no-op tasks as ${SHAPE.jobs} jobs × ${SHAPE.tasksPerJob} tasks (≤ ${SHAPE.inFlight} submits in flight), ${ROUNDS} rounds after ${WARMUP_ROUNDS} warm-up rounds; latency: ${LATENCY.samples} one-task jobs of each system, one at a time, after ${LATENCY.warmup.toLocaleString('en-US')} of each as warm-up, the systems taking turns of ${TURN_CALLS} jobs`,
       jobs: SHAPE.jobs,
       tasks_per_job: SHAPE.tasksPerJob,
       submits_in_flight: SHAPE.inFlight,
@@ -253,6 +299,7 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number)
       latency_first: Math.min(FIRST_CALLS, LATENCY.warmup),
     },
     ...m,
+    latency_pairs: latencyPairs,
     ratios,
     targets: [],
   };
@@ -268,11 +315,35 @@ async function main(): Promise<void> {
   // First, so that an install's output comes before any figure and a refusal is known early.
   const redis = o.skipBullmq ? { ok: false as const, reason: '--skip-bullmq' } : await ensureRedisServer();
   if (!redis.ok) log(`BullMQ will be skipped: ${redis.reason}`);
+  // Each system runs its throughput rounds while the ones before it stand idle, then their
+  // latencies are taken in turn, and all stop before the pool's rounds.
   const weir = await benchWeir(o);
-  const bullmq: Results['bullmq'] = redis.ok ? await benchBullmq(false) : { skipped: redis.reason };
-  const bullmqDurable: Results['bullmq'] = redis.ok ? await benchBullmq(true) : { skipped: redis.reason };
+  const running: Running<SystemResult>[] = [weir];
+  let bullmq: Results['bullmq'] = { skipped: redis.ok ? '' : redis.reason };
+  let bullmqDurable: Results['bullmq'] = bullmq;
+  let latencyPairs: LatencyPairs;
+  try {
+    if (redis.ok) {
+      const b = await benchBullmq(false);
+      running.push(b);
+      bullmq = b.result;
+      const d = await benchBullmq(true);
+      running.push(d);
+      bullmqDurable = d.result;
+    }
+    latencyPairs = await latencyInTurn(running);
+  } finally {
+    for (const r of running) await r.stop();
+  }
+  if (weir.profDir) for (const f of readdirSync(weir.profDir).sort()) log(formatProfile(join(weir.profDir, f)));
   const pool = await benchPool();
-  const results = assemble({ weir, bullmq, bullmq_durable: bullmqDurable, pool }, startedAt, t0, loadAtStart);
+  const results = assemble(
+    { weir: weir.result, bullmq, bullmq_durable: bullmqDurable, pool },
+    startedAt,
+    t0,
+    loadAtStart,
+    latencyPairs,
+  );
   process.stdout.write(`\n${formatReport(results)}\n`);
   log(`\nfigures written to ${writeResults(results)}`);
   if (o.cluster) await runClusterBench({ setting: settingOf(results.weir) });

@@ -18,7 +18,7 @@
 //                        stay in the directory printed
 //          --against DIR instead, this code and the build in DIR (a checkout with dist/ built,
 //                        e.g. a worktree of main) side by side, jobs alternating between
-//                        them: the ratio pair by pair (latency-pairs.ts)
+//                        them: the ratio turn by turn (latency-pairs.ts)
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,18 +315,20 @@ async function main(): Promise<void> {
 async function pairs(o: Options, against: string, startedAt: string): Promise<void> {
   const figures: Record<string, unknown> = {};
   for (const masters of o.masters) {
-    log(`Weir latency side by side with ${against}: ${masters} master(s) each, ${o.samples} pairs of one-task jobs`);
+    log(
+      `Weir latency side by side with ${against}: ${masters} master(s) each, ${o.samples} one-task jobs of each, in turns`,
+    );
     const f = await measurePairs(weir, masters, HOSTS[masters], o.samples, o.warmup, against);
     const ms = (p: { p50: number; p99: number }) => `p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms`;
     log(
       `${masters} master(s): this code ${ms(f.this_code)}; ${against} ${ms(f.other_code)}; ` +
-        `this / that pair by pair ${f.pair_ratio.p50.toFixed(2)}× (quartiles ${f.pair_ratio.p25.toFixed(2)}–${f.pair_ratio.p75.toFixed(2)}), ` +
-        `faster in ${(f.faster_share * 100).toFixed(0)}% of pairs`,
+        `this / that turn by turn ${f.pair_ratio.p50.toFixed(2)}× (quartiles ${f.pair_ratio.p25.toFixed(2)}–${f.pair_ratio.p75.toFixed(2)}), ` +
+        `faster in ${(f.faster_share * 100).toFixed(0)}% of turns`,
     );
     log(
       `${masters} master(s), run(): this code ${ms(f.run.this_code)}; ${against} ${ms(f.run.other_code)}; ` +
-        `this / that pair by pair ${f.run.pair_ratio.p50.toFixed(2)}× (quartiles ${f.run.pair_ratio.p25.toFixed(2)}–${f.run.pair_ratio.p75.toFixed(2)}), ` +
-        `faster in ${(f.run.faster_share * 100).toFixed(0)}% of pairs`,
+        `this / that turn by turn ${f.run.pair_ratio.p50.toFixed(2)}× (quartiles ${f.run.pair_ratio.p25.toFixed(2)}–${f.run.pair_ratio.p75.toFixed(2)}), ` +
+        `faster in ${(f.run.faster_share * 100).toFixed(0)}% of turns`,
     );
     figures[`${masters}_master${masters > 1 ? 's' : ''}`] = f;
   }

@@ -1,14 +1,15 @@
 // The latency benchmark's side-by-side mode (`npm run bench -- latency --against DIR`): a
 // cluster of this code and one of another build (DIR: a checkout of Weir with dist/ built,
-// such as a worktree of main) run at once, and one-task jobs go to each in turn, the order
-// alternating. On a machine shared with other work the load drifts by several times within a
-// minute; jobs taken in pairs meet the same load, so the ratio of each pair says what the
-// code changed where two runs one after the other mostly say how the load moved. Then the
-// same for the SDK's run() (submit, wait, results), each side through its own build's SDK.
+// such as a worktree of main) run at once, and one-task jobs go to each in turns of 50, the
+// side going first alternating. On a machine shared with other work the load drifts by
+// several times within a minute; turns of one round meet the same load, so the ratio of their
+// medians says what the code changed where two runs one after the other mostly say how the
+// load moved. Then the same for the SDK's run() (submit, wait, results), each side through
+// its own build's SDK.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Sdk from '../src/client/sdk.js';
-import { percentiles, quantile } from './stats.js';
+import { pairRatios, percentiles, sampleLatencyInTurn } from './stats.js';
 import type * as Weir from './weir.js';
 
 /** Clear of the addresses the integration tests and the other benchmarks use (this: HOSTS in latency-bench.ts). */
@@ -17,9 +18,9 @@ const OTHER_HOSTS = { 1: ['127.0.0.254'], 3: ['127.0.0.247', '127.0.0.248', '127
 export interface Paired {
   this_code: ReturnType<typeof percentiles>;
   other_code: ReturnType<typeof percentiles>;
-  /** This code's time over the other's, job by job: the quartiles. */
+  /** This code's time over the other's, turn by turn (the medians of turns of the same round): the quartiles. */
   pair_ratio: { p25: number; p50: number; p75: number };
-  /** How many pairs this code won. */
+  /** How many turns this code won. */
   faster_share: number;
 }
 
@@ -29,31 +30,34 @@ export interface PairedFigures extends Paired {
   run: Paired;
 }
 
-/** `samples` pairs after `warmup` untimed ones, the side going first alternating. */
+/**
+ * `samples` jobs of each side after `warmup` untimed ones, the sides taking turns of
+ * TURN_CALLS jobs (sampleLatencyInTurn): job by job, each side's processes sat idle through
+ * the other's job, and both ran ~2× their figure alone. The ratio is of the turns' medians.
+ */
 async function timePairs(
   samples: number,
   warmup: number,
   mine: () => Promise<unknown>,
   theirs: () => Promise<unknown>,
 ): Promise<Paired> {
-  const times = { mine: [] as number[], theirs: [] as number[] };
-  const sides = [
-    { key: 'mine', go: mine },
-    { key: 'theirs', go: theirs },
-  ] as const;
-  for (let i = 0; i < warmup + samples; i++) {
-    for (const s of i % 2 ? sides : [...sides].reverse()) {
-      const t0 = performance.now();
-      await s.go();
-      if (i >= warmup) times[s.key].push(performance.now() - t0);
-    }
-  }
-  const ratios = times.mine.map((t, i) => t / times.theirs[i]!).sort((a, b) => a - b);
+  const [m, t] = await sampleLatencyInTurn(
+    [
+      async () => {
+        await mine();
+      },
+      async () => {
+        await theirs();
+      },
+    ],
+    samples,
+    warmup,
+  );
   return {
-    this_code: percentiles(times.mine),
-    other_code: percentiles(times.theirs),
-    pair_ratio: { p25: quantile(ratios, 0.25), p50: quantile(ratios, 0.5), p75: quantile(ratios, 0.75) },
-    faster_share: ratios.filter((r) => r < 1).length / (ratios.length || 1),
+    this_code: percentiles(m!.warm),
+    other_code: percentiles(t!.warm),
+    pair_ratio: pairRatios(m!.blocks, t!.blocks),
+    faster_share: m!.blocks.filter((x, i) => x < t!.blocks[i]!).length / (m!.blocks.length || 1),
   };
 }
 

@@ -30,6 +30,8 @@ export interface SystemResult {
   latency_first?: Percentiles;
 }
 
+export type LatencyPairs = Record<string, { p25: number; p50: number; p75: number }>;
+
 export interface Results {
   started_at: string;
   duration_s: number;
@@ -44,6 +46,8 @@ export interface Results {
   /** On a Redis that fsyncs every write (`appendfsync always`); absent in runs from before it. */
   bullmq_durable?: Results['bullmq'];
   pool: SystemResult;
+  /** Weir's one-task latency over each other system's (by label), turn by turn in the same round (stats.ts sampleLatencyInTurn): quartiles. */
+  latency_pairs?: LatencyPairs;
   ratios: {
     weir_over_bullmq: number | null;
     weir_over_pool: number;
@@ -177,9 +181,13 @@ export function formatReport(r: Results): string {
   ];
   const notes = [
     `Workload: ${r.workload.description as string}.`,
+    ...Object.entries(r.latency_pairs ?? {}).map(
+      ([label, q]) =>
+        `Weir's one-task latency over ${label}'s, turn by turn (the medians of turns of the same round): ${ratio(q.p50)} (quartiles ${ratio(q.p25)}–${ratio(q.p75)}).`,
+    ),
     ...(first.length
       ? [
-          `Latency of the first ${r.workload.latency_first as number} jobs of the latency phase (p50 / p99), before the warm-up was over: ${first.join('; ')}.`,
+          `Latency of the first ${r.workload.latency_first as number} jobs of each system's warm-up (p50 / p99): ${first.join('; ')}.`,
         ]
       : []),
     r.weir.sweep.length === 0

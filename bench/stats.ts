@@ -116,6 +116,60 @@ export async function sampleLatency(
   return { first, warm };
 }
 
+/** Calls of one system back to back in sampleLatencyInTurn, before the next system's turn. */
+export const TURN_CALLS = 50;
+
+/**
+ * The same for several systems in turn: each round makes `turn` calls of each system back to
+ * back, the system going first rotating. This machine's speed drifts by a fifth within
+ * minutes, so samples of one system taken after another's say as much about the drift as
+ * about the systems; the turns of one round meet the same moment, and the ratio of their
+ * medians (`blocks`, `pairRatios`) says what the systems differ by. Back to back within a
+ * turn, as one system alone would be measured: a call right after another system's takes
+ * each process out of a cold cache (both sides of a job-by-job alternation here ran ~2× their
+ * figure alone).
+ */
+export async function sampleLatencyInTurn(
+  calls: readonly (() => Promise<void>)[],
+  samples: number,
+  warmup: number,
+  turn = TURN_CALLS,
+): Promise<(LatencySamples & { blocks: number[] })[]> {
+  const out = calls.map(() => ({ first: [] as number[], warm: [] as number[], blocks: [] as number[] }));
+  let done = 0;
+  for (let round = 0; done < warmup + samples; round++) {
+    const n = Math.min(turn, warmup + samples - done);
+    for (let k = 0; k < calls.length; k++) {
+      const i = (round + k) % calls.length;
+      const times: number[] = [];
+      for (let j = 0; j < n; j++) {
+        const t0 = performance.now();
+        await calls[i]!();
+        const ms = performance.now() - t0;
+        const at = done + j;
+        if (at >= warmup) times.push(ms);
+        else if (at < FIRST_CALLS) out[i]!.first.push(ms);
+      }
+      out[i]!.warm.push(...times);
+      if (times.length)
+        out[i]!.blocks.push(
+          quantile(
+            [...times].sort((a, b) => a - b),
+            0.5,
+          ),
+        );
+    }
+    done += n;
+  }
+  return out;
+}
+
+/** The quartiles of a[i] / b[i] over the pairs: what `a` takes for each unit of `b`, moment by moment. */
+export function pairRatios(a: readonly number[], b: readonly number[]): { p25: number; p50: number; p75: number } {
+  const r = a.map((x, i) => x / b[i]!).sort((x, y) => x - y);
+  return { p25: quantile(r, 0.25), p50: quantile(r, 0.5), p75: quantile(r, 0.75) };
+}
+
 export const log = (text: string) => process.stderr.write(`${text}\n`);
 
 /** A command-line option's value as a positive integer, or an error naming the flag. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
-import { mapLimit, sampleLatency, type LatencySamples } from './stats.js';
+import { mapLimit } from './stats.js';
 
 const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
 
@@ -407,16 +407,12 @@ export async function submitCompleted(api: Api, body: unknown): Promise<JobView>
   return job;
 }
 
-/** Submit-to-completed latency of 1-task jobs, one at a time; milliseconds per sample (sampleLatency). */
-export function weirLatency(api: Api, samples: number, warmup: number): Promise<LatencySamples> {
+/** One one-task job, submit → completed: a call for sampleLatency or sampleLatencyInTurn. */
+export function weirLatencyCall(api: Api): () => Promise<void> {
   let n = 0;
-  return sampleLatency(
-    async () => {
-      await submitCompleted(api, noopJob(`lat-${n++}`, 1));
-    },
-    samples,
-    warmup,
-  );
+  return async () => {
+    await submitCompleted(api, noopJob(`lat-${n++}`, 1));
+  };
 }
 
 /** A SQLite database's bytes with its WAL (what a snapshot of it has to carry); 0 for a file not there. */

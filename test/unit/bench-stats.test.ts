@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FIRST_CALLS, medianInterval, sampleLatency } from '../../bench/stats.js';
+import { FIRST_CALLS, medianInterval, pairRatios, sampleLatency, sampleLatencyInTurn } from '../../bench/stats.js';
 
 describe('medianInterval', () => {
   it('gives the order statistics a Binomial(n, ½) puts around the median', () => {
@@ -44,5 +44,47 @@ describe('sampleLatency', () => {
     const r = await sampleLatency(async () => {}, 2, 5);
     expect(r.first).toHaveLength(5);
     expect(r.warm).toHaveLength(2);
+  });
+});
+
+describe('sampleLatencyInTurn', () => {
+  it('makes a turn of calls of each system per round, the first of a round rotating', async () => {
+    const order: string[] = [];
+    const call = (name: string) => async () => {
+      order.push(name);
+    };
+    const r = await sampleLatencyInTurn([call('a'), call('b'), call('c')], 4, 2, 2);
+    expect(order.join('')).toEqual('aabbcc' + 'bbccaa' + 'ccaabb');
+    // The first round is the warm-up: timed as first calls, not as samples.
+    expect(r.map((s) => [s.first.length, s.warm.length, s.blocks.length])).toEqual([
+      [2, 4, 2],
+      [2, 4, 2],
+      [2, 4, 2],
+    ]);
+  });
+
+  it('ends with a shorter turn when the turns do not divide the calls', async () => {
+    let calls = 0;
+    const r = await sampleLatencyInTurn(
+      [
+        async () => {
+          calls++;
+        },
+      ],
+      3,
+      0,
+      2,
+    );
+    expect(calls).toBe(3);
+    expect(r[0]!.blocks).toHaveLength(2);
+  });
+});
+
+describe('pairRatios', () => {
+  it('gives the quartiles of the ratios pair by pair, not the ratio of the medians', () => {
+    // a is twice b in every pair while both drift tenfold.
+    const b = [1, 10, 2, 20, 3];
+    const a = b.map((x) => 2 * x);
+    expect(pairRatios(a, b)).toEqual({ p25: 2, p50: 2, p75: 2 });
   });
 });
