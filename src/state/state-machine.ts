@@ -54,6 +54,8 @@ export class StateMachine implements Port<Command, ApplyResult> {
   private database!: Db;
   private applier!: Applier;
   private applyInSavepoint!: (command: Command) => ApplyResult;
+  /** A batch's transaction, made once per connection (see RaftStorage.inTransaction). */
+  private inTransaction!: (fn: () => void) => void;
   private s!: ReturnType<StateMachine['prepare']>;
   private appliedIndex = 0;
   private appliedTerm = 0;
@@ -100,6 +102,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
     this.applier = new Applier(this.database);
     // Nested in the batch's transaction, this is a savepoint.
     this.applyInSavepoint = this.database.transaction((command: Command) => this.applier.apply(command));
+    this.inTransaction = this.database.transaction((fn: () => void) => fn());
     this.s = this.prepare();
     this.appliedIndex = (this.s.getMeta.get('last_applied') as { value: number }).value;
     this.appliedTerm = (this.s.getMeta.get('last_applied_term') as { value: number }).value;
@@ -161,9 +164,8 @@ export class StateMachine implements Port<Command, ApplyResult> {
     const results: (ApplyResult | undefined)[] = [];
     const from = { applied: this.appliedIndex, term: this.appliedTerm };
     try {
-      this.guard(
-        'the state database',
-        this.database.transaction(() => {
+      this.guard('the state database', () =>
+        this.inTransaction(() => {
           for (const e of entries) {
             if (e.index <= this.appliedIndex) {
               results.push(undefined);
