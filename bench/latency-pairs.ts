@@ -98,7 +98,7 @@ export async function measurePairs(
     return {
       against: againstDir,
       ...submits,
-      run: await timePairs(samples, Math.max(10, Math.round(warmup / 10)), run(mineClient), run(theirClient)),
+      run: await timePairs(samples, warmup, run(mineClient), run(theirClient)),
     };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
