@@ -31,7 +31,8 @@ export class RaftStorage implements LogStore {
   private readonly s: ReturnType<RaftStorage['prepare']>;
   /**
    * Runs a function in one transaction. Made once: better-sqlite3 builds four wrappers and
-   * defines their properties at each `transaction()` call, which cost more than the insert.
+   * defines their properties at each `transaction()` call, ~9 µs here, where an entry's
+   * insert takes 1–2 µs (four calls a job on the master: two writes, two applies).
    */
   private readonly inTransaction: (fn: () => void) => void;
   /** Checkpoints off the event loop (wal-checkpointer.ts). */
