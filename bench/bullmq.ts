@@ -174,8 +174,7 @@ async function finishedCounts(queue: Queue): Promise<{ completed: number; failed
 }
 
 /**
- * One single job, add → completed, observed through QueueEvents: a call for sampleLatency or
- * sampleLatencyInTurn; `close` ends the QueueEvents connection.
+ * One single job, add → completed, observed through QueueEvents: a call for sampleLatencyInTurn; `close` ends the QueueEvents connection.
  */
 export async function bullLatencyCall(
   setup: BullSetup,

@@ -95,27 +95,6 @@ export interface LatencySamples {
   warm: number[];
 }
 
-/** Times `samples` sequential calls of `once` after `warmup` ones; milliseconds each. */
-export async function sampleLatency(
-  once: () => Promise<void>,
-  samples: number,
-  warmup: number,
-): Promise<LatencySamples> {
-  const first: number[] = [];
-  for (let i = 0; i < warmup; i++) {
-    const t0 = performance.now();
-    await once();
-    if (i < FIRST_CALLS) first.push(performance.now() - t0);
-  }
-  const warm: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    const t0 = performance.now();
-    await once();
-    warm.push(performance.now() - t0);
-  }
-  return { first, warm };
-}
-
 /** Calls of one system back to back in sampleLatencyInTurn, before the next system's turn. */
 export const TURN_CALLS = 50;
 

@@ -407,7 +407,7 @@ export async function submitCompleted(api: Api, body: unknown): Promise<JobView>
   return job;
 }
 
-/** One one-task job, submit → completed: a call for sampleLatency or sampleLatencyInTurn. */
+/** One one-task job, submit → completed: a call for sampleLatencyInTurn. */
 export function weirLatencyCall(api: Api): () => Promise<void> {
   let n = 0;
   return async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FIRST_CALLS, medianInterval, pairRatios, sampleLatency, sampleLatencyInTurn } from '../../bench/stats.js';
+import { FIRST_CALLS, medianInterval, pairRatios, sampleLatencyInTurn } from '../../bench/stats.js';
 
 describe('medianInterval', () => {
   it('gives the order statistics a Binomial(n, ½) puts around the median', () => {
@@ -25,28 +25,6 @@ describe('medianInterval', () => {
   });
 });
 
-describe('sampleLatency', () => {
-  it('times the samples after the warm-up, and the first calls of the warm-up apart', async () => {
-    let calls = 0;
-    const r = await sampleLatency(
-      async () => {
-        calls++;
-      },
-      7,
-      FIRST_CALLS + 3,
-    );
-    expect(calls).toBe(FIRST_CALLS + 3 + 7);
-    expect(r.warm).toHaveLength(7);
-    expect(r.first).toHaveLength(FIRST_CALLS);
-  });
-
-  it('times every call of a warm-up shorter than FIRST_CALLS as a first one', async () => {
-    const r = await sampleLatency(async () => {}, 2, 5);
-    expect(r.first).toHaveLength(5);
-    expect(r.warm).toHaveLength(2);
-  });
-});
-
 describe('sampleLatencyInTurn', () => {
   it('makes a turn of calls of each system per round, the first of a round rotating', async () => {
     const order: string[] = [];
@@ -61,6 +39,12 @@ describe('sampleLatencyInTurn', () => {
       [2, 4, 2],
       [2, 4, 2],
     ]);
+  });
+
+  it('times the first FIRST_CALLS calls of a longer warm-up apart, and the rest of it not at all', async () => {
+    const r = await sampleLatencyInTurn([async () => {}], 7, FIRST_CALLS + 3, 10);
+    expect(r[0]!.first).toHaveLength(FIRST_CALLS);
+    expect(r[0]!.warm).toHaveLength(7);
   });
 
   it('ends with a shorter turn when the turns do not divide the calls', async () => {
