@@ -302,6 +302,22 @@ describe('the state machine', () => {
     ).toThrow(/out of order/);
   });
 
+  it('leaves nothing of a batch that fails part-way, and applies the next one', () => {
+    const cmd = registerWorkerCommand('w');
+    expect(() =>
+      sm.applyBatch([
+        { index: 1, term: 1, kind: 'cmd', data: cmd },
+        { index: 3, term: 1, kind: 'cmd', data: registerWorkerCommand('v') },
+      ]),
+    ).toThrow(/out of order/);
+    expect(sm.lastApplied).toBe(0);
+    expect(q.liveWorkers()).toEqual([]);
+    // The batch's transaction was rolled back, and the next one begins afresh.
+    sm.applyBatch([{ index: 1, term: 1, kind: 'cmd', data: cmd }]);
+    expect(sm.lastApplied).toBe(1);
+    expect(q.liveWorkers().map((w) => w.worker_id)).toEqual(['w']);
+  });
+
   it('keeps last_applied and its term across a reopen', () => {
     register('w');
     sm.close();

@@ -1,0 +1,32 @@
+// The Raft log's storage: one transaction per Ready, all of it or none of it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Entry } from '../../src/consensus/core/types.js';
+import { RaftStorage } from '../../src/consensus/raft-storage.js';
+
+let dir: string;
+let storage: RaftStorage;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'weir-raft-storage-'));
+  storage = new RaftStorage(join(dir, 'raft.db'));
+});
+afterEach(() => {
+  storage.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a save', () => {
+  it('refused part-way keeps none of its entries nor its hard state, and the next save is written', () => {
+    const bad = { index: 2, term: undefined, kind: 'noop' } as unknown as Entry;
+    expect(() => storage.save({ term: 3, vote: 1, commit: 0 }, [{ index: 1, term: 3, kind: 'noop' }, bad])).toThrow(
+      /NOT NULL/,
+    );
+    expect(storage.entries()).toEqual([]);
+    expect(storage.hardState()).toEqual({ term: 0, vote: 0, commit: 0 });
+    storage.save({ term: 3, vote: 1, commit: 0 }, [{ index: 1, term: 3, kind: 'noop' }]);
+    expect(storage.entries()).toEqual([{ index: 1, term: 3, kind: 'noop' }]);
+    expect(storage.hardState()).toEqual({ term: 3, vote: 1, commit: 0 });
+  });
+});
