@@ -21,7 +21,7 @@
 //          --steady-s S               seconds of fault-free full load watched (default 60)
 //          --catchup-tasks N          completed tasks the joiner catches up on (default 100,000)
 //          --cpu-prof                 profile the masters of part a and summarise
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -36,7 +36,7 @@ import {
 } from './cluster-report.js';
 import { runMain } from './main.js';
 import { freePortBlock, stopChild, waitUntil } from './procs.js';
-import { cpuProfArgs, formatProfile } from './profile-summary.js';
+import { cpuProfArgs, formatProfilesIn } from './profile-summary.js';
 import { machineInfo, writeJson } from './report.js';
 import { log, mapLimit, positiveInt, quantile, spread } from './stats.js';
 import {
@@ -209,7 +209,7 @@ async function partThroughput(o: ClusterBenchOptions, r: ClusterResults): Promis
   } finally {
     await Promise.all([three.stop(), one?.stop()]);
   }
-  if (profDir) for (const f of readdirSync(profDir).sort()) log(formatProfile(join(profDir, f)));
+  if (profDir) log(formatProfilesIn(profDir));
 }
 
 // ------------------------------------------------------------------ b. elections and failover

@@ -12,7 +12,7 @@
 //          --tls           every Weir node serves https and verifies the others against a
 //                          throwaway CA (mutual TLS between nodes; needs openssl), so that
 //                          the cost of TLS can be read against a run without it
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -25,7 +25,7 @@ import {
 } from './bullmq.js';
 import { poolRound, startPool } from './pool.js';
 import { runMain } from './main.js';
-import { cpuProfArgs, formatProfile } from './profile-summary.js';
+import { cpuProfArgs, formatProfilesIn } from './profile-summary.js';
 import {
   formatReport,
   machineInfo,
@@ -335,7 +335,7 @@ async function main(): Promise<void> {
   } finally {
     for (const r of running) await r.stop();
   }
-  if (weir.profDir) for (const f of readdirSync(weir.profDir).sort()) log(formatProfile(join(weir.profDir, f)));
+  if (weir.profDir) log(formatProfilesIn(weir.profDir));
   const pool = await benchPool();
   const results = assemble(
     { weir: weir.result, bullmq, bullmq_durable: bullmqDurable, pool },

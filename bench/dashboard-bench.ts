@@ -27,7 +27,7 @@ import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { CHROMIUM, hasChromium, launchChromium } from '../scripts/chromium.js';
 import { runMain } from './main.js';
 import { chromiumKind, cpuSeconds, treeCpu, treeCpuSeconds } from './proc-cpu.js';
-import { cpuProfArgs, formatProfile, summarizeProfile } from './profile-summary.js';
+import { cpuProfArgs, formatProfilesIn, summarizeProfile } from './profile-summary.js';
 import { machineInfo, table, writeJson } from './report.js';
 import { log, medianInterval, positiveInt, spread, type Spread } from './stats.js';
 import { describeSetting, startWeirCluster, weirThroughputRound, type Api, type WeirCluster } from './weir.js';
@@ -468,7 +468,7 @@ async function main(): Promise<void> {
   }
   if (profileDir) {
     try {
-      log(formatProfile(join(profileDir, 'master.cpuprofile')));
+      log(formatProfilesIn(profileDir));
     } catch (err) {
       log(`no master profile: ${(err as Error).message}`);
     }

@@ -30,7 +30,7 @@ import { FIRST_CALLS, LATENCY_WARMUP, log, percentiles, positiveInt, quantile } 
 import * as weir from './weir.js';
 import { noopJob, startWeirCluster, submitCompleted } from './weir.js';
 import { measurePairs } from './latency-pairs.js';
-import { cpuProfArgs, formatProfile } from './profile-summary.js';
+import { cpuProfArgs, formatProfilesIn } from './profile-summary.js';
 
 /** The steps of one job's path, in the order a job takes them. */
 const STEPS = [
@@ -271,7 +271,7 @@ async function main(): Promise<void> {
     const gc = gcInJobs(traces, r.client);
     const { rows, figures: steps } = stepTable(jobs);
     if (r.profDir) {
-      for (const f of readdirSync(r.profDir)) log(formatProfile(join(r.profDir, f)));
+      log(formatProfilesIn(r.profDir));
       log(`the profiles are kept in ${r.profDir}`);
     }
     const total = jobs.map((j) => j.get('client completed')!).sort((a, b) => a - b);

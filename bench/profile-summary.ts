@@ -1,7 +1,7 @@
 // Reads a V8 .cpuprofile (from `node --cpu-prof`) and lists where the time went: the
 // functions with the most self time, and the same samples grouped by package or source file.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 interface ProfileNode {
@@ -75,10 +75,42 @@ export function summarizeProfile(path: string, n = 15): { functions: Share[]; ow
   };
 }
 
-/** Node flags that make a process write NAME.cpuprofile into `dir` when it exits. */
+/**
+ * Node flags that make a process write its profiles into `dir`/NAME when it exits: one a
+ * thread, under Node's own names (they carry the thread's id). A fixed `--cpu-prof-name`
+ * would let the thread that exits last (a master's WAL checkpointer) overwrite the main
+ * thread's profile.
+ */
 export const cpuProfArgs =
   (dir: string) =>
-  (name: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`];
+  (name: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`];
+
+/** The profiles written under `dir` by processes started with `cpuProfArgs(dir)`, main threads first. */
+export function profilesIn(dir: string): { label: string; path: string }[] {
+  const out: { label: string; path: string; main: boolean }[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const name = entry.name;
+    for (const f of readdirSync(join(dir, name)).sort()) {
+      // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main thread.
+      const tid = f.split('.')[4];
+      out.push({
+        label: `${name}, ${tid === '0' ? 'main thread' : `thread ${tid}`}`,
+        path: join(dir, name, f),
+        main: tid === '0',
+      });
+    }
+  }
+  return out
+    .sort((a, b) => Number(b.main) - Number(a.main) || a.label.localeCompare(b.label))
+    .map(({ label, path }) => ({ label, path }));
+}
+
+/** Every profile under `dir` summarized, the main threads' first. */
+export const formatProfilesIn = (dir: string): string =>
+  profilesIn(dir)
+    .map((p) => `${p.label}: ${formatProfile(p.path)}`)
+    .join('\n');
 
 export function formatProfile(path: string): string {
   const s = summarizeProfile(path);
