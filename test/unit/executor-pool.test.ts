@@ -183,6 +183,26 @@ describe('executors as a share of the machine', () => {
     }
   });
 
+  it('gives tasks that come one at a time to the executor that ran the last one, not to each idle one in turn', async () => {
+    const pool = new BuiltPool(2);
+    try {
+      // Both started and both run a task.
+      await Promise.all([pool.run(sleep(100, 0), limits), pool.run(sleep(100, 1), limits)]);
+      expect(pool.pids).toHaveLength(2);
+      // An executor wakes (a voluntary context switch of its main thread) for a task that finds
+      // it asleep (one that comes before it slept does not wake it); an idle one sleeps on.
+      const wakes = (p: number) =>
+        Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+      const before = pool.pids.map(wakes);
+      for (const i of range(100)) expect(await pool.run(noop(i), limits)).toBe(`[${i}]`);
+      const woke = pool.pids.map((p, i) => wakes(p) - before[i]!).sort((a, b) => a - b);
+      expect(woke[0]).toBeLessThanOrEqual(2);
+      expect(woke[1]).toBeGreaterThanOrEqual(5);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('runs user code at a lower priority than its worker (nice 10 more)', async () => {
     const pool = new BuiltPool(1);
     try {
