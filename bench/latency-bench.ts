@@ -20,10 +20,11 @@
 //                        e.g. a worktree of main) side by side, jobs alternating between
 //                        them: the ratio turn by turn (latency-pairs.ts)
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
 import { runMain } from './main.js';
+import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { makeTempDir } from './procs.js';
 import { writeJson, table } from './report.js';
 import { FIRST_CALLS, LATENCY_WARMUP, log, percentiles, positiveInt, quantile } from './stats.js';
@@ -121,7 +122,8 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     if (!m) byJob.set(l.k, (m = new Map()));
     if (!m.has(l.s)) m.set(l.s, l.t);
   }
-  const leaderLog = (pid: string) => lines.filter((l) => l.k === 'log' && l.pid === pid).map((l) => l.t);
+  const leaderLog = (pid: string) =>
+    lines.filter((l) => l.k === 'log' && l.s === 'persisted' && l.pid === pid).map((l) => l.t);
   const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
   const writes = leaderPid ? leaderLog(leaderPid) : [];
   const firstAfter = (t: number | undefined) => (t === undefined ? undefined : writes.find((w) => w >= t));
@@ -142,6 +144,81 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     out.push(at);
   }
   return out;
+}
+
+/** A replicated write's steps, in the order they happen for the entry that ends a job. */
+const REPLICATION_STEPS = [
+  'leader sent the entry',
+  'first follower has it',
+  'first follower wrote it',
+  'first follower answered',
+  'leader wrote it',
+  'leader has an answer',
+  'committed',
+] as const;
+
+/**
+ * On several masters, where the completion's entry spends its time between its proposal and
+ * its commit, ms after the proposal: the log's steps carry no job, so with one job at a time
+ * each is the first of its kind after the proposal (a follower's, after it received the entry).
+ */
+function replicationSteps(
+  lines: readonly TraceLine[],
+  timed: ReadonlyMap<string, unknown>,
+): Record<string, { p50: number; p99: number }> | undefined {
+  const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
+  const log = (pid: string | undefined, s: string) =>
+    lines.filter((l) => l.k === 'log' && l.pid === pid && l.s === s).map((l) => l.t);
+  const followers = [...new Set(lines.filter((l) => l.s === 'append received').map((l) => l.pid))];
+  if (!leaderPid || followers.length === 0) return undefined;
+  // The first time at or after t in ts (sorted, as the lines are).
+  const after = (ts: number[], t: number | undefined) => {
+    if (t === undefined) return undefined;
+    let [lo, hi] = [0, ts.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ts[mid]! < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return ts[lo];
+  };
+  const own = {
+    sent: log(leaderPid, 'append sent'),
+    wrote: log(leaderPid, 'persisted'),
+    answer: log(leaderPid, 'ack received'),
+    committed: log(leaderPid, 'committed'),
+  };
+  const theirs = followers.map((pid) => ({
+    got: log(pid, 'append received'),
+    wrote: log(pid, 'persisted'),
+    answered: log(pid, 'ack sent'),
+  }));
+  const at = new Map<string, number[]>(REPLICATION_STEPS.map((s) => [s, []]));
+  for (const l of lines) {
+    if (l.s !== 'completion proposed' || !timed.has(l.k)) continue;
+    const t0 = l.t;
+    const first = theirs
+      .map((f) => ({ f, got: after(f.got, t0) }))
+      .filter((x) => x.got !== undefined)
+      .sort((a, b) => a.got! - b.got!)[0];
+    const wrote = first && after(first.f.wrote, first.got);
+    const steps: [string, number | undefined][] = [
+      ['leader sent the entry', after(own.sent, t0)],
+      ['first follower has it', first?.got],
+      ['first follower wrote it', wrote],
+      ['first follower answered', first && after(first.f.answered, wrote)],
+      ['leader wrote it', after(own.wrote, t0)],
+      ['leader has an answer', after(own.answer, t0)],
+      ['committed', after(own.committed, t0)],
+    ];
+    for (const [s, t] of steps) if (t !== undefined) at.get(s)!.push(t - t0);
+  }
+  return Object.fromEntries(
+    [...at].map(([s, v]) => {
+      const p = percentiles(v);
+      return [s, { p50: p.p50, p99: p.p99 }];
+    }),
+  );
 }
 
 function stepTable(jobs: Map<Step, number>[]): { rows: string[][]; figures: Record<string, unknown> } {
@@ -210,6 +287,45 @@ function gcInJobs(lines: readonly TraceLine[], client: Map<string, { sent: numbe
   };
 }
 
+/**
+ * CPU time of each process of the cluster, and of this one (the client), over the timed jobs:
+ * with one job at a time, a sum over the processes above what the machine's cores give in a
+ * job's time is a floor no change of the critical path goes below.
+ */
+class CpuPerJob {
+  private readonly parts: { role: string; read: () => number }[];
+  private before: number[] = [];
+
+  constructor(cluster: weir.WeirCluster) {
+    const followers = cluster.masters.filter((m) => m.api !== cluster.api);
+    const leader = cluster.masters.find((m) => m.api === cluster.api)!;
+    this.parts = [
+      { role: 'leader', read: () => cpuSeconds(leader.child.proc.pid!) },
+      ...followers.map((m) => ({ role: `follower ${m.name}`, read: () => cpuSeconds(m.child.proc.pid!) })),
+      // A worker with the executors it runs tasks in.
+      ...cluster.workers.map((w, i) => ({ role: `worker ${i + 1}`, read: () => treeCpuSeconds(w.proc.pid!) })),
+      { role: 'client', read: () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6 },
+    ];
+  }
+
+  start(): void {
+    this.before = this.parts.map((p) => p.read());
+  }
+
+  /** Milliseconds of CPU a job, by process, their total, and the machine's cores. */
+  stop(jobs: number): { by_process_ms: Record<string, number>; total_ms: number; cores: number } {
+    const by = this.parts.map((p, i) => [p.role, ((p.read() - this.before[i]!) * 1000) / jobs] as const);
+    const total = by.reduce((n, [, ms]) => n + ms, 0);
+    return {
+      by_process_ms: Object.fromEntries(by.map(([r, ms]) => [r, round3(ms)])),
+      total_ms: round3(total),
+      cores: availableParallelism(),
+    };
+  }
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
 async function measure(masters: 1 | 3, o: Options) {
   const traceDir = makeTempDir('weir-trace-');
   process.env.WEIR_TRACE = traceDir;
@@ -231,13 +347,16 @@ async function measure(masters: 1 | 3, o: Options) {
   try {
     const warmup = o.warmup;
     const first: number[] = [];
+    const cpu = new CpuPerJob(cluster);
     for (let i = 0; i < warmup + o.samples; i++) {
+      if (i === warmup) cpu.start();
       // The submit's answer waits for the job (`?wait_ms`): one round trip, not a submit and a poll.
       const sent = wallNow();
       const job = await submitCompleted(cluster.api, noopJob(`lat-${i}`, 1));
       if (i >= warmup) client.set(job.job_id, { sent, done: wallNow() });
       else if (i < FIRST_CALLS) first.push(wallNow() - sent);
     }
+    const cpuPerJob = cpu.stop(o.samples);
     // run()'s own part (the SDK's client, the results page) warms up as long: after a tenth
     // as many, run() took 2.25 ms p50 where submit → completed took 1.76; after as many, 1.90.
     const run: number[] = [];
@@ -247,7 +366,15 @@ async function measure(masters: 1 | 3, o: Options) {
       if (r.job.status !== 'completed') throw new Error(`run() ended ${r.job.status}`);
       if (i >= warmup) run.push(performance.now() - t0);
     }
-    return { run: percentiles(run), first: percentiles(first), traceDir, profDir, client, stop: cluster.stop };
+    return {
+      run: percentiles(run),
+      first: percentiles(first),
+      cpuPerJob,
+      traceDir,
+      profDir,
+      client,
+      stop: cluster.stop,
+    };
   } catch (err) {
     await cluster.stop();
     throw err;
@@ -281,6 +408,26 @@ async function main(): Promise<void> {
         `\nthe first ${r.first.samples} jobs after the cluster started: p50 ${r.first.p50.toFixed(2)} ms, p99 ${r.first.p99.toFixed(2)} ms`,
     );
     log(table([['step', 'at p50 ms', 'at p99 ms', 'step p50 ms', 'step p99 ms'], ...rows], 1));
+    const replication = masters > 1 ? replicationSteps(traces, r.client) : undefined;
+    if (replication) {
+      log(
+        "the completion's entry, from its proposal (ms; each step the first of its kind after it):\n" +
+          table(
+            [
+              ['step', 'p50 ms', 'p99 ms'],
+              ...Object.entries(replication).map(([s, p]) => [s, p.p50.toFixed(2), p.p99.toFixed(2)]),
+            ],
+            1,
+          ),
+      );
+    }
+    const c = r.cpuPerJob;
+    log(
+      `CPU a job: ${Object.entries(c.by_process_ms)
+        .map(([role, ms]) => `${role} ${ms.toFixed(2)}`)
+        .join(', ')} ms; ${c.total_ms.toFixed(2)} ms in all, on ${c.cores} cores: ` +
+        `${(c.total_ms / c.cores).toFixed(2)} ms of a job's time if every core worked all of it`,
+    );
     const tail = tailSteps(jobs);
     log(
       `slowest 5%: mean excess over each step's median — ${tail
@@ -297,7 +444,9 @@ async function main(): Promise<void> {
       submit_to_completed: percentiles(total),
       first_jobs: r.first,
       run: r.run,
+      cpu_per_job: c,
       steps,
+      ...(replication ? { replication } : {}),
       tail_excess: tail,
       ...(o.gc ? { gc } : {}),
     };

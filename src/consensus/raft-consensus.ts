@@ -6,7 +6,7 @@ import {
   entryBytes,
   type CompactionLimits,
 } from './compaction-policy.js';
-import { trace } from '../common/trace.js';
+import { trace, tracing } from '../common/trace.js';
 import { randomInt } from 'node:crypto';
 import { isDiskFull } from '../common/disk-errors.js';
 import { WeirError, noSpace } from '../common/errors.js';
@@ -320,6 +320,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
     }
     try {
+      // The replication steps of the latency bench's table for several masters.
+      if (tracing)
+        for (const m of frame.msgs ?? []) {
+          if (m.type === 'app' && m.entries.length) trace('log', 'append received');
+          else if (m.type === 'appResp') trace('log', 'ack received');
+        }
       for (const m of frame.msgs ?? []) if (!this.ignoredWhileFloored(m)) this.raft.step(m);
     } catch (err) {
       // A message no correct member sends (the transport checked its shape, not its sense):
@@ -558,10 +564,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         const early = sameTerm ? rd.messages.filter((m) => LEADER_MESSAGES.has(m.type)) : [];
         const late = early.length ? rd.messages.filter((m) => !LEADER_MESSAGES.has(m.type)) : rd.messages;
         this.noteSnapshotsSent(rd.messages);
+        if (tracing && rd.committed.length) trace('log', 'committed');
         if (early.length) this.transport.send(early, () => this.snapshotToSend());
+        if (tracing && early.some((m) => m.type === 'app' && m.entries.length)) trace('log', 'append sent');
         this.persist(rd);
         // ONLY NOW may the rest leave: a vote or an acknowledgement must not outrun the disk.
         if (late.length) this.transport.send(late, () => this.snapshotToSend());
+        if (tracing && late.some((m) => m.type === 'appResp')) trace('log', 'ack sent');
         this.apply(rd.committed);
         this.serveReads(rd);
         this.raft.advance(rd);
