@@ -12,6 +12,9 @@
 //          --tls           every Weir node serves https and verifies the others against a
 //                          throwaway CA (mutual TLS between nodes; needs openssl), so that
 //                          the cost of TLS can be read against a run without it
+//          --against DIR   instead, Weir's throughput beside the build in DIR (a checkout with
+//                          dist/ built), both clusters up, rounds in turns (throughput-pairs.ts)
+//          --turns N       with --against: rounds of each (default 12)
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +33,7 @@ import {
   formatReport,
   machineInfo,
   targetsOf,
+  writeJson,
   writeResults,
   type Results,
   type SweepRow,
@@ -43,11 +47,14 @@ import {
   pairRatios,
   percentiles,
   positiveInt,
+  quantile,
   sampleLatencyInTurn,
   spread,
   TURN_CALLS,
 } from './stats.js';
 import { CLUSTER_DEADLINE_MS, runClusterBench } from './cluster-bench.js';
+import { measureThroughputPairs } from './throughput-pairs.js';
+import * as weirBench from './weir.js';
 import {
   describeSetting,
   startWeirCluster,
@@ -87,10 +94,12 @@ interface Options {
   skipBullmq: boolean;
   cluster: boolean;
   tls: boolean;
+  against?: string;
+  turns: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { cpuProf: false, skipBullmq: false, cluster: false, tls: false };
+  const o: Options = { cpuProf: false, skipBullmq: false, cluster: false, tls: false, turns: 12 };
   let maxTasks: number | undefined;
   let threads: number | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -101,9 +110,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--tls') o.tls = true;
     else if (a === '--max-tasks') maxTasks = positiveInt(a, argv[++i]);
     else if (a === '--threads') threads = positiveInt(a, argv[++i]);
-    else {
+    else if (a === '--turns') o.turns = positiveInt(a, argv[++i]);
+    else if (a === '--against') {
+      const dir = argv[++i];
+      if (!dir) throw new Error('--against takes the directory of another build of Weir');
+      o.against = dir;
+    } else {
       throw new Error(
-        `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster, --tls)`,
+        `unknown option '${a}' (known: --max-tasks N, --threads T, --cpu-prof, --skip-bullmq, --cluster, --tls, --against DIR, --turns N)`,
       );
     }
   }
@@ -307,8 +321,39 @@ function assemble(m: Measured, startedAt: Date, t0: number, loadAtStart: number,
   return results;
 }
 
+/** Throughput beside another build, rounds in turns (`--against DIR`). */
+async function pairs(o: Options, against: string): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const setting = o.setting ?? { maxTasks: 128, threads: 2 };
+  log(
+    `Weir throughput beside ${against}: a cluster of each (1 master, 2 workers, ${describeSetting(setting)}), ` +
+      `${o.turns} rounds of each in turns after ${WARMUP_ROUNDS} warm-up rounds`,
+  );
+  const f = await measureThroughputPairs(weirBench, against, {
+    turns: o.turns,
+    warmups: WARMUP_ROUNDS,
+    shape: SHAPE,
+    ...setting,
+  });
+  const r = f.pair_ratio;
+  const tps = (xs: number[]) =>
+    `${Math.round(
+      quantile(
+        [...xs].sort((a, b) => a - b),
+        0.5,
+      ),
+    ).toLocaleString('en-US')} tasks/s`;
+  log(
+    `this code ${tps(f.this_code)}, ${against} ${tps(f.other_code)} (medians); this / that turn by turn ` +
+      `${r.p50.toFixed(2)}× (quartiles ${r.p25.toFixed(2)}–${r.p75.toFixed(2)}, geometric mean ${r.geomean.toFixed(2)}×), ` +
+      `faster in ${(f.faster_share * 100).toFixed(0)}% of turns`,
+  );
+  log(`figures written to ${writeJson('core-pairs', startedAt, { started_at: startedAt, setting, ...f })}`);
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.against !== undefined) return pairs(o, o.against);
   const startedAt = new Date();
   const t0 = performance.now();
   const loadAtStart = loadavg()[0]!;
