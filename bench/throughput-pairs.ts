@@ -3,7 +3,7 @@
 // worktree of main) both up, their throughput rounds taken in turns, the side going first
 // alternating. Two whole runs one after the other meet different machines here: fourteen
 // such pairs of one change ranged 0.63–1.31× (median 0.88×) where its rounds in turns gave
-// 1.00× (quartiles 0.95–1.04).
+// 1.00× (quartiles 0.90–1.03).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { quantile } from './stats.js';
