@@ -47,7 +47,6 @@ import {
   pairRatios,
   percentiles,
   positiveInt,
-  quantile,
   sampleLatencyInTurn,
   spread,
   TURN_CALLS,
@@ -336,13 +335,7 @@ async function pairs(o: Options, against: string): Promise<void> {
     ...setting,
   });
   const r = f.pair_ratio;
-  const tps = (xs: number[]) =>
-    `${Math.round(
-      quantile(
-        [...xs].sort((a, b) => a - b),
-        0.5,
-      ),
-    ).toLocaleString('en-US')} tasks/s`;
+  const tps = (xs: number[]) => `${Math.round(percentiles(xs).p50).toLocaleString('en-US')} tasks/s`;
   log(
     `this code ${tps(f.this_code)}, ${against} ${tps(f.other_code)} (medians); this / that turn by turn ` +
       `${r.p50.toFixed(2)}× (quartiles ${r.p25.toFixed(2)}–${r.p75.toFixed(2)}, geometric mean ${r.geomean.toFixed(2)}×), ` +

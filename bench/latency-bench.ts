@@ -110,6 +110,18 @@ function readTraces(dir: string): TraceLine[] {
   return lines.sort((a, b) => a.t - b.t);
 }
 
+/** The first time at or after `t` in `sorted` (times, ascending, as the trace lines are). */
+function firstAtOrAfter(sorted: readonly number[], t: number | undefined): number | undefined {
+  if (t === undefined) return undefined;
+  let [lo, hi] = [0, sorted.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return sorted[lo];
+}
+
 /**
  * Each job's step times, from its trace lines and the client's. The log's own steps carry no
  * job: with one job at a time, the leader's first write after a proposal is that proposal's.
@@ -126,7 +138,7 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     lines.filter((l) => l.k === 'log' && l.s === 'persisted' && l.pid === pid).map((l) => l.t);
   const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
   const writes = leaderPid ? leaderLog(leaderPid) : [];
-  const firstAfter = (t: number | undefined) => (t === undefined ? undefined : writes.find((w) => w >= t));
+  const firstAfter = (t: number | undefined) => firstAtOrAfter(writes, t);
   const out: Map<Step, number>[] = [];
   for (const [jobId, c] of client) {
     const m = byJob.get(jobId);
@@ -146,17 +158,6 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
   return out;
 }
 
-/** A replicated write's steps, in the order they happen for the entry that ends a job. */
-const REPLICATION_STEPS = [
-  'leader sent the entry',
-  'first follower has it',
-  'first follower wrote it',
-  'first follower answered',
-  'leader wrote it',
-  'leader has an answer',
-  'committed',
-] as const;
-
 /**
  * On several masters, where the completion's entry spends its time between its proposal and
  * its commit, ms after the proposal: the log's steps carry no job, so with one job at a time
@@ -171,17 +172,6 @@ function replicationSteps(
     lines.filter((l) => l.k === 'log' && l.pid === pid && l.s === s).map((l) => l.t);
   const followers = [...new Set(lines.filter((l) => l.s === 'append received').map((l) => l.pid))];
   if (!leaderPid || followers.length === 0) return undefined;
-  // The first time at or after t in ts (sorted, as the lines are).
-  const after = (ts: number[], t: number | undefined) => {
-    if (t === undefined) return undefined;
-    let [lo, hi] = [0, ts.length];
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (ts[mid]! < t) lo = mid + 1;
-      else hi = mid;
-    }
-    return ts[lo];
-  };
   const own = {
     sent: log(leaderPid, 'append sent'),
     wrote: log(leaderPid, 'persisted'),
@@ -193,25 +183,29 @@ function replicationSteps(
     wrote: log(pid, 'persisted'),
     answered: log(pid, 'ack sent'),
   }));
-  const at = new Map<string, number[]>(REPLICATION_STEPS.map((s) => [s, []]));
+  // Each step's times, in the order the steps happen (the order they are first set in).
+  const at = new Map<string, number[]>();
   for (const l of lines) {
     if (l.s !== 'completion proposed' || !timed.has(l.k)) continue;
     const t0 = l.t;
     const first = theirs
-      .map((f) => ({ f, got: after(f.got, t0) }))
+      .map((f) => ({ f, got: firstAtOrAfter(f.got, t0) }))
       .filter((x) => x.got !== undefined)
       .sort((a, b) => a.got! - b.got!)[0];
-    const wrote = first && after(first.f.wrote, first.got);
+    const wrote = first && firstAtOrAfter(first.f.wrote, first.got);
     const steps: [string, number | undefined][] = [
-      ['leader sent the entry', after(own.sent, t0)],
+      ['leader sent the entry', firstAtOrAfter(own.sent, t0)],
       ['first follower has it', first?.got],
       ['first follower wrote it', wrote],
-      ['first follower answered', first && after(first.f.answered, wrote)],
-      ['leader wrote it', after(own.wrote, t0)],
-      ['leader has an answer', after(own.answer, t0)],
-      ['committed', after(own.committed, t0)],
+      ['first follower answered', first && firstAtOrAfter(first.f.answered, wrote)],
+      ['leader wrote it', firstAtOrAfter(own.wrote, t0)],
+      ['leader has an answer', firstAtOrAfter(own.answer, t0)],
+      ['committed', firstAtOrAfter(own.committed, t0)],
     ];
-    for (const [s, t] of steps) if (t !== undefined) at.get(s)!.push(t - t0);
+    for (const [s, t] of steps) {
+      if (!at.has(s)) at.set(s, []);
+      if (t !== undefined) at.get(s)!.push(t - t0);
+    }
   }
   return Object.fromEntries(
     [...at].map(([s, v]) => {
@@ -288,9 +282,10 @@ function gcInJobs(lines: readonly TraceLine[], client: Map<string, { sent: numbe
 }
 
 /**
- * CPU time of each process of the cluster, and of this one (the client), over the timed jobs:
- * with one job at a time, a sum over the processes above what the machine's cores give in a
- * job's time is a floor no change of the critical path goes below.
+ * CPU time of each process of the cluster, and of this one (the client), over the timed jobs
+ * (the bench's trace points included): with one job at a time, a sum over the processes above
+ * what the machine's cores give in a job's time is a floor no change of the critical path goes
+ * below.
  */
 class CpuPerJob {
   private readonly parts: { role: string; read: () => number }[];
@@ -304,7 +299,13 @@ class CpuPerJob {
       ...followers.map((m) => ({ role: `follower ${m.name}`, read: () => cpuSeconds(m.child.proc.pid!) })),
       // A worker with the executors it runs tasks in.
       ...cluster.workers.map((w, i) => ({ role: `worker ${i + 1}`, read: () => treeCpuSeconds(w.proc.pid!) })),
-      { role: 'client', read: () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6 },
+      {
+        role: 'client',
+        read: () => {
+          const u = process.cpuUsage();
+          return (u.user + u.system) / 1e6;
+        },
+      },
     ];
   }
 
