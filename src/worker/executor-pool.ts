@@ -271,14 +271,20 @@ export class ExecutorPool {
   /**
    * Where in `idle` is an executor with this memory limit for this job's user code (or for no
    * job); else, for a job's code, one that has run none yet (it is that job's from then on). -1: none.
-   * The one released last: tasks that come one at a time keep going to the same process, whose
-   * code V8 has optimized (it does so only after thousands of calls) and whose memory is in the
-   * CPU's caches, where taking the oldest would spread them over every idle executor.
+   * Of those ready, the one released last: tasks that come one at a time keep going to the same
+   * process, whose code V8 has optimized (it does so only after thousands of calls) and whose
+   * memory is in the CPU's caches, where taking the oldest would spread them over every idle
+   * executor. A spare still starting (pushed last) only when none is ready: the oldest first.
    */
   private idleFor(memoryMb: number, job: string | undefined): number {
-    const i = this.idle.findLastIndex((e) => e.memoryMb === memoryMb && e.job === job);
-    if (i >= 0 || job === undefined) return i;
-    return this.idle.findLastIndex((e) => e.memoryMb === memoryMb && e.job === undefined);
+    const i = this.idleOf(memoryMb, job);
+    return i >= 0 || job === undefined ? i : this.idleOf(memoryMb, undefined);
+  }
+
+  private idleOf(memoryMb: number, job: string | undefined): number {
+    const fits = (e: Executor) => e.memoryMb === memoryMb && e.job === job;
+    const i = this.idle.findLastIndex((e) => fits(e) && e.isReady);
+    return i >= 0 ? i : this.idle.findIndex(fits);
   }
 
   /**

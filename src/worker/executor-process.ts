@@ -78,6 +78,8 @@ export class Executor {
   readonly ready: Promise<void>;
   /** Measured when it became ready: what the process costs before any task. */
   baseline: Statm | undefined;
+  /** Whether it has become ready for tasks (a spare may still be starting). */
+  isReady = false;
   /** The last figure memoryUsedMb gave for it. */
   lastUsedMb = 0;
   exited: string | undefined;
@@ -146,6 +148,7 @@ export class Executor {
         }
         this.baseline = this.statm();
         clearTimeout(startTimer);
+        this.isReady = true;
         resolve();
       });
       this.child.once('exit', () => reject(new ExecutorExit(this.exited ?? 'the executor ended')));
