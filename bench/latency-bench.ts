@@ -110,6 +110,13 @@ function readTraces(dir: string): TraceLine[] {
   return lines.sort((a, b) => a.t - b.t);
 }
 
+/** The leader: the master whose routes took the submits. */
+const leaderPidOf = (lines: readonly TraceLine[]) => lines.find((l) => l.s === 'submit received')?.pid;
+
+/** When the process `pid` passed the consensus log's step `step` (its `log` lines), in order. */
+const logTimes = (lines: readonly TraceLine[], pid: string | undefined, step: string) =>
+  lines.filter((l) => l.k === 'log' && l.pid === pid && l.s === step).map((l) => l.t);
+
 /** The first time at or after `t` in `sorted` (times, ascending, as the trace lines are). */
 function firstAtOrAfter(sorted: readonly number[], t: number | undefined): number | undefined {
   if (t === undefined) return undefined;
@@ -134,10 +141,7 @@ function stepTimes(lines: readonly TraceLine[], client: Map<string, { sent: numb
     if (!m) byJob.set(l.k, (m = new Map()));
     if (!m.has(l.s)) m.set(l.s, l.t);
   }
-  const leaderLog = (pid: string) =>
-    lines.filter((l) => l.k === 'log' && l.s === 'persisted' && l.pid === pid).map((l) => l.t);
-  const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
-  const writes = leaderPid ? leaderLog(leaderPid) : [];
+  const writes = logTimes(lines, leaderPidOf(lines), 'persisted');
   const firstAfter = (t: number | undefined) => firstAtOrAfter(writes, t);
   const out: Map<Step, number>[] = [];
   for (const [jobId, c] of client) {
@@ -167,9 +171,8 @@ function replicationSteps(
   lines: readonly TraceLine[],
   timed: ReadonlyMap<string, unknown>,
 ): Record<string, { p50: number; p99: number }> | undefined {
-  const leaderPid = lines.find((l) => l.s === 'submit received')?.pid;
-  const log = (pid: string | undefined, s: string) =>
-    lines.filter((l) => l.k === 'log' && l.pid === pid && l.s === s).map((l) => l.t);
+  const leaderPid = leaderPidOf(lines);
+  const log = (pid: string | undefined, step: string) => logTimes(lines, pid, step);
   const followers = [...new Set(lines.filter((l) => l.s === 'append received').map((l) => l.pid))];
   if (!leaderPid || followers.length === 0) return undefined;
   const own = {

@@ -69,7 +69,7 @@ export async function measurePairs(
   warmup: number,
   againstDir: string,
 ): Promise<PairedFigures> {
-  const other = (await import(pathToFileURL(join(againstDir, 'dist', 'bench', 'weir.js')).href)) as typeof Weir;
+  const other = await weir.benchOfBuild(againstDir);
   const otherSdk = (await import(
     pathToFileURL(join(againstDir, 'dist', 'src', 'client', 'sdk.js')).href
   )) as typeof Sdk;

@@ -4,9 +4,7 @@
 // alternating. Two whole runs one after the other meet different machines here: fourteen
 // such pairs of one change ranged 0.63–1.31× (median 0.88×) where its rounds in turns gave
 // 1.00× (quartiles 0.90–1.03).
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { quantile } from './stats.js';
+import { pairRatios } from './stats.js';
 import type * as Weir from './weir.js';
 
 /** Clear of the addresses the integration tests and the other benchmarks use. */
@@ -28,7 +26,7 @@ export async function measureThroughputPairs(
   againstDir: string,
   o: { turns: number; warmups: number; shape: Weir.ThroughputShape; maxTasks: number; threads?: number },
 ): Promise<ThroughputPairs> {
-  const other = (await import(pathToFileURL(join(againstDir, 'dist', 'bench', 'weir.js')).href)) as typeof Weir;
+  const other = await weir.benchOfBuild(againstDir);
   const start = (w: typeof Weir, host: string) =>
     w.startWeirCluster({
       maxTasks: o.maxTasks,
@@ -53,16 +51,14 @@ export async function measureThroughputPairs(
       const order = turn % 2 === 0 ? [0, 1] : [1, 0];
       for (const side of order) (side === 0 ? m : t).push(await sides[side]!(`t${turn}`));
     }
-    const ratios = m.map((x, i) => x / t[i]!).sort((a, b) => a - b);
+    const logRatios = m.map((x, i) => Math.log(x / t[i]!));
     return {
       against: againstDir,
       this_code: m,
       other_code: t,
       pair_ratio: {
-        p25: quantile(ratios, 0.25),
-        p50: quantile(ratios, 0.5),
-        p75: quantile(ratios, 0.75),
-        geomean: Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / (ratios.length || 1)),
+        ...pairRatios(m, t),
+        geomean: Math.exp(logRatios.reduce((a, r) => a + r, 0) / (logRatios.length || 1)),
       },
       faster_share: m.filter((x, i) => x > t[i]!).length / (m.length || 1),
     };

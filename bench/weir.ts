@@ -2,12 +2,17 @@
 // 2 workers) driven over its REST API, as a user would drive it.
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
 import { mapLimit } from './stats.js';
 
 const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
+
+/** This module as another build of Weir has it (DIR: a checkout with dist/ built), for side-by-side runs. */
+export const benchOfBuild = async (dir: string): Promise<typeof import('./weir.js')> =>
+  (await import(pathToFileURL(join(dir, 'dist', 'bench', 'weir.js')).href)) as typeof import('./weir.js');
 
 export interface JobView {
   job_id: string;
