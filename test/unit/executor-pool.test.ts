@@ -226,6 +226,25 @@ describe('executors as a share of the machine', () => {
     }
   });
 
+  it('never gives a task to the executor released last once it was killed -9 while idle', async () => {
+    const pool = new BuiltPool(2, { warm: { count: 2, memoryMb: 64 } });
+    try {
+      await Promise.all([pool.run(sleep(50, 0), limits), pool.run(sleep(150, 1), limits)]);
+      // Tasks one at a time: the same executor takes each; the other sleeps.
+      const wakes = (p: number) =>
+        Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+      const before = pool.pids.map(wakes);
+      for (const i of range(20)) await pool.run(noop(i), limits);
+      const woke = pool.pids.map((p, i) => wakes(p) - before[i]!);
+      const last = pool.pids[woke.indexOf(Math.max(...woke))]!;
+      process.kill(last, 'SIGKILL');
+      await until(() => !pool.pids.includes(last));
+      expect(await pool.run(noop(20), limits)).toBe('[20]');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('runs user code at a lower priority than its worker (nice 10 more)', async () => {
     const pool = new BuiltPool(1);
     try {
