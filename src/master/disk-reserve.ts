@@ -23,14 +23,15 @@ export class DiskReserve {
     return this.held ? RESERVE_BYTES : 0;
   }
 
+  /** Holds the reserve left from before a restart, if it is whole: its bytes count as free from the first look. */
+  async find(): Promise<boolean> {
+    if (!this.held) this.held = (await stat(this.path).catch(() => undefined))?.size === RESERVE_BYTES;
+    return this.held;
+  }
+
   /** Takes the reserve (or finds it from before a restart); leaves nothing behind on a disk without room. */
   async take(): Promise<void> {
-    if (this.held) return;
-    const size = (await stat(this.path).catch(() => undefined))?.size;
-    if (size === RESERVE_BYTES) {
-      this.held = true;
-      return;
-    }
+    if (await this.find()) return;
     try {
       await writeFile(this.path, Buffer.alloc(RESERVE_BYTES));
       this.held = true;

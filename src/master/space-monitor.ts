@@ -108,13 +108,22 @@ export class SpaceMonitor {
     const failures = this.sources.diskFullFailures();
     const failed = failures !== this.seenFailures;
     this.seenFailures = failures;
-    // The cluster's own next writes need room now: the reserve goes back to the disk. (It
-    // counts as free either way, so giving it up moves no figure of the alarm.)
-    if (failed && (await this.reserve.release())) {
-      this.log.warn('a write failed on a full disk: gave the disk reserve up for the cluster’s own writes');
+    if (failed) {
+      // The cluster's own next writes need room now: the reserve goes back to the disk. (It
+      // counts as free either way, so giving it up moves no figure of the alarm.)
+      if (await this.reserve.release())
+        this.log.warn('a write failed on a full disk: gave the disk reserve up for the cluster’s own writes');
+    } else {
+      // One from before a restart is on the disk already: counted free from the first look, as
+      // at every later one, or giving it up would look like room given back.
+      await this.reserve.find();
     }
     const reading = await this.measure();
-    let fullSince = failed ? { roomBytes: roomOf(reading) } : this.reading.fullSince;
+    // The failure came between the last look and this one; space freed meanwhile (a failed
+    // copy's file removed, an operator's rm) must count as given back, or the alarm would wait
+    // for room that never comes: the room it is measured from is the lesser of the two looks'.
+    const failedWith = Math.min(roomOf(this.reading), roomOf(reading));
+    let fullSince = failed ? { roomBytes: failedWith } : this.reading.fullSince;
     if (fullSince && spaceAlarm({ ...reading, fullSince }, NO_LIMITS) === undefined) fullSince = undefined;
     this.reading = { ...reading, ...(fullSince ? { fullSince } : {}) };
     this.update(spaceAlarm(this.reading, this.limits, this.why !== undefined));

@@ -1,6 +1,6 @@
 // The no_space alarm's rule (DESIGN §7 "Data lifecycle and capacity"), apart from any disk:
 // when it is on, which routes it refuses, and how a full disk met by a write is answered.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { toHttpError } from '../../src/common/http-errors.js';
 import { createLogger } from '../../src/common/logger.js';
 import { MASTER_ACCESS } from '../../src/master/access-table.js';
+import { RESERVE_BYTES } from '../../src/master/disk-reserve.js';
 import { GIVEN_BACK_BYTES, parseBytes, spaceAlarm, type SpaceLimits } from '../../src/master/space-alarm.js';
 import { ADDS_DATA, spaceGate } from '../../src/master/space-gate.js';
 import { SpaceMonitor } from '../../src/master/space-monitor.js';
@@ -196,5 +197,56 @@ describe('the space monitor', () => {
     await m.check();
     expect(m.alarms()).toEqual([]);
     expect(existsSync(join(dir, 'RESERVE'))).toBe(true);
+  });
+
+  it('alarms on the first full-disk failure after a restart that found its reserve on the disk', async () => {
+    const restarted = join(dir, 'restarted');
+    mkdirSync(restarted);
+    writeFileSync(join(restarted, 'RESERVE'), Buffer.alloc(RESERVE_BYTES));
+    let failures = 0;
+    const m = new SpaceMonitor(
+      {
+        dataDir: restarted,
+        dbPageBytes: () => ({ usedBytes: 0, freeBytes: 0 }),
+        diskFullFailures: () => failures,
+        compact: () => undefined,
+      },
+      { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
+      log,
+    );
+    await m.check();
+    // Giving the reserve up frees its bytes on the disk: not room given back, since they counted already.
+    failures = 1;
+    await m.check();
+    expect(existsSync(join(restarted, 'RESERVE'))).toBe(false);
+    expect(m.alarms()).toEqual(['no_space']);
+  });
+
+  it('counts room given back between the failure and the look that sees it (the alarm does not wait for more)', async () => {
+    let failures = 0;
+    let slack = 0;
+    const m = new SpaceMonitor(
+      {
+        dataDir: dir,
+        dbPageBytes: () => ({ usedBytes: 0, freeBytes: slack }),
+        diskFullFailures: () => failures,
+        compact: () => undefined,
+      },
+      { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
+      log,
+    );
+    await m.check();
+    // A write fails on the full disk, and 2 MiB come back before the monitor's next look.
+    failures = 1;
+    slack = 2 * MiB;
+    await m.check();
+    expect(m.alarms()).toEqual([]);
+    // A failure with no room given back since the look before it still alarms.
+    failures = 2;
+    await m.check();
+    expect(m.alarms()).toEqual(['no_space']);
+    slack = 4 * MiB;
+    await m.check();
+    expect(m.alarms()).toEqual([]);
   });
 });
