@@ -41,6 +41,8 @@ export class RaftStorage implements LogStore {
   private givingBack = false;
   private spaceTimer: NodeJS.Immediate | undefined;
   private readonly spaceWaiters: (() => void)[] = [];
+  /** The last entry's index on disk (0: none): a save past it has nothing to replace. */
+  private lastIndex: number;
 
   /** `onCheckpointFailure` hears when the checkpoint thread starts failing (why) and works again (undefined). */
   constructor(path: string, o: { onCheckpointFailure?: (failure: string | undefined) => void } = {}) {
@@ -61,6 +63,7 @@ export class RaftStorage implements LogStore {
     `);
     this.s = this.prepare();
     this.inTransaction = this.db.transaction((fn: () => void) => fn());
+    this.lastIndex = (this.db.prepare(`SELECT max(idx) FROM log`).pluck().get() as number | null) ?? 0;
   }
 
   private prepare() {
@@ -128,13 +131,17 @@ export class RaftStorage implements LogStore {
       }
       if (hardState) this.setJson('hard_state', hardState);
       if (entries.length) {
-        // A leader's entries from this index on replace whatever we held (§5.3).
-        this.s.truncate.run(entries[0]!.index);
+        // A leader's entries from this index on replace whatever we held (§5.3). Appended past
+        // the end, as nearly every save is, there is nothing to replace: no DELETE to run.
+        if (entries[0]!.index <= this.lastIndex) this.s.truncate.run(entries[0]!.index);
         for (const e of entries) {
           this.s.insert.run(e.index, e.term, KINDS.indexOf(e.kind), encodeData(e));
         }
       }
     });
+    // Only once committed: a save refused and rolled back changed nothing on disk.
+    if (snapshot) this.lastIndex = 0;
+    if (entries.length) this.lastIndex = entries[entries.length - 1]!.index;
   }
 
   /** One transaction; a write the disk refused is a StorageError, and rolled back. */

@@ -186,6 +186,7 @@ export class Applier {
     // one stage gets its tasks' rows as they are assigned (see untouched_from in schema.ts).
     const runnable = stages ? stages[0]!.count : n;
     const lazy = runnable === n;
+    const rowsFromIdx = rowsFrom(cmd.config);
     this.s.insertJob.run(
       cmd.job_id,
       seq,
@@ -199,8 +200,18 @@ export class Applier {
       n,
       stages ? JSON.stringify({ stages } satisfies JobPlan) : null,
       lazy ? 0 : n,
-      rowsFrom(cmd.config),
+      rowsFromIdx,
     );
+    // What jobOf would read back, for this command's own assignments (assignOnSubmit).
+    this.jobs.set(cmd.job_id, {
+      seq,
+      status: 'pending',
+      total: n,
+      created_at: cmd.at,
+      untouched_from: lazy ? 0 : n,
+      rows_from: rowsFromIdx,
+      result_bytes: 0,
+    });
     const upload = uploadIdOfUrl((cmd.config as { input?: { url?: unknown } }).input?.url);
     if (upload !== undefined || cmd.retention_ms !== undefined) {
       this.s.setJobLifecycle.run(upload ?? null, cmd.retention_ms ?? null, seq);
@@ -242,8 +253,16 @@ export class Applier {
         // The task's first assignment gives it its row. Tasks it skips over get theirs now,
         // still pending, so that untouched_from keeps meaning "no row from here on".
         if (a.attempt !== 1 || a.idx >= job.total || (job.status !== 'pending' && job.status !== 'running')) continue;
-        const skipped = { first: job.untouched_from, end: a.idx, status: 'pending', at: job.created_at, seq: job.seq };
-        this.s.insertTasks.run(skipped);
+        if (a.idx > job.untouched_from) {
+          const skipped = {
+            first: job.untouched_from,
+            end: a.idx,
+            status: 'pending',
+            at: job.created_at,
+            seq: job.seq,
+          };
+          this.s.insertTasks.run(skipped);
+        }
         this.s.insertRunning.run(job.seq, a.idx, a.worker_id, job.created_at, cmd.at);
         job.untouched_from = a.idx + 1;
         touched.add(job);

@@ -236,8 +236,9 @@ export class Queries {
     }
   }
 
+  /** Whether any task waits for a slot: a pending task's row, or a job's tasks never assigned. */
   anyPending(): boolean {
-    return this.s.anyPending.get() !== undefined || this.s.anyUntouched.get() !== undefined;
+    return this.s.anyPending.get() === 1;
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {
@@ -414,12 +415,17 @@ function prepare(db: Database) {
        UNION ALL SELECT j.job_id, t.idx, t.alt_attempt FROM tasks t JOIN jobs j ON j.seq = t.seq
         WHERE t.status = 'running' AND t.alt_worker_id = ?`,
     ),
-    anyPending: st(`SELECT 1 FROM tasks WHERE status = 'pending' LIMIT 1`),
+    // One statement (the scheduler asks a few times a job), each side an empty partial index
+    // at rest: by status, the jobs index was searched instead, through every running job's row.
+    anyPending: st(
+      `SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'pending')
+           OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_untouched
+                       WHERE untouched_from < total AND status IN ('pending', 'running'))`,
+    ).pluck(),
     untouchedJobs: st(
       `SELECT job_id, seq, untouched_from, total, created_at FROM jobs
         WHERE untouched_from < total AND status IN ('pending', 'running') ORDER BY seq LIMIT ?`,
     ),
-    anyUntouched: st(`SELECT 1 FROM jobs WHERE untouched_from < total AND status IN ('pending', 'running') LIMIT 1`),
     streamRows: st(`SELECT seq, value FROM stream_rows WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
     logsOfJob: st(LOG_PAGE_SQL.job),
     logsOfTask: st(LOG_PAGE_SQL.task),

@@ -234,6 +234,16 @@ describe('apply: a task gets its row when first assigned', () => {
     expect(pendingIdx(3)).toEqual(['a/0@2', 'a/1@1', 'a/2@1']);
   });
 
+  it('counts a retried task as waiting when the job has no untouched task left, and none once all run', () => {
+    register('w');
+    submit('j', { operation: 'noop', task_count: 1, max_retries: 1 });
+    assign('j', 0, 'w');
+    expect(q.anyPending()).toBe(false);
+    fail('j', 0, 'w');
+    expect(q.job('j')).toMatchObject({ untouched_from: 1, pending: 1 });
+    expect(q.anyPending()).toBe(true);
+  });
+
   it("refuses to create a row for an index that is not one of the job's tasks, or an attempt it never had", () => {
     register('w');
     submit('j', { operation: 'noop', task_count: 2 });

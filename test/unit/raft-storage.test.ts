@@ -30,3 +30,38 @@ describe('a save', () => {
     expect(storage.hardState()).toEqual({ term: 3, vote: 1, commit: 0 });
   });
 });
+
+describe('entries saved from an index the log holds', () => {
+  const e = (index: number, term: number): Entry => ({ index, term, kind: 'noop' });
+
+  it('replace everything from there on, the later ones too', () => {
+    storage.save(undefined, [e(1, 1), e(2, 1), e(3, 1)]);
+    storage.save(undefined, [e(2, 2)]);
+    expect(storage.entries()).toEqual([e(1, 1), e(2, 2)]);
+  });
+
+  it('replace them in a log opened again', () => {
+    storage.save(undefined, [e(1, 1), e(2, 1), e(3, 1)]);
+    storage.close();
+    storage = new RaftStorage(join(dir, 'raft.db'));
+    storage.save(undefined, [e(2, 2)]);
+    expect(storage.entries()).toEqual([e(1, 1), e(2, 2)]);
+  });
+
+  it('replace them after a save that was refused and rolled back', () => {
+    storage.save(undefined, [e(1, 1), e(2, 1), e(3, 1)]);
+    const bad = { index: 1, term: undefined, kind: 'noop' } as unknown as Entry;
+    expect(() => storage.save(undefined, [bad])).toThrow(/NOT NULL/);
+    expect(storage.entries()).toEqual([e(1, 1), e(2, 1), e(3, 1)]);
+    storage.save(undefined, [e(2, 3)]);
+    expect(storage.entries()).toEqual([e(1, 1), e(2, 3)]);
+  });
+
+  it('after a snapshot, start the log again from it', () => {
+    storage.save(undefined, [e(1, 1), e(2, 1), e(3, 1)]);
+    storage.save(undefined, [], { index: 10, term: 2, members: [] });
+    storage.save(undefined, [e(11, 2), e(12, 2)]);
+    storage.save(undefined, [e(12, 3)]);
+    expect(storage.entries()).toEqual([e(11, 2), e(12, 3)]);
+  });
+});
