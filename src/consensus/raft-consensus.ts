@@ -210,6 +210,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** The last write failed for a full disk, and none has succeeded since (see `diskFull`). */
   private fullDisk = false;
   private fullDiskCount = 0;
+  private readonly diskFullListeners: (() => void)[] = [];
   /** Set while this node's log is behind what it had before it started over (see VoteFloor). */
   private floor: VoteFloor | undefined;
   private readonly schedule: () => void;
@@ -772,9 +773,21 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    */
   private diskRefused(err: StorageError): void {
     this.fullDisk = isDiskFull(err.cause);
-    if (this.fullDisk) this.fullDiskCount++;
+    if (this.fullDisk) this.countDiskFull();
     this.logDiskError(err, 'the disk refused a write: starting over from the durable state');
     this.startOver(diskRefused(this.fullDisk));
+  }
+
+  /** One more write failed for a full disk: told at once, while the disk is as it failed on. */
+  private countDiskFull(): void {
+    this.fullDiskCount++;
+    for (const l of this.diskFullListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'a listener of a full disk failed');
+      }
+    }
   }
 
   private logDiskError(err: StorageError, what: string): void {
@@ -891,7 +904,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
         this.copying = undefined;
         // A copy the disk had no room for is a full disk as a failed write is: the alarm goes
         // on (and stays on until space is given back), though no write of the log failed.
-        if (err instanceof StorageError && isDiskFull(err.cause)) this.fullDiskCount++;
+        if (err instanceof StorageError && isDiskFull(err.cause)) this.countDiskFull();
         throw err;
       },
     );
@@ -1047,6 +1060,11 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   onLeadershipChange(listener: (leader: boolean) => void): void {
     this.leaderListeners.push(listener);
+  }
+
+  /** Hears each write that fails for a full disk, as it fails (see `diskFullFailures`). */
+  onDiskFull(listener: () => void): void {
+    this.diskFullListeners.push(listener);
   }
 
   async close(): Promise<void> {

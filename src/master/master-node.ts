@@ -378,7 +378,9 @@ export class MasterNode {
         consensus.compact();
       },
     };
-    return new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
+    const monitor = new SpaceMonitor(sources, limits, log.child({ component: 'space' }), fullAtStart);
+    consensus.onDiskFull(() => monitor.diskFull());
+    return monitor;
   }
 
   /**

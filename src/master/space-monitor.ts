@@ -1,4 +1,5 @@
-import { readdir, stat, statfs } from 'node:fs/promises';
+import { statfsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
 import { DiskReserve, RESERVE_BYTES } from './disk-reserve.js';
@@ -26,7 +27,14 @@ export interface SpaceSources {
   diskFullFailures: () => number;
   /** Compacts the log and checkpoints the state database: what frees the space deletes gave back. */
   compact: () => void;
+  /** Bytes an unprivileged process may write on the data dir's file system (default: its statfs). */
+  diskFreeBytes?: () => number;
 }
+
+const statfsFree = (dir: string) => () => {
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize;
+};
 
 /**
  * Watches the disk of a master's data dir and raises its `no_space` alarm (space-alarm.ts
@@ -46,6 +54,9 @@ export class SpaceMonitor {
   /** What the last look counted besides the databases' live pages: WAL files and uploads. */
   private filesBytes = 0;
   private checking: Promise<void> | undefined;
+  /** The least room there was as a write failed for a full disk, since the last look. */
+  private roomAtFailure: number | undefined;
+  private readonly diskFreeBytes: () => number;
 
   constructor(
     private readonly sources: SpaceSources,
@@ -55,6 +66,7 @@ export class SpaceMonitor {
     fullAtStart = false,
   ) {
     this.reserve = new DiskReserve(sources.dataDir);
+    this.diskFreeBytes = sources.diskFreeBytes ?? statfsFree(sources.dataDir);
     this.seenFailures = sources.diskFullFailures() - (fullAtStart ? 1 : 0);
   }
 
@@ -96,6 +108,27 @@ export class SpaceMonitor {
     return this.reading.dbBytes;
   }
 
+  /**
+   * A write failed for a full disk just now: the room there is now is what the alarm waits to
+   * see 1 MiB more of. Measured here, not at the next look up to a second later: space freed
+   * in between (an operator's rm) must count as given back, and space taken in between (a
+   * copy's file growing) must not hide that the disk was full.
+   */
+  diskFull(): void {
+    let slack = this.reading.slackBytes;
+    try {
+      slack = this.sources.dbPageBytes().freeBytes;
+    } catch {
+      // The last look's figure, then: the databases' free pages change slowly.
+    }
+    try {
+      const room = roomOf({ freeBytes: this.diskFreeBytes() + this.reserve.bytes, slackBytes: slack });
+      this.roomAtFailure = Math.min(this.roomAtFailure ?? Infinity, room);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not measure the data dir as a write failed');
+    }
+  }
+
   /** One look at the disk; overlapping calls share it. Never rejects. */
   check(): Promise<void> {
     this.checking ??= this.look()
@@ -108,6 +141,9 @@ export class SpaceMonitor {
     const failures = this.sources.diskFullFailures();
     const failed = failures !== this.seenFailures;
     this.seenFailures = failures;
+    // Taken with the count: a failure heard while this look runs is the next look's.
+    const heardRoom = this.roomAtFailure;
+    this.roomAtFailure = undefined;
     if (failed) {
       // The cluster's own next writes need room now: the reserve goes back to the disk. (It
       // counts as free either way, so giving it up moves no figure of the alarm.)
@@ -119,10 +155,9 @@ export class SpaceMonitor {
       await this.reserve.find();
     }
     const reading = await this.measure();
-    // The failure came between the last look and this one; space freed meanwhile (a failed
-    // copy's file removed, an operator's rm) must count as given back, or the alarm would wait
-    // for room that never comes: the room it is measured from is the lesser of the two looks'.
-    const failedWith = Math.min(roomOf(this.reading), roomOf(reading));
+    // The room as the failure happened (see diskFull); as this look finds it for one not
+    // heard of (a master that could start only by giving its reserve up).
+    const failedWith = heardRoom ?? roomOf(reading);
     let fullSince = failed ? { roomBytes: failedWith } : this.reading.fullSince;
     if (fullSince && spaceAlarm({ ...reading, fullSince }, NO_LIMITS) === undefined) fullSince = undefined;
     this.reading = { ...reading, ...(fullSince ? { fullSince } : {}) };
@@ -133,12 +168,12 @@ export class SpaceMonitor {
 
   private async measure(): Promise<SpaceReading> {
     const { dataDir } = this.sources;
-    const fs = await statfs(dataDir);
+    const free = this.diskFreeBytes();
     const pages = this.sources.dbPageBytes();
     const files = ['state.db-wal', 'raft.db-wal'].map((f) => join(dataDir, f));
     this.filesBytes = (await sizes(files)) + (await sizes(await listFiles(join(dataDir, 'uploads'))));
     const dbBytes = pages.usedBytes + this.filesBytes;
-    return { freeBytes: fs.bavail * fs.bsize + this.reserve.bytes, dbBytes, slackBytes: pages.freeBytes };
+    return { freeBytes: free + this.reserve.bytes, dbBytes, slackBytes: pages.freeBytes };
   }
 
   private update(why: string | undefined): void {

@@ -121,7 +121,12 @@ beforeAll(async () => {
   ports = await freePorts(hosts);
   peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
   masters = await Promise.all(hosts.map((_, i) => startMaster(i)));
-  await leader();
+  // The highest id leads once all are up: a lower one that won the first election hands the
+  // lead over, and a request meeting the hand-over is refused no_leader (503).
+  await untilAgreedLeader(
+    masters.map((m) => m.url),
+    { procs: masters, headers: client, leaderId: 175 },
+  );
 }, 90_000);
 afterAll(() => c.cleanup());
 

@@ -193,11 +193,14 @@ describe('executors as a share of the machine', () => {
       // it asleep (one that comes before it slept does not wake it); an idle one sleeps on.
       const wakes = (p: number) =>
         Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
-      const before = pool.pids.map(wakes);
+      const pids = [...pool.pids];
+      const before = pids.map(wakes);
       for (const i of range(100)) expect(await pool.run(noop(i), limits)).toBe(`[${i}]`);
-      const woke = pool.pids.map((p, i) => wakes(p) - before[i]!).sort((a, b) => a - b);
+      expect(pool.pids, 'the same two executors throughout').toEqual(pids);
+      // Taken in turns, each would have woken for about half of them (40–50 times here); how
+      // often the busy one sleeps between two tasks varies with the machine's load.
+      const woke = pids.map((p, i) => wakes(p) - before[i]!).sort((a, b) => a - b);
       expect(woke[0]).toBeLessThanOrEqual(5);
-      expect(woke[1]).toBeGreaterThanOrEqual(5);
     } finally {
       await pool.close();
     }

@@ -33,11 +33,14 @@ describe('a proposal whose write the disk refuses', () => {
     async (code, want, status, full) => {
       const n = openSingleMaster(dir, log);
       await n.leading;
+      let heard = 0;
+      n.consensus.onDiskFull(() => heard++);
       const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
         throw refusal(code);
       });
       await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: want, status });
       expect(n.consensus.diskFullFailures).toBe(full);
+      expect(heard, 'the space monitor is told as the write fails').toBe(full);
       save.mockRestore();
       // Rebuilt from the durable state within a second, it leads again and takes writes.
       const r = await waitFor(

@@ -199,53 +199,57 @@ describe('the space monitor', () => {
     expect(existsSync(join(dir, 'RESERVE'))).toBe(true);
   });
 
-  it('alarms on the first full-disk failure after a restart that found its reserve on the disk', async () => {
-    const restarted = join(dir, 'restarted');
-    mkdirSync(restarted);
-    writeFileSync(join(restarted, 'RESERVE'), Buffer.alloc(RESERVE_BYTES));
-    let failures = 0;
-    const m = new SpaceMonitor(
+  /** A monitor over `dir` whose disk has `disk.free` bytes free, plus what a RESERVE file there would free. */
+  function onDisk(dataDir: string, disk: { free: number; failures: number }) {
+    return new SpaceMonitor(
       {
-        dataDir: restarted,
+        dataDir,
         dbPageBytes: () => ({ usedBytes: 0, freeBytes: 0 }),
-        diskFullFailures: () => failures,
+        diskFullFailures: () => disk.failures,
         compact: () => undefined,
+        diskFreeBytes: () => disk.free + (existsSync(join(dataDir, 'RESERVE')) ? 0 : RESERVE_BYTES),
       },
       { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
       log,
     );
+  }
+
+  it('alarms on the first full-disk failure after a restart that found its reserve on the disk', async () => {
+    const restarted = join(dir, 'restarted');
+    mkdirSync(restarted);
+    writeFileSync(join(restarted, 'RESERVE'), Buffer.alloc(RESERVE_BYTES));
+    const disk = { free: 100, failures: 0 };
+    const m = onDisk(restarted, disk);
     await m.check();
+    m.diskFull();
+    disk.failures = 1;
     // Giving the reserve up frees its bytes on the disk: not room given back, since they counted already.
-    failures = 1;
     await m.check();
     expect(existsSync(join(restarted, 'RESERVE'))).toBe(false);
     expect(m.alarms()).toEqual(['no_space']);
   });
 
-  it('counts room given back between the failure and the look that sees it (the alarm does not wait for more)', async () => {
-    let failures = 0;
-    let slack = 0;
-    const m = new SpaceMonitor(
-      {
-        dataDir: dir,
-        dbPageBytes: () => ({ usedBytes: 0, freeBytes: slack }),
-        diskFullFailures: () => failures,
-        compact: () => undefined,
-      },
-      { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
-      log,
-    );
+  it('counts room freed between the failure and the next look as given back', async () => {
+    const disk = { free: 100, failures: 0 };
+    const m = onDisk(mkdtempSync(join(dir, 'freed-')), disk);
     await m.check();
-    // A write fails on the full disk, and 2 MiB come back before the monitor's next look.
-    failures = 1;
-    slack = 2 * MiB;
+    m.diskFull();
+    disk.failures = 1;
+    disk.free += 2 * MiB; // an operator's rm, before the monitor looks again
     await m.check();
     expect(m.alarms()).toEqual([]);
-    // A failure with no room given back since the look before it still alarms.
-    failures = 2;
+  });
+
+  it('stays on after a failure though the last look before it saw less room (a copy that grew, failed and was removed)', async () => {
+    const disk = { free: 10 * MiB, failures: 0 };
+    const m = onDisk(mkdtempSync(join(dir, 'copy-')), disk);
+    await m.check(); // mid-copy: 10 MiB left
+    disk.free = 50 * MiB; // the copy failed at the disk's end, and its file was removed
+    m.diskFull();
+    disk.failures = 1;
     await m.check();
     expect(m.alarms()).toEqual(['no_space']);
-    slack = 4 * MiB;
+    disk.free += 2 * MiB;
     await m.check();
     expect(m.alarms()).toEqual([]);
   });
