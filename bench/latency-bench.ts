@@ -477,6 +477,14 @@ async function pairs(o: Options, against: string, startedAt: string): Promise<vo
         `this / that turn by turn ${f.pair_ratio.p50.toFixed(2)}× (quartiles ${f.pair_ratio.p25.toFixed(2)}–${f.pair_ratio.p75.toFixed(2)}), ` +
         `faster in ${(f.faster_share * 100).toFixed(0)}% of turns`,
     );
+    const c = f.cpu_per_job;
+    const r = (x: { all: number; min: number; max: number }) =>
+      `${x.all.toFixed(2)}× (quarters ${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
+    log(
+      `${masters} master(s), CPU a job in those turns: masters this ${c.this_code.masters_ms.toFixed(2)} ms, that ` +
+        `${c.other_code.masters_ms.toFixed(2)} ms, ${r(c.masters_ratio)}; workers with executors this ` +
+        `${c.this_code.workers_ms.toFixed(2)} ms, that ${c.other_code.workers_ms.toFixed(2)} ms, ${r(c.workers_ratio)}`,
+    );
     log(
       `${masters} master(s), run(): this code ${ms(f.run.this_code)}; ${against} ${ms(f.run.other_code)}; ` +
         `this / that turn by turn ${f.run.pair_ratio.p50.toFixed(2)}× (quartiles ${f.run.pair_ratio.p25.toFixed(2)}–${f.run.pair_ratio.p75.toFixed(2)}), ` +

@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Sdk from '../src/client/sdk.js';
+import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { pairRatios, percentiles, sampleLatencyInTurn } from './stats.js';
 import type * as Weir from './weir.js';
 
@@ -24,10 +25,88 @@ export interface Paired {
   faster_share: number;
 }
 
+/** CPU a job (ms) of one side's processes over its timed turns. */
+export interface SideCpu {
+  masters_ms: number;
+  /** The workers with their executors. */
+  workers_ms: number;
+}
+
+/** Each side's CPU a job over the timed submit → completed turns, and this side's over the other's. */
+export interface PairedCpu {
+  this_code: SideCpu;
+  other_code: SideCpu;
+  /** Masters' CPU, this over that: over all timed turns, and the least and most of its four quarters. */
+  masters_ratio: { all: number; min: number; max: number };
+  workers_ratio: { all: number; min: number; max: number };
+}
+
 /** Submit → completed pairs, and run() pairs. */
 export interface PairedFigures extends Paired {
   against: string;
+  cpu_per_job: PairedCpu;
   run: Paired;
+}
+
+/**
+ * Each side's CPU through its own turns, read from /proc as a turn starts and ends (outside
+ * its timed calls): with both clusters up, the CPU a change saves is told apart from how the
+ * machine's speed moved, as the latencies of the same turns are. The other side idles
+ * meanwhile; its timers' few ticks count to neither.
+ */
+class CpuInTurns {
+  private readonly started: SideCpu[] = [];
+  private readonly turns: SideCpu[][];
+
+  constructor(private readonly sides: readonly Weir.WeirCluster[]) {
+    this.turns = sides.map(() => []);
+  }
+
+  private read(i: number): SideCpu {
+    const c = this.sides[i]!;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    return {
+      masters_ms: 1000 * sum(c.masters.map((m) => cpuSeconds(m.child.proc.pid!))),
+      workers_ms: 1000 * sum(c.workers.map((w) => treeCpuSeconds(w.proc.pid!))),
+    };
+  }
+
+  readonly onTurn = (i: number, edge: 'start' | 'end', timed: boolean): void => {
+    if (!timed) return;
+    const now = this.read(i);
+    if (edge === 'start') this.started[i] = now;
+    else {
+      const from = this.started[i]!;
+      this.turns[i]!.push({
+        masters_ms: now.masters_ms - from.masters_ms,
+        workers_ms: now.workers_ms - from.workers_ms,
+      });
+    }
+  };
+
+  figures(jobs: number): PairedCpu {
+    const [mine, theirs] = this.turns as [SideCpu[], SideCpu[]];
+    const total = (ts: SideCpu[], k: keyof SideCpu) => ts.reduce((a, t) => a + t[k], 0);
+    const perJob = (ts: SideCpu[]): SideCpu => ({
+      masters_ms: total(ts, 'masters_ms') / jobs,
+      workers_ms: total(ts, 'workers_ms') / jobs,
+    });
+    // Quarters, not turns: a turn's CPU is read in ticks of 10 ms, a tenth of a turn's.
+    const ratio = (k: keyof SideCpu) => {
+      const q = Math.max(1, Math.floor(mine.length / 4));
+      const quarters: number[] = [];
+      for (let a = 0; a + q <= mine.length; a += q) {
+        quarters.push(total(mine.slice(a, a + q), k) / total(theirs.slice(a, a + q), k));
+      }
+      return { all: total(mine, k) / total(theirs, k), min: Math.min(...quarters), max: Math.max(...quarters) };
+    };
+    return {
+      this_code: perJob(mine),
+      other_code: perJob(theirs),
+      masters_ratio: ratio('masters_ms'),
+      workers_ratio: ratio('workers_ms'),
+    };
+  }
 }
 
 /**
@@ -40,6 +119,7 @@ async function timePairs(
   warmup: number,
   mine: () => Promise<unknown>,
   theirs: () => Promise<unknown>,
+  onTurn?: (side: number, edge: 'start' | 'end', timed: boolean) => void,
 ): Promise<Paired> {
   const [m, t] = await sampleLatencyInTurn(
     [
@@ -52,6 +132,8 @@ async function timePairs(
     ],
     samples,
     warmup,
+    undefined,
+    onTurn,
   );
   return {
     this_code: percentiles(m!.warm),
@@ -82,11 +164,13 @@ export async function measurePairs(
   try {
     theirs = await start(other, OTHER_HOSTS[masters]);
     let n = 0;
+    const cpu = new CpuInTurns([mine, theirs]);
     const submits = await timePairs(
       samples,
       warmup,
       () => weir.submitCompleted(mine.api, weir.noopJob(`pair-mine-${n++}`, 1)),
       () => other.submitCompleted(theirs!.api, weir.noopJob(`pair-theirs-${n++}`, 1)),
+      cpu.onTurn,
     );
     const mineClient = new mySdk.WeirClient({ masters: [mine.api.origin] });
     const theirClient = new otherSdk.WeirClient({ masters: [theirs.api.origin] });
@@ -98,6 +182,7 @@ export async function measurePairs(
     return {
       against: againstDir,
       ...submits,
+      cpu_per_job: cpu.figures(samples),
       run: await timePairs(samples, warmup, run(mineClient), run(theirClient)),
     };
   } finally {

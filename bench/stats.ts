@@ -113,6 +113,8 @@ export async function sampleLatencyInTurn(
   samples: number,
   warmup: number,
   turn = TURN_CALLS,
+  /** Told as each system's turn starts and ends (outside its timed calls), and whether the turn is timed. */
+  onTurn?: (system: number, edge: 'start' | 'end', timed: boolean) => void,
 ): Promise<(LatencySamples & { blocks: number[] })[]> {
   const out = calls.map(() => ({ first: [] as number[], warm: [] as number[], blocks: [] as number[] }));
   let done = 0;
@@ -121,6 +123,7 @@ export async function sampleLatencyInTurn(
     for (let k = 0; k < calls.length; k++) {
       const i = (round + k) % calls.length;
       const times: number[] = [];
+      onTurn?.(i, 'start', done >= warmup);
       for (let j = 0; j < n; j++) {
         const t0 = performance.now();
         await calls[i]!();
@@ -129,6 +132,7 @@ export async function sampleLatencyInTurn(
         if (at >= warmup) times.push(ms);
         else if (at < FIRST_CALLS) out[i]!.first.push(ms);
       }
+      onTurn?.(i, 'end', done >= warmup);
       out[i]!.warm.push(...times);
       if (times.length)
         out[i]!.blocks.push(

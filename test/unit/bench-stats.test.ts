@@ -41,6 +41,17 @@ describe('sampleLatencyInTurn', () => {
     ]);
   });
 
+  it('tells each turn as it starts and ends, outside its calls, and whether it is timed', async () => {
+    const seen: string[] = [];
+    const call = (name: string) => async () => {
+      seen.push(name);
+    };
+    await sampleLatencyInTurn([call('a'), call('b')], 2, 2, 2, (i, edge, timed) =>
+      seen.push(`${edge === 'start' ? '[' : ']'}${i}${timed ? 't' : ''}`),
+    );
+    expect(seen.join(' ')).toBe('[0 a a ]0 [1 b b ]1 [1t b b ]1t [0t a a ]0t');
+  });
+
   it('times the first FIRST_CALLS calls of a longer warm-up apart, and the rest of it not at all', async () => {
     const r = await sampleLatencyInTurn([async () => {}], 7, FIRST_CALLS + 3, 10);
     expect(r[0]!.first).toHaveLength(FIRST_CALLS);
