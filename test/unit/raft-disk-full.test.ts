@@ -53,4 +53,29 @@ describe('a proposal whose write the disk refuses', () => {
       await n.close();
     },
   );
+
+  describe('a listener of full-disk failures that throws', () => {
+    it('neither stops the refusal nor the master writing again once the disk takes it', async () => {
+      const n = openSingleMaster(dir, log);
+      await n.leading;
+      let heard = 0;
+      n.consensus.onDiskFull(() => {
+        throw new Error('a broken listener');
+      });
+      n.consensus.onDiskFull(() => heard++);
+      const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
+        throw refusal('ENOSPC');
+      });
+      await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: 'no_space', status: 507 });
+      expect(heard, 'the listeners after it are told all the same').toBe(1);
+      save.mockRestore();
+      const r = await waitFor(
+        'a proposal to be taken again',
+        () => n.consensus.propose(reg(2)).catch(() => undefined),
+        10_000,
+      );
+      expect(r.ok).toBe(true);
+      await n.close();
+    });
+  });
 });

@@ -253,4 +253,33 @@ describe('the space monitor', () => {
     await m.check();
     expect(m.alarms()).toEqual([]);
   });
+
+  it("alarms all the same when the disk cannot be measured as the write fails: this look's room stands in", async () => {
+    const disk = { free: 10 * MiB, failures: 0 };
+    let statfsFails = false;
+    const m = new SpaceMonitor(
+      {
+        dataDir: mkdtempSync(join(dir, 'unmeasured-')),
+        dbPageBytes: () => {
+          if (statfsFails) throw new Error('database is locked');
+          return { usedBytes: 0, freeBytes: 0 };
+        },
+        diskFullFailures: () => disk.failures,
+        compact: () => undefined,
+        diskFreeBytes: () => {
+          if (statfsFails) throw new Error('EIO');
+          return disk.free;
+        },
+      },
+      { minFreeBytes: 0, maxDbBytes: limits.maxDbBytes },
+      log,
+    );
+    await m.check();
+    statfsFails = true;
+    expect(() => m.diskFull()).not.toThrow();
+    disk.failures = 1;
+    statfsFails = false;
+    await m.check();
+    expect(m.alarms()).toEqual(['no_space']);
+  });
 });
