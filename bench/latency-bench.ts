@@ -24,7 +24,6 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeirClient } from '../src/client/sdk.js';
 import { runMain } from './main.js';
-import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { makeTempDir } from './procs.js';
 import { writeJson, table } from './report.js';
 import { FIRST_CALLS, LATENCY_WARMUP, log, percentiles, positiveInt, quantile } from './stats.js';
@@ -295,13 +294,8 @@ class CpuPerJob {
   private before: number[] = [];
 
   constructor(cluster: weir.WeirCluster) {
-    const followers = cluster.masters.filter((m) => m.api !== cluster.api);
-    const leader = cluster.masters.find((m) => m.api === cluster.api)!;
     this.parts = [
-      { role: 'leader', read: () => cpuSeconds(leader.child.proc.pid!) },
-      ...followers.map((m) => ({ role: `follower ${m.name}`, read: () => cpuSeconds(m.child.proc.pid!) })),
-      // A worker with the executors it runs tasks in.
-      ...cluster.workers.map((w, i) => ({ role: `worker ${i + 1}`, read: () => treeCpuSeconds(w.proc.pid!) })),
+      ...weir.clusterCpu(cluster),
       {
         role: 'client',
         read: () => {

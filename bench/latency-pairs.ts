@@ -9,7 +9,6 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as Sdk from '../src/client/sdk.js';
-import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { pairRatios, percentiles, sampleLatencyInTurn } from './stats.js';
 import type * as Weir from './weir.js';
 
@@ -58,17 +57,17 @@ class CpuInTurns {
   private readonly started: SideCpu[] = [];
   private readonly turns: SideCpu[][];
 
-  constructor(private readonly sides: readonly Weir.WeirCluster[]) {
+  private readonly processes: ReturnType<typeof Weir.clusterCpu>[];
+
+  constructor(weir: typeof Weir, sides: readonly Weir.WeirCluster[]) {
+    this.processes = sides.map((c) => weir.clusterCpu(c));
     this.turns = sides.map(() => []);
   }
 
   private read(i: number): SideCpu {
-    const c = this.sides[i]!;
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    return {
-      masters_ms: 1000 * sum(c.masters.map((m) => cpuSeconds(m.child.proc.pid!))),
-      workers_ms: 1000 * sum(c.workers.map((w) => treeCpuSeconds(w.proc.pid!))),
-    };
+    const now = { masters_ms: 0, workers_ms: 0 };
+    for (const p of this.processes[i]!) now[p.master ? 'masters_ms' : 'workers_ms'] += 1000 * p.read();
+    return now;
   }
 
   readonly onTurn = (i: number, edge: 'start' | 'end', timed: boolean): void => {
@@ -164,7 +163,7 @@ export async function measurePairs(
   try {
     theirs = await start(other, OTHER_HOSTS[masters]);
     let n = 0;
-    const cpu = new CpuInTurns([mine, theirs]);
+    const cpu = new CpuInTurns(weir, [mine, theirs]);
     const submits = await timePairs(
       samples,
       warmup,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
+import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
 import { mapLimit } from './stats.js';
 
@@ -100,6 +101,25 @@ export interface WeirCluster {
   /** Where every node keeps its data dir and log. */
   dir: string;
   stop(): Promise<void>;
+}
+
+/**
+ * Each process of a cluster, with what reads the CPU seconds it has used so far: the leader
+ * (the master `api` speaks to), the followers, and each worker with the executors it runs
+ * tasks in.
+ */
+export function clusterCpu(cluster: WeirCluster): { role: string; master: boolean; read: () => number }[] {
+  const leader = cluster.masters.find((m) => m.api === cluster.api)!;
+  const followers = cluster.masters.filter((m) => m !== leader);
+  return [
+    { role: 'leader', master: true, read: () => cpuSeconds(leader.child.proc.pid!) },
+    ...followers.map((m) => ({ role: `follower ${m.name}`, master: true, read: () => cpuSeconds(m.child.proc.pid!) })),
+    ...cluster.workers.map((w, i) => ({
+      role: `worker ${i + 1}`,
+      master: false,
+      read: () => treeCpuSeconds(w.proc.pid!),
+    })),
+  ];
 }
 
 /** How each worker is started: task slots, and threads running them. */
