@@ -18,6 +18,26 @@ const reg = (i: number): Command => ({ type: 'registerWorker', at: i, worker_id:
 const refusal = (code: string) =>
   new StorageError('the Raft log could not be written', Object.assign(new Error('disk'), { code }));
 
+type Node = ReturnType<typeof openSingleMaster>;
+
+/** The next write of `n`'s log fails as the disk answers with `code`; the call puts the disk right again. */
+function refuseNextWrite(n: Node, code: string): () => void {
+  const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
+    throw refusal(code);
+  });
+  return () => save.mockRestore();
+}
+
+/** Rebuilt from the durable state within a second, `n` leads again and takes writes. */
+async function writesAgain(n: Node): Promise<void> {
+  const r = await waitFor(
+    'a proposal to be taken again',
+    () => n.consensus.propose(reg(2)).catch(() => undefined),
+    10_000,
+  );
+  expect(r.ok).toBe(true);
+}
+
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'weir-diskfull-'));
 });
@@ -35,20 +55,12 @@ describe('a proposal whose write the disk refuses', () => {
       await n.leading;
       let heard = 0;
       n.consensus.onDiskFull(() => heard++);
-      const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
-        throw refusal(code);
-      });
+      const diskBack = refuseNextWrite(n, code);
       await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: want, status });
       expect(n.consensus.diskFullFailures).toBe(full);
       expect(heard, 'the space monitor is told as the write fails').toBe(full);
-      save.mockRestore();
-      // Rebuilt from the durable state within a second, it leads again and takes writes.
-      const r = await waitFor(
-        'a proposal to be taken again',
-        () => n.consensus.propose(reg(2)).catch(() => undefined),
-        10_000,
-      );
-      expect(r.ok).toBe(true);
+      diskBack();
+      await writesAgain(n);
       expect(n.consensus.diskFullFailures).toBe(full);
       await n.close();
     },
@@ -63,18 +75,11 @@ describe('a proposal whose write the disk refuses', () => {
         throw new Error('a broken listener');
       });
       n.consensus.onDiskFull(() => heard++);
-      const save = vi.spyOn(n.storage, 'save').mockImplementationOnce(() => {
-        throw refusal('ENOSPC');
-      });
+      const diskBack = refuseNextWrite(n, 'ENOSPC');
       await expect(n.consensus.propose(reg(1))).rejects.toMatchObject({ code: 'no_space', status: 507 });
       expect(heard, 'the listeners after it are told all the same').toBe(1);
-      save.mockRestore();
-      const r = await waitFor(
-        'a proposal to be taken again',
-        () => n.consensus.propose(reg(2)).catch(() => undefined),
-        10_000,
-      );
-      expect(r.ok).toBe(true);
+      diskBack();
+      await writesAgain(n);
       await n.close();
     });
   });
