@@ -42,7 +42,7 @@ export class WorkerChannels {
   ) {
     this.reports = new ReportBatcher(
       consensus,
-      (workerId, tasks) => registry.send(workerId, { t: 'ack', tasks }),
+      (workerId, tasks) => registry.ack(workerId, tasks),
       log,
       registry,
       () => this.noSpace(),

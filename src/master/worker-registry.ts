@@ -1,5 +1,12 @@
 import type { WebSocket } from 'ws';
+import type { TaskRef } from '../protocol/task-ref.js';
 import { encode, type ToWorker } from '../protocol/worker-channel.js';
+
+/**
+ * How long an acknowledgement waits for a frame to go with. A worker sends a report again
+ * after 2 s without one; until then it only holds the report in memory.
+ */
+export const ACK_DELAY_MS = 20;
 
 export interface LiveWorker {
   worker_id: string;
@@ -20,6 +27,9 @@ export class WorkerRegistry {
   private readonly workers = new Map<string, LiveWorker>();
   /** Per worker, tasks it reported done whose outcome is not committed yet (by task key). */
   private readonly finishing = new Map<string, Set<string>>();
+  /** Per worker, reports whose outcome is committed, to acknowledge with its next frame. */
+  private readonly heldAcks = new Map<string, TaskRef[]>();
+  private ackTimer: NodeJS.Timeout | undefined;
 
   get(workerId: string): LiveWorker | undefined {
     return this.workers.get(workerId);
@@ -56,11 +66,15 @@ export class WorkerRegistry {
     return old;
   }
 
-  /** Detaches `socket` if it is still the worker's channel; says whether it was. */
+  /**
+   * Detaches `socket` if it is still the worker's channel; says whether it was. Its held
+   * acknowledgements go: the worker sends those reports again on its next channel.
+   */
   detach(workerId: string, socket: WebSocket): boolean {
     const w = this.workers.get(workerId);
     if (!w || w.socket !== socket) return false;
     w.socket = undefined;
+    this.heldAcks.delete(workerId);
     return true;
   }
 
@@ -72,7 +86,39 @@ export class WorkerRegistry {
     const s = this.workers.get(workerId)?.socket;
     if (!s || s.readyState !== 1) return false;
     s.send(encode(msg));
+    // After the message: a worker reads an assignment before the acknowledgements behind it.
+    const acks = this.heldAcks.get(workerId);
+    if (acks) {
+      this.heldAcks.delete(workerId);
+      s.send(encode({ t: 'ack', tasks: acks }));
+    }
     return true;
+  }
+
+  /**
+   * Acknowledges reports whose outcome is committed: with the next frame that goes to the
+   * worker anyway, or on their own within ACK_DELAY_MS. A frame of their own costs a socket
+   * write here and a wake-up there (a seventh message for a one-task job, beside the six on
+   * its way); behind an assignment that goes anyway they cost a few bytes.
+   */
+  ack(workerId: string, tasks: readonly TaskRef[]): void {
+    const held = this.heldAcks.get(workerId);
+    if (held) held.push(...tasks);
+    else this.heldAcks.set(workerId, [...tasks]);
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      for (const [id, acks] of this.heldAcks) {
+        this.heldAcks.delete(id);
+        this.sendNow(id, { t: 'ack', tasks: acks });
+      }
+    }, ACK_DELAY_MS);
+    this.ackTimer.unref();
+  }
+
+  private sendNow(workerId: string, msg: ToWorker): void {
+    const s = this.workers.get(workerId)?.socket;
+    if (s?.readyState === 1) s.send(encode(msg));
   }
 
   /** Sends to every connected worker. */
@@ -116,6 +162,7 @@ export class WorkerRegistry {
     const w = this.workers.get(workerId);
     this.workers.delete(workerId);
     this.finishing.delete(workerId);
+    this.heldAcks.delete(workerId);
     return w?.socket;
   }
 
