@@ -1,4 +1,5 @@
 import { trace } from '../common/trace.js';
+import type { Departure } from './client-gone.js';
 
 /**
  * Long polls woken per turn of the event loop. One apply can end a job thousands of clients
@@ -27,23 +28,24 @@ export class JobWatch {
   }
 
   /**
-   * Resolves when `jobId` may have ended, after `timeoutMs`, or once `gone` aborts (the client
-   * that asked disconnected: nothing holds its place until the timeout).
+   * Resolves when `jobId` may have ended, after `timeoutMs`, or once the client that asked
+   * leaves (`gone`: nothing holds its place until the timeout then).
    */
-  wait(jobId: string, timeoutMs: number, gone?: AbortSignal): Promise<void> {
+  wait(jobId: string, timeoutMs: number, gone?: Departure): Promise<void> {
     return new Promise((resolve) => {
-      if (gone?.aborted) return resolve();
+      if (gone?.left) return resolve();
       let set = this.waiters.get(jobId);
       if (!set) this.waiters.set(jobId, (set = new Set()));
       const done = () => {
         clearTimeout(timer);
-        gone?.removeEventListener('abort', done);
+        stopListening?.();
         set.delete(done);
         if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      gone?.addEventListener('abort', done, { once: true });
+      // Told later, never from inside onLeave: a client gone already did not get this far.
+      const stopListening = gone?.onLeave(done);
       set.add(done);
     });
   }

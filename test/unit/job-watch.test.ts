@@ -1,8 +1,30 @@
 // Long polls parked on jobs, woken by the apply that ended them (JobWatch): one waiter at once,
 // a burst a slice per turn of the event loop (Node runs an immediate queued during a turn on the
 // next one, after that turn's timers and I/O), not thousands of answers in one run.
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import type { Departure } from '../../src/master/client-gone.js';
 import { JobWatch, WAKE_PER_TURN } from '../../src/master/job-watch.js';
+
+/** A client that may leave, told as `clientDeparture` tells of one; and how many listen. */
+function aClient() {
+  const events = new EventEmitter();
+  let left = false;
+  const departure: Departure = {
+    get left() {
+      return left;
+    },
+    onLeave(fn) {
+      events.once('leave', fn);
+      return () => events.removeListener('leave', fn);
+    },
+  };
+  const leave = () => {
+    left = true;
+    events.emit('leave');
+  };
+  return { departure, leave, listening: () => events.listenerCount('leave') };
+}
 
 const flushMicrotasks = async () => {
   for (let i = 0; i < 5; i++) await Promise.resolve();
@@ -21,18 +43,30 @@ describe('JobWatch', () => {
 
   it('lets a waiter go once its client has gone, and keeps the others', async () => {
     const watch = new JobWatch();
-    const client = new AbortController();
+    const client = aClient();
     let left = false;
-    void watch.wait('job-a', 60_000, client.signal).then(() => (left = true));
+    void watch.wait('job-a', 60_000, client.departure).then(() => (left = true));
     void watch.wait('job-a', 60_000);
     expect(watch.waiting).toBe(2);
-    client.abort();
+    client.leave();
     await flushMicrotasks();
     expect(left).toBe(true);
     expect(watch.waiting).toBe(1);
     // A client already gone does not wait at all.
-    await watch.wait('job-b', 60_000, client.signal);
+    await watch.wait('job-b', 60_000, client.departure);
     expect(watch.waiting).toBe(1);
+  });
+
+  it('stops listening for a client once its wait is over (a long poll waits again and again)', async () => {
+    const watch = new JobWatch();
+    const client = aClient();
+    const waited = watch.wait('job-a', 60_000, client.departure);
+    expect(client.listening()).toBe(1);
+    watch.notify('job-a');
+    await waited;
+    expect(client.listening()).toBe(0);
+    await watch.wait('job-b', 10, client.departure);
+    expect(client.listening()).toBe(0);
   });
 
   it('wakes a burst a slice per turn, and every waiter in the end', async () => {

@@ -6,7 +6,7 @@ import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.j
 import { ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
-import { clientGone } from '../client-gone.js';
+import { clientDeparture } from '../client-gone.js';
 import { pageResults, streamRowsPage } from '../results-pager.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
@@ -57,8 +57,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     let row = requireJob(jobId);
     const deadline = Date.now() + waitMs;
     // Followed only by a request that may wait (a GET without wait_ms answers in this turn).
-    const gone = waitMs > 0 ? clientGone(reply) : undefined;
-    while (!TERMINAL.has(row.status) && Date.now() < deadline && !gone?.aborted) {
+    const gone = waitMs > 0 ? clientDeparture(reply) : undefined;
+    while (!TERMINAL.has(row.status) && Date.now() < deadline && !gone?.left) {
       await jobWatch.wait(row.job_id, deadline - Date.now(), gone);
       row = requireJob(row.job_id);
     }
@@ -66,7 +66,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
     const view = jobView(row, queries, ctx.registry);
     // Read in the same turn as the view: the page is of the job the view shows. Not for a
     // client that left (up to 1,000 rows, for each poll a reconnecting client abandoned).
-    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch' || gone?.aborted) return view;
+    if (resultsLimit === undefined || row.status !== 'completed' || row.type !== 'batch' || gone?.left) return view;
     const { results, next_cursor } = pageResults(queries, row, undefined, resultsLimit);
     return { ...view, results_page: { results, next_cursor } };
   };
