@@ -151,6 +151,10 @@ export class WorkerChannels {
 
   close(): void {
     this.closing = true;
-    for (const w of this.registry.all()) w.socket?.close(1001, 'master shutting down');
+    for (const w of this.registry.all()) {
+      // Reports committed in the last moments are acknowledged, not sent again to the next leader.
+      this.registry.flushAcks(w.worker_id);
+      w.socket?.close(1001, 'master shutting down');
+    }
   }
 }

@@ -68,13 +68,14 @@ export class WorkerRegistry {
 
   /**
    * Detaches `socket` if it is still the worker's channel; says whether it was. Its held
-   * acknowledgements go: the worker sends those reports again on its next channel.
+   * acknowledgements go out first if it is still open (a master stepping down detaches the
+   * channels it then closes); on a channel already lost the worker sends those reports again.
    */
   detach(workerId: string, socket: WebSocket): boolean {
     const w = this.workers.get(workerId);
     if (!w || w.socket !== socket) return false;
+    this.flushAcks(workerId);
     w.socket = undefined;
-    this.heldAcks.delete(workerId);
     return true;
   }
 
@@ -91,6 +92,7 @@ export class WorkerRegistry {
     if (acks) {
       this.heldAcks.delete(workerId);
       s.send(encode({ t: 'ack', tasks: acks }));
+      if (this.heldAcks.size === 0) this.stopAckTimer();
     }
     return true;
   }
@@ -102,23 +104,31 @@ export class WorkerRegistry {
    * its way); behind an assignment that goes anyway they cost a few bytes.
    */
   ack(workerId: string, tasks: readonly TaskRef[]): void {
-    const held = this.heldAcks.get(workerId);
-    if (held) held.push(...tasks);
-    else this.heldAcks.set(workerId, [...tasks]);
+    let held = this.heldAcks.get(workerId);
+    if (!held) this.heldAcks.set(workerId, (held = []));
+    // One at a time: spreading a long list throws (a worker's report frames are not bounded).
+    for (const t of tasks) held.push(t);
     if (this.ackTimer) return;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
-      for (const [id, acks] of this.heldAcks) {
-        this.heldAcks.delete(id);
-        this.sendNow(id, { t: 'ack', tasks: acks });
-      }
+      for (const id of [...this.heldAcks.keys()]) this.flushAcks(id);
     }, ACK_DELAY_MS);
     this.ackTimer.unref();
   }
 
-  private sendNow(workerId: string, msg: ToWorker): void {
+  /** Sends the worker's held acknowledgements now if its channel is open; drops them otherwise. */
+  flushAcks(workerId: string): void {
+    const acks = this.heldAcks.get(workerId);
+    if (!acks) return;
+    this.heldAcks.delete(workerId);
+    if (this.heldAcks.size === 0) this.stopAckTimer();
     const s = this.workers.get(workerId)?.socket;
-    if (s?.readyState === 1) s.send(encode(msg));
+    if (s?.readyState === 1) s.send(encode({ t: 'ack', tasks: acks }));
+  }
+
+  private stopAckTimer(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
   }
 
   /** Sends to every connected worker. */

@@ -6,7 +6,13 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from '../../src/common/logger.js';
+import type { ClusterConsensus } from '../../src/master/cluster-log.js';
+import type { FailureDetector } from '../../src/master/failure-detector.js';
+import type { Scheduler } from '../../src/master/scheduler.js';
+import { WorkerChannels } from '../../src/master/worker-channels.js';
 import { ACK_DELAY_MS, WorkerRegistry } from '../../src/master/worker-registry.js';
+import type { Queries } from '../../src/state/queries.js';
 import { decodeToWorker, encode, type ToWorker } from '../../src/protocol/worker-channel.js';
 
 const ref = (idx: number) => ({ job_id: 'job-1', idx, attempt: 1 });
@@ -102,17 +108,60 @@ describe('acknowledging a worker’s reports', () => {
     expect(await two.mark()).toEqual([{ t: 'ack', tasks: [ref(1)] }]);
   });
 
-  it('forgets them with the channel they were for: the worker sends those reports again on its next', async () => {
+  it('sends them before a channel still open is dropped (a master stepping down), and drops them with one already lost', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const registry = new WorkerRegistry();
     const first = await open();
     registry.attach('w1', first.leaderEnd, Date.now());
     registry.ack('w1', [ref(0)]);
     expect(registry.detach('w1', first.leaderEnd)).toBe(true);
-    const next = await open();
-    registry.attach('w1', next.leaderEnd, Date.now());
+    expect(await first.mark()).toEqual([{ t: 'ack', tasks: [ref(0)] }]);
+    // The worker's end goes: what is held for it now is sent again by the worker, on its next channel.
+    const second = await open();
+    registry.attach('w1', second.leaderEnd, Date.now());
+    registry.ack('w1', [ref(1)]);
+    const lost = once(second.leaderEnd, 'close');
+    clients.at(-1)!.terminate();
+    await lost;
+    expect(registry.detach('w1', second.leaderEnd)).toBe(true);
+    const third = await open();
+    registry.attach('w1', third.leaderEnd, Date.now());
     vi.advanceTimersByTime(ACK_DELAY_MS);
     registry.send('w1', { t: 'cancel', tasks: [ref(7)] });
-    expect(await next.mark()).toEqual([{ t: 'cancel', tasks: [ref(7)] }]);
+    expect(await third.mark()).toEqual([{ t: 'cancel', tasks: [ref(7)] }]);
+  });
+
+  it('sends them before the channels close as the master shuts down', async () => {
+    const registry = new WorkerRegistry();
+    const ch = await open();
+    registry.attach('w1', ch.leaderEnd, Date.now());
+    const log = { warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+    const channels = new WorkerChannels(
+      {} as ClusterConsensus,
+      {} as Queries,
+      registry,
+      {} as Scheduler,
+      {} as FailureDetector,
+      log,
+    );
+    registry.ack('w1', [ref(0)]);
+    const closed = once(clients.at(-1)!, 'close');
+    channels.close();
+    await closed;
+    expect(ch.received).toEqual([{ t: 'ack', tasks: [ref(0)] }]);
+  });
+
+  it('takes any number of them for one worker (a frame of reports is not bounded)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const registry = new WorkerRegistry();
+    const ch = await open();
+    registry.attach('w1', ch.leaderEnd, Date.now());
+    const many = Array.from({ length: 150_000 }, (_, i) => ref(i));
+    registry.ack('w1', many);
+    registry.ack('w1', many);
+    vi.advanceTimersByTime(ACK_DELAY_MS);
+    const [ack] = await ch.mark();
+    expect(ack).toMatchObject({ t: 'ack' });
+    expect((ack as { tasks: unknown[] }).tasks).toHaveLength(300_000);
   });
 });
