@@ -155,13 +155,14 @@ describe('executors as a share of the machine', () => {
   });
 
   it('kills an executor that does not start in time, fails its task saying so, and starts others', async () => {
-    const pool = new BuiltPool(1, { startsAtOnce: 1, startTimeoutMs: 1000 });
+    // Room for the next start on a loaded machine (three busy processes on two cores made a start take over 3 s).
+    const pool = new BuiltPool(1, { startsAtOnce: 1, startTimeoutMs: 5000 });
     try {
       const first = pool.run(sleep(1, 1), limits).catch((e: Error) => e);
       // Stopped before it could be ready (a start takes ~0.2 s): it holds the pool's only start.
       await until(() => pool.pids.length === 1);
       process.kill(pool.pids[0]!, 'SIGSTOP');
-      expect(await first).toMatchObject({ message: expect.stringMatching(/did not start within 1000 ms/) });
+      expect(await first).toMatchObject({ message: expect.stringMatching(/did not start within 5000 ms/) });
       expect(await pool.run(sleep(1, 2), limits)).toBe('[2]');
       expect(pool.startingNow).toBe(0);
     } finally {
@@ -207,7 +208,9 @@ describe('executors as a share of the machine', () => {
   });
 
   it('gives a task to a ready idle executor before a spare that is still starting', async () => {
-    const pool = new BuiltPool(2, { warm: { count: 2, memoryMb: 64 }, startTimeoutMs: 2000 });
+    // The stopped spare is never waited for: a long budget costs nothing, and a loaded machine
+    // may take seconds to start the first two.
+    const pool = new BuiltPool(2, { warm: { count: 2, memoryMb: 64 }, startTimeoutMs: 10_000 });
     try {
       await Promise.all([pool.run(sleep(100, 0), limits), pool.run(sleep(100, 1), limits)]);
       // A job's code takes one of the two; once the job is over, that executor goes.
