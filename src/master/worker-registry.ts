@@ -88,12 +88,7 @@ export class WorkerRegistry {
     if (!s || s.readyState !== 1) return false;
     s.send(encode(msg));
     // After the message: a worker reads an assignment before the acknowledgements behind it.
-    const acks = this.heldAcks.get(workerId);
-    if (acks) {
-      this.heldAcks.delete(workerId);
-      s.send(encode({ t: 'ack', tasks: acks }));
-      if (this.heldAcks.size === 0) this.stopAckTimer();
-    }
+    this.flushAcks(workerId);
     return true;
   }
 
