@@ -53,6 +53,13 @@ async function open(): Promise<Channel> {
   };
 }
 
+/** A channel opened and attached to `registry` as `workerId`'s. */
+async function attached(registry: WorkerRegistry, workerId = 'w1'): Promise<Channel> {
+  const ch = await open();
+  registry.attach(workerId, ch.leaderEnd, Date.now());
+  return ch;
+}
+
 beforeEach(async () => {
   server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await once(server, 'listening');
@@ -67,8 +74,7 @@ afterEach(async () => {
 describe('acknowledging a worker’s reports', () => {
   it('sends them right behind the next frame that goes to the worker', async () => {
     const registry = new WorkerRegistry();
-    const ch = await open();
-    registry.attach('w1', ch.leaderEnd, Date.now());
+    const ch = await attached(registry);
     registry.ack('w1', [ref(0)]);
     registry.ack('w1', [ref(1)]);
     registry.send('w1', { t: 'cancel', tasks: [ref(7)] });
@@ -81,8 +87,7 @@ describe('acknowledging a worker’s reports', () => {
   it('sends them on their own once ACK_DELAY_MS pass with no frame to carry them', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const registry = new WorkerRegistry();
-    const ch = await open();
-    registry.attach('w1', ch.leaderEnd, Date.now());
+    const ch = await attached(registry);
     registry.ack('w1', [ref(0)]);
     vi.advanceTimersByTime(ACK_DELAY_MS - 1);
     expect(await ch.mark()).toEqual([]);
@@ -94,9 +99,7 @@ describe('acknowledging a worker’s reports', () => {
   it('gives each worker its own and none to another', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const registry = new WorkerRegistry();
-    const [one, two] = [await open(), await open()];
-    registry.attach('w1', one.leaderEnd, Date.now());
-    registry.attach('w2', two.leaderEnd, Date.now());
+    const [one, two] = [await attached(registry, 'w1'), await attached(registry, 'w2')];
     registry.ack('w1', [ref(0)]);
     registry.ack('w2', [ref(1)]);
     registry.send('w1', { t: 'cancel', tasks: [ref(7)] });
@@ -111,21 +114,18 @@ describe('acknowledging a worker’s reports', () => {
   it('sends them before a channel still open is dropped (a master stepping down), and drops them with one already lost', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const registry = new WorkerRegistry();
-    const first = await open();
-    registry.attach('w1', first.leaderEnd, Date.now());
+    const first = await attached(registry);
     registry.ack('w1', [ref(0)]);
     expect(registry.detach('w1', first.leaderEnd)).toBe(true);
     expect(await first.mark()).toEqual([{ t: 'ack', tasks: [ref(0)] }]);
     // The worker's end goes: what is held for it now is sent again by the worker, on its next channel.
-    const second = await open();
-    registry.attach('w1', second.leaderEnd, Date.now());
+    const second = await attached(registry);
     registry.ack('w1', [ref(1)]);
     const lost = once(second.leaderEnd, 'close');
     clients.at(-1)!.terminate();
     await lost;
     expect(registry.detach('w1', second.leaderEnd)).toBe(true);
-    const third = await open();
-    registry.attach('w1', third.leaderEnd, Date.now());
+    const third = await attached(registry);
     vi.advanceTimersByTime(ACK_DELAY_MS);
     registry.send('w1', { t: 'cancel', tasks: [ref(7)] });
     expect(await third.mark()).toEqual([{ t: 'cancel', tasks: [ref(7)] }]);
@@ -133,8 +133,7 @@ describe('acknowledging a worker’s reports', () => {
 
   it('sends them before the channels close as the master shuts down', async () => {
     const registry = new WorkerRegistry();
-    const ch = await open();
-    registry.attach('w1', ch.leaderEnd, Date.now());
+    const ch = await attached(registry);
     const log = { warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
     const channels = new WorkerChannels(
       {} as ClusterConsensus,
@@ -154,8 +153,7 @@ describe('acknowledging a worker’s reports', () => {
   it('takes any number of them for one worker (a frame of reports is not bounded)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const registry = new WorkerRegistry();
-    const ch = await open();
-    registry.attach('w1', ch.leaderEnd, Date.now());
+    const ch = await attached(registry);
     const many = Array.from({ length: 150_000 }, (_, i) => ref(i));
     registry.ack('w1', many);
     registry.ack('w1', many);
