@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authorizeOwner, authorizeRole, OPEN, type AccessTable } from './access.js';
 import { OPEN_CLUSTER, verifyBearer, type Principal } from './auth.js';
+import { VerifiedTokens } from './verified-tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,6 +29,7 @@ export function routeKey(req: FastifyRequest): string | undefined {
  */
 export function installAuth(app: FastifyInstance, table: AccessTable, secret: string | undefined): void {
   app.decorateRequest('principal', null);
+  const verified = new VerifiedTokens();
   app.addHook('onRequest', async (req) => {
     const key = routeKey(req);
     if (key === undefined || table[key] === OPEN) return;
@@ -36,7 +38,7 @@ export function installAuth(app: FastifyInstance, table: AccessTable, secret: st
       req.principal = OPEN_CLUSTER;
       return;
     }
-    req.principal = await verifyBearer(secret, req.headers.authorization);
+    req.principal = await verifyBearer(secret, req.headers.authorization, verified);
     authorizeRole(table, key, req.principal);
   });
   if (!secret) return;

@@ -1,5 +1,6 @@
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { WeirError } from './errors.js';
+import type { VerifiedTokens } from './verified-tokens.js';
 
 const ALG = 'HS256';
 
@@ -88,16 +89,30 @@ const unauthorized = (why: string) =>
 /**
  * Verifies an `Authorization` header value and returns whom it names. Only HS256 is accepted,
  * so `alg: none` and tokens signed with another algorithm are refused like a wrong signature;
- * a token must expire (`exp`), and its claims must be of the right types.
+ * a token must expire (`exp`), and its claims must be of the right types. With `verified`,
+ * a token that verified before is not checked again until it expires (verified-tokens.ts).
  */
-export async function verifyBearer(secret: string, header: string | undefined): Promise<Principal> {
+export async function verifyBearer(
+  secret: string,
+  header: string | undefined,
+  verified?: VerifiedTokens,
+): Promise<Principal> {
   const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-  if (!m?.[1]) {
+  const token = m?.[1];
+  if (!token) {
     throw new WeirError('unauthorized', 'this cluster needs a bearer token: set WEIR_TOKEN, or JWT_SECRET to mint one');
   }
+  const known = verified?.get(token);
+  if (known) return known;
+  const principal = await verifyToken(secret, token);
+  verified?.add(token, principal);
+  return principal;
+}
+
+async function verifyToken(secret: string, token: string): Promise<Principal> {
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(m[1], keyOf(secret), { algorithms: [ALG], requiredClaims: ['exp'] }));
+    ({ payload } = await jwtVerify(token, keyOf(secret), { algorithms: [ALG], requiredClaims: ['exp'] }));
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) throw unauthorized('the token has expired');
     if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'exp') {

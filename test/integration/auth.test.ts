@@ -81,6 +81,24 @@ describe('a master with JWT_SECRET', () => {
     expectUnauthorized(await http('GET', `${m.url}/api/jobs`, undefined, bearer(expired)));
   });
 
+  it('refuses a token it accepted before, once that token has expired: 401 saying so', async () => {
+    const shortLived = await signed(SECRET, { iat: nowS(), exp: nowS() + 2 });
+    expect((await http('GET', `${m.url}/api/jobs`, undefined, bearer(shortLived))).status).toBe(200);
+    const refused = await waitFor('the accepted token to be refused as expired', async () => {
+      const r = await http('GET', `${m.url}/api/jobs`, undefined, bearer(shortLived));
+      return r.status === 200 ? undefined : r;
+    });
+    expectUnauthorized(refused);
+    expect(refused.json.error.message).toMatch(/expired/);
+  });
+
+  it('refuses an accepted token whose signature was changed: 401', async () => {
+    expect((await http('GET', `${m.url}/api/jobs`, undefined, bearer(token))).status).toBe(200);
+    const [h, p, s] = token.split('.');
+    const forged = `${h}.${p}.${s![0] === 'A' ? 'B' : 'A'}${s!.slice(1)}`;
+    expectUnauthorized(await http('GET', `${m.url}/api/jobs`, undefined, bearer(forged)));
+  });
+
   it("refuses an 'alg: none' token: 401", async () => {
     const none = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ sub: 'mallory', iat: nowS(), exp: nowS() + 3600 })}.`;
     expectUnauthorized(await http('GET', `${m.url}/api/jobs`, undefined, bearer(none)));
