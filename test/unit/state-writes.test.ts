@@ -1,0 +1,68 @@
+// What the state database writes per job, and that what was taken out of it left no reader
+// slower: every master writes each of these pages, on the path of every job.
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { stateEachTest } from '../helpers/state.js';
+
+const state = stateEachTest('weir-writes-');
+const { apply, submit, register } = state;
+
+/** One-task job `id`, placed on `w` by its submit, then completed there. */
+function oneTaskJob(id: string) {
+  submit(id, { operation: 'noop', task_count: 1 }, { assignments: [{ idx: 0, worker_id: 'w' }] });
+  apply({
+    type: 'completeTasks',
+    at: 3000,
+    completions: [{ job_id: id, idx: 0, attempt: 1, worker_id: 'w', result_json: '[]' }],
+  });
+}
+
+/**
+ * Pages appended to the WAL while `fn` runs. A reader holding a snapshot keeps the WAL from
+ * starting over meanwhile (the checkpoint thread may still copy pages, never restart it).
+ */
+function walPagesOf(fn: () => void): number {
+  const reader = new Database(join(state.dir, 'state.db'), { readonly: true });
+  try {
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM jobs').get();
+    const frames = () => (state.sm.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
+    const before = frames();
+    fn();
+    return frames() - before;
+  } finally {
+    reader.exec('COMMIT');
+    reader.close();
+  }
+}
+
+describe('the state database, per job', () => {
+  it('writes at most 15 pages for a one-task job placed by its submit (18 with jobs_running and a NULL-keyed jobs_expiring)', () => {
+    register('w');
+    for (let i = 0; i < 20; i++) oneTaskJob(`warm-${i}`);
+    const pages = walPagesOf(() => oneTaskJob('measured'));
+    expect(pages).toBeGreaterThan(0);
+    expect(pages).toBeLessThanOrEqual(15);
+  });
+
+  it('lists running jobs in submission order from an index, without sorting them', () => {
+    const plan = (
+      state.sm.db
+        .prepare(`EXPLAIN QUERY PLAN SELECT job_id, plan, stage FROM jobs WHERE status = 'running' ORDER BY seq`)
+        .all() as { detail: string }[]
+    ).map((r) => r.detail);
+    expect(plan.join('; ')).toMatch(/USING INDEX jobs_by_status/);
+    expect(plan.join('; ')).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it('lists running jobs oldest first, whatever order they started in', () => {
+    register('w');
+    submit('a', { operation: 'noop', task_count: 2 });
+    submit('b', { operation: 'noop', task_count: 2 });
+    submit('c', { operation: 'noop', task_count: 2 });
+    apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id: 'c', idx: 0, attempt: 1, worker_id: 'w' }] });
+    apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id: 'a', idx: 0, attempt: 1, worker_id: 'w' }] });
+    expect(state.q.runningJobs().map((j) => j.job_id)).toEqual(['a', 'c']);
+  });
+});
