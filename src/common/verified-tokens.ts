@@ -12,8 +12,8 @@ const DEFAULT_MAX_TOKENS = 4096;
  * A token is its own key: the same bytes carry the same signature and the same claims, so a
  * hit says what checking it again would — unless it has expired since, which every hit looks
  * at (as jose does: expired once `exp`, in whole seconds, is not after now). Only tokens that
- * verified are held, so only holders of the secret's tokens can fill it; past `max` the
- * oldest goes.
+ * verified are held, so only a caller with a valid token adds to it (a few spellings of one
+ * token decode alike, and each takes a place); past `max` the least recently used goes.
  */
 export class VerifiedTokens {
   private readonly held = new Map<string, Principal>();
@@ -27,10 +27,10 @@ export class VerifiedTokens {
   get(token: string): Principal | undefined {
     const principal = this.held.get(token);
     if (principal === undefined) return undefined;
-    if (principal.expires_at !== undefined && principal.expires_at <= this.now()) {
-      this.held.delete(token);
-      return undefined;
-    }
+    this.held.delete(token);
+    if (principal.expires_at !== undefined && principal.expires_at <= this.now()) return undefined;
+    // To the back of the line: the busiest callers' tokens are the last to go.
+    this.held.set(token, principal);
     return principal;
   }
 

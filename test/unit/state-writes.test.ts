@@ -19,10 +19,12 @@ function oneTaskJob(id: string) {
 }
 
 /**
- * Pages appended to the WAL while `fn` runs. A reader holding a snapshot keeps the WAL from
- * starting over meanwhile (the checkpoint thread may still copy pages, never restart it).
+ * Pages appended to the WAL while `fn` runs, or undefined when the count cannot be read. A
+ * reader holding a snapshot keeps the WAL from starting over meanwhile. The checkpoint thread
+ * may still be copying, and a count read beside it fails (-1); should the thread have copied
+ * every frame just before the reader began, the WAL may start over and the count be short.
  */
-function walPagesOf(fn: () => void): number {
+function walPagesOf(fn: () => void): number | undefined {
   const reader = new Database(join(state.dir, 'state.db'), { readonly: true });
   try {
     reader.exec('BEGIN');
@@ -30,7 +32,8 @@ function walPagesOf(fn: () => void): number {
     const frames = () => (state.sm.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[])[0]!.log;
     const before = frames();
     fn();
-    return frames() - before;
+    const after = frames();
+    return before < 0 || after < 0 ? undefined : after - before;
   } finally {
     reader.exec('COMMIT');
     reader.close();
@@ -41,9 +44,15 @@ describe('the state database, per job', () => {
   it('writes at most 15 pages for a one-task job placed by its submit (18 with jobs_running and a NULL-keyed jobs_expiring)', () => {
     register('w');
     for (let i = 0; i < 20; i++) oneTaskJob(`warm-${i}`);
-    const pages = walPagesOf(() => oneTaskJob('measured'));
-    expect(pages).toBeGreaterThan(0);
-    expect(pages).toBeLessThanOrEqual(15);
+    // The most of several: a count cut short by the checkpoint thread is only ever too low.
+    const counts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const pages = walPagesOf(() => oneTaskJob(`measured-${i}`));
+      if (pages !== undefined) counts.push(pages);
+    }
+    expect(counts.length).toBeGreaterThan(0);
+    expect(Math.max(...counts)).toBeGreaterThan(0);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(15);
   });
 
   it('lists running jobs in submission order from an index, without sorting them', () => {
