@@ -95,7 +95,12 @@ export class Queries {
   private liveById:
     { rows: readonly Omit<WorkerRow, 'running'>[]; byId: Map<string, Omit<WorkerRow, 'running'>> } | undefined;
 
-  constructor(private readonly source: { db: Database; generation: number; workersVersion?: number }) {}
+  /** `anyPending`'s answer and the applied index it holds for (see there). */
+  private pendingMemo: { generation: number; applied: number; any: boolean } | undefined;
+
+  constructor(
+    private readonly source: { db: Database; generation: number; workersVersion?: number; lastApplied?: number },
+  ) {}
 
   private get s(): Statements {
     if (!this.statements || this.generation !== this.source.generation) {
@@ -236,9 +241,22 @@ export class Queries {
     }
   }
 
-  /** Whether any task waits for a slot: a pending task's row, or a job's tasks never assigned. */
+  /**
+   * Whether any task waits for a slot: a pending task's row, or a job's tasks never assigned.
+   * Only a command changes it, so the answer holds until the next is applied: the scheduler
+   * asks three or four times a one-task job, and each statement outside a transaction takes
+   * and releases a read lock of the WAL (two fcntl calls). A source without `lastApplied` is
+   * read every time, and so is every question asked inside a transaction (mid-command).
+   */
   anyPending(): boolean {
-    return this.s.anyPending.get() === 1;
+    const s = this.s; // first: a replaced database clears what was read from the old one
+    const applied = this.source.lastApplied;
+    const p = this.pendingMemo;
+    if (applied === undefined || this.source.db.inTransaction) return s.anyPending.get() === 1;
+    if (p && p.generation === this.generation && p.applied === applied) return p.any;
+    const any = s.anyPending.get() === 1;
+    this.pendingMemo = { generation: this.generation, applied, any };
+    return any;
   }
 
   runningOnWorker(workerId: string): { job_id: string; idx: number; attempt: number }[] {

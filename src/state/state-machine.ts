@@ -163,6 +163,7 @@ export class StateMachine implements Port<Command, ApplyResult> {
   applyBatch(entries: readonly Committed<Command>[]): (ApplyResult | undefined)[] {
     const results: (ApplyResult | undefined)[] = [];
     const from = { applied: this.appliedIndex, term: this.appliedTerm };
+    let pages = this.pages;
     try {
       this.guard('the state database', () =>
         this.inTransaction(() => {
@@ -183,6 +184,9 @@ export class StateMachine implements Port<Command, ApplyResult> {
           }
           this.s.setMeta.run(this.appliedIndex, 'last_applied');
           this.s.setMeta.run(this.appliedTerm, 'last_applied_term');
+          // Read in the batch's own transaction: outside one, a statement takes and releases
+          // a read lock of the WAL of its own (two fcntl calls a batch).
+          pages = this.s.pageCount.get() as number;
         }),
       );
     } catch (err) {
@@ -195,10 +199,9 @@ export class StateMachine implements Port<Command, ApplyResult> {
     }
     // Committed: nothing from here on may undo the batch in memory (the catch above).
     this.checkpoints.written(this.appliedIndex);
-    // One PRAGMA a batch (~4 µs): the count after the last batch is this one's before. While
-    // the checkpoint thread fails (or is dead, waiting to start again), every batch is copied
-    // here: nothing else would make it durable, and compaction would wait for it for good.
-    const pages = this.s.pageCount.get() as number;
+    // One PRAGMA a batch (~4 µs, above): the count after the last batch is this one's before.
+    // While the checkpoint thread fails (or is dead, waiting to start again), every batch is
+    // copied here: nothing else would make it durable, and compaction would wait for it for good.
     if (pages - this.pages >= EAGER_CHECKPOINT_PAGES || this.checkpoints.failure !== undefined) this.copyNow();
     this.pages = pages;
     return results;

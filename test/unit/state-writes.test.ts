@@ -75,3 +75,47 @@ describe('the state database, per job', () => {
     expect(state.q.runningJobs().map((j) => j.job_id)).toEqual(['a', 'c']);
   });
 });
+
+describe('the state database, read between commands', () => {
+  /** How many times `sql`-like statements ran while `fn` did (better-sqlite3's own counting hook). */
+  function statementsRun(match: RegExp, fn: () => void): number {
+    const proto = Object.getPrototypeOf(state.sm.db.prepare('SELECT 1')) as { get: (...a: unknown[]) => unknown };
+    const get = proto.get;
+    let n = 0;
+    proto.get = function (this: { source: string }, ...a: unknown[]) {
+      if (match.test(this.source)) n++;
+      return get.apply(this, a);
+    };
+    try {
+      fn();
+    } finally {
+      proto.get = get;
+    }
+    return n;
+  }
+
+  it('says whether a task waits afresh after every command, and asks the database once between two', () => {
+    register('w');
+    expect(state.q.anyPending()).toBe(false);
+    submit('a', { operation: 'noop', task_count: 1 });
+    const asked = statementsRun(/EXISTS/, () => {
+      for (let i = 0; i < 5; i++) expect(state.q.anyPending()).toBe(true);
+    });
+    expect(asked).toBe(1);
+    apply({ type: 'assignTasks', at: 2000, assignments: [{ job_id: 'a', idx: 0, attempt: 1, worker_id: 'w' }] });
+    expect(state.q.anyPending()).toBe(false);
+    // The worker is lost: its task waits again.
+    apply({ type: 'markWorkerDead', at: 3000, worker_id: 'w', reason: 'test' });
+    expect(state.q.anyPending()).toBe(true);
+  });
+
+  it('reads afresh inside a transaction, where a command is half applied', () => {
+    register('w');
+    expect(state.q.anyPending()).toBe(false);
+    state.sm.db.transaction(() => {
+      state.sm.db.prepare(`UPDATE jobs SET status = status`).run();
+      const asked = statementsRun(/EXISTS/, () => state.q.anyPending());
+      expect(asked).toBe(1);
+    })();
+  });
+});
