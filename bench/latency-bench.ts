@@ -19,6 +19,9 @@
 //          --against DIR instead, this code and the build in DIR (a checkout with dist/ built,
 //                        e.g. a worktree of main) side by side, jobs alternating between
 //                        them: the ratio turn by turn (latency-pairs.ts)
+//          --secret      clusters with a JWT_SECRET (a random one) and requests with tokens,
+//                        as a cluster is run for real: every request's token is checked
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,10 +73,18 @@ interface Options {
   cpuProf: boolean;
   warmup: number;
   against?: string;
+  secret: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { samples: 300, masters: [1, 3], gc: false, cpuProf: false, warmup: LATENCY_WARMUP };
+  const o: Options = {
+    samples: 300,
+    masters: [1, 3],
+    gc: false,
+    cpuProf: false,
+    warmup: LATENCY_WARMUP,
+    secret: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--samples') o.samples = positiveInt(a, argv[++i]);
@@ -84,13 +95,14 @@ function parseArgs(argv: string[]): Options {
       o.masters = [n];
     } else if (a === '--gc') o.gc = true;
     else if (a === '--cpu-prof') o.cpuProf = true;
+    else if (a === '--secret') o.secret = true;
     else if (a === '--against') {
       const dir = argv[++i];
       if (!dir) throw new Error('--against takes the directory of another build of Weir');
       o.against = dir;
     } else
       throw new Error(
-        `unknown option '${a}' (known: --samples N, --warmup N, --masters 1|3, --gc, --cpu-prof, --against DIR)`,
+        `unknown option '${a}' (known: --samples N, --warmup N, --masters 1|3, --gc, --cpu-prof, --against DIR, --secret)`,
       );
   }
   return o;
@@ -384,6 +396,13 @@ async function measure(masters: 1 | 3, o: Options) {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const startedAt = new Date().toISOString();
+  if (o.secret) {
+    // The clusters' secret (bench/weir.ts), and the SDK's: it mints its tokens from JWT_SECRET.
+    const secret = randomBytes(32).toString('hex');
+    process.env.WEIR_BENCH_SECRET = secret;
+    process.env.JWT_SECRET = secret;
+    log('every cluster runs with a JWT_SECRET, and every request carries a token (--secret)');
+  }
   const figures: Record<string, unknown> = {};
   if (o.against !== undefined) return pairs(o, o.against, startedAt);
   for (const masters of o.masters) {
@@ -454,7 +473,7 @@ async function main(): Promise<void> {
       "the log's writes are the leader's first after the proposal. Times across processes are wall-clock on one machine.",
   );
   log(
-    `figures written to ${writeJson('latency', startedAt, { started_at: startedAt, samples: o.samples, warmup: o.warmup, ...figures })}`,
+    `figures written to ${writeJson('latency', startedAt, { started_at: startedAt, samples: o.samples, warmup: o.warmup, secret: o.secret, ...figures })}`,
   );
 }
 
@@ -487,7 +506,7 @@ async function pairs(o: Options, against: string, startedAt: string): Promise<vo
     figures[`${masters}_master${masters > 1 ? 's' : ''}`] = f;
   }
   log(
-    `figures written to ${writeJson('latency-pairs', startedAt, { started_at: startedAt, samples: o.samples, ...figures })}`,
+    `figures written to ${writeJson('latency-pairs', startedAt, { started_at: startedAt, samples: o.samples, secret: o.secret, ...figures })}`,
   );
 }
 

@@ -151,6 +151,11 @@ export async function measurePairs(
   againstDir: string,
 ): Promise<PairedFigures> {
   const other = await weir.benchOfBuild(againstDir);
+  if (process.env.WEIR_BENCH_SECRET && !('SECRET_AWARE' in other)) {
+    throw new Error(
+      `--secret: the build in ${againstDir} predates it, and its cluster would run open; compare with --secret against a build that has it, or without --secret`,
+    );
+  }
   const otherSdk = (await import(
     pathToFileURL(join(againstDir, 'dist', 'src', 'client', 'sdk.js')).href
   )) as typeof Sdk;

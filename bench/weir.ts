@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
+import { mintToken } from '../src/common/auth.js';
 import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
 import { mapLimit } from './stats.js';
@@ -14,6 +15,33 @@ const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
 /** This module as another build of Weir has it (DIR: a checkout with dist/ built), for side-by-side runs. */
 export const benchOfBuild = async (dir: string): Promise<typeof import('./weir.js')> =>
   (await import(pathToFileURL(join(dir, 'dist', 'bench', 'weir.js')).href)) as typeof import('./weir.js');
+
+/**
+ * With WEIR_BENCH_SECRET set (`latency --secret`), the clusters run with it as JWT_SECRET and
+ * every request of this module carries an admin token minted from it: a cluster as one is
+ * run for real, where each request's token is checked. A build that reads it says so here
+ * (a side-by-side run refuses an older one, whose clusters would run open).
+ */
+export const SECRET_AWARE = true;
+const benchSecret = (): string | undefined => process.env.WEIR_BENCH_SECRET || undefined;
+let auth: { secret: string; headers: Promise<Record<string, string>> } | undefined;
+let authNow: { secret: string; headers: Record<string, string> } | undefined;
+
+/** The headers that authenticate a request: none for an open cluster. */
+async function authHeaders(): Promise<Record<string, string>> {
+  const secret = benchSecret();
+  if (!secret) return {};
+  if (authNow?.secret === secret) return authNow.headers;
+  if (auth?.secret !== secret) {
+    const headers = mintToken(secret, 24 * 3_600_000, 'weir-bench', { role: 'admin' }).then((t) => ({
+      authorization: `Bearer ${t}`,
+    }));
+    auth = { secret, headers };
+  }
+  const headers = await auth.headers;
+  authNow = { secret, headers };
+  return headers;
+}
 
 export interface JobView {
   job_id: string;
@@ -61,10 +89,11 @@ export class Api {
     timeoutMs = 30_000,
     headers: Record<string, string> = {},
   ): Promise<{ status: number; text: string }> {
+    const signed = { ...(await authHeaders()), ...headers };
     const res = await this.pool.request({
       method,
       path,
-      headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      headers: body === undefined ? signed : { ...signed, 'content-type': 'application/json' },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -175,14 +204,16 @@ export function benchTls(dir: string, nodes: { name: string; host: string }[]): 
 
 /** GET with the global fetch, or through `dispatcher` (one trusting a TLS cluster's CA). */
 async function get(url: string, dispatcher?: Dispatcher, init: { signal?: AbortSignal } = {}) {
-  return dispatcher ? undiciFetch(url, { ...init, dispatcher }) : fetch(url, init);
+  const withAuth = { ...init, headers: await authHeaders() };
+  return dispatcher ? undiciFetch(url, { ...withAuth, dispatcher }) : fetch(url, withAuth);
 }
 
 /**
- * An open cluster (no JWT_SECRET) so that auth is not part of the measurement; read at each
- * start, as the latency benchmark sets WEIR_TRACE for the nodes it starts.
+ * An open cluster (no JWT_SECRET) so that auth is not part of the measurement, unless
+ * WEIR_BENCH_SECRET says otherwise (see SECRET_AWARE); read at each start, as the latency
+ * benchmark sets WEIR_TRACE for the nodes it starts.
  */
-const childEnv = () => ({ ...process.env, JWT_SECRET: undefined, WEIR_TOKEN: undefined, WEIR_MASTER: undefined });
+const childEnv = () => ({ ...process.env, JWT_SECRET: benchSecret(), WEIR_TOKEN: undefined, WEIR_MASTER: undefined });
 
 /** Starts `bin/weir.js ARGS --data-dir DIR/NAME` with its output in DIR/NAME.log. */
 export function spawnWeir(dir: string, name: string, args: string[], nodeArgs: string[] = []): Child {
