@@ -3,6 +3,9 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
+import { Queries } from '../../src/state/queries.js';
+import { migrate } from '../../src/state/schema.js';
 import { stateEachTest } from '../helpers/state.js';
 
 const state = stateEachTest('weir-writes-');
@@ -117,5 +120,33 @@ describe('the state database, read between commands', () => {
       const asked = statementsRun(/EXISTS/, () => state.q.anyPending());
       expect(asked).toBe(1);
     })();
+  });
+});
+
+describe('the migration that narrowed the jobs indexes', () => {
+  it('keeps finding the running jobs and the expired ones of a database made before it', () => {
+    const old = new Database(':memory:');
+    migrate(old, 11); // jobs_running, and jobs_expiring with every job in it
+    const job = old.prepare(
+      `INSERT INTO jobs (job_id, seq, name, type, status, config, created_at, finished_at, max_retries, total,
+                         pending, running, completed, failed, untouched_from)
+       VALUES (?, ?, ?, 'batch', ?, '{}', 1000, ?, 3, 1, 0, ?, ?, 0, 1)`,
+    );
+    job.run('done-long-ago', 1, 'a', 'completed', 2000, 0, 1);
+    job.run('running-2', 2, 'b', 'running', null, 1, 0);
+    job.run('done-just-now', 3, 'c', 'completed', 9000, 0, 1);
+    job.run('running-4', 4, 'd', 'running', null, 1, 0);
+
+    migrate(old);
+    try {
+      const source = { db: old, generation: 1 };
+      expect(new Queries(source).runningJobs().map((j) => j.job_id)).toEqual(['running-2', 'running-4']);
+      expect(new LifecycleQueries(source).expiredJobs(10_000, 5_000, 10)).toEqual(['done-long-ago']);
+      const indexes = old.prepare(`SELECT name FROM sqlite_master WHERE type = 'index'`).pluck().all() as string[];
+      expect(indexes).not.toContain('jobs_running');
+      expect(indexes).toContain('jobs_expiring');
+    } finally {
+      old.close();
+    }
   });
 });
