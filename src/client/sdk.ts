@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { TokenSource } from '../common/auth.js';
+import { WeirError } from '../common/errors.js';
 import { HttpClient } from '../common/http-client.js';
+import { MAX_UPLOAD_BYTES } from '../common/ids.js';
 import type { TlsConnect } from '../common/tls.js';
 
 export interface JobView {
@@ -151,6 +153,13 @@ export class WeirClient {
    */
   async upload(path: string): Promise<{ upload_id: string; url: string; bytes: number; copies: number }> {
     const { size } = statSync(path);
+    // Refused by every master: said now, not after sending a gigabyte for a reset connection.
+    if (size > MAX_UPLOAD_BYTES) {
+      throw new WeirError(
+        'payload_too_large',
+        `${path} is ${(size / 1024 ** 3).toFixed(2)} GiB, over the ${MAX_UPLOAD_BYTES / 1024 ** 3} GiB an upload may be; put larger inputs where every worker can read them (config.input.path)`,
+      );
+    }
     return this.http.post('/api/uploads', undefined, {
       upload: { open: () => createReadStream(path), length: size },
       timeoutMs: 600_000,

@@ -11,6 +11,27 @@ export const BODY_LIMIT = 16 * 1024 * 1024;
 /** Bodies larger than the limit are still read (and dropped) up to this, so the 413 arrives. */
 const MAX_DRAIN = 256 * 1024 * 1024;
 
+/**
+ * For an onRequest hook: answers `refusal` without handing the request on, once its body is in
+ * — read and dropped, none of it kept — since a client still sending would otherwise see its
+ * connection reset instead of the answer. A body past MAX_DRAIN resets the connection.
+ */
+export function refuseOnceBodyIsIn(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  refusal: WeirError,
+  done: (err?: Error) => void,
+): void {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody || req.raw.readableEnded) return done(refusal);
+  let seen = 0;
+  req.raw.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > MAX_DRAIN) req.raw.destroy();
+  });
+  req.raw.on('end', () => void reply.code(refusal.status).send(refusal.toJSON()));
+}
+
 /** Which server answers; an internal error's message names it, so the client knows whose log to read. */
 export type NodeKind = 'master' | 'worker';
 
@@ -168,19 +189,10 @@ export function installErrorHandlers(
     route.handler = notAnUpgrade;
     route.websocket = false;
   });
-  // An oversized body is read to its end before the 413 goes out: a client still sending
-  // would otherwise see its connection reset instead of the answer. Routes with a limit of
-  // their own (uploads) refuse while they stream.
+  // Routes with a limit of their own (uploads) refuse while they stream.
   app.addHook('onRequest', (req, res, done) => {
     if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.routeOptions.bodyLimit > BODY_LIMIT) return done();
-    let seen = 0;
-    req.raw.on('data', (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > MAX_DRAIN) req.raw.destroy();
-    });
-    req.raw.on('end', () => {
-      void res.code(413).send(tooLarge().toJSON());
-    });
+    refuseOnceBodyIsIn(req, res, tooLarge(), done);
   });
   app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
   app.setNotFoundHandler((req, res) => {

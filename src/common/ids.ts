@@ -36,6 +36,8 @@ function randomHex(bytes: number): string {
 export const UPLOAD_ID = /^up_[0-9a-f]{32}$/;
 export const newUploadId = (): string => `up_${randomBytes(16).toString('hex')}`;
 export const uploadPath = (id: string): string => `/uploads/${id}`;
+/** Largest file `weir submit --input` may upload. */
+export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 /** Whether a URL path names an upload (`/uploads/ID`). */
 export const isUploadPath = (path: string): boolean =>
   path.startsWith('/uploads/') && UPLOAD_ID.test(path.slice('/uploads/'.length));

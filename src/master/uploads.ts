@@ -5,16 +5,14 @@ import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDiskFull } from '../common/disk-errors.js';
 import { WeirError, badRequest, noSpace } from '../common/errors.js';
-import { newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
+import { refuseOnceBodyIsIn } from '../common/http-errors.js';
+import { MAX_UPLOAD_BYTES, newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
 import { RangeRefusedReply, rawReply, UploadCopyReply, UploadReply } from './reply-schemas.js';
-
-/** Largest file `weir submit --input` may upload. */
-export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Input files uploaded for jobs whose workers cannot see the client's disk, under each
@@ -108,14 +106,27 @@ const tooBig = () =>
     `an upload may be at most ${MAX_UPLOAD_BYTES / 1024 ** 3} GiB; put larger inputs where every worker can read them`,
   );
 
-const octetStream = (headers: Record<string, unknown>) => {
-  const type = headers['content-type'];
-  if (typeof type !== 'string' || !type.startsWith('application/octet-stream')) {
-    throw badRequest('send the file as the body with Content-Type: application/octet-stream');
-  }
-};
-
 const OCTETS = 'application/octet-stream';
+
+/**
+ * An onRequest hook of the upload routes: a body of another type, or declared over the limit,
+ * is refused before any of it is read. Nothing here parses a body (the scope's only parser
+ * hands the stream on): a JSON parser with an upload's limit buffered up to 1 GiB into one
+ * string, and a body over 512 MiB made a string longer than V8 allows, which threw outside
+ * any handler and took the master down.
+ */
+function uploadGate(req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+  if (req.method !== 'POST' && req.method !== 'PUT') return done();
+  const type = req.headers['content-type'];
+  const refusal =
+    typeof type !== 'string' || !type.startsWith(OCTETS)
+      ? badRequest('send the file as the body with Content-Type: application/octet-stream')
+      : Number(req.headers['content-length']) > MAX_UPLOAD_BYTES
+        ? tooBig()
+        : undefined;
+  if (!refusal) return done();
+  refuseOnceBodyIsIn(req, reply, refusal, done);
+}
 const bytes = (description: string) => rawReply(OCTETS, description, { 'accept-ranges': Type.Literal('bytes') });
 const Upload = { response: { 201: UploadReply } };
 // 200: the same copy sent again.
@@ -138,9 +149,10 @@ const Read = {
  */
 export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, selfUrl: string) {
   return async (app: FastifyInstance): Promise<void> => {
-    app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    app.addHook('onRequest', uploadGate);
     app.post(UPLOADS_PATH, { bodyLimit: MAX_UPLOAD_BYTES, schema: Upload }, async (req, reply) => {
-      octetStream(req.headers);
       const saved = await store.save(req.body as Readable);
       let copies: number;
       try {
@@ -153,7 +165,6 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
       return reply.code(201).send({ ...saved, copies, url: `${selfUrl}${uploadPath(saved.upload_id)}` });
     });
     app.put(`${UPLOADS_PATH}/:id`, { bodyLimit: MAX_UPLOAD_BYTES, schema: Copy }, async (req, reply) => {
-      octetStream(req.headers);
       const id = (req.params as { id: string }).id;
       const body = req.body as Readable;
       const held = await store.open(id);

@@ -1,6 +1,10 @@
 // Malformed requests against one real master and one real worker (addresses 127.0.0.51–59
 // belong to this file): each gets a 4xx `{error: {code, message}}` a person can act on, and
 // changes nothing.
+import { mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
@@ -257,6 +261,45 @@ describe("a worker's own routes", () => {
   });
 });
 
+describe('uploads', () => {
+  const uploads = async () => readdirSync(join(m.dataDir, 'uploads')).length;
+
+  it('a body sent as application/json → 400 naming application/octet-stream, whatever it holds (no parser reads an upload)', async () => {
+    const before = await uploads();
+    for (const body of ['{"not": "a file"}', '{not json at all']) {
+      const r = await http('POST', `${m.url}/api/uploads`, body, { 'content-type': 'application/json' });
+      expectError(r, 400, 'bad_request');
+      expect(r.json.error.message).toContain('Content-Type: application/octet-stream');
+    }
+    expect(await uploads()).toBe(before);
+  });
+
+  it('600 MiB sent as application/json do not take the master down: it refuses them and goes on answering', async () => {
+    // A JSON parser given an upload's 1 GiB limit buffered such a body into one string, longer
+    // than V8 allows: thrown outside any handler, it ended the master (and again on each one).
+    const bytes = 600 * 1024 * 1024;
+    const sock = connect({ host: m.host, port: m.port });
+    const answer: Buffer[] = [];
+    sock.on('data', (d: Buffer) => answer.push(d));
+    const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+    sock.on('error', () => {}); // reset once past what the master reads of a refused body
+    await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
+    sock.write(
+      `POST /api/uploads HTTP/1.1\r\nhost: ${m.host}\r\ncontent-type: application/json\r\ncontent-length: ${bytes}\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    for (let sent = 0; sent < bytes && !sock.destroyed; sent += chunk.length) {
+      if (!sock.write(chunk)) await new Promise((r) => sock.once('drain', r).once('close', r));
+    }
+    sock.end();
+    await closed;
+    const text = Buffer.concat(answer).toString('utf8');
+    if (text) expect(text).toMatch(/^HTTP\/1\.1 400/);
+    expect(m.exitCode, 'the master exited').toBeUndefined();
+    expect((await http('GET', `${m.url}/health`)).status).toBe(200);
+  });
+});
+
 describe('the CLI on bad input', () => {
   it("`weir submit batch X '{bad json'` exits non-zero with one clear line on stderr, no stack trace, and submits nothing", async () => {
     const before = await jobCount();
@@ -287,6 +330,27 @@ describe('the CLI on bad input', () => {
     });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`no master answered (http://${m.host}:${a}, http://${m.host}:${b})`);
+  });
+
+  it('`weir submit --input` of a file over 1 GiB exits 1 saying so, before sending any of it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weir-big-input-'));
+    try {
+      const file = join(dir, 'big.txt');
+      writeFileSync(file, '');
+      truncateSync(file, 1024 ** 3 + 1); // sparse: nothing on the disk
+      const before = { jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length };
+      const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', file], {
+        timeoutMs: 15_000,
+      });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(
+        /big\.txt is 1\.00 GiB, over the 1 GiB an upload may be; put larger inputs where every worker can read them/,
+      );
+      expect(r.stderr).toContain('(payload_too_large)');
+      expect({ jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length }).toEqual(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("`weir status nope` exits 1 with the server's message", async () => {
