@@ -18,6 +18,7 @@ import type {
   RunningTask,
   SubmitJob,
 } from './commands.js';
+import { uploadDeletedMessage } from './commands.js';
 import type { TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
@@ -178,6 +179,12 @@ export class Applier {
       const existing = this.s.jobByKey.get(cmd.idempotency_key) as { job_id: string } | undefined;
       if (existing) return { ok: true, job_id: existing.job_id, duplicate: true };
     }
+    const upload = uploadIdOfUrl((cmd.config as { input?: { url?: unknown } }).input?.url);
+    // Looked at again where the order is decided: the route looked before proposing, and a
+    // delete applied in between may have taken the upload with the last job that read it.
+    if (upload !== undefined && this.s.deletedUpload.get(upload) !== undefined) {
+      return { ok: false, code: 'not_found', message: uploadDeletedMessage(upload) };
+    }
     const seq = (this.s.getMeta.get('job_seq') as { value: number }).value + 1;
     this.s.setMeta.run(seq, 'job_seq');
     const stages = isDataJob(cmd.config) ? planStages(cmd.config) : undefined;
@@ -212,7 +219,6 @@ export class Applier {
       rows_from: rowsFromIdx,
       result_bytes: 0,
     });
-    const upload = uploadIdOfUrl((cmd.config as { input?: { url?: unknown } }).input?.url);
     if (upload !== undefined || cmd.retention_ms !== undefined) {
       this.s.setJobLifecycle.run(upload ?? null, cmd.retention_ms ?? null, seq);
     }
@@ -789,6 +795,7 @@ function prepare(db: Database) {
     deletePurging: st(`DELETE FROM purging WHERE seq = ?`),
     uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
     insertDeletedUpload: st(`INSERT OR IGNORE INTO deleted_uploads (upload_id, at) VALUES (?, ?)`),
+    deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     // The last task of the next slice (none: fewer rows than a slice are left).
     taskSliceEnd: st(`SELECT idx FROM tasks WHERE seq = ? ORDER BY idx LIMIT 1 OFFSET ?`),
     deleteTasksUpTo: st(`DELETE FROM tasks WHERE seq = ? AND idx <= ?`),

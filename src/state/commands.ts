@@ -167,6 +167,10 @@ export interface Refusal {
   message: string;
 }
 
+/** Why a job cannot read `upload`: it went with the last job that read it. */
+export const uploadDeletedMessage = (upload: string): string =>
+  `upload ${upload} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`;
+
 /** What applying each command produced, for its proposer and the on-applied effects. */
 export interface Applied {
   registerWorker: { ok: true; worker_id: string };

@@ -154,6 +154,24 @@ describe('deleteJob', () => {
     expect(life.uploadDeleted(up)).toBe(true);
   });
 
+  it('refuses, in the log, a job reading an upload that a delete applied just before it took away', () => {
+    // The route looked before proposing; the delete came first in the log all the same.
+    const up = `up_${'b'.repeat(32)}`;
+    const input = { url: `http://127.0.0.1:9/uploads/${up}`, format: 'lines' };
+    submit('last-reader', { operation: 'wordcount', input, task_count: 1 });
+    expect(apply({ type: 'deleteJob', at: 5000, job_id: 'last-reader' })).toMatchObject({ ok: true, upload_id: up });
+    const jobs = count(`SELECT count(*) AS n FROM jobs`);
+    expect(submit('late', { operation: 'wordcount', input, task_count: 1 })).toEqual({
+      ok: false,
+      code: 'not_found',
+      message: `upload ${up} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`,
+    });
+    expect(q.job('late')).toBeUndefined();
+    expect(count(`SELECT count(*) AS n FROM jobs`)).toBe(jobs);
+    // A job reading another upload, or none, is taken as before.
+    expect(submit('other', { operation: 'noop' })).toMatchObject({ ok: true, job_id: 'other' });
+  });
+
   it('deletes a big job in slices of at most PURGE_SLICE_ROWS rows, invisible from the first', () => {
     register('w');
     const n = 100_000;

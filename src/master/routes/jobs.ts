@@ -12,6 +12,7 @@ import { isStreamConfig } from '../../protocol/stream-job.js';
 import { normalizeStreamConfig } from '../../stream/stream-config.js';
 import { TERMINAL, jobView, taskView } from '../views.js';
 import { retentionOf } from '../../ops/retention.js';
+import { uploadDeletedMessage } from '../../state/commands.js';
 import { DeletedReply, JobReply, JobsReply, ResultsReply, TasksReply } from '../reply-schemas.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
@@ -90,12 +91,8 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
         const config = type === 'streaming' ? normalizeStreamConfig(rest) : normalizeBatchConfig(rest);
         const upload = uploadIdOfUrl((config as { input?: { url?: unknown } }).input?.url);
-        if (upload && queries.uploadDeleted(upload)) {
-          throw new WeirError(
-            'not_found',
-            `upload ${upload} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`,
-          );
-        }
+        // Refused before anything runs; the apply looks again (a delete may come first in the log).
+        if (upload && queries.uploadDeleted(upload)) throw new WeirError('not_found', uploadDeletedMessage(upload));
         const key = req.headers['idempotency-key'];
         if (key !== undefined && (key.length === 0 || key.length > 200)) {
           throw badRequest('the Idempotency-Key header must be 1 to 200 characters');
