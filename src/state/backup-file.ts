@@ -19,27 +19,6 @@ export interface BackupInfo {
   bytes?: number;
 }
 
-/** Pages copied per step of an online backup: the event loop turns between steps. */
-const PAGES_PER_STEP = 256;
-
-/**
- * Copies the live state database `db` to `dest` step by step (SQLite's online backup: other
- * work goes on between steps, and what is applied meanwhile through the same connection is
- * carried into the copy, which is consistent as of the last step), then marks it as a backup
- * in one file (no WAL beside it).
- */
-export async function writeBackup(db: Db, dest: string): Promise<BackupInfo> {
-  await db.backup(dest, { progress: () => PAGES_PER_STEP });
-  const copy = new Database(dest);
-  try {
-    copy.pragma('journal_mode = DELETE');
-    copy.pragma(`application_id = ${BACKUP_APPLICATION_ID}`);
-    return readInfo(copy);
-  } finally {
-    copy.close();
-  }
-}
-
 function readInfo(db: Db): BackupInfo {
   const meta = (key: string) =>
     (db.prepare(`SELECT value FROM meta WHERE key = ?`).get(key) as { value: number } | undefined)?.value;

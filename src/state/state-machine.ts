@@ -27,6 +27,7 @@ import type { ApplyResult, Command } from './commands.js';
 import { migrate } from './schema.js';
 import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
+import { BACKUP_APPLICATION_ID, type BackupInfo } from './backup-file.js';
 import { ReleaseTimeout, WalCheckpointer, WAL_BACKSTOP_PAGES } from '../common/wal-checkpointer.js';
 
 /**
@@ -282,6 +283,14 @@ export class StateMachine implements Port<Command, ApplyResult> {
         throw new StorageError(`a snapshot copy could not be written: ${(err as Error).message}`, err);
       throw err;
     }
+  }
+
+  /**
+   * A backup of the state in `dest` (backup-file.ts), copied in a worker thread as a
+   * snapshot's is: the state at some batch boundary at or after this call, as the info says.
+   */
+  backupInBackground(dest: string): Promise<BackupInfo> {
+    return copyInBackground(this.path, dest, BACKUP_APPLICATION_ID);
   }
 
   discard(snapshot: Snapshot): void {

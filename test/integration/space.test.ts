@@ -198,6 +198,10 @@ describe.skipIf(!mnt)('a master whose own writes fill the disk until SQLite hits
     const after = await http('POST', `${m.url}/api/jobs`, BIG);
     expect([201, 507], after.text).toContain(after.status);
     if (after.status === 507) expectNoSpace(after);
+    // A backup the disk has no room for is no_space, not "try again" (a CLI retried that for 30 s).
+    const backup = await http('GET', `${m.url}/api/cluster/backup`);
+    expect([200, 507], backup.text.slice(0, 300)).toContain(backup.status);
+    if (backup.status === 507) expectNoSpace(backup);
     expect(m.exitCode).toBeUndefined();
     expect((await http('GET', `${m.url}/health`)).json).toMatchObject({ status: 'ok' });
   });

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { adoptBackup, BACKUP_APPLICATION_ID, checkBackup, writeBackup } from '../../src/state/backup-file.js';
+import { adoptBackup, BACKUP_APPLICATION_ID, checkBackup } from '../../src/state/backup-file.js';
 import { StateMachine } from '../../src/state/state-machine.js';
 
 let dir: string;
@@ -34,7 +34,7 @@ afterEach(() => {
 
 const backup = async () => {
   const path = join(dir, 'b.db');
-  await writeBackup(state.db, path);
+  await state.backupInBackground(path);
   return path;
 };
 
@@ -51,6 +51,29 @@ describe('a backup file', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('delete');
     expect(db.prepare('SELECT worker_id FROM workers').all()).toEqual([{ worker_id: 'w1' }]);
     db.close();
+  });
+
+  it('is made whole while the event loop is held: a thread of its own copies (a leader goes on with heartbeats)', async () => {
+    // Made step by step on the leader's own connection, the copy's last step (writing it out)
+    // held the loop 1.2–1.6 s for a state of 1.2 GB, and the leader lost its lead each time.
+    const path = join(dir, 'held.db');
+    const making = state.backupInBackground(path);
+    const marked = () => {
+      if (!existsSync(path)) return false;
+      const fd = openSync(path, 'r');
+      try {
+        const header = Buffer.alloc(72);
+        return readSync(fd, header, 0, 72, 0) === 72 && header.readUInt32BE(68) === BACKUP_APPLICATION_ID;
+      } finally {
+        closeSync(fd);
+      }
+    };
+    // Not one turn of the loop until the copy is there and marked (or 30 s have passed).
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    const until = Date.now() + 30_000;
+    while (!marked() && Date.now() < until) Atomics.wait(pause, 0, 0, 10);
+    expect(marked()).toBe(true);
+    expect(await making).toMatchObject({ index: 2, term: 3 });
   });
 
   it('becomes the state of a new cluster whose only member is the restoring master', async () => {
