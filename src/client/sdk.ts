@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { TokenSource } from '../common/auth.js';
 import { WeirError } from '../common/errors.js';
-import { HttpClient } from '../common/http-client.js';
+import { HttpClient, LocalFailure } from '../common/http-client.js';
 import { MAX_UPLOAD_BYTES } from '../common/ids.js';
+import { renameDurably } from '../state/durable-file.js';
 import type { TlsConnect } from '../common/tls.js';
 
 export interface JobView {
@@ -167,19 +168,38 @@ export class WeirClient {
   }
 
   /**
-   * Writes a backup of the cluster's state to `dest`: whole or not at all (it is written
-   * under a temporary name, then renamed). Needs an admin token.
+   * Writes a backup of the cluster's state to `dest`: whole, checked (`check` throws for a
+   * copy it refuses; what it returns is returned) and on the disk before it takes that name,
+   * or not at all — a file already there stays as it was. Needs an admin token.
    */
-  async backup(dest: string): Promise<void> {
+  async backup<T>(dest: string, check: (path: string) => T): Promise<T> {
     const partial = `${dest}.partial`;
     try {
       await this.http.get('/api/cluster/backup', {
         timeoutMs: 600_000,
-        sink: (body) => pipeline(body, createWriteStream(partial)),
+        sink: async (body) => {
+          const file = createWriteStream(partial);
+          let refused: Error | undefined;
+          file.once('error', (err) => (refused = err));
+          try {
+            await pipeline(body, file);
+          } catch (err) {
+            // This side's disk, not the master: another master's copy would meet it too.
+            if (refused) throw new LocalFailure(`cannot write ${partial}: ${refused.message}`, refused);
+            throw err;
+          }
+        },
       });
-      renameSync(partial, dest);
+      const checked = check(partial);
+      renameDurably(partial, dest);
+      return checked;
     } finally {
-      rmSync(partial, { force: true });
+      // Never in place of what failed: a partial file that cannot go is only left behind.
+      try {
+        rmSync(partial, { force: true });
+      } catch {
+        // left behind
+      }
     }
   }
 

@@ -44,6 +44,17 @@ export class UntrustedServerError extends Error {
 }
 
 /** Raised when no master answered within the retry window (the CLI's exit code 3). */
+/**
+ * A failure of the caller's own side of a request — its sink could not write what arrived (a
+ * full or unwritable disk): no master would do better, so it is not retried.
+ */
+export class LocalFailure extends Error {
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'LocalFailure';
+  }
+}
+
 export class UnreachableError extends Error {
   constructor(message: string) {
     super(message);
@@ -117,7 +128,10 @@ export class HttpClient {
       try {
         return await this.once<T>(method, base, path, opts);
       } catch (err) {
-        const retriable = !(err instanceof WeirError) || err.code === 'no_leader' || err.code === 'unavailable';
+        const retriable =
+          err instanceof WeirError
+            ? err.code === 'no_leader' || err.code === 'unavailable'
+            : !(err instanceof LocalFailure);
         if (!retriable) throw err;
         if (isUntrustedCertificate(err)) {
           (untrusted ??= new Set()).add(base);

@@ -1,7 +1,9 @@
 // Backup and restore (addresses 127.0.0.224–228 belong to this file): `weir backup FILE` copies
 // a running cluster's state; `weir master --restore FILE` founds a new cluster from it, on other
 // addresses, which serves what the backup held, runs new work, and takes new masters.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -73,6 +75,45 @@ describe('weir backup', () => {
     expect(Number(direct.headers.get('x-weir-applied-index'))).toBeGreaterThan(0);
     expect(direct.headers.get('content-type')).toBe('application/vnd.sqlite3');
   }, 60_000);
+});
+
+describe('weir backup, when its own side fails', () => {
+  const backupsMade = () =>
+    readFileSync(old.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('backup made')).length;
+
+  it('exits at once naming the file it could not write, and the master made one copy, not one per retry', async () => {
+    const dest = join(c.tmp, 'unwritable.backup');
+    mkdirSync(`${dest}.partial`); // where the download goes: a directory cannot be written as a file
+    const before = backupsMade();
+    const out = await c.cli(['--master', old.url, '--retry-for', '20s', 'backup', dest], { env, timeoutMs: 15_000 });
+    expect(out.code, out.stderr).toBe(1);
+    expect(out.stderr).toMatch(/cannot write .*unwritable\.backup\.partial: EISDIR/);
+    expect(existsSync(dest)).toBe(false);
+    await waitFor('the one copy to be logged', async () => backupsMade() > before);
+    expect(backupsMade()).toBe(before + 1);
+  }, 30_000);
+
+  it('leaves a backup already at FILE as it was when the copy received does not check out', async () => {
+    const dest = join(c.tmp, 'kept.backup');
+    writeFileSync(dest, 'the previous backup');
+    // A "master" that answers the backup route with bytes that are no backup.
+    const server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/vnd.sqlite3' }).end('junk'),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.228', () => r()));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const out = await c.cli(['--master', `http://127.0.0.228:${port}`, 'backup', dest], { env, timeoutMs: 15_000 });
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(/the backup received does not check out \(.*kept\.backup is left as it was\)/);
+      expect(readFileSync(dest, 'utf8')).toBe('the previous backup');
+      expect(existsSync(`${dest}.partial`)).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
 });
 
 describe('weir master --restore', () => {

@@ -45,13 +45,15 @@ export function clusterCommands(program: Command, ctx: CliContext): void {
     .action(async (file: string) => {
       const dest = resolve(file);
       if (!existsSync(dirname(dest))) throw new CliError(`cannot write ${dest}: its directory does not exist`);
-      await ctx.sdk().backup(dest);
-      let info;
-      try {
-        info = checkBackup(dest);
-      } catch (err) {
-        throw new CliError(`the backup written to ${dest} does not check out: ${(err as Error).message}`);
-      }
+      const info = await ctx.sdk().backup(dest, (partial) => {
+        try {
+          return checkBackup(partial);
+        } catch (err) {
+          throw new CliError(
+            `the backup received does not check out (${dest} is left as it was): ${(err as Error).message}`,
+          );
+        }
+      });
       const bytes = statSync(dest).size;
       ctx.print(
         { file: dest, index: info.index, term: info.term, bytes },
