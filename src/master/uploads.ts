@@ -20,10 +20,20 @@ import { RangeRefusedReply, rawReply, UploadCopyReply, UploadReply } from './rep
  * a majority holds it (upload-replication.ts); workers read it with range requests
  * (`/uploads/ID`) from the master named in its URL, or from any other that holds it.
  */
+/**
+ * An upload that brings no byte for this long is dropped, with what it had written: a client
+ * that stalled half way (or a peer whose network went silent) held its connection, a file
+ * descriptor and its partial file until the master restarted.
+ */
+export const UPLOAD_IDLE_MS = 60_000;
+
 export class UploadStore {
   private readonly dir: string;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    private readonly idleMs = UPLOAD_IDLE_MS,
+  ) {
     this.dir = join(dataDir, 'uploads');
     mkdirSync(this.dir, { recursive: true });
     // Halves of uploads a crash interrupted: nobody was told of them.
@@ -46,7 +56,9 @@ export class UploadStore {
     // Copies of one id arriving twice at once (a retry) must not share a temporary file.
     const tmp = join(this.dir, `${id}.${randomBytes(4).toString('hex')}.tmp`);
     let bytes = 0;
+    const idle = setTimeout(() => body.destroy(stalled(this.idleMs)), this.idleMs);
     body.on('data', (chunk: Buffer) => {
+      idle.refresh();
       bytes += chunk.length;
       if (bytes > MAX_UPLOAD_BYTES) body.destroy(tooBig());
     });
@@ -57,6 +69,8 @@ export class UploadStore {
       if (err instanceof WeirError) throw err;
       if (isDiskFull(err)) throw noSpace("this master's disk filled up while it stored the upload");
       throw badRequest(`the upload was interrupted: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(idle);
     }
     try {
       await syncPath(tmp, 'r+');
@@ -105,6 +119,9 @@ const tooBig = () =>
     'payload_too_large',
     `an upload may be at most ${MAX_UPLOAD_BYTES / 1024 ** 3} GiB; put larger inputs where every worker can read them`,
   );
+
+const stalled = (ms: number) =>
+  badRequest(`the upload stalled: no byte of it arrived for ${ms / 1000} s; send it again`);
 
 const OCTETS = 'application/octet-stream';
 
