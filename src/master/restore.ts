@@ -58,8 +58,13 @@ export function assertNoRestoreCutShort(dataDir: string): void {
  */
 export function restoreDataDir(file: string, dataDir: string, self: Member): BackupInfo {
   checkBackup(file);
-  // What a restore cut short wrote (assertEmptyDataDir let nothing else through) goes first.
-  for (const n of readdirSync(dataDir)) if (n !== 'LOCK') rmSync(join(dataDir, n), { force: true });
+  // What a restore cut short wrote (assertEmptyDataDir let nothing else through) goes first:
+  // its .restoring files last, so that this cut short too is still known as a restore's.
+  const left = readdirSync(dataDir).filter((n) => n !== 'LOCK');
+  const restoring = (n: string) => n.includes(RESTORING);
+  for (const n of [...left.filter((n) => !restoring(n)), ...left.filter(restoring)]) {
+    rmSync(join(dataDir, n), { force: true });
+  }
   const statePath = join(dataDir, 'state.db');
   const incoming = `${statePath}${RESTORING}`;
   copyFileSync(file, incoming);

@@ -48,8 +48,14 @@ function inspect(db: Db, path: string, notBackup: (why: string) => BackupRefused
       `the backup ${path} has schema version ${version}, newer than this Weir knows (${schemaVersion()}); restore it with the Weir that made it, or a newer one`,
     );
   }
+  if (version < 0) throw notBackup(`its schema version ${version} is no version Weir writes`);
   const check = db.pragma('quick_check', { simple: true }) as string;
   if (check !== 'ok') throw notBackup(`it is damaged: ${check}`);
+  // Checked here, before anything is written: a table missing made a restore that completed
+  // and a master that then could not start on it.
+  const held = new Set(tableNames(db));
+  const missing = tablesOfVersion(version).filter((t) => !held.has(t));
+  if (missing.length) throw notBackup(`it lacks the table(s) ${missing.join(', ')} of its schema version ${version}`);
   let info: BackupInfo;
   try {
     info = readInfo(db);
@@ -57,7 +63,32 @@ function inspect(db: Db, path: string, notBackup: (why: string) => BackupRefused
     throw notBackup((err as Error).message);
   }
   if (info.index < 1) throw notBackup('it holds no applied state');
+  if (!Number.isSafeInteger(info.index) || !Number.isSafeInteger(info.term) || info.term < 1) {
+    throw notBackup(`its log position (index ${info.index}, term ${info.term}) is not one a master writes`);
+  }
   return info;
+}
+
+const tableNames = (db: Db): string[] =>
+  (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).pluck().all() as string[]).filter(
+    (n) => !n.startsWith('sqlite_'),
+  );
+
+/** The tables a state database of schema `version` has: those its migrations make. */
+const tablesByVersion = new Map<number, string[]>();
+function tablesOfVersion(version: number): string[] {
+  let names = tablesByVersion.get(version);
+  if (!names) {
+    const mem = new Database(':memory:');
+    try {
+      migrate(mem, version);
+      names = tableNames(mem);
+    } finally {
+      mem.close();
+    }
+    tablesByVersion.set(version, names);
+  }
+  return names;
 }
 
 /**

@@ -117,4 +117,33 @@ describe('a backup file', () => {
     newer.close();
     expect(() => checkBackup(path)).toThrow(/schema version 999, newer than this Weir knows/);
   });
+
+  it('is refused before anything is written when it was tampered with: a table gone, a version or log position no master writes', async () => {
+    const tampered = async (name: string, change: (db: Database.Database) => void) => {
+      const path = join(dir, `${name}.db`);
+      await state.backupInBackground(path);
+      const db = new Database(path);
+      change(db);
+      db.close();
+      return path;
+    };
+    const noTasks = await tampered('no-tasks', (db) => db.exec('DROP TABLE tasks'));
+    expect(() => checkBackup(noTasks)).toThrow(
+      /is not a Weir backup \(it lacks the table\(s\) tasks of its schema version \d+\)/,
+    );
+    const negative = await tampered('negative', (db) => db.pragma('user_version = -1'));
+    expect(() => checkBackup(negative)).toThrow(
+      /is not a Weir backup \(its schema version -1 is no version Weir writes\)/,
+    );
+    const termZero = await tampered('term-zero', (db) =>
+      db.prepare(`UPDATE meta SET value = 0 WHERE key = 'last_applied_term'`).run(),
+    );
+    expect(() => checkBackup(termZero)).toThrow(/its log position \(index 2, term 0\) is not one a master writes/);
+    const huge = await tampered('huge-index', (db) =>
+      db.prepare(`UPDATE meta SET value = ? WHERE key = 'last_applied'`).run(2n ** 53n + 1n),
+    );
+    expect(() => checkBackup(huge)).toThrow(
+      /its log position \(index 9007199254740992, term 3\) is not one a master writes/,
+    );
+  });
 });
