@@ -18,9 +18,16 @@ const PREFIX = 'backup-';
 const SUFFIX = '.db.partial';
 
 /**
+ * A backup's reader that takes nothing for this long is cut off, and its copy removed: clients
+ * that stopped reading held a copy of the whole state each on the master's disk for as long
+ * as they kept their connections.
+ */
+export const BACKUP_STALL_MS = 60_000;
+
+/**
  * Makes consistent copies of this master's state database for `GET /api/cluster/backup`, one
- * at a time, in its data dir (the state's own disk) until they are sent. Copies a crash left
- * behind are removed at start.
+ * at a time — from the start of a copy to its removal, once sent — in its data dir (the
+ * state's own disk). Copies a crash left behind are removed at start.
  */
 export class BackupMaker {
   private busy = false;
@@ -34,13 +41,24 @@ export class BackupMaker {
     }
   }
 
+  /** A copy of the state, this master's only one until its `discard` (once sent, or not). */
   async make(): Promise<MadeBackup> {
-    if (this.busy)
-      throw new WeirError('unavailable', 'this master is already making a backup; try again when it is done');
+    if (this.busy) {
+      throw new WeirError(
+        'unavailable',
+        'this master is already making or sending a backup; try again when it is done (or ask another master with ?consistency=stale)',
+      );
+    }
     this.busy = true;
     const path = join(this.dataDir, `${PREFIX}${Date.now()}-${randomBytes(4).toString('hex')}${SUFFIX}`);
+    let discarded = false;
     // Off the event loop, as the copy is: removing a copy of 1.2 GB held it 0.3–0.6 s.
-    const discard = () => void rm(path, { force: true }).catch(() => {});
+    const discard = () => {
+      if (discarded) return;
+      discarded = true;
+      this.busy = false;
+      void rm(path, { force: true }).catch(() => {});
+    };
     try {
       const generation = this.state.generation;
       const info = await this.state.backupInBackground(path);
@@ -55,8 +73,6 @@ export class BackupMaker {
         throw noSpace(`this master's disk has no room for a copy of the state (${(err as Error).message})`);
       }
       throw new WeirError('unavailable', `the backup could not be made: ${(err as Error).message}; try again`);
-    } finally {
-      this.busy = false;
     }
   }
 }

@@ -4,6 +4,7 @@ import { WeirError } from '../../common/errors.js';
 import { Type } from '@fastify/type-provider-typebox';
 import type { MasterContext } from '../context.js';
 import { rawReply } from '../reply-schemas.js';
+import { BACKUP_STALL_MS } from '../backup-maker.js';
 
 /**
  * `GET /api/cluster/backup` (admins only): a consistent copy of the cluster's state — a
@@ -32,6 +33,8 @@ export function backupRoutes(ctx: MasterContext): FastifyPluginAsync {
       ctx.log.info({ index: made.index, term: made.term, bytes: made.bytes }, 'backup made');
       const body = createReadStream(made.path);
       body.once('close', made.discard);
+      // A reader that stops taking bytes is cut off (its copy goes with the stream), not waited for.
+      reply.raw.setTimeout(BACKUP_STALL_MS, () => reply.raw.destroy());
       return reply
         .header('content-type', 'application/vnd.sqlite3')
         .header('content-length', String(made.bytes))
