@@ -71,7 +71,10 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   // disk is full does not take writes for the leader either (they would land on its disk too).
   app.addHook(
     'onRequest',
-    spaceGate(() => ctx.space.reason),
+    spaceGate(
+      () => ctx.space.reason,
+      () => ctx.space.uploadRoom(),
+    ),
   );
   await registerOpenApi(app);
   const forwarding = new LeaderForwarding(ctx.consensus, ctx.tls?.connect);

@@ -44,4 +44,6 @@ export interface AlarmView {
   alarms(): string[];
   /** This master's own alarms (what `/health` tells the leader). */
   ownAlarms(): string[];
+  /** The bytes an upload may add to this master's disk: what is free above `--min-free-bytes`. */
+  uploadRoom(): number;
 }

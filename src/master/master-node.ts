@@ -102,6 +102,7 @@ function alarmView(own: SpaceMonitor, peers: PeerAlarms): AlarmView {
       return this.reason ? [NO_SPACE] : [];
     },
     ownAlarms: () => own.alarms(),
+    uploadRoom: () => own.freeBytes - own.limits.minFreeBytes,
   };
 }
 

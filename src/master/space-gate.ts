@@ -22,16 +22,28 @@ export const ADDS_DATA: ReadonlySet<string> = new Set([
   'POST /api/jobs/:job_id/rows',
 ]);
 
+/** The routes that store their body as a file on this master's disk, as it arrives. */
+const STORES_BODY: ReadonlySet<string> = new Set(['POST /api/uploads', 'PUT /api/uploads/:id']);
+
 /**
  * An onRequest hook, after auth and before forwarding to the leader: a write that adds data
  * is refused here while `alarm()` gives a reason — before its body is read, so an upload
- * never reaches the disk.
+ * never reaches the disk. So is an upload declared larger than `room()`, the bytes above
+ * `--min-free-bytes`: one upload of 150 MiB with 155 MiB free took the headroom kept for the
+ * task reports of running jobs before the alarm could go on.
  */
-export function spaceGate(alarm: () => string | undefined) {
+export function spaceGate(alarm: () => string | undefined, room: () => number = () => Infinity) {
   return (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     const key = routeKey(req);
-    const why = key !== undefined && ADDS_DATA.has(key) ? alarm() : undefined;
+    if (key === undefined || !ADDS_DATA.has(key)) return done();
+    let why = alarm();
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (!why && STORES_BODY.has(key) && declared > room()) {
+      why = `this upload's ${mib(declared)} would leave less than --min-free-bytes free on this master's disk (room for ${mib(Math.max(0, room()))})`;
+    }
     if (!why) return done();
     refuseOnceBodyIsIn(req, reply, noSpace(why), done);
   };
 }
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

@@ -81,6 +81,22 @@ describe.skipIf(!mnt)(`a master whose disk another program fills (tmpfs of ${MOU
     await waitFor('the submit in weir_db_bytes', async () => ((await metric(m, 'weir_db_bytes')) ?? 0) > MiB, 10_000);
   });
 
+  it('refuses an upload that would take the room above --min-free-bytes, before storing any of it, with no alarm', async () => {
+    const before = readdirSync(join(m.dataDir, 'uploads'));
+    // Past the room by 8 MiB, whatever the master's last look (once a second) saw.
+    const body = Buffer.alloc(freeBytes() - 24 * MiB + 8 * MiB, 'x');
+    const r = await http('POST', `${m.url}/api/uploads`, body, { 'content-type': 'application/octet-stream' }, 30_000);
+    expectNoSpace(r);
+    expect(r.json.error.message).toMatch(/would leave less than --min-free-bytes free on this master's disk/);
+    expect(readdirSync(join(m.dataDir, 'uploads'))).toEqual(before);
+    expect(await alarms(m)).toEqual([]);
+    // One within the room is taken.
+    const small = await http('POST', `${m.url}/api/uploads`, Buffer.alloc(MiB, 'y'), {
+      'content-type': 'application/octet-stream',
+    });
+    expect(small.status, small.text).toBe(201);
+  });
+
   let running = '';
   it('raises no_space once under --min-free-bytes, in /cluster/status, /metrics and weir cluster', async () => {
     // A job that runs across the alarm: its task reports are the cluster's own work.
