@@ -33,6 +33,7 @@ export function appliedEffects(
           break;
         }
         case 'failTasks':
+          scheduler.noteFailures(e.command.failures, e.command.at);
           scheduler.stopTasks(e.result.to_stop);
           scheduler.forgetJobs(e.result.failed_jobs);
           for (const jobId of e.result.failed_jobs) jobWatch.notify(jobId);

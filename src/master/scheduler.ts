@@ -12,7 +12,7 @@ import type { JobConfig } from '../state/commands.js';
 import type { Queries } from '../state/queries.js';
 import { taskKey } from '../protocol/task-ref.js';
 import { placeTasks, type SchedulableTask, type WorkerSlot } from './scheduler-policy.js';
-import { stragglers } from './speculation.js';
+import { RecentFailures, stragglers } from './speculation.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import { onNextTurn } from '../common/next-turn.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -58,6 +58,8 @@ export class Scheduler {
   /** Tasks (and speculative copies) of proposals in flight, by task key: where each was placed. */
   private readonly proposed = new Map<string, string>();
   private cursor = 0;
+  /** Workers that failed a task lately: speculation passes them over. */
+  private readonly failures = new RecentFailures();
   private retryTimer: NodeJS.Timeout | undefined;
   private retryAt = Infinity;
   private active = false;
@@ -283,6 +285,11 @@ export class Scheduler {
     if (placed.length) this.kick();
   }
 
+  /** Failures applied: their workers take no speculative copies for a while. */
+  noteFailures(failures: readonly { worker_id: string }[], at: number): void {
+    for (const f of failures) this.failures.note(f.worker_id, at);
+  }
+
   /**
    * Speculative execution: stragglers of a running data job's current stage get a copy on
    * another worker with a free slot, once nothing else waits for one; the first attempt to
@@ -303,7 +310,8 @@ export class Scheduler {
       }
     }
     if (candidates.length === 0) return;
-    const { assignments, cursor } = placeTasks(candidates, this.freeSlots(), this.cursor);
+    const slots = this.freeSlots().filter((w) => !this.failures.failedLately(w.worker_id, now));
+    const { assignments, cursor } = placeTasks(candidates, slots, this.cursor);
     const copies = assignments
       .filter((a) => a.worker_id !== a.task.avoid)
       .map(({ task, worker_id }) => ({ job_id: task.job_id, idx: task.idx, attempt: task.attempt, worker_id }));

@@ -29,3 +29,30 @@ export function stragglers(
   const threshold = Math.max(policy.minMs, policy.multiplier * median);
   return tasks.filter((t) => t.status === 'running' && t.alt_attempt === null && now - t.started_at > threshold);
 }
+
+/** A worker that failed a task this recently takes no speculative copies. */
+export const NO_COPIES_AFTER_FAILURE_MS = 30_000;
+
+/**
+ * The workers that failed a task lately, for speculation to pass over. A copy is a bet that
+ * another worker does better, and one that fails ends its race: the task is retried and
+ * charged a failure, its healthy attempt stopped. A worker whose disk is full fails every
+ * task at once, so it always has free slots: the stragglers of a loaded cluster were copied
+ * to it and charged for it.
+ */
+export class RecentFailures {
+  private readonly last = new Map<string, number>();
+
+  note(workerId: string, at: number): void {
+    this.last.set(workerId, Math.max(at, this.last.get(workerId) ?? at));
+  }
+
+  /** Whether `workerId` failed a task in the NO_COPIES_AFTER_FAILURE_MS before `now` (an older failure is forgotten). */
+  failedLately(workerId: string, now: number): boolean {
+    const at = this.last.get(workerId);
+    if (at === undefined) return false;
+    if (now - at < NO_COPIES_AFTER_FAILURE_MS) return true;
+    this.last.delete(workerId);
+    return false;
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { stragglers } from '../../src/master/speculation.js';
+import { NO_COPIES_AFTER_FAILURE_MS, RecentFailures, stragglers } from '../../src/master/speculation.js';
 import type { StageTask } from '../../src/state/queries.js';
 
 const done = (idx: number, ms: number): StageTask => ({
@@ -39,5 +39,25 @@ describe('speculative execution picks stragglers', () => {
     const quick = [done(0, 10), done(1, 12), done(2, 11), running(3, 0)];
     expect(stragglers(quick, 4, 900)).toEqual([]);
     expect(stragglers(quick, 4, 1001).map((t) => t.idx)).toEqual([3]);
+  });
+});
+
+describe('speculative copies pass over a worker that failed lately', () => {
+  // A full disk fails every task at once, so that worker always has free slots; each copy it
+  // failed ended its race and charged the task a failure.
+  it('for NO_COPIES_AFTER_FAILURE_MS after its last failure, then takes them again', () => {
+    const f = new RecentFailures();
+    expect(f.failedLately('w', 1_000)).toBe(false);
+    f.note('w', 1_000);
+    expect(f.failedLately('w', 1_000 + NO_COPIES_AFTER_FAILURE_MS - 1)).toBe(true);
+    expect(f.failedLately('other', 1_000)).toBe(false);
+    expect(f.failedLately('w', 1_000 + NO_COPIES_AFTER_FAILURE_MS)).toBe(false);
+  });
+
+  it('counts from the latest failure, whatever order they are noted in', () => {
+    const f = new RecentFailures();
+    f.note('w', 50_000);
+    f.note('w', 10_000);
+    expect(f.failedLately('w', 50_000 + NO_COPIES_AFTER_FAILURE_MS - 1)).toBe(true);
   });
 });
