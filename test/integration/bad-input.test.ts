@@ -353,6 +353,25 @@ describe('the CLI on bad input', () => {
     }
   });
 
+  it('`weir submit --input` with a config the master would refuse exits 1 saying why, and uploads nothing', async () => {
+    // An upload no job reads stays on the masters: a refused submit left one behind each time.
+    const dir = mkdtempSync(join(tmpdir(), 'weir-input-'));
+    try {
+      const file = join(dir, 'words.txt');
+      writeFileSync(file, 'a b\nc d\n');
+      const before = { jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length };
+      const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"divide"}', '--input', file]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/unknown operation "divide"/);
+      expect({ jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length }).toEqual(before);
+      // The same config, right, goes up and runs.
+      const ok = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', file]);
+      expect(ok.code, ok.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("`weir status nope` exits 1 with the server's message", async () => {
     const server = (await http('GET', `${m.url}/api/jobs/nope`)).json.error.message as string;
     const r = await c.cli([`${m.host}:${m.port}`, 'status', 'nope']);

@@ -15,6 +15,9 @@ import {
   type WeirClient,
 } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
+import { uploadPath } from '../../common/ids.js';
+import { normalizeBatchConfig } from '../../ops/batch-config.js';
+import { retentionOf } from '../../ops/retention.js';
 
 /** `weir submit`, `run`, `status`, `wait`, `results`, `cancel`, `jobs`: a job's life. */
 export function jobCommands(program: Command, ctx: CliContext): void {
@@ -208,19 +211,35 @@ async function submitJob(
     // The file is the topology itself, or a whole config holding it.
     if (!('topology' in config)) config = { topology: config };
   }
-  if (f.input) config = { ...config, input: await uploadInput(ctx, f.input, config?.input) };
+  if (f.input) {
+    const format = inputFormat(f.input, config?.input);
+    if (type === 'batch') refuseBeforeUpload(config, format);
+    config = { ...config, input: await uploadInput(ctx, f.input, format) };
+  }
   if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
   // A waited submit asks for the first results too (weir run prints them).
   const resultsLimit = waitMs > 0 && type === 'batch' ? FIRST_RESULTS : undefined;
   return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs, resultsLimit);
 }
 
+/** The input's format: the config's `input.format`, else the file's extension. */
+const inputFormat = (file: string, given: unknown): unknown =>
+  (given as { format?: unknown } | undefined)?.format ??
+  (/\.jsonl$/i.test(file) ? 'jsonl' : /\.csv$/i.test(file) ? 'csv' : 'lines');
+
+/**
+ * What the master would refuse in a batch config, said before the input file goes up: an
+ * upload no job reads stays on the masters, so each refused submit left one behind.
+ */
+function refuseBeforeUpload(config: Record<string, unknown> | undefined, format: unknown): void {
+  const { rest } = retentionOf(config);
+  const someUpload = `http://master${uploadPath(`up_${'0'.repeat(32)}`)}`;
+  normalizeBatchConfig({ ...(rest as Record<string, unknown> | undefined), input: { url: someUpload, format } });
+}
+
 /** Uploads a local input file; the job reads it back from the masters by URL. */
-async function uploadInput(ctx: CliContext, file: string, given: unknown): Promise<{ url: string; format: unknown }> {
+async function uploadInput(ctx: CliContext, file: string, format: unknown): Promise<{ url: string; format: unknown }> {
   if (!existsSync(file)) throw new CliError(`cannot read input file '${file}'`);
-  const format =
-    (given as { format?: unknown } | undefined)?.format ??
-    (/\.jsonl$/i.test(file) ? 'jsonl' : /\.csv$/i.test(file) ? 'csv' : 'lines');
   const up = await ctx.sdk().upload(file);
   const kept = up.copies > 1 ? `, kept by ${up.copies} masters` : '';
   note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB${kept}); workers read it from ${up.url}`);
