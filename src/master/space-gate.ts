@@ -38,8 +38,11 @@ export function spaceGate(alarm: () => string | undefined, room: () => number = 
     if (key === undefined || !ADDS_DATA.has(key)) return done();
     let why = alarm();
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (!why && STORES_BODY.has(key) && declared > room()) {
-      why = `this upload's ${mib(declared)} would leave less than --min-free-bytes free on this master's disk (room for ${mib(Math.max(0, room()))})`;
+    if (!why && STORES_BODY.has(key)) {
+      const left = room();
+      if (declared > left) {
+        why = `this upload's ${mib(declared)} would leave less than --min-free-bytes free on this master's disk (room for ${mib(Math.max(0, left))})`;
+      }
     }
     if (!why) return done();
     refuseOnceBodyIsIn(req, reply, noSpace(why), done);
