@@ -158,14 +158,26 @@ export class Applier {
     const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as Attempts[];
     return this.withCounters(() => {
       const toStop: RunningTask[] = [];
+      const requeued: Attempts[] = [];
       for (const t of running) {
-        // A task raced by a copy starts over too; the surviving attempt on a live worker stops.
-        toStop.push(...otherAttempts(t, t.worker_id === cmd.worker_id ? t.attempt : t.alt_attempt));
+        const survivor = otherAttempts(t, t.worker_id === cmd.worker_id ? t.attempt : t.alt_attempt)[0];
+        if (survivor) {
+          // A speculative race goes on with its attempt on a live worker.
+          const since = survivor.attempt === t.attempt ? cmd.at : 0;
+          this.s.survive.run(0, null, since, survivor.attempt, survivor.worker_id, t.seq, t.idx);
+          continue;
+        }
         this.s.requeue.run(cmd.at, null, t.seq, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
+        requeued.push(t);
       }
       toStop.push(...this.rerunLostMapOutputs(cmd.worker_id, cmd.at));
-      return { ok: true, requeued: running.length, to_stop: toStop, jobs: [...new Set(running.map((t) => t.job_id))] };
+      return {
+        ok: true,
+        requeued: requeued.length,
+        to_stop: toStop,
+        jobs: [...new Set(requeued.map((t) => t.job_id))],
+      };
     });
   }
 
@@ -365,18 +377,29 @@ export class Applier {
       const row = this.s.runningTaskWithJob.get(seq, f.idx, f.attempt, f.worker_id, f.attempt, f.worker_id) as
         (Attempts & { failures: number; max_retries: number }) | undefined;
       if (!row) continue;
-      // A failure ends a speculative race too: the task retries (or fails) as a whole.
-      toStop.push(...otherAttempts(row, f.attempt));
+      const others = otherAttempts(row, f.attempt);
       if (f.error.fetch_failed && this.isShuffleRead(f.job_id, f.idx, f.error.fetch_failed.idx)) {
         // Not the reduce task's fault: the map output it needed is gone (lineage, not a retry).
-        toStop.push(...this.onFetchFailed(f, f.error.fetch_failed, cmd.at));
+        toStop.push(...others, ...this.onFetchFailed(f, f.error.fetch_failed, cmd.at));
         retried.push(f);
         continue;
       }
       const failures = row.failures + 1;
       const error = JSON.stringify(f.error);
       // A path or right the worker refuses stays refused: another attempt would only be refused again.
-      if (mayRetry(failures, row.max_retries) && !isFinalFailure(f.error)) {
+      const retry = mayRetry(failures, row.max_retries) && !isFinalFailure(f.error);
+      const survivor = others[0];
+      if (retry && survivor) {
+        // A speculative race goes on with its other attempt, charged this failure: stopping a
+        // healthy attempt to start another would send the task where it may fail again (a
+        // worker with a full disk fails every attempt, and so always has a free slot).
+        const since = survivor.attempt > f.attempt ? cmd.at : 0;
+        this.s.survive.run(1, error, since, survivor.attempt, survivor.worker_id, seq, f.idx);
+        continue;
+      }
+      // Past its retries, or refused for good, the task ends as a whole: the other attempt stops.
+      toStop.push(...others);
+      if (retry) {
         this.s.retry.run(cmd.at + retryBackoffMs(failures), error, seq, f.idx);
         this.delta(f.job_id, { running: -1, pending: 1 });
         retried.push(f);
@@ -715,6 +738,14 @@ function prepare(db: Database) {
     complete: st(
       `UPDATE tasks SET status = 'completed', finished_at = ?, result = ?, error = NULL
        WHERE seq = ? AND idx = ? AND attempt = ? AND worker_id = ? AND status = 'running' AND alt_attempt IS NULL`,
+    ),
+    // The other attempt of a speculative race becomes the task's only one. A copy's lease
+    // counts from the race's end at the earliest, not from the original's start (the row
+    // keeps no start of its own for the copy).
+    survive: st(
+      `UPDATE tasks SET failures = failures + ?, error = coalesce(?, error), started_at = max(started_at, ?),
+                        attempt = ?, worker_id = ?, alt_attempt = NULL, alt_worker_id = NULL
+       WHERE seq = ? AND idx = ?`,
     ),
     retry: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, failures = failures + 1, not_before = ?, error = ?,

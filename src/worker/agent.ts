@@ -297,6 +297,9 @@ export class WorkerAgent {
     } catch (err) {
       this.o.stats.taskFailed();
       report = { ...ref, ok: false, error: describeError(err) };
+      // Why an attempt failed here, for an operator reading this worker's log (the master keeps
+      // only a task's last failure); a cancelled attempt is no failure.
+      if (!signal.aborted) this.o.log.info({ ...ref, err: report.error.message }, 'a task attempt failed');
     }
     return logs.empty ? report : { ...report, logs: logs.take() };
   }

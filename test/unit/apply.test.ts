@@ -195,6 +195,87 @@ describe('apply: tasks', () => {
   });
 });
 
+describe('apply: a speculative race', () => {
+  /** Task 0 of job j runs as attempt 1 on w1, and its copy as attempt 2 on w2. */
+  function race(config: Record<string, unknown> = {}): void {
+    register('w1');
+    register('w2');
+    submit('j', { operation: 'noop', task_count: 1, ...config });
+    assign('j', 0, 'w1');
+    const r = apply({
+      type: 'speculateTasks',
+      at: 2500,
+      copies: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w2' }],
+    });
+    expect(r).toMatchObject({ assigned: [{ job_id: 'j', idx: 0, attempt: 2, worker_id: 'w2' }] });
+  }
+
+  it('the first attempt to finish wins; the other is stopped', () => {
+    race();
+    expect(complete('j', 0, 'w2', 2, ['copy'])).toMatchObject({
+      accepted: [{ idx: 0 }],
+      to_stop: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w1' }],
+    });
+    expect(q.job('j')).toMatchObject({ status: 'completed', running: 0, completed: 1 });
+    expect(complete('j', 0, 'w1', 1, ['original'])).toMatchObject({ accepted: [] });
+    expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: ['copy'] }]);
+  });
+
+  // A worker whose disk is full fails what it runs: the race's healthy attempt elsewhere must
+  // not be stopped for it, nor the task sent again (and back to the full worker).
+  it('an original that fails is charged, and its copy carries on as the task’s attempt', () => {
+    race();
+    expect(fail('j', 0, 'w1', 1)).toMatchObject({ failed_jobs: [], to_stop: [] });
+    expect(task('j', 0)).toMatchObject({ status: 'running', attempt: 2, worker_id: 'w2', failures: 1 });
+    expect(q.job('j')).toMatchObject({ status: 'running', pending: 0, running: 1 });
+    expect([...q.pending(10)]).toEqual([]);
+    // Its lease counts from the race's end, not from the original's start.
+    expect(q.runningAttempts()).toEqual([expect.objectContaining({ attempt: 2, worker_id: 'w2', started_at: 3000 })]);
+    expect(complete('j', 0, 'w2', 2, ['copy'])).toMatchObject({ accepted: [{ idx: 0 }], to_stop: [] });
+    expect(q.job('j')).toMatchObject({ status: 'completed', completed: 1 });
+  });
+
+  it('a copy that fails is charged, and the original carries on', () => {
+    race();
+    expect(fail('j', 0, 'w2', 2)).toMatchObject({ failed_jobs: [], to_stop: [] });
+    expect(task('j', 0)).toMatchObject({ status: 'running', attempt: 1, worker_id: 'w1', failures: 1 });
+    expect(q.runningAttempts()).toEqual([expect.objectContaining({ attempt: 1, worker_id: 'w1', started_at: 2000 })]);
+    // The failed attempt's report counts once: sent again, it changes nothing.
+    expect(fail('j', 0, 'w2', 2)).toMatchObject({ failed_jobs: [], to_stop: [] });
+    expect(task('j', 0)).toMatchObject({ failures: 1 });
+    expect(complete('j', 0, 'w1', 1, ['original'])).toMatchObject({ accepted: [{ idx: 0 }] });
+    expect(q.results('j', 0, 10)).toEqual([{ idx: 0, result: ['original'] }]);
+  });
+
+  it('a failure past max_retries ends the race: the task and job fail, the other attempt stops', () => {
+    race({ max_retries: 0 });
+    expect(fail('j', 0, 'w1', 1)).toMatchObject({
+      failed_jobs: ['j'],
+      to_stop: [{ job_id: 'j', idx: 0, attempt: 2, worker_id: 'w2' }],
+    });
+    expect(task('j', 0)).toMatchObject({ status: 'failed', failures: 1 });
+    expect(q.job('j')).toMatchObject({ status: 'failed', running: 0, failed: 1 });
+  });
+
+  it('the original’s worker lost: the copy carries on, nothing charged', () => {
+    race();
+    expect(apply({ type: 'markWorkerDead', at: 2600, worker_id: 'w1', reason: 'test' })).toMatchObject({
+      requeued: 0,
+      to_stop: [],
+    });
+    expect(task('j', 0)).toMatchObject({ status: 'running', attempt: 2, worker_id: 'w2', failures: 0 });
+    expect(q.job('j')).toMatchObject({ status: 'running', pending: 0, running: 1 });
+    expect(complete('j', 0, 'w2', 2, ['copy'])).toMatchObject({ accepted: [{ idx: 0 }] });
+  });
+
+  it('the copy’s worker lost: the original carries on', () => {
+    race();
+    apply({ type: 'markWorkerDead', at: 2600, worker_id: 'w2', reason: 'test' });
+    expect(task('j', 0)).toMatchObject({ status: 'running', attempt: 1, worker_id: 'w1', failures: 0 });
+    expect(complete('j', 0, 'w1', 1, ['original'])).toMatchObject({ accepted: [{ idx: 0 }] });
+  });
+});
+
 describe('apply: a task gets its row when first assigned', () => {
   const rows = (job_id: string) =>
     sm.db
