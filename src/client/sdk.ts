@@ -167,6 +167,11 @@ export class WeirClient {
     });
   }
 
+  /** Deletes an upload no job reads (409 `conflict` while one does). */
+  async deleteUpload(uploadId: string): Promise<void> {
+    await this.http.call<undefined>('DELETE', `/api/uploads/${encodeURIComponent(uploadId)}`);
+  }
+
   /**
    * Writes a backup of the cluster's state to `dest`: whole, checked (`check` throws for a
    * copy it refuses; what it returns is returned) and on the disk before it takes that name,

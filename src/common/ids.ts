@@ -31,10 +31,17 @@ function randomHex(bytes: number): string {
 
 /**
  * Upload ids are capabilities: whoever knows one may read the file, so they are unguessable
- * (128 random bits). Every master serves an upload at the same path.
+ * (128 random bits). Every master serves an upload at the same path. An id begins with the
+ * time its upload began (12 hex digits of ms), so any master knows how long an upload has
+ * gone unclaimed without holding it; ids of 32 digits, all random, were made before.
  */
-export const UPLOAD_ID = /^up_[0-9a-f]{32}$/;
-export const newUploadId = (): string => `up_${randomBytes(16).toString('hex')}`;
+export const UPLOAD_ID = /^up_(?:[0-9a-f]{12})?[0-9a-f]{32}$/;
+export const newUploadId = (now = Date.now()): string =>
+  `up_${now.toString(16).padStart(12, '0')}${randomBytes(16).toString('hex')}`;
+/** When upload `id` began (ms), or undefined for an id that does not say (an older one). */
+export function uploadMadeAt(id: string): number | undefined {
+  return UPLOAD_ID.test(id) && id.length === 3 + 12 + 32 ? parseInt(id.slice(3, 15), 16) : undefined;
+}
 export const uploadPath = (id: string): string => `/uploads/${id}`;
 /** Largest file `weir submit --input` may upload. */
 export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;

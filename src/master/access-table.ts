@@ -39,6 +39,8 @@ export const MASTER_ACCESS: AccessTable = {
   'DELETE /api/jobs/:job_id': USERS,
   'POST /api/jobs/:job_id/events': USERS,
   'POST /api/uploads': USERS,
+  // An upload no job reads: its uploader's, or a master's whose copy went unclaimed too long.
+  'DELETE /api/uploads/:id': { roles: ['client', 'peer'] },
   'GET /api/workers': USERS,
   'GET /api/cluster/masters': USERS,
   // The dashboard's change stream: what the reads above show, summarised.

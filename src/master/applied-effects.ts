@@ -73,6 +73,7 @@ export function appliedEffects(
         case 'drainWorker':
         case 'collectRows':
         case 'forgetWorker':
+        case 'forgetUpload':
           break;
       }
     }

@@ -10,9 +10,13 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'up
 export const FORWARDED = 'x-weir-forwarded';
 /** Headers of the leader's answer a forwarded one keeps: a download's name, a read's ETag, a stream's caching. */
 const FORWARDED_BACK = new Set(['content-disposition', 'etag', 'cache-control']);
-/** Uploads are copied from master to master, not through the log: they need no leader. */
+/**
+ * Uploads are copied from master to master, not through the log: they need no leader. Their
+ * deletion goes through the log, as other writes do.
+ */
 export const UPLOADS_PATH = '/api/uploads';
-export const isUpload = (url: string) => url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`);
+const isUpload = (method: string, url: string) =>
+  method !== 'DELETE' && (url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`));
 const BACKUP_ROUTE = '/api/cluster/backup';
 /** A query that may keep the request open until its job ends: `wait_ms` above 0, `follow` (a backup is long too). */
 const LONG_LIVED = /[?&](wait_ms=0*[1-9]|follow=)/;
@@ -59,7 +63,8 @@ export class LeaderForwarding {
   hook = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     // Decided on the route the router matched, as auth is: `/%61pi/jobs` is forwarded too.
     const route = req.routeOptions.url;
-    if (route === undefined || !route.startsWith('/api/') || req.headers.upgrade || isUpload(route)) return undefined;
+    if (route === undefined || !route.startsWith('/api/') || req.headers.upgrade || isUpload(req.method, route))
+      return undefined;
     const leads = this.consensus.isLeader();
     const leader = leads ? undefined : this.consensus.leaderUrl();
     // The dashboard's stream, like a stale read, is served without a read round.

@@ -2,11 +2,15 @@ import type { AppliedListener } from '../consensus/consensus.js';
 import type { Logger } from '../common/logger.js';
 import type { Command, Results } from '../state/commands.js';
 import type { LifecycleQueries } from '../state/lifecycle-queries.js';
+import { noLeader } from '../common/errors.js';
 import type { ClusterConsensus } from './cluster-log.js';
+import { unclaimedTooLong } from './unclaimed-uploads.js';
 
 /** The uploads this master holds on its disk. */
 export interface LocalUploads {
   ids(): string[];
+  /** When upload `id` began (ms since the epoch). */
+  madeAt(id: string): number;
   remove(id: string): Promise<void>;
 }
 
@@ -27,7 +31,9 @@ export const sweepIntervalMs = (retentionMs: number): number =>
  * slices of a deleted job's rows until none are left (after a failover too: the slices still
  * due are in the `purging` table). Every master removes its copy of an upload no job reads any
  * more — when the delete is applied, and on each sweep for one that missed it (a master that
- * was down, or installed a snapshot). Times travel in the commands; apply reads no clock.
+ * was down, or installed a snapshot) — and has one that no job read within the retention
+ * deleted through the log (an upload whose submit never came, or was refused). Times travel
+ * in the commands; apply reads no clock.
  */
 export class Janitor {
   private timer: NodeJS.Timeout | undefined;
@@ -40,9 +46,11 @@ export class Janitor {
     private readonly consensus: ClusterConsensus,
     private readonly queries: LifecycleQueries,
     private readonly uploads: LocalUploads,
-    /** --retention in ms; 0 keeps finished jobs and dead workers for ever. */
+    /** --retention in ms; 0 keeps finished jobs, dead workers and unclaimed uploads for ever. */
     private readonly retentionMs: number,
     private readonly log: Logger,
+    /** How a follower has an unclaimed copy deleted: by asking the leader (unclaimed-uploads.ts). */
+    private readonly forgetAtLeader: (uploadId: string) => Promise<void> = () => Promise.reject(noLeader()),
   ) {}
 
   start(): void {
@@ -66,6 +74,8 @@ export class Janitor {
         if (more) this.purge(seq);
       } else if (e.type === 'purgeJob' && e.result.more) {
         this.purge(e.command.seq);
+      } else if (e.type === 'forgetUpload') {
+        this.removeUpload(e.command.upload_id);
       }
     }
   };
@@ -116,12 +126,42 @@ export class Janitor {
       .catch((err: Error) => this.log.warn({ err: err.message, upload_id: id }, 'could not remove an upload'));
   }
 
+  /**
+   * This master's copies: those of deleted uploads go; one no job read within the retention
+   * is deleted through the log (the leader decides whether a job reads it by then).
+   */
+  private async sweepUploads(now: number): Promise<void> {
+    const unclaimed: string[] = [];
+    for (const id of this.uploads.ids()) {
+      if (this.queries.uploadDeleted(id)) this.removeUpload(id);
+      else if (unclaimedTooLong(this.uploads.madeAt(id), now, this.retentionMs) && !this.queries.uploadRead(id)) {
+        unclaimed.push(id);
+      }
+    }
+    for (const id of unclaimed.slice(0, SWEEP_BATCH)) {
+      if (this.closed) return;
+      try {
+        if (this.consensus.isLeader()) {
+          const r = await this.consensus.propose({ type: 'forgetUpload', at: Date.now(), upload_id: id });
+          if (r.ok) this.log.info({ upload_id: id }, 'deleted an upload no job read within the retention');
+        } else {
+          await this.forgetAtLeader(id);
+          this.log.info({ upload_id: id }, 'asked the leader to delete an upload no job read within the retention');
+        }
+      } catch (err) {
+        // Asked again at the next sweep.
+        this.log.debug({ err: (err as Error).message, upload_id: id }, 'could not delete an unclaimed upload');
+        return;
+      }
+    }
+  }
+
   /** One pass: local uploads on every master; retention and unfinished purges on the leader. */
   async sweep(): Promise<void> {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
     try {
-      for (const id of this.uploads.ids()) if (this.queries.uploadDeleted(id)) this.removeUpload(id);
+      await this.sweepUploads(Date.now());
       if (!this.consensus.isLeader()) return;
       for (const seq of this.queries.purging()) this.purge(seq);
       // Jobs may carry their own retention even when the cluster keeps everything.

@@ -143,6 +143,7 @@ export class LiveChanges {
           this.c.workers = true;
           break;
         case 'purgeJob':
+        case 'forgetUpload':
           break;
       }
     }

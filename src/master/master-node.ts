@@ -2,6 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDiskError, isDiskFull } from '../common/disk-errors.js';
 import { DiskReserve, RESERVE_BYTES } from './disk-reserve.js';
+import { forgetAtLeader } from './unclaimed-uploads.js';
 import { UploadStore } from './uploads.js';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
@@ -262,7 +263,8 @@ export class MasterNode {
       const { consensus, transport } = MasterNode.openConsensus(self, storage, state, tokens, options, log);
       if (joining) transport.expectJoinFrom(joining.ids);
       const uploads = new UploadStore(options.dataDir);
-      const duties = MasterNode.leaderDuties(consensus, state, uploads, options, log);
+      const askLeader = forgetAtLeader(consensus, tokens, peerAgent);
+      const duties = MasterNode.leaderDuties(consensus, state, uploads, askLeader, options, log);
       const backups = new BackupMaker(state, options.dataDir);
       const space = MasterNode.watchSpace(options, storage, state, consensus, log, fullAtStart);
       spaceMetrics(duties.parts.metrics.registry, space);
@@ -392,6 +394,7 @@ export class MasterNode {
     consensus: RaftConsensus<Command, Results>,
     state: StateMachine,
     uploads: UploadStore,
+    forgetUploadAtLeader: (id: string) => Promise<void>,
     options: MasterOptions,
     log: Logger,
   ) {
@@ -415,7 +418,8 @@ export class MasterNode {
     );
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
     const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
-    const janitor = new Janitor(consensus, new LifecycleQueries(state), uploads, retentionMs, log);
+    const lifecycle = new LifecycleQueries(state);
+    const janitor = new Janitor(consensus, lifecycle, uploads, retentionMs, log, forgetUploadAtLeader);
     consensus.onApplied(janitor.onApplied);
     const live = new LiveFeed(queries, consensus, registry);
     consensus.onApplied(live.changes.onApplied);

@@ -158,6 +158,11 @@ export const DeletedReply = Type.Unsafe<undefined>({
   description: 'deleted: the job and everything it left are gone',
 });
 
+export const UploadDeletedReply = Type.Unsafe<undefined>({
+  type: 'null',
+  description: 'deleted: no job may read the upload from now on, and every master removes its copy',
+});
+
 export const AcceptedReply = Type.Object(
   { accepted: Count },
   { description: 'the events are safe: processed by the topology, or stored where a replay finds them' },

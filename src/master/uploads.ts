@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Type } from '@fastify/type-provider-typebox';
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -9,10 +9,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDiskFull } from '../common/disk-errors.js';
 import { WeirError, badRequest, noSpace } from '../common/errors.js';
 import { refuseOnceBodyIsIn } from '../common/http-errors.js';
-import { MAX_UPLOAD_BYTES, newUploadId, UPLOAD_ID, uploadPath } from '../common/ids.js';
+import { MAX_UPLOAD_BYTES, newUploadId, UPLOAD_ID, uploadMadeAt, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
-import { RangeRefusedReply, rawReply, UploadCopyReply, UploadReply } from './reply-schemas.js';
+import type { ClusterConsensus } from './cluster-log.js';
+import { commit } from './cluster-log.js';
+import { RangeRefusedReply, rawReply, UploadCopyReply, UploadDeletedReply, UploadReply } from './reply-schemas.js';
 
 /**
  * Input files uploaded for jobs whose workers cannot see the client's disk, under each
@@ -93,6 +95,11 @@ export class UploadStore {
     return readdirSync(this.dir).filter((f) => UPLOAD_ID.test(f));
   }
 
+  /** When upload `id` began: the time its id carries, or (an older id) its copy's file time. */
+  madeAt(id: string): number {
+    return uploadMadeAt(id) ?? statSync(this.pathOf(id), { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+  }
+
   async remove(id: string): Promise<void> {
     if (UPLOAD_ID.test(id)) await rm(this.pathOf(id), { force: true });
   }
@@ -146,6 +153,10 @@ function uploadGate(req: FastifyRequest, reply: FastifyReply, done: (err?: Error
 }
 const bytes = (description: string) => rawReply(OCTETS, description, { 'accept-ranges': Type.Literal('bytes') });
 const Upload = { response: { 201: UploadReply } };
+const Forget = {
+  params: Type.Object({ id: Type.String({ pattern: UPLOAD_ID.source }) }),
+  response: { 204: UploadDeletedReply },
+};
 // 200: the same copy sent again.
 const Copy = { response: { 201: UploadCopyReply, 200: UploadCopyReply } };
 const Read = {
@@ -162,9 +173,14 @@ const Read = {
 /**
  * `POST /api/uploads` (raw bytes) → `{upload_id, url, bytes, copies}` once a majority of
  * masters hold it; `PUT /api/uploads/ID`, a master's copy from another; `GET /uploads/ID`
- * with ranges.
+ * with ranges; `DELETE /api/uploads/ID` of one no job reads (through the log, on the leader).
  */
-export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, selfUrl: string) {
+export function uploadRoutes(
+  store: UploadStore,
+  replicator: UploadReplicator,
+  selfUrl: string,
+  consensus: ClusterConsensus,
+) {
   return async (app: FastifyInstance): Promise<void> => {
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
@@ -194,6 +210,11 @@ export function uploadRoutes(store: UploadStore, replicator: UploadReplicator, s
         throw new WeirError('conflict', `this master holds a different file as upload ${id}`);
       }
       return reply.code(201).send(await store.saveCopy(id, body));
+    });
+    app.delete(`${UPLOADS_PATH}/:id`, { schema: Forget }, async (req, reply) => {
+      const id = (req.params as { id: string }).id;
+      await commit(consensus, { type: 'forgetUpload', at: Date.now(), upload_id: id });
+      return reply.code(204).send();
     });
     app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {
       const f = await store.open((req.params as { id: string }).id);

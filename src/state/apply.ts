@@ -9,6 +9,7 @@ import type {
   CompleteTasks,
   DeleteJob,
   DrainWorker,
+  ForgetUpload,
   ForgetWorker,
   PurgeJob,
   FailTasks,
@@ -26,7 +27,7 @@ import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
 import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 import { TaskLogWriter } from './task-logs.js';
-import { uploadIdOfUrl } from '../common/ids.js';
+import { UPLOAD_ID, uploadIdOfUrl } from '../common/ids.js';
 
 /**
  * Rows one deleteJob or purgeJob removes at most (5–10 ms of apply here, measured): a job of
@@ -138,6 +139,8 @@ export class Applier {
         return this.purgeJob(cmd);
       case 'forgetWorker':
         return this.forgetWorker(cmd);
+      case 'forgetUpload':
+        return this.forgetUpload(cmd);
       case 'appendLogs':
         return this.appendLogs(cmd);
       default:
@@ -503,6 +506,23 @@ export class Applier {
     return { ok: true, forgotten: r.changes > 0 };
   }
 
+  private forgetUpload(cmd: ForgetUpload): ApplyResult<'forgetUpload'> {
+    const id = cmd.upload_id;
+    if (typeof id !== 'string' || !UPLOAD_ID.test(id)) {
+      return { ok: false, code: 'not_found', message: `'${String(id)}' is no upload id` };
+    }
+    const reader = this.s.uploadReaderJob.get(id) as { job_id: string } | undefined;
+    if (reader) {
+      return {
+        ok: false,
+        code: 'conflict',
+        message: `job ${reader.job_id} reads upload ${id}: delete the jobs that read it, and it goes with the last one`,
+      };
+    }
+    this.s.insertDeletedUpload.run(id, cmd.at);
+    return { ok: true };
+  }
+
   /** Moves a multi-stage job to its next stage(s) once every task of the current one completed. */
   private advanceStages(jobId: string, at: number): void {
     const job = this.s.jobPlan.get(jobId) as
@@ -825,6 +845,7 @@ function prepare(db: Database) {
     getPurging: st(`SELECT job_id FROM purging WHERE seq = ?`),
     deletePurging: st(`DELETE FROM purging WHERE seq = ?`),
     uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
+    uploadReaderJob: st(`SELECT job_id FROM jobs WHERE upload_id = ? LIMIT 1`),
     insertDeletedUpload: st(`INSERT OR IGNORE INTO deleted_uploads (upload_id, at) VALUES (?, ?)`),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     // The last task of the next slice (none: fewer rows than a slice are left).

@@ -26,6 +26,7 @@ export type Command =
   | DeleteJob
   | PurgeJob
   | ForgetWorker
+  | ForgetUpload
   | AppendLogs;
 
 export interface RegisterWorker {
@@ -142,6 +143,16 @@ export interface ForgetWorker {
 }
 
 /**
+ * Deletes an upload no job reads (its uploader's DELETE, or one unclaimed past the retention):
+ * a submit naming it is refused from this entry on, and every master removes its copy.
+ */
+export interface ForgetUpload {
+  type: 'forgetUpload';
+  at: number;
+  upload_id: string;
+}
+
+/**
  * Lines a streaming job's instances printed, sent by their worker as they run (a batch task's
  * travel with its outcome instead, in completeTasks / failTasks).
  */
@@ -167,9 +178,9 @@ export interface Refusal {
   message: string;
 }
 
-/** Why a job cannot read `upload`: it went with the last job that read it. */
+/** Why a job cannot read `upload`: it went with the last job that read it, or unclaimed. */
 export const uploadDeletedMessage = (upload: string): string =>
-  `upload ${upload} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`;
+  `upload ${upload} was deleted (no job read it any more); upload the file again (weir submit --input FILE)`;
 
 /** What applying each command produced, for its proposer and the on-applied effects. */
 export interface Applied {
@@ -198,6 +209,7 @@ export interface Applied {
    */
   deleteJob: { ok: true; to_stop: RunningTask[]; seq: number; more: boolean; upload_id?: string };
   purgeJob: { ok: true; more: boolean; removed: number };
+  forgetUpload: { ok: true };
   forgetWorker: { ok: true; forgotten: boolean };
   appendLogs: { ok: true; lines: number };
 }

@@ -38,6 +38,11 @@ export class LifecycleQueries {
     return this.s.deadWorkers.all(before, limit) as { worker_id: string; dead_at: number }[];
   }
 
+  /** Whether a job (kept, not deleted) reads the upload. */
+  uploadRead(uploadId: string): boolean {
+    return this.s.uploadReader.get(uploadId) !== undefined;
+  }
+
   /** Whether the upload belonged to jobs that are all deleted (its copies may go). */
   uploadDeleted(uploadId: string): boolean {
     return this.s.deletedUpload.get(uploadId) !== undefined;
@@ -60,5 +65,6 @@ function prepare(db: Database) {
       `SELECT worker_id, dead_at FROM workers WHERE status = 'dead' AND dead_at < ? ORDER BY dead_at LIMIT ?`,
     ),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
+    uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
   };
 }

@@ -12,6 +12,7 @@ import {
   freePort,
   http,
   httpEarlyAnswer,
+  waitFor,
   type HttpAnswer,
   type MasterProc,
   type WorkerProc,
@@ -367,6 +368,27 @@ describe('the CLI on bad input', () => {
       // The same config, right, goes up and runs.
       const ok = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', file]);
       expect(ok.code, ok.stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('`weir submit --input` refused by the master after the file went up deletes the upload', async () => {
+    // A streaming topology is checked by the master alone: the file is up when it is refused.
+    const dir = mkdtempSync(join(tmpdir(), 'weir-input-'));
+    try {
+      const file = join(dir, 'words.txt');
+      const topology = join(dir, 'topology.json');
+      writeFileSync(file, 'a b\nc d\n');
+      writeFileSync(topology, JSON.stringify({ topology: { nodes: 'none' } }));
+      const uploads = () => readdirSync(join(m.dataDir, 'uploads')).length;
+      const before = { jobs: await jobCount(), uploads: uploads() };
+      const r = await c.cli(['--master', m.url, 'submit', 'streaming', 'X', topology, '--input', file]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/uploaded .*words\.txt/);
+      expect(r.stderr).toMatch(/topology/);
+      await waitFor('the refused job’s upload to be deleted', () => uploads() === before.uploads);
+      expect(await jobCount()).toBe(before.jobs);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newUploadId } from '../../src/common/ids.js';
 import {
   Cluster,
   cliSync,
@@ -192,6 +193,66 @@ describe('three masters, one worker, the default retention', () => {
     await waitFor('the upload to be gone on every master', () =>
       masters.every((m) => !existsSync(join(m.dataDir, 'uploads', uploadId))),
     );
+  });
+
+  it('deletes an upload no job reads on DELETE /api/uploads/ID, asked of any master; refuses one a job reads', async () => {
+    const follower = masters.find((m) => m !== leader)!;
+    const upload = async () => {
+      const up = await http('POST', `${follower.url}/api/uploads`, 'x y\n', {
+        'content-type': 'application/octet-stream',
+      });
+      expect(up.status, up.text).toBe(201);
+      return { id: up.json.upload_id as string, input: { url: up.json.url, format: 'lines' } };
+    };
+    const [unread, read] = [await upload(), await upload()];
+    const job = await submit({ operation: 'wordcount', input: read.input, task_count: 1, reduce_tasks: 1 });
+    const refused = await http('DELETE', `${follower.url}/api/uploads/${read.id}`);
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.json.error).toMatchObject({ code: 'conflict', message: expect.stringContaining(job) });
+
+    const r = await http('DELETE', `${follower.url}/api/uploads/${unread.id}`);
+    expect(r.status, r.text).toBe(204);
+    await waitFor('the deleted upload to be gone on every master', () =>
+      masters.every((m) => !existsSync(join(m.dataDir, 'uploads', unread.id))),
+    );
+    const late = await http('POST', `${leader.url}/api/jobs`, {
+      name: 'late',
+      type: 'batch',
+      config: { operation: 'wordcount', input: unread.input, task_count: 1 },
+    });
+    expect(late.status, late.text).toBe(404);
+    expect(late.json.error.message).toMatch(/upload the file again/);
+    for (const bad of ['up_xyz', '..%2Fstate.db', `up_${'a'.repeat(31)}`]) {
+      expect((await http('DELETE', `${leader.url}/api/uploads/${bad}`)).status, bad).toBe(400);
+    }
+    for (const m of masters) expect(existsSync(join(m.dataDir, 'uploads', read.id))).toBe(true);
+  });
+
+  it('a copy no job read within the retention, on a follower alone, is deleted through the leader', async () => {
+    const follower = masters.find((m) => m !== leader)!;
+    // A copy eight days old (the retention is 7 days) that only this follower holds: as an
+    // upload refused after some masters took it, or acknowledged without the leader, leaves.
+    const id = newUploadId(Date.now() - 8 * 86_400_000);
+    const put = await http('PUT', `${follower.url}/api/uploads/${id}`, 'old\n', {
+      'content-type': 'application/octet-stream',
+    });
+    expect(put.status, put.text).toBe(201);
+    await waitFor(
+      'the follower’s sweep to have the copy deleted',
+      () => !existsSync(join(follower.dataDir, 'uploads', id)),
+      30_000,
+    );
+    expect(c.log(follower)).toContain('asked the leader to delete an upload no job read within the retention');
+    const late = await http('POST', `${leader.url}/api/jobs`, {
+      name: 'late',
+      type: 'batch',
+      config: {
+        operation: 'wordcount',
+        input: { url: `${follower.url}/uploads/${id}`, format: 'lines' },
+        task_count: 1,
+      },
+    });
+    expect(late.status, late.text).toBe(404);
   });
 
   it('deletes a running job: its tasks stop on the worker and its map outputs go', async () => {
@@ -440,6 +501,22 @@ describe('one master with --retention 2s', () => {
     expect((await http('POST', `${m.url}/api/jobs/${running}/cancel`)).status).toBe(200);
     await waitFor('the cancelled job to be deleted', async () => (await status(running)) === 404, 20_000);
     expect(await status(kept)).toBe(200);
+  });
+
+  it('deletes an upload no job read within the retention', async () => {
+    const up = await http('POST', `${m.url}/api/uploads`, 'never read\n', {
+      'content-type': 'application/octet-stream',
+    });
+    expect(up.status, up.text).toBe(201);
+    const id = up.json.upload_id as string;
+    await waitFor('the unclaimed upload to be deleted', () => !existsSync(join(m.dataDir, 'uploads', id)), 20_000);
+    expect(c.log(m)).toContain('deleted an upload no job read within the retention');
+    const late = await http('POST', `${m.url}/api/jobs`, {
+      name: 'late',
+      type: 'batch',
+      config: { operation: 'wordcount', input: { url: up.json.url, format: 'lines' }, task_count: 1 },
+    });
+    expect(late.status, late.text).toBe(404);
   });
 
   it('forgets a worker killed and declared dead, once the retention has passed', async () => {

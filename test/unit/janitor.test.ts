@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/common/logger.js';
 import type { Applied } from '../../src/consensus/consensus.js';
+import { newUploadId, uploadMadeAt } from '../../src/common/ids.js';
 import { Janitor, type LocalUploads } from '../../src/master/janitor.js';
 import type { ClusterConsensus } from '../../src/master/cluster-log.js';
 import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
@@ -36,10 +37,14 @@ const consensus = {
   },
 } as unknown as ClusterConsensus;
 
+/** Copies held here, and when each began (an id's time, or a legacy copy's file time). */
+const madeAt = new Map<string, number>();
 const uploads: LocalUploads = {
   ids: () => [...held],
+  madeAt: (id) => madeAt.get(id) ?? uploadMadeAt(id) ?? Date.now(),
   remove: async (id) => void held.delete(id),
 };
+let askedLeader: string[];
 
 function completedJob(job_id: string, n: number, at: number, config: Record<string, unknown> = {}) {
   apply(submitJobCommand(job_id, { operation: 'noop', task_count: n, ...config }, {}, at));
@@ -62,6 +67,8 @@ beforeEach(() => {
   leader = true;
   proposed = [];
   held = new Set();
+  madeAt.clear();
+  askedLeader = [];
   apply(registerWorkerCommand('w', 10, 0));
 });
 afterEach(() => {
@@ -69,7 +76,25 @@ afterEach(() => {
 });
 
 const newJanitor = (retentionMs: number) =>
-  (janitor = new Janitor(consensus, new LifecycleQueries(sm), uploads, retentionMs, log));
+  (janitor = new Janitor(consensus, new LifecycleQueries(sm), uploads, retentionMs, log, async (id) => {
+    askedLeader.push(id);
+    await consensus.propose({ type: 'forgetUpload', at: Date.now(), upload_id: id });
+  }));
+
+/** A job that reads upload `id`. */
+const reader = (job_id: string, id: string) =>
+  apply({
+    type: 'submitJob',
+    at: 0,
+    job_id,
+    name: job_id,
+    job_type: 'batch',
+    config: normalizeBatchConfig({
+      operation: 'wordcount',
+      input: { url: `http://m:1/uploads/${id}`, format: 'lines' },
+      task_count: 1,
+    }),
+  });
 
 describe('the janitor', () => {
   it('proposes purge slices one after the other until the deleted job has no row left', async () => {
@@ -153,5 +178,42 @@ describe('the janitor', () => {
     apply({ type: 'deleteJob', at: 1, job_id: 'reads' });
     await janitor.sweep();
     expect([...held]).toEqual([`up_${'c'.repeat(32)}`]);
+  });
+
+  it('has an upload no job read within the retention deleted through the log; a read or young one stays', async () => {
+    newJanitor(60_000);
+    const now = Date.now();
+    const [stale, young, read] = [newUploadId(now - 61_000), newUploadId(now - 1000), newUploadId(now - 61_000)];
+    const legacy = `up_${'e'.repeat(32)}`;
+    madeAt.set(legacy, now - 61_000); // its copy's file time
+    for (const id of [stale, young, read, legacy]) held.add(id);
+    reader('reads', read);
+    await janitor.sweep();
+    expect(proposed.filter((c) => c.type === 'forgetUpload').map((c) => 'upload_id' in c && c.upload_id)).toEqual([
+      stale,
+      legacy,
+    ]);
+    expect([...held].sort()).toEqual([young, read].sort());
+    expect(askedLeader).toEqual([]);
+    // A submit naming a deleted one is refused in the log.
+    expect(reader('late', stale)).toMatchObject({ ok: false, code: 'not_found' });
+  });
+
+  it('on a follower, asks the leader to delete its unclaimed copy (one the leader may not hold)', async () => {
+    newJanitor(60_000);
+    leader = false;
+    const stale = newUploadId(Date.now() - 61_000);
+    held.add(stale);
+    await janitor.sweep();
+    expect(askedLeader).toEqual([stale]);
+    expect(held.has(stale)).toBe(false);
+  });
+
+  it('keeps unclaimed uploads for ever with retention 0', async () => {
+    newJanitor(0);
+    held.add(newUploadId(Date.now() - 365 * 86_400_000));
+    await janitor.sweep();
+    expect(proposed).toEqual([]);
+    expect(held.size).toBe(1);
   });
 });

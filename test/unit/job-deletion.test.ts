@@ -164,12 +164,47 @@ describe('deleteJob', () => {
     expect(submit('late', { operation: 'wordcount', input, task_count: 1 })).toEqual({
       ok: false,
       code: 'not_found',
-      message: `upload ${up} was deleted with the last job that read it; upload the file again (weir submit --input FILE)`,
+      message: `upload ${up} was deleted (no job read it any more); upload the file again (weir submit --input FILE)`,
     });
     expect(q.job('late')).toBeUndefined();
     expect(count(`SELECT count(*) AS n FROM jobs`)).toBe(jobs);
     // A job reading another upload, or none, is taken as before.
     expect(submit('other', { operation: 'noop' })).toMatchObject({ ok: true, job_id: 'other' });
+  });
+
+  it('forgets an upload no job reads: a submit naming it is refused from then on', () => {
+    const up = `up_${'c'.repeat(44)}`;
+    const input = { url: `http://127.0.0.1:9/uploads/${up}`, format: 'lines' };
+    expect(apply({ type: 'forgetUpload', at: 5000, upload_id: up })).toEqual({ ok: true });
+    expect(life.uploadDeleted(up)).toBe(true);
+    // Asked again (a sweep's second ask, or the uploader's), the answer is the same.
+    expect(apply({ type: 'forgetUpload', at: 5001, upload_id: up })).toEqual({ ok: true });
+    expect(submit('late', { operation: 'wordcount', input, task_count: 1 })).toMatchObject({
+      ok: false,
+      code: 'not_found',
+      message: expect.stringContaining(`upload ${up} was deleted`),
+    });
+  });
+
+  it('refuses to forget an upload a job reads, whichever came first in the log', () => {
+    const up = `up_${'d'.repeat(44)}`;
+    const input = { url: `http://127.0.0.1:9/uploads/${up}`, format: 'lines' };
+    submit('reader', { operation: 'wordcount', input, task_count: 1 });
+    expect(apply({ type: 'forgetUpload', at: 5000, upload_id: up })).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: `job reader reads upload ${up}: delete the jobs that read it, and it goes with the last one`,
+    });
+    expect(life.uploadDeleted(up)).toBe(false);
+    // Its last reader deleted, it goes with it.
+    expect(apply({ type: 'deleteJob', at: 5000, job_id: 'reader' })).toMatchObject({ upload_id: up });
+  });
+
+  it('refuses to forget what is no upload id, changing nothing', () => {
+    for (const bad of ['up_', '../state.db', 7, null]) {
+      expect(apply({ type: 'forgetUpload', at: 5000, upload_id: bad as string })).toMatchObject({ ok: false });
+    }
+    expect(count(`SELECT count(*) AS n FROM deleted_uploads`)).toBe(0);
   });
 
   it('deletes a big job in slices of at most PURGE_SLICE_ROWS rows, invisible from the first', () => {

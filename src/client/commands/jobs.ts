@@ -211,15 +211,29 @@ async function submitJob(
     // The file is the topology itself, or a whole config holding it.
     if (!('topology' in config)) config = { topology: config };
   }
+  let uploaded: string | undefined;
   if (f.input) {
     const format = inputFormat(f.input, config?.input);
     if (type === 'batch') refuseBeforeUpload(config, format);
-    config = { ...config, input: await uploadInput(ctx, f.input, format) };
+    const { upload_id, ...input } = await uploadInput(ctx, f.input, format);
+    uploaded = upload_id;
+    config = { ...config, input };
   }
   if (f.module) config = { ...config, module: readTextFile(f.module, 'module file') };
   // A waited submit asks for the first results too (weir run prints them).
   const resultsLimit = waitMs > 0 && type === 'batch' ? FIRST_RESULTS : undefined;
-  return ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs, resultsLimit);
+  try {
+    return await ctx.sdk().submit({ name, type, ...(config ? { config } : {}) }, randomUUID(), waitMs, resultsLimit);
+  } catch (err) {
+    // The upload no job will read goes now, not after --retention. Asked whatever the error:
+    // had the submit been taken after all, the job reads the upload and the master keeps it.
+    if (uploaded)
+      await ctx
+        .sdk()
+        .deleteUpload(uploaded)
+        .catch(() => undefined);
+    throw err;
+  }
 }
 
 /** The input's format: the config's `input.format`, else the file's extension. */
@@ -238,12 +252,16 @@ function refuseBeforeUpload(config: Record<string, unknown> | undefined, format:
 }
 
 /** Uploads a local input file; the job reads it back from the masters by URL. */
-async function uploadInput(ctx: CliContext, file: string, format: unknown): Promise<{ url: string; format: unknown }> {
+async function uploadInput(
+  ctx: CliContext,
+  file: string,
+  format: unknown,
+): Promise<{ url: string; format: unknown; upload_id: string }> {
   if (!existsSync(file)) throw new CliError(`cannot read input file '${file}'`);
   const up = await ctx.sdk().upload(file);
   const kept = up.copies > 1 ? `, kept by ${up.copies} masters` : '';
   note(`uploaded ${file} (${(up.bytes / 1048576).toFixed(1)} MiB${kept}); workers read it from ${up.url}`);
-  return { url: up.url, format };
+  return { url: up.url, format, upload_id: up.upload_id };
 }
 
 /** The results as one JSON array, streamed page by page; a followed stream's rows as JSON lines. */
