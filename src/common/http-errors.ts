@@ -1,7 +1,14 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { Type } from '@fastify/type-provider-typebox';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+  preParsingHookHandler,
+} from 'fastify';
 import type { WebSocket } from 'ws';
 import { isDiskFull } from './disk-errors.js';
 import { ERROR_CODES, WeirError, badRequest, noSpace } from './errors.js';
@@ -133,11 +140,13 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
   answered.add(socket);
   const e =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? new WeirError('payload_too_large', 'the request line and headers are over 16 KiB; send less in them', 431)
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? badRequest('the request did not arrive whole in time; send it again')
-        : badRequest('the bytes sent are not an HTTP/1.1 request (a malformed request line, header or body framing)');
+    err instanceof WeirError
+      ? err
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new WeirError('payload_too_large', 'the request line and headers are over 16 KiB; send less in them', 431)
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? badRequest('the request did not arrive whole in time; send it again')
+          : badRequest('the bytes sent are not an HTTP/1.1 request (a malformed request line, header or body framing)');
   const body = JSON.stringify(e.toJSON());
   if (!socket.writable) return void socket.destroy(err);
   socket.end(
@@ -150,6 +159,39 @@ export function clientErrors(err: Error & { code?: string }, socket: Socket): vo
     if (drained > MAX_DRAIN) socket.destroy();
   });
   socket.setTimeout(LINGER_MS, () => socket.destroy());
+}
+
+/** How long after its headers a request's body must be whole (a streamed upload's excepted). */
+export const BODY_DEADLINE_MS = 60_000;
+
+/**
+ * A preParsing hook: a body not whole `ms` after its headers is answered 408 and its
+ * connection closed. Fastify sets no request timeout (uploads take their time, and keep an
+ * idle limit of their own), so a client that sent headers and half a JSON body held its
+ * connection, a file descriptor and a parser for ever: enough of them and a master takes no
+ * connection at all. A deadline, not an idle limit: reading chunks to time them would cost
+ * every request a stream of its own, and a body here is at most 16 MiB.
+ */
+export function bodyDeadline(ms = BODY_DEADLINE_MS): preParsingHookHandler {
+  return (req, reply, payload, done) => {
+    const sent = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length']) > 0;
+    if (!sent || req.routeOptions.bodyLimit > BODY_LIMIT) return done(null, payload);
+    const raw = req.raw;
+    const timer = setTimeout(() => {
+      if (raw.complete || reply.raw.headersSent) return;
+      req.log.info({ ms }, 'a request body did not arrive in time; its connection closes');
+      clientErrors(
+        new WeirError(
+          'bad_request',
+          `the body did not arrive within ${ms / 1000} s of its headers; send it again`,
+          408,
+        ),
+        raw.socket,
+      );
+    }, ms);
+    raw.once('end', () => clearTimeout(timer));
+    done(null, payload);
+  };
 }
 
 /**
@@ -182,6 +224,7 @@ async function notAnUpgrade(req: FastifyRequest): Promise<never> {
 export function installErrorHandlers(
   app: Pick<FastifyInstance, 'setErrorHandler' | 'setNotFoundHandler' | 'addHook'>,
   node: NodeKind,
+  o: { bodyDeadlineMs?: number } = {},
 ): void {
   app.addHook('onRoute', (route) => {
     if (!route.websocket) return;
@@ -194,6 +237,7 @@ export function installErrorHandlers(
     if (!(Number(req.headers['content-length']) > BODY_LIMIT) || req.routeOptions.bodyLimit > BODY_LIMIT) return done();
     refuseOnceBodyIsIn(req, res, tooLarge(), done);
   });
+  app.addHook('preParsing', bodyDeadline(o.bodyDeadlineMs));
   app.setErrorHandler((err: FastifyError, req, res) => reply(node, err, req, res));
   app.setNotFoundHandler((req, res) => {
     const path = req.url.split('?')[0];

@@ -3,6 +3,8 @@
 // error's text stays in the server's log.
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { connect } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, WeirError } from '../../src/common/errors.js';
 import { BODY_LIMIT, ERROR_REPLIES, frameworkErrors, installErrorHandlers } from '../../src/common/http-errors.js';
@@ -117,3 +119,89 @@ describe('the shared error handling', () => {
     }
   });
 });
+
+describe('a body that does not arrive in time', () => {
+  const DEADLINE_MS = 300;
+  let slow: FastifyInstance;
+  let port: number;
+  beforeAll(async () => {
+    slow = Fastify({ bodyLimit: BODY_LIMIT, logger: false });
+    installErrorHandlers(slow, 'master', { bodyDeadlineMs: DEADLINE_MS });
+    slow.post('/echo', async (req) => req.body);
+    slow.get('/ping', async () => ({ ok: true }));
+    // A route streaming a big body (an upload) keeps its own limits.
+    slow.register(async (scope) => {
+      scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+      scope.post('/stream', { bodyLimit: BODY_LIMIT * 64 }, async (req) => {
+        let n = 0;
+        for await (const chunk of req.body as AsyncIterable<Buffer>) n += chunk.length;
+        return { n };
+      });
+    });
+    await slow.listen({ host: '127.0.0.1', port: 0 });
+    port = (slow.server.address() as { port: number }).port;
+  });
+  afterAll(() => slow.close());
+
+  /** A raw connection: what it was answered, and when it closed (ms after it opened). */
+  function raw(parts: { text: string; afterMs: number }[]) {
+    const t0 = performance.now();
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('error', () => undefined);
+    for (const p of parts) setTimeout(() => s.writable && s.write(p.text), p.afterMs);
+    return new Promise<{ answer: string; closedMs: number }>((resolve) =>
+      s.on('close', () => resolve({ answer: got, closedMs: performance.now() - t0 })),
+    );
+  }
+  const post = (path: string, type: string, length: number) =>
+    `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: ${type}\r\ncontent-length: ${length}\r\n\r\n`;
+
+  it('answers 408 {error} and closes the connection when half a body came', async () => {
+    const { answer, closedMs } = await raw([{ text: `${post('/echo', 'application/json', 100)}{"a":`, afterMs: 0 }]);
+    expect(answer).toMatch(/^HTTP\/1.1 408 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: { code: 'bad_request', message: 'the body did not arrive within 0.3 s of its headers; send it again' },
+    });
+    expect(closedMs).toBeGreaterThanOrEqual(DEADLINE_MS - 20);
+  });
+
+  it('takes a body that arrives slowly but whole in time, and lets the connection live on', async () => {
+    const body = '{"a":1}';
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.write(`${post('/echo', 'application/json', body.length)}{"a"`);
+    await new Promise((r) => setTimeout(r, DEADLINE_MS / 3));
+    s.write(':1}');
+    await waitUntil(() => got.includes('{"a":1}'));
+    expect(got).toMatch(/^HTTP\/1.1 200 /);
+    // Idle past the deadline between requests: the timer of the first is gone.
+    await new Promise((r) => setTimeout(r, DEADLINE_MS * 2));
+    got = '';
+    s.write('GET /ping HTTP/1.1\r\nhost: x\r\n\r\n');
+    await waitUntil(() => got.includes('"ok":true'));
+    s.destroy();
+  });
+
+  it('leaves a streamed body to its route', async () => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.write(`${post('/stream', 'application/octet-stream', 6)}abc`);
+    await new Promise((r) => setTimeout(r, DEADLINE_MS * 2));
+    s.write('def');
+    await waitUntil(() => got.includes('"n":6'));
+    expect(got).toMatch(/^HTTP\/1.1 200 /);
+    s.destroy();
+  });
+});
+
+async function waitUntil(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('never');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
