@@ -226,6 +226,12 @@ describe('three masters, one worker, the default retention', () => {
       expect((await http('DELETE', `${leader.url}/api/uploads/${bad}`)).status, bad).toBe(400);
     }
     for (const m of masters) expect(existsSync(join(m.dataDir, 'uploads', read.id))).toBe(true);
+    // The CLI: a line each, and a non-zero exit for the one a job still reads.
+    const another = await upload();
+    const cli = await c.cli(['delete', another.id, read.id, '--master', follower.url]);
+    expect(cli.code, cli.stderr).toBe(1);
+    expect(cli.stdout.trim()).toBe(`deleted upload ${another.id}`);
+    expect(cli.stderr).toMatch(new RegExp(`could not delete upload ${read.id}: job ${job} reads`));
   });
 
   it('a copy no job read within the retention, on a follower alone, is deleted through the leader', async () => {

@@ -15,7 +15,7 @@ import {
   type WeirClient,
 } from '../sdk.js';
 import { WeirError } from '../../common/errors.js';
-import { uploadPath } from '../../common/ids.js';
+import { UPLOAD_ID, uploadPath } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import { retentionOf } from '../../ops/retention.js';
 
@@ -110,25 +110,33 @@ export function jobCommands(program: Command, ctx: CliContext): void {
 
   program
     .command('delete')
-    .description('delete jobs and everything they left (a running job is cancelled first)')
+    .description(
+      'delete jobs and everything they left (a running job is cancelled first), or uploads no job reads (up_…)',
+    )
     .argument('<job_id...>')
     .action(async (ids: string[]) => {
       const sdk = ctx.sdk();
-      const outcomes: { job_id: string; deleted: boolean; error?: { code: string; message: string } }[] = [];
+      type Outcome = { deleted: boolean; error?: { code: string; message: string } };
+      const jobs: (Outcome & { job_id: string })[] = [];
+      const uploads: (Outcome & { upload_id: string })[] = [];
       for (const id of ids) {
+        const upload = UPLOAD_ID.test(id);
+        const what = upload ? 'upload' : 'job';
+        const record = (o: Outcome) =>
+          upload ? uploads.push({ upload_id: id, ...o }) : jobs.push({ job_id: id, ...o });
         try {
-          await sdk.delete(id);
-          outcomes.push({ job_id: id, deleted: true });
-          if (!ctx.global.json) out(`deleted job ${id}`);
+          await (upload ? sdk.deleteUpload(id) : sdk.delete(id));
+          record({ deleted: true });
+          if (!ctx.global.json) out(`deleted ${what} ${id}`);
         } catch (err) {
-          // An unreachable cluster stops here; a job refused (unknown, bad id) does not stop the rest.
+          // An unreachable cluster stops here; one refused (unknown, bad id, still read) does not stop the rest.
           if (!(err instanceof WeirError)) throw err;
-          outcomes.push({ job_id: id, deleted: false, error: { code: err.code, message: err.message } });
-          if (!ctx.global.json) note(`could not delete job ${id}: ${err.message}`);
+          record({ deleted: false, error: { code: err.code, message: err.message } });
+          if (!ctx.global.json) note(`could not delete ${what} ${id}: ${err.message}`);
         }
       }
-      if (ctx.global.json) out(JSON.stringify({ jobs: outcomes }, null, 2));
-      if (outcomes.some((o) => !o.deleted)) ctx.exitCode = 1;
+      if (ctx.global.json) out(JSON.stringify({ jobs, ...(uploads.length ? { uploads } : {}) }, null, 2));
+      if ([...jobs, ...uploads].some((o) => !o.deleted)) ctx.exitCode = 1;
     });
 
   program
