@@ -35,9 +35,10 @@ export const NO_COPIES_AFTER_FAILURE_MS = 30_000;
 
 /**
  * The workers that failed a task lately, for speculation to pass over. A copy is a bet that
- * another worker does better, and one that fails is charged to its task (the race goes on
- * with the other attempt, apply.ts). A worker whose disk is full fails every task at once, so
- * it always has free slots: the stragglers of a loaded cluster were copied to it and charged.
+ * another worker does better, and one that fails ends its race: the task is charged a failure
+ * and retried, its healthy original stopped (apply.ts). A worker whose disk is full fails
+ * every task at once, so it always has free slots: the stragglers of a loaded cluster were
+ * copied to it and charged for it.
  */
 export class RecentFailures {
   private readonly last = new Map<string, number>();

@@ -163,13 +163,13 @@ export class Applier {
       const toStop: RunningTask[] = [];
       const requeued: Attempts[] = [];
       for (const t of running) {
-        const survivor = otherAttempts(t, t.worker_id === cmd.worker_id ? t.attempt : t.alt_attempt)[0];
-        if (survivor) {
-          // A speculative race goes on with its attempt on a live worker.
-          const since = survivor.attempt === t.attempt ? cmd.at : 0;
-          this.s.survive.run(0, null, since, survivor.attempt, survivor.worker_id, t.seq, t.idx);
+        if (t.alt_worker_id === cmd.worker_id) {
+          // The original of a speculative race lost with its worker: the race goes on with the
+          // copy (a lost copy ends it, as a failed one does, for the numbers' sake).
+          this.s.survive.run(0, null, cmd.at, t.attempt, t.worker_id, t.seq, t.idx);
           continue;
         }
+        toStop.push(...otherAttempts(t, t.attempt));
         this.s.requeue.run(cmd.at, null, t.seq, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
         requeued.push(t);
@@ -391,13 +391,14 @@ export class Applier {
       const error = JSON.stringify(f.error);
       // A path or right the worker refuses stays refused: another attempt would only be refused again.
       const retry = mayRetry(failures, row.max_retries) && !isFinalFailure(f.error);
-      const survivor = others[0];
-      if (retry && survivor) {
-        // A speculative race goes on with its other attempt, charged this failure: stopping a
-        // healthy attempt to start another would send the task where it may fail again (a
-        // worker with a full disk fails every attempt, and so always has a free slot).
-        const since = survivor.attempt > f.attempt ? cmd.at : 0;
-        this.s.survive.run(1, error, since, survivor.attempt, survivor.worker_id, seq, f.idx);
+      const copy = others[0];
+      if (retry && copy && copy.attempt > f.attempt) {
+        // An original that fails while its speculative copy runs: the race goes on with the
+        // copy, charged this failure. Stopping a healthy attempt to start another sent the task
+        // where it may fail again (a worker with a full disk fails every attempt, and so always
+        // has a free slot). A failed copy ends the race instead, as below: the original, with
+        // the lower number, would carry on, and the next attempt reuse the copy's number.
+        this.s.survive.run(1, error, cmd.at, copy.attempt, copy.worker_id, seq, f.idx);
         continue;
       }
       // Past its retries, or refused for good, the task ends as a whole: the other attempt stops.
@@ -620,7 +621,9 @@ export class Applier {
     const to = last.first + last.count - 1;
     const running = this.s.runningInRange.all(seq, from, to, seq, from, to) as Omit<RunningTask, 'job_id'>[];
     this.s.toWaiting.run(seq, from, to);
-    if (running.length) this.delta(jobId, { running: -running.length, pending: running.length });
+    // A task raced by a speculative copy is one running task with two attempts to stop.
+    const tasks = new Set(running.map((t) => t.idx)).size;
+    if (tasks) this.delta(jobId, { running: -tasks, pending: tasks });
     this.s.setStage.run(stage, jobId);
     return running.map((t) => ({ job_id: jobId, ...t }));
   }
