@@ -49,6 +49,25 @@ export const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
 export const isUploadPath = (path: string): boolean =>
   path.startsWith('/uploads/') && UPLOAD_ID.test(path.slice('/uploads/'.length));
 
+/**
+ * The upload a URL names only once its path is decoded (`/%75ploads/…`, `/uploads/up%5F…`),
+ * if it does; never throws. Masters serve such a URL (the router decodes it), but a job's
+ * upload is known by its URL as written: one hidden this way would be taken for an upload no
+ * job reads, and deleted under the job.
+ */
+export function escapedUploadId(url: unknown): string | undefined {
+  if (typeof url !== 'string') return undefined;
+  let path: string;
+  let decoded: string;
+  try {
+    path = new URL(url).pathname;
+    decoded = decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+  return decoded !== path && isUploadPath(decoded) ? decoded.slice('/uploads/'.length) : undefined;
+}
+
 /** The upload a URL names (`…/uploads/ID`), if it names one; never throws. */
 export function uploadIdOfUrl(url: unknown): string | undefined {
   if (typeof url !== 'string') return undefined;

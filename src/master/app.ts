@@ -96,7 +96,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
     opts.transport.accept(socket, req.headers, opened, authority);
   });
   const replicator = new UploadReplicator(ctx.consensus, opts.selfUrl, ctx.tokens, ctx.log, opts.peerAgent);
-  await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl, ctx.consensus));
+  await app.register(uploadRoutes(opts.uploads, replicator, opts.selfUrl, ctx.consensus, ctx.retentionMs ?? 0));
   await app.register(clusterRoutes(ctx));
   await app.register(dashboardRoutes());
   await app.register(

@@ -22,6 +22,8 @@ export interface MasterContext {
   log: Logger;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** `--retention` in ms (0: kept): finished jobs, dead workers and unclaimed uploads. */
+  retentionMs?: number;
   /** This master's own tokens, for calls it makes to workers. */
   tokens: TokenSource;
   /** With TLS, workers are reached over https too, with this master's certificate. */

@@ -445,6 +445,7 @@ export class MasterNode {
         metrics,
         heartbeatIntervalMs,
         heartbeatTimeoutMs,
+        retentionMs,
         scheduler,
         live,
       },

@@ -18,7 +18,8 @@ export function unclaimedTooLong(madeAt: number, now: number, retentionMs: numbe
  * /api/uploads/ID`, as a peer. The deletion goes through the log (a submit naming the upload
  * is refused from that entry on, and every master removes its copy), so a copy the leader does
  * not hold — an upload acknowledged by the followers alone, or one refused after some of them
- * took it — goes too. A job that reads the upload by now is the leader's to see: 409, kept.
+ * took it — goes too. A job that reads the upload by now, or an upload not that old by the
+ * leader's clock, is the leader's to see: 409, kept.
  */
 export function forgetAtLeader(
   consensus: ClusterConsensus,
@@ -29,7 +30,7 @@ export function forgetAtLeader(
     const leader = consensus.leaderUrl();
     if (!leader) throw noLeader();
     const auth = await tokens.header();
-    const res = await request(`${leader}${UPLOADS_PATH}/${id}`, {
+    const res = await request(`${leader}${UPLOADS_PATH}/${id}?unclaimed=true`, {
       method: 'DELETE',
       headers: auth ? { authorization: auth } : {},
       headersTimeout: 10_000,

@@ -14,6 +14,7 @@ import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { commit } from './cluster-log.js';
+import { unclaimedTooLong } from './unclaimed-uploads.js';
 import { RangeRefusedReply, rawReply, UploadCopyReply, UploadDeletedReply, UploadReply } from './reply-schemas.js';
 
 /**
@@ -42,9 +43,13 @@ export class UploadStore {
     for (const f of readdirSync(this.dir)) if (f.endsWith('.tmp')) rmSync(join(this.dir, f), { force: true });
   }
 
-  /** Stores a body stream under a new id; refuses (and drops) one over the limit. */
+  /**
+   * Stores a body stream under a new id; refuses (and drops) one over the limit. The id is
+   * made once the body is in: the time it carries is when the upload was whole, so an upload
+   * slower than --retention is not taken for one left unclaimed as soon as it is acknowledged.
+   */
   save(body: Readable): Promise<{ upload_id: string; bytes: number }> {
-    return this.write(newUploadId(), body);
+    return this.write(undefined, body);
   }
 
   /** Stores another master's copy of upload `id`. */
@@ -54,9 +59,9 @@ export class UploadStore {
   }
 
   /** Writes to a temporary name, syncs, then renames: an upload is whole and durable or absent. */
-  private async write(id: string, body: Readable): Promise<{ upload_id: string; bytes: number }> {
+  private async write(given: string | undefined, body: Readable): Promise<{ upload_id: string; bytes: number }> {
     // Copies of one id arriving twice at once (a retry) must not share a temporary file.
-    const tmp = join(this.dir, `${id}.${randomBytes(4).toString('hex')}.tmp`);
+    const tmp = join(this.dir, `${given ?? 'new'}.${randomBytes(4).toString('hex')}.tmp`);
     let bytes = 0;
     const idle = setTimeout(() => body.destroy(stalled(this.idleMs)), this.idleMs);
     body.on('data', (chunk: Buffer) => {
@@ -74,6 +79,7 @@ export class UploadStore {
     } finally {
       clearTimeout(idle);
     }
+    const id = given ?? newUploadId();
     try {
       await syncPath(tmp, 'r+');
       await rename(tmp, this.pathOf(id));
@@ -155,6 +161,14 @@ const bytes = (description: string) => rawReply(OCTETS, description, { 'accept-r
 const Upload = { response: { 201: UploadReply } };
 const Forget = {
   params: Type.Object({ id: Type.String({ pattern: UPLOAD_ID.source }) }),
+  querystring: Type.Object({
+    unclaimed: Type.Optional(
+      Type.Boolean({
+        description:
+          'only if it was made longer than --retention ago by this master’s clock (a master’s sweep asks so)',
+      }),
+    ),
+  }),
   response: { 204: UploadDeletedReply },
 };
 // 200: the same copy sent again.
@@ -180,6 +194,8 @@ export function uploadRoutes(
   replicator: UploadReplicator,
   selfUrl: string,
   consensus: ClusterConsensus,
+  /** --retention: how long an upload no job reads is kept. */
+  retentionMs: number,
 ) {
   return async (app: FastifyInstance): Promise<void> => {
     app.removeAllContentTypeParsers();
@@ -213,7 +229,19 @@ export function uploadRoutes(
     });
     app.delete(`${UPLOADS_PATH}/:id`, { schema: Forget }, async (req, reply) => {
       const id = (req.params as { id: string }).id;
-      await commit(consensus, { type: 'forgetUpload', at: Date.now(), upload_id: id });
+      const at = Date.now();
+      // A follower's sweep judged by its own clock; the leader's decides (an id without a time
+      // was judged by its copy's file time, which only that master has).
+      const madeAt = uploadMadeAt(id);
+      if ((req.query as { unclaimed?: boolean }).unclaimed && madeAt !== undefined) {
+        if (!unclaimedTooLong(madeAt, at, retentionMs)) {
+          throw new WeirError(
+            'conflict',
+            `upload ${id} was made ${Math.round((at - madeAt) / 1000)} s ago by this master's clock: kept for --retention`,
+          );
+        }
+      }
+      await commit(consensus, { type: 'forgetUpload', at, upload_id: id });
       return reply.code(204).send();
     });
     app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {

@@ -509,8 +509,8 @@ export class Applier {
 
   private forgetUpload(cmd: ForgetUpload): ApplyResult<'forgetUpload'> {
     const id = cmd.upload_id;
-    if (typeof id !== 'string' || !UPLOAD_ID.test(id)) {
-      return { ok: false, code: 'not_found', message: `'${String(id)}' is no upload id` };
+    if (typeof id !== 'string' || !UPLOAD_ID.test(id) || !Number.isSafeInteger(cmd.at)) {
+      return { ok: false, code: 'not_found', message: `'${String(id)}' is no upload id, or the command no time` };
     }
     const reader = this.s.uploadReaderJob.get(id) as { job_id: string } | undefined;
     if (reader) {
@@ -849,7 +849,8 @@ function prepare(db: Database) {
     deletePurging: st(`DELETE FROM purging WHERE seq = ?`),
     uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
     uploadReaderJob: st(`SELECT job_id FROM jobs WHERE upload_id = ? LIMIT 1`),
-    insertDeletedUpload: st(`INSERT OR IGNORE INTO deleted_uploads (upload_id, at) VALUES (?, ?)`),
+    // Not OR IGNORE: that ignores a NULL time too, and the upload would go unrecorded.
+    insertDeletedUpload: st(`INSERT INTO deleted_uploads (upload_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     // The last task of the next slice (none: fewer rows than a slice are left).
     taskSliceEnd: st(`SELECT idx FROM tasks WHERE seq = ? ORDER BY idx LIMIT 1 OFFSET ?`),

@@ -205,11 +205,23 @@ describe('three masters, one worker, the default retention', () => {
       return { id: up.json.upload_id as string, input: { url: up.json.url, format: 'lines' } };
     };
     const [unread, read] = [await upload(), await upload()];
+    // Its URL written with escapes would hide the upload from the deletions: refused.
+    const escaped = await http('POST', `${leader.url}/api/jobs`, {
+      name: 'escaped',
+      type: 'batch',
+      config: { operation: 'wordcount', input: { url: unread.input.url.replace('/uploads/', '/%75ploads/') } },
+    });
+    expect(escaped.status, escaped.text).toBe(400);
+    expect(escaped.json.error.message).toContain(`names upload ${unread.id} with escapes`);
     const job = await submit({ operation: 'wordcount', input: read.input, task_count: 1, reduce_tasks: 1 });
     const refused = await http('DELETE', `${follower.url}/api/uploads/${read.id}`);
     expect(refused.status, refused.text).toBe(409);
     expect(refused.json.error).toMatchObject({ code: 'conflict', message: expect.stringContaining(job) });
 
+    // A master's sweep asks for it only once it is older than --retention by the leader's clock.
+    const young = await http('DELETE', `${follower.url}/api/uploads/${unread.id}?unclaimed=true`);
+    expect(young.status, young.text).toBe(409);
+    expect(young.json.error.message).toMatch(/kept for --retention/);
     const r = await http('DELETE', `${follower.url}/api/uploads/${unread.id}`);
     expect(r.status, r.text).toBe(204);
     await waitFor('the deleted upload to be gone on every master', () =>

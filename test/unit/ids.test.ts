@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ID_PATTERN, newId, newUploadId, UPLOAD_ID, uploadMadeAt } from '../../src/common/ids.js';
+import {
+  escapedUploadId,
+  ID_PATTERN,
+  newId,
+  newUploadId,
+  UPLOAD_ID,
+  uploadIdOfUrl,
+  uploadMadeAt,
+} from '../../src/common/ids.js';
 
 describe('newId', () => {
   it('gives no two ids alike, across many refills of its pool of random bytes', () => {
@@ -41,6 +49,28 @@ describe('upload ids', () => {
     ]) {
       expect(bad).not.toMatch(UPLOAD_ID);
       expect(uploadMadeAt(bad)).toBeUndefined();
+    }
+  });
+});
+
+describe('an upload URL written with escapes', () => {
+  const id = newUploadId(1_796_000_000_000);
+  it('is told apart from one written as its upload answered', () => {
+    expect(uploadIdOfUrl(`http://m:1/uploads/${id}`)).toBe(id);
+    expect(escapedUploadId(`http://m:1/uploads/${id}`)).toBeUndefined();
+    for (const path of [
+      `/%75ploads/${id}`,
+      `/uploads/up%5F${id.slice(3)}`,
+      `/uploads/${id.slice(0, 10)}%${id.charCodeAt(10).toString(16)}${id.slice(11)}`,
+    ]) {
+      expect(uploadIdOfUrl(`http://m:1${path}`), path).toBeUndefined();
+      expect(escapedUploadId(`http://m:1${path}`), path).toBe(id);
+    }
+  });
+
+  it('names nothing when it decodes to no upload, or cannot be decoded', () => {
+    for (const url of ['http://m:1/data/%41.txt', 'http://m:1/uploads/%E0%A4%A', 'not a url', 7, undefined]) {
+      expect(escapedUploadId(url)).toBeUndefined();
     }
   });
 });

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { retentionOf } from '../../src/ops/retention.js';
 import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
-import type { ApplyResult, JobConfig } from '../../src/state/commands.js';
+import type { ApplyResult, Command, JobConfig } from '../../src/state/commands.js';
 import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
 import type { Queries } from '../../src/state/queries.js';
 import type { StateMachine } from '../../src/state/state-machine.js';
@@ -203,6 +203,11 @@ describe('deleteJob', () => {
   it('refuses to forget what is no upload id, changing nothing', () => {
     for (const bad of ['up_', '../state.db', 7, null]) {
       expect(apply({ type: 'forgetUpload', at: 5000, upload_id: bad as string })).toMatchObject({ ok: false });
+    }
+    // Nor a command with no time (an upload deleted, unrecorded, would be taken again).
+    for (const at of [undefined, null, 1.5, '5000']) {
+      const cmd = { type: 'forgetUpload', at, upload_id: `up_${'e'.repeat(44)}` } as unknown as Command;
+      expect(apply(cmd)).toMatchObject({ ok: false });
     }
     expect(count(`SELECT count(*) AS n FROM deleted_uploads`)).toBe(0);
   });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { uploadMadeAt } from '../../src/common/ids.js';
 import { UploadStore } from '../../src/master/uploads.js';
 
 let dataDir: string;
@@ -45,5 +46,22 @@ describe('an upload whose sender goes silent', () => {
     expect(readFileSync(store.pathOf(saved.upload_id), 'utf8')).toBe(
       Array.from({ length: 20 }, (_, i) => `line ${i}\n`).join(''),
     );
+  });
+});
+
+describe("an upload's id", () => {
+  it('carries the time its body was whole, not the time it began: a slow upload is not taken for an old one', async () => {
+    const store = new UploadStore(dataDir);
+    const body = new PassThrough();
+    const began = Date.now();
+    const saving = store.save(body);
+    body.write('slow ');
+    await tick(300);
+    const lastByte = Date.now();
+    body.end('upload');
+    const { upload_id } = await saving;
+    expect(uploadMadeAt(upload_id)).toBeGreaterThanOrEqual(lastByte);
+    expect(uploadMadeAt(upload_id)! - began).toBeGreaterThanOrEqual(300);
+    expect(readFileSync(store.pathOf(upload_id), 'utf8')).toBe('slow upload');
   });
 });

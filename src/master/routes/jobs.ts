@@ -3,7 +3,7 @@ import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
-import { ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
+import { escapedUploadId, ID_PATTERN, newId, uploadIdOfUrl } from '../../common/ids.js';
 import { normalizeBatchConfig } from '../../ops/batch-config.js';
 import type { MasterContext } from '../context.js';
 import { clientDeparture } from '../client-gone.js';
@@ -90,7 +90,14 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const { name, type } = req.body;
         const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
         const config = type === 'streaming' ? normalizeStreamConfig(rest) : normalizeBatchConfig(rest);
-        const upload = uploadIdOfUrl((config as { input?: { url?: unknown } }).input?.url);
+        const url = (config as { input?: { url?: unknown } }).input?.url;
+        const escaped = escapedUploadId(url);
+        if (escaped) {
+          throw badRequest(
+            `config.input.url names upload ${escaped} with escapes in its path; write the URL its upload answered (…/uploads/${escaped})`,
+          );
+        }
+        const upload = uploadIdOfUrl(url);
         // Refused before anything runs; the apply looks again (a delete may come first in the log).
         if (upload && queries.uploadDeleted(upload)) throw new WeirError('not_found', uploadDeletedMessage(upload));
         const key = req.headers['idempotency-key'];
