@@ -36,6 +36,13 @@ describe('the access table of a master', () => {
     expect(allowed('PUT /api/uploads/:id', who('client'))).toBe(false);
   });
 
+  it('lets a client or a master delete an upload no job reads, and no worker (nor a task’s token)', () => {
+    expect(allowed('DELETE /api/uploads/:id', who('client'))).toBe(true);
+    expect(allowed('DELETE /api/uploads/:id', who('peer', { node_id: 2 }))).toBe(true);
+    expect(allowed('DELETE /api/uploads/:id', who('worker', { worker_id: 'w-1' }))).toBe(false);
+    expect(allowed('DELETE /api/uploads/:id', who('worker', { scope: TASK_SCOPE }))).toBe(false);
+  });
+
   it('lets a worker act for its own worker_id only', () => {
     const w = who('worker', { worker_id: 'w-1' });
     expect(allowed('GET /api/workers/:worker_id/channel', w, { params: { worker_id: 'w-1' } })).toBe(true);
