@@ -192,7 +192,13 @@ describe('weir master --restore', () => {
     // Either master makes a backup: the leader (a follower forwards), or itself when asked so.
     for (const url of [restored.url, joiner.url]) {
       for (const q of ['', '?consistency=stale']) {
-        const r = await http('GET', `${url}/api/cluster/backup${q}`, undefined, as(adminToken));
+        // One copy at a time per master: the one before may still be sending, and a client
+        // asks again on 503, as `weir backup` does.
+        const r = await waitFor(`${url}${q} to send a backup`, async () => {
+          const a = await http('GET', `${url}/api/cluster/backup${q}`, undefined, as(adminToken));
+          if (a.status === 503 && /already making or sending a backup/.test(a.text)) throw new Error(a.text);
+          return a;
+        });
         expect(r.status, `${url}${q}: ${r.text.slice(0, 200)}`).toBe(200);
         expect(Number(r.headers.get('x-weir-applied-index'))).toBeGreaterThanOrEqual(target);
       }

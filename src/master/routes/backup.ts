@@ -32,6 +32,9 @@ export function backupRoutes(ctx: MasterContext): FastifyPluginAsync {
       const made = await ctx.backups.make();
       ctx.log.info({ index: made.index, term: made.term, bytes: made.bytes }, 'backup made');
       const body = createReadStream(made.path);
+      // Read whole, the file may go (the last bytes are in the socket's buffers): the next
+      // backup need not wait for the client to take them, nor for the file's close.
+      body.once('end', made.discard);
       body.once('close', made.discard);
       // A reader that stops taking bytes is cut off (its copy goes with the stream), not waited for.
       reply.raw.setTimeout(BACKUP_STALL_MS, () => reply.raw.destroy());

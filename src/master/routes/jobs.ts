@@ -1,5 +1,5 @@
 import { trace } from '../../common/trace.js';
-import { commit } from '../cluster-log.js';
+import { commit, commitFreeing } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
@@ -237,7 +237,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
       async (req, reply) => {
         requireJob(req.params.job_id);
         if (!consensus.isLeader()) throw noLeader();
-        await commit(consensus, { type: 'deleteJob', at: Date.now(), job_id: req.params.job_id });
+        await commitFreeing(consensus, { type: 'deleteJob', at: Date.now(), job_id: req.params.job_id });
         return reply.code(204).send();
       },
     );
