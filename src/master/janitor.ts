@@ -9,7 +9,7 @@ import { unclaimedTooLong } from './unclaimed-uploads.js';
 /** The uploads this master holds on its disk. */
 export interface LocalUploads {
   ids(): string[];
-  /** When upload `id` began (ms since the epoch). */
+  /** When upload `id` was received whole (ms since the epoch). */
   madeAt(id: string): number;
   remove(id: string): Promise<void>;
 }

@@ -5,8 +5,8 @@ import type { ClusterConsensus } from './cluster-log.js';
 import { UPLOADS_PATH } from './forwarding.js';
 
 /**
- * Whether a copy of an upload no job reads has waited for one long enough to go: it began
- * more than `retentionMs` ago (0 keeps it, as it keeps finished jobs). An upload's time is in
+ * Whether a copy of an upload no job reads has waited for one long enough to go: it was received
+ * whole more than `retentionMs` ago (0 keeps it, as it keeps finished jobs). An upload's time is in
  * its id; for an id that does not say, the copy's file time. Pure.
  */
 export function unclaimedTooLong(madeAt: number, now: number, retentionMs: number): boolean {

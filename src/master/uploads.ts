@@ -12,8 +12,7 @@ import { refuseOnceBodyIsIn } from '../common/http-errors.js';
 import { MAX_UPLOAD_BYTES, newUploadId, UPLOAD_ID, uploadMadeAt, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
-import type { ClusterConsensus } from './cluster-log.js';
-import { commit } from './cluster-log.js';
+import { commit, type ClusterConsensus } from './cluster-log.js';
 import { unclaimedTooLong } from './unclaimed-uploads.js';
 import { RangeRefusedReply, rawReply, UploadCopyReply, UploadDeletedReply, UploadReply } from './reply-schemas.js';
 
@@ -101,7 +100,7 @@ export class UploadStore {
     return readdirSync(this.dir).filter((f) => UPLOAD_ID.test(f));
   }
 
-  /** When upload `id` began: the time its id carries, or (an older id) its copy's file time. */
+  /** When upload `id` was received whole: the time its id carries, or (an older id) its copy's file time. */
   madeAt(id: string): number {
     return uploadMadeAt(id) ?? statSync(this.pathOf(id), { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
   }
