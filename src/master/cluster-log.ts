@@ -1,6 +1,6 @@
 import { WeirError } from '../common/errors.js';
 import type { Consensus } from '../consensus/consensus.js';
-import type { Applied, Command, DeleteJob, Results } from '../state/commands.js';
+import type { Applied, Command, DeleteJob, ForgetUpload, Results } from '../state/commands.js';
 
 /** Consensus over the cluster's commands: `propose` of a command resolves with its own result. */
 export type ClusterConsensus = Consensus<Command, Results>;
@@ -19,15 +19,16 @@ export async function commit<T extends Command>(consensus: ClusterConsensus, com
 const FREEING_PATIENCE_MS = 5_000;
 
 /**
- * Commits a write that gives space back (a delete): deletes go on while the disk is full. One
- * whose log write the full disk refused is proposed again, once, when this master leads again:
- * that refusal made it give its disk reserve up (disk-reserve.ts) and start over from its
- * durable state, so the entry has room now. Applied after all under another leader (a follower
- * had written it), the second is refused as `not_found`: the job is gone, as asked.
+ * Commits a write that gives space back (a job's or an upload's delete): deletes go on while
+ * the disk is full. One whose log write the full disk refused is proposed again, once, when
+ * this master leads again: that refusal made it give its disk reserve up (disk-reserve.ts) and
+ * start over from its durable state, so the entry has room now. Applied after all under another
+ * leader (a follower had written it), a job's second delete is refused as `not_found`: the job
+ * is gone, as asked (an upload's is simply applied again).
  */
 export async function commitFreeing(
   consensus: ClusterConsensus,
-  command: DeleteJob,
+  command: DeleteJob | ForgetUpload,
   patienceMs = FREEING_PATIENCE_MS,
 ): Promise<void> {
   try {

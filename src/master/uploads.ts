@@ -12,7 +12,7 @@ import { refuseOnceBodyIsIn } from '../common/http-errors.js';
 import { MAX_UPLOAD_BYTES, newUploadId, UPLOAD_ID, uploadMadeAt, uploadPath } from '../common/ids.js';
 import { UPLOADS_PATH } from './forwarding.js';
 import type { UploadReplicator } from './upload-replication.js';
-import { commit, type ClusterConsensus } from './cluster-log.js';
+import { commitFreeing, type ClusterConsensus } from './cluster-log.js';
 import { unclaimedTooLong } from './unclaimed-uploads.js';
 import { RangeRefusedReply, rawReply, UploadCopyReply, UploadDeletedReply, UploadReply } from './reply-schemas.js';
 
@@ -240,7 +240,7 @@ export function uploadRoutes(
           );
         }
       }
-      await commit(consensus, { type: 'forgetUpload', at, upload_id: id });
+      await commitFreeing(consensus, { type: 'forgetUpload', at, upload_id: id });
       return reply.code(204).send();
     });
     app.get(uploadPath(':id'), { schema: Read }, async (req, reply) => {

@@ -333,13 +333,24 @@ describe('the CLI on bad input', () => {
     expect(r.stderr).toContain(`no master answered (http://${m.host}:${a}, http://${m.host}:${b})`);
   });
 
-  it('`weir submit --input` of a file over 1 GiB exits 1 saying so, before sending any of it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'weir-big-input-'));
+  /** Runs `fn` with a directory of its own for input files, removed after. */
+  async function withInputDir(fn: (dir: string) => Promise<void>): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'weir-input-'));
     try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const heldUploads = () => readdirSync(join(m.dataDir, 'uploads')).length;
+  const jobsAndUploads = async () => ({ jobs: await jobCount(), uploads: heldUploads() });
+
+  it('`weir submit --input` of a file over 1 GiB exits 1 saying so, before sending any of it', async () => {
+    await withInputDir(async (dir) => {
       const file = join(dir, 'big.txt');
       writeFileSync(file, '');
       truncateSync(file, 1024 ** 3 + 1); // sparse: nothing on the disk
-      const before = { jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length };
+      const before = await jobsAndUploads();
       const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', file], {
         timeoutMs: 15_000,
       });
@@ -348,50 +359,41 @@ describe('the CLI on bad input', () => {
         /big\.txt is 1\.00 GiB, over the 1 GiB an upload may be; put larger inputs where every worker can read them/,
       );
       expect(r.stderr).toContain('(payload_too_large)');
-      expect({ jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length }).toEqual(before);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      expect(await jobsAndUploads()).toEqual(before);
+    });
   });
 
   it('`weir submit --input` with a config the master would refuse exits 1 saying why, and uploads nothing', async () => {
     // An upload no job reads stays on the masters: a refused submit left one behind each time.
-    const dir = mkdtempSync(join(tmpdir(), 'weir-input-'));
-    try {
+    await withInputDir(async (dir) => {
       const file = join(dir, 'words.txt');
       writeFileSync(file, 'a b\nc d\n');
-      const before = { jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length };
+      const before = await jobsAndUploads();
       const r = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"divide"}', '--input', file]);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/unknown operation "divide"/);
-      expect({ jobs: await jobCount(), uploads: readdirSync(join(m.dataDir, 'uploads')).length }).toEqual(before);
+      expect(await jobsAndUploads()).toEqual(before);
       // The same config, right, goes up and runs.
       const ok = await c.cli(['--master', m.url, 'submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', file]);
       expect(ok.code, ok.stderr).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('`weir submit --input` refused by the master after the file went up deletes the upload', async () => {
     // A streaming topology is checked by the master alone: the file is up when it is refused.
-    const dir = mkdtempSync(join(tmpdir(), 'weir-input-'));
-    try {
+    await withInputDir(async (dir) => {
       const file = join(dir, 'words.txt');
       const topology = join(dir, 'topology.json');
       writeFileSync(file, 'a b\nc d\n');
       writeFileSync(topology, JSON.stringify({ topology: { nodes: 'none' } }));
-      const uploads = () => readdirSync(join(m.dataDir, 'uploads')).length;
-      const before = { jobs: await jobCount(), uploads: uploads() };
+      const before = await jobsAndUploads();
       const r = await c.cli(['--master', m.url, 'submit', 'streaming', 'X', topology, '--input', file]);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/uploaded .*words\.txt/);
       expect(r.stderr).toMatch(/topology/);
-      await waitFor('the refused job’s upload to be deleted', () => uploads() === before.uploads);
+      await waitFor('the refused job’s upload to be deleted', () => heldUploads() === before.uploads);
       expect(await jobCount()).toBe(before.jobs);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("`weir status nope` exits 1 with the server's message", async () => {

@@ -34,6 +34,12 @@ describe('a delete refused by a full disk', () => {
     expect((proposed[1] as typeof del).at).toBeGreaterThan(1);
   });
 
+  it('goes for an upload’s delete too', async () => {
+    const { consensus, proposed } = consensusAnswering([noSpace('full'), { ok: true }]);
+    await commitFreeing(consensus, { type: 'forgetUpload', at: 1, upload_id: `up_${'a'.repeat(44)}` });
+    expect(proposed.map((c) => c.type)).toEqual(['forgetUpload', 'forgetUpload']);
+  });
+
   it('is done when the first was applied after all (the second finds no job)', async () => {
     const { consensus } = consensusAnswering([
       noSpace('full'),
