@@ -49,6 +49,7 @@ describe('a master with JWT_SECRET', () => {
     ['GET', '/api/jobs/job-x'],
     ['POST', '/api/jobs'],
     ['POST', '/api/workers/register'],
+    ['DELETE', `/api/uploads/up_${'a'.repeat(44)}`],
   ])('refuses %s %s without a token: 401', async (method, path) => {
     const body =
       method === 'POST'
@@ -57,6 +58,19 @@ describe('a master with JWT_SECRET', () => {
           : { address: 'x:1', max_tasks: 1 }
         : undefined;
     expectUnauthorized(await http(method, `${m.url}${path}`, body));
+  });
+
+  it("refuses a worker's token the deletion of an upload: 403, and the upload stays", async () => {
+    const up = await http('POST', `${m.url}/api/uploads`, 'a b\n', {
+      'content-type': 'application/octet-stream',
+      ...bearer(token),
+    });
+    expect(up.status, up.text).toBe(201);
+    const workerToken = await signedToken(SECRET, { role: 'worker', worker_id: 'w-x' });
+    const r = await http('DELETE', `${m.url}/api/uploads/${up.json.upload_id}`, undefined, bearer(workerToken));
+    expect(r.status, r.text).toBe(403);
+    expect(r.json.error.code).toBe('forbidden');
+    expect((await http('GET', `${m.url}/uploads/${up.json.upload_id}`)).status).toBe(200);
   });
 
   it('creates nothing for an unauthenticated submit', async () => {
