@@ -28,6 +28,11 @@ const MAX_QUEUED = 256;
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 const PING_MS = 500;
 export const PEER_PATH = '/raft/stream';
+/**
+ * The newest version of the state a master can install, announced when it opens its link: a
+ * leader does not send a snapshot its follower's Weir is too old to read.
+ */
+const STATE_VERSION_HEADER = 'x-weir-state-version';
 
 /** Fresh tokens other masters sent on their links (renewed, refused) and links closed as their token expired: for /metrics. */
 export const peerLinkTokens = { renewed: 0, refused: 0, expired: 0 };
@@ -45,12 +50,16 @@ class PeerLink {
     tokens: TokenSource,
     tls: TlsConnect | undefined,
     log: Logger,
+    stateVersion: number | undefined,
   ) {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(this.address, PEER_PATH),
       tokens,
       ...(tls ? { tls } : {}),
-      headers: { 'x-weir-node-id': String(selfId) },
+      headers: {
+        'x-weir-node-id': String(selfId),
+        ...(stateVersion === undefined ? {} : { [STATE_VERSION_HEADER]: String(stateVersion) }),
+      },
       // A fresh token goes over the link before the one it opened with expires: the link stays.
       tokenFrame: (token) => encodeFrame({ from: selfId, token }),
       maxPayload: 1024 * 1024 * 1024,
@@ -123,6 +132,8 @@ export class PeerTransport implements Transport {
   private readonly sending = new Map<NodeId, SnapshotSender | CopyAwaited>();
   private readonly receiver: SnapshotReceiver;
   private transfers = Date.now();
+  /** The state versions peers announced on their links (absent: a Weir that announces none). */
+  private readonly stateVersions = new Map<NodeId, number>();
 
   constructor(
     private readonly selfId: NodeId,
@@ -132,6 +143,8 @@ export class PeerTransport implements Transport {
     private readonly tls: TlsConnect | undefined,
     private readonly handlers: TransportHandlers,
     private readonly log: Logger,
+    /** The version of this master's state, which its snapshots carry (see STATE_VERSION_HEADER). */
+    private readonly stateVersion?: number,
   ) {
     this.pingFrame = encodeFrame({ from: selfId, addr: selfAddress, ping: true });
     this.pinger = setInterval(() => {
@@ -164,7 +177,7 @@ export class PeerTransport implements Transport {
     }
     for (const [id, address] of wanted) {
       if (!this.links.has(id))
-        this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.tls, this.log));
+        this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.tls, this.log, this.stateVersion));
     }
   }
 
@@ -249,6 +262,23 @@ export class PeerTransport implements Transport {
   }
 
   /**
+   * Why `to` could not install a snapshot of this master's state: the version it announced is
+   * older than this master's. Unknown (it announced none: a Weir from before the announcement)
+   * is not a reason.
+   */
+  cannotInstall(to: NodeId): string | undefined {
+    const theirs = this.stateVersions.get(to);
+    if (theirs === undefined || this.stateVersion === undefined || theirs >= this.stateVersion) return undefined;
+    return `master ${to} runs an older Weir: it reads states up to version ${theirs}, and this master's is version ${this.stateVersion}; upgrade it, and it catches up`;
+  }
+
+  private noteStateVersion(from: NodeId, header: string | string[] | undefined): void {
+    const v = typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
+    if (v === undefined) this.stateVersions.delete(from);
+    else this.stateVersions.set(from, v);
+  }
+
+  /**
    * A peer's incoming link (the server side of `PEER_PATH`). With a secret, the sender is the
    * `node_id` its token carries, and it must be a member — unless this master knows no
    * configuration yet (it is joining, and learns it from whoever leads). Without one the
@@ -269,6 +299,7 @@ export class PeerTransport implements Transport {
       return;
     }
     if (secured) this.incoming.set(socket, sender!);
+    if (Number.isSafeInteger(sender)) this.noteStateVersion(sender!, headers[STATE_VERSION_HEADER]);
     // A link lives while its token does: the sender sends fresh ones on it before each expires.
     // Secured without a way to renew (no authority given): the link still ends with its token.
     const held = secured

@@ -46,6 +46,12 @@ export interface StateMachine<C, R> {
   snapshotInBackground?(): Promise<Snapshot>;
   /** Replaces the whole state with a snapshot's data, durably, before returning. */
   restore(snapshot: Snapshot): void;
+  /**
+   * Why this node cannot install `snapshot` (its state's format is newer than this software
+   * reads), or undefined. Such a snapshot is dropped before it reaches the core: the node keeps
+   * the state it has.
+   */
+  refuses?(snapshot: Snapshot): string | undefined;
   /** A snapshot taken or received that will not be used: its file (if any) can go. */
   discard(snapshot: Snapshot): void;
   /**
@@ -105,6 +111,11 @@ export interface Transport {
   setPeers(members: readonly Member[]): void;
   /** When a frame from `id` last arrived, on the clock's time line (0: never). */
   lastHeard(id: NodeId): number;
+  /**
+   * Why `to` could not install a snapshot of this node's state (its software is older than the
+   * state's format), or undefined: such a snapshot is not sent at all.
+   */
+  cannotInstall?(to: NodeId): string | undefined;
   close(): void;
 }
 

@@ -103,6 +103,8 @@ const SHARE_SNAPSHOT_MS = 2_000;
  * keep the log from being compacted for ever.
  */
 const SNAPSHOT_FLOOR_MS = 60_000;
+/** A warning that would come with every heartbeat (a follower too old for a snapshot) is said once a minute. */
+const REPEAT_WARNING_MS = 60_000;
 /** A read that a quorum has not confirmed by then fails: the caller retries elsewhere. */
 const READ_TIMEOUT_MS = 5_000;
 /** How often a disk failure is logged while it lasts (every failed write is retried). */
@@ -189,6 +191,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private leaderStartIndex = 0;
   /** Snapshots received and not yet installed, by index (two may arrive in one turn). */
   private readonly incomingSnapshots = new Map<number, Snapshot>();
+  /** When a repeated warning was last said (sayOnceAMinute). */
+  private readonly said = new Map<string, number>();
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
   private persistedTerm = 0;
   private persistedVote = 0;
@@ -315,19 +319,29 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   onFrame(frame: Inbound): void {
     if (this.closed || this.broken) return;
+    let msgs = frame.msgs ?? [];
     if (frame.snapshot) {
-      const replaced = this.incomingSnapshots.get(frame.snapshot.meta.index);
-      if (replaced) this.state.discard(replaced);
-      this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+      const refused = this.state.refuses?.(frame.snapshot);
+      if (refused) {
+        // Installed, it would leave a state this software cannot open: the node keeps what it
+        // has, and its leader (not told) offers the snapshot again later.
+        this.state.discard(frame.snapshot);
+        this.sayOnceAMinute('refused-snapshot', refused);
+        msgs = msgs.filter((m) => m.type !== 'snap');
+      } else {
+        const replaced = this.incomingSnapshots.get(frame.snapshot.meta.index);
+        if (replaced) this.state.discard(replaced);
+        this.incomingSnapshots.set(frame.snapshot.meta.index, frame.snapshot);
+      }
     }
     try {
       // The replication steps of the latency bench's table for several masters.
       if (tracing)
-        for (const m of frame.msgs ?? []) {
+        for (const m of msgs) {
           if (m.type === 'app' && m.entries.length) trace('log', 'append received');
           else if (m.type === 'appResp') trace('log', 'ack received');
         }
-      for (const m of frame.msgs ?? []) if (!this.ignoredWhileFloored(m)) this.raft.step(m);
+      for (const m of msgs) if (!this.ignoredWhileFloored(m)) this.raft.step(m);
     } catch (err) {
       // A message no correct member sends (the transport checked its shape, not its sense):
       // what it did to the core is dropped with everything else not durable.
@@ -557,6 +571,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       this.issueRead();
       for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
         const rd = this.raft.ready();
+        rd.messages = this.withoutUninstallable(rd.messages);
         // A leader's appends promise nothing about its own disk (it counts itself toward a
         // quorum only once persisted), so they leave first and followers write in parallel
         // (thesis §10.2.1). Everything else — votes, acknowledgements — waits for the disk.
@@ -962,6 +977,29 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private noteSlow(what: string, since: number, details: () => Record<string, unknown>): void {
     const ms = performance.now() - since;
     if (ms >= SLOW_WORK_MS) this.log.info({ ms: Math.round(ms), ...details() }, `a slow ${what}`);
+  }
+
+  /**
+   * The messages but the snapshots whose followers could not install them (their Weir is too
+   * old for this state): those are reported undelivered, and hold back no compaction.
+   */
+  private withoutUninstallable(messages: Message[]): Message[] {
+    if (!this.transport.cannotInstall || !messages.some((m) => m.type === 'snap')) return messages;
+    return messages.filter((m) => {
+      const why = m.type === 'snap' ? this.transport.cannotInstall!(m.to) : undefined;
+      if (!why) return true;
+      this.sayOnceAMinute(`too-old-${m.to}`, why);
+      this.raft.reportSnapshotFailure(m.to);
+      return false;
+    });
+  }
+
+  /** A warning that would otherwise come with every heartbeat. */
+  private sayOnceAMinute(key: string, what: string): void {
+    const now = this.clock.now();
+    if (now - (this.said.get(key) ?? -Infinity) < REPEAT_WARNING_MS) return;
+    this.said.set(key, now);
+    this.log.warn(what);
   }
 
   /** Notes the followers a snapshot goes to now (see `snapshotFloors`). */

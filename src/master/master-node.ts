@@ -17,6 +17,7 @@ import { Queries } from '../state/queries.js';
 import { commandCodec } from '../state/command-codec.js';
 import type { Command, Results } from '../state/commands.js';
 import { receivingPath, StateMachine } from '../state/state-machine.js';
+import { schemaVersion } from '../state/schema.js';
 import { buildApp } from './app.js';
 import { findRunningCluster, requestJoin } from './cluster-join.js';
 import {
@@ -335,6 +336,7 @@ export class MasterNode {
         receivingFile: (from, transfer) => receivingPath(join(options.dataDir, 'state.db'), `${from}-${transfer}`),
       },
       log.child({ component: 'peers' }),
+      schemaVersion(),
     );
     const consensus = (inbox.consensus = new RaftConsensus<Command, Results>({
       self: { id: self.id, address: self.url },

@@ -24,7 +24,7 @@ import {
 } from '../consensus/ports.js';
 import { Applier } from './apply.js';
 import type { ApplyResult, Command } from './commands.js';
-import { migrate } from './schema.js';
+import { migrate, schemaVersion } from './schema.js';
 import { syncDir } from './durable-file.js';
 import { copyInBackground } from './snapshot-copy.js';
 import { BACKUP_APPLICATION_ID, type BackupInfo } from './backup-file.js';
@@ -297,6 +297,13 @@ export class StateMachine implements Port<Command, ApplyResult> {
     if (!Buffer.isBuffer(snapshot.data)) rmSync(snapshot.data.file, { force: true });
   }
 
+  /** Refuses a snapshot of a newer schema than this Weir knows: installed, it could not be opened. */
+  refuses(snapshot: Snapshot): string | undefined {
+    const version = snapshotSchemaVersion(snapshot.data);
+    if (version === undefined || version <= schemaVersion()) return undefined;
+    return `the leader's snapshot holds a state of schema version ${version}, newer than this Weir reads (${schemaVersion()}): not installed, this master keeps the state it has; upgrade it to catch up`;
+  }
+
   /**
    * Replaces the database with a snapshot received from the leader, on disk before it returns:
    * a received file (written, synced and checked by the transport) is renamed into place.
@@ -392,6 +399,25 @@ export class StateMachine implements Port<Command, ApplyResult> {
     this.checkpoints.close(() => {
       if (this.database.open) this.database.close();
     });
+  }
+}
+
+/**
+ * The schema version a snapshot's database says it has; undefined when it cannot be read as
+ * one (installing it then fails as any unreadable file does).
+ */
+function snapshotSchemaVersion(data: SnapshotData): number | undefined {
+  try {
+    const db = Buffer.isBuffer(data)
+      ? new Database(data)
+      : new Database(data.file, { readonly: true, fileMustExist: true });
+    try {
+      return db.pragma('user_version', { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return undefined;
   }
 }
 

@@ -299,11 +299,20 @@ export class Cluster {
     return join(this.workersRoot, `${host}-${port}`);
   }
 
-  /** Spawns `node bin/weir.js ARGS` in its own process group, output to a log file. */
-  spawn(role: Proc['role'], name: string, args: string[], env: Record<string, string | undefined> = {}): Proc {
+  /**
+   * Spawns `node bin/weir.js ARGS` in its own process group, output to a log file; `bin`:
+   * another build's executable (another version of Weir).
+   */
+  spawn(
+    role: Proc['role'],
+    name: string,
+    args: string[],
+    env: Record<string, string | undefined> = {},
+    bin = WEIR_BIN,
+  ): Proc {
     const logFile = join(this.tmp, `${String(this.n++).padStart(2, '0')}-${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [WEIR_BIN, ...args], {
+    const child = spawn(process.execPath, [bin, ...args], {
       cwd: ROOT,
       env: childEnv(env),
       stdio: ['ignore', fd, fd],
@@ -340,6 +349,8 @@ export class Cluster {
       wait?: boolean;
       /** Serve https with these flags. */
       tls?: NodeTlsSetup;
+      /** Another build's `bin/weir.js` (another version of Weir). */
+      bin?: string;
     } = {},
   ): Promise<MasterProc> {
     const port = o.port ?? (await freePort(host));
@@ -360,6 +371,7 @@ export class Cluster {
         ...(o.tls?.args ?? []),
       ],
       env,
+      o.bin,
     );
     const scheme = o.tls ? 'https' : 'http';
     const m: MasterProc = Object.assign(p, {

@@ -17,6 +17,7 @@ import {
   type ChunkLink,
   type SnapshotChunk,
 } from '../../src/consensus/snapshot-stream.js';
+import { schemaVersion } from '../../src/state/schema.js';
 import { receivingPath, StateMachine } from '../../src/state/state-machine.js';
 
 const log = pino({ level: 'silent' });
@@ -162,6 +163,32 @@ describe('a snapshot streamed in chunks', () => {
     expect(done).toBe(true);
     expect(link.frames).toHaveLength(1);
     expect(link.frames[0]!.chunk.sha256).toBe(createHash('sha256').update(Buffer.alloc(0)).digest('hex'));
+  });
+});
+
+describe('a snapshot of a newer schema than this Weir reads', () => {
+  it('is refused before anything is replaced; one of this schema or older is not', () => {
+    const leader = filledState(join(dir, 'leader.db'), 10);
+    const follower = filledState(join(dir, 'follower.db'), 3);
+    const workers = () => follower.db.prepare('SELECT count(*) AS n FROM workers').get();
+    const before = workers();
+    const same = leader.snapshot();
+    expect(follower.refuses(same)).toBeUndefined();
+    leader.db.pragma(`user_version = ${schemaVersion() + 1}`);
+    const newer = leader.snapshot();
+    expect(follower.refuses(newer)).toBe(
+      `the leader's snapshot holds a state of schema version ${schemaVersion() + 1}, newer than this Weir reads (${schemaVersion()}): not installed, this master keeps the state it has; upgrade it to catch up`,
+    );
+    // In memory (the simulation's form) as in a file.
+    const bytes = { meta: newer.meta, data: readFileSync((newer.data as { file: string }).file) };
+    expect(follower.refuses(bytes)).toMatch(/newer than this Weir reads/);
+    // Not a database at all: not this check's to refuse (installing it fails as before).
+    expect(follower.refuses({ meta: newer.meta, data: Buffer.from('not sqlite') })).toBeUndefined();
+    expect(workers()).toEqual(before);
+    leader.discard(same);
+    leader.discard(newer);
+    leader.close();
+    follower.close();
   });
 });
 
