@@ -11,6 +11,8 @@ export interface AccessRule {
   owns?: (p: Principal, req: { params: unknown; body: unknown }) => boolean;
   /** Why `owns` refused, for the 403. */
   ownsWhy?: string;
+  /** The roles `owns` ever refuses, where not all of `roles` (for the README's table). */
+  ownsRoles?: readonly Role[];
   /** Admins may not call it either (the peer stream speaks only for a master). */
   notAdmin?: true;
   /** Scoped tokens it takes; a scoped token is refused everywhere else. */
@@ -82,7 +84,7 @@ export function describeTable(table: AccessTable): { route: string; roles: strin
     route,
     roles: rule === OPEN ? 'anyone' : [...rule.roles, ...(rule.notAdmin ? [] : ['admin'])].join(', '),
     checked: [
-      rule.ownsWhy ? `a ${rule.roles.join('/')} token may not ${rule.ownsWhy}` : '',
+      rule.ownsWhy ? `a ${(rule.ownsRoles ?? rule.roles).join('/')} token may not ${rule.ownsWhy}` : '',
       rule.scopes ? `takes a task's token (scope ${rule.scopes.join(', ')}), good for nothing else` : '',
     ]
       .filter(Boolean)

@@ -40,7 +40,12 @@ export const MASTER_ACCESS: AccessTable = {
   'POST /api/jobs/:job_id/events': USERS,
   'POST /api/uploads': USERS,
   // An upload no job reads: its uploader's, or a master's whose copy went unclaimed too long.
-  'DELETE /api/uploads/:id': { roles: ['client', 'peer'] },
+  'DELETE /api/uploads/:id': {
+    roles: ['client', 'peer'],
+    owns: (p) => p.role !== 'peer' || p.node_id !== undefined,
+    ownsWhy: 'forget an upload without a node_id (only a master forgets the copies it holds)',
+    ownsRoles: ['peer'],
+  },
   'GET /api/workers': USERS,
   'GET /api/cluster/masters': USERS,
   // The dashboard's change stream: what the reads above show, summarised.

@@ -39,6 +39,8 @@ describe('the access table of a master', () => {
   it('lets a client or a master delete an upload no job reads, and no worker (nor a task’s token)', () => {
     expect(allowed('DELETE /api/uploads/:id', who('client'))).toBe(true);
     expect(allowed('DELETE /api/uploads/:id', who('peer', { node_id: 2 }))).toBe(true);
+    // As for copying one (PUT): a peer token that names no master is no master's.
+    expect(allowed('DELETE /api/uploads/:id', who('peer'))).toBe(false);
     expect(allowed('DELETE /api/uploads/:id', who('worker', { worker_id: 'w-1' }))).toBe(false);
     expect(allowed('DELETE /api/uploads/:id', who('worker', { scope: TASK_SCOPE }))).toBe(false);
   });
