@@ -4,6 +4,7 @@ import { newCodec } from '../protocol/msgpack.js';
 import type { Message, NodeId } from './core/types.js';
 import { MAX_TOKEN_LENGTH } from '../protocol/token-frame.js';
 import { CHUNK_BYTES, type SnapshotChunk } from './snapshot-stream.js';
+import { nestsDeeper, tooDeep } from '../common/nesting.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is
 // decoded, so nothing the core is handed can make it throw.
@@ -98,6 +99,8 @@ const check = TypeCompiler.Compile(PeerFrameSchema);
 // Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
 // for as long as the entry stays in the in-memory log.
 const packr = newCodec({ copyBuffers: true });
+/** Deeper than any frame a master sends: messages, entries, memberships. */
+const PEER_FRAME_NESTING = 16;
 
 export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
 
@@ -112,6 +115,9 @@ export function decodeFrame(bytes: Buffer): { frame: PeerFrame } | { error: stri
   } catch (err) {
     return { error: `not msgpack: ${(err as Error).message}` };
   }
+  // A frame's own levels, a few: commands travel as bytes. Before the schema's check, which
+  // recurses as deep as the value goes.
+  if (nestsDeeper(value, PEER_FRAME_NESTING)) return { error: tooDeep('the frame', PEER_FRAME_NESTING) };
   if (!check.Check(value)) {
     const first = check.Errors(value).First();
     return { error: first ? `${first.path || 'frame'}: ${first.message}` : 'not a peer frame' };

@@ -12,6 +12,7 @@ import {
   installErrorHandlers,
   socketErrors,
 } from '../common/http-errors.js';
+import { installJsonBodies } from '../common/json-bodies.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { routeAuthority } from '../common/socket-token.js';
 import { refuseUnverifiedClients } from '../common/tls.js';
@@ -61,6 +62,7 @@ export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<Fa
   }
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app, 'master');
+  installJsonBodies(app);
   checkRepliesIfAsked(app);
 
   // Snapshots travel between masters as single frames.

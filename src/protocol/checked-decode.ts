@@ -1,6 +1,10 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Packr } from 'msgpackr';
+import { MAX_NESTING, nestsDeeper, tooDeep } from '../common/nesting.js';
+
+/** A frame's own levels around the values it carries (each bounded by MAX_NESTING where it came in). */
+const FRAME_NESTING = MAX_NESTING + 16;
 
 /** A frame as it came off a socket: the value its schema promises, or why it is not one. */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -19,6 +23,8 @@ export function checkedDecoder<T>(packr: Packr, schema: TSchema): (bytes: Buffer
     } catch (err) {
       return { ok: false, error: `not msgpack: ${(err as Error).message}` };
     }
+    // Before the schema's check, which recurses as deep as the value goes.
+    if (nestsDeeper(value, FRAME_NESTING)) return { ok: false, error: tooDeep('the frame', FRAME_NESTING) };
     if (check.Check(value)) return { ok: true, value: value as T };
     const first = check.Errors(value).First();
     return {

@@ -21,6 +21,7 @@ import {
   installErrorHandlers,
   socketErrors,
 } from '../common/http-errors.js';
+import { installJsonBodies } from '../common/json-bodies.js';
 import { validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { linkTokens } from './stream/links.js';
@@ -222,6 +223,7 @@ export class WorkerNode {
     }
     app.setValidatorCompiler(validatorCompiler);
     installErrorHandlers(app, 'worker');
+    installJsonBodies(app);
     checkRepliesIfAsked(app);
     installAuth(app, WORKER_ACCESS, o.jwtSecret);
     await app.register(websocket, { errorHandler: socketErrors, options: { maxPayload: 256 * 1024 * 1024 } });

@@ -138,6 +138,43 @@ describe('POST /api/jobs refuses a malformed submission and creates no job', () 
   });
 });
 
+describe('values nested deeper than 100 arrays and objects', () => {
+  const deep = (depth: number) => '['.repeat(depth) + '1' + ']'.repeat(depth);
+  // A few KB each: once a value, any of them would overflow the stack of whatever recursed
+  // into it next (the schema's check, msgpack, a master applying it, again at every restart).
+  it.each([
+    ['a job config', () => `{"name":"deep","type":"batch","config":{"operation":"noop","x":${deep(5000)}}}`],
+    ['config.data', () => `{"name":"deep","type":"batch","config":{"operation":"multiply","data":${deep(5000)}}}`],
+    ['config.env', () => `{"name":"deep","type":"batch","config":{"operation":"noop","env":{"A":${deep(200)}}}}`],
+    ['a body of only brackets', () => deep(1_000_000)],
+  ])('in %s → 400 bad_request saying so, and no job', async (_what, body) => {
+    const before = await jobCount();
+    const r = await http('POST', `${m.url}/api/jobs`, body());
+    expectError(r, 400, 'bad_request');
+    expect(r.json.error.message).toBe('the request body nests arrays and objects more than 100 deep; flatten it');
+    expect(await jobCount()).toBe(before);
+  });
+
+  it('as rows or events → 400 the same way, on the master and on a worker', async () => {
+    const rows = `{"rows":[{"key":"k","value":${deep(3000)}}]}`;
+    expectError(await http('POST', `${m.url}/api/jobs/j-1/rows`, rows), 400, 'bad_request');
+    expectError(await http('POST', `${m.url}/api/jobs/j-1/events`, `[{"a":${deep(3000)}}]`), 400, 'bad_request');
+    const events = `{"events":[{"a":${deep(3000)}}]}`;
+    expectError(await http('POST', `${w.url}/api/stream/job1/0/events`, events), 400, 'bad_request');
+  });
+
+  it('while 100 deep is accepted', async () => {
+    // The config's own object is one level: 99 more inside it.
+    const r = await http(
+      'POST',
+      `${m.url}/api/jobs`,
+      `{"name":"deep-ok","type":"batch","config":{"operation":"noop","x":${deep(98)}}}`,
+    );
+    expect(r.status, r.text.slice(0, 300)).not.toBe(500);
+    expect(r.text).not.toMatch(/more than 100 deep/);
+  });
+});
+
 describe('unknown and malformed ids', () => {
   it.each([
     ['GET', '/api/jobs/job-that-does-not-exist'],

@@ -45,6 +45,22 @@ describe('the worker channel', () => {
   });
 });
 
+describe('a frame nesting arrays and objects deeper than any frame a node sends', () => {
+  // msgpack of 500 arrays one inside the other: small, and deep enough that checking it against
+  // a schema (or packing what it carries again, or applying it) recurses 500 times.
+  const deep = Buffer.concat([Buffer.alloc(500, 0x91), Buffer.from([0x01])]);
+
+  it.each([
+    ['on a worker channel, to a master', () => decodeToMaster(deep), 'error'],
+    ['on a worker channel, to a worker', () => decodeToWorker(deep), 'error'],
+    ['on a stream link', () => decodeLink(deep), 'error'],
+    ['on the Raft stream', () => decodePeer(deep), 'error'],
+  ])('is refused %s, before its schema is checked', (_where, decode, field) => {
+    const d = decode() as Record<string, unknown>;
+    expect(String(d[field])).toMatch(/^the frame nests arrays and objects more than \d+ deep/);
+  });
+});
+
 describe('the Raft stream', () => {
   const vote = { type: 'vote' as const, from: 2, to: 1, term: 3, lastIndex: 10, lastTerm: 2 };
 

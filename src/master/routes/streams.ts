@@ -4,6 +4,7 @@ import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
+import { jsonNestsDeeper, tooDeep } from '../../common/nesting.js';
 import { schemeOf } from '../../common/tls.js';
 import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
@@ -19,6 +20,7 @@ const DELIVERY_WINDOW_MS = 30_000;
 function eventsOf(body: unknown): Record<string, unknown>[] {
   let list: unknown = body;
   if (typeof body === 'string') {
+    if (jsonNestsDeeper(body)) throw badRequest(tooDeep('an event of the body'));
     list = body
       .split('\n')
       .map((l) => l.trim())
