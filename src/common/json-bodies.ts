@@ -1,6 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from './errors.js';
-import { jsonNestsDeeper, tooDeep } from './nesting.js';
+import { jsonNestsDeeper, MAX_NESTING, tooDeep } from '../protocol/nesting.js';
+
+/**
+ * A route carrying values that came in bounded, in an envelope of its own (a worker's rows,
+ * events handed on to a worker), takes a few levels more: `config: BOUNDED_INSIDE`.
+ */
+export const BOUNDED_INSIDE = { maxNesting: MAX_NESTING + 8 };
 
 /**
  * Fastify's JSON parser (prototype poisoning refused), behind a bound on nesting checked on
@@ -11,7 +17,8 @@ export function installJsonBodies(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (jsonNestsDeeper(body as string)) return done(badRequest(tooDeep('the request body')), undefined);
+    const max = (req.routeOptions.config as { maxNesting?: number }).maxNesting ?? MAX_NESTING;
+    if (jsonNestsDeeper(body as string, max)) return done(badRequest(tooDeep('the request body', max)), undefined);
     parse(req, body as string, done);
   });
 }

@@ -4,7 +4,7 @@ import { newCodec } from '../protocol/msgpack.js';
 import type { Message, NodeId } from './core/types.js';
 import { MAX_TOKEN_LENGTH } from '../protocol/token-frame.js';
 import { CHUNK_BYTES, type SnapshotChunk } from './snapshot-stream.js';
-import { nestsDeeper, tooDeep } from '../common/nesting.js';
+import { nestsDeeper, tooDeep } from '../protocol/nesting.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is
 // decoded, so nothing the core is handed can make it throw.

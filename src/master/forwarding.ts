@@ -6,7 +6,22 @@ import type { ClusterConsensus } from './cluster-log.js';
 import { clientGone } from './client-gone.js';
 import { LIVE_PATH } from './live-feed.js';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
+/**
+ * Headers of one connection, not of the request: not passed on. `expect` above all: this master
+ * answered the 100-continue itself, and undici refuses to send the header at all.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'expect',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
 export const FORWARDED = 'x-weir-forwarded';
 /** Headers of the leader's answer a forwarded one keeps: a download's name, a read's ETag, a stream's caching. */
 const FORWARDED_BACK = new Set(['content-disposition', 'etag', 'cache-control']);
@@ -18,8 +33,15 @@ export const UPLOADS_PATH = '/api/uploads';
 const isUpload = (method: string, url: string) =>
   method !== 'DELETE' && (url === UPLOADS_PATH || url.startsWith(`${UPLOADS_PATH}/`));
 const BACKUP_ROUTE = '/api/cluster/backup';
-/** A query that may keep the request open until its job ends: `wait_ms` above 0, `follow` (a backup is long too). */
-const LONG_LIVED = /[?&](wait_ms=0*[1-9]|follow=)/;
+/**
+ * Whether a request may stay open until its job ends — it names `wait_ms` or `follow` (a
+ * backup is long too). Read from the parsed query, as the route reads it: `%66ollow=1` and
+ * `wait_ms=+60000` are long polls too, and 64 of them must not hold the shared pool.
+ */
+export function longLived(query: unknown): boolean {
+  if (query === null || typeof query !== 'object') return false;
+  return 'wait_ms' in query || 'follow' in query;
+}
 /**
  * Routes whose answers carry figures that only the leader holds — workers' heartbeats and
  * metrics, streaming instances' rates: workers report them to the leader alone — and the
@@ -29,6 +51,8 @@ const LONG_LIVED = /[?&](wait_ms=0*[1-9]|follow=)/;
  * follower that knows no leader answers them itself, without those figures.
  */
 const LEADER_FIGURES: ReadonlySet<string> = new Set([LIVE_PATH, '/api/workers']);
+/** undici refusing the request as given (a header it will not send): this master's fault, not `no_leader`. */
+const LOCAL_FAULTS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 /** How long a follower waits for the leader's answer to a stale read before answering it itself. */
 const STALE_WAIT_MS = 2000;
 /** How long `weir backup` waits for one (src/client/sdk.ts). */
@@ -68,7 +92,8 @@ export class LeaderForwarding {
     const leads = this.consensus.isLeader();
     const leader = leads ? undefined : this.consensus.leaderUrl();
     // The dashboard's stream, like a stale read, is served without a read round.
-    const stale = route === LIVE_PATH || (req.method === 'GET' && /[?&]consistency=stale(&|$)/.test(req.url));
+    const stale =
+      route === LIVE_PATH || (req.method === 'GET' && (req.query as { consistency?: unknown }).consistency === 'stale');
     if (stale && (leads || !leader || !LEADER_FIGURES.has(route) || req.headers[FORWARDED])) return undefined;
     if (leads) {
       if (req.method === 'GET') await this.consensus.readBarrier();
@@ -105,7 +130,7 @@ export class LeaderForwarding {
         method: req.method as 'POST',
         headers,
         body: hasBody ? req.raw : null,
-        dispatcher: backup || route === LIVE_PATH || LONG_LIVED.test(req.url) ? this.waits : this.agent,
+        dispatcher: backup || route === LIVE_PATH || longLived(req.query) ? this.waits : this.agent,
         // A backup is made whole before its first byte leaves: wait for it as long as the CLI does.
         headersTimeout: backup ? BACKUP_WAIT_MS : orHere ? STALE_WAIT_MS : 90_000,
         bodyTimeout: 90_000,
@@ -113,6 +138,8 @@ export class LeaderForwarding {
     } catch (err) {
       // Nobody to answer.
       if (gone.aborted) return reply.code(499).send();
+      // This master could not even make the request: not the leader's absence, a fault here.
+      if (LOCAL_FAULTS.has((err as { code?: string }).code ?? '')) throw err;
       // A leader down in an election fails every forward for a moment; a TLS or network
       // fault fails them until someone acts: said once a second, not once a request.
       const now = Date.now();

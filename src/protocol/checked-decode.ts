@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Packr } from 'msgpackr';
-import { MAX_NESTING, nestsDeeper, tooDeep } from '../common/nesting.js';
+import { MAX_NESTING, nestsDeeper, tooDeep } from './nesting.js';
 
 /** A frame's own levels around the values it carries (each bounded by MAX_NESTING where it came in). */
 const FRAME_NESTING = MAX_NESTING + 16;

@@ -10,6 +10,7 @@ import { LINK_PATH } from './stream/links.js';
 import { routeAuthority } from '../common/socket-token.js';
 import { WORKER_ACCESS } from './access-table.js';
 import type { StreamRuntime } from './stream/runtime.js';
+import { BOUNDED_INSIDE } from '../common/json-bodies.js';
 
 const JobId = Type.String({ pattern: ID_PATTERN.source });
 /** Task indexes, attempts and partitions: bounded, so a path cannot name an absurd file. */
@@ -83,6 +84,8 @@ export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox 
     app.post(
       '/api/stream/:job_id/:idx/events',
       {
+        // Events a master took from a client, each bounded there, handed on in an envelope.
+        config: BOUNDED_INSIDE,
         schema: {
           params: EventsParams,
           body: EventsBody,

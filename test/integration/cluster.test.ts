@@ -7,6 +7,7 @@
 // WEIR_SLOW=1 adds a test that drives the log past compaction (25,000 entries) so that a
 // joining master must be sent a snapshot; it takes about a minute on its own.
 import { existsSync, readdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -123,6 +124,34 @@ describe('three masters started together', () => {
         c.worker('127.0.0.75', masters.get(71)!, { maxTasks: 2, masters: urls() }),
         c.worker('127.0.0.75', masters.get(72)!, { maxTasks: 2, masters: urls() }),
       ]);
+    });
+
+    it('a follower forwards a submit sent with Expect: 100-continue (curl does, past 1 MiB) → 201, as the leader answers', async () => {
+      const leader = (await untilAgreedLeader(urls())).leaderId;
+      const follower = ids.find((id) => id !== leader)!;
+      const body = JSON.stringify({ name: 'expecting', type: 'batch', config: { operation: 'noop', task_count: 1 } });
+      const r = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest(
+          `${urlOf(follower)}/api/jobs`,
+          {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              expect: '100-continue',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode!, text }));
+          },
+        );
+        req.on('continue', () => req.end(body));
+        req.on('error', reject);
+      });
+      expect(r.status, r.text).toBe(201);
     });
 
     it('any master serves: a job submitted through a follower completes, and every master answers for it', async () => {

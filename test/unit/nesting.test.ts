@@ -1,7 +1,7 @@
 // Values from outside are bounded in depth where they come in, by walks that do not recurse:
 // deep enough to overflow a stack, a value is refused before anything recursive meets it.
 import { describe, expect, it } from 'vitest';
-import { jsonNestsDeeper, MAX_NESTING, nestsDeeper, tooDeep } from '../../src/common/nesting.js';
+import { jsonNestsDeeper, MAX_NESTING, nestsDeeper, tooDeep } from '../../src/protocol/nesting.js';
 
 const nested = (depth: number): unknown => {
   let v: unknown = 1;

@@ -4,7 +4,8 @@ import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
 import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
-import { jsonNestsDeeper, tooDeep } from '../../common/nesting.js';
+import { BOUNDED_INSIDE } from '../../common/json-bodies.js';
+import { jsonNestsDeeper, tooDeep } from '../../protocol/nesting.js';
 import { schemeOf } from '../../common/tls.js';
 import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
@@ -144,6 +145,8 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
     app.post(
       '/jobs/:job_id/rows',
       {
+        // Values bounded where they came in (an event, a function's output), in rows.
+        config: BOUNDED_INSIDE,
         schema: {
           params: JobParams,
           body: Type.Object({

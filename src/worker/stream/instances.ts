@@ -8,6 +8,7 @@ import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../protocol/stream-j
 import { WindowOperator } from '../../stream/window.js';
 import type { Tuple } from '../../protocol/stream-link.js';
 import type { ApplyOutcome, FnOp } from '../../stream/apply-fn.js';
+import { jsonNestsDeeper, tooDeep } from '../../protocol/nesting.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;
@@ -337,6 +338,8 @@ export class FileSpout extends Spout {
         if (this.fileSpec.format === 'lines') this.buffered.push({ line });
         else {
           try {
+            // A line nested deeper than an event may be counts as a bad one (no frame would carry it).
+            if (jsonNestsDeeper(line)) throw new Error(tooDeep('the line'));
             this.buffered.push(JSON.parse(line) as Record<string, unknown>);
           } catch {
             this.stats.errors++;

@@ -36,6 +36,10 @@ import type { TaskRights } from '../executor-rules.js';
 import { InLink, OutLink } from './links.js';
 import type { TokenAuthority } from '../../common/socket-token.js';
 import { onNextTurn } from '../../common/next-turn.js';
+import { jsonNestsDeeper, MAX_NESTING } from '../../protocol/nesting.js';
+
+/** An outcome's own levels (batches of outputs) around the values user code returned. */
+const OUTCOME_NESTING = MAX_NESTING + 4;
 
 /** How often instances' timers run: window firing (latency), replays, sink retries. */
 const TICK_MS = 10;
@@ -154,6 +158,11 @@ class JobRuntime implements InstanceHost {
   async apply(fn: string, op: FnOp, batches: Record<string, unknown>[][], from?: Instance): Promise<ApplyOutcome> {
     if (!this.moduleKey) throw new TypeError(`the job has no module to take '${fn}' from`);
     const json = await this.runApply({ fn, op, batches }, from && this.logsOf(from));
+    // What user code hands back is bounded as a request's body is: deeper, no frame would carry it.
+    if (jsonNestsDeeper(json, OUTCOME_NESTING))
+      throw new Error(
+        `'${fn}' returned a value that nests arrays and objects more than ${MAX_NESTING} deep; flatten it`,
+      );
     let value: unknown;
     try {
       value = JSON.parse(json);

@@ -49,7 +49,13 @@ export function nestsDeeper(value: unknown, max = MAX_NESTING): boolean {
     if (depth > max) return true;
     // A cycle, or a value shared so widely that walking it is itself the attack.
     if (++seen > 10_000_000) return true;
-    const children: unknown[] = Array.isArray(v) ? v : isPlain(v) ? Object.values(v) : v instanceof Map ? [...v.values()] : [];
+    const children: unknown[] = Array.isArray(v)
+      ? v
+      : isPlain(v)
+        ? Object.values(v)
+        : v instanceof Map
+          ? [...v.values()]
+          : [];
     for (const child of children) {
       if (child !== null && typeof child === 'object') pending.push({ v: child, depth: depth + 1 });
     }
