@@ -23,6 +23,11 @@ export const SINK_OPS = ['collect', 'file', 'http'] as const;
 export const WINDOW_OUTPUT_FIELDS = ['key', 'window_start', 'window_end', 'value'] as const;
 
 export const MAX_PARALLELISM = 256;
+/** Components (spouts and bolts) of one topology, and their instances in all. */
+export const MAX_COMPONENTS = 256;
+export const MAX_INSTANCES = 4096;
+/** Windows one event falls in (size_ms / slide_ms): each is a pane kept per key. */
+export const MAX_WINDOWS_PER_EVENT = 1000;
 export const MAX_WINDOW_MS = 86_400_000;
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -123,6 +128,11 @@ export function normalizeTopology(raw: unknown, moduleExports?: readonly string[
     throw badRequest('config.topology.bolts must be an array');
   }
   const rawBolts: unknown[] = raw.bolts ?? [];
+  if (raw.spouts.length + rawBolts.length > MAX_COMPONENTS) {
+    throw badRequest(
+      `config.topology has ${raw.spouts.length + rawBolts.length} spouts and bolts; at most ${MAX_COMPONENTS}: split it into several jobs`,
+    );
+  }
 
   const seen = new Set<string>();
   const idOf = (c: unknown, where: string): string => {
@@ -144,6 +154,13 @@ export function normalizeTopology(raw: unknown, moduleExports?: readonly string[
 
   const byId = new Map<string, ComponentSpec>([...spouts, ...bolts].map((c) => [c.id, c]));
   for (const bolt of bolts) checkInputs(bolt, byId);
+  // Each instance is a task holding a worker's slot for as long as the job runs.
+  const instances = [...spouts, ...bolts].reduce((n, c) => n + c.parallelism, 0);
+  if (instances > MAX_INSTANCES) {
+    throw badRequest(
+      `config.topology has ${instances} instances (the sum of its parallelisms); at most ${MAX_INSTANCES}: lower some parallelism`,
+    );
+  }
   return { spouts, bolts: topologicalOrder(bolts) };
 }
 
@@ -279,6 +296,11 @@ function windowOf(raw: Raw, at: Place): WindowParams {
     // boundaries aligned across keys, instances and restarts.
     if (size_ms % slide_ms !== 0)
       throw at.fault(`window.slide_ms (${slide_ms}) must divide window.size_ms (${size_ms})`);
+    // Each event is added to every window it falls in, a pane per key each.
+    if (size_ms / slide_ms > MAX_WINDOWS_PER_EVENT)
+      throw at.fault(
+        `window.size_ms / window.slide_ms is ${size_ms / slide_ms}: each event would fall in that many windows; at most ${MAX_WINDOWS_PER_EVENT} (make slide_ms at least ${Math.ceil(size_ms / MAX_WINDOWS_PER_EVENT)})`,
+      );
   } else if (w.slide_ms !== undefined) {
     throw at.fault('window.slide_ms applies only to sliding windows');
   }

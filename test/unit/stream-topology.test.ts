@@ -152,6 +152,19 @@ describe('normalizeTopology: the DAG', () => {
     expect(normalizeTopology({ spouts: [{ ...spout, parallelism: 256 }] }).spouts[0]!.parallelism).toBe(256);
   });
 
+  it('takes at most 256 components and 4096 instances in all (each holds a worker slot while the job runs)', () => {
+    const fanOut = (n: number, parallelism: number) =>
+      withBolts(...Array.from({ length: n }, (_, i) => bolt(`b${i}`, 's', { parallelism })));
+    expect(refused(fanOut(256, 1))).toBe(
+      'config.topology has 257 spouts and bolts; at most 256: split it into several jobs',
+    );
+    expect(refused(fanOut(16, 256))).toBe(
+      'config.topology has 4097 instances (the sum of its parallelisms); at most 4096: lower some parallelism',
+    );
+    expect(normalizeTopology(fanOut(15, 256)).bolts).toHaveLength(15);
+    expect(normalizeTopology(fanOut(255, 1)).bolts).toHaveLength(255);
+  });
+
   it('refuses unknown fields, so typos do not silently become defaults', () => {
     expect(refused({ spouts: [{ ...spout, paralelism: 4 }] })).toMatch(/spout 's': unknown field 'paralelism'/);
     expect(refused(withBolts(bolt('a', 's', { window: {} })))).toMatch(/bolt 'a': unknown field 'window'/);
@@ -319,6 +332,15 @@ describe('normalizeTopology: windows', () => {
       inputs: [{ from: 's', grouping: 'global' }],
     });
   const sliding = { type: 'sliding', size_ms: 1000, slide_ms: 250 };
+
+  it('puts an event in at most 1000 sliding windows (a pane per key each)', () => {
+    expect(refused(win({}, { type: 'sliding', size_ms: 1_795_000, slide_ms: 1 }))).toBe(
+      "config.topology bolt 'w': window.size_ms / window.slide_ms is 1795000: each event would fall in that many windows; at most 1000 (make slide_ms at least 1795)",
+    );
+    expect(normalizeTopology(win({}, { type: 'sliding', size_ms: 60_000, slide_ms: 60 })).bolts[0]).toMatchObject({
+      window: { size_ms: 60_000, slide_ms: 60 },
+    });
+  });
 
   it('fills defaults for an event-time sliding window', () => {
     expect(normalizeTopology(win({}, { ...sliding, time_field: 'ts' })).bolts[0]).toMatchObject({

@@ -244,11 +244,13 @@ class JobRuntime implements InstanceHost {
       inst = new ctor(idx, attempt, spec, index, this);
     }
     // Each instance routes with its own round-robin cursor per edge.
+    const targets = new Set<number>();
     for (const { bolt, input } of consumersOf(this.config.topology, spec.id)) {
       const base = this.first.get(bolt.id)!;
       inst.routers.push({ router: new EdgeRouter(input, bolt.parallelism, index), base });
-      for (let i = 0; i < bolt.parallelism; i++) if (!inst.targets.includes(base + i)) inst.targets.push(base + i);
+      for (let i = 0; i < bolt.parallelism; i++) targets.add(base + i);
     }
+    inst.targets = [...targets];
     this.local.set(idx, inst);
     this.placement.set(idx, { attempt, address: this.rt.address });
     this.wake();
