@@ -147,6 +147,22 @@ describe('a streaming function’s process', () => {
     expect((await workerStatus()).worker_id).toBe(before.worker_id);
   });
 
+  it('returning millions of events for one fails its instance, saying so; the worker goes on answering', async () => {
+    const before = await workerStatus();
+    const error = await failsOn({
+      topology: through('flat_map'),
+      module: 'export function f() { const e = {}; return Array.from({ length: 5_000_000 }, () => e) }',
+      max_retries: 0,
+      memory_mb: 1024,
+      ack_timeout_ms: 10_000,
+    });
+    expect(error.message).toMatch(
+      /'f' returned 5000000 events for 1; at most 65536 for one batch of input: emit fewer per event/,
+    );
+    expect((await workerStatus()).worker_id).toBe(before.worker_id);
+    await plainStreamRuns();
+  });
+
   it('killed once mid-batch: the instance is placed again and the events it held are replayed to it, none lost', async () => {
     const marker = join(c.tmp, 'killed-once');
     const id = await submit({

@@ -23,6 +23,14 @@ export interface StreamApplySpec {
   user_env?: Record<string, string>;
 }
 
+/**
+ * What one apply message may hand back (its input is at most a bolt's batches, 4,096 events):
+ * the worker parses, checks and routes it in one turn of its event loop, which a function
+ * returning millions of events held for seconds — its heartbeats with it.
+ */
+export const MAX_APPLY_OUTPUT_EVENTS = 65_536;
+export const MAX_APPLY_OUTPUT_CHARS = 16 * 1024 * 1024;
+
 /** The executor does not hold the module yet: send it again with `module`. */
 export const MODULE_UNKNOWN = 'module_unknown';
 
@@ -55,7 +63,20 @@ export async function runStreamApply(spec: StreamApplySpec): Promise<string> {
     spec.batches,
     (err) => permissionMessage(err) !== undefined,
   );
-  return outcomeJson(outcome);
+  const inputs = spec.batches.reduce((n, b) => n + b.length, 0);
+  const outputs = outcome.op === 'filter' ? 0 : outcome.out.reduce((n, b) => n + b.length, 0);
+  if (outputs > MAX_APPLY_OUTPUT_EVENTS) {
+    throw new RangeError(
+      `'${spec.fn}' returned ${outputs} events for ${inputs}; at most ${MAX_APPLY_OUTPUT_EVENTS} for one batch of input: emit fewer per event`,
+    );
+  }
+  const json = outcomeJson(outcome);
+  if (json.length > MAX_APPLY_OUTPUT_CHARS) {
+    throw new RangeError(
+      `'${spec.fn}' returned ${(json.length / 1048576).toFixed(1)} MiB of events for ${inputs}; at most ${MAX_APPLY_OUTPUT_CHARS / 1048576} MiB for one batch of input: emit smaller events`,
+    );
+  }
+  return json;
 }
 
 /**
