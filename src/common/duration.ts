@@ -5,7 +5,9 @@ export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!m) throw new Error(`'${text}' is not a duration; write it like 30s, 5m, 1h or 7d`);
   const ms = Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000);
-  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`'${text}' must be a positive duration`);
+  // Checked once rounded: `0.4ms` is not 0 (which a retention reads as "keep for ever").
+  if (!Number.isFinite(ms) || Math.round(ms) <= 0)
+    throw new Error(`'${text}' must be a positive duration of at least 1ms`);
   return Math.round(ms);
 }
 

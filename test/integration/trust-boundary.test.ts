@@ -686,6 +686,22 @@ describe('frames built to crash a node', () => {
     );
     expect(r).toEqual({ closed: 1007 });
     expect(await alive(w.url)).toBe(true);
+    // Logged, at most once a second however many come (other specs here send bad frames too):
+    // sent again until a line names this one.
+    await waitFor(
+      'the worker to log the bad frame',
+      async () => {
+        await socketOutcome(url, bearer(await token({ role: 'worker', worker_id: 'w-x' })), (ws) => ws.send(frame));
+        return c
+          .log(w)
+          .split('\n')
+          .some(
+            (l) => l.includes('a bad frame on a stream link; closed it') && l.includes('more tuples than the credits'),
+          );
+      },
+      10_000,
+      300,
+    );
   });
 
   it('a task reported done with results that are no JSON array closes that channel; the job completes elsewhere and its results are served', async () => {

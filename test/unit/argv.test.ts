@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nodeIdFromIpv4, normalizeUrl } from '../../src/common/address.js';
-import { parseDuration } from '../../src/common/duration.js';
+import { parseDuration, parseRetention } from '../../src/common/duration.js';
 import { extractGlobalArgs } from '../../src/client/argv.js';
 
 describe('CLI arguments', () => {
@@ -69,5 +69,12 @@ describe('addresses and durations', () => {
       30_000, 300_000, 3_600_000, 604_800_000, 250,
     ]);
     expect(() => parseDuration('soon')).toThrow(/30s, 5m, 1h or 7d/);
+  });
+
+  it('refuses a duration that rounds to nothing: a retention of 0.4ms is not "keep for ever"', () => {
+    expect(() => parseDuration('0.4ms')).toThrow("'0.4ms' must be a positive duration of at least 1ms");
+    expect(() => parseRetention('0.0001s')).toThrow(/at least 1ms/);
+    expect(parseRetention('0')).toBe(0);
+    expect(parseDuration('0.6ms')).toBe(1);
   });
 });

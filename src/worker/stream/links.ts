@@ -127,6 +127,24 @@ export class OutLink {
   }
 }
 
+/** Said at most once a second, however many links send bad frames (each is closed at its first). */
+class OncePerSecond {
+  private at = 0;
+  skipped = 0;
+
+  say(line: () => void): void {
+    const now = Date.now();
+    if (now - this.at < 1000) {
+      this.skipped++;
+      return;
+    }
+    this.at = now;
+    line();
+    this.skipped = 0;
+  }
+}
+const badFrames = new OncePerSecond();
+
 /**
  * The receiving end: tuples are handed to `deliver` with a release callback; credits go
  * back to the sender as the instances consume them.
@@ -151,6 +169,10 @@ export class InLink {
       if (d.ok && (d.value.t !== 'tuples' || this.window.allows(d.value.tuples.length))) return this.onFrame(d.value);
       // Whoever sent it learns no more than that: the link closes, its tuples replay.
       refusedFrames.stream_link++;
+      const why = d.ok ? 'more tuples than the credits granted' : d.error;
+      badFrames.say(() =>
+        log.warn({ why, refused_since_last: badFrames.skipped }, 'a bad frame on a stream link; closed it'),
+      );
       socket.close(1007, 'bad frame');
     });
     this.grant(this.window.open());
