@@ -1,5 +1,13 @@
 import type { ClusterStatus, JobView, LogLineView, WorkerView } from './sdk.js';
 
+/**
+ * Text from the cluster as a terminal shows it safely: a control character (a newline that
+ * would forge a table row, an escape that would clear the screen) is printed as its escape.
+ */
+export const printable = (s: string): string =>
+  // eslint-disable-next-line no-control-regex
+  s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 
 export function progressLine(j: JobView): string {
@@ -11,7 +19,7 @@ export function progressLine(j: JobView): string {
 
 export function formatJob(j: JobView): string {
   const lines = [
-    `job ${j.job_id}  "${j.name}"  ${j.type}${j.operation ? `/${j.operation}` : ''}  ${j.status.toUpperCase()}`,
+    `job ${j.job_id}  "${printable(j.name)}"  ${j.type}${j.operation ? `/${j.operation}` : ''}  ${j.status.toUpperCase()}`,
     `progress: ${progressLine(j)}`,
     `created ${when(j.created_at)}  started ${when(j.started_at)}  finished ${when(j.finished_at)}`,
   ];
@@ -72,7 +80,8 @@ export function formatJob(j: JobView): string {
 }
 
 /** Left-aligned columns; the last column may be ragged. */
-export function table(header: string[], rows: string[][]): string {
+export function table(header: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');

@@ -153,7 +153,9 @@ export class WeirClient {
    * majority of the masters hold a copy (`copies`: how many did by then).
    */
   async upload(path: string): Promise<{ upload_id: string; url: string; bytes: number; copies: number }> {
-    const { size } = statSync(path);
+    const stat = statSync(path);
+    if (!stat.isFile()) throw new WeirError('bad_request', `${path} is not a file; upload a file`);
+    const { size } = stat;
     // Refused by every master: said now, not after sending a gigabyte for a reset connection.
     if (size > MAX_UPLOAD_BYTES) {
       throw new WeirError(

@@ -178,7 +178,13 @@ export class TokenSource {
   }
 
   static fromEnv(subject: string, claims: TokenClaims = {}, env: NodeJS.ProcessEnv = process.env): TokenSource {
-    return new TokenSource(env.JWT_SECRET || undefined, env.WEIR_TOKEN || undefined, subject, claims);
+    // A token file saved with a line end (CRLF above all) is still the token.
+    const fixed = env.WEIR_TOKEN?.trim() || undefined;
+    // eslint-disable-next-line no-control-regex
+    if (fixed && /[\s\u0000-\u001f\u007f]/.test(fixed)) {
+      throw new WeirError('bad_request', 'WEIR_TOKEN is not a token: it holds a space or a control character');
+    }
+    return new TokenSource(env.JWT_SECRET || undefined, fixed, subject, claims);
   }
 
   /** A source of tokens with other claims, from the same secret (a narrower identity). */

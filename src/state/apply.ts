@@ -191,8 +191,23 @@ export class Applier {
 
   private submitJob(cmd: SubmitJob): ApplyResult<'submitJob'> {
     if (cmd.idempotency_key) {
-      const existing = this.s.jobByKey.get(cmd.idempotency_key) as { job_id: string } | undefined;
-      if (existing) return { ok: true, job_id: existing.job_id, duplicate: true };
+      const existing = this.s.jobByKey.get(cmd.idempotency_key) as
+        { job_id: string; name: string; type: string; config: string } | undefined;
+      if (existing) {
+        // A retry is the same submit; another one under the same key would be answered with a
+        // job that is not the one asked for.
+        if (
+          existing.name === cmd.name &&
+          existing.type === cmd.job_type &&
+          existing.config === JSON.stringify(cmd.config)
+        )
+          return { ok: true, job_id: existing.job_id, duplicate: true };
+        return {
+          ok: false,
+          code: 'conflict',
+          message: `the Idempotency-Key was used for another submit (job ${existing.job_id}); a new job needs a new key`,
+        };
+      }
     }
     const upload = uploadIdOfUrl((cmd.config as { input?: { url?: unknown } }).input?.url);
     // Looked at again where the order is decided: the route looked before proposing, and a
@@ -722,7 +737,7 @@ function prepare(db: Database) {
                         alt_attempt = NULL, alt_worker_id = NULL
        WHERE seq = ? AND idx = ?`,
     ),
-    jobByKey: st(`SELECT job_id FROM jobs WHERE idempotency_key = ?`),
+    jobByKey: st(`SELECT job_id, name, type, config FROM jobs WHERE idempotency_key = ?`),
     getJob: st(`SELECT status FROM jobs WHERE job_id = ?`),
     jobKey: st(
       `SELECT seq, status, total, created_at, untouched_from, rows_from, result_bytes FROM jobs WHERE job_id = ?`,

@@ -70,6 +70,7 @@ const badSubmits: [string, unknown, number][] = [
   ['max_retries that is not an integer', batch({ operation: 'noop', max_retries: 'many' }), 400],
   ['a config that is an array', batch([1, 2, 3]), 400],
   ['a config that is a string', batch('{"operation":"noop"}'), 400],
+  ['a field a submit does not read (confg)', { name: 'x', type: 'batch', confg: { operation: 'sleep', ms: 1 } }, 400],
 ];
 
 describe('POST /api/jobs refuses a malformed submission and creates no job', () => {
@@ -92,6 +93,9 @@ describe('POST /api/jobs refuses a malformed submission and creates no job', () 
     expect(typeMessage).toMatch(/\btype\b/);
     expect(typeMessage).toMatch(/batch/);
     expect(typeMessage).toMatch(/streaming/);
+    expect(await post({ name: 'x', type: 'batch', confg: {} })).toBe(
+      "unknown field 'confg' in the submit (did you mean 'config'?); a submit takes name, type, config",
+    );
   });
 
   describe('a body over 16 MiB', () => {
@@ -439,6 +443,45 @@ describe('the CLI on bad input', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(server);
     expect(r.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it('`weir results -o` a path it cannot write, `jobs --limit abc`, `submit --input` a directory, a WEIR_TOKEN with a space: one line each, exit 1, at once', async () => {
+    const job = (await http('POST', `${m.url}/api/jobs`, { name: 'cli-bad', type: 'batch' })).json.job_id as string;
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ['results', job, '-o', '/nonexistent-dir/results.json'],
+        {},
+        /^weir: cannot write '\/nonexistent-dir\/results.json': ENOENT$/,
+      ],
+      [['jobs', '--limit', 'abc'], {}, /^weir: --limit takes a whole number from 1 to 1000; got 'abc'$/],
+      [
+        ['submit', 'batch', 'X', '{"operation":"wordcount"}', '--input', tmpdir()],
+        {},
+        /^weir: .+ is not a file; upload a file/,
+      ],
+      [
+        ['jobs'],
+        { WEIR_TOKEN: 'two words' },
+        /^weir: WEIR_TOKEN is not a token: it holds a space or a control character/,
+      ],
+    ];
+    for (const [args, env, line] of cases) {
+      const r = await c.cli(['--master', m.url, '--retry-for', '2s', ...args], { env });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(line);
+    }
+    // A token file saved with a line end (CRLF) is still the token.
+    expect((await c.cli(['--master', m.url, 'jobs'], { env: { WEIR_TOKEN: 'a.b.c\r\n' } })).code).toBe(0);
+  });
+
+  it('a job name with a control character is refused (400): no table of `weir jobs` shows a forged row', async () => {
+    const before = await jobCount();
+    const r = await http('POST', `${m.url}/api/jobs`, { name: 'x\njob-0  payroll  completed', type: 'batch' });
+    expectError(r, 400, 'bad_request');
+    expect(r.json.error.message).toMatch(/control character/);
+    expect(await jobCount()).toBe(before);
   });
 
   it("`weir submit` of an unknown operation exits 1 with the server's message", async () => {

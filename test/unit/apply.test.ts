@@ -48,9 +48,21 @@ describe('apply: jobs', () => {
   });
 
   it('submitJob with a known idempotency key returns the first job and creates nothing', () => {
-    submit('j1', undefined, { idempotency_key: 'k' });
-    const again = submit('j2', undefined, { idempotency_key: 'k' });
+    // A retry: the same submit (name, type, config) under the same key.
+    submit('j1', undefined, { idempotency_key: 'k', name: 'n' });
+    const again = submit('j2', undefined, { idempotency_key: 'k', name: 'n' });
     expect(again).toMatchObject({ ok: true, job_id: 'j1', duplicate: true });
+    expect(q.job('j2')).toBeUndefined();
+  });
+
+  it('submitJob with a known idempotency key and another job under it is a conflict, and creates nothing', () => {
+    submit('j1', { operation: 'noop', task_count: 3 }, { idempotency_key: 'k', name: 'n' });
+    const other = submit('j2', { operation: 'noop', task_count: 4 }, { idempotency_key: 'k', name: 'n' });
+    expect(other).toEqual({
+      ok: false,
+      code: 'conflict',
+      message: 'the Idempotency-Key was used for another submit (job j1); a new job needs a new key',
+    });
     expect(q.job('j2')).toBeUndefined();
   });
 
@@ -88,8 +100,12 @@ describe('apply: jobs', () => {
 
   it('a duplicate submit (same idempotency key) assigns nothing', () => {
     register('w');
-    submit('j1', undefined, { idempotency_key: 'k' });
-    const again = submit('j2', undefined, { idempotency_key: 'k', assignments: [{ idx: 0, worker_id: 'w' }] });
+    submit('j1', undefined, { idempotency_key: 'k', name: 'n' });
+    const again = submit('j2', undefined, {
+      idempotency_key: 'k',
+      name: 'n',
+      assignments: [{ idx: 0, worker_id: 'w' }],
+    });
     expect(again).toEqual({ ok: true, job_id: 'j1', duplicate: true });
     expect(q.job('j1')).toMatchObject({ running: 0 });
   });

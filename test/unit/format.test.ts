@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatJob } from '../../src/client/format.js';
+import { formatJob, formatJobs, printable } from '../../src/client/format.js';
 import type { JobView } from '../../src/client/sdk.js';
 
 const failed = (error: NonNullable<JobView['error']>): JobView =>
@@ -22,5 +22,16 @@ describe('weir status of a failed job', () => {
     expect(text).toContain(`error: task 0 failed after 1 attempt: ${message}`);
     expect(text).not.toContain(`permission_denied: permission_denied`);
     expect(text).toContain('  at map (words.mjs:2:3)');
+  });
+});
+
+describe('text from the cluster printed to a terminal', () => {
+  it('shows control characters as escapes: a name cannot forge a table row or clear the screen', () => {
+    const job = { ...failed({ task: 0, message: 'x' }), name: 'a\njob-0  payroll  completed\u001b[2J' };
+    const out = formatJobs([job]);
+    expect(out.split('\n')).toHaveLength(2);
+    expect(out).toContain('a\\u000ajob-0  payroll  completed\\u001b[2J');
+    expect(formatJob(job).split('\n')[0]).toContain('"a\\u000ajob-0');
+    expect(printable('Mi Trabajo — ünïcode')).toBe('Mi Trabajo — ünïcode');
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync } from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { CliError, EXIT, note, out, readConfig, readTextFile, type CliContext } from '../cli-context.js';
@@ -177,7 +177,11 @@ export function jobCommands(program: Command, ctx: CliContext): void {
         throw new CliError(`--status takes one of ${JOB_STATUSES.join(', ')}; got '${f.status}'`);
       }
       const status = f.status as JobStatus | undefined;
-      const page = await ctx.sdk().jobs(undefined, Math.max(1, Math.min(1000, Number(f.limit) || 50)), status);
+      const limit = Number(f.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new CliError(`--limit takes a whole number from 1 to 1000; got '${f.limit}'`);
+      }
+      const page = await ctx.sdk().jobs(undefined, limit, status);
       ctx.print(page, () => formatJobs(page.jobs));
     });
 }
@@ -272,6 +276,17 @@ async function uploadInput(
   return { url: up.url, format, upload_id: up.upload_id };
 }
 
+/** `-o FILE` opened now, so that a path that cannot be written is one line, not a stack trace. */
+function writableFile(path: string): NodeJS.WritableStream & { write(s: string): boolean } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (err) {
+    throw new CliError(`cannot write '${path}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return createWriteStream('', { fd });
+}
+
 /** The results as one JSON array, streamed page by page; a followed stream's rows as JSON lines. */
 async function writeResults(
   ctx: CliContext,
@@ -279,7 +294,7 @@ async function writeResults(
   f: { output?: string; follow?: boolean; first?: ResultsPage | undefined },
 ): Promise<void> {
   const sdk = ctx.sdk();
-  const sink = f.output ? createWriteStream(f.output) : process.stdout;
+  const sink = f.output ? writableFile(f.output) : process.stdout;
   const write = async (s: string) => {
     if (!sink.write(s)) await once(sink, 'drain');
   };

@@ -14,6 +14,7 @@ import { TERMINAL, jobView, taskView } from '../views.js';
 import { retentionOf } from '../../ops/retention.js';
 import { uploadDeletedMessage } from '../../state/commands.js';
 import { DeletedReply, JobReply, JobsReply, ResultsReply, TasksReply } from '../reply-schemas.js';
+import { closestName } from '../../common/closest-name.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -22,6 +23,18 @@ const SubmitBody = Type.Object({
   type: Type.Unsafe<'batch' | 'streaming'>({ type: 'string', enum: ['batch', 'streaming'] }),
   config: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
 });
+
+const SUBMIT_FIELDS = ['name', 'type', 'config'] as const;
+
+/** A field a submit does not read is a typo the job would silently run without (`confg`). */
+function refuseUnknownFields(body: object): void {
+  const unknown = Object.keys(body).find((k) => !(SUBMIT_FIELDS as readonly string[]).includes(k));
+  if (unknown === undefined) return;
+  const guess = closestName(unknown, SUBMIT_FIELDS);
+  throw badRequest(
+    `unknown field '${unknown.slice(0, 64)}' in the submit${guess ? ` (did you mean '${guess}'?)` : ''}; a submit takes ${SUBMIT_FIELDS.join(', ')}`,
+  );
+}
 
 const MAX_RESULTS_PAGE = 100_000;
 /**
@@ -87,7 +100,15 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         },
       },
       async (req, reply) => {
+        refuseUnknownFields(req.body);
         const { name, type } = req.body;
+        // Printed in tables and logs: a newline would forge a row, an escape clear a screen.
+        // eslint-disable-next-line no-control-regex
+        if (/[\u0000-\u001f\u007f]/.test(name)) {
+          throw badRequest(
+            'name holds a control character (a newline, a tab, an escape); name the job with printable characters',
+          );
+        }
         const { retention_ms, rest } = retentionOf(req.body.config ?? undefined);
         const config = type === 'streaming' ? normalizeStreamConfig(rest) : normalizeBatchConfig(rest);
         const url = (config as { input?: { url?: unknown } }).input?.url;
