@@ -286,6 +286,24 @@ describe('operations', () => {
     await http('POST', `${m.url}/api/jobs/${deeper}/cancel`);
   });
 
+  it('events under the body limit that grow past it written out again (1e9 as 1000000000) → 413 at once, not 503 after 30 s of resends', async () => {
+    const id = await submitStream({
+      topology: {
+        spouts: [{ id: 'in', type: 'http' }],
+        bolts: [{ id: 'out', op: 'collect', inputs: [{ from: 'in', grouping: 'global' }] }],
+      },
+    });
+    const body = `[{"a":[${Array(2_000_000).fill('1e9').join(',')}]}]`;
+    expect(body.length).toBeLessThan(16 * 1024 * 1024);
+    const r = await http('POST', `${m.url}/api/jobs/${id}/events`, body, {}, 10_000);
+    expect(r.status, r.text.slice(0, 300)).toBe(413);
+    expect(r.json.error).toMatchObject({ code: 'payload_too_large' });
+    expect(r.json.error.message).toMatch(
+      /^the event takes 21\.0 MiB as JSON written out, over the 16 MiB a source takes at once; send fewer or smaller events at a time$/,
+    );
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+  });
+
   it('refuses bad topologies with a message naming the fault', async () => {
     const bad = async (config: unknown) => {
       const r = await http('POST', `${m.url}/api/jobs`, { name: 'bad', type: 'streaming', config });

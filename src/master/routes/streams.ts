@@ -11,6 +11,7 @@ import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js'
 import { instancesOf } from '../../stream/topology.js';
 import type { MasterContext } from '../context.js';
 import { AcceptedReply, SaturatedReply, StoredReply } from '../reply-schemas.js';
+import { BODY_LIMIT } from '../../common/http-errors.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -105,6 +106,14 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
         const config = streamingJob(jobId);
         const events = eventsOf(req.body);
         const candidates = sourceInstances(config, req.query.spout);
+        // Written once: what every try sends. Past what a worker takes, no try could succeed.
+        const body = JSON.stringify({ events });
+        if (Buffer.byteLength(body) > BODY_LIMIT) {
+          throw new WeirError(
+            'payload_too_large',
+            `${events.length === 1 ? 'the event takes' : `the ${events.length} events take`} ${(Buffer.byteLength(body) / 1048576).toFixed(1)} MiB as JSON written out, over the ${BODY_LIMIT / 1048576} MiB a source takes at once; send fewer or smaller events at a time`,
+          );
+        }
         const deadline = Date.now() + DELIVERY_WINDOW_MS;
         let last = 'no source instance is placed yet';
         while (Date.now() < deadline) {
@@ -117,7 +126,7 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
               const res = await request(`${scheme}://${target.address}/api/stream/${jobId}/${target.idx}/events`, {
                 method: 'POST',
                 headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
-                body: JSON.stringify({ events }),
+                body,
                 dispatcher: agent,
                 headersTimeout: 2 * config.ack_timeout_ms,
                 bodyTimeout: 2 * config.ack_timeout_ms,
