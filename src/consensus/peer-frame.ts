@@ -4,7 +4,7 @@ import { newCodec } from '../protocol/msgpack.js';
 import type { Message, NodeId } from './core/types.js';
 import { MAX_TOKEN_LENGTH } from '../protocol/token-frame.js';
 import { CHUNK_BYTES, type SnapshotChunk } from './snapshot-stream.js';
-import { nestsDeeper, tooDeep } from '../protocol/nesting.js';
+import { MAX_NESTING, nestsDeeper, tooDeep } from '../protocol/nesting.js';
 
 // The frames masters send each other, and their schema: a frame is checked where it is
 // decoded, so nothing the core is handed can make it throw.
@@ -99,8 +99,11 @@ const check = TypeCompiler.Compile(PeerFrameSchema);
 // Entries' bytes are copied out of the frame: a slice would keep the whole read buffer alive
 // for as long as the entry stays in the in-memory log.
 const packr = newCodec({ copyBuffers: true });
-/** Deeper than any frame a master sends: messages, entries, memberships. */
-const PEER_FRAME_NESTING = 16;
+/**
+ * Deeper than any frame a master sends: messages, entries, memberships — and an entry of the
+ * log's first format, whose command is an object holding values bounded where they came in.
+ */
+const PEER_FRAME_NESTING = MAX_NESTING + 16;
 
 export const encodeFrame = (f: PeerFrame): Buffer => packr.pack(f);
 

@@ -42,22 +42,35 @@ export function jsonNestsDeeper(text: string, max = MAX_NESTING): boolean {
  */
 export function nestsDeeper(value: unknown, max = MAX_NESTING): boolean {
   if (value === null || typeof value !== 'object') return false;
-  const pending: { v: object; depth: number }[] = [{ v: value, depth: 1 }];
+  // Two stacks side by side, nothing allocated per value: every frame of a socket comes this way.
+  const values: object[] = [value];
+  const depths: number[] = [1];
   let seen = 0;
-  while (pending.length > 0) {
-    const { v, depth } = pending.pop()!;
+  while (values.length > 0) {
+    const v = values.pop()!;
+    const depth = depths.pop()!;
     if (depth > max) return true;
     // A cycle, or a value shared so widely that walking it is itself the attack.
     if (++seen > 10_000_000) return true;
-    const children: unknown[] = Array.isArray(v)
-      ? v
-      : isPlain(v)
-        ? Object.values(v)
-        : v instanceof Map
-          ? [...v.values()]
-          : [];
-    for (const child of children) {
-      if (child !== null && typeof child === 'object') pending.push({ v: child, depth: depth + 1 });
+    let children: ArrayLike<unknown> | undefined;
+    if (Array.isArray(v)) children = v;
+    else if (v instanceof Map) children = [...v.values()];
+    else if (isPlain(v)) {
+      for (const k in v) {
+        const child = (v as Record<string, unknown>)[k];
+        if (child !== null && typeof child === 'object') {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    }
+    if (children === undefined) continue;
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i];
+      if (child !== null && typeof child === 'object') {
+        values.push(child);
+        depths.push(depth + 1);
+      }
     }
   }
   return false;

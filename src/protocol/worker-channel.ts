@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { checkedDecoder, type Decoded } from './checked-decode.js';
+import { jsonNestsDeeper, MAX_NESTING } from './nesting.js';
 import { newCodec } from './msgpack.js';
 import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
@@ -137,7 +138,16 @@ const isJsonArray = (text: string): boolean => {
 export function decodeToMaster(bytes: Buffer): Decoded<ToMaster> {
   const d = decodeChecked(bytes);
   if (!d.ok || d.value.t !== 'report') return d;
-  const bad = d.value.reports.findIndex((r) => r.ok && !isJsonArray(r.result_json));
-  return bad < 0 ? d : { ok: false, error: `/reports/${bad}/result_json: not a JSON array` };
+  for (const [i, r] of d.value.reports.entries()) {
+    if (!r.ok) continue;
+    // Before it is parsed (JSON.parse recurses), and before apply writes its rows out again.
+    if (jsonNestsDeeper(r.result_json, MAX_NESTING + 1))
+      return {
+        ok: false,
+        error: `/reports/${i}/result_json: its results nest arrays and objects more than ${MAX_NESTING} deep`,
+      };
+    if (!isJsonArray(r.result_json)) return { ok: false, error: `/reports/${i}/result_json: not a JSON array` };
+  }
+  return d;
 }
 export const decodeToWorker = checkedDecoder<ToWorker>(packr, ToWorkerSchema);

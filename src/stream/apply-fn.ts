@@ -100,3 +100,34 @@ export function checkOutcome(
   const fits = out.every((events: unknown) => Array.isArray(events) && events.every(isEvent));
   return fits ? { op, out: out as StreamEvent[][], errors: o.errors } : undefined;
 }
+
+/** A bolt's batches cut in two, and how to join the halves' outcomes; undefined for one event. */
+export interface Halves {
+  parts: [StreamEvent[][], StreamEvent[][]];
+  join(a: ApplyOutcome, b: ApplyOutcome): ApplyOutcome;
+}
+
+/**
+ * Halves of an apply message whose outcome was too large to take at once: its batches split
+ * between them, or a lone batch's events. What a map or flat_map returned for the halves, joined,
+ * is what it would have returned for the whole (a filter's outcome is never larger than its input).
+ */
+export function halve(batches: StreamEvent[][]): Halves | undefined {
+  const outs = (o: ApplyOutcome): StreamEvent[][] => (o.op === 'filter' ? [] : o.out);
+  const joined = (a: ApplyOutcome, out: StreamEvent[][], b: ApplyOutcome): ApplyOutcome =>
+    a.op === 'filter' ? a : { op: a.op, out, errors: a.errors + b.errors };
+  if (batches.length > 1) {
+    const k = Math.floor(batches.length / 2);
+    return {
+      parts: [batches.slice(0, k), batches.slice(k)],
+      join: (a, b) => joined(a, [...outs(a), ...outs(b)], b),
+    };
+  }
+  const events = batches[0] ?? [];
+  if (events.length < 2) return undefined;
+  const h = Math.floor(events.length / 2);
+  return {
+    parts: [[events.slice(0, h)], [events.slice(h)]],
+    join: (a, b) => joined(a, [[...(outs(a)[0] ?? []), ...(outs(b)[0] ?? [])]], b),
+  };
+}

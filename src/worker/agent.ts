@@ -29,6 +29,7 @@ import { refusedFrames } from '../protocol/checked-decode.js';
 import { ReconnectingSocket, wsUrl, type AfterClose } from '../common/reconnecting-socket.js';
 import { onNextTurn } from '../common/next-turn.js';
 import { LogCapture } from './log-capture.js';
+import { jsonNestsDeeper, MAX_NESTING } from '../protocol/nesting.js';
 
 export interface AgentOptions {
   client: HttpClient;
@@ -291,6 +292,11 @@ export class WorkerAgent {
               logs,
             });
       trace(a.job_id, 'task finished');
+      // Results are values from outside too (user code made them): bounded as a request's are,
+      // or applying them would overflow the masters' stacks.
+      if (jsonNestsDeeper(json, MAX_NESTING + 1)) {
+        throw new Error(`the task's results nest arrays and objects more than ${MAX_NESTING} deep; flatten them`);
+      }
       const ms = performance.now() - started;
       this.o.stats.taskDone(ms);
       report = { ...ref, ok: true, result_json: json, ms: Math.round(ms * 1000) / 1000 };

@@ -11,7 +11,6 @@ import { schemaVersion } from '../../src/state/schema.js';
 import {
   Cluster,
   clusterStatus,
-  freePorts,
   GiveUp,
   ROOT,
   submitRetrying,
@@ -20,6 +19,7 @@ import {
   waitFor,
   type MasterProc,
 } from '../helpers/cluster.js';
+import { MastersOnDisk } from '../helpers/masters-on-disk.js';
 
 const c = new Cluster('mixed-versions');
 afterAll(() => c.cleanup());
@@ -29,9 +29,8 @@ const hosts = ['127.0.0.154', '127.0.0.155', '127.0.0.156'];
 const ids = [154, 155, 156];
 /** The log is compacted every 20 applied entries: a follower down for 30 jobs needs a snapshot. */
 const FLAGS = ['--snapshot-entries', '20'];
-const masters = new Map<number, MasterProc>();
-let ports: number[];
-let peers: string;
+const set = new MastersOnDisk(c, hosts, ids, FLAGS);
+const masters = set.procs;
 let newerBin: string;
 let uncheckingBin: string;
 
@@ -60,21 +59,8 @@ function patch(file: string, at: string, change: (at: string) => string): void {
   writeFileSync(file, source.replace(at, change(at)));
 }
 
-async function startMaster(id: number, bin?: string): Promise<MasterProc> {
-  const i = ids.indexOf(id);
-  const old = masters.get(id);
-  const m = await c.master(hosts[i]!, {
-    port: ports[i]!,
-    args: ['--peers', peers, ...FLAGS],
-    ...(old ? { dataDir: old.dataDir } : {}),
-    ...(bin ? { bin } : {}),
-    wait: false,
-  });
-  masters.set(id, m);
-  return m;
-}
-
-const running = () => [...masters.values()].filter((m) => m.exitCode === undefined);
+const startMaster = (id: number, bin?: string) => set.start(id, { wait: false, ...(bin ? { bin } : {}) });
+const running = () => set.running();
 
 /** Reads a running master's database (a reader does not disturb it). */
 function readDb<T>(m: MasterProc, file: string, read: (db: Database.Database) => T): T {
@@ -108,8 +94,7 @@ async function smallJobs(n: number, tag: string): Promise<void> {
 beforeAll(async () => {
   newerBin = newerWeir('newer-weir');
   uncheckingBin = newerWeir('newer-weir-unchecking', false);
-  ports = await freePorts(hosts);
-  peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+  await set.init();
   // The highest id leads once healthy: a newer master, with this build's master following.
   await Promise.all(ids.map((id) => startMaster(id, id === OLD ? undefined : newerBin)));
   await Promise.all([...masters.values()].map((m) => c.untilReady(m).catch(() => undefined)));

@@ -19,6 +19,7 @@ import {
   type MasterProc,
   bigJob,
 } from '../helpers/cluster.js';
+import { MastersOnDisk } from '../helpers/masters-on-disk.js';
 
 const c = new Cluster('snapshots');
 afterAll(() => c.cleanup());
@@ -27,24 +28,10 @@ const hosts = ['127.0.0.231', '127.0.0.232', '127.0.0.233'];
 const ids = [231, 232, 233];
 /** The log is compacted every 20 applied entries (keeping 4): a restarted follower soon needs a snapshot. */
 const FLAGS = ['--snapshot-entries', '20'];
-const masters = new Map<number, MasterProc>();
-let ports: number[];
-let peers: string;
-/** The masters running now (one may be down on purpose). */
-const urls = () => [...masters.values()].filter((m) => m.exitCode === undefined).map((m) => m.url);
-
-async function startMaster(id: number, wait = true): Promise<MasterProc> {
-  const i = ids.indexOf(id);
-  const old = masters.get(id);
-  const m = await c.master(hosts[i]!, {
-    port: ports[i]!,
-    args: ['--peers', peers, ...FLAGS],
-    ...(old ? { dataDir: old.dataDir } : {}),
-    wait,
-  });
-  masters.set(id, m);
-  return m;
-}
+const set = new MastersOnDisk(c, hosts, ids, FLAGS);
+const masters = set.procs;
+const urls = () => set.urls();
+const startMaster = (id: number, wait = true): Promise<MasterProc> => set.start(id, { wait });
 
 /** Small jobs: each a few log entries, enough to push the leader's compaction point on. */
 async function smallJobs(n: number, tag: string): Promise<string[]> {
@@ -74,8 +61,7 @@ async function caughtUp(): Promise<number> {
 }
 
 beforeAll(async () => {
-  ports = await freePorts(hosts);
-  peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+  await set.init();
   await Promise.all(ids.map((id) => startMaster(id, false)));
   await Promise.all([...masters.values()].map((m) => c.untilReady(m).catch(() => undefined)));
   // The highest id leads once healthy: 231 and 232 are followers in what follows.
@@ -157,7 +143,7 @@ describe('a state of tens of MB', () => {
     const all = [...urls(), `http://127.0.0.234:${port}`];
     const fourth = await c.master('127.0.0.234', {
       port,
-      args: ['--peers', `${peers},http://127.0.0.234:${port}`, ...FLAGS],
+      args: ['--peers', `${set.peers},http://127.0.0.234:${port}`, ...FLAGS],
       wait: false,
     });
     const leader = await untilAgreedLeader(urls());

@@ -157,7 +157,7 @@ describe('a streaming function’s process', () => {
       ack_timeout_ms: 10_000,
     });
     expect(error.message).toMatch(
-      /'f' returned 5000000 events for 1; at most 65536 for one batch of input: emit fewer per event/,
+      /'f' returned 5000000 events for 1; at most 65536 for one event of input: emit fewer per event/,
     );
     expect((await workerStatus()).worker_id).toBe(before.worker_id);
     await plainStreamRuns();

@@ -89,6 +89,23 @@ describe('a user map over an input file', () => {
     ]);
   });
 
+  it('fails a task whose results nest deeper than 100, saying so; the masters go on (applied, they would overflow their stacks)', async () => {
+    const r = await http('POST', `${m.url}/api/jobs`, {
+      name: 'deep-results',
+      type: 'batch',
+      config: {
+        module: 'export function map(x, emit) { let v = x; for (let i = 0; i < 150; i++) v = [v]; emit("k", v) }',
+        data: [1],
+        task_count: 1,
+        max_retries: 0,
+      },
+    });
+    expect(r.status, r.text).toBe(201);
+    const job = await untilJobStatus(m.url, r.json.job_id, 'failed', 30_000);
+    expect(job.error.message).toMatch(/the task's results nest arrays and objects more than 100 deep; flatten them/);
+    expect((await http('GET', `${m.url}/health`)).status).toBe(200);
+  });
+
   it('refuses an input it cannot read the way it was described, at submission', async () => {
     const bad = async (input: unknown) =>
       http('POST', `${m.url}/api/jobs`, { name: 'x', type: 'batch', config: { module: countModule, input } });

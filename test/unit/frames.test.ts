@@ -26,6 +26,17 @@ describe('the worker channel', () => {
     expect(d).toMatchObject({ ok: false });
   });
 
+  it('refuses a report whose results nest deeper than 100 (applied, they would overflow the masters’ stacks)', () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const d = decodeToMaster(
+      encode({ t: 'report', reports: [{ job_id: 'job-1', idx: 0, attempt: 1, ok: true, result_json: `[${deep}]` }] }),
+    );
+    expect(d).toEqual({
+      ok: false,
+      error: '/reports/0/result_json: its results nest arrays and objects more than 100 deep',
+    });
+  });
+
   it('takes a hello naming the jobs whose map outputs the worker keeps, and one from before it named them', () => {
     expect(decodeToMaster(encode({ t: 'hello', running: [], unacked: [], holds: ['job-1'] }))).toMatchObject({
       ok: true,

@@ -1,7 +1,7 @@
 // What a function bolt's executor does to its batches, and how the bolt judges the answer
 // it gets back from a process that user code shares.
 import { describe, expect, it } from 'vitest';
-import { applyFn, checkOutcome } from '../../src/stream/apply-fn.js';
+import { applyFn, checkOutcome, halve, type StreamEvent } from '../../src/stream/apply-fn.js';
 
 describe('applying a function to batches', () => {
   it('map keeps what is an object, per batch, in order', () => {
@@ -65,5 +65,25 @@ describe('an outcome from the executor', () => {
   ])('is refused when it is %s', (_why, value) => {
     const op = (value as { op?: string }).op === 'map' ? 'map' : 'filter';
     expect(checkOutcome(value, op, batches)).toBeUndefined();
+  });
+});
+
+describe('an apply message whose outcome is too large, asked for again in halves', () => {
+  const flatMap = (batches: StreamEvent[][], times: number) =>
+    applyFn((e) => Array.from({ length: times }, (_, i) => ({ ...e, i })), 'flat_map', batches);
+
+  it('splits its batches, then a lone batch’s events, down to one event', () => {
+    const three = [[{ n: 1 }], [{ n: 2 }, { n: 3 }], [{ n: 4 }]];
+    expect(halve(three)!.parts).toEqual([[[{ n: 1 }]], [[{ n: 2 }, { n: 3 }], [{ n: 4 }]]]);
+    expect(halve([[{ n: 1 }, { n: 2 }, { n: 3 }]])!.parts).toEqual([[[{ n: 1 }]], [[{ n: 2 }, { n: 3 }]]]);
+    expect(halve([[{ n: 1 }]])).toBeUndefined();
+    expect(halve([])).toBeUndefined();
+  });
+
+  it('joins what the halves returned into what the whole would have returned', () => {
+    for (const batches of [[[{ n: 1 }], [{ n: 2 }, { n: 3 }], [{ n: 4 }]], [[{ n: 1 }, { n: 2 }, { n: 3 }]]]) {
+      const h = halve(batches)!;
+      expect(h.join(flatMap(h.parts[0], 2), flatMap(h.parts[1], 2))).toEqual(flatMap(batches, 2));
+    }
   });
 });

@@ -5,8 +5,15 @@ import type { HttpClient } from '../../common/http-client.js';
 import type { NodeTls } from '../../common/tls.js';
 import type { Logger } from '../../common/logger.js';
 import { createHash } from 'node:crypto';
-import { checkOutcome, type ApplyOutcome, type FnOp } from '../../stream/apply-fn.js';
-import { MODULE_UNKNOWN, type StreamApplySpec } from './stream-apply.js';
+import { checkOutcome, halve, type ApplyOutcome, type FnOp } from '../../stream/apply-fn.js';
+import {
+  MAX_APPLY_OUTPUT_CHARS,
+  MODULE_UNKNOWN,
+  OUTPUT_LIMIT,
+  outputRefusal,
+  outputTooLarge,
+  type StreamApplySpec,
+} from './stream-apply.js';
 import type { RunLimits } from '../executor-pool.js';
 import { LogCapture } from '../log-capture.js';
 import type { LogLine } from '../../protocol/task-log.js';
@@ -32,7 +39,7 @@ import {
   type Instance,
   type InstanceHost,
 } from './instances.js';
-import type { TaskRights } from '../executor-rules.js';
+import { namedError, type TaskRights } from '../executor-rules.js';
 import { InLink, OutLink } from './links.js';
 import type { TokenAuthority } from '../../common/socket-token.js';
 import { onNextTurn } from '../../common/next-turn.js';
@@ -155,9 +162,32 @@ class JobRuntime implements InstanceHost {
     }
   }
 
+  /**
+   * Applies `fn` to the batches. An outcome too large to take in one turn of this worker's loop
+   * is asked for again in halves, down to a single event: only an event that alone makes too
+   * much fails its instance.
+   */
   async apply(fn: string, op: FnOp, batches: Record<string, unknown>[][], from?: Instance): Promise<ApplyOutcome> {
+    try {
+      return await this.applyOnce(fn, op, batches, from);
+    } catch (err) {
+      const halves = (err as Error).name === OUTPUT_LIMIT ? halve(batches) : undefined;
+      if (!halves) throw err;
+      const a = await this.apply(fn, op, halves.parts[0], from);
+      return halves.join(a, await this.apply(fn, op, halves.parts[1], from));
+    }
+  }
+
+  private async applyOnce(
+    fn: string,
+    op: FnOp,
+    batches: Record<string, unknown>[][],
+    from?: Instance,
+  ): Promise<ApplyOutcome> {
     if (!this.moduleKey) throw new TypeError(`the job has no module to take '${fn}' from`);
     const json = await this.runApply({ fn, op, batches }, from && this.logsOf(from));
+    // Checked here too: the executor's own check runs beside user code, which may undo it.
+    if (json.length > MAX_APPLY_OUTPUT_CHARS) throw namedError(OUTPUT_LIMIT, outputTooLarge(fn, batches, json.length));
     // What user code hands back is bounded as a request's body is: deeper, no frame would carry it.
     if (jsonNestsDeeper(json, OUTCOME_NESTING))
       throw new Error(
@@ -171,6 +201,8 @@ class JobRuntime implements InstanceHost {
     }
     const outcome = checkOutcome(value, op, batches);
     if (!outcome) throw new Error(`the executor running '${fn}' answered something that is not its outcome`);
+    const refused = outputRefusal(fn, batches, outcome);
+    if (refused) throw namedError(OUTPUT_LIMIT, refused);
     return outcome;
   }
 

@@ -30,6 +30,8 @@ export interface StreamApplySpec {
  */
 export const MAX_APPLY_OUTPUT_EVENTS = 65_536;
 export const MAX_APPLY_OUTPUT_CHARS = 16 * 1024 * 1024;
+/** An outcome over those bounds: the worker applies the batches again in halves, down to one event. */
+export const OUTPUT_LIMIT = 'output_limit';
 
 /** The executor does not hold the module yet: send it again with `module`. */
 export const MODULE_UNKNOWN = 'module_unknown';
@@ -63,20 +65,26 @@ export async function runStreamApply(spec: StreamApplySpec): Promise<string> {
     spec.batches,
     (err) => permissionMessage(err) !== undefined,
   );
-  const inputs = spec.batches.reduce((n, b) => n + b.length, 0);
-  const outputs = outcome.op === 'filter' ? 0 : outcome.out.reduce((n, b) => n + b.length, 0);
-  if (outputs > MAX_APPLY_OUTPUT_EVENTS) {
-    throw new RangeError(
-      `'${spec.fn}' returned ${outputs} events for ${inputs}; at most ${MAX_APPLY_OUTPUT_EVENTS} for one batch of input: emit fewer per event`,
-    );
-  }
+  // Said here, before it crosses to the worker; the worker checks again (this is user code's process).
+  const refused = outputRefusal(spec.fn ?? '', spec.batches, outcome);
+  if (refused) throw namedError(OUTPUT_LIMIT, refused);
   const json = outcomeJson(outcome);
-  if (json.length > MAX_APPLY_OUTPUT_CHARS) {
-    throw new RangeError(
-      `'${spec.fn}' returned ${(json.length / 1048576).toFixed(1)} MiB of events for ${inputs}; at most ${MAX_APPLY_OUTPUT_CHARS / 1048576} MiB for one batch of input: emit smaller events`,
-    );
-  }
+  if (json.length > MAX_APPLY_OUTPUT_CHARS)
+    throw namedError(OUTPUT_LIMIT, outputTooLarge(spec.fn ?? '', spec.batches, json.length));
   return json;
+}
+
+/** Why an outcome has too many events to take at once, or undefined. */
+export function outputRefusal(fn: string, batches: StreamEvent[][], outcome: ApplyOutcome): string | undefined {
+  const outputs = outcome.op === 'filter' ? 0 : outcome.out.reduce((n, b) => n + b.length, 0);
+  if (outputs <= MAX_APPLY_OUTPUT_EVENTS) return undefined;
+  const inputs = batches.reduce((n, b) => n + b.length, 0);
+  return `'${fn}' returned ${outputs} events for ${inputs}; at most ${MAX_APPLY_OUTPUT_EVENTS} for one event of input: emit fewer per event`;
+}
+
+export function outputTooLarge(fn: string, batches: StreamEvent[][], chars: number): string {
+  const inputs = batches.reduce((n, b) => n + b.length, 0);
+  return `'${fn}' returned ${(chars / 1048576).toFixed(1)} MiB of events for ${inputs}; at most ${MAX_APPLY_OUTPUT_CHARS / 1048576} MiB for one event of input: emit smaller events`;
 }
 
 /**
