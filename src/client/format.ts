@@ -66,14 +66,15 @@ export function formatJob(j: JobView): string {
   }
   if (j.error) {
     lines.push(
-      `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempt${j.error.attempts === 1 ? '' : 's'}` : ''}: ${j.error.message}`,
+      `error: task ${j.error.task} failed${j.error.attempts ? ` after ${j.error.attempts} attempt${j.error.attempts === 1 ? '' : 's'}` : ''}: ${printable(j.error.message)}`,
     );
     if (j.error.stack) {
       const stack = j.error.stack.split('\n');
       // Its first line is "Name: message", the message just printed (a permission_denied
       // message, which names its code, read twice over).
       if (stack[0]?.endsWith(j.error.message)) stack.shift();
-      if (stack.length) lines.push(stack.map((l) => `  ${l}`).join('\n'));
+      // What user code threw is printed as text, never as terminal commands.
+      if (stack.length) lines.push(stack.map((l) => `  ${printable(l)}`).join('\n'));
     }
   }
   return lines.join('\n');

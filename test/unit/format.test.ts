@@ -33,5 +33,12 @@ describe('text from the cluster printed to a terminal', () => {
     expect(out).toContain('a\\u000ajob-0  payroll  completed\\u001b[2J');
     expect(formatJob(job).split('\n')[0]).toContain('"a\\u000ajob-0');
     expect(printable('Mi Trabajo — ünïcode')).toBe('Mi Trabajo — ünïcode');
+    // What user code threw, too: its message and its stack's lines.
+    const thrown = formatJob(
+      failed({ task: 0, message: 'boom\u001b[2J', stack: 'Error: x\n    at f (\u001b[31mm.mjs:1)' }),
+    );
+    expect(thrown).toContain('boom\\u001b[2J');
+    expect(thrown).toContain('at f (\\u001b[31mm.mjs:1)');
+    expect(thrown).not.toContain('\u001b');
   });
 });

@@ -104,7 +104,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         const { name, type } = req.body;
         // Printed in tables and logs: a newline would forge a row, an escape clear a screen.
         // eslint-disable-next-line no-control-regex
-        if (/[\u0000-\u001f\u007f]/.test(name)) {
+        if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
           throw badRequest(
             'name holds a control character (a newline, a tab, an escape); name the job with printable characters',
           );
