@@ -150,7 +150,8 @@ describe('three masters, one worker, the default retention', () => {
         );
       }),
     );
-    expect(existsSync(shuffleDirOf(id))).toBe(false);
+    // The worker is told by a frame of its channel, once the delete is applied: not at once.
+    await waitFor('the worker to drop the job’s map outputs', () => !existsSync(shuffleDirOf(id)));
     expect((await del(id)).status).toBe(404);
   });
 
