@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
+import { AtMostEvery } from './at-most-every.js';
 
 /**
  * What an outgoing connection to another node is given: undici's Agent takes it as `connect`,
@@ -146,19 +147,16 @@ export function refuseUnverifiedClients(
   server: SecureServer,
   onRefused: (why: string, remote: string | undefined, count: number) => void,
 ): void {
-  let reportedAt = -Infinity;
-  let unreported = 0;
+  const refusals = new AtMostEvery(REPORT_EVERY_MS);
   server.on('secureConnection', (socket) => {
     if (socket.authorized) return;
     const presented = Object.keys(socket.getPeerCertificate()).length > 0;
     if (!presented) return;
     socket.destroy();
-    unreported++;
-    const now = Date.now();
-    if (now - reportedAt < REPORT_EVERY_MS) return;
-    reportedAt = now;
-    onRefused(String(socket.authorizationError ?? 'unverified'), socket.remoteAddress, unreported);
-    unreported = 0;
+    // This refusal and those held back since the last one said.
+    refusals.say((heldBack) =>
+      onRefused(String(socket.authorizationError ?? 'unverified'), socket.remoteAddress, heldBack + 1),
+    );
   });
 }
 

@@ -24,6 +24,7 @@ import { membersAfter } from './core/membership.js';
 import { NotLeaderError, ProposalRefusedError, Raft } from './core/raft.js';
 import type { ConfChange, Entry, Message, MessageType, NodeId, Ready, SnapshotMeta } from './core/types.js';
 import { eventLoopClock } from './event-loop-clock.js';
+import { AtMostEvery } from '../common/at-most-every.js';
 import {
   StorageError,
   type Cancel,
@@ -191,8 +192,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private leaderStartIndex = 0;
   /** Snapshots received and not yet installed, by index (two may arrive in one turn). */
   private readonly incomingSnapshots = new Map<number, Snapshot>();
-  /** When a repeated warning was last said (sayOnceAMinute). */
-  private readonly said = new Map<string, number>();
+  /** Warnings that would otherwise come with every heartbeat, by what they are about. */
+  private readonly warnings: AtMostEvery;
+  /** Disk refusals: one line however many writes the disk refuses meanwhile. */
+  private readonly diskLines: AtMostEvery;
+  /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
+  private readonly proposed = new WeakMap<Buffer, C>();
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
   private persistedTerm = 0;
   private persistedVote = 0;
@@ -205,12 +210,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /** The deferred entries are being applied a turn at a time: `applyTurn` is due. */
   private applyingInTurns = false;
   private readonly applyTurn: () => void;
-  /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
-  private readonly proposed = new WeakMap<Buffer, C>();
   /** The disk refused a write and the core could not be rebuilt yet: retried on each tick. */
   private broken = false;
   private brokenSince = 0;
-  private lastDiskLog = -Infinity;
   /** The last write failed for a full disk, and none has succeeded since (see `diskFull`). */
   private fullDisk = false;
   private fullDiskCount = 0;
@@ -228,6 +230,9 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
     this.timing = o.timing;
     this.log = o.log;
     this.clock = o.clock ?? eventLoopClock;
+    const now = () => this.clock.now();
+    this.warnings = new AtMostEvery(REPEAT_WARNING_MS, now);
+    this.diskLines = new AtMostEvery(DISK_LOG_EVERY_MS, now);
     this.random = o.random ?? (() => randomInt(1 << 30) / (1 << 30));
     this.snapshotEntries = o.snapshotEntries ?? 25_000;
     this.keepEntries = o.keepEntries ?? 5_000;
@@ -806,10 +811,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   }
 
   private logDiskError(err: StorageError, what: string): void {
-    const now = this.clock.now();
-    if (now - this.lastDiskLog < DISK_LOG_EVERY_MS) return;
-    this.lastDiskLog = now;
-    this.log.error({ err: err.message }, what);
+    this.diskLines.say((heldBack) => this.log.error({ err: err.message, refused_since_last: heldBack }, what));
   }
 
   /**
@@ -996,10 +998,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
 
   /** A warning that would otherwise come with every heartbeat. */
   private sayOnceAMinute(key: string, what: string): void {
-    const now = this.clock.now();
-    if (now - (this.said.get(key) ?? -Infinity) < REPEAT_WARNING_MS) return;
-    this.said.set(key, now);
-    this.log.warn(what);
+    this.warnings.say(() => this.log.warn(what), key);
   }
 
   /** Notes the followers a snapshot goes to now (see `snapshotFloors`). */

@@ -1,5 +1,6 @@
 import { logFailedWrite, type Logger } from '../common/logger.js';
 import type { Queries } from '../state/queries.js';
+import { AtMostEvery } from '../common/at-most-every.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ClusterConsensus } from './cluster-log.js';
 
@@ -19,7 +20,7 @@ export class FailureDetector {
   /** When the previous check ran, and since when checks have come late (the loop stalling). */
   private lastCheck = 0;
   private lateSince: number | undefined;
-  private massSilenceLogged = 0;
+  private readonly massSilence = new AtMostEvery(10_000);
   /** How late the checks have run in all, sampled at each check, oldest first (see `lagSince`). */
   private lag: { at: number; total: number }[] = [];
   private lagTotal = 0;
@@ -88,13 +89,15 @@ export class FailureDetector {
     if (silent.length > workers.length * MASS_SILENCE_SHARE) {
       allowed = 1;
       silent.sort((a, b) => b.silentFor - a.silentFor);
-      if (now - this.massSilenceLogged > 10_000) {
-        this.massSilenceLogged = now;
-        this.log.warn(
-          { silent: silent.length, workers: workers.length },
-          'most workers look silent at once: declaring them dead one at a time, as this leader may be the one behind',
-        );
-      }
+      this.massSilence.say(
+        () =>
+          this.log.warn(
+            { silent: silent.length, workers: workers.length },
+            'most workers look silent at once: declaring them dead one at a time, as this leader may be the one behind',
+          ),
+        '',
+        now,
+      );
     }
     for (const w of silent.slice(0, allowed)) this.declareDead(w.id, `no heartbeat for ${w.silentFor} ms`);
   }

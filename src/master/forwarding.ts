@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import { noLeader } from '../common/errors.js';
+import { AtMostEvery } from '../common/at-most-every.js';
 import type { TlsConnect } from '../common/tls.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { clientGone } from './client-gone.js';
@@ -105,7 +106,8 @@ export class LeaderForwarding {
     return this.forward(req, reply, leader, stale);
   };
 
-  private warnedAt = 0;
+  /** A leader down in an election fails every forward for a moment: said once a second. */
+  private readonly unreachable = new AtMostEvery(1000);
 
   /** `orHere`: if the leader cannot be reached, undefined (this master answers) rather than no_leader. */
   private async forward(
@@ -142,14 +144,12 @@ export class LeaderForwarding {
       if (LOCAL_FAULTS.has((err as { code?: string }).code ?? '')) throw err;
       // A leader down in an election fails every forward for a moment; a TLS or network
       // fault fails them until someone acts: said once a second, not once a request.
-      const now = Date.now();
-      if (now - this.warnedAt >= 1000) {
-        this.warnedAt = now;
+      this.unreachable.say((heldBack) =>
         req.log.warn(
-          { err, leader },
+          { err, leader, failed_since_last: heldBack },
           `could not forward a request to the leader; ${orHere ? 'answering it here' : 'answering no_leader'}`,
-        );
-      }
+        ),
+      );
       if (orHere) return undefined;
       throw noLeader();
     }

@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import type { TokenSource } from '../../common/auth.js';
 import type { Logger } from '../../common/logger.js';
+import { AtMostEvery } from '../../common/at-most-every.js';
 import { schemeOf, type NodeTls } from '../../common/tls.js';
 import { ReceiveWindow, SendCredits } from '../../stream/credits.js';
 import { refusedFrames } from '../../protocol/checked-decode.js';
@@ -128,22 +129,7 @@ export class OutLink {
 }
 
 /** Said at most once a second, however many links send bad frames (each is closed at its first). */
-class OncePerSecond {
-  private at = 0;
-  skipped = 0;
-
-  say(line: () => void): void {
-    const now = Date.now();
-    if (now - this.at < 1000) {
-      this.skipped++;
-      return;
-    }
-    this.at = now;
-    line();
-    this.skipped = 0;
-  }
-}
-const badFrames = new OncePerSecond();
+const badFrames = new AtMostEvery(1000);
 
 /**
  * The receiving end: tuples are handed to `deliver` with a release callback; credits go
@@ -170,8 +156,8 @@ export class InLink {
       // Whoever sent it learns no more than that: the link closes, its tuples replay.
       refusedFrames.stream_link++;
       const why = d.ok ? 'more tuples than the credits granted' : d.error;
-      badFrames.say(() =>
-        log.warn({ why, refused_since_last: badFrames.skipped }, 'a bad frame on a stream link; closed it'),
+      badFrames.say((heldBack) =>
+        log.warn({ why, refused_since_last: heldBack }, 'a bad frame on a stream link; closed it'),
       );
       socket.close(1007, 'bad frame');
     });
