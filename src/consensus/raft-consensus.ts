@@ -196,8 +196,6 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private readonly warnings: AtMostEvery;
   /** Disk refusals: one line however many writes the disk refuses meanwhile. */
   private readonly diskLines: AtMostEvery;
-  /** Commands this node proposed and has not applied yet, by their encoding: applied without decoding them again. */
-  private readonly proposed = new WeakMap<Buffer, C>();
   /** The term on disk: a leader's appends may leave before the disk write only within it. */
   private persistedTerm = 0;
   private persistedVote = 0;
@@ -411,7 +409,8 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   /**
    * A command travels as the bytes it is encoded to here, once, on the leader that proposes
    * it: the same bytes go to its log, into every follower's frame and every follower's log,
-   * and are decoded only to be applied.
+   * and are decoded only to be applied — on the leader too, so that every node applies the
+   * same value (see commandOf).
    */
   propose<T extends C>(command: T, onAppended?: () => void): Promise<M[T['type']]> {
     let appended = false;
@@ -433,9 +432,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    */
   submit(command: C, done: Done<M[C['type']]>): number {
     return this.track(() => {
-      const bytes = this.codec.encode(command);
-      this.proposed.set(bytes, command);
-      return this.raft.propose(bytes);
+      return this.raft.propose(this.codec.encode(command));
     }, done as Done<unknown>);
   }
 
@@ -447,13 +444,12 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   private commandOf(e: Entry): C {
     // Entries written by a version that logged commands as objects still read.
     if (!Buffer.isBuffer(e.data)) return e.data as C;
-    // Applied once: forgotten then, as the entry's bytes stay in the log until compaction
-    // (64 MiB of them) and the decoded commands weigh several times that (the leader's RSS
-    // grew to 1 GB in the scale benchmark while its followers' stayed at 250 MB).
-    const proposed = this.proposed.get(e.data);
-    if (proposed === undefined) return this.codec.decode(e.data);
-    this.proposed.delete(e.data);
-    return proposed;
+    // The leader decodes its own entries too, rather than apply the object it proposed: a
+    // value the encoding does not carry exactly (a lone UTF-16 surrogate in a string becomes
+    // U+FFFD) would otherwise be stored one way on the leader and another on its followers,
+    // and answered one way before a restart and another after it. Nothing decoded is kept:
+    // the entry's bytes stay in the log until compaction, its value is gone once applied.
+    return this.codec.decode(e.data);
   }
 
   private track(append: () => number, done: Done<unknown>): number {
