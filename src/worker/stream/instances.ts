@@ -597,6 +597,32 @@ abstract class Sink extends Bolt {
 
   protected abstract deliver(tuples: Tuple[]): Promise<void>;
 
+  /**
+   * An event as JSON, or undefined — counted as an error and dropped — for one that has none
+   * (a BigInt a peer's link frame carried, a cycle): written as it is, it would fail the
+   * whole delivery again at every try and hold up the sink for good.
+   */
+  protected jsonOf(v: unknown): string | undefined {
+    try {
+      return JSON.stringify(v);
+    } catch {
+      this.stats.errors++;
+      return undefined;
+    }
+  }
+
+  /** The events of `tuples` that have JSON, as JSON. */
+  protected jsonEvents(tuples: Tuple[]): string[] {
+    const out: string[] = [];
+    for (const t of tuples) {
+      for (const v of t.e) {
+        const json = this.jsonOf(v);
+        if (json !== undefined) out.push(json);
+      }
+    }
+    return out;
+  }
+
   override tick(now: number): void {
     super.tick(now);
     this.flush(now);
@@ -616,7 +642,8 @@ abstract class Sink extends Bolt {
       this.failures = 0;
       for (const t of batch) this.ackInput(t);
     };
-    this.deliver(batch)
+    // A delivery that throws before its first await must not leave the sink flushing for ever.
+    new Promise<void>((resolve) => resolve(this.deliver(batch)))
       .then(done, (err: unknown) => {
         if (err instanceof RefusedDelivery) {
           this.stats.errors += events;
@@ -636,8 +663,6 @@ abstract class Sink extends Bolt {
   }
 }
 
-const eventsOf = (tuples: Tuple[]): Record<string, unknown>[] => tuples.flatMap((t) => t.e);
-
 /**
  * A collect row's key: a window's key and bounds (a re-fired window replaces its row), or
  * the event's place in its tuple.
@@ -654,21 +679,36 @@ const MAX_COLLECT_BYTES = 8 * 1024 * 1024;
 
 export class CollectSink extends Sink {
   protected async deliver(tuples: Tuple[]): Promise<void> {
-    const rows = tuples.flatMap((t) => t.e.map((v, i) => ({ key: rowKey(t, v, i), value: v })));
-    let chunk: typeof rows = [];
+    let chunk: { key: string; value: unknown }[] = [];
     let bytes = 0;
-    for (const row of rows) {
-      const size = JSON.stringify(row).length;
-      if (size > MAX_COLLECT_BYTES) throw new RefusedDelivery('a row larger than a collect request may carry');
-      if (bytes + size > MAX_COLLECT_BYTES) {
-        await this.send(chunk);
-        chunk = [];
-        bytes = 0;
+    for (const t of tuples) {
+      for (let i = 0; i < t.e.length; i++) {
+        const key = this.keyOf(t, i);
+        if (key === undefined) continue;
+        const row = { key, value: t.e[i] };
+        const size = this.jsonOf(row)?.length;
+        if (size === undefined) continue;
+        if (size > MAX_COLLECT_BYTES) throw new RefusedDelivery('a row larger than a collect request may carry');
+        if (bytes + size > MAX_COLLECT_BYTES) {
+          await this.send(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(row);
+        bytes += size;
       }
-      chunk.push(row);
-      bytes += size;
     }
     if (chunk.length) await this.send(chunk);
+  }
+
+  /** A row's key, or undefined (counted) for a window's whose key has no JSON. */
+  private keyOf(t: Tuple, i: number): string | undefined {
+    try {
+      return rowKey(t, t.e[i]!, i);
+    } catch {
+      this.stats.errors++;
+      return undefined;
+    }
   }
 
   private async send(rows: { key: string; value: unknown }[]): Promise<void> {
@@ -697,12 +737,8 @@ export class FileSink extends Sink {
     } catch (err) {
       return Promise.reject(new RefusedDelivery((err as Error).message));
     }
-    return appendFile(
-      path,
-      eventsOf(tuples)
-        .map((v) => `${JSON.stringify(v)}\n`)
-        .join(''),
-    );
+    const lines = this.jsonEvents(tuples);
+    return lines.length === 0 ? Promise.resolve() : appendFile(path, `${lines.join('\n')}\n`);
   }
 }
 
@@ -712,10 +748,12 @@ export class HttpSink extends Sink {
     if (!netAllowed(spec.url, this.host.rights?.net)) {
       throw new RefusedDelivery(`${PERMISSION_DENIED}: ${spec.url} is outside --allow-net`);
     }
+    const events = this.jsonEvents(tuples);
+    if (events.length === 0) return;
     const res = await fetch(spec.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(eventsOf(tuples)),
+      body: `[${events.join(',')}]`,
       signal: AbortSignal.timeout(10_000),
     });
     await res.body?.cancel();
