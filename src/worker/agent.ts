@@ -111,7 +111,10 @@ export class WorkerAgent {
             address: this.o.address,
             max_tasks: this.o.maxTasks,
           });
-          if (this.workerId) this.o.log.warn({ old: this.workerId, new: r.worker_id }, 'registered again');
+          if (this.workerId) {
+            this.o.log.warn({ old: this.workerId, new: r.worker_id }, 'registered again');
+            this.dropOldIdentity();
+          }
           this.workerId = r.worker_id;
           // Its channel, heartbeats and links now speak for this worker id alone.
           this.o.tokens.setClaims({ role: 'worker', worker_id: r.worker_id });
@@ -126,6 +129,17 @@ export class WorkerAgent {
       }
     })().finally(() => (this.registering = undefined));
     return this.registering;
+  }
+
+  /**
+   * Registered again under a new id, this worker was declared dead under the old one: the
+   * master has placed its tasks and stream instances elsewhere, and cancels and deletes now
+   * name the new attempts. What still runs under the old id would run on unseen — a stream
+   * instance doubling its output, a source going on after its job was cancelled — so it stops.
+   */
+  private dropOldIdentity(): void {
+    for (const r of this.running.values()) r.abort.abort(new Error('task cancelled: its worker registered again'));
+    this.running.clear();
   }
 
   private async heartbeat(): Promise<void> {
@@ -263,10 +277,13 @@ export class WorkerAgent {
     const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
+    const identity = this.workerId;
     void this.execute(a, ref, abort.signal).then((report) => {
-      this.running.delete(key);
-      // A cancelled task's outcome no longer matters to anyone.
+      if (this.running.get(key)?.abort === abort) this.running.delete(key);
+      // A cancelled task's outcome no longer matters to anyone; nor one run under an id this
+      // worker no longer has (see dropOldIdentity).
       if (abort.signal.aborted && !report.ok && /cancelled/.test(report.error.message)) return;
+      if (this.workerId !== identity) return;
       this.unacked.set(key, { report, sentAt: Date.now() });
       this.outbox.push(report);
       this.flushReportsSoon();

@@ -253,6 +253,47 @@ describe('operations', () => {
     );
   });
 
+  // A worker stopped past its heartbeat timeout is declared dead, and registers again under a
+  // new id once it runs. Its instances had run on under the old id: a source's events twice
+  // over, and after a cancel (which names the new attempts) for good.
+  it('a worker declared dead and back under a new id stops what it ran under the old one: a cancel then frees it', async () => {
+    const id = await submitStream({
+      topology: {
+        spouts: [{ id: 'gen', type: 'generator', keys: 1, rate: 200 }],
+        bolts: [{ id: 'out', op: 'collect', inputs: [{ from: 'gen', grouping: 'global' }] }],
+      },
+    });
+    await untilPlaced(id, 2);
+    const idOf = async (w: WorkerProc) => (await http('GET', `${w.url}/api/status`)).json.worker_id as string;
+    const before = await Promise.all(workers.map(idOf));
+    for (const w of workers) c.kill(w, 'SIGSTOP');
+    try {
+      await waitFor(
+        'both workers to be declared dead',
+        async () => {
+          const listed = (await http('GET', `${m.url}/api/workers`)).json.workers as Json[];
+          return before.every((wid) => listed.some((w) => w.worker_id === wid && w.status === 'dead'));
+        },
+        20_000,
+      );
+    } finally {
+      for (const w of workers) c.kill(w, 'SIGCONT');
+    }
+    await waitFor('both workers to register again under new ids', async () => {
+      const now = await Promise.all(workers.map(idOf));
+      return now.every((wid, i) => wid !== before[i]);
+    });
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+    await waitFor(
+      'the workers to run nothing of the cancelled job',
+      async () => {
+        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+        return all.every((r) => r.json.active_tasks === 0);
+      },
+      15_000,
+    );
+  });
+
   it('collects an event nested as deep as a request may be, whole; a function returning deeper fails its instance, saying why', async () => {
     const deep = (depth: number) => '['.repeat(depth) + '1' + ']'.repeat(depth);
     const collect = await submitStream({
