@@ -21,50 +21,120 @@ export type ApplyOutcome =
 
 const isEvent = (e: unknown): e is StreamEvent => e !== null && typeof e === 'object';
 
+/** What a call of the function came to: its value, or that it threw (`threw` holds why). */
+const THREW = Symbol('threw');
+interface Threw {
+  [THREW]: unknown;
+  /** What an async generator yielded before it threw: kept, as a sync one's is. */
+  yielded?: unknown[];
+}
+
+const threw = (err: unknown, yielded?: unknown[]): Threw => ({ [THREW]: err, ...(yielded ? { yielded } : {}) });
+const isThrew = (r: unknown): r is Threw => r !== null && typeof r === 'object' && THREW in r;
+
+const isThenable = (r: unknown): r is PromiseLike<unknown> =>
+  r !== null &&
+  (typeof r === 'object' || typeof r === 'function') &&
+  typeof (r as { then?: unknown }).then === 'function';
+
+const isAsyncIterable = (r: unknown): r is AsyncIterable<unknown> =>
+  r !== null &&
+  typeof r === 'object' &&
+  typeof (r as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+
 /**
  * Applies `f` to every event of every batch. A function that throws on an event drops that
  * event (counted) rather than its batch, unless `fatal` says the error must end the whole
  * call (a refusal of the permission model: the same event would be refused again).
  * map keeps what is an object; flat_map the objects of what is iterable; filter what is truthy.
+ * An `async` function (or one returning a promise, or an async generator for flat_map) is
+ * awaited, as a batch job's map is: its calls for one message run together, their outcomes
+ * taken in order. Only then is the outcome a promise.
  */
 export function applyFn(
   f: (event: StreamEvent) => unknown,
   op: FnOp,
   batches: readonly (readonly StreamEvent[])[],
   fatal: (err: unknown) => boolean = () => false,
-): ApplyOutcome {
+): ApplyOutcome | Promise<ApplyOutcome> {
+  let waits: Promise<void>[] | undefined;
+  const raw = batches.map((events) => {
+    const results: unknown[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      let r: unknown;
+      try {
+        r = f(events[i]!);
+      } catch (err) {
+        if (fatal(err)) throw err;
+        r = threw(err);
+      }
+      results[i] = r;
+      if (isThenable(r) || (op === 'flat_map' && isAsyncIterable(r))) {
+        (waits ??= []).push(
+          settle(r).then((v) => {
+            results[i] = v;
+          }),
+        );
+      }
+    }
+    return results;
+  });
+  if (waits === undefined) return outcomeOf(op, raw, fatal);
+  return Promise.all(waits).then(() => outcomeOf(op, raw, fatal));
+}
+
+/** A promise's value (an async generator's items, as an array), or that it threw. Never rejects. */
+async function settle(r: unknown): Promise<unknown> {
+  try {
+    const v = isThenable(r) ? await r : r;
+    if (!isAsyncIterable(v)) return v;
+    const items: unknown[] = [];
+    try {
+      for await (const x of v) items.push(x);
+    } catch (err) {
+      return threw(err, items);
+    }
+    return items;
+  } catch (err) {
+    return threw(err);
+  }
+}
+
+function outcomeOf(op: FnOp, raw: unknown[][], fatal: (err: unknown) => boolean): ApplyOutcome {
   let errors = 0;
   const failed = (err: unknown) => {
     if (fatal(err)) throw err;
     errors++;
   };
   if (op === 'filter') {
-    const keep = batches.map((events) => {
+    const keep = raw.map((results) => {
       const kept: number[] = [];
-      for (let i = 0; i < events.length; i++) {
-        try {
-          if (f(events[i]!)) kept.push(i);
-        } catch (err) {
-          failed(err);
-        }
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        if (isThrew(r)) failed(r[THREW]);
+        else if (r) kept.push(i);
       }
       return kept;
     });
     return { op, keep, errors };
   }
-  const out = batches.map((events) => {
+  const out = raw.map((results) => {
     const emitted: StreamEvent[] = [];
-    for (const e of events) {
-      try {
-        const r = f(e);
-        if (op === 'map') {
-          if (isEvent(r)) emitted.push(r);
-        } else if (r && typeof (r as Iterable<unknown>)[Symbol.iterator] === 'function') {
-          // A generator that throws part way keeps what it yielded before.
+    for (const r of results) {
+      if (isThrew(r)) {
+        for (const x of r.yielded ?? []) if (isEvent(x)) emitted.push(x);
+        failed(r[THREW]);
+        continue;
+      }
+      if (op === 'map') {
+        if (isEvent(r)) emitted.push(r);
+      } else if (r && typeof (r as Iterable<unknown>)[Symbol.iterator] === 'function') {
+        // A generator that throws part way keeps what it yielded before.
+        try {
           for (const x of r as Iterable<unknown>) if (isEvent(x)) emitted.push(x);
+        } catch (err) {
+          failed(err);
         }
-      } catch (err) {
-        failed(err);
       }
     }
     return emitted;

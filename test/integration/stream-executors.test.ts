@@ -206,6 +206,23 @@ export function f(e) {
     await cancel(id);
   });
 
+  it('an async function is awaited: its map emits what it resolves to, its filter keeps what resolves truthy', async () => {
+    const mapped = await submit({
+      topology: through('map'),
+      module: 'export async function f(e) { await new Promise((r) => setTimeout(r, 5)); return { n: e.n * 2 } }',
+    });
+    await post(mapped, [{ n: 1 }, { n: 2 }]);
+    expect((await rows(mapped, 2)).map((r) => r.n).sort()).toEqual([2, 4]);
+    await cancel(mapped);
+    const filtered = await submit({
+      topology: through('filter'),
+      module: 'export async function f(e) { return e.n > 1 }',
+    });
+    await post(filtered, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect((await rows(filtered, 2)).map((r) => r.n).sort()).toEqual([2, 3]);
+    await cancel(filtered);
+  });
+
   it('refuses memory_mb under 64 and an env that is not strings at submission', async () => {
     for (const bad of [{ memory_mb: 32 }, { env: { A: 1 } }]) {
       const r = await http(

@@ -1,7 +1,7 @@
 // What a function bolt's executor does to its batches, and how the bolt judges the answer
 // it gets back from a process that user code shares.
 import { describe, expect, it } from 'vitest';
-import { applyFn, checkOutcome, halve, type StreamEvent } from '../../src/stream/apply-fn.js';
+import { applyFn, checkOutcome, halve, type ApplyOutcome, type StreamEvent } from '../../src/stream/apply-fn.js';
 
 describe('applying a function to batches', () => {
   it('map keeps what is an object, per batch, in order', () => {
@@ -46,6 +46,61 @@ describe('applying a function to batches', () => {
   });
 });
 
+// An async function returned a promise for each event; map took the promise for the event
+// (an object) and emitted `{}`, and filter kept every event (a promise is truthy).
+describe('applying an async function: awaited, as a batch job’s map is', () => {
+  const later = <T>(v: T, ms: number) => new Promise<T>((r) => setTimeout(() => r(v), ms));
+
+  it('map emits what each promise resolves to, in input order whatever order they settle in', async () => {
+    const o = applyFn((e) => later({ m: e.n }, 10 - (e.n as number)), 'map', [[{ n: 1 }, { n: 2 }], [{ n: 3 }]]);
+    expect(o).toBeInstanceOf(Promise);
+    expect(await o).toEqual({ op: 'map', out: [[{ m: 1 }, { m: 2 }], [{ m: 3 }]], errors: 0 });
+  });
+
+  it('filter keeps what resolves truthy; a rejection drops (counts) its event', async () => {
+    const f = async (e: StreamEvent) => {
+      if (e.n === 0) throw new Error('zero');
+      return (e.n as number) > 1;
+    };
+    expect(await applyFn(f, 'filter', [[{ n: 0 }, { n: 1 }, { n: 2 }]])).toEqual({
+      op: 'filter',
+      keep: [[2]],
+      errors: 1,
+    });
+  });
+
+  it('flat_map takes a promised array and an async generator, keeping what it yielded before it threw', async () => {
+    const f = async function* (e: StreamEvent) {
+      yield { a: e.n };
+      if (e.n === 2) throw new Error('half way');
+      yield { b: e.n };
+    };
+    expect(await applyFn(f, 'flat_map', [[{ n: 1 }, { n: 2 }]])).toEqual({
+      op: 'flat_map',
+      out: [[{ a: 1 }, { b: 1 }, { a: 2 }]],
+      errors: 1,
+    });
+    expect(await applyFn(async (e) => [{ x: e.n }, { y: e.n }], 'flat_map', [[{ n: 1 }]])).toEqual({
+      op: 'flat_map',
+      out: [[{ x: 1 }, { y: 1 }]],
+      errors: 0,
+    });
+  });
+
+  it('lets a refusal that must end the call through as a rejection', async () => {
+    const denied = Object.assign(new Error('denied'), { code: 'ERR_ACCESS_DENIED' });
+    const o = applyFn(
+      async () => {
+        throw denied;
+      },
+      'map',
+      [[{}]],
+      (e) => (e as { code?: string }).code === 'ERR_ACCESS_DENIED',
+    );
+    await expect(o).rejects.toBe(denied);
+  });
+});
+
 describe('an outcome from the executor', () => {
   const batches = [[{ a: 1 }, { a: 2 }], [{ a: 3 }]];
 
@@ -70,7 +125,7 @@ describe('an outcome from the executor', () => {
 
 describe('an apply message whose outcome is too large, asked for again in halves', () => {
   const flatMap = (batches: StreamEvent[][], times: number) =>
-    applyFn((e) => Array.from({ length: times }, (_, i) => ({ ...e, i })), 'flat_map', batches);
+    applyFn((e) => Array.from({ length: times }, (_, i) => ({ ...e, i })), 'flat_map', batches) as ApplyOutcome;
 
   it('splits its batches, then a lone batch’s events, down to one event', () => {
     const three = [[{ n: 1 }], [{ n: 2 }, { n: 3 }], [{ n: 4 }]];

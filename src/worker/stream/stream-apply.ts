@@ -59,7 +59,7 @@ export async function runStreamApply(spec: StreamApplySpec): Promise<string> {
   if (spec.fn === undefined) return 'null';
   const f = fns[spec.fn];
   if (typeof f !== 'function') throw new TypeError(`the job's module has no function export '${spec.fn}'`);
-  const outcome = applyFn(
+  const outcome = await applyFn(
     f as (e: StreamEvent) => unknown,
     spec.op,
     spec.batches,
