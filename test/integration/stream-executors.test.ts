@@ -138,7 +138,8 @@ describe('a streaming function’s process', () => {
       ack_timeout_ms: 10_000,
     });
     expect(error.message).toMatch(/exited with code 3/);
-    expect(error.message).toMatch(/component 'fn'/);
+    // The instance as `weir status` lists it: its place in its component, not the job's task index.
+    expect(error.message).toMatch(/\(in component 'fn', instance 0\)$/);
     // Placed again once, which the same event (replayed) killed again.
     expect(error.attempts).toBe(2);
     expect(w.exitCode).toBeUndefined();

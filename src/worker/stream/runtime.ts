@@ -235,12 +235,12 @@ class JobRuntime implements InstanceHost {
     if (this.local.get(inst.idx) !== inst) return;
     const failer = this.failers.get(inst.idx);
     this.stopInstance(inst.idx);
-    const { spec } = this.componentOf(inst.idx);
+    const { spec, index } = this.componentOf(inst.idx);
     this.rt.log.warn(
       { job_id: this.jobId, idx: inst.idx, attempt: inst.attempt, err: err.message },
       'a stream instance failed',
     );
-    const named = new Error(`${err.message} (in component '${spec.id}', instance ${inst.idx})`);
+    const named = new Error(`${err.message} (in component '${spec.id}', instance ${index})`);
     named.name = err.name;
     failer?.(named);
   }
