@@ -207,6 +207,16 @@ export function f(e) {
     await cancel(id);
   });
 
+  it('a module whose top-level code never finishes fails the job saying so, not as its source’s timeout', async () => {
+    const error = await failsOn({
+      topology: through('map'),
+      module: 'await new Promise(() => {});\nexport function f(e) { return e }',
+      max_retries: 0,
+      ack_timeout_ms: 10_000,
+    });
+    expect(error.message).toMatch(/the job's module did not finish loading \(task timed out after \d+ ms\)/);
+  });
+
   it('an async function is awaited: its map emits what it resolves to, its filter keeps what resolves truthy', async () => {
     const mapped = await submit({
       topology: through('map'),

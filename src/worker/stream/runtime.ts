@@ -136,7 +136,14 @@ class JobRuntime implements InstanceHost {
           () => undefined,
           (err: unknown) => {
             this.loading = undefined; // the next instance (a retry) tries again
-            throw err;
+            // Every instance that starts waits for this load, sources without user code too:
+            // said as what it is, not as the instance's own timeout.
+            if ((err as Error).name !== 'TaskTimeoutError') throw err;
+            const named = new Error(
+              `the job's module did not finish loading (${(err as Error).message}): its top-level code must finish — an await that never settles, or a loop, holds every instance`,
+            );
+            named.name = (err as Error).name;
+            throw named;
           },
         )
       : Promise.resolve();
