@@ -123,6 +123,9 @@ export class HttpClient {
     let delay = 50;
     let lastProblem = '';
     let untrusted: Set<string> | undefined;
+    // Masters that answered there is no leader, and those that did not answer at all.
+    const leaderless = new Set<string>();
+    const silent = new Set<string>();
     for (let attempt = 0; ; attempt++) {
       const base = this.urls[this.current]!;
       try {
@@ -138,6 +141,10 @@ export class HttpClient {
           if (untrusted.size === this.urls.length) throw new UntrustedServerError(base, err);
         }
         lastProblem = `${base}: ${err instanceof Error ? err.message : String(err)}`;
+        if (err instanceof WeirError) {
+          silent.delete(base);
+          if (err.code === 'no_leader') leaderless.add(base);
+        } else if (!leaderless.has(base)) silent.add(base);
       }
       this.current = (this.current + 1) % this.urls.length;
       // However short the window, every master is asked once (a retrying caller's).
@@ -148,7 +155,13 @@ export class HttpClient {
         delay = Math.min(delay * 2, 1000);
       }
     }
-    throw new UnreachableError(`no master answered (${this.urls.join(', ')}); last: ${lastProblem}`);
+    if (leaderless.size === 0) {
+      throw new UnreachableError(`no master answered (${this.urls.join(', ')}); last: ${lastProblem}`);
+    }
+    const others = silent.size ? `, and ${[...silent].join(', ')} did not answer` : '';
+    throw new UnreachableError(
+      `no master could serve this: ${[...leaderless].join(', ')} answered that there is no leader (is a majority of the masters up?)${others}; last: ${lastProblem}`,
+    );
   }
 
   private async once<T>(method: string, base: string, path: string, opts: RequestOptions): Promise<T> {
