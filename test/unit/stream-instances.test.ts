@@ -39,8 +39,10 @@ class Host implements InstanceHost {
     this.sent.push({ from: from.idx, tuple: { e: events, o, a, r, h: id.hi, l: id.lo } });
     return id;
   }
+  /** Whether every target has room (false: full inboxes or links downstream). */
+  room = true;
   canEmit(): boolean {
-    return true;
+    return this.room;
   }
   ack(o: number, a: number, r: number, h: number, l: number): void {
     this.acked.push({ o, r });
@@ -356,11 +358,34 @@ describe('an http source', () => {
     s.step(0);
     host.sent.splice(0); // lost
     s.tick(host.ackTimeoutMs + 1);
+    s.step(host.ackTimeoutMs + 1);
     expect(host.sent).toHaveLength(1);
     expect(host.sent[0]!.tuple.r).toBe(2);
     expect(s.pending).toBe(1);
     host.finish(0);
     await expect(request).resolves.toBeUndefined();
+  });
+
+  // A stall downstream (a deadlock, a slow sink) expired roots every ack timeout, and each
+  // replay went out past the full inboxes and links: a worker's memory grew with every timeout.
+  it('replays an expired batch only once its targets have room, before any new event, still counting it pending', () => {
+    const host = new Host();
+    const s = spout(host);
+    void s.ingest([{ i: 1 }]);
+    s.step(0);
+    host.sent.splice(0); // stuck downstream
+    host.room = false;
+    void s.ingest([{ i: 2 }]);
+    s.tick(host.ackTimeoutMs + 1);
+    for (let i = 0; i < 3; i++) s.step(host.ackTimeoutMs + 1);
+    expect(host.sent).toEqual([]);
+    expect(s.pending).toBe(1);
+    host.room = true;
+    s.step(host.ackTimeoutMs + 2);
+    expect(host.sent.map((x) => x.tuple.e)).toEqual([[{ i: 1 }]]);
+    s.step(host.ackTimeoutMs + 2);
+    expect(host.sent.map((x) => x.tuple.e)).toEqual([[{ i: 1 }], [{ i: 2 }]]);
+    expect(s.pending).toBe(2);
   });
 
   it('when stopped, refuses the requests in flight and any new one: the sender sends them again', async () => {

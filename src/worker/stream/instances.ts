@@ -177,29 +177,55 @@ interface SourceBatch {
 }
 
 abstract class Spout extends Instance {
+  /**
+   * Expired roots waiting to go again, first in the next step that may emit: sent at once,
+   * replays went out past a full inbox or link — a stall's replays every ack timeout, piling
+   * up in buffers that bound everything else.
+   */
+  private readonly replays: SourceBatch[] = [];
+  /** Their events, still counted as pending: a spout waiting to replay takes no new events for them. */
+  private replaying = 0;
+
   /** Up to `max` new source events as one batch. */
   protected abstract take(now: number, max: number): SourceBatch;
 
   /** The events of a batch whose root expired, to emit again. */
   protected abstract replay(pending: unknown): Record<string, unknown>[];
 
+  override get pending(): number {
+    return super.pending + this.replaying;
+  }
+
+  /** Whether an expired batch waits to go again: a step is due even with nothing new to take. */
+  protected get replayDue(): boolean {
+    return this.replays.length > 0;
+  }
+
   step(now: number): boolean {
     const room = Math.min(BATCH, this.host.maxPending - this.pending);
-    if (room <= 0) return false;
+    if (room <= 0 && this.replays.length === 0) return false;
     if (!this.host.canEmit(this)) {
       this.stats.blocked++;
       this.backpressured = true;
       return false;
     }
     this.backpressured = false;
+    const again = this.replays.shift();
+    if (again) {
+      this.replaying -= again.events.length;
+      // A new root for the same events: stray acks for the old one cannot complete it.
+      this.emitRoot(again.events, again.pending, now);
+      return true;
+    }
     const batch = this.take(now, room);
     if (batch.events.length > 0) this.emitRoot(batch.events, batch.pending, now);
     return batch.events.length === room;
   }
 
-  protected override expired(pending: unknown, now: number): void {
-    // A new root for the same events: stray acks for the old one cannot complete it.
-    this.emitRoot(this.replay(pending), pending, now);
+  protected override expired(pending: unknown): void {
+    const events = this.replay(pending);
+    this.replays.push({ events, pending });
+    this.replaying += events.length;
   }
 }
 
@@ -224,7 +250,7 @@ export class GeneratorSpout extends Spout {
   }
 
   override step(now: number): boolean {
-    return super.step(now) && !this.gen.done;
+    return super.step(now) && (!this.gen.done || this.replayDue);
   }
 }
 
@@ -268,9 +294,9 @@ export class HttpSpout extends Spout {
   }
 
   override step(now: number): boolean {
-    if (this.queue.length === 0) return false;
+    if (this.queue.length === 0 && !this.replayDue) return false;
     // More right away only if it could emit: blocked, it waits for a wake-up.
-    return super.step(now) && this.queue.length > 0;
+    return super.step(now) && (this.queue.length > 0 || this.replayDue);
   }
 
   protected override completed(pending: unknown): void {
@@ -366,7 +392,7 @@ export class FileSpout extends Spout {
   }
 
   override step(now: number): boolean {
-    if (this.buffered.length === 0) {
+    if (this.buffered.length === 0 && !this.replayDue) {
       void this.fill();
       return false;
     }
