@@ -116,6 +116,18 @@ async function plainStreamRuns(extra: Json = {}): Promise<void> {
   await cancel(id);
 }
 
+/** Runs `{n}` events through a one-function job (`op` of `module`'s `f`): the `n`s of the first `count` rows, sorted. */
+async function collectedNs(op: string, module: string, ns: number[], count: number): Promise<number[]> {
+  const id = await submit({ topology: through(op), module });
+  await post(
+    id,
+    ns.map((n) => ({ n })),
+  );
+  const got = (await rows(id, count)).map((r) => r.n as number).sort();
+  await cancel(id);
+  return got;
+}
+
 describe('a streaming function’s process', () => {
   it('holds none of the worker’s environment, only config.env', async () => {
     const id = await submit({
@@ -198,13 +210,8 @@ export function f(e) {
   });
 
   it('that throws on an event drops that event (counted) and goes on', async () => {
-    const id = await submit({
-      topology: through('filter'),
-      module: 'export function f(e) { if (e.n === 2) throw new Error("two"); return true }',
-    });
-    await post(id, [{ n: 1 }, { n: 2 }, { n: 3 }]);
-    expect((await rows(id, 2)).map((r) => r.n).sort()).toEqual([1, 3]);
-    await cancel(id);
+    const module = 'export function f(e) { if (e.n === 2) throw new Error("two"); return true }';
+    expect(await collectedNs('filter', module, [1, 2, 3], 2)).toEqual([1, 3]);
   });
 
   it('a module whose top-level code never finishes fails the job saying so, not as its source’s timeout', async () => {
@@ -218,20 +225,9 @@ export function f(e) {
   });
 
   it('an async function is awaited: its map emits what it resolves to, its filter keeps what resolves truthy', async () => {
-    const mapped = await submit({
-      topology: through('map'),
-      module: 'export async function f(e) { await new Promise((r) => setTimeout(r, 5)); return { n: e.n * 2 } }',
-    });
-    await post(mapped, [{ n: 1 }, { n: 2 }]);
-    expect((await rows(mapped, 2)).map((r) => r.n).sort()).toEqual([2, 4]);
-    await cancel(mapped);
-    const filtered = await submit({
-      topology: through('filter'),
-      module: 'export async function f(e) { return e.n > 1 }',
-    });
-    await post(filtered, [{ n: 1 }, { n: 2 }, { n: 3 }]);
-    expect((await rows(filtered, 2)).map((r) => r.n).sort()).toEqual([2, 3]);
-    await cancel(filtered);
+    const map = 'export async function f(e) { await new Promise((r) => setTimeout(r, 5)); return { n: e.n * 2 } }';
+    expect(await collectedNs('map', map, [1, 2], 2)).toEqual([2, 4]);
+    expect(await collectedNs('filter', 'export async function f(e) { return e.n > 1 }', [1, 2, 3], 2)).toEqual([2, 3]);
   });
 
   it('refuses memory_mb under 64 and an env that is not strings at submission', async () => {

@@ -91,6 +91,18 @@ async function send(id: string, lines: string[], batch = 50): Promise<void> {
   await Promise.all(posts);
 }
 
+/** Waits for every worker to run no task (a cancelled job's instances all stopped). */
+async function untilWorkersIdle(timeoutMs: number): Promise<void> {
+  await waitFor(
+    'the workers to run nothing',
+    async () => {
+      const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
+      return all.every((r) => r.json.active_tasks === 0);
+    },
+    timeoutMs,
+  );
+}
+
 /** Events the instances of job `id` on worker `w` have taken in, as its /metrics shows them. */
 async function eventsInOn(w: WorkerProc, id: string): Promise<number> {
   const text = (await http('GET', `${w.url}/metrics`)).text;
@@ -243,14 +255,7 @@ describe('operations', () => {
       .map((l) => JSON.parse(l) as Json);
     expect(rows.length).toBeGreaterThanOrEqual(6);
     expect(rows[0]).toMatchObject({ key: expect.stringMatching(/^k[0-2]$/), window_start: expect.any(Number) });
-    await waitFor(
-      'the workers to run nothing',
-      async () => {
-        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
-        return all.every((r) => r.json.active_tasks === 0);
-      },
-      10_000,
-    );
+    await untilWorkersIdle(10_000);
   });
 
   // A worker stopped past its heartbeat timeout is declared dead, and registers again under a
@@ -284,14 +289,7 @@ describe('operations', () => {
       return now.every((wid, i) => wid !== before[i]);
     });
     await http('POST', `${m.url}/api/jobs/${id}/cancel`);
-    await waitFor(
-      'the workers to run nothing of the cancelled job',
-      async () => {
-        const all = await Promise.all(workers.map((w) => http('GET', `${w.url}/api/status`)));
-        return all.every((r) => r.json.active_tasks === 0);
-      },
-      15_000,
-    );
+    await untilWorkersIdle(15_000);
   });
 
   it('collects an event nested as deep as a request may be, whole; a function returning deeper fails its instance, saying why', async () => {
