@@ -203,7 +203,7 @@ abstract class Spout extends Instance {
 
   step(now: number): boolean {
     const room = Math.min(BATCH, this.host.maxPending - this.pending);
-    if (room <= 0 && this.replays.length === 0) return false;
+    if (room <= 0 && !this.replayDue) return false;
     if (!this.host.canEmit(this)) {
       this.stats.blocked++;
       this.backpressured = true;
