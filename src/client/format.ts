@@ -1,3 +1,4 @@
+import { CONTROL_CHARS } from '../common/control-chars.js';
 import type { ClusterStatus, JobView, LogLineView, WorkerView } from './sdk.js';
 
 /**
@@ -5,8 +6,7 @@ import type { ClusterStatus, JobView, LogLineView, WorkerView } from './sdk.js';
  * would forge a table row, an escape that would clear the screen) is printed as its escape.
  */
 export const printable = (s: string): string =>
-  // eslint-disable-next-line no-control-regex
-  s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  s.replace(CONTROL_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 

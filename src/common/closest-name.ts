@@ -30,3 +30,12 @@ function editDistance(a: string, b: string, cap: number): number {
   }
   return Math.min(prev[b.length]!, cap);
 }
+
+/** The first key of `fields` that `known` does not hold, with the name it most likely meant. */
+export function unknownField(
+  fields: object,
+  known: readonly string[],
+): { field: string; guess: string | undefined } | undefined {
+  const field = Object.keys(fields).find((k) => !known.includes(k));
+  return field === undefined ? undefined : { field, guess: closestName(field, known) };
+}

@@ -9,7 +9,7 @@ import {
 } from '../protocol/task-spec.js';
 import { checkUserModule } from '../common/user-module.js';
 import { checkUserEnv } from '../common/user-env.js';
-import { closestName } from '../common/closest-name.js';
+import { unknownField } from '../common/closest-name.js';
 
 export const OPERATIONS = ['multiply', 'noop', 'sleep', ...DATA_OPERATIONS] as const;
 export type Operation = (typeof OPERATIONS)[number];
@@ -153,9 +153,9 @@ function refuseUnknownFields(raw: Raw, operation: Operation): void {
     ? [...DATA_FIELDS, ...(operation === 'map' ? [] : BUILTIN_JOBS[operation as Exclude<DataOperation, 'map'>].fields)]
     : OWN_FIELDS[operation as Exclude<Operation, DataOperation>];
   const known = [...COMMON_FIELDS, ...own];
-  const unknown = Object.keys(raw).find((k) => !known.includes(k));
-  if (unknown === undefined) return;
-  const guess = closestName(unknown, known);
+  const found = unknownField(raw, known);
+  if (found === undefined) return;
+  const { field: unknown, guess } = found;
   const implied =
     raw.operation === undefined && operation === 'noop'
       ? ' (a config with neither operation nor module runs noop: name an operation, or give a module)'

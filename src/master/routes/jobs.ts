@@ -14,7 +14,8 @@ import { TERMINAL, jobView, taskView } from '../views.js';
 import { retentionOf } from '../../ops/retention.js';
 import { uploadDeletedMessage } from '../../state/commands.js';
 import { DeletedReply, JobReply, JobsReply, ResultsReply, TasksReply } from '../reply-schemas.js';
-import { closestName } from '../../common/closest-name.js';
+import { unknownField } from '../../common/closest-name.js';
+import { CONTROL_CHAR } from '../../common/control-chars.js';
 
 const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source }) });
 
@@ -28,11 +29,11 @@ const SUBMIT_FIELDS = ['name', 'type', 'config'] as const;
 
 /** A field a submit does not read is a typo the job would silently run without (`confg`). */
 function refuseUnknownFields(body: object): void {
-  const unknown = Object.keys(body).find((k) => !(SUBMIT_FIELDS as readonly string[]).includes(k));
+  const unknown = unknownField(body, SUBMIT_FIELDS);
   if (unknown === undefined) return;
-  const guess = closestName(unknown, SUBMIT_FIELDS);
+  const { field: name, guess } = unknown;
   throw badRequest(
-    `unknown field '${unknown.slice(0, 64)}' in the submit${guess ? ` (did you mean '${guess}'?)` : ''}; a submit takes ${SUBMIT_FIELDS.join(', ')}`,
+    `unknown field '${name.slice(0, 64)}' in the submit${guess ? ` (did you mean '${guess}'?)` : ''}; a submit takes ${SUBMIT_FIELDS.join(', ')}`,
   );
 }
 
@@ -103,8 +104,7 @@ export function jobRoutes(ctx: MasterContext): FastifyPluginAsyncTypebox {
         refuseUnknownFields(req.body);
         const { name, type } = req.body;
         // Printed in tables and logs: a newline would forge a row, an escape clear a screen.
-        // eslint-disable-next-line no-control-regex
-        if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) {
+        if (CONTROL_CHAR.test(name)) {
           throw badRequest(
             'name holds a control character (a newline, a tab, an escape); name the job with printable characters',
           );
