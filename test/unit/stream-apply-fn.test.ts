@@ -87,6 +87,20 @@ describe('applying an async function: awaited, as a batch job’s map is', () =>
     });
   });
 
+  // What user code hands back may be any object with a `then`: one that throws, or never
+  // calls back (left to the apply's timeout, as a loop that never ends is).
+  it('counts a thenable whose then throws as a throw, and keeps the other events', async () => {
+    const f = (e: StreamEvent) =>
+      e.n === 1
+        ? {
+            then() {
+              throw new Error('bad then');
+            },
+          }
+        : { n: e.n };
+    expect(await applyFn(f, 'map', [[{ n: 1 }, { n: 2 }]])).toEqual({ op: 'map', out: [[{ n: 2 }]], errors: 1 });
+  });
+
   it('lets a refusal that must end the call through as a rejection', async () => {
     const denied = Object.assign(new Error('denied'), { code: 'ERR_ACCESS_DENIED' });
     const o = applyFn(
