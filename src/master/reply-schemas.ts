@@ -50,7 +50,10 @@ const Instance = Type.Object({
   out_per_s: Type.Number(),
   events_in: Type.Number(),
   events_out: Type.Number(),
-  queue_fill: Type.Number({ description: "share of the instance's input buffer in use, 0–1" }),
+  queue_fill: Type.Number({
+    description:
+      "batches in the instance's inbox over the 64 its own worker may fill; each other worker's link may add 16 more, so it can pass 1",
+  }),
   backpressure: Type.Boolean(),
   pending: Type.Number(),
   errors: Type.Number(),

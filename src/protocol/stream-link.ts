@@ -22,14 +22,33 @@ export interface Tuple {
 /** An ack update for root `r` of instance `o` (incarnation `a`): XOR `h`,`l` into its value. */
 export type AckItem = [o: number, a: number, r: number, h: number, l: number];
 
+/**
+ * The link protocol this build speaks, asked for in the link's URL (`?v=2`). Version 1 (no
+ * `v`) shares one credit window among everything a link carries, so tuples for a blocked
+ * instance can hold up tuples for a free one; version 2 gives each (job, receiving instance)
+ * its own: a channel, as Flink has one per input channel. A receiver answers the version it
+ * speaks: a version-1 receiver with its first `credit`, a later one with `hello`.
+ */
+export const LINK_VERSION = 2;
+
+/** A channel's credits granted back: `n` more tuples for instance `to` of `job`. */
+export type ChannelGrant = [job: string, to: number, n: number];
+
 /** Frames on a link between two workers (a WebSocket, msgpack). */
 export type LinkFrame =
   /** Tuples for instances on the receiving worker; they spend the sender's credits. */
   | { t: 'tuples'; job: string; to: number[]; tuples: Tuple[] }
   /** Ack updates; never held back by credits, so acking cannot deadlock on a full buffer. */
   | { t: 'acks'; job: string; acks: AckItem[] }
-  /** The receiver freed buffer space: the sender may send `n` more tuples. */
+  /** Version 1: the receiver freed buffer space: the sender may send `n` more tuples. */
   | { t: 'credit'; n: number }
+  /**
+   * Version 2, the receiver's first frame: every channel starts with `window` credits, granted
+   * without a word (so a new channel costs no round trip) and back to that once drained.
+   */
+  | { t: 'hello'; v: number; window: number }
+  /** Version 2: channels' freed buffer space. */
+  | { t: 'grants'; g: ChannelGrant[] }
   /** The sender's fresh token: the receiver closes a link that outlived its token. */
   | TokenFrame;
 
@@ -40,6 +59,8 @@ const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff });
 /** A counter that only grows (a root's number): any safe integer. */
 const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Job = Type.String({ maxLength: 64 });
+/** A channel's window, at most: more than any receiver grants, less than would overflow a count. */
+const MAX_WINDOW = 65_536;
 const LinkFrameSchema = Type.Union([
   Type.Object({
     t: Type.Literal('tuples'),
@@ -58,6 +79,11 @@ const LinkFrameSchema = Type.Union([
   }),
   Type.Object({ t: Type.Literal('acks'), job: Job, acks: Type.Array(Type.Tuple([U32, U32, Counter, U32, U32])) }),
   Type.Object({ t: Type.Literal('credit'), n: U32 }),
+  Type.Object({ t: Type.Literal('hello'), v: U32, window: Type.Integer({ minimum: 1, maximum: MAX_WINDOW }) }),
+  Type.Object({
+    t: Type.Literal('grants'),
+    g: Type.Array(Type.Tuple([Job, U32, Type.Integer({ minimum: 1, maximum: MAX_WINDOW })])),
+  }),
   TokenFrameSchema,
 ]);
 

@@ -1,8 +1,8 @@
-// Credit-based flow control for one channel (sender instance -> receiver instance), as in
-// Flink's network stack: the receiver has a bounded buffer and grants the sender one credit
+// Credit-based flow control for one channel (a sending worker -> one receiving instance), as
+// in Flink's network stack: the receiver has a bounded buffer and grants the sender one credit
 // per free slot; the sender sends only what it holds credits for, so the buffer never
 // overflows and a slow receiver pushes back on its senders instead of growing memory.
-// Pure bookkeeping; the runtime carries the grants as messages.
+// Pure bookkeeping; the links carry the grants as messages.
 
 /** The sender's side: credits granted and not yet used. */
 export class SendCredits {
@@ -31,12 +31,14 @@ export class SendCredits {
 }
 
 /**
- * The receiver's side, with a buffer of `capacity` events. Invariant:
+ * The receiver's side, with a buffer of `capacity` tuples. Invariant:
  * `buffered + outstanding + ungranted === capacity`, where `outstanding` is what the sender
  * holds (as far as the receiver knows) and `ungranted` the free slots not yet granted.
  * Freed slots are granted back in batches of at least `batch` (default half the buffer),
- * trading a little buffer for far fewer grant messages. Since the buffer drains to empty
- * when the sender is out of credits, every batch is eventually reached: no deadlock.
+ * trading a little buffer for far fewer grant messages, and all at once when the buffer
+ * empties: so a sender out of credits always gets them back, and a drained channel ends at
+ * rest (every credit with the sender), where either end may forget it and start it again
+ * from the whole window without a word to the other.
  */
 export class ReceiveWindow {
   private buffered_ = 0;
@@ -56,6 +58,11 @@ export class ReceiveWindow {
 
   get buffered(): number {
     return this.buffered_;
+  }
+
+  /** Nothing buffered and every slot with the sender: a new window in its place would be the same. */
+  get atRest(): boolean {
+    return this.outstanding === this.capacity;
   }
 
   /**
@@ -88,7 +95,7 @@ export class ReceiveWindow {
     if (n > this.buffered_) throw new RangeError(`consumed ${n} events with only ${this.buffered_} buffered`);
     this.buffered_ -= n;
     this.ungranted += n;
-    if (this.ungranted < this.batch) return 0;
+    if (this.ungranted < this.batch && this.buffered_ > 0) return 0;
     const grant = this.ungranted;
     this.outstanding += grant;
     this.ungranted = 0;

@@ -47,6 +47,15 @@ const LinkReply = Type.Unsafe<undefined>({
   type: 'null',
   description: 'Switching Protocols: a WebSocket of msgpack frames between stream instances',
 });
+const LinkQuery = Type.Object({
+  v: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      description: 'the link protocol the sender speaks (absent: 1); the receiver answers the one it speaks',
+    }),
+  ),
+});
 const MetricsReply = {
   description: 'Prometheus text format (version 0.0.4)',
   content: { 'text/plain': { schema: Type.String() } },
@@ -72,13 +81,17 @@ export interface WorkerRoutesOptions {
  */
 export function workerRoutes(o: WorkerRoutesOptions): FastifyPluginAsyncTypebox {
   return async (app) => {
-    app.get(LINK_PATH, { websocket: true, schema: { response: { 101: LinkReply } } }, (socket, req) =>
-      o.streams.accept(
-        socket,
-        o.jwtSecret
-          ? routeAuthority(o.jwtSecret, WORKER_ACCESS, `GET ${LINK_PATH}`, {}, req.principal?.expires_at)
-          : undefined,
-      ),
+    app.get(
+      LINK_PATH,
+      { websocket: true, schema: { querystring: LinkQuery, response: { 101: LinkReply } } },
+      (socket, req) =>
+        o.streams.accept(
+          socket,
+          req.query.v ?? 1,
+          o.jwtSecret
+            ? routeAuthority(o.jwtSecret, WORKER_ACCESS, `GET ${LINK_PATH}`, {}, req.principal?.expires_at)
+            : undefined,
+        ),
     );
 
     app.post(

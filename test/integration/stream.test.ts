@@ -219,6 +219,65 @@ describe('backpressure', () => {
   });
 });
 
+describe('flow between workers', () => {
+  it('a shuffle into a keyed window across two workers, under sources with no rate, keeps moving with bounded inboxes', async () => {
+    // Each worker's maps take from both workers' sources and feed both workers' windows, so
+    // each link carries tuples for instances that wait on the other direction. With one credit
+    // window per link, both directions filled with tuples for blocked maps and the stream
+    // stopped for good within seconds (30,000 events in, then nothing).
+    const id = await submitStream({
+      topology: {
+        spouts: [{ id: 'gen', type: 'generator', parallelism: 2, keys: 1000 }],
+        bolts: [
+          { id: 'tag', op: 'map', fn: 'tag', parallelism: 2, inputs: [{ from: 'gen', grouping: 'shuffle' }] },
+          {
+            id: 'count',
+            op: 'window',
+            aggregate: 'count',
+            key: 'key',
+            window: { type: 'tumbling', size_ms: 1000 },
+            parallelism: 4,
+            inputs: [{ from: 'tag', grouping: 'fields', fields: ['key'] }],
+          },
+          { id: 'out', op: 'collect', inputs: [{ from: 'count', grouping: 'global' }] },
+        ],
+      },
+      module: 'export function tag(e) { return { ...e, tagged: true } }',
+    });
+    const job = await untilPlaced(id, 9);
+    const on = (component: string) =>
+      new Set(job.components.find((c: Json) => c.id === component).instances.map((i: Json) => i.address));
+    expect(on('tag').size, 'maps on both workers').toBe(2);
+    expect(on('count').size, 'windows on both workers').toBe(2);
+    const windowsIn = async () => {
+      const now = (await http('GET', `${m.url}/api/jobs/${id}`)).json;
+      const count = now.components.find((c: Json) => c.id === 'count');
+      return count.instances.reduce((n: number, i: Json) => n + (i.events_in ?? 0), 0) as number;
+    };
+    const since = await waitFor(
+      'the windows to take in 100,000 events',
+      async () => {
+        const n = await windowsIn();
+        return n >= 100_000 ? n : undefined;
+      },
+      30_000,
+      200,
+    );
+    await waitFor(
+      'the windows to take in 1,000,000 more',
+      async () => (await windowsIn()) >= since + 1_000_000,
+      60_000,
+      200,
+    );
+    // An inbox holds 64 batches from its own worker, and 16 from each other worker's link.
+    const now = (await http('GET', `${m.url}/api/jobs/${id}`)).json;
+    for (const c of now.components)
+      for (const i of c.instances) expect(i.queue_fill, `${c.id} ${i.index}`).toBeLessThanOrEqual((64 + 2 + 16) / 64);
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+    await untilWorkersIdle(30_000);
+  }, 120_000);
+});
+
 describe('operations', () => {
   it("follows a stream's rows with results --follow until the job is cancelled, which frees the workers", async () => {
     const id = await submitStream({

@@ -42,6 +42,17 @@ describe('ReceiveWindow', () => {
     expect(r.buffered).toBe(0);
   });
 
+  it('grants every free slot once its buffer empties, short of a batch or not: a drained channel is at rest', () => {
+    const r = new ReceiveWindow(8);
+    r.open();
+    expect(r.atRest).toBe(true);
+    r.received(3);
+    expect(r.atRest).toBe(false);
+    expect(r.consumed(2)).toBe(0);
+    expect(r.consumed(1)).toBe(3);
+    expect(r.atRest).toBe(true);
+  });
+
   it('takes another batch size', () => {
     const r = new ReceiveWindow(10, 1);
     r.open();

@@ -59,39 +59,45 @@ function startCollect(rt: StreamRuntime, job: string): void {
 const tupleOf = (event: Record<string, unknown>): Tuple => ({ e: [event], o: 0, a: 1, r: 1, h: 1, l: 2 });
 
 describe('a worker receiving tuples for an instance that has not started yet', () => {
-  it('holds them, with their credit, and hands them over when the instance starts', async () => {
-    const collected = new Map<string, unknown[]>();
-    const client = {
-      post: async (path: string, body: { rows: { value: unknown }[] }) => {
-        const job = /^\/api\/jobs\/([^/]+)\/rows$/.exec(path)![1]!;
-        collected.set(job, [...(collected.get(job) ?? []), ...body.rows.map((r) => r.value)]);
-        return {};
-      },
-    } as unknown as HttpClient;
-    const rt = new StreamRuntime({
-      address: '127.0.0.1:1',
-      tokens: new TokenSource(undefined, undefined, 'w'),
-      client,
-      log,
-      executors: { run: () => Promise.reject(new Error('this job has no functions')) },
-    });
-    runtimes.push(rt);
-    startCollect(rt, 'marker');
-    await waitFor("the marker job's instance to run", () => rt.instances === 1, 20_000, 5);
-    const socket = new LinkSocket();
-    rt.accept(socket as unknown as WebSocket);
-    // From the spout's worker, for the collect instance (1) of job1, whose assignment is still
-    // on its way; then, on the same link, a tuple for a job whose collect instance runs.
-    socket.emit('message', encodeFrame({ t: 'tuples', job: 'job1', to: [1], tuples: [tupleOf({ word: 'early' })] }));
-    socket.emit('message', encodeFrame({ t: 'tuples', job: 'marker', to: [1], tuples: [tupleOf({ word: 'marker' })] }));
-    // That the early tuple goes nowhere before its instance runs rests on an event, not on a
-    // pause: the later tuple has reached its sink, and nothing of job1 was collected before it.
-    await waitFor('the marker tuple to be collected', () => collected.get('marker'), 20_000, 5);
-    expect(collected.get('marker')).toEqual([{ word: 'marker' }]);
-    expect(collected.get('job1')).toBeUndefined();
+  it.each([1, 2])(
+    'holds them, with their credit, and hands them over when the instance starts (link version %i)',
+    async (version) => {
+      const collected = new Map<string, unknown[]>();
+      const client = {
+        post: async (path: string, body: { rows: { value: unknown }[] }) => {
+          const job = /^\/api\/jobs\/([^/]+)\/rows$/.exec(path)![1]!;
+          collected.set(job, [...(collected.get(job) ?? []), ...body.rows.map((r) => r.value)]);
+          return {};
+        },
+      } as unknown as HttpClient;
+      const rt = new StreamRuntime({
+        address: '127.0.0.1:1',
+        tokens: new TokenSource(undefined, undefined, 'w'),
+        client,
+        log,
+        executors: { run: () => Promise.reject(new Error('this job has no functions')) },
+      });
+      runtimes.push(rt);
+      startCollect(rt, 'marker');
+      await waitFor("the marker job's instance to run", () => rt.instances === 1, 20_000, 5);
+      const socket = new LinkSocket();
+      rt.accept(socket as unknown as WebSocket, version);
+      // From the spout's worker, for the collect instance (1) of job1, whose assignment is still
+      // on its way; then, on the same link, a tuple for a job whose collect instance runs.
+      socket.emit('message', encodeFrame({ t: 'tuples', job: 'job1', to: [1], tuples: [tupleOf({ word: 'early' })] }));
+      socket.emit(
+        'message',
+        encodeFrame({ t: 'tuples', job: 'marker', to: [1], tuples: [tupleOf({ word: 'marker' })] }),
+      );
+      // That the early tuple goes nowhere before its instance runs rests on an event, not on a
+      // pause: the later tuple has reached its sink, and nothing of job1 was collected before it.
+      await waitFor('the marker tuple to be collected', () => collected.get('marker'), 20_000, 5);
+      expect(collected.get('marker')).toEqual([{ word: 'marker' }]);
+      expect(collected.get('job1')).toBeUndefined();
 
-    startCollect(rt, 'job1');
-    await waitFor('the held tuple to be collected once its instance runs', () => collected.get('job1'), 20_000, 5);
-    expect(collected.get('job1')).toEqual([{ word: 'early' }]);
-  });
+      startCollect(rt, 'job1');
+      await waitFor('the held tuple to be collected once its instance runs', () => collected.get('job1'), 20_000, 5);
+      expect(collected.get('job1')).toEqual([{ word: 'early' }]);
+    },
+  );
 });

@@ -352,7 +352,7 @@ class JobRuntime implements InstanceHost {
       const p = this.placement.get(idx);
       // Not placed (its worker died): wait for the master to place it again.
       if (!p || p.address === this.rt.address) return false;
-      if (this.rt.link(p.address).full) return false;
+      if (this.rt.link(p.address).full(this.jobId, idx)) return false;
     }
     return true;
   }
@@ -547,10 +547,14 @@ export class StreamRuntime {
     return l;
   }
 
-  /** A link another worker opened to this one; `authority`: how its token is renewed (absent on an open cluster). */
-  accept(socket: WebSocket, authority?: TokenAuthority): void {
+  /**
+   * A link another worker opened to this one: `version`, the link protocol it asked for;
+   * `authority`, how its token is renewed (absent on an open cluster).
+   */
+  accept(socket: WebSocket, version: number, authority?: TokenAuthority): void {
     new InLink(
       socket,
+      version,
       (job, to, tuple, release) => {
         const j = this.jobs.get(job);
         if (j?.accepts(to)) j.deliver(to, tuple, release);
