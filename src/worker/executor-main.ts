@@ -8,10 +8,12 @@ import { runTaskToJson } from './tasks/run-task.js';
 import { thrownError, type ChunkOutcome, type ChunkRequest, type ThrownError } from './task-chunks.js';
 import { runStreamApply, type ExecutorSpec } from './stream/stream-apply.js';
 import { asTask, captureOutput } from './executor-output.js';
+import { confineSignals } from './executor-signals.js';
 
 // Orphaned, an executor has no one to report to: it goes (its worker was killed).
 process.on('disconnect', () => process.exit(0));
 captureOutput();
+confineSignals();
 
 function useEnv(spec: ExecutorSpec): void {
   const env = 'user_env' in spec ? spec.user_env : undefined;

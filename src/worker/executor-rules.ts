@@ -173,6 +173,8 @@ export function permissionMessage(err: unknown): string | undefined {
       return `${PERMISSION_DENIED}: tasks cannot start processes`;
     case 'WorkerThreads':
       return `${PERMISSION_DENIED}: tasks cannot start threads`;
+    case 'Signal':
+      return `${PERMISSION_DENIED}: tasks may signal only their own process; process.kill(${what}) names another`;
     default:
       return `${PERMISSION_DENIED}: ${String(e.permission ?? 'this operation')} is not allowed to tasks`;
   }

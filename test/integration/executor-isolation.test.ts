@@ -115,6 +115,38 @@ describe("one job's tasks and another's", () => {
     ];
   });
 
+  it('may signal their own process, and no other: a task that would kill its worker or its process group fails its job at once, and every worker lives on', async () => {
+    const before = (await http('GET', `${m.url}/api/workers`, undefined, admin)).json.workers as Json[];
+    for (const [pid, shown] of [
+      ['process.ppid', '\\d+'],
+      ['0', '0'],
+      ['-process.ppid', '-\\d+'],
+    ]) {
+      const error = await failed(m, {
+        module: `export function map(x, emit) { process.kill(${pid}, "SIGKILL"); emit("k", 1) }`,
+        data: [1],
+        max_retries: 3,
+      });
+      expect(error, pid).toMatchObject({ name: 'permission_denied', attempts: 1 });
+      expect(error.message).toMatch(
+        new RegExp(
+          `^permission_denied: tasks may signal only their own process; process\\.kill\\(${shown}\\) names another`,
+        ),
+      );
+    }
+    for (const w of workers) expect(process.kill(w.pid, 0)).toBe(true);
+    const after = (await http('GET', `${m.url}/api/workers`, undefined, admin)).json.workers as Json[];
+    expect(after.map((w) => [w.worker_id, w.status])).toEqual(before.map((w) => [w.worker_id, 'active']));
+    // Its own process it may end: that attempt fails as any that kills its executor does.
+    expect(
+      await failed(m, {
+        module: 'export function map(x, emit) { process.kill(process.pid, "SIGKILL") }',
+        data: [1],
+        max_retries: 0,
+      }),
+    ).toMatchObject({ message: expect.stringMatching(/killed by SIGKILL/) });
+  });
+
   it('share no state: what job a leaves on globalThis or in a builtin, job b never sees', async () => {
     const leave =
       'export function map(x, emit) { globalThis.left = "by a"; Array.prototype.at = () => "patched"; emit("k", 1) }';
