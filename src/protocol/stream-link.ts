@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Packr } from 'msgpackr';
 import { checkedDecoder, type Decoded } from './checked-decode.js';
 import { TokenFrameSchema, type TokenFrame } from './token-frame.js';
+import { notJson } from './json-values.js';
 
 /**
  * A batch of events on its way to one instance, tracked as one tuple: the events, and the
@@ -96,9 +97,12 @@ export function decodeFrame(bytes: Buffer): Decoded<LinkFrame> {
   const f = d.value;
   if (f.to.length !== f.tuples.length)
     return { ok: false, error: `${f.tuples.length} tuples for ${f.to.length} instances` };
-  // An event is any object the operators took as one, arrays and dates included.
-  if (!f.tuples.every((t) => t.e.every((e) => e !== null && typeof e === 'object'))) {
-    return { ok: false, error: 'an event that is not an object' };
+  for (const t of f.tuples) {
+    for (const e of t.e) {
+      if (e === null || typeof e !== 'object') return { ok: false, error: 'an event that is not an object' };
+      const why = notJson(e);
+      if (why !== undefined) return { ok: false, error: `an event holding ${why}, which JSON cannot carry` };
+    }
   }
   return d;
 }
