@@ -101,3 +101,34 @@ describe('a worker receiving tuples for an instance that has not started yet', (
     },
   );
 });
+
+describe('events for an http source whose job module is still loading', () => {
+  it('are refused as unavailable, saying the instance is starting, not that it is not there', async () => {
+    let loaded: (() => void) | undefined;
+    const rt = new StreamRuntime({
+      address: '127.0.0.1:1',
+      tokens: new TokenSource(undefined, undefined, 'w'),
+      client: { post: async () => ({}) } as unknown as HttpClient,
+      log,
+      // The module's top-level code has not finished: the load answers when the test says.
+      executors: { run: () => new Promise<string>((resolve) => (loaded = () => resolve('[]'))) },
+    });
+    runtimes.push(rt);
+    const withModule = { ...config, module: 'await new Promise(() => {})' };
+    const stop = new AbortController();
+    stops.push(stop);
+    void rt
+      .run({ operation: 'stream', job_id: 'j', idx: 0, attempt: 1, config: withModule, placement: [] }, stop.signal)
+      .catch(() => undefined);
+    await waitFor('the module to be loading', () => loaded !== undefined, 20_000, 5);
+    await expect(rt.ingest('j', 0, [{ a: 1 }])).rejects.toMatchObject({
+      code: 'unavailable',
+      message:
+        "instance 0 of job 'j' is starting on 127.0.0.1:1: the job's module is still loading (its top-level code runs first)",
+    });
+    await expect(rt.ingest('j', 1, [{ a: 1 }])).rejects.toMatchObject({ code: 'not_found' });
+    loaded!();
+    await waitFor('the instance to run', () => rt.instances === 1, 20_000, 5);
+    await expect(rt.ingest('j', 1, [{ a: 1 }])).rejects.toMatchObject({ code: 'not_found' });
+  });
+});

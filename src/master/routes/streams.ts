@@ -18,6 +18,16 @@ const JobParams = Type.Object({ job_id: Type.String({ pattern: ID_PATTERN.source
 /** How long the master keeps trying to hand events to a source instance (re-placements included). */
 const DELIVERY_WINDOW_MS = 30_000;
 
+/** The message of a `{error: {code, message}}` reply, if the text is one. */
+function errorMessageOf(text: string): string | undefined {
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } } | null)?.error?.message;
+    return typeof message === 'string' ? message.slice(0, 300) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses a JSON array or NDJSON body into events; each must be a JSON object. */
 function eventsOf(body: unknown): Record<string, unknown>[] {
   let list: unknown = body;
@@ -139,7 +149,7 @@ export function streamRoutes(ctx: MasterContext, tokens: TokenSource): FastifyPl
                   .header('retry-after', '1')
                   .send(new WeirError('unavailable', 'the topology is saturated; retry after a second', 429).toJSON());
               }
-              last = `${target.address} answered ${res.statusCode}: ${text.slice(0, 200)}`;
+              last = `${target.address} answered ${res.statusCode}: ${errorMessageOf(text) ?? text.slice(0, 200)}`;
             } catch (err) {
               // The instance's worker died with the events: they go to its replacement.
               last = `${target.address}: ${(err as Error).message}`;

@@ -465,6 +465,8 @@ export class StreamRuntime {
    */
   private parked: { job: string; to: number; tuple: Tuple; release: () => void; at: number }[] = [];
   private readonly parkTimer = setInterval(() => this.unpark(), 1000).unref();
+  /** `job:idx` of the instances waiting here for their job's module to load. */
+  private readonly starting = new Set<string>();
   readonly address: string;
   readonly log: Logger;
   readonly executors: StreamExecutors;
@@ -484,6 +486,8 @@ export class StreamRuntime {
       this.jobs.set(spec.job_id, job);
     }
     // Instances arriving together start once the module is in (the first one loads it).
+    const key = `${spec.job_id}:${spec.idx}`;
+    this.starting.add(key);
     try {
       await job.load();
     } catch (err) {
@@ -492,6 +496,8 @@ export class StreamRuntime {
         this.jobs.delete(spec.job_id);
       }
       throw err;
+    } finally {
+      this.starting.delete(key);
     }
     job.setPlacement(spec.placement.filter((p) => p.idx !== spec.idx));
     job.start(spec.idx, spec.attempt);
@@ -585,6 +591,12 @@ export class StreamRuntime {
     const job = this.jobs.get(jobId);
     const inst = job?.local.get(idx);
     if (!job || !(inst instanceof HttpSpout)) {
+      if (this.starting.has(`${jobId}:${idx}`)) {
+        throw new WeirError(
+          'unavailable',
+          `instance ${idx} of job '${jobId}' is starting on ${this.address}: the job's module is still loading (its top-level code runs first)`,
+        );
+      }
       throw new WeirError('not_found', `instance ${idx} of job '${jobId}' is not an http source on this worker`);
     }
     const deadline = Date.now() + INGEST_WAIT_MS;
