@@ -218,9 +218,17 @@ describe.skipIf(!isRoot)('--executor-user (skipped unless run as root: it starts
       { key: '1 uid', value: uid },
       { key: '2 read LOCK', value: 'EACCES' },
       { key: '3 list data dir', value: 'EACCES' },
-      { key: '4 signal worker', value: 'EPERM' },
-      { key: '5 signal parent', value: 'EPERM' },
+      // Refused before the kernel is asked, as in every executor…
+      { key: '4 signal worker', value: 'ERR_ACCESS_DENIED' },
+      { key: '5 signal parent', value: 'ERR_ACCESS_DENIED' },
     ]);
+    // …and by the kernel too, for code that gets past that check: any process of that user.
+    const asUser = spawnSync(
+      process.execPath,
+      ['-e', `try { process.kill(${w.pid}, 0); console.log("ok") } catch (e) { console.log(e.code) }`],
+      { uid, gid, encoding: 'utf8' },
+    );
+    expect(asUser.stdout.trim(), asUser.stderr).toBe('EPERM');
   });
 
   it('still shuffles: map outputs are written as that user and served by the worker', async () => {
