@@ -222,3 +222,38 @@ describe('a sender', () => {
     expect(sent.map((t) => t.r)).toEqual([0, 1, 2]);
   });
 });
+
+describe('a sender', () => {
+  it.each([
+    ['channel grants before any hello', [{ t: 'grants', g: [['job', 1, 4]] }]],
+    [
+      'a second hello',
+      [
+        { t: 'hello', v: 2, window: 4 },
+        { t: 'hello', v: 2, window: 8 },
+      ],
+    ],
+    [
+      'a shared credit after a hello',
+      [
+        { t: 'hello', v: 2, window: 4 },
+        { t: 'credit', n: 64 },
+      ],
+    ],
+  ] as [string, LinkFrame[]][])(
+    'drops a connection whose receiver sends %s, and connects again',
+    async (_what, frames) => {
+      const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+      servers.push(server);
+      await new Promise<void>((r) => server.once('listening', () => r()));
+      const closes: number[] = [];
+      let connections = 0;
+      server.on('connection', (socket) => {
+        socket.on('close', (code) => closes.push(code));
+        if (++connections === 1) for (const f of frames) socket.send(encodeFrame(f));
+      });
+      sender(`127.0.0.1:${(server.address() as AddressInfo).port}`);
+      await waitFor('the connection dropped and made again', () => closes.length === 1 && connections === 2);
+    },
+  );
+});
