@@ -174,7 +174,7 @@ export function permissionMessage(err: unknown): string | undefined {
     case 'WorkerThreads':
       return `${PERMISSION_DENIED}: tasks cannot start threads`;
     case 'Signal':
-      return `${PERMISSION_DENIED}: tasks may signal only their own process; process.kill(${what}) names another`;
+      return `${PERMISSION_DENIED}: tasks may act on their own process alone; ${what} names another`;
     default:
       return `${PERMISSION_DENIED}: ${String(e.permission ?? 'this operation')} is not allowed to tasks`;
   }

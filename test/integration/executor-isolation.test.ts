@@ -115,26 +115,37 @@ describe("one job's tasks and another's", () => {
     ];
   });
 
-  it('may signal their own process, and no other: a task that would kill its worker or its process group fails its job at once, and every worker lives on', async () => {
+  it('may act on their own process alone: a task that would kill, debug or renice its worker or its process group fails its job at once, and every worker lives on as it was', async () => {
     const before = (await http('GET', `${m.url}/api/workers`, undefined, admin)).json.workers as Json[];
-    for (const [pid, shown] of [
-      ['process.ppid', '\\d+'],
-      ['0', '0'],
-      ['-process.ppid', '-\\d+'],
+    for (const [call, shown] of [
+      ['process.kill(process.ppid, "SIGKILL")', 'process\\.kill\\(\\d+\\)'],
+      ['process.kill(0, "SIGKILL")', 'process\\.kill\\(0\\)'],
+      ['process.kill(-process.ppid, "SIGKILL")', 'process\\.kill\\(-\\d+\\)'],
+      // process.pid is a property user code may redefine: the guard took it at start.
+      [
+        'Object.defineProperty(process, "pid", { value: process.ppid }); process.kill(process.ppid, "SIGKILL")',
+        'process\\.kill\\(\\d+\\)',
+      ],
+      // SIGUSR1: the worker would open its inspector to whoever connects.
+      ['process._debugProcess(process.ppid)', 'process\\._debugProcess\\(\\d+\\)'],
+      ['(await import("node:os")).setPriority(process.ppid, 19)', 'os\\.setPriority\\(\\d+\\)'],
     ]) {
       const error = await failed(m, {
-        module: `export function map(x, emit) { process.kill(${pid}, "SIGKILL"); emit("k", 1) }`,
+        module: `export async function map(x, emit) { ${call}; emit("k", 1) }`,
         data: [1],
         max_retries: 3,
       });
-      expect(error, pid).toMatchObject({ name: 'permission_denied', attempts: 1 });
-      expect(error.message).toMatch(
-        new RegExp(
-          `^permission_denied: tasks may signal only their own process; process\\.kill\\(${shown}\\) names another`,
-        ),
+      expect(error, call).toMatchObject({ name: 'permission_denied', attempts: 1 });
+      expect(error.message, call).toMatch(
+        new RegExp(`^permission_denied: tasks may act on their own process alone; ${shown} names another`),
       );
     }
-    for (const w of workers) expect(process.kill(w.pid, 0)).toBe(true);
+    const niceness = (pid: number) => execFileSync('ps', ['-o', 'ni=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    for (const w of workers) {
+      expect(process.kill(w.pid, 0)).toBe(true);
+      expect(niceness(w.pid), 'as niced as the spec that started it').toBe(niceness(process.pid));
+      expect(c.log(w)).not.toMatch(/Debugger listening/);
+    }
     const after = (await http('GET', `${m.url}/api/workers`, undefined, admin)).json.workers as Json[];
     expect(after.map((w) => [w.worker_id, w.status])).toEqual(before.map((w) => [w.worker_id, 'active']));
     // Its own process it may end: that attempt fails as any that kills its executor does.
