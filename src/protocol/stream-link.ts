@@ -32,6 +32,9 @@ export type AckItem = [o: number, a: number, r: number, h: number, l: number];
  */
 export const LINK_VERSION = 2;
 
+/** Events in one tuple, at most: a spout's batch; every edge splits what it sends to fit. */
+export const TUPLE_EVENTS = 1024;
+
 /** A channel's credits granted back: `n` more tuples for instance `to` of `job`. */
 export type ChannelGrant = [job: string, to: number, n: number];
 
@@ -69,7 +72,7 @@ const LinkFrameSchema = Type.Union([
     to: Type.Array(U32),
     tuples: Type.Array(
       Type.Object({
-        e: Type.Array(Type.Unknown()),
+        e: Type.Array(Type.Unknown(), { maxItems: TUPLE_EVENTS }),
         o: U32,
         a: U32,
         r: Counter,

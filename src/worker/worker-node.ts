@@ -106,6 +106,7 @@ export class WorkerNode {
     warnOfCostlyRoots(pool.permissionEntries, o.dataDir, log);
     const streams = new StreamRuntime({
       address,
+      maxTasks: o.maxTasks,
       executors: pool,
       tokens,
       client,

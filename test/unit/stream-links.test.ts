@@ -14,12 +14,14 @@ import {
   InLink,
   LINK_PATH,
   LINK_WINDOW,
+  maxChannels,
   OutLink,
 } from '../../src/worker/stream/links.js';
-import { MAX_INSTANCES } from '../../src/stream/topology.js';
 import { waitFor } from '../helpers/wait.js';
 
 const log = createLogger('test');
+/** The receiving worker's --max-tasks. */
+const MAX_TASKS = 10;
 log.level = 'silent';
 
 interface Arrival {
@@ -45,6 +47,7 @@ async function receiver(version?: number) {
     new InLink(
       socket,
       version ?? asked,
+      MAX_TASKS,
       (_job, to, tuple, release) => {
         arrived.push({ to, seq: tuple.r, release });
         if (flowing.has(to)) release();
@@ -172,13 +175,23 @@ describe('a receiver', () => {
     expect(r.held(3)).toHaveLength(CHANNEL_WINDOW);
   });
 
-  it('cuts off a sender that names more instances than any job has', async () => {
+  it('cuts off a sender that keeps more instances busy at once than the worker has room for', async () => {
     const r = await receiver();
     const peer = await rawLink(r.address, 2);
-    for (let i = 0; i < MAX_INSTANCES; i += 1024) peer.send(tuplesFor([...Array(1024).keys()].map((k) => i + k)));
-    peer.send(tuplesFor([MAX_INSTANCES]));
+    const room = maxChannels(MAX_TASKS);
+    peer.send(tuplesFor([...Array(room).keys()]));
+    peer.send(tuplesFor([room]));
     expect(await peer.closed).toBe(1007);
-    expect(r.arrived).toHaveLength(MAX_INSTANCES);
+    expect(r.arrived).toHaveLength(room);
+  });
+
+  it('cuts off a sender whose tuple holds more events than a batch', async () => {
+    const r = await receiver();
+    const peer = await rawLink(r.address, 2);
+    const big = { ...tuple(1), e: Array.from({ length: 1025 }, (_, i) => ({ i })) };
+    peer.send({ t: 'tuples', job: 'job', to: [1], tuples: [big] });
+    expect(await peer.closed).toBe(1007);
+    expect(r.arrived).toHaveLength(0);
   });
 
   it('cuts off a sender that speaks as a receiver', async () => {

@@ -72,6 +72,7 @@ describe('a worker receiving tuples for an instance that has not started yet', (
       } as unknown as HttpClient;
       const rt = new StreamRuntime({
         address: '127.0.0.1:1',
+        maxTasks: 10,
         tokens: new TokenSource(undefined, undefined, 'w'),
         client,
         log,
@@ -107,6 +108,7 @@ describe('events for an http source whose job module is still loading', () => {
     let loaded: (() => void) | undefined;
     const rt = new StreamRuntime({
       address: '127.0.0.1:1',
+      maxTasks: 10,
       tokens: new TokenSource(undefined, undefined, 'w'),
       client: { post: async () => ({}) } as unknown as HttpClient,
       log,

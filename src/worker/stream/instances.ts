@@ -6,14 +6,14 @@ import { EventGenerator } from '../../stream/generator.js';
 import { EdgeRouter } from '../../stream/grouping.js';
 import type { BoltSpec, ComponentSpec, SpoutSpec } from '../../protocol/stream-job.js';
 import { WindowOperator } from '../../stream/window.js';
-import type { Tuple } from '../../protocol/stream-link.js';
+import { TUPLE_EVENTS, type Tuple } from '../../protocol/stream-link.js';
 import type { ApplyOutcome, FnOp } from '../../stream/apply-fn.js';
 import { jsonNestsDeeper, tooDeep } from '../../protocol/nesting.js';
 
 /** Tuples (batches) an instance buffers before its producers pause. */
 export const INBOX_CAPACITY = 64;
 /** Events in one batch, at most: a spout's batch (one root), and every tuple on an edge. */
-export const BATCH = 1024;
+export const BATCH = TUPLE_EVENTS;
 /** Tuples a bolt takes from its inbox per step, so one busy instance cannot starve the others. */
 const STEP_TUPLES = 4;
 

@@ -14,7 +14,6 @@ import {
   type LinkFrame,
   type Tuple,
 } from '../../protocol/stream-link.js';
-import { MAX_INSTANCES } from '../../stream/topology.js';
 import { ReconnectingSocket, wsUrl } from '../../common/reconnecting-socket.js';
 import { onNextTurn } from '../../common/next-turn.js';
 import { SocketToken, countedOutcomes, type TokenAuthority } from '../../common/socket-token.js';
@@ -30,10 +29,13 @@ export const CHANNEL_QUEUE = 8;
 /** A version-1 sender's one window, shared by everything its link carries. */
 export const LINK_WINDOW = 64;
 /**
- * Channels with tuples buffered that one link may hold at the receiver: as many as a job has
- * instances. A sender past it names instances no topology has, and is refused.
+ * Channels with tuples buffered that one link may hold at the receiver, for a worker that runs
+ * `maxTasks` instances at once: a channel holds tuples for an instance that runs here, is about
+ * to (its assignment on its way), or just left (tuples parked until they are dropped), so twice
+ * that and some. A sender past it names instances this worker has no room for, and is refused:
+ * what one link holds stays within 16 tuples of 1,024 events a channel.
  */
-const MAX_CHANNELS = MAX_INSTANCES;
+export const maxChannels = (maxTasks: number): number => 64 + 2 * maxTasks;
 /** Tuples per frame. */
 const MAX_BATCH = 16;
 
@@ -250,7 +252,10 @@ class ChannelIntake implements Intake {
   /** Grants made this turn, sent together. */
   private grants: ChannelGrant[] = [];
 
-  constructor(private readonly send: (f: LinkFrame) => void) {}
+  constructor(
+    private readonly send: (f: LinkFrame) => void,
+    private readonly maxChannels: number,
+  ) {}
 
   admit(job: string, to: readonly number[]): (() => void)[] | undefined {
     const counts = new Map<number, number>();
@@ -262,7 +267,7 @@ class ChannelIntake implements Intake {
       if (w ? !w.allows(n) : n > CHANNEL_WINDOW) return undefined;
       if (!w) fresh++;
     }
-    if (this.open + fresh > MAX_CHANNELS) return undefined;
+    if (this.open + fresh > this.maxChannels) return undefined;
     if (!wins) this.windows.set(job, (wins = new Map()));
     const byTo = new Map<number, ReceiveWindow>();
     for (const [t, n] of counts) {
@@ -311,12 +316,14 @@ export class InLink {
   private readonly token: SocketToken;
 
   /**
-   * `version`: the link protocol the sender asked for (1 when it named none);
-   * `authority`: how the token the link opened with is renewed (absent on an open cluster).
+   * `version`: the link protocol the sender asked for (1 when it named none); `maxTasks`: the
+   * instances this worker runs at once (its --max-tasks); `authority`: how the token the link
+   * opened with is renewed (absent on an open cluster).
    */
   constructor(
     private readonly socket: WebSocket,
     version: number,
+    maxTasks: number,
     private readonly deliver: (job: string, to: number, tuple: Tuple, release: () => void) => void,
     private readonly onAcks: (job: string, acks: AckItem[]) => void,
     authority: TokenAuthority | undefined,
@@ -325,7 +332,7 @@ export class InLink {
     const send = (f: LinkFrame) => {
       if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encodeFrame(f));
     };
-    this.intake = version >= 2 ? new ChannelIntake(send) : new SharedIntake(send);
+    this.intake = version >= 2 ? new ChannelIntake(send, maxChannels(maxTasks)) : new SharedIntake(send);
     this.token = new SocketToken(authority, socket, countedOutcomes(linkTokens, log, 'a stream link'));
     socket.on('close', () => this.token.stop());
     socket.on('message', (data: Buffer) => {

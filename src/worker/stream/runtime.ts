@@ -438,6 +438,8 @@ class JobRuntime implements InstanceHost {
 
 export interface StreamRuntimeOptions {
   address: string;
+  /** Instances (tasks) this worker runs at once: --max-tasks. */
+  maxTasks: number;
   /** Where the job's user functions run. */
   executors: StreamExecutors;
   /** What file spouts and sinks may read and write, and http sinks reach. */
@@ -466,7 +468,7 @@ export class StreamRuntime {
   private parked: { job: string; to: number; tuple: Tuple; release: () => void; at: number }[] = [];
   private readonly parkTimer = setInterval(() => this.unpark(), 1000).unref();
   /** `job:idx` of the instances waiting here for their job's module to load. */
-  private readonly starting = new Set<string>();
+  private readonly starting = new Map<string, number>();
   readonly address: string;
   readonly log: Logger;
   readonly executors: StreamExecutors;
@@ -487,7 +489,7 @@ export class StreamRuntime {
     }
     // Instances arriving together start once the module is in (the first one loads it).
     const key = `${spec.job_id}:${spec.idx}`;
-    this.starting.add(key);
+    this.starting.set(key, (this.starting.get(key) ?? 0) + 1);
     try {
       await job.load();
     } catch (err) {
@@ -497,7 +499,10 @@ export class StreamRuntime {
       }
       throw err;
     } finally {
-      this.starting.delete(key);
+      // Two attempts of one instance may load at once (one stopping, one starting).
+      const n = this.starting.get(key)! - 1;
+      if (n === 0) this.starting.delete(key);
+      else this.starting.set(key, n);
     }
     job.setPlacement(spec.placement.filter((p) => p.idx !== spec.idx));
     job.start(spec.idx, spec.attempt);
@@ -561,6 +566,7 @@ export class StreamRuntime {
     new InLink(
       socket,
       version,
+      this.o.maxTasks,
       (job, to, tuple, release) => {
         const j = this.jobs.get(job);
         if (j?.accepts(to)) j.deliver(to, tuple, release);
