@@ -310,6 +310,7 @@ export class Cluster {
     env: Record<string, string | undefined> = {},
     bin = WEIR_BIN,
   ): Proc {
+    this.refuseAfterCleanup(name);
     const logFile = join(this.tmp, `${String(this.n++).padStart(2, '0')}-${name}.log`);
     const fd = openSync(logFile, 'a');
     const child = spawn(process.execPath, [bin, ...args], {
@@ -457,6 +458,7 @@ export class Cluster {
 
   /** Runs `weir ARGS` without blocking the test; tracked, so cleanup kills it if it hangs. */
   cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+    this.refuseAfterCleanup(`weir ${args[0] ?? ''}`);
     const child = spawn(process.execPath, [WEIR_BIN, ...args], {
       cwd: ROOT,
       env: childEnv(opts.env),
@@ -536,8 +538,20 @@ export class Cluster {
     for (const p of this.procs) this.kill(p, 'SIGKILL');
   }
 
+  /**
+   * A test that outlived its timeout runs on after its file's cleanup: what it starts then
+   * nobody would stop (a master found running an hour later).
+   */
+  private refuseAfterCleanup(what: string): void {
+    if (this.cleanedUp)
+      throw new Error(`${what} not started: this cluster was cleaned up (a test ran past its timeout)`);
+  }
+
+  private cleanedUp = false;
+
   /** SIGKILLs every process group started here, waits for them, removes the temp dir (unless KEEP_TMP). */
   async cleanup(): Promise<void> {
+    this.cleanedUp = true;
     const all = [...this.procs];
     for (const p of all) this.kill(p, 'SIGKILL');
     await Promise.race([Promise.all(all.filter((p) => p.role !== 'cli').map((p) => p.exited)), sleep(10_000)]);
