@@ -29,3 +29,21 @@ export function notJson(value: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether `value` holds an object with an own key `__proto__` (JSON.parse makes one; msgpack,
+ * which carries events between workers, renames it `__proto_`, so such an event would differ
+ * by where it ran). `text`: the JSON it was parsed from, which names the key if any object
+ * has it: the walk is skipped for the rest. Nesting bounded before, as for notJson.
+ */
+export function holdsProtoKey(value: unknown, text: string): boolean {
+  if (!text.includes('"__proto__"')) return false;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Object.prototype.hasOwnProperty.call(v, '__proto__')) return true;
+    for (const k in v) stack.push((v as Record<string, unknown>)[k]);
+  }
+  return false;
+}

@@ -402,6 +402,24 @@ describe('operations', () => {
     await http('POST', `${m.url}/api/jobs/${id}/cancel`);
   });
 
+  it('refuses an event with a key __proto__, as NDJSON as in a JSON body (between workers it would be renamed)', async () => {
+    const id = await submitStream({ topology: wordCount(), module: words });
+    const ndjson = await http(
+      'POST',
+      `${m.url}/api/jobs/${id}/events`,
+      '{"line":"a"}\n{"line":"b","__proto__":{"x":1}}\n',
+      {
+        'content-type': 'application/x-ndjson',
+      },
+    );
+    expect(ndjson.status).toBe(400);
+    expect(ndjson.json.error.message).toBe('line 2 of the NDJSON body has a key __proto__; rename it');
+    // In a JSON body Fastify's parser refuses it already.
+    const json = await http('POST', `${m.url}/api/jobs/${id}/events`, '[{"line":"a","__proto__":{"x":1}}]');
+    expect(json.status).toBe(400);
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+  });
+
   it('refuses bad topologies with a message naming the fault', async () => {
     const bad = async (config: unknown) => {
       const r = await http('POST', `${m.url}/api/jobs`, { name: 'bad', type: 'streaming', config });

@@ -1,6 +1,7 @@
 // Every frame between nodes is checked where it is decoded: these are the frames the nodes
 // themselves build (which must pass) and the ones built to break a listener (which must not).
 import { Packr } from 'msgpackr';
+import { holdsProtoKey } from '../../src/protocol/json-values.js';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame as decodePeer, encodeFrame as encodePeer } from '../../src/consensus/peer-frame.js';
 import { decodeFrame as decodeLink, encodeFrame as encodeLink } from '../../src/protocol/stream-link.js';
@@ -208,5 +209,16 @@ describe('a stream link', () => {
     ['a negative credit', encodeLink({ t: 'credit', n: -1 })],
   ])('refuses %s', (_what, bytes) => {
     expect(decodeLink(bytes).ok).toBe(false);
+  });
+});
+
+describe('an object with a key __proto__ (msgpack renames it between workers)', () => {
+  it.each([
+    ['{"a":1,"__proto__":{"x":1}}', true],
+    ['[{"deep":[{"__proto__":1}]}]', true],
+    ['{"a":"\\"__proto__\\""}', false],
+    ['{"a":{"b":2}}', false],
+  ])('%s: %s', (text, held) => {
+    expect(holdsProtoKey(JSON.parse(text), text)).toBe(held);
   });
 });

@@ -6,6 +6,7 @@ import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.j
 import { ID_PATTERN } from '../../common/ids.js';
 import { BOUNDED_INSIDE } from '../../common/json-bodies.js';
 import { jsonNestsDeeper, tooDeep } from '../../protocol/nesting.js';
+import { holdsProtoKey } from '../../protocol/json-values.js';
 import { schemeOf } from '../../common/tls.js';
 import { isStreamConfig, type StreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
@@ -38,11 +39,16 @@ function eventsOf(body: unknown): Record<string, unknown>[] {
       .map((l) => l.trim())
       .filter(Boolean)
       .map((l, i) => {
+        let event: unknown;
         try {
-          return JSON.parse(l) as unknown;
+          event = JSON.parse(l) as unknown;
         } catch {
           throw badRequest(`line ${i + 1} of the NDJSON body is not JSON: ${l.slice(0, 80)}`);
         }
+        // Refused in a JSON body too (Fastify's parser): between workers it would be renamed.
+        if (holdsProtoKey(event, l))
+          throw badRequest(`line ${i + 1} of the NDJSON body has a key __proto__; rename it`);
+        return event;
       });
   }
   if (!Array.isArray(list)) throw badRequest('send the events as a JSON array, or as NDJSON (one object per line)');

@@ -44,6 +44,7 @@ import { InLink, OutLink } from './links.js';
 import type { TokenAuthority } from '../../common/socket-token.js';
 import { onNextTurn } from '../../common/next-turn.js';
 import { jsonNestsDeeper, MAX_NESTING } from '../../protocol/nesting.js';
+import { holdsProtoKey } from '../../protocol/json-values.js';
 
 /** An outcome's own levels (batches of outputs) around the values user code returned. */
 const OUTCOME_NESTING = MAX_NESTING + 4;
@@ -206,6 +207,8 @@ class JobRuntime implements InstanceHost {
     } catch {
       value = undefined;
     }
+    // msgpack renames the key between workers: the event would differ by where it went.
+    if (holdsProtoKey(value, json)) throw new Error(`'${fn}' returned an object with a key __proto__; rename it`);
     const outcome = checkOutcome(value, op, batches);
     if (!outcome) throw new Error(`the executor running '${fn}' answered something that is not its outcome`);
     const refused = outputRefusal(fn, batches, outcome);
