@@ -75,3 +75,13 @@ export const noSpace = (why: string): WeirError =>
     'no_space',
     `${why}; writes that add data are refused until space is back (delete jobs with 'weir delete', or free space on the masters' data dirs): reads, cancels and deletes still work`,
   );
+
+/** The `{error: {code, message}}` of a reply's parsed body, its string fields only; undefined if it is not one. */
+export function replyError(body: unknown): { code?: string; message?: string } | undefined {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | null | undefined)?.error;
+  if (e === null || typeof e !== 'object') return undefined;
+  return {
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    ...(typeof e.message === 'string' ? { message: e.message } : {}),
+  };
+}

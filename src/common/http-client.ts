@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
-import { WeirError, type ErrorCode } from './errors.js';
+import { replyError, WeirError, type ErrorCode } from './errors.js';
 import type { TokenSource } from './auth.js';
 import { isUntrustedCertificate, type TlsConnect } from './tls.js';
 
@@ -198,7 +198,7 @@ export class HttpClient {
       json = undefined;
     }
     if (res.statusCode >= 400) {
-      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const e = replyError(json);
       const code = (e?.code ?? (res.statusCode === 503 ? 'unavailable' : 'internal')) as ErrorCode;
       throw new WeirError(code, e?.message ?? `HTTP ${res.statusCode} from ${base}${path}`, res.statusCode);
     }

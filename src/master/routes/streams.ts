@@ -2,7 +2,7 @@ import { commit } from '../cluster-log.js';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Agent, request } from 'undici';
 import type { TokenSource } from '../../common/auth.js';
-import { WeirError, badRequest, noLeader, notFound } from '../../common/errors.js';
+import { WeirError, badRequest, noLeader, notFound, replyError } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
 import { BOUNDED_INSIDE } from '../../common/json-bodies.js';
 import { jsonNestsDeeper, tooDeep } from '../../protocol/nesting.js';
@@ -22,8 +22,7 @@ const DELIVERY_WINDOW_MS = 30_000;
 /** The message of a `{error: {code, message}}` reply, if the text is one. */
 function errorMessageOf(text: string): string | undefined {
   try {
-    const message = (JSON.parse(text) as { error?: { message?: unknown } } | null)?.error?.message;
-    return typeof message === 'string' ? message.slice(0, 300) : undefined;
+    return replyError(JSON.parse(text))?.message?.slice(0, 300);
   } catch {
     return undefined;
   }
