@@ -33,6 +33,19 @@ export const PEER_PATH = '/raft/stream';
  * leader does not send a snapshot its follower's Weir is too old to read.
  */
 const STATE_VERSION_HEADER = 'x-weir-state-version';
+/**
+ * The newest rules of applying commands a master knows (state/rules.ts), announced the same
+ * way: a leader moves the cluster to newer rules only once every member has announced them.
+ */
+const RULES_VERSION_HEADER = 'x-weir-rules-version';
+
+/** What a master announces of itself when it opens a link. */
+export interface Versions {
+  /** The newest state (schema) version it can install. */
+  state: number;
+  /** The newest rules it applies commands by. */
+  rules: number;
+}
 
 /** Fresh tokens other masters sent on their links (renewed, refused) and links closed as their token expired: for /metrics. */
 export const peerLinkTokens = { renewed: 0, refused: 0, expired: 0 };
@@ -50,7 +63,7 @@ class PeerLink {
     tokens: TokenSource,
     tls: TlsConnect | undefined,
     log: Logger,
-    stateVersion: number | undefined,
+    versions: Versions | undefined,
   ) {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl(this.address, PEER_PATH),
@@ -58,7 +71,9 @@ class PeerLink {
       ...(tls ? { tls } : {}),
       headers: {
         'x-weir-node-id': String(selfId),
-        ...(stateVersion === undefined ? {} : { [STATE_VERSION_HEADER]: String(stateVersion) }),
+        ...(versions
+          ? { [STATE_VERSION_HEADER]: String(versions.state), [RULES_VERSION_HEADER]: String(versions.rules) }
+          : {}),
       },
       // A fresh token goes over the link before the one it opened with expires: the link stays.
       tokenFrame: (token) => encodeFrame({ from: selfId, token }),
@@ -134,6 +149,8 @@ export class PeerTransport implements Transport {
   private transfers = Date.now();
   /** The state versions peers announced on their links (absent: a Weir that announces none). */
   private readonly stateVersions = new Map<NodeId, number>();
+  /** The rules peers announced on their links (absent: a Weir that announces none). */
+  private readonly rulesVersions = new Map<NodeId, number>();
 
   constructor(
     private readonly selfId: NodeId,
@@ -143,8 +160,8 @@ export class PeerTransport implements Transport {
     private readonly tls: TlsConnect | undefined,
     private readonly handlers: TransportHandlers,
     private readonly log: Logger,
-    /** The version of this master's state, which its snapshots carry (see STATE_VERSION_HEADER). */
-    private readonly stateVersion?: number,
+    /** This master's state version, which its snapshots carry, and rules (see the headers above). */
+    private readonly versions?: Versions,
   ) {
     this.pingFrame = encodeFrame({ from: selfId, addr: selfAddress, ping: true });
     this.pinger = setInterval(() => {
@@ -177,7 +194,7 @@ export class PeerTransport implements Transport {
     }
     for (const [id, address] of wanted) {
       if (!this.links.has(id))
-        this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.tls, this.log, this.stateVersion));
+        this.links.set(id, new PeerLink(id, address, this.selfId, this.tokens, this.tls, this.log, this.versions));
     }
   }
 
@@ -268,14 +285,19 @@ export class PeerTransport implements Transport {
    */
   cannotInstall(to: NodeId): string | undefined {
     const theirs = this.stateVersions.get(to);
-    if (theirs === undefined || this.stateVersion === undefined || theirs >= this.stateVersion) return undefined;
-    return `master ${to} runs an older Weir: it reads states up to version ${theirs}, and this master's is version ${this.stateVersion}; upgrade it, and it catches up`;
+    const ours = this.versions?.state;
+    if (theirs === undefined || ours === undefined || theirs >= ours) return undefined;
+    return `master ${to} runs an older Weir: it reads states up to version ${theirs}, and this master's is version ${ours}; upgrade it, and it catches up`;
   }
 
-  private noteStateVersion(from: NodeId, header: string | string[] | undefined): void {
-    const v = typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
-    if (v === undefined) this.stateVersions.delete(from);
-    else this.stateVersions.set(from, v);
+  /** The rules `peer` announced on its link: undefined if it announced none, or has not linked. */
+  announcedRules(peer: NodeId): number | undefined {
+    return this.rulesVersions.get(peer);
+  }
+
+  private noteVersions(from: NodeId, headers: IncomingHttpHeaders): void {
+    noteVersion(this.stateVersions, from, headers[STATE_VERSION_HEADER]);
+    noteVersion(this.rulesVersions, from, headers[RULES_VERSION_HEADER]);
   }
 
   /**
@@ -299,7 +321,7 @@ export class PeerTransport implements Transport {
       return;
     }
     if (secured) this.incoming.set(socket, sender!);
-    if (Number.isSafeInteger(sender)) this.noteStateVersion(sender!, headers[STATE_VERSION_HEADER]);
+    if (Number.isSafeInteger(sender)) this.noteVersions(sender!, headers);
     // A link lives while its token does: the sender sends fresh ones on it before each expires.
     // Secured without a way to renew (no authority given): the link still ends with its token.
     const held = secured
@@ -393,4 +415,11 @@ class CopyAwaited {
   cancel(): void {
     this.running = false;
   }
+}
+
+/** A version a peer announced in a header: a plain integer, or none (it is forgotten). */
+function noteVersion(into: Map<NodeId, number>, from: NodeId, header: string | string[] | undefined): void {
+  const v = typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
+  if (v === undefined) into.delete(from);
+  else into.set(from, v);
 }

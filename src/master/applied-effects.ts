@@ -58,6 +58,9 @@ export function appliedEffects(
           scheduler.stopTasks(e.result.to_stop);
           // Streaming instances that ran there are unplaced until the scheduler places them again.
           scheduler.announcePlacements(e.result.jobs);
+          // Jobs with a task that lost one worker too many (rules.ts).
+          scheduler.forgetJobs(e.result.failed_jobs);
+          for (const jobId of e.result.failed_jobs) jobWatch.notify(jobId);
           kick = true;
           break;
         case 'submitJob':
@@ -74,6 +77,7 @@ export function appliedEffects(
         case 'collectRows':
         case 'forgetWorker':
         case 'forgetUpload':
+        case 'setRules':
           break;
       }
     }

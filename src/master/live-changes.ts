@@ -144,6 +144,7 @@ export class LiveChanges {
           break;
         case 'purgeJob':
         case 'forgetUpload':
+        case 'setRules':
           break;
       }
     }

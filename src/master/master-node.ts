@@ -18,6 +18,7 @@ import { commandCodec } from '../state/command-codec.js';
 import type { Command, Results } from '../state/commands.js';
 import { receivingPath, StateMachine } from '../state/state-machine.js';
 import { schemaVersion } from '../state/schema.js';
+import { RULES_VERSION } from '../state/rules.js';
 import { buildApp } from './app.js';
 import { findRunningCluster, requestJoin } from './cluster-join.js';
 import {
@@ -30,6 +31,7 @@ import {
 } from './discovery.js';
 import { FailureDetector } from './failure-detector.js';
 import { Janitor } from './janitor.js';
+import { RulesGate, type AnnouncedRules } from './rules-gate.js';
 import { LifecycleQueries } from '../state/lifecycle-queries.js';
 import { JobWatch } from './job-watch.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -150,6 +152,7 @@ export class MasterNode {
       leases: LeaseKeeper;
       channels: WorkerChannels;
       janitor: Janitor;
+      rules: RulesGate;
       jobWatch: JobWatch;
       metrics: MasterMetrics;
       space: SpaceMonitor;
@@ -265,7 +268,7 @@ export class MasterNode {
       if (joining) transport.expectJoinFrom(joining.ids);
       const uploads = new UploadStore(options.dataDir);
       const askLeader = forgetAtLeader(consensus, tokens, peerAgent);
-      const duties = MasterNode.leaderDuties(consensus, state, uploads, askLeader, options, log);
+      const duties = MasterNode.leaderDuties(consensus, transport, state, uploads, askLeader, options, log);
       const backups = new BackupMaker(state, options.dataDir);
       const space = MasterNode.watchSpace(options, storage, state, consensus, log, fullAtStart);
       spaceMetrics(duties.parts.metrics.registry, space);
@@ -336,7 +339,7 @@ export class MasterNode {
         receivingFile: (from, transfer) => receivingPath(join(options.dataDir, 'state.db'), `${from}-${transfer}`),
       },
       log.child({ component: 'peers' }),
-      schemaVersion(),
+      { state: schemaVersion(), rules: RULES_VERSION },
     );
     const consensus = (inbox.consensus = new RaftConsensus<Command, Results>({
       self: { id: self.id, address: self.url },
@@ -394,6 +397,7 @@ export class MasterNode {
    */
   private static leaderDuties(
     consensus: RaftConsensus<Command, Results>,
+    peers: AnnouncedRules,
     state: StateMachine,
     uploads: UploadStore,
     forgetUploadAtLeader: (id: string) => Promise<void>,
@@ -425,12 +429,16 @@ export class MasterNode {
     consensus.onApplied(janitor.onApplied);
     const live = new LiveFeed(queries, consensus, registry);
     consensus.onApplied(live.changes.onApplied);
+    const rules = new RulesGate(consensus, queries, peers, log.child({ component: 'rules' }));
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
         scheduler.start();
         leases.start();
+        rules.start();
+        void rules.check();
       } else {
+        rules.stop();
         leases.stop();
         scheduler.stop();
         detector.stop();
@@ -438,7 +446,7 @@ export class MasterNode {
       }
     });
     return {
-      parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics },
+      parts: { scheduler, detector, leases, channels, janitor, jobWatch, metrics, rules },
       context: {
         queries,
         registry,
@@ -531,6 +539,7 @@ export class MasterNode {
     p.scheduler.stop();
     p.detector.stop();
     p.janitor.close();
+    p.rules.stop();
     p.channels.close();
     p.jobWatch.close();
     p.space.close();

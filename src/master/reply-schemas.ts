@@ -131,7 +131,11 @@ export const TasksReply = Type.Object(
           idx: Count,
           status: Type.String(),
           attempt: Count,
-          failures: Count,
+          failures: Type.Integer({ minimum: 0, description: 'failed attempts, counted against max_retries' }),
+          losses: Type.Integer({
+            minimum: 0,
+            description: 'workers lost while they ran it; the task fails at 3 (a worker lost is no failure)',
+          }),
           worker_id: Nullable(Type.String()),
           started_at: Nullable(Time),
           finished_at: Nullable(Time),
@@ -262,6 +266,11 @@ export const ClusterStatusReply = Type.Object(
     term: Count,
     commit_index: Count,
     last_applied: Count,
+    rules_version: Type.Integer({
+      minimum: 1,
+      description:
+        'the rules this node’s state applies commands by; the leader moves them on once every member knows newer ones',
+    }),
     alarms: Alarms,
   },
   { ...Open, description: 'this node’s view of the cluster' },

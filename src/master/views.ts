@@ -134,6 +134,7 @@ export function taskView(t: TaskRow) {
     status: t.status,
     attempt: t.attempt,
     failures: t.failures,
+    losses: t.losses,
     worker_id: t.worker_id,
     started_at: iso(t.started_at),
     finished_at: iso(t.finished_at),

@@ -15,6 +15,7 @@ import type {
   FailTasks,
   MarkWorkerDead,
   RegisterWorker,
+  SetRules,
   SpeculateTasks,
   RunningTask,
   SubmitJob,
@@ -24,7 +25,8 @@ import type { TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
-import { isFinalFailure, mayRetry, retryBackoffMs } from './retry-policy.js';
+import { isFinalFailure, mayRetry, retryBackoffMs, workerLostError } from './retry-policy.js';
+import { FIRST_RULES, LOSSES_COUNT_FROM, MAX_WORKER_LOSSES } from './rules.js';
 import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 import { TaskLogWriter } from './task-logs.js';
 import { UPLOAD_ID, uploadIdOfUrl } from '../common/ids.js';
@@ -143,6 +145,8 @@ export class Applier {
         return this.forgetUpload(cmd);
       case 'appendLogs':
         return this.appendLogs(cmd);
+      case 'setRules':
+        return this.setRules(cmd);
       default:
         throw new Error(`unknown command type ${JSON.stringify((cmd as { type?: unknown }).type)}`);
     }
@@ -155,13 +159,19 @@ export class Applier {
 
   private markWorkerDead(cmd: MarkWorkerDead): ApplyResult<'markWorkerDead'> {
     const w = this.s.getWorker.get(cmd.worker_id) as { status: string } | undefined;
-    if (!w || w.status === 'dead') return { ok: true, requeued: 0, to_stop: [], jobs: [] };
+    if (!w || w.status === 'dead') return { ok: true, requeued: 0, to_stop: [], jobs: [], failed_jobs: [] };
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
-    // A lost worker does not count against the task's retries: attempt moves on, failures stay.
-    const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as Attempts[];
+    // A lost worker never uses up a task's retries (its failures stay); from rules 2 on it is
+    // counted in the task's losses, and a batch task that has lost MAX_WORKER_LOSSES fails.
+    const counted = this.rules() >= LOSSES_COUNT_FROM;
+    const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as (Attempts & {
+      type: string;
+      losses: number;
+    })[];
     return this.withCounters(() => {
       const toStop: RunningTask[] = [];
       const requeued: Attempts[] = [];
+      const failedJobs: string[] = [];
       for (const t of running) {
         if (t.alt_worker_id === cmd.worker_id) {
           // The original of a speculative race lost with its worker: the race goes on with the
@@ -170,7 +180,19 @@ export class Applier {
           continue;
         }
         toStop.push(...otherAttempts(t, t.attempt));
-        this.s.requeue.run(cmd.at, null, t.seq, t.idx);
+        // A streaming instance runs for as long as its job: every worker it ever ran on may be
+        // restarted under it, so its losses say nothing about it.
+        const lost = counted && t.type === 'batch' ? 1 : 0;
+        if (t.losses + lost >= MAX_WORKER_LOSSES) {
+          const error = workerLostError(t.losses + lost, cmd.worker_id, cmd.reason);
+          this.s.loseTask.run(lost, cmd.at, JSON.stringify(error), t.seq, t.idx);
+          this.delta(t.job_id, { running: -1, failed: 1 });
+          const jobError = JSON.stringify({ task: t.idx, attempts: t.attempt, ...error });
+          toStop.push(...this.finishJob(t.job_id, 'failed', cmd.at, jobError));
+          failedJobs.push(t.job_id);
+          continue;
+        }
+        this.s.requeue.run(cmd.at, null, lost, t.seq, t.idx);
         this.delta(t.job_id, { running: -1, pending: 1 });
         requeued.push(t);
       }
@@ -180,8 +202,24 @@ export class Applier {
         requeued: requeued.length,
         to_stop: toStop,
         jobs: [...new Set(requeued.map((t) => t.job_id))],
+        failed_jobs: failedJobs,
       };
     });
+  }
+
+  /** The rules this state is applied by (rules.ts): read where a rule decides, not per command. */
+  private rules(): number {
+    return (this.s.getMeta.get('rules_version') as { value: number } | undefined)?.value ?? FIRST_RULES;
+  }
+
+  private setRules(cmd: SetRules): ApplyResult<'setRules'> {
+    if (!Number.isSafeInteger(cmd.version) || cmd.version < FIRST_RULES) {
+      throw new TypeError(`rules version ${JSON.stringify(cmd.version)} is not a positive integer`);
+    }
+    // Rules never go back: a state applied by newer ones cannot be read as if it had not been.
+    const version = Math.max(this.rules(), cmd.version);
+    this.s.setMeta.run(version, 'rules_version');
+    return { ok: true, version };
   }
 
   private drainWorker(cmd: DrainWorker): ApplyResult<'drainWorker'> {
@@ -707,9 +745,9 @@ function prepare(db: Database) {
     setWorkerDead: st(`UPDATE workers SET status = 'dead', dead_at = ?, dead_reason = ? WHERE worker_id = ?`),
     setWorkerDraining: st(`UPDATE workers SET status = 'draining' WHERE worker_id = ? AND status = 'active'`),
     runningOnWorker: st(
-      `SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
+      `SELECT j.job_id, j.type, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.losses
          FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.worker_id = ?
-       UNION SELECT j.job_id, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id
+       UNION SELECT j.job_id, j.type, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.losses
          FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.alt_worker_id = ?`,
     ),
     runningOfJob: st(
@@ -734,6 +772,11 @@ function prepare(db: Database) {
     ),
     requeue: st(
       `UPDATE tasks SET status = 'pending', attempt = attempt + 1, not_before = ?, started_at = ?,
+                        losses = losses + ?, alt_attempt = NULL, alt_worker_id = NULL
+       WHERE seq = ? AND idx = ?`,
+    ),
+    loseTask: st(
+      `UPDATE tasks SET status = 'failed', losses = losses + ?, finished_at = ?, error = ?,
                         alt_attempt = NULL, alt_worker_id = NULL
        WHERE seq = ? AND idx = ?`,
     ),

@@ -27,7 +27,18 @@ export type Command =
   | PurgeJob
   | ForgetWorker
   | ForgetUpload
-  | AppendLogs;
+  | AppendLogs
+  | SetRules;
+
+/**
+ * The state follows the rules of `version` from this entry on (rules.ts). The leader proposes
+ * it once every member has said it knows them; a version at or below the state's changes nothing.
+ */
+export interface SetRules {
+  type: 'setRules';
+  at: number;
+  version: number;
+}
 
 export interface RegisterWorker {
   type: 'registerWorker';
@@ -185,8 +196,12 @@ export const uploadDeletedMessage = (upload: string): string =>
 /** What applying each command produced, for its proposer and the on-applied effects. */
 export interface Applied {
   registerWorker: { ok: true; worker_id: string };
-  /** `to_stop`: attempts elsewhere that depended on the dead worker; `jobs`: streaming jobs it ran. */
-  markWorkerDead: { ok: true; requeued: number; to_stop: RunningTask[]; jobs: string[] };
+  /**
+   * `to_stop`: attempts elsewhere that depended on the dead worker; `jobs`: jobs whose tasks it
+   * ran and were put back (streaming instances among them); `failed_jobs`: jobs that failed
+   * because a task of theirs had lost its worker too often (rules.ts).
+   */
+  markWorkerDead: { ok: true; requeued: number; to_stop: RunningTask[]; jobs: string[]; failed_jobs: string[] };
   drainWorker: { ok: true };
   /** `assigned`: those of the entry's `assignments` that took (absent when none did). */
   submitJob: { ok: true; job_id: string; duplicate: boolean; assigned?: RunningTask[] };
@@ -212,6 +227,8 @@ export interface Applied {
   forgetUpload: { ok: true };
   forgetWorker: { ok: true; forgotten: boolean };
   appendLogs: { ok: true; lines: number };
+  /** `version`: the rules the state follows now. */
+  setRules: { ok: true; version: number };
 }
 
 /** Each command's result, or why it was refused. */

@@ -3,6 +3,7 @@ import type { JobConfig } from './commands.js';
 import type { MapOutput } from '../protocol/task-spec.js';
 import type { JobPlan } from '../ops/stages.js';
 import { LOG_PAGE_SQL, type LogRow } from './task-logs.js';
+import { FIRST_RULES } from './rules.js';
 
 export interface JobRow {
   job_id: string;
@@ -75,6 +76,8 @@ export interface TaskRow {
   status: string;
   attempt: number;
   failures: number;
+  /** Workers lost while they ran it (rules.ts). */
+  losses: number;
   worker_id: string | null;
   started_at: number | null;
   finished_at: number | null;
@@ -346,6 +349,7 @@ export class Queries {
         status: live ? 'pending' : 'cancelled',
         attempt: 1,
         failures: 0,
+        losses: 0,
         worker_id: null,
         started_at: null,
         finished_at: live ? null : job.finished_at,
@@ -363,6 +367,11 @@ export class Queries {
       if (status === 'pending' || status === 'running') active.add(id);
     }
     return active;
+  }
+
+  /** The rules the state is applied by (rules.ts). */
+  rulesVersion(): number {
+    return (this.s.rulesVersion.get() as { value: number } | undefined)?.value ?? FIRST_RULES;
   }
 
   /** Whether an upload went with the last job that read it (its copies are being removed). */
@@ -468,7 +477,7 @@ function prepare(db: Database) {
       `SELECT sort_key, row FROM result_rows WHERE seq = ? AND sort_key > ? ORDER BY sort_key LIMIT ?`,
     ),
     tasksOfJob: st(
-      `SELECT idx, status, attempt, failures, worker_id, started_at, finished_at, error
+      `SELECT idx, status, attempt, failures, losses, worker_id, started_at, finished_at, error
          FROM tasks WHERE seq = ? ORDER BY idx LIMIT ?`,
     ),
     plan: st(`SELECT plan FROM jobs WHERE job_id = ?`),
@@ -479,6 +488,7 @@ function prepare(db: Database) {
     progressInRange: st(
       `SELECT status, count(*) AS n FROM tasks WHERE seq = (SELECT seq FROM jobs WHERE job_id = ?) AND idx BETWEEN ? AND ? GROUP BY status`,
     ),
+    rulesVersion: st(`SELECT value FROM meta WHERE key = 'rules_version'`),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     countsByStatus: st(`SELECT status, count(*) AS n FROM jobs GROUP BY status`),
     taskCounts: st(
@@ -494,7 +504,7 @@ function prepare(db: Database) {
         WHERE t.status = 'running' AND t.started_at <= ?`,
     ),
     taskAt: st(
-      `SELECT idx, status, attempt, failures, worker_id, started_at, finished_at, error FROM tasks WHERE seq = ? AND idx = ?`,
+      `SELECT idx, status, attempt, failures, losses, worker_id, started_at, finished_at, error FROM tasks WHERE seq = ? AND idx = ?`,
     ),
   };
 }

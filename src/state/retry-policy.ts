@@ -10,3 +10,17 @@ export function mayRetry(failures: number, maxRetries: number): boolean {
 
 /** Failures no retry can mend: a task refused a path or a right by its worker. */
 export const isFinalFailure = (error: { name?: string }): boolean => error.name === 'permission_denied';
+
+/** The name of the error a task fails with once it has lost MAX_WORKER_LOSSES workers (rules.ts). */
+export const WORKER_LOST = 'worker_lost';
+
+/** A task's failure for the workers lost while it ran: how many, the last one and why. */
+export function workerLostError(losses: number, workerId: string, reason: string): { name: string; message: string } {
+  return {
+    name: WORKER_LOST,
+    message:
+      `${WORKER_LOST}: ${losses} workers were lost while they ran this task (the last, ${workerId}: ${reason}); ` +
+      `it is not placed on another: look in its code for what could end a worker's process ` +
+      `(memory the machine ran out of, a process or signal outside what tasks may use)`,
+  };
+}

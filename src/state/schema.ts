@@ -190,6 +190,12 @@ const MIGRATIONS: (string | ((db: Database) => void))[] = [
   DROP INDEX jobs_expiring;
   CREATE INDEX jobs_expiring ON jobs (finished_at) WHERE retention_ms IS NULL AND finished_at IS NOT NULL;
   `,
+  `
+  -- The rules the state is applied by (rules.ts), moved on through the log; and how many
+  -- workers were lost while they ran each task, which counts from rules 2 on.
+  INSERT INTO meta (key, value) VALUES ('rules_version', 1);
+  ALTER TABLE tasks ADD COLUMN losses INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this Weir writes: how many migrations there are. */

@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Command } from '../../src/state/commands.js';
+import type { ApplyResult, Command, JobConfig } from '../../src/state/commands.js';
 import { Queries } from '../../src/state/queries.js';
 import { migrate } from '../../src/state/schema.js';
 import { StateMachine } from '../../src/state/state-machine.js';
+import { MAX_WORKER_LOSSES } from '../../src/state/rules.js';
 import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
 const state = stateEachTest('weir-apply-');
@@ -208,6 +209,101 @@ describe('apply: tasks', () => {
     // The dead worker's late report is stale.
     expect(complete('j', 0, 'w1', 1)).toMatchObject({ accepted: [] });
     expect(q.worker('w1')!.status).toBe('dead');
+  });
+});
+
+describe("apply: a worker's loss, by the rules the state follows", () => {
+  const dead = (worker_id: string, at = 4000) =>
+    apply({
+      type: 'markWorkerDead',
+      at,
+      worker_id,
+      reason: `${worker_id} stopped heartbeating`,
+    }) as ApplyResult<'markWorkerDead'>;
+  const rules = (version: unknown) => apply({ type: 'setRules', at: 1000, version } as Command);
+  const losses = (job_id: string, idx: number) =>
+    sm.db.prepare(`SELECT losses FROM tasks WHERE seq = ? AND idx = ?`).pluck().get(q.job(job_id)!.seq, idx);
+  /** Task 0 of job j runs on `w1`, `w2`, … in turn, each worker lost under it. */
+  function loseWorkers(n: number, job = 'j') {
+    const results = [];
+    for (let i = 1; i <= n; i++) {
+      register(`w${i}`);
+      assign(job, 0, `w${i}`, i);
+      results.push(dead(`w${i}`, 4000 + i));
+    }
+    return results;
+  }
+
+  it('a state that recorded no rules follows the first ones: losses never count', () => {
+    expect(q.rulesVersion()).toBe(1);
+    submit('j', { operation: 'noop', task_count: 1 });
+    const lost = loseWorkers(MAX_WORKER_LOSSES + 2);
+    expect(lost.every((r) => r.ok && r.requeued === 1 && r.failed_jobs.length === 0)).toBe(true);
+    expect(task('j', 0)).toMatchObject({ status: 'pending', attempt: MAX_WORKER_LOSSES + 3, failures: 0 });
+    expect(losses('j', 0)).toBe(0);
+  });
+
+  it(`from rules 2, a batch task whose workers were lost ${MAX_WORKER_LOSSES} times fails, with its job`, () => {
+    expect(rules(2)).toEqual({ ok: true, version: 2 });
+    submit('j', { operation: 'noop', task_count: 2 });
+    register('other');
+    assign('j', 1, 'other');
+    const lost = loseWorkers(MAX_WORKER_LOSSES);
+    expect(lost.slice(0, -1).every((r) => r.ok && r.requeued === 1)).toBe(true);
+    expect(losses('j', 0)).toBe(MAX_WORKER_LOSSES);
+    // The last loss: the task fails without using up a retry, and the job's other attempt stops.
+    expect(lost.at(-1)).toMatchObject({
+      requeued: 0,
+      failed_jobs: ['j'],
+      to_stop: [{ job_id: 'j', idx: 1, attempt: 1, worker_id: 'other' }],
+    });
+    expect(task('j', 0)).toMatchObject({ status: 'failed', failures: 0 });
+    const job = q.job('j')!;
+    expect(job.status).toBe('failed');
+    const error = JSON.parse(job.error!);
+    expect(error).toMatchObject({ task: 0, attempts: MAX_WORKER_LOSSES, name: 'worker_lost' });
+    expect(error.message).toContain(`${MAX_WORKER_LOSSES} workers were lost while they ran this task`);
+    expect(error.message).toContain(`w${MAX_WORKER_LOSSES}: w${MAX_WORKER_LOSSES} stopped heartbeating`);
+  });
+
+  it('losses counted before rules 2 stay uncounted: a task meets the limit only by losses from then on', () => {
+    submit('j', { operation: 'noop', task_count: 1 });
+    loseWorkers(2);
+    rules(2);
+    register('x1');
+    assign('j', 0, 'x1', 3);
+    expect(dead('x1')).toMatchObject({ requeued: 1, failed_jobs: [] });
+    expect(losses('j', 0)).toBe(1);
+  });
+
+  it('a streaming instance is placed again however many workers were lost under it', () => {
+    rules(2);
+    const config = { operation: 'stream', task_count: 1, max_retries: 3 } as unknown as JobConfig;
+    apply({ type: 'submitJob', at: 1000, job_id: 's', name: 's', job_type: 'streaming', config });
+    const lost = loseWorkers(MAX_WORKER_LOSSES + 1, 's');
+    expect(lost.every((r) => r.ok && r.requeued === 1 && r.failed_jobs.length === 0)).toBe(true);
+    expect(losses('s', 0)).toBe(0);
+  });
+
+  it("the original's worker lost in a speculative race is no loss of the task: its copy runs on", () => {
+    rules(2);
+    submit('j', { operation: 'noop', task_count: 1 });
+    register('w1');
+    register('w2');
+    assign('j', 0, 'w1');
+    apply({ type: 'speculateTasks', at: 2500, copies: [{ job_id: 'j', idx: 0, attempt: 1, worker_id: 'w2' }] });
+    expect(dead('w1')).toMatchObject({ requeued: 0, failed_jobs: [] });
+    expect(task('j', 0)).toMatchObject({ status: 'running', worker_id: 'w2', attempt: 2 });
+    expect(losses('j', 0)).toBe(0);
+  });
+
+  it('rules never go back, and a version that is no positive integer is refused and changes nothing', () => {
+    expect(rules(2)).toEqual({ ok: true, version: 2 });
+    expect(rules(1)).toEqual({ ok: true, version: 2 });
+    for (const bad of [0, -1, 1.5, '3', null]) {
+      expect(rules(bad)).toMatchObject({ ok: false, code: 'internal' });
+    }
+    expect(q.rulesVersion()).toBe(2);
   });
 });
 

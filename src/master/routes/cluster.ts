@@ -19,7 +19,7 @@ const Metrics = { response: { 200: rawReply('text/plain', 'Prometheus text forma
 
 /** Routes every master answers itself: cluster view (with a token), health and metrics (open). */
 export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
-  const { consensus, metrics, space } = ctx;
+  const { consensus, metrics, space, queries } = ctx;
   return async (app) => {
     app.get('/cluster/status', { schema: Status }, async () => {
       const s = consensus.status();
@@ -39,6 +39,7 @@ export function clusterRoutes(ctx: MasterContext): FastifyPluginAsync {
         term: s.term,
         commit_index: s.commit_index,
         last_applied: s.last_applied,
+        rules_version: queries.rulesVersion(),
         // `["no_space"]` while this master refuses writes that add data (its own, or a voter's on the leader).
         alarms: space.alarms(),
       };

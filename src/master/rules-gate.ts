@@ -1,0 +1,86 @@
+import { AtMostEvery } from '../common/at-most-every.js';
+import type { Logger } from '../common/logger.js';
+import { behindRules, FIRST_RULES, nextRules, RULES_VERSION } from '../state/rules.js';
+import type { ClusterConsensus } from './cluster-log.js';
+
+/** How often a leader looks for rules every member knows (a rolling upgrade's last step waits this long). */
+export const RULES_CHECK_MS = 1_000;
+
+/** What the gate asks of the peers' links: the rules each member announced (peer-transport.ts). */
+export interface AnnouncedRules {
+  announcedRules(peer: number): number | undefined;
+}
+
+/**
+ * Moves the cluster to newer rules of applying commands (state/rules.ts) once every member,
+ * learners too, has announced that it knows them: the leader proposes a SetRules entry. Until
+ * then a rolling upgrade's masters all apply by the rules the oldest of them knows. A member
+ * that announces older rules than the cluster applies (a master restarted on an older Weir)
+ * applies some commands its own way: the leader says so, once a minute, until it is upgraded.
+ */
+export class RulesGate {
+  private timer: NodeJS.Timeout | undefined;
+  private proposing = false;
+  private readonly warnings = new AtMostEvery(60_000);
+
+  constructor(
+    private readonly consensus: ClusterConsensus,
+    private readonly state: { rulesVersion(): number },
+    private readonly peers: AnnouncedRules,
+    private readonly log: Logger,
+    /** The rules this master knows; tests give another. */
+    private readonly known = RULES_VERSION,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.check(), RULES_CHECK_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** On the leader: proposes the rules every member knows, if newer than the state's. */
+  async check(): Promise<void> {
+    if (this.proposing || !this.consensus.isLeader()) return;
+    const current = this.state.rulesVersion();
+    const status = this.consensus.status();
+    const others = status.members.filter((m) => m.id !== status.node_id);
+    const announced = others.map((m) => this.peers.announcedRules(m.id));
+    others.forEach((m, i) => {
+      const why = behindRules(m.id, announced[i], current);
+      if (why) return this.warnings.say(() => this.log.warn(why), `behind ${m.id}`);
+      // A rolling upgrade under way: what the newer rules wait for.
+      const knows = announced[i] ?? FIRST_RULES;
+      if (knows < this.known && current < this.known) {
+        this.warnings.say(
+          () =>
+            this.log.info(
+              { member: m.id, knows, rules: current },
+              `master ${m.id} knows the rules up to version ${knows}: the cluster stays on version ${current} until every master knows version ${this.known}`,
+            ),
+          `waiting ${m.id}`,
+        );
+      }
+    });
+    const next = nextRules(current, this.known, announced);
+    if (next === undefined) return;
+    this.proposing = true;
+    try {
+      const r = await this.consensus.propose({ type: 'setRules', at: Date.now(), version: next });
+      if (r.ok)
+        this.log.info(
+          { rules: r.version, was: current },
+          'every master knows newer rules: the cluster applies them from now on',
+        );
+    } catch (err) {
+      // Not leading any more, or the log refused the write: the next check (here or on the
+      // next leader) proposes it again.
+      this.log.debug({ err: (err as Error).message }, 'could not move the cluster to newer rules yet');
+    } finally {
+      this.proposing = false;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The rules by which commands are applied. Every master applies every command and they agree
+ * only while they apply it alike, so a rule that changes what a command does cannot start with
+ * the upgrade of one master: a rolling upgrade's older masters would apply the same entry their
+ * way, and the states would part. A state records the rules it follows (`meta.rules_version`),
+ * and moves to newer ones through the log (a SetRules entry) once every member has said it
+ * knows them (as etcd moves its cluster version once every member runs the newer one).
+ *
+ * 1. The rules before there were versions of them.
+ * 2. A worker's loss counts against the batch tasks it was running: a task whose worker was
+ *    lost MAX_WORKER_LOSSES times fails, with its job.
+ */
+export const RULES_VERSION = 2;
+
+/** The rules of a state that has recorded none (one written before there were versions). */
+export const FIRST_RULES = 1;
+
+/** Rules from which a lost worker counts against the tasks it ran. */
+export const LOSSES_COUNT_FROM = 2;
+
+/**
+ * Workers a batch task may be running on when they are lost before it fails. One lost worker is
+ * a machine's bad luck; the same task on three is the task (the kernel's OOM killer choosing
+ * its worker, code that escaped the permission model).
+ */
+export const MAX_WORKER_LOSSES = 3;
+
+/**
+ * The rules a cluster may move to: the newest every member knows, if newer than `current`.
+ * `known`: this master's RULES_VERSION; `announced`: what every other member said it knows
+ * (undefined: it said nothing — a Weir from before the announcement, or one not linked yet).
+ */
+export function nextRules(
+  current: number,
+  known: number,
+  announced: readonly (number | undefined)[],
+): number | undefined {
+  let all = known;
+  for (const v of announced) all = Math.min(all, v ?? FIRST_RULES);
+  return all > current ? all : undefined;
+}
+
+/** Why a member cannot follow the rules the state applies (undefined: it can). */
+export function behindRules(member: number, announced: number | undefined, current: number): string | undefined {
+  const knows = announced ?? FIRST_RULES;
+  if (knows >= current) return undefined;
+  return `master ${member} runs an older Weir: it knows the rules of version ${knows} and this cluster applies version ${current}, so it applies some commands differently from the others; upgrade it`;
+}

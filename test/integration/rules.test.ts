@@ -1,0 +1,159 @@
+// The rules by which masters apply commands (src/state/rules.ts), with real processes
+// (addresses 127.0.0.194–200 belong to this file). A cluster moves to newer rules only once
+// every master has said it knows them, as a rolling upgrade ends; from rules 2 on, a batch task
+// whose workers keep being lost under it fails instead of taking the next worker down too.
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_WORKER_LOSSES, RULES_VERSION } from '../../src/state/rules.js';
+import {
+  Cluster,
+  clusterStatus,
+  http,
+  ROOT,
+  submitJob,
+  submitRetrying,
+  untilAgreedLeader,
+  untilJobStatus,
+  waitFor,
+  type MasterProc,
+  type WorkerProc,
+} from '../helpers/cluster.js';
+import { MastersOnDisk } from '../helpers/masters-on-disk.js';
+
+const c = new Cluster('rules');
+afterAll(() => c.cleanup());
+
+/** This build copied aside, announcing the rules before RULES_VERSION: a Weir one version older. */
+function olderWeir(): string {
+  const dir = join(c.tmp, 'older-weir');
+  for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const file = join(dir, 'dist', 'src', 'state', 'rules.js');
+  const at = `export const RULES_VERSION = ${RULES_VERSION};`;
+  const source = readFileSync(file, 'utf8');
+  if (!source.includes(at)) throw new Error(`${file} no longer has ${JSON.stringify(at)}: update this spec`);
+  writeFileSync(file, source.replace(at, `export const RULES_VERSION = ${RULES_VERSION - 1};`));
+  return join(dir, 'bin', 'weir.js');
+}
+
+describe('a rolling upgrade to newer rules', () => {
+  const OLD = 194;
+  const set = new MastersOnDisk(c, ['127.0.0.194', '127.0.0.195', '127.0.0.196'], [194, 195, 196], []);
+  let olderBin: string;
+  const rulesOf = async (m: MasterProc) => (await clusterStatus(m.url)).rules_version as number;
+  const allRules = () => Promise.all(set.running().map(rulesOf));
+
+  beforeAll(async () => {
+    olderBin = olderWeir();
+    await set.init();
+    await Promise.all(
+      [194, 195, 196].map((id) => set.start(id, { wait: false, ...(id === OLD ? { bin: olderBin } : {}) })),
+    );
+    await Promise.all(set.running().map((m) => c.untilReady(m)));
+    await untilAgreedLeader(set.urls(), { leaderId: 196, timeoutMs: 30_000 });
+  }, 60_000);
+
+  it('keeps the rules the oldest master knows while it runs, and says what the newer ones wait for', async () => {
+    const leader = set.procs.get(196)!;
+    await waitFor(
+      'the leader to say what the newer rules wait for',
+      () =>
+        new RegExp(`master ${OLD} knows the rules up to version ${RULES_VERSION - 1}`).test(c.log(leader)) || undefined,
+      20_000,
+    );
+    expect(c.log(leader)).toContain(
+      `the cluster stays on version ${RULES_VERSION - 1} until every master knows version ${RULES_VERSION}`,
+    );
+    // Jobs run meanwhile, applied alike by all three.
+    await submitRetrying(leader.url, { name: 'meanwhile', type: 'batch', config: { operation: 'noop' } });
+    expect(await allRules()).toEqual([RULES_VERSION - 1, RULES_VERSION - 1, RULES_VERSION - 1]);
+  });
+
+  it('moves every master to the newer rules once the last one is upgraded', async () => {
+    await c.stop(set.procs.get(OLD)!, 'SIGTERM');
+    await set.start(OLD);
+    await waitFor(
+      'every master to apply the newer rules',
+      async () => (await allRules()).every((v) => v === RULES_VERSION) || undefined,
+      30_000,
+    );
+    expect(c.log(set.procs.get(196)!)).toMatch(/every master knows newer rules: the cluster applies them from now on/);
+  });
+
+  it('warns, once a minute, of a master restarted on an older Weir: it applies some commands its own way', async () => {
+    await c.stop(set.procs.get(OLD)!, 'SIGTERM');
+    const downgraded = await set.start(OLD, { bin: olderBin });
+    const leader = set.procs.get(196)!;
+    await waitFor(
+      'the leader to warn of the downgraded master',
+      () =>
+        new RegExp(`master ${OLD} runs an older Weir: it knows the rules of version ${RULES_VERSION - 1}`).test(
+          c.log(leader),
+        ) || undefined,
+      20_000,
+    );
+    expect(c.log(leader)).toContain(`this cluster applies version ${RULES_VERSION}`);
+    // The cluster's rules never go back.
+    expect(await rulesOf(downgraded)).toBe(RULES_VERSION);
+    expect(await rulesOf(leader)).toBe(RULES_VERSION);
+  });
+});
+
+describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} times`, () => {
+  let m: MasterProc;
+  const workers: WorkerProc[] = [];
+
+  beforeAll(async () => {
+    m = await c.master('127.0.0.197');
+    // A master alone knows every member's rules: it applies the newest at once.
+    await waitFor(
+      'the master to apply its rules',
+      async () => (await clusterStatus(m.url)).rules_version === RULES_VERSION || undefined,
+      10_000,
+    );
+  }, 30_000);
+
+  it('fails with its job, naming the workers lost, instead of taking the next worker down', async () => {
+    // One worker at a time: each runs the task until it is killed under it (as the kernel's
+    // OOM killer would choose it), and the next is started only then.
+    const id = await submitJob(m.url, {
+      name: 'poison',
+      type: 'batch',
+      config: { operation: 'sleep', ms: 60_000, task_count: 1, max_retries: 5 },
+    });
+    for (let i = 0; i < MAX_WORKER_LOSSES; i++) {
+      const w = await c.worker(`127.0.0.${198 + i}`, m, { maxTasks: 1 });
+      workers.push(w);
+      await waitFor(
+        `attempt ${i + 1} to run on worker ${i + 1}`,
+        async () => {
+          const t = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json?.tasks?.[0];
+          return t?.status === 'running' && t.attempt === i + 1 ? t : undefined;
+        },
+        20_000,
+      );
+      await c.stop(w, 'SIGKILL');
+      if (i < MAX_WORKER_LOSSES - 1) {
+        await waitFor(
+          `the task to wait for its next attempt`,
+          async () =>
+            (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json?.tasks?.[0]?.status === 'pending' || undefined,
+          20_000,
+        );
+      }
+    }
+    const job = await untilJobStatus(m.url, id, 'failed', 20_000);
+    expect(job.error).toMatchObject({ task: 0, attempts: MAX_WORKER_LOSSES, name: 'worker_lost' });
+    expect(job.error.message).toContain(`${MAX_WORKER_LOSSES} workers were lost while they ran this task`);
+    // No retry was used up: the losses are counted apart from failures.
+    const task = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json.tasks[0];
+    expect(task).toMatchObject({ status: 'failed', failures: 0, losses: MAX_WORKER_LOSSES });
+  });
+
+  it('leaves the cluster running other jobs', async () => {
+    await c.worker('127.0.0.200', m, { maxTasks: 1 });
+    const id = await submitJob(m.url, { name: 'after', type: 'batch', config: { operation: 'noop' } });
+    await untilJobStatus(m.url, id, 'completed', 20_000);
+  });
+});
