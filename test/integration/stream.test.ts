@@ -420,6 +420,25 @@ describe('operations', () => {
     await http('POST', `${m.url}/api/jobs/${id}/cancel`);
   });
 
+  it('fails the instance of a function that returns an object with a key __proto__, saying why', async () => {
+    const id = await submitStream({
+      topology: {
+        spouts: [{ id: 'in', type: 'http' }],
+        bolts: [{ id: 'proto', op: 'map', fn: 'proto', inputs: [{ from: 'in', grouping: 'global' }] }],
+      },
+      // JSON.parse makes `__proto__` an own key, as a function building its output from text would.
+      module: 'export function proto(e) { return JSON.parse(\'{"line":"x","__proto__":{"admin":true}}\') }',
+    });
+    await untilPlaced(id, 2);
+    // Never safe (its function fails at it, again and again): not answered while the test runs.
+    void http('POST', `${m.url}/api/jobs/${id}/events`, [{ a: 1 }], {}, 5_000);
+    await waitFor('the map instance to fail, saying why', async () => {
+      const logs = workers.map((w) => c.log(w)).join('\n');
+      return /'proto' returned an object with a key __proto__; rename it/.test(logs);
+    });
+    await http('POST', `${m.url}/api/jobs/${id}/cancel`);
+  });
+
   it('refuses bad topologies with a message naming the fault', async () => {
     const bad = async (config: unknown) => {
       const r = await http('POST', `${m.url}/api/jobs`, { name: 'bad', type: 'streaming', config });

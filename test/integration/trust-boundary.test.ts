@@ -526,7 +526,7 @@ describe('tokens expire on open sockets too', () => {
 
 describe('stream links between workers hold to their tokens too', () => {
   const linkPacker = new Packr({ useRecords: false });
-  const link = () => `${w.url.replace('http', 'ws')}/api/stream/link`;
+  const link = (version = '') => `${w.url.replace('http', 'ws')}/api/stream/link${version}`;
   const inSeconds = (s: number) => Math.floor(Date.now() / 1000) + s;
   const linkTokens = async (url: string, outcome: string) =>
     Number(
@@ -535,29 +535,38 @@ describe('stream links between workers hold to their tokens too', () => {
       )?.[1] ?? 0,
     );
 
-  it('a stream link whose token expires is closed then (4401), when no fresh token came', async () => {
-    const before = await linkTokens(w.url, 'expired');
-    const expiring = bearer(await signedToken(SECRET, { role: 'worker', worker_id: 'w-x' }, { exp: inSeconds(2) }));
-    expect(await socketOutcome(link(), expiring)).toEqual({ closed: 4401 });
-    expect(await linkTokens(w.url, 'expired')).toBe(before + 1);
-  });
+  // Both kinds of link a worker answers: one shared window (a sender from before channels) and
+  // a window per receiving instance (`?v=2`, a receiver that answers `hello` first).
+  describe.each([
+    ['a link of one window', ''],
+    ['a link of channels', '?v=2'],
+  ])('%s', (_kind, version) => {
+    it('a stream link whose token expires is closed then (4401), when no fresh token came', async () => {
+      const before = await linkTokens(w.url, 'expired');
+      const expiring = bearer(await signedToken(SECRET, { role: 'worker', worker_id: 'w-x' }, { exp: inSeconds(2) }));
+      expect(await socketOutcome(link(version), expiring)).toEqual({ closed: 4401 });
+      expect(await linkTokens(w.url, 'expired')).toBe(before + 1);
+    });
 
-  it("a fresh token a link may not use — a client's, a task's, forged, expired — closes it (4403); the worker lives on", async () => {
-    const before = await linkTokens(w.url, 'refused');
-    const tries = [
-      await token({}),
-      await token({ role: 'worker', scope: 'shuffle', job_id: 'j-1' }),
-      await signedToken('another-cluster-secret-0123456789abcdef', { role: 'worker', worker_id: 'x' }),
-      await signedToken(SECRET, { role: 'worker', worker_id: 'x' }, { exp: inSeconds(-10) }),
-    ];
-    const own = bearer(await token({ role: 'worker', worker_id: 'w-x' }));
-    for (const fresh of tries) {
-      expect(await socketOutcome(link(), own, (ws) => ws.send(linkPacker.pack({ t: 'token', token: fresh })))).toEqual({
-        closed: 4403,
-      });
-    }
-    expect(await linkTokens(w.url, 'refused')).toBe(before + tries.length);
-    expect(await alive(w.url)).toBe(true);
+    it("a fresh token a link may not use — a client's, a task's, forged, expired — closes it (4403); the worker lives on", async () => {
+      const before = await linkTokens(w.url, 'refused');
+      const tries = [
+        await token({}),
+        await token({ role: 'worker', scope: 'shuffle', job_id: 'j-1' }),
+        await signedToken('another-cluster-secret-0123456789abcdef', { role: 'worker', worker_id: 'x' }),
+        await signedToken(SECRET, { role: 'worker', worker_id: 'x' }, { exp: inSeconds(-10) }),
+      ];
+      const own = bearer(await token({ role: 'worker', worker_id: 'w-x' }));
+      for (const fresh of tries) {
+        expect(
+          await socketOutcome(link(version), own, (ws) => ws.send(linkPacker.pack({ t: 'token', token: fresh }))),
+        ).toEqual({
+          closed: 4403,
+        });
+      }
+      expect(await linkTokens(w.url, 'refused')).toBe(before + tries.length);
+      expect(await alive(w.url)).toBe(true);
+    });
   });
 
   it('workers minting 3-second tokens keep their links through a longer stream: fresh tokens go over them', async () => {
