@@ -78,6 +78,7 @@ export function appliedEffects(
         case 'forgetWorker':
         case 'forgetUpload':
         case 'setRules':
+        case 'pruneDeletedUploads':
           break;
       }
     }

@@ -5,6 +5,7 @@ import type { LifecycleQueries } from '../state/lifecycle-queries.js';
 import { noLeader } from '../common/errors.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import { unclaimedTooLong } from './unclaimed-uploads.js';
+import { deletedUploadsKeptMs, PRUNES_DELETED_UPLOADS_FROM } from '../state/rules.js';
 
 /** The uploads this master holds on its disk. */
 export interface LocalUploads {
@@ -156,6 +157,23 @@ export class Janitor {
     }
   }
 
+  /** On the leader: forgets deleted uploads recorded longer ago than they are kept (rules 3). */
+  private async pruneDeletedUploads(): Promise<void> {
+    if (this.queries.rulesVersion() < PRUNES_DELETED_UPLOADS_FROM) return;
+    const before = Date.now() - deletedUploadsKeptMs(this.retentionMs);
+    // Asked first through the index: an entry every sweep with nothing to prune would grow the log.
+    if (!this.queries.deletedUploadsBefore(before)) return;
+    let removed = 0;
+    for (;;) {
+      if (this.closed || !this.consensus.isLeader()) return;
+      const r = await this.consensus.propose({ type: 'pruneDeletedUploads', at: Date.now(), before });
+      if (!r.ok) return;
+      removed += r.removed;
+      if (!r.more) break;
+    }
+    this.log.info({ removed, before: new Date(before).toISOString() }, 'forgot uploads deleted longer ago than kept');
+  }
+
   /** One pass: local uploads on every master; retention and unfinished purges on the leader. */
   async sweep(): Promise<void> {
     if (this.sweeping || this.closed) return;
@@ -171,6 +189,7 @@ export class Janitor {
         const r = await this.consensus.propose({ type: 'deleteJob', at: Date.now(), job_id: jobId });
         if (r.ok) this.log.info({ job_id: jobId }, 'deleted a job past its retention');
       }
+      await this.pruneDeletedUploads();
       if (this.retentionMs <= 0) return;
       for (const w of this.queries.deadWorkers(now - this.retentionMs, SWEEP_BATCH)) {
         if (!this.consensus.isLeader()) return;

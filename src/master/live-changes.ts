@@ -145,6 +145,7 @@ export class LiveChanges {
         case 'purgeJob':
         case 'forgetUpload':
         case 'setRules':
+        case 'pruneDeletedUploads':
           break;
       }
     }

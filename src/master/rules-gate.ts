@@ -49,23 +49,24 @@ export class RulesGate {
     const status = this.consensus.status();
     const others = status.members.filter((m) => m.id !== status.node_id);
     const announced = others.map((m) => this.peers.announcedRules(m.id));
+    const next = nextRules(current, this.known, announced);
+    const applies = next ?? current;
     others.forEach((m, i) => {
       const why = behindRules(m.id, announced[i], current);
       if (why) return this.warnings.say(() => this.log.warn(why), `behind ${m.id}`);
-      // A rolling upgrade under way: what the newer rules wait for.
+      // A rolling upgrade under way: what the newest rules wait for.
       const knows = announced[i] ?? FIRST_RULES;
-      if (knows < this.known && current < this.known) {
+      if (knows < this.known) {
         this.warnings.say(
           () =>
             this.log.info(
-              { member: m.id, knows, rules: current },
-              `master ${m.id} knows the rules up to version ${knows}: the cluster stays on version ${current} until every master knows version ${this.known}`,
+              { member: m.id, knows, rules: applies },
+              `master ${m.id} knows the rules up to version ${knows}: the cluster applies version ${applies} until every master knows version ${this.known}`,
             ),
           `waiting ${m.id}`,
         );
       }
     });
-    const next = nextRules(current, this.known, announced);
     if (next === undefined) return;
     this.proposing = true;
     try {

@@ -15,6 +15,7 @@ import type {
   FailTasks,
   MarkWorkerDead,
   RegisterWorker,
+  PruneDeletedUploads,
   SetRules,
   SpeculateTasks,
   RunningTask,
@@ -26,7 +27,7 @@ import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs, workerLostError } from './retry-policy.js';
-import { FIRST_RULES, LOSSES_COUNT_FROM, MAX_WORKER_LOSSES } from './rules.js';
+import { FIRST_RULES, LOSSES_COUNT_FROM, MAX_WORKER_LOSSES, PRUNES_DELETED_UPLOADS_FROM } from './rules.js';
 import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 import { TaskLogWriter } from './task-logs.js';
 import { UPLOAD_ID, uploadIdOfUrl } from '../common/ids.js';
@@ -147,6 +148,8 @@ export class Applier {
         return this.appendLogs(cmd);
       case 'setRules':
         return this.setRules(cmd);
+      case 'pruneDeletedUploads':
+        return this.pruneDeletedUploads(cmd);
       default:
         throw new Error(`unknown command type ${JSON.stringify((cmd as { type?: unknown }).type)}`);
     }
@@ -220,6 +223,20 @@ export class Applier {
     const version = Math.max(this.rules(), cmd.version);
     this.s.setMeta.run(version, 'rules_version');
     return { ok: true, version };
+  }
+
+  private pruneDeletedUploads(cmd: PruneDeletedUploads): ApplyResult<'pruneDeletedUploads'> {
+    const rules = this.rules();
+    if (rules < PRUNES_DELETED_UPLOADS_FROM) {
+      return {
+        ok: false,
+        code: 'conflict',
+        message: `pruning deleted uploads needs rules ${PRUNES_DELETED_UPLOADS_FROM}; this state follows rules ${rules}`,
+      };
+    }
+    if (!Number.isSafeInteger(cmd.before)) throw new TypeError(`before ${JSON.stringify(cmd.before)} is no time`);
+    const removed = this.s.pruneDeletedUploads.run(cmd.before, PURGE_SLICE_ROWS).changes;
+    return { ok: true, removed, more: removed === PURGE_SLICE_ROWS };
   }
 
   private drainWorker(cmd: DrainWorker): ApplyResult<'drainWorker'> {
@@ -910,6 +927,10 @@ function prepare(db: Database) {
     // Not OR IGNORE: that ignores a NULL time too, and the upload would go unrecorded.
     insertDeletedUpload: st(`INSERT INTO deleted_uploads (upload_id, at) VALUES (?, ?) ON CONFLICT DO NOTHING`),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
+    pruneDeletedUploads: st(
+      `DELETE FROM deleted_uploads WHERE upload_id IN
+         (SELECT upload_id FROM deleted_uploads WHERE at < ? ORDER BY at LIMIT ?)`,
+    ),
     // The last task of the next slice (none: fewer rows than a slice are left).
     taskSliceEnd: st(`SELECT idx FROM tasks WHERE seq = ? ORDER BY idx LIMIT 1 OFFSET ?`),
     deleteTasksUpTo: st(`DELETE FROM tasks WHERE seq = ? AND idx <= ?`),

@@ -28,7 +28,8 @@ export type Command =
   | ForgetWorker
   | ForgetUpload
   | AppendLogs
-  | SetRules;
+  | SetRules
+  | PruneDeletedUploads;
 
 /**
  * The state follows the rules of `version` from this entry on (rules.ts). The leader proposes
@@ -38,6 +39,17 @@ export interface SetRules {
   type: 'setRules';
   at: number;
   version: number;
+}
+
+/**
+ * Forgets deleted uploads recorded before `before`, the oldest first, PURGE_SLICE_ROWS at a
+ * time (from rules 3 on: rules.ts). A job submitted with such an upload's URL afterwards is
+ * taken, and its tasks fail to fetch it, as for an upload that never was.
+ */
+export interface PruneDeletedUploads {
+  type: 'pruneDeletedUploads';
+  at: number;
+  before: number;
 }
 
 export interface RegisterWorker {
@@ -229,6 +241,8 @@ export interface Applied {
   appendLogs: { ok: true; lines: number };
   /** `version`: the rules the state follows now. */
   setRules: { ok: true; version: number };
+  /** `more`: older records are left for the next entry. */
+  pruneDeletedUploads: { ok: true; removed: number; more: boolean };
 }
 
 /** Each command's result, or why it was refused. */

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { FIRST_RULES } from './rules.js';
 
 /**
  * What the retention sweep and the clean-up of deleted jobs ask of the state database: each
@@ -43,6 +44,16 @@ export class LifecycleQueries {
     return this.s.uploadReader.get(uploadId) !== undefined;
   }
 
+  /** Whether any deleted upload was recorded before `before` (through its index). */
+  deletedUploadsBefore(before: number): boolean {
+    return this.s.deletedUploadBefore.get(before) !== undefined;
+  }
+
+  /** The rules the state is applied by (rules.ts). */
+  rulesVersion(): number {
+    return (this.s.rulesVersion.get() as { value: number } | undefined)?.value ?? FIRST_RULES;
+  }
+
   /** Whether the upload belonged to jobs that are all deleted (its copies may go). */
   uploadDeleted(uploadId: string): boolean {
     return this.s.deletedUpload.get(uploadId) !== undefined;
@@ -65,6 +76,8 @@ function prepare(db: Database) {
       `SELECT worker_id, dead_at FROM workers WHERE status = 'dead' AND dead_at < ? ORDER BY dead_at LIMIT ?`,
     ),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
+    deletedUploadBefore: st(`SELECT 1 FROM deleted_uploads WHERE at < ? LIMIT 1`),
+    rulesVersion: st(`SELECT value FROM meta WHERE key = 'rules_version'`),
     uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
   };
 }

@@ -9,14 +9,30 @@
  * 1. The rules before there were versions of them.
  * 2. A worker's loss counts against the batch tasks it was running: a task whose worker was
  *    lost MAX_WORKER_LOSSES times fails, with its job.
+ * 3. The record of a deleted upload goes once it is older than deletedUploadsKeptMs (a
+ *    PruneDeletedUploads entry): a flood of deletes of made-up ids no longer grows every
+ *    master's state for good.
  */
-export const RULES_VERSION = 2;
+export const RULES_VERSION = 3;
 
 /** The rules of a state that has recorded none (one written before there were versions). */
 export const FIRST_RULES = 1;
 
 /** Rules from which a lost worker counts against the tasks it ran. */
 export const LOSSES_COUNT_FROM = 2;
+
+/** Rules from which the record of deleted uploads is pruned. */
+export const PRUNES_DELETED_UPLOADS_FROM = 3;
+
+/**
+ * How long the record of a deleted upload is kept: long enough that every master has removed
+ * its copy (a master back after longer finds its copy unclaimed, and deletes it through the
+ * log again), and that a job submitted with its URL meanwhile is refused at once as reading a
+ * deleted upload. A week, or twice the retention when that is longer.
+ */
+export function deletedUploadsKeptMs(retentionMs: number): number {
+  return Math.max(7 * 86_400_000, 2 * retentionMs);
+}
 
 /**
  * Workers a batch task may be running on when they are lost before it fails. One lost worker is

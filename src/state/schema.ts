@@ -196,6 +196,10 @@ const MIGRATIONS: (string | ((db: Database) => void))[] = [
   INSERT INTO meta (key, value) VALUES ('rules_version', 1);
   ALTER TABLE tasks ADD COLUMN losses INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Records of deleted uploads are pruned by age from rules 3 on (rules.ts).
+  CREATE INDEX deleted_uploads_at ON deleted_uploads (at);
+  `,
 ];
 
 /** The schema version this Weir writes: how many migrations there are. */

@@ -216,4 +216,61 @@ describe('the janitor', () => {
     expect(proposed).toEqual([]);
     expect(held.size).toBe(1);
   });
+
+  describe('the record of deleted uploads', () => {
+    const DAY = 86_400_000;
+    const deletedAt = (at: number) => {
+      const id = newUploadId(at);
+      expect(apply({ type: 'forgetUpload', at, upload_id: id })).toEqual({ ok: true });
+      return id;
+    };
+    const recorded = () =>
+      (sm.db.prepare(`SELECT upload_id FROM deleted_uploads ORDER BY at`).pluck().all() as string[]).sort();
+
+    it('is pruned from rules 3 on, once older than a week (or twice the retention), in slices', async () => {
+      apply({ type: 'setRules', at: 0, version: 3 });
+      newJanitor(5 * DAY);
+      const now = Date.now();
+      const old = Array.from({ length: PURGE_SLICE_ROWS + 2 }, (_, i) => deletedAt(now - 11 * DAY - i));
+      const kept = [deletedAt(now - 9 * DAY), deletedAt(now)];
+      await janitor.sweep();
+      const prunes = proposed.filter((c) => c.type === 'pruneDeletedUploads');
+      expect(prunes).toHaveLength(2);
+      // Twice the 5-day retention: 10 days.
+      for (const p of prunes) expect('before' in p && p.before).toBeLessThanOrEqual(Date.now() - 10 * DAY);
+      expect(recorded()).toEqual(kept.sort());
+      expect(old.some((id) => recorded().includes(id))).toBe(false);
+      // Nothing old left: the next sweep writes nothing to the log.
+      proposed = [];
+      await janitor.sweep();
+      expect(proposed).toEqual([]);
+    });
+
+    it('is kept under older rules: a master that did not know the pruning would keep what others forgot', async () => {
+      apply({ type: 'setRules', at: 0, version: 2 });
+      newJanitor(DAY);
+      const old = deletedAt(Date.now() - 30 * DAY);
+      await janitor.sweep();
+      expect(proposed.filter((c) => c.type === 'pruneDeletedUploads')).toEqual([]);
+      // A prune in the log all the same changes nothing, alike on every master.
+      expect(apply({ type: 'pruneDeletedUploads', at: Date.now(), before: Date.now() })).toMatchObject({
+        ok: false,
+        code: 'conflict',
+        message: 'pruning deleted uploads needs rules 3; this state follows rules 2',
+      });
+      expect(recorded()).toEqual([old]);
+    });
+
+    it('once pruned, lets a job name the upload: it is taken as one that never was', () => {
+      apply({ type: 'setRules', at: 0, version: 3 });
+      const id = deletedAt(Date.now() - 30 * DAY);
+      expect(reader('before', id)).toMatchObject({ ok: false, code: 'not_found' });
+      expect(apply({ type: 'pruneDeletedUploads', at: Date.now(), before: Date.now() })).toEqual({
+        ok: true,
+        removed: 1,
+        more: false,
+      });
+      expect(reader('after', id)).toMatchObject({ ok: true });
+    });
+  });
 });
