@@ -151,6 +151,9 @@ export class PeerTransport implements Transport {
   private readonly stateVersions = new Map<NodeId, number>();
   /** The rules peers announced on their links (absent: a Weir that announces none). */
   private readonly rulesVersions = new Map<NodeId, number>();
+  private rulesJudge: ((peer: NodeId, announced: number | undefined) => string | undefined) | undefined;
+  /** Peers that opened a link to this master since it started (and so announced what they know). */
+  private readonly linkedFrom = new Set<NodeId>();
 
   constructor(
     private readonly selfId: NodeId,
@@ -295,7 +298,28 @@ export class PeerTransport implements Transport {
     return this.rulesVersions.get(peer);
   }
 
+  /**
+   * How this master judges a peer's announced rules against its state's (the master owns the
+   * rules, see state/rules.ts): a peer judged behind is sent no entries of the log.
+   */
+  judgeRulesBy(judge: (peer: NodeId, announced: number | undefined) => string | undefined): void {
+    this.rulesJudge = judge;
+  }
+
+  /**
+   * A peer that has not linked to this master yet has said nothing of its rules: it is held
+   * back too while the state applies newer rules than the first, but silently ('': it is
+   * about to link, after this master or it started).
+   */
+  cannotFollow(to: NodeId): string | undefined {
+    const judge = this.rulesJudge;
+    if (!judge) return undefined;
+    if (!this.linkedFrom.has(to)) return judge(to, undefined) === undefined ? undefined : '';
+    return judge(to, this.rulesVersions.get(to));
+  }
+
   private noteVersions(from: NodeId, headers: IncomingHttpHeaders): void {
+    this.linkedFrom.add(from);
     noteVersion(this.stateVersions, from, headers[STATE_VERSION_HEADER]);
     noteVersion(this.rulesVersions, from, headers[RULES_VERSION_HEADER]);
   }

@@ -116,6 +116,11 @@ export interface Transport {
    * state's format), or undefined: such a snapshot is not sent at all.
    */
   cannotInstall?(to: NodeId): string | undefined;
+  /**
+   * Why `to` may not be sent entries of the log (its software applies them by older rules than
+   * the state's, and would part from the others), or undefined ('' while it has not said).
+   */
+  cannotFollow?(to: NodeId): string | undefined;
   close(): void;
 }
 

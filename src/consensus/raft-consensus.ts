@@ -981,14 +981,27 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
    * The messages but the snapshots whose followers could not install them (their Weir is too
    * old for this state): those are reported undelivered, and hold back no compaction.
    */
+  /**
+   * Messages a peer must not be sent: a snapshot it could not install, and entries of the log
+   * from a follower whose software applies them by older rules than the state's (it would
+   * apply them differently from the others). Such a follower stays behind — it cannot win an
+   * election with that log — until it is upgraded; heartbeats still reach it.
+   */
   private withoutUninstallable(messages: Message[]): Message[] {
-    if (!this.transport.cannotInstall || !messages.some((m) => m.type === 'snap')) return messages;
+    const t = this.transport;
+    if (!t.cannotInstall && !t.cannotFollow) return messages;
+    if (!messages.some((m) => m.type === 'snap' || (m.type === 'app' && m.entries.length > 0))) return messages;
     return messages.filter((m) => {
-      const why = m.type === 'snap' ? this.transport.cannotInstall!(m.to) : undefined;
-      if (!why) return true;
-      this.sayOnceAMinute(`too-old-${m.to}`, why);
-      this.raft.reportSnapshotFailure(m.to);
-      return false;
+      if (m.type === 'snap') {
+        const why = t.cannotInstall?.(m.to);
+        if (!why) return true;
+        this.sayOnceAMinute(`too-old-${m.to}`, why);
+        this.raft.reportSnapshotFailure(m.to);
+        return false;
+      }
+      if (m.type !== 'app' || m.entries.length === 0) return true;
+      // Said by whoever judges (the master's rules gate, once a minute), not here at each append.
+      return t.cannotFollow?.(m.to) === undefined;
     });
   }
 

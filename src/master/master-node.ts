@@ -430,15 +430,14 @@ export class MasterNode {
     const live = new LiveFeed(queries, consensus, registry);
     consensus.onApplied(live.changes.onApplied);
     const rules = new RulesGate(consensus, queries, peers, log.child({ component: 'rules' }));
+    rules.start();
     consensus.onLeadershipChange((leader) => {
       if (leader) {
         detector.start();
         scheduler.start();
         leases.start();
-        rules.start();
         void rules.check();
       } else {
-        rules.stop();
         leases.stop();
         scheduler.stop();
         detector.stop();

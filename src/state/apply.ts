@@ -166,7 +166,8 @@ export class Applier {
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
     // A lost worker never uses up a task's retries (its failures stay); from rules 2 on it is
     // counted in the task's losses, and a batch task that has lost MAX_WORKER_LOSSES fails.
-    const counted = this.rules() >= LOSSES_COUNT_FROM;
+    // Not a worker that was draining (stopped on purpose, its tasks cut when its wait ran out).
+    const counted = this.rules() >= LOSSES_COUNT_FROM && w.status !== 'draining';
     const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as (Attempts & {
       type: string;
       losses: number;
@@ -174,8 +175,10 @@ export class Applier {
     return this.withCounters(() => {
       const toStop: RunningTask[] = [];
       const requeued: Attempts[] = [];
-      const failedJobs: string[] = [];
+      const failedJobs = new Set<string>();
       for (const t of running) {
+        // Failed by a task before this one, in this entry: its tasks are all over already.
+        if (failedJobs.has(t.job_id)) continue;
         if (t.alt_worker_id === cmd.worker_id) {
           // The original of a speculative race lost with its worker: the race goes on with the
           // copy (a lost copy ends it, as a failed one does, for the numbers' sake).
@@ -184,15 +187,16 @@ export class Applier {
         }
         toStop.push(...otherAttempts(t, t.attempt));
         // A streaming instance runs for as long as its job: every worker it ever ran on may be
-        // restarted under it, so its losses say nothing about it.
-        const lost = counted && t.type === 'batch' ? 1 : 0;
+        // restarted under it, so its losses say nothing about it. Nor does a speculative copy's
+        // lost worker say anything of the task: its original was running elsewhere.
+        const lost = counted && t.type === 'batch' && t.alt_worker_id === null ? 1 : 0;
         if (t.losses + lost >= MAX_WORKER_LOSSES) {
           const error = workerLostError(t.losses + lost, cmd.worker_id, cmd.reason);
           this.s.loseTask.run(lost, cmd.at, JSON.stringify(error), t.seq, t.idx);
           this.delta(t.job_id, { running: -1, failed: 1 });
           const jobError = JSON.stringify({ task: t.idx, attempts: t.attempt, ...error });
           toStop.push(...this.finishJob(t.job_id, 'failed', cmd.at, jobError));
-          failedJobs.push(t.job_id);
+          failedJobs.add(t.job_id);
           continue;
         }
         this.s.requeue.run(cmd.at, null, lost, t.seq, t.idx);
@@ -202,10 +206,10 @@ export class Applier {
       toStop.push(...this.rerunLostMapOutputs(cmd.worker_id, cmd.at));
       return {
         ok: true,
-        requeued: requeued.length,
+        requeued: requeued.filter((t) => !failedJobs.has(t.job_id)).length,
         to_stop: toStop,
-        jobs: [...new Set(requeued.map((t) => t.job_id))],
-        failed_jobs: failedJobs,
+        jobs: [...new Set(requeued.map((t) => t.job_id))].filter((j) => !failedJobs.has(j)),
+        failed_jobs: [...failedJobs],
       };
     });
   }
@@ -765,7 +769,8 @@ function prepare(db: Database) {
       `SELECT j.job_id, j.type, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.losses
          FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.worker_id = ?
        UNION SELECT j.job_id, j.type, t.seq, t.idx, t.attempt, t.worker_id, t.alt_attempt, t.alt_worker_id, t.losses
-         FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.alt_worker_id = ?`,
+         FROM tasks t JOIN jobs j ON j.seq = t.seq WHERE t.status = 'running' AND t.alt_worker_id = ?
+       ORDER BY 3, 4`,
     ),
     runningOfJob: st(
       `SELECT idx, attempt, worker_id FROM tasks WHERE seq = ? AND status = 'running'

@@ -56,9 +56,18 @@ export function nextRules(
   return all > current ? all : undefined;
 }
 
-/** Why a member cannot follow the rules the state applies (undefined: it can). */
+/**
+ * Why a member may not follow the log of a state applied by `current` rules (undefined: it may).
+ * It would apply some entries differently from the others, so it is sent none until upgraded.
+ */
 export function behindRules(member: number, announced: number | undefined, current: number): string | undefined {
   const knows = announced ?? FIRST_RULES;
   if (knows >= current) return undefined;
-  return `master ${member} runs an older Weir: it knows the rules of version ${knows} and this cluster applies version ${current}, so it applies some commands differently from the others; upgrade it`;
+  return `master ${member} runs an older Weir: it knows the rules of version ${knows} and this cluster applies version ${current}, which it would apply differently from the others, so it is sent no entries of the log; upgrade it, and it catches up`;
+}
+
+/** Why this master cannot apply the log by the rules the state follows (undefined: it can). */
+export function aheadOfUs(current: number, known: number): string | undefined {
+  if (current <= known) return undefined;
+  return `the cluster applies the rules of version ${current}, newer than this Weir knows (${known}): this master applies some entries differently from the others; upgrade it`;
 }

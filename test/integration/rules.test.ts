@@ -86,22 +86,40 @@ describe('a rolling upgrade to newer rules', () => {
     expect(c.log(set.procs.get(196)!)).toMatch(/every master knows newer rules: the cluster applies them from now on/);
   });
 
-  it('warns, once a minute, of a master restarted on an older Weir: it applies some commands its own way', async () => {
+  it('sends a master restarted on an older Weir no entries of the log, and says why: it would apply them its own way', async () => {
     await c.stop(set.procs.get(OLD)!, 'SIGTERM');
     const downgraded = await set.start(OLD, { bin: olderBin });
     const leader = set.procs.get(196)!;
     await waitFor(
-      'the leader to warn of the downgraded master',
+      'the leader to say why the downgraded master is held back',
       () =>
         new RegExp(`master ${OLD} runs an older Weir: it knows the rules of version ${RULES_VERSION - 1}`).test(
           c.log(leader),
         ) || undefined,
       20_000,
     );
-    expect(c.log(leader)).toContain(`this cluster applies version ${RULES_VERSION}`);
-    // The cluster's rules never go back.
+    expect(c.log(leader)).toContain(
+      `this cluster applies version ${RULES_VERSION}, which it would apply differently from the others, so it is sent no entries of the log`,
+    );
+    // The others go on; it stays where it was, on the rules it had.
+    const heldAt = (await clusterStatus(downgraded.url)).last_applied as number;
+    for (let i = 0; i < 3; i++) {
+      await submitRetrying(leader.url, { name: `without-${i}`, type: 'batch', config: { operation: 'noop' } });
+    }
+    expect((await clusterStatus(leader.url)).commit_index).toBeGreaterThan(heldAt);
+    expect((await clusterStatus(downgraded.url)).last_applied).toBe(heldAt);
     expect(await rulesOf(downgraded)).toBe(RULES_VERSION);
-    expect(await rulesOf(leader)).toBe(RULES_VERSION);
+  });
+
+  it('once it is upgraded again, it catches up', async () => {
+    await c.stop(set.procs.get(OLD)!, 'SIGTERM');
+    const upgraded = await set.start(OLD);
+    const commit = (await clusterStatus(set.procs.get(196)!.url)).commit_index as number;
+    await waitFor(
+      'the upgraded master to catch up',
+      async () => ((await clusterStatus(upgraded.url)).last_applied as number) >= commit || undefined,
+      30_000,
+    );
   });
 });
 

@@ -297,6 +297,64 @@ describe("apply: a worker's loss, by the rules the state follows", () => {
     expect(losses('j', 0)).toBe(0);
   });
 
+  it('a job failed by one task leaves none of its tasks waiting, whatever order the lost worker held them in', () => {
+    rules(2);
+    submit('j', { operation: 'noop', task_count: 3 });
+    loseWorkers(MAX_WORKER_LOSSES - 1);
+    // Task 0 on its last chance, and tasks 1 and 2 beside it on a worker of several slots.
+    register('big');
+    assign('j', 0, 'big', MAX_WORKER_LOSSES);
+    assign('j', 1, 'big');
+    assign('j', 2, 'big');
+    expect(dead('big')).toMatchObject({ requeued: 0, jobs: [], failed_jobs: ['j'] });
+    expect(q.job('j')).toMatchObject({ status: 'failed', pending: 0, running: 0 });
+    expect([1, 2].map((i) => task('j', i).status)).toEqual(['cancelled', 'cancelled']);
+    expect([...q.pending(10)]).toEqual([]);
+  });
+
+  it('two tasks that reach the limit in one loss fail their job once, naming the first', () => {
+    rules(2);
+    submit('j', { operation: 'noop', task_count: 2 });
+    let last;
+    for (let i = 1; i <= MAX_WORKER_LOSSES; i++) {
+      register(`w${i}`);
+      assign('j', 1, `w${i}`, i);
+      assign('j', 0, `w${i}`, i);
+      last = dead(`w${i}`, 4000 + i);
+    }
+    expect(last).toMatchObject({ failed_jobs: ['j'] });
+    expect(JSON.parse(q.job('j')!.error!)).toMatchObject({ task: 0, name: 'worker_lost' });
+  });
+
+  it('a worker stopped on purpose (draining) is no loss of the tasks it still ran', () => {
+    rules(2);
+    submit('j', { operation: 'noop', task_count: 1 });
+    for (let i = 1; i <= MAX_WORKER_LOSSES; i++) {
+      register(`w${i}`);
+      assign('j', 0, `w${i}`, i);
+      apply({ type: 'drainWorker', at: 4000, worker_id: `w${i}` });
+      expect(dead(`w${i}`)).toMatchObject({ requeued: 1, failed_jobs: [] });
+    }
+    expect(losses('j', 0)).toBe(0);
+  });
+
+  it("a speculative copy's worker lost is no loss of the task: its original ran elsewhere", () => {
+    rules(2);
+    submit('j', { operation: 'noop', task_count: 1 });
+    loseWorkers(MAX_WORKER_LOSSES - 1);
+    register('healthy');
+    register('copy');
+    assign('j', 0, 'healthy', MAX_WORKER_LOSSES);
+    apply({
+      type: 'speculateTasks',
+      at: 2500,
+      copies: [{ job_id: 'j', idx: 0, attempt: MAX_WORKER_LOSSES, worker_id: 'copy' }],
+    });
+    expect(dead('copy')).toMatchObject({ failed_jobs: [] });
+    expect(q.job('j')!.status).not.toBe('failed');
+    expect(losses('j', 0)).toBe(MAX_WORKER_LOSSES - 1);
+  });
+
   it('rules never go back, and a version that is no positive integer is refused and changes nothing', () => {
     expect(rules(2)).toEqual({ ok: true, version: 2 });
     expect(rules(1)).toEqual({ ok: true, version: 2 });

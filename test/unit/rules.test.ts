@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { behindRules, FIRST_RULES, nextRules } from '../../src/state/rules.js';
+import { aheadOfUs, behindRules, FIRST_RULES, nextRules } from '../../src/state/rules.js';
 
 describe('rules a cluster applies commands by', () => {
   it('moves to the newest rules every member knows, once all of them know newer ones', () => {
@@ -25,7 +25,14 @@ describe('rules a cluster applies commands by', () => {
     expect(behindRules(3, 3, 2)).toBeUndefined();
     expect(behindRules(3, undefined, FIRST_RULES)).toBeUndefined();
     expect(behindRules(3, undefined, 2)).toBe(
-      'master 3 runs an older Weir: it knows the rules of version 1 and this cluster applies version 2, so it applies some commands differently from the others; upgrade it',
+      'master 3 runs an older Weir: it knows the rules of version 1 and this cluster applies version 2, which it would apply differently from the others, so it is sent no entries of the log; upgrade it, and it catches up',
+    );
+  });
+
+  it('tells a master whose state follows rules newer than it knows', () => {
+    expect(aheadOfUs(2, 2)).toBeUndefined();
+    expect(aheadOfUs(3, 2)).toBe(
+      'the cluster applies the rules of version 3, newer than this Weir knows (2): this master applies some entries differently from the others; upgrade it',
     );
   });
 });
