@@ -149,11 +149,13 @@ export class PeerTransport implements Transport {
   private transfers = Date.now();
   /** The state versions peers announced on their links (absent: a Weir that announces none). */
   private readonly stateVersions = new Map<NodeId, number>();
-  /** The rules peers announced on their links (absent: a Weir that announces none). */
-  private readonly rulesVersions = new Map<NodeId, number>();
+  /**
+   * The rules each peer's live links announced (undefined: a link that announced none). A
+   * peer's rules are the newest of its live links': a stray link opened with its token and no
+   * header (a fuzzer, a tool) lowers nothing, and what a process announced goes with its links.
+   */
+  private readonly rulesByLink = new Map<NodeId, Map<WebSocket, number | undefined>>();
   private rulesJudge: ((peer: NodeId, announced: number | undefined) => string | undefined) | undefined;
-  /** Peers that opened a link to this master since it started (and so announced what they know). */
-  private readonly linkedFrom = new Set<NodeId>();
 
   constructor(
     private readonly selfId: NodeId,
@@ -295,7 +297,16 @@ export class PeerTransport implements Transport {
 
   /** The rules `peer` announced on its link: undefined if it announced none, or has not linked. */
   announcedRules(peer: NodeId): number | undefined {
-    return this.rulesVersions.get(peer);
+    let newest: number | undefined;
+    for (const v of this.rulesByLink.get(peer)?.values() ?? []) {
+      if (v !== undefined && (newest === undefined || v > newest)) newest = v;
+    }
+    return newest;
+  }
+
+  /** Whether `peer` has a link open to this master now (and so has said what it knows). */
+  linked(peer: NodeId): boolean {
+    return (this.rulesByLink.get(peer)?.size ?? 0) > 0;
   }
 
   /**
@@ -314,14 +325,20 @@ export class PeerTransport implements Transport {
   cannotFollow(to: NodeId): string | undefined {
     const judge = this.rulesJudge;
     if (!judge) return undefined;
-    if (!this.linkedFrom.has(to)) return judge(to, undefined) === undefined ? undefined : '';
-    return judge(to, this.rulesVersions.get(to));
+    if (!this.linked(to)) return judge(to, undefined) === undefined ? undefined : '';
+    return judge(to, this.announcedRules(to));
   }
 
-  private noteVersions(from: NodeId, headers: IncomingHttpHeaders): void {
-    this.linkedFrom.add(from);
+  private noteVersions(from: NodeId, socket: WebSocket, headers: IncomingHttpHeaders): void {
     noteVersion(this.stateVersions, from, headers[STATE_VERSION_HEADER]);
-    noteVersion(this.rulesVersions, from, headers[RULES_VERSION_HEADER]);
+    const rules = parseVersion(headers[RULES_VERSION_HEADER]);
+    let links = this.rulesByLink.get(from);
+    if (!links) this.rulesByLink.set(from, (links = new Map()));
+    links.set(socket, rules);
+    socket.on('close', () => {
+      links.delete(socket);
+      if (links.size === 0 && this.rulesByLink.get(from) === links) this.rulesByLink.delete(from);
+    });
   }
 
   /**
@@ -345,7 +362,7 @@ export class PeerTransport implements Transport {
       return;
     }
     if (secured) this.incoming.set(socket, sender!);
-    if (Number.isSafeInteger(sender)) this.noteVersions(sender!, headers);
+    if (Number.isSafeInteger(sender)) this.noteVersions(sender!, socket, headers);
     // A link lives while its token does: the sender sends fresh ones on it before each expires.
     // Secured without a way to renew (no authority given): the link still ends with its token.
     const held = secured
@@ -441,9 +458,14 @@ class CopyAwaited {
   }
 }
 
-/** A version a peer announced in a header: a plain integer, or none (it is forgotten). */
+/** A version a peer announced in a header: a plain integer, or none. */
+function parseVersion(header: string | string[] | undefined): number | undefined {
+  return typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
+}
+
+/** Notes a version a peer announced; one that announced none is forgotten. */
 function noteVersion(into: Map<NodeId, number>, from: NodeId, header: string | string[] | undefined): void {
-  const v = typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
+  const v = parseVersion(header);
   if (v === undefined) into.delete(from);
   else into.set(from, v);
 }

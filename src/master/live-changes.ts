@@ -136,6 +136,8 @@ export class LiveChanges {
           // Its tasks go back to pending in jobs the command does not name.
           this.reset();
           this.c.workers = true;
+          // A task that lost one worker too many fails (one per job it fails).
+          this.c.failed += e.result.failed_jobs.length;
           break;
         case 'registerWorker':
         case 'drainWorker':

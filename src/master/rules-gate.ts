@@ -13,6 +13,8 @@ export interface AnnouncedRules {
   judgeRulesBy(judge: (peer: number, announced: number | undefined) => string | undefined): void;
   /** That judgement of `peer` now ('': it has not linked yet, so has said nothing). */
   cannotFollow(peer: number): string | undefined;
+  /** Whether `peer` has a link open to this master now. */
+  linked(peer: number): boolean;
 }
 
 /**
@@ -72,13 +74,15 @@ export class RulesGate {
     const announced = others.map((m) => this.peers.announcedRules(m.id));
     const next = nextRules(current, this.known, announced);
     const applies = next ?? current;
+    const allLinked = others.every((m) => this.peers.linked(m.id));
     others.forEach((m, i) => {
       // Behind the rules the state applies already: the log's replication holds it back.
       const behind = this.peers.cannotFollow(m.id);
       if (behind) return this.warnings.say(() => this.log.warn(behind), `behind ${m.id}`);
-      // A rolling upgrade under way: what the newest rules wait for.
+      // A rolling upgrade under way: what the newest rules wait for — said once every member
+      // has linked (one not linked yet has said nothing, and holds them back without a word).
       const knows = announced[i] ?? FIRST_RULES;
-      if (knows < this.known && knows >= applies) {
+      if (allLinked && knows < this.known && knows >= applies) {
         this.warnings.say(
           () =>
             this.log.info(

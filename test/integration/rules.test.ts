@@ -5,6 +5,7 @@
 import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { MAX_WORKER_LOSSES, RULES_VERSION } from '../../src/state/rules.js';
 import {
   Cluster,
@@ -120,6 +121,31 @@ describe('a rolling upgrade to newer rules', () => {
       async () => ((await clusterStatus(upgraded.url)).last_applied as number) >= commit || undefined,
       30_000,
     );
+  });
+
+  it('keeps sending a master entries while a stray link in its name, announcing nothing, is open beside its own', async () => {
+    const leader = set.procs.get(196)!;
+    // On a cluster without JWT_SECRET anyone may open a link as master 195 (with one, its token).
+    const stray = new WebSocket(`${leader.url.replace('http', 'ws')}/raft/stream`, {
+      headers: { 'x-weir-node-id': '195' },
+    });
+    await new Promise((resolve, reject) => {
+      stray.once('open', resolve);
+      stray.once('error', reject);
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await submitRetrying(leader.url, { name: `stray-${i}`, type: 'batch', config: { operation: 'noop' } });
+      }
+      const commit = (await clusterStatus(leader.url)).commit_index as number;
+      await waitFor(
+        'master 195 to apply what the leader committed',
+        async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
+        10_000,
+      );
+    } finally {
+      stray.close();
+    }
   });
 });
 

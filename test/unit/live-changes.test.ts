@@ -96,10 +96,11 @@ describe('LiveChanges', () => {
       {
         type: 'markWorkerDead',
         command: { type: 'markWorkerDead', at: 1, worker_id: 'w', reason: 'silent' },
-        result: { ok: true, to_stop: [], jobs: [] },
+        result: { ok: true, requeued: 0, to_stop: [], jobs: [], failed_jobs: ['j'] },
       } as unknown as Entry,
     ]);
-    expect(c.take()).toMatchObject({ reset: true, workers: true });
+    // A job failed by a task that lost one worker too many counts a failed task in the chart.
+    expect(c.take()).toMatchObject({ reset: true, workers: true, failed: 1 });
   });
 
   it('names the tasks that moved, by index, of the jobs a page follows only', () => {
