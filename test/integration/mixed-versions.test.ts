@@ -3,7 +3,7 @@
 // state database it writes has a schema version this build cannot read. A master of this build
 // that falls behind a newer leader's compacted log cannot install the leader's snapshot: it
 // stays up with the state it has, both sides say why, and once upgraded it catches up.
-import { cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,6 @@ import {
   Cluster,
   clusterStatus,
   GiveUp,
-  ROOT,
   submitRetrying,
   untilAgreedLeader,
   untilConverged,
@@ -20,6 +19,7 @@ import {
   type MasterProc,
 } from '../helpers/cluster.js';
 import { MastersOnDisk } from '../helpers/masters-on-disk.js';
+import { buildCopy } from '../helpers/build-copy.js';
 
 const c = new Cluster('mixed-versions');
 afterAll(() => c.cleanup());
@@ -39,24 +39,22 @@ let uncheckingBin: string;
  * false: a next version that sends its snapshot to any follower (the follower must refuse it).
  */
 function newerWeir(name: string, checksPeers = true): string {
-  const dir = join(c.tmp, name);
-  for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  patch(
-    join(dir, 'dist', 'src', 'state', 'schema.js'),
-    'export const schemaVersion',
-    (at) => `MIGRATIONS.push('CREATE TABLE from_a_newer_weir (x INTEGER) STRICT');\n${at}`,
-  );
-  if (!checksPeers) {
-    patch(join(dir, 'dist', 'src', 'consensus', 'peer-transport.js'), 'cannotInstall(to) {', (at) => `${at} return;`);
-  }
-  return join(dir, 'bin', 'weir.js');
-}
-
-function patch(file: string, at: string, change: (at: string) => string): void {
-  const source = readFileSync(file, 'utf8');
-  if (!source.includes(at)) throw new Error(`${file} no longer has ${JSON.stringify(at)}: update this spec`);
-  writeFileSync(file, source.replace(at, change(at)));
+  return buildCopy(join(c.tmp, name), [
+    {
+      file: 'src/state/schema.js',
+      at: 'export const schemaVersion',
+      change: (at) => `MIGRATIONS.push('CREATE TABLE from_a_newer_weir (x INTEGER) STRICT');\n${at}`,
+    },
+    ...(checksPeers
+      ? []
+      : [
+          {
+            file: 'src/consensus/peer-transport.js',
+            at: 'cannotInstall(to) {',
+            change: (at: string) => `${at} return;`,
+          },
+        ]),
+  ]);
 }
 
 const startMaster = (id: number, bin?: string) => set.start(id, { wait: false, ...(bin ? { bin } : {}) });

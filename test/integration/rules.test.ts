@@ -2,7 +2,6 @@
 // (addresses 127.0.0.194–200 belong to this file). A cluster moves to newer rules only once
 // every master has said it knows them, as a rolling upgrade ends; from rules 2 on, a batch task
 // whose workers keep being lost under it fails instead of taking the next worker down too.
-import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -11,7 +10,6 @@ import {
   Cluster,
   clusterStatus,
   http,
-  ROOT,
   submitJob,
   submitRetrying,
   untilAgreedLeader,
@@ -21,22 +19,20 @@ import {
   type WorkerProc,
 } from '../helpers/cluster.js';
 import { MastersOnDisk } from '../helpers/masters-on-disk.js';
+import { buildCopy } from '../helpers/build-copy.js';
 
 const c = new Cluster('rules');
 afterAll(() => c.cleanup());
 
 /** This build copied aside, announcing the rules before RULES_VERSION: a Weir one version older. */
-function olderWeir(): string {
-  const dir = join(c.tmp, 'older-weir');
-  for (const part of ['bin', 'dist', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
-  const file = join(dir, 'dist', 'src', 'state', 'rules.js');
-  const at = `export const RULES_VERSION = ${RULES_VERSION};`;
-  const source = readFileSync(file, 'utf8');
-  if (!source.includes(at)) throw new Error(`${file} no longer has ${JSON.stringify(at)}: update this spec`);
-  writeFileSync(file, source.replace(at, `export const RULES_VERSION = ${RULES_VERSION - 1};`));
-  return join(dir, 'bin', 'weir.js');
-}
+const olderWeir = (): string =>
+  buildCopy(join(c.tmp, 'older-weir'), [
+    {
+      file: 'src/state/rules.js',
+      at: `export const RULES_VERSION = ${RULES_VERSION};`,
+      change: () => `export const RULES_VERSION = ${RULES_VERSION - 1};`,
+    },
+  ]);
 
 describe('a rolling upgrade to newer rules', () => {
   const OLD = 194;
