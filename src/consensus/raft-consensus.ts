@@ -572,7 +572,7 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
       this.issueRead();
       for (let rounds = 0; this.raft.hasReady() && rounds < 8; rounds++) {
         const rd = this.raft.ready();
-        rd.messages = this.withoutUninstallable(rd.messages);
+        rd.messages = this.withoutUnsendable(rd.messages);
         // A leader's appends promise nothing about its own disk (it counts itself toward a
         // quorum only once persisted), so they leave first and followers write in parallel
         // (thesis §10.2.1). Everything else — votes, acknowledgements — waits for the disk.
@@ -978,16 +978,13 @@ export class RaftConsensus<C extends Tagged, M extends ResultMap<C>> implements 
   }
 
   /**
-   * The messages but the snapshots whose followers could not install them (their Weir is too
-   * old for this state): those are reported undelivered, and hold back no compaction.
+   * The messages but those a peer must not be sent: a snapshot it could not install (its Weir is
+   * too old for this state: reported undelivered, it holds back no compaction), and entries of
+   * the log for a follower whose Weir applies them by older rules than the state's (it would
+   * part from the others). Such a follower stays behind — it cannot win an election with that
+   * log — until it is upgraded; heartbeats still reach it.
    */
-  /**
-   * Messages a peer must not be sent: a snapshot it could not install, and entries of the log
-   * from a follower whose software applies them by older rules than the state's (it would
-   * apply them differently from the others). Such a follower stays behind — it cannot win an
-   * election with that log — until it is upgraded; heartbeats still reach it.
-   */
-  private withoutUninstallable(messages: Message[]): Message[] {
+  private withoutUnsendable(messages: Message[]): Message[] {
     const t = this.transport;
     if (!t.cannotInstall && !t.cannotFollow) return messages;
     if (!messages.some((m) => m.type === 'snap' || (m.type === 'app' && m.entries.length > 0))) return messages;
