@@ -104,7 +104,13 @@ const TaskRow = memoBy<{ t: Task; worker: string; now: number }>(
     html`<tr>
       <td class="num mono">${t.idx}</td>
       <td><${Status} status=${t.status} /></td>
-      <td class="num">${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}</td>
+      <td class="num">
+        ${t.attempt}${t.failures ? html` <span class="bad-text">(${t.failures} failed)</span>` : ''}${
+          t.losses
+            ? html` <span class="bad-text">(${t.losses} ${t.losses === 1 ? 'worker' : 'workers'} lost)</span>`
+            : ''
+        }
+      </td>
       <td class="mono">${worker}</td>
       <td class="num">${duration(between(t.started_at, t.finished_at, now || Date.now()))}</td>
       <td class="err" title=${taskError(t)}>${taskError(t)}</td>

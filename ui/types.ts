@@ -107,6 +107,8 @@ export interface Task {
   status: string;
   attempt: number;
   failures: number;
+  /** Workers lost while they ran it (absent from a master of a Weir before them). */
+  losses?: number;
   worker_id: string | null;
   started_at: string | null;
   finished_at: string | null;

@@ -19,6 +19,11 @@ import {
   type WorkerProc,
 } from '../helpers/cluster.js';
 import { MastersOnDisk } from '../helpers/masters-on-disk.js';
+import { hasChromium, launchChromium } from '../../scripts/chromium.js';
+
+// The functions handed to the page run in the browser; this project's types are Node's.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const document: any;
 import { buildCopy } from '../helpers/build-copy.js';
 
 const c = new Cluster('rules');
@@ -148,6 +153,7 @@ describe('a rolling upgrade to newer rules', () => {
 describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} times`, () => {
   let m: MasterProc;
   const workers: WorkerProc[] = [];
+  let poisoned: string;
 
   beforeAll(async () => {
     m = await c.master('127.0.0.197');
@@ -188,6 +194,7 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
         );
       }
     }
+    poisoned = id;
     const job = await untilJobStatus(m.url, id, 'failed', 20_000);
     expect(job.error).toMatchObject({ task: 0, attempts: MAX_WORKER_LOSSES, name: 'worker_lost' });
     expect(job.error.message).toContain(`${MAX_WORKER_LOSSES} workers were lost while they ran this task`);
@@ -195,6 +202,28 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
     const task = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json.tasks[0];
     expect(task).toMatchObject({ status: 'failed', failures: 0, losses: MAX_WORKER_LOSSES });
   });
+
+  it.skipIf(!hasChromium() && process.env.CI !== 'true')(
+    "shows the task's lost workers on the job's page of the dashboard",
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${m.url}/jobs/${poisoned}`);
+        const cell = await page.waitForFunction(
+          (n: number) =>
+            [...document.querySelectorAll('#tasks tbody tr')]
+              .map((tr: { textContent: string }) => tr.textContent)
+              .find((t: string) => t.includes(`(${n} workers lost)`)),
+          { timeout: 20_000, polling: 'mutation' },
+          MAX_WORKER_LOSSES,
+        );
+        expect(await cell.jsonValue()).toMatch(/failed/);
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 
   it('leaves the cluster running other jobs', async () => {
     await c.worker('127.0.0.200', m, { maxTasks: 1 });
