@@ -124,6 +124,38 @@ describe('a rolling upgrade to newer rules', () => {
     );
   });
 
+  it('takes a garbage or older rules header on a stray link in a member’s name for nothing: the member follows on', async () => {
+    const leader = set.procs.get(196)!;
+    const strays = ['abc', '-1', '1e3', '99999999999', ' 3', String(RULES_VERSION - 1)].map(
+      (v) =>
+        new WebSocket(`${leader.url.replace('http', 'ws')}/raft/stream`, {
+          headers: { 'x-weir-node-id': '195', 'x-weir-rules-version': v },
+        }),
+    );
+    await Promise.all(
+      strays.map(
+        (ws) =>
+          new Promise((resolve, reject) => {
+            ws.once('open', resolve);
+            ws.once('error', reject);
+          }),
+      ),
+    );
+    try {
+      await submitRetrying(leader.url, { name: 'garbage-headers', type: 'batch', config: { operation: 'noop' } });
+      const commit = (await clusterStatus(leader.url)).commit_index as number;
+      await waitFor(
+        'master 195 to apply what the leader committed',
+        async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
+        10_000,
+      );
+      expect(await allRules()).toEqual([RULES_VERSION, RULES_VERSION, RULES_VERSION]);
+      expect(leader.exitCode).toBeUndefined();
+    } finally {
+      for (const ws of strays) ws.close();
+    }
+  });
+
   it('keeps sending a master entries while a stray link in its name, announcing nothing, is open beside its own', async () => {
     const leader = set.procs.get(196)!;
     // On a cluster without JWT_SECRET anyone may open a link as master 195 (with one, its token).
