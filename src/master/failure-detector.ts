@@ -1,5 +1,6 @@
 import { logFailedWrite, type Logger } from '../common/logger.js';
 import type { Queries } from '../state/queries.js';
+import { taskKey } from '../protocol/task-ref.js';
 import { AtMostEvery } from '../common/at-most-every.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ClusterConsensus } from './cluster-log.js';
@@ -139,8 +140,14 @@ export class FailureDetector {
   declareDead(workerId: string, reason: string): void {
     if (this.declaring.has(workerId) || !this.consensus.isLeader()) return;
     this.declaring.add(workerId);
+    // What it began and the log still has it run: all its loss may count against (rules.ts).
+    let began = this.registry.begunOn(workerId);
+    if (began.length) {
+      const running = new Set(this.queries.runningOnWorker(workerId).map(taskKey));
+      began = began.filter((t) => running.has(taskKey(t)));
+    }
     this.consensus
-      .propose({ type: 'markWorkerDead', at: Date.now(), worker_id: workerId, reason })
+      .propose({ type: 'markWorkerDead', at: Date.now(), worker_id: workerId, reason, began })
       .then((r) => {
         this.log.warn({ worker_id: workerId, reason, requeued: r.ok ? r.requeued : 0 }, 'worker declared dead');
         this.registry.forget(workerId)?.close(4404, 'declared dead');

@@ -5,7 +5,7 @@ import { refusedFramesCounter } from '../common/refused-frames-metric.js';
 import type { Queries } from '../state/queries.js';
 import type { ClusterConsensus } from './cluster-log.js';
 import type { JobWatch } from './job-watch.js';
-import { channelTokens } from './worker-channels.js';
+import { channelTokens, tasksBegun } from './worker-channels.js';
 import { peerLinkTokens } from '../consensus/peer-transport.js';
 
 /** The master's Prometheus metrics; gauges are read from the state database at scrape time. */
@@ -30,6 +30,15 @@ export class MasterMetrics {
       collect() {
         this.reset();
         for (const [outcome, n] of Object.entries(channelTokens)) this.inc({ outcome }, n);
+      },
+    });
+    new Counter({
+      name: 'weir_worker_tasks_begun_total',
+      help: 'Attempts workers said were still running a moment after they began: a lost worker counts against these',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(tasksBegun.count);
       },
     });
     new Counter({

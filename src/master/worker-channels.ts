@@ -21,6 +21,9 @@ import type { ClusterConsensus } from './cluster-log.js';
 /** Fresh tokens taken and refused on worker channels, and channels closed as their token expired. */
 export const channelTokens = { renewed: 0, refused: 0, expired: 0 };
 
+/** Attempts workers said they had begun (in `began` frames: those still running a moment on). */
+export const tasksBegun = { count: 0 };
+
 /**
  * The leader's end of each worker's channel: accepts reports (acknowledged once their
  * outcome is committed), reconciles what a reconnecting worker runs against the log, and
@@ -99,6 +102,9 @@ export class WorkerChannels {
         this.reports.add(workerId, msg.reports, { fresh: msg.resent !== true });
         // Their slots are free now, not once the outcomes are committed.
         return this.scheduler.kick();
+      case 'began':
+        tasksBegun.count += msg.tasks.length;
+        return this.registry.began(workerId, msg.tasks);
       case 'drain':
         void this.consensus
           .propose({ type: 'drainWorker', at: Date.now(), worker_id: workerId })
@@ -113,6 +119,7 @@ export class WorkerChannels {
    * finished while it was away: the broadcast then did not reach it).
    */
   private reconcile(workerId: string, hello: Extract<ToMaster, { t: 'hello' }>): void {
+    this.registry.began(workerId, hello.running, true);
     if (hello.holds?.length) {
       const active = this.queries.activeOf(hello.holds);
       const over = hello.holds.filter((id) => !active.has(id));

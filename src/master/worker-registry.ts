@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { TaskRef } from '../protocol/task-ref.js';
+import { taskKey, type TaskRef } from '../protocol/task-ref.js';
 import { encode, type ToWorker } from '../protocol/worker-channel.js';
 
 /**
@@ -7,6 +7,9 @@ import { encode, type ToWorker } from '../protocol/worker-channel.js';
  * after 2 s without one; until then it only holds the report in memory.
  */
 export const ACK_DELAY_MS = 20;
+
+/** Begun attempts the leader holds for one worker at most (a worker runs max_tasks at once). */
+export const MAX_BEGUN = 10_000;
 
 export interface LiveWorker {
   worker_id: string;
@@ -29,6 +32,8 @@ export class WorkerRegistry {
   private readonly finishing = new Map<string, Set<string>>();
   /** Per worker, reports whose outcome is committed, to acknowledge with its next frame. */
   private readonly heldAcks = new Map<string, TaskRef[]>();
+  /** Per worker, attempts it said it had begun and has not reported yet (by task key). */
+  private readonly begun = new Map<string, Map<string, TaskRef>>();
   private ackTimer: NodeJS.Timeout | undefined;
 
   get(workerId: string): LiveWorker | undefined {
@@ -137,6 +142,8 @@ export class WorkerRegistry {
    * the log still says they run until their outcome commits (see `finishingOn`).
    */
   reported(workerId: string, keys: readonly string[]): void {
+    const begun = this.begun.get(workerId);
+    if (begun) for (const k of keys) begun.delete(k);
     let set = this.finishing.get(workerId);
     if (!set) this.finishing.set(workerId, (set = new Set()));
     for (const k of keys) set.add(k);
@@ -163,9 +170,29 @@ export class WorkerRegistry {
     return this.finishing.get(workerId)?.has(key) ?? false;
   }
 
+  /**
+   * The worker began these attempts (`fresh`: it runs these and no others — its hello). Held for
+   * its loss to count against them (rules.ts); at most MAX_BEGUN a worker, the oldest dropped
+   * first, as a worker that claims more is not one the limit is for.
+   */
+  began(workerId: string, tasks: readonly TaskRef[], fresh = false): void {
+    let set = this.begun.get(workerId);
+    if (!set || fresh) this.begun.set(workerId, (set = new Map()));
+    for (const t of tasks) {
+      set.set(taskKey(t), { job_id: t.job_id, idx: t.idx, attempt: t.attempt });
+      if (set.size > MAX_BEGUN) set.delete(set.keys().next().value!);
+    }
+  }
+
+  /** Attempts the worker said it had begun and not yet reported. */
+  begunOn(workerId: string): TaskRef[] {
+    return [...(this.begun.get(workerId)?.values() ?? [])];
+  }
+
   forget(workerId: string): WebSocket | undefined {
     const w = this.workers.get(workerId);
     this.workers.delete(workerId);
+    this.begun.delete(workerId);
     this.finishing.delete(workerId);
     this.heldAcks.delete(workerId);
     return w?.socket;

@@ -48,6 +48,11 @@ export type ToMaster =
    * be committed already, so the leader does not count their slots free again.
    */
   | { t: 'report'; reports: TaskReport[]; resent?: true }
+  /**
+   * These assignments have begun here (sent for those still running a moment after they came):
+   * were this worker lost now, the loss would count against them (rules.ts, rules 4).
+   */
+  | { t: 'began'; tasks: TaskRef[] }
   | { t: 'drain' }
   | TokenFrame;
 
@@ -87,6 +92,7 @@ const ToMasterSchema = Type.Union([
     reports: Type.Array(ReportSchema),
     resent: Type.Optional(Type.Literal(true)),
   }),
+  Type.Object({ t: Type.Literal('began'), tasks: Refs }),
   Type.Object({ t: Type.Literal('drain') }),
   TokenFrameSchema,
 ]);

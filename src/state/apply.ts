@@ -22,12 +22,18 @@ import type {
   SubmitJob,
 } from './commands.js';
 import { uploadDeletedMessage } from './commands.js';
-import type { TaskRef } from '../protocol/task-ref.js';
+import { taskKey, type TaskRef } from '../protocol/task-ref.js';
 import { isDataJob } from '../ops/batch-config.js';
 import { rangeBoundaries } from '../ops/keys.js';
 import { planStages, stageOf, type JobPlan } from '../ops/stages.js';
 import { isFinalFailure, mayRetry, retryBackoffMs, workerLostError } from './retry-policy.js';
-import { FIRST_RULES, LOSSES_COUNT_FROM, MAX_WORKER_LOSSES, PRUNES_DELETED_UPLOADS_FROM } from './rules.js';
+import {
+  FIRST_RULES,
+  LOSSES_COUNT_FROM,
+  LOSSES_NEED_A_START_FROM,
+  MAX_WORKER_LOSSES,
+  PRUNES_DELETED_UPLOADS_FROM,
+} from './rules.js';
 import { RESULTS_CAP_BYTES, ResultRows, rowsFrom } from './result-rows.js';
 import { TaskLogWriter } from './task-logs.js';
 import { UPLOAD_ID, uploadIdOfUrl } from '../common/ids.js';
@@ -58,6 +64,28 @@ function otherAttempts(t: Attempts, attempt: number | null): RunningTask[] {
   }
   return all.filter((a) => a.attempt !== attempt);
 }
+
+/**
+ * The attempts a lost worker said it had begun, by key. Absent, none: a leader that knows rules 4
+ * always names them, so a command without is one a leader cannot have sent under them.
+ */
+function beganKeys(began: unknown): Set<string> {
+  if (began === undefined) return new Set();
+  if (!Array.isArray(began) || began.length > MAX_BEGAN || !began.every(isRef)) {
+    throw new TypeError(`began ${JSON.stringify(began)?.slice(0, 200)} is not a list of attempts`);
+  }
+  return new Set(began.map(taskKey));
+}
+
+/** Attempts a MarkWorkerDead names at most: those running on one worker. */
+const MAX_BEGAN = 1_000_000;
+
+const isRef = (r: unknown): r is TaskRef =>
+  typeof r === 'object' &&
+  r !== null &&
+  typeof (r as TaskRef).job_id === 'string' &&
+  Number.isSafeInteger((r as TaskRef).idx) &&
+  Number.isSafeInteger((r as TaskRef).attempt);
 
 interface Counters {
   pending: number;
@@ -166,8 +194,11 @@ export class Applier {
     this.s.setWorkerDead.run(cmd.at, cmd.reason, cmd.worker_id);
     // A lost worker never uses up a task's retries (its failures stay); from rules 2 on it is
     // counted in the task's losses, and a batch task that has lost MAX_WORKER_LOSSES fails.
-    // Not a worker that was draining (stopped on purpose, its tasks cut when its wait ran out).
-    const counted = this.rules() >= LOSSES_COUNT_FROM && w.status !== 'draining';
+    // Not a worker that was draining (stopped on purpose, its tasks cut when its wait ran out);
+    // from rules 4, only against the tasks it said it had begun.
+    const rules = this.rules();
+    const counted = rules >= LOSSES_COUNT_FROM && w.status !== 'draining';
+    const began = rules >= LOSSES_NEED_A_START_FROM ? beganKeys(cmd.began) : undefined;
     const running = this.s.runningOnWorker.all(cmd.worker_id, cmd.worker_id) as (Attempts & {
       type: string;
       losses: number;
@@ -189,7 +220,8 @@ export class Applier {
         // A streaming instance runs for as long as its job: every worker it ever ran on may be
         // restarted under it, so its losses say nothing about it. Nor does a speculative copy's
         // lost worker say anything of the task: its original was running elsewhere.
-        const lost = counted && t.type === 'batch' && t.alt_worker_id === null ? 1 : 0;
+        const lost =
+          counted && t.type === 'batch' && t.alt_worker_id === null && (began?.has(taskKey(t)) ?? true) ? 1 : 0;
         if (t.losses + lost >= MAX_WORKER_LOSSES) {
           const error = workerLostError(t.losses + lost, cmd.worker_id, cmd.reason);
           this.s.loseTask.run(lost, cmd.at, JSON.stringify(error), t.seq, t.idx);

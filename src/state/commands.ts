@@ -65,6 +65,11 @@ export interface MarkWorkerDead {
   at: number;
   worker_id: string;
   reason: string;
+  /**
+   * The attempts running on it that it said it had begun (from rules 4 only those count its
+   * loss); absent from a leader before rules 4.
+   */
+  began?: TaskRef[];
 }
 
 export interface DrainWorker {

@@ -12,14 +12,20 @@
  * 3. The record of a deleted upload goes once it is older than deletedUploadsKeptMs (a
  *    PruneDeletedUploads entry): a flood of deletes of made-up ids no longer grows every
  *    master's state for good.
+ * 4. A worker's loss counts against a task only if the worker said it had begun the task (a
+ *    `began` frame, or a hello naming it): a worker lost before it took the task up — or one
+ *    that never does, registered only to drop its channel — says nothing of the task.
  */
-export const RULES_VERSION = 3;
+export const RULES_VERSION = 4;
 
 /** The rules of a state that has recorded none (one written before there were versions). */
 export const FIRST_RULES = 1;
 
 /** Rules from which a lost worker counts against the tasks it ran. */
 export const LOSSES_COUNT_FROM = 2;
+
+/** Rules from which a lost worker counts only against the tasks it said it had begun. */
+export const LOSSES_NEED_A_START_FROM = 4;
 
 /** Rules from which the record of deleted uploads is pruned. */
 export const PRUNES_DELETED_UPLOADS_FROM = 3;

@@ -57,6 +57,15 @@ interface Running {
   abort: AbortController;
 }
 
+/**
+ * How long after an assignment begins the leader is told of it, if it still runs. A worker lost
+ * sooner than this into a task is not counted against it (rules.ts): a task that kills its
+ * worker takes longer than that to reach its memory's limits, and the tasks over sooner (most,
+ * on a busy cluster) cost no frame of their own. A channel down then loses nothing: the hello
+ * that opens the next one names every attempt running here.
+ */
+export const BEGAN_DELAY_MS = 20;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -72,6 +81,9 @@ export class WorkerAgent {
   private outbox: TaskReport[] = [];
   /** Reports finished in the same turn of the event loop travel in one frame. */
   private readonly flushReportsSoon = onNextTurn(() => this.flushReports());
+  /** Attempts begun here that the leader has not been told of yet (see BEGAN_DELAY_MS). */
+  private beganSince: TaskRef[] = [];
+  private beganTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -277,6 +289,7 @@ export class WorkerAgent {
     const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
+    this.tellBegan(ref);
     const identity = this.workerId;
     void this.execute(a, ref, abort.signal).then((report) => {
       if (this.running.get(key)?.abort === abort) this.running.delete(key);
@@ -348,6 +361,20 @@ export class WorkerAgent {
     };
   }
 
+  /**
+   * Tells the leader, BEGAN_DELAY_MS on, of the attempts begun meanwhile that still run: most
+   * tasks are over by then, and their reports say more than a frame of its own would.
+   */
+  private tellBegan(ref: TaskRef): void {
+    this.beganSince.push(ref);
+    this.beganTimer ??= setTimeout(() => {
+      this.beganTimer = undefined;
+      const tasks = this.beganSince.filter((r) => this.running.has(taskKey(r)));
+      this.beganSince = [];
+      if (tasks.length) this.send({ t: 'began', tasks });
+    }, BEGAN_DELAY_MS);
+  }
+
   private flushReports(): void {
     const reports = this.outbox;
     this.outbox = [];
@@ -383,6 +410,7 @@ export class WorkerAgent {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
     clearInterval(this.resendTimer);
+    clearTimeout(this.beganTimer);
     for (const r of this.running.values()) r.abort.abort(new Error('worker stopping'));
     this.o.streams.close();
     this.socket?.close(1000, 'worker stopping');

@@ -1,11 +1,14 @@
 // The rules by which masters apply commands (src/state/rules.ts), with real processes
 // (addresses 127.0.0.194–200 belong to this file). A cluster moves to newer rules only once
 // every master has said it knows them, as a rolling upgrade ends; from rules 2 on, a batch task
-// whose workers keep being lost under it fails instead of taking the next worker down too.
+// whose workers keep being lost under it fails instead of taking the next worker down too, and
+// from rules 4 only a worker that said it began the task counts.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { MAX_WORKER_LOSSES, RULES_VERSION } from '../../src/state/rules.js';
+import { decodeToWorker, encode } from '../../src/protocol/worker-channel.js';
+import type { TaskRef } from '../../src/protocol/task-ref.js';
 import {
   Cluster,
   clusterStatus,
@@ -182,6 +185,46 @@ describe('a rolling upgrade to newer rules', () => {
   });
 });
 
+/** Attempts the leader `m` was told workers began (the `began` frames it read). */
+const begun = async (m: MasterProc) =>
+  Number(/^weir_worker_tasks_begun_total (\d+)/m.exec((await http('GET', `${m.url}/metrics`)).text)?.[1] ?? NaN);
+
+/**
+ * A worker of the test's own: registers on `m`, opens its channel, says hello, takes the first
+ * assignment, tells the leader it began it if asked to (and waits until the leader read that),
+ * then drops the channel. Returns the attempt it was assigned.
+ */
+async function takeAndDrop(m: MasterProc, o: { tellBegan: boolean }): Promise<TaskRef> {
+  const r = await http('POST', `${m.url}/api/workers/register`, { address: '127.0.0.199:1', max_tasks: 1 });
+  expect(r.status, r.text).toBe(201);
+  const socket = new WebSocket(`${m.url.replace('http', 'ws')}/api/workers/${r.json.worker_id}/channel`);
+  try {
+    const assigned = new Promise<TaskRef>((resolve, reject) => {
+      socket.on('message', (data: Buffer) => {
+        const d = decodeToWorker(data);
+        if (d.ok && d.value.t === 'assign') resolve(d.value.tasks[0]!);
+      });
+      socket.once('error', reject);
+      socket.once('close', (code) => reject(new Error(`the channel closed (${code}) before an assignment came`)));
+    });
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    socket.send(encode({ t: 'hello', running: [], unacked: [] }));
+    const a = await assigned;
+    const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
+    if (o.tellBegan) {
+      const before = await begun(m);
+      socket.send(encode({ t: 'began', tasks: [ref] }));
+      await waitFor('the leader to read the began frame', async () => (await begun(m)) > before || undefined, 10_000);
+    }
+    return ref;
+  } finally {
+    socket.terminate();
+  }
+}
+
 describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} times`, () => {
   let m: MasterProc;
   const workers: WorkerProc[] = [];
@@ -216,6 +259,8 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
         },
         20_000,
       );
+      // Killed once it has told the leader it began the task (a loss counts against that only).
+      await waitFor(`worker ${i + 1} to say it began the task`, async () => (await begun(m)) > i || undefined, 20_000);
       await c.stop(w, 'SIGKILL');
       if (i < MAX_WORKER_LOSSES - 1) {
         await waitFor(
@@ -257,9 +302,32 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
     },
   );
 
+  let dropped: string;
+  it('counts no loss against a task its worker dropped before it said it began it', async () => {
+    // No worker runs: each of these registers, takes the assignment and drops its channel — a
+    // worker whose process ends before it takes the task up, or a worker token's holder playing.
+    dropped = await submitJob(m.url, { name: 'dropped', type: 'batch', config: { operation: 'noop' } });
+    const task = async () => (await http('GET', `${m.url}/api/jobs/${dropped}/tasks`)).json.tasks[0];
+    for (let i = 1; i <= MAX_WORKER_LOSSES + 1; i++) {
+      const assigned = await takeAndDrop(m, { tellBegan: false });
+      expect(assigned).toMatchObject({ job_id: dropped, idx: 0, attempt: i });
+      await waitFor(
+        `the task to wait again after drop ${i}`,
+        async () => (await task()).status === 'pending' || undefined,
+        20_000,
+      );
+    }
+    expect(await task()).toMatchObject({ losses: 0, failures: 0 });
+    // One that says it began the task before it drops is a loss of it.
+    await takeAndDrop(m, { tellBegan: true });
+    await waitFor('the task to wait again', async () => (await task()).status === 'pending' || undefined, 20_000);
+    expect(await task()).toMatchObject({ losses: 1, failures: 0 });
+  });
+
   it('leaves the cluster running other jobs', async () => {
     await c.worker('127.0.0.200', m, { maxTasks: 1 });
     const id = await submitJob(m.url, { name: 'after', type: 'batch', config: { operation: 'noop' } });
     await untilJobStatus(m.url, id, 'completed', 20_000);
+    await untilJobStatus(m.url, dropped, 'completed', 20_000);
   });
 });

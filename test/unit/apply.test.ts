@@ -5,7 +5,7 @@ import type { ApplyResult, Command, JobConfig } from '../../src/state/commands.j
 import { Queries } from '../../src/state/queries.js';
 import { migrate } from '../../src/state/schema.js';
 import { StateMachine } from '../../src/state/state-machine.js';
-import { MAX_WORKER_LOSSES } from '../../src/state/rules.js';
+import { LOSSES_NEED_A_START_FROM, MAX_WORKER_LOSSES } from '../../src/state/rules.js';
 import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
 const state = stateEachTest('weir-apply-');
@@ -213,13 +213,14 @@ describe('apply: tasks', () => {
 });
 
 describe("apply: a worker's loss, by the rules the state follows", () => {
-  const dead = (worker_id: string, at = 4000) =>
+  const dead = (worker_id: string, at = 4000, began?: unknown) =>
     apply({
       type: 'markWorkerDead',
       at,
       worker_id,
       reason: `${worker_id} stopped heartbeating`,
-    }) as ApplyResult<'markWorkerDead'>;
+      ...(began !== undefined ? { began } : {}),
+    } as Command) as ApplyResult<'markWorkerDead'>;
   const rules = (version: unknown) => apply({ type: 'setRules', at: 1000, version } as Command);
   const losses = (job_id: string, idx: number) =>
     sm.db.prepare(`SELECT losses FROM tasks WHERE seq = ? AND idx = ?`).pluck().get(q.job(job_id)!.seq, idx);
@@ -353,6 +354,62 @@ describe("apply: a worker's loss, by the rules the state follows", () => {
     expect(dead('copy')).toMatchObject({ failed_jobs: [] });
     expect(q.job('j')!.status).not.toBe('failed');
     expect(losses('j', 0)).toBe(MAX_WORKER_LOSSES - 1);
+  });
+
+  it(`from rules ${LOSSES_NEED_A_START_FROM}, a loss counts only against the attempts its worker said it had begun`, () => {
+    rules(LOSSES_NEED_A_START_FROM);
+    submit('j', { operation: 'noop', task_count: 2 });
+    for (let i = 1; i <= MAX_WORKER_LOSSES + 1; i++) {
+      register(`w${i}`);
+      assign('j', 0, `w${i}`, i);
+      assign('j', 1, `w${i}`, i);
+      // Task 1 began on each; task 0 was assigned, and never taken up (or its worker dropped it).
+      expect(dead(`w${i}`, 4000 + i, [{ job_id: 'j', idx: 1, attempt: i }])).toMatchObject(
+        i < MAX_WORKER_LOSSES ? { requeued: 2, failed_jobs: [] } : { failed_jobs: ['j'] },
+      );
+      if (i === MAX_WORKER_LOSSES) break;
+    }
+    expect(losses('j', 0)).toBe(0);
+    expect(losses('j', 1)).toBe(MAX_WORKER_LOSSES);
+    expect(JSON.parse(q.job('j')!.error!)).toMatchObject({ task: 1, name: 'worker_lost' });
+  });
+
+  it(`from rules ${LOSSES_NEED_A_START_FROM}, an attempt named begun counts only if it is the one running there`, () => {
+    rules(LOSSES_NEED_A_START_FROM);
+    submit('j', { operation: 'noop', task_count: 1 });
+    register('w1');
+    assign('j', 0, 'w1');
+    // Another attempt, another task, another job: none is what w1 ran.
+    const named = [
+      { job_id: 'j', idx: 0, attempt: 2 },
+      { job_id: 'j', idx: 3, attempt: 1 },
+      { job_id: 'k', idx: 0, attempt: 1 },
+    ];
+    expect(dead('w1', 4000, named)).toMatchObject({ requeued: 1, failed_jobs: [] });
+    expect(losses('j', 0)).toBe(0);
+  });
+
+  it(`under rules ${LOSSES_NEED_A_START_FROM - 1} the begun attempts are not read: an older master counts them all alike`, () => {
+    rules(LOSSES_NEED_A_START_FROM - 1);
+    submit('j', { operation: 'noop', task_count: 1 });
+    register('w1');
+    assign('j', 0, 'w1');
+    expect(dead('w1', 4000, [])).toMatchObject({ requeued: 1 });
+    expect(losses('j', 0)).toBe(1);
+  });
+
+  it('a begun list that is no list of attempts is refused under the rules that read it, and the worker lives on', () => {
+    rules(LOSSES_NEED_A_START_FROM);
+    submit('j', { operation: 'noop', task_count: 1 });
+    register('w1');
+    assign('j', 0, 'w1');
+    for (const bad of [null, 'all', [{ job_id: 'j', idx: '0', attempt: 1 }], [null], { length: 1 }]) {
+      expect(dead('w1', 4000, bad)).toMatchObject({ ok: false, code: 'internal' });
+    }
+    expect(q.liveWorker('w1')).toBeTruthy();
+    expect(task('j', 0)).toMatchObject({ status: 'running', worker_id: 'w1' });
+    expect(dead('w1', 4000, [{ job_id: 'j', idx: 0, attempt: 1 }])).toMatchObject({ ok: true, requeued: 1 });
+    expect(losses('j', 0)).toBe(1);
   });
 
   it('rules never go back, and a version that is no positive integer is refused and changes nothing', () => {

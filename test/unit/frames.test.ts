@@ -20,6 +20,21 @@ describe('the worker channel', () => {
     expect(decodeToWorker(frame)).toMatchObject({ ok: true });
   });
 
+  it('takes the attempts a worker says it began, and refuses a began frame whose attempts are not attempts', () => {
+    expect(decodeToMaster(encode({ t: 'began', tasks: [{ job_id: 'job-1', idx: 2, attempt: 1 }] }))).toEqual({
+      ok: true,
+      value: { t: 'began', tasks: [{ job_id: 'job-1', idx: 2, attempt: 1 }] },
+    });
+    for (const tasks of [
+      [{ job_id: 'job-1', idx: 2, attempt: 0 }],
+      [{ job_id: '../x', idx: 0, attempt: 1 }],
+      'all',
+      null,
+    ]) {
+      expect(decodeToMaster(raw.pack({ t: 'began', tasks })).ok, JSON.stringify(tasks)).toBe(false);
+    }
+  });
+
   it('refuses a report whose job_id is not an id, naming the field', () => {
     const d = decodeToMaster(
       raw.pack({ t: 'report', reports: [{ job_id: true, idx: 0, attempt: 1, ok: true, result_json: '[]' }] }),

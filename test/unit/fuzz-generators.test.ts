@@ -21,6 +21,7 @@ import {
   staleTerms,
   toMasterFrame,
   type IdPools,
+  type Ref,
 } from '../fuzz/generators.js';
 
 const view = { term: 7, index: 120, commit: 118, ids: [151, 152, 153] };
@@ -117,6 +118,18 @@ describe('valid frames are valid for the socket they are sent on', () => {
       const f = toMasterFrame(r, assigned, ['job-b']) as { t: string; reports?: { job_id: string; ok: boolean }[] };
       for (const rep of f.reports ?? []) if (rep.job_id === 'job-a') expect(rep.ok).toBe(true);
     }
+  });
+
+  it('a worker never says it began a task it was really given (its loss would count against it)', () => {
+    const r = new Rng(15);
+    const assigned = [{ job_id: 'job-a', idx: 1, attempt: 1 }];
+    const kinds = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const f = toMasterFrame(r, assigned, ['job-b']) as { t: string; running?: Ref[]; tasks?: Ref[] };
+      kinds.add(f.t);
+      for (const t of [...(f.running ?? []), ...(f.tasks ?? [])]) expect(t.job_id).not.toBe('job-a');
+    }
+    expect(kinds).toContain('began');
   });
 
   it('frames on a stream link', () => {
