@@ -109,6 +109,11 @@ export class Executor {
       // (40 µs against 90 µs for a chunk of 8 specs and its answer).
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // A process group of its own: a stop signal sent to the worker's (systemd stopping it,
+      // Ctrl-C in its terminal) is the worker's to act on — it drains, waiting for the task
+      // here — and must not end the task under it. It still dies with its worker (pdeathsig);
+      // without setpriv nothing would make sure of that, so it stays in the worker's group.
+      detached: SETPRIV !== undefined,
     });
     // At once: the value survives setpriv's exec of node, and what user code starts inherits it.
     lowerPriority(this.child.pid);

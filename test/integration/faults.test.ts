@@ -1,6 +1,7 @@
 // Faults with real processes: a worker SIGKILLed mid-job, the master SIGKILLed mid-job and
 // restarted on its data dir, a worker drained by SIGTERM, and retried submits (addresses
 // 127.0.0.41–49 belong to this file).
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
@@ -20,6 +21,30 @@ afterAll(() => c.cleanup());
 const range = (n: number) => [...Array(n).keys()];
 
 const submit = submitJob;
+
+/** /proc/PID/stat's fields after the command's closing parenthesis: state, ppid, pgrp, … */
+function statOf(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+const childrenOf = (ppid: number): number[] =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => statOf(pid)?.[1] === String(ppid));
+
+const processGroupOf = (pid: number): number => Number(statOf(pid)?.[2]);
+
+/** Running, not gone nor a zombie waiting to be reaped. */
+const alive = (pid: number): boolean => {
+  const state = statOf(pid)?.[0];
+  return state !== undefined && state !== 'Z' && state !== 'X';
+};
 
 async function workerRow(m: MasterProc, w: WorkerProc) {
   const r = await http('GET', `${m.url}/api/workers`);
@@ -75,6 +100,29 @@ describe('a worker SIGKILLed while a sleep job runs', () => {
     expect(row.active_tasks).toBe(0);
     const all = (await http('GET', `${m.url}/api/workers`)).json.workers;
     expect(all.filter((w: { status: string }) => w.status === 'active')).toHaveLength(1);
+  });
+
+  it("takes its tasks' processes with it, one in a loop too: killed alone, not with its process group", async () => {
+    // A task's process has a process group of its own (a stop signal to the worker's is the
+    // worker's to act on): nothing but its worker's death would end one stuck in a loop. Three
+    // tasks fill the three slots left, one of them this worker's.
+    const w = await c.worker('127.0.0.42', m, { maxTasks: 1 });
+    const id = await submit(m.url, {
+      name: 'loop',
+      type: 'batch',
+      config: { module: 'export function map() { for (;;) {} }', data: [1, 2, 3], task_count: 3 },
+    });
+    await waitFor('the loop to run on the worker', async () => (await workerRow(m, w))?.active_tasks === 1, 20_000, 50);
+    const executors = childrenOf(w.pid);
+    expect(executors.length).toBeGreaterThan(0);
+    expect(executors.every((pid) => processGroupOf(pid) === pid)).toBe(true);
+    process.kill(w.pid, 'SIGKILL');
+    await waitFor(
+      'every process of its tasks to end',
+      () => executors.every((pid) => !alive(pid)) || undefined,
+      10_000,
+    );
+    expect((await http('POST', `${m.url}/api/jobs/${id}/cancel`)).json.status).toBe('cancelled');
   });
 
   describe('an Idempotency-Key on submit', () => {
@@ -253,6 +301,10 @@ describe('a worker sent SIGTERM while it runs tasks', () => {
     const job = await untilJobStatus(m.url, id, 'completed', 60_000);
     expect(job.progress).toMatchObject({ total: 8, completed: 8, failed: 0 });
     expect((await http('GET', `${m.url}/api/jobs/${id}/results`)).json.results).toEqual(range(8));
+    // The signal went to the worker's whole process group, its tasks' processes too (as systemd
+    // and Ctrl-C send it): they ran to their end all the same, and spent no retry.
+    const tasks = (await http('GET', `${m.url}/api/jobs/${id}/tasks`)).json.tasks as { failures: number }[];
+    expect(tasks.map((t) => t.failures)).toEqual(range(8).map(() => 0));
     const row = await workerRow(m, leaving);
     expect(['draining', 'dead']).toContain(row?.status);
   });
