@@ -58,13 +58,16 @@ interface Running {
 }
 
 /**
- * How long after an assignment begins the leader is told of it, if it still runs. A worker lost
- * sooner than this into a task is not counted against it (rules.ts): a task that kills its
- * worker takes longer than that to reach its memory's limits, and the tasks over sooner (most,
- * on a busy cluster) cost no frame of their own. A channel down then loses nothing: the hello
- * that opens the next one names every attempt running here.
+ * How long after a task is handed to an executor the leader is told it began, if it still
+ * runs. A worker lost sooner than this into a task is not counted against it (rules.ts): a task
+ * that kills its worker takes longer than that to reach the machine's limits (its executor's
+ * memory is watched every 5 ms), and the tasks over sooner cost no frame of their own. Counted
+ * from the executor, not from the assignment: under load a worker's queue holds tasks for tens
+ * of milliseconds. (A flood of quick tasks still sends some: those at the end of an executor's
+ * chunk wait there that long — a few bytes each.) A channel down then loses nothing: the hello
+ * that opens the next one names every attempt here.
  */
-export const BEGAN_DELAY_MS = 20;
+export const BEGAN_DELAY_MS = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -82,7 +85,7 @@ export class WorkerAgent {
   /** Reports finished in the same turn of the event loop travel in one frame. */
   private readonly flushReportsSoon = onNextTurn(() => this.flushReports());
   /** Attempts begun here that the leader has not been told of yet (see BEGAN_DELAY_MS). */
-  private beganSince: TaskRef[] = [];
+  private beganSince = new Map<string, TaskRef>();
   private beganTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
@@ -289,7 +292,6 @@ export class WorkerAgent {
     const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
     const abort = new AbortController();
     this.running.set(key, { ref, abort });
-    this.tellBegan(ref);
     const identity = this.workerId;
     void this.execute(a, ref, abort.signal).then((report) => {
       if (this.running.get(key)?.abort === abort) this.running.delete(key);
@@ -320,6 +322,7 @@ export class WorkerAgent {
               signal,
               key: a.job_id,
               logs,
+              onSent: () => this.tellBegan(ref),
             });
       trace(a.job_id, 'task finished');
       // Results are values from outside too (user code made them): bounded as a request's are,
@@ -366,11 +369,12 @@ export class WorkerAgent {
    * tasks are over by then, and their reports say more than a frame of its own would.
    */
   private tellBegan(ref: TaskRef): void {
-    this.beganSince.push(ref);
+    // Once: a task the executor had no time for in its chunk is handed to one again.
+    this.beganSince.set(taskKey(ref), ref);
     this.beganTimer ??= setTimeout(() => {
       this.beganTimer = undefined;
-      const tasks = this.beganSince.filter((r) => this.running.has(taskKey(r)));
-      this.beganSince = [];
+      const tasks = [...this.beganSince].filter(([key]) => this.running.has(key)).map(([, r]) => r);
+      this.beganSince.clear();
       if (tasks.length) this.send({ t: 'began', tasks });
     }, BEGAN_DELAY_MS);
   }

@@ -40,6 +40,8 @@ export interface RunLimits {
   key?: string;
   /** Where what the task prints is kept (absent: it goes to the worker's own output). */
   logs?: LogCapture;
+  /** Called once the task is handed to an executor process: from then on it runs there. */
+  onSent?: () => void;
 }
 
 export interface ExecutorPoolOptions {
@@ -104,6 +106,7 @@ interface Task extends Chunkable {
   /** The chunk it was sent in. */
   chunk: Chunk | undefined;
   logs: LogCapture | undefined;
+  onSent: (() => void) | undefined;
 }
 
 interface Chunk {
@@ -379,6 +382,7 @@ export class ExecutorPool {
         onAbort: undefined,
         chunk: undefined,
         logs: limits.logs,
+        onSent: limits.onSent,
       };
       if (signal) {
         task.onAbort = () => this.cancel(task, reasonOf(signal));
@@ -445,6 +449,7 @@ export class ExecutorPool {
     chunk.executor
       .run(req, () => {
         if (tracing) for (const t of tasks) trace(t.key ?? '', 'task sent to executor');
+        for (const t of tasks) t.onSent?.();
         const lone = tasks.length === 1 ? tasks[0] : undefined;
         chunk.timer = setTimeout(() => this.killFor(chunk, lone, new TaskTimeoutError(timeoutMs)), timeoutMs);
         this.sampler ??= setInterval(() => this.sampleMemory(), this.sampleMs);
