@@ -109,11 +109,9 @@ export class Executor {
       // (40 µs against 90 µs for a chunk of 8 specs and its answer).
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // A process group of its own: a stop signal sent to the worker's (systemd stopping it,
-      // Ctrl-C in its terminal) is the worker's to act on — it drains, waiting for the task
-      // here — and must not end the task under it. It still dies with its worker (pdeathsig);
-      // without setpriv nothing would make sure of that, so it stays in the worker's group.
-      detached: SETPRIV !== undefined,
+      // In the worker's process group and session (not detached): a session of its own would
+      // be a scheduler autogroup of its own too, where its nice value weighs nothing against
+      // the worker's and the masters'. A stop signal to the group it ignores (executor-main).
     });
     // At once: the value survives setpriv's exec of node, and what user code starts inherits it.
     lowerPriority(this.child.pid);
