@@ -49,7 +49,8 @@ export type ToMaster =
    */
   | { t: 'report'; reports: TaskReport[]; resent?: true }
   /**
-   * These assignments have begun here (sent for those still running a moment after they came):
+   * These assignments have begun here (sent for those still running a moment after they were
+   * handed to an executor):
    * were this worker lost now, the loss would count against them (rules.ts, rules 4).
    */
   | { t: 'began'; tasks: TaskRef[] }

@@ -15,7 +15,8 @@ process.on('disconnect', () => process.exit(0));
 // A stop signal sent to the worker's whole process group (systemd stopping it, Ctrl-C in its
 // terminal) is the worker's to act on: it drains, and the task running here is one it waits
 // for. The worker ends this process itself (SIGKILL), or its own end does (pdeathsig). Only an
-// executor still starting, before this line, dies of such a signal: its task runs again.
+// executor still starting, before this line, dies of such a signal: its task fails, and is
+// retried.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
 captureOutput();
 confineSignals();

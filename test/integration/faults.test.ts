@@ -297,7 +297,7 @@ describe('a worker sent SIGTERM while it runs tasks', () => {
       50,
     );
     // Once the first four run in their processes, on both workers (the leader is told 50 ms
-    // on): a process still starting dies of the signal, and its task runs again.
+    // on): a process still starting dies of the signal, and its task is retried.
     await waitFor('the tasks to have begun', async () => (await begun(m)) >= 4 || undefined, 20_000, 50);
     c.kill(leaving, 'SIGTERM');
     const code = await Promise.race([leaving.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
