@@ -603,6 +603,10 @@ export async function untilJobStatus(
 
 // ---------------------------------------------------------------- several masters
 
+/** Attempts the leader at `m` was told workers began (`weir_worker_tasks_begun_total`). */
+export const tasksBegun = async (m: { url: string }): Promise<number> =>
+  Number(/^weir_worker_tasks_begun_total (\d+)/m.exec((await http('GET', `${m.url}/metrics`)).text)?.[1] ?? NaN);
+
 /**
  * The GET /cluster/status body of one master (undefined when it does not answer); `headers`:
  * a token, on a cluster with a secret.

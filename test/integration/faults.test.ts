@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cluster,
+  tasksBegun,
   allJobs,
   http,
   submitJob,
@@ -37,10 +38,6 @@ const childrenOf = (ppid: number): number[] =>
     .filter((d) => /^\d+$/.test(d))
     .map(Number)
     .filter((pid) => statOf(pid)?.[1] === String(ppid));
-
-/** Attempts the leader `m` was told workers began (the `began` frames it read). */
-const begun = async (m: MasterProc) =>
-  Number(/^weir_worker_tasks_begun_total (\d+)/m.exec((await http('GET', `${m.url}/metrics`)).text)?.[1] ?? NaN);
 
 /** Running, not gone nor a zombie waiting to be reaped. */
 const alive = (pid: number): boolean => {
@@ -298,7 +295,7 @@ describe('a worker sent SIGTERM while it runs tasks', () => {
     );
     // Once the first four run in their processes, on both workers (the leader is told 50 ms
     // on): a process still starting dies of the signal, and its task is retried.
-    await waitFor('the tasks to have begun', async () => (await begun(m)) >= 4 || undefined, 20_000, 50);
+    await waitFor('the tasks to have begun', async () => (await tasksBegun(m)) >= 4 || undefined, 20_000, 50);
     c.kill(leaving, 'SIGTERM');
     const code = await Promise.race([leaving.exited, new Promise((r) => setTimeout(() => r('still running'), 20_000))]);
     expect(code, c.tail(leaving)).toBe(0);

@@ -11,6 +11,7 @@ import { decodeToWorker, encode } from '../../src/protocol/worker-channel.js';
 import type { TaskRef } from '../../src/protocol/task-ref.js';
 import {
   Cluster,
+  tasksBegun,
   clusterStatus,
   http,
   submitJob,
@@ -185,10 +186,6 @@ describe('a rolling upgrade to newer rules', () => {
   });
 });
 
-/** Attempts the leader `m` was told workers began (the `began` frames it read). */
-const begun = async (m: MasterProc) =>
-  Number(/^weir_worker_tasks_begun_total (\d+)/m.exec((await http('GET', `${m.url}/metrics`)).text)?.[1] ?? NaN);
-
 /**
  * A worker of the test's own: registers on `m`, opens its channel, says hello, takes the first
  * assignment, tells the leader it began it if asked to (and waits until the leader read that),
@@ -215,9 +212,13 @@ async function takeAndDrop(m: MasterProc, o: { tellBegan: boolean }): Promise<Ta
     const a = await assigned;
     const ref = { job_id: a.job_id, idx: a.idx, attempt: a.attempt };
     if (o.tellBegan) {
-      const before = await begun(m);
+      const before = await tasksBegun(m);
       socket.send(encode({ t: 'began', tasks: [ref] }));
-      await waitFor('the leader to read the began frame', async () => (await begun(m)) > before || undefined, 10_000);
+      await waitFor(
+        'the leader to read the began frame',
+        async () => (await tasksBegun(m)) > before || undefined,
+        10_000,
+      );
     }
     return ref;
   } finally {
@@ -260,7 +261,11 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
         20_000,
       );
       // Killed once it has told the leader it began the task (a loss counts against that only).
-      await waitFor(`worker ${i + 1} to say it began the task`, async () => (await begun(m)) > i || undefined, 20_000);
+      await waitFor(
+        `worker ${i + 1} to say it began the task`,
+        async () => (await tasksBegun(m)) > i || undefined,
+        20_000,
+      );
       await c.stop(w, 'SIGKILL');
       if (i < MAX_WORKER_LOSSES - 1) {
         await waitFor(
