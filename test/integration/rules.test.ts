@@ -1,5 +1,5 @@
 // The rules by which masters apply commands (src/state/rules.ts), with real processes
-// (addresses 127.0.0.194–200 belong to this file). A cluster moves to newer rules only once
+// (addresses 127.0.0.194–200 and 105–108 belong to this file). A cluster moves to newer rules only once
 // every master has said it knows them, as a rolling upgrade ends; from rules 2 on, a batch task
 // whose workers keep being lost under it fails instead of taking the next worker down too, and
 // from rules 4 only a worker that said it began the task counts.
@@ -11,6 +11,7 @@ import { decodeToWorker, encode } from '../../src/protocol/worker-channel.js';
 import type { TaskRef } from '../../src/protocol/task-ref.js';
 import {
   Cluster,
+  freePorts,
   tasksBegun,
   clusterStatus,
   http,
@@ -19,6 +20,7 @@ import {
   untilAgreedLeader,
   untilJobStatus,
   waitFor,
+  type Json,
   type MasterProc,
   type WorkerProc,
 } from '../helpers/cluster.js';
@@ -334,5 +336,64 @@ describe(`a batch task whose workers are lost under it ${MAX_WORKER_LOSSES} time
     const id = await submitJob(m.url, { name: 'after', type: 'batch', config: { operation: 'noop' } });
     await untilJobStatus(m.url, id, 'completed', 20_000);
     await untilJobStatus(m.url, dropped, 'completed', 20_000);
+  });
+});
+
+describe('a worker lost after the leader that heard it begin a task was killed', () => {
+  const hosts = ['127.0.0.105', '127.0.0.106', '127.0.0.107'];
+  const masters: MasterProc[] = [];
+  const urls = () => masters.filter((m) => m.exitCode === undefined).map((m) => m.url);
+
+  beforeAll(async () => {
+    const ports = await freePorts(hosts);
+    const peers = hosts.map((h, i) => `http://${h}:${ports[i]}`).join(',');
+    masters.push(
+      ...(await Promise.all(hosts.map((h, i) => c.master(h, { port: ports[i]!, args: ['--peers', peers] })))),
+    );
+  }, 60_000);
+
+  it('counts against the task all the same: the new leader learns what it runs from its hello', async () => {
+    /** The master of `urls()` that `agreed` names leader. */
+    const leading = (agreed: { leaderId: number; statuses: Json[] }, among: string[]) =>
+      masters.find((m) => m.url === among[agreed.statuses.findIndex((x) => x.current_node_id === agreed.leaderId)])!;
+    const before = urls();
+    // The highest id leads once the hand-over is done (a task begun before it would be heard
+    // by a leader about to step down).
+    const first = await untilAgreedLeader(before, { leaderId: 107, timeoutMs: 30_000 });
+    const leader = leading(first, before);
+    const w = await c.worker('127.0.0.108', leader, { maxTasks: 1, masters: urls() });
+    const id = await submitJob(leader.url, {
+      name: 'long',
+      type: 'batch',
+      config: { operation: 'sleep', ms: 60_000, task_count: 1, max_retries: 5 },
+    });
+    await waitFor(
+      'the leader to hear the task begin',
+      async () => (await tasksBegun(leader)) >= 1 || undefined,
+      20_000,
+    );
+    await c.stop(leader, 'SIGKILL');
+    const after = urls();
+    const next = await untilAgreedLeader(after, { leaderId: 106, minTerm: first.term + 1, timeoutMs: 30_000 });
+    const nextUrl = leading(next, after).url;
+    // Its channel open on the new leader, the hello that opened it said what it runs.
+    await waitFor(
+      'the worker to reach the new leader',
+      async () => {
+        const s = (await http('GET', `${w.url}/api/status`)).json;
+        return (s?.connected && s.master === nextUrl) || undefined;
+      },
+      30_000,
+    );
+    await c.stop(w, 'SIGKILL');
+    const task = await waitFor(
+      'the task to wait for its next attempt',
+      async () => {
+        const t = (await http('GET', `${nextUrl}/api/jobs/${id}/tasks`)).json?.tasks?.[0];
+        return t?.status === 'pending' ? t : undefined;
+      },
+      20_000,
+    );
+    expect(task).toMatchObject({ losses: 1, failures: 0 });
   });
 });
