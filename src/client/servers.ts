@@ -4,9 +4,7 @@ import { nodeIdFromIpv4 } from '../common/address.js';
 import { parseDuration, parseRetention } from '../common/duration.js';
 import { loadNodeTls, schemeOf, type NodeTls } from '../common/tls.js';
 import { parsePeerEntry } from '../master/discovery.js';
-import { MasterNode } from '../master/master-node.js';
 import { parseBytes } from '../master/space-alarm.js';
-import { WorkerNode } from '../worker/worker-node.js';
 import { defaultRights } from '../worker/executor-pool.js';
 import type { TaskRights } from '../worker/executor-rules.js';
 import { checkKeyClosed, lookUpUser } from '../worker/executor-user.js';
@@ -102,6 +100,8 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     .filter(Boolean)
     .map((entry) => parsePeerEntry(entry, schemeOf(tls)));
   const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${host}-${p}`);
+  // Each kind of node loads only its own code (a worker has no use for fastify's swagger).
+  const { MasterNode } = await import('../master/master-node.js');
   const node = await MasterNode.start({
     id,
     host,
@@ -207,6 +207,7 @@ export async function runWorker(f: WorkerFlags, masters: string[]): Promise<void
     );
   }
   const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/worker-${f.host}-${p}`);
+  const { WorkerNode } = await import('../worker/worker-node.js');
   const node = await WorkerNode.start({
     host: f.host,
     port: p,

@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+// No schema here: executors import these constants, and TypeBox costs each one ~0.1 s to
+// load (task-log-schema.ts has the wire schemas).
 
 /** Where a line of user code's output was written. */
 export type LogStream = 'stdout' | 'stderr';
@@ -33,12 +34,3 @@ export const LOG_CUT_MARKER = `[weir: log cut at ${LOG_CAP_BYTES / 1048576} MiB]
 
 /** The line that stands for lines the masters dropped while their disk was full. */
 export const LOG_DROPPED_MARKER = '[weir: log lines dropped: the cluster is out of space (no_space)]';
-
-export const LogLineSchema = Type.Object({
-  stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
-  at: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
-  // The marker lines are short; a line of text is at most MAX_LOG_LINE_CHARS.
-  text: Type.String({ maxLength: MAX_LOG_LINE_CHARS }),
-});
-
-export const LogLinesSchema = Type.Array(LogLineSchema, { maxItems: MAX_LOG_LINES });

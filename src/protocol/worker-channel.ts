@@ -4,7 +4,8 @@ import { jsonNestsDeeper, MAX_NESTING } from './nesting.js';
 import { newCodec } from './msgpack.js';
 import { TaskErrorSchema, TaskRefSchema, WireId, type TaskError, type TaskRef } from './task-ref.js';
 import type { PlacedInstance, TaskSpec } from './task-spec.js';
-import { LogLinesSchema, type LogLine } from './task-log.js';
+import type { LogLine } from './task-log.js';
+import { LogLinesSchema } from './task-log-schema.js';
 import { TokenFrameSchema, type TokenFrame } from './token-frame.js';
 
 /**

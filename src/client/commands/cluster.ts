@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { checkBackup } from '../../state/backup-file.js';
 import { mintToken, type Role } from '../../common/auth.js';
 
 /** Roles a person mints tokens for; nodes mint their own `peer` tokens from the secret. */
@@ -45,6 +44,8 @@ export function clusterCommands(program: Command, ctx: CliContext): void {
     .action(async (file: string) => {
       const dest = resolve(file);
       if (!existsSync(dirname(dest))) throw new CliError(`cannot write ${dest}: its directory does not exist`);
+      // SQLite is loaded by this command alone: the others start without it.
+      const { checkBackup } = await import('../../state/backup-file.js');
       const info = await ctx.sdk().backup(dest, (partial) => {
         try {
           return checkBackup(partial);

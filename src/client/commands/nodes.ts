@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../cli-context.js';
-import { runDev } from '../dev.js';
-import { runMaster, runWorker } from '../servers.js';
 
 // `--tls-ca` is listed for --help; its value never reaches commander, which gets the line
 // without the options that may stand anywhere (see extractGlobalArgs).
 const TLS_CA_HELP = 'verify the other nodes against this CA and present --tls-cert to them (mutual TLS)';
+
+/**
+ * A node's code (fastify, SQLite, the executors' pool…) is loaded only by the command that runs
+ * one: every other command starts in a fraction of the time (see test/integration/cli-start).
+ */
+const servers = () => import('../servers.js');
 
 /** `weir master`, `weir worker`, `weir dev`: the commands that run nodes. */
 export function nodeCommands(program: Command, ctx: CliContext): void {
@@ -28,7 +32,7 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'serve https/wss only, with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
     .option('--tls-ca <file>', TLS_CA_HELP)
-    .action(async (f) => runMaster({ ...f, tlsCa: ctx.global.tlsCa }));
+    .action(async (f) => (await servers()).runMaster({ ...f, tlsCa: ctx.global.tlsCa }));
 
   program
     .command('worker')
@@ -47,12 +51,12 @@ export function nodeCommands(program: Command, ctx: CliContext): void {
     .option('--executor-user <user>', 'run tasks as this user (the worker runs as root); see Security in the README')
     .action(async (f) => {
       const tls = { ...f, tlsCa: ctx.global.tlsCa };
-      return runWorker(tls, ctx.masterUrls(tls.tlsCert !== undefined ? 'https' : 'http'));
+      return (await servers()).runWorker(tls, ctx.masterUrls(tls.tlsCert !== undefined ? 'https' : 'http'));
     });
 
   program
     .command('dev')
     .description('a local cluster (3 masters, 2 workers) with data under ./data')
     .option('--tls', 'serve https: a throwaway CA and certificates under ./data/tls (needs openssl)')
-    .action(async (f: { tls?: boolean }) => runDev({ tls: f.tls === true }));
+    .action(async (f: { tls?: boolean }) => (await import('../dev.js')).runDev({ tls: f.tls === true }));
 }

@@ -1,7 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { badRequest, noLeader, notFound } from '../../common/errors.js';
 import { commit } from '../cluster-log.js';
-import { LOG_DROPPED_MARKER, LogLinesSchema, type LogLine } from '../../protocol/task-log.js';
+import { LOG_DROPPED_MARKER, type LogLine } from '../../protocol/task-log.js';
+import { LogLinesSchema } from '../../protocol/task-log-schema.js';
 import { ID_PATTERN } from '../../common/ids.js';
 import { isStreamConfig } from '../../protocol/stream-job.js';
 import { instancesOf } from '../../stream/topology.js';
