@@ -8,6 +8,7 @@ import type { Member, Message, NodeId } from './core/types.js';
 import { refusedFrames } from '../protocol/checked-decode.js';
 import { decodeFrame, encodeFrame } from './peer-frame.js';
 import type { Inbound, Snapshot, Transport } from './ports.js';
+import { PeerAnnouncements } from './peer-announcements.js';
 import { SnapshotReceiver, SnapshotSender, type SnapshotChunk } from './snapshot-stream.js';
 import { ReconnectingSocket, wsUrl } from '../common/reconnecting-socket.js';
 import { SocketToken, countedOutcomes, type TokenAuthority } from '../common/socket-token.js';
@@ -147,14 +148,8 @@ export class PeerTransport implements Transport {
   private readonly sending = new Map<NodeId, SnapshotSender | CopyAwaited>();
   private readonly receiver: SnapshotReceiver;
   private transfers = Date.now();
-  /** The state versions peers announced on their links (absent: a Weir that announces none). */
-  private readonly stateVersions = new Map<NodeId, number>();
-  /**
-   * The rules each peer's live links announced (undefined: a link that announced none). A
-   * peer's rules are the newest of its live links': a stray link opened with its token and no
-   * header (a fuzzer, a tool) lowers nothing, and what a process announced goes with its links.
-   */
-  private readonly rulesByLink = new Map<NodeId, Map<WebSocket, number | undefined>>();
+  /** The versions peers announced on their links to this master (peer-announcements.ts). */
+  private readonly announced = new PeerAnnouncements<WebSocket>();
   private rulesJudge: ((peer: NodeId, announced: number | undefined) => string | undefined) | undefined;
 
   constructor(
@@ -289,24 +284,20 @@ export class PeerTransport implements Transport {
    * is not a reason.
    */
   cannotInstall(to: NodeId): string | undefined {
-    const theirs = this.stateVersions.get(to);
+    const theirs = this.announced.state(to);
     const ours = this.versions?.state;
     if (theirs === undefined || ours === undefined || theirs >= ours) return undefined;
     return `master ${to} runs an older Weir: it reads states up to version ${theirs}, and this master's is version ${ours}; upgrade it, and it catches up`;
   }
 
-  /** The rules `peer` announced on its link: undefined if it announced none, or has not linked. */
+  /** The rules `peer` announced on its links: undefined if it announced none, or has not linked. */
   announcedRules(peer: NodeId): number | undefined {
-    let newest: number | undefined;
-    for (const v of this.rulesByLink.get(peer)?.values() ?? []) {
-      if (v !== undefined && (newest === undefined || v > newest)) newest = v;
-    }
-    return newest;
+    return this.announced.rules(peer);
   }
 
   /** Whether `peer` has a link open to this master now (and so has said what it knows). */
   linked(peer: NodeId): boolean {
-    return (this.rulesByLink.get(peer)?.size ?? 0) > 0;
+    return this.announced.linked(peer);
   }
 
   /**
@@ -330,15 +321,11 @@ export class PeerTransport implements Transport {
   }
 
   private noteVersions(from: NodeId, socket: WebSocket, headers: IncomingHttpHeaders): void {
-    noteVersion(this.stateVersions, from, headers[STATE_VERSION_HEADER]);
-    const rules = parseVersion(headers[RULES_VERSION_HEADER]);
-    let links = this.rulesByLink.get(from);
-    if (!links) this.rulesByLink.set(from, (links = new Map()));
-    links.set(socket, rules);
-    socket.on('close', () => {
-      links.delete(socket);
-      if (links.size === 0 && this.rulesByLink.get(from) === links) this.rulesByLink.delete(from);
+    this.announced.opened(from, socket, {
+      state: parseVersion(headers[STATE_VERSION_HEADER]),
+      rules: parseVersion(headers[RULES_VERSION_HEADER]),
     });
+    socket.on('close', () => this.announced.closed(from, socket));
   }
 
   /**
@@ -461,11 +448,4 @@ class CopyAwaited {
 /** A version a peer announced in a header: a plain integer, or none. */
 function parseVersion(header: string | string[] | undefined): number | undefined {
   return typeof header === 'string' && /^[0-9]{1,9}$/.test(header) ? Number(header) : undefined;
-}
-
-/** Notes a version a peer announced; one that announced none is forgotten. */
-function noteVersion(into: Map<NodeId, number>, from: NodeId, header: string | string[] | undefined): void {
-  const v = parseVersion(header);
-  if (v === undefined) into.delete(from);
-  else into.set(from, v);
 }
