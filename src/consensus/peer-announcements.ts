@@ -10,9 +10,12 @@ export interface Announced {
 
 /**
  * The versions other masters announced on their links to this one, kept per live link. A
- * peer's version is the newest its live links announced: a stray link opened in its name (a
- * tool, a fuzzer, anyone holding its token) with an older, garbage or no header lowers
- * nothing, whichever opened last, and what a process announced goes with its links.
+ * peer's version is the newest its live links announced: beside its own link, a stray one
+ * opened in its name (a tool, a fuzzer, anyone holding its token) with an older, garbage or no
+ * header lowers nothing, whichever opened last. What a process announced goes with its links,
+ * and a link from a process that is gone ends once it has been silent a while (the transport
+ * closes it: SILENT_LINK_MS in peer-transport.ts), so a peer back on an older Weir is taken at
+ * its word soon after.
  *
  * A peer's rules are forgotten with its last link (one not linked has said nothing, and is held
  * back until it has). Its state version is kept until it links again: snapshots go over this
@@ -32,11 +35,18 @@ export class PeerAnnouncements<Link> {
     const links = this.live.get(peer);
     if (!links?.has(link)) return;
     if (links.size === 1) {
-      this.lastState.set(peer, this.state(peer));
+      const state = this.state(peer);
+      if (state === undefined) this.lastState.delete(peer);
+      else this.lastState.set(peer, state);
       this.live.delete(peer);
     } else {
       links.delete(link);
     }
+  }
+
+  /** Forgets what peers no longer in the configuration announced, once their links are gone. */
+  keepOnly(members: ReadonlySet<NodeId>): void {
+    for (const peer of this.lastState.keys()) if (!members.has(peer)) this.lastState.delete(peer);
   }
 
   /** Whether `peer` has a link open to this master now (and so has said what it knows). */

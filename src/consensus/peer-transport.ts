@@ -28,6 +28,13 @@ const MAX_QUEUED = 256;
 /** Past this much unsent data the peer is too slow: drop rather than grow memory. */
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 const PING_MS = 500;
+/**
+ * An incoming link nothing came over for this long is closed: a live master sends at least a
+ * ping every PING_MS on an idle link, so this one's process is gone without a word (its host
+ * crashed, or the network dropped it), or it is no master's. Until then it would hold a socket
+ * and speak for its peer (the versions it announced, see peer-announcements.ts).
+ */
+export const SILENT_LINK_MS = 20 * PING_MS;
 export const PEER_PATH = '/raft/stream';
 /**
  * The newest version of the state a master can install, announced when it opens its link: a
@@ -142,6 +149,8 @@ export class PeerTransport implements Transport {
   private joiningVia: ReadonlySet<NodeId> | undefined;
   /** Links other masters opened to this one, by the node_id their tokens carry. */
   private readonly incoming = new Map<WebSocket, NodeId>();
+  /** Every incoming link, and when anything last came over it (see SILENT_LINK_MS). */
+  private readonly heardOn = new Map<WebSocket, { peer: NodeId | undefined; at: number }>();
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
   /** The snapshot being streamed to each peer: one at a time, never restarted while it runs. */
@@ -166,6 +175,7 @@ export class PeerTransport implements Transport {
     this.pingFrame = encodeFrame({ from: selfId, addr: selfAddress, ping: true });
     this.pinger = setInterval(() => {
       for (const l of this.links.values()) l.pingIfIdle(this.pingFrame);
+      this.closeSilentLinks();
     }, PING_MS);
     this.pinger.unref();
     this.receiver = new SnapshotReceiver(handlers.receivingFile, log);
@@ -184,6 +194,7 @@ export class PeerTransport implements Transport {
     const wanted = new Map(this.learned);
     for (const m of members) if (m.id !== this.selfId) wanted.set(m.id, m.address);
     wanted.delete(this.selfId);
+    this.announced.keepOnly(new Set(wanted.keys()));
     for (const [id, link] of this.links) {
       if (wanted.get(id) !== link.address) {
         link.close();
@@ -363,11 +374,15 @@ export class PeerTransport implements Transport {
       socket,
       countedOutcomes(peerLinkTokens, this.log, 'a peer link', { peer: sender }),
     );
+    const heard = { peer: Number.isSafeInteger(sender) ? sender : undefined, at: Date.now() };
+    this.heardOn.set(socket, heard);
     socket.on('close', () => {
       token.stop();
       this.incoming.delete(socket);
+      this.heardOn.delete(socket);
     });
     socket.on('message', (data: Buffer) => {
+      heard.at = Date.now();
       const decoded = decodeFrame(data);
       let why = 'error' in decoded ? decoded.error : '';
       const frame = 'frame' in decoded ? decoded.frame : undefined;
@@ -399,6 +414,17 @@ export class PeerTransport implements Transport {
       this.handlers.onFrame({ msgs: frame.msgs ?? [] });
     });
     socket.on('error', () => socket.close());
+  }
+
+  private closeSilentLinks(): void {
+    const before = Date.now() - SILENT_LINK_MS;
+    for (const [socket, { peer, at }] of this.heardOn) {
+      if (at >= before) continue;
+      this.heardOn.delete(socket);
+      this.log.info({ peer: peer ?? null, silent_ms: Date.now() - at }, 'closing a silent peer link');
+      // No closing handshake: the other end is most likely gone, and would not answer one.
+      socket.terminate();
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { MAX_WORKER_LOSSES, RULES_VERSION } from '../../src/state/rules.js';
+import { SILENT_LINK_MS } from '../../src/consensus/peer-transport.js';
 import { decodeToWorker, encode } from '../../src/protocol/worker-channel.js';
 import type { TaskRef } from '../../src/protocol/task-ref.js';
 import {
@@ -185,6 +186,31 @@ describe('a rolling upgrade to newer rules', () => {
     } finally {
       stray.close();
     }
+  });
+
+  it('closes a link in a member’s name that goes silent, as one whose host died would: it speaks for the member no longer', async () => {
+    const leader = set.procs.get(196)!;
+    // A live master sends a ping at least every 0.5 s on an idle link; this one sends nothing.
+    const silent = new WebSocket(`${leader.url.replace('http', 'ws')}/raft/stream`, {
+      headers: { 'x-weir-node-id': '195', 'x-weir-state-version': '1', 'x-weir-rules-version': '1' },
+    });
+    const closed = new Promise<number>((resolve) => silent.once('close', (code) => resolve(code)));
+    await new Promise((resolve, reject) => {
+      silent.once('open', resolve);
+      silent.once('error', reject);
+    });
+    const opened = Date.now();
+    expect(await closed).toBe(1006); // cut, without a closing handshake
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(SILENT_LINK_MS - 1_000);
+    expect(c.log(leader)).toMatch(/"peer":195,"silent_ms":\d+,"msg":"closing a silent peer link"/);
+    // Master 195's own link, which pings, is still there: it follows on.
+    await submitRetrying(leader.url, { name: 'after-silence', type: 'batch', config: { operation: 'noop' } });
+    const commit = (await clusterStatus(leader.url)).commit_index as number;
+    await waitFor(
+      'master 195 to apply what the leader committed',
+      async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
+      10_000,
+    );
   });
 });
 

@@ -70,4 +70,23 @@ describe('the versions a peer announced on its links', () => {
     a.closed(PEER, 'own');
     expect([a.linked(PEER), a.state(PEER), a.linked(196)]).toEqual([false, 7, true]);
   });
+
+  it('forget the state version of a peer no longer in the configuration, once its links are gone', () => {
+    const a = new PeerAnnouncements<string>();
+    a.opened(PEER, 'own', v(7, 4));
+    a.opened(196, 'other', v(9, 6));
+    a.closed(PEER, 'own');
+    a.closed(196, 'other');
+    a.keepOnly(new Set([196]));
+    expect([a.state(PEER), a.state(196)]).toEqual([undefined, 9]);
+  });
+
+  it('keep nothing for a peer whose links announced nothing', () => {
+    const a = new PeerAnnouncements<string>();
+    a.opened(PEER, 'old', v(7, 4));
+    a.closed(PEER, 'old');
+    a.opened(PEER, 'older Weir', v(undefined, undefined));
+    a.closed(PEER, 'older Weir');
+    expect(a.state(PEER)).toBeUndefined();
+  });
 });
