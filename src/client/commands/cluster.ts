@@ -44,7 +44,7 @@ export function clusterCommands(program: Command, ctx: CliContext): void {
     .action(async (file: string) => {
       const dest = resolve(file);
       if (!existsSync(dirname(dest))) throw new CliError(`cannot write ${dest}: its directory does not exist`);
-      // SQLite is loaded by this command alone: the others start without it.
+      // Of the client commands, this one alone loads SQLite (to check the copy it received).
       const { checkBackup } = await import('../../state/backup-file.js');
       const info = await ctx.sdk().backup(dest, (partial) => {
         try {

@@ -7,7 +7,7 @@ const TLS_CA_HELP = 'verify the other nodes against this CA and present --tls-ce
 
 /**
  * A node's code (fastify, SQLite, the executors' pool…) is loaded only by the command that runs
- * one: every other command starts in a fraction of the time (see test/integration/cli-start).
+ * one: every other command starts in a fraction of the time (test/unit/startup-imports.test.ts).
  */
 const servers = () => import('../servers.js');
 
