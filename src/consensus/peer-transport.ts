@@ -151,6 +151,8 @@ export class PeerTransport implements Transport {
   private readonly incoming = new Map<WebSocket, NodeId>();
   /** Every incoming link, and when anything last came over it (see SILENT_LINK_MS). */
   private readonly heardOn = new Map<WebSocket, { peer: NodeId | undefined; at: number }>();
+  /** When the last sweep for silent links ran (see closeSilentLinks). */
+  private lastSweep = Date.now();
   private readonly pingFrame: Buffer;
   private readonly pinger: NodeJS.Timeout;
   /** The snapshot being streamed to each peer: one at a time, never restarted while it runs. */
@@ -417,11 +419,18 @@ export class PeerTransport implements Transport {
   }
 
   private closeSilentLinks(): void {
-    const before = Date.now() - SILENT_LINK_MS;
+    const now = Date.now();
+    const late = now - this.lastSweep > 2 * PING_MS;
+    this.lastSweep = now;
+    // A sweep this late means this master's own loop stalled (a long GC, a paused VM): what its
+    // peers sent meanwhile waits unread in its sockets, and a timer runs before the reads on
+    // the turn after a stall, so every link would look silent. The next sweep, after them, judges.
+    if (late) return;
+    const before = now - SILENT_LINK_MS;
     for (const [socket, { peer, at }] of this.heardOn) {
       if (at >= before) continue;
       this.heardOn.delete(socket);
-      this.log.info({ peer: peer ?? null, silent_ms: Date.now() - at }, 'closing a silent peer link');
+      this.log.info({ peer: peer ?? null, silent_ms: now - at }, 'closing a silent peer link');
       // No closing handshake: the other end is most likely gone, and would not answer one.
       socket.terminate();
     }

@@ -49,6 +49,16 @@ const olderWeir = (): string =>
 describe('a rolling upgrade to newer rules', () => {
   const OLD = 194;
   const set = new MastersOnDisk(c, ['127.0.0.194', '127.0.0.195', '127.0.0.196'], [194, 195, 196], []);
+
+  /** Waits for master 195 to apply all that `leader` committed so far: it follows on. */
+  async function untilAppliedBy195(leader: MasterProc): Promise<void> {
+    const commit = (await clusterStatus(leader.url)).commit_index as number;
+    await waitFor(
+      'master 195 to apply what the leader committed',
+      async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
+      10_000,
+    );
+  }
   let olderBin: string;
   const rulesOf = async (m: MasterProc) => (await clusterStatus(m.url)).rules_version as number;
   const allRules = () => Promise.all(set.running().map(rulesOf));
@@ -150,12 +160,7 @@ describe('a rolling upgrade to newer rules', () => {
     );
     try {
       await submitRetrying(leader.url, { name: 'garbage-headers', type: 'batch', config: { operation: 'noop' } });
-      const commit = (await clusterStatus(leader.url)).commit_index as number;
-      await waitFor(
-        'master 195 to apply what the leader committed',
-        async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
-        10_000,
-      );
+      await untilAppliedBy195(leader);
       expect(await allRules()).toEqual([RULES_VERSION, RULES_VERSION, RULES_VERSION]);
       expect(leader.exitCode).toBeUndefined();
     } finally {
@@ -177,12 +182,7 @@ describe('a rolling upgrade to newer rules', () => {
       for (let i = 0; i < 3; i++) {
         await submitRetrying(leader.url, { name: `stray-${i}`, type: 'batch', config: { operation: 'noop' } });
       }
-      const commit = (await clusterStatus(leader.url)).commit_index as number;
-      await waitFor(
-        'master 195 to apply what the leader committed',
-        async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
-        10_000,
-      );
+      await untilAppliedBy195(leader);
     } finally {
       stray.close();
     }
@@ -205,12 +205,30 @@ describe('a rolling upgrade to newer rules', () => {
     expect(c.log(leader)).toMatch(/"peer":195,"silent_ms":\d+,"msg":"closing a silent peer link"/);
     // Master 195's own link, which pings, is still there: it follows on.
     await submitRetrying(leader.url, { name: 'after-silence', type: 'batch', config: { operation: 'noop' } });
-    const commit = (await clusterStatus(leader.url)).commit_index as number;
-    await waitFor(
-      'master 195 to apply what the leader committed',
-      async () => ((await clusterStatus(set.procs.get(195)!.url)).last_applied as number) >= commit || undefined,
-      10_000,
-    );
+    await untilAppliedBy195(leader);
+  });
+  it('takes no link for silent over its own stall: a master stopped past the limit keeps its peers’ links when it runs again', async () => {
+    const leader = set.procs.get(196)!;
+    const stopped = set.procs.get(195)!;
+    const closedFor195 = () =>
+      c.log(leader).match(/"peer":195,"silent_ms":\d+,"msg":"closing a silent peer link"/g)?.length ?? 0;
+    const before = closedFor195();
+    c.kill(stopped, 'SIGSTOP');
+    let logFrom: number;
+    try {
+      // Its peers' pings pile up unread meanwhile; the leader, rightly, closes its silent link.
+      await waitFor(
+        'the leader to close the stopped master’s link',
+        () => closedFor195() > before || undefined,
+        20_000,
+      );
+    } finally {
+      logFrom = c.log(stopped).length; // taken while it is stopped: nothing of its waking is before
+      c.kill(stopped, 'SIGCONT');
+    }
+    await submitRetrying(leader.url, { name: 'after-stall', type: 'batch', config: { operation: 'noop' } });
+    await untilAppliedBy195(leader);
+    expect(c.log(stopped).slice(logFrom)).not.toMatch(/closing a silent peer link/);
   });
 });
 
