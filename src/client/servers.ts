@@ -100,7 +100,7 @@ export async function runMaster(f: MasterFlags): Promise<void> {
     .filter(Boolean)
     .map((entry) => parsePeerEntry(entry, schemeOf(tls)));
   const dataDir = resolve(f.dataDir ?? process.env.WEIR_DATA_DIR ?? `data/master-${host}-${p}`);
-  // Each kind of node loads only its own code (a worker has no use for fastify's swagger).
+  // Each kind of node loads only its own code (a worker has no use for Raft or the state database).
   const { MasterNode } = await import('../master/master-node.js');
   const node = await MasterNode.start({
     id,

@@ -23,7 +23,7 @@ export interface Announced {
  */
 export class PeerAnnouncements<Link> {
   private readonly live = new Map<NodeId, Map<Link, Announced>>();
-  private readonly lastState = new Map<NodeId, number | undefined>();
+  private readonly lastState = new Map<NodeId, number>();
 
   opened(peer: NodeId, link: Link, announced: Announced): void {
     let links = this.live.get(peer);
