@@ -69,11 +69,23 @@ export function tailLog(child: Child, lines = 15): string {
   }
 }
 
+/**
+ * The same module of other builds a side-by-side run loaded (`--against DIR`): each keeps its
+ * own children and temp dirs, and is torn down with this one's.
+ */
+const otherBuilds: { cleanup?: typeof cleanup; killAllNow?: typeof killAllNow }[] = [];
+
+export function tearDownWithThis(procsOfOtherBuild: (typeof otherBuilds)[number]): void {
+  // A DIR that is this very build gives this module back.
+  if (procsOfOtherBuild.cleanup !== cleanup) otherBuilds.push(procsOfOtherBuild);
+}
+
 /** Stops every child still running, then removes the temp dirs unless `keepDirs`; returns those kept. */
 export async function cleanup(keepDirs = false): Promise<string[]> {
   await Promise.all([...children].map((c) => stopChild(c)));
   const dirs = [...tempDirs];
   tempDirs.clear();
+  for (const other of otherBuilds.splice(0)) dirs.push(...((await other.cleanup?.(keepDirs)) ?? []));
   if (keepDirs) return dirs;
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   return [];
@@ -82,6 +94,7 @@ export async function cleanup(keepDirs = false): Promise<string[]> {
 /** Last resort when the bench exits without `cleanup()`: no process outlives it. */
 export function killAllNow(): void {
   for (const c of children) c.proc.kill('SIGKILL');
+  for (const other of otherBuilds) other.killAllNow?.();
 }
 
 function isFree(port: number, host: string): Promise<boolean> {

@@ -7,14 +7,20 @@ import { Agent, Pool, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { makeCertificates } from '../src/client/dev-certs.js';
 import { mintToken } from '../src/common/auth.js';
 import { cpuSeconds, treeCpuSeconds } from './proc-cpu.js';
-import { freePortBlock, makeTempDir, startChild, stopChild, waitUntil, type Child } from './procs.js';
+import { freePortBlock, makeTempDir, startChild, stopChild, tearDownWithThis, waitUntil, type Child } from './procs.js';
 import { mapLimit } from './stats.js';
 
 const WEIR_BIN = new URL('../../bin/weir.js', import.meta.url).pathname;
 
 /** This module as another build of Weir has it (DIR: a checkout with dist/ built), for side-by-side runs. */
-export const benchOfBuild = async (dir: string): Promise<typeof import('./weir.js')> =>
-  (await import(pathToFileURL(join(dir, 'dist', 'bench', 'weir.js')).href)) as typeof import('./weir.js');
+export async function benchOfBuild(dir: string): Promise<typeof import('./weir.js')> {
+  const other = (await import(pathToFileURL(join(dir, 'dist', 'bench', 'weir.js')).href)) as typeof import('./weir.js');
+  // Its clusters' processes and temp dirs are that build's module's to track: torn down with ours.
+  tearDownWithThis(
+    (await import(pathToFileURL(join(dir, 'dist', 'bench', 'procs.js')).href)) as typeof import('./procs.js'),
+  );
+  return other;
+}
 
 /**
  * With WEIR_BENCH_SECRET set (`latency --secret`), the clusters run with it as JWT_SECRET and
