@@ -86,6 +86,40 @@ describe('what each process loads at start', () => {
     expect(loaded.filter((p) => [...NODE_LIBRARIES, 'undici', 'jose'].includes(p))).toEqual([]);
   });
 
+  it('a node whose code cannot load (a broken install) makes `weir master` say so in one line and exit 1', async () => {
+    // Loaded now when the command runs, a failure to load is the command's error, not a crash.
+    const failing = `data:text/javascript,${encodeURIComponent(`
+      import { register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(\`
+        export async function resolve(specifier, context, next) {
+          if (specifier.endsWith('master-node.js')) throw new Error('cannot load ' + specifier);
+          return next(specifier, context);
+        }\`));
+    `)}`;
+    const data = mkdtempSync(join(dir, 'master-'));
+    const r = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        failing,
+        join(ROOT, 'bin/weir.js'),
+        'master',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '9',
+        '--data-dir',
+        data,
+      ],
+      { timeout: 30_000 },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^weir: cannot load .*master-node\.js$/)]);
+  });
+
   it('a master loads them: the tracer tells them apart', async () => {
     const t = traced();
     await promisify(execFile)(
