@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `weir` executable: the compiled CLI (built by `npm install` through `prepare`).
-import { main } from '../dist/src/client/cli.js';
+// The `weir` executable: the CLI, bundled with the nodes it starts (`npm install` builds it,
+// through `prepare`; see scripts/bundle-nodes.mjs).
+import { main } from '../dist/bundle/cli.js';
 
 const code = await main(process.argv.slice(2));
 // Servers (master, worker, dev) keep running; a client command exits with its code.

@@ -1,12 +1,12 @@
 import { logLineFormatter } from './log-lines.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
+import { installRoot } from '../common/install-root.js';
 import { makeCertificates } from './dev-certs.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/weir.js', import.meta.url));
+const BIN = join(installRoot(), 'bin', 'weir.js');
 
 interface Member {
   name: string;

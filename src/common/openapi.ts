@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES } from './errors.js';
 import { ERROR_REPLIES } from './http-errors.js';
+import { installRoot } from './install-root.js';
 
 interface RouteSchema {
   response?: Record<string, unknown>;
@@ -53,7 +55,7 @@ export const OPENAPI_PATH = '/openapi.json';
 export const DOCS_PREFIX = '/docs';
 
 const version = (): string => {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(join(installRoot(), 'package.json'), 'utf8')) as {
     version: string;
   };
   return pkg.version;

@@ -1,3 +1,4 @@
+import { installRoot } from '../common/install-root.js';
 import { trace, tracing } from '../common/trace.js';
 import { realpathSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -122,7 +123,7 @@ interface Chunk {
 
 /** The executor's own code, which it must read whatever the roots of user code are. */
 export function codeRoots(): string[] {
-  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const root = installRoot();
   const roots = [join(root, 'dist'), join(root, 'node_modules'), join(root, 'package.json')];
   for (const p of [...roots]) {
     try {
@@ -135,7 +136,11 @@ export function codeRoots(): string[] {
   return roots;
 }
 
-/** The compiled entry of an executor process. */
+/**
+ * The compiled entry of an executor process, beside this module: dist/src/worker/ when run
+ * from tsc's output, dist/bundle/ when run from the bundle (scripts/bundle-nodes.mjs puts it
+ * beside every chunk).
+ */
 export const EXECUTOR_ENTRY = fileURLToPath(new URL('./executor-main.js', import.meta.url));
 
 /**

@@ -2,10 +2,10 @@ import fastifyStatic from '@fastify/static';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { WeirError } from '../../common/errors.js';
 import { ID_PATTERN } from '../../common/ids.js';
+import { installRoot } from '../../common/install-root.js';
 import { TokenExpiry } from '../../common/token-expiry.js';
 import type { LiveFeed, Subscriber } from '../live-feed.js';
 import { rawReply } from '../reply-schemas.js';
@@ -14,18 +14,10 @@ import { rawReply } from '../reply-schemas.js';
 export const DASHBOARD_PAGES = ['/', '/jobs/:job_id'] as const;
 export const DASHBOARD_ASSETS = '/assets/';
 
-/**
- * The built dashboard (`npm run build` bundles ui/ into dist/dashboard/): found from this
- * file upwards, so the master serves it whether it runs from dist/ or from the sources.
- */
-export function dashboardDir(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const built = join(dir, 'dist', 'dashboard');
-      return existsSync(join(built, 'index.html')) ? built : undefined;
-    }
-    if (dirname(dir) === dir) return undefined;
-  }
+/** The built dashboard (`npm run build` bundles ui/ into dist/dashboard/), if it was built. */
+export function dashboardDir(root = installRoot()): string | undefined {
+  const built = join(root, 'dist', 'dashboard');
+  return existsSync(join(built, 'index.html')) ? built : undefined;
 }
 
 // The page loads nothing from elsewhere and runs no inline script; style attributes set from

@@ -10,7 +10,7 @@ export type Fetch = typeof fetch;
 let undici: Promise<{ fetch: typeof import('undici').fetch; agent: (ca: string) => Agent }> | undefined;
 
 function loadUndici() {
-  return (undici ??= import('undici').then((u) => {
+  return (undici ??= import('./cluster-undici.js').then((u) => {
     const agents = new Map<string, Agent>();
     return {
       fetch: u.fetch,
