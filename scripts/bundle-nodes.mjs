@@ -4,8 +4,8 @@
 // a third of the CPU. Every `import()` stays a chunk of its own, so a client command still loads
 // no server code (test/unit/startup-imports.test.ts). dist/src/ stays as it is, for the SDK.
 import { build } from 'esbuild';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,7 +33,6 @@ const EXTERNAL = [
  */
 const CHECKED_DIRNAME = ['undici'];
 
-rmSync(out, { recursive: true, force: true });
 const result = await build({
   entryPoints: {
     cli: join(root, 'dist/src/client/cli.js'),
@@ -56,16 +55,20 @@ const result = await build({
   // Read only under `node --enable-source-maps`: stack traces then name the TypeScript sources.
   sourcemap: 'linked',
   metafile: true,
+  // Written only once the checks below pass: a bundle that fails them never runs.
+  write: false,
   logLevel: 'warning',
 });
+const text = new Map(result.outputFiles.map((f) => [relative(root, f.path), f.text]));
 
 const packageOf = (path) => path.match(/node_modules\/((@[^/]+\/)?[^/]+)/)?.[1];
 
-// A package imported with import() becomes a file of its own that exports a CommonJS package's
+// A CommonJS package imported with import() becomes a file of its own that exports the package's
 // exports as `default` alone, unlike Node: import a module of ours that re-exports it instead.
 const split = Object.values(result.metafile.outputs)
-  .map((o) => o.entryPoint && packageOf(o.entryPoint))
-  .filter(Boolean);
+  .map((o) => o.entryPoint)
+  .filter((e) => e && packageOf(e) && result.metafile.inputs[e]?.format === 'cjs')
+  .map(packageOf);
 if (split.length > 0) {
   console.error(
     `bundle-nodes: ${split.join(', ')} imported with import(): import a module that re-exports what is used (see src/worker/tasks/cluster-undici.ts)`,
@@ -73,12 +76,14 @@ if (split.length > 0) {
   process.exit(1);
 }
 
-// esbuild heads each module it bundles with a comment naming its file (in unminified output).
+// esbuild heads each module it bundles with a comment naming its file (in unminified output):
+// a line is the package's whose header came last, or ours.
+const inputs = new Set(Object.keys(result.metafile.inputs));
 const unsafe = new Set();
 for (const file of Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'))) {
   let from;
-  for (const line of readFileSync(join(root, file), 'utf8').split('\n')) {
-    if (line.startsWith('// ')) from = packageOf(line) ?? from;
+  for (const line of text.get(file).split('\n')) {
+    if (line.startsWith('// ') && inputs.has(line.slice(3))) from = packageOf(line);
     else if (
       /\b__(dirname|filename)\b/.test(line) &&
       !/^\s*(\*|\/\/|\/\*)/.test(line) &&
@@ -94,6 +99,9 @@ if (unsafe.size > 0) {
   );
   process.exit(1);
 }
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+for (const [file, body] of text) writeFileSync(join(root, file), body);
 // Which sources each file of the bundle holds: the specs read it to tell what a process loads.
 writeFileSync(join(out, 'meta.json'), JSON.stringify(result.metafile));
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));

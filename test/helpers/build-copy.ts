@@ -28,6 +28,7 @@ export function buildCopy(dir: string, patches: readonly Patch[]): string {
     if (!source.includes(p.at)) throw new Error(`${file} no longer has ${JSON.stringify(p.at)}: update the spec`);
     writeFileSync(file, source.replace(p.at, p.change(p.at)));
   }
-  if (patches.length > 0) execFileSync(process.execPath, [join(dir, 'scripts/bundle-nodes.mjs')], { stdio: 'ignore' });
+  // A failure throws with what the script said.
+  if (patches.length > 0) execFileSync(process.execPath, [join(dir, 'scripts/bundle-nodes.mjs')], { stdio: 'pipe' });
   return join(dir, 'bin', 'weir.js');
 }
