@@ -1,10 +1,10 @@
 // Bundles what `weir` runs (the CLI and the nodes it starts, and the executor a worker forks)
 // into dist/bundle/, from tsc's output in dist/src/. A master loading ~1,000 files one by one
 // spent most of its start resolving, statting and reading them: bundled, a node starts on about
-// a third of the CPU. Every `import()` stays a chunk of its own, so a client command still loads
+// two thirds of the CPU. Every `import()` stays a chunk of its own, so a client command still loads
 // no server code (test/unit/startup-imports.test.ts). dist/src/ stays as it is, for the SDK.
 import { build } from 'esbuild';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,26 +12,30 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'bundle');
 
 /**
- * Packages left to be loaded from node_modules, because they find their own files at run
- * time: native addons, pino's transports (run in worker threads, by path), the docs page's
- * assets, @fastify/swagger's reading of its package.json.
+ * Packages left to be loaded from node_modules: native addons (found by their own loaders),
+ * and pino with its transports, which run files of theirs in worker threads.
  */
-const EXTERNAL = [
-  'better-sqlite3',
-  'msgpackr-extract',
-  'pino',
-  'pino-pretty',
-  'thread-stream',
-  '@fastify/swagger',
-  '@fastify/swagger-ui',
-];
+const EXTERNAL = ['better-sqlite3', 'msgpackr-extract', 'pino', 'pino-pretty', 'thread-stream'];
 
 /**
- * Bundled packages that name __dirname or __filename, each checked to only test for it
- * (`typeof __filename !== 'undefined'`): in an ES module bundle neither exists, and a package
- * that reads a file beside itself must be in EXTERNAL.
+ * A bundled module that names __dirname or __filename (the docs page's assets, a package
+ * reading its package.json) gets its own, as in node_modules, where it still lies: an ES module
+ * bundle has neither. Found from the bundle's own place when it runs, so the install may move.
  */
-const CHECKED_DIRNAME = ['undici'];
+const ownPaths = {
+  name: 'own-paths',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!/\b__(dirname|filename)\b/.test(source)) return undefined;
+      const file = JSON.stringify(relative(out, args.path));
+      return {
+        contents: `var __filename = __weirBundled(${file}), __dirname = __weirDirname(__filename);${source}`,
+        loader: 'js',
+      };
+    });
+  },
+};
 
 const result = await build({
   entryPoints: {
@@ -50,12 +54,19 @@ const result = await build({
   external: EXTERNAL,
   // Bundled CommonJS packages require Node's own modules; an ES module has no `require`.
   banner: {
-    js: "import { createRequire as __weirRequire } from 'node:module'; const require = __weirRequire(import.meta.url);",
+    js: [
+      "import { createRequire as __weirRequire } from 'node:module';",
+      "import { dirname as __weirDirname, join as __weirJoin } from 'node:path';",
+      'const require = __weirRequire(import.meta.url);',
+      "import { fileURLToPath as __weirFileURLToPath } from 'node:url';",
+      'const __weirBundled = (path) => __weirJoin(__weirDirname(__weirFileURLToPath(import.meta.url)), path);',
+    ].join(' '),
   },
+  plugins: [ownPaths],
   // Read only under `node --enable-source-maps`: stack traces then name the TypeScript sources.
   sourcemap: 'linked',
   metafile: true,
-  // Written only once the checks below pass: a bundle that fails them never runs.
+  // Written only once the check below passes: a bundle that fails it never runs.
   write: false,
   logLevel: 'warning',
 });
@@ -76,29 +87,6 @@ if (split.length > 0) {
   process.exit(1);
 }
 
-// esbuild heads each module it bundles with a comment naming its file (in unminified output):
-// a line is the package's whose header came last, or ours.
-const inputs = new Set(Object.keys(result.metafile.inputs));
-const unsafe = new Set();
-for (const file of Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'))) {
-  let from;
-  for (const line of text.get(file).split('\n')) {
-    if (line.startsWith('// ') && inputs.has(line.slice(3))) from = packageOf(line);
-    else if (
-      /\b__(dirname|filename)\b/.test(line) &&
-      !/^\s*(\*|\/\/|\/\*)/.test(line) &&
-      from &&
-      !CHECKED_DIRNAME.includes(from)
-    )
-      unsafe.add(from);
-  }
-}
-if (unsafe.size > 0) {
-  console.error(
-    `bundle-nodes: ${[...unsafe].join(', ')} name __dirname or __filename, which a bundle does not have: add them to EXTERNAL in scripts/bundle-nodes.mjs (or, if they only test for it, to CHECKED_DIRNAME)`,
-  );
-  process.exit(1);
-}
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 for (const [file, body] of text) writeFileSync(join(root, file), body);
