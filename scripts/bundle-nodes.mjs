@@ -4,7 +4,7 @@
 // two thirds of the CPU. Every `import()` stays a chunk of its own, so a client command still loads
 // no server code (test/unit/startup-imports.test.ts). dist/src/ stays as it is, for the SDK.
 import { build } from 'esbuild';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -87,11 +87,31 @@ if (split.length > 0) {
   process.exit(1);
 }
 
-rmSync(out, { recursive: true, force: true });
+// `weir` must find whole code however the build ends (a full disk, a kill): each file is written
+// aside and renamed into place, the chunks before the entries that import them. The previous
+// build's files stay, for processes started from it that have a lazily loaded part still to
+// load; the build's before it, and anything a stopped build left, are removed.
+const META = join(out, 'meta.json');
+const ENTRIES = new Set(['cli', 'executor-main'].flatMap((e) => [`${e}.js`, `${e}.js.map`]));
+const filesOf = (meta) => Object.keys(meta.outputs).map((f) => relative(out, join(root, f)));
+let previous = [];
+try {
+  previous = filesOf(JSON.parse(readFileSync(META, 'utf8')));
+} catch {
+  // no build before, or one that stopped before it named its files: nothing to keep
+}
+const put = (path, body) => {
+  writeFileSync(`${path}.${process.pid}.tmp`, body);
+  renameSync(`${path}.${process.pid}.tmp`, path);
+};
 mkdirSync(out, { recursive: true });
-for (const [file, body] of text) writeFileSync(join(root, file), body);
+const files = [...text].map(([file, body]) => [relative(out, join(root, file)), body]);
+for (const [file, body] of files) if (!ENTRIES.has(file)) put(join(out, file), body);
 // Which sources each file of the bundle holds: the specs read it to tell what a process loads.
-writeFileSync(join(out, 'meta.json'), JSON.stringify(result.metafile));
+put(META, JSON.stringify(result.metafile));
+for (const [file, body] of files) if (ENTRIES.has(file)) put(join(out, file), body);
+const keep = new Set(['meta.json', ...files.map(([file]) => file), ...previous]);
+for (const file of readdirSync(out)) if (!keep.has(file)) rmSync(join(out, file), { force: true });
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
 const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
 console.log(`bundle-nodes: ${outputs.length} files, ${(bytes / 2 ** 20).toFixed(1)} MiB in dist/bundle/`);
