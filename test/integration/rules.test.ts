@@ -202,7 +202,11 @@ describe('a rolling upgrade to newer rules', () => {
     const opened = Date.now();
     expect(await closed).toBe(1006); // cut, without a closing handshake
     expect(Date.now() - opened).toBeGreaterThanOrEqual(SILENT_LINK_MS - 1_000);
-    expect(c.log(leader)).toMatch(/"peer":195,"silent_ms":\d+,"msg":"closing a silent peer link"/);
+    // The line is written as the link is cut, but a log's writes are asynchronous: it may land
+    // just after the socket's close has reached this side.
+    await waitFor('the leader to log the silent link it closed', () =>
+      /"peer":195,"silent_ms":\d+,"msg":"closing a silent peer link"/.test(c.log(leader)),
+    );
     // Master 195's own link, which pings, is still there: it follows on.
     await submitRetrying(leader.url, { name: 'after-silence', type: 'batch', config: { operation: 'noop' } });
     await untilAppliedBy195(leader);
