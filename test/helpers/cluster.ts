@@ -525,6 +525,23 @@ export class Cluster {
     }
   }
 
+  /** Polls a log until `pattern` (a string: a substring) is in it: a log's writes are asynchronous. */
+  async waitForLog(p: Proc, pattern: RegExp | string, what?: string): Promise<string> {
+    const has = (log: string) => (typeof pattern === 'string' ? log.includes(pattern) : log.search(pattern) !== -1);
+    try {
+      const found = await waitFor(
+        `${p.name} (pid ${p.pid}) to log ${String(pattern)}${what ? ` (${what})` : ''}`,
+        () => {
+          const log = this.log(p);
+          return has(log) ? { log } : undefined;
+        },
+      );
+      return found.log;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${p.name}'s log ends with:\n${this.tail(p)}`);
+    }
+  }
+
   /** The last lines of a process's log, for failure messages. */
   tail(p: Proc, lines = 40): string {
     try {

@@ -187,7 +187,7 @@ describe('weir master --restore', () => {
       30_000,
     );
     // Its log starts after the backup's position: the state came as a snapshot.
-    expect(c.log(joiner)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(joiner, /installed a snapshot from the leader/);
 
     // Either master makes a backup: the leader (a follower forwards), or itself when asked so.
     for (const url of [restored.url, joiner.url]) {

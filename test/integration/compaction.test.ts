@@ -105,6 +105,8 @@ describe('a master joining while the leader writes and compacts', () => {
       await writer;
       const target = (await clusterStatus(leader.url)).commit_index as number;
       await untilConverged(urls, target, 60_000);
+      await c.waitForLog(leader, /"msg":"sent a snapshot"/);
+      await c.waitForLog(joiner, /installed a snapshot from the leader/);
       const sent = c.log(leader).match(/"msg":"sent a snapshot"/g) ?? [];
       const installed = c.log(joiner).match(/installed a snapshot from the leader/g) ?? [];
       expect(installed.length).toBe(1);

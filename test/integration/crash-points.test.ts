@@ -189,7 +189,7 @@ describe.skipIf(!canMount)('a lone master whose disk fills in the middle of purg
     );
     await waitFor('the alarm to go off', async () => (await alarms(m))?.length === 0, 15_000);
     expect(m.exitCode).toBeUndefined();
-    expect(c.log(m).match(/master started/g)).toHaveLength(1);
+    expect((await c.waitForLog(m, /master started/)).match(/master started/g)).toHaveLength(1);
     const k = await http('GET', `${m.url}/api/jobs/${kept}`);
     expect(k.json).toMatchObject({ name: 'kept', progress: { total: 3 } });
     expect(

@@ -188,7 +188,7 @@ describe('a worker that heartbeats but never reports', () => {
     await untilJobStatus(m.url, job, 'completed', 60_000);
     const [task] = (await http('GET', `${m.url}/api/jobs/${job}/tasks`)).json.tasks as Json[];
     expect(task).toMatchObject({ status: 'completed', attempt: 2, failures: 1, worker_id: replacementId });
-    expect(c.log(m)).toMatch(/lease expired: failing the attempt/);
+    await c.waitForLog(m, /lease expired: failing the attempt/);
     const metrics = (await http('GET', `${m.url}/metrics`)).text;
     expect(metrics).toMatch(/^weir_leases_expired_total 1$/m);
   }, 120_000);

@@ -261,7 +261,7 @@ describe('three masters, one worker, the default retention', () => {
       () => !existsSync(join(follower.dataDir, 'uploads', id)),
       30_000,
     );
-    expect(c.log(follower)).toContain('asked the leader to delete an upload no job read within the retention');
+    await c.waitForLog(follower, 'asked the leader to delete an upload no job read within the retention');
     const late = await http('POST', `${leader.url}/api/jobs`, {
       name: 'late',
       type: 'batch',
@@ -376,9 +376,12 @@ describe('three masters, one worker, the default retention', () => {
     );
     const gone = Date.now() - t0;
     const termAfter = (await http('GET', `${leader.url}/cluster/status`)).json.term;
-    const purged = masters
-      .flatMap((m) => c.log(m).split('\n'))
-      .find((l) => l.includes("purged a deleted job's rows") && l.includes(`"seq":${seq},`));
+    // The line follows the last slice, and a log's writes are asynchronous: polled for, not read once.
+    const purged = await waitFor(`a master to log the purge of seq ${seq}`, () =>
+      masters
+        .flatMap((m) => c.log(m).split('\n'))
+        .find((l) => l.includes("purged a deleted job's rows") && l.includes(`"seq":${seq},`)),
+    ).catch(() => undefined);
     console.log(
       `delete of a 100,001-task job on 3 masters: 204 after ${acked} ms, rows gone everywhere after ${gone} ms; term ${termBefore} → ${termAfter}; leader: ${purged ?? '(no purge line)'}`,
     );
@@ -529,7 +532,7 @@ describe('one master with --retention 2s', () => {
     expect(up.status, up.text).toBe(201);
     const id = up.json.upload_id as string;
     await waitFor('the unclaimed upload to be deleted', () => !existsSync(join(m.dataDir, 'uploads', id)), 20_000);
-    expect(c.log(m)).toContain('deleted an upload no job read within the retention');
+    await c.waitForLog(m, 'deleted an upload no job read within the retention');
     const late = await http('POST', `${m.url}/api/jobs`, {
       name: 'late',
       type: 'batch',

@@ -130,7 +130,7 @@ describe("a master that must fetch a newer leader's snapshot", () => {
       30_000,
     );
     expect(c.log(leader)).toMatch(new RegExp(`master ${OLD} runs an older Weir`));
-    expect(c.log(restarted)).toMatch(/the state database is behind the compacted log/);
+    await c.waitForLog(restarted, /the state database is behind the compacted log/);
     // Still up and answering, with a state of its own version, behind the others.
     const status = await clusterStatus(restarted.url);
     expect(status.leader_id).toBe(156);
@@ -180,7 +180,7 @@ describe("a master that must fetch a newer leader's snapshot", () => {
       commit,
       60_000,
     );
-    expect(c.log(upgraded)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(upgraded, /installed a snapshot from the leader/);
     expect(stateVersion(upgraded)).toBe(schemaVersion() + 1);
   });
 });

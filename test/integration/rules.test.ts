@@ -102,7 +102,7 @@ describe('a rolling upgrade to newer rules', () => {
       async () => (await allRules()).every((v) => v === RULES_VERSION) || undefined,
       30_000,
     );
-    expect(c.log(set.procs.get(196)!)).toMatch(/every master knows newer rules: the cluster applies them from now on/);
+    await c.waitForLog(set.procs.get(196)!, /every master knows newer rules: the cluster applies them from now on/);
   });
 
   it('sends a master restarted on an older Weir no entries of the log, and says why: it would apply them its own way', async () => {

@@ -79,8 +79,8 @@ describe('a follower whose state.db is lost after the log was compacted', () => 
     const restarted = await startMaster(231, false);
     const applied = await caughtUp();
     expect(applied).toBeGreaterThan(60);
-    expect(c.log(restarted)).toMatch(/the state database is behind the compacted log/);
-    expect(c.log(restarted)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(restarted, /the state database is behind the compacted log/);
+    await c.waitForLog(restarted, /installed a snapshot from the leader/);
     // It answers for jobs it never applied itself.
     const jobs = (await http('GET', `${restarted.url}/api/jobs?limit=1000`)).json;
     expect(JSON.stringify(jobs)).toContain('while-down-29');
@@ -99,8 +99,8 @@ describe('a follower whose state.db is overwritten with garbage', () => {
     const aside = readdirSync(f.dataDir).filter((n) => n.startsWith('state.db.corrupt-') && !/-(wal|shm)$/.test(n));
     expect(aside).toHaveLength(1);
     expect(statSync(join(f.dataDir, aside[0]!)).size).toBe(64 * 1024);
-    expect(c.log(restarted)).toMatch(/state\.db could not be read: moved it aside/);
-    expect(c.log(restarted)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(restarted, /state\.db could not be read: moved it aside/);
+    await c.waitForLog(restarted, /installed a snapshot from the leader/);
   });
 });
 
@@ -132,7 +132,7 @@ describe('a state of tens of MB', () => {
     expect(tempFiles(receiving).length).toBeGreaterThan(0);
     const restarted = await startMaster(231, false);
     await caughtUp();
-    expect(c.log(restarted)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(restarted, /installed a snapshot from the leader/);
     // The half transfer was removed at boot; the completed one renamed into place.
     await waitFor('no snapshot temp files on the follower', () => tempFiles(restarted).length === 0, 10_000);
     expect(existsSync(join(f.dataDir, 'state.db'))).toBe(true);
@@ -162,7 +162,7 @@ describe('a state of tens of MB', () => {
       `snapshot of ${(bytes / 2 ** 20).toFixed(1)} MiB; the sending master's RSS ${(leaderRssBefore / 1024).toFixed(0)} MiB before, ${(rssAfter / 1024).toFixed(0)} MiB after`,
     );
     expect(bytes).toBeGreaterThan(10 * 1024 * 1024); // many 1 MiB chunks
-    expect(c.log(fourth)).toMatch(/installed a snapshot from the leader/);
+    await c.waitForLog(fourth, /installed a snapshot from the leader/);
     // Generous: the whole snapshot held in memory several times over would exceed it.
     expect(rssAfter - leaderRssBefore).toBeLessThan(512 * 1024);
   });
