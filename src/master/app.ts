@@ -13,7 +13,7 @@ import {
   socketErrors,
 } from '../common/http-errors.js';
 import { installJsonBodies } from '../common/json-bodies.js';
-import { validatorCompiler } from '../common/http-validation.js';
+import { schemaCompilers, validatorCompiler } from '../common/http-validation.js';
 import { routeAuthority } from '../common/socket-token.js';
 import { refuseUnverifiedClients } from '../common/tls.js';
 import { PEER_PATH, type PeerTransport } from '../consensus/peer-transport.js';
@@ -48,6 +48,7 @@ export interface AppOptions {
 export async function buildApp(ctx: MasterContext, opts: AppOptions): Promise<FastifyInstance> {
   // Request lines are info-level noise at thousands a second; the edge logs warnings up.
   const app = Fastify({
+    ...schemaCompilers,
     bodyLimit: BODY_LIMIT,
     clientErrorHandler: clientErrors,
     loggerInstance: ctx.log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,

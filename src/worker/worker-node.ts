@@ -22,7 +22,7 @@ import {
   socketErrors,
 } from '../common/http-errors.js';
 import { installJsonBodies } from '../common/json-bodies.js';
-import { validatorCompiler } from '../common/http-validation.js';
+import { schemaCompilers, validatorCompiler } from '../common/http-validation.js';
 import { StreamRuntime, type InstanceMetrics } from './stream/runtime.js';
 import { linkTokens } from './stream/links.js';
 import { HttpClient } from '../common/http-client.js';
@@ -211,6 +211,7 @@ export class WorkerNode {
     );
 
     const app = Fastify({
+      ...schemaCompilers,
       bodyLimit: BODY_LIMIT,
       clientErrorHandler: clientErrors,
       loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) as FastifyBaseLogger,
