@@ -46,6 +46,8 @@ export class Janitor {
   constructor(
     private readonly consensus: ClusterConsensus,
     private readonly queries: LifecycleQueries,
+    /** The rules the state is applied by: pruning deleted uploads came with rules 3. */
+    private readonly rules: { rulesVersion(): number },
     private readonly uploads: LocalUploads,
     /** --retention in ms; 0 keeps finished jobs, dead workers and unclaimed uploads for ever. */
     private readonly retentionMs: number,
@@ -159,7 +161,7 @@ export class Janitor {
 
   /** On the leader: forgets deleted uploads recorded longer ago than they are kept (rules 3). */
   private async pruneDeletedUploads(): Promise<void> {
-    if (this.queries.rulesVersion() < PRUNES_DELETED_UPLOADS_FROM) return;
+    if (this.rules.rulesVersion() < PRUNES_DELETED_UPLOADS_FROM) return;
     const before = Date.now() - deletedUploadsKeptMs(this.retentionMs);
     // Asked first through the index: an entry every sweep with nothing to prune would grow the log.
     if (!this.queries.deletedUploadsBefore(before)) return;

@@ -425,7 +425,7 @@ export class MasterNode {
     consensus.onApplied(appliedEffects(scheduler, jobWatch, metrics));
     const retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS;
     const lifecycle = new LifecycleQueries(state);
-    const janitor = new Janitor(consensus, lifecycle, uploads, retentionMs, log, forgetUploadAtLeader);
+    const janitor = new Janitor(consensus, lifecycle, queries, uploads, retentionMs, log, forgetUploadAtLeader);
     consensus.onApplied(janitor.onApplied);
     const live = new LiveFeed(queries, consensus, registry);
     consensus.onApplied(live.changes.onApplied);

@@ -1,5 +1,4 @@
 import type { Database } from 'better-sqlite3';
-import { FIRST_RULES } from './rules.js';
 
 /**
  * What the retention sweep and the clean-up of deleted jobs ask of the state database: each
@@ -49,11 +48,6 @@ export class LifecycleQueries {
     return this.s.deletedUploadBefore.get(before) !== undefined;
   }
 
-  /** The rules the state is applied by (rules.ts). */
-  rulesVersion(): number {
-    return (this.s.rulesVersion.get() as { value: number } | undefined)?.value ?? FIRST_RULES;
-  }
-
   /** Whether the upload belonged to jobs that are all deleted (its copies may go). */
   uploadDeleted(uploadId: string): boolean {
     return this.s.deletedUpload.get(uploadId) !== undefined;
@@ -77,7 +71,6 @@ function prepare(db: Database) {
     ),
     deletedUpload: st(`SELECT 1 FROM deleted_uploads WHERE upload_id = ?`),
     deletedUploadBefore: st(`SELECT 1 FROM deleted_uploads WHERE at < ? LIMIT 1`),
-    rulesVersion: st(`SELECT value FROM meta WHERE key = 'rules_version'`),
     uploadReader: st(`SELECT 1 FROM jobs WHERE upload_id = ? LIMIT 1`),
   };
 }

@@ -11,6 +11,7 @@ import { normalizeBatchConfig } from '../../src/ops/batch-config.js';
 import { PURGE_SLICE_ROWS } from '../../src/state/apply.js';
 import type { Command, Results } from '../../src/state/commands.js';
 import { LifecycleQueries } from '../../src/state/lifecycle-queries.js';
+import { Queries } from '../../src/state/queries.js';
 import type { StateMachine } from '../../src/state/state-machine.js';
 import { registerWorkerCommand, stateEachTest, submitJobCommand } from '../helpers/state.js';
 
@@ -76,10 +77,18 @@ afterEach(() => {
 });
 
 const newJanitor = (retentionMs: number) =>
-  (janitor = new Janitor(consensus, new LifecycleQueries(sm), uploads, retentionMs, log, async (id) => {
-    askedLeader.push(id);
-    await consensus.propose({ type: 'forgetUpload', at: Date.now(), upload_id: id });
-  }));
+  (janitor = new Janitor(
+    consensus,
+    new LifecycleQueries(sm),
+    new Queries(sm),
+    uploads,
+    retentionMs,
+    log,
+    async (id) => {
+      askedLeader.push(id);
+      await consensus.propose({ type: 'forgetUpload', at: Date.now(), upload_id: id });
+    },
+  ));
 
 /** A job that reads upload `id`. */
 const reader = (job_id: string, id: string) =>
