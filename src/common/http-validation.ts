@@ -2,11 +2,19 @@ import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler, FastifyServerOptions } from 'fastify';
 
+/**
+ * `WEIR_CHECK_SCHEMAS=1` (the OpenAPI spec's nodes): every route's schemas are compiled at
+ * start, as they were before they were compiled on first use, and checked against the JSON
+ * Schema meta-schema, so a schema that would fail its route's first request fails a start
+ * in the suite instead. Without it, nothing is compiled before it is needed (see below).
+ */
+const checkAtStart = process.env.WEIR_CHECK_SCHEMAS === '1';
+
 // Bodies are JSON and must arrive with the right types; query strings and path parameters
-// are text, so numbers in them are parsed. The schemas are our own (TypeBox), not input: they
-// are not checked against the JSON Schema meta-schema at each start (compiling it took ~110 ms
-// of a master's start); the OpenAPI spec compiles every one of them against it instead.
-const AJV_OPTIONS = { useDefaults: true, allErrors: false, validateSchema: false } as const;
+// are text, so numbers in them are parsed. The schemas are our own (TypeBox), not input: the
+// meta-schema check (Ajv compiling the meta-schema took ~110 ms of a master's start) is the
+// suite's, above.
+const AJV_OPTIONS = { useDefaults: true, allErrors: false, validateSchema: checkAtStart } as const;
 const bodyAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: false });
 const textAjv = new Ajv({ ...AJV_OPTIONS, coerceTypes: true });
 
@@ -40,8 +48,9 @@ function finiteOnly(validate: ValidateFunction): Check {
   return check;
 }
 
-/** A check compiled on its first call: see `validatorCompiler`. */
+/** A check compiled on its first call (at once with WEIR_CHECK_SCHEMAS): see `validatorCompiler`. */
 function onFirstCall(compile: () => Check): Check {
+  if (checkAtStart) return compile();
   let compiled: Check | undefined;
   const check: Check = (data) => {
     compiled ??= compile();
@@ -55,7 +64,8 @@ function onFirstCall(compile: () => Check): Check {
 /**
  * The schema compiler of every Weir server. Each route's schemas are compiled on the route's
  * first request, not at start: a process serves a few of its ~100 routes, and compiling them
- * all took ~190 ms of a master's start (the first call of a route pays ~1–5 ms instead).
+ * all took ~190 ms of a master's start (a route's first request pays for its own instead:
+ * a first submit ~25 ms more).
  */
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
   httpPart === 'querystring' || httpPart === 'params'
@@ -68,6 +78,7 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
  */
 const serializersOnFirstCall: SerializerSelector.SerializerFactory = (externalSchemas, options) => {
   const build = SerializerSelector()(externalSchemas, options);
+  if (checkAtStart) return build;
   return (route) => {
     let serialize: SerializerSelector.Serializer | undefined;
     return (data) => (serialize ??= build(route))(data);
