@@ -4,10 +4,12 @@
 import { Type } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { installAuth } from '../../src/common/auth-hook.js';
 import { ERROR_REPLIES, installErrorHandlers } from '../../src/common/http-errors.js';
+import { bearer, signedToken } from '../helpers/tokens.js';
 
 /** An app as a Weir server builds it, with the compilers of a fresh load of the module. */
-async function appWith(env: string | undefined): Promise<FastifyInstance> {
+async function appWith(env: string | undefined, secret?: string): Promise<FastifyInstance> {
   vi.resetModules();
   if (env === undefined) delete process.env.WEIR_CHECK_SCHEMAS;
   else process.env.WEIR_CHECK_SCHEMAS = env;
@@ -15,6 +17,8 @@ async function appWith(env: string | undefined): Promise<FastifyInstance> {
   const app = Fastify({ ...schemaCompilers, logger: false });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app, 'master');
+  // As the servers install it: '/broken' is for clients; '/good' and '/odd', not named, for admins.
+  if (secret) installAuth(app, { 'POST /broken': { roles: ['client'] } }, secret);
   app.post(
     '/good',
     {
@@ -74,6 +78,40 @@ describe('schemas compiled on first use', () => {
       expect(r.json().error.code).toBe('internal');
     }
     expect((await app.inject({ method: 'POST', url: '/good', payload: { n: 1 } })).statusCode).toBe(200);
+  });
+});
+
+describe('what reaches a route compiled on first use', () => {
+  const SECRET = 'http-validation-secret-of-32-bytes-or-more';
+
+  it('a caller without a token, or with one of the wrong role, is refused before any schema is compiled', async () => {
+    app = await appWith(undefined, SECRET);
+    const post = async (headers: Record<string, string>) =>
+      app!.inject({ method: 'POST', url: '/broken', payload: { url: 'http://x' }, headers });
+    // The route's schema cannot compile: a 500 would mean the caller got as far as compiling it.
+    expect((await post({})).statusCode).toBe(401);
+    expect((await post(bearer(await signedToken(SECRET, { role: 'worker', worker_id: 'w' })))).statusCode).toBe(403);
+    const client = bearer(await signedToken(SECRET, { role: 'client' }));
+    expect((await app.inject({ method: 'POST', url: '/good', payload: { n: 1 }, headers: client })).statusCode).toBe(
+      403,
+    );
+    // Only a caller the route is for reaches its checks.
+    const r = await post(client);
+    expect(r.statusCode).toBe(500);
+    expect(r.json().error.code).toBe('internal');
+  });
+
+  it('a body that is no JSON, as the first request, is refused with 400, and the next is checked as usual', async () => {
+    app = await appWith(undefined);
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/good',
+      payload: '{"n": 1',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect((await app.inject({ method: 'POST', url: '/good', payload: { n: 'one' } })).statusCode).toBe(400);
+    expect((await app.inject({ method: 'POST', url: '/good', payload: { n: 1 } })).json()).toEqual({ n: 1, limit: 0 });
   });
 });
 
