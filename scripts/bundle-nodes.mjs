@@ -70,7 +70,8 @@ const result = await build({
   write: false,
   logLevel: 'warning',
 });
-const text = new Map(result.outputFiles.map((f) => [relative(root, f.path), f.text]));
+/** Each output file by its path in dist/bundle/, with its text. */
+const files = result.outputFiles.map((f) => [relative(out, f.path), f.text]);
 
 const packageOf = (path) => path.match(/node_modules\/((@[^/]+\/)?[^/]+)/)?.[1];
 
@@ -105,7 +106,6 @@ const put = (path, body) => {
   renameSync(`${path}.${process.pid}.tmp`, path);
 };
 mkdirSync(out, { recursive: true });
-const files = [...text].map(([file, body]) => [relative(out, join(root, file)), body]);
 for (const [file, body] of files) if (!ENTRIES.has(file)) put(join(out, file), body);
 // Which sources each file of the bundle holds: the specs read it to tell what a process loads.
 put(META, JSON.stringify(result.metafile));
